@@ -1,0 +1,57 @@
+# Everything goes through a local virtual environment so that a fresh clone
+# needs nothing but python3, a C++20 compiler and network access to PyPI.
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+PIP     := $(PY) -m pip
+BUILD_STAMP := $(VENV)/.build-tools
+EXTRAS  ?= test,bench,lint
+# Warnings are errors in development builds (see CMakeLists.txt).
+CMAKE_DEFS ?= -Ccmake.define.AUTOLIEN_WERROR=ON
+CXX_SOURCES = $(shell find cpp bindings fpga -name '*.cpp' -o -name '*.hpp' -o -name '*.h' 2>/dev/null)
+
+.PHONY: help install test test-fast bench bench-quick lint format clean
+
+help:
+	@echo "make test       build, install into $(VENV) and run the tests (and a quick bench smoke run)"
+	@echo "make bench      run bench/ with real timings: our kernels against their peers"
+	@echo "make lint       ruff, mypy and clang-format in check mode"
+	@echo "make format     apply ruff format and clang-format"
+
+$(BUILD_STAMP):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet "scikit-build-core>=0.10" "pybind11>=2.13"
+	touch $@
+
+# Re-runs every time: pip resolves the extras quickly when they are there and
+# scikit-build-core rebuilds incrementally in build/{wheel_tag}.
+install: $(BUILD_STAMP)
+	$(PIP) install --quiet --no-build-isolation $(CMAKE_DEFS) ".[$(EXTRAS)]"
+
+test: install
+	$(PY) -m pytest tests
+	AUTOLIEN_BENCH_QUICK=1 $(PY) -m pytest bench --benchmark-disable -q
+
+test-fast:
+	$(PY) -m pytest tests -x -q
+
+bench: install
+	$(PY) -m pytest bench --benchmark-only --benchmark-columns=min,median,mean,stddev,rounds -q
+
+bench-quick: install
+	AUTOLIEN_BENCH_QUICK=1 $(PY) -m pytest bench --benchmark-only -q
+
+lint: install
+	$(PY) -m ruff check python tests bench
+	$(PY) -m ruff format --check python tests bench
+	$(PY) -m mypy
+	$(VENV)/bin/clang-format --dry-run --Werror $(CXX_SOURCES)
+
+format: $(BUILD_STAMP)
+	$(PY) -m ruff format python tests bench
+	$(PY) -m ruff check --fix python tests bench
+	$(VENV)/bin/clang-format -i $(CXX_SOURCES)
+
+clean:
+	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks

@@ -1,0 +1,236 @@
+#include "autolien/ledger/hash.hpp"
+
+#include <atomic>
+#include <cstring>
+#include <stdexcept>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
+namespace autolien::ledger {
+
+namespace {
+
+constexpr std::uint32_t K[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+
+constexpr std::uint32_t IV[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+
+inline std::uint32_t rotr(std::uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+
+inline std::uint32_t load_be32(const std::uint8_t* p) {
+    return (std::uint32_t(p[0]) << 24) | (std::uint32_t(p[1]) << 16) | (std::uint32_t(p[2]) << 8) |
+           std::uint32_t(p[3]);
+}
+
+inline void store_be32(std::uint8_t* p, std::uint32_t v) {
+    p[0] = std::uint8_t(v >> 24);
+    p[1] = std::uint8_t(v >> 16);
+    p[2] = std::uint8_t(v >> 8);
+    p[3] = std::uint8_t(v);
+}
+
+inline void store_be64(std::uint8_t* p, std::uint64_t v) {
+    for (int i = 7; i >= 0; --i) {
+        p[i] = std::uint8_t(v);
+        v >>= 8;
+    }
+}
+
+bool detect_shani() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return false;
+    const bool ssse3 = (c >> 9) & 1u;
+    const bool sse41 = (c >> 19) & 1u;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
+        return false;
+    const bool sha = (b >> 29) & 1u;
+    return ssse3 && sse41 && sha;
+#else
+    return false;
+#endif
+}
+
+const bool g_shani_supported = detect_shani();
+
+using CompressFn = void (*)(std::uint32_t*, const std::uint8_t*, std::size_t) noexcept;
+
+std::atomic<CompressFn> g_compress{g_shani_supported ? &sha256_compress_shani
+                                                     : &sha256_compress_portable};
+
+} // namespace
+
+void sha256_compress_portable(std::uint32_t state[8], const std::uint8_t* blocks,
+                              std::size_t nblocks) noexcept {
+    std::uint32_t w[64];
+    for (std::size_t blk = 0; blk < nblocks; ++blk, blocks += 64) {
+        for (int i = 0; i < 16; ++i)
+            w[i] = load_be32(blocks + 4 * i);
+        for (int i = 16; i < 64; ++i) {
+            const std::uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
+            const std::uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
+            w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+        }
+        std::uint32_t a = state[0], b = state[1], c = state[2], d = state[3];
+        std::uint32_t e = state[4], f = state[5], g = state[6], h = state[7];
+        for (int i = 0; i < 64; ++i) {
+            const std::uint32_t S1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25);
+            const std::uint32_t ch = (e & f) ^ (~e & g);
+            const std::uint32_t t1 = h + S1 + ch + K[i] + w[i];
+            const std::uint32_t S0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22);
+            const std::uint32_t maj = (a & b) ^ (a & c) ^ (b & c);
+            const std::uint32_t t2 = S0 + maj;
+            h = g;
+            g = f;
+            f = e;
+            e = d + t1;
+            d = c;
+            c = b;
+            b = a;
+            a = t1 + t2;
+        }
+        state[0] += a;
+        state[1] += b;
+        state[2] += c;
+        state[3] += d;
+        state[4] += e;
+        state[5] += f;
+        state[6] += g;
+        state[7] += h;
+    }
+}
+
+bool sha256_shani_supported() noexcept { return g_shani_supported; }
+
+Sha256Backend sha256_backend() noexcept {
+    return g_compress.load(std::memory_order_relaxed) == &sha256_compress_shani
+               ? Sha256Backend::shani
+               : Sha256Backend::portable;
+}
+
+void sha256_set_backend(Sha256Backend backend) {
+    if (backend == Sha256Backend::shani) {
+        if (!g_shani_supported)
+            throw std::invalid_argument("backend 'shani' is not supported by this CPU");
+        g_compress.store(&sha256_compress_shani);
+    } else {
+        g_compress.store(&sha256_compress_portable);
+    }
+}
+
+std::string_view sha256_backend_name(Sha256Backend backend) noexcept {
+    return backend == Sha256Backend::shani ? "shani" : "portable";
+}
+
+void sha256_compress(std::uint32_t state[8], const std::uint8_t* blocks, std::size_t nblocks) noexcept {
+    g_compress.load(std::memory_order_relaxed)(state, blocks, nblocks);
+}
+
+Sha256::Sha256() noexcept : buf_{} { std::memcpy(state_, IV, sizeof(IV)); }
+
+void Sha256::update(const std::uint8_t* data, std::size_t len) noexcept {
+    if (len == 0)
+        return;
+    const CompressFn compress = g_compress.load(std::memory_order_relaxed);
+    total_ += len;
+    if (buf_len_ > 0) {
+        const std::size_t take = std::min<std::size_t>(64 - buf_len_, len);
+        std::memcpy(buf_ + buf_len_, data, take);
+        buf_len_ += take;
+        data += take;
+        len -= take;
+        if (buf_len_ < 64)
+            return;
+        compress(state_, buf_, 1);
+        buf_len_ = 0;
+    }
+    if (len >= 64) {
+        const std::size_t n = len / 64;
+        compress(state_, data, n);
+        data += n * 64;
+        len -= n * 64;
+    }
+    if (len > 0) {
+        std::memcpy(buf_, data, len);
+        buf_len_ = len;
+    }
+}
+
+void Sha256::final(std::uint8_t out[32]) noexcept {
+    const CompressFn compress = g_compress.load(std::memory_order_relaxed);
+    const std::uint64_t bits = total_ * 8;
+    buf_[buf_len_++] = 0x80;
+    if (buf_len_ > 56) {
+        std::memset(buf_ + buf_len_, 0, 64 - buf_len_);
+        compress(state_, buf_, 1);
+        buf_len_ = 0;
+    }
+    std::memset(buf_ + buf_len_, 0, 56 - buf_len_);
+    store_be64(buf_ + 56, bits);
+    compress(state_, buf_, 1);
+    for (int i = 0; i < 8; ++i)
+        store_be32(out + 4 * i, state_[i]);
+}
+
+void sha256(const std::uint8_t* data, std::size_t len, std::uint8_t out[32]) noexcept {
+    Sha256 h;
+    h.update(data, len);
+    h.final(out);
+}
+
+void sha256_prefixed(std::uint8_t prefix, const std::uint8_t* data, std::size_t len,
+                     std::uint8_t out[32]) noexcept {
+    // Short messages (most ledger records) are padded in place on the stack:
+    // the streaming path's buffer copies cost about as much as a block.
+    if (len + 1 + 9 <= 128) {
+        alignas(16) std::uint8_t blk[128];
+        blk[0] = prefix;
+        std::memcpy(blk + 1, data, len);
+        std::size_t used = len + 1;
+        blk[used++] = 0x80;
+        const std::size_t nblocks = used + 8 <= 64 ? 1 : 2;
+        std::memset(blk + used, 0, nblocks * 64 - 8 - used);
+        store_be64(blk + nblocks * 64 - 8, std::uint64_t(len + 1) * 8);
+        std::uint32_t st[8];
+        std::memcpy(st, IV, sizeof(IV));
+        sha256_compress(st, blk, nblocks);
+        for (int i = 0; i < 8; ++i)
+            store_be32(out + 4 * i, st[i]);
+        return;
+    }
+    Sha256 h;
+    h.update(&prefix, 1);
+    h.update(data, len);
+    h.final(out);
+}
+
+void sha256_pair(std::uint8_t prefix, const std::uint8_t* a, const std::uint8_t* b,
+                 std::uint8_t out[32]) noexcept {
+    // 65 bytes of message: block 1 = prefix|a|b[0..30], block 2 = b[31], the
+    // 0x80 pad and the 520-bit length.
+    alignas(16) std::uint8_t blk[128];
+    blk[0] = prefix;
+    std::memcpy(blk + 1, a, 32);
+    std::memcpy(blk + 33, b, 32);
+    blk[65] = 0x80;
+    std::memset(blk + 66, 0, 128 - 66 - 8);
+    store_be64(blk + 120, 65 * 8);
+    std::uint32_t st[8];
+    std::memcpy(st, IV, sizeof(IV));
+    sha256_compress(st, blk, 2);
+    for (int i = 0; i < 8; ++i)
+        store_be32(out + 4 * i, st[i]);
+}
+
+} // namespace autolien::ledger
