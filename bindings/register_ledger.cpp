@@ -175,11 +175,25 @@ void register_ledger(py::module_& m) {
         "rfc6962_node_hash",
         [](const py::object& left, const py::object& right, const std::string& hash) {
             const HashKind kind = parse_hash_kind(hash);
-            const auto l = as_hash(left, "left");
-            const auto r = as_hash(right, "right");
-            if (!l || !r)
-                throw std::invalid_argument("left and right must be 32 bytes each");
-            return to_bytes(rfc6962_node_hash(kind, *l, *r));
+            const BytesView l = BytesView::require(left, "left");
+            const BytesView r = BytesView::require(right, "right");
+            if (l.size() == 32 && r.size() == 32) {
+                Hash32 a, b;
+                std::memcpy(a.data(), l.data(), 32);
+                std::memcpy(b.data(), r.data(), 32);
+                return to_bytes(rfc6962_node_hash(kind, a, b));
+            }
+            // Inputs of other lengths (RFC 6962 hasher test vectors use them).
+            std::string buf(1 + l.size() + r.size(), '\x01');
+            std::memcpy(buf.data() + 1, l.data(), l.size());
+            std::memcpy(buf.data() + 1 + l.size(), r.data(), r.size());
+            Hash32 h;
+            const auto* p = reinterpret_cast<const std::uint8_t*>(buf.data());
+            if (kind == HashKind::sha256)
+                autolien::ledger::sha256(p, buf.size(), h.data());
+            else
+                autolien::ledger::keccak256(p, buf.size(), h.data());
+            return to_bytes(h);
         },
         py::arg("left"), py::arg("right"), py::arg("hash") = "sha256");
 

@@ -68,7 +68,11 @@ Hash32 rfc6962_empty_root(HashKind kind) noexcept {
     return out;
 }
 
-MerkleLog::MerkleLog(HashKind kind) : kind_(kind), levels_(1) {}
+MerkleLog::MerkleLog(HashKind kind) : kind_(kind), levels_(1) {
+    // 64-bit sizes never need more than 65 levels; reserving them means that
+    // growing a level never moves the others under a reference.
+    levels_.reserve(65);
+}
 
 std::uint64_t MerkleLog::size() const {
     const std::shared_lock lock(mu_);
@@ -136,7 +140,7 @@ std::pair<std::uint64_t, std::uint64_t> MerkleLog::extend(std::span<const ByteVi
             out[i] = rfc6962_leaf_hash(kind, items[i].data, items[i].size);
     });
     grow_levels_locked(old_size);
-    return {old_size, leaves.size()};
+    return {old_size, levels_[0].size()};
 }
 
 std::pair<std::uint64_t, std::uint64_t> MerkleLog::extend_leaf_hashes(std::span<const Hash32> leaves_in) {
@@ -145,7 +149,7 @@ std::pair<std::uint64_t, std::uint64_t> MerkleLog::extend_leaf_hashes(std::span<
     const std::uint64_t old_size = leaves.size();
     leaves.insert(leaves.end(), leaves_in.begin(), leaves_in.end());
     grow_levels_locked(old_size);
-    return {old_size, leaves.size()};
+    return {old_size, levels_[0].size()};
 }
 
 Hash32 MerkleLog::subtree_hash(std::uint64_t lo, std::uint64_t hi) const {
