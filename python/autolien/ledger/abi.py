@@ -83,8 +83,8 @@ def parse_type(t: str) -> AbiType:
         n = s[open_at + 1 : -1].strip()
         if n == "":
             return AbiType("array", item=inner)
-        if not n.isdigit():
-            msg = f"bad array length in type {t!r}"
+        if not n.isdigit() or int(n) == 0:
+            msg = f"bad array length in type {t!r} (fixed arrays need 1 or more items)"
             raise ValueError(msg)
         return AbiType("array", item=inner, length=int(n))
     if s.startswith("(") and s.endswith(")"):
@@ -157,7 +157,7 @@ def checksum_address(addr: bytes) -> str:
     """EIP-55 mixed-case checksum form of a 20-byte address."""
     low = addr.hex()
     digest = _core.keccak256(low.encode()).hex()
-    return "0x" + "".join(c.upper() if int(d, 16) >= 8 else c for c, d in zip(low, digest, strict=True))
+    return "0x" + "".join(c.upper() if int(d, 16) >= 8 else c for c, d in zip(low, digest[:40], strict=True))
 
 
 def _address(v: Any) -> bytes:
