@@ -64,7 +64,7 @@ std::optional<std::vector<Hash32>> as_proof(py::handle obj, const char* name) {
         const std::string elem = std::string(name) + "[" + std::to_string(i) + "]";
         auto h = as_hash(seq[i], elem.c_str());
         if (!h)
-            ok = false;  // keep scanning: a later element of the wrong type still raises
+            ok = false; // keep scanning: a later element of the wrong type still raises
         else
             out.push_back(*h);
     }
@@ -97,8 +97,8 @@ struct Batch {
 
 Batch collect(const py::handle& items) {
     Batch batch;
-    const py::list seq = PyList_Check(items.ptr()) ? py::reinterpret_borrow<py::list>(items)
-                                                   : py::list(py::iter(items));
+    const py::list seq =
+        PyList_Check(items.ptr()) ? py::reinterpret_borrow<py::list>(items) : py::list(py::iter(items));
     batch.keep.reserve(seq.size() + 1);
     batch.keep.push_back(seq);
     batch.views.reserve(seq.size());
@@ -118,7 +118,8 @@ Batch collect(const py::handle& items) {
     }
     // Pointers into `copies` are taken after it stops growing.
     for (const auto& [slot, c] : copy_slots)
-        batch.views[slot] = {reinterpret_cast<const std::uint8_t*>(batch.copies[c].data()), batch.copies[c].size()};
+        batch.views[slot] = {reinterpret_cast<const std::uint8_t*>(batch.copies[c].data()),
+                             batch.copies[c].size()};
     return batch;
 }
 
@@ -217,8 +218,8 @@ void register_ledger(py::module_& m) {
         py::kw_only(), py::arg("hash") = "sha256");
     m.def(
         "verify_consistency",
-        [](const py::object& size1, const py::object& size2, const py::object& proof,
-           const py::object& root1, const py::object& root2, const std::string& hash) {
+        [](const py::object& size1, const py::object& size2, const py::object& proof, const py::object& root1,
+           const py::object& root2, const std::string& hash) {
             const HashKind kind = parse_hash_kind(hash);
             const auto s1 = as_u64(size1, "size1");
             const auto s2 = as_u64(size2, "size2");
@@ -263,7 +264,8 @@ void register_ledger(py::module_& m) {
     py::class_<MerkleLog>(m, "MerkleLog")
         .def(py::init([](const std::string& hash) { return new MerkleLog(parse_hash_kind(hash)); }),
              py::arg("hash") = "sha256")
-        .def_property_readonly("hash", [](const MerkleLog& self) { return std::string(hash_kind_name(self.hash_kind())); })
+        .def_property_readonly(
+            "hash", [](const MerkleLog& self) { return std::string(hash_kind_name(self.hash_kind())); })
         .def_property_readonly("size", &MerkleLog::size)
         .def(
             "append",
@@ -318,8 +320,9 @@ void register_ledger(py::module_& m) {
                 std::vector<ByteView> views(n_off - 1);
                 for (std::size_t i = 0; i + 1 < n_off; ++i) {
                     if (off[i] < 0 || off[i + 1] < off[i] || off[i + 1] > total)
-                        throw std::invalid_argument("offsets must be non-decreasing and within data, bad at offsets[" +
-                                                    std::to_string(i + 1) + "]");
+                        throw std::invalid_argument(
+                            "offsets must be non-decreasing and within data, bad at offsets[" +
+                            std::to_string(i + 1) + "]");
                     views[i] = {data.data() + off[i], static_cast<std::size_t>(off[i + 1] - off[i])};
                 }
                 const py::gil_scoped_release nogil;
@@ -375,6 +378,35 @@ void register_ledger(py::module_& m) {
                 return proof_to_list(proof);
             },
             py::arg("index"), py::arg("size"))
+        .def(
+            "inclusion_proofs",
+            [](const MerkleLog& self, const py::array_t<std::int64_t, py::array::c_style>& indices,
+               long long size) {
+                if (indices.ndim() != 1)
+                    throw std::invalid_argument("indices must be 1-D");
+                const std::uint64_t s = checked_u64(size, "size");
+                const auto n = static_cast<std::size_t>(indices.shape(0));
+                std::vector<std::uint64_t> idx(n);
+                for (std::size_t k = 0; k < n; ++k) {
+                    if (indices.data()[k] < 0)
+                        throw std::out_of_range("indices[" + std::to_string(k) + "] must be >= 0");
+                    idx[k] = static_cast<std::uint64_t>(indices.data()[k]);
+                }
+                std::vector<Hash32> hashes;
+                std::vector<std::uint64_t> offsets;
+                {
+                    const py::gil_scoped_release nogil;
+                    self.inclusion_proofs(idx, s, hashes, offsets);
+                }
+                py::array_t<std::uint8_t> flat({static_cast<py::ssize_t>(hashes.size()), py::ssize_t{32}});
+                if (!hashes.empty())
+                    std::memcpy(flat.mutable_data(), hashes.data(), hashes.size() * 32);
+                py::array_t<std::int64_t> offs(static_cast<py::ssize_t>(offsets.size()));
+                std::memcpy(offs.mutable_data(), offsets.data(), offsets.size() * sizeof(std::int64_t));
+                return py::make_tuple(flat, offs);
+            },
+            py::arg("indices").noconvert(), py::arg("size"),
+            "Many proofs: (hashes as an (m, 32) uint8 array, int64 offsets of each proof).")
         .def(
             "consistency_proof",
             [](const MerkleLog& self, long long size1, long long size2) {

@@ -27,9 +27,7 @@ def test_stub_ships_with_the_package() -> None:
 def test_stub_top_level_names_match_module() -> None:
     tree = _stub_tree()
     stub_names = {
-        node.name
-        for node in tree.body
-        if isinstance(node, ast.FunctionDef | ast.ClassDef)
+        node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.ClassDef)
     }
     assert _public(dir(_core)) - {"annotations"} == _public(list(stub_names))
 

@@ -6,12 +6,12 @@ import hashlib
 
 import pytest
 import sha3
-from conftest import load_json
 from hypothesis import given
 from hypothesis import strategies as st
 
 from autolien import _core
 from autolien.ledger import keccak256, sha256
+from conftest import load_json
 
 NIST = load_json("merkle/sha256_nist_cavp.json")
 KAT = load_json("merkle/keccak256_kat.json")

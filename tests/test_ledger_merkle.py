@@ -6,8 +6,6 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import load_json
-from reference_merkle import RefTree
 
 from autolien import _core
 from autolien.ledger import (
@@ -17,6 +15,8 @@ from autolien.ledger import (
     verify_consistency,
     verify_inclusion,
 )
+from conftest import load_json
+from reference_merkle import RefTree
 
 REF = load_json("merkle/rfc6962_sha256_reference_tree.json")
 LEAVES = [bytes.fromhex(h) for h in REF["leaf_inputs_hex"]]
@@ -66,7 +66,9 @@ def test_upstream_inclusion_proofs(sha256_backend: str) -> None:
     for v in REF["inclusion_proofs"]:
         proof = [X(p) for p in v["proof"]]
         assert log.inclusion_proof(v["leaf_index"], v["tree_size"]) == proof
-        assert verify_inclusion(X(v["leaf_hash"]), v["leaf_index"], v["tree_size"], proof, X(v["root"]))
+        assert verify_inclusion(
+            X(v["leaf_hash"]), v["leaf_index"], v["tree_size"], proof, X(v["root"])
+        )
 
 
 def test_upstream_consistency_proofs(sha256_backend: str) -> None:
@@ -115,7 +117,12 @@ def test_verifiers_reject_instead_of_raising() -> None:
     c = log.consistency_proof(3, 8)
     r3 = log.root(3)
     assert verify_consistency(3, 8, c, r3, root)
-    for args in [(8, 3, c, r3, root), (-3, 8, c, r3, root), (3, 8, [], r3, root), (3, 2**65, c, r3, root)]:
+    for args in [
+        (8, 3, c, r3, root),
+        (-3, 8, c, r3, root),
+        (3, 8, [], r3, root),
+        (3, 2**65, c, r3, root),
+    ]:
         assert verify_consistency(*args) is False, args
 
 
@@ -216,6 +223,23 @@ def test_hot_array_argument_is_not_silently_copied() -> None:
     assert pub.size == 10
 
 
+def test_batch_inclusion_proofs_equal_single_proofs() -> None:
+    log = MerkleLog()
+    log.extend([i.to_bytes(3, "big") for i in range(1000)])
+    idx = [0, 999, 500, 511, 512, 3, 3]
+    for size in (1000, 513, 4):
+        want = [log.inclusion_proof(i, size) for i in idx if i < size]
+        got = log.inclusion_proofs([i for i in idx if i < size], size)
+        assert got.to_pylist() == want
+    assert log.inclusion_proofs([], 10).to_pylist() == []
+    with pytest.raises(IndexError, match=r"indices\[1\]"):
+        log.inclusion_proofs([1, 1000])
+    with pytest.raises(IndexError, match=r"indices\[0\]"):
+        log.inclusion_proofs([-1])
+    with pytest.raises(ValueError, match="size"):
+        log.inclusion_proofs([1], 1001)
+
+
 def test_keccak_log_matches_reference() -> None:
     records = [i.to_bytes(4, "big") for i in range(300)]
     log = MerkleLog("keccak256")
@@ -280,7 +304,10 @@ def test_concurrent_readers_and_writer() -> None:
         except BaseException as e:  # pragma: no cover - reported below
             errors.append(e)
 
-    threads = [threading.Thread(target=writer), *(threading.Thread(target=reader) for _ in range(3))]
+    threads = [
+        threading.Thread(target=writer),
+        *(threading.Thread(target=reader) for _ in range(3)),
+    ]
     for t in threads:
         t.start()
     for t in threads:

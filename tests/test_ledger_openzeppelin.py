@@ -13,11 +13,11 @@ import random
 import eth_abi
 import pytest
 import sha3
-from conftest import load_json
 from hypothesis import given
 from hypothesis import strategies as st
 
 from autolien.ledger import MultiProof, SimpleMerkleTree, StandardMerkleTree, abi
+from conftest import load_json
 
 DUMPS = load_json("merkle/openzeppelin_merkle_tree_dumps.json")["dumps"]
 STANDARD = DUMPS["test/dumps/standard-v1.sorted.1_0_6.json"]
@@ -253,7 +253,9 @@ def _int_type(draw: st.DrawFn) -> tuple[str, object]:
 
 @st.composite
 def abi_value(draw: st.DrawFn, depth: int = 0) -> tuple[str, object]:
-    kind = draw(st.sampled_from(["int", "address", "bool", "bytesN", "bytes", "string", "array", "tuple"]))
+    kind = draw(
+        st.sampled_from(["int", "address", "bool", "bytesN", "bytes", "string", "array", "tuple"])
+    )
     if depth >= 2 and kind in ("array", "tuple"):
         kind = "string"
     if kind == "int":
@@ -315,9 +317,13 @@ def test_abi_encode_matches_eth_abi(pairs: list[tuple[str, object]]) -> None:
 
 def test_abi_value_forms_and_errors() -> None:
     # ethers-style inputs: numeric strings and hex.
-    assert abi.encode(["uint256"], ["5000000000000000000"]) == eth_abi.encode(["uint256"], [5 * 10**18])
+    assert abi.encode(["uint256"], ["5000000000000000000"]) == eth_abi.encode(
+        ["uint256"], [5 * 10**18]
+    )
     assert abi.encode(["uint256"], ["0xff"]) == eth_abi.encode(["uint256"], [255])
-    assert abi.encode(["bytes32"], ["0x" + "ab" * 32]) == eth_abi.encode(["bytes32"], [b"\xab" * 32])
+    assert abi.encode(["bytes32"], ["0x" + "ab" * 32]) == eth_abi.encode(
+        ["bytes32"], [b"\xab" * 32]
+    )
     checksummed = abi.checksum_address(bytes.fromhex("5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"))
     assert checksummed == "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"  # EIP-55 example
     with pytest.raises(ValueError, match="checksum"):

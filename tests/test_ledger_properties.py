@@ -12,9 +12,9 @@ import random
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from reference_merkle import RefTree, ref_verify_consistency, ref_verify_inclusion
 
 from autolien.ledger import MerkleLog, verify_consistency, verify_inclusion
+from reference_merkle import RefTree, ref_verify_consistency, ref_verify_inclusion
 
 
 def _flip(h: bytes, bit: int) -> bytes:
@@ -24,19 +24,24 @@ def _flip(h: bytes, bit: int) -> bytes:
 
 
 def _proof_mutations(proof: list[bytes], rnd: random.Random) -> list[list[bytes]]:
-    out: list[list[bytes]] = []
-    for i in range(len(proof)):
-        out.append([*proof[:i], _flip(proof[i], rnd.randrange(256)), *proof[i + 1 :]])
+    out: list[list[bytes]] = [
+        [*proof[:i], _flip(proof[i], rnd.randrange(256)), *proof[i + 1 :]]
+        for i in range(len(proof))
+    ]
     if proof:
         out.append(proof[:-1])
         out.append(proof[1:])
-        out.append(list(reversed(proof)) if len(proof) > 1 and proof[0] != proof[-1] else proof[:-1])
+        out.append(
+            list(reversed(proof)) if len(proof) > 1 and proof[0] != proof[-1] else proof[:-1]
+        )
     out.append([*proof, proof[0] if proof else bytes(32)])
     out.append([bytes(32), *proof])
     return out
 
 
-def _check_inclusion(log: MerkleLog, ref: RefTree, hash_name: str, size: int, rnd: random.Random) -> None:
+def _check_inclusion(
+    log: MerkleLog, ref: RefTree, hash_name: str, size: int, rnd: random.Random
+) -> None:
     root = log.root(size)
     assert root == ref.root(size)
     for index in range(size):
@@ -46,16 +51,27 @@ def _check_inclusion(log: MerkleLog, ref: RefTree, hash_name: str, size: int, rn
         assert verify_inclusion(leaf, index, size, proof, root, hash=hash_name)
         for bad in _proof_mutations(proof, rnd):
             assert not verify_inclusion(leaf, index, size, bad, root, hash=hash_name)
-        assert not verify_inclusion(_flip(leaf, rnd.randrange(256)), index, size, proof, root, hash=hash_name)
-        assert not verify_inclusion(leaf, index, size, proof, _flip(root, rnd.randrange(256)), hash=hash_name)
+        assert not verify_inclusion(
+            _flip(leaf, rnd.randrange(256)), index, size, proof, root, hash=hash_name
+        )
+        assert not verify_inclusion(
+            leaf, index, size, proof, _flip(root, rnd.randrange(256)), hash=hash_name
+        )
         # Other indices and sizes: must agree with the reference's verdict
         # (false unless the reference proves the tree shape is the same).
-        for idx2, size2 in ((index + 1, size), (index - 1, size), (index, size + 1), (index, size - 1)):
+        for idx2, size2 in (
+            (index + 1, size),
+            (index - 1, size),
+            (index, size + 1),
+            (index, size - 1),
+        ):
             want = ref_verify_inclusion(leaf, idx2, size2, proof, root, hash_name)
             assert verify_inclusion(leaf, idx2, size2, proof, root, hash=hash_name) == want
 
 
-def _check_consistency(log: MerkleLog, ref: RefTree, hash_name: str, size2: int, rnd: random.Random) -> None:
+def _check_consistency(
+    log: MerkleLog, ref: RefTree, hash_name: str, size2: int, rnd: random.Random
+) -> None:
     root2 = log.root(size2)
     for size1 in range(1, size2 + 1):
         proof = log.consistency_proof(size1, size2)
@@ -69,7 +85,12 @@ def _check_consistency(log: MerkleLog, ref: RefTree, hash_name: str, size2: int,
             assert not want or bad == proof
         assert not verify_consistency(size1, size2, proof, _flip(root1, 3), root2, hash=hash_name)
         assert not verify_consistency(size1, size2, proof, root1, _flip(root2, 5), hash=hash_name)
-        for s1, s2 in ((size1 + 1, size2), (size1 - 1, size2), (size1, size2 + 1), (size1, size2 - 1)):
+        for s1, s2 in (
+            (size1 + 1, size2),
+            (size1 - 1, size2),
+            (size1, size2 + 1),
+            (size1, size2 - 1),
+        ):
             want = ref_verify_consistency(s1, s2, proof, root1, root2, hash_name)
             assert verify_consistency(s1, s2, proof, root1, root2, hash=hash_name) == want
 

@@ -138,7 +138,9 @@ ThreadPool& global_pool() {
     return *g_pool;
 }
 
-std::size_t get_num_threads() { return global_pool().size(); }
+std::size_t get_num_threads() {
+    return global_pool().size();
+}
 
 void set_num_threads(std::size_t n) {
     const std::lock_guard<std::mutex> lock(g_pool_mu);

@@ -16,10 +16,14 @@ constexpr std::uint64_t RC[24] = {
 
 // Rotation offsets and lane order of the combined rho and pi steps, walking
 // the pi permutation from lane 1.
-constexpr int ROT[24] = {1, 3, 6, 10, 15, 21, 28, 36, 45, 55, 2, 14, 27, 41, 56, 8, 25, 43, 62, 18, 39, 61, 20, 44};
-constexpr int PI[24] = {10, 7, 11, 17, 18, 3, 5, 16, 8, 21, 24, 4, 15, 23, 19, 13, 12, 2, 20, 14, 22, 9, 6, 1};
+constexpr int ROT[24] = {1,  3,  6,  10, 15, 21, 28, 36, 45, 55, 2,  14,
+                         27, 41, 56, 8,  25, 43, 62, 18, 39, 61, 20, 44};
+constexpr int PI[24] = {10, 7,  11, 17, 18, 3, 5,  16, 8,  21, 24, 4,
+                        15, 23, 19, 13, 12, 2, 20, 14, 22, 9,  6,  1};
 
-inline std::uint64_t rotl(std::uint64_t x, int n) { return (x << n) | (x >> (64 - n)); }
+inline std::uint64_t rotl(std::uint64_t x, int n) {
+    return (x << n) | (x >> (64 - n));
+}
 
 inline std::uint64_t load_le64(const std::uint8_t* p) {
     std::uint64_t v = 0;
@@ -57,7 +61,9 @@ void keccak_f1600(std::uint64_t st[25]) noexcept {
     }
 }
 
-Keccak256::Keccak256() noexcept { std::memset(st_, 0, sizeof(st_)); }
+Keccak256::Keccak256() noexcept {
+    std::memset(st_, 0, sizeof(st_));
+}
 
 void Keccak256::update(const std::uint8_t* data, std::size_t len) noexcept {
     // Whole lanes go in as 64-bit words when aligned to a lane boundary.

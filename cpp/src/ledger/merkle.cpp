@@ -18,9 +18,13 @@ constexpr std::size_t kLeafChunk = 2048;
 constexpr std::size_t kNodeChunk = 4096;
 
 // Largest power of two strictly below n (n >= 2).
-inline std::uint64_t split_point(std::uint64_t n) { return std::bit_floor(n - 1); }
+inline std::uint64_t split_point(std::uint64_t n) {
+    return std::bit_floor(n - 1);
+}
 
-std::string num(std::uint64_t v) { return std::to_string(v); }
+std::string num(std::uint64_t v) {
+    return std::to_string(v);
+}
 
 } // namespace
 
@@ -196,7 +200,8 @@ Hash32 MerkleLog::root(std::uint64_t size) const {
 Hash32 MerkleLog::leaf_hash(std::uint64_t index) const {
     const std::shared_lock lock(mu_);
     if (index >= levels_[0].size())
-        throw std::out_of_range("index " + num(index) + " out of range for log size " + num(levels_[0].size()));
+        throw std::out_of_range("index " + num(index) + " out of range for log size " +
+                                num(levels_[0].size()));
     return levels_[0][index];
 }
 
@@ -206,32 +211,76 @@ std::vector<Hash32> MerkleLog::inclusion_proof(std::uint64_t index, std::uint64_
         throw std::invalid_argument("size " + num(size) + " exceeds the log size " + num(levels_[0].size()));
     if (index >= size)
         throw std::out_of_range("index " + num(index) + " out of range for size " + num(size));
-    // PATH(m, D[lo:hi]) top-down, reversed at the end (the RFC lists the
+    Hash32 buf[64];
+    const std::size_t n = path_into(index, size, buf);
+    return std::vector<Hash32>(buf, buf + n);
+}
+
+namespace {
+// Length of PATH(index, D[0:size]): one sibling per split on the way down.
+std::size_t path_length(std::uint64_t index, std::uint64_t size) {
+    std::size_t n = 0;
+    std::uint64_t lo = 0, hi = size;
+    while (hi - lo > 1) {
+        const std::uint64_t k = split_point(hi - lo);
+        if (index < lo + k)
+            hi = lo + k;
+        else
+            lo += k;
+        ++n;
+    }
+    return n;
+}
+} // namespace
+
+std::size_t MerkleLog::path_into(std::uint64_t index, std::uint64_t size, Hash32* out) const {
+    // PATH(m, D[lo:hi]) top-down, written back to front (the RFC lists the
     // deepest sibling first).
-    std::vector<Hash32> proof;
+    const std::size_t n = path_length(index, size);
+    std::size_t pos = n;
     std::uint64_t lo = 0, hi = size;
     while (hi - lo > 1) {
         const std::uint64_t k = split_point(hi - lo);
         if (index < lo + k) {
-            proof.push_back(subtree_hash(lo + k, hi));
+            out[--pos] = subtree_hash(lo + k, hi);
             hi = lo + k;
         } else {
-            proof.push_back(subtree_hash(lo, lo + k));
+            out[--pos] = subtree_hash(lo, lo + k);
             lo += k;
         }
     }
-    std::reverse(proof.begin(), proof.end());
-    return proof;
+    return n;
+}
+
+void MerkleLog::inclusion_proofs(std::span<const std::uint64_t> indices, std::uint64_t size,
+                                 std::vector<Hash32>& hashes, std::vector<std::uint64_t>& offsets) const {
+    const std::shared_lock lock(mu_);
+    if (size > levels_[0].size())
+        throw std::invalid_argument("size " + num(size) + " exceeds the log size " + num(levels_[0].size()));
+    offsets.assign(indices.size() + 1, 0);
+    for (std::size_t k = 0; k < indices.size(); ++k) {
+        if (indices[k] >= size)
+            throw std::out_of_range("indices[" + num(k) + "] = " + num(indices[k]) +
+                                    " out of range for size " + num(size));
+        offsets[k + 1] = offsets[k] + path_length(indices[k], size);
+    }
+    hashes.resize(offsets.back());
+    global_pool().parallel_for(indices.size(), 256, [&](std::size_t b, std::size_t e) {
+        for (std::size_t k = b; k < e; ++k)
+            path_into(indices[k], size, hashes.data() + offsets[k]);
+    });
 }
 
 std::vector<Hash32> MerkleLog::consistency_proof(std::uint64_t size1, std::uint64_t size2) const {
     const std::shared_lock lock(mu_);
     if (size2 > levels_[0].size())
-        throw std::invalid_argument("size2 " + num(size2) + " exceeds the log size " + num(levels_[0].size()));
+        throw std::invalid_argument("size2 " + num(size2) + " exceeds the log size " +
+                                    num(levels_[0].size()));
     if (size1 > size2)
         throw std::invalid_argument("size1 " + num(size1) + " exceeds size2 " + num(size2));
     if (size1 == 0)
-        throw std::invalid_argument("size1 must be at least 1: consistency with the empty tree is never provable");
+        throw std::invalid_argument(
+            "size1 must be at least 1: consistency with the empty tree is never provable");
     // SUBPROOF(m, D[lo:hi], b) top-down, reversed at the end.
     std::vector<Hash32> proof;
     std::uint64_t lo = 0, hi = size2;
@@ -256,8 +305,8 @@ std::vector<Hash32> MerkleLog::consistency_proof(std::uint64_t size1, std::uint6
     return proof;
 }
 
-bool verify_inclusion(HashKind kind, const Hash32& leaf_hash, std::uint64_t index,
-                      std::uint64_t size, std::span<const Hash32> proof, const Hash32& root) noexcept {
+bool verify_inclusion(HashKind kind, const Hash32& leaf_hash, std::uint64_t index, std::uint64_t size,
+                      std::span<const Hash32> proof, const Hash32& root) noexcept {
     if (index >= size)
         return false;
     std::uint64_t fn = index, sn = size - 1;

@@ -25,7 +25,9 @@ constexpr std::uint32_t K[64] = {
 constexpr std::uint32_t IV[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                  0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
 
-inline std::uint32_t rotr(std::uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+inline std::uint32_t rotr(std::uint32_t x, int n) {
+    return (x >> n) | (x << (32 - n));
+}
 
 inline std::uint32_t load_be32(const std::uint8_t* p) {
     return (std::uint32_t(p[0]) << 24) | (std::uint32_t(p[1]) << 16) | (std::uint32_t(p[2]) << 8) |
@@ -66,8 +68,7 @@ const bool g_shani_supported = detect_shani();
 
 using CompressFn = void (*)(std::uint32_t*, const std::uint8_t*, std::size_t) noexcept;
 
-std::atomic<CompressFn> g_compress{g_shani_supported ? &sha256_compress_shani
-                                                     : &sha256_compress_portable};
+std::atomic<CompressFn> g_compress{g_shani_supported ? &sha256_compress_shani : &sha256_compress_portable};
 
 } // namespace
 
@@ -111,12 +112,13 @@ void sha256_compress_portable(std::uint32_t state[8], const std::uint8_t* blocks
     }
 }
 
-bool sha256_shani_supported() noexcept { return g_shani_supported; }
+bool sha256_shani_supported() noexcept {
+    return g_shani_supported;
+}
 
 Sha256Backend sha256_backend() noexcept {
-    return g_compress.load(std::memory_order_relaxed) == &sha256_compress_shani
-               ? Sha256Backend::shani
-               : Sha256Backend::portable;
+    return g_compress.load(std::memory_order_relaxed) == &sha256_compress_shani ? Sha256Backend::shani
+                                                                                : Sha256Backend::portable;
 }
 
 void sha256_set_backend(Sha256Backend backend) {
@@ -137,7 +139,9 @@ void sha256_compress(std::uint32_t state[8], const std::uint8_t* blocks, std::si
     g_compress.load(std::memory_order_relaxed)(state, blocks, nblocks);
 }
 
-Sha256::Sha256() noexcept : buf_{} { std::memcpy(state_, IV, sizeof(IV)); }
+Sha256::Sha256() noexcept : buf_{} {
+    std::memcpy(state_, IV, sizeof(IV));
+}
 
 void Sha256::update(const std::uint8_t* data, std::size_t len) noexcept {
     if (len == 0)

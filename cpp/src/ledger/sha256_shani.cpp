@@ -42,8 +42,8 @@ sha256_compress_shani(std::uint32_t state[8], const std::uint8_t* data, std::siz
 #pragma GCC unroll 16
         for (int i = 0; i < 16; ++i) {
             if (i < 4) {
-                w[i] = _mm_shuffle_epi8(
-                    _mm_loadu_si128(reinterpret_cast<const __m128i*>(data + 16 * i)), bswap);
+                w[i] =
+                    _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(data + 16 * i)), bswap);
             } else {
                 // W[t] = sigma1(W[t-2]) + W[t-7] + sigma0(W[t-15]) + W[t-16],
                 // four words at a time.
@@ -51,8 +51,7 @@ sha256_compress_shani(std::uint32_t state[8], const std::uint8_t* data, std::siz
                 x = _mm_add_epi32(x, _mm_alignr_epi8(w[i - 1], w[i - 2], 4));
                 w[i] = _mm_sha256msg2_epu32(x, w[i - 1]);
             }
-            __m128i msg = _mm_add_epi32(
-                w[i], _mm_load_si128(reinterpret_cast<const __m128i*>(&K4[4 * i])));
+            __m128i msg = _mm_add_epi32(w[i], _mm_load_si128(reinterpret_cast<const __m128i*>(&K4[4 * i])));
             s1 = _mm_sha256rnds2_epu32(s1, s0, msg);
             msg = _mm_shuffle_epi32(msg, 0x0E);
             s0 = _mm_sha256rnds2_epu32(s0, s1, msg);
@@ -75,8 +74,7 @@ sha256_compress_shani(std::uint32_t state[8], const std::uint8_t* data, std::siz
 
 namespace autolien::ledger {
 // Never selected: sha256_shani_supported() is false off x86.
-void sha256_compress_shani(std::uint32_t state[8], const std::uint8_t* data,
-                           std::size_t nblocks) noexcept {
+void sha256_compress_shani(std::uint32_t state[8], const std::uint8_t* data, std::size_t nblocks) noexcept {
     sha256_compress_portable(state, data, nblocks);
 }
 } // namespace autolien::ledger

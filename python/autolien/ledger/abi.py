@@ -51,7 +51,8 @@ class AbiType:
         if self.dynamic:
             return 32
         if self.kind == "array":
-            assert self.item is not None and self.length is not None
+            assert self.item is not None
+            assert self.length is not None
             return self.length * self.item.head_size
         if self.kind == "tuple":
             return sum(c.head_size for c in self.components)
@@ -59,7 +60,9 @@ class AbiType:
 
 
 def _split_top_level(s: str) -> list[str]:
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in s:
         if ch == "(":
             depth += 1
@@ -102,11 +105,11 @@ def parse_type(t: str) -> AbiType:
         return AbiType("uint" if m.group(1) else "int", bits=bits)
     m = _BYTES_RE.match(s)
     if m:
-        n = int(m.group(1))
-        if not 1 <= n <= 32:
+        width = int(m.group(1))
+        if not 1 <= width <= 32:
             msg = f"bad bytes length in type {t!r}"
             raise ValueError(msg)
-        return AbiType("fixedbytes", bits=n)
+        return AbiType("fixedbytes", bits=width)
     if s in ("address", "bool", "bytes", "string"):
         return AbiType(s)
     msg = f"unsupported ABI type {t!r}"
@@ -157,7 +160,9 @@ def checksum_address(addr: bytes) -> str:
     """EIP-55 mixed-case checksum form of a 20-byte address."""
     low = addr.hex()
     digest = _core.keccak256(low.encode()).hex()
-    return "0x" + "".join(c.upper() if int(d, 16) >= 8 else c for c, d in zip(low, digest[:40], strict=True))
+    return "0x" + "".join(
+        c.upper() if int(d, 16) >= 8 else c for c, d in zip(low, digest[:40], strict=True)
+    )
 
 
 def _address(v: Any) -> bytes:

@@ -198,6 +198,25 @@ class MerkleLog:
         size = self.size if size is None else _check_int(size, "size")
         return self._log.inclusion_proof(_check_int(index, "index"), size)
 
+    def inclusion_proofs(self, indices: Any, size: int | None = None) -> Any:
+        """Audit paths of many leaves at once, computed in parallel.
+
+        Returns a ``pyarrow.ListArray`` of ``fixed_size_binary(32)``: item ``k``
+        is ``inclusion_proof(indices[k], size)``. Much faster than calling
+        :meth:`inclusion_proof` in a loop when auditing many entries.
+        """
+        import pyarrow as pa  # noqa: PLC0415 - keeps `import autolien` light
+
+        size = self.size if size is None else _check_int(size, "size")
+        idx = np.ascontiguousarray(np.asarray(indices), dtype=np.int64)
+        flat, offsets = self._log.inclusion_proofs(idx, size)
+        values = pa.FixedSizeBinaryArray.from_buffers(
+            pa.binary(32), len(flat), [None, pa.py_buffer(flat)]
+        )
+        if offsets[-1] > np.iinfo(np.int32).max:
+            return pa.LargeListArray.from_arrays(pa.array(offsets, type=pa.int64()), values)
+        return pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), values)
+
     def consistency_proof(self, size1: int, size2: int | None = None) -> list[bytes]:
         """The proof that the tree of ``size1`` leaves is a prefix of ``size2``."""
         size2 = self.size if size2 is None else _check_int(size2, "size2")
@@ -209,7 +228,7 @@ def _arrow_binary_chunks(items: object) -> list[tuple[Any, Any]] | None:
     module = type(items).__module__
     if not module.startswith("pyarrow"):
         return None
-    import pyarrow as pa
+    import pyarrow as pa  # noqa: PLC0415 - optional dependency, only for Arrow input
 
     if isinstance(items, pa.ChunkedArray):
         chunks = list(items.chunks)
@@ -230,7 +249,9 @@ def _arrow_binary_chunks(items: object) -> list[tuple[Any, Any]] | None:
             msg = "items must not contain nulls: a null record has no leaf"
             raise ValueError(msg)
         _, off_buf, data_buf = chunk.buffers()
-        offsets = np.frombuffer(off_buf, dtype=off_dtype)[chunk.offset : chunk.offset + len(chunk) + 1]
+        offsets = np.frombuffer(off_buf, dtype=off_dtype)[
+            chunk.offset : chunk.offset + len(chunk) + 1
+        ]
         offsets = offsets.astype(np.int64)
         data = (
             np.frombuffer(data_buf, dtype=np.uint8)

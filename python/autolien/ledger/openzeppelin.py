@@ -12,9 +12,10 @@ formats. Hashes are returned as 0x-prefixed lowercase hex, as there.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
 
 from .. import _core
 from . import abi
@@ -119,7 +120,7 @@ def _get_multi_proof(
             msg = f"Index {i} is not a leaf"
             raise ValueError(msg)
     ordered = sorted(indices, reverse=True)
-    if any(a == b for a, b in zip(ordered, ordered[1:], strict=False)):
+    if any(a == b for a, b in itertools.pairwise(ordered)):
         msg = "Cannot prove duplicated index"
         raise ValueError(msg)
     stack = list(ordered)
@@ -258,11 +259,12 @@ class MultiProof(Generic[T]):
 
 
 def _coerce_multiproof(mp: MultiProof[Any] | Mapping[str, Any]) -> MultiProof[Any]:
-    if isinstance(mp, MultiProof):
-        return mp
-    if isinstance(mp, Mapping):
-        return MultiProof.from_json(mp)
-    msg = f"multiproof must be a MultiProof or a mapping, got {type(mp).__name__}"
+    obj: object = mp
+    if isinstance(obj, MultiProof):
+        return obj
+    if isinstance(obj, Mapping):
+        return MultiProof.from_json(obj)
+    msg = f"multiproof must be a MultiProof or a mapping, got {type(obj).__name__}"
     raise TypeError(msg)
 
 
@@ -291,7 +293,11 @@ class _TreeBase(Generic[T]):
 
     @classmethod
     def _prepare(
-        cls, values: Sequence[T], leaf_hash: Callable[[T], bytes], sort_leaves: bool, node_hash: NodeHash | None
+        cls,
+        values: Sequence[T],
+        leaf_hash: Callable[[T], bytes],
+        sort_leaves: bool,
+        node_hash: NodeHash | None,
     ) -> tuple[list[bytes], list[tuple[T, int]]]:
         hashed = [(leaf_hash(v), i) for i, v in enumerate(values)]
         if sort_leaves:
@@ -356,7 +362,10 @@ class _TreeBase(Generic[T]):
             raise ValueError(msg)
 
     def _value_index(self, leaf: int | T) -> int:
-        return leaf if isinstance(leaf, int) and not isinstance(leaf, bool) else self.leaf_lookup(leaf)  # type: ignore[arg-type]
+        # As in OpenZeppelin, a number is a value index and anything else a value.
+        if isinstance(leaf, int) and not isinstance(leaf, bool):
+            return leaf
+        return self.leaf_lookup(cast("T", leaf))
 
     def get_proof(self, leaf: int | T) -> list[str]:
         """The proof for a value (or a value index), as hex siblings from the leaf up."""
@@ -390,7 +399,7 @@ class _TreeBase(Generic[T]):
             if not 0 <= leaf < len(self._values):
                 return False
             leaf = self._values[leaf][0]
-        h = self._leaf_hash(leaf)
+        h = self._leaf_hash(cast("T", leaf))
         # Only leaves of this tree count: an interior node presented as a leaf
         # with a shorter proof would otherwise reproduce the root.
         if h not in self._hash_lookup:
@@ -428,7 +437,10 @@ class StandardMerkleTree(_TreeBase[Sequence[Any]]):
     _node_hash = staticmethod(_sorted_pair_hash)
 
     def __init__(
-        self, tree: Sequence[bytes], values: Sequence[tuple[Sequence[Any], int]], leaf_encoding: Sequence[str]
+        self,
+        tree: Sequence[bytes],
+        values: Sequence[tuple[Sequence[Any], int]],
+        leaf_encoding: Sequence[str],
     ) -> None:
         super().__init__(tree, values)
         self.leaf_encoding = list(leaf_encoding)
@@ -438,13 +450,19 @@ class StandardMerkleTree(_TreeBase[Sequence[Any]]):
 
     @classmethod
     def of(
-        cls, values: Sequence[Sequence[Any]], leaf_encoding: Sequence[str], *, sort_leaves: bool = True
+        cls,
+        values: Sequence[Sequence[Any]],
+        leaf_encoding: Sequence[str],
+        *,
+        sort_leaves: bool = True,
     ) -> StandardMerkleTree:
         """Builds a tree from values, each ABI-encoded with ``leaf_encoding``."""
         for t in leaf_encoding:
             abi.parse_type(t)  # fail early on an unknown type
         enc = list(leaf_encoding)
-        tree, indexed = cls._prepare(values, lambda v: standard_leaf_hash(enc, v), sort_leaves, None)
+        tree, indexed = cls._prepare(
+            values, lambda v: standard_leaf_hash(enc, v), sort_leaves, None
+        )
         return cls(tree, indexed, enc)
 
     @classmethod
@@ -472,7 +490,9 @@ class StandardMerkleTree(_TreeBase[Sequence[Any]]):
         }
 
     @staticmethod
-    def _static_verify(root: Any, leaf_encoding: Sequence[str], leaf: Sequence[Any], proof: Sequence[Any]) -> bool:
+    def _static_verify(
+        root: Any, leaf_encoding: Sequence[str], leaf: Sequence[Any], proof: Sequence[Any]
+    ) -> bool:
         """Verifies a proof against a root without the tree (as MerkleProof.sol)."""
         r = _static_root(root)
         path = _proof_bytes(proof)
@@ -505,10 +525,13 @@ class SimpleMerkleTree(_TreeBase[str]):
     """
 
     def __init__(
-        self, tree: Sequence[bytes], values: Sequence[tuple[str, int]], node_hash: NodeHash | None = None
+        self,
+        tree: Sequence[bytes],
+        values: Sequence[tuple[str, int]],
+        node_hash: NodeHash | None = None,
     ) -> None:
         self._custom = node_hash
-        self._node_hash = node_hash if node_hash is not None else _sorted_pair_hash  # type: ignore[misc]
+        self._node_hash = node_hash if node_hash is not None else _sorted_pair_hash
         super().__init__(tree, values)
 
     def _leaf_hash(self, value: Any) -> bytes:
@@ -516,7 +539,11 @@ class SimpleMerkleTree(_TreeBase[str]):
 
     @classmethod
     def of(
-        cls, values: Sequence[bytes | str], *, sort_leaves: bool = True, node_hash: NodeHash | None = None
+        cls,
+        values: Sequence[bytes | str],
+        *,
+        sort_leaves: bool = True,
+        node_hash: NodeHash | None = None,
     ) -> SimpleMerkleTree:
         """Builds a tree from 32-byte values."""
         hexed = [_hex(_as_hash(v, f"values[{i}]")) for i, v in enumerate(values)]
@@ -537,7 +564,9 @@ class SimpleMerkleTree(_TreeBase[str]):
             msg = "Data does not expect a custom node hashing function"
             raise ValueError(msg)
         tree = [_as_hash(h, f"tree[{i}]") for i, h in enumerate(data["tree"])]
-        values = [(_hex(_as_hash(v["value"], "value")), int(v["treeIndex"])) for v in data["values"]]
+        values = [
+            (_hex(_as_hash(v["value"], "value")), int(v["treeIndex"])) for v in data["values"]
+        ]
         out = cls(tree, values, node_hash)
         out.validate()
         return out
@@ -554,7 +583,9 @@ class SimpleMerkleTree(_TreeBase[str]):
         return out
 
     @staticmethod
-    def _static_verify(root: Any, leaf: Any, proof: Sequence[Any], node_hash: NodeHash | None = None) -> bool:
+    def _static_verify(
+        root: Any, leaf: Any, proof: Sequence[Any], node_hash: NodeHash | None = None
+    ) -> bool:
         """Verifies a proof against a root without the tree."""
         r = _static_root(root)
         path = _proof_bytes(proof)
@@ -564,7 +595,9 @@ class SimpleMerkleTree(_TreeBase[str]):
 
     @staticmethod
     def _static_verify_multi(
-        root: Any, multiproof: MultiProof[Any] | Mapping[str, Any], node_hash: NodeHash | None = None
+        root: Any,
+        multiproof: MultiProof[Any] | Mapping[str, Any],
+        node_hash: NodeHash | None = None,
     ) -> bool:
         """Verifies a multiproof against a root without the tree."""
         mp = _coerce_multiproof(multiproof)
@@ -573,7 +606,9 @@ class SimpleMerkleTree(_TreeBase[str]):
         if r is None or path is None:
             return False
         hashes = [_as_hash(v, "leaf") for v in mp.leaves]
-        return _process_multi_proof(hashes, path, mp.proof_flags, node_hash or _sorted_pair_hash) == r
+        return (
+            _process_multi_proof(hashes, path, mp.proof_flags, node_hash or _sorted_pair_hash) == r
+        )
 
     verify = _Dual(_static_verify, _TreeBase._verify_leaf)
     verify_multi_proof = _Dual(_static_verify_multi, _TreeBase._verify_multi)

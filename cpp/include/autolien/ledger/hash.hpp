@@ -29,8 +29,7 @@ void sha256_compress(std::uint32_t state[8], const std::uint8_t* blocks, std::si
 void sha256_compress_portable(std::uint32_t state[8], const std::uint8_t* blocks,
                               std::size_t nblocks) noexcept;
 // Only call when sha256_shani_supported().
-void sha256_compress_shani(std::uint32_t state[8], const std::uint8_t* blocks,
-                           std::size_t nblocks) noexcept;
+void sha256_compress_shani(std::uint32_t state[8], const std::uint8_t* blocks, std::size_t nblocks) noexcept;
 
 // Streaming SHA-256 on the active back end.
 class Sha256 {

@@ -57,12 +57,18 @@ class MerkleLog {
     [[nodiscard]] Hash32 leaf_hash(std::uint64_t index) const;
     // RFC 9162 2.1.3.1; index must be < size <= size().
     [[nodiscard]] std::vector<Hash32> inclusion_proof(std::uint64_t index, std::uint64_t size) const;
+    // Many inclusion proofs at once, on the thread pool: proof k is
+    // hashes[offsets[k] .. offsets[k+1]).
+    void inclusion_proofs(std::span<const std::uint64_t> indices, std::uint64_t size,
+                          std::vector<Hash32>& hashes, std::vector<std::uint64_t>& offsets) const;
     // RFC 9162 2.1.4.1; needs 0 < size1 <= size2 <= size().
     [[nodiscard]] std::vector<Hash32> consistency_proof(std::uint64_t size1, std::uint64_t size2) const;
 
   private:
     // Callers hold mu_ (shared or exclusive).
     [[nodiscard]] Hash32 subtree_hash(std::uint64_t lo, std::uint64_t hi) const;
+    // Writes PATH(index, D[0:size]) into out (deepest sibling first); returns its length.
+    std::size_t path_into(std::uint64_t index, std::uint64_t size, Hash32* out) const;
     void grow_levels_locked(std::uint64_t old_size);
 
     HashKind kind_;
@@ -75,11 +81,10 @@ class MerkleLog {
 
 // Stateless verifiers (RFC 9162 2.1.3.2 and 2.1.4.2). They never throw: any
 // defect in the arguments makes them return false.
-bool verify_inclusion(HashKind kind, const Hash32& leaf_hash, std::uint64_t index,
-                      std::uint64_t size, std::span<const Hash32> proof, const Hash32& root) noexcept;
+bool verify_inclusion(HashKind kind, const Hash32& leaf_hash, std::uint64_t index, std::uint64_t size,
+                      std::span<const Hash32> proof, const Hash32& root) noexcept;
 bool verify_consistency(HashKind kind, std::uint64_t size1, std::uint64_t size2,
-                        std::span<const Hash32> proof, const Hash32& root1,
-                        const Hash32& root2) noexcept;
+                        std::span<const Hash32> proof, const Hash32& root1, const Hash32& root2) noexcept;
 
 // OpenZeppelin merkle-tree 1.x: node = keccak256(sorted(a, b)); the tree is a
 // heap array of 2n-1 nodes with leaf i stored at index 2n-2-i.
