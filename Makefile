@@ -10,13 +10,14 @@ EXTRAS  ?= test,bench,lint
 CMAKE_DEFS ?= -Ccmake.define.AUTOLIEN_WERROR=ON
 CXX_SOURCES = $(shell find cpp bindings fpga -name '*.cpp' -o -name '*.hpp' -o -name '*.h' 2>/dev/null)
 
-.PHONY: help install test test-fast bench bench-quick lint format clean
+.PHONY: help install test test-fast bench bench-quick lint format sanitize clean
 
 help:
 	@echo "make test       build, install into $(VENV) and run the tests (and a quick bench smoke run)"
 	@echo "make bench      run bench/ with real timings: our kernels against their peers"
 	@echo "make lint       ruff, mypy and clang-format in check mode"
 	@echo "make format     apply ruff format and clang-format"
+	@echo "make sanitize   the test suite against an ASan+UBSan build (in .venv-asan)"
 
 $(BUILD_STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -53,5 +54,18 @@ format: $(BUILD_STAMP)
 	$(PY) -m ruff check --fix python tests bench
 	$(VENV)/bin/clang-format -i $(CXX_SOURCES)
 
+# The whole test suite against a Debug build with AddressSanitizer and
+# UndefinedBehaviorSanitizer, in its own environment so .venv stays optimised.
+ASAN_VENV := .venv-asan
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+sanitize:
+	test -x $(ASAN_VENV)/bin/python || $(PYTHON) -m venv $(ASAN_VENV)
+	$(ASAN_VENV)/bin/python -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.13"
+	$(ASAN_VENV)/bin/python -m pip install --quiet --no-build-isolation -Cbuild-dir=build/asan \
+		-Ccmake.build-type=Debug "-Ccmake.define.CMAKE_CXX_FLAGS=$(SAN_FLAGS)" $(CMAKE_DEFS) ".[test]"
+	ASAN_OPTIONS=detect_leaks=0 HYPOTHESIS_PROFILE=dev \
+		LD_PRELOAD="$$($(CXX) -print-file-name=libasan.so) $$($(CXX) -print-file-name=libubsan.so)" \
+		$(ASAN_VENV)/bin/python -m pytest tests -q -p no:cacheprovider
+
 clean:
-	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks
+	rm -rf build dist .venv-asan .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks
