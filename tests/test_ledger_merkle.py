@@ -277,7 +277,7 @@ def test_parallel_extend_is_deterministic_across_thread_counts() -> None:
             log.extend(records[7001:])
             roots.append(log.root())
     finally:
-        _core.set_num_threads(0 if before is None else before)
+        _core.set_num_threads(before)
     assert len(set(roots)) == 1
     assert roots[0] == RefTree(records).root(len(records))
 
@@ -314,3 +314,33 @@ def test_concurrent_readers_and_writer() -> None:
         t.join()
     assert not errors
     assert log.size == 1000 + 50 * 200
+
+
+def test_set_num_threads_while_a_kernel_runs() -> None:
+    records = [i.to_bytes(4, "big") * 25 for i in range(50_000)]
+    want = RefTree(records[:20_000]).root(20_000)
+    roots: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(6):
+                log = MerkleLog()
+                log.extend(records[:20_000])
+                roots.append(log.root())
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    before = _core.get_num_threads()
+    t = threading.Thread(target=work)
+    t.start()
+    try:
+        for n in (1, 3, 2, 1, 4, 2) * 5:
+            _core.set_num_threads(n)
+    finally:
+        t.join()
+        _core.set_num_threads(before)
+    assert not errors
+    assert roots == [want] * 6
+    with pytest.raises(ValueError, match="n must be"):
+        _core.set_num_threads(-1)

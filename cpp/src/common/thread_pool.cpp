@@ -28,7 +28,7 @@ std::size_t default_threads() {
 }
 
 std::mutex g_pool_mu;
-std::unique_ptr<ThreadPool> g_pool;
+std::shared_ptr<ThreadPool> g_pool;
 
 } // namespace
 
@@ -131,21 +131,26 @@ void ThreadPool::parallel_for(std::size_t n, std::size_t min_chunk,
         std::rethrow_exception(first_error);
 }
 
-ThreadPool& global_pool() {
+std::shared_ptr<ThreadPool> global_pool() {
     const std::lock_guard<std::mutex> lock(g_pool_mu);
     if (!g_pool)
-        g_pool = std::make_unique<ThreadPool>(default_threads());
-    return *g_pool;
+        g_pool = std::make_shared<ThreadPool>(default_threads());
+    return g_pool;
 }
 
 std::size_t get_num_threads() {
-    return global_pool().size();
+    return global_pool()->size();
 }
 
 void set_num_threads(std::size_t n) {
-    const std::lock_guard<std::mutex> lock(g_pool_mu);
-    g_pool.reset();
-    g_pool = std::make_unique<ThreadPool>(n == 0 ? default_threads() : n);
+    auto fresh = std::make_shared<ThreadPool>(n == 0 ? default_threads() : n);
+    std::shared_ptr<ThreadPool> old;
+    {
+        const std::lock_guard<std::mutex> lock(g_pool_mu);
+        old = std::move(g_pool);
+        g_pool = std::move(fresh);
+    }
+    // `old` joins its workers here, outside the lock, once no kernel holds it.
 }
 
 } // namespace autolien

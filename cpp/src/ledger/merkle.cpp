@@ -98,7 +98,7 @@ void MerkleLog::grow_levels_locked(std::uint64_t old_size) {
         auto& parent = levels_[k + 1];
         parent.resize(want);
         const std::size_t count = want - have;
-        global_pool().parallel_for(count, kNodeChunk, [&](std::size_t b, std::size_t e) {
+        global_pool()->parallel_for(count, kNodeChunk, [&](std::size_t b, std::size_t e) {
             for (std::size_t i = b; i < e; ++i) {
                 const std::uint64_t p = have + i;
                 parent[p] = rfc6962_node_hash(kind_, child[2 * p], child[2 * p + 1]);
@@ -139,7 +139,7 @@ std::pair<std::uint64_t, std::uint64_t> MerkleLog::extend(std::span<const ByteVi
     leaves.resize(old_size + items.size());
     Hash32* out = leaves.data() + old_size;
     const HashKind kind = kind_;
-    global_pool().parallel_for(items.size(), kLeafChunk, [&](std::size_t b, std::size_t e) {
+    global_pool()->parallel_for(items.size(), kLeafChunk, [&](std::size_t b, std::size_t e) {
         for (std::size_t i = b; i < e; ++i)
             out[i] = rfc6962_leaf_hash(kind, items[i].data, items[i].size);
     });
@@ -265,7 +265,7 @@ void MerkleLog::inclusion_proofs(std::span<const std::uint64_t> indices, std::ui
         offsets[k + 1] = offsets[k] + path_length(indices[k], size);
     }
     hashes.resize(offsets.back());
-    global_pool().parallel_for(indices.size(), 256, [&](std::size_t b, std::size_t e) {
+    global_pool()->parallel_for(indices.size(), 256, [&](std::size_t b, std::size_t e) {
         for (std::size_t k = b; k < e; ++k)
             path_into(indices[k], size, hashes.data() + offsets[k]);
     });

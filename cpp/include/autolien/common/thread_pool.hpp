@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -41,11 +42,11 @@ class ThreadPool {
 };
 
 // The process-wide pool. Its size comes from AUTOLIEN_NUM_THREADS, else the
-// hardware concurrency.
-ThreadPool& global_pool();
+// hardware concurrency. Kernels hold the returned pointer while they run, so
+// set_num_threads from another thread never pulls a pool from under them.
+std::shared_ptr<ThreadPool> global_pool();
 std::size_t get_num_threads();
-// Replaces the global pool; n == 0 restores the default. Not safe while a
-// kernel runs on the pool (the bindings hold the GIL while calling it).
+// Replaces the global pool; n == 0 restores the default.
 void set_num_threads(std::size_t n);
 
 } // namespace autolien
