@@ -65,17 +65,7 @@ def hashlib_build(records: list[bytes]) -> list[list[bytes]]:
 
 
 def hashlib_root(levels: list[list[bytes]], n: int) -> bytes:
-    parts = []
-    pos = 0
-    while pos < n:
-        width = 1 << ((n - pos).bit_length() - 1)
-        k = width.bit_length() - 1
-        parts.append(levels[k][pos >> k])
-        pos += width
-    acc = parts[-1]
-    for p in reversed(parts[:-1]):
-        acc = hashlib.sha256(b"\x01" + p + acc).digest()
-    return acc
+    return hashlib_subtree(levels, 0, n)
 
 
 def hashlib_subtree(levels: list[list[bytes]], lo: int, hi: int) -> bytes:

@@ -233,7 +233,33 @@ std::size_t path_length(std::uint64_t index, std::uint64_t size) {
 }
 } // namespace
 
-std::size_t MerkleLog::path_into(std::uint64_t index, std::uint64_t size, Hash32* out) const {
+void MerkleLog::fill_suffix_cache(std::uint64_t size, SuffixCache& cache) const {
+    cache.size = size;
+    cache.count = 0;
+    std::uint64_t pos = 0;
+    while (pos < size) {
+        cache.start[cache.count++] = pos;
+        pos += std::bit_floor(size - pos);
+    }
+    // Fold from the right: suffix i = node(perfect part i, suffix i + 1).
+    for (int i = cache.count - 1; i >= 0; --i) {
+        const std::uint64_t len = std::bit_floor(size - cache.start[i]);
+        const int level = std::countr_zero(len);
+        const Hash32& part = levels_[static_cast<std::size_t>(level)][cache.start[i] >> level];
+        cache.hash[i] = i == cache.count - 1 ? part : rfc6962_node_hash(kind_, part, cache.hash[i + 1]);
+    }
+}
+
+std::size_t MerkleLog::path_into(std::uint64_t index, std::uint64_t size, Hash32* out,
+                                 const SuffixCache* cache) const {
+    auto right_sibling = [&](std::uint64_t lo, std::uint64_t hi) {
+        if (cache != nullptr && hi == cache->size) {
+            for (int i = 0; i < cache->count; ++i)
+                if (cache->start[i] == lo)
+                    return cache->hash[i];
+        }
+        return subtree_hash(lo, hi);
+    };
     // PATH(m, D[lo:hi]) top-down, written back to front (the RFC lists the
     // deepest sibling first).
     const std::size_t n = path_length(index, size);
@@ -242,7 +268,7 @@ std::size_t MerkleLog::path_into(std::uint64_t index, std::uint64_t size, Hash32
     while (hi - lo > 1) {
         const std::uint64_t k = split_point(hi - lo);
         if (index < lo + k) {
-            out[--pos] = subtree_hash(lo + k, hi);
+            out[--pos] = right_sibling(lo + k, hi);
             hi = lo + k;
         } else {
             out[--pos] = subtree_hash(lo, lo + k);
@@ -265,9 +291,11 @@ void MerkleLog::inclusion_proofs(std::span<const std::uint64_t> indices, std::ui
         offsets[k + 1] = offsets[k] + path_length(indices[k], size);
     }
     hashes.resize(offsets.back());
+    SuffixCache cache;
+    fill_suffix_cache(size, cache);
     global_pool()->parallel_for(indices.size(), 256, [&](std::size_t b, std::size_t e) {
         for (std::size_t k = b; k < e; ++k)
-            path_into(indices[k], size, hashes.data() + offsets[k]);
+            path_into(indices[k], size, hashes.data() + offsets[k], &cache);
     });
 }
 

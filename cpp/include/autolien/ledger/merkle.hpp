@@ -67,8 +67,19 @@ class MerkleLog {
   private:
     // Callers hold mu_ (shared or exclusive).
     [[nodiscard]] Hash32 subtree_hash(std::uint64_t lo, std::uint64_t hi) const;
-    // Writes PATH(index, D[0:size]) into out (deepest sibling first); returns its length.
-    std::size_t path_into(std::uint64_t index, std::uint64_t size, Hash32* out) const;
+    // The hashes of the suffixes [b, size) for each boundary b of size's
+    // binary decomposition: the only non-perfect subtrees a proof needs.
+    struct SuffixCache {
+        std::uint64_t size = 0;
+        int count = 0;
+        std::uint64_t start[64];
+        Hash32 hash[64];
+    };
+    void fill_suffix_cache(std::uint64_t size, SuffixCache& cache) const;
+    // Writes PATH(index, D[0:size]) into out (deepest sibling first); returns
+    // its length. `cache` (for this size) saves re-hashing shared suffixes.
+    std::size_t path_into(std::uint64_t index, std::uint64_t size, Hash32* out,
+                          const SuffixCache* cache = nullptr) const;
     void grow_levels_locked(std::uint64_t old_size);
 
     HashKind kind_;
