@@ -1,0 +1,903 @@
+"""The consortium asset ledger: one code per vehicle, signed lifecycle events
+in a durable RFC 6962 log, M-of-N disposal, the 7-day rule, auctions, signed
+and witnessed checkpoints, and audit.
+
+Entries are RFC 8785 (JCS) canonical JSON, and those bytes are the Merkle
+leaf. Every entry is an envelope::
+
+    {"v": 1, "seq": n, "type": ..., "asset": code | null, "time": "...Z",
+     "actor": member name, "data": {...}, "sig": base64 Ed25519}
+
+``sig`` signs ``"autolien/event/v1\\n" || JCS(envelope without sig)`` with the
+actor's key. Entry 0 is the ``consortium`` genesis: the origin, the operator's
+key, the members' keys and the disposal threshold M. The on-disk format is
+described in docs/ledger.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ..errors import (
+    AuthorizationError,
+    AutolienError,
+    InvalidTransitionError,
+    LedgerCorruptError,
+    SignatureError,
+)
+from . import lifecycle as lc
+from .identity import asset_code, validate_asset_code, validate_vin
+from .jcs import canonicalize
+from .merkle import HashName, MerkleLog, verify_consistency
+from .note import (
+    ALG_COSIGNATURE_V1,
+    ALG_ED25519,
+    Checkpoint,
+    NoteSigner,
+    NoteVerifier,
+    cosign_checkpoint,
+    open_note,
+    sign_note,
+)
+from .storage import DirLock, RecordFile, fsync_dir, scan_records
+
+__all__ = ["AssetLedger", "AuditReport", "Entry", "Member", "Witness", "audit"]
+
+FORMAT = "autolien-ledger/v1"
+EVENT_DOMAIN = b"autolien/event/v1\n"
+DISPOSAL_DOMAIN = b"autolien/disposal/v1\n"
+CONFIG = "LEDGER.json"
+ENTRIES = "entries.dat"
+CHECKPOINTS = "checkpoints.dat"
+OPERATOR_KEY = "operator.skey"
+
+
+@dataclass(frozen=True)
+class Member:
+    """A consortium institution: its event-signing key and, optionally, its witness key."""
+
+    name: str
+    vkey: str
+    witness_vkey: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "vkey": self.vkey}
+        if self.witness_vkey:
+            out["witness_vkey"] = self.witness_vkey
+        return out
+
+
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    event: dict[str, Any]
+    leaf_hash: bytes
+
+
+def _b64(b: bytes) -> str:
+    return base64.b64encode(b).decode()
+
+
+def _unb64(s: Any, what: str) -> bytes:
+    if not isinstance(s, str):
+        msg = f"{what} must be a base64 string"
+        raise SignatureError(msg)
+    try:
+        return base64.b64decode(s, validate=True)
+    except (binascii.Error, ValueError):
+        msg = f"{what} is not valid base64"
+        raise SignatureError(msg) from None
+
+
+def signing_bytes(event: Mapping[str, Any]) -> bytes:
+    body = {k: v for k, v in event.items() if k != "sig"}
+    return EVENT_DOMAIN + canonicalize(body)
+
+
+def disposal_signing_bytes(request: Mapping[str, Any]) -> bytes:
+    return DISPOSAL_DOMAIN + canonicalize(request)
+
+
+@dataclass
+class _Consortium:
+    origin: str
+    hash: HashName
+    operator: NoteVerifier
+    members: dict[str, NoteVerifier]
+    witnesses: dict[str, NoteVerifier]
+    threshold: int
+
+
+@dataclass
+class _Books:
+    """Everything derived from the entries; rebuilt by replay."""
+
+    consortium: _Consortium | None = None
+    assets: dict[str, lc.Asset] = field(default_factory=dict)
+    active_vin: dict[str, str] = field(default_factory=dict)  # VIN -> code of its live pledge
+
+
+def _check_envelope(ev: Any, seq: int) -> None:
+    if not isinstance(ev, dict):
+        msg = "entry is not a JSON object"
+        raise ValueError(msg)
+    keys = set(ev)
+    want = {"v", "seq", "type", "asset", "time", "actor", "data", "sig"}
+    if keys != want:
+        msg = f"entry fields must be {sorted(want)}, got {sorted(keys)}"
+        raise ValueError(msg)
+    if ev["v"] != 1:
+        msg = f"unknown entry version {ev['v']!r}"
+        raise ValueError(msg)
+    if ev["seq"] != seq:
+        msg = f"entry seq {ev['seq']!r} does not match its position {seq}"
+        raise ValueError(msg)
+    if not isinstance(ev["data"], dict):
+        msg = "entry data must be an object"
+        raise ValueError(msg)
+    lc.parse_time(ev["time"])
+
+
+def _consortium_from(ev: dict[str, Any]) -> _Consortium:
+    d = ev["data"]
+    members = {}
+    witnesses = {}
+    for m in d["members"]:
+        v = NoteVerifier.from_vkey(m["vkey"])
+        if v.name != m["name"] or v.alg != ALG_ED25519:
+            msg = f"member {m['name']} must have an Ed25519 (type 0x01) key under its own name"
+            raise ValueError(msg)
+        if m["name"] in members:
+            msg = f"member {m['name']} is listed twice"
+            raise ValueError(msg)
+        members[m["name"]] = v
+        if m.get("witness_vkey"):
+            w = NoteVerifier.from_vkey(m["witness_vkey"])
+            if w.alg != ALG_COSIGNATURE_V1:
+                msg = f"witness key of {m['name']} must be a cosignature (type 0x04) key"
+                raise ValueError(msg)
+            witnesses[w.name] = w
+    threshold = d["threshold"]
+    if not isinstance(threshold, int) or not 1 <= threshold <= len(members):
+        msg = f"threshold must be between 1 and the {len(members)} members, got {threshold!r}"
+        raise ValueError(msg)
+    operator = NoteVerifier.from_vkey(d["operator_vkey"])
+    if d["hash"] not in ("sha256", "keccak256"):
+        msg = f"unknown hash {d['hash']!r}"
+        raise ValueError(msg)
+    return _Consortium(d["origin"], d["hash"], operator, members, witnesses, threshold)
+
+
+def _check_authorization(books: _Books, ev: dict[str, Any], asset: lc.Asset | None) -> None:
+    cons = books.consortium
+    assert cons is not None
+    d = ev["data"]
+    request = d.get("request")
+    approvals = d.get("approvals")
+    if not isinstance(request, dict) or not isinstance(approvals, list):
+        msg = "disposal_authorized needs data.request (object) and data.approvals (list)"
+        raise AuthorizationError(msg)
+    if request.get("type") != "disposal_request" or request.get("asset") != ev["asset"]:
+        msg = "the request must be a disposal_request for this asset"
+        raise AuthorizationError(msg)
+    if asset is None or request.get("default_seq") != asset.default_seq:
+        msg = "the request must name the asset's current default (default_seq)"
+        raise AuthorizationError(msg)
+    message = disposal_signing_bytes(request)
+    seen: set[str] = set()
+    for ap in approvals:
+        name = ap.get("member") if isinstance(ap, dict) else None
+        if name not in cons.members:
+            msg = f"approval from unknown member {name!r}"
+            raise AuthorizationError(msg)
+        if name in seen:
+            msg = f"duplicate approval from {name}"
+            raise AuthorizationError(msg)
+        seen.add(name)
+        if not cons.members[name].verify(message, _unb64(ap.get("sig"), f"signature of {name}")):
+            msg = f"the signature of {name} is not over this disposal request"
+            raise AuthorizationError(msg)
+    if len(seen) < cons.threshold:
+        msg = f"disposal needs {cons.threshold} of {len(cons.members)} member approvals, got {len(seen)}"
+        raise AuthorizationError(msg)
+
+
+def _validate(books: _Books, ev: dict[str, Any], *, verify_signature: bool) -> lc.Asset | _Consortium:
+    """Checks one entry against the books; returns the new asset (or consortium)."""
+    etype = ev["type"]
+    if ev["seq"] == 0 or etype == "consortium":
+        if ev["seq"] != 0 or etype != "consortium" or books.consortium is not None:
+            msg = "the consortium entry must be entry 0, and only entry 0"
+            raise InvalidTransitionError(msg)
+        cons = _consortium_from(ev)
+        if ev["actor"] != cons.operator.name:
+            msg = "the consortium entry is signed by the operator"
+            raise SignatureError(msg)
+        if verify_signature and not cons.operator.verify(signing_bytes(ev), _unb64(ev["sig"], "sig")):
+            msg = "entry 0 signature does not verify"
+            raise SignatureError(msg)
+        return cons
+    cons = books.consortium
+    assert cons is not None
+    actor = ev["actor"]
+    if etype == "judicial_disposal_triggered":
+        if actor != cons.operator.name:
+            msg = "the 7-day trigger is recorded by the ledger operator"
+            raise SignatureError(msg)
+        key = cons.operator
+    else:
+        if actor not in cons.members:
+            msg = f"actor {actor!r} is not a consortium member"
+            raise SignatureError(msg)
+        key = cons.members[actor]
+    if verify_signature and not key.verify(signing_bytes(ev), _unb64(ev["sig"], "sig")):
+        msg = f"signature of {actor} on entry {ev['seq']} does not verify"
+        raise SignatureError(msg)
+    code = ev["asset"]
+    if not isinstance(code, str):
+        msg = "data entries need an asset code"
+        raise ValueError(msg)
+    asset = books.assets.get(code)
+    if etype == "pledge_registered":
+        d = ev["data"]
+        vin = d.get("vin")
+        if d.get("vin_check") == "overridden":
+            validate_vin(vin, check_digit=False)
+            if not d.get("override_reason"):
+                msg = "a VIN check-digit override needs a reason"
+                raise ValueError(msg)
+        else:
+            validate_vin(vin)
+            if d.get("vin_check") != "valid":
+                msg = "data.vin_check must be 'valid' or 'overridden'"
+                raise ValueError(msg)
+        if code != asset_code(vin, d.get("pledge_id", "")):
+            msg = "the asset code does not derive from this VIN and pledge_id"
+            raise ValueError(msg)
+        if vin in books.active_vin:
+            raise InvalidTransitionError(
+                f"cannot record pledge_registered: VIN {vin} is already pledged as {books.active_vin[vin]}"
+            )
+    if etype == "disposal_authorized" and asset is not None and asset.state is lc.State.DEFAULTED:
+        _check_authorization(books, ev, asset)
+    return lc.apply(asset, ev)
+
+
+def _commit(books: _Books, ev: dict[str, Any], result: lc.Asset | _Consortium) -> None:
+    if isinstance(result, _Consortium):
+        books.consortium = result
+        return
+    books.assets[result.code] = result
+    if result.state in (lc.State.SETTLED, lc.State.RELEASED):
+        books.active_vin.pop(result.vin, None)
+    else:
+        books.active_vin[result.vin] = result.code
+
+
+def _load_event(payload: bytes) -> dict[str, Any]:
+    ev = json.loads(payload)
+    if canonicalize(ev) != payload:
+        msg = "entry bytes are not in RFC 8785 canonical form"
+        raise ValueError(msg)
+    return ev  # type: ignore[no-any-return]
+
+
+class AssetLedger:
+    """A durable consortium ledger in a directory. Use :meth:`create` or :meth:`open`."""
+
+    def __init__(self, path: Path, *, operator: NoteSigner | None, read_only: bool) -> None:
+        self.path = path
+        self.read_only = read_only
+        cfg_path = path / CONFIG
+        if not cfg_path.exists():
+            msg = f"{path} is not an autolien ledger (no {CONFIG})"
+            raise FileNotFoundError(msg)
+        self.config = json.loads(cfg_path.read_text())
+        if self.config.get("format") != FORMAT:
+            msg = f"unknown ledger format {self.config.get('format')!r}"
+            raise LedgerCorruptError(msg, path=str(cfg_path))
+        if operator is None and (path / OPERATOR_KEY).exists() and not read_only:
+            operator = NoteSigner.from_skey((path / OPERATOR_KEY).read_text().strip())
+        if operator is not None and operator.vkey != self.config["operator_vkey"]:
+            msg = "the operator key does not match the ledger's operator"
+            raise SignatureError(msg)
+        self._operator = operator
+        self._lock = None if read_only else DirLock(path)
+        try:
+            self._load()
+        except BaseException:
+            self.close()
+            raise
+
+    # --- construction -------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        origin: str,
+        operator: NoteSigner,
+        members: Sequence[Member],
+        threshold: int,
+        time: datetime,
+        hash: HashName = "sha256",
+        save_operator_key: bool = True,
+    ) -> AssetLedger:
+        """Initialises a ledger directory with its consortium genesis entry."""
+        p = Path(path)
+        p.mkdir(parents=True, exist_ok=True)
+        if (p / CONFIG).exists():
+            msg = f"{p} already holds a ledger"
+            raise FileExistsError(msg)
+        if not members:
+            msg = "members must not be empty"
+            raise ValueError(msg)
+        genesis = {
+            "origin": origin,
+            "hash": hash,
+            "operator_vkey": operator.vkey,
+            "members": [m.to_json() for m in members],
+            "threshold": threshold,
+        }
+        # Validate before anything is written.
+        _consortium_from({"data": genesis})
+        if save_operator_key:
+            fd = os.open(p / OPERATOR_KEY, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(operator.skey + "\n")
+        config = {"format": FORMAT, "origin": origin, "hash": hash, "operator_vkey": operator.vkey}
+        tmp = p / (CONFIG + ".tmp")
+        tmp.write_text(json.dumps(config, indent=2) + "\n")
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        tmp.rename(p / CONFIG)
+        fsync_dir(p)
+        led = cls(p, operator=operator, read_only=False)
+        led._append([("consortium", None, genesis, operator, time)])
+        return led
+
+    @classmethod
+    def open(
+        cls, path: str | os.PathLike[str], *, operator: NoteSigner | None = None, read_only: bool = False
+    ) -> AssetLedger:
+        """Opens a ledger. A writer takes the directory lock, truncates a torn
+        tail and checks the entries against the latest signed checkpoint."""
+        return cls(Path(path), operator=operator, read_only=read_only)
+
+    def close(self) -> None:
+        if getattr(self, "_entries", None) is not None:
+            self._entries.close()
+            self._entries = None
+        if getattr(self, "_cps", None) is not None:
+            self._cps.close()
+            self._cps = None
+        if getattr(self, "_lock", None) is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> AssetLedger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _load(self) -> None:
+        entries_path = self.path / ENTRIES
+        scan = scan_records(entries_path)
+        self.recovered_torn_bytes = scan.torn_bytes
+        self._entries: RecordFile | None = None
+        self._cps: RecordFile | None = None
+        if not self.read_only:
+            self._entries = RecordFile(entries_path)
+            if scan.torn_bytes:
+                self._entries.truncate(scan.end)
+        self._log = MerkleLog(self.config["hash"])
+        self._log.extend(scan.records)
+        self._books = _Books()
+        self._events: list[dict[str, Any]] = []
+        for i, payload in enumerate(scan.records):
+            try:
+                ev = _load_event(payload)
+                _check_envelope(ev, i)
+                result = _validate(self._books, ev, verify_signature=False)
+            except (ValueError, AutolienError, KeyError, TypeError) as e:
+                msg = f"entry {i} at byte offset {scan.offsets[i]} does not replay: {e}"
+                raise LedgerCorruptError(msg, path=str(entries_path), offset=scan.offsets[i], index=i) from e
+            _commit(self._books, ev, result)
+            self._events.append(ev)
+        cps_path = self.path / CHECKPOINTS
+        cp_scan = scan_records(cps_path)
+        if not self.read_only:
+            self._cps = RecordFile(cps_path)
+            if cp_scan.torn_bytes:
+                self._cps.truncate(cp_scan.end)
+        self._checkpoints = [p.decode() for p in cp_scan.records]
+        if self._checkpoints:
+            note = self._checkpoints[-1]
+            cp = Checkpoint.parse(open_note(note, [self._operator_verifier]).text)
+            if cp.size > self._log.size:
+                msg = (
+                    f"the latest signed checkpoint covers {cp.size} entries but only {self._log.size} "
+                    "are stored: acknowledged entries are missing"
+                )
+                raise LedgerCorruptError(msg, path=str(entries_path), index=self._log.size)
+            if self._log.root(cp.size) != cp.root:
+                msg = f"entries do not reproduce the root of the signed checkpoint at size {cp.size}"
+                raise LedgerCorruptError(msg, path=str(entries_path))
+
+    # --- properties ---------------------------------------------------------
+
+    @property
+    def _operator_verifier(self) -> NoteVerifier:
+        return NoteVerifier.from_vkey(self.config["operator_vkey"])
+
+    @property
+    def _cons(self) -> _Consortium:
+        assert self._books.consortium is not None
+        return self._books.consortium
+
+    @property
+    def size(self) -> int:
+        return self._log.size
+
+    @property
+    def origin(self) -> str:
+        return str(self.config["origin"])
+
+    @property
+    def threshold(self) -> int:
+        return self._cons.threshold
+
+    @property
+    def members(self) -> list[str]:
+        return list(self._cons.members)
+
+    def root(self, size: int | None = None) -> bytes:
+        return self._log.root(size)
+
+    def entry(self, seq: int) -> dict[str, Any]:
+        if not 0 <= seq < len(self._events):
+            msg = f"seq {seq} out of range for {len(self._events)} entries"
+            raise IndexError(msg)
+        return self._events[seq]
+
+    def entries(self) -> Iterator[dict[str, Any]]:
+        return iter(self._events)
+
+    def leaf_hash(self, seq: int) -> bytes:
+        return self._log.leaf_hash(seq)
+
+    def inclusion_proof(self, seq: int, size: int | None = None) -> list[bytes]:
+        return self._log.inclusion_proof(seq, size)
+
+    def consistency_proof(self, size1: int, size2: int | None = None) -> list[bytes]:
+        return self._log.consistency_proof(size1, size2)
+
+    def asset(self, code: str) -> lc.Asset:
+        """The current state of an asset; KeyError if unknown."""
+        c = validate_asset_code(code)
+        if c not in self._books.assets:
+            msg = f"unknown asset code {c}"
+            raise KeyError(msg)
+        return self._books.assets[c]
+
+    def history(self, code: str) -> list[dict[str, Any]]:
+        """Every entry of an asset, oldest first: the code resolves to this."""
+        return [self._events[s] for s in self.asset(code).seqs]
+
+    def assets(self) -> list[str]:
+        return list(self._books.assets)
+
+    def code_for_vin(self, vin: str) -> str | None:
+        """The code of the VIN's live pledge, if any."""
+        return self._books.active_vin.get(validate_vin(vin, check_digit=False))
+
+    # --- writing ------------------------------------------------------------
+
+    def _require_writer(self) -> RecordFile:
+        if self._entries is None:
+            msg = "the ledger is open read-only"
+            raise PermissionError(msg)
+        return self._entries
+
+    def _append(
+        self, drafts: Sequence[tuple[str, str | None, dict[str, Any], NoteSigner, datetime]]
+    ) -> list[Entry]:
+        """Signs, validates (all or nothing), writes with one fsync, then commits."""
+        writer = self._require_writer()
+        staged = _Books(
+            consortium=self._books.consortium,
+            assets=dict(self._books.assets),
+            active_vin=dict(self._books.active_vin),
+        )
+        events = []
+        payloads = []
+        for etype, code, data, signer, when in drafts:
+            ev = {
+                "v": 1,
+                "seq": self.size + len(events),
+                "type": etype,
+                "asset": code,
+                "time": lc.format_time(when),
+                "actor": signer.name,
+                "data": data,
+            }
+            ev["sig"] = _b64(signer.sign(signing_bytes(ev)))
+            payload = canonicalize(ev)  # also rejects values JSON cannot hold
+            _check_envelope(ev, ev["seq"])
+            result = _validate(staged, ev, verify_signature=True)
+            _commit(staged, ev, result)
+            events.append(ev)
+            payloads.append(payload)
+        writer.append(payloads)
+        self._log.extend(payloads)
+        self._books = staged
+        self._events.extend(events)
+        return [Entry(ev["seq"], ev, self._log.leaf_hash(ev["seq"])) for ev in events]
+
+    def _due_triggers(self, now: datetime, codes: Sequence[str] | None = None) -> list[tuple[datetime, str]]:
+        due = []
+        for code in codes if codes is not None else self._books.assets:
+            a = self._books.assets.get(code)
+            d = lc.trigger_deadline(a) if a else None
+            if d is not None and d <= now:
+                due.append((d, code))
+        return sorted(due)
+
+    def _trigger_drafts(self, due: list[tuple[datetime, str]]) -> list[Any]:
+        if due and self._operator is None:
+            msg = "the operator key is needed to record the 7-day disposal trigger"
+            raise PermissionError(msg)
+        assert self._operator is not None or not due
+        return [
+            ("judicial_disposal_triggered", code, {"reason": "no disposal action for 7 days"}, self._operator, d)
+            for d, code in due
+        ]
+
+    def record(
+        self, etype: str, code: str, data: Mapping[str, Any], *, actor: NoteSigner, time: datetime
+    ) -> Entry:
+        """Records one lifecycle event signed by ``actor`` (a member's key).
+
+        If the asset's 7-day disposal deadline passed before ``time``, the
+        trigger is recorded first, as :meth:`tick` would have.
+        """
+        if etype not in lc.MEMBER_EVENT_TYPES or etype == "pledge_registered":
+            msg = f"etype must be one of {lc.MEMBER_EVENT_TYPES[1:]}, got {etype!r}"
+            raise ValueError(msg)
+        c = validate_asset_code(code)
+        drafts = self._trigger_drafts(self._due_triggers(time, [c]))
+        drafts.append((etype, c, dict(data), actor, time))
+        return self._append(drafts)[-1]
+
+    def register_pledge(
+        self,
+        vin: str,
+        pledge_id: str,
+        *,
+        actor: NoteSigner,
+        time: datetime,
+        loan_amount_minor: int,
+        currency: str = "CNY",
+        lender: str | None = None,
+        override_check_digit: str | None = None,
+    ) -> Entry:
+        """Registers a pledge and returns its entry; the asset code is ``entry.event["asset"]``.
+
+        A VIN with a bad check digit is rejected (InvalidVINError) unless
+        ``override_check_digit`` gives a reason, which is recorded in the entry.
+        """
+        if override_check_digit:
+            v = validate_vin(vin, check_digit=False)
+            check = {"vin_check": "overridden", "override_reason": override_check_digit}
+        else:
+            v = validate_vin(vin)
+            check = {"vin_check": "valid"}
+        data = {
+            "vin": v,
+            "pledge_id": pledge_id,
+            "loan_amount_minor": loan_amount_minor,
+            "currency": currency,
+            "lender": lender or actor.name,
+            **check,
+        }
+        return self._append([("pledge_registered", asset_code(v, pledge_id), data, actor, time)])[0]
+
+    def disposal_request(self, code: str, *, reason: str, time: datetime) -> dict[str, Any]:
+        """The canonical request that members sign to authorise a disposal."""
+        a = self.asset(code)
+        if a.default_seq is None:
+            raise InvalidTransitionError(f"asset {a.code} has no declared default to dispose of")
+        return {
+            "type": "disposal_request",
+            "asset": a.code,
+            "default_seq": a.default_seq,
+            "reason": reason,
+            "requested_at": lc.format_time(time),
+        }
+
+    @staticmethod
+    def approve_disposal(request: Mapping[str, Any], member: NoteSigner) -> dict[str, str]:
+        """One member's approval: its Ed25519 signature over the canonical request."""
+        return {"member": member.name, "sig": _b64(member.sign(disposal_signing_bytes(request)))}
+
+    def authorize_disposal(
+        self,
+        code: str,
+        request: Mapping[str, Any],
+        approvals: Sequence[Mapping[str, str]],
+        *,
+        actor: NoteSigner,
+        time: datetime,
+    ) -> Entry:
+        """Records ``disposal_authorized`` if M distinct members signed this request."""
+        data = {"request": dict(request), "approvals": [dict(a) for a in approvals]}
+        return self.record("disposal_authorized", code, data, actor=actor, time=time)
+
+    def open_auction(
+        self,
+        code: str,
+        *,
+        actor: NoteSigner,
+        time: datetime,
+        closes_at: datetime,
+        kind: str = "ascending",
+        reserve_ratio_ppm: int = 1_000_000,
+        min_increment_minor: int = 0,
+        auction_id: str | None = None,
+    ) -> Entry:
+        """Opens an auction; the reserve is the latest valuation x reserve_ratio_ppm / 1e6."""
+        a = self.asset(code)
+        if a.valuation_minor is None:
+            raise InvalidTransitionError(f"asset {a.code} has no valuation to set a reserve from")
+        data = {
+            "auction_id": auction_id or f"{a.code}-A{len(a.auctions) + 1}",
+            "kind": kind,
+            "reserve_ratio_ppm": reserve_ratio_ppm,
+            "reserve_minor": a.valuation_minor * reserve_ratio_ppm // 1_000_000,
+            "min_increment_minor": min_increment_minor,
+            "closes_at": lc.format_time(closes_at),
+        }
+        return self.record("auction_opened", code, data, actor=actor, time=time)
+
+    def place_bid(
+        self,
+        code: str,
+        bidder: str,
+        *,
+        actor: NoteSigner,
+        time: datetime,
+        amount_minor: int | None = None,
+        commitment: str | None = None,
+    ) -> Entry:
+        """A bid: an amount (ascending) or a commitment (sealed, see lifecycle.bid_commitment)."""
+        au = self.asset(code).auction
+        data: dict[str, Any] = {"auction_id": au.auction_id if au else "", "bidder": bidder}
+        if commitment is not None:
+            data["commitment"] = commitment
+        if amount_minor is not None:
+            data["amount_minor"] = amount_minor
+        return self.record("bid_placed", code, data, actor=actor, time=time)
+
+    def close_auction(
+        self, code: str, *, actor: NoteSigner, time: datetime, reveals: Sequence[Mapping[str, Any]] = ()
+    ) -> Entry:
+        """Closes the auction; for sealed bids, ``reveals`` opens the commitments."""
+        a = self.asset(code)
+        au = a.auction
+        if au is None or a.state is not lc.State.AUCTION_OPEN:
+            raise InvalidTransitionError(f"cannot record auction_closed for asset {a.code}: no auction is open")
+        data: dict[str, Any] = {"auction_id": au.auction_id}
+        if au.kind == "sealed":
+            data["reveals"] = [dict(r) for r in reveals]
+        winner, price = lc.auction_result(a, au, data)
+        data["winner"] = winner
+        data["price_minor"] = price
+        return self.record("auction_closed", code, data, actor=actor, time=time)
+
+    def settle(self, code: str, *, actor: NoteSigner, time: datetime) -> Entry:
+        au = self.asset(code).auction
+        data = {"buyer": au.winner if au else None, "amount_minor": au.price_minor if au else None}
+        return self.record("settled", code, data, actor=actor, time=time)
+
+    def tick(self, now: datetime) -> list[Entry]:
+        """Records every 7-day judicial-disposal trigger due by ``now``.
+
+        Each trigger's time is its deadline (last disposal action + 7 days),
+        not ``now``, so the log does not depend on when tick runs.
+        """
+        due = self._due_triggers(now)
+        return self._append(self._trigger_drafts(due)) if due else []
+
+    def disposal_report(self, code: str) -> dict[str, Any]:
+        """Reserve, price, premium over reserve and the disposal cycle time."""
+        a = self.asset(code)
+        au = a.auction
+        out: dict[str, Any] = {"asset": a.code, "state": a.state.value}
+        if au is not None:
+            out.update(
+                auction_id=au.auction_id,
+                kind=au.kind,
+                reserve_minor=au.reserve_minor,
+                winner=au.winner,
+                price_minor=au.price_minor,
+            )
+            if au.price_minor is not None and au.reserve_minor:
+                out["premium_over_reserve"] = (au.price_minor - au.reserve_minor) / au.reserve_minor
+        end = a.settled_time or (au.closed_at if au else None)
+        if a.default_time is not None and end is not None:
+            out["cycle_time_days"] = (end - a.default_time) / timedelta(days=1)
+        return out
+
+    # --- checkpoints --------------------------------------------------------
+
+    def checkpoint(self) -> str:
+        """Signs and stores a checkpoint of the current tree; returns the note."""
+        if self._operator is None:
+            msg = "the operator key is needed to sign checkpoints"
+            raise PermissionError(msg)
+        assert self._cps is not None
+        body = Checkpoint(self.origin, self.size, self.root()).text()
+        note = sign_note(body, [self._operator])
+        self._cps.append([note.encode()])
+        self._checkpoints.append(note)
+        return note
+
+    def checkpoints(self) -> list[str]:
+        """Stored checkpoint notes, oldest first (a cosigned note follows its original)."""
+        return list(self._checkpoints)
+
+    def add_cosignature(self, note: str, cosignature_line: str) -> str:
+        """Appends a witness cosignature line to a stored checkpoint note."""
+        if self._cps is None:
+            msg = "the ledger is open read-only"
+            raise PermissionError(msg)
+        if note not in self._checkpoints:
+            msg = "that checkpoint is not stored here"
+            raise ValueError(msg)
+        updated = note + cosignature_line
+        open_note(updated, [self._operator_verifier, *self._cons.witnesses.values()])
+        self._cps.append([updated.encode()])
+        self._checkpoints.append(updated)
+        return updated
+
+    @property
+    def verifiers(self) -> list[NoteVerifier]:
+        return [self._operator_verifier, *self._cons.witnesses.values()]
+
+
+class Witness:
+    """A member acting as witness: it cosigns a checkpoint only if the log is
+    consistent with the last checkpoint it saw (c2sp.org/tlog-witness)."""
+
+    def __init__(
+        self, signer: NoteSigner, log_vkey: str, origin: str, *, hash: HashName = "sha256"
+    ) -> None:
+        if signer.alg != ALG_COSIGNATURE_V1:
+            msg = "a witness signs with a type 0x04 (cosignature) key"
+            raise ValueError(msg)
+        self.signer = signer
+        self.log = NoteVerifier.from_vkey(log_vkey)
+        self.origin = origin
+        self.hash: HashName = hash
+        self.size = 0
+        self.root: bytes | None = None
+
+    def cosign(self, note: str, proof: Sequence[bytes], *, timestamp: int) -> str:
+        """Verifies the note and the consistency proof, then returns a cosignature line."""
+        text = open_note(note, [self.log]).text
+        cp = Checkpoint.parse(text)
+        if cp.origin != self.origin:
+            msg = f"checkpoint origin {cp.origin!r} is not {self.origin!r}"
+            raise SignatureError(msg)
+        if cp.size < self.size:
+            msg = f"checkpoint size {cp.size} is smaller than the {self.size} already witnessed"
+            raise SignatureError(msg)
+        if self.root is not None and self.size > 0:
+            if cp.size == self.size:
+                ok = cp.root == self.root and not proof
+            else:
+                ok = verify_consistency(self.size, cp.size, list(proof), self.root, cp.root, hash=self.hash)
+            if not ok:
+                msg = f"checkpoint at size {cp.size} is not consistent with the witnessed size {self.size}"
+                raise SignatureError(msg)
+        self.size, self.root = cp.size, cp.root
+        return cosign_checkpoint(text, self.signer, timestamp)
+
+
+@dataclass
+class AuditReport:
+    ok: bool
+    entries: int
+    root: str
+    checkpoints: int
+    cosignatures: int
+    torn_tail_bytes: int
+    first_bad: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "entries": self.entries,
+            "root": self.root,
+            "checkpoints": self.checkpoints,
+            "cosignatures": self.cosignatures,
+            "torn_tail_bytes": self.torn_tail_bytes,
+            "first_bad": self.first_bad,
+        }
+
+
+def audit(path: str | os.PathLike[str], *, verify_signatures: bool = True) -> AuditReport:
+    """Re-checks a ledger directory from its bytes alone, without the lock.
+
+    Every entry: framing and checksum, canonical form, position, signature,
+    authorisation and lifecycle replay. Then every leaf and the root, every
+    checkpoint's signatures and root, and consistency between consecutive
+    checkpoints. Reports the first bad entry instead of raising.
+    """
+    p = Path(path)
+    config = json.loads((p / CONFIG).read_text())
+    operator = NoteVerifier.from_vkey(config["operator_vkey"])
+    try:
+        scan = scan_records(p / ENTRIES)
+    except LedgerCorruptError as e:
+        return AuditReport(False, e.index or 0, "", 0, 0, 0, {"index": e.index, "offset": e.offset, "reason": str(e)})
+    log = MerkleLog(config["hash"])
+    log.extend(scan.records)
+    books = _Books()
+    first_bad = None
+    for i, payload in enumerate(scan.records):
+        try:
+            ev = _load_event(payload)
+            _check_envelope(ev, i)
+            result = _validate(books, ev, verify_signature=verify_signatures)
+        except (ValueError, AutolienError, KeyError, TypeError) as e:
+            first_bad = {"index": i, "offset": scan.offsets[i], "reason": f"{type(e).__name__}: {e}"}
+            break
+        _commit(books, ev, result)
+    if first_bad is None and books.consortium is not None and books.consortium.operator.vkey != operator.vkey:
+        first_bad = {"index": 0, "offset": 0, "reason": "entry 0 names another operator than LEDGER.json"}
+    verifiers = [operator, *(books.consortium.witnesses.values() if books.consortium else [])]
+    n_cp = n_cosig = 0
+    prev: Checkpoint | None = None
+    cp_problem = None
+    for note in (r.decode() for r in scan_records(p / CHECKPOINTS).records):
+        try:
+            opened = open_note(note, verifiers)
+            cp = Checkpoint.parse(opened.text)
+            if cp.origin != config["origin"]:
+                raise SignatureError(f"checkpoint origin {cp.origin!r} is not the ledger's")
+            if cp.size > log.size or log.root(cp.size) != cp.root:
+                raise SignatureError(f"checkpoint at size {cp.size} does not match the entries")
+            if prev is not None and cp.size != prev.size:
+                if cp.size < prev.size or not verify_consistency(
+                    prev.size, cp.size, log.consistency_proof(prev.size, cp.size), prev.root, cp.root,
+                    hash=config["hash"],
+                ):
+                    raise SignatureError(f"checkpoints at sizes {prev.size} and {cp.size} are not consistent")
+        except (ValueError, AutolienError) as e:
+            cp_problem = f"checkpoint {n_cp}: {e}"
+            break
+        n_cp += 1
+        n_cosig += sum(1 for s in opened.signatures if s.verified and s.name != operator.name)
+        prev = cp
+    if first_bad is None and cp_problem is not None:
+        first_bad = {"index": None, "offset": None, "reason": cp_problem}
+    return AuditReport(
+        ok=first_bad is None,
+        entries=log.size,
+        root=log.root().hex(),
+        checkpoints=n_cp,
+        cosignatures=n_cosig,
+        torn_tail_bytes=scan.torn_bytes,
+        first_bad=first_bad,
+    )
