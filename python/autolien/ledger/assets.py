@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from ..errors import (
     AuthorizationError,
@@ -128,7 +129,7 @@ class _Books:
 def _check_envelope(ev: Any, seq: int) -> None:
     if not isinstance(ev, dict):
         msg = "entry is not a JSON object"
-        raise ValueError(msg)
+        raise TypeError(msg)
     keys = set(ev)
     want = {"v", "seq", "type", "asset", "time", "actor", "data", "sig"}
     if keys != want:
@@ -142,7 +143,7 @@ def _check_envelope(ev: Any, seq: int) -> None:
         raise ValueError(msg)
     if not isinstance(ev["data"], dict):
         msg = "entry data must be an object"
-        raise ValueError(msg)
+        raise TypeError(msg)
     lc.parse_time(ev["time"])
 
 
@@ -210,7 +211,9 @@ def _check_authorization(books: _Books, ev: dict[str, Any], asset: lc.Asset | No
         raise AuthorizationError(msg)
 
 
-def _validate(books: _Books, ev: dict[str, Any], *, verify_signature: bool) -> lc.Asset | _Consortium:
+def _validate(
+    books: _Books, ev: dict[str, Any], *, verify_signature: bool
+) -> lc.Asset | _Consortium:
     """Checks one entry against the books; returns the new asset (or consortium)."""
     etype = ev["type"]
     if ev["seq"] == 0 or etype == "consortium":
@@ -221,30 +224,34 @@ def _validate(books: _Books, ev: dict[str, Any], *, verify_signature: bool) -> l
         if ev["actor"] != cons.operator.name:
             msg = "the consortium entry is signed by the operator"
             raise SignatureError(msg)
-        if verify_signature and not cons.operator.verify(signing_bytes(ev), _unb64(ev["sig"], "sig")):
+        if verify_signature and not cons.operator.verify(
+            signing_bytes(ev), _unb64(ev["sig"], "sig")
+        ):
             msg = "entry 0 signature does not verify"
             raise SignatureError(msg)
         return cons
-    cons = books.consortium
-    assert cons is not None
+    if books.consortium is None:
+        msg = "entry 0 must be the consortium entry"
+        raise InvalidTransitionError(msg)
+    consortium = books.consortium
     actor = ev["actor"]
     if etype == "judicial_disposal_triggered":
-        if actor != cons.operator.name:
+        if actor != consortium.operator.name:
             msg = "the 7-day trigger is recorded by the ledger operator"
             raise SignatureError(msg)
-        key = cons.operator
+        key = consortium.operator
     else:
-        if actor not in cons.members:
+        if actor not in consortium.members:
             msg = f"actor {actor!r} is not a consortium member"
             raise SignatureError(msg)
-        key = cons.members[actor]
+        key = consortium.members[actor]
     if verify_signature and not key.verify(signing_bytes(ev), _unb64(ev["sig"], "sig")):
         msg = f"signature of {actor} on entry {ev['seq']} does not verify"
         raise SignatureError(msg)
     code = ev["asset"]
     if not isinstance(code, str):
         msg = "data entries need an asset code"
-        raise ValueError(msg)
+        raise TypeError(msg)
     asset = books.assets.get(code)
     if etype == "pledge_registered":
         d = ev["data"]
@@ -271,7 +278,7 @@ def _validate(books: _Books, ev: dict[str, Any], *, verify_signature: bool) -> l
     return lc.apply(asset, ev)
 
 
-def _commit(books: _Books, ev: dict[str, Any], result: lc.Asset | _Consortium) -> None:
+def _commit(books: _Books, result: lc.Asset | _Consortium) -> None:
     if isinstance(result, _Consortium):
         books.consortium = result
         return
@@ -310,7 +317,10 @@ class AssetLedger:
             msg = "the operator key does not match the ledger's operator"
             raise SignatureError(msg)
         self._operator = operator
-        self._lock = None if read_only else DirLock(path)
+        self._entries: RecordFile | None = None
+        self._cps: RecordFile | None = None
+        self._checkpoints: list[str] = []
+        self._lock: DirLock | None = None if read_only else DirLock(path)
         try:
             self._load()
         except BaseException:
@@ -367,24 +377,34 @@ class AssetLedger:
 
     @classmethod
     def open(
-        cls, path: str | os.PathLike[str], *, operator: NoteSigner | None = None, read_only: bool = False
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        operator: NoteSigner | None = None,
+        read_only: bool = False,
     ) -> AssetLedger:
         """Opens a ledger. A writer takes the directory lock, truncates a torn
         tail and checks the entries against the latest signed checkpoint."""
         return cls(Path(path), operator=operator, read_only=read_only)
 
     def close(self) -> None:
-        if getattr(self, "_entries", None) is not None:
-            self._entries.close()
-            self._entries = None
-        if getattr(self, "_cps", None) is not None:
-            self._cps.close()
-            self._cps = None
-        if getattr(self, "_lock", None) is not None:
-            self._lock.release()
-            self._lock = None
+        """Closes the files and releases the lock; safe to call twice."""
+        entries, cps, lock = (getattr(self, n, None) for n in ("_entries", "_cps", "_lock"))
+        self._entries = self._cps = None
+        self._lock = None
+        if entries is not None:
+            entries.close()
+        if cps is not None:
+            cps.close()
+        if lock is not None:
+            lock.release()
 
-    def __enter__(self) -> AssetLedger:
+    def __del__(self) -> None:
+        # A dropped ledger releases its files and lock instead of leaking them.
+        with contextlib.suppress(Exception):
+            self.close()
+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -394,8 +414,6 @@ class AssetLedger:
         entries_path = self.path / ENTRIES
         scan = scan_records(entries_path)
         self.recovered_torn_bytes = scan.torn_bytes
-        self._entries: RecordFile | None = None
-        self._cps: RecordFile | None = None
         if not self.read_only:
             self._entries = RecordFile(entries_path)
             if scan.torn_bytes:
@@ -411,8 +429,10 @@ class AssetLedger:
                 result = _validate(self._books, ev, verify_signature=False)
             except (ValueError, AutolienError, KeyError, TypeError) as e:
                 msg = f"entry {i} at byte offset {scan.offsets[i]} does not replay: {e}"
-                raise LedgerCorruptError(msg, path=str(entries_path), offset=scan.offsets[i], index=i) from e
-            _commit(self._books, ev, result)
+                raise LedgerCorruptError(
+                    msg, path=str(entries_path), offset=scan.offsets[i], index=i
+                ) from e
+            _commit(self._books, result)
             self._events.append(ev)
         cps_path = self.path / CHECKPOINTS
         cp_scan = scan_records(cps_path)
@@ -431,7 +451,9 @@ class AssetLedger:
                 )
                 raise LedgerCorruptError(msg, path=str(entries_path), index=self._log.size)
             if self._log.root(cp.size) != cp.root:
-                msg = f"entries do not reproduce the root of the signed checkpoint at size {cp.size}"
+                msg = (
+                    f"entries do not reproduce the root of the signed checkpoint at size {cp.size}"
+                )
                 raise LedgerCorruptError(msg, path=str(entries_path))
 
     # --- properties ---------------------------------------------------------
@@ -519,12 +541,13 @@ class AssetLedger:
             assets=dict(self._books.assets),
             active_vin=dict(self._books.active_vin),
         )
-        events = []
+        events: list[dict[str, Any]] = []
         payloads = []
         for etype, code, data, signer, when in drafts:
-            ev = {
+            seq = self.size + len(events)
+            ev: dict[str, Any] = {
                 "v": 1,
-                "seq": self.size + len(events),
+                "seq": seq,
                 "type": etype,
                 "asset": code,
                 "time": lc.format_time(when),
@@ -533,9 +556,9 @@ class AssetLedger:
             }
             ev["sig"] = _b64(signer.sign(signing_bytes(ev)))
             payload = canonicalize(ev)  # also rejects values JSON cannot hold
-            _check_envelope(ev, ev["seq"])
+            _check_envelope(ev, seq)
             result = _validate(staged, ev, verify_signature=True)
-            _commit(staged, ev, result)
+            _commit(staged, result)
             events.append(ev)
             payloads.append(payload)
         writer.append(payloads)
@@ -544,7 +567,9 @@ class AssetLedger:
         self._events.extend(events)
         return [Entry(ev["seq"], ev, self._log.leaf_hash(ev["seq"])) for ev in events]
 
-    def _due_triggers(self, now: datetime, codes: Sequence[str] | None = None) -> list[tuple[datetime, str]]:
+    def _due_triggers(
+        self, now: datetime, codes: Sequence[str] | None = None
+    ) -> list[tuple[datetime, str]]:
         due = []
         for code in codes if codes is not None else self._books.assets:
             a = self._books.assets.get(code)
@@ -559,7 +584,13 @@ class AssetLedger:
             raise PermissionError(msg)
         assert self._operator is not None or not due
         return [
-            ("judicial_disposal_triggered", code, {"reason": "no disposal action for 7 days"}, self._operator, d)
+            (
+                "judicial_disposal_triggered",
+                code,
+                {"reason": "no disposal action for 7 days"},
+                self._operator,
+                d,
+            )
             for d, code in due
         ]
 
@@ -689,13 +720,20 @@ class AssetLedger:
         return self.record("bid_placed", code, data, actor=actor, time=time)
 
     def close_auction(
-        self, code: str, *, actor: NoteSigner, time: datetime, reveals: Sequence[Mapping[str, Any]] = ()
+        self,
+        code: str,
+        *,
+        actor: NoteSigner,
+        time: datetime,
+        reveals: Sequence[Mapping[str, Any]] = (),
     ) -> Entry:
         """Closes the auction; for sealed bids, ``reveals`` opens the commitments."""
         a = self.asset(code)
         au = a.auction
         if au is None or a.state is not lc.State.AUCTION_OPEN:
-            raise InvalidTransitionError(f"cannot record auction_closed for asset {a.code}: no auction is open")
+            raise InvalidTransitionError(
+                f"cannot record auction_closed for asset {a.code}: no auction is open"
+            )
         data: dict[str, Any] = {"auction_id": au.auction_id}
         if au.kind == "sealed":
             data["reveals"] = [dict(r) for r in reveals]
@@ -806,7 +844,9 @@ class Witness:
             if cp.size == self.size:
                 ok = cp.root == self.root and not proof
             else:
-                ok = verify_consistency(self.size, cp.size, list(proof), self.root, cp.root, hash=self.hash)
+                ok = verify_consistency(
+                    self.size, cp.size, list(proof), self.root, cp.root, hash=self.hash
+                )
             if not ok:
                 msg = f"checkpoint at size {cp.size} is not consistent with the witnessed size {self.size}"
                 raise SignatureError(msg)
@@ -836,6 +876,13 @@ class AuditReport:
         }
 
 
+def _consistent(log: MerkleLog, old: Checkpoint, new: Checkpoint, hash: HashName) -> bool:
+    if new.size < old.size:
+        return False
+    proof = log.consistency_proof(old.size, new.size)
+    return verify_consistency(old.size, new.size, proof, old.root, new.root, hash=hash)
+
+
 def audit(path: str | os.PathLike[str], *, verify_signatures: bool = True) -> AuditReport:
     """Re-checks a ledger directory from its bytes alone, without the lock.
 
@@ -850,7 +897,15 @@ def audit(path: str | os.PathLike[str], *, verify_signatures: bool = True) -> Au
     try:
         scan = scan_records(p / ENTRIES)
     except LedgerCorruptError as e:
-        return AuditReport(False, e.index or 0, "", 0, 0, 0, {"index": e.index, "offset": e.offset, "reason": str(e)})
+        return AuditReport(
+            False,
+            e.index or 0,
+            "",
+            0,
+            0,
+            0,
+            {"index": e.index, "offset": e.offset, "reason": str(e)},
+        )
     log = MerkleLog(config["hash"])
     log.extend(scan.records)
     books = _Books()
@@ -861,11 +916,23 @@ def audit(path: str | os.PathLike[str], *, verify_signatures: bool = True) -> Au
             _check_envelope(ev, i)
             result = _validate(books, ev, verify_signature=verify_signatures)
         except (ValueError, AutolienError, KeyError, TypeError) as e:
-            first_bad = {"index": i, "offset": scan.offsets[i], "reason": f"{type(e).__name__}: {e}"}
+            first_bad = {
+                "index": i,
+                "offset": scan.offsets[i],
+                "reason": f"{type(e).__name__}: {e}",
+            }
             break
-        _commit(books, ev, result)
-    if first_bad is None and books.consortium is not None and books.consortium.operator.vkey != operator.vkey:
-        first_bad = {"index": 0, "offset": 0, "reason": "entry 0 names another operator than LEDGER.json"}
+        _commit(books, result)
+    if (
+        first_bad is None
+        and books.consortium is not None
+        and books.consortium.operator.vkey != operator.vkey
+    ):
+        first_bad = {
+            "index": 0,
+            "offset": 0,
+            "reason": "entry 0 names another operator than LEDGER.json",
+        }
     verifiers = [operator, *(books.consortium.witnesses.values() if books.consortium else [])]
     n_cp = n_cosig = 0
     prev: Checkpoint | None = None
@@ -878,12 +945,13 @@ def audit(path: str | os.PathLike[str], *, verify_signatures: bool = True) -> Au
                 raise SignatureError(f"checkpoint origin {cp.origin!r} is not the ledger's")
             if cp.size > log.size or log.root(cp.size) != cp.root:
                 raise SignatureError(f"checkpoint at size {cp.size} does not match the entries")
-            if prev is not None and cp.size != prev.size:
-                if cp.size < prev.size or not verify_consistency(
-                    prev.size, cp.size, log.consistency_proof(prev.size, cp.size), prev.root, cp.root,
-                    hash=config["hash"],
-                ):
-                    raise SignatureError(f"checkpoints at sizes {prev.size} and {cp.size} are not consistent")
+            if (
+                prev is not None
+                and cp.size != prev.size
+                and not _consistent(log, prev, cp, config["hash"])
+            ):
+                msg = f"checkpoints at sizes {prev.size} and {cp.size} are not consistent"
+                raise SignatureError(msg)
         except (ValueError, AutolienError) as e:
             cp_problem = f"checkpoint {n_cp}: {e}"
             break

@@ -88,7 +88,14 @@ EVENT_TYPES = (*MEMBER_EVENT_TYPES, "judicial_disposal_triggered")
 
 # Events that count as disposal action for the 7-day rule.
 DISPOSAL_ACTIONS = frozenset(
-    {"default_declared", "disposal_authorized", "auction_opened", "bid_placed", "auction_closed", "settled"}
+    {
+        "default_declared",
+        "disposal_authorized",
+        "auction_opened",
+        "bid_placed",
+        "auction_closed",
+        "settled",
+    }
 )
 
 
@@ -100,7 +107,7 @@ def format_time(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def parse_time(s: str) -> datetime:
+def parse_time(s: object) -> datetime:
     if not isinstance(s, str) or not s.endswith("Z") or len(s) != 27:
         msg = f"time must be RFC 3339 UTC with microseconds, got {s!r}"
         raise ValueError(msg)
@@ -163,7 +170,11 @@ def trigger_deadline(asset: Asset) -> datetime | None:
         State.AUCTION_CLOSED,
     ):
         return None
-    if asset.state is State.AUCTION_CLOSED and asset.auction is not None and asset.auction.winner is not None:
+    if (
+        asset.state is State.AUCTION_CLOSED
+        and asset.auction is not None
+        and asset.auction.winner is not None
+    ):
         return None  # sold: settlement is next, not judicial disposal
     if asset.triggered_for == asset.last_disposal_action:
         return None
@@ -227,7 +238,9 @@ def apply(asset: Asset | None, event: dict[str, Any]) -> Asset:
         raise _fail(asset, etype, "the asset's lifecycle has ended")
     deadline = trigger_deadline(asset)
     if etype != "judicial_disposal_triggered" and deadline is not None and t >= deadline:
-        raise _fail(asset, etype, f"the 7-day judicial disposal trigger fell due at {format_time(deadline)}")
+        raise _fail(
+            asset, etype, f"the 7-day judicial disposal trigger fell due at {format_time(deadline)}"
+        )
 
     a = copy.copy(asset)
     a.seqs = [*asset.seqs, seq]
@@ -272,9 +285,15 @@ def apply(asset: Asset | None, event: dict[str, Any]) -> Asset:
             raise _fail(asset, etype, "disposal needs a declared default first")
         a.state = State.DISPOSAL_AUTHORIZED
     elif etype == "auction_opened":
-        unsold = s is State.AUCTION_CLOSED and asset.auction is not None and asset.auction.winner is None
+        unsold = (
+            s is State.AUCTION_CLOSED and asset.auction is not None and asset.auction.winner is None
+        )
         if s is not State.DISPOSAL_AUTHORIZED and not unsold:
-            raise _fail(asset, etype, "an auction needs an authorised disposal (or a previous auction without a sale)")
+            raise _fail(
+                asset,
+                etype,
+                "an auction needs an authorised disposal (or a previous auction without a sale)",
+            )
         if asset.valuation_minor is None:
             raise _fail(asset, etype, "the reserve price comes from a valuation, and there is none")
         kind = _str(data, "kind")
@@ -284,7 +303,11 @@ def apply(asset: Asset | None, event: dict[str, Any]) -> Asset:
         ratio_ppm = _int(data, "reserve_ratio_ppm", minimum=1)
         reserve = _int(data, "reserve_minor")
         if reserve != asset.valuation_minor * ratio_ppm // 1_000_000:
-            raise _fail(asset, etype, "reserve_minor must be the latest valuation times reserve_ratio_ppm / 1e6")
+            raise _fail(
+                asset,
+                etype,
+                "reserve_minor must be the latest valuation times reserve_ratio_ppm / 1e6",
+            )
         closes = parse_time(_str(data, "closes_at"))
         if closes <= t:
             msg = "data.closes_at must be after the opening time"
@@ -313,7 +336,11 @@ def apply(asset: Asset | None, event: dict[str, Any]) -> Asset:
         nau = copy.copy(au)
         if au.kind == "ascending":
             amount = _int(data, "amount_minor")
-            floor = au.reserve_minor if au.best_minor is None else au.best_minor + max(au.min_increment_minor, 1)
+            floor = (
+                au.reserve_minor
+                if au.best_minor is None
+                else au.best_minor + max(au.min_increment_minor, 1)
+            )
             if amount < floor:
                 raise _fail(asset, etype, f"a bid must be at least {floor}")
             nau.best_bidder, nau.best_minor = bidder, amount
@@ -360,26 +387,32 @@ def apply(asset: Asset | None, event: dict[str, Any]) -> Asset:
     return a
 
 
-def auction_result(asset: Asset, au: Auction, data: dict[str, Any]) -> tuple[str | None, int | None]:
+def auction_result(
+    asset: Asset, au: Auction, data: dict[str, Any]
+) -> tuple[str | None, int | None]:
     if au.kind == "ascending":
         return au.best_bidder, au.best_minor
     reveals = data.get("reveals", [])
     if not isinstance(reveals, list):
         msg = "data.reveals must be a list"
-        raise ValueError(msg)
+        raise TypeError(msg)
     best: tuple[int, int, str] | None = None  # (amount, -order, bidder)
     order = {b["bidder"]: i for i, b in enumerate(au.bids)}
     seen = set()
     for r in reveals:
         bidder, amount, nonce = r.get("bidder"), r.get("amount_minor"), r.get("nonce")
         if bidder not in au.commitments or bidder in seen:
-            raise _fail(asset, "auction_closed", f"reveal for {bidder!r} has no (or a repeated) sealed bid")
+            raise _fail(
+                asset, "auction_closed", f"reveal for {bidder!r} has no (or a repeated) sealed bid"
+            )
         seen.add(bidder)
         if not isinstance(amount, int) or not isinstance(nonce, str):
             msg = "each reveal needs bidder, integer amount_minor and string nonce"
-            raise ValueError(msg)
+            raise TypeError(msg)
         if bid_commitment(au.auction_id, bidder, amount, nonce) != au.commitments[bidder]:
-            raise _fail(asset, "auction_closed", f"the reveal of {bidder} does not match its commitment")
+            raise _fail(
+                asset, "auction_closed", f"the reveal of {bidder} does not match its commitment"
+            )
         if amount >= au.reserve_minor:
             cand = (amount, -order[bidder], bidder)
             if best is None or cand > best:

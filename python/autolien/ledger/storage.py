@@ -92,7 +92,7 @@ def scan_records(path: Path) -> ScanResult:
 
 def _runs_to_end(data: bytes, pos: int) -> bool:
     # The bad record's own length field says it ends exactly at EOF.
-    (length,) = _HEADER.unpack_from(data, pos)
+    length: int = _HEADER.unpack_from(data, pos)[0]
     return pos + 4 + length + 4 == len(data)
 
 
