@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__, _core
+from .ledger import cli as ledger_cli
 
 
 def _info(_: argparse.Namespace) -> int:
@@ -32,7 +33,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_info = sub.add_parser("info", help="build and machine facts as JSON")
     p_info.set_defaults(func=_info)
+    ledger_cli.add_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "ledger":
+        return ledger_cli.run(args)
     result: int = args.func(args)
     return result
 
