@@ -612,3 +612,26 @@ def test_audit_finds_the_first_tampered_entry(tmp_path: Path, cons: Consortium) 
     rep = audit(path)
     assert rep.first_bad is not None
     assert rep.first_bad["index"] == 2
+
+
+def test_parallel_audit_finds_the_same_first_bad_entry(
+    tmp_path: Path, cons: Consortium, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import autolien.ledger.assets as assets_mod
+
+    led = new_ledger(tmp_path, cons)
+    for seed in range(1, 4):
+        defaulted(led, cons, seed)
+    led.close()
+    path = tmp_path / "ledger"
+
+    def bump(ev: dict) -> None:  # type: ignore[type-arg]
+        ev["data"]["value_minor"] += 1
+
+    _rewrite_entry(path, 8, bump)
+    sequential = audit(path, workers=1)
+    monkeypatch.setattr(assets_mod, "PARALLEL_AUDIT_MIN", 1)
+    parallel = audit(path, workers=2)
+    assert sequential.first_bad == parallel.first_bad
+    assert parallel.first_bad is not None
+    assert parallel.first_bad["index"] == 8

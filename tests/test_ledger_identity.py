@@ -84,6 +84,37 @@ def test_jcs_matches_rfc8785_package(value: object) -> None:
     assert canonicalize(value) == rfc8785.dumps(value)
 
 
+# Without floats, canonicalize takes its json.dumps fast path; keys here
+# include characters beyond the BMP, where UTF-16 order differs from code points.
+json_values_without_floats = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.text(alphabet=st.characters(codec="utf-8"), max_size=4), children, max_size=5
+        )
+    ),
+    max_leaves=15,
+)
+
+
+@given(json_values_without_floats)
+def test_jcs_fast_path_matches_rfc8785_package(value: object) -> None:
+    assert canonicalize(value) == rfc8785.dumps(value)
+
+
+def test_jcs_key_order_is_utf16_not_code_point() -> None:
+    # U+1F600 sorts before U+FFFD in UTF-16 (surrogate D83D < FFFD).
+    value = {"\ufffd": 1, "\U0001f600": 2}
+    assert canonicalize(value) == rfc8785.dumps(value)
+    assert canonicalize(value).decode().index("\U0001f600") < canonicalize(value).decode().index(
+        "\ufffd"
+    )
+
+
 def test_jcs_rfc8785_number_examples() -> None:
     # Appendix B of RFC 8785: IEEE 754 value -> canonical text.
     assert canonicalize(-0.0) == b"0"

@@ -108,8 +108,35 @@ def _emit(v: Any, out: list[str]) -> None:
         raise TypeError(msg)
 
 
+def _simple(v: Any) -> bool:
+    """True when json.dumps(sort_keys=True) already gives the JCS form: no
+    floats (ECMAScript formats them differently), integers within I-JSON,
+    and no object key beyond the BMP (code point order = UTF-16 order there)."""
+    if isinstance(v, str) or v is None or v is True or v is False:
+        return True
+    if isinstance(v, int):
+        return -_MAX_SAFE <= v <= _MAX_SAFE
+    if isinstance(v, dict):
+        for k, item in v.items():
+            if not isinstance(k, str) or (not k.isascii() and any(ord(c) > 0xFFFF for c in k)):
+                return False
+            if not _simple(item):
+                return False
+        return True
+    if isinstance(v, list | tuple):
+        return all(_simple(item) for item in v)
+    return False
+
+
 def canonicalize(value: Any) -> bytes:
     """The RFC 8785 canonical UTF-8 bytes of a JSON value."""
+    if _simple(value):
+        try:
+            return json.dumps(
+                value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+            ).encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: the full path below names the problem
     out: list[str] = []
     _emit(value, out)
     return "".join(out).encode("utf-8")
