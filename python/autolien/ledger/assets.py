@@ -980,7 +980,7 @@ def audit(
     n_workers = workers or os.cpu_count() or 1
     parallel = verify_signatures and n_workers > 1 and len(scan.records) >= PARALLEL_AUDIT_MIN
     books = _Books()
-    first_bad = None
+    first_bad: dict[str, Any] | None = None
     for i, payload in enumerate(scan.records):
         try:
             ev = _load_event(payload)
