@@ -22,8 +22,12 @@ def size(full: int, quick: int) -> int:
     return quick if QUICK else full
 
 
-def tag(benchmark: Any, role: str, kernel: str, items: int) -> None:
+def tag(benchmark: Any, role: str, kernel: str, items: int, *, pair: str | None = None) -> None:
+    """Labels a benchmark. Entries with the same ``pair`` (say, a batch size)
+    are compared with each other; otherwise our best entry faces each peer."""
     benchmark.extra_info.update({"role": role, "kernel": kernel, "items": items})
+    if pair is not None:
+        benchmark.extra_info["pair"] = pair
 
 
 def _median(bench: Any) -> float | None:
@@ -39,7 +43,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     session = getattr(config, "_benchmarksession", None)
     if session is None or getattr(session, "disabled", True):
         return
-    groups: dict[str, list[tuple[str, str, float, float]]] = defaultdict(list)
+    groups: dict[str, list[tuple[str, str, float, float, str | None]]] = defaultdict(list)
     for bench in session.benchmarks:
         info = bench.extra_info
         med = _median(bench)
@@ -47,18 +51,27 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             continue
         iqr = getattr(getattr(bench, "stats", None), "iqr", 0.0) or 0.0
         rate = info["items"] / med
-        groups[bench.group or bench.name].append((info["role"], info["kernel"], rate, iqr / med))
+        groups[bench.group or bench.name].append(
+            (info["role"], info["kernel"], rate, iqr / med, info.get("pair"))
+        )
     if not groups:
         return
     tr = terminalreporter
     tr.section("autolien: ours vs peers (items/s from the median round; spread = IQR/median)")
     for group, rows in sorted(groups.items()):
         tr.write_line(f"[{group}]")
-        for role, kernel, rate, spread in sorted(rows, key=lambda r: -r[2]):
+        for role, kernel, rate, spread, _ in sorted(rows, key=lambda r: -r[2]):
             tr.write_line(f"  {role:4s} {kernel:44s} {rate:14,.0f} /s   spread {spread:5.1%}")
-        ours = [r for r in rows if r[0] == "ours"]
-        peers = [r for r in rows if r[0] == "peer"]
-        if ours and peers:
-            best = max(ours, key=lambda r: r[2])
-            for _, kernel, rate, _ in peers:
-                tr.write_line(f"  ratio {best[1]} / {kernel}: {best[2] / rate:,.1f}x")
+        for ours, peer in _ratio_pairs(rows):
+            tr.write_line(f"  ratio {ours[1]} / {peer[1]}: {ours[2] / peer[2]:,.2f}x")
+
+
+def _ratio_pairs(rows: list[Any]) -> list[tuple[Any, Any]]:
+    ours = [r for r in rows if r[0] == "ours"]
+    peers = [r for r in rows if r[0] == "peer"]
+    if any(r[4] is not None for r in rows):
+        return [(o, p) for o in ours for p in peers if o[4] is not None and o[4] == p[4]]
+    if not ours:
+        return []
+    best = max(ours, key=lambda r: r[2])
+    return [(best, p) for p in peers]

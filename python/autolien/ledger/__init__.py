@@ -5,11 +5,16 @@
   proofs for any past size.
 * :class:`StandardMerkleTree` and :class:`SimpleMerkleTree`: OpenZeppelin
   merkle-tree 1.x compatible trees whose proofs verify on-chain.
+* :class:`AssetLedger`: the consortium ledger of pledged vehicles (signed
+  lifecycle events, M-of-N disposal, the 7-day rule, auctions, checkpoints,
+  witnesses, durable storage and :func:`audit`); see docs/ledger.md.
 """
 
 from __future__ import annotations
 
 from . import abi
+from .assets import AssetLedger, AuditReport, Entry, Member, Witness, audit
+from .identity import asset_code, validate_asset_code, validate_vin, vin_check_digit
 from .merkle import (
     HashName,
     MerkleLog,
@@ -21,20 +26,34 @@ from .merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from .note import Checkpoint, NoteSigner, NoteVerifier
 from .openzeppelin import MultiProof, SimpleMerkleTree, StandardMerkleTree
 
 __all__ = [
+    "AssetLedger",
+    "AuditReport",
+    "Checkpoint",
+    "Entry",
     "HashName",
+    "Member",
     "MerkleLog",
     "MultiProof",
+    "NoteSigner",
+    "NoteVerifier",
     "SimpleMerkleTree",
     "StandardMerkleTree",
+    "Witness",
     "abi",
+    "asset_code",
+    "audit",
     "keccak256",
     "leaf_hash",
     "node_hash",
     "sha256",
     "sha256_backend",
+    "validate_asset_code",
+    "validate_vin",
     "verify_consistency",
     "verify_inclusion",
+    "vin_check_digit",
 ]
