@@ -637,23 +637,31 @@ def test_parallel_audit_finds_the_same_first_bad_entry(
     assert parallel.first_bad["index"] == 8
 
 
-def test_record_many_is_all_or_nothing_and_places_triggers(tmp_path: Path, cons: Consortium) -> None:
+def test_record_many_is_all_or_nothing_and_places_triggers(
+    tmp_path: Path, cons: Consortium
+) -> None:
     led = new_ledger(tmp_path, cons)
     code = defaulted(led, cons)  # default at day 30, trigger due at day 37
     b = cons.banks[0]
     size, root = led.size, led.root()
     with pytest.raises(InvalidTransitionError):
-        led.record_many([
-            ("valuation_updated", code, {"value_minor": 1}, b, T0 + 31 * DAY),
-            ("loan_cured", code, {}, b, T0 + 32 * DAY),  # not overdue: the batch fails
-        ])
+        led.record_many(
+            [
+                ("valuation_updated", code, {"value_minor": 1}, b, T0 + 31 * DAY),
+                ("loan_cured", code, {}, b, T0 + 32 * DAY),  # not overdue: the batch fails
+            ]
+        )
     assert (led.size, led.root()) == (size, root)
-    entries = led.record_many([
-        ("valuation_updated", code, {"value_minor": 1}, b, T0 + 31 * DAY),
-        ("valuation_updated", code, {"value_minor": 2}, b, T0 + 40 * DAY),
-    ])
+    entries = led.record_many(
+        [
+            ("valuation_updated", code, {"value_minor": 1}, b, T0 + 31 * DAY),
+            ("valuation_updated", code, {"value_minor": 2}, b, T0 + 40 * DAY),
+        ]
+    )
     assert [e.event["type"] for e in entries] == [
-        "valuation_updated", "judicial_disposal_triggered", "valuation_updated",
+        "valuation_updated",
+        "judicial_disposal_triggered",
+        "valuation_updated",
     ]
     assert entries[1].event["time"] == "2026-02-11T08:00:00.000000Z"
     led.close()

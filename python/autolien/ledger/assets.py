@@ -575,7 +575,10 @@ class AssetLedger:
                 etype, code, data, signer, when = queue.pop(0)
                 # A member event after an asset's 7-day deadline brings the
                 # trigger in first, exactly as tick() at the deadline would.
-                if code is not None and etype not in ("judicial_disposal_triggered", "pledge_registered"):
+                if code is not None and etype not in (
+                    "judicial_disposal_triggered",
+                    "pledge_registered",
+                ):
                     current = books.assets.get(code)
                     deadline = lc.trigger_deadline(current) if current else None
                     if deadline is not None and deadline <= when:
@@ -663,7 +666,9 @@ class AssetLedger:
         drafts = []
         for i, (etype, code, data, actor, time) in enumerate(events):
             if etype not in lc.MEMBER_EVENT_TYPES or etype == "pledge_registered":
-                msg = f"events[{i}]: etype must be one of {lc.MEMBER_EVENT_TYPES[1:]}, got {etype!r}"
+                msg = (
+                    f"events[{i}]: etype must be one of {lc.MEMBER_EVENT_TYPES[1:]}, got {etype!r}"
+                )
                 raise ValueError(msg)
             drafts.append((etype, validate_asset_code(code), dict(data), actor, time))
         return self._append(drafts)
