@@ -10,11 +10,13 @@ EXTRAS  ?= test,bench,lint
 CMAKE_DEFS ?= -Ccmake.define.AUTOLIEN_WERROR=ON
 CXX_SOURCES = $(shell find cpp bindings fpga -name '*.cpp' -o -name '*.hpp' -o -name '*.h' 2>/dev/null)
 
-.PHONY: help install test test-fast bench bench-quick lint format sanitize clean
+.PHONY: help install test test-fast bench bench-quick bench-save bench-check lint format sanitize clean
 
 help:
 	@echo "make test       build, install into $(VENV) and run the tests (and a quick bench smoke run)"
 	@echo "make bench      run bench/ with real timings: our kernels against their peers"
+	@echo "make bench-save run the benches and save bench/baselines/default.json (ratios, growth, instructions)"
+	@echo "make bench-check run the benches and fail on a regression against that baseline"
 	@echo "make lint       ruff, mypy and clang-format in check mode"
 	@echo "make format     apply ruff format and clang-format"
 	@echo "make sanitize   the test suite against an ASan+UBSan build (in .venv-asan)"
@@ -37,11 +39,22 @@ test: install
 test-fast:
 	$(PY) -m pytest tests -x -q
 
+BENCH_ARGS := --benchmark-only --benchmark-columns=min,median,iqr,rounds -q -p no:cacheprovider
+BASELINE ?= bench/baselines/default.json
+
 bench: install
-	$(PY) -m pytest bench --benchmark-only --benchmark-columns=min,median,mean,stddev,rounds -q
+	$(PY) -m pytest bench $(BENCH_ARGS)
 
 bench-quick: install
-	AUTOLIEN_BENCH_QUICK=1 $(PY) -m pytest bench --benchmark-only -q
+	AUTOLIEN_BENCH_QUICK=1 $(PY) -m pytest bench $(BENCH_ARGS)
+
+# Baselines hold ours/peer ratios, cost-growth exponents and callgrind
+# instruction counts; bench/gate.py documents the thresholds.
+bench-save: bench
+	$(PY) bench/gate.py save --callgrind --baseline $(BASELINE)
+
+bench-check: bench
+	$(PY) bench/gate.py check --callgrind --baseline $(BASELINE)
 
 lint: install
 	$(PY) -m ruff check python tests bench

@@ -1,17 +1,19 @@
-"""Ledger kernel against its peers on the same data in one run.
+"""Ledger kernel against its peers on the same data in one run, at three sizes.
 
-* build: batch-building a log of N records of 100 bytes (1e6 by default);
-* proofs: inclusion proofs generated per second on that log;
-* verify: inclusion proofs verified per second.
+* build: batch-building a log of n records of 100 bytes (n = 1e4, 1e5, 1e6);
+* proofs: inclusion proofs per second on a log of n leaves;
+* verify: inclusion proofs verified per second on a log of n leaves.
 
-Peers: a pure-Python hashlib build (the natural thing to write without us) and
-pymerkle 7 (bench extra only; GPLv3, never imported by the package).
+Peers: a pure-Python hashlib build (what one writes without us) and pymerkle 7
+(bench extra only; GPLv3, never imported by the package). Each peer checks it
+got our root or our proof, so a ratio never compares different work.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -19,42 +21,56 @@ import pytest
 
 from autolien import _core
 from autolien.ledger import MerkleLog, verify_inclusion
-from conftest import size, tag
+from conftest import size, sizes, tag
 
-N = size(1_000_000, 10_000)
-N_PROOFS = size(20_000, 500)
+SIZES = sizes((10_000, 100_000, 1_000_000), (100, 1_000, 10_000))
+N_PROOFS = size(20_000, 300)
 RECORD = 100
 
 
-@pytest.fixture(scope="module")
-def rows() -> np.ndarray:
-    return np.random.default_rng(2024).integers(0, 256, size=(N, RECORD), dtype=np.uint8)
+@cache
+def rows(n: int) -> np.ndarray:
+    return np.random.default_rng(2024).integers(0, 256, size=(SIZES[-1], RECORD), dtype=np.uint8)[
+        :n
+    ]
 
 
-@pytest.fixture(scope="module")
-def records(rows: np.ndarray) -> list[bytes]:
-    return [r.tobytes() for r in rows]
+@cache
+def records(n: int) -> list[bytes]:
+    return [r.tobytes() for r in rows(n)]
 
 
-@pytest.fixture(scope="module")
-def built(records: list[bytes]) -> MerkleLog:
+@cache
+def built(n: int) -> MerkleLog:
     log = MerkleLog()
-    log.extend(records)
+    log.extend(rows(n))
     return log
 
 
-@pytest.fixture(scope="module")
-def indices() -> list[int]:
+@cache
+def hashlib_levels(n: int) -> list[list[bytes]]:
+    return hashlib_build(records(n))
+
+
+@cache
+def pymerkle_tree(n: int) -> Any:
+    pymerkle = pytest.importorskip("pymerkle")
+    tree = pymerkle.InmemoryTree(algorithm="sha256")
+    tree.append_entries(records(n))
+    return tree
+
+
+def indices(n: int) -> list[int]:
     rnd = random.Random(7)
-    return [rnd.randrange(N) for _ in range(N_PROOFS)]
+    return [rnd.randrange(n) for _ in range(N_PROOFS)]
 
 
 # --- pure-Python hashlib reference --------------------------------------------
 
 
-def hashlib_build(records: list[bytes]) -> list[list[bytes]]:
+def hashlib_build(recs: list[bytes]) -> list[list[bytes]]:
     sha = hashlib.sha256
-    level = [sha(b"\x00" + r).digest() for r in records]
+    level = [sha(b"\x00" + r).digest() for r in recs]
     levels = [level]
     while len(level) > 1:
         level = [
@@ -62,10 +78,6 @@ def hashlib_build(records: list[bytes]) -> list[list[bytes]]:
         ]
         levels.append(level)
     return levels
-
-
-def hashlib_root(levels: list[list[bytes]], n: int) -> bytes:
-    return hashlib_subtree(levels, 0, n)
 
 
 def hashlib_subtree(levels: list[list[bytes]], lo: int, hi: int) -> bytes:
@@ -116,41 +128,47 @@ def hashlib_verify(leaf: bytes, index: int, n: int, proof: list[bytes], root: by
 # --- build ----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("n", SIZES)
 @pytest.mark.benchmark(group="ledger-build")
-def test_build_ours_list(benchmark: Any, records: list[bytes]) -> None:
-    tag(benchmark, "ours", f"MerkleLog.extend(list) {_core.sha256_backend()}", N)
+def test_build_ours_list(benchmark: Any, n: int) -> None:
+    recs = records(n)
+    tag(benchmark, "ours", f"MerkleLog.extend(list) {_core.sha256_backend()}", n, size=n)
 
     def run() -> bytes:
         log = MerkleLog()
-        log.extend(records)
+        log.extend(recs)
         return log.root()
 
     root = benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1)
-    assert root == hashlib_root(hashlib_build(records[:N]), N) if N <= 20_000 else len(root) == 32
+    assert root == hashlib_subtree(hashlib_levels(n), 0, n)
 
 
+@pytest.mark.parametrize("n", SIZES)
 @pytest.mark.benchmark(group="ledger-build")
-def test_build_ours_array(benchmark: Any, rows: np.ndarray) -> None:
-    tag(benchmark, "ours", f"MerkleLog.extend(ndarray) {_core.sha256_backend()}", N)
+def test_build_ours_array(benchmark: Any, n: int) -> None:
+    arr = rows(n)
+    tag(benchmark, "ours", f"MerkleLog.extend(ndarray) {_core.sha256_backend()}", n, size=n)
 
     def run() -> bytes:
         log = MerkleLog()
-        log.extend(rows)
+        log.extend(arr)
         return log.root()
 
     benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1)
 
 
+@pytest.mark.parametrize("n", SIZES)
 @pytest.mark.benchmark(group="ledger-build")
-def test_build_ours_one_thread(benchmark: Any, records: list[bytes]) -> None:
-    tag(benchmark, "ours", "MerkleLog.extend(list) 1 thread", N)
+def test_build_ours_one_thread(benchmark: Any, n: int) -> None:
+    recs = records(n)
     before = _core.get_num_threads()
     _core.set_num_threads(1)
+    tag(benchmark, "ours", "MerkleLog.extend(list) 1 thread", n, size=n)
     try:
 
         def run() -> bytes:
             log = MerkleLog()
-            log.extend(records)
+            log.extend(recs)
             return log.root()
 
         benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1)
@@ -158,103 +176,105 @@ def test_build_ours_one_thread(benchmark: Any, records: list[bytes]) -> None:
         _core.set_num_threads(before)
 
 
+@pytest.mark.parametrize("n", SIZES)
 @pytest.mark.benchmark(group="ledger-build")
-def test_build_peer_hashlib(benchmark: Any, records: list[bytes], built: MerkleLog) -> None:
-    tag(benchmark, "peer", "pure-Python hashlib", N)
-    levels = benchmark.pedantic(hashlib_build, args=(records,), rounds=1, iterations=1)
-    assert hashlib_root(levels, N) == built.root()
+def test_build_peer_hashlib(benchmark: Any, n: int) -> None:
+    recs = records(n)
+    tag(benchmark, "peer", "pure-Python hashlib", n, size=n)
+    levels = benchmark.pedantic(hashlib_build, args=(recs,), rounds=1, iterations=1)
+    assert hashlib_subtree(levels, 0, n) == built(n).root()
 
 
+@pytest.mark.parametrize("n", SIZES)
 @pytest.mark.benchmark(group="ledger-build")
-def test_build_peer_pymerkle(benchmark: Any, records: list[bytes], built: MerkleLog) -> None:
+def test_build_peer_pymerkle(benchmark: Any, n: int) -> None:
     pymerkle = pytest.importorskip("pymerkle")
-    tag(benchmark, "peer", "pymerkle 7 InmemoryTree", N)
+    recs = records(n)
+    tag(benchmark, "peer", "pymerkle 7 InmemoryTree", n, size=n)
 
     def run() -> Any:
         tree = pymerkle.InmemoryTree(algorithm="sha256")
-        tree.append_entries(records)
+        tree.append_entries(recs)
         return tree
 
     tree = benchmark.pedantic(run, rounds=1, iterations=1)
-    assert tree.get_root() == built.root()
+    assert tree.get_root() == built(n).root()
 
 
-# --- proofs -------------------------------------------------------------------------
+# --- proofs ----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("n", SIZES)
 @pytest.mark.benchmark(group="ledger-proofs")
-def test_proofs_ours(benchmark: Any, built: MerkleLog, indices: list[int]) -> None:
-    tag(benchmark, "ours", "MerkleLog.inclusion_proof", len(indices))
-    prove = built.inclusion_proof
-    benchmark.pedantic(
-        lambda: [prove(i, N) for i in indices], rounds=5, iterations=1, warmup_rounds=1
-    )
+def test_proofs_ours(benchmark: Any, n: int) -> None:
+    log, idx = built(n), indices(n)
+    tag(benchmark, "ours", "MerkleLog.inclusion_proof", len(idx), size=n)
+    prove = log.inclusion_proof
+    benchmark.pedantic(lambda: [prove(i, n) for i in idx], rounds=5, iterations=1, warmup_rounds=1)
 
 
+@pytest.mark.parametrize("n", SIZES)
 @pytest.mark.benchmark(group="ledger-proofs")
-def test_proofs_ours_batch(benchmark: Any, built: MerkleLog, indices: list[int]) -> None:
-    tag(benchmark, "ours", "MerkleLog.inclusion_proofs (batch, Arrow)", len(indices))
-    idx = np.asarray(indices, dtype=np.int64)
+def test_proofs_ours_batch(benchmark: Any, n: int) -> None:
+    log, idx = built(n), np.asarray(indices(n), dtype=np.int64)
+    tag(benchmark, "ours", "MerkleLog.inclusion_proofs (batch, Arrow)", len(idx), size=n)
     out = benchmark.pedantic(
-        lambda: built.inclusion_proofs(idx, N), rounds=5, iterations=1, warmup_rounds=1
+        lambda: log.inclusion_proofs(idx, n), rounds=5, iterations=1, warmup_rounds=1
     )
-    assert out[0].as_py() == built.inclusion_proof(indices[0], N)
+    assert out[0].as_py() == log.inclusion_proof(int(idx[0]), n)
 
 
+@pytest.mark.parametrize("n", SIZES)
 @pytest.mark.benchmark(group="ledger-proofs")
-def test_proofs_peer_hashlib(
-    benchmark: Any, records: list[bytes], built: MerkleLog, indices: list[int]
-) -> None:
-    tag(benchmark, "peer", "pure-Python hashlib", len(indices))
-    levels = hashlib_build(records)
+def test_proofs_peer_hashlib(benchmark: Any, n: int) -> None:
+    levels, idx = hashlib_levels(n), indices(n)
+    tag(benchmark, "peer", "pure-Python hashlib", len(idx), size=n)
     proofs = benchmark.pedantic(
-        lambda: [hashlib_proof(levels, i, N) for i in indices], rounds=1, iterations=1
+        lambda: [hashlib_proof(levels, i, n) for i in idx], rounds=1, iterations=1
     )
-    assert proofs[0] == built.inclusion_proof(indices[0], N)
+    assert proofs[0] == built(n).inclusion_proof(idx[0], n)
 
 
+@pytest.mark.parametrize("n", SIZES)
 @pytest.mark.benchmark(group="ledger-proofs")
-def test_proofs_peer_pymerkle(benchmark: Any, records: list[bytes], indices: list[int]) -> None:
-    pymerkle = pytest.importorskip("pymerkle")
-    tag(benchmark, "peer", "pymerkle 7 prove_inclusion", len(indices))
-    tree = pymerkle.InmemoryTree(algorithm="sha256")
-    tree.append_entries(records)
+def test_proofs_peer_pymerkle(benchmark: Any, n: int) -> None:
+    tree, idx = pymerkle_tree(n), indices(n)
+    tag(benchmark, "peer", "pymerkle 7 prove_inclusion", len(idx), size=n)
     # pymerkle indices are 1-based.
     benchmark.pedantic(
-        lambda: [tree.prove_inclusion(i + 1, N) for i in indices], rounds=1, iterations=1
+        lambda: [tree.prove_inclusion(i + 1, n) for i in idx], rounds=1, iterations=1
     )
 
 
-# --- verification ----------------------------------------------------------------------
+# --- verification --------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def proofs(built: MerkleLog, indices: list[int]) -> list[tuple[bytes, int, list[bytes]]]:
-    return [(built.leaf_hash(i), i, built.inclusion_proof(i, N)) for i in indices]
+@cache
+def proofs_for(n: int) -> list[tuple[bytes, int, list[bytes]]]:
+    log = built(n)
+    return [(log.leaf_hash(i), i, log.inclusion_proof(i, n)) for i in indices(n)]
 
 
+@pytest.mark.parametrize("n", SIZES)
 @pytest.mark.benchmark(group="ledger-verify")
-def test_verify_ours(
-    benchmark: Any, built: MerkleLog, proofs: list[tuple[bytes, int, list[bytes]]]
-) -> None:
-    tag(benchmark, "ours", "verify_inclusion", len(proofs))
-    root = built.root()
+def test_verify_ours(benchmark: Any, n: int) -> None:
+    ps, root = proofs_for(n), built(n).root()
+    tag(benchmark, "ours", "verify_inclusion", len(ps), size=n)
     ok = benchmark.pedantic(
-        lambda: all(verify_inclusion(leaf, i, N, p, root) for leaf, i, p in proofs),
+        lambda: all(verify_inclusion(leaf, i, n, p, root) for leaf, i, p in ps),
         rounds=5,
         iterations=1,
     )
     assert ok
 
 
+@pytest.mark.parametrize("n", SIZES)
 @pytest.mark.benchmark(group="ledger-verify")
-def test_verify_peer_hashlib(
-    benchmark: Any, built: MerkleLog, proofs: list[tuple[bytes, int, list[bytes]]]
-) -> None:
-    tag(benchmark, "peer", "pure-Python hashlib", len(proofs))
-    root = built.root()
+def test_verify_peer_hashlib(benchmark: Any, n: int) -> None:
+    ps, root = proofs_for(n), built(n).root()
+    tag(benchmark, "peer", "pure-Python hashlib", len(ps), size=n)
     ok = benchmark.pedantic(
-        lambda: all(hashlib_verify(leaf, i, N, p, root) for leaf, i, p in proofs),
+        lambda: all(hashlib_verify(leaf, i, n, p, root) for leaf, i, p in ps),
         rounds=1,
         iterations=1,
     )

@@ -25,14 +25,16 @@ from autolien.ledger.assets import AssetLedger, Member, audit
 from autolien.ledger.identity import vin_check_digit
 from autolien.ledger.jcs import canonicalize
 from autolien.ledger.note import NoteSigner
-from conftest import size, tag
+from conftest import sizes, tag
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 OP = NoteSigner.generate("op.bench")
 BANK = NoteSigner.generate("bank.bench")
-N_APPEND = size(2000, 200)
-N_AUDIT = int(os.environ.get("AUTOLIEN_BENCH_AUDIT_EVENTS", size(100_000, 2000)))
-N_ASSETS = 1000
+APPEND_SIZES = sizes((200, 2_000, 20_000), (20, 200, 2_000))
+AUDIT_SIZES = sizes((1_000, 10_000, 100_000), (100, 1_000, 10_000))
+if os.environ.get("AUTOLIEN_BENCH_AUDIT_EVENTS"):  # e.g. 1000000 for the 1e6 figure
+    AUDIT_SIZES = (*AUDIT_SIZES[1:], int(os.environ["AUTOLIEN_BENCH_AUDIT_EVENTS"]))
+N_ASSETS = 100
 
 
 def _vin(i: int) -> str:
@@ -80,14 +82,18 @@ def append_ledger(
     led.close()
 
 
-@pytest.mark.parametrize("batch", [1, 100, 1000])
+# Batch 1 does one fsync per event, so it runs at a tenth of the sizes.
+APPEND_CASES = [(b, n if b > 1 else max(n // 10, 10)) for b in (1, 100) for n in APPEND_SIZES]
+
+
+@pytest.mark.parametrize(("batch", "n"), APPEND_CASES)
 @pytest.mark.benchmark(group="ledger-append")
 def test_append_ours(
-    benchmark: Any, append_ledger: tuple[AssetLedger, list[str]], batch: int
+    benchmark: Any, append_ledger: tuple[AssetLedger, list[str]], batch: int, n: int
 ) -> None:
     led, codes = append_ledger
-    n = N_APPEND if batch > 1 else max(N_APPEND // 10, 20)
-    tag(benchmark, "ours", f"AssetLedger.record_many, fsync per {batch}", n, pair=f"batch {batch}")
+    kernel = f"AssetLedger.record_many, fsync per {batch}"
+    tag(benchmark, "ours", kernel, n, size=n, pair=f"batch {batch}")
     counter = [led.size]
 
     def run() -> None:
@@ -98,13 +104,11 @@ def test_append_ours(
     benchmark.pedantic(run, rounds=3, iterations=1)
 
 
-@pytest.mark.parametrize("batch", [1, 100, 1000])
+@pytest.mark.parametrize(("batch", "n"), APPEND_CASES)
 @pytest.mark.benchmark(group="ledger-append")
-def test_append_peer_sqlite(benchmark: Any, tmp_path: Path, batch: int) -> None:
-    n = N_APPEND if batch > 1 else max(N_APPEND // 10, 20)
-    tag(
-        benchmark, "peer", f"sqlite3 synchronous=FULL, commit per {batch}", n, pair=f"batch {batch}"
-    )
+def test_append_peer_sqlite(benchmark: Any, tmp_path: Path, batch: int, n: int) -> None:
+    kernel = f"sqlite3 synchronous=FULL, commit per {batch}"
+    tag(benchmark, "peer", kernel, n, size=n, pair=f"batch {batch}")
     db = sqlite3.connect(tmp_path / "peer.db", isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
@@ -133,28 +137,37 @@ def test_append_peer_sqlite(benchmark: Any, tmp_path: Path, batch: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def audit_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("audit") / "ledger"
-    led, codes = _new_ledger(path)
-    done = led.size
-    while done < N_AUDIT:
-        chunk = min(5000, N_AUDIT - done)
-        led.record_many(list(_events(codes, done, chunk)))
-        done += chunk
-    led.checkpoint()
-    led.close()
-    return path
+def audit_ledgers(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    out = {}
+    for n in AUDIT_SIZES:
+        path = tmp_path_factory.mktemp(f"audit{n}") / "ledger"
+        led, codes = _new_ledger(path)
+        done = led.size
+        while done < n:
+            chunk = min(5000, n - done)
+            led.record_many(list(_events(codes, done, chunk)))
+            done += chunk
+        led.checkpoint()
+        led.close()
+        out[n] = path
+    return out
 
 
 @pytest.mark.parametrize("workers", [1, os.cpu_count() or 1])
+@pytest.mark.parametrize("n", AUDIT_SIZES)
 @pytest.mark.benchmark(group="ledger-audit")
 def test_audit(
-    benchmark: Any, audit_ledger: Path, workers: int, monkeypatch: pytest.MonkeyPatch
+    benchmark: Any,
+    audit_ledgers: dict[int, Path],
+    n: int,
+    workers: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import autolien.ledger.assets as assets_mod
 
     monkeypatch.setattr(assets_mod, "PARALLEL_AUDIT_MIN", 1)
-    tag(benchmark, "ours", f"audit, signatures on {workers} process(es)", N_AUDIT)
-    rep = benchmark.pedantic(lambda: audit(audit_ledger, workers=workers), rounds=1, iterations=1)
+    path = audit_ledgers[n]
+    tag(benchmark, "ours", f"audit, signatures on {workers} process(es)", n, size=n)
+    rep = benchmark.pedantic(lambda: audit(path, workers=workers), rounds=1, iterations=1)
     assert rep.ok, rep.first_bad
-    assert rep.entries >= N_AUDIT
+    assert rep.entries >= n

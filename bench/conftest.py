@@ -1,77 +1,249 @@
-"""Shared bench plumbing: sizes, and the ours-vs-peer ratio summary.
+"""Shared bench plumbing: sizes, labels, peak memory, and the summary.
 
-Every benchmark records ``extra_info["role"]`` ("ours" or "peer"),
-``extra_info["kernel"]`` (what is measured) and ``extra_info["items"]`` (work
-items per round). After the pytest-benchmark tables, a summary prints items/s
-for each entry and the ratio of our best entry to each peer, within each group.
+Every benchmark calls ``tag(benchmark, role, kernel, items, size=n)`` first:
+
+* ``role``: "ours" or "peer";
+* ``kernel``: a short label;
+* ``items``: work items per round;
+* ``size``: the input size this run uses. Each kernel runs at three sizes,
+  spanning two orders of magnitude.
+
+The optional ``pair`` pairs entries explicitly (say, the same batch size).
+
+After the pytest-benchmark tables, the summary prints, per group:
+
+* items/s per entry, with the spread (IQR/median);
+* ratios ours/peer at each size, with a spread combined from both sides;
+* each kernel's cost growth with size, as a fitted exponent (time ~ n^k);
+* the peak extra memory each kernel used at its largest size.
+
+The same figures go to ``bench/.last-summary.json``, which ``bench/gate.py``
+saves as a baseline and checks against.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 QUICK = os.environ.get("AUTOLIEN_BENCH_QUICK", "") not in ("", "0")
+SUMMARY_PATH = Path(__file__).parent / ".last-summary.json"
+# Memory that grows faster than this power of the input is reported as a defect.
+MEMORY_EXPONENT_LIMIT = 1.15
 
 
 def size(full: int, quick: int) -> int:
-    """The benchmark size: ``full`` normally, ``quick`` in CI's smoke mode."""
+    """One benchmark size: ``full`` normally, ``quick`` in CI's smoke mode."""
     return quick if QUICK else full
 
 
-def tag(benchmark: Any, role: str, kernel: str, items: int, *, pair: str | None = None) -> None:
-    """Labels a benchmark. Entries with the same ``pair`` (say, a batch size)
-    are compared with each other; otherwise our best entry faces each peer."""
-    benchmark.extra_info.update({"role": role, "kernel": kernel, "items": items})
+def sizes(full: tuple[int, int, int], quick: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The three sizes a kernel runs at (two orders of magnitude apart at least)."""
+    return quick if QUICK else full
+
+
+def _status_kib(key: str) -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _reset_peak() -> bool:
+    # Linux: writing 5 to clear_refs resets the RSS high-water mark (VmHWM).
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def tag(
+    benchmark: Any,
+    role: str,
+    kernel: str,
+    items: int,
+    *,
+    size: int | None = None,
+    pair: str | None = None,
+) -> None:
+    """Labels a benchmark and starts its peak-memory window (inputs are already built)."""
+    info = {"role": role, "kernel": kernel, "items": items}
+    if size is not None:
+        info["size"] = size
     if pair is not None:
-        benchmark.extra_info["pair"] = pair
+        info["pair"] = pair
+    if _reset_peak():
+        info["rss_before_kib"] = _status_kib("VmRSS")
+    benchmark.extra_info.update(info)
 
 
-def _median(bench: Any) -> float | None:
+@pytest.fixture(autouse=True)
+def _peak_memory(request: pytest.FixtureRequest) -> Any:
+    yield
+    bench = request.node.funcargs.get("benchmark") if hasattr(request.node, "funcargs") else None
+    if bench is not None and "rss_before_kib" in bench.extra_info:
+        bench.extra_info["peak_extra_kib"] = max(
+            0, _status_kib("VmHWM") - bench.extra_info["rss_before_kib"]
+        )
+
+
+def _stats(bench: Any) -> tuple[float, float] | None:
     stats = getattr(bench, "stats", None)
-    if stats is None:
-        return None
     inner = getattr(stats, "stats", stats)
     med = getattr(inner, "median", None)
-    return float(med) if med else None
+    if not med:
+        return None
+    iqr = getattr(inner, "iqr", 0.0) or 0.0
+    return float(med), float(iqr) / float(med)
+
+
+def _fit_exponent(points: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of log(y) against log(x)."""
+    pts = [(math.log(x), math.log(y)) for x, y in points if x > 0 and y > 0]
+    if len(pts) < 2:
+        return None
+    mx = sum(p[0] for p in pts) / len(pts)
+    my = sum(p[1] for p in pts) / len(pts)
+    sxx = sum((p[0] - mx) ** 2 for p in pts)
+    if sxx == 0:
+        return None
+    return sum((p[0] - mx) * (p[1] - my) for p in pts) / sxx
+
+
+def summarize(benchmarks: list[Any]) -> dict[str, Any]:
+    """The numbers the summary prints and the gate compares."""
+    rows = []
+    for bench in benchmarks:
+        info = bench.extra_info
+        st = _stats(bench)
+        if st is None or "role" not in info:
+            continue
+        med, spread = st
+        rows.append(
+            {
+                "group": bench.group or bench.name,
+                "role": info["role"],
+                "kernel": info["kernel"],
+                "size": info.get("size"),
+                "pair": info.get("pair"),
+                "seconds": med,
+                "rate": info["items"] / med,
+                "spread": spread,
+                "peak_extra_kib": info.get("peak_extra_kib"),
+            }
+        )
+    ratios = []
+    by_group_size: dict[tuple[str, Any], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_group_size[(r["group"], r["size"])].append(r)
+    for (group, sz), rs in by_group_size.items():
+        ours = [r for r in rs if r["role"] == "ours"]
+        peers = [r for r in rs if r["role"] == "peer"]
+        if any(r["pair"] is not None for r in rs):
+            pairs = [
+                (o, p)
+                for o in ours
+                for p in peers
+                if o["pair"] is not None and o["pair"] == p["pair"]
+            ]
+        else:
+            best = max(ours, key=lambda r: r["rate"]) if ours else None
+            pairs = [(best, p) for p in peers] if best else []
+        for o, p in pairs:
+            ratios.append(
+                {
+                    "key": f"{group} | n={sz} | {o['kernel']} / {p['kernel']}",
+                    "group": group,
+                    "size": sz,
+                    "ratio": o["rate"] / p["rate"],
+                    "spread": math.hypot(o["spread"], p["spread"]),
+                }
+            )
+    growth = []
+    mem_growth = []
+    by_kernel: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r["size"] is not None:
+            by_kernel[(r["group"], r["kernel"])].append(r)
+    for (group, kernel), rs in by_kernel.items():
+        rs.sort(key=lambda r: r["size"])
+        exp = _fit_exponent([(r["size"], r["seconds"]) for r in rs])
+        if exp is not None:
+            growth.append(
+                {
+                    "group": group,
+                    "kernel": kernel,
+                    "role": rs[0]["role"],
+                    "exponent": exp,
+                    "sizes": [r["size"] for r in rs],
+                }
+            )
+        mems = [(r["size"], r["peak_extra_kib"]) for r in rs if r["peak_extra_kib"]]
+        if len(mems) >= 2 and mems[-1][1] >= 4096:  # below 4 MiB the numbers are noise
+            mexp = _fit_exponent([(float(s), float(m)) for s, m in mems[-2:]])
+            mem_growth.append(
+                {
+                    "group": group,
+                    "kernel": kernel,
+                    "role": rs[0]["role"],
+                    "peak_extra_mib": mems[-1][1] / 1024,
+                    "at_size": mems[-1][0],
+                    "exponent": mexp,
+                }
+            )
+    return {"rows": rows, "ratios": ratios, "growth": growth, "memory": mem_growth, "quick": QUICK}
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     session = getattr(config, "_benchmarksession", None)
     if session is None or getattr(session, "disabled", True):
         return
-    groups: dict[str, list[tuple[str, str, float, float, str | None]]] = defaultdict(list)
-    for bench in session.benchmarks:
-        info = bench.extra_info
-        med = _median(bench)
-        if not med or "role" not in info:
-            continue
-        iqr = getattr(getattr(bench, "stats", None), "iqr", 0.0) or 0.0
-        rate = info["items"] / med
-        groups[bench.group or bench.name].append(
-            (info["role"], info["kernel"], rate, iqr / med, info.get("pair"))
-        )
-    if not groups:
+    summary = summarize(session.benchmarks)
+    if not summary["rows"]:
         return
+    SUMMARY_PATH.write_text(json.dumps(summary, indent=1))
     tr = terminalreporter
     tr.section("autolien: ours vs peers (items/s from the median round; spread = IQR/median)")
-    for group, rows in sorted(groups.items()):
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in summary["rows"]:
+        groups[r["group"]].append(r)
+    for group, rs in sorted(groups.items()):
         tr.write_line(f"[{group}]")
-        for role, kernel, rate, spread, _ in sorted(rows, key=lambda r: -r[2]):
-            tr.write_line(f"  {role:4s} {kernel:44s} {rate:14,.0f} /s   spread {spread:5.1%}")
-        for ours, peer in _ratio_pairs(rows):
-            tr.write_line(f"  ratio {ours[1]} / {peer[1]}: {ours[2] / peer[2]:,.2f}x")
-
-
-def _ratio_pairs(rows: list[Any]) -> list[tuple[Any, Any]]:
-    ours = [r for r in rows if r[0] == "ours"]
-    peers = [r for r in rows if r[0] == "peer"]
-    if any(r[4] is not None for r in rows):
-        return [(o, p) for o in ours for p in peers if o[4] is not None and o[4] == p[4]]
-    if not ours:
-        return []
-    best = max(ours, key=lambda r: r[2])
-    return [(best, p) for p in peers]
+        for r in sorted(rs, key=lambda r: (r["size"] or 0, -r["rate"])):
+            n = f"n={r['size']:>9,}" if r["size"] is not None else " " * 11
+            tr.write_line(
+                f"  {n} {r['role']:4s} {r['kernel']:46s} {r['rate']:14,.0f} /s  spread {r['spread']:5.1%}"
+            )
+        for q in (q for q in summary["ratios"] if q["group"] == group):
+            tr.write_line(
+                f"  ratio {q['key'].split(' | ', 1)[1]}: {q['ratio']:,.2f}x (spread {q['spread']:.0%})"
+            )
+    if summary["growth"]:
+        tr.section("autolien: cost growth with size (time ~ n^k over the three sizes)")
+        for g in sorted(summary["growth"], key=lambda g: (g["group"], g["kernel"])):
+            tr.write_line(
+                f"  {g['group']:16s} {g['role']:4s} {g['kernel']:46s} k = {g['exponent']:5.2f}"
+            )
+    if summary["memory"]:
+        tr.section("autolien: peak extra memory at the largest size (VmHWM over the run)")
+        for m in sorted(summary["memory"], key=lambda m: (m["group"], m["kernel"])):
+            flag = ""
+            if m["exponent"] is not None and m["exponent"] > MEMORY_EXPONENT_LIMIT:
+                flag = "  DEFECT: memory grows faster than the input"
+            exp = f"{m['exponent']:.2f}" if m["exponent"] is not None else "  - "
+            tr.write_line(
+                f"  {m['group']:16s} {m['role']:4s} {m['kernel']:46s} {m['peak_extra_mib']:9.1f} MiB"
+                f" at n={m['at_size']:,}  growth n^{exp}{flag}"
+            )
