@@ -8,6 +8,7 @@
 namespace py = pybind11;
 
 void register_ledger(py::module_& m);
+void register_telemetry(py::module_& m);
 
 PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     m.doc() = "autolien compiled core (private: use the autolien package)";
@@ -26,4 +27,5 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
         py::arg("n"), "Sets the thread count of the core's pool; 0 restores the default.");
 
     register_ledger(m);
+    register_telemetry(m);
 }

@@ -1,6 +1,7 @@
 # Hand-written stub of the compiled module; tests/test_core_stub.py checks that
 # its names match dir(_core).
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -40,6 +41,9 @@ def verify_consistency(
 ) -> bool: ...
 def oz_make_tree(leaves: Buffer) -> bytes: ...
 def oz_node_hash(a: Buffer, b: Buffer) -> bytes: ...
+
+# telemetry
+def decode_jt808(data: Buffer, subpackage_window: int = 1024) -> dict[str, Any]: ...
 
 class MerkleLog:
     def __init__(self, hash: str = "sha256") -> None: ...

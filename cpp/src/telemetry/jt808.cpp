@@ -1,0 +1,497 @@
+#include "autolien/telemetry/jt808.hpp"
+
+#include <cmath>
+#include <limits>
+#include <string_view>
+
+namespace autolien::telemetry::jt808 {
+
+namespace {
+
+constexpr std::uint8_t kFlag = 0x7E;
+constexpr std::uint8_t kEsc = 0x7D;
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr std::int64_t kNoTime = std::numeric_limits<std::int64_t>::min();
+
+inline std::uint16_t be16(const std::uint8_t* p) {
+    return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
+}
+inline std::uint32_t be32(const std::uint8_t* p) {
+    return (std::uint32_t(p[0]) << 24) | (std::uint32_t(p[1]) << 16) | (std::uint32_t(p[2]) << 8) | p[3];
+}
+
+std::string hex2(unsigned v) {
+    static const char* d = "0123456789ABCDEF";
+    return std::string("0x") + d[(v >> 4) & 15] + d[v & 15];
+}
+
+// Days from 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+std::int64_t days_from_civil(int y, unsigned m, unsigned d) {
+    y -= m <= 2;
+    const int era = (y >= 0 ? y : y - 399) / 400;
+    const unsigned yoe = static_cast<unsigned>(y - era * 400);
+    const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return std::int64_t(era) * 146097 + std::int64_t(doe) - 719468;
+}
+
+bool bcd_byte(std::uint8_t b, int& out) {
+    const int hi = b >> 4, lo = b & 15;
+    if (hi > 9 || lo > 9)
+        return false;
+    out = hi * 10 + lo;
+    return true;
+}
+
+// Terminal number: BCD digits with leading zeros removed (at least one digit).
+bool bcd_terminal(const std::uint8_t* p, std::size_t n, std::string& out) {
+    out.clear();
+    for (std::size_t i = 0; i < n; ++i) {
+        const int hi = p[i] >> 4, lo = p[i] & 15;
+        if (hi > 9 || lo > 9)
+            return false;
+        out.push_back(char('0' + hi));
+        out.push_back(char('0' + lo));
+    }
+    const auto first = out.find_first_not_of('0');
+    out = first == std::string::npos ? "0" : out.substr(first);
+    return true;
+}
+
+void push_location_defaults(Locations& L) {
+    L.mileage_km.push_back(kNaN);
+    L.fuel_l.push_back(kNaN);
+    L.recorder_speed_kmh.push_back(kNaN);
+    for (auto* v : {&L.alarm_event_id, &L.overspeed_type, &L.overspeed_area_id, &L.area_alarm_type,
+                    &L.area_alarm_id, &L.area_alarm_direction, &L.route_id, &L.route_time_s, &L.route_result,
+                    &L.ext_status, &L.io_status, &L.analog, &L.signal_strength, &L.satellites})
+        v->push_back(-1);
+}
+
+void truncate_locations(Locations& L, std::size_t rows) {
+    if (L.size() <= rows)
+        return;
+    L.message_index.resize(rows);
+    L.reissue.resize(rows);
+    L.alarm.resize(rows);
+    L.status.resize(rows);
+    for (auto* v : {&L.lat, &L.lon, &L.altitude_m, &L.speed_kmh, &L.heading_deg, &L.mileage_km, &L.fuel_l,
+                    &L.recorder_speed_kmh})
+        v->resize(rows);
+    L.time_us.resize(rows);
+    for (auto* v : {&L.alarm_event_id, &L.overspeed_type, &L.overspeed_area_id, &L.area_alarm_type,
+                    &L.area_alarm_id, &L.area_alarm_direction, &L.route_id, &L.route_time_s, &L.route_result,
+                    &L.ext_status, &L.io_status, &L.analog, &L.signal_strength, &L.satellites})
+        v->resize(rows);
+    L.extra_start.resize(rows + 1);
+    L.extra_id.resize(L.extra_start.back());
+    L.extra_value_start.resize(L.extra_start.back() + 1);
+    L.extra_value.resize(L.extra_value_start.back());
+}
+
+struct Pending {
+    std::uint64_t first_frame;
+    std::uint64_t offset;
+    std::uint16_t total;
+    std::map<std::uint16_t, Message> parts;
+    std::vector<std::uint8_t> raw; // every part's frame bytes, for a reject
+};
+
+class Decoder {
+  public:
+    Decoder(std::span<const std::uint8_t> data, const Options& opt) : data_(data), opt_(opt) {}
+
+    Result run() {
+        const std::size_t n = data_.size();
+        std::size_t pos = 0;
+        std::size_t junk_start = SIZE_MAX;
+        while (pos < n) {
+            if (data_[pos] != kFlag) {
+                if (junk_start == SIZE_MAX)
+                    junk_start = pos;
+                ++pos;
+                continue;
+            }
+            flush_junk(junk_start, pos);
+            std::size_t end = pos + 1;
+            while (end < n && data_[end] != kFlag)
+                ++end;
+            if (end >= n) {
+                reject(pos, Reason::truncated, "frame has no closing 0x7E (truncated input)", pos, n);
+                pos = n;
+                break;
+            }
+            if (end == pos + 1) { // 7E 7E: the second flag opens the next frame
+                pos = end;
+                continue;
+            }
+            frame(pos, end);
+            pos = end + 1;
+        }
+        flush_junk(junk_start, pos);
+        expire_all();
+        return std::move(out_);
+    }
+
+  private:
+    void flush_junk(std::size_t& start, std::size_t end) {
+        if (start != SIZE_MAX && end > start)
+            reject(start, Reason::junk, std::to_string(end - start) + " byte(s) outside any 0x7E frame",
+                   start, end);
+        start = SIZE_MAX;
+    }
+
+    void reject(std::uint64_t offset, Reason r, std::string msg, std::size_t b, std::size_t e) {
+        out_.rejects.push_back({offset, r, std::move(msg),
+                                std::vector<std::uint8_t>(data_.begin() + static_cast<std::ptrdiff_t>(b),
+                                                          data_.begin() + static_cast<std::ptrdiff_t>(e))});
+    }
+
+    void frame(std::size_t start, std::size_t end) {
+        ++frame_no_;
+        expire_old();
+        const std::size_t raw_end = end + 1;
+        buf_.clear();
+        for (std::size_t i = start + 1; i < end; ++i) {
+            std::uint8_t b = data_[i];
+            if (b == kEsc) {
+                if (i + 1 >= end || (data_[i + 1] != 0x01 && data_[i + 1] != 0x02)) {
+                    reject(start, Reason::bad_escape,
+                           "0x7D at byte " + std::to_string(i - start) + " is not followed by 0x01 or 0x02",
+                           start, raw_end);
+                    return;
+                }
+                b = data_[i + 1] == 0x01 ? kEsc : kFlag;
+                ++i;
+            }
+            buf_.push_back(b);
+        }
+        if (buf_.size() < 13) {
+            reject(start, Reason::header_too_short,
+                   std::to_string(buf_.size()) + " unescaped bytes: too short for a header and check code",
+                   start, raw_end);
+            return;
+        }
+        std::uint8_t x = 0;
+        for (std::size_t i = 0; i + 1 < buf_.size(); ++i)
+            x ^= buf_[i];
+        if (x != buf_.back()) {
+            reject(start, Reason::bad_checksum,
+                   "check code " + hex2(buf_.back()) + " but the XOR of header and body is " + hex2(x), start,
+                   raw_end);
+            return;
+        }
+        const std::size_t L = buf_.size() - 1;
+        const std::uint8_t* c = buf_.data();
+        const std::uint16_t props = be16(c + 2);
+        const std::size_t body_len = props & 0x3FF;
+        const bool sub = (props >> 13) & 1;
+        const std::size_t h13 = 12 + (sub ? 4 : 0);
+        const std::size_t h19 = 17 + (sub ? 4 : 0);
+        Message m{};
+        m.offset = start;
+        m.msg_id = be16(c);
+        m.encryption = static_cast<std::uint8_t>((props >> 10) & 7);
+        m.version_flag = (props >> 14) & 1;
+        // The version follows from the length: bit 14 alone is wrong on real devices.
+        if (L == h13 + body_len) {
+            m.v2019 = false;
+        } else if (L == h19 + body_len) {
+            m.v2019 = true;
+        } else {
+            const auto why = L < h13 ? Reason::header_too_short : Reason::body_length_mismatch;
+            reject(start, why,
+                   "declared body length " + std::to_string(body_len) + " fits neither a 2013 header (" +
+                       std::to_string(h13 + body_len) + " bytes) nor a 2019 header (" +
+                       std::to_string(h19 + body_len) + " bytes); got " + std::to_string(L),
+                   start, raw_end);
+            return;
+        }
+        const std::size_t phone_at = m.v2019 ? 5 : 4;
+        const std::size_t phone_len = m.v2019 ? 10 : 6;
+        if (m.v2019)
+            m.protocol_version = c[4];
+        if (!bcd_terminal(c + phone_at, phone_len, m.terminal_id)) {
+            reject(start, Reason::bad_bcd, "terminal number is not BCD", start, raw_end);
+            return;
+        }
+        std::size_t p = phone_at + phone_len;
+        m.serial = be16(c + p);
+        p += 2;
+        if (sub) {
+            m.pkg_total = be16(c + p);
+            m.pkg_index = be16(c + p + 2);
+            p += 4;
+        }
+        m.body.assign(buf_.begin() + static_cast<std::ptrdiff_t>(p),
+                      buf_.begin() + static_cast<std::ptrdiff_t>(L));
+        if (sub && m.pkg_total > 1) {
+            part(std::move(m), start, raw_end);
+            return;
+        }
+        deliver(std::move(m), start, raw_end, {});
+    }
+
+    void part(Message&& m, std::size_t start, std::size_t raw_end) {
+        if (m.pkg_index == 0 || m.pkg_index > m.pkg_total) {
+            reject(start, Reason::bad_body,
+                   "package index " + std::to_string(m.pkg_index) + " outside 1.." +
+                       std::to_string(m.pkg_total),
+                   start, raw_end);
+            return;
+        }
+        const auto base_serial = static_cast<std::uint16_t>(m.serial - (m.pkg_index - 1));
+        const auto key = std::make_tuple(m.terminal_id, m.msg_id, m.pkg_total, base_serial);
+        auto it = pending_.find(key);
+        if (it == pending_.end())
+            it = pending_.emplace(key, Pending{frame_no_, start, m.pkg_total, {}, {}}).first;
+        Pending& pend = it->second;
+        pend.raw.insert(pend.raw.end(), data_.begin() + static_cast<std::ptrdiff_t>(start),
+                        data_.begin() + static_cast<std::ptrdiff_t>(raw_end));
+        pend.parts[m.pkg_index] = std::move(m);
+        if (pend.parts.size() < pend.total)
+            return;
+        Message whole = pend.parts.begin()->second;
+        whole.offset = pend.offset;
+        whole.body.clear();
+        for (auto& [idx, pm] : pend.parts)
+            whole.body.insert(whole.body.end(), pm.body.begin(), pm.body.end());
+        std::vector<std::uint8_t> raw = std::move(pend.raw);
+        pending_.erase(it);
+        deliver(std::move(whole), 0, 0, std::move(raw));
+    }
+
+    void expire_old() {
+        for (auto it = pending_.begin(); it != pending_.end();) {
+            if (frame_no_ - it->second.first_frame > opt_.subpackage_window) {
+                expire(it->second,
+                       "not all parts seen within " + std::to_string(opt_.subpackage_window) + " frames");
+                it = pending_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    }
+
+    void expire_all() {
+        for (auto& [key, pend] : pending_)
+            expire(pend, "input ended before all parts arrived");
+        pending_.clear();
+    }
+
+    void expire(Pending& pend, const std::string& why) {
+        out_.rejects.push_back({pend.offset, Reason::subpackage_timeout,
+                                "split message: " + std::to_string(pend.parts.size()) + " of " +
+                                    std::to_string(pend.total) + " parts; " + why,
+                                std::move(pend.raw)});
+    }
+
+    // raw_override holds the frames of a reassembled message; otherwise the
+    // frame is data_[start, raw_end).
+    void deliver(Message&& m, std::size_t start, std::size_t raw_end,
+                 std::vector<std::uint8_t> raw_override) {
+        const auto index = static_cast<std::uint32_t>(out_.messages.size());
+        const std::size_t rows = out_.locations.size();
+        std::string err;
+        if (m.encryption & 1) {
+            // RSA-encrypted bodies are kept (in messages) but not decoded.
+        } else if (m.msg_id == 0x0200) {
+            err = decode_location_body(m.body, out_.locations, index, false);
+        } else if (m.msg_id == 0x0704) {
+            err = decode_batch(m.body, index);
+        }
+        if (!err.empty()) {
+            truncate_locations(out_.locations, rows);
+            std::vector<std::uint8_t> raw =
+                raw_override.empty()
+                    ? std::vector<std::uint8_t>(data_.begin() + static_cast<std::ptrdiff_t>(start),
+                                                data_.begin() + static_cast<std::ptrdiff_t>(raw_end))
+                    : std::move(raw_override);
+            out_.rejects.push_back({m.offset, Reason::bad_body,
+                                    hex2(m.msg_id >> 8) + hex2(m.msg_id & 0xFF).substr(2) + " body: " + err,
+                                    std::move(raw)});
+            return;
+        }
+        out_.messages.push_back(std::move(m));
+    }
+
+    std::string decode_batch(std::span<const std::uint8_t> body, std::uint32_t index) {
+        if (body.size() < 3)
+            return "0x0704 needs count and type (3 bytes), got " + std::to_string(body.size());
+        const std::size_t count = be16(body.data());
+        const bool reissue = body[2] == 1;
+        std::size_t p = 3;
+        for (std::size_t i = 0; i < count; ++i) {
+            if (p + 2 > body.size())
+                return "item " + std::to_string(i) + " of " + std::to_string(count) + " is missing";
+            const std::size_t len = be16(body.data() + p);
+            p += 2;
+            if (p + len > body.size())
+                return "item " + std::to_string(i) + " declares " + std::to_string(len) + " bytes but only " +
+                       std::to_string(body.size() - p) + " remain";
+            auto err = decode_location_body(body.subspan(p, len), out_.locations, index, reissue);
+            if (!err.empty())
+                return "item " + std::to_string(i) + ": " + err;
+            p += len;
+        }
+        if (p != body.size())
+            return std::to_string(body.size() - p) + " byte(s) after the last of " + std::to_string(count) +
+                   " items";
+        return {};
+    }
+
+    std::span<const std::uint8_t> data_;
+    Options opt_;
+    Result out_;
+    std::vector<std::uint8_t> buf_;
+    std::uint64_t frame_no_ = 0;
+    std::map<std::tuple<std::string, std::uint16_t, std::uint16_t, std::uint16_t>, Pending> pending_;
+};
+
+} // namespace
+
+std::int64_t bcd_time_gmt8_to_utc_us(const std::uint8_t* b) {
+    int v[6];
+    for (int i = 0; i < 6; ++i)
+        if (!bcd_byte(b[i], v[i]))
+            return kNoTime;
+    const int year = 2000 + v[0];
+    const auto month = static_cast<unsigned>(v[1]);
+    const auto day = static_cast<unsigned>(v[2]);
+    if (month < 1 || month > 12 || day < 1 || v[3] > 23 || v[4] > 59 || v[5] > 60)
+        return kNoTime;
+    static const unsigned mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    if (day > mdays[month - 1] + (month == 2 && leap ? 1u : 0u))
+        return kNoTime;
+    const std::int64_t secs = days_from_civil(year, month, day) * 86400 + v[3] * 3600 + v[4] * 60 + v[5];
+    return (secs - 8 * 3600) * 1'000'000; // GMT+8 to UTC
+}
+
+std::string decode_location_body(std::span<const std::uint8_t> body, Locations& L,
+                                 std::uint32_t message_index, bool reissue) {
+    if (body.size() < 28)
+        return "location needs 28 bytes, got " + std::to_string(body.size());
+    // Check every item's framing before appending the row, so a bad body adds nothing.
+    for (std::size_t p = 28; p < body.size();) {
+        if (p + 2 > body.size())
+            return "additional item header truncated at byte " + std::to_string(p);
+        const std::size_t len = body[p + 1];
+        if (p + 2 + len > body.size())
+            return "additional item " + hex2(body[p]) + " declares " + std::to_string(len) +
+                   " bytes but only " + std::to_string(body.size() - p - 2) + " remain";
+        p += 2 + len;
+    }
+    const std::uint8_t* b = body.data();
+    const std::uint32_t status = be32(b + 4);
+    const double lat = be32(b + 8) / 1e6; // division rounds correctly, a 1e-6 product does not
+    const double lon = be32(b + 12) / 1e6;
+    L.message_index.push_back(message_index);
+    L.reissue.push_back(reissue ? 1 : 0);
+    L.alarm.push_back(be32(b));
+    L.status.push_back(status);
+    // Magnitudes are unsigned; bit 2 is south, bit 3 is west.
+    L.lat.push_back((status & 0x4) ? -lat : lat);
+    L.lon.push_back((status & 0x8) ? -lon : lon);
+    L.altitude_m.push_back(be16(b + 16));
+    L.speed_kmh.push_back(be16(b + 18) / 10.0);
+    L.heading_deg.push_back(be16(b + 20));
+    L.time_us.push_back(bcd_time_gmt8_to_utc_us(b + 22));
+    push_location_defaults(L);
+    const std::size_t row = L.size() - 1;
+    for (std::size_t p = 28; p < body.size();) {
+        const std::uint8_t id = b[p];
+        const std::size_t len = b[p + 1];
+        const std::uint8_t* v = b + p + 2;
+        bool known = true;
+        switch (id) {
+        case 0x01:
+            known = len == 4;
+            if (known)
+                L.mileage_km[row] = be32(v) / 10.0;
+            break;
+        case 0x02:
+            known = len == 2;
+            if (known)
+                L.fuel_l[row] = be16(v) / 10.0;
+            break;
+        case 0x03:
+            known = len == 2;
+            if (known)
+                L.recorder_speed_kmh[row] = be16(v) / 10.0;
+            break;
+        case 0x04:
+            known = len == 2;
+            if (known)
+                L.alarm_event_id[row] = be16(v);
+            break;
+        case 0x11:
+            known = len == 1 || len == 5;
+            if (known) {
+                L.overspeed_type[row] = v[0];
+                if (len == 5)
+                    L.overspeed_area_id[row] = be32(v + 1);
+            }
+            break;
+        case 0x12:
+            known = len == 6;
+            if (known) {
+                L.area_alarm_type[row] = v[0];
+                L.area_alarm_id[row] = be32(v + 1);
+                L.area_alarm_direction[row] = v[5];
+            }
+            break;
+        case 0x13:
+            known = len == 7;
+            if (known) {
+                L.route_id[row] = be32(v);
+                L.route_time_s[row] = be16(v + 4);
+                L.route_result[row] = v[6];
+            }
+            break;
+        case 0x25:
+            known = len == 4;
+            if (known)
+                L.ext_status[row] = be32(v);
+            break;
+        case 0x2A:
+            known = len == 2;
+            if (known)
+                L.io_status[row] = be16(v);
+            break;
+        case 0x2B:
+            known = len == 4;
+            if (known)
+                L.analog[row] = be32(v);
+            break;
+        case 0x30:
+            known = len == 1;
+            if (known)
+                L.signal_strength[row] = v[0];
+            break;
+        case 0x31:
+            known = len == 1;
+            if (known)
+                L.satellites[row] = v[0];
+            break;
+        default:
+            known = false;
+        }
+        if (!known) {
+            // Vendor items (0xE0-0xFF), items of later editions and items of an
+            // unexpected length are kept raw, never dropped.
+            L.extra_id.push_back(id);
+            L.extra_value.insert(L.extra_value.end(), v, v + len);
+            L.extra_value_start.push_back(static_cast<std::uint32_t>(L.extra_value.size()));
+        }
+        p += 2 + len;
+    }
+    L.extra_start.push_back(static_cast<std::uint32_t>(L.extra_id.size()));
+    return {};
+}
+
+Result decode(std::span<const std::uint8_t> data, const Options& options) {
+    return Decoder(data, options).run();
+}
+
+} // namespace autolien::telemetry::jt808

@@ -1,0 +1,81 @@
+"""Shared pieces of the decoders: input handling, Arrow helpers, the result type."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+TIME_TYPE = pa.timestamp("us", tz="UTC")
+
+REJECT_SCHEMA = pa.schema(
+    [
+        pa.field("offset", pa.uint64(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("message", pa.string(), nullable=False),
+        pa.field("raw", pa.binary(), nullable=False),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class DecodeResult:
+    """What a decoder returns: the main table, every message, and the rejects."""
+
+    table: pa.Table
+    rejects: pa.Table
+    messages: pa.Table | None = None
+
+    def __repr__(self) -> str:
+        extra = f", messages={self.messages.num_rows}" if self.messages is not None else ""
+        return f"DecodeResult(rows={self.table.num_rows}{extra}, rejects={self.rejects.num_rows})"
+
+
+def read_input(data: Any) -> bytes | bytearray | memoryview:
+    """bytes, bytearray, memoryview, a uint8 numpy array, or a file path."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        return data
+    if isinstance(data, np.ndarray):
+        if data.dtype != np.uint8 or data.ndim != 1:
+            msg = f"data as an array must be 1-D uint8, got {data.ndim}-D {data.dtype}"
+            raise TypeError(msg)
+        return np.ascontiguousarray(data).data
+    if isinstance(data, str | os.PathLike):
+        return Path(data).read_bytes()
+    msg = f"data must be bytes, a uint8 array or a path, got {type(data).__name__}"
+    raise TypeError(msg)
+
+
+_BINARY = pa.binary()
+
+
+def binary_array(col: tuple[np.ndarray, np.ndarray], typ: pa.DataType = _BINARY) -> pa.Array:
+    """Arrow binary (or string) from (data, int64 offsets) arrays."""
+    data, offsets = col
+    large = pa.large_binary() if typ == _BINARY else pa.large_string()
+    arr = pa.Array.from_buffers(
+        large, len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
+    return arr.cast(typ)
+
+
+def nullable(values: np.ndarray, absent: Any, typ: pa.DataType) -> pa.Array:
+    """Marks ``absent`` (or NaN) as null."""
+    mask = np.isnan(values) if values.dtype.kind == "f" else values == absent
+    return pa.array(values, mask=mask).cast(typ)
+
+
+def rejects_table(rej: dict[str, Any], reasons: dict[int, str]) -> pa.Table:
+    return pa.table(
+        {
+            "offset": pa.array(rej["offset"], pa.uint64()),
+            "reason": pa.array([reasons[int(r)] for r in rej["reason"]], pa.string()),
+            "message": pa.array(rej["message"], pa.string()),
+            "raw": binary_array(rej["raw"]),
+        },
+        schema=REJECT_SCHEMA,
+    )
