@@ -58,6 +58,31 @@ bool bcd_terminal(const std::uint8_t* p, std::size_t n, std::string& out) {
     return true;
 }
 
+// Defined length of a standard additional item (2013 edition), -1 for others.
+int standard_item_length(std::uint8_t id) {
+    switch (id) {
+    case 0x01:
+    case 0x25:
+    case 0x2B:
+        return 4;
+    case 0x02:
+    case 0x03:
+    case 0x04:
+    case 0x2A:
+        return 2;
+    case 0x11:
+    case 0x30:
+    case 0x31:
+        return 1;
+    case 0x12:
+        return 6;
+    case 0x13:
+        return 7;
+    default:
+        return -1;
+    }
+}
+
 void push_location_defaults(Locations& L) {
     L.mileage_km.push_back(kNaN);
     L.fuel_l.push_back(kNaN);
@@ -372,14 +397,22 @@ std::string decode_location_body(std::span<const std::uint8_t> body, Locations& 
                                  std::uint32_t message_index, bool reissue) {
     if (body.size() < 28)
         return "location needs 28 bytes, got " + std::to_string(body.size());
-    // Check every item's framing before appending the row, so a bad body adds nothing.
+    // Check every item's framing before appending the row, so a bad body adds
+    // nothing. Items the standard defines must have their defined length.
     for (std::size_t p = 28; p < body.size();) {
         if (p + 2 > body.size())
             return "additional item header truncated at byte " + std::to_string(p);
+        const std::uint8_t id = body[p];
         const std::size_t len = body[p + 1];
         if (p + 2 + len > body.size())
-            return "additional item " + hex2(body[p]) + " declares " + std::to_string(len) +
-                   " bytes but only " + std::to_string(body.size() - p - 2) + " remain";
+            return "additional item " + hex2(id) + " declares " + std::to_string(len) + " bytes but only " +
+                   std::to_string(body.size() - p - 2) + " remain";
+        // Shorter than the standard defines cannot be read; longer is read
+        // from its defined prefix and also kept raw (vendors extend items).
+        const int want = standard_item_length(id);
+        if (want >= 0 && len < std::size_t(want))
+            return "additional item " + hex2(id) + " needs " + std::to_string(want) + " bytes, got " +
+                   std::to_string(len);
         p += 2 + len;
     }
     const std::uint8_t* b = body.data();
@@ -406,35 +439,35 @@ std::string decode_location_body(std::span<const std::uint8_t> body, Locations& 
         bool known = true;
         switch (id) {
         case 0x01:
-            known = len == 4;
+            known = len >= 4;
             if (known)
                 L.mileage_km[row] = be32(v) / 10.0;
             break;
         case 0x02:
-            known = len == 2;
+            known = len >= 2;
             if (known)
                 L.fuel_l[row] = be16(v) / 10.0;
             break;
         case 0x03:
-            known = len == 2;
+            known = len >= 2;
             if (known)
                 L.recorder_speed_kmh[row] = be16(v) / 10.0;
             break;
         case 0x04:
-            known = len == 2;
+            known = len >= 2;
             if (known)
                 L.alarm_event_id[row] = be16(v);
             break;
         case 0x11:
-            known = len == 1 || len == 5;
+            known = len >= 1;
             if (known) {
                 L.overspeed_type[row] = v[0];
-                if (len == 5)
+                if (len >= 5)
                     L.overspeed_area_id[row] = be32(v + 1);
             }
             break;
         case 0x12:
-            known = len == 6;
+            known = len >= 6;
             if (known) {
                 L.area_alarm_type[row] = v[0];
                 L.area_alarm_id[row] = be32(v + 1);
@@ -442,7 +475,7 @@ std::string decode_location_body(std::span<const std::uint8_t> body, Locations& 
             }
             break;
         case 0x13:
-            known = len == 7;
+            known = len >= 7;
             if (known) {
                 L.route_id[row] = be32(v);
                 L.route_time_s[row] = be16(v + 4);
@@ -450,34 +483,36 @@ std::string decode_location_body(std::span<const std::uint8_t> body, Locations& 
             }
             break;
         case 0x25:
-            known = len == 4;
+            known = len >= 4;
             if (known)
                 L.ext_status[row] = be32(v);
             break;
         case 0x2A:
-            known = len == 2;
+            known = len >= 2;
             if (known)
                 L.io_status[row] = be16(v);
             break;
         case 0x2B:
-            known = len == 4;
+            known = len >= 4;
             if (known)
                 L.analog[row] = be32(v);
             break;
         case 0x30:
-            known = len == 1;
+            known = len >= 1;
             if (known)
                 L.signal_strength[row] = v[0];
             break;
         case 0x31:
-            known = len == 1;
+            known = len >= 1;
             if (known)
                 L.satellites[row] = v[0];
             break;
         default:
             known = false;
         }
-        if (!known) {
+        const int want = standard_item_length(id);
+        const bool exact = want < 0 || std::size_t(want) == len || (id == 0x11 && len == 5);
+        if (!known || !exact) {
             // Vendor items (0xE0-0xFF), items of later editions and items of an
             // unexpected length are kept raw, never dropped.
             L.extra_id.push_back(id);
