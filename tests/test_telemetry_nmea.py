@@ -1,0 +1,218 @@
+"""NMEA 0183 and UBX decoding against gpsd's expected output (.chk files)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from autolien.telemetry import decode_nmea
+from autolien.telemetry.nmea import FIX_SCHEMA
+from conftest import DATA
+
+GPSD = DATA / "gnss" / "gpsd"
+# gpsd TPV status -> our GGA-style quality
+STATUS_TO_QUALITY = {1: 1, 2: 2, 3: 4, 4: 5, 6: 6}
+
+
+def gpsd_epochs(chk: Path) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+    """(TPV with a time, the SKY report before it) in file order."""
+    out = []
+    sky = None
+    for line in chk.read_text().splitlines():
+        if line.startswith('{"class":"SKY"'):
+            sky = json.loads(line)
+        elif line.startswith('{"class":"TPV"'):
+            tpv = json.loads(line)
+            if "time" in tpv:
+                out.append((tpv, sky))
+    return out
+
+
+def by_time(rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Rows keyed by time in whole milliseconds (gpsd prints milliseconds)."""
+    return {round(r["time"].timestamp() * 1000): r for r in rows if r["time"] is not None}
+
+
+@pytest.mark.parametrize("name", ["nmea-rtk.log", "nmea-fuzzy-cases.log", "ublox-zed-f9p-rtk.log"])
+def test_matches_gpsd(name: str) -> None:
+    res = decode_nmea(GPSD / name)
+    ours = by_time(res.table.to_pylist())
+    expected = gpsd_epochs(GPSD / f"{name}.chk")
+    assert expected
+    matched = 0
+    for tpv, sky in expected:
+        t = datetime.fromisoformat(tpv["time"])
+        row = ours.get(round(t.timestamp() * 1000))
+        assert row is not None, tpv["time"]
+        matched += 1
+        assert row["lat"] == pytest.approx(tpv["lat"], abs=6e-10)
+        assert row["lon"] == pytest.approx(tpv["lon"], abs=6e-10)
+        assert row["altitude_m"] == pytest.approx(tpv["altMSL"], abs=6e-5)
+        assert row["height_m"] == pytest.approx(tpv["altHAE"], abs=6e-5)
+        assert row["quality"] == STATUS_TO_QUALITY[tpv["status"]]
+        if "speed" in tpv:
+            assert row["speed_kmh"] / 3.6 == pytest.approx(tpv["speed"], abs=6e-4)
+        if "track" in tpv:
+            assert row["heading_deg"] == pytest.approx(tpv["track"], abs=6e-5)
+        if name.startswith("ublox"):
+            # gpsd's eph/epv for NAV-PVT are hAcc/vAcc: our sigmas.
+            assert row["sigma_n_m"] == pytest.approx(tpv["eph"], abs=6e-4)
+            assert row["sigma_u_m"] == pytest.approx(tpv["epv"], abs=6e-4)
+            assert row["source"] == "ubx"
+        elif sky is not None:
+            assert row["hdop"] == pytest.approx(sky["hdop"])
+            assert row["num_sats"] == sky["uSat"]
+    assert matched == len(expected)
+
+
+def test_rmc_mode_letter_is_not_the_quality() -> None:
+    # The Trimble log writes RMC mode 'D' on RTK-fixed epochs too; quality
+    # must come from GGA (18 epochs of quality 4 there).
+    t = decode_nmea(GPSD / "nmea-rtk.log").table
+    fixed = [r for r in t.to_pylist() if r["quality"] == 4]
+    assert len(fixed) == 18
+    assert {r["rmc_mode"] for r in fixed} == {"D"}
+
+
+def test_dead_reckoning_receiver() -> None:
+    res = decode_nmea(GPSD / "ublox-neo-m8l.log")
+    t = res.table.to_pylist()
+    assert len(t) == 19  # NAV-PVT epochs
+    assert {r["fix_type"] for r in t} == {4}  # GNSS + dead reckoning
+    # gpsd prints two TPVs a second here: one from HNR-PVT (which we list but
+    # do not decode) and one from NAV-PVT, whose position is exactly ours.
+    ours = by_time(t)
+    matched = 0
+    for tpv, _ in gpsd_epochs(GPSD / "ublox-neo-m8l.log.chk"):
+        ms = round(datetime.fromisoformat(tpv["time"]).timestamp() * 1000)
+        row = ours.get(ms)
+        if row is None or row["lat"] != pytest.approx(tpv["lat"], abs=6e-10):
+            continue
+        matched += 1
+        assert row["lon"] == pytest.approx(tpv["lon"], abs=6e-10)
+        assert row["altitude_m"] == pytest.approx(tpv["altMSL"], abs=6e-5)
+        assert row["quality"] == STATUS_TO_QUALITY[tpv["status"]]
+    assert matched >= 15
+    kinds = res.messages.column("kind").to_pylist()
+    assert kinds.count("UBX-10-02") == 612  # ESF-MEAS: listed, not used, not dropped
+
+
+def sentence(body: str) -> bytes:
+    x = 0
+    for ch in body:
+        x ^= ord(ch)
+    return f"${body}*{x:02X}\r\n".encode()
+
+
+def test_talkers_gst_gsa_vtg_and_rollover() -> None:
+    data = b"".join(
+        [
+            sentence("BDGGA,235959.50,3001.0000,N,12001.0000,E,4,20,0.7,10.0,M,5.0,M,1.0,0001"),
+            sentence("GBGST,235959.50,0.01,0.02,0.01,10.0,0.012,0.015,0.030"),
+            sentence("GAGSA,A,3,01,02,03,,,,,,,,,,1.5,0.7,1.3"),
+            sentence("GLVTG,45.0,T,,M,1.0,N,1.852,K,A"),
+            sentence("GNRMC,235959.50,A,3001.0000,N,12001.0000,E,1.0,45.0,311226,,,R"),
+            sentence("GPGGA,000000.50,3001.0000,S,12001.0000,W,5,12,0.9,11.0,M,5.0,M,,"),
+        ]
+    )
+    res = decode_nmea(data, vehicle_id="V1")
+    assert res.rejects.num_rows == 0
+    a, b = res.table.to_pylist()
+    assert a["time"].isoformat() == "2026-12-31T23:59:59.500000+00:00"
+    assert (a["quality"], a["sigma_n_m"], a["sigma_e_m"], a["sigma_u_m"]) == (
+        4,
+        0.012,
+        0.015,
+        0.030,
+    )
+    assert (a["pdop"], a["hdop"], a["rmc_mode"]) == (1.5, 0.7, "R")
+    assert a["lat"] == pytest.approx(30 + 1 / 60)
+    # The next epoch has no RMC: the date rolls over from the last one.
+    assert b["time"].isoformat() == "2027-01-01T00:00:00.500000+00:00"
+    assert (b["lat"], b["lon"], b["quality"]) == (
+        pytest.approx(-(30 + 1 / 60)),
+        pytest.approx(-(120 + 1 / 60)),
+        5,
+    )
+    assert b["vehicle_id"] == "V1"
+    assert res.table.schema.equals(FIX_SCHEMA)
+
+
+def test_rejects_checksums_missing_checksums_junk_and_truncation() -> None:
+    good = sentence("GPGGA,120000.00,3001.0000,N,12001.0000,E,1,08,1.0,10.0,M,5.0,M,,")
+    bad = bytearray(good)
+    bad[10] = ord("9")
+    data = b"\x00\x01garbage" + good + bytes(bad) + b"$GPGGA,120001.00,3001.0000,N\r\n" + good[:30]
+    res = decode_nmea(data)
+    assert res.rejects.column("reason").to_pylist() == [
+        "junk",
+        "bad_checksum",
+        "no_checksum",
+        "truncated",
+    ]
+    assert res.table.num_rows == 1
+    # Every byte but the three CR/LF pairs is in the decoded sentence or a reject.
+    rejected = sum(len(r) for r in res.rejects.column("raw").to_pylist())
+    assert rejected + (len(good) - 2) == len(data) - 6
+    # A UBX message with a corrupt checksum resyncs just after its sync bytes.
+    ubx = bytes([0xB5, 0x62, 0x01, 0x07, 0x02, 0x00, 0xAA, 0xBB, 0x00, 0x00])
+    res2 = decode_nmea(ubx + good)
+    assert res2.rejects.column("reason").to_pylist()[0] == "bad_checksum"
+    assert res2.table.num_rows == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400))
+def test_fuzz_random_bytes(data: bytes) -> None:
+    res = decode_nmea(data)
+    assert all(0 <= o < max(len(data), 1) for o in res.rejects.column("offset").to_pylist())
+
+
+LOG = (GPSD / "ublox-zed-f9p-rtk.log").read_bytes()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, len(LOG) - 1), st.integers(0, 255), st.integers(1, len(LOG)))
+def test_fuzz_mutated_capture(pos: int, value: int, cut: int) -> None:
+    data = bytearray(LOG[:cut])
+    if pos < len(data):
+        data[pos] = value
+    res = decode_nmea(bytes(data))
+    assert res.table.num_rows <= 10
+    assert all(0 <= o < len(data) for o in res.rejects.column("offset").to_pylist())
+
+
+def test_time_is_utc_with_microseconds() -> None:
+    t = decode_nmea(GPSD / "nmea-rtk.log").table.column("time")
+    assert str(t.type) == "timestamp[us, tz=UTC]"
+    first = t[1].as_py()
+    assert first - first.replace(microsecond=0) == timedelta(microseconds=700_000)
+
+
+def test_real_ubx_walk_with_interleaved_nmea() -> None:
+    res = decode_nmea(DATA / "gnss" / "gnss_imu" / "walk_0827_gnss_1730.ubx")
+    assert res.rejects.num_rows == 0
+    rows = res.table.to_pylist()
+    ubx = [r for r in rows if r["source"] == "ubx"]
+    nmea = [r for r in rows if r["source"] == "nmea"]
+    # The data set's notes: 536 NAV-PVT, carrSoln 2 (fixed) in 349 and 1 (float) in 187.
+    assert len(ubx) == 536
+    assert sum(r["quality"] == 4 for r in ubx) == 349
+    assert sum(r["quality"] == 5 for r in ubx) == 187
+    # The receiver's own GGA says the same, epoch by epoch.
+    by_ms = {round(r["time"].timestamp() * 1000): r for r in nmea}
+    agree = 0
+    for r in ubx:
+        n = by_ms.get(round(r["time"].timestamp() * 1000))
+        if n is not None:
+            agree += 1
+            assert n["quality"] == r["quality"]
+            assert n["lat"] == pytest.approx(r["lat"], abs=2e-7)
+            assert n["lon"] == pytest.approx(r["lon"], abs=2e-7)
+    assert agree >= 530
