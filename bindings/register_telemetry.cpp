@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "autolien/telemetry/gb32960.hpp"
 #include "autolien/telemetry/jt808.hpp"
 #include "buffers.hpp"
 #include "columns.hpp"
@@ -13,6 +14,7 @@ using autolien::bindings::BytesView;
 using autolien::bindings::to_binary_column;
 using autolien::bindings::to_numpy;
 namespace jt = autolien::telemetry::jt808;
+namespace gb = autolien::telemetry::gb32960;
 
 namespace {
 
@@ -99,9 +101,119 @@ py::dict jt808_to_python(jt::Result&& r) {
     return out;
 }
 
+py::dict gb32960_to_python(gb::Result&& r) {
+    py::dict frames;
+    const auto& fs = r.frames;
+    std::vector<std::uint64_t> off;
+    std::vector<std::uint8_t> cmd, ack, enc;
+    std::vector<std::int64_t> t;
+    std::vector<std::int32_t> seq;
+    py::list codes;
+    for (const auto& f : fs) {
+        off.push_back(f.offset);
+        cmd.push_back(f.cmd);
+        ack.push_back(f.ack);
+        enc.push_back(f.encryption);
+        t.push_back(f.time_us);
+        seq.push_back(f.sequence);
+        py::list c;
+        for (const auto& code : f.ress_codes)
+            c.append(py::str(code));
+        codes.append(c);
+    }
+    frames["offset"] = to_numpy(std::move(off));
+    frames["cmd"] = to_numpy(std::move(cmd));
+    frames["ack"] = to_numpy(std::move(ack));
+    frames["encryption"] = to_numpy(std::move(enc));
+    frames["time_us"] = to_numpy(std::move(t));
+    frames["sequence"] = to_numpy(std::move(seq));
+    frames["ress_codes"] = codes;
+    frames["vin"] = to_binary_column(fs, [](const auto& f) -> const std::string& { return f.vin; });
+    frames["iccid"] = to_binary_column(fs, [](const auto& f) -> const std::string& { return f.iccid; });
+    frames["data"] =
+        to_binary_column(fs, [](const auto& f) -> const std::vector<std::uint8_t>& { return f.data; });
+
+    auto& R = r.rows;
+    py::dict rows;
+    rows["offset"] = to_numpy(std::move(R.offset));
+    rows["frame_index"] = to_numpy(std::move(R.frame_index));
+    rows["time_us"] = to_numpy(std::move(R.time_us));
+    rows["reissue"] = to_numpy(std::move(R.reissue));
+    py::list scalars;
+    for (auto& col : R.scalars)
+        scalars.append(to_numpy(std::move(col)));
+    rows["scalars"] = scalars;
+    rows["gear"] = to_numpy(std::move(R.gear));
+    rows["lat"] = to_numpy(std::move(R.lat));
+    rows["lon"] = to_numpy(std::move(R.lon));
+    rows["location_status"] = to_numpy(std::move(R.location_status));
+    rows["max_v_subsys"] = to_numpy(std::move(R.max_v_subsys));
+    rows["max_v_cell"] = to_numpy(std::move(R.max_v_cell));
+    rows["min_v_subsys"] = to_numpy(std::move(R.min_v_subsys));
+    rows["min_v_cell"] = to_numpy(std::move(R.min_v_cell));
+    rows["max_t_subsys"] = to_numpy(std::move(R.max_t_subsys));
+    rows["max_t_probe"] = to_numpy(std::move(R.max_t_probe));
+    rows["min_t_subsys"] = to_numpy(std::move(R.min_t_subsys));
+    rows["min_t_probe"] = to_numpy(std::move(R.min_t_probe));
+    rows["alarm_level"] = to_numpy(std::move(R.alarm_level));
+    rows["alarm_flags"] = to_numpy(std::move(R.alarm_flags));
+    rows["abnormal"] = to_numpy(std::move(R.abnormal));
+    rows["invalid"] = to_numpy(std::move(R.invalid));
+    rows["fault_start"] = to_numpy(std::move(R.fault_start));
+    rows["fault_category"] = to_numpy(std::move(R.fault_category));
+    rows["fault_code"] = to_numpy(std::move(R.fault_code));
+    rows["motor_start"] = to_numpy(std::move(R.motor_start));
+    rows["motor"] = to_numpy(std::move(R.motor));
+    rows["cellset_start"] = to_numpy(std::move(R.cellset_start));
+    rows["cellset"] = to_numpy(std::move(R.cellset));
+    rows["cellset_cells_start"] = to_numpy(std::move(R.cellset_cells_start));
+    rows["cell_v"] = to_numpy(std::move(R.cell_v));
+    rows["probeset_start"] = to_numpy(std::move(R.probeset_start));
+    rows["probeset_no"] = to_numpy(std::move(R.probeset_no));
+    rows["probeset_temps_start"] = to_numpy(std::move(R.probeset_temps_start));
+    rows["probe_c"] = to_numpy(std::move(R.probe_c));
+    rows["custom_start"] = to_numpy(std::move(R.custom_start));
+    rows["custom_id"] = to_numpy(std::move(R.custom_id));
+    rows["custom_value_start"] = to_numpy(std::move(R.custom_value_start));
+    rows["custom_value"] = to_numpy(std::move(R.custom_value));
+
+    py::dict rej;
+    std::vector<std::uint64_t> roff;
+    std::vector<std::uint8_t> reasons;
+    py::list texts;
+    for (const auto& x : r.rejects) {
+        roff.push_back(x.offset);
+        reasons.push_back(static_cast<std::uint8_t>(x.reason));
+        texts.append(py::str(x.message));
+    }
+    rej["offset"] = to_numpy(std::move(roff));
+    rej["reason"] = to_numpy(std::move(reasons));
+    rej["message"] = texts;
+    rej["raw"] =
+        to_binary_column(r.rejects, [](const auto& x) -> const std::vector<std::uint8_t>& { return x.raw; });
+    py::dict out;
+    out["frames"] = frames;
+    out["rows"] = rows;
+    out["rejects"] = rej;
+    return out;
+}
+
 } // namespace
 
 void register_telemetry(py::module_& m) {
+    m.def(
+        "decode_gb32960",
+        [](const py::object& data) {
+            const BytesView v = BytesView::require(data, "data");
+            gb::Result r;
+            {
+                const py::gil_scoped_release nogil;
+                r = gb::decode({v.data(), v.size()});
+            }
+            return gb32960_to_python(std::move(r));
+        },
+        py::arg("data"),
+        "Decodes GB/T 32960 frames; returns dicts of column arrays (frames, rows, rejects).");
     m.def(
         "decode_jt808",
         [](const py::object& data, long long subpackage_window) {

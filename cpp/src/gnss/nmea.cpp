@@ -203,7 +203,10 @@ class Decoder {
         const auto body = s.substr(1, star - 1);
         const auto f = split(body);
         const std::string_view addr = f[0];
-        Message msg{start, std::uint32_t(end - start), std::string(addr), false};
+        std::string kind;
+        for (const char ch : addr) // printable ASCII only, so always valid UTF-8
+            kind.push_back(ch >= 0x20 && ch < 0x7F ? ch : '?');
+        Message msg{start, std::uint32_t(end - start), kind, false};
         if (addr.size() == 5) {
             const auto type = addr.substr(2);
             std::string err;
@@ -222,7 +225,7 @@ class Decoder {
             if (err.empty()) {
                 msg.used = true;
             } else if (err != "-") {
-                reject(start, Reason::bad_field, std::string(addr) + ": " + err, start, end);
+                reject(start, Reason::bad_field, kind + ": " + err, start, end);
                 return end;
             }
         }
