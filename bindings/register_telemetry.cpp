@@ -6,6 +6,7 @@
 
 #include "autolien/telemetry/gb32960.hpp"
 #include "autolien/telemetry/jt808.hpp"
+#include "autolien/telemetry/obd.hpp"
 #include "buffers.hpp"
 #include "columns.hpp"
 
@@ -15,6 +16,7 @@ using autolien::bindings::to_binary_column;
 using autolien::bindings::to_numpy;
 namespace jt = autolien::telemetry::jt808;
 namespace gb = autolien::telemetry::gb32960;
+namespace ob = autolien::telemetry::obd;
 
 namespace {
 
@@ -201,6 +203,70 @@ py::dict gb32960_to_python(gb::Result&& r) {
 } // namespace
 
 void register_telemetry(py::module_& m) {
+    m.def(
+        "obd_value",
+        [](int pid, const py::object& data) -> py::object {
+            if (pid < 0 || pid > 255)
+                throw std::invalid_argument("pid must be 0..255");
+            const BytesView v = BytesView::require(data, "data");
+            const ob::PidInfo* info = ob::pid_info(static_cast<std::uint8_t>(pid));
+            if (info == nullptr)
+                throw std::invalid_argument("pid 0x" + std::to_string(pid) + " is not decoded");
+            const auto value = ob::decode_pid(static_cast<std::uint8_t>(pid), {v.data(), v.size()});
+            if (!value)
+                throw std::invalid_argument(std::string(info->name) + " needs " +
+                                            std::to_string(info->bytes) + " data bytes, got " +
+                                            std::to_string(v.size()));
+            return py::float_(*value);
+        },
+        py::arg("pid"), py::arg("data"));
+    m.def(
+        "decode_obd",
+        [](const py::object& data) {
+            const BytesView v = BytesView::require(data, "data");
+            ob::Result r;
+            {
+                const py::gil_scoped_release nogil;
+                r = ob::decode_elm327({v.data(), v.size()});
+            }
+            std::vector<std::uint64_t> off;
+            std::vector<std::uint8_t> pid;
+            std::vector<double> value;
+            for (const auto& row : r.rows) {
+                off.push_back(row.offset);
+                pid.push_back(row.pid);
+                value.push_back(row.value);
+            }
+            py::dict rows;
+            rows["ecu"] = to_binary_column(r.rows, [](const auto& x) -> const std::string& { return x.ecu; });
+            rows["format"] =
+                to_binary_column(r.rows, [](const auto& x) -> const std::string& { return x.format; });
+            rows["data"] = to_binary_column(
+                r.rows, [](const auto& x) -> const std::vector<std::uint8_t>& { return x.data; });
+            rows["offset"] = to_numpy(std::move(off));
+            rows["pid"] = to_numpy(std::move(pid));
+            rows["value"] = to_numpy(std::move(value));
+            py::dict rej;
+            std::vector<std::uint64_t> roff;
+            std::vector<std::uint8_t> reasons;
+            py::list texts;
+            for (const auto& x : r.rejects) {
+                roff.push_back(x.offset);
+                reasons.push_back(static_cast<std::uint8_t>(x.reason));
+                texts.append(py::str(x.message));
+            }
+            rej["offset"] = to_numpy(std::move(roff));
+            rej["reason"] = to_numpy(std::move(reasons));
+            rej["message"] = texts;
+            rej["raw"] = to_binary_column(
+                r.rejects, [](const auto& x) -> const std::vector<std::uint8_t>& { return x.raw; });
+            py::dict out;
+            out["rows"] = rows;
+            out["rejects"] = rej;
+            return out;
+        },
+        py::arg("data"), "Decodes ELM327 mode 01 response lines.");
+
     m.def(
         "decode_gb32960",
         [](const py::object& data) {
