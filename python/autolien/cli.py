@@ -26,6 +26,35 @@ def _info(_: argparse.Namespace) -> int:
     return 0
 
 
+def _ingest(args: argparse.Namespace) -> int:
+    from .telemetry import Store  # noqa: PLC0415 - keeps `autolien info` light
+    from .telemetry.ingest import ingest_files  # noqa: PLC0415
+
+    try:
+        with Store(args.db) as store:
+            summary = ingest_files(args.files, store, fmt=args.format, progress=not args.quiet)
+    except (ValueError, OSError) as e:
+        print(json.dumps({"error": type(e).__name__, "message": str(e)}), file=sys.stderr)
+        return 2
+    report = summary.to_json()
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(
+        f"ingested {report['files']} file(s), {report['bytes']:,} bytes in {report['seconds']} s "
+        f"({report['mb_per_s']} MB/s, {report['rows_per_s']:,} rows/s) into {args.db}"
+    )
+    for table, n in sorted(report["rows"].items()):
+        print(f"  {table:10s} {n:>10,} rows ({report['new_rows'].get(table, 0):,} new)")
+    if report["rejects"]:
+        print("  rejects by reason:")
+        for reason, n in sorted(report["rejects"].items(), key=lambda kv: -kv[1]):
+            print(f"    {reason:32s} {n:>8,}")
+    else:
+        print("  no rejects")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``autolien`` script."""
     parser = argparse.ArgumentParser(prog="autolien", description=__doc__)
@@ -33,6 +62,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_info = sub.add_parser("info", help="build and machine facts as JSON")
     p_info.set_defaults(func=_info)
+    p_ing = sub.add_parser("ingest", help="decode T-Box captures into the DuckDB store")
+    p_ing.add_argument("files", nargs="+", help="capture files (format detected per file)")
+    p_ing.add_argument("--db", default="autolien.duckdb", help="DuckDB database file")
+    p_ing.add_argument(
+        "--format", choices=["jt808", "gb32960", "nmea", "obd"], help="skip detection"
+    )
+    p_ing.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p_ing.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_ing.set_defaults(func=_ingest)
     ledger_cli.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "ledger":

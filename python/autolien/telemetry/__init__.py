@@ -6,7 +6,8 @@ did not decode) and, where the protocol has them, ``.messages``.
 
 Decoders: :func:`decode_jt808`, :func:`decode_gb32960`, :func:`decode_nmea`
 (NMEA 0183 and UBX) and :func:`decode_obd` (ELM327 lines; :func:`obd_value`
-for raw PID bytes).
+for raw PID bytes). :class:`Store` keeps the results in an embedded DuckDB
+database; ``autolien ingest`` drives it from the shell.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from .gb32960 import decode_gb32960
 from .jt808 import decode_jt808
 from .nmea import decode_nmea
 from .obd import decode_obd, obd_value
+from .store import Store
 
 __all__ = [
     "DecodeResult",
+    "Store",
     "decode_gb32960",
     "decode_jt808",
     "decode_nmea",

@@ -1,0 +1,167 @@
+"""The embedded telemetry store: one DuckDB database file.
+
+Tables (created on first use, columns from the decoder schemas plus
+``source_file``):
+
+* ``locations``: JT/T 808 location rows;
+* ``ev``: GB/T 32960 EV rows;
+* ``fixes``: GNSS fixes (NMEA/UBX);
+* ``obd``: OBD-II values;
+* ``rejects``: every reject, with ``source_file`` and ``decoder``.
+
+``append`` is idempotent. A row whose key is already stored is skipped:
+(vehicle, time, source) for rows with a time, and (source file, offset) for
+rows without one. Loading the same file twice therefore adds nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Self
+
+import duckdb
+import pyarrow as pa
+
+from ._common import REJECT_SCHEMA
+from .gb32960 import EV_SCHEMA
+from .jt808 import LOCATION_SCHEMA
+from .nmea import FIX_SCHEMA
+from .obd import OBD_SCHEMA
+
+__all__ = ["Store"]
+
+# table -> (schema, vehicle column, source expression)
+KINDS: dict[str, tuple[pa.Schema, str | None, str]] = {
+    "locations": (LOCATION_SCHEMA, "terminal_id", "source"),
+    "ev": (EV_SCHEMA, "vin", "'gb32960'"),
+    "fixes": (FIX_SCHEMA, "vehicle_id", "source"),
+    "obd": (OBD_SCHEMA, "vehicle_id", "'obd'"),
+    "rejects": (REJECT_SCHEMA.append(pa.field("decoder", pa.string())), None, "decoder"),
+}
+
+
+def _kind_of(table: pa.Table) -> str:
+    names = set(table.schema.names) - {"source_file"}
+    for kind, (schema, _, _) in KINDS.items():
+        if names == set(schema.names):
+            return kind
+    msg = f"cannot tell which store table holds columns {sorted(names)}; pass kind="
+    raise ValueError(msg)
+
+
+class Store:
+    """An embedded DuckDB database of decoded telemetry (``autolien.duckdb`` by default)."""
+
+    def __init__(
+        self, path: str | os.PathLike[str] = "autolien.duckdb", *, read_only: bool = False
+    ) -> None:
+        self.path = str(path)
+        self.con = duckdb.connect(self.path, read_only=read_only)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _run(self, sql: str) -> list[Any]:
+        # DuckDB results hold the connection until fetched: always consume them.
+        return self.con.execute(sql).fetchall()
+
+    def _ensure(self, kind: str, table: pa.Table) -> None:
+        self.con.register("_autolien_schema", table.slice(0, 0))
+        try:
+            self._run(f"CREATE TABLE IF NOT EXISTS {kind} AS SELECT * FROM _autolien_schema")
+        finally:
+            self.con.unregister("_autolien_schema")
+
+    def append(self, table: pa.Table, *, kind: str | None = None, source_file: str = "") -> int:
+        """Stores decoded rows; returns how many were new."""
+        kind = kind or _kind_of(table)
+        if kind not in KINDS:
+            msg = f"kind must be one of {sorted(KINDS)}, got {kind!r}"
+            raise ValueError(msg)
+        if "source_file" not in table.schema.names:
+            table = table.append_column(
+                "source_file", pa.array([source_file] * table.num_rows, pa.string())
+            )
+        if table.num_rows == 0:
+            self._ensure(kind, table)
+            return 0
+        self._ensure(kind, table)
+        _, vehicle, source = KINDS[kind]
+        has_time = "time" in table.schema.names
+        if has_time and vehicle is not None:
+            src = source
+            part = (
+                f"coalesce({vehicle}, ''), time, {src}, CASE WHEN time IS NULL THEN source_file END,"
+                ' CASE WHEN time IS NULL THEN "offset" END'
+            )
+            # Rows with a time are keyed by (vehicle, time, source); rows
+            # without one by (file, offset).
+            key = (
+                f"(n.time IS NOT NULL AND t.time = n.time AND coalesce(t.{vehicle}, '') = coalesce(n.{vehicle}, '')"
+                f" AND {source.replace('source', 't.source')} = {source.replace('source', 'n.source')})"
+                " OR (n.time IS NULL AND t.time IS NULL AND t.source_file = n.source_file AND t.offset = n.offset)"
+            )
+        elif kind == "obd":
+            part = 'source_file, "offset", pid'
+            key = "t.source_file = n.source_file AND t.offset = n.offset AND t.pid = n.pid"
+        else:
+            part = 'source_file, "offset", reason'
+            key = "t.source_file = n.source_file AND t.offset = n.offset AND t.reason = n.reason"
+        self.con.register("_autolien_new", table)
+        try:
+            before = self._count(kind)
+            # Duplicates inside the batch collapse too: the first one is kept.
+            self._run(
+                f"""INSERT INTO {kind}
+                SELECT * FROM (
+                    SELECT * FROM _autolien_new
+                    QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY "offset") = 1
+                ) n
+                WHERE NOT EXISTS (SELECT 1 FROM {kind} t WHERE {key})"""
+            )
+            return self._count(kind) - before
+        finally:
+            self.con.unregister("_autolien_new")
+
+    def _count(self, kind: str) -> int:
+        rows = self._run(f"SELECT count(*) FROM {kind}")
+        return int(rows[0][0]) if rows else 0
+
+    def tables(self) -> list[str]:
+        return [r[0] for r in self._run("SELECT table_name FROM information_schema.tables")]
+
+    def query(self, sql: str, params: Any = None) -> pa.Table:
+        """Runs SQL and returns an Arrow table (timestamps normalised to UTC)."""
+        rel = self.con.sql(sql, params=params) if params is not None else self.con.sql(sql)
+        table = rel.to_arrow_table()
+        fields = [
+            pa.field(f.name, pa.timestamp(f.type.unit, tz="UTC"), f.nullable)
+            if pa.types.is_timestamp(f.type) and f.type.tz
+            else f
+            for f in table.schema
+        ]
+        return table.cast(pa.schema(fields))
+
+    def export_parquet(self, directory: str | os.PathLike[str]) -> list[Path]:
+        """Writes each table to ``directory/<table>/date=YYYY-MM-DD/*.parquet``."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for kind in KINDS:
+            if kind not in self.tables():
+                continue
+            target = out / kind
+            date = "CAST(time AS DATE)" if kind in ("locations", "ev", "fixes") else "NULL::DATE"
+            self._run(
+                f"COPY (SELECT *, {date} AS date FROM {kind}) TO '{target}' "
+                "(FORMAT PARQUET, PARTITION_BY (date), OVERWRITE_OR_IGNORE TRUE)"
+            )
+            written.append(target)
+        return written

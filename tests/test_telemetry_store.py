@@ -1,0 +1,111 @@
+"""The DuckDB store and `autolien ingest`: idempotence, queries, Parquet export, format detection."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from autolien.cli import main
+from autolien.telemetry import Store, decode_gb32960, decode_jt808, decode_nmea
+from autolien.telemetry.ingest import detect_format
+from conftest import DATA
+
+GPSD = DATA / "gnss" / "gpsd"
+JT808 = [json.loads(x) for x in (DATA / "protocols" / "jt808.jsonl").read_text().splitlines()]
+GB = [json.loads(x) for x in (DATA / "protocols" / "gb32960.jsonl").read_text().splitlines()]
+
+
+def jt808_capture(tmp_path: Path) -> Path:
+    frames = b"".join(bytes.fromhex(v["hex"]) for v in JT808 if v["level"] == "frame")
+    path = tmp_path / "gateway.bin"
+    path.write_bytes(frames)
+    return path
+
+
+def gb_capture(tmp_path: Path) -> Path:
+    frames = b"".join(bytes.fromhex(v["hex"]) for v in GB if v["level"] == "frame")
+    path = tmp_path / "ev.bin"
+    path.write_bytes(frames)
+    return path
+
+
+def test_append_is_idempotent_and_queries_return_arrow(tmp_path: Path) -> None:
+    res = decode_jt808(jt808_capture(tmp_path))
+    with Store(tmp_path / "t.duckdb") as store:
+        first = store.append(res.table, source_file="a.bin")
+        assert first > 0
+        assert store.append(res.table, source_file="a.bin") == 0
+        # The same rows under another file name are still the same readings.
+        assert store.append(res.table, source_file="copy.bin") == 0
+        n = store.query("SELECT count(*) AS n FROM locations").column("n")[0].as_py()
+        assert n == first
+        t = store.query(
+            "SELECT terminal_id, time, lat, lon FROM locations ORDER BY time NULLS LAST LIMIT 3"
+        )
+        assert str(t.schema.field("time").type) == "timestamp[us, tz=UTC]"
+        assert t.num_rows == 3
+
+
+def test_duplicate_readings_inside_one_batch_collapse(tmp_path: Path) -> None:
+    one = bytes.fromhex(next(v["hex"] for v in JT808 if v["id"] == "smallchi-readme-escape"))
+    res = decode_jt808(one + one)
+    assert res.table.num_rows == 2
+    with Store(tmp_path / "t.duckdb") as store:
+        assert store.append(res.table) == 1
+
+
+def test_ev_and_fixes_and_parquet_export(tmp_path: Path) -> None:
+    with Store(tmp_path / "t.duckdb") as store:
+        assert store.append(decode_gb32960(gb_capture(tmp_path)).table) > 0
+        assert store.append(decode_nmea(GPSD / "nmea-rtk.log").table) == 122
+        written = store.export_parquet(tmp_path / "pq")
+    assert {p.name for p in written} == {"ev", "fixes"}
+    parts = sorted(p.name for p in (tmp_path / "pq" / "fixes").iterdir())
+    assert parts == ["date=2020-03-18"]
+    table = pq.read_table(tmp_path / "pq" / "fixes")
+    assert table.num_rows == 122
+
+
+def test_detect_format(tmp_path: Path) -> None:
+    assert detect_format(jt808_capture(tmp_path).read_bytes()) == "jt808"
+    assert detect_format(gb_capture(tmp_path).read_bytes()) == "gb32960"
+    assert detect_format((GPSD / "nmea-rtk.log").read_bytes()) == "nmea"
+    assert detect_format((GPSD / "ublox-zed-f9p-rtk.log").read_bytes()) == "nmea"
+    assert detect_format(b"7E8 03 41 0D 32\r41 0C 1A F8\r") == "obd"
+    assert detect_format(b"anything", "x.gb32960") == "gb32960"
+    with pytest.raises(ValueError, match="cannot tell"):
+        detect_format(b"hello world")
+
+
+def test_cli_ingest_summary_and_rerun(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "cli.duckdb"
+    files = [str(jt808_capture(tmp_path)), str(gb_capture(tmp_path)), str(GPSD / "nmea-rtk.log")]
+    assert main(["ingest", *files, "--db", str(db), "--json", "--quiet"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["formats"] == {"jt808": 1, "gb32960": 1, "nmea": 1}
+    assert first["rows"]["fixes"] == 122
+    assert first["rejects"]["jt808:bad_checksum"] >= 7
+    assert main(["ingest", *files, "--db", str(db), "--json", "--quiet"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert sum(again["new_rows"].values()) == 0
+    with Store(db, read_only=True) as store:
+        rejects = store.query(
+            "SELECT decoder, reason, count(*) n FROM rejects GROUP BY ALL"
+        ).to_pylist()
+        assert {(r["decoder"], r["reason"]) for r in rejects} >= {
+            ("jt808", "bad_checksum"),
+            ("nmea", "junk"),
+        }
+        # Rejects are stored once, with their raw bytes.
+        total = store.query("SELECT count(*) n FROM rejects").column("n")[0].as_py()
+        assert total == sum(first["rejects"].values())
+    # Human-readable output and a clear error for an unknown file.
+    assert main(["ingest", str(GPSD / "nmea-rtk.log"), "--db", str(db), "--quiet"]) == 0
+    assert "rows (0 new)" in capsys.readouterr().out
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    assert main(["ingest", str(bad), "--db", str(db), "--quiet"]) == 2
+    assert "cannot tell" in capsys.readouterr().err
