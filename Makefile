@@ -10,7 +10,7 @@ EXTRAS  ?= test,bench,lint
 CMAKE_DEFS ?= -Ccmake.define.AUTOLIEN_WERROR=ON
 CXX_SOURCES = $(shell find cpp bindings fpga -name '*.cpp' -o -name '*.hpp' -o -name '*.h' 2>/dev/null)
 
-.PHONY: help install test test-fast bench bench-quick bench-save bench-check lint format sanitize clean
+.PHONY: help install test test-fast bench bench-quick bench-save bench-check lint format sanitize fuzz clean
 
 help:
 	@echo "make test       build, install into $(VENV) and run the tests (and a quick bench smoke run)"
@@ -20,6 +20,7 @@ help:
 	@echo "make lint       ruff, mypy and clang-format in check mode"
 	@echo "make format     apply ruff format and clang-format"
 	@echo "make sanitize   the test suite against an ASan+UBSan build (in .venv-asan)"
+	@echo "make fuzz       libFuzzer with ASan+UBSan on every decoder (FUZZ_SECONDS each, default 60)"
 
 $(BUILD_STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +80,26 @@ sanitize:
 	ASAN_OPTIONS=detect_leaks=0 HYPOTHESIS_PROFILE=dev \
 		LD_PRELOAD="$$($(CXX) -print-file-name=libasan.so) $$($(CXX) -print-file-name=libubsan.so)" \
 		$(ASAN_VENV)/bin/python -m pytest tests -q -p no:cacheprovider
+
+# One libFuzzer target per decoder (cpp/fuzz), with ASan and UBSan, seeded
+# from the test vectors. Needs clang; installs Debian's when missing and root.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := jt808 gb32960 nmea obd
+CLANGXX ?= clang++
+FUZZ_FLAGS := -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Icpp/include
+fuzz:
+	command -v $(CLANGXX) >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang)
+	mkdir -p build/fuzz
+	$(PYTHON) cpp/fuzz/make_seeds.py build/fuzz/seeds
+	for t in $(FUZZ_TARGETS); do \
+		$(CLANGXX) $(FUZZ_FLAGS) cpp/fuzz/fuzz_$$t.cpp cpp/src/telemetry/*.cpp cpp/src/gnss/*.cpp \
+			-o build/fuzz/fuzz_$$t || exit 1; \
+	done
+	for t in $(FUZZ_TARGETS); do \
+		mkdir -p build/fuzz/corpus_$$t; \
+		build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 \
+			build/fuzz/corpus_$$t build/fuzz/seeds/$$t || exit 1; \
+	done
 
 clean:
 	rm -rf build dist .venv-asan .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks
