@@ -43,8 +43,7 @@ py::dict jt808_to_python(jt::Result&& r) {
     msg["pkg_index"] = to_numpy(column<std::uint16_t>(ms, [](const auto& m) { return m.pkg_index; }));
     msg["terminal_id"] =
         to_binary_column(ms, [](const auto& m) -> const std::string& { return m.terminal_id; });
-    msg["body"] =
-        to_binary_column(ms, [](const auto& m) -> const std::vector<std::uint8_t>& { return m.body; });
+    msg["body"] = py::make_tuple(to_numpy(std::move(r.body_data)), to_numpy(std::move(r.body_start)));
 
     auto& L = r.locations;
     py::dict loc;

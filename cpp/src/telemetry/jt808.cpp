@@ -1,6 +1,7 @@
 #include "autolien/telemetry/jt808.hpp"
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string_view>
 
@@ -177,19 +178,25 @@ class Decoder {
         expire_old();
         const std::size_t raw_end = end + 1;
         buf_.clear();
-        for (std::size_t i = start + 1; i < end; ++i) {
-            std::uint8_t b = data_[i];
-            if (b == kEsc) {
-                if (i + 1 >= end || (data_[i + 1] != 0x01 && data_[i + 1] != 0x02)) {
-                    reject(start, Reason::bad_escape,
-                           "0x7D at byte " + std::to_string(i - start) + " is not followed by 0x01 or 0x02",
-                           start, raw_end);
-                    return;
-                }
-                b = data_[i + 1] == 0x01 ? kEsc : kFlag;
-                ++i;
+        // Unescape in runs: copy up to the next 0x7D, then translate it.
+        const std::uint8_t* cur = data_.data() + start + 1;
+        const std::uint8_t* const stop = data_.data() + end;
+        while (cur < stop) {
+            const auto* esc =
+                static_cast<const std::uint8_t*>(std::memchr(cur, kEsc, std::size_t(stop - cur)));
+            const std::uint8_t* run_end = esc != nullptr ? esc : stop;
+            buf_.insert(buf_.end(), cur, run_end);
+            if (esc == nullptr)
+                break;
+            if (esc + 1 >= stop || (esc[1] != 0x01 && esc[1] != 0x02)) {
+                reject(start, Reason::bad_escape,
+                       "0x7D at byte " + std::to_string(esc - (data_.data() + start)) +
+                           " is not followed by 0x01 or 0x02",
+                       start, raw_end);
+                return;
             }
-            buf_.push_back(b);
+            buf_.push_back(esc[1] == 0x01 ? kEsc : kFlag);
+            cur = esc + 2;
         }
         if (buf_.size() < 13) {
             reject(start, Reason::header_too_short,
@@ -248,13 +255,13 @@ class Decoder {
             m.pkg_index = be16(c + p + 2);
             p += 4;
         }
-        m.body.assign(buf_.begin() + static_cast<std::ptrdiff_t>(p),
-                      buf_.begin() + static_cast<std::ptrdiff_t>(L));
+        const std::span<const std::uint8_t> body(buf_.data() + p, L - p);
         if (sub && m.pkg_total > 1) {
+            m.body.assign(body.begin(), body.end());
             part(std::move(m), start, raw_end);
             return;
         }
-        deliver(std::move(m), start, raw_end, {});
+        deliver(std::move(m), body, start, raw_end, {});
     }
 
     void part(Message&& m, std::size_t start, std::size_t raw_end) {
@@ -278,12 +285,13 @@ class Decoder {
             return;
         Message whole = pend.parts.begin()->second;
         whole.offset = pend.offset;
-        whole.body.clear();
+        std::vector<std::uint8_t> assembled;
         for (auto& [idx, pm] : pend.parts)
-            whole.body.insert(whole.body.end(), pm.body.begin(), pm.body.end());
+            assembled.insert(assembled.end(), pm.body.begin(), pm.body.end());
+        whole.body.clear();
         std::vector<std::uint8_t> raw = std::move(pend.raw);
         pending_.erase(it);
-        deliver(std::move(whole), 0, 0, std::move(raw));
+        deliver(std::move(whole), assembled, 0, 0, std::move(raw));
     }
 
     void expire_old() {
@@ -313,7 +321,7 @@ class Decoder {
 
     // raw_override holds the frames of a reassembled message; otherwise the
     // frame is data_[start, raw_end).
-    void deliver(Message&& m, std::size_t start, std::size_t raw_end,
+    void deliver(Message&& m, std::span<const std::uint8_t> body, std::size_t start, std::size_t raw_end,
                  std::vector<std::uint8_t> raw_override) {
         const auto index = static_cast<std::uint32_t>(out_.messages.size());
         const std::size_t rows = out_.locations.size();
@@ -321,9 +329,9 @@ class Decoder {
         if (m.encryption & 1) {
             // RSA-encrypted bodies are kept (in messages) but not decoded.
         } else if (m.msg_id == 0x0200) {
-            err = decode_location_body(m.body, out_.locations, index, false);
+            err = decode_location_body(body, out_.locations, index, false);
         } else if (m.msg_id == 0x0704) {
-            err = decode_batch(m.body, index);
+            err = decode_batch(body, index);
         }
         if (!err.empty()) {
             truncate_locations(out_.locations, rows);
@@ -337,6 +345,8 @@ class Decoder {
                                     std::move(raw)});
             return;
         }
+        out_.body_data.insert(out_.body_data.end(), body.begin(), body.end());
+        out_.body_start.push_back(static_cast<std::int64_t>(out_.body_data.size()));
         out_.messages.push_back(std::move(m));
     }
 

@@ -123,6 +123,7 @@ MESSAGE_SCHEMA = pa.schema(
 )
 
 _CONTROL_FIELDS = [f.name for f in MESSAGE_SCHEMA][11:]
+_CONTROL_IDS = (0x0001, 0x8001, 0x8100, 0x0100, 0x0102)
 
 
 def _text(b: bytes) -> str:
@@ -187,11 +188,13 @@ def decode_jt808(data: Any, *, subpackage_window: int = 1024) -> DecodeResult:
     terminal = binary_array(msg["terminal_id"], pa.string())
     bodies = binary_array(msg["body"])
     v2019 = msg["v2019"].astype(bool)
-    control: dict[str, list[Any]] = {k: [] for k in _CONTROL_FIELDS}
-    for i, mid in enumerate(msg["msg_id"].tolist()):
-        fields = _control_fields(mid, bool(v2019[i]), bodies[i].as_py())
-        for k in _CONTROL_FIELDS:
-            control[k].append(fields.get(k))
+    n_msg = len(msg["msg_id"])
+    control: dict[str, list[Any]] = {k: [None] * n_msg for k in _CONTROL_FIELDS}
+    # Only the few control messages have fields to read; location bodies do not.
+    for i in np.flatnonzero(np.isin(msg["msg_id"], list(_CONTROL_IDS))).tolist():
+        fields = _control_fields(int(msg["msg_id"][i]), bool(v2019[i]), bodies[i].as_py())
+        for k, value in fields.items():
+            control[k][i] = value
     messages = pa.table(
         {
             "offset": pa.array(msg["offset"], pa.uint64()),
@@ -225,7 +228,7 @@ def decode_jt808(data: Any, *, subpackage_window: int = 1024) -> DecodeResult:
             "fuel_l": nullable(loc["fuel_l"], None, pa.float64()),
             "alarm": pa.array(loc["alarm"], pa.uint32()),
             "status": pa.array(loc["status"], pa.uint32()),
-            "source": pa.array(["jt808"] * len(idx), pa.string()),
+            "source": pa.repeat(pa.scalar("jt808"), len(idx)),
             "msg_id": pa.array(msg["msg_id"][idx], pa.uint16()),
             "serial": pa.array(msg["serial"][idx], pa.uint16()),
             "reissue": pa.array(loc["reissue"].astype(bool)),

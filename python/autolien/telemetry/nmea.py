@@ -83,7 +83,8 @@ MESSAGE_SCHEMA = pa.schema(
 
 
 def _letters(codes: np.ndarray) -> pa.Array:
-    return pa.array([chr(c) if c else None for c in codes.tolist()], pa.string())
+    # One ASCII letter per row (0 = absent), without a Python loop.
+    return pa.array(codes.view("S1"), pa.binary(1), mask=codes == 0).cast(pa.string())
 
 
 def decode_nmea(data: Any, *, vehicle_id: str | None = None) -> DecodeResult:
@@ -97,7 +98,7 @@ def decode_nmea(data: Any, *, vehicle_id: str | None = None) -> DecodeResult:
     t = f["time_us"]
     table = pa.table(
         {
-            "vehicle_id": pa.array([vehicle_id] * n, pa.string()),
+            "vehicle_id": pa.repeat(pa.scalar(vehicle_id, pa.string()), n),
             "time": pa.array(t, mask=t == np.iinfo(np.int64).min).cast(TIME_TYPE),
             **{
                 k: nullable(f[k], None, pa.float64())
@@ -111,7 +112,9 @@ def decode_nmea(data: Any, *, vehicle_id: str | None = None) -> DecodeResult:
             **{k: nullable(f[k], -1, pa.uint8()) for k in ("fix_type", "carr_soln")},
             "rmc_status": _letters(f["rmc_status"]),
             "rmc_mode": _letters(f["rmc_mode"]),
-            "source": pa.array(np.where(f["source"] == 2, "ubx", "nmea"), pa.string()),
+            "source": pa.DictionaryArray.from_arrays(
+                pa.array(f["source"] - 1, pa.int8()), pa.array(["nmea", "ubx"])
+            ).cast(pa.string()),
             "offset": pa.array(f["offset"], pa.uint64()),
         },
         schema=FIX_SCHEMA,

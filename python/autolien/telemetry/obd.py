@@ -46,6 +46,10 @@ PIDS = {
     0xA6: ("odometer", "km"),
 }
 
+# Lookup arrays indexed by PID, so names and units need no Python loop.
+_NAMES = pa.array([PIDS.get(i, ("", ""))[0] for i in range(256)], pa.string())
+_UNITS = pa.array([PIDS.get(i, ("", ""))[1] for i in range(256)], pa.string())
+
 OBD_SCHEMA = pa.schema(
     [
         pa.field("vehicle_id", pa.string()),
@@ -70,14 +74,15 @@ def decode_obd(data: Any, *, vehicle_id: str | None = None) -> DecodeResult:
     """Decodes ELM327 response lines (bytes, a uint8 array or a file path)."""
     raw = _core.decode_obd(read_input(data))
     r = raw["rows"]
-    pids = r["pid"].tolist()
+    n = len(r["pid"])
+    pid = pa.array(r["pid"], pa.uint8())
     table = pa.table(
         {
-            "vehicle_id": pa.array([vehicle_id] * len(pids), pa.string()),
-            "pid": pa.array(r["pid"], pa.uint8()),
-            "name": pa.array([PIDS[p][0] for p in pids], pa.string()),
+            "vehicle_id": pa.repeat(pa.scalar(vehicle_id, pa.string()), n),
+            "pid": pid,
+            "name": _NAMES.take(pid),
             "value": pa.array(r["value"], pa.float64()),
-            "unit": pa.array([PIDS[p][1] for p in pids], pa.string()),
+            "unit": _UNITS.take(pid),
             "ecu": binary_array(r["ecu"], pa.string()),
             "format": binary_array(r["format"], pa.string()),
             "data": binary_array(r["data"]),

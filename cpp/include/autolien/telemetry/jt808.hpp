@@ -46,7 +46,7 @@ struct Message {
     std::uint16_t pkg_total; // 0 when not split
     std::uint16_t pkg_index;
     std::string terminal_id;
-    std::vector<std::uint8_t> body; // unescaped (reassembled) body
+    std::vector<std::uint8_t> body; // parts of a split message only, while they wait
 };
 
 struct Reject {
@@ -82,6 +82,10 @@ struct Locations {
 
 struct Result {
     std::vector<Message> messages;
+    // Unescaped (reassembled) bodies of `messages`, flat: message i is
+    // body_data[body_start[i], body_start[i + 1]).
+    std::vector<std::uint8_t> body_data;
+    std::vector<std::int64_t> body_start{0};
     Locations locations;
     std::vector<Reject> rejects;
 };
