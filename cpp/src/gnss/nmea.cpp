@@ -1,5 +1,6 @@
 #include "autolien/gnss/nmea.hpp"
 
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -104,16 +105,25 @@ std::optional<std::int64_t> date_days(std::string_view s) {
     return days_from_civil(year, unsigned(v[1]), unsigned(v[0]));
 }
 
-std::vector<std::string_view> split(std::string_view s) {
-    std::vector<std::string_view> out;
+// Comma-separated fields in a fixed array: no allocation per sentence. A
+// sentence with more fields than kMaxFields keeps the rest in the last one.
+constexpr std::size_t kMaxFields = 40;
+struct Fields {
+    std::array<std::string_view, kMaxFields> f;
+    std::size_t n = 0;
+    std::size_t size() const { return n; }
+    std::string_view operator[](std::size_t i) const { return f[i]; }
+};
+
+void split(std::string_view s, Fields& out) {
+    out.n = 0;
     std::size_t start = 0;
     for (std::size_t i = 0; i <= s.size(); ++i) {
-        if (i == s.size() || s[i] == ',') {
-            out.push_back(s.substr(start, i - start));
+        if (i == s.size() || (s[i] == ',' && out.n + 1 < kMaxFields)) {
+            out.f[out.n++] = s.substr(start, i - start);
             start = i + 1;
         }
     }
-    return out;
 }
 
 struct Epoch {
@@ -201,7 +211,8 @@ class Decoder {
             return end;
         }
         const auto body = s.substr(1, star - 1);
-        const auto f = split(body);
+        split(body, fields_);
+        const Fields& f = fields_;
         const std::string_view addr = f[0];
         std::string kind;
         for (const char ch : addr) // printable ASCII only, so always valid UTF-8
@@ -256,7 +267,7 @@ class Decoder {
         }
     }
 
-    std::string gga(const std::vector<std::string_view>& f, std::size_t off) {
+    std::string gga(const Fields& f, std::size_t off) {
         if (f.size() < 15)
             return "GGA needs 15 fields, got " + std::to_string(f.size());
         const auto tod = time_of_day(f[1]);
@@ -288,7 +299,7 @@ class Decoder {
         return {};
     }
 
-    std::string rmc(const std::vector<std::string_view>& f, std::size_t off) {
+    std::string rmc(const Fields& f, std::size_t off) {
         if (f.size() < 10)
             return "RMC needs at least 10 fields, got " + std::to_string(f.size());
         const auto tod = time_of_day(f[1]);
@@ -317,7 +328,7 @@ class Decoder {
         return {};
     }
 
-    std::string gst(const std::vector<std::string_view>& f, std::size_t off) {
+    std::string gst(const Fields& f, std::size_t off) {
         if (f.size() < 9)
             return "GST needs 9 fields, got " + std::to_string(f.size());
         const auto tod = time_of_day(f[1]);
@@ -333,7 +344,7 @@ class Decoder {
         return {};
     }
 
-    std::string gsa(const std::vector<std::string_view>& f, std::size_t off) {
+    std::string gsa(const Fields& f, std::size_t off) {
         if (f.size() < 18)
             return "GSA needs 18 fields, got " + std::to_string(f.size());
         untimed(off);
@@ -345,7 +356,7 @@ class Decoder {
         return {};
     }
 
-    std::string vtg(const std::vector<std::string_view>& f, std::size_t off) {
+    std::string vtg(const Fields& f, std::size_t off) {
         if (f.size() < 9)
             return "VTG needs 9 fields, got " + std::to_string(f.size());
         untimed(off);
@@ -505,6 +516,7 @@ class Decoder {
     std::span<const std::uint8_t> d_;
     Result out_;
     Epoch ep_;
+    Fields fields_;
     std::optional<std::int64_t> last_day_, last_tod_;
 };
 
