@@ -188,8 +188,11 @@ def summarize(benchmarks: list[Any]) -> dict[str, Any]:
                     "sizes": [r["size"] for r in rs],
                 }
             )
+        # Growth is judged between the two largest sizes, and only when both
+        # used 4 MiB or more: below that, memory freed by earlier benchmarks is
+        # reused, the high-water mark hardly moves, and the slope is inflated.
         mems = [(r["size"], r["peak_extra_kib"]) for r in rs if r["peak_extra_kib"]]
-        if len(mems) >= 2 and mems[-1][1] >= 4096:  # below 4 MiB the numbers are noise
+        if len(mems) >= 2 and mems[-1][1] >= 4096 and mems[-2][1] >= 4096:
             mexp = _fit_exponent([(float(s), float(m)) for s, m in mems[-2:]])
             mem_growth.append(
                 {
