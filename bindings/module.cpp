@@ -10,6 +10,7 @@ namespace py = pybind11;
 void register_ledger(py::module_& m);
 void register_telemetry(py::module_& m);
 void register_gnss(py::module_& m);
+void register_gnss_fusion(py::module_& m);
 
 PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     m.doc() = "autolien compiled core (private: use the autolien package)";
@@ -30,4 +31,5 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     register_ledger(m);
     register_telemetry(m);
     register_gnss(m);
+    register_gnss_fusion(m);
 }

@@ -1,5 +1,8 @@
 // GNSS bindings: NMEA/UBX decoding under a released GIL, columns moved out.
 #include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
 #include <pybind11/pybind11.h>
 
 #include "autolien/gnss/nmea.hpp"
@@ -80,4 +83,185 @@ void register_gnss(py::module_& m) {
             return out;
         },
         py::arg("data"), "Decodes interleaved NMEA 0183 and UBX; returns dicts of column arrays.");
+}
+
+#include "autolien/common/thread_pool.hpp"
+#include "autolien/gnss/fusion.hpp"
+#include "autolien/gnss/geodesy.hpp"
+
+namespace ag = autolien::gnss;
+
+namespace {
+
+template <typename T> using carray = py::array_t<T, py::array::c_style>;
+
+ag::FusionConfig config_from(const py::dict& d) {
+    ag::FusionConfig c;
+    for (auto item : d) {
+        const auto key = py::str(item.first).cast<std::string>();
+        const auto& v = item.second;
+        if (key == "floor_m")
+            c.floor_m = v.cast<std::array<double, 7>>();
+        else if (key == "default_m")
+            c.default_m = v.cast<std::array<double, 7>>();
+        else if (key == "vertical_factor")
+            c.vertical_factor = v.cast<double>();
+        else if (key == "accel_psd")
+            c.accel_psd = v.cast<double>();
+        else if (key == "gate_chi2")
+            c.gate_chi2 = v.cast<double>();
+        else if (key == "reinit_gap_s")
+            c.reinit_gap_s = v.cast<double>();
+        else if (key == "reinit_after_rejects")
+            c.reinit_after_rejects = v.cast<int>();
+        else if (key == "adapt_inflation")
+            c.adapt_inflation = v.cast<bool>();
+        else if (key == "adapt_rate")
+            c.adapt_rate = v.cast<double>();
+        else if (key == "max_inflation")
+            c.max_inflation = v.cast<double>();
+        else
+            throw std::invalid_argument("unknown fusion config key '" + key + "'");
+    }
+    return c;
+}
+
+} // namespace
+
+void register_gnss_fusion(py::module_& m) {
+    m.def(
+        "geodetic_to_enu",
+        [](double lat0, double lon0, double h0, const carray<double>& lat, const carray<double>& lon,
+           const carray<double>& h) {
+            const auto n = static_cast<std::size_t>(lat.size());
+            if (std::size_t(lon.size()) != n || std::size_t(h.size()) != n)
+                throw std::invalid_argument("lat, lon and h must have the same length");
+            std::vector<double> e(n), no(n), u(n);
+            {
+                const py::gil_scoped_release nogil;
+                const ag::EnuFrame frame(lat0, lon0, h0);
+                for (std::size_t i = 0; i < n; ++i) {
+                    const auto v = frame.from_geodetic(lat.data()[i], lon.data()[i], h.data()[i]);
+                    e[i] = v[0];
+                    no[i] = v[1];
+                    u[i] = v[2];
+                }
+            }
+            return py::make_tuple(to_numpy(std::move(e)), to_numpy(std::move(no)), to_numpy(std::move(u)));
+        },
+        py::arg("lat0"), py::arg("lon0"), py::arg("h0"), py::arg("lat").noconvert(),
+        py::arg("lon").noconvert(), py::arg("h").noconvert());
+    m.def(
+        "enu_to_geodetic",
+        [](double lat0, double lon0, double h0, const carray<double>& e, const carray<double>& n_,
+           const carray<double>& u) {
+            const auto n = static_cast<std::size_t>(e.size());
+            if (std::size_t(n_.size()) != n || std::size_t(u.size()) != n)
+                throw std::invalid_argument("e, n and u must have the same length");
+            std::vector<double> lat(n), lon(n), h(n);
+            {
+                const py::gil_scoped_release nogil;
+                const ag::EnuFrame frame(lat0, lon0, h0);
+                for (std::size_t i = 0; i < n; ++i) {
+                    const auto v = frame.to_geodetic({e.data()[i], n_.data()[i], u.data()[i]});
+                    lat[i] = v[0];
+                    lon[i] = v[1];
+                    h[i] = v[2];
+                }
+            }
+            return py::make_tuple(to_numpy(std::move(lat)), to_numpy(std::move(lon)), to_numpy(std::move(h)));
+        },
+        py::arg("lat0"), py::arg("lon0"), py::arg("h0"), py::arg("e").noconvert(), py::arg("n").noconvert(),
+        py::arg("u").noconvert());
+    m.def(
+        "fuse_groups",
+        [](const carray<std::int64_t>& groups, const carray<double>& t, const carray<double>& lat,
+           const carray<double>& lon, const carray<double>& h, const carray<std::int32_t>& quality,
+           const carray<double>& sn, const carray<double>& se, const carray<double>& su, bool smooth,
+           const py::dict& config) {
+            const auto n = static_cast<std::size_t>(t.size());
+            for (const auto size :
+                 {lat.size(), lon.size(), h.size(), quality.size(), sn.size(), se.size(), su.size()})
+                if (std::size_t(size) != n)
+                    throw std::invalid_argument("every fix column must have the same length");
+            const auto ng = static_cast<std::size_t>(groups.size());
+            if (ng == 0 || groups.data()[0] != 0 || std::size_t(groups.data()[ng - 1]) != n)
+                throw std::invalid_argument("groups must be offsets from 0 to the number of fixes");
+            const ag::FusionConfig cfg = config_from(config);
+            std::vector<double> olat(n, NAN), olon(n, NAN), oh(n, NAN), ve(n, NAN), vn(n, NAN), vu(n, NAN),
+                vare(n, NAN), varn(n, NAN), varu(n, NAN), nis(n, NAN), infl(n, NAN);
+            std::vector<std::uint8_t> status(n, 1);
+            std::vector<std::uint32_t> segment(n, 0);
+            {
+                const py::gil_scoped_release nogil;
+                autolien::global_pool()->parallel_for(ng - 1, 1, [&](std::size_t b, std::size_t end) {
+                    for (std::size_t g = b; g < end; ++g) {
+                        const auto lo = std::size_t(groups.data()[g]), hi = std::size_t(groups.data()[g + 1]);
+                        // Each vehicle gets an ENU frame at its first valid fix.
+                        std::size_t ref = lo;
+                        while (ref < hi && !(quality.data()[ref] >= 1 && std::isfinite(lat.data()[ref])))
+                            ++ref;
+                        if (ref == hi)
+                            continue;
+                        const ag::EnuFrame frame(lat.data()[ref], lon.data()[ref], h.data()[ref]);
+                        const std::size_t m_ = hi - lo;
+                        std::vector<double> e(m_), no(m_), u(m_);
+                        for (std::size_t i = 0; i < m_; ++i) {
+                            const auto v =
+                                frame.from_geodetic(lat.data()[lo + i], lon.data()[lo + i], h.data()[lo + i]);
+                            e[i] = v[0];
+                            no[i] = v[1];
+                            u[i] = v[2];
+                        }
+                        ag::FixInput in{{t.data() + lo, m_},
+                                        e,
+                                        no,
+                                        u,
+                                        {quality.data() + lo, m_},
+                                        {sn.data() + lo, m_},
+                                        {se.data() + lo, m_},
+                                        {su.data() + lo, m_}};
+                        const auto res = ag::fuse(in, cfg, smooth);
+                        for (std::size_t i = 0; i < m_; ++i) {
+                            if (std::isfinite(res.e[i])) {
+                                const auto g3 = frame.to_geodetic({res.e[i], res.n[i], res.u[i]});
+                                olat[lo + i] = g3[0];
+                                olon[lo + i] = g3[1];
+                                oh[lo + i] = g3[2];
+                            }
+                            ve[lo + i] = res.ve[i];
+                            vn[lo + i] = res.vn[i];
+                            vu[lo + i] = res.vu[i];
+                            vare[lo + i] = res.var_e[i];
+                            varn[lo + i] = res.var_n[i];
+                            varu[lo + i] = res.var_u[i];
+                            nis[lo + i] = res.nis[i];
+                            infl[lo + i] = res.inflation[i];
+                            status[lo + i] = res.status[i];
+                            segment[lo + i] = res.segment[i];
+                        }
+                    }
+                });
+            }
+            py::dict out;
+            out["lat"] = to_numpy(std::move(olat));
+            out["lon"] = to_numpy(std::move(olon));
+            out["height_m"] = to_numpy(std::move(oh));
+            out["ve_mps"] = to_numpy(std::move(ve));
+            out["vn_mps"] = to_numpy(std::move(vn));
+            out["vu_mps"] = to_numpy(std::move(vu));
+            out["var_e_m2"] = to_numpy(std::move(vare));
+            out["var_n_m2"] = to_numpy(std::move(varn));
+            out["var_u_m2"] = to_numpy(std::move(varu));
+            out["nis"] = to_numpy(std::move(nis));
+            out["inflation"] = to_numpy(std::move(infl));
+            out["status"] = to_numpy(std::move(status));
+            out["segment"] = to_numpy(std::move(segment));
+            return out;
+        },
+        py::arg("groups").noconvert(), py::arg("t").noconvert(), py::arg("lat").noconvert(),
+        py::arg("lon").noconvert(), py::arg("h").noconvert(), py::arg("quality").noconvert(),
+        py::arg("sigma_n").noconvert(), py::arg("sigma_e").noconvert(), py::arg("sigma_u").noconvert(),
+        py::arg("smooth"), py::arg("config"),
+        "Filters (and smooths) fixes grouped by vehicle; groups are offsets into the sorted columns.");
 }

@@ -45,6 +45,37 @@ def oz_node_hash(a: Buffer, b: Buffer) -> bytes: ...
 # telemetry
 def decode_jt808(data: Buffer, subpackage_window: int = 1024) -> dict[str, Any]: ...
 def decode_nmea(data: Buffer) -> dict[str, Any]: ...
+
+# gnss
+def geodetic_to_enu(
+    lat0: float,
+    lon0: float,
+    h0: float,
+    lat: NDArray[np.float64],
+    lon: NDArray[np.float64],
+    h: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]: ...
+def enu_to_geodetic(
+    lat0: float,
+    lon0: float,
+    h0: float,
+    e: NDArray[np.float64],
+    n: NDArray[np.float64],
+    u: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]: ...
+def fuse_groups(
+    groups: NDArray[np.int64],
+    t: NDArray[np.float64],
+    lat: NDArray[np.float64],
+    lon: NDArray[np.float64],
+    h: NDArray[np.float64],
+    quality: NDArray[np.int32],
+    sigma_n: NDArray[np.float64],
+    sigma_e: NDArray[np.float64],
+    sigma_u: NDArray[np.float64],
+    smooth: bool,
+    config: dict[str, Any],
+) -> dict[str, NDArray[Any]]: ...
 def decode_gb32960(data: Buffer) -> dict[str, Any]: ...
 def decode_obd(data: Buffer) -> dict[str, Any]: ...
 def obd_value(pid: int, data: Buffer) -> float: ...

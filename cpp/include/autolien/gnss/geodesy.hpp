@@ -1,0 +1,33 @@
+// WGS84 geodesy in double precision: geodetic <-> ECEF <-> local ENU.
+#pragma once
+
+#include <array>
+
+namespace autolien::gnss {
+
+inline constexpr double kWgs84A = 6378137.0;
+inline constexpr double kWgs84F = 1.0 / 298.257223563;
+
+using Vec3 = std::array<double, 3>;
+
+// Latitude and longitude in degrees, height above the ellipsoid in metres.
+Vec3 geodetic_to_ecef(double lat_deg, double lon_deg, double h) noexcept;
+// Returns {lat_deg, lon_deg, h}; exact to well below a nanometre (iterated).
+Vec3 ecef_to_geodetic(const Vec3& xyz) noexcept;
+
+// A local east-north-up frame at a reference point.
+class EnuFrame {
+  public:
+    EnuFrame(double lat0_deg, double lon0_deg, double h0) noexcept;
+    [[nodiscard]] Vec3 from_geodetic(double lat_deg, double lon_deg, double h) const noexcept;
+    [[nodiscard]] Vec3 to_geodetic(const Vec3& enu) const noexcept;
+    [[nodiscard]] Vec3 from_ecef(const Vec3& xyz) const noexcept;
+    [[nodiscard]] Vec3 to_ecef(const Vec3& enu) const noexcept;
+
+  private:
+    Vec3 origin_;
+    double sl_, cl_, sp_, cp_; // sin/cos of longitude and latitude
+    double lat0_, lon0_, h0_;
+};
+
+} // namespace autolien::gnss

@@ -1,0 +1,166 @@
+"""GNSS fusion core: geodesy against pyproj, the filter and smoother against
+FilterPy on the same model, and outlier gating. (The full fusion API of the RTK
+issue builds on these.)"""
+
+from __future__ import annotations
+
+import filterpy.kalman as filterpy_kf
+import numpy as np
+import pyproj
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from autolien import _core
+
+ECEF = pyproj.Transformer.from_crs("EPSG:4979", "EPSG:4978", always_xy=True)
+
+
+@settings(max_examples=200)
+@given(
+    st.floats(-89.9, 89.9),
+    st.floats(-180, 180),
+    st.floats(-100, 9000),
+    st.floats(-5000, 5000),
+    st.floats(-5000, 5000),
+    st.floats(-500, 500),
+)
+def test_enu_round_trip_below_a_nanometre(
+    lat0: float, lon0: float, h0: float, e: float, n: float, u: float
+) -> None:
+    lat, lon, h = _core.enu_to_geodetic(lat0, lon0, h0, np.array([e]), np.array([n]), np.array([u]))
+    e2, n2, u2 = _core.geodetic_to_enu(lat0, lon0, h0, lat, lon, h)
+    # 1e-9 m, plus half an ulp of the degree values themselves, which is what
+    # a double can resolve (about 1.6e-9 m near 180 degrees longitude).
+    metres_per_deg = 6378137.0 * np.pi / 180
+    tol_n = 1e-9 + 0.5 * np.spacing(abs(lat[0])) * metres_per_deg
+    tol_e = 1e-9 + 0.5 * np.spacing(abs(lon[0])) * metres_per_deg * np.cos(np.radians(lat[0]))
+    tol_u = 1e-9 + 0.5 * np.spacing(abs(h[0]) + 6.4e6)
+    assert abs(e2[0] - e) < tol_e + tol_n
+    assert abs(n2[0] - n) < tol_n + tol_e
+    assert abs(u2[0] - u) < tol_u + tol_n
+
+
+def test_enu_against_pyproj() -> None:
+    rng = np.random.default_rng(3)
+    lat0, lon0, h0 = 40.097, -105.147, 1578.8
+    lat = lat0 + rng.normal(0, 0.05, 500)
+    lon = lon0 + rng.normal(0, 0.05, 500)
+    h = h0 + rng.normal(0, 50, 500)
+    e, n, u = _core.geodetic_to_enu(lat0, lon0, h0, lat, lon, h)
+    # The same rotation applied to pyproj's ECEF coordinates.
+    x0, y0, z0 = ECEF.transform(lon0, lat0, h0)
+    x, y, z = ECEF.transform(lon, lat, h)
+    sl, cl = np.sin(np.radians(lon0)), np.cos(np.radians(lon0))
+    sp, cp = np.sin(np.radians(lat0)), np.cos(np.radians(lat0))
+    dx, dy, dz = x - x0, y - y0, z - z0
+    want_e = -sl * dx + cl * dy
+    want_n = -sp * cl * dx - sp * sl * dy + cp * dz
+    want_u = cp * cl * dx + cp * sl * dy + sp * dz
+    assert np.max(np.abs(e - want_e)) < 1e-6
+    assert np.max(np.abs(n - want_n)) < 1e-6
+    assert np.max(np.abs(u - want_u)) < 1e-6
+
+
+def filterpy_axis(
+    t: np.ndarray, z: np.ndarray, r: np.ndarray, q: float, smooth: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """One axis of the constant-velocity model in FilterPy, irregular steps."""
+    kf = filterpy_kf.KalmanFilter(dim_x=2, dim_z=1)
+    kf.x = np.array([[z[0]], [0.0]])
+    kf.P = np.diag([r[0], 30.0**2])
+    kf.H = np.array([[1.0, 0.0]])
+    xs, ps, fs, qs = [kf.x.copy()], [kf.P.copy()], [np.eye(2)], [np.zeros((2, 2))]
+    for i in range(1, len(t)):
+        dt = t[i] - t[i - 1]
+        kf.F = np.array([[1.0, dt], [0.0, 1.0]])
+        kf.Q = q * np.array([[dt**3 / 3, dt**2 / 2], [dt**2 / 2, dt]])
+        kf.R = np.array([[r[i]]])
+        kf.predict()
+        kf.update(np.array([[z[i]]]))
+        xs.append(kf.x.copy())
+        ps.append(kf.P.copy())
+        fs.append(kf.F.copy())
+        qs.append(kf.Q.copy())
+    x_arr, p_arr = np.array(xs), np.array(ps)
+    if smooth:
+        # FilterPy's smoother uses Fs[k + 1] for the step from k to k + 1.
+        x_arr, p_arr, _, _ = kf.rts_smoother(x_arr, p_arr, Fs=np.array(fs), Qs=np.array(qs))
+    return x_arr[:, 0, 0], p_arr[:, 0, 0]
+
+
+@pytest.mark.parametrize("smooth", [False, True])
+def test_filter_and_smoother_match_filterpy(smooth: bool) -> None:
+    rng = np.random.default_rng(11)
+    n = 300
+    t = np.cumsum(rng.choice([0.25, 1.0, 30.0, 0.5], size=n))  # irregular steps
+    t -= t[0]
+    truth_e = 5 * np.sin(t / 50)
+    truth_n = 0.1 * t
+    sigma = rng.choice([0.02, 0.15, 0.5], size=n)
+    e_meas = truth_e + rng.normal(0, sigma)
+    n_meas = truth_n + rng.normal(0, sigma)
+    lat0, lon0, h0 = 30.0, 120.0, 10.0
+    lat, lon, h = _core.enu_to_geodetic(lat0, lon0, h0, e_meas, n_meas, np.zeros(n))
+    q = 2.0
+    cfg = {
+        "adapt_inflation": False,
+        "gate_chi2": 1e12,
+        "floor_m": [0.0] * 7,
+        "vertical_factor": 1.0,
+        "accel_psd": q,
+        "reinit_gap_s": 1e9,
+    }
+    out = _core.fuse_groups(
+        np.array([0, n], dtype=np.int64),
+        t,
+        lat,
+        lon,
+        h,
+        np.full(n, 4, dtype=np.int32),
+        sigma,
+        sigma,
+        sigma,
+        smooth,
+        cfg,
+    )
+    # FilterPy wants the measurements in the same ENU frame as ours, which is
+    # anchored at the first fix.
+    e_ref, n_ref, _ = _core.geodetic_to_enu(lat[0], lon[0], h[0], lat, lon, h)
+    fe, fn, _ = _core.geodetic_to_enu(lat[0], lon[0], h[0], out["lat"], out["lon"], out["height_m"])
+    for ours, var, meas in ((fe, out["var_e_m2"], e_ref), (fn, out["var_n_m2"], n_ref)):
+        want_x, want_p = filterpy_axis(t, meas, sigma**2, q, smooth)
+        assert np.max(np.abs(ours - want_x)) < 1e-6
+        assert np.max(np.abs(var - want_p) / want_p) < 1e-6
+
+
+def test_outliers_are_gated_and_flagged_not_dropped() -> None:
+    n = 400
+    t = np.arange(n, dtype=float)
+    e = np.zeros(n)
+    nn = 0.5 * t
+    rng = np.random.default_rng(5)
+    e += rng.normal(0, 0.02, n)
+    nn += rng.normal(0, 0.02, n)
+    spikes = [50, 120, 121, 300]
+    e[spikes] += 25.0  # multipath / wrong fixes
+    lat, lon, h = _core.enu_to_geodetic(30.0, 120.0, 10.0, e, nn, np.zeros(n))
+    sig = np.full(n, 0.02)
+    out = _core.fuse_groups(
+        np.array([0, n], dtype=np.int64),
+        t,
+        lat,
+        lon,
+        h,
+        np.full(n, 4, dtype=np.int32),
+        sig,
+        sig,
+        sig,
+        False,
+        {},
+    )
+    status = out["status"]
+    assert sorted(np.flatnonzero(status == 2).tolist()) == spikes  # gated, every one
+    assert np.isfinite(out["lat"][spikes]).all()  # still a (predicted) state for them
+    fe, _, _ = _core.geodetic_to_enu(30.0, 120.0, 10.0, out["lat"], out["lon"], out["height_m"])
+    assert np.max(np.abs(fe[spikes])) < 0.5
