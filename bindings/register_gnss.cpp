@@ -1,4 +1,5 @@
 // GNSS bindings: NMEA/UBX decoding under a released GIL, columns moved out.
+#include <algorithm>
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
@@ -100,29 +101,43 @@ ag::FusionConfig config_from(const py::dict& d) {
     for (auto item : d) {
         const auto key = py::str(item.first).cast<std::string>();
         const auto& v = item.second;
-        if (key == "floor_m")
-            c.floor_m = v.cast<std::array<double, 7>>();
-        else if (key == "default_m")
-            c.default_m = v.cast<std::array<double, 7>>();
-        else if (key == "vertical_factor")
-            c.vertical_factor = v.cast<double>();
-        else if (key == "accel_psd")
-            c.accel_psd = v.cast<double>();
-        else if (key == "gate_chi2")
-            c.gate_chi2 = v.cast<double>();
-        else if (key == "reinit_gap_s")
-            c.reinit_gap_s = v.cast<double>();
-        else if (key == "reinit_after_rejects")
-            c.reinit_after_rejects = v.cast<int>();
-        else if (key == "adapt_inflation")
-            c.adapt_inflation = v.cast<bool>();
-        else if (key == "adapt_rate")
-            c.adapt_rate = v.cast<double>();
-        else if (key == "max_inflation")
-            c.max_inflation = v.cast<double>();
-        else
-            throw std::invalid_argument("unknown fusion config key '" + key + "'");
+        try {
+            if (key == "floor_m")
+                c.floor_m = v.cast<std::array<double, 7>>();
+            else if (key == "default_m")
+                c.default_m = v.cast<std::array<double, 7>>();
+            else if (key == "vertical_factor")
+                c.vertical_factor = v.cast<double>();
+            else if (key == "accel_psd")
+                c.accel_psd = v.cast<double>();
+            else if (key == "gate_chi2")
+                c.gate_chi2 = v.cast<double>();
+            else if (key == "reinit_gap_s")
+                c.reinit_gap_s = v.cast<double>();
+            else if (key == "reinit_after_rejects")
+                c.reinit_after_rejects = v.cast<int>();
+            else if (key == "adapt_inflation")
+                c.adapt_inflation = v.cast<bool>();
+            else if (key == "adapt_rate")
+                c.adapt_rate = v.cast<double>();
+            else if (key == "max_inflation")
+                c.max_inflation = v.cast<double>();
+            else
+                throw std::invalid_argument("unknown fusion config key '" + key + "'");
+        } catch (const py::cast_error&) {
+            throw std::invalid_argument("fusion config key '" + key + "' has the wrong type or length");
+        }
     }
+    // Ranges outside these make the filter meaningless rather than wrong-but-running.
+    const bool ok = c.vertical_factor > 0 && c.accel_psd > 0 && c.gate_chi2 > 0 && c.reinit_gap_s > 0 &&
+                    c.reinit_after_rejects > 0 && c.adapt_rate > 0 && c.adapt_rate <= 1 &&
+                    c.max_inflation >= 1 && c.initial_speed_sigma > 0 &&
+                    std::all_of(c.floor_m.begin(), c.floor_m.end(), [](double x) { return x >= 0; }) &&
+                    std::all_of(c.default_m.begin(), c.default_m.end(), [](double x) { return x >= 0; });
+    if (!ok)
+        throw std::invalid_argument(
+            "fusion config out of range (sigmas, rates and thresholds must be positive, "
+            "adapt_rate <= 1, max_inflation >= 1)");
     return c;
 }
 

@@ -31,15 +31,21 @@ L3 ecef_ld(ld lat_deg, ld lon_deg, ld h) {
 L3 geodetic_ld(ld x, ld y, ld z) {
     const ld p = std::hypot(x, y);
     const ld lon = std::atan2(y, x);
-    ld lat = std::atan2(z, p * (1.0L - kE2));
+    // Bowring's closed form is already within ~1e-10 rad near the surface; the
+    // fixed-point iteration after it gains a factor e^2 per step.
+    constexpr ld kB = kA * (1.0L - kF);
+    constexpr ld kEp2 = kE2 / (1.0L - kE2);
+    const ld th = std::atan2(z * kA, p * kB);
+    const ld st = std::sin(th), ct = std::cos(th);
+    ld lat = std::atan2(z + kEp2 * kB * st * st * st, p - kE2 * kA * ct * ct * ct);
     ld h = 0;
-    for (int i = 0; i < 12; ++i) {
+    for (int i = 0; i < 8; ++i) {
         const ld sp = std::sin(lat);
         const ld n = kA / std::sqrt(1.0L - kE2 * sp * sp);
         const ld cp = std::cos(lat);
         h = std::abs(cp) > 1e-12L ? p / cp - n : std::abs(z) - n * (1.0L - kE2);
         const ld next = std::atan2(z, p * (1.0L - kE2 * n / (n + h)));
-        const bool done = std::abs(next - lat) < 1e-19L;
+        const bool done = std::abs(next - lat) < 1e-18L;
         lat = next;
         if (done)
             break;
@@ -61,7 +67,16 @@ Vec3 ecef_to_geodetic(const Vec3& xyz) noexcept {
 EnuFrame::EnuFrame(double lat0_deg, double lon0_deg, double h0) noexcept
     : origin_(geodetic_to_ecef(lat0_deg, lon0_deg, h0)), sl_(std::sin(lon0_deg * double(kDeg))),
       cl_(std::cos(lon0_deg * double(kDeg))), sp_(std::sin(lat0_deg * double(kDeg))),
-      cp_(std::cos(lat0_deg * double(kDeg))), lat0_(lat0_deg), lon0_(lon0_deg), h0_(h0) {}
+      cp_(std::cos(lat0_deg * double(kDeg))) {
+    const L3 o = ecef_ld(lat0_deg, lon0_deg, h0);
+    ox_ = o.x;
+    oy_ = o.y;
+    oz_ = o.z;
+    lsl_ = std::sin(lon0_deg * kDeg);
+    lcl_ = std::cos(lon0_deg * kDeg);
+    lsp_ = std::sin(lat0_deg * kDeg);
+    lcp_ = std::cos(lat0_deg * kDeg);
+}
 
 Vec3 EnuFrame::from_ecef(const Vec3& xyz) const noexcept {
     const double dx = xyz[0] - origin_[0], dy = xyz[1] - origin_[1], dz = xyz[2] - origin_[2];
@@ -78,21 +93,16 @@ Vec3 EnuFrame::to_ecef(const Vec3& enu) const noexcept {
 // The geodetic paths work on differences from the origin in long double, so
 // no precision is lost in the large absolute ECEF values.
 Vec3 EnuFrame::from_geodetic(double lat_deg, double lon_deg, double h) const noexcept {
-    const L3 p = ecef_ld(lat_deg, lon_deg, h), o = ecef_ld(lat0_, lon0_, h0_);
-    const ld dx = p.x - o.x, dy = p.y - o.y, dz = p.z - o.z;
-    const ld sl = std::sin(lon0_ * kDeg), cl = std::cos(lon0_ * kDeg), sp = std::sin(lat0_ * kDeg),
-             cp = std::cos(lat0_ * kDeg);
-    return {double(-sl * dx + cl * dy), double(-sp * cl * dx - sp * sl * dy + cp * dz),
-            double(cp * cl * dx + cp * sl * dy + sp * dz)};
+    const L3 p = ecef_ld(lat_deg, lon_deg, h);
+    const ld dx = p.x - ox_, dy = p.y - oy_, dz = p.z - oz_;
+    return {double(-lsl_ * dx + lcl_ * dy), double(-lsp_ * lcl_ * dx - lsp_ * lsl_ * dy + lcp_ * dz),
+            double(lcp_ * lcl_ * dx + lcp_ * lsl_ * dy + lsp_ * dz)};
 }
 
 Vec3 EnuFrame::to_geodetic(const Vec3& enu) const noexcept {
     const ld e = enu[0], n = enu[1], u = enu[2];
-    const L3 o = ecef_ld(lat0_, lon0_, h0_);
-    const ld sl = std::sin(lon0_ * kDeg), cl = std::cos(lon0_ * kDeg), sp = std::sin(lat0_ * kDeg),
-             cp = std::cos(lat0_ * kDeg);
-    const L3 g = geodetic_ld(o.x - sl * e - sp * cl * n + cp * cl * u,
-                             o.y + cl * e - sp * sl * n + cp * sl * u, o.z + cp * n + sp * u);
+    const L3 g = geodetic_ld(ox_ - lsl_ * e - lsp_ * lcl_ * n + lcp_ * lcl_ * u,
+                             oy_ + lcl_ * e - lsp_ * lsl_ * n + lcp_ * lsl_ * u, oz_ + lcp_ * n + lsp_ * u);
     return {double(g.x), double(g.y), double(g.z)};
 }
 

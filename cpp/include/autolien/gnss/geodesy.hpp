@@ -27,7 +27,9 @@ class EnuFrame {
   private:
     Vec3 origin_;
     double sl_, cl_, sp_, cp_; // sin/cos of longitude and latitude
-    double lat0_, lon0_, h0_;
+    // The same in extended precision for the geodetic paths, computed once
+    // (x87 trigonometry costs ~50 ns a call).
+    long double ox_, oy_, oz_, lsl_, lcl_, lsp_, lcp_;
 };
 
 } // namespace autolien::gnss

@@ -1,0 +1,17 @@
+"""GNSS fusion: clean tracks with honest uncertainty from mixed-quality fixes.
+
+:func:`fuse` takes the fix table of :func:`autolien.telemetry.decode_nmea`
+(many vehicles at once) and returns a :class:`FusionResult` whose ``track``
+holds the filtered (or RTS-smoothed) position, velocity and covariance of every
+fix, with the reason a fix was not used. The filter runs in the C++ core, one
+vehicle per task on the thread pool with the GIL released.
+
+Status: parked episodes, displacement events and geofences are not built yet
+(see docs/gnss.md).
+"""
+
+from __future__ import annotations
+
+from .fusion import REASONS, TRACK_SCHEMA, FusionConfig, FusionResult, fuse
+
+__all__ = ["REASONS", "TRACK_SCHEMA", "FusionConfig", "FusionResult", "fuse"]
