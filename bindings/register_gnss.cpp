@@ -89,6 +89,7 @@ void register_gnss(py::module_& m) {
 #include "autolien/common/thread_pool.hpp"
 #include "autolien/gnss/fusion.hpp"
 #include "autolien/gnss/geodesy.hpp"
+#include "autolien/gnss/parked.hpp"
 
 namespace ag = autolien::gnss;
 
@@ -96,8 +97,7 @@ namespace {
 
 template <typename T> using carray = py::array_t<T, py::array::c_style>;
 
-ag::FusionConfig config_from(const py::dict& d) {
-    ag::FusionConfig c;
+void config_from(const py::dict& d, ag::FusionConfig& c, ag::ParkConfig& pk) {
     for (auto item : d) {
         const auto key = py::str(item.first).cast<std::string>();
         const auto& v = item.second;
@@ -122,6 +122,22 @@ ag::FusionConfig config_from(const py::dict& d) {
                 c.adapt_rate = v.cast<double>();
             else if (key == "max_inflation")
                 c.max_inflation = v.cast<double>();
+            else if (key == "zupt_speed_mps")
+                c.zupt_speed_mps = v.cast<double>();
+            else if (key == "zupt_sigma_mps")
+                c.zupt_sigma_mps = v.cast<double>();
+            else if (key == "min_parked_s")
+                pk.min_duration_s = v.cast<double>();
+            else if (key == "parked_gate_chi2")
+                pk.gate_chi2 = v.cast<double>();
+            else if (key == "parked_confirm")
+                pk.confirm = v.cast<int>();
+            else if (key == "stationary_mps")
+                pk.stationary_mps = v.cast<double>();
+            else if (key == "offline_gap_s")
+                pk.offline_gap_s = v.cast<double>();
+            else if (key == "correlation_s")
+                pk.correlation_s = v.cast<double>();
             else
                 throw std::invalid_argument("unknown fusion config key '" + key + "'");
         } catch (const py::cast_error&) {
@@ -131,14 +147,16 @@ ag::FusionConfig config_from(const py::dict& d) {
     // Ranges outside these make the filter meaningless rather than wrong-but-running.
     const bool ok = c.vertical_factor > 0 && c.accel_psd > 0 && c.gate_chi2 > 0 && c.reinit_gap_s > 0 &&
                     c.reinit_after_rejects > 0 && c.adapt_rate > 0 && c.adapt_rate <= 1 &&
-                    c.max_inflation >= 1 && c.initial_speed_sigma > 0 &&
+                    c.max_inflation >= 1 && c.initial_speed_sigma > 0 && c.zupt_speed_mps >= 0 &&
+                    c.zupt_sigma_mps > 0 &&
                     std::all_of(c.floor_m.begin(), c.floor_m.end(), [](double x) { return x >= 0; }) &&
-                    std::all_of(c.default_m.begin(), c.default_m.end(), [](double x) { return x >= 0; });
+                    std::all_of(c.default_m.begin(), c.default_m.end(), [](double x) { return x >= 0; }) &&
+                    pk.min_duration_s >= 0 && pk.gate_chi2 > 0 && pk.confirm >= 1 && pk.stationary_mps >= 0 &&
+                    pk.offline_gap_s > 0 && pk.correlation_s > 0;
     if (!ok)
         throw std::invalid_argument(
             "fusion config out of range (sigmas, rates and thresholds must be positive, "
             "adapt_rate <= 1, max_inflation >= 1)");
-    return c;
 }
 
 } // namespace
@@ -192,17 +210,21 @@ void register_gnss_fusion(py::module_& m) {
         "fuse_groups",
         [](const carray<std::int64_t>& groups, const carray<double>& t, const carray<double>& lat,
            const carray<double>& lon, const carray<double>& h, const carray<std::int32_t>& quality,
-           const carray<double>& sn, const carray<double>& se, const carray<double>& su, bool smooth,
-           const py::dict& config) {
+           const carray<double>& sn, const carray<double>& se, const carray<double>& su,
+           const carray<double>& speed, bool smooth, const py::dict& config) {
             const auto n = static_cast<std::size_t>(t.size());
-            for (const auto size :
-                 {lat.size(), lon.size(), h.size(), quality.size(), sn.size(), se.size(), su.size()})
+            for (const auto size : {lat.size(), lon.size(), h.size(), quality.size(), sn.size(), se.size(),
+                                    su.size(), speed.size()})
                 if (std::size_t(size) != n)
                     throw std::invalid_argument("every fix column must have the same length");
             const auto ng = static_cast<std::size_t>(groups.size());
             if (ng == 0 || groups.data()[0] != 0 || std::size_t(groups.data()[ng - 1]) != n)
                 throw std::invalid_argument("groups must be offsets from 0 to the number of fixes");
-            const ag::FusionConfig cfg = config_from(config);
+            ag::FusionConfig cfg;
+            ag::ParkConfig pk;
+            config_from(config, cfg, pk);
+            // Parked episodes and moves per vehicle, gathered in vehicle order after the pool.
+            std::vector<ag::ParkOutput> parked(ng - 1);
             std::vector<double> olat(n, NAN), olon(n, NAN), oh(n, NAN), ve(n, NAN), vn(n, NAN), vu(n, NAN),
                 vare(n, NAN), varn(n, NAN), varu(n, NAN), nis(n, NAN), infl(n, NAN);
             std::vector<std::uint8_t> status(n, 1);
@@ -235,8 +257,27 @@ void register_gnss_fusion(py::module_& m) {
                                         {quality.data() + lo, m_},
                                         {sn.data() + lo, m_},
                                         {se.data() + lo, m_},
-                                        {su.data() + lo, m_}};
+                                        {su.data() + lo, m_},
+                                        {speed.data() + lo, m_}};
                         const auto res = ag::fuse(in, cfg, smooth);
+                        // Parking works on the raw fixes (with the filter's noise model),
+                        // so that a towing the filter smooths over still shows.
+                        ag::ParkInput pin{{t.data() + lo, m_},    e, no, u, res.r_e, res.r_n, res.r_u,
+                                          {speed.data() + lo, m_}};
+                        auto& po = parked[g];
+                        po = ag::find_parked(pin, pk);
+                        for (auto& ep : po.episodes) {
+                            const auto g3 = frame.to_geodetic({ep.e, ep.n, ep.u});
+                            ep.e = g3[0]; // from here on: lat, lon, height
+                            ep.n = g3[1];
+                            ep.u = g3[2];
+                            ep.first += lo;
+                            ep.last += lo;
+                        }
+                        for (auto& mv : po.moves) {
+                            mv.first_fix += lo;
+                            mv.last_fix += lo;
+                        }
                         for (std::size_t i = 0; i < m_; ++i) {
                             if (std::isfinite(res.e[i])) {
                                 const auto g3 = frame.to_geodetic({res.e[i], res.n[i], res.u[i]});
@@ -272,11 +313,59 @@ void register_gnss_fusion(py::module_& m) {
             out["inflation"] = to_numpy(std::move(infl));
             out["status"] = to_numpy(std::move(status));
             out["segment"] = to_numpy(std::move(segment));
+            std::vector<std::int64_t> p_group, p_first, p_last, m_group, m_episode, m_first, m_last;
+            std::vector<double> p_lat, p_lon, p_h, p_ve, p_vn, p_vu, m_dist, m_sigma;
+            std::vector<std::uint32_t> p_count;
+            std::vector<std::uint8_t> m_kind;
+            for (std::size_t g = 0; g + 1 < ng; ++g) {
+                const std::size_t base = p_group.size();
+                for (const auto& ep : parked[g].episodes) {
+                    p_group.push_back(std::int64_t(g));
+                    p_first.push_back(std::int64_t(ep.first));
+                    p_last.push_back(std::int64_t(ep.last));
+                    p_lat.push_back(ep.e);
+                    p_lon.push_back(ep.n);
+                    p_h.push_back(ep.u);
+                    p_ve.push_back(ep.var_e);
+                    p_vn.push_back(ep.var_n);
+                    p_vu.push_back(ep.var_u);
+                    p_count.push_back(ep.n_fixes);
+                }
+                for (const auto& mv : parked[g].moves) {
+                    m_group.push_back(std::int64_t(g));
+                    m_episode.push_back(std::int64_t(base + mv.episode));
+                    m_first.push_back(std::int64_t(mv.first_fix));
+                    m_last.push_back(std::int64_t(mv.last_fix));
+                    m_dist.push_back(mv.distance_m);
+                    m_sigma.push_back(mv.sigma_m);
+                    m_kind.push_back(static_cast<std::uint8_t>(mv.kind));
+                }
+            }
+            py::dict pd, md;
+            pd["group"] = to_numpy(std::move(p_group));
+            pd["first"] = to_numpy(std::move(p_first));
+            pd["last"] = to_numpy(std::move(p_last));
+            pd["lat"] = to_numpy(std::move(p_lat));
+            pd["lon"] = to_numpy(std::move(p_lon));
+            pd["height_m"] = to_numpy(std::move(p_h));
+            pd["var_e_m2"] = to_numpy(std::move(p_ve));
+            pd["var_n_m2"] = to_numpy(std::move(p_vn));
+            pd["var_u_m2"] = to_numpy(std::move(p_vu));
+            pd["n_fixes"] = to_numpy(std::move(p_count));
+            md["group"] = to_numpy(std::move(m_group));
+            md["episode"] = to_numpy(std::move(m_episode));
+            md["first_fix"] = to_numpy(std::move(m_first));
+            md["last_fix"] = to_numpy(std::move(m_last));
+            md["distance_m"] = to_numpy(std::move(m_dist));
+            md["sigma_m"] = to_numpy(std::move(m_sigma));
+            md["kind"] = to_numpy(std::move(m_kind));
+            out["parked"] = pd;
+            out["moves"] = md;
             return out;
         },
         py::arg("groups").noconvert(), py::arg("t").noconvert(), py::arg("lat").noconvert(),
         py::arg("lon").noconvert(), py::arg("h").noconvert(), py::arg("quality").noconvert(),
         py::arg("sigma_n").noconvert(), py::arg("sigma_e").noconvert(), py::arg("sigma_u").noconvert(),
-        py::arg("smooth"), py::arg("config"),
+        py::arg("speed_mps").noconvert(), py::arg("smooth"), py::arg("config"),
         "Filters (and smooths) fixes grouped by vehicle; groups are offsets into the sorted columns.");
 }

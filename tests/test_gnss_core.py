@@ -63,9 +63,15 @@ def test_enu_against_pyproj() -> None:
 
 
 def filterpy_axis(
-    t: np.ndarray, z: np.ndarray, r: np.ndarray, q: float, smooth: bool
+    t: np.ndarray,
+    z: np.ndarray,
+    r: np.ndarray,
+    q: float,
+    smooth: bool,
+    still: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One axis of the constant-velocity model in FilterPy, irregular steps."""
+    """One axis of the constant-velocity model in FilterPy, irregular steps;
+    where `still`, a zero-velocity measurement (sigma ZUPT_SIGMA) first."""
     kf = filterpy_kf.KalmanFilter(dim_x=2, dim_z=1)
     kf.x = np.array([[z[0]], [0.0]])
     kf.P = np.diag([r[0], 30.0**2])
@@ -77,6 +83,8 @@ def filterpy_axis(
         kf.Q = q * np.array([[dt**3 / 3, dt**2 / 2], [dt**2 / 2, dt]])
         kf.R = np.array([[r[i]]])
         kf.predict()
+        if still is not None and still[i]:
+            kf.update(np.array([[0.0]]), R=np.array([[ZUPT_SIGMA**2]]), H=np.array([[0.0, 1.0]]))
         kf.update(np.array([[z[i]]]))
         xs.append(kf.x.copy())
         ps.append(kf.P.copy())
@@ -89,8 +97,12 @@ def filterpy_axis(
     return x_arr[:, 0, 0], p_arr[:, 0, 0]
 
 
+ZUPT_SIGMA = 0.02  # FusionConfig default
+
+
+@pytest.mark.parametrize("zupt", [False, True])
 @pytest.mark.parametrize("smooth", [False, True])
-def test_filter_and_smoother_match_filterpy(smooth: bool) -> None:
+def test_filter_and_smoother_match_filterpy(smooth: bool, zupt: bool) -> None:
     rng = np.random.default_rng(11)
     n = 300
     t = np.cumsum(rng.choice([0.25, 1.0, 30.0, 0.5], size=n))  # irregular steps
@@ -103,6 +115,7 @@ def test_filter_and_smoother_match_filterpy(smooth: bool) -> None:
     lat0, lon0, h0 = 30.0, 120.0, 10.0
     lat, lon, h = _core.enu_to_geodetic(lat0, lon0, h0, e_meas, n_meas, np.zeros(n))
     q = 2.0
+    still = rng.random(n) < 0.3  # reported speed 0 on these fixes
     cfg = {
         "adapt_inflation": False,
         "gate_chi2": 1e12,
@@ -121,6 +134,7 @@ def test_filter_and_smoother_match_filterpy(smooth: bool) -> None:
         sigma,
         sigma,
         sigma,
+        np.where(still, 0.0, np.nan) if zupt else np.full(n, np.nan),
         smooth,
         cfg,
     )
@@ -129,7 +143,7 @@ def test_filter_and_smoother_match_filterpy(smooth: bool) -> None:
     e_ref, n_ref, _ = _core.geodetic_to_enu(lat[0], lon[0], h[0], lat, lon, h)
     fe, fn, _ = _core.geodetic_to_enu(lat[0], lon[0], h[0], out["lat"], out["lon"], out["height_m"])
     for ours, var, meas in ((fe, out["var_e_m2"], e_ref), (fn, out["var_n_m2"], n_ref)):
-        want_x, want_p = filterpy_axis(t, meas, sigma**2, q, smooth)
+        want_x, want_p = filterpy_axis(t, meas, sigma**2, q, smooth, still if zupt else None)
         assert np.max(np.abs(ours - want_x)) < 1e-6
         assert np.max(np.abs(var - want_p) / want_p) < 1e-6
 
@@ -156,6 +170,7 @@ def test_outliers_are_gated_and_flagged_not_dropped() -> None:
         sig,
         sig,
         sig,
+        np.full(n, np.nan),
         False,
         {},
     )

@@ -160,3 +160,125 @@ def test_input_errors() -> None:
     with pytest.raises(ValueError, match="range"):
         fuse(good, config=FusionConfig(accel_psd=-1.0))
     assert fuse(good.slice(0, 0)).track.num_rows == 0
+
+
+def test_rtklib_py_parked_position_matches_reference(rtklib_py: tuple[pa.Table, pa.Table]) -> None:
+    fixes, ref = rtklib_py
+    ref = ref.filter(pa.compute.equal(ref.column("quality"), 4))
+    result = fuse(fixes)
+    parked = result.parked
+    # The car stands still for the first ~43 minutes (58 % of the epochs by the SOURCES note).
+    assert parked.num_rows == 1
+    assert parked.column("n_fixes")[0].as_py() >= 0.55 * fixes.num_rows
+    origin = (col(ref, "lat")[0], col(ref, "lon")[0], col(ref, "height_m")[0])
+    re, rn, _ = _core.geodetic_to_enu(
+        *origin, col(ref, "lat"), col(ref, "lon"), col(ref, "height_m")
+    )
+    rt = ref.column("time").cast(pa.int64()).to_numpy()
+    start, end = (parked.column(c).cast(pa.int64()).to_numpy()[0] for c in ("start", "end"))
+    span = (rt >= start) & (rt <= end)
+    # The reference itself is still over the episode ...
+    assert np.hypot(re[span] - re[span].mean(), rn[span] - rn[span].mean()).max() < 0.03
+    pe, pn, _ = _core.geodetic_to_enu(
+        *origin, col(parked, "lat"), col(parked, "lon"), col(parked, "height_m")
+    )
+    # ... and the mostly-float input's parked estimate agrees with its mean within 3 cm.
+    err = np.hypot(pe[0] - re[span].mean(), pn[0] - rn[span].mean())
+    assert err < 0.03
+    assert err <= 3 * np.hypot(
+        parked.column("sigma_e_m")[0].as_py(), parked.column("sigma_n_m")[0].as_py()
+    )
+    # The one move is the drive away at the episode's end (no speed data: unexplained), metres away.
+    events = result.events
+    assert events.column("kind").to_pylist() == ["unexplained"]
+    assert events.column("evidence_start")[0].as_py() > parked.column("end")[0].as_py()
+    assert events.column("distance_m")[0].as_py() > 1.0
+
+
+def still_then(
+    rng: np.random.Generator, segments: list[tuple[str, float, float, float]]
+) -> tuple[pa.Table, list[int]]:
+    """A 1 Hz fix stream built from (kind, seconds, speed m/s, reported km/h) segments.
+
+    "park" holds still with RTK float noise (a bias drifting over minutes plus
+    white noise) and fixed epochs; "move" heads north at the given speed; "gap"
+    is a silence, after which the car reappears `speed` metres north. Returns
+    the table and the rows of injected multipath outliers.
+    """
+    t, north, quality, kmh, outliers = [], [], [], [], []
+    now, pos, bias = 0.0, 0.0, 0.0
+    for kind, seconds, speed, reported in segments:
+        if kind == "gap":
+            now += seconds
+            pos += speed
+            continue
+        for _ in range(int(seconds)):
+            now += 1.0
+            if kind == "move":
+                pos += speed
+            fixed = rng.random() < 0.4
+            bias = 0.995 * bias + rng.normal(0, 0.01)
+            noise = rng.normal(0, 0.01) if fixed else bias + rng.normal(0, 0.05)
+            if kind == "park" and rng.random() < 0.004:
+                noise += rng.choice([-1, 1]) * rng.uniform(3, 8)  # a multipath spike
+                outliers.append(len(t))
+            t.append(now)
+            north.append(pos + noise)
+            quality.append(4 if fixed else 5)
+            kmh.append(reported)
+    n = len(t)
+    north_arr = np.array(north)
+    return (
+        pa.table(
+            {
+                "vehicle_id": ["tow-1"] * n,
+                "time": pa.array((1.76e9 + np.array(t)) * 1e6, pa.int64()).cast(
+                    pa.timestamp("us", tz="UTC")
+                ),
+                "lat": 31.2 + north_arr / 110_900.0,
+                "lon": np.full(n, 121.4),
+                "height_m": np.full(n, 12.0) + rng.normal(0, 0.03, n),
+                "quality": pa.array(quality, pa.uint8()),
+                "speed_kmh": kmh,
+            }
+        ),
+        outliers,
+    )
+
+
+def test_synthetic_still_data_outliers_caught_no_false_moves() -> None:
+    table, outliers = still_then(np.random.default_rng(3), [("park", 7200, 0, 0)])
+    result = fuse(table)
+    assert len(outliers) > 10
+    reasons = result.track.column("reason").to_pylist()
+    assert all(reasons[i] == "gated" for i in outliers)
+    assert result.parked.num_rows == 1
+    assert result.parked.column("n_fixes")[0].as_py() == table.num_rows - len(outliers)
+    assert result.events.num_rows == 0
+
+
+@pytest.mark.parametrize(
+    ("middle", "kind"),
+    [
+        (("move", 120, 1.5, 0.0), "displacement"),  # towed: the odometer says 0 km/h
+        (("move", 120, 8.0, 29.0), "departure"),  # driven away
+        (("gap", 3600, 500.0, 0.0), "relocated_offline"),  # silent for an hour, 500 m away
+    ],
+)
+def test_synthetic_moves_while_parked(middle: tuple[str, float, float, float], kind: str) -> None:
+    segments = [("park", 1800, 0, 0), middle, ("park", 1800, 0, 0)]
+    table, outliers = still_then(np.random.default_rng(5), segments)
+    if kind == "relocated_offline":
+        table = table.drop_columns(["speed_kmh"])  # the terminal was off: no speed either
+    result = fuse(table)
+    assert len(outliers) > 0
+    # Multipath spikes stay out of the episodes (which may take in the last
+    # fix or two of the move, already at the new place).
+    assert sum(result.parked.column("n_fixes").to_pylist()) <= 3600 - len(outliers) + 2
+    assert result.parked.num_rows == 2
+    events = result.events
+    assert events.column("kind").to_pylist() == [kind]
+    row = events.column("evidence_first_row")[0].as_py()
+    # The evidence starts where the move does, within the confirmation fixes.
+    assert 1800 - 1 <= row <= 1800 + 5
+    assert events.column("distance_m")[0].as_py() > 10 * events.column("sigma_m")[0].as_py()

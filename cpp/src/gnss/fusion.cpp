@@ -39,13 +39,25 @@ void update(Axis& a, double y, double s) {
     a.p11 -= k1 * p01;
 }
 
+// A velocity measurement (H = [0 1]).
+void update_velocity(Axis& a, double z, double r) {
+    const double y = z - a.v, s = a.p11 + r;
+    const double k0 = a.p01 / s, k1 = a.p11 / s;
+    a.p += k0 * y;
+    a.v += k1 * y;
+    const double p01 = a.p01, p11 = a.p11;
+    a.p00 -= k0 * p01;
+    a.p01 -= k0 * p11;
+    a.p11 -= k1 * p11;
+}
+
 } // namespace
 
 FusionOutput fuse(const FixInput& in, const FusionConfig& cfg, bool smooth) {
     const std::size_t n = in.t.size();
     FusionOutput out;
     for (auto* v : {&out.e, &out.n, &out.u, &out.ve, &out.vn, &out.vu, &out.var_e, &out.var_n, &out.var_u,
-                    &out.nis, &out.inflation})
+                    &out.nis, &out.inflation, &out.r_e, &out.r_n, &out.r_u})
         v->assign(n, kNaN);
     out.status.assign(n, 0);
     out.segment.assign(n, 0);
@@ -76,6 +88,9 @@ FusionOutput fuse(const FixInput& in, const FusionConfig& cfg, bool smooth) {
             r[0] = se * se * infl2[q];
             r[1] = sn * sn * infl2[q];
             r[2] = su * su * infl2[q];
+            out.r_e[i] = r[0];
+            out.r_n[i] = r[1];
+            out.r_u[i] = r[2];
         }
         const double z[3] = {in.e[i], in.n[i], in.u[i]};
         auto start_segment = [&](FixStatus why) {
@@ -112,6 +127,13 @@ FusionOutput fuse(const FixInput& in, const FusionConfig& cfg, bool smooth) {
                 last_t = in.t[i];
                 pred[i] = x;
                 dts[i] = std::max(dt, 0.0);
+                // Known to stand still: hold the velocity (and so the position
+                // prediction) tight, which is what makes gating bite when parked.
+                if (!in.speed_mps.empty() && std::isfinite(in.speed_mps[i]) &&
+                    in.speed_mps[i] <= cfg.zupt_speed_mps) {
+                    for (auto& a : x)
+                        update_velocity(a, 0.0, cfg.zupt_sigma_mps * cfg.zupt_sigma_mps);
+                }
                 if (!valid) {
                     out.status[i] = static_cast<std::uint8_t>(FixStatus::invalid);
                 } else {

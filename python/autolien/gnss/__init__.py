@@ -12,6 +12,24 @@ Status: parked episodes, displacement events and geofences are not built yet
 
 from __future__ import annotations
 
-from .fusion import REASONS, TRACK_SCHEMA, FusionConfig, FusionResult, fuse
+from .fusion import (
+    EVENTS_SCHEMA,
+    MOVE_KINDS,
+    PARKED_SCHEMA,
+    REASONS,
+    TRACK_SCHEMA,
+    FusionConfig,
+    FusionResult,
+    fuse,
+)
 
-__all__ = ["REASONS", "TRACK_SCHEMA", "FusionConfig", "FusionResult", "fuse"]
+__all__ = [
+    "EVENTS_SCHEMA",
+    "MOVE_KINDS",
+    "PARKED_SCHEMA",
+    "REASONS",
+    "TRACK_SCHEMA",
+    "FusionConfig",
+    "FusionResult",
+    "fuse",
+]

@@ -11,7 +11,19 @@ import pyarrow.compute as pc
 
 from .. import _core
 
-__all__ = ["REASONS", "TRACK_SCHEMA", "FusionConfig", "FusionResult", "fuse"]
+__all__ = [
+    "EVENTS_SCHEMA",
+    "MOVE_KINDS",
+    "PARKED_SCHEMA",
+    "REASONS",
+    "TRACK_SCHEMA",
+    "FusionConfig",
+    "FusionResult",
+    "fuse",
+]
+
+# Codes of MoveKind in cpp/include/autolien/gnss/parked.hpp.
+MOVE_KINDS = {0: "departure", 1: "displacement", 2: "relocated_offline", 3: "unexplained"}
 
 # Codes of FixStatus in cpp/include/autolien/gnss/fusion.hpp.
 REASONS = {
@@ -47,6 +59,40 @@ TRACK_SCHEMA = pa.schema(
 )
 
 
+PARKED_SCHEMA = pa.schema(
+    [
+        pa.field("vehicle_id", pa.string()),
+        pa.field("start", TIME_TYPE, nullable=False),
+        pa.field("end", TIME_TYPE, nullable=False),
+        pa.field("lat", pa.float64(), nullable=False),
+        pa.field("lon", pa.float64(), nullable=False),
+        pa.field("height_m", pa.float64(), nullable=False),
+        pa.field("sigma_n_m", pa.float64(), nullable=False),
+        pa.field("sigma_e_m", pa.float64(), nullable=False),
+        pa.field("sigma_u_m", pa.float64(), nullable=False),
+        pa.field("n_fixes", pa.uint32(), nullable=False),
+    ]
+)
+
+EVENTS_SCHEMA = pa.schema(
+    [
+        pa.field("vehicle_id", pa.string()),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("time", TIME_TYPE, nullable=False),  # the fix that confirmed the move
+        pa.field("parked_since", TIME_TYPE, nullable=False),
+        pa.field("parked_lat", pa.float64(), nullable=False),
+        pa.field("parked_lon", pa.float64(), nullable=False),
+        pa.field("distance_m", pa.float64(), nullable=False),
+        pa.field("sigma_m", pa.float64(), nullable=False),
+        # Evidence: the fixes outside the parked position, as row numbers of
+        # the track and their times.
+        pa.field("evidence_first_row", pa.int64(), nullable=False),
+        pa.field("evidence_last_row", pa.int64(), nullable=False),
+        pa.field("evidence_start", TIME_TYPE, nullable=False),
+    ]
+)
+
+
 @dataclass
 class FusionConfig:
     """Filter settings; the defaults are documented in docs/gnss.md.
@@ -68,13 +114,30 @@ class FusionConfig:
     adapt_inflation: bool = True
     adapt_rate: float = 0.05
     max_inflation: float = 30.0
+    zupt_speed_mps: float = 0.05
+    zupt_sigma_mps: float = 0.02
+    # Parked episodes (see docs/gnss.md).
+    min_parked_s: float = 120.0
+    parked_gate_chi2: float = 13.82
+    parked_confirm: int = 3
+    stationary_mps: float = 0.5
+    offline_gap_s: float = 300.0
+    correlation_s: float = 60.0
 
 
 @dataclass
 class FusionResult:
-    """Output of :func:`fuse`: ``track`` has one row per input fix, in :data:`TRACK_SCHEMA`."""
+    """Output of :func:`fuse`.
+
+    ``track``: one row per input fix (:data:`TRACK_SCHEMA`); ``parked``: parked
+    episodes (:data:`PARKED_SCHEMA`); ``events``: moves out of a parked
+    episode, with their kind and evidence rows in ``track``
+    (:data:`EVENTS_SCHEMA`).
+    """
 
     track: pa.Table
+    parked: pa.Table
+    events: pa.Table
 
 
 def _column(
@@ -160,9 +223,12 @@ def fuse(
     sn = _column(fixes, "sigma_n_m", np.float64, False)
     se = _column(fixes, "sigma_e_m", np.float64, False)
     su = _column(fixes, "sigma_u_m", np.float64, False)
+    speed = _column(fixes, "speed_kmh", np.float64, False) / 3.6
     if n == 0:
-        return FusionResult(TRACK_SCHEMA.empty_table())
-    out = _core.fuse_groups(groups, t, lat, lon, h, quality, sn, se, su, smooth, asdict(cfg))
+        return FusionResult(
+            TRACK_SCHEMA.empty_table(), PARKED_SCHEMA.empty_table(), EVENTS_SCHEMA.empty_table()
+        )
+    out = _core.fuse_groups(groups, t, lat, lon, h, quality, sn, se, su, speed, smooth, asdict(cfg))
     status = out["status"]
     reason = np.array([REASONS[i] for i in range(len(REASONS))], dtype=object)[status]
     columns = {
@@ -187,4 +253,51 @@ def fuse(
         pa.array(v, type=f.type, from_pandas=True) if isinstance(v, np.ndarray) else v
         for v, f in zip(columns.values(), TRACK_SCHEMA, strict=True)
     ]
-    return FusionResult(pa.Table.from_arrays(arrays, schema=TRACK_SCHEMA))
+    track = pa.Table.from_arrays(arrays, schema=TRACK_SCHEMA)
+    return FusionResult(
+        track,
+        _parked_table(out["parked"], track),
+        _events_table(out["moves"], out["parked"], track),
+    )
+
+
+def _parked_table(p: dict[str, np.ndarray], track: pa.Table) -> pa.Table:
+    first, last = pa.array(p["first"]), pa.array(p["last"])
+    time = track.column("time")
+    return pa.Table.from_arrays(
+        [
+            track.column("vehicle_id").take(first),
+            time.take(first),
+            time.take(last),
+            pa.array(p["lat"]),
+            pa.array(p["lon"]),
+            pa.array(p["height_m"]),
+            pa.array(np.sqrt(p["var_n_m2"])),
+            pa.array(np.sqrt(p["var_e_m2"])),
+            pa.array(np.sqrt(p["var_u_m2"])),
+            pa.array(p["n_fixes"], pa.uint32()),
+        ],
+        schema=PARKED_SCHEMA,
+    )
+
+
+def _events_table(m: dict[str, np.ndarray], p: dict[str, np.ndarray], track: pa.Table) -> pa.Table:
+    time = track.column("time")
+    episode = m["episode"]
+    kinds = np.array([MOVE_KINDS[i] for i in range(len(MOVE_KINDS))], dtype=object)[m["kind"]]
+    return pa.Table.from_arrays(
+        [
+            track.column("vehicle_id").take(pa.array(m["first_fix"])),
+            pa.array(kinds, pa.string()),
+            time.take(pa.array(m["last_fix"])),
+            time.take(pa.array(p["first"][episode])),
+            pa.array(p["lat"][episode]),
+            pa.array(p["lon"][episode]),
+            pa.array(m["distance_m"]),
+            pa.array(m["sigma_m"]),
+            pa.array(m["first_fix"]),
+            pa.array(m["last_fix"]),
+            time.take(pa.array(m["first_fix"])),
+        ],
+        schema=EVENTS_SCHEMA,
+    )

@@ -29,6 +29,10 @@ struct FusionConfig {
     double adapt_rate = 0.05;
     double max_inflation = 30.0; // on sigma
     double initial_speed_sigma = 30.0;
+    // Zero-velocity update: a reported speed at or below zupt_speed_mps (an
+    // odometer or OBD reading of 0) is a measurement v = 0 with this sigma.
+    double zupt_speed_mps = 0.05;
+    double zupt_sigma_mps = 0.02;
 };
 
 // Reasons per fix (0 = used).
@@ -46,6 +50,7 @@ struct FusionOutput {
     std::vector<double> e, n, u, ve, vn, vu;
     std::vector<double> var_e, var_n, var_u;
     std::vector<double> nis, inflation; // NIS of the fix (NaN if not tested), inflation of its class
+    std::vector<double> r_e, r_n, r_u;  // measurement variance used for the fix (NaN if invalid)
     std::vector<std::uint8_t> status;
     std::vector<std::uint32_t> segment; // increments at every reinitialisation
 };
@@ -55,6 +60,7 @@ struct FixInput {
     std::span<const double> e, n, u;
     std::span<const std::int32_t> quality;
     std::span<const double> sigma_n, sigma_e, sigma_u; // NaN when absent
+    std::span<const double> speed_mps;                 // NaN when absent; empty: none at all
 };
 
 // Filters one vehicle's fixes; `smooth` runs the RTS pass as well.
