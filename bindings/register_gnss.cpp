@@ -89,6 +89,7 @@ void register_gnss(py::module_& m) {
 #include "autolien/common/thread_pool.hpp"
 #include "autolien/gnss/fusion.hpp"
 #include "autolien/gnss/geodesy.hpp"
+#include "autolien/gnss/geofence.hpp"
 #include "autolien/gnss/parked.hpp"
 
 namespace ag = autolien::gnss;
@@ -368,4 +369,90 @@ void register_gnss_fusion(py::module_& m) {
         py::arg("sigma_n").noconvert(), py::arg("sigma_e").noconvert(), py::arg("sigma_u").noconvert(),
         py::arg("speed_mps").noconvert(), py::arg("smooth"), py::arg("config"),
         "Filters (and smooths) fixes grouped by vehicle; groups are offsets into the sorted columns.");
+}
+
+void register_gnss_geofence(py::module_& m) {
+    m.def(
+        "geofence_events",
+        [](const carray<std::int64_t>& groups, const carray<double>& lat, const carray<double>& lon,
+           const carray<double>& sigma_h, const carray<std::uint8_t>& usable,
+           const carray<std::int64_t>& fence_offsets, const carray<double>& fence_lon,
+           const carray<double>& fence_lat, double k_sigma) {
+            const auto n = std::size_t(lat.size());
+            if (std::size_t(lon.size()) != n || std::size_t(sigma_h.size()) != n ||
+                std::size_t(usable.size()) != n)
+                throw std::invalid_argument("every track column must have the same length");
+            const auto ng = std::size_t(groups.size());
+            if (ng == 0 || groups.data()[0] != 0 || std::size_t(groups.data()[ng - 1]) != n)
+                throw std::invalid_argument("groups must be offsets from 0 to the number of rows");
+            if (fence_lon.size() != fence_lat.size())
+                throw std::invalid_argument("fence lon and lat must have the same length");
+            if (!(k_sigma >= 0))
+                throw std::invalid_argument("k_sigma must be >= 0");
+            const auto nf = std::size_t(fence_offsets.size());
+            std::vector<ag::Fence> fences;
+            for (std::size_t f = 0; f + 1 < nf; ++f) {
+                const auto a = fence_offsets.data()[f], b = fence_offsets.data()[f + 1];
+                if (a < 0 || b < a || b > fence_lon.size())
+                    throw std::invalid_argument("fence offsets out of order");
+                fences.emplace_back(std::span<const double>(fence_lon.data() + a, std::size_t(b - a)),
+                                    std::span<const double>(fence_lat.data() + a, std::size_t(b - a)));
+            }
+            std::vector<std::vector<ag::FenceEvent>> per(ng - 1);
+            {
+                const py::gil_scoped_release nogil;
+                autolien::global_pool()->parallel_for(ng - 1, 1, [&](std::size_t b, std::size_t e) {
+                    for (std::size_t g = b; g < e; ++g) {
+                        const auto lo = std::size_t(groups.data()[g]), hi = std::size_t(groups.data()[g + 1]);
+                        per[g] = ag::fence_events({lat.data() + lo, hi - lo}, {lon.data() + lo, hi - lo},
+                                                  {sigma_h.data() + lo, hi - lo},
+                                                  {usable.data() + lo, hi - lo}, fences, k_sigma);
+                        for (auto& ev : per[g]) {
+                            ev.row += lo;
+                            ev.before += lo;
+                        }
+                    }
+                });
+            }
+            std::vector<std::int64_t> row, before;
+            std::vector<std::uint32_t> fence;
+            std::vector<std::uint8_t> enter;
+            for (const auto& evs : per)
+                for (const auto& ev : evs) {
+                    row.push_back(std::int64_t(ev.row));
+                    before.push_back(std::int64_t(ev.before));
+                    fence.push_back(ev.fence);
+                    enter.push_back(ev.enter ? 1 : 0);
+                }
+            py::dict out;
+            out["row"] = to_numpy(std::move(row));
+            out["before"] = to_numpy(std::move(before));
+            out["fence"] = to_numpy(std::move(fence));
+            out["enter"] = to_numpy(std::move(enter));
+            return out;
+        },
+        py::arg("groups").noconvert(), py::arg("lat").noconvert(), py::arg("lon").noconvert(),
+        py::arg("sigma_h").noconvert(), py::arg("usable").noconvert(), py::arg("fence_offsets").noconvert(),
+        py::arg("fence_lon").noconvert(), py::arg("fence_lat").noconvert(), py::arg("k_sigma"),
+        "Enter/exit events of tracks grouped by vehicle against simple polygons.");
+    m.def(
+        "fence_locate",
+        [](const carray<double>& fence_lon, const carray<double>& fence_lat, const carray<double>& lat,
+           const carray<double>& lon) {
+            const ag::Fence f({fence_lon.data(), std::size_t(fence_lon.size())},
+                              {fence_lat.data(), std::size_t(fence_lat.size())});
+            if (lat.size() != lon.size())
+                throw std::invalid_argument("lat and lon must have the same length");
+            std::vector<std::uint8_t> inside(std::size_t(lat.size()));
+            std::vector<double> dist(std::size_t(lat.size()));
+            for (std::size_t i = 0; i < inside.size(); ++i) {
+                bool in = false;
+                f.locate(lat.data()[i], lon.data()[i], in, dist[i]);
+                inside[i] = in ? 1 : 0;
+            }
+            return py::make_tuple(to_numpy(std::move(inside)), to_numpy(std::move(dist)));
+        },
+        py::arg("fence_lon").noconvert(), py::arg("fence_lat").noconvert(), py::arg("lat").noconvert(),
+        py::arg("lon").noconvert(),
+        "Inside (even-odd) and distance to the nearest edge in metres, per point.");
 }

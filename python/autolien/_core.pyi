@@ -102,3 +102,21 @@ class MerkleLog:
         self, indices: NDArray[np.int64], size: int
     ) -> tuple[NDArray[np.uint8], NDArray[np.int64]]: ...
     def consistency_proof(self, size1: int, size2: int) -> list[bytes]: ...
+
+def geofence_events(
+    groups: NDArray[np.int64],
+    lat: NDArray[np.float64],
+    lon: NDArray[np.float64],
+    sigma_h: NDArray[np.float64],
+    usable: NDArray[np.uint8],
+    fence_offsets: NDArray[np.int64],
+    fence_lon: NDArray[np.float64],
+    fence_lat: NDArray[np.float64],
+    k_sigma: float,
+) -> dict[str, NDArray[Any]]: ...
+def fence_locate(
+    fence_lon: NDArray[np.float64],
+    fence_lat: NDArray[np.float64],
+    lat: NDArray[np.float64],
+    lon: NDArray[np.float64],
+) -> tuple[NDArray[np.uint8], NDArray[np.float64]]: ...

@@ -6,8 +6,10 @@ holds the filtered (or RTS-smoothed) position, velocity and covariance of every
 fix, with the reason a fix was not used. The filter runs in the C++ core, one
 vehicle per task on the thread pool with the GIL released.
 
-Status: parked episodes, displacement events and geofences are not built yet
-(see docs/gnss.md).
+The result also holds ``parked`` episodes and ``events`` (moves out of a
+parked position: departure, displacement, relocated_offline, unexplained);
+:func:`geofence_events` turns a track into enter/exit events against WGS84
+polygons. See docs/gnss.md.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ from .fusion import (
     FusionResult,
     fuse,
 )
+from .geofence import FENCE_KINDS, GEOFENCE_EVENTS_SCHEMA, geofence_events
 
 __all__ = [
     "EVENTS_SCHEMA",
+    "FENCE_KINDS",
+    "GEOFENCE_EVENTS_SCHEMA",
     "MOVE_KINDS",
     "PARKED_SCHEMA",
     "REASONS",
@@ -32,4 +37,5 @@ __all__ = [
     "FusionConfig",
     "FusionResult",
     "fuse",
+    "geofence_events",
 ]

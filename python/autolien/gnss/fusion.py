@@ -166,6 +166,44 @@ def _seconds(table: pa.Table) -> np.ndarray:
     return micros.astype(np.float64) / 1e6
 
 
+def group_by_vehicle(
+    table: pa.Table, vehicle_column: str
+) -> tuple[pa.Table, pa.ChunkedArray, np.ndarray]:
+    """Rows grouped by vehicle (stable: each vehicle keeps its row order), the
+    vehicle ids in that order, and the group offsets. Times must not go back
+    within a vehicle. An absent or all-null id column means one vehicle."""
+    n = table.num_rows
+    vid: pa.ChunkedArray | None = None
+    if vehicle_column in table.column_names:
+        vid = table.column(vehicle_column).cast(pa.string())
+        if vid.null_count == n:
+            vid = None  # a single log without ids (decode_nmea of one file) is one vehicle
+        elif vid.null_count:
+            raise ValueError(f"'{vehicle_column}' has {vid.null_count} null values among {n} rows")
+    if vid is not None:
+        codes = pc.dictionary_encode(vid).combine_chunks()
+        idx = codes.indices.to_numpy(zero_copy_only=False)
+        order = pa.array(np.argsort(idx, kind="stable"))
+        counts = np.bincount(idx, minlength=len(codes.dictionary)) if n else np.zeros(0, np.int64)
+        table = table.take(order)
+        vehicles = vid.take(order)
+    else:
+        counts = np.array([n], dtype=np.int64) if n else np.zeros(0, np.int64)
+        vehicles = pa.chunked_array([pa.nulls(n, pa.string())])
+    groups = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    step = np.diff(_seconds(table))
+    if step.size:
+        bad = step < 0
+        if groups.size > 2:
+            bad[groups[1:-1] - 1] = False  # across vehicles the time may go back
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0]) + 1
+            raise ValueError(
+                f"times go backwards at grouped row {i}; sort each vehicle's rows by time"
+            )
+    return table, vehicles, groups
+
+
 def fuse(
     fixes: pa.Table,
     *,
@@ -186,35 +224,8 @@ def fuse(
         raise TypeError(f"fixes must be a pyarrow.Table, not {type(fixes).__name__}")
     cfg = config or FusionConfig()
     n = fixes.num_rows
-    vid: pa.ChunkedArray | None = None
-    if vehicle_column in fixes.column_names:
-        vid = fixes.column(vehicle_column).cast(pa.string())
-        if vid.null_count == n:
-            vid = None  # a single log without ids (decode_nmea of one file) is one vehicle
-        elif vid.null_count:
-            raise ValueError(f"'{vehicle_column}' has {vid.null_count} null values among {n} rows")
-    if vid is not None:
-        # Stable grouping keeps each vehicle's rows in input order.
-        codes = pc.dictionary_encode(vid).combine_chunks()
-        idx = codes.indices.to_numpy(zero_copy_only=False)
-        order = np.argsort(idx, kind="stable")
-        counts = np.bincount(idx, minlength=len(codes.dictionary)) if n else np.zeros(0, np.int64)
-        fixes = fixes.take(pa.array(order))
-    else:
-        counts = np.array([n], dtype=np.int64) if n else np.zeros(0, np.int64)
-    groups = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    fixes, vehicles, groups = group_by_vehicle(fixes, vehicle_column)
     t = _seconds(fixes)
-    bounds = groups[1:-1]
-    step = np.diff(t)
-    if step.size:
-        bad = step < 0
-        if bounds.size:
-            bad[bounds - 1] = False  # across vehicles the time may go back
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0]) + 1
-            raise ValueError(
-                f"fix times go backwards at sorted row {i}; sort each vehicle's fixes by time"
-            )
     height = "height_m" if "height_m" in fixes.column_names else "altitude_m"
     lat = _column(fixes, "lat", np.float64, True)
     lon = _column(fixes, "lon", np.float64, True)
@@ -232,7 +243,7 @@ def fuse(
     status = out["status"]
     reason = np.array([REASONS[i] for i in range(len(REASONS))], dtype=object)[status]
     columns = {
-        "vehicle_id": vid.take(pa.array(order)) if vid is not None else pa.nulls(n, pa.string()),
+        "vehicle_id": vehicles,
         "time": fixes.column("time").cast(TIME_TYPE),
         "lat": out["lat"],
         "lon": out["lon"],
