@@ -237,7 +237,12 @@ void register_gnss_fusion(py::module_& m) {
                         const auto lo = std::size_t(groups.data()[g]), hi = std::size_t(groups.data()[g + 1]);
                         // Each vehicle gets an ENU frame at its first valid fix.
                         std::size_t ref = lo;
-                        while (ref < hi && !(quality.data()[ref] >= 1 && std::isfinite(lat.data()[ref])))
+                        // A fix off the globe (|lat| > 90, |lon| > 180, |h| > 1e5 km) is invalid.
+                        auto on_globe = [&](std::size_t k) {
+                            return std::abs(lat.data()[k]) <= 90 && std::abs(lon.data()[k]) <= 180 &&
+                                   std::abs(h.data()[k]) <= 1e8;
+                        };
+                        while (ref < hi && !(quality.data()[ref] >= 1 && on_globe(ref)))
                             ++ref;
                         if (ref == hi)
                             continue;
@@ -245,8 +250,10 @@ void register_gnss_fusion(py::module_& m) {
                         const std::size_t m_ = hi - lo;
                         std::vector<double> e(m_), no(m_), u(m_);
                         for (std::size_t i = 0; i < m_; ++i) {
-                            const auto v =
-                                frame.from_geodetic(lat.data()[lo + i], lon.data()[lo + i], h.data()[lo + i]);
+                            const auto v = on_globe(lo + i)
+                                               ? frame.from_geodetic(lat.data()[lo + i], lon.data()[lo + i],
+                                                                     h.data()[lo + i])
+                                               : ag::Vec3{NAN, NAN, NAN};
                             e[i] = v[0];
                             no[i] = v[1];
                             u[i] = v[2];

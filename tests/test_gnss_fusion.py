@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from autolien import _core
-from autolien.gnss import TRACK_SCHEMA, FusionConfig, fuse
+from autolien.gnss import TRACK_SCHEMA, FusionConfig, fuse, geofence_events
 from autolien.telemetry import decode_nmea
 
 DATA = Path(__file__).parent / "data" / "gnss"
@@ -282,3 +284,61 @@ def test_synthetic_moves_while_parked(middle: tuple[str, float, float, float], k
     # The evidence starts where the move does, within the confirmation fixes.
     assert 1800 - 1 <= row <= 1800 + 5
     assert events.column("distance_m")[0].as_py() > 10 * events.column("sigma_m")[0].as_py()
+
+
+finite_or_not = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(-200, 200),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b"]),
+            st.integers(0, 10**6),  # time step, ms
+            finite_or_not,
+            finite_or_not,
+            finite_or_not,
+            st.one_of(st.none(), st.integers(0, 255)),
+            st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
+            st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
+        ),
+        max_size=60,
+    ),
+    smooth=st.booleans(),
+)
+def test_fuse_and_fences_survive_any_values(rows: list[tuple], smooth: bool) -> None:  # type: ignore[type-arg]
+    """Garbage in (NaN, inf, off-globe, unknown quality, negative sigma) never
+    crashes: every row comes back, rejected ones flagged, no NaN where used."""
+    times = np.cumsum([r[1] for r in rows]).astype(np.int64) * 1000
+    table = pa.table(
+        {
+            "vehicle_id": [r[0] for r in rows],
+            "time": pa.array(times, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+            "lat": [r[2] for r in rows],
+            "lon": [r[3] for r in rows],
+            "height_m": [r[4] for r in rows],
+            "quality": pa.array([r[5] for r in rows], pa.uint8()),
+            "sigma_e_m": pa.array([r[6] for r in rows], pa.float64()),
+            "speed_kmh": pa.array([r[7] for r in rows], pa.float64()),
+        }
+    )
+    result = fuse(table, smooth=smooth)
+    track = result.track
+    assert track.num_rows == len(rows)
+    used = np.array(track.column("used").to_pylist(), dtype=bool)
+    lat = col(track, "lat")
+    assert np.isfinite(lat[used]).all()
+    assert (np.abs(lat[used]) <= 90).all()
+    square = pa.table(
+        {
+            "fence_id": ["f"],
+            "kind": ["forbidden"],
+            "lon": [[0.0, 1.0, 1.0, 0.0]],
+            "lat": [[0.0, 0.0, 1.0, 1.0]],
+        }
+    )
+    events = geofence_events(track, square)
+    assert set(events.column("event").to_pylist()) <= {"enter", "exit"}
