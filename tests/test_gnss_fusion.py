@@ -342,3 +342,31 @@ def test_fuse_and_fences_survive_any_values(rows: list[tuple], smooth: bool) -> 
     )
     events = geofence_events(track, square)
     assert set(events.column("event").to_pylist()) <= {"enter", "exit"}
+
+
+def test_cli_fuse_store_matches_api(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from autolien.cli import main
+    from autolien.telemetry import Store
+
+    ubx = DATA / "gnss_imu" / "walk_0827_gnss_1730.ubx"
+    db = str(tmp_path / "t.duckdb")
+    assert main(["ingest", str(ubx), "--db", db, "--quiet", "--json"]) == 0
+    capsys.readouterr()
+    assert main(["fuse", "--db", db, "--quiet", "--json", "--batch", "1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    direct = fuse(decode_nmea(ubx).table).track
+    assert report["vehicles"] == 1
+    assert report["fixes"] + report["skipped_without_time"] == direct.num_rows
+    with Store(db, read_only=True) as store:
+        stored = store.query("SELECT * FROM gnss_track")
+    assert stored.num_rows == report["fixes"]
+    assert sorted(report["reasons"].items()) == sorted(
+        {
+            r: stored.column("reason").to_pylist().count(r)
+            for r in set(stored.column("reason").to_pylist())
+        }.items()
+    )
+    # An empty store is a clear error, not a crash.
+    assert main(["fuse", "--db", str(tmp_path / "empty.duckdb"), "--quiet"]) == 2

@@ -55,6 +55,34 @@ def _ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fuse(args: argparse.Namespace) -> int:
+    from .gnss.cli import fuse_store  # noqa: PLC0415
+
+    try:
+        report = fuse_store(args.db, smooth=args.smooth, batch=args.batch, progress=not args.quiet)
+    except (ValueError, OSError) as e:
+        print(json.dumps({"error": type(e).__name__, "message": str(e)}), file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    rate = report["fixes"] / report["seconds"] if report["seconds"] else 0.0
+    print(
+        f"fused {report['fixes']:,} fixes of {report['vehicles']:,} vehicle(s) in {report['seconds']} s "
+        f"({rate:,.0f} fixes/s); tables {', '.join(report['tables'])} in {args.db}"
+    )
+    print(
+        "  fixes by reason: "
+        + ", ".join(f"{k} {v:,}" for k, v in sorted(report["reasons"].items()))
+    )
+    if report["skipped_without_time"]:
+        print(f"  skipped (no time): {report['skipped_without_time']:,}")
+    print(f"  parked episodes: {report['parked_episodes']:,}")
+    events = report["events"]
+    print("  events: " + (", ".join(f"{k} {v:,}" for k, v in sorted(events.items())) or "none"))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``autolien`` script."""
     parser = argparse.ArgumentParser(prog="autolien", description=__doc__)
@@ -71,6 +99,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_ing.add_argument("--json", action="store_true", help="print the summary as JSON")
     p_ing.add_argument("--quiet", action="store_true", help="no progress bar")
     p_ing.set_defaults(func=_ingest)
+    p_fuse = sub.add_parser(
+        "fuse", help="fuse the store's GNSS fixes: tracks, parked episodes, events"
+    )
+    p_fuse.add_argument(
+        "--db", default="autolien.duckdb", help="DuckDB database file (from `ingest`)"
+    )
+    p_fuse.add_argument("--smooth", action="store_true", help="RTS-smooth the tracks (offline)")
+    p_fuse.add_argument("--batch", type=int, default=500, help="vehicles per batch")
+    p_fuse.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p_fuse.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_fuse.set_defaults(func=_fuse)
     ledger_cli.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "ledger":

@@ -1,0 +1,99 @@
+"""``autolien fuse``: fuse the fixes of an ingest store, vehicle batch by batch."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .fusion import FusionConfig, fuse
+
+# Tables written back into the store (replaced on every run).
+OUTPUT_TABLES = ("gnss_track", "gnss_parked", "gnss_events")
+
+
+def fuse_store(
+    db: str,
+    *,
+    smooth: bool = False,
+    batch: int = 500,
+    progress: bool = False,
+    config: FusionConfig | None = None,
+) -> dict[str, Any]:
+    """Fuses every vehicle of the store's ``fixes`` table; returns a summary.
+
+    Fixes without a vehicle id (an NMEA or UBX log) are one vehicle per source
+    file. Vehicles go through :func:`fuse` ``batch`` at a time, so memory
+    stays bounded by the batch and the bar moves.
+    """
+    from tqdm import tqdm  # noqa: PLC0415 - only the CLI needs it
+
+    from ..telemetry import Store  # noqa: PLC0415
+
+    if batch < 1:
+        raise ValueError("batch must be at least 1")
+    started = time.perf_counter()
+    with Store(db) as store:
+        if "fixes" not in store.tables():
+            raise ValueError(
+                f"{db} has no fixes table; run `autolien ingest` on NMEA/UBX captures first"
+            )
+        key = "coalesce(vehicle_id, 'file:' || source_file)"
+        vehicles = store.query(
+            f"SELECT DISTINCT {key} AS v FROM fixes WHERE time IS NOT NULL ORDER BY v"
+        )
+        ids = vehicles.column("v").to_pylist()
+        # Rows without a time (NMEA before any date) cannot be placed in a track.
+        no_time = (
+            store.query("SELECT count(*) AS n FROM fixes WHERE time IS NULL").column("n")[0].as_py()
+        )
+        for name in OUTPUT_TABLES:
+            store.con.execute(f"DROP TABLE IF EXISTS {name}").fetchall()
+        stats: Counter[str] = Counter()
+        kinds: Counter[str] = Counter()
+        with tqdm(total=len(ids), unit="vehicle", desc="fuse", disable=not progress) as bar:
+            for start in range(0, len(ids), batch):
+                chunk = pa.table({"v": ids[start : start + batch]})
+                store.con.register("_autolien_batch", chunk)
+                try:
+                    fixes = store.query(
+                        f"""SELECT {key} AS vehicle_id, * EXCLUDE (vehicle_id) FROM fixes
+                        WHERE time IS NOT NULL AND {key} IN (SELECT v FROM _autolien_batch)
+                        ORDER BY vehicle_id, time, source, "offset" """
+                    )
+                finally:
+                    store.con.unregister("_autolien_batch")
+                result = fuse(fixes, smooth=smooth, config=config)
+                for name, table in zip(
+                    OUTPUT_TABLES, (result.track, result.parked, result.events), strict=True
+                ):
+                    store.con.register("_autolien_out", table)
+                    try:
+                        verb = "INSERT INTO" if start else "CREATE TABLE"
+                        sql = (
+                            f"{verb} {name} {'AS ' if not start else ''}SELECT * FROM _autolien_out"
+                        )
+                        store.con.execute(sql).fetchall()
+                    finally:
+                        store.con.unregister("_autolien_out")
+                reasons = pc.value_counts(result.track.column("reason")).to_pylist()
+                stats.update({r["values"]: r["counts"] for r in reasons})
+                stats["fixes"] += result.track.num_rows
+                stats["parked"] += result.parked.num_rows
+                kinds.update(result.events.column("kind").to_pylist())
+                bar.update(chunk.num_rows)
+    seconds = time.perf_counter() - started
+    return {
+        "db": db,
+        "vehicles": len(ids),
+        "fixes": stats.pop("fixes", 0),
+        "parked_episodes": stats.pop("parked", 0),
+        "skipped_without_time": no_time,
+        "reasons": dict(stats),
+        "events": dict(kinds),
+        "seconds": round(seconds, 3),
+        "tables": list(OUTPUT_TABLES),
+    }
