@@ -59,7 +59,14 @@ def _fuse(args: argparse.Namespace) -> int:
     from .gnss.cli import fuse_store  # noqa: PLC0415
 
     try:
-        report = fuse_store(args.db, smooth=args.smooth, batch=args.batch, progress=not args.quiet)
+        report = fuse_store(
+            args.db,
+            smooth=args.smooth,
+            batch=args.batch,
+            progress=not args.quiet,
+            plot=args.plot,
+            plot_vehicle=args.vehicle,
+        )
     except (ValueError, OSError) as e:
         print(json.dumps({"error": type(e).__name__, "message": str(e)}), file=sys.stderr)
         return 2
@@ -107,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p_fuse.add_argument("--smooth", action="store_true", help="RTS-smooth the tracks (offline)")
     p_fuse.add_argument("--batch", type=int, default=500, help="vehicles per batch")
+    p_fuse.add_argument("--plot", metavar="SVG", help="write an SVG of one vehicle's track")
+    p_fuse.add_argument("--vehicle", help="the vehicle for --plot (default: the first)")
     p_fuse.add_argument("--json", action="store_true", help="print the summary as JSON")
     p_fuse.add_argument("--quiet", action="store_true", help="no progress bar")
     p_fuse.set_defaults(func=_fuse)

@@ -6,10 +6,11 @@ import time
 from collections import Counter
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .fusion import FusionConfig, fuse
+from .fusion import FusionConfig, FusionResult, fuse
 
 # Tables written back into the store (replaced on every run).
 OUTPUT_TABLES = ("gnss_track", "gnss_parked", "gnss_events")
@@ -22,12 +23,15 @@ def fuse_store(
     batch: int = 500,
     progress: bool = False,
     config: FusionConfig | None = None,
+    plot: str | None = None,
+    plot_vehicle: str | None = None,
 ) -> dict[str, Any]:
     """Fuses every vehicle of the store's ``fixes`` table; returns a summary.
 
     Fixes without a vehicle id (an NMEA or UBX log) are one vehicle per source
     file. Vehicles go through :func:`fuse` ``batch`` at a time, so memory
-    stays bounded by the batch and the bar moves.
+    stays bounded by the batch and the bar moves. ``plot`` writes an SVG of
+    ``plot_vehicle`` (default: the first vehicle) there.
     """
     from tqdm import tqdm  # noqa: PLC0415 - only the CLI needs it
 
@@ -67,9 +71,17 @@ def fuse_store(
                 finally:
                     store.con.unregister("_autolien_batch")
                 result = fuse(fixes, smooth=smooth, config=config)
-                for name, table in zip(
-                    OUTPUT_TABLES, (result.track, result.parked, result.events), strict=True
-                ):
+                # Stored evidence rows index gnss_track's `row` column across batches.
+                offset = stats["fixes"]
+                track = result.track.append_column(
+                    "row",
+                    pa.array(np.arange(offset, offset + result.track.num_rows, dtype=np.int64)),
+                )
+                events = result.events
+                for col in ("evidence_first_row", "evidence_last_row"):
+                    i = events.schema.get_field_index(col)
+                    events = events.set_column(i, col, pc.add(events.column(col), offset))
+                for name, table in zip(OUTPUT_TABLES, (track, result.parked, events), strict=True):
                     store.con.register("_autolien_out", table)
                     try:
                         verb = "INSERT INTO" if start else "CREATE TABLE"
@@ -85,6 +97,8 @@ def fuse_store(
                 stats["parked"] += result.parked.num_rows
                 kinds.update(result.events.column("kind").to_pylist())
                 bar.update(chunk.num_rows)
+        if plot is not None:
+            _plot(store, plot, plot_vehicle, ids)
     seconds = time.perf_counter() - started
     return {
         "db": db,
@@ -97,3 +111,24 @@ def fuse_store(
         "seconds": round(seconds, 3),
         "tables": list(OUTPUT_TABLES),
     }
+
+
+def _plot(store: Any, path: str, vehicle: str | None, ids: list[str]) -> None:
+    from .plot import track_svg  # noqa: PLC0415
+
+    if not ids:
+        raise ValueError("no vehicles to plot")
+    vehicle = vehicle if vehicle is not None else ids[0]
+    if vehicle not in ids:
+        raise ValueError(f"no vehicle {vehicle!r} in the store")
+    params = [vehicle]
+    track = store.query('SELECT * FROM gnss_track WHERE vehicle_id = ? ORDER BY "row"', params)
+    first = track.column("row")[0].as_py() if track.num_rows else 0
+    events = store.query("SELECT * FROM gnss_events WHERE vehicle_id = ?", params)
+    for col in ("evidence_first_row", "evidence_last_row"):
+        i = events.schema.get_field_index(col)
+        events = events.set_column(i, col, pc.subtract(events.column(col), first))
+    parked = store.query("SELECT * FROM gnss_parked WHERE vehicle_id = ?", params)
+    result = FusionResult(track.drop_columns(["row"]), parked, events)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(track_svg(result, vehicle=vehicle))
