@@ -127,6 +127,12 @@ void config_from(const py::dict& d, ag::FusionConfig& c, ag::ParkConfig& pk) {
                 c.zupt_speed_mps = v.cast<double>();
             else if (key == "zupt_sigma_mps")
                 c.zupt_sigma_mps = v.cast<double>();
+            else if (key == "speed_sigma_mps")
+                c.speed_sigma_mps = v.cast<double>();
+            else if (key == "speed_sigma_fraction")
+                c.speed_sigma_fraction = v.cast<double>();
+            else if (key == "min_heading_speed_mps")
+                c.min_heading_speed_mps = v.cast<double>();
             else if (key == "min_parked_s")
                 pk.min_duration_s = v.cast<double>();
             else if (key == "parked_gate_chi2")
@@ -149,7 +155,8 @@ void config_from(const py::dict& d, ag::FusionConfig& c, ag::ParkConfig& pk) {
     const bool ok = c.vertical_factor > 0 && c.accel_psd > 0 && c.gate_chi2 > 0 && c.reinit_gap_s > 0 &&
                     c.reinit_after_rejects > 0 && c.adapt_rate > 0 && c.adapt_rate <= 1 &&
                     c.max_inflation >= 1 && c.initial_speed_sigma > 0 && c.zupt_speed_mps >= 0 &&
-                    c.zupt_sigma_mps > 0 &&
+                    c.zupt_sigma_mps > 0 && c.speed_sigma_mps > 0 && c.speed_sigma_fraction >= 0 &&
+                    c.min_heading_speed_mps > 0 &&
                     std::all_of(c.floor_m.begin(), c.floor_m.end(), [](double x) { return x >= 0; }) &&
                     std::all_of(c.default_m.begin(), c.default_m.end(), [](double x) { return x >= 0; }) &&
                     pk.min_duration_s >= 0 && pk.gate_chi2 > 0 && pk.confirm >= 1 && pk.stationary_mps >= 0 &&

@@ -179,3 +179,102 @@ def test_outliers_are_gated_and_flagged_not_dropped() -> None:
     assert np.isfinite(out["lat"][spikes]).all()  # still a (predicted) state for them
     fe, _, _ = _core.geodetic_to_enu(30.0, 120.0, 10.0, out["lat"], out["lon"], out["height_m"])
     assert np.max(np.abs(fe[spikes])) < 0.5
+
+
+@pytest.mark.parametrize("smooth", [False, True])
+def test_speed_aiding_matches_filterpy_ekf(smooth: bool) -> None:
+    """Reported ground speed as an extended Kalman update on the coupled
+    horizontal state, against FilterPy's KalmanFilter with the same
+    linearisation (H = [0, ve, 0, vn] / |v| at the prediction)."""
+    rng = np.random.default_rng(21)
+    n = 400
+    t = np.cumsum(rng.choice([0.25, 1.0, 2.0], size=n))
+    t -= t[0]
+    heading = 0.02 * t
+    true_speed = 8 + 2 * np.sin(t / 30)
+    true_speed[150:170] = 0.0  # a stop: zero-velocity updates
+    e_true = np.concatenate([[0], np.cumsum(np.diff(t) * true_speed[1:] * np.sin(heading[1:]))])
+    n_true = np.concatenate([[0], np.cumsum(np.diff(t) * true_speed[1:] * np.cos(heading[1:]))])
+    sigma = np.full(n, 0.3)
+    e_meas = e_true + rng.normal(0, sigma)
+    n_meas = n_true + rng.normal(0, sigma)
+    speed = true_speed + rng.normal(0, 0.1, n) * (true_speed > 0)
+    lat, lon, h = _core.enu_to_geodetic(30.0, 120.0, 10.0, e_meas, n_meas, np.zeros(n))
+    q = 2.0
+    cfg = {
+        "adapt_inflation": False,
+        "gate_chi2": 1e12,
+        "floor_m": [0.0] * 7,
+        "vertical_factor": 1.0,
+    }
+    out = _core.fuse_groups(
+        np.array([0, n], dtype=np.int64),
+        t,
+        lat,
+        lon,
+        h,
+        np.full(n, 5, dtype=np.int32),
+        sigma,
+        sigma,
+        sigma,
+        np.ascontiguousarray(speed),
+        smooth,
+        cfg,
+    )
+    e_ref, n_ref, _ = _core.geodetic_to_enu(lat[0], lon[0], h[0], lat, lon, h)
+    fe, fn, _ = _core.geodetic_to_enu(lat[0], lon[0], h[0], out["lat"], out["lon"], out["height_m"])
+
+    kf = filterpy_kf.KalmanFilter(dim_x=4, dim_z=1)
+    kf.x = np.array([[e_ref[0]], [0.0], [n_ref[0]], [0.0]])
+    kf.P = np.diag([sigma[0] ** 2, 900.0, sigma[0] ** 2, 900.0])
+    xs, ps, fs, qs = [kf.x.copy()], [kf.P.copy()], [np.eye(4)], [np.zeros((4, 4))]
+    for i in range(1, n):
+        dt = t[i] - t[i - 1]
+        kf.F = np.kron(np.eye(2), np.array([[1.0, dt], [0.0, 1.0]]))
+        kf.Q = np.kron(np.eye(2), q * np.array([[dt**3 / 3, dt**2 / 2], [dt**2 / 2, dt]]))
+        kf.predict()
+        ve, vn = kf.x[1, 0], kf.x[3, 0]
+        vh = np.hypot(ve, vn)
+        if speed[i] <= 0.05:
+            for k in (1, 3):
+                hk = np.zeros((1, 4))
+                hk[0, k] = 1.0
+                kf.update(np.array([[0.0]]), R=np.array([[ZUPT_SIGMA**2]]), H=hk)
+        elif vh >= 1.0:
+            hs = np.array([[0.0, ve / vh, 0.0, vn / vh]])
+            sig = max(0.2, 0.03 * speed[i])
+            kf.update(np.array([[speed[i] - vh]]) + hs @ kf.x, R=np.array([[sig**2]]), H=hs)
+        for k, z in ((0, e_ref[i]), (2, n_ref[i])):
+            hk = np.zeros((1, 4))
+            hk[0, k] = 1.0
+            kf.update(np.array([[z]]), R=np.array([[sigma[i] ** 2]]), H=hk)
+        xs.append(kf.x.copy())
+        ps.append(kf.P.copy())
+        fs.append(kf.F.copy())
+        qs.append(kf.Q.copy())
+    x_arr, p_arr = np.array(xs), np.array(ps)
+    if smooth:
+        x_arr, p_arr, _, _ = kf.rts_smoother(x_arr, p_arr, Fs=np.array(fs), Qs=np.array(qs))
+    np.testing.assert_allclose(fe, x_arr[:, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(fn, x_arr[:, 2, 0], atol=1e-6)
+    np.testing.assert_allclose(out["ve_mps"], x_arr[:, 1, 0], atol=1e-6)
+    np.testing.assert_allclose(out["var_e_m2"], p_arr[:, 0, 0], rtol=1e-6)
+    np.testing.assert_allclose(out["var_n_m2"], p_arr[:, 2, 2], rtol=1e-6)
+    # And the speed helps: velocity error against the truth shrinks.
+    plain = _core.fuse_groups(
+        np.array([0, n], dtype=np.int64),
+        t,
+        lat,
+        lon,
+        h,
+        np.full(n, 5, dtype=np.int32),
+        sigma,
+        sigma,
+        sigma,
+        np.full(n, np.nan),
+        smooth,
+        cfg,
+    )
+    err_speed = np.hypot(out["ve_mps"], out["vn_mps"]) - true_speed
+    err_plain = np.hypot(plain["ve_mps"], plain["vn_mps"]) - true_speed
+    assert np.sqrt(np.mean(err_speed[20:] ** 2)) < 0.7 * np.sqrt(np.mean(err_plain[20:] ** 2))

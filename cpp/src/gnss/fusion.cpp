@@ -10,9 +10,18 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
+// Horizontal state [e, ve, n, vn] with a full covariance: a speed measurement
+// couples the two axes, so they cannot be filtered apart. Without speed the
+// cross blocks stay zero and this equals two independent 2-state filters.
+struct Horiz {
+    double x[4] = {0, 0, 0, 0};
+    double P[4][4] = {};
+};
+
+// Vertical [u, vu]: never coupled.
 struct Axis {
-    double p = 0, v = 0;              // state
-    double p00 = 0, p01 = 0, p11 = 0; // covariance
+    double p = 0, v = 0;
+    double p00 = 0, p01 = 0, p11 = 0;
 };
 
 void predict(Axis& a, double dt, double q) {
@@ -21,12 +30,6 @@ void predict(Axis& a, double dt, double q) {
     a.p00 += 2 * dt * a.p01 + dt2 * a.p11 + q * dt2 * dt / 3.0;
     a.p01 += dt * a.p11 + q * dt2 / 2.0;
     a.p11 += q * dt;
-}
-
-// Innovation and its variance for a position measurement.
-void innovation(const Axis& a, double z, double r, double& y, double& s) {
-    y = z - a.p;
-    s = a.p00 + r;
 }
 
 void update(Axis& a, double y, double s) {
@@ -39,7 +42,6 @@ void update(Axis& a, double y, double s) {
     a.p11 -= k1 * p01;
 }
 
-// A velocity measurement (H = [0 1]).
 void update_velocity(Axis& a, double z, double r) {
     const double y = z - a.v, s = a.p11 + r;
     const double k0 = a.p01 / s, k1 = a.p11 / s;
@@ -51,6 +53,84 @@ void update_velocity(Axis& a, double z, double r) {
     a.p11 -= k1 * p11;
 }
 
+// F = blockdiag(F1, F1), F1 = [[1, dt], [0, 1]]; Q likewise.
+void predict(Horiz& h, double dt, double q) {
+    h.x[0] += dt * h.x[1];
+    h.x[2] += dt * h.x[3];
+    double (&P)[4][4] = h.P;
+    // P <- F P: rows 0 and 2 gain dt x rows 1 and 3.
+    for (int j = 0; j < 4; ++j) {
+        P[0][j] += dt * P[1][j];
+        P[2][j] += dt * P[3][j];
+    }
+    // P <- P F^T: columns 0 and 2 gain dt x columns 1 and 3.
+    for (int i = 0; i < 4; ++i) {
+        P[i][0] += dt * P[i][1];
+        P[i][2] += dt * P[i][3];
+    }
+    const double dt2 = dt * dt;
+    for (int b = 0; b < 4; b += 2) {
+        P[b][b] += q * dt2 * dt / 3.0;
+        P[b][b + 1] += q * dt2 / 2.0;
+        P[b + 1][b] += q * dt2 / 2.0;
+        P[b + 1][b + 1] += q * dt;
+    }
+}
+
+// A scalar measurement with row H (4 entries), innovation y and noise r.
+void update(Horiz& h, const double (&H)[4], double y, double r) {
+    double PH[4];
+    for (int i = 0; i < 4; ++i)
+        PH[i] = h.P[i][0] * H[0] + h.P[i][1] * H[1] + h.P[i][2] * H[2] + h.P[i][3] * H[3];
+    const double s = H[0] * PH[0] + H[1] * PH[1] + H[2] * PH[2] + H[3] * PH[3] + r;
+    if (!(s > 0))
+        return;
+    for (int i = 0; i < 4; ++i)
+        h.x[i] += PH[i] / s * y;
+    for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j)
+            h.P[i][j] -= PH[i] * PH[j] / s;
+}
+
+// Inverse of a symmetric positive-definite 4x4 by Gauss-Jordan with partial
+// pivoting; false when singular.
+bool invert4(const double (&A)[4][4], double (&out)[4][4]) {
+    double m[4][8];
+    for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 8; ++j)
+            m[i][j] = j < 4 ? A[i][j] : (j - 4 == i ? 1.0 : 0.0);
+    for (int c = 0; c < 4; ++c) {
+        int piv = c;
+        for (int r = c + 1; r < 4; ++r)
+            if (std::abs(m[r][c]) > std::abs(m[piv][c]))
+                piv = r;
+        if (!(std::abs(m[piv][c]) > 0))
+            return false;
+        if (piv != c)
+            for (int j = 0; j < 8; ++j)
+                std::swap(m[c][j], m[piv][j]);
+        const double d = m[c][c];
+        for (int j = 0; j < 8; ++j)
+            m[c][j] /= d;
+        for (int r = 0; r < 4; ++r) {
+            if (r == c)
+                continue;
+            const double f = m[r][c];
+            for (int j = 0; j < 8; ++j)
+                m[r][j] -= f * m[c][j];
+        }
+    }
+    for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j)
+            out[i][j] = m[i][j + 4];
+    return true;
+}
+
+struct State {
+    Horiz h;
+    Axis u;
+};
+
 } // namespace
 
 FusionOutput fuse(const FixInput& in, const FusionConfig& cfg, bool smooth) {
@@ -61,17 +141,20 @@ FusionOutput fuse(const FixInput& in, const FusionConfig& cfg, bool smooth) {
         v->assign(n, kNaN);
     out.status.assign(n, 0);
     out.segment.assign(n, 0);
-    // Stored for the smoother, per fix and axis: filtered and predicted states.
-    std::vector<std::array<Axis, 3>> filt(n), pred(n);
+    // Stored for the smoother, per fix: filtered and predicted states.
+    std::vector<State> filt(n), pred(n);
     std::vector<double> dts(n, 0.0);
 
-    std::array<Axis, 3> x{};
+    State x{};
     bool started = false;
     double last_t = 0;
     int rejects_in_row = 0;
     std::uint32_t segment = 0;
     std::array<double, 7> infl2;
     infl2.fill(1.0); // inflation squared, per quality class
+    const double v0 = cfg.initial_speed_sigma * cfg.initial_speed_sigma;
+    constexpr double He[4] = {1, 0, 0, 0}, Hn[4] = {0, 0, 1, 0};
+    constexpr double Hve[4] = {0, 1, 0, 0}, Hvn[4] = {0, 0, 0, 1};
 
     for (std::size_t i = 0; i < n; ++i) {
         const int q = in.quality[i];
@@ -94,13 +177,16 @@ FusionOutput fuse(const FixInput& in, const FusionConfig& cfg, bool smooth) {
         }
         const double z[3] = {in.e[i], in.n[i], in.u[i]};
         auto start_segment = [&](FixStatus why) {
-            for (int k = 0; k < 3; ++k) {
-                x[k].p = z[k];
-                x[k].v = 0;
-                x[k].p00 = r[k];
-                x[k].p01 = 0;
-                x[k].p11 = cfg.initial_speed_sigma * cfg.initial_speed_sigma;
-            }
+            x = State{};
+            x.h.x[0] = z[0];
+            x.h.x[2] = z[1];
+            x.h.P[0][0] = r[0];
+            x.h.P[1][1] = v0;
+            x.h.P[2][2] = r[1];
+            x.h.P[3][3] = v0;
+            x.u.p = z[2];
+            x.u.p00 = r[2];
+            x.u.p11 = v0;
             if (started)
                 ++segment;
             started = true;
@@ -122,28 +208,44 @@ FusionOutput fuse(const FixInput& in, const FusionConfig& cfg, bool smooth) {
             if (valid && dt > cfg.reinit_gap_s) {
                 start_segment(FixStatus::reinit_gap);
             } else {
-                for (auto& a : x)
-                    predict(a, std::max(dt, 0.0), cfg.accel_psd);
+                const double step = std::max(dt, 0.0);
+                predict(x.h, step, cfg.accel_psd);
+                predict(x.u, step, cfg.accel_psd);
                 last_t = in.t[i];
                 pred[i] = x;
-                dts[i] = std::max(dt, 0.0);
-                // Known to stand still: hold the velocity (and so the position
-                // prediction) tight, which is what makes gating bite when parked.
-                if (!in.speed_mps.empty() && std::isfinite(in.speed_mps[i]) &&
-                    in.speed_mps[i] <= cfg.zupt_speed_mps) {
-                    for (auto& a : x)
-                        update_velocity(a, 0.0, cfg.zupt_sigma_mps * cfg.zupt_sigma_mps);
+                dts[i] = step;
+                const double speed = in.speed_mps.empty() ? kNaN : in.speed_mps[i];
+                if (std::isfinite(speed) && speed <= cfg.zupt_speed_mps) {
+                    // Known to stand still: hold the velocity (and so the position
+                    // prediction) tight, which is what makes gating bite when parked.
+                    const double rz = cfg.zupt_sigma_mps * cfg.zupt_sigma_mps;
+                    update(x.h, Hve, -x.h.x[1], rz);
+                    update(x.h, Hvn, -x.h.x[3], rz);
+                    update_velocity(x.u, 0.0, rz);
+                } else if (std::isfinite(speed)) {
+                    // Reported ground speed: |v_h| linearised at the prediction
+                    // (an extended Kalman update). The heading must be known, so
+                    // below min_heading_speed_mps the fix's position does the work.
+                    const double ve = x.h.x[1], vn = x.h.x[3], vh = std::hypot(ve, vn);
+                    if (vh >= cfg.min_heading_speed_mps) {
+                        const double H[4] = {0, ve / vh, 0, vn / vh};
+                        const double sig = std::max(cfg.speed_sigma_mps, cfg.speed_sigma_fraction * speed);
+                        update(x.h, H, speed - vh, sig * sig);
+                    }
                 }
                 if (!valid) {
                     out.status[i] = static_cast<std::uint8_t>(FixStatus::invalid);
                 } else {
-                    double y[3], s[3], nis = 0;
-                    for (int k = 0; k < 3; ++k) {
-                        innovation(x[k], z[k], r[k], y[k], s[k]);
-                        nis += y[k] * y[k] / s[k];
-                    }
+                    // Joint NIS over (e, n, u): the horizontal innovation covariance
+                    // is 2x2 (coupled once speed has been used).
+                    const double ye = z[0] - x.h.x[0], yn = z[1] - x.h.x[2], yu = z[2] - x.u.p;
+                    const double s00 = x.h.P[0][0] + r[0], s11 = x.h.P[2][2] + r[1], s01 = x.h.P[0][2];
+                    const double det = s00 * s11 - s01 * s01;
+                    const double su = x.u.p00 + r[2];
+                    const double nis =
+                        (s11 * ye * ye - 2 * s01 * ye * yn + s00 * yn * yn) / det + yu * yu / su;
                     out.nis[i] = nis;
-                    if (nis > cfg.gate_chi2) {
+                    if (!(nis <= cfg.gate_chi2)) {
                         if (++rejects_in_row >= cfg.reinit_after_rejects) {
                             start_segment(FixStatus::reinit_rejects); // the vehicle really moved
                         } else {
@@ -151,8 +253,10 @@ FusionOutput fuse(const FixInput& in, const FusionConfig& cfg, bool smooth) {
                         }
                     } else {
                         rejects_in_row = 0;
-                        for (int k = 0; k < 3; ++k)
-                            update(x[k], y[k], s[k]);
+                        // Diagonal R: sequential scalar updates equal the joint one.
+                        update(x.h, He, z[0] - x.h.x[0], r[0]);
+                        update(x.h, Hn, z[1] - x.h.x[2], r[1]);
+                        update(x.u, yu, su);
                         if (cfg.adapt_inflation) {
                             // Nudge the class inflation so that NIS averages its
                             // 3 degrees of freedom: the reported sigmas are optimistic.
@@ -171,36 +275,81 @@ FusionOutput fuse(const FixInput& in, const FusionConfig& cfg, bool smooth) {
     }
 
     if (smooth && n > 1) {
-        // RTS backward pass per axis within each segment.
+        // RTS backward pass within each segment.
         for (std::size_t i = n - 1; i-- > 0;) {
             if (dts[i + 1] < 0 || out.segment[i] != out.segment[i + 1] || !started)
                 continue;
             const double dt = dts[i + 1];
-            for (int k = 0; k < 3; ++k) {
-                const Axis& f = filt[i][k];
-                const Axis& p = pred[i + 1][k];
-                const Axis& s = filt[i + 1][k]; // already smoothed
-                // C = Pf F^T Pp^-1 (2x2)
+            // Horizontal: C = Pf F^T Pp^-1.
+            {
+                const Horiz& f = filt[i].h;
+                const Horiz& p = pred[i + 1].h;
+                const Horiz& s = filt[i + 1].h; // already smoothed
+                double Pinv[4][4];
+                if (invert4(p.P, Pinv)) {
+                    double PfFt[4][4];
+                    for (int a = 0; a < 4; ++a)
+                        for (int b = 0; b < 4; ++b)
+                            PfFt[a][b] = f.P[a][b] + ((b == 0 || b == 2) ? dt * f.P[a][b + 1] : 0.0);
+                    double C[4][4];
+                    for (int a = 0; a < 4; ++a)
+                        for (int b = 0; b < 4; ++b) {
+                            double acc = 0;
+                            for (int k = 0; k < 4; ++k)
+                                acc += PfFt[a][k] * Pinv[k][b];
+                            C[a][b] = acc;
+                        }
+                    Horiz sm = f;
+                    double dx[4], D[4][4];
+                    for (int a = 0; a < 4; ++a) {
+                        dx[a] = s.x[a] - p.x[a];
+                        for (int b = 0; b < 4; ++b)
+                            D[a][b] = s.P[a][b] - p.P[a][b];
+                    }
+                    for (int a = 0; a < 4; ++a)
+                        for (int k = 0; k < 4; ++k)
+                            sm.x[a] += C[a][k] * dx[k];
+                    double CD[4][4];
+                    for (int a = 0; a < 4; ++a)
+                        for (int b = 0; b < 4; ++b) {
+                            double acc = 0;
+                            for (int k = 0; k < 4; ++k)
+                                acc += C[a][k] * D[k][b];
+                            CD[a][b] = acc;
+                        }
+                    for (int a = 0; a < 4; ++a)
+                        for (int b = 0; b < 4; ++b) {
+                            double acc = 0;
+                            for (int k = 0; k < 4; ++k)
+                                acc += CD[a][k] * C[b][k];
+                            sm.P[a][b] = f.P[a][b] + acc;
+                        }
+                    filt[i].h = sm;
+                }
+            }
+            // Vertical, 2x2 in closed form.
+            {
+                const Axis& f = filt[i].u;
+                const Axis& p = pred[i + 1].u;
+                const Axis& s = filt[i + 1].u;
                 const double fp00 = f.p00 + dt * f.p01, fp01 = f.p01, fp10 = f.p01 + dt * f.p11, fp11 = f.p11;
-                // Pf F^T = [[f00 + dt f01, f01], [f01 + dt f11, f11]] (rows: pos, vel)
                 const double det = p.p00 * p.p11 - p.p01 * p.p01;
-                if (!(det > 0))
-                    continue;
-                const double i00 = p.p11 / det, i01 = -p.p01 / det, i11 = p.p00 / det;
-                const double c00 = fp00 * i00 + fp01 * i01, c01 = fp00 * i01 + fp01 * i11;
-                const double c10 = fp10 * i00 + fp11 * i01, c11 = fp10 * i01 + fp11 * i11;
-                const double dp = s.p - p.p, dv = s.v - p.v;
-                Axis sm = f;
-                sm.p = f.p + c00 * dp + c01 * dv;
-                sm.v = f.v + c10 * dp + c11 * dv;
-                const double d00 = s.p00 - p.p00, d01 = s.p01 - p.p01, d11 = s.p11 - p.p11;
-                // P = Pf + C D C^T
-                const double cd00 = c00 * d00 + c01 * d01, cd01 = c00 * d01 + c01 * d11;
-                const double cd10 = c10 * d00 + c11 * d01, cd11 = c10 * d01 + c11 * d11;
-                sm.p00 = f.p00 + cd00 * c00 + cd01 * c01;
-                sm.p01 = f.p01 + cd00 * c10 + cd01 * c11;
-                sm.p11 = f.p11 + cd10 * c10 + cd11 * c11;
-                filt[i][k] = sm;
+                if (det > 0) {
+                    const double i00 = p.p11 / det, i01 = -p.p01 / det, i11 = p.p00 / det;
+                    const double c00 = fp00 * i00 + fp01 * i01, c01 = fp00 * i01 + fp01 * i11;
+                    const double c10 = fp10 * i00 + fp11 * i01, c11 = fp10 * i01 + fp11 * i11;
+                    const double dp = s.p - p.p, dv = s.v - p.v;
+                    Axis sm = f;
+                    sm.p = f.p + c00 * dp + c01 * dv;
+                    sm.v = f.v + c10 * dp + c11 * dv;
+                    const double d00 = s.p00 - p.p00, d01 = s.p01 - p.p01, d11 = s.p11 - p.p11;
+                    const double cd00 = c00 * d00 + c01 * d01, cd01 = c00 * d01 + c01 * d11;
+                    const double cd10 = c10 * d00 + c11 * d01, cd11 = c10 * d01 + c11 * d11;
+                    sm.p00 = f.p00 + cd00 * c00 + cd01 * c01;
+                    sm.p01 = f.p01 + cd00 * c10 + cd01 * c11;
+                    sm.p11 = f.p11 + cd10 * c10 + cd11 * c11;
+                    filt[i].u = sm;
+                }
             }
         }
     }
@@ -208,15 +357,15 @@ FusionOutput fuse(const FixInput& in, const FusionConfig& cfg, bool smooth) {
         if (out.status[i] == static_cast<std::uint8_t>(FixStatus::invalid) && !started)
             continue;
         const auto& s = filt[i];
-        out.e[i] = s[0].p;
-        out.n[i] = s[1].p;
-        out.u[i] = s[2].p;
-        out.ve[i] = s[0].v;
-        out.vn[i] = s[1].v;
-        out.vu[i] = s[2].v;
-        out.var_e[i] = s[0].p00;
-        out.var_n[i] = s[1].p00;
-        out.var_u[i] = s[2].p00;
+        out.e[i] = s.h.x[0];
+        out.n[i] = s.h.x[2];
+        out.u[i] = s.u.p;
+        out.ve[i] = s.h.x[1];
+        out.vn[i] = s.h.x[3];
+        out.vu[i] = s.u.v;
+        out.var_e[i] = s.h.P[0][0];
+        out.var_n[i] = s.h.P[2][2];
+        out.var_u[i] = s.u.p00;
     }
     return out;
 }

@@ -116,6 +116,9 @@ class FusionConfig:
     max_inflation: float = 30.0
     zupt_speed_mps: float = 0.05
     zupt_sigma_mps: float = 0.02
+    speed_sigma_mps: float = 0.2
+    speed_sigma_fraction: float = 0.03
+    min_heading_speed_mps: float = 1.0
     # Parked episodes (see docs/gnss.md).
     min_parked_s: float = 120.0
     parked_gate_chi2: float = 13.82

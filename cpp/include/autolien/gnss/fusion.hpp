@@ -3,9 +3,8 @@
 // online-estimated inflation), Mahalanobis gating, reinitialisation after gaps,
 // and a Rauch-Tung-Striebel smoother over the same model.
 //
-// With diagonal measurement noise and the same process noise on each axis, the
-// 6-state filter factors exactly into three 2-state (position, velocity)
-// filters, one per axis, which is what is run.
+// The horizontal state [e, ve, n, vn] keeps a full covariance, because a
+// reported speed couples the axes; the vertical [u, vu] is filtered apart.
 #pragma once
 
 #include <array>
@@ -33,6 +32,12 @@ struct FusionConfig {
     // odometer or OBD reading of 0) is a measurement v = 0 with this sigma.
     double zupt_speed_mps = 0.05;
     double zupt_sigma_mps = 0.02;
+    // A reported speed above that is a measurement of the horizontal speed,
+    // sigma max(speed_sigma_mps, speed_sigma_fraction x speed), used once the
+    // filter's own speed gives a heading (min_heading_speed_mps).
+    double speed_sigma_mps = 0.2;
+    double speed_sigma_fraction = 0.03;
+    double min_heading_speed_mps = 1.0;
 };
 
 // Reasons per fix (0 = used).
