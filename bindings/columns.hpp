@@ -32,4 +32,23 @@ template <typename Range, typename Get> py::tuple to_binary_column(const Range& 
     return py::make_tuple(to_numpy(std::move(data)), to_numpy(std::move(offsets)));
 }
 
+// Every decoder's rejects as columns: offset, reason code, message, raw bytes.
+template <typename Rejects> py::dict rejects_dict(const Rejects& rs) {
+    std::vector<std::uint64_t> offsets;
+    std::vector<std::uint8_t> reasons;
+    py::list messages;
+    for (const auto& x : rs) {
+        offsets.push_back(x.offset);
+        reasons.push_back(static_cast<std::uint8_t>(x.reason));
+        messages.append(py::str(x.message));
+    }
+    py::dict rej;
+    rej["offset"] = to_numpy(std::move(offsets));
+    rej["reason"] = to_numpy(std::move(reasons));
+    rej["message"] = messages;
+    rej["raw"] =
+        to_binary_column(rs, [](const auto& x) -> const std::vector<std::uint8_t>& { return x.raw; });
+    return rej;
+}
+
 } // namespace autolien::bindings

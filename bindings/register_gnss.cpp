@@ -1,20 +1,28 @@
-// GNSS bindings: NMEA/UBX decoding under a released GIL, columns moved out.
-#include <algorithm>
+// GNSS bindings: NMEA/UBX decoding, fusion, parking and geofences; each
+// converts its arguments, then works under a released GIL, columns moved out.
 #include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cmath>
-#include <pybind11/pybind11.h>
 
+#include "autolien/common/thread_pool.hpp"
+#include "autolien/gnss/fusion.hpp"
+#include "autolien/gnss/geodesy.hpp"
+#include "autolien/gnss/geofence.hpp"
 #include "autolien/gnss/nmea.hpp"
+#include "autolien/gnss/parked.hpp"
 #include "buffers.hpp"
 #include "columns.hpp"
 
 namespace py = pybind11;
 using autolien::bindings::BytesView;
+using autolien::bindings::rejects_dict;
 using autolien::bindings::to_binary_column;
 using autolien::bindings::to_numpy;
 namespace nm = autolien::gnss::nmea;
+namespace ag = autolien::gnss;
 
 void register_gnss(py::module_& m) {
     m.def(
@@ -63,20 +71,7 @@ void register_gnss(py::module_& m) {
             msgs["used"] = to_numpy(std::move(used));
             msgs["kind"] =
                 to_binary_column(r.messages, [](const auto& x) -> const std::string& { return x.kind; });
-            py::dict rej;
-            std::vector<std::uint64_t> roffs;
-            std::vector<std::uint8_t> reasons;
-            py::list texts;
-            for (const auto& x : r.rejects) {
-                roffs.push_back(x.offset);
-                reasons.push_back(static_cast<std::uint8_t>(x.reason));
-                texts.append(py::str(x.message));
-            }
-            rej["offset"] = to_numpy(std::move(roffs));
-            rej["reason"] = to_numpy(std::move(reasons));
-            rej["message"] = texts;
-            rej["raw"] = to_binary_column(
-                r.rejects, [](const auto& x) -> const std::vector<std::uint8_t>& { return x.raw; });
+            py::dict rej = rejects_dict(r.rejects);
             py::dict out;
             out["fixes"] = fixes;
             out["messages"] = msgs;
@@ -85,14 +80,6 @@ void register_gnss(py::module_& m) {
         },
         py::arg("data"), "Decodes interleaved NMEA 0183 and UBX; returns dicts of column arrays.");
 }
-
-#include "autolien/common/thread_pool.hpp"
-#include "autolien/gnss/fusion.hpp"
-#include "autolien/gnss/geodesy.hpp"
-#include "autolien/gnss/geofence.hpp"
-#include "autolien/gnss/parked.hpp"
-
-namespace ag = autolien::gnss;
 
 namespace {
 

@@ -12,6 +12,7 @@
 
 namespace py = pybind11;
 using autolien::bindings::BytesView;
+using autolien::bindings::rejects_dict;
 using autolien::bindings::to_binary_column;
 using autolien::bindings::to_numpy;
 namespace jt = autolien::telemetry::jt808;
@@ -79,21 +80,7 @@ py::dict jt808_to_python(jt::Result&& r) {
     loc["extra_value_start"] = to_numpy(std::move(L.extra_value_start));
     loc["extra_value"] = to_numpy(std::move(L.extra_value));
 
-    py::dict rej;
-    const auto& rs = r.rejects;
-    std::vector<std::uint64_t> offs;
-    std::vector<std::uint8_t> reasons;
-    py::list messages;
-    for (const auto& x : rs) {
-        offs.push_back(x.offset);
-        reasons.push_back(static_cast<std::uint8_t>(x.reason));
-        messages.append(py::str(x.message));
-    }
-    rej["offset"] = to_numpy(std::move(offs));
-    rej["reason"] = to_numpy(std::move(reasons));
-    rej["message"] = messages;
-    rej["raw"] =
-        to_binary_column(rs, [](const auto& x) -> const std::vector<std::uint8_t>& { return x.raw; });
+    py::dict rej = rejects_dict(r.rejects);
 
     py::dict out;
     out["messages"] = msg;
@@ -178,20 +165,7 @@ py::dict gb32960_to_python(gb::Result&& r) {
     rows["custom_value_start"] = to_numpy(std::move(R.custom_value_start));
     rows["custom_value"] = to_numpy(std::move(R.custom_value));
 
-    py::dict rej;
-    std::vector<std::uint64_t> roff;
-    std::vector<std::uint8_t> reasons;
-    py::list texts;
-    for (const auto& x : r.rejects) {
-        roff.push_back(x.offset);
-        reasons.push_back(static_cast<std::uint8_t>(x.reason));
-        texts.append(py::str(x.message));
-    }
-    rej["offset"] = to_numpy(std::move(roff));
-    rej["reason"] = to_numpy(std::move(reasons));
-    rej["message"] = texts;
-    rej["raw"] =
-        to_binary_column(r.rejects, [](const auto& x) -> const std::vector<std::uint8_t>& { return x.raw; });
+    py::dict rej = rejects_dict(r.rejects);
     py::dict out;
     out["frames"] = frames;
     out["rows"] = rows;
@@ -245,20 +219,7 @@ void register_telemetry(py::module_& m) {
             rows["offset"] = to_numpy(std::move(off));
             rows["pid"] = to_numpy(std::move(pid));
             rows["value"] = to_numpy(std::move(value));
-            py::dict rej;
-            std::vector<std::uint64_t> roff;
-            std::vector<std::uint8_t> reasons;
-            py::list texts;
-            for (const auto& x : r.rejects) {
-                roff.push_back(x.offset);
-                reasons.push_back(static_cast<std::uint8_t>(x.reason));
-                texts.append(py::str(x.message));
-            }
-            rej["offset"] = to_numpy(std::move(roff));
-            rej["reason"] = to_numpy(std::move(reasons));
-            rej["message"] = texts;
-            rej["raw"] = to_binary_column(
-                r.rejects, [](const auto& x) -> const std::vector<std::uint8_t>& { return x.raw; });
+            py::dict rej = rejects_dict(r.rejects);
             py::dict out;
             out["rows"] = rows;
             out["rejects"] = rej;
