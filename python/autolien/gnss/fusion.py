@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -10,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import _core
+from ..telemetry._common import TIME_TYPE
 
 __all__ = [
     "EVENTS_SCHEMA",
@@ -35,7 +37,6 @@ REASONS = {
     5: "first",
 }
 
-TIME_TYPE = pa.timestamp("us", tz="UTC")
 
 TRACK_SCHEMA = pa.schema(
     [
@@ -143,12 +144,12 @@ class FusionResult:
     events: pa.Table
 
 
-def _column(
+def float_column(
     table: pa.Table, name: str, dtype: Any, required: bool, default: float = np.nan
 ) -> np.ndarray:
     if name not in table.column_names:
         if required:
-            raise ValueError(f"fix table has no '{name}' column")
+            raise ValueError(f"table has no '{name}' column")
         return np.full(table.num_rows, default, dtype=dtype)
     col = table.column(name)
     if pa.types.is_timestamp(col.type):
@@ -159,7 +160,7 @@ def _column(
 
 def _seconds(table: pa.Table) -> np.ndarray:
     if "time" not in table.column_names:
-        raise ValueError("fix table has no 'time' column")
+        raise ValueError("table has no 'time' column")
     col = table.column("time")
     if not pa.types.is_timestamp(col.type):
         raise TypeError(f"column 'time' must be a timestamp, not {col.type}")
@@ -169,12 +170,18 @@ def _seconds(table: pa.Table) -> np.ndarray:
     return micros.astype(np.float64) / 1e6
 
 
+def labels(codes: np.ndarray, names: Sequence[str]) -> pa.Array:
+    """Small integer codes as the strings they stand for."""
+    return pa.array(list(names), pa.string()).take(pa.array(codes))
+
+
 def group_by_vehicle(
     table: pa.Table, vehicle_column: str
-) -> tuple[pa.Table, pa.ChunkedArray, np.ndarray]:
+) -> tuple[pa.Table, pa.ChunkedArray, np.ndarray, np.ndarray]:
     """Rows grouped by vehicle (stable: each vehicle keeps its row order), the
-    vehicle ids in that order, and the group offsets. Times must not go back
-    within a vehicle. An absent or all-null id column means one vehicle."""
+    vehicle ids in that order, the group offsets and the times in seconds.
+    Times must not go back within a vehicle. An absent or all-null id column
+    means one vehicle."""
     n = table.num_rows
     vid: pa.ChunkedArray | None = None
     if vehicle_column in table.column_names:
@@ -194,7 +201,8 @@ def group_by_vehicle(
         counts = np.array([n], dtype=np.int64) if n else np.zeros(0, np.int64)
         vehicles = pa.chunked_array([pa.nulls(n, pa.string())])
     groups = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    step = np.diff(_seconds(table))
+    t = _seconds(table)
+    step = np.diff(t)
     if step.size:
         bad = step < 0
         if groups.size > 2:
@@ -204,7 +212,7 @@ def group_by_vehicle(
             raise ValueError(
                 f"times go backwards at grouped row {i}; sort each vehicle's rows by time"
             )
-    return table, vehicles, groups
+    return table, vehicles, groups, t
 
 
 def fuse(
@@ -227,24 +235,22 @@ def fuse(
         raise TypeError(f"fixes must be a pyarrow.Table, not {type(fixes).__name__}")
     cfg = config or FusionConfig()
     n = fixes.num_rows
-    fixes, vehicles, groups = group_by_vehicle(fixes, vehicle_column)
-    t = _seconds(fixes)
+    fixes, vehicles, groups, t = group_by_vehicle(fixes, vehicle_column)
     height = "height_m" if "height_m" in fixes.column_names else "altitude_m"
-    lat = _column(fixes, "lat", np.float64, True)
-    lon = _column(fixes, "lon", np.float64, True)
-    h = _column(fixes, height, np.float64, True)
-    quality = _column(fixes, "quality", np.float64, True, default=0.0).astype(np.int32)
-    sn = _column(fixes, "sigma_n_m", np.float64, False)
-    se = _column(fixes, "sigma_e_m", np.float64, False)
-    su = _column(fixes, "sigma_u_m", np.float64, False)
-    speed = _column(fixes, "speed_kmh", np.float64, False) / 3.6
+    lat = float_column(fixes, "lat", np.float64, True)
+    lon = float_column(fixes, "lon", np.float64, True)
+    h = float_column(fixes, height, np.float64, True)
+    quality = float_column(fixes, "quality", np.float64, True, default=0.0).astype(np.int32)
+    sn = float_column(fixes, "sigma_n_m", np.float64, False)
+    se = float_column(fixes, "sigma_e_m", np.float64, False)
+    su = float_column(fixes, "sigma_u_m", np.float64, False)
+    speed = float_column(fixes, "speed_kmh", np.float64, False) / 3.6
     if n == 0:
         return FusionResult(
             TRACK_SCHEMA.empty_table(), PARKED_SCHEMA.empty_table(), EVENTS_SCHEMA.empty_table()
         )
     out = _core.fuse_groups(groups, t, lat, lon, h, quality, sn, se, su, speed, smooth, asdict(cfg))
     status = out["status"]
-    reason = np.array([REASONS[i] for i in range(len(REASONS))], dtype=object)[status]
     columns = {
         "vehicle_id": vehicles,
         "time": fixes.column("time").cast(TIME_TYPE),
@@ -260,7 +266,7 @@ def fuse(
         "nis": out["nis"],
         "inflation": out["inflation"],
         "used": (status != 1) & (status != 2),  # a (re)initialising fix is used too
-        "reason": pa.array(reason, pa.string()),
+        "reason": labels(status, list(REASONS.values())),
         "segment": out["segment"],
     }
     arrays = [
@@ -298,11 +304,10 @@ def _parked_table(p: dict[str, np.ndarray], track: pa.Table) -> pa.Table:
 def _events_table(m: dict[str, np.ndarray], p: dict[str, np.ndarray], track: pa.Table) -> pa.Table:
     time = track.column("time")
     episode = m["episode"]
-    kinds = np.array([MOVE_KINDS[i] for i in range(len(MOVE_KINDS))], dtype=object)[m["kind"]]
     return pa.Table.from_arrays(
         [
             track.column("vehicle_id").take(pa.array(m["first_fix"])),
-            pa.array(kinds, pa.string()),
+            labels(m["kind"], list(MOVE_KINDS.values())),
             time.take(pa.array(m["last_fix"])),
             time.take(pa.array(p["first"][episode])),
             pa.array(p["lat"][episode]),

@@ -7,7 +7,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import _core
-from .fusion import TIME_TYPE, group_by_vehicle
+from ..telemetry._common import TIME_TYPE
+from .fusion import float_column, group_by_vehicle, labels
 
 __all__ = ["FENCE_KINDS", "GEOFENCE_EVENTS_SCHEMA", "geofence_events"]
 
@@ -84,22 +85,14 @@ def geofence_events(
     if not isinstance(track, pa.Table):
         raise TypeError(f"track must be a pyarrow.Table, not {type(track).__name__}")
     ids, kinds, offsets, flon, flat = _fences(fences)
-    table, vehicles, groups = group_by_vehicle(track, vehicle_column)
-    for name in ("lat", "lon"):
-        if name not in table.column_names:
-            raise ValueError(f"track has no '{name}' column")
-    lat = np.ascontiguousarray(
-        table.column("lat").cast(pa.float64()).to_numpy(zero_copy_only=False)
+    table, vehicles, groups, _ = group_by_vehicle(track, vehicle_column)
+    lat = float_column(table, "lat", np.float64, True)
+    lon = float_column(table, "lon", np.float64, True)
+    # Without sigmas the margin is 0 (NaN counts as unknown in the core).
+    sigma = np.hypot(
+        float_column(table, "sigma_e_m", np.float64, False),
+        float_column(table, "sigma_n_m", np.float64, False),
     )
-    lon = np.ascontiguousarray(
-        table.column("lon").cast(pa.float64()).to_numpy(zero_copy_only=False)
-    )
-    if {"sigma_e_m", "sigma_n_m"} <= set(table.column_names):
-        se = table.column("sigma_e_m").cast(pa.float64()).to_numpy(zero_copy_only=False)
-        sn = table.column("sigma_n_m").cast(pa.float64()).to_numpy(zero_copy_only=False)
-        sigma = np.ascontiguousarray(np.hypot(se, sn))
-    else:
-        sigma = np.zeros(table.num_rows)
     if "used" in table.column_names:
         usable = np.ascontiguousarray(
             pc.fill_null(table.column("used"), False).to_numpy(zero_copy_only=False), np.uint8
@@ -112,15 +105,15 @@ def geofence_events(
         groups, lat, lon, sigma, usable, offsets, flon, flat, float(k_sigma)
     )
     row, before, fence, enter = out["row"], out["before"], out["fence"], out["enter"].astype(bool)
-    fence_kind = np.array(kinds, dtype=object)[fence] if len(fence) else np.array([], dtype=object)
+    forbidden = np.array([k == "forbidden" for k in kinds], dtype=bool)
     time = table.column("time").cast(TIME_TYPE)
     return pa.Table.from_arrays(
         [
             vehicles.take(pa.array(row)),
-            pa.array(np.array(ids, dtype=object)[fence] if len(fence) else [], pa.string()),
-            pa.array(fence_kind, pa.string()),
-            pa.array(np.where(enter, "enter", "exit").astype(object), pa.string()),
-            pa.array(enter == (fence_kind == "forbidden"), pa.bool_()),
+            labels(fence, ids),
+            labels(fence, kinds),
+            labels(enter.astype(np.int8), ["exit", "enter"]),
+            pa.array(enter == forbidden[fence], pa.bool_()),
             time.take(pa.array(row)),
             time.take(pa.array(before)),
             pa.array(lat[row]),
