@@ -267,9 +267,28 @@ class Decoder {
         }
     }
 
+    // Why a sentence is short of fields ("" when it is not).
+    static std::string short_of(const Fields& f, std::size_t need, const char* what) {
+        if (f.size() >= need)
+            return {};
+        return std::string(what) + " needs " + std::to_string(need) + " fields, got " +
+               std::to_string(f.size());
+    }
+
+    // Sets the epoch position from NMEA ddmm.mmmm fields; false when malformed.
+    bool position(const Fields& f, std::size_t lat_field) {
+        const auto lat = coord(f[lat_field], f[lat_field + 1], 2),
+                   lon = coord(f[lat_field + 2], f[lat_field + 3], 3);
+        if (!lat || !lon)
+            return false;
+        ep_.lat = *lat;
+        ep_.lon = *lon;
+        return true;
+    }
+
     std::string gga(const Fields& f, std::size_t off) {
-        if (f.size() < 15)
-            return "GGA needs 15 fields, got " + std::to_string(f.size());
+        if (auto why = short_of(f, 15, "GGA"); !why.empty())
+            return why;
         const auto tod = time_of_day(f[1]);
         if (!tod)
             return "bad time '" + std::string(f[1]) + "'";
@@ -278,13 +297,8 @@ class Decoder {
             return "bad quality '" + std::string(f[6]) + "'";
         timed(*tod, off);
         ep_.quality = int(*q);
-        if (!f[2].empty() || !f[4].empty()) {
-            const auto lat = coord(f[2], f[3], 2), lon = coord(f[4], f[5], 3);
-            if (!lat || !lon)
-                return "bad position";
-            ep_.lat = *lat;
-            ep_.lon = *lon;
-        }
+        if ((!f[2].empty() || !f[4].empty()) && !position(f, 2))
+            return "bad position";
         if (auto v = num(f[7]))
             ep_.num_sats = int(*v);
         if (auto v = num(f[8]))
@@ -300,8 +314,8 @@ class Decoder {
     }
 
     std::string rmc(const Fields& f, std::size_t off) {
-        if (f.size() < 10)
-            return "RMC needs at least 10 fields, got " + std::to_string(f.size());
+        if (auto why = short_of(f, 10, "RMC"); !why.empty())
+            return why;
         const auto tod = time_of_day(f[1]);
         if (!tod)
             return "bad time '" + std::string(f[1]) + "'";
@@ -314,13 +328,8 @@ class Decoder {
             ep_.day = *day;
         else if (!f[9].empty())
             return "bad date '" + std::string(f[9]) + "'";
-        if (std::isnan(ep_.lat) && !f[3].empty()) {
-            const auto lat = coord(f[3], f[4], 2), lon = coord(f[5], f[6], 3);
-            if (!lat || !lon)
-                return "bad position";
-            ep_.lat = *lat;
-            ep_.lon = *lon;
-        }
+        if (std::isnan(ep_.lat) && !f[3].empty() && !position(f, 3))
+            return "bad position";
         if (auto v = num(f[7]))
             ep_.speed = *v * 1.852; // knots
         if (auto v = num(f[8]))
@@ -329,8 +338,8 @@ class Decoder {
     }
 
     std::string gst(const Fields& f, std::size_t off) {
-        if (f.size() < 9)
-            return "GST needs 9 fields, got " + std::to_string(f.size());
+        if (auto why = short_of(f, 9, "GST"); !why.empty())
+            return why;
         const auto tod = time_of_day(f[1]);
         if (!tod)
             return "bad time '" + std::string(f[1]) + "'";
@@ -345,8 +354,8 @@ class Decoder {
     }
 
     std::string gsa(const Fields& f, std::size_t off) {
-        if (f.size() < 18)
-            return "GSA needs 18 fields, got " + std::to_string(f.size());
+        if (auto why = short_of(f, 18, "GSA"); !why.empty())
+            return why;
         untimed(off);
         if (auto v = num(f[15]))
             ep_.pdop = *v;
@@ -357,8 +366,8 @@ class Decoder {
     }
 
     std::string vtg(const Fields& f, std::size_t off) {
-        if (f.size() < 9)
-            return "VTG needs 9 fields, got " + std::to_string(f.size());
+        if (auto why = short_of(f, 9, "VTG"); !why.empty())
+            return why;
         untimed(off);
         if (std::isnan(ep_.heading))
             if (auto v = num(f[1]))
