@@ -170,16 +170,11 @@ class Decoder {
 
   private:
     void flush_junk(std::size_t& start, std::size_t end) {
-        if (start != SIZE_MAX && end > start)
-            reject(start, Reason::junk,
-                   std::to_string(end - start) + " byte(s) outside any sentence or message", start, end);
-        start = SIZE_MAX;
+        autolien::flush_junk(out_.rejects, d_, start, end, "sentence or message");
     }
 
     void reject(std::size_t off, Reason r, std::string msg, std::size_t b, std::size_t e) {
-        out_.rejects.push_back(
-            {off, r, std::move(msg),
-             std::vector<std::uint8_t>(d_.begin() + std::ptrdiff_t(b), d_.begin() + std::ptrdiff_t(e))});
+        add_reject(out_.rejects, d_, off, r, std::move(msg), b, e);
     }
 
     std::size_t sentence(std::size_t start) {

@@ -86,15 +86,11 @@ class Decoder {
 
   private:
     void flush_junk(std::size_t& s, std::size_t e) {
-        if (s != SIZE_MAX && e > s)
-            reject(s, Reason::junk, std::to_string(e - s) + " byte(s) outside any ## frame", s, e);
-        s = SIZE_MAX;
+        autolien::flush_junk(out_.rejects, d_, s, e, "## frame");
     }
 
     void reject(std::size_t off, Reason r, std::string m, std::size_t b, std::size_t e) {
-        out_.rejects.push_back(
-            {off, r, std::move(m),
-             std::vector<std::uint8_t>(d_.begin() + std::ptrdiff_t(b), d_.begin() + std::ptrdiff_t(e))});
+        add_reject(out_.rejects, d_, off, r, std::move(m), b, e);
     }
 
     std::size_t frame(std::size_t s) {

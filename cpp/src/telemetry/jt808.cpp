@@ -161,16 +161,11 @@ class Decoder {
 
   private:
     void flush_junk(std::size_t& start, std::size_t end) {
-        if (start != SIZE_MAX && end > start)
-            reject(start, Reason::junk, std::to_string(end - start) + " byte(s) outside any 0x7E frame",
-                   start, end);
-        start = SIZE_MAX;
+        autolien::flush_junk(out_.rejects, data_, start, end, "0x7E frame");
     }
 
     void reject(std::uint64_t offset, Reason r, std::string msg, std::size_t b, std::size_t e) {
-        out_.rejects.push_back({offset, r, std::move(msg),
-                                std::vector<std::uint8_t>(data_.begin() + static_cast<std::ptrdiff_t>(b),
-                                                          data_.begin() + static_cast<std::ptrdiff_t>(e))});
+        add_reject(out_.rejects, data_, offset, r, std::move(msg), b, e);
     }
 
     void frame(std::size_t start, std::size_t end) {

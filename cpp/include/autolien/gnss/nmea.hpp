@@ -6,6 +6,8 @@
 // 1 single, 2 DGPS, 4 RTK fixed, 5 RTK float, 6 dead reckoning.
 #pragma once
 
+#include "autolien/common/reject.hpp"
+
 #include <cstdint>
 #include <span>
 #include <string>
@@ -40,12 +42,7 @@ struct Message {
     bool used;        // contributed to a fix row
 };
 
-struct Reject {
-    std::uint64_t offset;
-    Reason reason;
-    std::string message;
-    std::vector<std::uint8_t> raw;
-};
+using Reject = autolien::Reject<Reason>;
 
 struct Result {
     Fixes fixes;

@@ -6,6 +6,8 @@
 // (see Field), and the standard's offsets are applied.
 #pragma once
 
+#include "autolien/common/reject.hpp"
+
 #include <cstdint>
 #include <span>
 #include <string>
@@ -91,12 +93,7 @@ struct Frame {
     std::vector<std::uint8_t> data;
 };
 
-struct Reject {
-    std::uint64_t offset;
-    Reason reason;
-    std::string message;
-    std::vector<std::uint8_t> raw;
-};
+using Reject = autolien::Reject<Reason>;
 
 struct Result {
     std::vector<Frame> frames;

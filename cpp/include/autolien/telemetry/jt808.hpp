@@ -5,6 +5,8 @@
 // it to Arrow without a per-row Python object.
 #pragma once
 
+#include "autolien/common/reject.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -49,12 +51,7 @@ struct Message {
     std::vector<std::uint8_t> body; // parts of a split message only, while they wait
 };
 
-struct Reject {
-    std::uint64_t offset;
-    Reason reason;
-    std::string message;
-    std::vector<std::uint8_t> raw;
-};
+using Reject = autolien::Reject<Reason>;
 
 // Location rows in columns. Optional numeric items hold NaN (doubles) or -1
 // (integers) when absent.

@@ -3,6 +3,8 @@
 // taken from the format byte, so a line without its checksum still decodes).
 #pragma once
 
+#include "autolien/common/reject.hpp"
+
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -42,12 +44,7 @@ struct Row {
     std::vector<std::uint8_t> data;
 };
 
-struct Reject {
-    std::uint64_t offset;
-    Reason reason;
-    std::string message;
-    std::vector<std::uint8_t> raw;
-};
+using Reject = autolien::Reject<Reason>;
 
 struct Result {
     std::vector<Row> rows;
