@@ -51,8 +51,14 @@ ParkOutput find_parked(const ParkInput& in, const ParkConfig& cfg) {
         return std::isfinite(in.e[i]) && std::isfinite(in.n[i]) && std::isfinite(in.var_e[i]) &&
                std::isfinite(in.var_n[i]) && in.var_e[i] > 0 && in.var_n[i] > 0;
     };
-    auto vu_of = [&](std::size_t i) {
-        return std::isfinite(in.u[i]) && std::isfinite(in.var_u[i]) && in.var_u[i] > 0 ? in.var_u[i] : 1e12;
+    auto driving = [&](std::size_t i) {
+        return std::isfinite(in.speed_mps[i]) && in.speed_mps[i] > cfg.stationary_mps;
+    };
+    auto join = [&](std::size_t i) {
+        // No usable height variance: the fix still places the car, with no say on u.
+        const double vu =
+            std::isfinite(in.u[i]) && std::isfinite(in.var_u[i]) && in.var_u[i] > 0 ? in.var_u[i] : 1e12;
+        cur.add(i, in.e[i], in.n[i], in.u[i], in.var_e[i], in.var_n[i], vu);
     };
     auto close = [&](bool moved) {
         if (cur.count == 0)
@@ -66,9 +72,9 @@ ParkOutput find_parked(const ParkInput& in, const ParkConfig& cfg) {
             ep.e = cur.me();
             ep.n = cur.mn();
             ep.u = cur.su / cur.wu;
-            // Errors are correlated over `correlation_s`, so the scatter counts
-            // as that many independent samples, not as `count`; the variance is
-            // the larger of that and the formal 1/sum(w).
+            // The variance is the largest of: the formal 1/sum(w) and the best
+            // single fix (both in var_me), and the scatter over the number of
+            // independent samples, one per `correlation_s`, not one per fix.
             const double n_eff = std::max(1.0, dur / cfg.correlation_s);
             const double ve = std::max(0.0, cur.qe / cur.we - ep.e * ep.e);
             const double vn = std::max(0.0, cur.qn / cur.wn - ep.n * ep.n);
@@ -84,13 +90,10 @@ ParkOutput find_parked(const ParkInput& in, const ParkConfig& cfg) {
                 const std::size_t k = pending.back();
                 mv.distance_m = std::hypot(in.e[k] - ep.e, in.n[k] - ep.n);
                 mv.sigma_m = std::sqrt(ep.var_e + ep.var_n + in.var_e[k] + in.var_n[k]);
-                bool any_speed = false, moving = false;
-                for (const auto j : pending) {
-                    if (std::isfinite(in.speed_mps[j])) {
-                        any_speed = true;
-                        moving = moving || in.speed_mps[j] > cfg.stationary_mps;
-                    }
-                }
+                const bool any_speed = std::any_of(pending.begin(), pending.end(), [&](std::size_t j) {
+                    return std::isfinite(in.speed_mps[j]);
+                });
+                const bool moving = std::any_of(pending.begin(), pending.end(), driving);
                 const double silence = in.t[pending.front()] - in.t[cur.last];
                 if (any_speed)
                     mv.kind = moving ? MoveKind::departure : MoveKind::displacement;
@@ -107,30 +110,26 @@ ParkOutput find_parked(const ParkInput& in, const ParkConfig& cfg) {
     for (std::size_t i = 0; i < n; ++i) {
         if (!usable(i))
             continue;
-        const double e = in.e[i], no = in.n[i], ve = in.var_e[i], vn = in.var_n[i];
-        const bool driving = std::isfinite(in.speed_mps[i]) && in.speed_mps[i] > cfg.stationary_mps;
-        bool consistent = false;
-        if (cur.count > 0 && !driving) {
-            const double de = e - cur.me(), dn = no - cur.mn();
-            consistent = de * de / (ve + cur.var_me()) + dn * dn / (vn + cur.var_mn()) <= cfg.gate_chi2;
-        }
         if (cur.count == 0) {
-            if (!driving)
-                cur.add(i, e, no, in.u[i], ve, vn, vu_of(i));
+            if (!driving(i))
+                join(i);
             continue;
         }
+        const double de = in.e[i] - cur.me(), dn = in.n[i] - cur.mn();
+        const bool consistent =
+            !driving(i) &&
+            de * de / (in.var_e[i] + cur.var_me()) + dn * dn / (in.var_n[i] + cur.var_mn()) <= cfg.gate_chi2;
         if (consistent) {
             pending.clear(); // those were outliers
-            cur.add(i, e, no, in.u[i], ve, vn, vu_of(i));
+            join(i);
             continue;
         }
         pending.push_back(i);
         if (int(pending.size()) >= cfg.confirm) {
             close(true);
             // A new cluster starts from the confirming fix unless it is driving.
-            const std::size_t j = pending.back();
-            if (!(std::isfinite(in.speed_mps[j]) && in.speed_mps[j] > cfg.stationary_mps))
-                cur.add(j, in.e[j], in.n[j], in.u[j], in.var_e[j], in.var_n[j], vu_of(j));
+            if (!driving(pending.back()))
+                join(pending.back());
             pending.clear();
         }
     }
