@@ -46,7 +46,7 @@ def track_svg(
         if hits.size == 0:
             raise ValueError(f"no track rows for vehicle {vehicle!r}")
         first_row = int(hits[0])
-    track = _for_vehicle(track, vehicle)
+        track = track.take(pa.array(hits))
     parked = _for_vehicle(result.parked, vehicle)
     events = _for_vehicle(result.events, vehicle)
     lat = track.column("lat").to_numpy(zero_copy_only=False).astype(float)
