@@ -4,6 +4,8 @@
   ``KalmanFilter`` predict/update loop over the same 6-state constant-velocity
   model and per-fix noise;
 * ``gnss-smooth``: the same plus the RTS pass (FilterPy ``rts_smoother``);
+* ``gnss-geodesy``: geodetic to local ENU, ours (extended precision)
+  against pyproj's cart + topocentric pipeline;
 * ``gnss-fleet``: 1,000 vehicles in one table on the thread pool (ours only,
   fixes/s on every core).
 """
@@ -126,3 +128,41 @@ def test_fuse_fleet_ours(benchmark: Any) -> None:
     tag(benchmark, "ours", "fuse() 1,000 vehicles on the thread pool", FLEET_FIXES)
     out = benchmark.pedantic(lambda: fuse(table).track, rounds=5, iterations=1, warmup_rounds=1)
     assert out.num_rows == FLEET_FIXES
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.benchmark(group="gnss-geodesy")
+def test_geodesy_ours(benchmark: Any, n: int) -> None:
+    from autolien import _core
+
+    t = track(n)
+    lat, lon, h = (np.ascontiguousarray(t.column(c).to_numpy()) for c in ("lat", "lon", "height_m"))
+    tag(benchmark, "ours", "geodetic_to_enu (extended precision)", n, size=n)
+    e, _, _ = benchmark.pedantic(
+        _core.geodetic_to_enu,
+        args=(lat[0], lon[0], h[0], lat, lon, h),
+        rounds=5,
+        iterations=1,
+        warmup_rounds=1,
+    )
+    assert e.shape == (n,)
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.benchmark(group="gnss-geodesy")
+def test_geodesy_peer_pyproj(benchmark: Any, n: int) -> None:
+    pyproj = pytest.importorskip("pyproj")
+    t = track(n)
+    lat, lon, h = (np.ascontiguousarray(t.column(c).to_numpy()) for c in ("lat", "lon", "height_m"))
+    # pyproj's topocentric conversion (PROJ +proj=topocentric) on geodetic input.
+    to_enu = pyproj.Transformer.from_pipeline(
+        "+proj=pipeline +step +proj=cart +ellps=WGS84 "
+        f"+step +proj=topocentric +ellps=WGS84 +lon_0={lon[0]} +lat_0={lat[0]} +h_0={h[0]}"
+    )
+    tag(benchmark, "peer", "pyproj cart + topocentric pipeline", n, size=n)
+    e, _, _ = benchmark.pedantic(
+        to_enu.transform, args=(lon, lat, h), rounds=3, iterations=1, warmup_rounds=1
+    )
+    from autolien import _core
+
+    assert np.allclose(e, _core.geodetic_to_enu(lat[0], lon[0], h[0], lat, lon, h)[0], atol=1e-6)
