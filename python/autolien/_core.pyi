@@ -120,3 +120,46 @@ def fence_locate(
     lat: NDArray[np.float64],
     lon: NDArray[np.float64],
 ) -> tuple[NDArray[np.uint8], NDArray[np.float64]]: ...
+
+# entropy
+def entropy_measure(
+    x: NDArray[np.float64],
+    kind: str,
+    order: int,
+    delay: int,
+    normalize: bool,
+    r: float,
+    tolerance: float,
+    metric: str,
+    method: str,
+    nperseg: int,
+) -> float: ...
+def entropy_groups(
+    x: NDArray[np.float64],
+    offsets: NDArray[np.int64],
+    kind: str,
+    order: int,
+    delay: int,
+    normalize: bool,
+    r: float,
+    tolerance: float,
+    metric: str,
+    method: str,
+    nperseg: int,
+) -> NDArray[np.float64]: ...
+def entropy_rolling(
+    x: NDArray[np.float64],
+    t: NDArray[np.float64],
+    offsets: NDArray[np.int64],
+    count: int,
+    span: float,
+    order: int,
+    delay: int,
+    normalize: bool,
+    edges: NDArray[np.float64],
+) -> NDArray[np.float64]: ...
+def histogram_edges(lo: float, hi: float, bins: int) -> NDArray[np.float64]: ...
+def histogram(
+    x: NDArray[np.float64], edges: NDArray[np.float64]
+) -> tuple[NDArray[np.int64], int]: ...
+def shannon_bits(counts: NDArray[np.int64]) -> Any: ...

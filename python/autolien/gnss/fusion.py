@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import _core
+from .._tables import group_by_vehicle
 from ..telemetry._common import TIME_TYPE
 
 __all__ = [
@@ -158,61 +159,9 @@ def float_column(
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
-def _seconds(table: pa.Table) -> np.ndarray:
-    if "time" not in table.column_names:
-        raise ValueError("table has no 'time' column")
-    col = table.column("time")
-    if not pa.types.is_timestamp(col.type):
-        raise TypeError(f"column 'time' must be a timestamp, not {col.type}")
-    if col.null_count:
-        raise ValueError(f"'time' has {col.null_count} null values; drop or fill them first")
-    micros: np.ndarray = col.cast(pa.timestamp("us", tz=col.type.tz)).cast(pa.int64()).to_numpy()
-    return micros.astype(np.float64) / 1e6
-
-
 def labels(codes: np.ndarray, names: Sequence[str]) -> pa.Array:
     """Small integer codes as the strings they stand for."""
     return pa.array(list(names), pa.string()).take(pa.array(codes))
-
-
-def group_by_vehicle(
-    table: pa.Table, vehicle_column: str
-) -> tuple[pa.Table, pa.ChunkedArray, np.ndarray, np.ndarray]:
-    """Rows grouped by vehicle (stable: each vehicle keeps its row order), the
-    vehicle ids in that order, the group offsets and the times in seconds.
-    Times must not go back within a vehicle. An absent or all-null id column
-    means one vehicle."""
-    n = table.num_rows
-    vid: pa.ChunkedArray | None = None
-    if vehicle_column in table.column_names:
-        vid = table.column(vehicle_column).cast(pa.string())
-        if vid.null_count == n:
-            vid = None  # a single log without ids (decode_nmea of one file) is one vehicle
-        elif vid.null_count:
-            raise ValueError(f"'{vehicle_column}' has {vid.null_count} null values among {n} rows")
-    if vid is not None:
-        codes = pc.dictionary_encode(vid).combine_chunks()
-        idx = codes.indices.to_numpy(zero_copy_only=False)
-        order = pa.array(np.argsort(idx, kind="stable"))
-        counts = np.bincount(idx, minlength=len(codes.dictionary)) if n else np.zeros(0, np.int64)
-        table = table.take(order)
-        vehicles = vid.take(order)
-    else:
-        counts = np.array([n], dtype=np.int64) if n else np.zeros(0, np.int64)
-        vehicles = pa.chunked_array([pa.nulls(n, pa.string())])
-    groups = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    t = _seconds(table)
-    step = np.diff(t)
-    if step.size:
-        bad = step < 0
-        if groups.size > 2:
-            bad[groups[1:-1] - 1] = False  # across vehicles the time may go back
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0]) + 1
-            raise ValueError(
-                f"times go backwards at grouped row {i}; sort each vehicle's rows by time"
-            )
-    return table, vehicles, groups, t
 
 
 def fuse(

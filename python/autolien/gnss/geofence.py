@@ -7,8 +7,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import _core
+from .._tables import group_by_vehicle
 from ..telemetry._common import TIME_TYPE
-from .fusion import float_column, group_by_vehicle, labels
+from .fusion import float_column, labels
 
 __all__ = ["FENCE_KINDS", "GEOFENCE_EVENTS_SCHEMA", "geofence_events"]
 
