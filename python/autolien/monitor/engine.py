@@ -1,0 +1,639 @@
+"""One vehicle's monitoring state: a bounded buffer of recent rows, hourly
+history for the baselines, detector state and its alerts. ``advance`` takes
+new rows and the fleet clock and returns the alert changes; batch scoring is
+one ``advance`` over everything, streaming is many."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import _core
+from .config import LEVELS, MonitorConfig
+from .features import (
+    F64,
+    HOUR,
+    I64,
+    cell_centers,
+    derive,
+    haversine_m,
+    hourly,
+    shannon_groups,
+    shannon_rows,
+)
+
+__all__ = ["ENTROPY_FEATURES", "HOURLY_FEATURES", "KIND_CAP", "Vehicle"]
+
+ENTROPY_FEATURES = (
+    "turn_entropy",
+    "heading_entropy",
+    "speed_entropy",
+    "location_entropy",
+    "stop_entropy",
+    "new_place_share",
+)
+HOURLY_FEATURES = (
+    *ENTROPY_FEATURES,
+    "night_share",
+    "km_track_24h",
+    "km_odo_24h",
+    "km_24h",
+    "behaviour",
+    "away_km",
+    "score",
+    "cusum",
+)
+# The highest level persistence can raise each kind to (docs/monitor.md).
+KIND_CAP = {
+    "entropy_increase": 1,
+    "mileage_jump": 1,
+    "odometer_mismatch": 1,
+    "position_jump": 1,
+    "odometer_freeze": 2,
+    "odometer_rollback": 2,
+    "relocation": 2,
+    "device_silence": 2,
+    "vin_change": 2,
+}
+_SUMS = ("n", "dist_km", "moving_s", "night_s", "speeding_s", "harsh_accel", "harsh_brake", "odo_km", "n_odo")
+_HISTS = ("speed_hist", "turn_hist", "stop_hist")
+
+
+@dataclass
+class Signal:
+    time: float
+    kind: str
+    level: int
+    score: float
+    evidence: dict[str, Any]
+    segment: tuple[float, float]
+    path: Any = None  # callable -> (t, lat, lon), evaluated only when an alert opens or escalates
+
+
+@dataclass
+class Alert:
+    vehicle_id: str
+    kind: str
+    level: int
+    score: float
+    opened: float
+    updated: float
+    last_signal: float
+    first_signal: float
+    base_level: int = 0
+    n_signals: int = 1
+    closed: float | None = None
+    segment: tuple[float, float] = (math.nan, math.nan)
+    evidence: dict[str, Any] = field(default_factory=dict)
+    path: tuple[F64, F64, F64] | None = None
+
+    @property
+    def alert_id(self) -> str:
+        return f"{self.vehicle_id}:{self.kind}:{int(round(self.opened * 1e6))}"
+
+
+def _concat(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([a[k], b[k]]) for k in a}
+
+
+def _take(a: dict[str, np.ndarray], sel: Any) -> dict[str, np.ndarray]:
+    return {k: v[sel] for k, v in a.items()}
+
+
+def _empty_track() -> dict[str, np.ndarray]:
+    return {k: np.zeros(0) for k in ("t", "lat", "lon", "speed")}
+
+
+def _trailing(a: np.ndarray, k: int, positions: I64) -> np.ndarray:
+    """Sum of a[p-k+1 .. p] for each position, added in a fixed order so that
+    a shorter stored history gives the same floating-point result."""
+    out = np.zeros((positions.size, *a.shape[1:]), dtype=a.dtype)
+    for s in range(k):
+        src = positions - s
+        ok = src >= 0
+        out[ok] += a[src[ok]]
+    return out
+
+
+def _robust(values: F64) -> tuple[float, float, int]:
+    v = values[~np.isnan(values)]
+    if v.size == 0:
+        return math.nan, math.nan, 0
+    med = float(np.median(v))
+    return med, float(np.median(np.abs(v - med))), int(v.size)
+
+
+class Vehicle:
+    def __init__(self, vehicle_id: str, cfg: MonitorConfig) -> None:
+        self.id = vehicle_id
+        self.cfg = cfg
+        self.h_done: int | None = None  # hours before this one are scored
+        self.raw = _empty_track()
+        self.run_carry = math.nan
+        self.odo = {"t": np.zeros(0), "km": np.zeros(0)}
+        self.vins: list[tuple[float, str]] = []
+        self.last_vin: str | None = None
+        self.hist: dict[str, np.ndarray] = {}
+        self.cells = {"hour": np.zeros(0, np.int64), "cell": np.zeros(0, np.int64), "secs": np.zeros(0, np.int64)}
+        self.cusum = 0.0
+        self.away_streak = 0
+        self.baseline_day: int | None = None
+        self.base: dict[str, tuple[float, float, int]] = {}
+        self.base_cells: tuple[F64, F64] = (np.zeros(0), np.zeros(0))
+        self.last_seen: float | None = None
+        self.silence_from: float | None = None
+        self.silence_sent = 0
+        self.open: dict[str, Alert] = {}
+        self.closed: list[Alert] = []
+        self.feature_rows: list[dict[str, np.ndarray]] = []
+
+    # -- input -----------------------------------------------------------
+    def first_time(self) -> float | None:
+        ts = [x for x in (self.raw["t"][:1], self.odo["t"][:1]) if x.size]
+        ts += [np.array([self.vins[0][0]])] if self.vins else []
+        return float(min(float(x[0]) for x in ts)) if ts else None
+
+    def add(self, track: dict[str, np.ndarray] | None, odo: dict[str, np.ndarray] | None,
+            vins: list[tuple[float, str]] | None) -> list[Signal]:
+        """Buffers new rows; returns the silence signals their times settle."""
+        times = []
+        if track is not None and track["t"].size:
+            merged = _concat(self.raw, track)
+            order = np.argsort(merged["t"], kind="stable")
+            self.raw = _take(merged, order)
+            times.append(track["t"])
+        if odo is not None and odo["t"].size:
+            merged = _concat(self.odo, odo)
+            self.odo = _take(merged, np.argsort(merged["t"], kind="stable"))
+            times.append(odo["t"])
+        if vins:
+            self.vins = sorted(self.vins + vins, key=lambda v: v[0])
+            times.append(np.array([v[0] for v in vins]))
+        if self.h_done is None:
+            first = self.first_time()
+            if first is not None:
+                self.h_done = math.floor(first / HOUR)
+        if not times:
+            return []
+        return self._silence_gaps(np.sort(np.concatenate(times)))
+
+    # -- device silence ----------------------------------------------------
+    def _silence_levels(self) -> list[float]:
+        c = self.cfg
+        return [c.silence_warning_h * HOUR, c.silence_alert_h * HOUR, c.silence_emergency_h * HOUR]
+
+    def _silence_gaps(self, times: F64) -> list[Signal]:
+        out: list[Signal] = []
+        thr = self._silence_levels()
+        for t in times:
+            t = float(t)
+            if self.last_seen is None:
+                self.last_seen = t
+                continue
+            if t <= self.last_seen:
+                continue
+            gap_start = self.last_seen
+            for lvl in range(self.silence_sent, 3):
+                if gap_start + thr[lvl] < t:
+                    out.append(self._silence_signal(gap_start, lvl))
+                    self.silence_sent = lvl + 1
+            if self.silence_sent:
+                out.append(Signal(t, "device_silence", -1, t - gap_start, {"resumed": True}, (gap_start, t)))
+            self.silence_sent = 0
+            self.last_seen = t
+        return out
+
+    def _silence_signal(self, gap_start: float, lvl: int) -> Signal:
+        at = gap_start + self._silence_levels()[lvl]
+        lat, lon = self._last_position()
+        return Signal(at, "device_silence", lvl, at - gap_start,
+                      {"silent_since": gap_start, "silent_h": (at - gap_start) / HOUR, "last_lat": lat,
+                       "last_lon": lon}, (gap_start, at))
+
+    def silence_until(self, now: float) -> list[Signal]:
+        if self.last_seen is None:
+            return []
+        out = []
+        thr = self._silence_levels()
+        for lvl in range(self.silence_sent, 3):
+            if self.last_seen + thr[lvl] <= now:
+                out.append(self._silence_signal(self.last_seen, lvl))
+                self.silence_sent = lvl + 1
+        return out
+
+    def _last_position(self) -> tuple[float, float]:
+        lat = self.raw["lat"]
+        ok = np.flatnonzero(~np.isnan(lat))
+        return (float(lat[ok[-1]]), float(self.raw["lon"][ok[-1]])) if ok.size else (math.nan, math.nan)
+
+    # -- hourly scoring ----------------------------------------------------
+    def advance(self, h_end: int) -> list[Signal]:
+        """Scores the hours [h_done, h_end); returns their signals in time order."""
+        if self.h_done is None or h_end <= self.h_done:
+            return []
+        c = self.cfg
+        h_a, h_b = self.h_done, h_end
+        r = self.raw
+        d = derive(r["t"], r["lat"], r["lon"], r["speed"], self.run_carry, c)
+        rows = hourly(d, h_a, h_b, c)
+        self._odometer(rows, h_a, h_b)
+        signals = self._jumps_and_rollbacks(d, h_a, h_b)
+        signals += self._vin_changes(h_a, h_b)
+        self._append_history(rows, d, h_a, h_b)
+        signals += self._score_hours(d, h_a, h_b)
+        self._trim(d, h_b)
+        self.h_done = h_b
+        signals.sort(key=lambda s: s.time)
+        return signals
+
+    def _odometer(self, rows: dict[str, np.ndarray], h_a: int, h_b: int) -> None:
+        t, km = self.odo["t"], self.odo["km"]
+        nh = h_b - h_a
+        hs = np.floor(t / HOUR).astype(np.int64)
+        step = np.zeros(t.size)
+        gap = np.zeros(t.size)
+        if t.size > 1:
+            step[1:] = np.diff(km)
+            gap[1:] = np.diff(t)
+        sel = (hs >= h_a) & (hs < h_b)
+        sel[:1] = False  # the first reading has no step
+        # distance across a silence was not driven in this hour: not counted
+        sel &= gap <= self.cfg.silence_warning_h * HOUR
+        idx = hs[sel] - h_a
+        rows["odo_km"] = np.bincount(idx, weights=np.maximum(step[sel], 0.0), minlength=nh)
+        cnt = (hs >= h_a) & (hs < h_b)
+        rows["n_odo"] = np.bincount(hs[cnt] - h_a, minlength=nh).astype(np.int64)
+        self._odo_steps = (t, km, step, hs)
+
+    def _jumps_and_rollbacks(self, d: Any, h_a: int, h_b: int) -> list[Signal]:
+        c = self.cfg
+        out: list[Signal] = []
+        hs = np.floor(d.t / HOUR).astype(np.int64)
+        for i in np.flatnonzero(d.jump & (hs >= h_a) & (hs < h_b)):
+            lvl = 1 if d.jump_m[i] >= c.jump_alert_m else 0
+            ev = {"from": [float(d.lat[i - 1]), float(d.lon[i - 1])], "to": [float(d.lat[i]), float(d.lon[i])],
+                  "distance_m": float(d.jump_m[i]), "gap_s": float(d.t[i] - d.t[i - 1])}
+            seg = (float(d.t[i - 1]), float(d.t[i]))
+            out.append(Signal(float(d.t[i]), "position_jump", lvl, float(d.jump_m[i]), ev, seg,
+                              self._path_fn(seg)))
+        t, km, step, ohs = self._odo_steps
+        for i in np.flatnonzero((step < -c.rollback_km) & (ohs >= h_a) & (ohs < h_b)):
+            ev = {"before_km": float(km[i - 1]), "after_km": float(km[i]), "rollback_km": float(-step[i])}
+            out.append(Signal(float(t[i]), "odometer_rollback", 2, float(-step[i]), ev,
+                              (float(t[i - 1]), float(t[i]))))
+        return out
+
+    def _vin_changes(self, h_a: int, h_b: int) -> list[Signal]:
+        out = []
+        keep = []
+        for t, vin in self.vins:
+            h = math.floor(t / HOUR)
+            if h >= h_b:
+                keep.append((t, vin))
+                continue
+            if h < h_a:
+                continue
+            if self.last_vin is not None and vin != self.last_vin:
+                out.append(Signal(t, "vin_change", 2, 1.0, {"previous_vin": self.last_vin, "vin": vin}, (t, t)))
+            self.last_vin = vin
+        self.vins = keep
+        return out
+
+    def _append_history(self, rows: dict[str, np.ndarray], d: Any, h_a: int, h_b: int) -> None:
+        # cell dwell seconds per (hour, cell) of the new hours
+        hs = np.floor(d.t / HOUR).astype(np.int64)
+        sel = (hs >= h_a) & (hs < h_b)
+        key_h, key_c, w = hs[sel], d.cells[sel], d.dwell_s[sel]
+        if key_h.size:
+            order = np.lexsort((key_c, key_h))
+            key_h, key_c, w = key_h[order], key_c[order], w[order]
+            starts = np.flatnonzero(np.r_[True, (key_h[1:] != key_h[:-1]) | (key_c[1:] != key_c[:-1])])
+            new = {"hour": key_h[starts], "cell": key_c[starts], "secs": np.add.reduceat(w, starts)}
+            self.cells = _concat(self.cells, new)
+        if not self.hist:
+            self.hist = {k: v[:0] for k, v in rows.items()}
+            for f in HOURLY_FEATURES:
+                self.hist[f] = np.zeros(0)
+        for f in HOURLY_FEATURES:
+            rows[f] = np.full(h_b - h_a, np.nan)
+        self.hist = _concat(self.hist, rows)
+        self._heading = self._heading_entropy(d, h_a, h_b)
+
+    def _heading_entropy(self, d: Any, h_a: int, h_b: int) -> F64:
+        """Normalised permutation entropy (order 3) of the turn series over the
+        context window ending at each hour's last fix."""
+        nh = h_b - h_a
+        out = np.full(nh, np.nan)
+        if d.t.size < 3:
+            return out
+        one = np.array([0, d.t.size], dtype=np.int64)
+        span = float(self.cfg.context_h * HOUR)
+        pe = _core.entropy_rolling(np.ascontiguousarray(d.turn), np.ascontiguousarray(d.t), one, 0, span, 3, 1,
+                                   True, np.zeros(0))
+        hs = np.floor(d.t / HOUR).astype(np.int64)
+        sel = np.flatnonzero((hs >= h_a) & (hs < h_b))
+        if sel.size:
+            hh = hs[sel] - h_a
+            ends = np.flatnonzero(np.r_[hh[1:] != hh[:-1], True])
+            out[hh[ends]] = pe[sel[ends]]
+        return out
+
+    def _baseline(self, day: int) -> None:
+        """Median/MAD of each scored feature, and the visited cells, over the
+        baseline period before `day` (hours), computed once per day."""
+        c = self.cfg
+        if self.baseline_day == day:
+            return
+        self.baseline_day = day
+        lo, hi = day - c.lag_h - c.baseline_h, day - c.lag_h
+        H = self.hist
+        sel = (H["hour"] >= lo) & (H["hour"] < hi) & (H["n"] + H["n_odo"] > 0)
+        self.base = {f: _robust(H[f][sel]) for f in (*ENTROPY_FEATURES, "km_24h")}
+        # the familiar area: cells visited on at least home_days distinct days
+        cs = (self.cells["hour"] >= lo) & (self.cells["hour"] < hi)
+        pairs = np.unique(np.stack([self.cells["cell"][cs], self.cells["hour"][cs] // 24]), axis=1)
+        cells, days = np.unique(pairs[0], return_counts=True) if pairs.size else (np.zeros(0, np.int64), [])
+        self.base_cells = cell_centers(cells[np.asarray(days) >= c.home_days], c.cell_m)
+
+    def _score_hours(self, d: Any, h_a: int, h_b: int) -> list[Signal]:
+        c = self.cfg
+        H = self.hist
+        pos = np.arange(H["hour"].size - (h_b - h_a), H["hour"].size)
+        k = c.context_h
+        sums = {f: _trailing(H[f], k, pos) for f in _SUMS}
+        hists = {f: _trailing(H[f], k, pos) for f in _HISTS}
+        feats: dict[str, F64] = {
+            "turn_entropy": shannon_rows(hists["turn_hist"]),
+            "heading_entropy": self._heading,
+            "speed_entropy": shannon_rows(hists["speed_hist"]),
+            "stop_entropy": shannon_rows(hists["stop_hist"]),
+        }
+        loc, new_share = self._location(h_a, h_b)
+        feats["location_entropy"] = loc
+        feats["new_place_share"] = new_share
+        with np.errstate(divide="ignore", invalid="ignore"):
+            feats["night_share"] = np.where(sums["moving_s"] > 0, sums["night_s"] / sums["moving_s"], np.nan)
+            km_track = sums["dist_km"]
+            km_odo = np.where(sums["n_odo"] > 0, sums["odo_km"], np.nan)
+            feats["km_track_24h"] = km_track
+            feats["km_odo_24h"] = km_odo
+            feats["km_24h"] = np.where(sums["n_odo"] >= 2, sums["odo_km"], km_track)
+            per100 = np.where(km_track > 1.0, 100.0 / km_track, 0.0)
+            speeding = np.where(sums["moving_s"] > 0, sums["speeding_s"] / sums["moving_s"], 0.0)
+            feats["behaviour"] = np.where(
+                sums["moving_s"] > 0,
+                np.exp(-(sums["harsh_accel"] * per100 / 10.0 + sums["harsh_brake"] * per100 / 5.0 + 2.0 * speeding)),
+                np.nan,
+            )
+        signals: list[Signal] = []
+        nh = h_b - h_a
+        away = np.full(nh, np.nan)
+        score = np.full(nh, np.nan)
+        cus = np.full(nh, np.nan)
+        band = {f"{f}_{q}": np.full(nh, np.nan) for f in (*ENTROPY_FEATURES, "km_24h") for q in ("median", "mad")}
+        for j in range(nh):
+            h = h_a + j
+            t_end = float((h + 1) * HOUR)
+            self._baseline((h // 24) * 24)
+            for f in (*ENTROPY_FEATURES, "km_24h"):
+                med, mad, n = self.base[f]
+                if n >= self.cfg.min_baseline_h:
+                    band[f"{f}_median"][j] = med
+                    band[f"{f}_mad"][j] = mad
+            lat, lon = H["last_lat"][pos[j]], H["last_lon"][pos[j]]
+            blat, blon = self.base_cells
+            if not math.isnan(lat) and blat.size:
+                away[j] = float(haversine_m(np.full(blat.size, lat), np.full(blat.size, lon), blat, blon).min()) / 1e3
+            H["away_km"][pos[j]] = away[j]
+            for f, v in feats.items():
+                H[f][pos[j]] = v[j]
+            signals += self._entropy_signal(j, h, t_end, feats, score, cus)
+            signals += self._mileage_signals(j, t_end, feats)
+            signals += self._relocation_signal(pos[j], t_end, away[j])
+        H["score"][pos] = score
+        H["cusum"][pos] = cus
+        self.feature_rows.append({"hour": H["hour"][pos], "n_fixes": H["n"][pos], "km_track": H["dist_km"][pos],
+                                  **{f: H[f][pos] for f in HOURLY_FEATURES}, **band})
+        return signals
+
+    def _location(self, h_a: int, h_b: int) -> tuple[F64, F64]:
+        """Location entropy (bits of dwell time per cell) over each hour's
+        context window, and the share of that time in cells the baseline
+        period never visited."""
+        c = self.cfg
+        k = c.context_h
+        C = self.cells
+        nh = h_b - h_a
+        win = (C["hour"] > h_a - k) & (C["hour"] < h_b)
+        hr, cell, secs = C["hour"][win], C["cell"][win], C["secs"][win]
+        off = np.arange(k)
+        tgt = np.repeat(hr, k) + np.tile(off, hr.size)
+        cel = np.repeat(cell, k)
+        sec = np.repeat(secs, k)
+        ok = (tgt >= h_a) & (tgt < h_b)
+        tgt, cel, sec = tgt[ok] - h_a, cel[ok], sec[ok]
+        order = np.lexsort((cel, tgt))
+        tgt, cel, sec = tgt[order], cel[order], sec[order]
+        if tgt.size:
+            st = np.flatnonzero(np.r_[True, (tgt[1:] != tgt[:-1]) | (cel[1:] != cel[:-1])])
+            g_t, g_c, g_s = tgt[st], cel[st], np.add.reduceat(sec, st).astype(np.float64)
+        else:
+            g_t, g_c, g_s = tgt, cel, sec.astype(np.float64)
+        loc = shannon_groups(g_t, g_s, nh)
+        # visited in the baseline period of the target's day?
+        day = ((g_t + h_a) // 24) * 24
+        lo, hi = day - c.lag_h - c.baseline_h, day - c.lag_h
+        ukeys, inv = np.unique(C["cell"], return_inverse=True)
+        base_h = C["hour"] - (C["hour"].min() if C["hour"].size else 0)
+        key = inv.astype(np.int64) * (1 << 24) + base_h
+        order2 = np.argsort(key, kind="stable")
+        skey = key[order2]
+        rank = np.searchsorted(ukeys, g_c)
+        rank = np.clip(rank, 0, max(ukeys.size - 1, 0))
+        known = ukeys.size > 0
+        h0 = C["hour"].min() if C["hour"].size else 0
+        q = rank.astype(np.int64) * (1 << 24) + (hi - 1 - h0)
+        at = np.searchsorted(skey, q, side="right") - 1
+        visited = np.zeros(g_t.size, dtype=bool)
+        if known and g_t.size:
+            valid = at >= 0
+            hit_key = np.where(valid, skey[np.maximum(at, 0)], -1)
+            same = valid & ((hit_key >> 24) == rank) & (ukeys[rank] == g_c)
+            visited = same & ((hit_key & ((1 << 24) - 1)) + h0 >= lo)
+        tot = np.bincount(g_t, weights=g_s, minlength=nh)
+        new = np.bincount(g_t, weights=np.where(visited, 0.0, g_s), minlength=nh)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(tot > 0, new / tot, np.nan)
+        return loc, share
+
+    # -- detectors ---------------------------------------------------------
+    def _entropy_signal(self, j: int, h: int, t_end: float, feats: dict[str, F64], score: F64,
+                        cus: F64) -> list[Signal]:
+        c = self.cfg
+        zs = {}
+        for f in ENTROPY_FEATURES:
+            med, mad, n = self.base.get(f, (math.nan, math.nan, 0))
+            v = feats[f][j]
+            if n < c.min_baseline_h or math.isnan(v):
+                continue
+            floor = {"new_place_share": c.share_z_floor, "stop_entropy": c.stop_z_floor}.get(f, c.entropy_z_floor)
+            zs[f] = (v - med) / max(1.4826 * mad, floor)
+        if not zs:
+            cus[j] = self.cusum
+            return []
+        # the mean of the two largest increases: misuse moves several
+        # features at once, noise in one feature alone does not count double
+        top = sorted((min(max(z, 0.0), 10.0) for z in zs.values()), reverse=True)[:2]
+        sc = float(np.mean(top))
+        score[j] = sc
+        self.cusum = min(max(0.0, self.cusum + sc - c.cusum_k), 3 * c.cusum_h)
+        cus[j] = self.cusum
+        if self.cusum < c.cusum_h:
+            return []
+        ev = {"z": {f: round(z, 3) for f, z in zs.items()}, "score": sc, "cusum": self.cusum,
+              "window_h": c.context_h}
+        seg = (t_end - c.context_h * HOUR, t_end)
+        return [Signal(t_end, "entropy_increase", 0, self.cusum, ev, seg, self._path_fn(seg))]
+
+    def _mileage_signals(self, j: int, t_end: float, feats: dict[str, F64]) -> list[Signal]:
+        c = self.cfg
+        out: list[Signal] = []
+        seg = (t_end - c.context_h * HOUR, t_end)
+        med, mad, n = self.base.get("km_24h", (math.nan, math.nan, 0))
+        km = feats["km_24h"][j]
+        if n >= c.min_baseline_h and not math.isnan(km):
+            excess = km - med
+            z = excess / max(1.4826 * mad, c.mileage_mad_floor_km)
+            if excess * 30 >= c.mileage_warn_km_month and z >= c.mileage_z:
+                ev = {"km_24h": km, "baseline_km_24h": med, "excess_km_month": excess * 30, "z": z}
+                out.append(Signal(t_end, "mileage_jump", 0, excess * 30, ev, seg, self._path_fn(seg)))
+        track, odo = feats["km_track_24h"][j], feats["km_odo_24h"][j]  # odo is NaN without readings
+        if not math.isnan(odo) and track >= c.freeze_track_km:
+            ev = {"km_track_24h": track, "km_odo_24h": odo}
+            if odo < c.rollback_km:
+                out.append(Signal(t_end, "odometer_freeze", 1, track, ev, seg, self._path_fn(seg)))
+            else:
+                ratio = odo / track
+                if not c.mismatch_low <= ratio <= c.mismatch_high:
+                    ev["ratio"] = ratio
+                    out.append(Signal(t_end, "odometer_mismatch", 0, abs(math.log(ratio)), ev, seg,
+                                      self._path_fn(seg)))
+        return out
+
+    def _relocation_signal(self, p: int, t_end: float, away: float) -> list[Signal]:
+        c = self.cfg
+        is_away = not math.isnan(away) and away >= c.away_km
+        self.away_streak = self.away_streak + 1 if is_away else 0
+        lo = max(0, p - c.context_h + 1)
+        aw = self.hist["away_km"][lo:p + 1]
+        n_away = int(np.sum(aw >= c.away_km))
+        if n_away < c.away_hours or not is_away:
+            return []
+        lvl = 2 if self.away_streak >= c.away_emergency_h else 1
+        seg = (t_end - c.context_h * HOUR, t_end)
+        ev = {"away_km": away, "away_hours_in_window": n_away, "away_streak_h": self.away_streak}
+        return [Signal(t_end, "relocation", lvl, away, ev, seg, self._path_fn(seg))]
+
+    # -- evidence and trimming --------------------------------------------
+    def _path_fn(self, seg: tuple[float, float]) -> Any:
+        t, lat, lon = self.raw["t"], self.raw["lat"], self.raw["lon"]
+        n_max = self.cfg.path_points
+
+        def path() -> tuple[F64, F64, F64]:
+            sel = np.flatnonzero((t >= seg[0]) & (t <= seg[1]) & ~np.isnan(lat))
+            if sel.size > n_max:
+                sel = sel[np.unique(np.linspace(0, sel.size - 1, n_max).round().astype(np.int64))]
+            return t[sel].copy(), lat[sel].copy(), lon[sel].copy()
+
+        return path
+
+    def _trim(self, d: Any, h_b: int) -> None:
+        c = self.cfg
+        t = self.raw["t"]
+        # keep the context window (+1 h) and two fixes before it: every kept
+        # fix then derives exactly what it derived in a full run
+        cut = int(np.searchsorted(t, (h_b - c.context_h - 1) * HOUR, side="left"))
+        cut = max(0, cut - 2)
+        if cut > 0:
+            self.run_carry = float(d.run_start[cut]) if cut < t.size else math.nan
+            self.raw = _take(self.raw, slice(cut, None))
+        ot = self.odo["t"]
+        ocut = int(np.searchsorted(ot, h_b * HOUR, side="left")) - 1
+        if ocut > 0:
+            self.odo = _take(self.odo, slice(ocut, None))
+        keep_h = h_b - (c.baseline_h + c.lag_h + 2 * c.context_h + 24)
+        hk = self.hist["hour"] >= keep_h
+        if not hk.all():
+            self.hist = _take(self.hist, hk)
+        ck = self.cells["hour"] >= keep_h
+        if not ck.all():
+            self.cells = _take(self.cells, ck)
+
+    # -- alerts --------------------------------------------------------------
+    def apply(self, signals: list[Signal], hour_ends: list[float], changed: dict[str, Alert]) -> None:
+        """Feeds signals and hour-end close checks to the alert book, in time order."""
+        events: list[tuple[float, int, Signal | None]] = [(s.time, 0, s) for s in signals]
+        events += [(t, 1, None) for t in hour_ends]
+        events.sort(key=lambda e: (e[0], e[1]))
+        c = self.cfg
+        for t, _, sig in events:
+            if sig is None:
+                for kind, a in list(self.open.items()):
+                    if kind != "device_silence" and t - a.last_signal >= c.close_after_h * HOUR:
+                        self._close(a, t, changed)
+                continue
+            self._signal(sig, changed)
+
+    def _close(self, a: Alert, t: float, changed: dict[str, Alert]) -> None:
+        a.closed = t
+        a.updated = t
+        del self.open[a.kind]
+        self.closed.append(a)
+        changed[a.alert_id] = a
+
+    def _signal(self, s: Signal, changed: dict[str, Alert]) -> None:
+        c = self.cfg
+        a = self.open.get(s.kind)
+        if s.level < 0:  # silence over: the device reported again
+            if a is not None:
+                a.segment = s.segment
+                self._close(a, s.time, changed)
+            return
+        if a is None:
+            a = Alert(self.id, s.kind, s.level, s.score, s.time, s.time, s.time, s.time, base_level=s.level)
+            self._evidence(a, s)
+            self.open[s.kind] = a
+            changed[a.alert_id] = a
+            return
+        a.n_signals += 1
+        a.score = max(a.score, s.score)
+        # Persistence escalates: every escalate_h of signalling without a
+        # break longer than the cool-down raises the level one step.
+        if s.time - a.last_signal > c.cooldown_h * HOUR:
+            a.first_signal = s.time
+        a.last_signal = s.time
+        run = s.time - a.first_signal
+        cap = KIND_CAP.get(s.kind, 2)
+        level = max(a.level, s.level, min(cap, a.base_level + int(run // (c.escalate_h * HOUR))))
+        if level > a.level:
+            a.level = level
+            a.updated = s.time
+            self._evidence(a, s)
+            changed[a.alert_id] = a
+        # otherwise a duplicate (same level, or within the cool-down): suppressed
+
+    def _evidence(self, a: Alert, s: Signal) -> None:
+        a.evidence = {**s.evidence, "signal_time": s.time}
+        a.segment = s.segment
+        if s.path is not None:
+            a.path = s.path()
+
+    def evidence_json(self, a: Alert) -> str:
+        return json.dumps(a.evidence, sort_keys=True, default=float)
+
+    def level_name(self, level: int) -> str:
+        return LEVELS[level]

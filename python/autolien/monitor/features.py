@@ -1,0 +1,230 @@
+"""Per-sample and per-hour trajectory features of one vehicle.
+
+Every function here is a pure function of its inputs, so the streaming
+monitor, which calls them on a bounded buffer plus new rows, gets exactly
+what a batch run over all rows gets (docs/monitor.md states the buffer rule).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from .. import _core
+from .config import MonitorConfig
+
+__all__ = ["EARTH_M", "HOUR", "cell_centers", "cell_ids", "derive", "haversine_m", "hourly", "shannon_groups"]
+
+HOUR = 3600
+EARTH_M = 6_371_008.8  # mean Earth radius (IUGG)
+SPEED_BINS = 14  # 10 km/h each, the last open
+TURN_BINS = 12  # 30 degrees each
+STOP_BINS = 11  # 2-4, 4-8, ... minutes, the last open
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+
+def haversine_m(lat1: F64, lon1: F64, lat2: F64, lon2: F64) -> F64:
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dp, dl = p2 - p1, np.radians(lon2 - lon1)
+    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return np.asarray(2 * EARTH_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))), dtype=np.float64)
+
+
+def cell_ids(lat: F64, lon: F64, cell_m: float) -> I64:
+    """Cells of a sinusoidal equal-area grid: rows of cell_m metres of
+    latitude, each cut into columns cell_m metres wide along its parallel, so
+    every cell covers cell_m^2 wherever it lies."""
+    y = np.radians(lat) * EARTH_M
+    row = np.floor(y / cell_m)
+    phi = np.radians((row + 0.5) * cell_m / EARTH_M * 180 / np.pi)  # the row's centre parallel
+    x = np.radians(lon) * EARTH_M * np.cos(phi)
+    col = np.floor(x / cell_m)
+    return (row.astype(np.int64) << 32) + (col.astype(np.int64) + (1 << 31))
+
+
+def cell_centers(cells: I64, cell_m: float) -> tuple[F64, F64]:
+    row = (cells >> 32).astype(np.float64)
+    col = ((cells & 0xFFFFFFFF) - (1 << 31)).astype(np.float64)
+    lat = np.degrees((row + 0.5) * cell_m / EARTH_M)
+    lon = np.degrees((col + 0.5) * cell_m / (EARTH_M * np.cos(np.radians(lat))))
+    return lat, lon
+
+
+@dataclass
+class Derived:
+    """Per-sample quantities; step i is the move from fix i-1 to fix i."""
+
+    t: F64
+    lat: F64
+    lon: F64
+    speed: F64  # km/h, measured where given, else from the step
+    moving: npt.NDArray[np.bool_]
+    dist_m: F64  # step length, 0 for jumps
+    moving_s: F64
+    night_s: F64
+    speeding_s: F64
+    harsh_accel: npt.NDArray[np.bool_]
+    harsh_brake: npt.NDArray[np.bool_]
+    turn: F64  # degrees in (-180, 180], NaN where there is no turn
+    dwell_s: I64  # whole seconds since the previous fix, capped
+    cells: I64
+    run_start: F64  # start of the stationary run a fix belongs to (NaN when moving)
+    stop_end: npt.NDArray[np.bool_]  # a fix that ends a stop
+    stop_s: F64
+    jump: npt.NDArray[np.bool_]
+    jump_m: F64
+
+
+def derive(t: F64, lat: F64, lon: F64, speed_in: F64, run_carry: float, cfg: MonitorConfig) -> Derived:
+    n = t.size
+    dist = np.zeros(n)
+    dt = np.zeros(n)
+    if n > 1:
+        dist[1:] = haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:])
+        dt[1:] = np.diff(t)
+    implied = np.zeros(n)
+    np.divide(dist * 3.6, dt, out=implied, where=dt > 0)
+    speed = np.where(np.isnan(speed_in), implied, speed_in)
+    moving = speed >= cfg.moving_kmh
+    # Jumps: a step too fast to drive, or a long hop between two standstills.
+    still = np.zeros(n, dtype=bool)
+    if n > 1:
+        measured = ~np.isnan(speed_in)
+        still[1:] = measured[1:] & measured[:-1] & (speed_in[1:] < cfg.moving_kmh) & (speed_in[:-1] < cfg.moving_kmh)
+    jump = (dist >= cfg.jump_min_m) & (
+        ((dt > 0) & (implied > cfg.jump_kmh)) | (dt <= 0) | (still & (dt >= cfg.jump_still_gap_s))
+    )
+    jump[0] = False
+    jump_m = np.where(jump, dist, 0.0)
+    # neither a jump nor a hop across a silence is observed driving
+    dist = np.where(jump | (dt > cfg.silence_warning_h * HOUR), 0.0, dist)
+    step = np.minimum(dt, cfg.step_cap_s)
+    moving_s = np.where(moving & ~jump, step, 0.0)
+    local_h = np.floor(((t + cfg.tz_offset_h * HOUR) % 86400) / HOUR)
+    if cfg.night_start_h > cfg.night_end_h:
+        night = (local_h >= cfg.night_start_h) | (local_h < cfg.night_end_h)
+    else:
+        night = (local_h >= cfg.night_start_h) & (local_h < cfg.night_end_h)
+    night_s = np.where(night, moving_s, 0.0)
+    speeding_s = np.where(speed > cfg.speeding_kmh, moving_s, 0.0)
+    accel = np.zeros(n)
+    dense = (dt > 0) & (dt <= cfg.harsh_max_dt_s)
+    if n > 1:
+        dv = np.zeros(n)
+        dv[1:] = np.diff(speed) / 3.6
+        np.divide(dv, dt, out=accel, where=dense)
+    harsh_a = dense & (accel >= cfg.harsh_accel_mps2)
+    harsh_b = dense & (accel <= -cfg.harsh_brake_mps2)
+    # headings of moving steps, and the turn between consecutive ones
+    heading = np.full(n, np.nan)
+    ok = moving & (dist >= 5.0)
+    ok[0] = False
+    if ok.any():
+        i = np.flatnonzero(ok)
+        p1, p2 = np.radians(lat[i - 1]), np.radians(lat[i])
+        dl = np.radians(lon[i] - lon[i - 1])
+        y = np.sin(dl) * np.cos(p2)
+        x = np.cos(p1) * np.sin(p2) - np.sin(p1) * np.cos(p2) * np.cos(dl)
+        heading[i] = np.degrees(np.arctan2(y, x))
+    turn = np.full(n, np.nan)
+    if n > 1:
+        d = heading[1:] - heading[:-1]
+        turn[1:] = 180.0 - np.mod(180.0 - d, 360.0)  # wrap into (-180, 180]
+    dwell = np.rint(np.minimum(dt, cfg.dwell_cap_s)).astype(np.int64)
+    cells = cell_ids(lat, lon, cfg.cell_m)
+    # stationary runs; the first may have begun before this buffer
+    stat = ~moving
+    begins = stat.copy()
+    begins[1:] &= ~stat[:-1]
+    start_t = t.copy()
+    if n and stat[0] and not np.isnan(run_carry):
+        start_t[0] = run_carry
+    run_id = np.cumsum(begins)
+    first_of_run = start_t[np.flatnonzero(begins)]
+    run_start = np.full(n, np.nan)
+    run_start[stat] = first_of_run[run_id[stat] - 1]
+    stop_end = np.zeros(n, dtype=bool)
+    stop_s = np.zeros(n)
+    if n > 1:
+        ends = moving[1:] & stat[:-1]
+        dur = t[1:] - run_start[:-1]
+        stop_end[1:] = ends & (dur >= cfg.stop_min_s)
+        stop_s[1:] = np.where(stop_end[1:], dur, 0.0)
+    return Derived(t, lat, lon, speed, moving, dist, moving_s, night_s, speeding_s, harsh_a, harsh_b, turn,
+                   dwell, cells, run_start, stop_end, stop_s, jump, jump_m)
+
+
+def _hist(idx: I64, bins: I64, nb: int, nh: int, w: npt.NDArray[np.int64] | None = None) -> I64:
+    flat = np.bincount(idx * nb + bins, weights=w, minlength=nh * nb) if idx.size else np.zeros(nh * nb)
+    return np.rint(flat).astype(np.int64).reshape(nh, nb)
+
+
+def hourly(d: Derived, h_a: int, h_b: int, cfg: MonitorConfig) -> dict[str, np.ndarray]:
+    """Per-hour sums and histograms for hours [h_a, h_b) from the fixes whose
+    time falls in them."""
+    nh = h_b - h_a
+    hs = np.floor(d.t / HOUR).astype(np.int64)
+    sel = (hs >= h_a) & (hs < h_b)
+    idx = hs[sel] - h_a
+
+    def s(x: np.ndarray) -> F64:
+        return np.bincount(idx, weights=np.asarray(x, dtype=np.float64)[sel], minlength=nh)
+
+    out: dict[str, np.ndarray] = {
+        "hour": np.arange(h_a, h_b, dtype=np.int64),
+        "n": np.bincount(idx, minlength=nh).astype(np.int64),
+        "dist_km": s(d.dist_m) / 1000.0,
+        "moving_s": s(d.moving_s),
+        "night_s": s(d.night_s),
+        "speeding_s": s(d.speeding_s),
+        "harsh_accel": np.bincount(idx, weights=d.harsh_accel[sel], minlength=nh).astype(np.int64),
+        "harsh_brake": np.bincount(idx, weights=d.harsh_brake[sel], minlength=nh).astype(np.int64),
+    }
+    mv = sel & d.moving
+    mi = hs[mv] - h_a
+    sb = np.clip(np.floor(d.speed[mv] / 10.0), 0, SPEED_BINS - 1).astype(np.int64)
+    out["speed_hist"] = _hist(mi, sb, SPEED_BINS, nh, np.rint(d.moving_s[mv]).astype(np.int64))
+    tv = sel & ~np.isnan(d.turn)
+    tb = np.clip(np.floor((d.turn[tv] + 180.0) / 30.0), 0, TURN_BINS - 1).astype(np.int64)
+    out["turn_hist"] = _hist(hs[tv] - h_a, tb, TURN_BINS, nh)
+    se = sel & d.stop_end
+    stb = np.clip(np.floor(np.log2(d.stop_s[se] / 60.0)) - 1, 0, STOP_BINS - 1).astype(np.int64)
+    out["stop_hist"] = _hist(hs[se] - h_a, stb, STOP_BINS, nh)
+    last_lat = np.full(nh, np.nan)
+    last_lon = np.full(nh, np.nan)
+    if idx.size:
+        # the last fix of each hour (fixes are in time order)
+        rows = np.flatnonzero(sel)
+        ends = np.flatnonzero(np.r_[idx[1:] != idx[:-1], True])
+        last_lat[idx[ends]] = d.lat[rows[ends]]
+        last_lon[idx[ends]] = d.lon[rows[ends]]
+    out["last_lat"] = last_lat
+    out["last_lon"] = last_lon
+    return out
+
+
+def shannon_groups(target: I64, counts: F64, nt: int) -> F64:
+    """Shannon entropy (bits) per target of (target, count) rows sorted by
+    target; NaN for targets without rows."""
+    out = np.full(nt, np.nan)
+    if target.size == 0:
+        return out
+    starts = np.flatnonzero(np.r_[True, target[1:] != target[:-1]])
+    tot = np.add.reduceat(counts, starts)
+    clog = np.where(counts > 0, counts * np.log2(np.where(counts > 0, counts, 1.0)), 0.0)
+    s = np.add.reduceat(clog, starts)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = np.where(tot > 0, np.log2(np.where(tot > 0, tot, 1.0)) - s / np.where(tot > 0, tot, 1.0), np.nan)
+    out[target[starts]] = np.maximum(h, 0.0)
+    return out
+
+
+def shannon_rows(counts: I64) -> F64:
+    """Shannon entropy in bits of each row of counts (NaN for empty rows)."""
+    c = np.ascontiguousarray(counts, dtype=np.int64)
+    if c.shape[0] == 0:
+        return np.zeros(0)
+    return np.asarray(_core.shannon_bits(c), dtype=np.float64)

@@ -1,0 +1,267 @@
+"""Batch scoring and the streaming monitor over Arrow tables."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .._tables import seconds
+from ..telemetry._common import TIME_TYPE
+from .config import LEVELS, MonitorConfig
+from .engine import Alert, Vehicle
+from .features import HOUR
+
+__all__ = ["ALERTS_SCHEMA", "REJECTS_SCHEMA", "Monitor", "score"]
+
+_POINT = pa.struct([("time", TIME_TYPE), ("lat", pa.float64()), ("lon", pa.float64())])
+ALERTS_SCHEMA = pa.schema(
+    [
+        pa.field("alert_id", pa.string(), nullable=False),
+        pa.field("vehicle_id", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("level", pa.string(), nullable=False),
+        pa.field("level_code", pa.int8(), nullable=False),
+        pa.field("score", pa.float64(), nullable=False),
+        pa.field("opened", TIME_TYPE, nullable=False),
+        pa.field("updated", TIME_TYPE, nullable=False),
+        pa.field("closed", TIME_TYPE),
+        pa.field("first_signal", TIME_TYPE, nullable=False),
+        pa.field("last_signal", TIME_TYPE, nullable=False),
+        pa.field("n_signals", pa.int32(), nullable=False),
+        pa.field("segment_start", TIME_TYPE),
+        pa.field("segment_end", TIME_TYPE),
+        pa.field("evidence", pa.string(), nullable=False),
+        pa.field("path", pa.list_(_POINT)),
+    ]
+)
+REJECTS_SCHEMA = pa.schema(
+    [
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("vehicle_id", pa.string()),
+        pa.field("time", TIME_TYPE),
+        pa.field("reason", pa.string(), nullable=False),
+    ]
+)
+
+
+def _ts(x: float | None) -> Any:
+    return None if x is None or math.isnan(x) else int(round(x * 1e6))
+
+
+def _split(table: pa.Table, vehicle_column: str, cols: dict[str, str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Rows per vehicle in time order: (vehicle_id, {name: numpy array})."""
+    if vehicle_column not in table.column_names:
+        raise ValueError(f"table has no {vehicle_column!r} column")
+    vid = table.column(vehicle_column).cast(pa.string())
+    if vid.null_count:
+        raise ValueError(f"{vehicle_column!r} has {vid.null_count} null values")
+    t = seconds(table)
+    enc = pc.dictionary_encode(vid).combine_chunks()
+    codes = enc.indices.to_numpy(zero_copy_only=False)
+    order = np.lexsort((t, codes))
+    codes = codes[order]
+    arrays = {"t": t[order]}
+    for name, col in cols.items():
+        a = table.column(col).cast(pa.float64()).to_numpy(zero_copy_only=False) if col else None
+        arrays[name] = a[order] if a is not None else np.full(order.size, np.nan)
+    bounds = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1], True]) if codes.size else np.zeros(1, np.int64)
+    names = enc.dictionary.to_pylist()
+    for i in range(bounds.size - 1):
+        a, b = bounds[i], bounds[i + 1]
+        yield names[codes[a]], {k: v[a:b] for k, v in arrays.items()}
+
+
+class Monitor:
+    """Streaming monitor: ``update`` takes the next time slice of tracks,
+    odometer readings and GB/T 32960 VIN reports and returns the alerts it
+    opened, escalated or closed. Per-vehicle state (a bounded buffer,
+    baselines, CUSUM and open alerts) carries between calls, so the alerts
+    equal those of one ``score`` call over the same rows.
+
+    Rows older than an hour the monitor has already scored for their vehicle
+    are rejected (``rejects``), not silently merged."""
+
+    def __init__(self, config: MonitorConfig | None = None, *, vehicle_column: str = "vehicle_id") -> None:
+        self.config = config or MonitorConfig()
+        self.vehicle_column = vehicle_column
+        self.now: float | None = None
+        self._vehicles: dict[str, Vehicle] = {}
+        self._rejects: list[tuple[str, str | None, float | None, str]] = []
+
+    def _vehicle(self, vid: str) -> Vehicle:
+        v = self._vehicles.get(vid)
+        if v is None:
+            v = self._vehicles[vid] = Vehicle(vid, self.config)
+        return v
+
+    def _late(self, source: str, vid: str, arrays: dict[str, Any]) -> dict[str, Any]:
+        v = self._vehicles.get(vid)
+        if v is None or v.h_done is None:
+            return arrays
+        late = arrays["t"] < v.h_done * HOUR
+        for t in arrays["t"][late]:
+            self._rejects.append((source, vid, float(t), "late: its hour was already scored"))
+        return {k: a[~late] for k, a in arrays.items()} if late.any() else arrays
+
+    def update(self, tracks: pa.Table | None = None, odometer: pa.Table | None = None,
+               vins: pa.Table | None = None, *, now: Any = None) -> pa.Table:
+        per: dict[str, dict[str, Any]] = {}
+        latest = -math.inf
+        if tracks is not None and tracks.num_rows:
+            tracks = _usable(tracks)
+            cols = {"lat": "lat", "lon": "lon", "speed": "speed_kmh" if "speed_kmh" in tracks.column_names else ""}
+            for vid, arr in _split(tracks, self.vehicle_column, cols):
+                latest = max(latest, float(arr["t"][-1]))
+                bad = np.isnan(arr["lat"]) | np.isnan(arr["lon"])
+                for t in arr["t"][bad]:
+                    self._rejects.append(("track", vid, float(t), "missing lat/lon"))
+                arr = {k: a[~bad] for k, a in arr.items()}
+                per.setdefault(vid, {})["track"] = self._late("track", vid, arr)
+        if odometer is not None and odometer.num_rows:
+            col = next((c for c in ("odometer_km", "mileage_km") if c in odometer.column_names), None)
+            if col is None:
+                raise ValueError("odometer table needs an 'odometer_km' or 'mileage_km' column")
+            for vid, arr in _split(odometer, self.vehicle_column, {"km": col}):
+                latest = max(latest, float(arr["t"][-1]))
+                bad = np.isnan(arr["km"])
+                for t in arr["t"][bad]:
+                    self._rejects.append(("odometer", vid, float(t), f"null {col}"))
+                arr = {k: a[~bad] for k, a in arr.items()}
+                per.setdefault(vid, {})["odo"] = self._late("odometer", vid, arr)
+        if vins is not None and vins.num_rows:
+            t = seconds(vins)
+            ids = vins.column(self.vehicle_column).cast(pa.string()).to_pylist()
+            vv = vins.column("vin").cast(pa.string()).to_pylist()
+            for i in np.argsort(t, kind="stable"):
+                latest = max(latest, float(t[i]))
+                if ids[i] is None or vv[i] is None:
+                    self._rejects.append(("vin", ids[i], float(t[i]), "null vehicle_id or vin"))
+                    continue
+                v = self._vehicles.get(ids[i])
+                if v is not None and v.h_done is not None and t[i] < v.h_done * HOUR:
+                    self._rejects.append(("vin", ids[i], float(t[i]), "late: its hour was already scored"))
+                    continue
+                per.setdefault(ids[i], {}).setdefault("vins", []).append((float(t[i]), vv[i]))
+        clock = _clock(now) if now is not None else latest
+        if self.now is not None:
+            if now is not None and clock < self.now:
+                raise ValueError("now must not go back between updates")
+            clock = max(clock, self.now)
+        if not math.isfinite(clock):
+            return _alerts_table([], self)
+        self.now = clock
+        h_end = math.floor(clock / HOUR)
+        changed: dict[str, Alert] = {}
+        for vid in list(self._vehicles) + [v for v in per if v not in self._vehicles]:
+            veh = self._vehicle(vid)
+            new = per.get(vid, {})
+            signals = veh.add(new.get("track"), new.get("odo"), new.get("vins"))
+            signals += veh.silence_until(clock)
+            h_a = veh.h_done
+            signals += veh.advance(h_end)
+            ends = [float((h + 1) * HOUR) for h in range(h_a, h_end)] if h_a is not None else []
+            signals.sort(key=lambda s: s.time)
+            veh.apply(signals, ends, changed)
+        return _alerts_table(list(changed.values()), self)
+
+    def alerts(self) -> pa.Table:
+        """Every alert so far, open and closed, ordered by vehicle and opening time."""
+        rows = [a for v in self._vehicles.values() for a in (*v.closed, *v.open.values())]
+        rows.sort(key=lambda a: (a.vehicle_id, a.opened, a.kind))
+        return _alerts_table(rows, self)
+
+    def features(self) -> pa.Table:
+        """The hourly feature rows scored so far (one row per vehicle-hour)."""
+        parts = []
+        for vid, v in self._vehicles.items():
+            for rows in v.feature_rows:
+                n = rows["hour"].size
+                cols: dict[str, Any] = {"vehicle_id": pa.array([vid] * n, pa.string()),
+                                        "hour": pa.array(rows["hour"] * HOUR * 1_000_000, pa.int64()).cast(TIME_TYPE)}
+                cols.update({k: pa.array(x) for k, x in rows.items() if k != "hour"})
+                parts.append(pa.table(cols))
+        if not parts:
+            return pa.table({"vehicle_id": pa.array([], pa.string()), "hour": pa.array([], TIME_TYPE)})
+        return pa.concat_tables(parts).sort_by([("vehicle_id", "ascending"), ("hour", "ascending")])
+
+    @property
+    def rejects(self) -> pa.Table:
+        """Rows set aside, with their reason (late, missing position or reading)."""
+        src, vid, t, why = zip(*self._rejects, strict=True) if self._rejects else ((), (), (), ())
+        return pa.table(
+            {"source": pa.array(src, pa.string()), "vehicle_id": pa.array(vid, pa.string()),
+             "time": pa.array([_ts(x) for x in t], pa.int64()).cast(TIME_TYPE), "reason": pa.array(why, pa.string())},
+            schema=REJECTS_SCHEMA,
+        )
+
+
+def score(tracks: pa.Table | None, odometer: pa.Table | None = None, *, vins: pa.Table | None = None,
+          config: MonitorConfig | None = None, now: Any = None, vehicle_column: str = "vehicle_id") -> pa.Table:
+    """Alerts for a whole period in one call: the batch form of Monitor."""
+    m = Monitor(config, vehicle_column=vehicle_column)
+    m.update(tracks, odometer, vins, now=now)
+    return m.alerts()
+
+
+def _clock(now: Any) -> float:
+    if isinstance(now, (int, float)) and not isinstance(now, bool):
+        return float(now)
+    arr = pa.array([now]).cast(TIME_TYPE)
+    return float(arr.cast(pa.int64())[0].as_py()) / 1e6
+
+
+def _usable(tracks: pa.Table) -> pa.Table:
+    # Fused tracks flag rejected fixes (only used ones describe the path) and
+    # carry ENU velocity instead of a speed column.
+    if "used" in tracks.column_names:
+        tracks = tracks.filter(pc.fill_null(tracks.column("used"), False))
+    if "speed_kmh" not in tracks.column_names and {"ve_mps", "vn_mps"} <= set(tracks.column_names):
+        ve = tracks.column("ve_mps").to_numpy(zero_copy_only=False)
+        vn = tracks.column("vn_mps").to_numpy(zero_copy_only=False)
+        tracks = tracks.append_column("speed_kmh", pa.array(np.hypot(ve, vn) * 3.6))
+    return tracks
+
+
+def _alerts_table(alerts: list[Alert], m: Monitor) -> pa.Table:
+    cols: dict[str, list[Any]] = {f.name: [] for f in ALERTS_SCHEMA}
+    for a in alerts:
+        v = m._vehicles[a.vehicle_id]
+        cols["alert_id"].append(a.alert_id)
+        cols["vehicle_id"].append(a.vehicle_id)
+        cols["kind"].append(a.kind)
+        cols["level"].append(LEVELS[a.level])
+        cols["level_code"].append(a.level)
+        cols["score"].append(float(a.score))
+        cols["opened"].append(_ts(a.opened))
+        cols["updated"].append(_ts(a.updated))
+        cols["closed"].append(_ts(a.closed))
+        cols["first_signal"].append(_ts(a.first_signal))
+        cols["last_signal"].append(_ts(a.last_signal))
+        cols["n_signals"].append(a.n_signals)
+        cols["segment_start"].append(_ts(a.segment[0]))
+        cols["segment_end"].append(_ts(a.segment[1]))
+        cols["evidence"].append(v.evidence_json(a))
+        if a.path is None:
+            cols["path"].append(None)
+        else:
+            t, lat, lon = a.path
+            cols["path"].append([{"time": _ts(x), "lat": y, "lon": z} for x, y, z in
+                                 zip(t.tolist(), lat.tolist(), lon.tolist(), strict=True)])
+    arrays = []
+    for f in ALERTS_SCHEMA:
+        if pa.types.is_timestamp(f.type):
+            arrays.append(pa.array(cols[f.name], pa.int64()).cast(f.type))
+        elif f.name == "path":
+            arrays.append(pa.array([None if p is None else [{**q, "time": q["time"]} for q in p]
+                                    for p in cols[f.name]], pa.list_(pa.struct([("time", pa.int64()),
+                                                                                  ("lat", pa.float64()),
+                                                                                  ("lon", pa.float64())])))
+                          .cast(f.type))
+        else:
+            arrays.append(pa.array(cols[f.name], f.type))
+    return pa.Table.from_arrays(arrays, schema=ALERTS_SCHEMA)
