@@ -59,7 +59,17 @@ KIND_CAP = {
     "device_silence": 2,
     "vin_change": 2,
 }
-_SUMS = ("n", "dist_km", "moving_s", "night_s", "speeding_s", "harsh_accel", "harsh_brake", "odo_km", "n_odo")
+_SUMS = (
+    "n",
+    "dist_km",
+    "moving_s",
+    "night_s",
+    "speeding_s",
+    "harsh_accel",
+    "harsh_brake",
+    "odo_km",
+    "n_odo",
+)
 _HISTS = ("speed_hist", "turn_hist", "stop_hist")
 
 
@@ -119,12 +129,16 @@ def _trailing(a: np.ndarray, k: int, positions: I64) -> np.ndarray:
     return out
 
 
-def _robust(values: F64) -> tuple[float, float, int]:
-    v = values[~np.isnan(values)]
-    if v.size == 0:
-        return math.nan, math.nan, 0
-    med = float(np.median(v))
-    return med, float(np.median(np.abs(v - med))), int(v.size)
+def _col_median(a: F64) -> tuple[F64, I64]:
+    """Median of each column ignoring NaN (NaN where a column has none)."""
+    cnt = (~np.isnan(a)).sum(axis=0)
+    if a.shape[0] == 0:
+        return np.full(a.shape[1], np.nan), cnt
+    srt = np.sort(a, axis=0)  # NaN sorts last
+    cols = np.arange(a.shape[1])
+    lo = srt[np.maximum((cnt - 1) // 2, 0), cols]
+    hi = srt[np.maximum(cnt // 2, 0), cols]
+    return np.where(cnt > 0, (lo + hi) / 2, np.nan), cnt
 
 
 class Vehicle:
@@ -138,7 +152,11 @@ class Vehicle:
         self.vins: list[tuple[float, str]] = []
         self.last_vin: str | None = None
         self.hist: dict[str, np.ndarray] = {}
-        self.cells = {"hour": np.zeros(0, np.int64), "cell": np.zeros(0, np.int64), "secs": np.zeros(0, np.int64)}
+        self.cells = {
+            "hour": np.zeros(0, np.int64),
+            "cell": np.zeros(0, np.int64),
+            "secs": np.zeros(0, np.int64),
+        }
         self.cusum = 0.0
         self.away_streak = 0
         self.baseline_day: int | None = None
@@ -157,8 +175,12 @@ class Vehicle:
         ts += [np.array([self.vins[0][0]])] if self.vins else []
         return float(min(float(x[0]) for x in ts)) if ts else None
 
-    def add(self, track: dict[str, np.ndarray] | None, odo: dict[str, np.ndarray] | None,
-            vins: list[tuple[float, str]] | None) -> list[Signal]:
+    def add(
+        self,
+        track: dict[str, np.ndarray] | None,
+        odo: dict[str, np.ndarray] | None,
+        vins: list[tuple[float, str]] | None,
+    ) -> list[Signal]:
         """Buffers new rows; returns the silence signals their times settle."""
         times = []
         if track is not None and track["t"].size:
@@ -189,30 +211,50 @@ class Vehicle:
     def _silence_gaps(self, times: F64) -> list[Signal]:
         out: list[Signal] = []
         thr = self._silence_levels()
-        for t in times:
-            t = float(t)
-            if self.last_seen is None:
-                self.last_seen = t
-                continue
-            if t <= self.last_seen:
-                continue
+        if self.last_seen is None:
+            self.last_seen = float(times[0])
+        times = times[times > self.last_seen]
+        if times.size == 0:
+            return out
+        # only the gaps longer than the first threshold need a look
+        prev = np.r_[self.last_seen, times[:-1]]
+        big = np.flatnonzero(times - prev > thr[0])
+        if self.silence_sent:  # a silence already signalled ends at the next row
+            big = np.union1d([0], big)
+        for i in big:
+            self.last_seen = float(prev[i])
+            t = float(times[i])
             gap_start = self.last_seen
             for lvl in range(self.silence_sent, 3):
                 if gap_start + thr[lvl] < t:
                     out.append(self._silence_signal(gap_start, lvl))
                     self.silence_sent = lvl + 1
             if self.silence_sent:
-                out.append(Signal(t, "device_silence", -1, t - gap_start, {"resumed": True}, (gap_start, t)))
+                out.append(
+                    Signal(
+                        t, "device_silence", -1, t - gap_start, {"resumed": True}, (gap_start, t)
+                    )
+                )
             self.silence_sent = 0
-            self.last_seen = t
+        self.last_seen = float(times[-1])
         return out
 
     def _silence_signal(self, gap_start: float, lvl: int) -> Signal:
         at = gap_start + self._silence_levels()[lvl]
-        lat, lon = self._last_position()
-        return Signal(at, "device_silence", lvl, at - gap_start,
-                      {"silent_since": gap_start, "silent_h": (at - gap_start) / HOUR, "last_lat": lat,
-                       "last_lon": lon}, (gap_start, at))
+        lat, lon = self._last_position(gap_start)
+        return Signal(
+            at,
+            "device_silence",
+            lvl,
+            at - gap_start,
+            {
+                "silent_since": gap_start,
+                "silent_h": (at - gap_start) / HOUR,
+                "last_lat": lat,
+                "last_lon": lon,
+            },
+            (gap_start, at),
+        )
 
     def silence_until(self, now: float) -> list[Signal]:
         if self.last_seen is None:
@@ -225,10 +267,15 @@ class Vehicle:
                 self.silence_sent = lvl + 1
         return out
 
-    def _last_position(self) -> tuple[float, float]:
+    def _last_position(self, at: float) -> tuple[float, float]:
+        # trimming always keeps the last two fixes, so this one is still here
         lat = self.raw["lat"]
-        ok = np.flatnonzero(~np.isnan(lat))
-        return (float(lat[ok[-1]]), float(self.raw["lon"][ok[-1]])) if ok.size else (math.nan, math.nan)
+        ok = np.flatnonzero(~np.isnan(lat) & (self.raw["t"] <= at))
+        return (
+            (float(lat[ok[-1]]), float(self.raw["lon"][ok[-1]]))
+            if ok.size
+            else (math.nan, math.nan)
+        )
 
     # -- hourly scoring ----------------------------------------------------
     def advance(self, h_end: int) -> list[Signal]:
@@ -275,16 +322,41 @@ class Vehicle:
         hs = np.floor(d.t / HOUR).astype(np.int64)
         for i in np.flatnonzero(d.jump & (hs >= h_a) & (hs < h_b)):
             lvl = 1 if d.jump_m[i] >= c.jump_alert_m else 0
-            ev = {"from": [float(d.lat[i - 1]), float(d.lon[i - 1])], "to": [float(d.lat[i]), float(d.lon[i])],
-                  "distance_m": float(d.jump_m[i]), "gap_s": float(d.t[i] - d.t[i - 1])}
+            ev = {
+                "from": [float(d.lat[i - 1]), float(d.lon[i - 1])],
+                "to": [float(d.lat[i]), float(d.lon[i])],
+                "distance_m": float(d.jump_m[i]),
+                "gap_s": float(d.t[i] - d.t[i - 1]),
+            }
             seg = (float(d.t[i - 1]), float(d.t[i]))
-            out.append(Signal(float(d.t[i]), "position_jump", lvl, float(d.jump_m[i]), ev, seg,
-                              self._path_fn(seg)))
+            out.append(
+                Signal(
+                    float(d.t[i]),
+                    "position_jump",
+                    lvl,
+                    float(d.jump_m[i]),
+                    ev,
+                    seg,
+                    self._path_fn(seg),
+                )
+            )
         t, km, step, ohs = self._odo_steps
         for i in np.flatnonzero((step < -c.rollback_km) & (ohs >= h_a) & (ohs < h_b)):
-            ev = {"before_km": float(km[i - 1]), "after_km": float(km[i]), "rollback_km": float(-step[i])}
-            out.append(Signal(float(t[i]), "odometer_rollback", 2, float(-step[i]), ev,
-                              (float(t[i - 1]), float(t[i]))))
+            ev = {
+                "before_km": float(km[i - 1]),
+                "after_km": float(km[i]),
+                "rollback_km": float(-step[i]),
+            }
+            out.append(
+                Signal(
+                    float(t[i]),
+                    "odometer_rollback",
+                    2,
+                    float(-step[i]),
+                    ev,
+                    (float(t[i - 1]), float(t[i])),
+                )
+            )
         return out
 
     def _vin_changes(self, h_a: int, h_b: int) -> list[Signal]:
@@ -298,7 +370,11 @@ class Vehicle:
             if h < h_a:
                 continue
             if self.last_vin is not None and vin != self.last_vin:
-                out.append(Signal(t, "vin_change", 2, 1.0, {"previous_vin": self.last_vin, "vin": vin}, (t, t)))
+                out.append(
+                    Signal(
+                        t, "vin_change", 2, 1.0, {"previous_vin": self.last_vin, "vin": vin}, (t, t)
+                    )
+                )
             self.last_vin = vin
         self.vins = keep
         return out
@@ -311,7 +387,9 @@ class Vehicle:
         if key_h.size:
             order = np.lexsort((key_c, key_h))
             key_h, key_c, w = key_h[order], key_c[order], w[order]
-            starts = np.flatnonzero(np.r_[True, (key_h[1:] != key_h[:-1]) | (key_c[1:] != key_c[:-1])])
+            starts = np.flatnonzero(
+                np.r_[True, (key_h[1:] != key_h[:-1]) | (key_c[1:] != key_c[:-1])]
+            )
             new = {"hour": key_h[starts], "cell": key_c[starts], "secs": np.add.reduceat(w, starts)}
             self.cells = _concat(self.cells, new)
         if not self.hist:
@@ -332,8 +410,17 @@ class Vehicle:
             return out
         one = np.array([0, d.t.size], dtype=np.int64)
         span = float(self.cfg.context_h * HOUR)
-        pe = _core.entropy_rolling(np.ascontiguousarray(d.turn), np.ascontiguousarray(d.t), one, 0, span, 3, 1,
-                                   True, np.zeros(0))
+        pe = _core.entropy_rolling(
+            np.ascontiguousarray(d.turn),
+            np.ascontiguousarray(d.t),
+            one,
+            0,
+            span,
+            3,
+            1,
+            True,
+            np.zeros(0),
+        )
         hs = np.floor(d.t / HOUR).astype(np.int64)
         sel = np.flatnonzero((hs >= h_a) & (hs < h_b))
         if sel.size:
@@ -352,12 +439,23 @@ class Vehicle:
         lo, hi = day - c.lag_h - c.baseline_h, day - c.lag_h
         H = self.hist
         sel = (H["hour"] >= lo) & (H["hour"] < hi) & (H["n"] + H["n_odo"] > 0)
-        self.base = {f: _robust(H[f][sel]) for f in (*ENTROPY_FEATURES, "km_24h")}
+        names = (*ENTROPY_FEATURES, "km_24h")
+        block = np.stack([H[f][sel] for f in names], axis=1)
+        med, cnt = _col_median(block)
+        mad, _ = _col_median(np.abs(block - med))
+        self.base = {f: (float(med[i]), float(mad[i]), int(cnt[i])) for i, f in enumerate(names)}
         # the familiar area: cells visited on at least home_days distinct days
         cs = (self.cells["hour"] >= lo) & (self.cells["hour"] < hi)
-        pairs = np.unique(np.stack([self.cells["cell"][cs], self.cells["hour"][cs] // 24]), axis=1)
-        cells, days = np.unique(pairs[0], return_counts=True) if pairs.size else (np.zeros(0, np.int64), [])
-        self.base_cells = cell_centers(cells[np.asarray(days) >= c.home_days], c.cell_m)
+        cell, dayn = self.cells["cell"][cs], self.cells["hour"][cs] // 24
+        order = np.lexsort((dayn, cell))
+        cell, dayn = cell[order], dayn[order]
+        first = (
+            np.r_[True, (cell[1:] != cell[:-1]) | (dayn[1:] != dayn[:-1])]
+            if cell.size
+            else cell.astype(bool)
+        )
+        cells, days = np.unique(cell[first], return_counts=True)
+        self.base_cells = cell_centers(cells[days >= c.home_days], c.cell_m)
 
     def _score_hours(self, d: Any, h_a: int, h_b: int) -> list[Signal]:
         c = self.cfg
@@ -376,7 +474,9 @@ class Vehicle:
         feats["location_entropy"] = loc
         feats["new_place_share"] = new_share
         with np.errstate(divide="ignore", invalid="ignore"):
-            feats["night_share"] = np.where(sums["moving_s"] > 0, sums["night_s"] / sums["moving_s"], np.nan)
+            feats["night_share"] = np.where(
+                sums["moving_s"] > 0, sums["night_s"] / sums["moving_s"], np.nan
+            )
             km_track = sums["dist_km"]
             km_odo = np.where(sums["n_odo"] > 0, sums["odo_km"], np.nan)
             feats["km_track_24h"] = km_track
@@ -386,7 +486,13 @@ class Vehicle:
             speeding = np.where(sums["moving_s"] > 0, sums["speeding_s"] / sums["moving_s"], 0.0)
             feats["behaviour"] = np.where(
                 sums["moving_s"] > 0,
-                np.exp(-(sums["harsh_accel"] * per100 / 10.0 + sums["harsh_brake"] * per100 / 5.0 + 2.0 * speeding)),
+                np.exp(
+                    -(
+                        sums["harsh_accel"] * per100 / 10.0
+                        + sums["harsh_brake"] * per100 / 5.0
+                        + 2.0 * speeding
+                    )
+                ),
                 np.nan,
             )
         signals: list[Signal] = []
@@ -394,30 +500,47 @@ class Vehicle:
         away = np.full(nh, np.nan)
         score = np.full(nh, np.nan)
         cus = np.full(nh, np.nan)
-        band = {f"{f}_{q}": np.full(nh, np.nan) for f in (*ENTROPY_FEATURES, "km_24h") for q in ("median", "mad")}
-        for j in range(nh):
-            h = h_a + j
-            t_end = float((h + 1) * HOUR)
-            self._baseline((h // 24) * 24)
+        band = {
+            f"{f}_{q}": np.full(nh, np.nan)
+            for f in (*ENTROPY_FEATURES, "km_24h")
+            for q in ("median", "mad")
+        }
+        for f, v in feats.items():
+            H[f][pos] = v
+        # one block per UTC day: the baseline is fixed within a day
+        j = 0
+        while j < nh:
+            day = ((h_a + j) // 24) * 24
+            je = min(nh, day + 24 - h_a)
+            sl = slice(j, je)
+            self._baseline(day)
             for f in (*ENTROPY_FEATURES, "km_24h"):
                 med, mad, n = self.base[f]
-                if n >= self.cfg.min_baseline_h:
-                    band[f"{f}_median"][j] = med
-                    band[f"{f}_mad"][j] = mad
-            lat, lon = H["last_lat"][pos[j]], H["last_lon"][pos[j]]
+                if n >= c.min_baseline_h:
+                    band[f"{f}_median"][sl] = med
+                    band[f"{f}_mad"][sl] = mad
             blat, blon = self.base_cells
-            if not math.isnan(lat) and blat.size:
-                away[j] = float(haversine_m(np.full(blat.size, lat), np.full(blat.size, lon), blat, blon).min()) / 1e3
-            H["away_km"][pos[j]] = away[j]
-            for f, v in feats.items():
-                H[f][pos[j]] = v[j]
-            signals += self._entropy_signal(j, h, t_end, feats, score, cus)
-            signals += self._mileage_signals(j, t_end, feats)
-            signals += self._relocation_signal(pos[j], t_end, away[j])
+            if blat.size:
+                lat, lon = H["last_lat"][pos[sl]], H["last_lon"][pos[sl]]
+                dist = haversine_m(lat[:, None], lon[:, None], blat[None, :], blon[None, :])
+                away[sl] = np.where(np.isnan(lat), np.nan, dist.min(axis=1) / 1e3)
+            H["away_km"][pos[sl]] = away[sl]
+            t_end = (np.arange(h_a + j, h_a + je, dtype=np.float64) + 1) * HOUR
+            signals += self._entropy_block(sl, t_end, feats, score, cus)
+            signals += self._mileage_block(sl, t_end, feats)
+            signals += self._relocation_block(pos[sl], t_end, away[sl])
+            j = je
         H["score"][pos] = score
         H["cusum"][pos] = cus
-        self.feature_rows.append({"hour": H["hour"][pos], "n_fixes": H["n"][pos], "km_track": H["dist_km"][pos],
-                                  **{f: H[f][pos] for f in HOURLY_FEATURES}, **band})
+        self.feature_rows.append(
+            {
+                "hour": H["hour"][pos],
+                "n_fixes": H["n"][pos],
+                "km_track": H["dist_km"][pos],
+                **{f: H[f][pos] for f in HOURLY_FEATURES},
+                **band,
+            }
+        )
         return signals
 
     def _location(self, h_a: int, h_b: int) -> tuple[F64, F64]:
@@ -471,72 +594,126 @@ class Vehicle:
         return loc, share
 
     # -- detectors ---------------------------------------------------------
-    def _entropy_signal(self, j: int, h: int, t_end: float, feats: dict[str, F64], score: F64,
-                        cus: F64) -> list[Signal]:
+    def _entropy_block(
+        self, sl: slice, t_end: F64, feats: dict[str, F64], score: F64, cus: F64
+    ) -> list[Signal]:
         c = self.cfg
-        zs = {}
-        for f in ENTROPY_FEATURES:
-            med, mad, n = self.base.get(f, (math.nan, math.nan, 0))
-            v = feats[f][j]
-            if n < c.min_baseline_h or math.isnan(v):
+        n = t_end.size
+        z = np.full((n, len(ENTROPY_FEATURES)), np.nan)
+        for i, f in enumerate(ENTROPY_FEATURES):
+            med, mad, cnt = self.base.get(f, (math.nan, math.nan, 0))
+            if cnt < c.min_baseline_h:
                 continue
-            floor = {"new_place_share": c.share_z_floor, "stop_entropy": c.stop_z_floor}.get(f, c.entropy_z_floor)
-            zs[f] = (v - med) / max(1.4826 * mad, floor)
-        if not zs:
-            cus[j] = self.cusum
-            return []
+            floor = {"new_place_share": c.share_z_floor, "stop_entropy": c.stop_z_floor}.get(
+                f, c.entropy_z_floor
+            )
+            z[:, i] = (feats[f][sl] - med) / max(1.4826 * mad, floor)
         # the mean of the two largest increases: misuse moves several
         # features at once, noise in one feature alone does not count double
-        top = sorted((min(max(z, 0.0), 10.0) for z in zs.values()), reverse=True)[:2]
-        sc = float(np.mean(top))
-        score[j] = sc
-        self.cusum = min(max(0.0, self.cusum + sc - c.cusum_k), 3 * c.cusum_h)
-        cus[j] = self.cusum
-        if self.cusum < c.cusum_h:
-            return []
-        ev = {"z": {f: round(z, 3) for f, z in zs.items()}, "score": sc, "cusum": self.cusum,
-              "window_h": c.context_h}
-        seg = (t_end - c.context_h * HOUR, t_end)
-        return [Signal(t_end, "entropy_increase", 0, self.cusum, ev, seg, self._path_fn(seg))]
-
-    def _mileage_signals(self, j: int, t_end: float, feats: dict[str, F64]) -> list[Signal]:
-        c = self.cfg
+        valid = (~np.isnan(z)).sum(axis=1)
+        top = -np.sort(-np.where(np.isnan(z), -np.inf, np.clip(z, 0.0, 10.0)), axis=1)[:, :2]
+        with np.errstate(invalid="ignore"):
+            sc = np.where(
+                valid >= 2, (top[:, 0] + top[:, 1]) / 2, np.where(valid == 1, top[:, 0], np.nan)
+            )
+        score[sl] = sc
         out: list[Signal] = []
-        seg = (t_end - c.context_h * HOUR, t_end)
-        med, mad, n = self.base.get("km_24h", (math.nan, math.nan, 0))
-        km = feats["km_24h"][j]
-        if n >= c.min_baseline_h and not math.isnan(km):
-            excess = km - med
-            z = excess / max(1.4826 * mad, c.mileage_mad_floor_km)
-            if excess * 30 >= c.mileage_warn_km_month and z >= c.mileage_z:
-                ev = {"km_24h": km, "baseline_km_24h": med, "excess_km_month": excess * 30, "z": z}
-                out.append(Signal(t_end, "mileage_jump", 0, excess * 30, ev, seg, self._path_fn(seg)))
-        track, odo = feats["km_track_24h"][j], feats["km_odo_24h"][j]  # odo is NaN without readings
-        if not math.isnan(odo) and track >= c.freeze_track_km:
-            ev = {"km_track_24h": track, "km_odo_24h": odo}
-            if odo < c.rollback_km:
-                out.append(Signal(t_end, "odometer_freeze", 1, track, ev, seg, self._path_fn(seg)))
-            else:
-                ratio = odo / track
-                if not c.mismatch_low <= ratio <= c.mismatch_high:
-                    ev["ratio"] = ratio
-                    out.append(Signal(t_end, "odometer_mismatch", 0, abs(math.log(ratio)), ev, seg,
-                                      self._path_fn(seg)))
+        for i in range(n):
+            if not math.isnan(sc[i]):
+                self.cusum = min(max(0.0, self.cusum + float(sc[i]) - c.cusum_k), 3 * c.cusum_h)
+            cus[sl.start + i] = self.cusum
+            if math.isnan(sc[i]) or self.cusum < c.cusum_h:
+                continue
+            te = float(t_end[i])
+            zs = {
+                f: round(float(z[i, k]), 3)
+                for k, f in enumerate(ENTROPY_FEATURES)
+                if not math.isnan(z[i, k])
+            }
+            ev = {"z": zs, "score": float(sc[i]), "cusum": self.cusum, "window_h": c.context_h}
+            seg = (te - c.context_h * HOUR, te)
+            out.append(Signal(te, "entropy_increase", 0, self.cusum, ev, seg, self._path_fn(seg)))
         return out
 
-    def _relocation_signal(self, p: int, t_end: float, away: float) -> list[Signal]:
+    def _mileage_block(self, sl: slice, t_end: F64, feats: dict[str, F64]) -> list[Signal]:
         c = self.cfg
-        is_away = not math.isnan(away) and away >= c.away_km
-        self.away_streak = self.away_streak + 1 if is_away else 0
-        lo = max(0, p - c.context_h + 1)
-        aw = self.hist["away_km"][lo:p + 1]
-        n_away = int(np.sum(aw >= c.away_km))
-        if n_away < c.away_hours or not is_away:
-            return []
-        lvl = 2 if self.away_streak >= c.away_emergency_h else 1
-        seg = (t_end - c.context_h * HOUR, t_end)
-        ev = {"away_km": away, "away_hours_in_window": n_away, "away_streak_h": self.away_streak}
-        return [Signal(t_end, "relocation", lvl, away, ev, seg, self._path_fn(seg))]
+        out: list[Signal] = []
+        med, mad, cnt = self.base.get("km_24h", (math.nan, math.nan, 0))
+        km = feats["km_24h"][sl]
+        track, odo = (
+            feats["km_track_24h"][sl],
+            feats["km_odo_24h"][sl],
+        )  # odo is NaN without readings
+        jump = np.zeros(t_end.size, dtype=bool)
+        excess = km - med
+        z = (
+            excess / max(1.4826 * mad, c.mileage_mad_floor_km)
+            if cnt >= c.min_baseline_h
+            else excess * np.nan
+        )
+        with np.errstate(invalid="ignore"):
+            if cnt >= c.min_baseline_h:
+                jump = (excess * 30 >= c.mileage_warn_km_month) & (z >= c.mileage_z)
+            checked = ~np.isnan(odo) & (track >= c.freeze_track_km)
+            frozen = checked & (odo < c.rollback_km)
+            ratio = np.where(checked & ~frozen, odo / np.where(track > 0, track, 1.0), 1.0)
+            mismatch = checked & ~frozen & ((ratio < c.mismatch_low) | (ratio > c.mismatch_high))
+        for i in np.flatnonzero(jump | frozen | mismatch):
+            te = float(t_end[i])
+            seg = (te - c.context_h * HOUR, te)
+            if jump[i]:
+                ev = {
+                    "km_24h": float(km[i]),
+                    "baseline_km_24h": med,
+                    "excess_km_month": float(excess[i] * 30),
+                    "z": float(z[i]),
+                }
+                out.append(
+                    Signal(
+                        te, "mileage_jump", 0, float(excess[i] * 30), ev, seg, self._path_fn(seg)
+                    )
+                )
+            ev = {"km_track_24h": float(track[i]), "km_odo_24h": float(odo[i])}
+            if frozen[i]:
+                out.append(
+                    Signal(te, "odometer_freeze", 1, float(track[i]), ev, seg, self._path_fn(seg))
+                )
+            if mismatch[i]:
+                ev["ratio"] = float(ratio[i])
+                out.append(
+                    Signal(
+                        te,
+                        "odometer_mismatch",
+                        0,
+                        abs(math.log(ratio[i])),
+                        ev,
+                        seg,
+                        self._path_fn(seg),
+                    )
+                )
+        return out
+
+    def _relocation_block(self, P: I64, t_end: F64, away: F64) -> list[Signal]:
+        c = self.cfg
+        flag = np.nan_to_num(self.hist["away_km"], nan=0.0) >= c.away_km
+        cs = np.r_[0, np.cumsum(flag)]
+        n_away = cs[P + 1] - cs[np.maximum(P + 1 - c.context_h, 0)]
+        out: list[Signal] = []
+        for i in range(t_end.size):
+            is_away = bool(flag[P[i]])
+            self.away_streak = self.away_streak + 1 if is_away else 0
+            if not is_away or n_away[i] < c.away_hours:
+                continue
+            te = float(t_end[i])
+            lvl = 2 if self.away_streak >= c.away_emergency_h else 1
+            seg = (te - c.context_h * HOUR, te)
+            ev = {
+                "away_km": float(away[i]),
+                "away_hours_in_window": int(n_away[i]),
+                "away_streak_h": self.away_streak,
+            }
+            out.append(Signal(te, "relocation", lvl, float(away[i]), ev, seg, self._path_fn(seg)))
+        return out
 
     # -- evidence and trimming --------------------------------------------
     def _path_fn(self, seg: tuple[float, float]) -> Any:
@@ -574,7 +751,9 @@ class Vehicle:
             self.cells = _take(self.cells, ck)
 
     # -- alerts --------------------------------------------------------------
-    def apply(self, signals: list[Signal], hour_ends: list[float], changed: dict[str, Alert]) -> None:
+    def apply(
+        self, signals: list[Signal], hour_ends: list[float], changed: dict[str, Alert]
+    ) -> None:
         """Feeds signals and hour-end close checks to the alert book, in time order."""
         events: list[tuple[float, int, Signal | None]] = [(s.time, 0, s) for s in signals]
         events += [(t, 1, None) for t in hour_ends]
@@ -604,7 +783,17 @@ class Vehicle:
                 self._close(a, s.time, changed)
             return
         if a is None:
-            a = Alert(self.id, s.kind, s.level, s.score, s.time, s.time, s.time, s.time, base_level=s.level)
+            a = Alert(
+                self.id,
+                s.kind,
+                s.level,
+                s.score,
+                s.time,
+                s.time,
+                s.time,
+                s.time,
+                base_level=s.level,
+            )
             self._evidence(a, s)
             self.open[s.kind] = a
             changed[a.alert_id] = a

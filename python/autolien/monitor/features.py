@@ -15,7 +15,16 @@ import numpy.typing as npt
 from .. import _core
 from .config import MonitorConfig
 
-__all__ = ["EARTH_M", "HOUR", "cell_centers", "cell_ids", "derive", "haversine_m", "hourly", "shannon_groups"]
+__all__ = [
+    "EARTH_M",
+    "HOUR",
+    "cell_centers",
+    "cell_ids",
+    "derive",
+    "haversine_m",
+    "hourly",
+    "shannon_groups",
+]
 
 HOUR = 3600
 EARTH_M = 6_371_008.8  # mean Earth radius (IUGG)
@@ -34,13 +43,13 @@ def haversine_m(lat1: F64, lon1: F64, lat2: F64, lon2: F64) -> F64:
 
 
 def cell_ids(lat: F64, lon: F64, cell_m: float) -> I64:
-    """Cells of a sinusoidal equal-area grid: rows of cell_m metres of
-    latitude, each cut into columns cell_m metres wide along its parallel, so
-    every cell covers cell_m^2 wherever it lies."""
+    """Cells of a fixed-size equal-area grid: cell_m squares in the
+    sinusoidal projection on the mean-radius sphere (x = R lon cos(lat),
+    y = R lat), which preserves area, so every cell covers cell_m^2 of the
+    Earth wherever it lies."""
     y = np.radians(lat) * EARTH_M
+    x = np.radians(lon) * EARTH_M * np.cos(np.radians(lat))
     row = np.floor(y / cell_m)
-    phi = np.radians((row + 0.5) * cell_m / EARTH_M * 180 / np.pi)  # the row's centre parallel
-    x = np.radians(lon) * EARTH_M * np.cos(phi)
     col = np.floor(x / cell_m)
     return (row.astype(np.int64) << 32) + (col.astype(np.int64) + (1 << 31))
 
@@ -78,7 +87,9 @@ class Derived:
     jump_m: F64
 
 
-def derive(t: F64, lat: F64, lon: F64, speed_in: F64, run_carry: float, cfg: MonitorConfig) -> Derived:
+def derive(
+    t: F64, lat: F64, lon: F64, speed_in: F64, run_carry: float, cfg: MonitorConfig
+) -> Derived:
     n = t.size
     dist = np.zeros(n)
     dt = np.zeros(n)
@@ -93,11 +104,16 @@ def derive(t: F64, lat: F64, lon: F64, speed_in: F64, run_carry: float, cfg: Mon
     still = np.zeros(n, dtype=bool)
     if n > 1:
         measured = ~np.isnan(speed_in)
-        still[1:] = measured[1:] & measured[:-1] & (speed_in[1:] < cfg.moving_kmh) & (speed_in[:-1] < cfg.moving_kmh)
+        still[1:] = (
+            measured[1:]
+            & measured[:-1]
+            & (speed_in[1:] < cfg.moving_kmh)
+            & (speed_in[:-1] < cfg.moving_kmh)
+        )
     jump = (dist >= cfg.jump_min_m) & (
         ((dt > 0) & (implied > cfg.jump_kmh)) | (dt <= 0) | (still & (dt >= cfg.jump_still_gap_s))
     )
-    jump[0] = False
+    jump[:1] = False
     jump_m = np.where(jump, dist, 0.0)
     # neither a jump nor a hop across a silence is observed driving
     dist = np.where(jump | (dt > cfg.silence_warning_h * HOUR), 0.0, dist)
@@ -121,7 +137,7 @@ def derive(t: F64, lat: F64, lon: F64, speed_in: F64, run_carry: float, cfg: Mon
     # headings of moving steps, and the turn between consecutive ones
     heading = np.full(n, np.nan)
     ok = moving & (dist >= 5.0)
-    ok[0] = False
+    ok[:1] = False
     if ok.any():
         i = np.flatnonzero(ok)
         p1, p2 = np.radians(lat[i - 1]), np.radians(lat[i])
@@ -153,12 +169,35 @@ def derive(t: F64, lat: F64, lon: F64, speed_in: F64, run_carry: float, cfg: Mon
         dur = t[1:] - run_start[:-1]
         stop_end[1:] = ends & (dur >= cfg.stop_min_s)
         stop_s[1:] = np.where(stop_end[1:], dur, 0.0)
-    return Derived(t, lat, lon, speed, moving, dist, moving_s, night_s, speeding_s, harsh_a, harsh_b, turn,
-                   dwell, cells, run_start, stop_end, stop_s, jump, jump_m)
+    return Derived(
+        t,
+        lat,
+        lon,
+        speed,
+        moving,
+        dist,
+        moving_s,
+        night_s,
+        speeding_s,
+        harsh_a,
+        harsh_b,
+        turn,
+        dwell,
+        cells,
+        run_start,
+        stop_end,
+        stop_s,
+        jump,
+        jump_m,
+    )
 
 
 def _hist(idx: I64, bins: I64, nb: int, nh: int, w: npt.NDArray[np.int64] | None = None) -> I64:
-    flat = np.bincount(idx * nb + bins, weights=w, minlength=nh * nb) if idx.size else np.zeros(nh * nb)
+    flat = (
+        np.bincount(idx * nb + bins, weights=w, minlength=nh * nb)
+        if idx.size
+        else np.zeros(nh * nb)
+    )
     return np.rint(flat).astype(np.int64).reshape(nh, nb)
 
 
@@ -217,7 +256,9 @@ def shannon_groups(target: I64, counts: F64, nt: int) -> F64:
     clog = np.where(counts > 0, counts * np.log2(np.where(counts > 0, counts, 1.0)), 0.0)
     s = np.add.reduceat(clog, starts)
     with np.errstate(divide="ignore", invalid="ignore"):
-        h = np.where(tot > 0, np.log2(np.where(tot > 0, tot, 1.0)) - s / np.where(tot > 0, tot, 1.0), np.nan)
+        h = np.where(
+            tot > 0, np.log2(np.where(tot > 0, tot, 1.0)) - s / np.where(tot > 0, tot, 1.0), np.nan
+        )
     out[target[starts]] = np.maximum(h, 0.0)
     return out
 

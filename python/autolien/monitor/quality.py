@@ -28,13 +28,18 @@ def _us(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return np.asarray(col.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.float64) / 1e6
 
 
-def detection_quality(alerts: pa.Table, truth: pa.Table, *, eval_start: Any, horizon_h: float = 168.0) -> dict[str, Any]:
+def detection_quality(
+    alerts: pa.Table, truth: pa.Table, *, eval_start: Any, horizon_h: float = 168.0
+) -> dict[str, Any]:
     """Per truth kind: recall (detected within ``horizon_h`` of the start),
     whether the expected level was reached, and delays in hours; per alert
     kind: precision over the alerts opened from ``eval_start`` on (warm-up
     alerts before it are not judged). Emergencies on vehicles without an
     injected anomaly are counted apart."""
-    t0 = float(pa.array([eval_start]).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())[0].as_py()) / 1e6
+    t0 = (
+        float(pa.array([eval_start]).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())[0].as_py())
+        / 1e6
+    )
     A = alerts.to_pylist()
     opened = _us(alerts.column("opened")) if alerts.num_rows else np.zeros(0)
     truth_rows = truth.to_pylist()
@@ -42,12 +47,17 @@ def detection_quality(alerts: pa.Table, truth: pa.Table, *, eval_start: Any, hor
     by_vehicle = {r["vehicle_id"]: (r, s) for r, s in zip(truth_rows, starts, strict=True)}
     per_kind: dict[str, dict[str, Any]] = {}
     for r, s in zip(truth_rows, starts, strict=True):
-        k = per_kind.setdefault(r["anomaly"], {"kind": r["kind"], "n": 0, "detected": 0, "level_ok": 0,
-                                               "delays_h": []})
+        k = per_kind.setdefault(
+            r["anomaly"], {"kind": r["kind"], "n": 0, "detected": 0, "level_ok": 0, "delays_h": []}
+        )
         k["n"] += 1
-        hits = [(o, a) for o, a in zip(opened, A, strict=True)
-                if a["vehicle_id"] == r["vehicle_id"] and a["kind"] == r["kind"]
-                and s - 3600 <= o <= s + horizon_h * 3600]
+        hits = [
+            (o, a)
+            for o, a in zip(opened, A, strict=True)
+            if a["vehicle_id"] == r["vehicle_id"]
+            and a["kind"] == r["kind"]
+            and s - 3600 <= o <= s + horizon_h * 3600
+        ]
         if hits:
             k["detected"] += 1
             k["delays_h"].append((min(o for o, _ in hits) - s) / 3600)
@@ -57,9 +67,13 @@ def detection_quality(alerts: pa.Table, truth: pa.Table, *, eval_start: Any, hor
     for name, k in per_kind.items():
         d = k["delays_h"]
         summary["anomalies"][name] = {
-            "kind": k["kind"], "n": k["n"], "recall": k["detected"] / k["n"],
+            "kind": k["kind"],
+            "n": k["n"],
+            "recall": k["detected"] / k["n"],
             "level_reached": k["level_ok"] / k["n"],
-            "median_delay_h": float(np.median(d)) if d else None, "max_delay_h": float(max(d)) if d else None,
+            "median_delay_h": float(np.median(d)) if d else None,
+            "max_delay_h": float(max(d)) if d else None,
+            "delays_h": [float(x) for x in d],
         }
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for o, a in zip(opened, A, strict=True):

@@ -53,7 +53,9 @@ def _ts(x: float | None) -> Any:
     return None if x is None or math.isnan(x) else int(round(x * 1e6))
 
 
-def _split(table: pa.Table, vehicle_column: str, cols: dict[str, str]) -> Iterator[tuple[str, dict[str, Any]]]:
+def _split(
+    table: pa.Table, vehicle_column: str, cols: dict[str, str]
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """Rows per vehicle in time order: (vehicle_id, {name: numpy array})."""
     if vehicle_column not in table.column_names:
         raise ValueError(f"table has no {vehicle_column!r} column")
@@ -69,7 +71,11 @@ def _split(table: pa.Table, vehicle_column: str, cols: dict[str, str]) -> Iterat
     for name, col in cols.items():
         a = table.column(col).cast(pa.float64()).to_numpy(zero_copy_only=False) if col else None
         arrays[name] = a[order] if a is not None else np.full(order.size, np.nan)
-    bounds = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1], True]) if codes.size else np.zeros(1, np.int64)
+    bounds = (
+        np.flatnonzero(np.r_[True, codes[1:] != codes[:-1], True])
+        if codes.size
+        else np.zeros(1, np.int64)
+    )
     names = enc.dictionary.to_pylist()
     for i in range(bounds.size - 1):
         a, b = bounds[i], bounds[i + 1]
@@ -86,7 +92,9 @@ class Monitor:
     Rows older than an hour the monitor has already scored for their vehicle
     are rejected (``rejects``), not silently merged."""
 
-    def __init__(self, config: MonitorConfig | None = None, *, vehicle_column: str = "vehicle_id") -> None:
+    def __init__(
+        self, config: MonitorConfig | None = None, *, vehicle_column: str = "vehicle_id"
+    ) -> None:
         self.config = config or MonitorConfig()
         self.vehicle_column = vehicle_column
         self.now: float | None = None
@@ -108,13 +116,23 @@ class Monitor:
             self._rejects.append((source, vid, float(t), "late: its hour was already scored"))
         return {k: a[~late] for k, a in arrays.items()} if late.any() else arrays
 
-    def update(self, tracks: pa.Table | None = None, odometer: pa.Table | None = None,
-               vins: pa.Table | None = None, *, now: Any = None) -> pa.Table:
+    def update(
+        self,
+        tracks: pa.Table | None = None,
+        odometer: pa.Table | None = None,
+        vins: pa.Table | None = None,
+        *,
+        now: Any = None,
+    ) -> pa.Table:
         per: dict[str, dict[str, Any]] = {}
         latest = -math.inf
         if tracks is not None and tracks.num_rows:
             tracks = _usable(tracks)
-            cols = {"lat": "lat", "lon": "lon", "speed": "speed_kmh" if "speed_kmh" in tracks.column_names else ""}
+            cols = {
+                "lat": "lat",
+                "lon": "lon",
+                "speed": "speed_kmh" if "speed_kmh" in tracks.column_names else "",
+            }
             for vid, arr in _split(tracks, self.vehicle_column, cols):
                 latest = max(latest, float(arr["t"][-1]))
                 bad = np.isnan(arr["lat"]) | np.isnan(arr["lon"])
@@ -123,7 +141,9 @@ class Monitor:
                 arr = {k: a[~bad] for k, a in arr.items()}
                 per.setdefault(vid, {})["track"] = self._late("track", vid, arr)
         if odometer is not None and odometer.num_rows:
-            col = next((c for c in ("odometer_km", "mileage_km") if c in odometer.column_names), None)
+            col = next(
+                (c for c in ("odometer_km", "mileage_km") if c in odometer.column_names), None
+            )
             if col is None:
                 raise ValueError("odometer table needs an 'odometer_km' or 'mileage_km' column")
             for vid, arr in _split(odometer, self.vehicle_column, {"km": col}):
@@ -144,7 +164,9 @@ class Monitor:
                     continue
                 v = self._vehicles.get(ids[i])
                 if v is not None and v.h_done is not None and t[i] < v.h_done * HOUR:
-                    self._rejects.append(("vin", ids[i], float(t[i]), "late: its hour was already scored"))
+                    self._rejects.append(
+                        ("vin", ids[i], float(t[i]), "late: its hour was already scored")
+                    )
                     continue
                 per.setdefault(ids[i], {}).setdefault("vins", []).append((float(t[i]), vv[i]))
         clock = _clock(now) if now is not None else latest
@@ -181,12 +203,16 @@ class Monitor:
         for vid, v in self._vehicles.items():
             for rows in v.feature_rows:
                 n = rows["hour"].size
-                cols: dict[str, Any] = {"vehicle_id": pa.array([vid] * n, pa.string()),
-                                        "hour": pa.array(rows["hour"] * HOUR * 1_000_000, pa.int64()).cast(TIME_TYPE)}
+                cols: dict[str, Any] = {
+                    "vehicle_id": pa.array([vid] * n, pa.string()),
+                    "hour": pa.array(rows["hour"] * HOUR * 1_000_000, pa.int64()).cast(TIME_TYPE),
+                }
                 cols.update({k: pa.array(x) for k, x in rows.items() if k != "hour"})
                 parts.append(pa.table(cols))
         if not parts:
-            return pa.table({"vehicle_id": pa.array([], pa.string()), "hour": pa.array([], TIME_TYPE)})
+            return pa.table(
+                {"vehicle_id": pa.array([], pa.string()), "hour": pa.array([], TIME_TYPE)}
+            )
         return pa.concat_tables(parts).sort_by([("vehicle_id", "ascending"), ("hour", "ascending")])
 
     @property
@@ -194,14 +220,25 @@ class Monitor:
         """Rows set aside, with their reason (late, missing position or reading)."""
         src, vid, t, why = zip(*self._rejects, strict=True) if self._rejects else ((), (), (), ())
         return pa.table(
-            {"source": pa.array(src, pa.string()), "vehicle_id": pa.array(vid, pa.string()),
-             "time": pa.array([_ts(x) for x in t], pa.int64()).cast(TIME_TYPE), "reason": pa.array(why, pa.string())},
+            {
+                "source": pa.array(src, pa.string()),
+                "vehicle_id": pa.array(vid, pa.string()),
+                "time": pa.array([_ts(x) for x in t], pa.int64()).cast(TIME_TYPE),
+                "reason": pa.array(why, pa.string()),
+            },
             schema=REJECTS_SCHEMA,
         )
 
 
-def score(tracks: pa.Table | None, odometer: pa.Table | None = None, *, vins: pa.Table | None = None,
-          config: MonitorConfig | None = None, now: Any = None, vehicle_column: str = "vehicle_id") -> pa.Table:
+def score(
+    tracks: pa.Table | None,
+    odometer: pa.Table | None = None,
+    *,
+    vins: pa.Table | None = None,
+    config: MonitorConfig | None = None,
+    now: Any = None,
+    vehicle_column: str = "vehicle_id",
+) -> pa.Table:
     """Alerts for a whole period in one call: the batch form of Monitor."""
     m = Monitor(config, vehicle_column=vehicle_column)
     m.update(tracks, odometer, vins, now=now)
@@ -250,18 +287,30 @@ def _alerts_table(alerts: list[Alert], m: Monitor) -> pa.Table:
             cols["path"].append(None)
         else:
             t, lat, lon = a.path
-            cols["path"].append([{"time": _ts(x), "lat": y, "lon": z} for x, y, z in
-                                 zip(t.tolist(), lat.tolist(), lon.tolist(), strict=True)])
+            cols["path"].append(
+                [
+                    {"time": _ts(x), "lat": y, "lon": z}
+                    for x, y, z in zip(t.tolist(), lat.tolist(), lon.tolist(), strict=True)
+                ]
+            )
     arrays = []
     for f in ALERTS_SCHEMA:
         if pa.types.is_timestamp(f.type):
             arrays.append(pa.array(cols[f.name], pa.int64()).cast(f.type))
         elif f.name == "path":
-            arrays.append(pa.array([None if p is None else [{**q, "time": q["time"]} for q in p]
-                                    for p in cols[f.name]], pa.list_(pa.struct([("time", pa.int64()),
-                                                                                  ("lat", pa.float64()),
-                                                                                  ("lon", pa.float64())])))
-                          .cast(f.type))
+            arrays.append(
+                pa.array(
+                    [
+                        None if p is None else [{**q, "time": q["time"]} for q in p]
+                        for p in cols[f.name]
+                    ],
+                    pa.list_(
+                        pa.struct(
+                            [("time", pa.int64()), ("lat", pa.float64()), ("lon", pa.float64())]
+                        )
+                    ),
+                ).cast(f.type)
+            )
         else:
             arrays.append(pa.array(cols[f.name], f.type))
     return pa.Table.from_arrays(arrays, schema=ALERTS_SCHEMA)

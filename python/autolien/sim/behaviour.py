@@ -51,7 +51,9 @@ def _offset(lat: float, lon: float, east_m: float, north_m: float) -> tuple[floa
 
 
 class _Vehicle:
-    def __init__(self, rng: np.random.Generator, anomaly: str | None, anomaly_t: float, t0: float) -> None:
+    def __init__(
+        self, rng: np.random.Generator, anomaly: str | None, anomaly_t: float, t0: float
+    ) -> None:
         self.rng = rng
         self.anomaly = anomaly
         self.anomaly_t = anomaly_t
@@ -77,7 +79,9 @@ class _Vehicle:
         d = self.rng.uniform(lo, hi)
         return _offset(*c, d * math.cos(ang), d * math.sin(ang))
 
-    def _emit(self, t: np.ndarray, lat: np.ndarray, lon: np.ndarray, spd: np.ndarray, km: np.ndarray) -> None:
+    def _emit(
+        self, t: np.ndarray, lat: np.ndarray, lon: np.ndarray, spd: np.ndarray, km: np.ndarray
+    ) -> None:
         if self.anomaly == "silence":
             keep = (t < self.anomaly_t) | (t >= self.anomaly_t + 96 * 3600.0)
             t, lat, lon, spd, km = t[keep], lat[keep], lon[keep], spd[keep], km[keep]
@@ -95,7 +99,9 @@ class _Vehicle:
             return
         t = np.arange(self.t, t_end, _PARK_DT)
         n = t.size
-        self._emit(t, np.full(n, self.pos[0]), np.full(n, self.pos[1]), np.zeros(n), np.full(n, self.odo))
+        self._emit(
+            t, np.full(n, self.pos[0]), np.full(n, self.pos[1]), np.zeros(n), np.full(n, self.odo)
+        )
         self.t = t_end
 
     def drive(self, dest: tuple[float, float], kmh: float) -> None:
@@ -104,12 +110,18 @@ class _Vehicle:
         pts = [self.pos]
         for f in (0.33, 0.66):
             la, lo = la0 + (la1 - la0) * f, lo0 + (lo1 - lo0) * f
-            off = self.rng.normal(0, 0.08) * math.hypot((la1 - la0) * _M_PER_DEG, (lo1 - lo0) * _M_PER_DEG)
-            pts.append(_offset(la, lo, off * self.rng.choice([-1, 1]), off * self.rng.choice([-1, 1])))
+            off = self.rng.normal(0, 0.08) * math.hypot(
+                (la1 - la0) * _M_PER_DEG, (lo1 - lo0) * _M_PER_DEG
+            )
+            pts.append(
+                _offset(la, lo, off * self.rng.choice([-1, 1]), off * self.rng.choice([-1, 1]))
+            )
         pts.append(dest)
         plat = np.array([p[0] for p in pts])
         plon = np.array([p[1] for p in pts])
-        seg = np.hypot(np.diff(plat) * _M_PER_DEG, np.diff(plon) * _M_PER_DEG * math.cos(math.radians(la0)))
+        seg = np.hypot(
+            np.diff(plat) * _M_PER_DEG, np.diff(plon) * _M_PER_DEG * math.cos(math.radians(la0))
+        )
         cum = np.r_[0.0, np.cumsum(seg)]
         v = kmh / 3.6 * self.rng.uniform(0.85, 1.15)
         dur = cum[-1] / v
@@ -152,7 +164,11 @@ class _Vehicle:
         else:
             for _ in range(int(rng.integers(1, 3))):
                 far = rng.uniform() < 0.15
-                p = self._around(self.home, 10e3, 20e3) if far else self.places[int(rng.integers(4))]
+                p = (
+                    self._around(self.home, 10e3, 20e3)
+                    if far
+                    else self.places[int(rng.integers(4))]
+                )
                 self.trip(max(self.t, day0 + 3600 * rng.uniform(10, 15)), p, 55.0 if far else 40.0)
                 self.trip(self.t + rng.uniform(3600, 10800), self.home, 55.0 if far else 40.0)
         if self.anomaly == "mileage_jump" and active:
@@ -173,8 +189,14 @@ class _Vehicle:
         return new
 
 
-def simulate_fleet(n_vehicles: int = 30, days: int = 30, *, seed: int = 0, anomaly_day: int = 18,
-                   anomalies: dict[str, int] | None = None) -> Fleet:
+def simulate_fleet(
+    n_vehicles: int = 30,
+    days: int = 30,
+    *,
+    seed: int = 0,
+    anomaly_day: int = 18,
+    anomalies: dict[str, int] | None = None,
+) -> Fleet:
     """``anomalies`` maps an anomaly name to how many vehicles get it (the
     default: one of each); the rest behave normally."""
     if anomalies is None:
@@ -215,13 +237,29 @@ def simulate_fleet(n_vehicles: int = 30, days: int = 30, *, seed: int = 0, anoma
     n = [c["time"].size for _, c in tracks]
     ids = pa.array(np.repeat([v for v, _ in tracks], n))
     time = pa.array(np.concatenate([c["time"] for _, c in tracks])).cast(TIME_TYPE)
-    cat = {k: np.concatenate([c[k] for _, c in tracks]) for k in ("lat", "lon", "speed_kmh", "odometer_km")}
-    track_table = pa.table({"vehicle_id": ids, "time": time, "lat": cat["lat"], "lon": cat["lon"],
-                            "speed_kmh": cat["speed_kmh"]})
+    cat = {
+        k: np.concatenate([c[k] for _, c in tracks])
+        for k in ("lat", "lon", "speed_kmh", "odometer_km")
+    }
+    track_table = pa.table(
+        {
+            "vehicle_id": ids,
+            "time": time,
+            "lat": cat["lat"],
+            "lon": cat["lon"],
+            "speed_kmh": cat["speed_kmh"],
+        }
+    )
     odo_table = pa.table({"vehicle_id": ids, "time": time, "odometer_km": cat["odometer_km"]})
     del odos
     tv, ta, tk, ts, tl = zip(*truth, strict=True) if truth else ((), (), (), (), ())
-    truth_table = pa.table({"vehicle_id": pa.array(tv, pa.string()), "anomaly": pa.array(ta, pa.string()),
-                            "kind": pa.array(tk, pa.string()), "start": pa.array(ts, pa.int64()).cast(TIME_TYPE),
-                            "expected_level": pa.array(tl, pa.string())})
+    truth_table = pa.table(
+        {
+            "vehicle_id": pa.array(tv, pa.string()),
+            "anomaly": pa.array(ta, pa.string()),
+            "kind": pa.array(tk, pa.string()),
+            "start": pa.array(ts, pa.int64()).cast(TIME_TYPE),
+            "expected_level": pa.array(tl, pa.string()),
+        }
+    )
     return Fleet(track_table, odo_table, truth_table)
