@@ -45,7 +45,7 @@ def main(seeds: int = 10, vehicles: int = 30) -> dict[str, object]:
         for name, v in q["anomalies"].items():
             per[name]["delay"] += v["delays_h"]
         print(f"seed {seed}: done", file=sys.stderr)
-    report = {
+    return {
         "fleets": seeds,
         "vehicles": seeds * vehicles,
         "anomalies": {
@@ -63,7 +63,6 @@ def main(seeds: int = 10, vehicles: int = 30) -> dict[str, object]:
         },
         "emergencies_on_normal_vehicles": normal_em,
     }
-    return report
 
 
 if __name__ == "__main__":

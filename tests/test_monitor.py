@@ -218,7 +218,8 @@ def test_frozen_and_disagreeing_odometers() -> None:
     assert ("odometer_freeze", "alert") in kinds or ("odometer_freeze", "emergency") in kinds
     half = _table("f", t, odometer_km=12_345.0 + np.arange(t.size) * 0.4)  # half the track distance
     kinds = {a["kind"] for a in score(track, half).to_pylist()}
-    assert "odometer_mismatch" in kinds and "odometer_freeze" not in kinds
+    assert "odometer_mismatch" in kinds
+    assert "odometer_freeze" not in kinds
 
 
 def test_silence_grades_by_duration_and_closes_on_resume() -> None:
@@ -273,10 +274,12 @@ def test_grading_escalates_suppresses_and_closes() -> None:
     assert (a.level, a.n_signals) == (0, 5)  # four duplicates suppressed
     changed.clear()
     v.apply(sig[5:30], [], changed)
-    assert a.level == 1 and a.updated == T0 + 25 * 3600  # 24 h of signals: one step up
+    assert a.level == 1
+    assert a.updated == T0 + 25 * 3600
     changed.clear()
     v.apply(sig[30:], [], changed)
-    assert a.level == 1 and not changed  # entropy_increase is capped at alert
+    assert a.level == 1
+    assert not changed
     v.apply([], [T0 + 59 * 3600 + h * 3600 for h in range(1, 30)], changed)
     assert a.closed == T0 + 83 * 3600  # 24 h after the last signal
     # a fresh signal after closing opens a new alert
@@ -314,7 +317,7 @@ def test_fleet_anomalies_are_detected_at_their_level(fleets: list) -> None:
             p = prec.setdefault(kind, [0, 0])
             p[0] += v["true"]
             p[1] += v["alerts"]
-    for name, (n, hit, level, worst) in totals.items():
+    for name, (n, hit, level, _worst) in totals.items():
         assert hit == n, f"{name}: recall {hit}/{n}"
         assert level == n, f"{name}: expected level reached {level}/{n}"
     assert totals["mileage_jump"][3] < 24  # the jump within 24 h of its start
@@ -356,7 +359,8 @@ def test_streaming_equals_batch(fleets: list) -> None:
     assert m.rejects.num_rows == 0
     assert batch.schema.equals(ALERTS_SCHEMA)
     paths = [a["path"] for a in batch.to_pylist() if a["kind"] == "entropy_increase"]
-    assert paths and all(0 < len(p) <= MonitorConfig().path_points for p in paths)
+    assert paths
+    assert all(0 < len(p) <= MonitorConfig().path_points for p in paths)
 
 
 # -- input handling ----------------------------------------------------------

@@ -103,7 +103,7 @@ class Alert:
 
     @property
     def alert_id(self) -> str:
-        return f"{self.vehicle_id}:{self.kind}:{int(round(self.opened * 1e6))}"
+        return f"{self.vehicle_id}:{self.kind}:{round(self.opened * 1e6)}"
 
 
 def _concat(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -286,12 +286,12 @@ class Vehicle:
         h_a, h_b = self.h_done, h_end
         r = self.raw
         d = derive(r["t"], r["lat"], r["lon"], r["speed"], self.run_carry, c)
-        rows = hourly(d, h_a, h_b, c)
+        rows = hourly(d, h_a, h_b)
         self._odometer(rows, h_a, h_b)
         signals = self._jumps_and_rollbacks(d, h_a, h_b)
         signals += self._vin_changes(h_a, h_b)
         self._append_history(rows, d, h_a, h_b)
-        signals += self._score_hours(d, h_a, h_b)
+        signals += self._score_hours(h_a, h_b)
         self._trim(d, h_b)
         self.h_done = h_b
         signals.sort(key=lambda s: s.time)
@@ -457,7 +457,7 @@ class Vehicle:
         cells, days = np.unique(cell[first], return_counts=True)
         self.base_cells = cell_centers(cells[days >= c.home_days], c.cell_m)
 
-    def _score_hours(self, d: Any, h_a: int, h_b: int) -> list[Signal]:
+    def _score_hours(self, h_a: int, h_b: int) -> list[Signal]:
         c = self.cfg
         H = self.hist
         pos = np.arange(H["hour"].size - (h_b - h_a), H["hour"].size)

@@ -201,7 +201,7 @@ def _hist(idx: I64, bins: I64, nb: int, nh: int, w: npt.NDArray[np.int64] | None
     return np.rint(flat).astype(np.int64).reshape(nh, nb)
 
 
-def hourly(d: Derived, h_a: int, h_b: int, cfg: MonitorConfig) -> dict[str, np.ndarray]:
+def hourly(d: Derived, h_a: int, h_b: int) -> dict[str, np.ndarray]:
     """Per-hour sums and histograms for hours [h_a, h_b) from the fixes whose
     time falls in them."""
     nh = h_b - h_a
@@ -210,7 +210,9 @@ def hourly(d: Derived, h_a: int, h_b: int, cfg: MonitorConfig) -> dict[str, np.n
     idx = hs[sel] - h_a
 
     def s(x: np.ndarray) -> F64:
-        return np.bincount(idx, weights=np.asarray(x, dtype=np.float64)[sel], minlength=nh)
+        return np.bincount(idx, weights=np.asarray(x, dtype=np.float64)[sel], minlength=nh).astype(
+            np.float64
+        )
 
     out: dict[str, np.ndarray] = {
         "hour": np.arange(h_a, h_b, dtype=np.int64),

@@ -50,7 +50,7 @@ REJECTS_SCHEMA = pa.schema(
 
 
 def _ts(x: float | None) -> Any:
-    return None if x is None or math.isnan(x) else int(round(x * 1e6))
+    return None if x is None or math.isnan(x) else round(x * 1e6)
 
 
 def _split(
@@ -138,8 +138,8 @@ class Monitor:
                 bad = np.isnan(arr["lat"]) | np.isnan(arr["lon"])
                 for t in arr["t"][bad]:
                     self._rejects.append(("track", vid, float(t), "missing lat/lon"))
-                arr = {k: a[~bad] for k, a in arr.items()}
-                per.setdefault(vid, {})["track"] = self._late("track", vid, arr)
+                kept = {k: a[~bad] for k, a in arr.items()}
+                per.setdefault(vid, {})["track"] = self._late("track", vid, kept)
         if odometer is not None and odometer.num_rows:
             col = next(
                 (c for c in ("odometer_km", "mileage_km") if c in odometer.column_names), None
@@ -151,8 +151,8 @@ class Monitor:
                 bad = np.isnan(arr["km"])
                 for t in arr["t"][bad]:
                     self._rejects.append(("odometer", vid, float(t), f"null {col}"))
-                arr = {k: a[~bad] for k, a in arr.items()}
-                per.setdefault(vid, {})["odo"] = self._late("odometer", vid, arr)
+                kept = {k: a[~bad] for k, a in arr.items()}
+                per.setdefault(vid, {})["odo"] = self._late("odometer", vid, kept)
         if vins is not None and vins.num_rows:
             t = seconds(vins)
             ids = vins.column(self.vehicle_column).cast(pa.string()).to_pylist()

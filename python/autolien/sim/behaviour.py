@@ -173,8 +173,8 @@ class _Vehicle:
                 self.trip(self.t + rng.uniform(3600, 10800), self.home, 55.0 if far else 40.0)
         if self.anomaly == "mileage_jump" and active:
             # about +67 km a day: 2,000 km a month on top of the routine
-            far = self._around(self.home, 30e3, 36e3)
-            self.trip(max(self.t, day0 + 3600 * rng.uniform(10, 13), self.anomaly_t), far, 70.0)
+            away = self._around(self.home, 30e3, 36e3)
+            self.trip(max(self.t, day0 + 3600 * rng.uniform(10, 13), self.anomaly_t), away, 70.0)
             self.trip(self.t + rng.uniform(900, 2700), self.home, 70.0)
 
     def _relocate(self) -> tuple[float, float]:
@@ -211,7 +211,8 @@ def simulate_fleet(
     labels: list[str | None] = [a for a, k in anomalies.items() for _ in range(k)]
     labels += [None] * (n_vehicles - len(labels))
     order = np.random.default_rng(seed).permutation(n_vehicles)
-    tracks, odos, truth = [], [], []
+    tracks: list[tuple[str, dict[str, np.ndarray]]] = []
+    truth: list[tuple[str, str, str, int, str]] = []
     for i in range(n_vehicles):
         label = labels[int(order[i])]
         rng = np.random.default_rng([seed, i])
@@ -251,7 +252,6 @@ def simulate_fleet(
         }
     )
     odo_table = pa.table({"vehicle_id": ids, "time": time, "odometer_km": cat["odometer_km"]})
-    del odos
     tv, ta, tk, ts, tl = zip(*truth, strict=True) if truth else ((), (), (), (), ())
     truth_table = pa.table(
         {
