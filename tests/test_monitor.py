@@ -413,3 +413,39 @@ def test_column_median_matches_numpy_nanmedian() -> None:
         np.testing.assert_array_equal(med[ok], np.nanmedian(a[:, ok], axis=0))
         assert np.isnan(med[~ok]).all()
         np.testing.assert_array_equal(cnt, (~np.isnan(a)).sum(axis=0))
+
+
+def test_cli_scores_a_store_in_batches_like_one_run(tmp_path, capsys) -> None:
+    import duckdb
+
+    from autolien.cli import main
+
+    f = simulate_fleet(
+        8, 24, seed=3, anomaly_day=14, anomalies={"rollback": 1, "silence": 1, "mileage_jump": 1}
+    )
+    db = str(tmp_path / "s.duckdb")
+    con = duckdb.connect(db)
+    con.register("fx", f.tracks)
+    con.register("od", f.odometer)
+    con.execute(
+        "CREATE TABLE fixes AS SELECT vehicle_id, time, lat, lon, speed_kmh FROM fx"
+    ).fetchall()
+    con.execute("CREATE TABLE ev AS SELECT vehicle_id AS vin, time, odometer_km FROM od").fetchall()
+    con.close()
+    assert main(["monitor", "--db", db, "--batch", "3", "--json", "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    con = duckdb.connect(db)
+    got = (
+        con.sql("SELECT * FROM alerts ORDER BY vehicle_id, opened, kind")
+        .to_arrow_table()
+        .to_pylist()
+    )
+    hours = con.sql("SELECT count(*) FROM monitor_features").fetchall()[0][0]
+    con.close()
+    want = score(f.tracks, f.odometer).to_pylist()
+    assert got == want
+    assert report["alerts"] == len(want)
+    assert report["vehicles"] == 8
+    assert report["hours_scored"] == hours
+    assert {"odometer_rollback", "device_silence", "mileage_jump"} <= set(report["by_kind"])
+    assert main(["monitor", "--db", str(tmp_path / "empty.duckdb"), "--quiet"]) == 2

@@ -90,6 +90,34 @@ def _fuse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _monitor(args: argparse.Namespace) -> int:
+    from .monitor.cli import monitor_store  # noqa: PLC0415
+
+    try:
+        report = monitor_store(args.db, batch=args.batch, progress=not args.quiet)
+    except (ValueError, OSError) as e:
+        print(json.dumps({"error": type(e).__name__, "message": str(e)}), file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(
+        f"scored {report['vehicles']:,} vehicle(s), {report['hours_scored']:,} vehicle-hours from "
+        f"{report['rows']:,} rows in {report['seconds']} s; tables {', '.join(report['tables'])} in {args.db}"
+    )
+    order = ("emergency", "alert", "warning")
+    levels = ", ".join(f"{k} {report['by_level'][k]:,}" for k in order if k in report["by_level"])
+    print(
+        f"  alerts: {report['alerts']:,} ({report['open']:,} open)"
+        + (f": {levels}" if levels else "")
+    )
+    for kind, n in sorted(report["by_kind"].items(), key=lambda kv: -kv[1]):
+        print(f"    {kind:20s} {n:>6,}")
+    if report["rejects"]:
+        print(f"  rows set aside: {report['rejects']:,} (see monitor_rejects)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``autolien`` script."""
     parser = argparse.ArgumentParser(prog="autolien", description=__doc__)
@@ -119,6 +147,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_fuse.add_argument("--json", action="store_true", help="print the summary as JSON")
     p_fuse.add_argument("--quiet", action="store_true", help="no progress bar")
     p_fuse.set_defaults(func=_fuse)
+    p_mon = sub.add_parser(
+        "monitor", help="score the store's vehicles: graded alerts with evidence"
+    )
+    p_mon.add_argument(
+        "--db", default="autolien.duckdb", help="DuckDB database file (from `ingest`/`fuse`)"
+    )
+    p_mon.add_argument("--batch", type=int, default=200, help="vehicles per batch")
+    p_mon.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p_mon.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_mon.set_defaults(func=_monitor)
     ledger_cli.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "ledger":
