@@ -379,3 +379,35 @@ def test_errors_are_typed_and_clear() -> None:
     # NaN in similarity and spectral measures propagates, as documented
     assert math.isnan(ent.sample_entropy([1.0, np.nan, 2.0, 3.0, 1.0, 2.0]))
     assert math.isnan(ent.perm_entropy([np.nan] * 10))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    vals=st.lists(
+        st.floats(allow_nan=True, allow_infinity=True, width=64), min_size=0, max_size=60
+    ),
+    order=st.integers(1, 8),
+    delay=st.integers(0, 4),
+)
+def test_any_input_gives_a_value_or_a_clear_error(
+    vals: list[float], order: int, delay: int
+) -> None:
+    """Fuzz: every measure returns a float (NaN allowed) or raises ValueError."""
+    x = np.array(vals, dtype=float)
+    calls = [
+        lambda: ent.perm_entropy(x, order, delay),
+        lambda: ent.sample_entropy(x, order),
+        lambda: ent.app_entropy(x, order),
+        lambda: ent.svd_entropy(x, order, delay),
+        lambda: ent.spectral_entropy(x, 1.0, "welch" if order % 2 else "fft"),
+        lambda: ent.shannon_entropy(x, order),
+        lambda: ent.rolling_perm_entropy(x, order, 3, max(delay, 1)),
+        lambda: ent.rolling_shannon_entropy(x, order, bins=3),
+    ]
+    for call in calls:
+        try:
+            with np.errstate(all="ignore"):
+                out = call()
+        except ValueError:
+            continue
+        assert isinstance(out, (float, np.ndarray))
