@@ -449,3 +449,22 @@ def test_cli_scores_a_store_in_batches_like_one_run(tmp_path, capsys) -> None:
     assert report["hours_scored"] == hours
     assert {"odometer_rollback", "device_silence", "mileage_jump"} <= set(report["by_kind"])
     assert main(["monitor", "--db", str(tmp_path / "empty.duckdb"), "--quiet"]) == 2
+
+
+def test_entropy_evidence_names_the_driving_windows(fleets: list) -> None:
+    f = fleets[0]
+    truth = {r["vehicle_id"]: r for r in f.truth.to_pylist()}
+    rentals = [
+        a
+        for a in score(f.tracks, f.odometer).to_pylist()
+        if a["kind"] == "entropy_increase"
+        and truth.get(a["vehicle_id"], {}).get("anomaly") == "rental"
+    ]
+    assert rentals
+    for a in rentals:
+        ev = json.loads(a["evidence"])
+        assert ev["windows_from"] < ev["windows_to"] <= a["last_signal"].timestamp()
+        assert ev["cusum"] >= MonitorConfig().cusum_h
+        # the path lies in the segment, which is the last scored window
+        assert a["segment_end"].timestamp() - a["segment_start"].timestamp() == 24 * 3600
+        assert all(a["segment_start"] <= p["time"] <= a["segment_end"] for p in a["path"])

@@ -158,6 +158,7 @@ class Vehicle:
             "secs": np.zeros(0, np.int64),
         }
         self.cusum = 0.0
+        self.cusum_since = math.nan
         self.away_streak = 0
         self.baseline_day: int | None = None
         self.base: dict[str, tuple[float, float, int]] = {}
@@ -620,7 +621,12 @@ class Vehicle:
         out: list[Signal] = []
         for i in range(n):
             if not math.isnan(sc[i]):
+                was = self.cusum
                 self.cusum = min(max(0.0, self.cusum + float(sc[i]) - c.cusum_k), 3 * c.cusum_h)
+                if (
+                    was == 0.0 and self.cusum > 0.0
+                ):  # the run of windows that drives the score starts
+                    self.cusum_since = float(t_end[i]) - HOUR
             cus[sl.start + i] = self.cusum
             if math.isnan(sc[i]) or self.cusum < c.cusum_h:
                 continue
@@ -630,8 +636,16 @@ class Vehicle:
                 for k, f in enumerate(ENTROPY_FEATURES)
                 if not math.isnan(z[i, k])
             }
-            ev = {"z": zs, "score": float(sc[i]), "cusum": self.cusum, "window_h": c.context_h}
-            seg = (te - c.context_h * HOUR, te)
+            # the scored hours since the CUSUM left zero, each with its context window
+            ev = {
+                "z": zs,
+                "score": float(sc[i]),
+                "cusum": self.cusum,
+                "window_h": c.context_h,
+                "windows_from": self.cusum_since,
+                "windows_to": te,
+            }
+            seg = (te - c.context_h * HOUR, te)  # the path the buffer holds: the latest window
             out.append(Signal(te, "entropy_increase", 0, self.cusum, ev, seg, self._path_fn(seg)))
         return out
 
