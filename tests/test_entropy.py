@@ -249,6 +249,7 @@ def test_rolling_perm_equals_batch_per_window(
 )
 def test_time_windows_equal_batch(gaps: list[float], span: float, seed: int) -> None:
     t = np.cumsum(gaps)
+    span = dt.timedelta(seconds=span).total_seconds()  # whole microseconds, so both forms agree
     x = np.random.default_rng(seed).integers(0, 5, t.size).astype(float)
     got = ent.rolling_perm_entropy(x, span, 3, times=t)
     got_dt = ent.rolling_perm_entropy(x, dt.timedelta(seconds=span), 3, times=t)
