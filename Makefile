@@ -10,9 +10,12 @@ EXTRAS  ?= test,bench,lint
 CMAKE_DEFS ?= -Ccmake.define.AUTOLIEN_WERROR=ON
 CXX_SOURCES = $(shell find cpp bindings fpga -name '*.cpp' -o -name '*.hpp' -o -name '*.h' 2>/dev/null)
 
-.PHONY: help install test test-fast bench bench-quick bench-save bench-check lint format sanitize fuzz clean
+DEMO_DIR ?= demo
+
+.PHONY: help demo install test test-fast bench bench-quick bench-save bench-check lint format sanitize fuzz clean
 
 help:
+	@echo "make demo       build, simulate a 200-vehicle portfolio for 14 days, run the pipeline, print the summary"
 	@echo "make test       build, install into $(VENV) and run the tests (and a quick bench smoke run)"
 	@echo "make bench      run bench/ with real timings: our kernels against their peers"
 	@echo "make bench-save run the benches and save bench/baselines/default.json (ratios, growth, instructions)"
@@ -32,6 +35,13 @@ $(BUILD_STAMP):
 # scikit-build-core rebuilds incrementally in build/{wheel_tag}.
 install: $(BUILD_STAMP)
 	$(PIP) install --quiet --no-build-isolation $(CMAKE_DEFS) ".[$(EXTRAS)]"
+
+# The main job on a simulated portfolio: ingest, monitor, detection quality.
+demo: install
+	rm -rf $(DEMO_DIR)
+	$(VENV)/bin/autolien simulate $(DEMO_DIR) --vehicles 200 --days 14
+	$(VENV)/bin/autolien run $(DEMO_DIR) --db $(DEMO_DIR)/autolien.duckdb
+	@echo "tables in $(DEMO_DIR)/autolien.duckdb (alerts, monitor_features, locations, ev, loan_book); the dashboard is not built yet"
 
 test: install
 	$(PY) -m pytest tests

@@ -118,6 +118,72 @@ def _monitor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    from .sim.portfolio import write_portfolio  # noqa: PLC0415
+
+    try:
+        s = write_portfolio(
+            args.out, args.vehicles, args.days, seed=args.seed, progress=not args.quiet
+        )
+    except (ValueError, OSError) as e:
+        print(json.dumps({"error": type(e).__name__, "message": str(e)}), file=sys.stderr)
+        return 2
+    print(
+        f"simulated {s.vehicles:,} vehicles x {s.days} days: {s.frames:,} frames, {s.bytes / 1e6:,.1f} MB "
+        f"in {args.out}; injected anomalies: {', '.join(f'{k} {v}' for k, v in sorted(s.anomalies.items()))}"
+    )
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .pipeline import run_portfolio  # noqa: PLC0415
+
+    try:
+        report = run_portfolio(args.portfolio, args.db, progress=not args.quiet)
+    except (ValueError, OSError) as e:
+        print(json.dumps({"error": type(e).__name__, "message": str(e)}), file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+        return 0
+    ing = report["ingest"]
+    mon = report["monitor"]
+    print(f"\nportfolio {report['portfolio']} -> {report['db']}")
+    print(
+        f"  vehicles {report.get('vehicles_in_book', mon['vehicles']):,}; files {ing['files']:,}, "
+        f"{ing['bytes'] / 1e6:,.1f} MB; rows "
+        + ", ".join(f"{k} {v:,}" for k, v in sorted(ing["rows"].items()))
+    )
+    rejects = sum(ing["rejects"].values())
+    print(
+        f"  rejects {rejects:,}"
+        + (": " + ", ".join(f"{k} {v}" for k, v in ing["rejects"].items()) if rejects else "")
+    )
+    print(f"  fuse: {report['fuse'] if isinstance(report['fuse'], str) else 'done'}")
+    order = ("emergency", "alert", "warning")
+    print(
+        f"  alerts {mon['alerts']:,} ({mon['open']:,} open): "
+        + ", ".join(f"{k} {mon['by_level'].get(k, 0):,}" for k in order)
+    )
+    det = report.get("detection")
+    if det:
+        print("  detection against the injected truth:")
+        print(
+            f"    {'anomaly':14s} {'kind':18s} {'n':>3s} {'recall':>7s} {'level':>6s} {'median delay':>13s}"
+        )
+        for name, v in sorted(det["anomalies"].items()):
+            delay = "-" if v["median_delay_h"] is None else f"{v['median_delay_h']:.1f} h"
+            print(
+                f"    {name:14s} {v['kind']:18s} {v['n']:3d} {v['recall']:7.0%} {v['level_reached']:6.0%} {delay:>13s}"
+            )
+        for kind, v in sorted(det["alert_kinds"].items()):
+            print(f"    precision {kind:20s} {v['precision']:6.0%} ({v['true']}/{v['alerts']})")
+        print(f"    emergencies on normal vehicles: {det['normal_emergencies']}")
+    print("  stage timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in report["timings_s"].items()))
+    print(f"  not wired yet: {', '.join(report['pending'])}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``autolien`` script."""
     parser = argparse.ArgumentParser(prog="autolien", description=__doc__)
@@ -157,6 +223,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_mon.add_argument("--json", action="store_true", help="print the summary as JSON")
     p_mon.add_argument("--quiet", action="store_true", help="no progress bar")
     p_mon.set_defaults(func=_monitor)
+    p_sim = sub.add_parser(
+        "simulate", help="write a simulated portfolio: loan book, T-Box logs, ground truth"
+    )
+    p_sim.add_argument("out", help="portfolio directory to write")
+    p_sim.add_argument("--vehicles", type=int, default=200)
+    p_sim.add_argument("--days", type=int, default=14)
+    p_sim.add_argument("--seed", type=int, default=0)
+    p_sim.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_sim.set_defaults(func=_simulate)
+    p_run = sub.add_parser(
+        "run", help="the daily job over a portfolio: ingest, fuse, monitor, summary"
+    )
+    p_run.add_argument("portfolio", help="portfolio directory (telemetry/, loan_book.parquet)")
+    p_run.add_argument("--db", default="autolien.duckdb", help="DuckDB database file")
+    p_run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p_run.add_argument("--quiet", action="store_true", help="no progress bars")
+    p_run.set_defaults(func=_run)
     ledger_cli.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "ledger":

@@ -57,6 +57,9 @@ def monitor_store(
         have = set(store.tables())
         track_sql = next((q for t, q in _TRACKS if t in have), None)
         odo_sqls = [q for t, q in _ODOMETERS if t in have]
+        if "loan_book" in have:  # terminal numbers and VINs become the book's vehicle ids
+            track_sql = track_sql and _mapped(track_sql)
+            odo_sqls = [_mapped(q) for q in odo_sqls]
         if track_sql is None and not odo_sqls:
             raise ValueError(
                 f"{db} has no tracks or odometer readings; run `autolien ingest` (and `fuse`) first"
@@ -130,6 +133,25 @@ def monitor_store(
         "seconds": round(time.perf_counter() - started, 3),
         "tables": list(OUTPUT_TABLES),
     }
+
+
+def _mapped(sql: str) -> str:
+    if "FROM locations" in sql:
+        key, col = "terminal_id", "terminal_id AS vehicle_id"
+    elif "FROM ev" in sql:
+        key, col = "vin", "vin AS vehicle_id"
+    else:
+        return sql
+    inner = sql.replace(col, f"{key} AS _key")
+    rest = ", ".join(
+        c
+        for c in ("time", "lat", "lon", "speed_kmh", "odometer_km")
+        if c in sql.split(" FROM ", maxsplit=1)[0]
+    )
+    return (
+        f"SELECT coalesce(lb.vehicle_id, s._key) AS vehicle_id, {rest} FROM ({inner}) s "
+        f"LEFT JOIN loan_book lb ON lb.{key} = s._key"
+    )
 
 
 def _concat(parts: list[pa.Table]) -> pa.Table:

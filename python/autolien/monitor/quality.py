@@ -20,7 +20,7 @@ COMPATIBLE = {
     "rollback": {"odometer_rollback", "odometer_mismatch"},
     "relocation": {"relocation", "mileage_jump", "entropy_increase", "position_jump"},
     "rental": {"entropy_increase", "mileage_jump", "relocation"},
-    "silence": {"device_silence"},
+    "silence": {"device_silence", "position_jump"},  # it may reappear elsewhere
 }
 
 

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from ..telemetry._common import TIME_TYPE
 
-__all__ = ["ANOMALIES", "EXPECTED_LEVEL", "Fleet", "simulate_fleet"]
+__all__ = ["ANOMALIES", "EPOCH", "EXPECTED_LEVEL", "Fleet", "simulate_fleet", "simulate_vehicle"]
 
 # The monitor kind and the level each injected behaviour must reach.
 ANOMALIES = {
@@ -34,6 +34,7 @@ EXPECTED_LEVEL = {
     "silence": "alert",
 }
 _EPOCH = 1_790_784_000.0  # 2026-10-01T00:00:00+08:00 as UTC seconds
+EPOCH = _EPOCH
 _M_PER_DEG = 111_195.0
 _DRIVE_DT = 30.0  # s between fixes while driving
 _PARK_DT = 600.0  # s between heartbeat fixes while parked
@@ -189,6 +190,31 @@ class _Vehicle:
         return new
 
 
+def simulate_vehicle(
+    seed: int, index: int, anomaly: str | None, days: int, anomaly_day: int
+) -> tuple[dict[str, np.ndarray], float]:
+    """One vehicle's fixes (``time`` in UTC microseconds, ``lat``, ``lon``,
+    ``speed_kmh``, ``odometer_km``) and its anomaly's start (UTC seconds).
+    Deterministic for (seed, index)."""
+    rng = np.random.default_rng([seed, index])
+    start = _EPOCH + anomaly_day * 86400 + rng.uniform(0, 86400)
+    v = _Vehicle(rng, anomaly, start, _EPOCH)
+    for d in range(days):
+        # local (UTC+8) day d starts at _EPOCH + d days; schedules are local hours
+        v.day(_EPOCH + d * 86400, weekday=(d + 3) % 7 < 5)
+    v.park_until(_EPOCH + days * 86400)
+    t = np.concatenate(v.ts)
+    keep = t < _EPOCH + days * 86400
+    cols = {
+        "time": (t[keep] * 1e6).astype(np.int64),
+        "lat": np.concatenate(v.lat)[keep],
+        "lon": np.concatenate(v.lon)[keep],
+        "speed_kmh": np.concatenate(v.spd)[keep],
+        "odometer_km": np.round(np.concatenate(v.km)[keep], 1),
+    }
+    return cols, start
+
+
 def simulate_fleet(
     n_vehicles: int = 30,
     days: int = 30,
@@ -215,23 +241,8 @@ def simulate_fleet(
     truth: list[tuple[str, str, str, int, str]] = []
     for i in range(n_vehicles):
         label = labels[int(order[i])]
-        rng = np.random.default_rng([seed, i])
-        start = _EPOCH + anomaly_day * 86400 + rng.uniform(0, 86400)
-        v = _Vehicle(rng, label, start, _EPOCH)
-        for d in range(days):
-            # local (UTC+8) day d starts at _EPOCH + d days; schedules are local hours
-            v.day(_EPOCH + d * 86400, weekday=(d + 3) % 7 < 5)
-        v.park_until(_EPOCH + days * 86400)
         vid = f"V{seed:03d}{i:05d}"
-        t = np.concatenate(v.ts)
-        keep = t < _EPOCH + days * 86400
-        cols = {
-            "time": (np.concatenate(v.ts)[keep] * 1e6).astype(np.int64),
-            "lat": np.concatenate(v.lat)[keep],
-            "lon": np.concatenate(v.lon)[keep],
-            "speed_kmh": np.concatenate(v.spd)[keep],
-            "odometer_km": np.round(np.concatenate(v.km)[keep], 1),
-        }
+        cols, start = simulate_vehicle(seed, i, label, days, anomaly_day)
         tracks.append((vid, cols))
         if label is not None:
             truth.append((vid, label, ANOMALIES[label], int(start * 1e6), EXPECTED_LEVEL[label]))

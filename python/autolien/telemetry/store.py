@@ -103,11 +103,14 @@ class Store:
             )
             # Rows with a time are keyed by (vehicle, time, source); rows
             # without one by (file, offset).
-            key = (
-                f"(n.time IS NOT NULL AND t.time = n.time AND coalesce(t.{vehicle}, '') = coalesce(n.{vehicle}, '')"
-                f" AND {source.replace('source', 't.source')} = {source.replace('source', 'n.source')})"
-                " OR (n.time IS NULL AND t.time IS NULL AND t.source_file = n.source_file AND t.offset = n.offset)"
+            # Two equality anti-joins, not one OR-ed condition: an OR keeps
+            # DuckDB from hashing and made each append scan the whole table.
+            timed = (
+                f"t.time = n.time AND coalesce(t.{vehicle}, '') = coalesce(n.{vehicle}, '')"
+                f" AND {source.replace('source', 't.source')} = {source.replace('source', 'n.source')}"
             )
+            untimed = "t.time IS NULL AND t.source_file = n.source_file AND t.offset = n.offset"
+            key = None
         elif kind == "obd":
             part = 'source_file, "offset", pid'
             key = "t.source_file = n.source_file AND t.offset = n.offset AND t.pid = n.pid"
@@ -118,13 +121,20 @@ class Store:
         try:
             before = self._count(kind)
             # Duplicates inside the batch collapse too: the first one is kept.
+            if key is None:
+                where = (
+                    f"(n.time IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {kind} t WHERE {timed}))"
+                    f" OR (n.time IS NULL AND NOT EXISTS (SELECT 1 FROM {kind} t WHERE {untimed}))"
+                )
+            else:
+                where = f"NOT EXISTS (SELECT 1 FROM {kind} t WHERE {key})"
             self._run(
                 f"""INSERT INTO {kind}
                 SELECT * FROM (
                     SELECT * FROM _autolien_new
                     QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY "offset") = 1
                 ) n
-                WHERE NOT EXISTS (SELECT 1 FROM {kind} t WHERE {key})"""
+                WHERE {where}"""
             )
             return self._count(kind) - before
         finally:

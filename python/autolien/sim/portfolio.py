@@ -1,0 +1,289 @@
+"""A simulated loan book and the T-Box logs of its vehicles, on disk.
+
+``write_portfolio(out_dir, ...)`` writes:
+
+* ``loan_book.parquet``: one row per pledged vehicle (VIN with a valid check
+  digit, terminal number, make/model/year/fuel, loan and pledge date, region);
+* ``telemetry/<YYYY-MM-DD>.jt808``: every terminal's JT/T 808 location reports
+  (0x0200 with the mileage item) of that local day, as a gateway logs them;
+* ``telemetry/<YYYY-MM-DD>.gb32960``: GB/T 32960 real-time frames of the EVs;
+* ``truth.parquet``: the injected anomalies (vehicle, kind, start, expected
+  level), and ``defaults.parquet``: loans that default (for the ledger stage).
+
+Vehicles are simulated one at a time and appended to the day files, so memory
+stays bounded by one vehicle whatever the fleet size. Deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..ledger.identity import vin_check_digit
+from ..telemetry._common import TIME_TYPE
+from .behaviour import ANOMALIES, EPOCH, EXPECTED_LEVEL, simulate_vehicle
+from .frames import gb32960_realtime, jt808_locations
+
+__all__ = ["CATALOGUE", "PortfolioSummary", "write_portfolio"]
+
+# (make, model, fuel, WMI, new price CNY): a small Chinese-market catalogue.
+CATALOGUE = (
+    ("Volkswagen", "Lavida", "petrol", "LSV", 120_000),
+    ("Toyota", "Corolla", "hybrid", "LVG", 140_000),
+    ("Honda", "Accord", "petrol", "LHG", 200_000),
+    ("BYD", "Qin PLUS EV", "electric", "LGX", 150_000),
+    ("Tesla", "Model 3", "electric", "LRW", 260_000),
+    ("Geely", "Emgrand", "petrol", "L6T", 80_000),
+    ("Buick", "GL8", "petrol", "LSG", 280_000),
+    ("BYD", "Song PLUS DM-i", "hybrid", "LGX", 170_000),
+)
+REGIONS = ("Shanghai", "Suzhou", "Hangzhou", "Nanjing", "Ningbo")
+
+
+@dataclass
+class PortfolioSummary:
+    vehicles: int
+    days: int
+    frames: int
+    bytes: int
+    anomalies: dict[str, int]
+    files: list[str]
+
+
+def _vin(rng: np.random.Generator, wmi: str, year: int) -> str:
+    alphabet = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
+    year_code = "ABCDEFGHJKLMNPRSTVWXY123456789"[(year - 2010) % 30]
+    vds = "".join(rng.choice(list(alphabet), 5))
+    serial = "".join(rng.choice(list("0123456789"), 6))
+    body = f"{wmi}{vds}0{year_code}{rng.choice(list(alphabet))}{serial}"
+    return body[:8] + vin_check_digit(body) + body[9:]
+
+
+def _heading(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    d_e = np.diff(lon, prepend=lon[:1]) * math.cos(math.radians(31.2))
+    d_n = np.diff(lat, prepend=lat[:1])
+    return np.mod(np.degrees(np.arctan2(d_e, d_n)), 360.0)
+
+
+def _battery(
+    t: np.ndarray, speed: np.ndarray, km: np.ndarray, soh: np.ndarray
+) -> dict[str, np.ndarray]:
+    """SOC falls with distance (15 kWh/100 km of a 60 kWh pack scaled by
+    SOH) and is charged back to 90% when parked overnight below 60%."""
+    cap = 60.0 * soh
+    soc = np.empty(t.size)
+    level = 80.0
+    dkm = np.diff(km, prepend=km[:1])
+    local_h = ((t + 8 * 3600) % 86400) / 3600
+    charging = np.zeros(t.size, bool)
+    for i in range(t.size):
+        level -= 15.0 * dkm[i] / 100.0 / cap[i] * 100.0
+        if (
+            speed[i] == 0
+            and (local_h[i] >= 22 or local_h[i] < 6)
+            and level < 90.0
+            and (level < 60.0 or charging[i - 1])
+        ):
+            level = min(90.0, level + 7.0 * (600 / 3600) / cap[i] * 100.0)
+            charging[i] = True
+        level = max(level, 3.0)
+        soc[i] = level
+    volt = 96 * (3.3 + 0.9 * soc / 100)
+    current = np.where(charging, -7000.0 / volt, 15.0 * speed / 100.0 * 1000.0 / volt)
+    spread = 0.01 + 0.15 * (1.0 - soh)
+    max_cell = 3.3 + 0.9 * soc / 100
+    return {
+        "soc": soc,
+        "volt": volt,
+        "current": current,
+        "max_cell": max_cell,
+        "min_cell": max_cell - spread,
+        "charging": charging,
+    }
+
+
+def write_portfolio(
+    out_dir: str | Path,
+    n_vehicles: int = 200,
+    days: int = 14,
+    *,
+    seed: int = 0,
+    anomaly_day: int | None = None,
+    anomaly_share: float = 0.1,
+    default_share: float = 0.02,
+    progress: bool = False,
+) -> PortfolioSummary:
+    """Simulates the portfolio into ``out_dir`` (created; existing files of
+    the same names are replaced)."""
+    from tqdm import tqdm  # noqa: PLC0415 - only the CLI shows it
+
+    if n_vehicles < 1 or days < 2:
+        raise ValueError("need at least one vehicle and two days")
+    if not 0 <= anomaly_share <= 1 or not 0 <= default_share <= 1:
+        raise ValueError("shares must lie in [0, 1]")
+    anomaly_day = max(1, days * 2 // 3) if anomaly_day is None else anomaly_day
+    if not 1 <= anomaly_day < days:
+        raise ValueError("anomaly_day must fall inside the simulated days")
+    out = Path(out_dir)
+    tele = out / "telemetry"
+    tele.mkdir(parents=True, exist_ok=True)
+    day_names = [
+        datetime.fromtimestamp(EPOCH + d * 86400 + 8 * 3600, UTC).date().isoformat()
+        for d in range(days)
+    ]
+    for name in day_names:
+        for ext in ("jt808", "gb32960"):
+            (tele / f"{name}.{ext}").unlink(missing_ok=True)
+    rng = np.random.default_rng(seed)
+    kinds = list(ANOMALIES)
+    n_anom = round(n_vehicles * anomaly_share)
+    labels: list[str | None] = [kinds[i % len(kinds)] for i in range(n_anom)] + [None] * (
+        n_vehicles - n_anom
+    )
+    labels = [labels[i] for i in rng.permutation(n_vehicles)]
+    book: dict[str, list[object]] = {
+        k: []
+        for k in (
+            "vehicle_id",
+            "vin",
+            "terminal_id",
+            "make",
+            "model",
+            "year",
+            "fuel",
+            "region",
+            "loan_amount_cny",
+            "outstanding_cny",
+            "pledge_date",
+        )
+    }
+    truth: list[tuple[str, str, str, int, str]] = []
+    defaults: list[tuple[str, int]] = []
+    frames = 0
+    size = 0
+    bar = tqdm(total=n_vehicles, unit="vehicle", desc="simulate", disable=not progress)
+    for i in range(n_vehicles):
+        vrng = np.random.default_rng([seed, i, 7])
+        make, model, fuel, wmi, price = CATALOGUE[int(vrng.integers(len(CATALOGUE)))]
+        year = int(vrng.integers(2016, 2026))
+        vid = f"VH{seed:02d}{i:06d}"
+        vin = _vin(vrng, wmi, year)
+        terminal = f"138{seed % 100:02d}{i:06d}"  # an 11-digit number, sent as 12 BCD digits
+        loan = round(price * (0.9 ** (2026 - year)) * float(vrng.uniform(0.5, 0.8)), -2)
+        pledged = datetime.fromtimestamp(EPOCH - float(vrng.uniform(30, 720)) * 86400, UTC).date()
+        for k, v in zip(
+            book,
+            (
+                vid,
+                vin,
+                terminal,
+                make,
+                model,
+                year,
+                fuel,
+                REGIONS[i % len(REGIONS)],
+                loan,
+                round(loan * float(vrng.uniform(0.3, 1.0)), -2),
+                pledged,
+            ),
+            strict=True,
+        ):
+            book[k].append(v)
+        label = labels[i]
+        cols, start = simulate_vehicle(seed, i, label, days, anomaly_day)
+        if label is not None:
+            truth.append((vid, label, ANOMALIES[label], int(start * 1e6), EXPECTED_LEVEL[label]))
+        if vrng.uniform() < default_share:
+            defaults.append(
+                (vid, int((EPOCH + float(vrng.uniform(anomaly_day, days)) * 86400) * 1e6))
+            )
+        t = cols["time"] / 1e6
+        lat, lon, spd, km = cols["lat"], cols["lon"], cols["speed_kmh"], cols["odometer_km"]
+        hdg = _heading(lat, lon)
+        day_of = np.floor((t - EPOCH) / 86400).astype(int)
+        if fuel == "electric":
+            fade = 0.02 if vrng.uniform() > 0.15 else 0.25  # some packs fade fast
+            soh = 0.97 - fade * (t - EPOCH) / (days * 86400)
+            batt = _battery(t, spd, km, soh)
+        for d in np.unique(day_of):
+            sel = day_of == d
+            wire = jt808_locations(
+                terminal.zfill(12),
+                t[sel],
+                lat[sel],
+                lon[sel],
+                np.full(sel.sum(), 10.0),
+                spd[sel],
+                hdg[sel],
+                km[sel],
+                serial_start=int(np.flatnonzero(sel)[0]) % 65536,
+            )
+            with open(tele / f"{day_names[d]}.jt808", "ab") as f:
+                f.write(wire)
+            size += len(wire)
+            frames += int(sel.sum())
+            if fuel == "electric":
+                ev = sel & ((spd > 0) | batt["charging"])
+                if ev.any():
+                    n = int(ev.sum())
+                    wire = gb32960_realtime(
+                        vin,
+                        t[ev],
+                        speed_kmh=spd[ev],
+                        odometer_km=km[ev],
+                        pack_voltage_v=batt["volt"][ev],
+                        pack_current_a=batt["current"][ev],
+                        soc_pct=batt["soc"][ev],
+                        lat=lat[ev],
+                        lon=lon[ev],
+                        max_cell_v=batt["max_cell"][ev],
+                        min_cell_v=batt["min_cell"][ev],
+                        max_temp_c=np.full(n, 30.0),
+                        min_temp_c=np.full(n, 26.0),
+                        charging_status=np.where(batt["charging"][ev], 1, 3),
+                    )
+                    with open(tele / f"{day_names[d]}.gb32960", "ab") as f:
+                        f.write(wire)
+                    size += len(wire)
+                    frames += n
+        bar.update(1)
+    bar.close()
+    loan_book = pa.table(book)
+    loan_book = loan_book.set_column(
+        loan_book.schema.get_field_index("year"), "year", loan_book.column("year").cast(pa.int16())
+    )
+    pq.write_table(loan_book, out / "loan_book.parquet")
+    tv, ta, tk, ts, tl = zip(*truth, strict=True) if truth else ((), (), (), (), ())
+    pq.write_table(
+        pa.table(
+            {
+                "vehicle_id": pa.array(tv, pa.string()),
+                "anomaly": pa.array(ta, pa.string()),
+                "kind": pa.array(tk, pa.string()),
+                "start": pa.array(ts, pa.int64()).cast(TIME_TYPE),
+                "expected_level": pa.array(tl, pa.string()),
+            }
+        ),
+        out / "truth.parquet",
+    )
+    dv, dt_ = zip(*defaults, strict=True) if defaults else ((), ())
+    pq.write_table(
+        pa.table(
+            {
+                "vehicle_id": pa.array(dv, pa.string()),
+                "default_at": pa.array(dt_, pa.int64()).cast(TIME_TYPE),
+            }
+        ),
+        out / "defaults.parquet",
+    )
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    counts: dict[str, int] = {}
+    for _, a, *_ in truth:
+        counts[a] = counts.get(a, 0) + 1
+    return PortfolioSummary(n_vehicles, days, frames, size, counts, files)
