@@ -41,7 +41,7 @@ demo: install
 	rm -rf $(DEMO_DIR)
 	$(VENV)/bin/autolien simulate $(DEMO_DIR) --vehicles 200 --days 14
 	$(VENV)/bin/autolien run $(DEMO_DIR) --db $(DEMO_DIR)/autolien.duckdb
-	@echo "tables in $(DEMO_DIR)/autolien.duckdb (alerts, monitor_features, locations, ev, loan_book); the dashboard is not built yet"
+	@echo "tables in $(DEMO_DIR)/autolien.duckdb (alerts, monitor_features, locations, ev, loan_book), ledger in $(DEMO_DIR)/ledger; the dashboard is not built yet"
 
 test: install
 	$(PY) -m pytest tests

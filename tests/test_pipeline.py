@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from autolien.cli import main
+from autolien.ledger import audit
 from autolien.ledger.identity import validate_vin
 from autolien.sim.portfolio import write_portfolio
 from autolien.telemetry import decode_gb32960, decode_jt808
@@ -71,8 +72,24 @@ def test_run_detects_the_injected_anomalies(
         assert det["anomalies"][name]["recall"] == 1.0, name
         assert det["anomalies"][name]["level_reached"] == 1.0, name
     assert det["normal_emergencies"] == 0
+    led = report["ledger"]
+    book_n = len(book)
+    assert led["pledges"] == book_n
+    n_alerts = sum(
+        1
+        for a in duckdb.connect(db, read_only=True).sql("SELECT level FROM alerts").fetchall()
+        if a[0] != "warning"
+    )
+    assert led["alerts_raised"] == n_alerts
+    ledger_dir = Path(db).parent / "ledger"
+    assert audit(ledger_dir).ok
+    note = (ledger_dir / "checkpoint.note").read_text()
+    assert note.startswith("autolien.demo/pledges\n")
+    assert f"\n{led['entries']}\n" in note
     # a second run over the same files adds nothing and gives the same alerts
     assert main(["run", str(portfolio), "--db", db, "--json", "--quiet"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["monitor"]["alerts"] == report["monitor"]["alerts"]
+    assert again["ledger"]["pledges"] == again["ledger"]["alerts_raised"] == 0
+    assert again["ledger"]["entries"] == led["entries"] + again["ledger"]["judicial_triggers"]
     assert main(["run", str(tmp_path / "nope"), "--db", db, "--quiet"]) == 2

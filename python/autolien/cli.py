@@ -179,6 +179,14 @@ def _run(args: argparse.Namespace) -> int:
         for kind, v in sorted(det["alert_kinds"].items()):
             print(f"    precision {kind:20s} {v['precision']:6.0%} ({v['true']}/{v['alerts']})")
         print(f"    emergencies on normal vehicles: {det['normal_emergencies']}")
+    led = report.get("ledger")
+    if led:
+        print(
+            f"  ledger: {led['entries']:,} entries (root {led['root'][:16]}...), {led['pledges']:,} pledges, "
+            f"{led['alerts_raised']:,} alerts raised / {led['alerts_closed']:,} closed, {led['defaults']:,} defaults, "
+            f"{led['disposals']:,} disposals ({led['threshold']}), {led['judicial_triggers']:,} 7-day triggers; "
+            f"signed checkpoint {led['checkpoint']}"
+        )
     print("  stage timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in report["timings_s"].items()))
     print(f"  not wired yet: {', '.join(report['pending'])}")
     return 0

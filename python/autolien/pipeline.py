@@ -10,13 +10,18 @@ Stages, each with a progress bar and a timing in the summary:
 5. detection quality against ``truth.parquet`` when the portfolio has one
    (a simulated portfolio does).
 
-Valuation/LTV, ledger events and the dashboard are not wired yet; the
-summary says so instead of pretending.
+6. ledger: pledges, alerts (level alert and up), defaults and M-of-N
+   disposal authorisations as signed events in ``<db dir>/ledger``, the
+   7-day triggers, and a signed checkpoint.
+
+Valuation/LTV and the dashboard are not wired yet; the summary says so
+instead of pretending.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +29,7 @@ import pyarrow.parquet as pq
 
 __all__ = ["run_portfolio"]
 
-PENDING = ("value and LTV", "ledger events", "dashboard")
+PENDING = ("value and LTV", "dashboard")
 
 
 def run_portfolio(
@@ -87,6 +92,27 @@ def run_portfolio(
             summary["detection"] = detection_quality(alerts, truth, eval_start=day0)
             for v in summary["detection"]["anomalies"].values():
                 v.pop("delays_h", None)
+    from .ledger.stage import ledger_stage  # noqa: PLC0415
+
+    t4 = time.perf_counter()
+    if book_path.exists():
+        with Store(db, read_only=True) as store:
+            alerts = store.query("SELECT * FROM alerts ORDER BY opened")
+            clock = (
+                store.query("SELECT max(time) AS t FROM locations").column("t")[0].as_py()
+                if "locations" in store.tables()
+                else None
+            )
+        defaults = (
+            pq.read_table(root / "defaults.parquet")
+            if (root / "defaults.parquet").exists()
+            else None
+        )
+        now = clock or datetime.now(UTC)
+        summary["ledger"] = ledger_stage(
+            Path(db).parent / "ledger", pq.read_table(book_path), alerts, defaults, now
+        )
+        timings["ledger"] = time.perf_counter() - t4
     summary["pending"] = list(PENDING)
     summary["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
     return summary

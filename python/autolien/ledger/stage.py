@@ -1,0 +1,162 @@
+"""The pipeline's ledger stage: pledges, alerts, defaults and disposals of a
+portfolio as signed lifecycle events, then a signed checkpoint.
+
+Idempotent: a re-run records only what the ledger does not hold yet (pledges
+by VIN, alerts by alert id, defaults by asset state), so incremental runs
+append. The demo consortium's member keys are generated once and kept in
+``member_keys.json`` (mode 0600) beside the log; real members hold their own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from .assets import AssetLedger, Member
+from .lifecycle import State
+from .note import NoteSigner
+
+__all__ = ["MEMBERS", "THRESHOLD", "ledger_stage"]
+
+MEMBERS = 15
+THRESHOLD = 10  # M of N for a disposal
+KEYS = "member_keys.json"
+
+
+def _consortium(path: Path, now: datetime) -> tuple[AssetLedger, list[NoteSigner]]:
+    if (path / KEYS).exists():
+        skeys = json.loads((path / KEYS).read_text())
+        members = [NoteSigner.from_skey(s) for s in skeys]
+        return AssetLedger.open(path), members
+    path.mkdir(parents=True, exist_ok=True)
+    members = [NoteSigner.generate(f"lender-{i:02d}") for i in range(MEMBERS)]
+    fd = os.open(path / KEYS, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump([m.skey for m in members], f)
+    led = AssetLedger.create(
+        path,
+        origin="autolien.demo/pledges",
+        operator=NoteSigner.generate("autolien-operator"),
+        members=[Member(m.name, m.vkey) for m in members],
+        threshold=THRESHOLD,
+        time=now,
+    )
+    return led, members
+
+
+def _when(v: Any) -> datetime:
+    return v if isinstance(v, datetime) else datetime.combine(v, datetime.min.time(), UTC)
+
+
+def ledger_stage(
+    path: str | Path, book: pa.Table, alerts: pa.Table, defaults: pa.Table | None, now: datetime
+) -> dict[str, Any]:
+    """Records what is new and returns counts, the tree size, root and checkpoint."""
+    root = Path(path)
+    first = min((_when(d) for d in book.column("pledge_date").to_pylist()), default=now)
+    led, members = _consortium(root, min(first, now))
+    try:
+        counts = {
+            "pledges": 0,
+            "alerts_raised": 0,
+            "alerts_closed": 0,
+            "defaults": 0,
+            "disposals": 0,
+        }
+        lender = {}
+        codes = {}
+        for i, row in enumerate(
+            book.select(["vehicle_id", "vin", "loan_amount_cny", "pledge_date"]).to_pylist()
+        ):
+            actor = members[i % MEMBERS]
+            lender[row["vehicle_id"]] = actor
+            code = led.code_for_vin(row["vin"])
+            if code is None:
+                entry = led.register_pledge(
+                    row["vin"],
+                    f"P-{row['vehicle_id']}",
+                    actor=actor,
+                    time=_when(row["pledge_date"]),
+                    loan_amount_minor=round(row["loan_amount_cny"] * 100),
+                )
+                code = entry.event["asset"]
+                counts["pledges"] += 1
+            codes[row["vehicle_id"]] = code
+        seen: set[tuple[str, str]] = set()
+        for e in led.entries():
+            if e["type"] in ("alert_raised", "alert_closed"):
+                seen.add((e["type"], e["data"]["alert_id"]))
+        events: list[tuple[str, str, dict[str, Any], NoteSigner, datetime]] = []
+        # Alerts at level alert or above go on the shared record; warnings stay in the store.
+        for a in alerts.to_pylist():
+            vid = a["vehicle_id"]
+            if vid not in codes or a["level"] == "warning":
+                continue
+            data = {"alert_id": a["alert_id"], "kind": a["kind"], "level": a["level"]}
+            if ("alert_raised", a["alert_id"]) not in seen:
+                events.append(("alert_raised", codes[vid], data, lender[vid], a["opened"]))
+                counts["alerts_raised"] += 1
+            if a["closed"] is not None and ("alert_closed", a["alert_id"]) not in seen:
+                events.append(
+                    (
+                        "alert_closed",
+                        codes[vid],
+                        {"alert_id": a["alert_id"]},
+                        lender[vid],
+                        a["closed"],
+                    )
+                )
+                counts["alerts_closed"] += 1
+        outstanding = dict(
+            zip(
+                book.column("vehicle_id").to_pylist(),
+                book.column("outstanding_cny").to_pylist(),
+                strict=True,
+            )
+        )
+        for d in defaults.to_pylist() if defaults is not None else []:
+            vid, at = d["vehicle_id"], d["default_at"]
+            if (
+                vid in codes
+                and at <= now
+                and led.asset(codes[vid]).state in (State.PLEDGED, State.OVERDUE)
+            ):
+                events.append(
+                    (
+                        "default_declared",
+                        codes[vid],
+                        {"outstanding_minor": round(outstanding[vid] * 100)},
+                        lender[vid],
+                        at,
+                    )
+                )
+                counts["defaults"] += 1
+        events.sort(key=lambda e: e[4])
+        if events:
+            led.record_many(events)
+        # One day after a default the consortium authorises disposal, M of N.
+        for d in defaults.to_pylist() if defaults is not None else []:
+            vid = d["vehicle_id"]
+            when = d["default_at"] + timedelta(days=1)
+            if vid in codes and when <= now and led.asset(codes[vid]).state == State.DEFAULTED:
+                req = led.disposal_request(codes[vid], reason="loan default", time=when)
+                approvals = [led.approve_disposal(req, m) for m in members[:THRESHOLD]]
+                led.authorize_disposal(codes[vid], req, approvals, actor=lender[vid], time=when)
+                counts["disposals"] += 1
+        counts["judicial_triggers"] = len(led.tick(now))
+        note = led.checkpoint()
+        (root / "checkpoint.note").write_text(note)
+        return {
+            **counts,
+            "entries": led.size,
+            "root": led.root().hex(),
+            "checkpoint": str(root / "checkpoint.note"),
+            "threshold": f"{THRESHOLD} of {MEMBERS}",
+        }
+    finally:
+        led.close()
