@@ -139,7 +139,7 @@ def _run(args: argparse.Namespace) -> int:
     from .pipeline import run_portfolio  # noqa: PLC0415
 
     try:
-        report = run_portfolio(args.portfolio, args.db, progress=not args.quiet)
+        report = run_portfolio(args.portfolio, args.db, out=args.out, progress=not args.quiet)
     except (ValueError, OSError) as e:
         print(json.dumps({"error": type(e).__name__, "message": str(e)}), file=sys.stderr)
         return 2
@@ -186,6 +186,12 @@ def _run(args: argparse.Namespace) -> int:
             f"{led['alerts_raised']:,} alerts raised / {led['alerts_closed']:,} closed, {led['defaults']:,} defaults, "
             f"{led['disposals']:,} disposals ({led['threshold']}), {led['judicial_triggers']:,} 7-day triggers; "
             f"signed checkpoint {led['checkpoint']}"
+        )
+    dash = report.get("dashboard")
+    if dash:
+        print(
+            f"  dashboard: {dash['path']} ({dash['vehicles']} vehicle pages, {dash['figures']} charts; "
+            "open it in a browser, no server needed)"
         )
     print("  stage timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in report["timings_s"].items()))
     print(f"  not wired yet: {', '.join(report['pending'])}")
@@ -245,6 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p_run.add_argument("portfolio", help="portfolio directory (telemetry/, loan_book.parquet)")
     p_run.add_argument("--db", default="autolien.duckdb", help="DuckDB database file")
+    p_run.add_argument("--out", help="dashboard directory (default: report/ beside the database)")
     p_run.add_argument("--json", action="store_true", help="print the summary as JSON")
     p_run.add_argument("--quiet", action="store_true", help="no progress bars")
     p_run.set_defaults(func=_run)

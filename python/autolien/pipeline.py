@@ -14,8 +14,9 @@ Stages, each with a progress bar and a timing in the summary:
    disposal authorisations as signed events in ``<db dir>/ledger``, the
    7-day triggers, and a signed checkpoint.
 
-Valuation/LTV and the dashboard are not wired yet; the summary says so
-instead of pretending.
+7. the dashboard: ``report/index.html`` (``out``), self-contained.
+
+Valuation/LTV is not wired yet; the summary says so instead of pretending.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ import pyarrow.parquet as pq
 
 __all__ = ["run_portfolio"]
 
-PENDING = ("value and LTV", "dashboard")
+PENDING = ("value and LTV",)
 
 
 def run_portfolio(
-    portfolio: str | Path, db: str | Path, *, progress: bool = False
+    portfolio: str | Path, db: str | Path, *, out: str | Path | None = None, progress: bool = False
 ) -> dict[str, Any]:
     from .monitor.cli import monitor_store  # noqa: PLC0415
     from .monitor.quality import detection_quality  # noqa: PLC0415
@@ -113,6 +114,12 @@ def run_portfolio(
             Path(db).parent / "ledger", pq.read_table(book_path), alerts, defaults, now
         )
         timings["ledger"] = time.perf_counter() - t4
+    from .report import build_dashboard  # noqa: PLC0415
+
+    t5 = time.perf_counter()
+    report_dir = Path(out) if out is not None else Path(db).parent / "report"
+    summary["dashboard"] = build_dashboard(db, report_dir, ledger_dir=Path(db).parent / "ledger")
+    timings["dashboard"] = time.perf_counter() - t5
     summary["pending"] = list(PENDING)
     summary["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
     return summary

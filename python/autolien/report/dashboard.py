@@ -1,0 +1,455 @@
+"""The risk dashboard: one self-contained ``index.html`` (plotly.js embedded,
+no server, no network) with the portfolio overview, the sortable alert list
+and a page per alerted vehicle.
+
+A vehicle page shows its track on projected coordinates (no tile layer) with
+each alert's path highlighted, the entropy features against their baseline
+band, odometer against track distance, and its ledger history with each
+entry's inclusion proof checked against the current root. Vehicle pages are
+plotted in the browser from embedded data when selected (``#vehicle=<id>``).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+__all__ = ["build_dashboard"]
+
+_FEATURES = (
+    "location_entropy",
+    "new_place_share",
+    "stop_entropy",
+    "speed_entropy",
+    "turn_entropy",
+    "km_24h",
+)
+_LEVEL_COLOURS = {"warning": "#f0ad4e", "alert": "#d9534f", "emergency": "#7b1fa2"}
+_MAX_TRACK_POINTS = 3000
+
+
+def _xy(
+    lat: np.ndarray, lon: np.ndarray, lat0: float, lon0: float
+) -> tuple[list[float], list[float]]:
+    """Local east/north in km (equirectangular about the first fix)."""
+    k = 111.195
+    x = (lon - lon0) * k * math.cos(math.radians(lat0))
+    y = (lat - lat0) * k
+    return np.round(x, 4).tolist(), np.round(y, 4).tolist()
+
+
+def _nullable(a: np.ndarray, digits: int = 4) -> list[float | None]:
+    """Values for JSON, NaN as null (plotly draws a gap)."""
+    return [None if math.isnan(v) else round(float(v), digits) for v in a]
+
+
+def _thin(n: int, most: int) -> np.ndarray:
+    return (
+        np.unique(np.linspace(0, n - 1, most).round().astype(np.int64))
+        if n > most
+        else np.arange(n)
+    )
+
+
+def _iso(v: Any) -> str | None:
+    return None if v is None else v.isoformat()
+
+
+def _ledger_rows(ledger_dir: Path | None, vins: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    from ..ledger import AssetLedger, verify_inclusion  # noqa: PLC0415
+    from ..ledger.assets import CONFIG  # noqa: PLC0415
+
+    if ledger_dir is None or not (ledger_dir / CONFIG).exists():
+        return {}
+    out: dict[str, list[dict[str, Any]]] = {}
+    led = AssetLedger.open(ledger_dir, read_only=True)
+    try:
+        size, root = led.size, led.root()
+        for vid, vin in vins.items():
+            code = led.code_for_vin(vin)
+            if code is None:
+                continue
+            rows = []
+            for e in led.history(code):
+                seq = e["seq"]
+                ok = verify_inclusion(led.leaf_hash(seq), seq, size, led.inclusion_proof(seq), root)
+                rows.append(
+                    {
+                        "seq": seq,
+                        "type": e["type"],
+                        "time": e["time"],
+                        "proof": "verified" if ok else "FAILED",
+                    }
+                )
+            out[vid] = rows
+    finally:
+        led.close()
+    return out
+
+
+def build_dashboard(
+    db: str | Path, out_dir: str | Path, *, ledger_dir: str | Path | None = None
+) -> dict[str, Any]:
+    """Writes ``out_dir/index.html`` from the store; returns what it holds."""
+    import plotly  # noqa: PLC0415
+    import plotly.graph_objects as go  # noqa: PLC0415
+
+    from ..telemetry import Store  # noqa: PLC0415
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with Store(db, read_only=True) as store:
+        have = set(store.tables())
+        if "alerts" not in have:
+            raise ValueError(
+                f"{db} has no alerts table; run `autolien monitor` or `autolien run` first"
+            )
+        alerts = store.query("SELECT * FROM alerts ORDER BY level_code DESC, opened")
+        feats = (
+            store.query("SELECT * FROM monitor_features ORDER BY vehicle_id, hour")
+            if "monitor_features" in have
+            else pa.table({})
+        )
+        book = store.query("SELECT * FROM loan_book") if "loan_book" in have else None
+        ids = sorted(set(alerts.column("vehicle_id").to_pylist()))
+        store.con.register("_dash_ids", pa.table({"v": pa.array(ids, pa.string())}))
+        if "locations" in have and book is not None:
+            track = store.query(
+                "SELECT lb.vehicle_id, l.time, l.lat, l.lon, l.mileage_km FROM locations l JOIN loan_book lb "
+                "ON lb.terminal_id = l.terminal_id WHERE lb.vehicle_id IN (SELECT v FROM _dash_ids) "
+                "ORDER BY lb.vehicle_id, l.time"
+            )
+        elif "gnss_track" in have:
+            track = store.query(
+                "SELECT vehicle_id, time, lat, lon, NULL::DOUBLE AS mileage_km FROM gnss_track "
+                "WHERE used AND vehicle_id IN (SELECT v FROM _dash_ids) ORDER BY vehicle_id, time"
+            )
+        else:
+            track = None
+    vins = (
+        dict(
+            zip(book.column("vehicle_id").to_pylist(), book.column("vin").to_pylist(), strict=True)
+        )
+        if book is not None
+        else {}
+    )
+    ledger = _ledger_rows(
+        Path(ledger_dir) if ledger_dir else None, {v: vins[v] for v in ids if v in vins}
+    )
+
+    # -- overview ---------------------------------------------------------------
+    rows = alerts.to_pylist()
+    figs: dict[str, Any] = {}
+    days: dict[str, dict[str, int]] = {}
+    for a in rows:
+        d = a["opened"].date().isoformat()
+        days.setdefault(d, {}).setdefault(a["level"], 0)
+        days[d][a["level"]] += 1
+    dx = sorted(days)
+    fig = go.Figure(
+        [
+            go.Bar(x=dx, y=[days[d].get(lv, 0) for d in dx], name=lv, marker_color=c)
+            for lv, c in _LEVEL_COLOURS.items()
+        ]
+    )
+    fig.update_layout(
+        barmode="stack",
+        title="Alerts opened per day, by level",
+        height=320,
+        margin={"l": 40, "r": 10, "t": 40, "b": 30},
+    )
+    figs["overview_alerts"] = fig
+    if feats.num_rows:
+        hours = feats.column("hour").to_pylist()
+        km = np.nan_to_num(
+            np.asarray(feats.column("km_track").to_numpy(zero_copy_only=False), float)
+        )
+        day_km: dict[str, float] = {}
+        for h, k in zip(hours, km, strict=True):
+            day_km[h.date().isoformat()] = day_km.get(h.date().isoformat(), 0.0) + float(k)
+        ks = sorted(day_km)
+        fig = go.Figure(
+            [go.Scatter(x=ks, y=[day_km[k] for k in ks], mode="lines+markers", name="km")]
+        )
+        fig.update_layout(
+            title="Fleet distance per day (km, from the tracks)",
+            height=320,
+            margin={"l": 50, "r": 10, "t": 40, "b": 30},
+        )
+        figs["overview_km"] = fig
+
+    # -- vehicles ---------------------------------------------------------------
+    vehicles: dict[str, Any] = {}
+    tcols = (
+        {c: track.column(c) for c in track.column_names}
+        if track is not None and track.num_rows
+        else {}
+    )
+    tv = np.asarray(tcols["vehicle_id"].to_pylist()) if tcols else np.zeros(0, str)
+    for vid in ids:
+        va = [a for a in rows if a["vehicle_id"] == vid]
+        page: dict[str, Any] = {
+            "alerts": [
+                {
+                    "kind": a["kind"],
+                    "level": a["level"],
+                    "opened": _iso(a["opened"]),
+                    "closed": _iso(a["closed"]),
+                    "evidence": a["evidence"],
+                }
+                for a in va
+            ]
+        }
+        sel = np.flatnonzero(tv == vid)
+        if sel.size:
+            lat = np.asarray(tcols["lat"].take(pa.array(sel)).to_numpy(zero_copy_only=False), float)
+            lon = np.asarray(tcols["lon"].take(pa.array(sel)).to_numpy(zero_copy_only=False), float)
+            th = _thin(sel.size, _MAX_TRACK_POINTS)
+            x, y = _xy(lat[th], lon[th], lat[0], lon[0])
+            traces = [
+                go.Scattergl(
+                    x=x, y=y, mode="lines", line={"color": "#9e9e9e", "width": 1}, name="track"
+                )
+            ]
+            for a in va:
+                if a["path"]:
+                    px, py = _xy(
+                        np.array([p["lat"] for p in a["path"]]),
+                        np.array([p["lon"] for p in a["path"]]),
+                        lat[0],
+                        lon[0],
+                    )
+                    traces.append(
+                        go.Scattergl(
+                            x=px,
+                            y=py,
+                            mode="lines+markers",
+                            name=f"{a['kind']} ({a['level']})",
+                            line={"color": _LEVEL_COLOURS[a["level"]], "width": 3},
+                        )
+                    )
+            f = go.Figure(traces)
+            f.update_layout(
+                title="Track (km east/north of the first fix); alert paths highlighted",
+                height=460,
+                yaxis={"scaleanchor": "x"},
+                margin={"l": 50, "r": 10, "t": 40, "b": 30},
+            )
+            page["track"] = json.loads(plotly.io.to_json(f))
+            mk = tcols["mileage_km"].take(pa.array(sel)).to_numpy(zero_copy_only=False)
+            times = [t.isoformat() for t in tcols["time"].take(pa.array(sel[th])).to_pylist()]
+            odo_traces = []
+            if mk.size and not np.isnan(np.asarray(mk, float)).all():
+                m = np.asarray(mk, float)
+                odo_traces.append(
+                    go.Scatter(
+                        x=times,
+                        y=np.round(m[th] - np.nanmin(m[:1]), 2).tolist(),
+                        name="odometer (km since first fix)",
+                    )
+                )
+            fmask = (
+                np.asarray(feats.column("vehicle_id").to_pylist()) == vid
+                if feats.num_rows
+                else np.zeros(0, bool)
+            )
+            fi = np.flatnonzero(fmask)
+            if fi.size:
+                fh = [h.isoformat() for h in feats.column("hour").take(pa.array(fi)).to_pylist()]
+                cum = np.cumsum(
+                    np.nan_to_num(
+                        np.asarray(
+                            feats.column("km_track")
+                            .take(pa.array(fi))
+                            .to_numpy(zero_copy_only=False),
+                            float,
+                        )
+                    )
+                )
+                odo_traces.append(
+                    go.Scatter(x=fh, y=np.round(cum, 2).tolist(), name="track distance (km)")
+                )
+                f = go.Figure(odo_traces)
+                f.update_layout(
+                    title="Odometer against track distance",
+                    height=320,
+                    margin={"l": 50, "r": 10, "t": 40, "b": 30},
+                )
+                page["odometer"] = json.loads(plotly.io.to_json(f))
+                ftr = []
+                for k, name in enumerate(_FEATURES):
+                    vals = np.asarray(
+                        feats.column(name).take(pa.array(fi)).to_numpy(zero_copy_only=False), float
+                    )
+                    med = np.asarray(
+                        feats.column(f"{name}_median")
+                        .take(pa.array(fi))
+                        .to_numpy(zero_copy_only=False),
+                        float,
+                    )
+                    mad = np.asarray(
+                        feats.column(f"{name}_mad")
+                        .take(pa.array(fi))
+                        .to_numpy(zero_copy_only=False),
+                        float,
+                    )
+                    ax = "" if k == 0 else str(k + 1)
+                    band_hi = np.round(med + 3 * 1.4826 * mad, 4)
+                    band_lo = np.round(med - 3 * 1.4826 * mad, 4)
+                    ftr.append(
+                        go.Scatter(
+                            x=fh,
+                            y=_nullable(band_hi),
+                            mode="lines",
+                            line={"width": 0},
+                            showlegend=False,
+                            xaxis=f"x{ax}",
+                            yaxis=f"y{ax}",
+                        )
+                    )
+                    ftr.append(
+                        go.Scatter(
+                            x=fh,
+                            y=_nullable(band_lo),
+                            mode="lines",
+                            line={"width": 0},
+                            fill="tonexty",
+                            fillcolor="rgba(66,133,244,0.2)",
+                            name="baseline ±3 robust SD" if k == 0 else None,
+                            showlegend=k == 0,
+                            xaxis=f"x{ax}",
+                            yaxis=f"y{ax}",
+                        )
+                    )
+                    ftr.append(
+                        go.Scatter(
+                            x=fh,
+                            y=_nullable(vals),
+                            mode="lines",
+                            name=name,
+                            line={"color": "#1a237e", "width": 1},
+                            showlegend=False,
+                            xaxis=f"x{ax}",
+                            yaxis=f"y{ax}",
+                        )
+                    )
+                f = go.Figure(ftr)
+                grid: dict[str, dict[str, Any]] = {
+                    f"yaxis{'' if k == 0 else k + 1}": {
+                        "domain": [
+                            1 - (k + 1) / len(_FEATURES) + 0.02,
+                            1 - k / len(_FEATURES) - 0.02,
+                        ],
+                        "title": {"text": _FEATURES[k], "font": {"size": 9}},
+                    }
+                    for k in range(len(_FEATURES))
+                }
+                for k in range(len(_FEATURES)):
+                    sfx = "" if k == 0 else str(k + 1)
+                    grid[f"xaxis{sfx}"] = {
+                        "anchor": f"y{sfx}",
+                        "showticklabels": k == len(_FEATURES) - 1,
+                    }
+                f.update_layout(
+                    title="Hourly features (24 h windows) and their baseline band",
+                    height=900,
+                    margin={"l": 90, "r": 10, "t": 40, "b": 30},
+                    **grid,
+                )
+                page["features"] = json.loads(plotly.io.to_json(f))
+        page["ledger"] = ledger.get(vid, [])
+        vehicles[vid] = page
+
+    table_rows = []
+    for a in rows:
+        age = (a["closed"] or max(r["last_signal"] for r in rows)) - a["opened"]
+        table_rows.append(
+            f"<tr><td><a href='#vehicle={html.escape(a['vehicle_id'])}'>{html.escape(a['vehicle_id'])}</a></td>"
+            f"<td>{html.escape(a['kind'])}</td><td data-v='{a['level_code']}'>"
+            f"<span class='lv {a['level']}'>{a['level']}</span></td>"
+            f"<td>{a['opened']:%Y-%m-%d %H:%M}</td><td data-v='{age.total_seconds() / 3600:.1f}'>"
+            f"{age.total_seconds() / 3600:.1f}</td><td>{'open' if a['closed'] is None else 'closed'}</td>"
+            f"<td data-v='{a['score']:.3f}'>{a['score']:.1f}</td></tr>"
+        )
+    overview_divs = "".join(f"<div id='{k}' class='fig'></div>" for k in figs)
+    data = {
+        "overview": {k: json.loads(plotly.io.to_json(f)) for k, f in figs.items()},
+        "vehicles": vehicles,
+    }
+    page_html = _TEMPLATE.format(
+        plotly_js=plotly.offline.get_plotlyjs(),
+        n_alerts=len(rows),
+        n_vehicles=len(ids),
+        levels=", ".join(
+            f"{sum(1 for a in rows if a['level'] == lv)} {lv}"
+            for lv in ("emergency", "alert", "warning")
+        ),
+        overview=overview_divs,
+        rows="\n".join(table_rows),
+        data=json.dumps(data, separators=(",", ":")).replace("</", "<\\/"),
+    )
+    (out / "index.html").write_text(page_html)
+    return {
+        "path": str(out / "index.html"),
+        "alerts": len(rows),
+        "vehicles": len(ids),
+        "figures": len(figs)
+        + sum(sum(k in p for k in ("track", "odometer", "features")) for p in vehicles.values()),
+        "bytes": len(page_html),
+    }
+
+
+_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>autolien risk dashboard</title>
+<style>
+body{{font-family:system-ui,sans-serif;margin:20px;color:#222}} h1{{margin:0 0 4px}} .fig{{margin:8px 0}}
+table{{border-collapse:collapse;font-size:13px}} th,td{{padding:3px 8px;border-bottom:1px solid #ddd}}
+th{{cursor:pointer;background:#f5f5f5}} .lv{{color:#fff;padding:1px 6px;border-radius:3px}}
+.warning{{background:#f0ad4e}} .alert{{background:#d9534f}} .emergency{{background:#7b1fa2}}
+#vehicle{{display:none}} .note{{color:#666}} #errors{{color:#b00}}
+</style>
+<script>window.__errors=[];window.addEventListener('error',function(e){{window.__errors.push(String(e.message));
+var d=document.getElementById('errors');if(d)d.textContent=window.__errors.join('\\n');}});</script>
+<script>{plotly_js}</script>
+</head><body>
+<div id="errors"></div>
+<h1>autolien risk dashboard</h1>
+<p class="note">{n_alerts} alerts on {n_vehicles} vehicles: {levels}. Valuation and LTV panels arrive with the valuation stage.</p>
+<div id="overview">{overview}
+<h2>Alerts</h2><p class="note">Click a column to sort; click a vehicle for its page.</p>
+<table id="alerts"><thead><tr><th>vehicle</th><th>kind</th><th>level</th><th>opened</th><th>age (h)</th>
+<th>state</th><th>score</th></tr></thead><tbody>
+{rows}
+</tbody></table></div>
+<div id="vehicle"><p><a href="#">&larr; portfolio</a></p><h2 id="vtitle"></h2>
+<div id="valerts"></div><div id="vtrack" class="fig"></div><div id="vfeatures" class="fig"></div>
+<div id="vodometer" class="fig"></div><h3>Ledger history</h3><table id="vledger"></table></div>
+<script id="data" type="application/json">{data}</script>
+<script>
+var DATA=JSON.parse(document.getElementById('data').textContent);
+function plot(id,fig){{if(fig){{Plotly.newPlot(id,fig.data,fig.layout,{{responsive:true}});}}
+else{{document.getElementById(id).innerHTML='';}}}}
+Object.keys(DATA.overview).forEach(function(k){{plot(k,DATA.overview[k]);}});
+document.querySelectorAll('#alerts th').forEach(function(th,i){{th.addEventListener('click',function(){{
+ var tb=document.querySelector('#alerts tbody'),rs=Array.from(tb.rows),asc=th.dataset.asc!=='1';th.dataset.asc=asc?'1':'0';
+ rs.sort(function(a,b){{var x=a.cells[i].dataset.v||a.cells[i].textContent,y=b.cells[i].dataset.v||b.cells[i].textContent;
+ var nx=parseFloat(x),ny=parseFloat(y);var c=(!isNaN(nx)&&!isNaN(ny))?nx-ny:x.localeCompare(y);return asc?c:-c;}});
+ rs.forEach(function(r){{tb.appendChild(r);}});}});}});
+function show(){{var m=location.hash.match(/vehicle=([^&]+)/);var v=m&&DATA.vehicles[decodeURIComponent(m[1])];
+ document.getElementById('overview').style.display=v?'none':'block';document.getElementById('vehicle').style.display=v?'block':'none';
+ if(!v)return;var id=decodeURIComponent(m[1]);document.getElementById('vtitle').textContent='Vehicle '+id;
+ document.getElementById('valerts').innerHTML=v.alerts.map(function(a){{return '<p><span class="lv '+a.level+'">'+a.level+
+ '</span> '+a.kind+' opened '+a.opened+(a.closed?' closed '+a.closed:' (open)')+'<br><code>'+
+ a.evidence.replace(/</g,'&lt;')+'</code></p>';}}).join('');
+ plot('vtrack',v.track);plot('vfeatures',v.features);plot('vodometer',v.odometer);
+ document.getElementById('vledger').innerHTML='<tr><th>seq</th><th>event</th><th>time</th><th>inclusion proof</th></tr>'+
+ v.ledger.map(function(e){{return '<tr><td>'+e.seq+'</td><td>'+e.type+'</td><td>'+e.time+'</td><td>'+e.proof+'</td></tr>';}}).join('');}}
+window.addEventListener('hashchange',show);show();
+</script></body></html>
+"""
