@@ -5,7 +5,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip
 BUILD_STAMP := $(VENV)/.build-tools
-EXTRAS  ?= test,bench,lint
+EXTRAS  ?= test,bench,lint,train
 # Warnings are errors in development builds (see CMakeLists.txt).
 CMAKE_DEFS ?= -Ccmake.define.AUTOLIEN_WERROR=ON
 CXX_SOURCES = $(shell find cpp bindings fpga -name '*.cpp' -o -name '*.hpp' -o -name '*.h' 2>/dev/null)

@@ -13,6 +13,7 @@ void register_gnss(py::module_& m);
 void register_gnss_fusion(py::module_& m);
 void register_gnss_geofence(py::module_& m);
 void register_entropy(py::module_& m);
+void register_valuation(py::module_& m);
 
 PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     m.doc() = "autolien compiled core (private: use the autolien package)";
@@ -36,4 +37,5 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     register_gnss_fusion(m);
     register_gnss_geofence(m);
     register_entropy(m);
+    register_valuation(m);
 }

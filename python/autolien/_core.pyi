@@ -163,3 +163,26 @@ def histogram(
     x: NDArray[np.float64], edges: NDArray[np.float64]
 ) -> tuple[NDArray[np.int64], int]: ...
 def shannon_bits(counts: NDArray[np.int64]) -> Any: ...
+
+# valuation
+class TreeEnsemble:
+    def __init__(
+        self,
+        feature: NDArray[np.int32],
+        threshold: NDArray[np.float32],
+        yes: NDArray[np.int32],
+        no: NDArray[np.int32],
+        missing_yes: NDArray[np.uint8],
+        value: NDArray[np.float64],
+        roots: NDArray[np.int32],
+        leq: bool,
+        base: float,
+        n_features: int,
+    ) -> None: ...
+    def predict(self, rows: NDArray[np.float32]) -> NDArray[np.float64]: ...
+    @property
+    def n_trees(self) -> int: ...
+    @property
+    def n_nodes(self) -> int: ...
+    @property
+    def n_features(self) -> int: ...

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from . import __version__, _core
 from .ledger import cli as ledger_cli
+from .valuation import cli as valuation_cli
 
 
 def _info(_: argparse.Namespace) -> int:
@@ -256,9 +257,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_run.add_argument("--quiet", action="store_true", help="no progress bars")
     p_run.set_defaults(func=_run)
     ledger_cli.add_parser(sub)
+    valuation_cli.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "ledger":
         return ledger_cli.run(args)
+    if args.command == "valuation":
+        return valuation_cli.run(args)
     result: int = args.func(args)
     return result
 

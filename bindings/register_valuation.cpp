@@ -1,0 +1,59 @@
+// Valuation bindings: the compiled tree ensemble. Arrays in (noconvert),
+// prediction under a released GIL.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <vector>
+
+#include "autolien/valuation/trees.hpp"
+#include "columns.hpp"
+
+namespace py = pybind11;
+namespace av = autolien::valuation;
+using autolien::bindings::to_numpy;
+
+namespace {
+template <typename T> using carray = py::array_t<T, py::array::c_style>;
+
+template <typename T> std::vector<T> vec(const carray<T>& a) {
+    if (a.ndim() != 1)
+        throw std::invalid_argument("tree arrays must be 1-D");
+    return {a.data(), a.data() + a.shape(0)};
+}
+} // namespace
+
+void register_valuation(py::module_& m) {
+    py::class_<av::TreeEnsemble>(m, "TreeEnsemble", "A compiled sum of regression trees (float32 inputs).")
+        .def(py::init([](const carray<std::int32_t>& feature, const carray<float>& threshold,
+                         const carray<std::int32_t>& yes, const carray<std::int32_t>& no,
+                         const carray<std::uint8_t>& missing_yes, const carray<double>& value,
+                         const carray<std::int32_t>& roots, bool leq, double base, std::size_t n_features) {
+                 return std::make_unique<av::TreeEnsemble>(vec(feature), vec(threshold), vec(yes), vec(no),
+                                                           vec(missing_yes), vec(value), vec(roots), leq,
+                                                           base, n_features);
+             }),
+             py::arg("feature").noconvert(), py::arg("threshold").noconvert(), py::arg("yes").noconvert(),
+             py::arg("no").noconvert(), py::arg("missing_yes").noconvert(), py::arg("value").noconvert(),
+             py::arg("roots").noconvert(), py::arg("leq"), py::arg("base"), py::arg("n_features"))
+        .def(
+            "predict",
+            [](const av::TreeEnsemble& self, const carray<float>& rows) {
+                if (rows.ndim() != 2 || static_cast<std::size_t>(rows.shape(1)) != self.n_features())
+                    throw std::invalid_argument(
+                        "rows must be a 2-D float32 array with one column per feature");
+                const auto n = static_cast<std::size_t>(rows.shape(0));
+                std::vector<double> out(n);
+                {
+                    const py::gil_scoped_release nogil;
+                    self.predict({rows.data(), n * self.n_features()}, out);
+                }
+                return to_numpy(std::move(out));
+            },
+            py::arg("rows").noconvert())
+        .def_property_readonly("n_trees", &av::TreeEnsemble::n_trees)
+        .def_property_readonly("n_nodes", &av::TreeEnsemble::n_nodes)
+        .def_property_readonly("n_features", &av::TreeEnsemble::n_features);
+}

@@ -1,0 +1,197 @@
+"""``Valuer``: the base value of vehicles from the shipped (or a retrained)
+model, scored by the compiled C++ tree ensemble (or onnxruntime)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import _core
+from .data import FUELS, REQUIRED
+from .train import CATEGORICAL, NUMERIC, Encoder
+
+__all__ = ["DEFAULT_MODEL", "VALUE_SCHEMA", "Valuer"]
+
+DEFAULT_MODEL = Path(__file__).parent / "models" / "uk_used_cars"
+VALUE_SCHEMA = pa.schema(
+    [
+        pa.field("row", pa.int64(), nullable=False),
+        pa.field("base_value", pa.float64()),
+        pa.field("value", pa.float64()),
+        pa.field("value_low", pa.float64()),
+        pa.field("value_high", pa.float64()),
+        pa.field("currency", pa.string(), nullable=False),
+        pa.field("model_version", pa.string(), nullable=False),
+        pa.field("flag", pa.string()),
+        pa.field("error", pa.string()),
+    ]
+)
+
+
+class Valuer:
+    """A loaded base-value model. ``value`` prices a table of vehicles."""
+
+    def __init__(
+        self, meta: dict[str, Any], arrays: dict[str, np.ndarray], onnx_path: Path | None
+    ) -> None:
+        self.meta = meta
+        self.version: str = meta["version"]
+        self.currency: str = meta["currency"]
+        self.encoder = Encoder(meta["vocab"])
+        self.optional: list[str] = list(meta["optional"])
+        n_feat = len(meta["features"])
+        self.trees = _core.TreeEnsemble(
+            np.ascontiguousarray(arrays["feature"], np.int32),
+            np.ascontiguousarray(arrays["threshold"], np.float32),
+            np.ascontiguousarray(arrays["yes"], np.int32),
+            np.ascontiguousarray(arrays["no"], np.int32),
+            np.ascontiguousarray(arrays["missing_yes"], np.uint8),
+            np.ascontiguousarray(arrays["value"], np.float64),
+            np.ascontiguousarray(arrays["roots"], np.int32),
+            bool(arrays["leq"]),
+            float(arrays["base"]),
+            n_feat,
+        )
+        self.onnx_path = onnx_path
+        self._ort: Any = None
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> Valuer:
+        """The model in ``path`` (a directory written by ``autolien valuation
+        train``); the shipped UK model when None."""
+        p = Path(path) if path is not None else DEFAULT_MODEL
+        meta_path = p / "model.json"
+        if not meta_path.exists():
+            raise ValueError(f"{p} holds no model.json; train one with `autolien valuation train`")
+        meta = json.loads(meta_path.read_text())
+        with np.load(p / "trees.npz") as z:
+            arrays = {k: z[k] for k in z.files}
+        onnx = p / "model.onnx"
+        return cls(meta, arrays, onnx if onnx.exists() else None)
+
+    def features(self, vehicles: pa.Table, at: dt.datetime | dt.date | None = None) -> np.ndarray:
+        """The float32 feature matrix of the model for these vehicles at ``at``."""
+        when = _date(at)
+        table = self._prepared(vehicles, when)
+        cat, _ = self.encoder.transform(table)
+        num = [
+            np.asarray(
+                table.column(c).cast(pa.float64()).to_numpy(zero_copy_only=False), np.float64
+            )
+            if c in table.column_names
+            else np.full(table.num_rows, np.nan)
+            for c in (*NUMERIC, *self.optional)
+        ]
+        return np.column_stack([cat, *num]).astype(np.float32)
+
+    def predict_log(self, X: np.ndarray, *, engine: str = "compiled") -> np.ndarray:
+        X = np.ascontiguousarray(X, np.float32)
+        if engine == "compiled":
+            return np.asarray(self.trees.predict(X))
+        if engine == "onnxruntime":
+            if self._ort is None:
+                import onnxruntime as ort  # noqa: PLC0415
+
+                if self.onnx_path is None:
+                    raise ValueError("this model directory has no model.onnx")
+                self._ort = ort.InferenceSession(
+                    str(self.onnx_path), providers=["CPUExecutionProvider"]
+                )
+            return np.asarray(
+                self._ort.run(None, {self._ort.get_inputs()[0].name: X})[0].ravel(), np.float64
+            )
+        raise ValueError(f"engine must be 'compiled' or 'onnxruntime', got {engine!r}")
+
+    def value(
+        self,
+        vehicles: pa.Table,
+        at: dt.datetime | dt.date | None = None,
+        *,
+        engine: str = "compiled",
+    ) -> pa.Table:
+        """Base value per row, with a 90% interval and the model version.
+
+        Rows that cannot be valued (missing or negative mileage, a model year
+        after ``at``, a missing year) get a null value and the reason in
+        ``error``; rows valued on a fallback (unknown make or model, a fuel
+        outside the known ones) get a ``flag``. Never a silent NaN."""
+        missing = [c for c in REQUIRED if c not in vehicles.column_names]
+        if missing:
+            raise ValueError(f"vehicles lack required columns: {', '.join(missing)}")
+        when = _date(at)
+        n = vehicles.num_rows
+        X = self.features(vehicles, when)
+        errors = _row_errors(vehicles, when)
+        _, unknown = self.encoder.transform(self._prepared(vehicles, when))
+        fuel = pc.utf8_lower(vehicles.column("fuel").cast(pa.string())).to_pylist()
+        flags: list[str | None] = []
+        for i in range(n):
+            f = []
+            if unknown["make"][i]:
+                f.append("unknown make")
+            elif unknown["make_model"][i]:
+                f.append("unknown model")
+            if fuel[i] not in FUELS:
+                f.append("fuel not one of " + "/".join(FUELS))
+            flags.append("; ".join(f) + ": valued on the remaining features" if f else None)
+        logv = self.predict_log(X, engine=engine) if n else np.zeros(0)
+        base = np.exp(logv)
+        q = self.meta["log_residual_interval_90"]
+        bad = np.array([e is not None for e in errors], bool)
+        val = np.where(bad, np.nan, base)
+        out = {
+            "row": pa.array(np.arange(n, dtype=np.int64)),
+            "base_value": pa.array(val, pa.float64(), mask=bad),
+            "value": pa.array(val, pa.float64(), mask=bad),
+            "value_low": pa.array(val * np.exp(q["q05"]), pa.float64(), mask=bad),
+            "value_high": pa.array(val * np.exp(q["q95"]), pa.float64(), mask=bad),
+            "currency": pa.array([self.currency] * n, pa.string()),
+            "model_version": pa.array([self.version] * n, pa.string()),
+            "flag": pa.array(flags, pa.string()),
+            "error": pa.array(errors, pa.string()),
+        }
+        return pa.table(out, schema=VALUE_SCHEMA)
+
+    def _prepared(self, vehicles: pa.Table, when: dt.date) -> pa.Table:
+        year = vehicles.column("year").cast(pa.float64())
+        age = pc.subtract(
+            pa.scalar(when.year + (when.timetuple().tm_yday - 1) / 365.25 - 0.5), year
+        )
+        t = vehicles
+        if "age_years" not in t.column_names:
+            t = t.append_column("age_years", age)
+        return t
+
+
+def _date(at: dt.datetime | dt.date | None) -> dt.date:
+    if at is None:
+        return dt.datetime.now(dt.UTC).date()
+    return at.date() if isinstance(at, dt.datetime) else at
+
+
+def _row_errors(vehicles: pa.Table, when: dt.date) -> list[str | None]:
+    km = vehicles.column("mileage_km").cast(pa.float64()).to_pylist()
+    year = vehicles.column("year").cast(pa.float64()).to_pylist()
+    out: list[str | None] = []
+    for k, y in zip(km, year, strict=True):
+        if y is None or math.isnan(y):
+            out.append("missing year")
+        elif y > when.year:
+            out.append(f"model year {int(y)} is after the valuation date {when.isoformat()}")
+        elif k is None or math.isnan(k):
+            out.append("missing mileage")
+        elif k < 0:
+            out.append(f"negative mileage {k:g} km")
+        else:
+            out.append(None)
+    return out
+
+
+_ = CATEGORICAL  # the feature order is CATEGORICAL, NUMERIC, optional (train.py)
