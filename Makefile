@@ -94,7 +94,7 @@ sanitize:
 	test -x $(ASAN_VENV)/bin/python || $(PYTHON) -m venv $(ASAN_VENV)
 	$(ASAN_VENV)/bin/python -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.13"
 	$(ASAN_VENV)/bin/python -m pip install --quiet --no-build-isolation -Cbuild-dir=build/asan \
-		-Ccmake.build-type=Debug "-Ccmake.define.CMAKE_CXX_FLAGS=$(SAN_FLAGS)" $(CMAKE_DEFS) ".[test]"
+		-Ccmake.build-type=Debug "-Ccmake.define.CMAKE_CXX_FLAGS=$(SAN_FLAGS)" $(CMAKE_DEFS) ".[test,train]"
 	ASAN_OPTIONS=detect_leaks=0 HYPOTHESIS_PROFILE=dev \
 		LD_PRELOAD="$$($(CXX) -print-file-name=libasan.so) $$($(CXX) -print-file-name=libubsan.so)" \
 		$(ASAN_VENV)/bin/python -m pytest tests -q -p no:cacheprovider
