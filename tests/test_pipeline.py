@@ -93,3 +93,42 @@ def test_run_detects_the_injected_anomalies(
     assert again["ledger"]["pledges"] == again["ledger"]["alerts_raised"] == 0
     assert again["ledger"]["entries"] == led["entries"] + again["ledger"]["judicial_triggers"]
     assert main(["run", str(tmp_path / "nope"), "--db", db, "--quiet"]) == 2
+
+
+def test_incremental_runs_equal_one_run(
+    portfolio: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import shutil
+
+    part = tmp_path / "pf"
+    (part / "telemetry").mkdir(parents=True)
+    for name in ("loan_book.parquet", "truth.parquet", "defaults.parquet"):
+        shutil.copy(portfolio / name, part / name)
+    days = sorted({p.stem for p in (portfolio / "telemetry").iterdir()})
+    first, rest = days[:8], days[8:]
+
+    def copy(stems: list[str]) -> None:
+        for p in (portfolio / "telemetry").iterdir():
+            if p.stem in stems:
+                shutil.copy(p, part / "telemetry" / p.name)
+
+    def run(db: Path, pf: Path) -> dict:
+        capsys.readouterr()
+        assert main(["run", str(pf), "--db", str(db), "--json", "--quiet"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    copy(first)
+    run(tmp_path / "inc" / "x.duckdb", part)
+    copy(rest)
+    second = run(tmp_path / "inc" / "x.duckdb", part)
+    full = run(tmp_path / "full" / "x.duckdb", portfolio)
+    assert second["monitor"]["late_rows"] == 0
+    assert second["monitor"]["alerts"] == full["monitor"]["alerts"]
+
+    def alerts(db: Path) -> list:
+        con = duckdb.connect(str(db), read_only=True)
+        rows = con.sql("SELECT * FROM alerts ORDER BY alert_id").fetchall()
+        con.close()
+        return rows
+
+    assert alerts(tmp_path / "inc" / "x.duckdb") == alerts(tmp_path / "full" / "x.duckdb")

@@ -32,7 +32,9 @@ def _browser(url: str, *args: str) -> str:
     ]
     # the browser is not ours: keep `make sanitize`'s preloaded ASan out of it
     env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=True, env=env).stdout
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=180, check=True, env=env
+    ).stdout
 
 
 @pytest.fixture(scope="module")

@@ -47,6 +47,7 @@ def run_portfolio(
     files = sorted(p for p in (root / "telemetry").rglob("*") if p.is_file())
     if not files:
         raise ValueError(f"{root / 'telemetry'} holds no telemetry files")
+    Path(db).parent.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     summary: dict[str, Any] = {"portfolio": str(root), "db": str(db)}
 
@@ -79,7 +80,7 @@ def run_portfolio(
     else:
         summary["fuse"] = "skipped: no RTK fixes in this portfolio"
     t3 = time.perf_counter()
-    mon = monitor_store(str(db), progress=progress)
+    mon = monitor_store(str(db), progress=progress, state=Path(db).parent / "monitor_state.pkl")
     timings["monitor"] = time.perf_counter() - t3
     summary["monitor"] = mon
     truth_path = root / "truth.parquet"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pickle
 import time
 from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -35,8 +38,30 @@ _ODOMETERS = (
 )
 
 
+def _load_state(path: Path | None, config: MonitorConfig | None) -> Monitor:
+    if path is None or not path.exists():
+        return Monitor(config)
+    with open(path, "rb") as f:
+        m = pickle.load(f)  # our own state file, written by _save_state
+    if not isinstance(m, Monitor):
+        raise TypeError(f"{path} does not hold monitor state")
+    return m
+
+
+def _save_state(path: Path, m: Monitor) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        pickle.dump(m, f, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)
+
+
 def monitor_store(
-    db: str, *, batch: int = 200, progress: bool = False, config: MonitorConfig | None = None
+    db: str,
+    *,
+    batch: int = 200,
+    progress: bool = False,
+    config: MonitorConfig | None = None,
+    state: str | Path | None = None,
 ) -> dict[str, Any]:
     """Scores every vehicle of the store and writes ``alerts``,
     ``monitor_features`` and ``monitor_rejects``; returns a summary.
@@ -45,7 +70,13 @@ def monitor_store(
     else the JT/T 808 ``locations``; odometer readings from ``locations``
     (mileage) and ``ev`` (GB/T 32960). Vehicles go ``batch`` at a time against
     one fleet clock (the newest row of the store), which gives the same
-    alerts as one run over all of them."""
+    alerts as one run over all of them.
+
+    With ``state`` (a file), the run resumes: only rows newer than the last
+    run's clock are read, every vehicle carries its monitor state (buffers,
+    baselines, CUSUM, open alerts) forward, and the result equals one run over
+    everything. Rows that arrived since but are older than that clock are
+    counted as late (``late_rows``), not scored."""
     from tqdm import tqdm  # noqa: PLC0415 - only the CLI needs it
 
     from ..telemetry import Store  # noqa: PLC0415
@@ -75,17 +106,32 @@ def monitor_store(
             .to_pylist()
         )
         clock = store.query(f"SELECT max(time) AS t FROM ({union})").column("t")[0]
+        state_path = Path(state) if state is not None else None
+        fleet = _load_state(state_path, config)
+        counts = {
+            q: store.query(f"SELECT count(*) AS n FROM ({q})").column("n")[0].as_py()
+            for q in sources
+        }
+        since = ""
+        late = 0
+        if fleet.now is not None:
+            prev = getattr(fleet, "_row_counts", {})
+            cut = datetime.fromtimestamp(fleet.now, UTC)
+            store.con.execute("SET VARIABLE _monitor_since = ?", [cut]).fetchall()
+            since = " AND time > getvariable('_monitor_since')"
+            for q in sources:
+                newer = store.query(
+                    f"SELECT count(*) AS n FROM ({q}) WHERE time > getvariable('_monitor_since')"
+                )
+                late += max(0, counts[q] - prev.get(q, 0) - newer.column("n")[0].as_py())
         for name in OUTPUT_TABLES:
             store.con.execute(f"DROP TABLE IF EXISTS {name}").fetchall()
-        alerts: list[pa.Table] = []
-        features: list[pa.Table] = []
-        rejects: list[pa.Table] = []
         rows = 0
         bar = tqdm(total=len(ids), unit="vehicle", desc="monitor", disable=not progress)
         for i in range(0, len(ids), batch):
             part = pa.table({"v": pa.array(ids[i : i + batch], pa.string())})
             store.con.register("_monitor_ids", part)
-            where = " WHERE vehicle_id IN (SELECT v FROM _monitor_ids) ORDER BY vehicle_id, time"
+            where = f" WHERE vehicle_id IN (SELECT v FROM _monitor_ids){since} ORDER BY vehicle_id, time"
             tracks = store.query(f"SELECT * FROM ({track_sql}){where}") if track_sql else None
             odo = (
                 store.query(
@@ -98,20 +144,28 @@ def monitor_store(
                 else None
             )
             store.con.unregister("_monitor_ids")
-            m = Monitor(config)
+            m = Monitor(fleet.config)
+            m._vehicles = {
+                v: fleet._vehicles[v] for v in ids[i : i + batch] if v in fleet._vehicles
+            }
+            m.now = fleet.now
             m.update(tracks, odo, now=clock.as_py())
-            alerts.append(m.alerts())
-            features.append(m.features())
-            rejects.append(m.rejects)
+            fleet._vehicles.update(m._vehicles)
+            fleet._rejects += m._rejects
             rows += (tracks.num_rows if tracks is not None else 0) + (
                 odo.num_rows if odo is not None else 0
             )
             bar.update(part.num_rows)
         bar.close()
+        if clock.is_valid:
+            fleet.now = clock.as_py().timestamp()
+        fleet._row_counts = counts  # type: ignore[attr-defined]
+        if state_path is not None:
+            _save_state(state_path, fleet)
         out = {
-            "alerts": _concat(alerts),
-            "monitor_features": _concat(features),
-            "monitor_rejects": _concat(rejects),
+            "alerts": fleet.alerts(),
+            "monitor_features": fleet.features(),
+            "monitor_rejects": fleet.rejects,
         }
         for name, table in out.items():
             store.con.register("_monitor_out", table)
@@ -130,6 +184,7 @@ def monitor_store(
         "by_level": dict(levels),
         "by_kind": dict(kinds),
         "rejects": out["monitor_rejects"].num_rows,
+        "late_rows": late,
         "seconds": round(time.perf_counter() - started, 3),
         "tables": list(OUTPUT_TABLES),
     }
@@ -152,8 +207,3 @@ def _mapped(sql: str) -> str:
         f"SELECT coalesce(lb.vehicle_id, s._key) AS vehicle_id, {rest} FROM ({inner}) s "
         f"LEFT JOIN loan_book lb ON lb.{key} = s._key"
     )
-
-
-def _concat(parts: list[pa.Table]) -> pa.Table:
-    parts = [p for p in parts if p.num_rows] or parts[:1]
-    return pa.concat_tables(parts, promote_options="default") if parts else pa.table({})
