@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import _core
+from .adjust import battery_factor, usage_factor
 from .data import FUELS, REQUIRED
 from .train import CATEGORICAL, NUMERIC, Encoder
 
@@ -24,6 +26,8 @@ VALUE_SCHEMA = pa.schema(
     [
         pa.field("row", pa.int64(), nullable=False),
         pa.field("base_value", pa.float64()),
+        pa.field("usage_factor", pa.float64(), nullable=False),
+        pa.field("battery_factor", pa.float64(), nullable=False),
         pa.field("value", pa.float64()),
         pa.field("value_low", pa.float64()),
         pa.field("value_high", pa.float64()),
@@ -114,9 +118,17 @@ class Valuer:
         vehicles: pa.Table,
         at: dt.datetime | dt.date | None = None,
         *,
+        usage: pa.Table | None = None,
+        battery: pa.Table | None = None,
         engine: str = "compiled",
     ) -> pa.Table:
-        """Base value per row, with a 90% interval and the model version.
+        """Value per row: the base value times the usage and battery factors,
+        with a 90% interval and the model version.
+
+        ``usage`` (``vehicle_id``, ``behaviour``, ``km_per_day``: the monitor's
+        features) and ``battery`` (``vehicle_id``, ``soh``: from
+        ``estimate_soh``) join on ``vehicle_id``; a vehicle without them gets
+        factor 1. The market factor is not built yet.
 
         Rows that cannot be valued (missing or negative mileage, a model year
         after ``at``, a missing year) get a null value and the reason in
@@ -145,10 +157,55 @@ class Valuer:
         base = np.exp(logv)
         q = self.meta["log_residual_interval_90"]
         bad = np.array([e is not None for e in errors], bool)
-        val = np.where(bad, np.nan, base)
+        base_val = np.where(bad, np.nan, base)
+        fu = np.ones(n)
+        fb = np.ones(n)
+        if usage is not None or battery is not None:
+            if "vehicle_id" not in vehicles.column_names:
+                raise ValueError(
+                    "usage and battery inputs join on vehicles.vehicle_id, which is missing"
+                )
+            ids = vehicles.column("vehicle_id").cast(pa.string()).to_pylist()
+            if usage is not None:
+                u = {
+                    r["vehicle_id"]: r
+                    for r in usage.select(["vehicle_id", "behaviour", "km_per_day"]).to_pylist()
+                }
+                beh = np.array(
+                    [
+                        np.nan if u.get(k, {}).get("behaviour") is None else u[k]["behaviour"]
+                        for k in ids
+                    ]
+                )
+                km = np.array(
+                    [
+                        np.nan if u.get(k, {}).get("km_per_day") is None else u[k]["km_per_day"]
+                        for k in ids
+                    ]
+                )
+                fu = usage_factor(beh, km)
+            if battery is not None:
+                b = dict(
+                    zip(
+                        battery.column("vehicle_id").to_pylist(),
+                        battery.column("soh").to_pylist(),
+                        strict=True,
+                    )
+                )
+                soh = np.array([np.nan if b.get(k) is None else b[k] for k in ids], np.float64)
+                age = np.asarray(
+                    self._prepared(vehicles, when)
+                    .column("age_years")
+                    .to_numpy(zero_copy_only=False),
+                    np.float64,
+                )
+                fb = battery_factor(soh, age)
+        val = base_val * fu * fb
         out = {
             "row": pa.array(np.arange(n, dtype=np.int64)),
-            "base_value": pa.array(val, pa.float64(), mask=bad),
+            "base_value": pa.array(base_val, pa.float64(), mask=bad),
+            "usage_factor": pa.array(fu, pa.float64()),
+            "battery_factor": pa.array(fb, pa.float64()),
             "value": pa.array(val, pa.float64(), mask=bad),
             "value_low": pa.array(val * np.exp(q["q05"]), pa.float64(), mask=bad),
             "value_high": pa.array(val * np.exp(q["q95"]), pa.float64(), mask=bad),
@@ -158,6 +215,59 @@ class Valuer:
             "error": pa.array(errors, pa.string()),
         }
         return pa.table(out, schema=VALUE_SCHEMA)
+
+    def forecast(
+        self,
+        vehicles: pa.Table,
+        at: dt.datetime | dt.date | None = None,
+        *,
+        km_per_day: npt.ArrayLike = 40.0,
+        horizons_days: tuple[int, ...] = (30, 90, 180),
+    ) -> pa.Table:
+        """Projected base value at each horizon: the model at the older age and
+        the mileage grown by the vehicle's own ``km_per_day`` (per row or one
+        value). The 90% interval widens as sqrt(1 + days/365) around it (a
+        stated assumption: test residuals are the only error measured)."""
+        when = _date(at)
+        n = vehicles.num_rows
+        rate = np.broadcast_to(np.asarray(km_per_day, np.float64), (n,))
+        errors = _row_errors(vehicles, when)
+        bad = np.array([e is not None for e in errors], bool)
+        q = self.meta["log_residual_interval_90"]
+        rows, hz, vals, lo, hi = [], [], [], [], []
+        base = self._prepared(vehicles, when)
+        for h in horizons_days:
+            if h < 0:
+                raise ValueError("horizons must be >= 0 days")
+            t = base.set_column(
+                base.schema.get_field_index("age_years"),
+                "age_years",
+                pc.add(base.column("age_years"), h / 365.25),
+            )
+            mk = np.asarray(
+                t.column("mileage_km").cast(pa.float64()).to_numpy(zero_copy_only=False), np.float64
+            )
+            t = t.set_column(
+                t.schema.get_field_index("mileage_km"), "mileage_km", pa.array(mk + rate * h)
+            )
+            v = np.exp(self.predict_log(self.features(t, when))) if n else np.zeros(0)
+            widen = float(np.sqrt(1 + h / 365.0))
+            rows.append(np.arange(n))
+            hz.append(np.full(n, h))
+            vals.append(np.where(bad, np.nan, v))
+            lo.append(np.where(bad, np.nan, v * np.exp(q["q05"] * widen)))
+            hi.append(np.where(bad, np.nan, v * np.exp(q["q95"] * widen)))
+        cat = [np.concatenate(x) if x else np.zeros(0) for x in (rows, hz, vals, lo, hi)]
+        mask = np.isnan(cat[2])
+        return pa.table(
+            {
+                "row": pa.array(cat[0].astype(np.int64)),
+                "horizon_days": pa.array(cat[1].astype(np.int32)),
+                "value": pa.array(cat[2], mask=mask),
+                "value_low": pa.array(cat[3], mask=mask),
+                "value_high": pa.array(cat[4], mask=mask),
+            }
+        )
 
     def _prepared(self, vehicles: pa.Table, when: dt.date) -> pa.Table:
         year = vehicles.column("year").cast(pa.float64())

@@ -1,0 +1,150 @@
+"""Usage and battery factors, battery health from GB/T 32960 frames, LTV and
+the value forecast."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from autolien.sim.behaviour import simulate_vehicle
+from autolien.sim.frames import gb32960_realtime
+from autolien.sim.portfolio import _battery
+from autolien.telemetry import decode_gb32960
+from autolien.valuation import Valuer, battery_factor, estimate_soh, ltv, usage_factor
+
+unit = st.floats(0, 1)
+km = st.floats(0, 500)
+
+
+@given(b1=unit, b2=unit, k1=km, k2=km)
+def test_usage_factor_is_monotone_and_bounded(b1: float, b2: float, k1: float, k2: float) -> None:
+    # harsher (lower behaviour) or heavier (more km) use never raises value
+    gentle, harsh = max(b1, b2), min(b1, b2)
+    light, heavy = min(k1, k2), max(k1, k2)
+    f = usage_factor([gentle, harsh, gentle], [light, light, heavy])
+    assert f[1] <= f[0]
+    assert f[2] <= f[0]
+    assert ((f >= 0.85) & (f <= 1.0)).all()
+
+
+def test_usage_factor_values() -> None:
+    assert usage_factor([1.0], [15_000 / 365])[0] == 1.0  # the norm, gentle
+    assert usage_factor([0.5], [0.0])[0] == pytest.approx(0.95)
+    assert usage_factor([1.0], [2 * 15_000 / 365])[0] == pytest.approx(0.95)
+    assert usage_factor([np.nan], [np.nan])[0] == 1.0
+
+
+@given(s1=st.floats(0.3, 1.0), s2=st.floats(0.3, 1.0), age=st.floats(0, 15))
+def test_battery_factor_is_monotone(s1: float, s2: float, age: float) -> None:
+    lo, hi = sorted((s1, s2))
+    f = battery_factor([lo, hi], [age, age])
+    assert f[0] <= f[1]
+    assert ((f >= 0.65) & (f <= 1.035)).all()
+
+
+def test_battery_factor_is_one_for_a_normal_pack() -> None:
+    assert battery_factor([1 - 0.023 * 4], [4])[0] == pytest.approx(1.0)
+    # 10 points below normal at 4 years: 35% of the value scales with capacity
+    assert battery_factor([1 - 0.023 * 4 - 0.10], [4])[0] == pytest.approx(
+        1 - 0.35 * 0.10 / (1 - 0.092)
+    )
+    assert battery_factor([np.nan], [3])[0] == 1.0
+
+
+@pytest.mark.parametrize("soh", [0.95, 0.80, 0.70])
+def test_soh_is_recovered_from_gb32960_frames(soh: float) -> None:
+    cols, _ = simulate_vehicle(3, 1, None, 12, 10)
+    t = cols["time"] / 1e6
+    spd, kms = cols["speed_kmh"], cols["odometer_km"]
+    batt = _battery(t, spd, kms, np.full(t.size, soh))
+    ev = (spd > 0) | batt["charging"]
+    n = int(ev.sum())
+    wire = gb32960_realtime(
+        "LGXAX94R7HV197456",
+        t[ev],
+        speed_kmh=spd[ev],
+        odometer_km=kms[ev],
+        pack_voltage_v=batt["volt"][ev],
+        pack_current_a=batt["current"][ev],
+        soc_pct=batt["soc"][ev],
+        lat=cols["lat"][ev],
+        lon=cols["lon"][ev],
+        max_cell_v=batt["max_cell"][ev],
+        min_cell_v=batt["min_cell"][ev],
+        max_temp_c=np.full(n, 30.0),
+        min_temp_c=np.full(n, 26.0),
+        charging_status=np.where(batt["charging"][ev], 1, 3),
+    )
+    table = decode_gb32960(wire).table
+    (row,) = estimate_soh(table, nominal_kwh=60.0).to_pylist()
+    assert row["segments"] >= 2
+    assert row["soh"] == pytest.approx(
+        soh, abs=0.01
+    )  # 60 kWh pack, SOC in whole percent on the wire
+    assert row["cell_spread_v"] == pytest.approx(0.01 + 0.15 * (1 - soh), abs=0.002)
+    with pytest.raises(ValueError, match="soc_pct"):
+        estimate_soh(table.drop_columns(["soc_pct"]))
+
+
+def test_ltv_levels() -> None:
+    loans = pa.table(
+        {
+            "vehicle_id": ["a", "b", "c", "d", "e"],
+            "outstanding_cny": [50.0, 72.0, 90.0, 120.0, 10.0],
+        }
+    )
+    values = pa.table({"vehicle_id": ["a", "b", "c", "d"], "value": [100.0, 100.0, 100.0, 100.0]})
+    out = ltv(loans, values).to_pylist()
+    assert [r["level"] for r in out] == [None, "warning", "alert", "emergency", None]
+    assert out[2]["ltv"] == pytest.approx(0.9)
+    assert out[4]["note"] == "no value for this vehicle"
+    with pytest.raises(ValueError, match="outstanding"):
+        ltv(values, values)
+
+
+VEH = pa.table(
+    {
+        "vehicle_id": ["v1", "v2", "v3"],
+        "make": ["ford", "ford", "audi"],
+        "model": ["Fiesta", "Fiesta", "A3"],
+        "year": [2017, 2017, 2019],
+        "mileage_km": [40_000.0, 40_000.0, 20_000.0],
+        "fuel": ["petrol", "petrol", "petrol"],
+        "transmission": ["manual", "manual", "automatic"],
+        "engine_size_l": [1.0, 1.0, 1.5],
+    }
+)
+
+
+def test_value_applies_usage_and_battery_factors() -> None:
+    v = Valuer.load()
+    usage = pa.table(
+        {"vehicle_id": ["v1", "v2"], "behaviour": [1.0, 0.4], "km_per_day": [30.0, 120.0]}
+    )
+    battery = pa.table({"vehicle_id": ["v3"], "soh": [0.7]})
+    out = v.value(VEH, at=dt.date(2020, 6, 1), usage=usage, battery=battery).to_pylist()
+    assert out[0]["base_value"] == pytest.approx(out[1]["base_value"])  # same car
+    assert out[1]["value"] < out[0]["value"]  # harder use
+    for r in out:
+        assert r["value"] == pytest.approx(
+            r["base_value"] * r["usage_factor"] * r["battery_factor"]
+        )
+    assert out[2]["battery_factor"] < 1.0
+    assert out[0]["battery_factor"] == 1.0
+
+
+def test_forecast_declines_with_age_and_miles() -> None:
+    v = Valuer.load()
+    f = v.forecast(VEH, at=dt.date(2020, 6, 1), km_per_day=[40.0, 200.0, 40.0]).to_pylist()
+    by = {(r["row"], r["horizon_days"]): r for r in f}
+    assert {h for _, h in by} == {30, 90, 180}
+    now = v.value(VEH, at=dt.date(2020, 6, 1)).column("base_value").to_pylist()
+    assert by[(0, 180)]["value"] <= now[0] * 1.02
+    assert by[(1, 180)]["value"] < by[(0, 180)]["value"]  # the heavier driver loses more
+    width = [by[(0, h)]["value_high"] / by[(0, h)]["value_low"] for h in (30, 90, 180)]
+    assert width == sorted(width)
