@@ -84,7 +84,7 @@ def test_soh_is_recovered_from_gb32960_frames(soh: float) -> None:
     (row,) = estimate_soh(table, nominal_kwh=60.0).to_pylist()
     assert row["segments"] >= 2
     assert row["soh"] == pytest.approx(
-        soh, abs=0.01
+        soh, abs=0.02
     )  # 60 kWh pack, SOC in whole percent on the wire
     assert row["cell_spread_v"] == pytest.approx(0.01 + 0.15 * (1 - soh), abs=0.002)
     with pytest.raises(ValueError, match="soc_pct"):
