@@ -148,3 +148,50 @@ def test_forecast_declines_with_age_and_miles() -> None:
     assert by[(1, 180)]["value"] < by[(0, 180)]["value"]  # the heavier driver loses more
     width = [by[(0, h)]["value_high"] / by[(0, h)]["value_low"] for h in (30, 90, 180)]
     assert width == sorted(width)
+
+
+def test_market_elasticity_on_the_uk_listings_and_a_known_market() -> None:
+    from pathlib import Path
+
+    from autolien.valuation.adjust import fit_market_elasticity, market_factor, supply_index
+    from autolien.valuation.data import load_uk_used_cars, split
+
+    uk = load_uk_used_cars(Path(__file__).parent / "data" / "valuation" / "uk_used_cars")
+    v = Valuer.load()
+    tr, te = split(uk.num_rows, v.meta["seed"])
+    test = uk.take(pa.array(te))
+    # out-of-sample residuals of the base model against each listing band's relative supply
+    res = np.log(test.column("price").to_numpy()) - v.predict_log(v.features(test))
+    fit = fit_market_elasticity(test, res)
+    assert fit["n"] == test.num_rows
+    # the UK adverts carry no dates: cross-sectional supply says next to nothing
+    # once the base model has priced make, model and age
+    assert abs(fit["elasticity"]) < 0.02
+    f = market_factor(
+        test, supply_index(test), fit["elasticity"], test.column("age_years").to_numpy()
+    )
+    assert ((f >= 0.9) & (f <= 1.1)).all()
+    # a market with a known supply response: prices fall 0.3% per 1% more supply
+    rng = np.random.default_rng(7)
+    n = 20_000
+    make = rng.choice(["a", "b", "c"], n)
+    age = rng.choice([1.0, 3.0, 5.0, 8.0, 12.0], n)
+    # supply that depends on age: model x floods the young bands, w the old
+    young = age < 4
+    model = np.where(
+        young,
+        rng.choice(["x", "y", "z", "w"], n, p=[0.7, 0.2, 0.08, 0.02]),
+        rng.choice(["x", "y", "z", "w"], n, p=[0.1, 0.3, 0.3, 0.3]),
+    )
+    known = pa.table({"make": make, "model": model, "age_years": age})
+    idx = supply_index(known)
+    s = np.array(
+        [
+            idx[(a, b, int(c))]
+            for a, b, c in zip(make, model, np.digitize(age, [2, 4, 7, 10, 15]), strict=True)
+        ]
+    )
+    resid = -0.3 * np.log(s) + rng.normal(0, 0.05, n)
+    got = fit_market_elasticity(known, resid)
+    assert got["stderr"] < 0.01
+    assert got["elasticity"] == pytest.approx(-0.3, abs=0.02)

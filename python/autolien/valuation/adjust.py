@@ -219,3 +219,77 @@ def ltv(loans: pa.Table, values: pa.Table, *, key: str = "vehicle_id") -> pa.Tab
             "note": pa.array(note, pa.string()),
         }
     )
+
+
+MARKET_BOUNDS = (0.90, 1.10)
+AGE_BANDS = (0, 2, 4, 7, 10, 15, 100)
+
+
+def _band(age: np.ndarray) -> np.ndarray:
+    return np.digitize(age, AGE_BANDS[1:-1])
+
+
+def supply_index(listings: pa.Table) -> dict[tuple[str, str, int], float]:
+    """Relative supply per (make, model, age band): the band's listing count
+    over what its make's share and its age band's share predict (an
+    independence model of the listings table). Above 1: more cars on offer
+    than usual for such a car."""
+    make = pc.utf8_lower(listings.column("make").cast(pa.string())).to_pylist()
+    model = pc.utf8_lower(
+        pc.utf8_trim_whitespace(listings.column("model").cast(pa.string()))
+    ).to_pylist()
+    age = np.asarray(
+        listings.column("age_years").cast(pa.float64()).to_numpy(zero_copy_only=False), np.float64
+    )
+    band = _band(age)
+    n = len(make)
+    count: dict[tuple[str, str, int], int] = {}
+    by_model: dict[tuple[str, str], int] = {}
+    by_band: dict[int, int] = {}
+    for mk, md, b in zip(make, model, band.tolist(), strict=True):
+        count[(mk, md, b)] = count.get((mk, md, b), 0) + 1
+        by_model[(mk, md)] = by_model.get((mk, md), 0) + 1
+        by_band[b] = by_band.get(b, 0) + 1
+    return {k: c / (by_model[(k[0], k[1])] * by_band[k[2]] / n) for k, c in count.items()}
+
+
+def fit_market_elasticity(listings: pa.Table, residual_log: npt.ArrayLike) -> dict[str, float]:
+    """Least-squares slope of the base model's log residual on log supply
+    index over the listings (the elasticity, usually negative: more supply,
+    lower prices), with its standard error."""
+    idx = supply_index(listings)
+    make = pc.utf8_lower(listings.column("make").cast(pa.string())).to_pylist()
+    model = pc.utf8_lower(
+        pc.utf8_trim_whitespace(listings.column("model").cast(pa.string()))
+    ).to_pylist()
+    band = _band(
+        np.asarray(listings.column("age_years").cast(pa.float64()).to_numpy(zero_copy_only=False))
+    )
+    x = np.log([idx[(a, b, int(c))] for a, b, c in zip(make, model, band.tolist(), strict=True)])
+    y = np.asarray(residual_log, np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    xc = x - x.mean()
+    beta = float(np.sum(xc * (y - y.mean())) / np.sum(xc * xc))
+    resid = y - y.mean() - beta * xc
+    se = float(np.sqrt(np.sum(resid**2) / (x.size - 2) / np.sum(xc * xc)))
+    return {"elasticity": beta, "stderr": se, "n": int(x.size)}
+
+
+def market_factor(
+    vehicles: pa.Table,
+    index: dict[tuple[str, str, int], float],
+    elasticity: float,
+    at_age_years: npt.ArrayLike,
+) -> F64:
+    """index^elasticity for each vehicle's (make, model, age band), clipped
+    to [0.90, 1.10]; a vehicle whose band has no listings gets 1."""
+    make = pc.utf8_lower(vehicles.column("make").cast(pa.string())).to_pylist()
+    model = pc.utf8_lower(
+        pc.utf8_trim_whitespace(vehicles.column("model").cast(pa.string()))
+    ).to_pylist()
+    band = _band(np.asarray(at_age_years, np.float64))
+    s = np.array(
+        [index.get((a, b, int(c)), 1.0) for a, b, c in zip(make, model, band.tolist(), strict=True)]
+    )
+    return np.asarray(np.clip(s**elasticity, *MARKET_BOUNDS), np.float64)
