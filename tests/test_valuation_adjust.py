@@ -158,7 +158,7 @@ def test_market_elasticity_on_the_uk_listings_and_a_known_market() -> None:
 
     uk = load_uk_used_cars(Path(__file__).parent / "data" / "valuation" / "uk_used_cars")
     v = Valuer.load()
-    tr, te = split(uk.num_rows, v.meta["seed"])
+    _tr, te = split(uk.num_rows, v.meta["seed"])
     test = uk.take(pa.array(te))
     # out-of-sample residuals of the base model against each listing band's relative supply
     res = np.log(test.column("price").to_numpy()) - v.predict_log(v.features(test))

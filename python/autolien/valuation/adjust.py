@@ -226,7 +226,7 @@ AGE_BANDS = (0, 2, 4, 7, 10, 15, 100)
 
 
 def _band(age: np.ndarray) -> np.ndarray:
-    return np.digitize(age, AGE_BANDS[1:-1])
+    return np.asarray(np.digitize(age, AGE_BANDS[1:-1]))
 
 
 def supply_index(listings: pa.Table) -> dict[tuple[str, str, int], float]:
