@@ -72,6 +72,28 @@ def test_run_detects_the_injected_anomalies(
         assert det["anomalies"][name]["recall"] == 1.0, name
         assert det["anomalies"][name]["level_reached"] == 1.0, name
     assert det["normal_emergencies"] == 0
+    val = report["valuation"]
+    assert val["valued"] == len(book)
+    assert val["currency"] == "GBP"
+    con = duckdb.connect(db, read_only=True)
+    rows = con.sql(
+        "SELECT l.vehicle_id, l.ltv, b.outstanding, v.value, l.level FROM ltv l JOIN loan_book b "
+        "USING (vehicle_id) JOIN valuations v USING (vehicle_id)"
+    ).fetchall()
+    con.close()
+    assert len(rows) == len(book)
+    for _, ratio, owed, value, level in rows:
+        assert ratio == pytest.approx(owed / value)
+        assert level == (
+            "emergency"
+            if ratio >= 1
+            else "alert"
+            if ratio >= 0.85
+            else "warning"
+            if ratio >= 0.7
+            else None
+        )
+    assert report["ledger"]["ltv_alerts"] == sum(1 for r in rows if r[4] in ("alert", "emergency"))
     led = report["ledger"]
     book_n = len(book)
     assert led["pledges"] == book_n
@@ -91,7 +113,15 @@ def test_run_detects_the_injected_anomalies(
     again = json.loads(capsys.readouterr().out)
     assert again["monitor"]["alerts"] == report["monitor"]["alerts"]
     assert again["ledger"]["pledges"] == again["ledger"]["alerts_raised"] == 0
-    assert again["ledger"]["entries"] == led["entries"] + again["ledger"]["judicial_triggers"]
+    # a re-run records a fresh valuation per vehicle, and nothing else that is new
+    assert (
+        again["ledger"]["entries"]
+        == led["entries"]
+        + again["ledger"]["judicial_triggers"]
+        + again["ledger"]["valuations"]
+        + again["ledger"]["ltv_alerts"]
+    )
+    assert again["ledger"]["ltv_alerts"] == 0
     assert main(["run", str(tmp_path / "nope"), "--db", db, "--quiet"]) == 2
 
 

@@ -180,12 +180,28 @@ def _run(args: argparse.Namespace) -> int:
         for kind, v in sorted(det["alert_kinds"].items()):
             print(f"    precision {kind:20s} {v['precision']:6.0%} ({v['true']}/{v['alerts']})")
         print(f"    emergencies on normal vehicles: {det['normal_emergencies']}")
+    val = report.get("valuation")
+    if val:
+        print(
+            f"  valuation ({val['model_version']}): {val['valued']:,} of {val['vehicles']:,} valued, "
+            f"{val['flagged']:,} flagged, {val['errors']:,} errors; portfolio value "
+            f"{val['portfolio_value']:,.0f} {val['currency']}"
+        )
+        lt = val["ltv"]
+        if isinstance(lt, dict):
+            print(
+                f"  LTV median {lt['median']:.0%}, p90 {lt['p90']:.0%}; over 70%: {lt['warning']:,} warning, "
+                f"over 85%: {lt['alert']:,} alert, over 100%: {lt['emergency']:,} emergency"
+            )
+        else:
+            print(f"  LTV {lt}")
     led = report.get("ledger")
     if led:
         print(
             f"  ledger: {led['entries']:,} entries (root {led['root'][:16]}...), {led['pledges']:,} pledges, "
             f"{led['alerts_raised']:,} alerts raised / {led['alerts_closed']:,} closed, {led['defaults']:,} defaults, "
-            f"{led['disposals']:,} disposals ({led['threshold']}), {led['judicial_triggers']:,} 7-day triggers; "
+            f"{led['disposals']:,} disposals ({led['threshold']}), {led['judicial_triggers']:,} 7-day triggers, "
+            f"{led['valuations']:,} valuations, {led['ltv_alerts']:,} LTV alerts; "
             f"signed checkpoint {led['checkpoint']}"
         )
     dash = report.get("dashboard")
@@ -245,6 +261,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_sim.add_argument("--vehicles", type=int, default=200)
     p_sim.add_argument("--days", type=int, default=14)
     p_sim.add_argument("--seed", type=int, default=0)
+    p_sim.add_argument(
+        "--market",
+        choices=["uk", "cn"],
+        default="uk",
+        help="vehicle catalogue and currency (uk: the shipped valuation model's market)",
+    )
     p_sim.add_argument("--quiet", action="store_true", help="no progress bar")
     p_sim.set_defaults(func=_simulate)
     p_run = sub.add_parser(

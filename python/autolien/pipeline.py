@@ -14,9 +14,13 @@ Stages, each with a progress bar and a timing in the summary:
    disposal authorisations as signed events in ``<db dir>/ledger``, the
    7-day triggers, and a signed checkpoint.
 
-7. the dashboard: ``report/index.html`` (``out``), self-contained.
+7. valuation: every pledged vehicle at the run's clock (base model x usage x
+   battery), LTV graded per loan (``valuations``, ``ltv``), before the ledger
+   records valuations and LTV alerts;
+8. the dashboard: ``report/index.html`` (``out``), self-contained.
 
-Valuation/LTV is not wired yet; the summary says so instead of pretending.
+The market factor needs dated listings and is not applied; the summary says
+so instead of pretending.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import pyarrow.parquet as pq
 
 __all__ = ["run_portfolio"]
 
-PENDING = ("value and LTV",)
+PENDING = ("market factor from dated listings",)
 
 
 def run_portfolio(
@@ -111,8 +115,20 @@ def run_portfolio(
             else None
         )
         now = clock or datetime.now(UTC)
+        from .valuation.stage import valuation_stage  # noqa: PLC0415
+
+        val = valuation_stage(db, now)
+        timings["value and LTV"] = time.perf_counter() - t4
+        summary["valuation"] = {k: v for k, v in val.items() if not k.endswith("_table")}
+        t4 = time.perf_counter()
         summary["ledger"] = ledger_stage(
-            Path(db).parent / "ledger", pq.read_table(book_path), alerts, defaults, now
+            Path(db).parent / "ledger",
+            pq.read_table(book_path),
+            alerts,
+            defaults,
+            now,
+            values=val["values_table"],
+            ltv_table=val["ltv_table"],
         )
         timings["ledger"] = time.perf_counter() - t4
     from .report import build_dashboard  # noqa: PLC0415

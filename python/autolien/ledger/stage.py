@@ -54,9 +54,20 @@ def _when(v: Any) -> datetime:
 
 
 def ledger_stage(
-    path: str | Path, book: pa.Table, alerts: pa.Table, defaults: pa.Table | None, now: datetime
+    path: str | Path,
+    book: pa.Table,
+    alerts: pa.Table,
+    defaults: pa.Table | None,
+    now: datetime,
+    *,
+    values: pa.Table | None = None,
+    ltv_table: pa.Table | None = None,
 ) -> dict[str, Any]:
-    """Records what is new and returns counts, the tree size, root and checkpoint."""
+    """Records what is new and returns counts, the tree size, root and checkpoint.
+
+    ``values`` (``vehicle_id``, ``value``) become ``valuation_updated`` events
+    at ``now``; LTV levels of alert and above (``ltv_table``) become alerts
+    whose id names the level, so a level is raised once."""
     root = Path(path)
     first = min((_when(d) for d in book.column("pledge_date").to_pylist()), default=now)
     led, members = _consortium(root, min(first, now))
@@ -67,11 +78,13 @@ def ledger_stage(
             "alerts_closed": 0,
             "defaults": 0,
             "disposals": 0,
+            "valuations": 0,
+            "ltv_alerts": 0,
         }
         lender = {}
         codes = {}
         for i, row in enumerate(
-            book.select(["vehicle_id", "vin", "loan_amount_cny", "pledge_date"]).to_pylist()
+            book.select(["vehicle_id", "vin", "loan_amount", "currency", "pledge_date"]).to_pylist()
         ):
             actor = members[i % MEMBERS]
             lender[row["vehicle_id"]] = actor
@@ -82,7 +95,8 @@ def ledger_stage(
                     f"P-{row['vehicle_id']}",
                     actor=actor,
                     time=_when(row["pledge_date"]),
-                    loan_amount_minor=round(row["loan_amount_cny"] * 100),
+                    loan_amount_minor=round(row["loan_amount"] * 100),
+                    currency=row["currency"],
                 )
                 code = entry.event["asset"]
                 counts["pledges"] += 1
@@ -112,10 +126,44 @@ def ledger_stage(
                     )
                 )
                 counts["alerts_closed"] += 1
+        # Valuations and LTV alerts carry the run's clock, after every default
+        # and disposal: they are recorded last.
+        latest: list[tuple[str, str, dict[str, Any], NoteSigner, datetime]] = []
+        if values is not None:
+            for r in values.select(["vehicle_id", "value"]).to_pylist():
+                if r["vehicle_id"] in codes and r["value"] is not None:
+                    latest.append(
+                        (
+                            "valuation_updated",
+                            codes[r["vehicle_id"]],
+                            {"value_minor": round(r["value"] * 100)},
+                            lender[r["vehicle_id"]],
+                            now,
+                        )
+                    )
+                    counts["valuations"] += 1
+        if ltv_table is not None and "level" in ltv_table.column_names:
+            for r in ltv_table.select(["vehicle_id", "level", "ltv"]).to_pylist():
+                aid = f"{r['vehicle_id']}:ltv:{r['level']}"
+                if (
+                    r["level"] in ("alert", "emergency")
+                    and r["vehicle_id"] in codes
+                    and ("alert_raised", aid) not in seen
+                ):
+                    latest.append(
+                        (
+                            "alert_raised",
+                            codes[r["vehicle_id"]],
+                            {"alert_id": aid, "kind": "ltv", "level": r["level"]},
+                            lender[r["vehicle_id"]],
+                            now,
+                        )
+                    )
+                    counts["ltv_alerts"] += 1
         outstanding = dict(
             zip(
                 book.column("vehicle_id").to_pylist(),
-                book.column("outstanding_cny").to_pylist(),
+                book.column("outstanding").to_pylist(),
                 strict=True,
             )
         )
@@ -148,6 +196,8 @@ def ledger_stage(
                 approvals = [led.approve_disposal(req, m) for m in members[:THRESHOLD]]
                 led.authorize_disposal(codes[vid], req, approvals, actor=lender[vid], time=when)
                 counts["disposals"] += 1
+        if latest:
+            led.record_many(latest)
         counts["judicial_triggers"] = len(led.tick(now))
         note = led.checkpoint()
         (root / "checkpoint.note").write_text(note)

@@ -117,6 +117,10 @@ def build_dashboard(
             else pa.table({})
         )
         book = store.query("SELECT * FROM loan_book") if "loan_book" in have else None
+        valuations = (
+            store.query("SELECT * FROM valuations ORDER BY time") if "valuations" in have else None
+        )
+        ltv_t = store.query("SELECT * FROM ltv") if "ltv" in have else None
         ids = sorted(set(alerts.column("vehicle_id").to_pylist()))
         store.con.register("_dash_ids", pa.table({"v": pa.array(ids, pa.string())}))
         if "locations" in have and book is not None:
@@ -183,6 +187,44 @@ def build_dashboard(
             margin={"l": 50, "r": 10, "t": 40, "b": 30},
         )
         figs["overview_km"] = fig
+
+    if valuations is not None and valuations.num_rows:
+        by_time: dict[str, float] = {}
+        for t, v in zip(
+            valuations.column("time").to_pylist(),
+            valuations.column("value").to_pylist(),
+            strict=True,
+        ):
+            by_time[t.isoformat()] = by_time.get(t.isoformat(), 0.0) + (v or 0.0)
+        xs = sorted(by_time)
+        cur = valuations.column("currency")[0].as_py()
+        fig = go.Figure(
+            [go.Scatter(x=xs, y=[by_time[x] for x in xs], mode="lines+markers", name="value")]
+        )
+        fig.update_layout(
+            title=f"Total collateral value ({cur}), one point per run",
+            height=320,
+            margin={"l": 60, "r": 10, "t": 40, "b": 30},
+        )
+        figs["overview_value"] = fig
+    if ltv_t is not None and "ltv" in ltv_t.column_names:
+        r = [x for x in ltv_t.column("ltv").to_pylist() if x is not None]
+        if r:
+            fig = go.Figure([go.Histogram(x=r, nbinsx=40, name="loans")])
+            for lim, name in ((0.70, "warning"), (0.85, "alert"), (1.00, "emergency")):
+                fig.add_vline(
+                    x=lim,
+                    line_color=_LEVEL_COLOURS[name],
+                    line_dash="dash",
+                    annotation_text=f"{name} {lim:.0%}",
+                )
+            fig.update_layout(
+                title="LTV distribution (outstanding / value)",
+                height=320,
+                xaxis={"tickformat": ".0%"},
+                margin={"l": 40, "r": 10, "t": 40, "b": 30},
+            )
+            figs["overview_ltv"] = fig
 
     # -- vehicles ---------------------------------------------------------------
     vehicles: dict[str, Any] = {}
@@ -363,6 +405,50 @@ def build_dashboard(
                     **grid,
                 )
                 page["features"] = json.loads(plotly.io.to_json(f))
+        if valuations is not None and valuations.num_rows:
+            vv = [
+                r
+                for r in valuations.select(
+                    ["vehicle_id", "time", "base_value", "usage_factor", "battery_factor", "value"]
+                ).to_pylist()
+                if r["vehicle_id"] == vid
+            ]
+            if vv:
+                xt = [r["time"].isoformat() for r in vv]
+                f = go.Figure(
+                    [
+                        go.Scatter(
+                            x=xt, y=[r["value"] for r in vv], mode="lines+markers", name="value"
+                        ),
+                        go.Scatter(
+                            x=xt,
+                            y=[r["base_value"] for r in vv],
+                            mode="lines+markers",
+                            name="base (vehicle)",
+                        ),
+                        go.Scatter(
+                            x=xt,
+                            y=[r["usage_factor"] for r in vv],
+                            mode="lines+markers",
+                            name="usage factor",
+                            yaxis="y2",
+                        ),
+                        go.Scatter(
+                            x=xt,
+                            y=[r["battery_factor"] for r in vv],
+                            mode="lines+markers",
+                            name="battery factor",
+                            yaxis="y2",
+                        ),
+                    ]
+                )
+                f.update_layout(
+                    title="Valuation trend: base value and its factors (market factor not applied)",
+                    height=320,
+                    yaxis2={"overlaying": "y", "side": "right", "range": [0.6, 1.1]},
+                    margin={"l": 60, "r": 60, "t": 40, "b": 30},
+                )
+                page["valuation"] = json.loads(plotly.io.to_json(f))
         page["ledger"] = ledger.get(vid, [])
         vehicles[vid] = page
 
@@ -400,7 +486,10 @@ def build_dashboard(
         "alerts": len(rows),
         "vehicles": len(ids),
         "figures": len(figs)
-        + sum(sum(k in p for k in ("track", "odometer", "features")) for p in vehicles.values()),
+        + sum(
+            sum(k in p for k in ("track", "odometer", "features", "valuation"))
+            for p in vehicles.values()
+        ),
         "bytes": len(page_html),
     }
 
@@ -420,7 +509,7 @@ var d=document.getElementById('errors');if(d)d.textContent=window.__errors.join(
 </head><body>
 <div id="errors"></div>
 <h1>autolien risk dashboard</h1>
-<p class="note">{n_alerts} alerts on {n_vehicles} vehicles: {levels}. Valuation and LTV panels arrive with the valuation stage.</p>
+<p class="note">{n_alerts} alerts on {n_vehicles} vehicles: {levels}.</p>
 <div id="overview">{overview}
 <h2>Alerts</h2><p class="note">Click a column to sort; click a vehicle for its page.</p>
 <table id="alerts"><thead><tr><th>vehicle</th><th>kind</th><th>level</th><th>opened</th><th>age (h)</th>
@@ -428,7 +517,7 @@ var d=document.getElementById('errors');if(d)d.textContent=window.__errors.join(
 {rows}
 </tbody></table></div>
 <div id="vehicle"><p><a href="#">&larr; portfolio</a></p><h2 id="vtitle"></h2>
-<div id="valerts"></div><div id="vtrack" class="fig"></div><div id="vfeatures" class="fig"></div>
+<div id="valerts"></div><div id="vvaluation" class="fig"></div><div id="vtrack" class="fig"></div><div id="vfeatures" class="fig"></div>
 <div id="vodometer" class="fig"></div><h3>Ledger history</h3><table id="vledger"></table></div>
 <script id="data" type="application/json">{data}</script>
 <script>
@@ -447,7 +536,7 @@ function show(){{var m=location.hash.match(/vehicle=([^&]+)/);var v=m&&DATA.vehi
  document.getElementById('valerts').innerHTML=v.alerts.map(function(a){{return '<p><span class="lv '+a.level+'">'+a.level+
  '</span> '+a.kind+' opened '+a.opened+(a.closed?' closed '+a.closed:' (open)')+'<br><code>'+
  a.evidence.replace(/</g,'&lt;')+'</code></p>';}}).join('');
- plot('vtrack',v.track);plot('vfeatures',v.features);plot('vodometer',v.odometer);
+ plot('vvaluation',v.valuation);plot('vtrack',v.track);plot('vfeatures',v.features);plot('vodometer',v.odometer);
  document.getElementById('vledger').innerHTML='<tr><th>seq</th><th>event</th><th>time</th><th>inclusion proof</th></tr>'+
  v.ledger.map(function(e){{return '<tr><td>'+e.seq+'</td><td>'+e.type+'</td><td>'+e.time+'</td><td>'+e.proof+'</td></tr>';}}).join('');}}
 window.addEventListener('hashchange',show);show();

@@ -32,17 +32,36 @@ from .frames import gb32960_realtime, jt808_locations
 
 __all__ = ["CATALOGUE", "PortfolioSummary", "write_portfolio"]
 
-# (make, model, fuel, WMI, new price CNY): a small Chinese-market catalogue.
-CATALOGUE = (
-    ("Volkswagen", "Lavida", "petrol", "LSV", 120_000),
-    ("Toyota", "Corolla", "hybrid", "LVG", 140_000),
-    ("Honda", "Accord", "petrol", "LHG", 200_000),
-    ("BYD", "Qin PLUS EV", "electric", "LGX", 150_000),
-    ("Tesla", "Model 3", "electric", "LRW", 260_000),
-    ("Geely", "Emgrand", "petrol", "L6T", 80_000),
-    ("Buick", "GL8", "petrol", "LSG", 280_000),
-    ("BYD", "Song PLUS DM-i", "hybrid", "LGX", 170_000),
-)
+# (make, model, fuel, WMI, transmission, engine litres, new price) per
+# market. "uk" uses makes and models the shipped UK valuation model knows, so
+# the demo's loans can be valued (GBP); "cn" is a Chinese-market book (CNY)
+# that model cannot price.
+CATALOGUES = {
+    "uk": (
+        ("ford", "Fiesta", "petrol", "WF0", "manual", 1.0, 17_000),
+        ("vw", "Golf", "petrol", "WVW", "manual", 1.5, 25_000),
+        ("bmw", "3 Series", "diesel", "WBA", "automatic", 2.0, 35_000),
+        ("audi", "A3", "diesel", "WAU", "manual", 1.6, 27_000),
+        ("toyota", "Yaris", "hybrid", "JTD", "automatic", 1.5, 20_000),
+        ("mercedes", "C Class", "diesel", "WDD", "automatic", 2.1, 38_000),
+        ("hyundai", "Tucson", "diesel", "KMH", "manual", 1.7, 26_000),
+        ("skoda", "Octavia", "petrol", "TMB", "manual", 1.5, 22_000),
+        ("vauxhall", "Corsa", "petrol", "W0L", "manual", 1.2, 15_000),
+        ("bmw", "i3", "electric", "WBY", "automatic", 0.0, 33_000),
+    ),
+    "cn": (
+        ("Volkswagen", "Lavida", "petrol", "LSV", "automatic", 1.5, 120_000),
+        ("Toyota", "Corolla", "hybrid", "LVG", "automatic", 1.8, 140_000),
+        ("Honda", "Accord", "petrol", "LHG", "automatic", 1.5, 200_000),
+        ("BYD", "Qin PLUS EV", "electric", "LGX", "automatic", 0.0, 150_000),
+        ("Tesla", "Model 3", "electric", "LRW", "automatic", 0.0, 260_000),
+        ("Geely", "Emgrand", "petrol", "L6T", "manual", 1.5, 80_000),
+        ("Buick", "GL8", "petrol", "LSG", "automatic", 2.0, 280_000),
+        ("BYD", "Song PLUS DM-i", "hybrid", "LGX", "automatic", 1.5, 170_000),
+    ),
+}
+CURRENCY = {"uk": "GBP", "cn": "CNY"}
+CATALOGUE = CATALOGUES["cn"]
 REGIONS = ("Shanghai", "Suzhou", "Hangzhou", "Nanjing", "Ningbo")
 
 
@@ -117,12 +136,16 @@ def write_portfolio(
     anomaly_day: int | None = None,
     anomaly_share: float = 0.1,
     default_share: float = 0.02,
+    market: str = "uk",
     progress: bool = False,
 ) -> PortfolioSummary:
     """Simulates the portfolio into ``out_dir`` (created; existing files of
     the same names are replaced)."""
     from tqdm import tqdm  # noqa: PLC0415 - only the CLI shows it
 
+    if market not in CATALOGUES:
+        raise ValueError(f"market must be one of {sorted(CATALOGUES)}, got {market!r}")
+    catalogue = CATALOGUES[market]
     if n_vehicles < 1 or days < 2:
         raise ValueError("need at least one vehicle and two days")
     if not 0 <= anomaly_share <= 1 or not 0 <= default_share <= 1:
@@ -157,9 +180,12 @@ def write_portfolio(
             "model",
             "year",
             "fuel",
+            "transmission",
+            "engine_size_l",
             "region",
-            "loan_amount_cny",
-            "outstanding_cny",
+            "currency",
+            "loan_amount",
+            "outstanding",
             "pledge_date",
         )
     }
@@ -170,12 +196,15 @@ def write_portfolio(
     bar = tqdm(total=n_vehicles, unit="vehicle", desc="simulate", disable=not progress)
     for i in range(n_vehicles):
         vrng = np.random.default_rng([seed, i, 7])
-        make, model, fuel, wmi, price = CATALOGUE[int(vrng.integers(len(CATALOGUE)))]
+        make, model, fuel, wmi, gearbox, engine, price = catalogue[
+            int(vrng.integers(len(catalogue)))
+        ]
         year = int(vrng.integers(2016, 2026))
         vid = f"VH{seed:02d}{i:06d}"
         vin = _vin(vrng, wmi, year)
         terminal = f"138{seed % 100:02d}{i:06d}"  # an 11-digit number, sent as 12 BCD digits
-        loan = round(price * (0.9 ** (2026 - year)) * float(vrng.uniform(0.5, 0.8)), -2)
+        # lent against a typical value: new price, 15% a year off, 55-95% of it
+        loan = round(price * (0.85 ** (2026 - year)) * float(vrng.uniform(0.55, 0.95)), -2)
         pledged = datetime.fromtimestamp(EPOCH - float(vrng.uniform(30, 720)) * 86400, UTC).date()
         for k, v in zip(
             book,
@@ -187,7 +216,10 @@ def write_portfolio(
                 model,
                 year,
                 fuel,
+                gearbox,
+                engine,
                 REGIONS[i % len(REGIONS)],
+                CURRENCY[market],
                 loan,
                 round(loan * float(vrng.uniform(0.3, 1.0)), -2),
                 pledged,
