@@ -15,7 +15,7 @@ from autolien.cli import main
 from autolien.ledger import audit
 from autolien.ledger.identity import validate_vin
 from autolien.sim.portfolio import write_portfolio
-from autolien.telemetry import decode_gb32960, decode_jt808
+from autolien.telemetry import decode_gb32960, decode_jt808, decode_nmea
 
 
 def _digest(root: Path) -> dict[str, str]:
@@ -57,10 +57,14 @@ def test_run_detects_the_injected_anomalies(
     report = json.loads(capsys.readouterr().out)
     assert report["ingest"]["rejects"] == {}
     rows = report["ingest"]["rows"]
-    frames = {"locations": 0, "ev": 0}
+    frames = {"locations": 0, "ev": 0, "fixes": 0}
     for f in sorted((portfolio / "telemetry").iterdir()):
         dec = decode_jt808 if f.suffix == ".jt808" else decode_gb32960
         frames["locations" if f.suffix == ".jt808" else "ev"] += dec(f.read_bytes()).table.num_rows
+    for f in sorted((portfolio / "rtk").rglob("*.nmea")):
+        frames["fixes"] += decode_nmea(f.read_bytes()).table.num_rows
+    assert frames["fixes"] > 0  # one vehicle in 20 carries an RTK receiver
+    assert report["fuse"] != "skipped: no RTK fixes in this portfolio"
     con = duckdb.connect(db, read_only=True)
     book = {r[0] for r in con.sql("SELECT vehicle_id FROM loan_book").fetchall()}
     alert_ids = {r[0] for r in con.sql("SELECT vehicle_id FROM alerts").fetchall()}
@@ -141,6 +145,10 @@ def test_incremental_runs_equal_one_run(
         for p in (portfolio / "telemetry").iterdir():
             if p.stem in stems:
                 shutil.copy(p, part / "telemetry" / p.name)
+        for p in (portfolio / "rtk").rglob("*.nmea"):
+            if p.stem in stems:
+                (part / "rtk" / p.parent.name).mkdir(parents=True, exist_ok=True)
+                shutil.copy(p, part / "rtk" / p.parent.name / p.name)
 
     def run(db: Path, pf: Path) -> dict:
         capsys.readouterr()
@@ -153,6 +161,12 @@ def test_incremental_runs_equal_one_run(
     second = run(tmp_path / "inc" / "x.duckdb", part)
     full = run(tmp_path / "full" / "x.duckdb", portfolio)
     assert second["monitor"]["late_rows"] == 0
+    n_first = sum(
+        1
+        for p in part.rglob("*")
+        if p.suffix in (".jt808", ".gb32960", ".nmea") and p.stem in first
+    )
+    assert second["ingest"]["skipped_files"] == n_first  # only the new files were read
     assert second["monitor"]["alerts"] == full["monitor"]["alerts"]
 
     def alerts(db: Path) -> list:

@@ -49,6 +49,12 @@ def run_portfolio(
     if not root.is_dir():
         raise ValueError(f"{root} is not a portfolio directory")
     files = sorted(p for p in (root / "telemetry").rglob("*") if p.is_file())
+    # RTK logs, one directory per vehicle: rtk/<vehicle_id>/<day>.nmea
+    files += (
+        sorted(p for p in (root / "rtk").rglob("*.nmea") if p.is_file())
+        if (root / "rtk").is_dir()
+        else []
+    )
     if not files:
         raise ValueError(f"{root / 'telemetry'} holds no telemetry files")
     Path(db).parent.mkdir(parents=True, exist_ok=True)
@@ -57,7 +63,18 @@ def run_portfolio(
 
     t0 = time.perf_counter()
     with Store(db) as store:
+        # Files already in the store are not read again: an incremental run
+        # processes only new files (a changed file needs a new name).
+        seen: set[str] = set()
+        for table in ("locations", "ev", "fixes", "obd", "rejects"):
+            if table in store.tables():
+                seen |= set(
+                    store.query(f"SELECT DISTINCT source_file FROM {table}").column(0).to_pylist()
+                )
+        skipped = sum(1 for f in files if str(f) in seen)
+        files = [f for f in files if str(f) not in seen]
         ing = ingest_files(files, store, progress=progress).to_json()
+        ing["skipped_files"] = skipped
         timings["ingest"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         book_path = root / "loan_book.parquet"
@@ -68,9 +85,16 @@ def run_portfolio(
             store.con.unregister("_book")
             summary["vehicles_in_book"] = book.num_rows
         has_fixes = "fixes" in store.tables()
+        if has_fixes:
+            # NMEA carries no vehicle: the log's directory names it
+            store.con.execute(
+                "UPDATE fixes SET vehicle_id = regexp_extract(source_file, '[/\\\\]rtk[/\\\\]([^/\\\\]+)[/\\\\]', 1) "
+                "WHERE vehicle_id IS NULL AND regexp_matches(source_file, '[/\\\\]rtk[/\\\\]')"
+            ).fetchall()
         timings["loan book"] = time.perf_counter() - t1
     summary["ingest"] = {
         "files": ing["files"],
+        "skipped_files": ing["skipped_files"],
         "bytes": ing["bytes"],
         "rows": ing["rows"],
         "rejects": ing["rejects"],
@@ -104,11 +128,16 @@ def run_portfolio(
     if book_path.exists():
         with Store(db, read_only=True) as store:
             alerts = store.query("SELECT * FROM alerts ORDER BY opened")
+            # the fleet clock: the newest row of any source, as the monitor's
+            srcs = [t for t in ("locations", "ev", "fixes") if t in store.tables()]
             clock = (
-                store.query("SELECT max(time) AS t FROM locations").column("t")[0].as_py()
-                if "locations" in store.tables()
-                else None
+                store.query(" UNION ALL ".join(f"SELECT max(time) AS t FROM {t}" for t in srcs))
+                .column("t")
+                .to_pylist()
+                if srcs
+                else []
             )
+            clock = max((c for c in clock if c is not None), default=None)
         defaults = (
             pq.read_table(root / "defaults.parquet")
             if (root / "defaults.parquet").exists()

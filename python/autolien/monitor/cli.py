@@ -86,11 +86,30 @@ def monitor_store(
     started = time.perf_counter()
     with Store(db) as store:
         have = set(store.tables())
-        track_sql = next((q for t, q in _TRACKS if t in have), None)
         odo_sqls = [q for t, q in _ODOMETERS if t in have]
+        loc_sql = _TRACKS[2][1] if "locations" in have else None
         if "loan_book" in have:  # terminal numbers and VINs become the book's vehicle ids
-            track_sql = track_sql and _mapped(track_sql)
+            loc_sql = loc_sql and _mapped(loc_sql)
             odo_sqls = [_mapped(q) for q in odo_sqls]
+        # Fused tracks (else raw fixes) where a vehicle has them, the
+        # terminal's own positions for every other vehicle.
+        rtk_sql = None
+        if "gnss_track" in have:
+            rtk_sql = (
+                "SELECT vehicle_id, time, lat, lon, sqrt(ve_mps * ve_mps + vn_mps * vn_mps) * 3.6 AS speed_kmh, "
+                "used FROM gnss_track WHERE vehicle_id IS NOT NULL"
+            )
+        elif "fixes" in have:
+            rtk_sql = "SELECT vehicle_id, time, lat, lon, speed_kmh, true AS used FROM fixes WHERE vehicle_id IS NOT NULL"
+        if rtk_sql and loc_sql:
+            track_sql = (
+                f"SELECT * FROM ({rtk_sql}) UNION ALL SELECT *, true AS used FROM ({loc_sql}) "
+                f"WHERE vehicle_id NOT IN (SELECT DISTINCT vehicle_id FROM ({rtk_sql}))"
+            )
+        elif rtk_sql or loc_sql:
+            track_sql = rtk_sql or f"SELECT *, true AS used FROM ({loc_sql})"
+        else:
+            track_sql = None
         if track_sql is None and not odo_sqls:
             raise ValueError(
                 f"{db} has no tracks or odometer readings; run `autolien ingest` (and `fuse`) first"

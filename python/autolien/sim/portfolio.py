@@ -7,6 +7,9 @@
 * ``telemetry/<YYYY-MM-DD>.jt808``: every terminal's JT/T 808 location reports
   (0x0200 with the mileage item) of that local day, as a gateway logs them;
 * ``telemetry/<YYYY-MM-DD>.gb32960``: GB/T 32960 real-time frames of the EVs;
+* ``rtk/<vehicle_id>/<YYYY-MM-DD>.nmea``: NMEA GGA/RMC/GST of the vehicles that
+  also carry an RTK receiver (every ``rtk_every``-th), mixed fixed, float and
+  single fixes;
 * ``truth.parquet``: the injected anomalies (vehicle, kind, start, expected
   level), and ``defaults.parquet``: loans that default (for the ledger stage).
 
@@ -17,6 +20,7 @@ stays bounded by one vehicle whatever the fleet size. Deterministic for a seed.
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +32,7 @@ import pyarrow.parquet as pq
 from ..ledger.identity import vin_check_digit
 from ..telemetry._common import TIME_TYPE
 from .behaviour import ANOMALIES, EPOCH, EXPECTED_LEVEL, simulate_vehicle
-from .frames import gb32960_realtime, jt808_locations
+from .frames import gb32960_realtime, jt808_locations, nmea_sentences
 
 __all__ = ["CATALOGUE", "PortfolioSummary", "write_portfolio"]
 
@@ -127,6 +131,26 @@ def _battery(
     }
 
 
+def _rtk_day(
+    rng: np.random.Generator,
+    t: np.ndarray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    speed: np.ndarray,
+    heading: np.ndarray,
+) -> str:
+    """An RTK receiver's GGA/RMC/GST log of one day: fixed, float and single
+    fixes whose reported sigma is half the real error, as receivers' are."""
+    q = rng.choice(np.array([4, 5, 1]), t.size, p=[0.6, 0.25, 0.15])
+    sigma = np.select([q == 4, q == 5], [0.02, 0.3], 2.5)
+    err = rng.normal(0, 2 * sigma[:, None], (t.size, 2))
+    la = lat + err[:, 0] / 111_195.0
+    lo = lon + err[:, 1] / (111_195.0 * math.cos(math.radians(31.2)))
+    return nmea_sentences(
+        t, la, lo, np.full(t.size, 20.0), q, 18, np.where(q == 1, 1.2, 0.7), speed, heading, sigma
+    )
+
+
 def write_portfolio(
     out_dir: str | Path,
     n_vehicles: int = 200,
@@ -137,6 +161,7 @@ def write_portfolio(
     anomaly_share: float = 0.1,
     default_share: float = 0.02,
     market: str = "uk",
+    rtk_every: int = 20,
     progress: bool = False,
 ) -> PortfolioSummary:
     """Simulates the portfolio into ``out_dir`` (created; existing files of
@@ -163,6 +188,7 @@ def write_portfolio(
     for name in day_names:
         for ext in ("jt808", "gb32960"):
             (tele / f"{name}.{ext}").unlink(missing_ok=True)
+    shutil.rmtree(out / "rtk", ignore_errors=True)
     rng = np.random.default_rng(seed)
     kinds = list(ANOMALIES)
     n_anom = round(n_vehicles * anomaly_share)
@@ -239,6 +265,7 @@ def write_portfolio(
         lat, lon, spd, km = cols["lat"], cols["lon"], cols["speed_kmh"], cols["odometer_km"]
         hdg = _heading(lat, lon)
         day_of = np.floor((t - EPOCH) / 86400).astype(int)
+        rtk = rtk_every > 0 and i % rtk_every == 0  # these vehicles also carry an RTK receiver
         if fuel == "electric":
             fade = 0.02 if vrng.uniform() > 0.15 else 0.25  # some packs fade fast
             soh = 0.97 - fade * (t - EPOCH) / (days * 86400)
@@ -260,6 +287,15 @@ def write_portfolio(
                 f.write(wire)
             size += len(wire)
             frames += int(sel.sum())
+            if rtk:
+                text = _rtk_day(vrng, t[sel], lat[sel], lon[sel], spd[sel], hdg[sel]).encode(
+                    "ascii"
+                )
+                rdir = out / "rtk" / vid
+                rdir.mkdir(parents=True, exist_ok=True)
+                (rdir / f"{day_names[d]}.nmea").write_bytes(text)
+                size += len(text)
+                frames += int(sel.sum())
             if fuel == "electric":
                 ev = sel & ((spd > 0) | batt["charging"])
                 if ev.any():
