@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -176,3 +177,43 @@ def test_incremental_runs_equal_one_run(
         return rows
 
     assert alerts(tmp_path / "inc" / "x.duckdb") == alerts(tmp_path / "full" / "x.duckdb")
+
+
+def test_ledger_stage_keeps_each_assets_events_in_time_order(tmp_path: Path) -> None:
+    # A default, an alert that closes two days later, and the disposal one day
+    # after the default: the disposal must land between them, not after.
+    from datetime import UTC, datetime, timedelta
+
+    from autolien.ledger.stage import ledger_stage
+
+    t0 = datetime(2026, 10, 1, tzinfo=UTC)
+    book = pa.table(
+        {
+            "vehicle_id": ["v1"],
+            "vin": ["LSVAU218XN2183294"],
+            "loan_amount": [10_000.0],
+            "currency": ["GBP"],
+            "outstanding": [8_000.0],
+            "pledge_date": [t0.date()],
+        }
+    )
+    alerts = pa.table(
+        {
+            "alert_id": ["v1:x:1"],
+            "vehicle_id": ["v1"],
+            "kind": ["relocation"],
+            "level": ["alert"],
+            "opened": [t0 + timedelta(days=1)],
+            "closed": [t0 + timedelta(days=5)],
+        }
+    )
+    defaults = pa.table({"vehicle_id": ["v1"], "default_at": [t0 + timedelta(days=2)]})
+    out = ledger_stage(tmp_path / "led", book, alerts, defaults, t0 + timedelta(days=11))
+    assert (out["defaults"], out["disposals"], out["alerts_raised"], out["alerts_closed"]) == (
+        1,
+        1,
+        1,
+        1,
+    )
+    assert out["judicial_triggers"] == 1  # 7 days after the authorisation with no auction
+    assert audit(tmp_path / "led").ok

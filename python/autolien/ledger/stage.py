@@ -184,18 +184,35 @@ def ledger_stage(
                     )
                 )
                 counts["defaults"] += 1
-        events.sort(key=lambda e: e[4])
-        if events:
-            led.record_many(events)
         # One day after a default the consortium authorises disposal, M of N.
+        # Disposals need the recorded default, so the time-ordered events are
+        # written in runs, each disposal in its place (an asset's events must
+        # not go back in time).
+        disposals = []
         for d in defaults.to_pylist() if defaults is not None else []:
             vid = d["vehicle_id"]
             when = d["default_at"] + timedelta(days=1)
-            if vid in codes and when <= now and led.asset(codes[vid]).state == State.DEFAULTED:
+            if vid in codes and when <= now:
+                disposals.append((when, vid))
+        timeline: list[tuple[datetime, int, Any]] = [(e[4], 0, e) for e in events]
+        timeline += [(w, 1, v) for w, v in disposals]
+        timeline.sort(key=lambda x: (x[0], x[1]))
+        batch: list[tuple[str, str, dict[str, Any], NoteSigner, datetime]] = []
+        for when, kind, item in timeline:
+            if kind == 0:
+                batch.append(item)
+                continue
+            if batch:
+                led.record_many(batch)
+                batch = []
+            vid = item
+            if led.asset(codes[vid]).state == State.DEFAULTED:
                 req = led.disposal_request(codes[vid], reason="loan default", time=when)
                 approvals = [led.approve_disposal(req, m) for m in members[:THRESHOLD]]
                 led.authorize_disposal(codes[vid], req, approvals, actor=lender[vid], time=when)
                 counts["disposals"] += 1
+        if batch:
+            led.record_many(batch)
         if latest:
             led.record_many(latest)
         counts["judicial_triggers"] = len(led.tick(now))
