@@ -128,22 +128,13 @@ def run_portfolio(
     if book_path.exists():
         with Store(db, read_only=True) as store:
             alerts = store.query("SELECT * FROM alerts ORDER BY opened")
-            # the fleet clock: the newest row of any source, as the monitor's
-            srcs = [t for t in ("locations", "ev", "fixes") if t in store.tables()]
-            clock = (
-                store.query(" UNION ALL ".join(f"SELECT max(time) AS t FROM {t}" for t in srcs))
-                .column("t")
-                .to_pylist()
-                if srcs
-                else []
-            )
-            clock = max((c for c in clock if c is not None), default=None)
         defaults = (
             pq.read_table(root / "defaults.parquet")
             if (root / "defaults.parquet").exists()
             else None
         )
-        now = clock or datetime.now(UTC)
+        # the fleet clock the monitor scored to: the newest row of any source
+        now = datetime.fromisoformat(mon["clock"]) if mon["clock"] else datetime.now(UTC)
         from .valuation.stage import valuation_stage  # noqa: PLC0415
 
         val = valuation_stage(db, now)
@@ -152,7 +143,7 @@ def run_portfolio(
         t4 = time.perf_counter()
         summary["ledger"] = ledger_stage(
             Path(db).parent / "ledger",
-            pq.read_table(book_path),
+            book,
             alerts,
             defaults,
             now,

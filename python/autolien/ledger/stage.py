@@ -167,13 +167,16 @@ def ledger_stage(
                 strict=True,
             )
         )
+        # A default, and one day later the consortium's M-of-N disposal.
+        # Disposals need the recorded default, so the time-ordered events are
+        # written in runs, each disposal in its place (an asset's events must
+        # not go back in time).
+        disposals = []
         for d in defaults.to_pylist() if defaults is not None else []:
             vid, at = d["vehicle_id"], d["default_at"]
-            if (
-                vid in codes
-                and at <= now
-                and led.asset(codes[vid]).state in (State.PLEDGED, State.OVERDUE)
-            ):
+            if vid not in codes or at > now:
+                continue
+            if led.asset(codes[vid]).state in (State.PLEDGED, State.OVERDUE):
                 events.append(
                     (
                         "default_declared",
@@ -184,16 +187,8 @@ def ledger_stage(
                     )
                 )
                 counts["defaults"] += 1
-        # One day after a default the consortium authorises disposal, M of N.
-        # Disposals need the recorded default, so the time-ordered events are
-        # written in runs, each disposal in its place (an asset's events must
-        # not go back in time).
-        disposals = []
-        for d in defaults.to_pylist() if defaults is not None else []:
-            vid = d["vehicle_id"]
-            when = d["default_at"] + timedelta(days=1)
-            if vid in codes and when <= now:
-                disposals.append((when, vid))
+            if at + timedelta(days=1) <= now:
+                disposals.append((at + timedelta(days=1), vid))
         timeline: list[tuple[datetime, int, Any]] = [(e[4], 0, e) for e in events]
         timeline += [(w, 1, v) for w, v in disposals]
         timeline.sort(key=lambda x: (x[0], x[1]))

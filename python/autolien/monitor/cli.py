@@ -18,14 +18,14 @@ from .stream import Monitor
 OUTPUT_TABLES = ("alerts", "monitor_features", "monitor_rejects")
 
 # Where positions and odometer readings come from, best first.
-_TRACKS = (
-    ("gnss_track", "SELECT vehicle_id, time, lat, lon, ve_mps, vn_mps, used FROM gnss_track"),
-    (
-        "fixes",
-        "SELECT vehicle_id, time, lat, lon, speed_kmh FROM fixes WHERE vehicle_id IS NOT NULL",
-    ),
-    ("locations", "SELECT terminal_id AS vehicle_id, time, lat, lon, speed_kmh FROM locations"),
+# Tracks: the fused track (else raw fixes) where a vehicle has one, the
+# terminal's own positions for every other vehicle.
+_FUSED = (
+    "SELECT vehicle_id, time, lat, lon, sqrt(ve_mps * ve_mps + vn_mps * vn_mps) * 3.6 AS speed_kmh, used "
+    "FROM gnss_track WHERE vehicle_id IS NOT NULL"
 )
+_FIXES = "SELECT vehicle_id, time, lat, lon, speed_kmh, true AS used FROM fixes WHERE vehicle_id IS NOT NULL"
+_LOCATIONS = "SELECT terminal_id AS vehicle_id, time, lat, lon, speed_kmh FROM locations"
 _ODOMETERS = (
     (
         "locations",
@@ -87,20 +87,11 @@ def monitor_store(
     with Store(db) as store:
         have = set(store.tables())
         odo_sqls = [q for t, q in _ODOMETERS if t in have]
-        loc_sql = _TRACKS[2][1] if "locations" in have else None
+        loc_sql = _LOCATIONS if "locations" in have else None
         if "loan_book" in have:  # terminal numbers and VINs become the book's vehicle ids
             loc_sql = loc_sql and _mapped(loc_sql)
             odo_sqls = [_mapped(q) for q in odo_sqls]
-        # Fused tracks (else raw fixes) where a vehicle has them, the
-        # terminal's own positions for every other vehicle.
-        rtk_sql = None
-        if "gnss_track" in have:
-            rtk_sql = (
-                "SELECT vehicle_id, time, lat, lon, sqrt(ve_mps * ve_mps + vn_mps * vn_mps) * 3.6 AS speed_kmh, "
-                "used FROM gnss_track WHERE vehicle_id IS NOT NULL"
-            )
-        elif "fixes" in have:
-            rtk_sql = "SELECT vehicle_id, time, lat, lon, speed_kmh, true AS used FROM fixes WHERE vehicle_id IS NOT NULL"
+        rtk_sql = _FUSED if "gnss_track" in have else _FIXES if "fixes" in have else None
         if rtk_sql and loc_sql:
             track_sql = (
                 f"SELECT * FROM ({rtk_sql}) UNION ALL SELECT *, true AS used FROM ({loc_sql}) "
@@ -163,21 +154,12 @@ def monitor_store(
                 else None
             )
             store.con.unregister("_monitor_ids")
-            m = Monitor(fleet.config)
-            m._vehicles = {
-                v: fleet._vehicles[v] for v in ids[i : i + batch] if v in fleet._vehicles
-            }
-            m.now = fleet.now
-            m.update(tracks, odo, now=clock.as_py())
-            fleet._vehicles.update(m._vehicles)
-            fleet._rejects += m._rejects
+            fleet.update(tracks, odo, now=clock.as_py(), vehicles=ids[i : i + batch])
             rows += (tracks.num_rows if tracks is not None else 0) + (
                 odo.num_rows if odo is not None else 0
             )
             bar.update(part.num_rows)
         bar.close()
-        if clock.is_valid:
-            fleet.now = clock.as_py().timestamp()
         fleet._row_counts = counts  # type: ignore[attr-defined]
         if state_path is not None:
             _save_state(state_path, fleet)
@@ -204,6 +186,7 @@ def monitor_store(
         "by_kind": dict(kinds),
         "rejects": out["monitor_rejects"].num_rows,
         "late_rows": late,
+        "clock": clock.as_py().isoformat() if clock.is_valid else None,
         "seconds": round(time.perf_counter() - started, 3),
         "tables": list(OUTPUT_TABLES),
     }

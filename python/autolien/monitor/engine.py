@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import _core
-from .config import LEVELS, MonitorConfig
+from .config import MonitorConfig
 from .features import (
     F64,
     HOUR,
@@ -100,6 +100,9 @@ class Alert:
     segment: tuple[float, float] = (math.nan, math.nan)
     evidence: dict[str, Any] = field(default_factory=dict)
     path: tuple[F64, F64, F64] | None = None
+
+    def evidence_json(self) -> str:
+        return json.dumps(self.evidence, sort_keys=True, default=float)
 
     @property
     def alert_id(self) -> str:
@@ -288,8 +291,8 @@ class Vehicle:
         r = self.raw
         d = derive(r["t"], r["lat"], r["lon"], r["speed"], self.run_carry, c)
         rows = hourly(d, h_a, h_b)
-        self._odometer(rows, h_a, h_b)
-        signals = self._jumps_and_rollbacks(d, h_a, h_b)
+        odo_steps = self._odometer(rows, h_a, h_b)
+        signals = self._jumps_and_rollbacks(d, odo_steps, h_a, h_b)
         signals += self._vin_changes(h_a, h_b)
         self._append_history(rows, d, h_a, h_b)
         signals += self._score_hours(h_a, h_b)
@@ -298,7 +301,9 @@ class Vehicle:
         signals.sort(key=lambda s: s.time)
         return signals
 
-    def _odometer(self, rows: dict[str, np.ndarray], h_a: int, h_b: int) -> None:
+    def _odometer(self, rows: dict[str, np.ndarray], h_a: int, h_b: int) -> tuple[np.ndarray, ...]:
+        """Adds the hourly odometer sums to ``rows``; returns (time, km, step,
+        hour) of every buffered reading for the rollback check."""
         t, km = self.odo["t"], self.odo["km"]
         nh = h_b - h_a
         hs = np.floor(t / HOUR).astype(np.int64)
@@ -315,9 +320,11 @@ class Vehicle:
         rows["odo_km"] = np.bincount(idx, weights=np.maximum(step[sel], 0.0), minlength=nh)
         cnt = (hs >= h_a) & (hs < h_b)
         rows["n_odo"] = np.bincount(hs[cnt] - h_a, minlength=nh).astype(np.int64)
-        self._odo_steps = (t, km, step, hs)
+        return t, km, step, hs
 
-    def _jumps_and_rollbacks(self, d: Any, h_a: int, h_b: int) -> list[Signal]:
+    def _jumps_and_rollbacks(
+        self, d: Any, odo_steps: tuple[np.ndarray, ...], h_a: int, h_b: int
+    ) -> list[Signal]:
         c = self.cfg
         out: list[Signal] = []
         hs = np.floor(d.t / HOUR).astype(np.int64)
@@ -341,7 +348,7 @@ class Vehicle:
                     self._path_fn(seg),
                 )
             )
-        t, km, step, ohs = self._odo_steps
+        t, km, step, ohs = odo_steps
         for i in np.flatnonzero((step < -c.rollback_km) & (ohs >= h_a) & (ohs < h_b)):
             ev = {
                 "before_km": float(km[i - 1]),
@@ -834,9 +841,3 @@ class Vehicle:
         a.segment = s.segment
         if s.path is not None:
             a.path = s.path()
-
-    def evidence_json(self, a: Alert) -> str:
-        return json.dumps(a.evidence, sort_keys=True, default=float)
-
-    def level_name(self, level: int) -> str:
-        return LEVELS[level]

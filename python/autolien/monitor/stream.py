@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,9 @@ REJECTS_SCHEMA = pa.schema(
         pa.field("reason", pa.string(), nullable=False),
     ]
 )
+
+
+_LATE = "late: its hour was already scored"
 
 
 def _ts(x: float | None) -> Any:
@@ -107,14 +110,23 @@ class Monitor:
             v = self._vehicles[vid] = Vehicle(vid, self.config)
         return v
 
-    def _late(self, source: str, vid: str, arrays: dict[str, Any]) -> dict[str, Any]:
+    def _is_late(self, vid: str | None, t: float) -> bool:
+        v = self._vehicles.get(vid) if vid is not None else None
+        return v is not None and v.h_done is not None and t < v.h_done * HOUR
+
+    def _accept(
+        self, source: str, vid: str, arrays: dict[str, Any], bad: np.ndarray, reason: str
+    ) -> dict[str, Any]:
+        """The rows to keep: ``bad`` rows, then late ones, go to the rejects."""
         v = self._vehicles.get(vid)
-        if v is None or v.h_done is None:
-            return arrays
-        late = arrays["t"] < v.h_done * HOUR
+        cut = v.h_done * HOUR if v is not None and v.h_done is not None else -math.inf
+        late = ~bad & (arrays["t"] < cut)
+        for t in arrays["t"][bad]:
+            self._rejects.append((source, vid, float(t), reason))
         for t in arrays["t"][late]:
-            self._rejects.append((source, vid, float(t), "late: its hour was already scored"))
-        return {k: a[~late] for k, a in arrays.items()} if late.any() else arrays
+            self._rejects.append((source, vid, float(t), _LATE))
+        keep = ~(bad | late)
+        return arrays if keep.all() else {k: a[keep] for k, a in arrays.items()}
 
     def update(
         self,
@@ -123,7 +135,12 @@ class Monitor:
         vins: pa.Table | None = None,
         *,
         now: Any = None,
+        vehicles: Collection[str] | None = None,
     ) -> pa.Table:
+        """Scores the rows of this slice up to ``now`` (default: its newest
+        row). ``vehicles`` limits the scoring to those vehicles (and any that
+        first appear here): a caller that feeds the fleet in vehicle batches
+        under one clock advances each vehicle only with its own batch."""
         per: dict[str, dict[str, Any]] = {}
         latest = -math.inf
         if tracks is not None and tracks.num_rows:
@@ -136,10 +153,9 @@ class Monitor:
             for vid, arr in _split(tracks, self.vehicle_column, cols):
                 latest = max(latest, float(arr["t"][-1]))
                 bad = np.isnan(arr["lat"]) | np.isnan(arr["lon"])
-                for t in arr["t"][bad]:
-                    self._rejects.append(("track", vid, float(t), "missing lat/lon"))
-                kept = {k: a[~bad] for k, a in arr.items()}
-                per.setdefault(vid, {})["track"] = self._late("track", vid, kept)
+                per.setdefault(vid, {})["track"] = self._accept(
+                    "track", vid, arr, bad, "missing lat/lon"
+                )
         if odometer is not None and odometer.num_rows:
             col = next(
                 (c for c in ("odometer_km", "mileage_km") if c in odometer.column_names), None
@@ -149,10 +165,9 @@ class Monitor:
             for vid, arr in _split(odometer, self.vehicle_column, {"km": col}):
                 latest = max(latest, float(arr["t"][-1]))
                 bad = np.isnan(arr["km"])
-                for t in arr["t"][bad]:
-                    self._rejects.append(("odometer", vid, float(t), f"null {col}"))
-                kept = {k: a[~bad] for k, a in arr.items()}
-                per.setdefault(vid, {})["odo"] = self._late("odometer", vid, kept)
+                per.setdefault(vid, {})["odo"] = self._accept(
+                    "odometer", vid, arr, bad, f"null {col}"
+                )
         if vins is not None and vins.num_rows:
             t = seconds(vins)
             ids = vins.column(self.vehicle_column).cast(pa.string()).to_pylist()
@@ -162,11 +177,8 @@ class Monitor:
                 if ids[i] is None or vv[i] is None:
                     self._rejects.append(("vin", ids[i], float(t[i]), "null vehicle_id or vin"))
                     continue
-                v = self._vehicles.get(ids[i])
-                if v is not None and v.h_done is not None and t[i] < v.h_done * HOUR:
-                    self._rejects.append(
-                        ("vin", ids[i], float(t[i]), "late: its hour was already scored")
-                    )
+                if self._is_late(ids[i], float(t[i])):
+                    self._rejects.append(("vin", ids[i], float(t[i]), _LATE))
                     continue
                 per.setdefault(ids[i], {}).setdefault("vins", []).append((float(t[i]), vv[i]))
         clock = _clock(now) if now is not None else latest
@@ -175,11 +187,16 @@ class Monitor:
                 raise ValueError("now must not go back between updates")
             clock = max(clock, self.now)
         if not math.isfinite(clock):
-            return _alerts_table([], self)
+            return _alerts_table([])
         self.now = clock
         h_end = math.floor(clock / HOUR)
         changed: dict[str, Alert] = {}
-        for vid in list(self._vehicles) + [v for v in per if v not in self._vehicles]:
+        known = (
+            list(self._vehicles)
+            if vehicles is None
+            else [v for v in vehicles if v in self._vehicles]
+        )
+        for vid in known + [v for v in per if v not in self._vehicles]:
             veh = self._vehicle(vid)
             new = per.get(vid, {})
             signals = veh.add(new.get("track"), new.get("odo"), new.get("vins"))
@@ -189,13 +206,13 @@ class Monitor:
             ends = [float((h + 1) * HOUR) for h in range(h_a, h_end)] if h_a is not None else []
             signals.sort(key=lambda s: s.time)
             veh.apply(signals, ends, changed)
-        return _alerts_table(list(changed.values()), self)
+        return _alerts_table(list(changed.values()))
 
     def alerts(self) -> pa.Table:
         """Every alert so far, open and closed, ordered by vehicle and opening time."""
         rows = [a for v in self._vehicles.values() for a in (*v.closed, *v.open.values())]
         rows.sort(key=lambda a: (a.vehicle_id, a.opened, a.kind))
-        return _alerts_table(rows, self)
+        return _alerts_table(rows)
 
     def features(self) -> pa.Table:
         """The hourly feature rows scored so far (one row per vehicle-hour)."""
@@ -264,10 +281,9 @@ def _usable(tracks: pa.Table) -> pa.Table:
     return tracks
 
 
-def _alerts_table(alerts: list[Alert], m: Monitor) -> pa.Table:
+def _alerts_table(alerts: list[Alert]) -> pa.Table:
     cols: dict[str, list[Any]] = {f.name: [] for f in ALERTS_SCHEMA}
     for a in alerts:
-        v = m._vehicles[a.vehicle_id]
         cols["alert_id"].append(a.alert_id)
         cols["vehicle_id"].append(a.vehicle_id)
         cols["kind"].append(a.kind)
@@ -282,7 +298,7 @@ def _alerts_table(alerts: list[Alert], m: Monitor) -> pa.Table:
         cols["n_signals"].append(a.n_signals)
         cols["segment_start"].append(_ts(a.segment[0]))
         cols["segment_end"].append(_ts(a.segment[1]))
-        cols["evidence"].append(v.evidence_json(a))
+        cols["evidence"].append(a.evidence_json())
         if a.path is None:
             cols["path"].append(None)
         else:
@@ -298,19 +314,9 @@ def _alerts_table(alerts: list[Alert], m: Monitor) -> pa.Table:
         if pa.types.is_timestamp(f.type):
             arrays.append(pa.array(cols[f.name], pa.int64()).cast(f.type))
         elif f.name == "path":
-            arrays.append(
-                pa.array(
-                    [
-                        None if p is None else [{**q, "time": q["time"]} for q in p]
-                        for p in cols[f.name]
-                    ],
-                    pa.list_(
-                        pa.struct(
-                            [("time", pa.int64()), ("lat", pa.float64()), ("lon", pa.float64())]
-                        )
-                    ),
-                ).cast(f.type)
-            )
+            # times as int64 microseconds first, then cast like the other columns
+            point = pa.struct([("time", pa.int64()), ("lat", pa.float64()), ("lon", pa.float64())])
+            arrays.append(pa.array(cols[f.name], pa.list_(point)).cast(f.type))
         else:
             arrays.append(pa.array(cols[f.name], f.type))
     return pa.Table.from_arrays(arrays, schema=ALERTS_SCHEMA)

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from .. import _core
 from .adjust import battery_factor, usage_factor
 from .data import FUELS, REQUIRED
-from .train import CATEGORICAL, NUMERIC, Encoder
+from .train import NUMERIC, Encoder
 
 __all__ = ["DEFAULT_MODEL", "VALUE_SCHEMA", "Valuer"]
 
@@ -302,6 +302,3 @@ def _row_errors(vehicles: pa.Table, when: dt.date) -> list[str | None]:
         else:
             out.append(None)
     return out
-
-
-_ = CATEGORICAL  # the feature order is CATEGORICAL, NUMERIC, optional (train.py)

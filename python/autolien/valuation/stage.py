@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .adjust import estimate_soh, ltv
 from .model import Valuer
@@ -137,6 +136,3 @@ def valuation_stage(
     summary["ltv_table"] = table_ltv
     summary["values_table"] = values
     return summary
-
-
-_ = pc  # pyarrow.compute is used by the callers' joins
