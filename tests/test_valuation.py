@@ -65,6 +65,14 @@ def test_onnx_export_matches_sklearn_and_compiled_matches_onnxruntime(uk: pa.Tab
         6,
     )
     np.testing.assert_allclose(trees.predict(X), onnx_pred, atol=1e-5)
+    # Rows are walked in groups of 8 and re-ordered per chunk: every partial
+    # group, chunk boundary and multi-chunk size keeps each row's own answer.
+    big = X[rng.integers(0, X.shape[0], 70_001)]
+    want = sess.run(None, {sess.get_inputs()[0].name: big})[0].ravel()
+    for n in (0, 1, 7, 9, 1023, 1025, 2049, 70_001):
+        got = trees.predict(np.ascontiguousarray(big[:n]))
+        assert got.shape == (n,)
+        np.testing.assert_allclose(got, want[:n], atol=1e-5)
 
 
 def test_native_categorical_export_bug_is_refused(uk: pa.Table) -> None:

@@ -43,10 +43,13 @@ __all__ = [
     "train",
 ]
 
+# 300 trees of up to 191 leaves: as accurate as 800 of 63 (MdAPE 5.10% against
+# 5.12%) and about twice as fast to score, since a row's walk is short in a
+# deep, unbalanced tree (docs/valuation.md, "Scoring speed").
 PARAMS: dict[str, Any] = {
-    "max_iter": 800,
-    "learning_rate": 0.08,
-    "max_leaf_nodes": 63,
+    "max_iter": 300,
+    "learning_rate": 0.12,
+    "max_leaf_nodes": 191,
     "min_samples_leaf": 5,
     "l2_regularization": 1.0,
 }
