@@ -144,7 +144,7 @@ void TreeEnsemble::predict(std::span<const float> rows, std::span<double> out) c
                 std::uint64_t key = 0;
                 for (std::size_t t = 0; t < key_trees; ++t)
                     key = (key << kBits) | (static_cast<std::uint64_t>(leaf_of(roots_[t], src + i * nf)) &
-                                           ((std::uint64_t{1} << kBits) - 1));
+                                            ((std::uint64_t{1} << kBits) - 1));
                 order[i] = {key, static_cast<std::uint32_t>(i)};
             }
             std::sort(order.begin(), order.end());

@@ -41,7 +41,7 @@ class TreeEnsemble {
         std::int32_t no;
     };
     static constexpr std::size_t kChunk = 32768; // at most this many rows sorted and scored per task
-    static constexpr std::size_t kBlock = 256;  // rows that walk each tree together
+    static constexpr std::size_t kBlock = 256;   // rows that walk each tree together
     void predict_block(const float* rows, std::size_t n, double* out) const;
     // Local index (node - root) of the leaf row x reaches in the tree at root.
     [[nodiscard]] std::int32_t leaf_of(std::int32_t root, const float* x) const;
