@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 __all__ = ["run_portfolio"]
@@ -84,6 +85,18 @@ def run_portfolio(
             store.con.execute("CREATE OR REPLACE TABLE loan_book AS SELECT * FROM _book").fetchall()
             store.con.unregister("_book")
             summary["vehicles_in_book"] = book.num_rows
+        # The market feed is a snapshot of a platform's adverts: replaced whole.
+        market = sorted((root / "market").glob("*.parquet")) if (root / "market").is_dir() else []
+        if market:
+            listings = pa.concat_tables(
+                [pq.read_table(m) for m in market], promote_options="default"
+            )
+            store.con.register("_listings", listings)
+            store.con.execute(
+                "CREATE OR REPLACE TABLE market_listings AS SELECT * FROM _listings"
+            ).fetchall()
+            store.con.unregister("_listings")
+            summary["market_listings"] = listings.num_rows
         has_fixes = "fixes" in store.tables()
         if has_fixes:
             # NMEA carries no vehicle: the log's directory names it

@@ -409,7 +409,15 @@ def build_dashboard(
             vv = [
                 r
                 for r in valuations.select(
-                    ["vehicle_id", "time", "base_value", "usage_factor", "battery_factor", "value"]
+                    [
+                        "vehicle_id",
+                        "time",
+                        "base_value",
+                        "usage_factor",
+                        "market_factor",
+                        "battery_factor",
+                        "value",
+                    ]
                 ).to_pylist()
                 if r["vehicle_id"] == vid
             ]
@@ -435,6 +443,13 @@ def build_dashboard(
                         ),
                         go.Scatter(
                             x=xt,
+                            y=[r["market_factor"] for r in vv],
+                            mode="lines+markers",
+                            name="market factor",
+                            yaxis="y2",
+                        ),
+                        go.Scatter(
+                            x=xt,
                             y=[r["battery_factor"] for r in vv],
                             mode="lines+markers",
                             name="battery factor",
@@ -443,7 +458,7 @@ def build_dashboard(
                     ]
                 )
                 f.update_layout(
-                    title="Valuation trend: base value and its factors (market factor not applied)",
+                    title="Valuation trend: base value (vehicle) and its usage, market and battery factors",
                     height=320,
                     yaxis2={"overlaying": "y", "side": "right", "range": [0.6, 1.1]},
                     margin={"l": 60, "r": 60, "t": 40, "b": 30},

@@ -11,7 +11,12 @@
   also carry an RTK receiver (every ``rtk_every``-th), mixed fixed, float and
   single fixes;
 * ``truth.parquet``: the injected anomalies (vehicle, kind, start, expected
-  level), and ``defaults.parquet``: loans that default (for the ledger stage).
+  level), and ``defaults.parquet``: loans that default (for the ledger stage);
+* ``market/listings.parquet``: a used-car platform's dated adverts for the
+  catalogue's models over the 300 days before the simulated span and the span
+  itself (make, model, year, mileage, price, ``listed_at``, ``delisted_at``),
+  with a glut of the first model (adverts arriving 60% faster and selling 30%
+  slower) over the last 28 days, for the market factor.
 
 Vehicles are simulated one at a time and appended to the day files, so memory
 stays bounded by one vehicle whatever the fleet size. Deterministic for a seed.
@@ -24,6 +29,7 @@ import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -149,6 +155,77 @@ def _rtk_day(
     return nmea_sentences(
         t, la, lo, np.full(t.size, 20.0), q, 18, np.where(q == 1, 1.2, 0.7), speed, heading, sigma
     )
+
+
+# The feed starts this far back so that its stock of adverts is steady (ten
+# mean market times) before any norm window a run uses.
+MARKET_HISTORY_DAYS = 300
+GLUT_DAYS = 28
+
+
+def _listings(seed: int, catalogue: tuple[tuple[Any, ...], ...], days: int) -> tuple[pa.Table, str]:
+    """Dated adverts: per model, Poisson arrivals (12 a day) of cars 0-14
+    years old, on the market for an exponential time (mean 30 days); prices
+    from the new price, 15% a year off, with 8% noise. The first model's
+    adverts arrive 1.6x as fast and stay 1.3x as long over the last
+    GLUT_DAYS days (a seasonal glut)."""
+    rng = np.random.default_rng([seed, 99])
+    t0 = EPOCH - MARKET_HISTORY_DAYS * 86400
+    end = EPOCH + days * 86400
+    glut_from = end - GLUT_DAYS * 86400
+    cols: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("make", "model", "year", "mileage_km", "price", "listed", "gone")
+    }
+    seen: set[tuple[str, str]] = set()
+    glut = ""
+    for make, model, _fuel, _wmi, _gear, _eng, price in catalogue:
+        if (make, model) in seen:
+            continue
+        seen.add((make, model))
+        first = len(seen) == 1
+        glut = f"{make} {model}" if first else glut
+        span = end - t0
+        n = int(rng.poisson(12 * span / 86400 * (1.3 if first else 1.0)))
+        listed = np.sort(rng.uniform(t0, end, n))
+        if first:
+            # thin the pre-glut arrivals back to the base rate
+            keep = (listed >= glut_from) | (rng.uniform(size=n) < 1 / 1.3)
+            extra = rng.uniform(glut_from, end, int(rng.poisson(12 * 0.6 * GLUT_DAYS)))
+            listed = np.sort(np.concatenate([listed[keep], extra]))
+            n = listed.size
+        stay = rng.exponential(30 * 86400, n)
+        if first:
+            stay = np.where(listed >= glut_from, stay * 1.3, stay)
+        age = rng.uniform(0, 14, n)
+        list_year = 1970 + listed / (365.25 * 86400)
+        year = np.floor(list_year - age).astype(np.int32)
+        cols["make"].append(np.full(n, make, object))
+        cols["model"].append(np.full(n, model, object))
+        cols["year"].append(year)
+        cols["mileage_km"].append(np.round(age * rng.uniform(8_000, 20_000, n), -2))
+        cols["price"].append(
+            np.round(price * 0.85 ** np.maximum(age, 0) * rng.lognormal(0, 0.08, n), -1)
+        )
+        cols["listed"].append(listed)
+        cols["gone"].append(listed + stay)
+    cat = {k: np.concatenate(v) for k, v in cols.items()}
+    order = np.argsort(cat["listed"], kind="stable")
+    cat = {k: v[order] for k, v in cat.items()}
+    gone = cat["gone"]
+    table = pa.table(
+        {
+            "listing_id": pa.array([f"L{seed:02d}{i:07d}" for i in range(order.size)]),
+            "make": pa.array(cat["make"].tolist(), pa.string()),
+            "model": pa.array(cat["model"].tolist(), pa.string()),
+            "year": pa.array(cat["year"], pa.int16()),
+            "mileage_km": pa.array(cat["mileage_km"]),
+            "price": pa.array(cat["price"]),
+            "listed_at": pa.array((cat["listed"] * 1e6).astype(np.int64)).cast(TIME_TYPE),
+            # still on offer at the end of the feed: no delisting yet
+            "delisted_at": pa.array((gone * 1e6).astype(np.int64), mask=gone > end).cast(TIME_TYPE),
+        }
+    )
+    return table, glut
 
 
 def write_portfolio(
@@ -340,6 +417,9 @@ def write_portfolio(
         ),
         out / "truth.parquet",
     )
+    listings, _ = _listings(seed, catalogue, days)
+    (out / "market").mkdir(exist_ok=True)
+    pq.write_table(listings, out / "market" / "listings.parquet")
     dv, dt_ = zip(*defaults, strict=True) if defaults else ((), ())
     pq.write_table(
         pa.table(

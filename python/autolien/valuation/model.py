@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import _core
-from .adjust import battery_factor, usage_factor
+from .adjust import _band, battery_factor, usage_factor
 from .data import FUELS, REQUIRED
 from .train import NUMERIC, Encoder
 
@@ -27,6 +27,7 @@ VALUE_SCHEMA = pa.schema(
         pa.field("row", pa.int64(), nullable=False),
         pa.field("base_value", pa.float64()),
         pa.field("usage_factor", pa.float64(), nullable=False),
+        pa.field("market_factor", pa.float64(), nullable=False),
         pa.field("battery_factor", pa.float64(), nullable=False),
         pa.field("value", pa.float64()),
         pa.field("value_low", pa.float64()),
@@ -119,16 +120,19 @@ class Valuer:
         at: dt.datetime | dt.date | None = None,
         *,
         usage: pa.Table | None = None,
+        market: pa.Table | None = None,
         battery: pa.Table | None = None,
         engine: str = "compiled",
     ) -> pa.Table:
-        """Value per row: the base value times the usage and battery factors,
-        with a 90% interval and the model version.
+        """Value per row: the base value times the usage, market and battery
+        factors, with a 90% interval and the model version.
 
         ``usage`` (``vehicle_id``, ``behaviour``, ``km_per_day``: the monitor's
         features) and ``battery`` (``vehicle_id``, ``soh``: from
-        ``estimate_soh``) join on ``vehicle_id``; a vehicle without them gets
-        factor 1. The market factor is not built yet.
+        ``estimate_soh``) join on ``vehicle_id``; ``market`` (from
+        :func:`~autolien.valuation.market.market_index` at the same ``at``)
+        joins on make, model and age band. A vehicle without them gets
+        factor 1.
 
         Rows that cannot be valued (missing or negative mileage, a model year
         after ``at``, a missing year) get a null value and the reason in
@@ -200,11 +204,15 @@ class Valuer:
                     np.float64,
                 )
                 fb = battery_factor(soh, age)
-        val = base_val * fu * fb
+        fm = np.ones(n)
+        if market is not None:
+            fm = self._market(vehicles, when, market)
+        val = base_val * fu * fm * fb
         out = {
             "row": pa.array(np.arange(n, dtype=np.int64)),
             "base_value": pa.array(base_val, pa.float64(), mask=bad),
             "usage_factor": pa.array(fu, pa.float64()),
+            "market_factor": pa.array(fm, pa.float64()),
             "battery_factor": pa.array(fb, pa.float64()),
             "value": pa.array(val, pa.float64(), mask=bad),
             "value_low": pa.array(val * np.exp(q["q05"]), pa.float64(), mask=bad),
@@ -267,6 +275,35 @@ class Valuer:
                 "value_low": pa.array(cat[3], mask=mask),
                 "value_high": pa.array(cat[4], mask=mask),
             }
+        )
+
+    def _market(self, vehicles: pa.Table, when: dt.date, market: pa.Table) -> np.ndarray:
+        need = [c for c in ("make", "model", "age_band", "factor") if c not in market.column_names]
+        if need:
+            raise ValueError(f"market lacks columns: {', '.join(need)} (use market_index)")
+        table = dict(
+            zip(
+                zip(
+                    market.column("make").to_pylist(),
+                    market.column("model").to_pylist(),
+                    market.column("age_band").to_pylist(),
+                    strict=True,
+                ),
+                market.column("factor").to_pylist(),
+                strict=True,
+            )
+        )
+        make = pc.utf8_lower(vehicles.column("make").cast(pa.string())).to_pylist()
+        model = pc.utf8_lower(
+            pc.utf8_trim_whitespace(vehicles.column("model").cast(pa.string()))
+        ).to_pylist()
+        age = np.asarray(
+            self._prepared(vehicles, when).column("age_years").to_numpy(zero_copy_only=False),
+            np.float64,
+        )
+        band = _band(np.nan_to_num(age, nan=0.0)).tolist()
+        return np.array(
+            [table.get(k) or 1.0 for k in zip(make, model, band, strict=True)], np.float64
         )
 
     def _prepared(self, vehicles: pa.Table, when: dt.date) -> pa.Table:

@@ -1,6 +1,7 @@
 """The pipeline's valuation stage: every pledged vehicle valued at the run's
 clock from its loan-book attributes, latest odometer, the monitor's usage
-features and its battery health, then LTV graded per loan.
+features, the market's supply (``market_listings``, when the portfolio has a
+feed) and its battery health, then LTV graded per loan.
 
 Writes ``valuations`` (appended per run: the value history) and ``ltv``
 (replaced). A book in another currency than the model's gets values but no
@@ -16,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from .adjust import estimate_soh, ltv
+from .market import market_index
 from .model import Valuer
 
 __all__ = ["valuation_stage"]
@@ -65,6 +67,9 @@ def valuation_stage(
             else None
         )
         ev = store.query("SELECT * FROM ev") if "ev" in have else None
+        listings = (
+            store.query("SELECT * FROM market_listings") if "market_listings" in have else None
+        )
     kmap = dict(zip(km.column("vehicle_id").to_pylist(), km.column("km").to_pylist(), strict=True))
     vehicles = book.select(
         ["vehicle_id", "make", "model", "year", "fuel", "transmission", "engine_size_l"]
@@ -85,7 +90,8 @@ def valuation_stage(
                 "soh": soh.column("soh"),
             }
         )
-    values = v.value(vehicles, at, usage=usage, battery=battery)
+    market = market_index(listings, at) if listings is not None and listings.num_rows else None
+    values = v.value(vehicles, at, usage=usage, market=market, battery=battery)
     values = values.append_column("vehicle_id", book.column("vehicle_id")).append_column(
         "time", pa.array([at] * book.num_rows, pa.timestamp("us", tz="UTC"))
     )
@@ -102,6 +108,13 @@ def valuation_stage(
         "errors": len(values.column("error")) - values.column("error").null_count,
         "flagged": len(values.column("flag")) - values.column("flag").null_count,
     }
+    if market is not None:
+        fm = np.asarray(values.column("market_factor").to_numpy(zero_copy_only=False), np.float64)
+        summary["market"] = {
+            "groups": market.num_rows,
+            "factor_min": round(float(fm.min()), 3) if fm.size else None,
+            "factor_median": round(float(np.median(fm)), 3) if fm.size else None,
+        }
     val = np.asarray(values.column("value").to_numpy(zero_copy_only=False), np.float64)
     summary["portfolio_value"] = round(float(np.nansum(val)), 2)
     if currency is not None and currency != v.currency:

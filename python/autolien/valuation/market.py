@@ -1,0 +1,270 @@
+"""The market factor from dated listings (docs/valuation.md, "Market factor").
+
+A used-car platform's listings feed (one row per advert: ``make``, ``model``,
+``year``, ``listed_at`` and, once it is gone, ``delisted_at``) says how many
+cars like a pledged one are on offer now against the usual number, and how
+long they take to go. Per (make, model, age band):
+
+* ``supply_ratio``: the mean daily count of active adverts over the last
+  ``window_days`` over the mean over the ``norm_days`` before that;
+* ``tom_ratio``: the model's time on market (all ages: one band's sales are
+  too few) over the last ``tom_window_days`` (28, for the same reason) over
+  that of the rest of the norm period. Time on market is the mean stock of
+  adverts over sales per day (Little's law; the trade calls it days' supply).
+  The median time of the adverts that went in a window would not do: while
+  supply grows, recent quick sales crowd it and it falls when it should rise;
+* ``factor = clip(supply_ratio^supply_elasticity x tom_ratio^tom_elasticity,
+  *MARKET_BOUNDS_DATED)``: more cars on offer, or slower sales, lower the
+  value. A supply ratio whose norm rests on fewer than ``min_listings``
+  adverts, or a time-on-market ratio on fewer than ``min_sold`` sales on
+  either side, counts as 1.
+
+``fit_market_response`` estimates the supply elasticity from listings that
+carry prices, as the slope of the base model's log residual on the log supply
+ratio each advert met when it was listed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .adjust import _band
+
+__all__ = [
+    "MARKET_BOUNDS_DATED",
+    "MARKET_SCHEMA",
+    "SUPPLY_ELASTICITY",
+    "TOM_ELASTICITY",
+    "fit_market_response",
+    "market_index",
+]
+
+# Assumed responses (no dated priced data of our own to fit them on): a
+# season's 35% rise in adverts lowers prices about 9% (1.35^-0.3), and
+# sales that take twice as long lower them about 10% (2^-0.15).
+# `fit_market_response` replaces the first where a lender has priced listings.
+SUPPLY_ELASTICITY = -0.3
+TOM_ELASTICITY = -0.15
+# The downside is allowed further than the upside: collateral is valued
+# conservatively.
+MARKET_BOUNDS_DATED = (0.75, 1.15)
+DAY_US = 86_400_000_000
+
+MARKET_SCHEMA = pa.schema(
+    [
+        pa.field("make", pa.string(), nullable=False),
+        pa.field("model", pa.string(), nullable=False),
+        pa.field("age_band", pa.int8(), nullable=False),
+        pa.field("active", pa.float64(), nullable=False),
+        pa.field("active_norm", pa.float64(), nullable=False),
+        pa.field("supply_ratio", pa.float64(), nullable=False),
+        pa.field("sold", pa.int64(), nullable=False),  # the model's, in tom_window_days
+        pa.field("tom_days", pa.float64()),
+        pa.field("tom_norm_days", pa.float64()),
+        pa.field("tom_ratio", pa.float64(), nullable=False),
+        pa.field("factor", pa.float64(), nullable=False),
+    ]
+)
+
+
+def _micros(col: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.float64]:
+    """Timestamps as float microseconds since the epoch, NaN for null."""
+    if not pa.types.is_timestamp(col.type):
+        raise TypeError(f"listing times must be timestamps, got {col.type}")
+    ints = pc.cast(pc.cast(col, pa.timestamp("us", tz="UTC")), pa.int64())
+    return np.asarray(ints.to_numpy(zero_copy_only=False), np.float64)
+
+
+def _at_micros(at: dt.datetime | dt.date) -> float:
+    if not isinstance(at, dt.datetime):
+        at = dt.datetime(at.year, at.month, at.day, tzinfo=dt.UTC)
+    if at.tzinfo is None:
+        raise ValueError("`at` must be timezone-aware")
+    return float(at.timestamp() * 1e6)
+
+
+def _age_at(year: npt.NDArray[np.float64], t_us: npt.NDArray[np.float64]) -> np.ndarray:
+    """Age at each time in the Valuer's convention (UTC date's year plus its
+    day of year over 365.25, from mid model year), so bands agree."""
+    day = t_us.astype("int64").astype("datetime64[us]").astype("datetime64[D]")
+    y0 = day.astype("datetime64[Y]")
+    frac = (day - y0.astype("datetime64[D]")).astype(np.float64) / 365.25
+    return np.asarray(y0.astype(np.int64) + 1970 + frac - 0.5 - year, np.float64)
+
+
+def _groups(listings: pa.Table, t_us: npt.NDArray[np.float64]) -> tuple[list[Any], np.ndarray]:
+    """Group keys (make, model, band at t) and the group number of each row."""
+    need = [c for c in ("make", "model", "year", "listed_at") if c not in listings.column_names]
+    if need:
+        raise ValueError(f"listings lack columns: {', '.join(need)}")
+    make = pc.utf8_lower(listings.column("make").cast(pa.string())).to_pylist()
+    model = pc.utf8_lower(
+        pc.utf8_trim_whitespace(listings.column("model").cast(pa.string()))
+    ).to_pylist()
+    year = np.asarray(
+        listings.column("year").cast(pa.float64()).to_numpy(zero_copy_only=False), np.float64
+    )
+    band = _band(_age_at(year, t_us)).tolist()
+    keys: dict[tuple[str, str, int], int] = {}
+    gid = np.empty(len(make), np.int64)
+    for i, k in enumerate(zip(make, model, band, strict=True)):
+        gid[i] = keys.setdefault(k, len(keys))
+    return list(keys), gid
+
+
+def _active_counts(listed: np.ndarray, delisted: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Adverts active at each time: listed at or before it, not yet gone."""
+    lo = np.sort(listed)
+    gone = np.sort(delisted[np.isfinite(delisted)])
+    return np.asarray(
+        np.searchsorted(lo, times, side="right") - np.searchsorted(gone, times, side="right"),
+        np.float64,
+    )
+
+
+def market_index(
+    listings: pa.Table,
+    at: dt.datetime | dt.date,
+    *,
+    window_days: int = 7,
+    tom_window_days: int = 28,
+    norm_days: int = 84,
+    supply_elasticity: float = SUPPLY_ELASTICITY,
+    tom_elasticity: float = TOM_ELASTICITY,
+    min_listings: int = 10,
+    min_sold: int = 30,
+) -> pa.Table:
+    """Supply, time on market and the factor per (make, model, age band) at
+    ``at`` (:data:`MARKET_SCHEMA`). Bands are those of the cars' ages at
+    ``at``. Adverts listed after ``at`` are ignored."""
+    if not (1 <= window_days < norm_days and 1 <= tom_window_days < norm_days):
+        raise ValueError("need 1 <= window_days, tom_window_days < norm_days")
+    if supply_elasticity > 0 or tom_elasticity > 0:
+        raise ValueError("elasticities must be <= 0: more supply never raises a value")
+    now = _at_micros(at)
+    listed = _micros(listings.column("listed_at")) if "listed_at" in listings.column_names else None
+    if listed is None:
+        raise ValueError("listings lack columns: listed_at")
+    if np.isnan(listed).any():
+        raise ValueError("listed_at has nulls")
+    delisted = (
+        _micros(listings.column("delisted_at"))
+        if "delisted_at" in listings.column_names
+        else np.full(listed.size, np.nan)
+    )
+    if (delisted < listed).any():
+        raise ValueError("an advert is delisted before it is listed")
+    keep = listed <= now
+    listings = listings.filter(pa.array(keep))
+    listed, delisted = listed[keep], delisted[keep]
+    delisted = np.where(delisted > now, np.nan, delisted)  # not gone yet, seen from `at`
+    keys, gid = _groups(listings, np.full(listed.size, now))
+    recent = now - np.arange(window_days)[::-1] * DAY_US
+    norm = now - np.arange(window_days, norm_days)[::-1] * DAY_US
+    rows: dict[str, list[Any]] = {f.name: [] for f in MARKET_SCHEMA}
+    in_recent = delisted > now - tom_window_days * DAY_US  # NaN (not gone) compares False
+    in_norm = (delisted > now - norm_days * DAY_US) & ~in_recent
+    model_of: dict[tuple[str, str], int] = {}
+    for k in keys:
+        model_of.setdefault(k[:2], len(model_of))
+    mid = np.array([model_of[keys[g][:2]] for g in gid], np.int64)
+    tom_recent = now - np.arange(tom_window_days)[::-1] * DAY_US
+    tom_norm = now - np.arange(tom_window_days, norm_days)[::-1] * DAY_US
+    tom_by_model: dict[int, tuple[int, float | None, float | None, float]] = {}
+    for m in range(len(model_of)):
+        sel = mid == m
+        r, q = int((in_recent & sel).sum()), int((in_norm & sel).sum())
+        stock_r = float(_active_counts(listed[sel], delisted[sel], tom_recent).mean())
+        stock_n = float(_active_counts(listed[sel], delisted[sel], tom_norm).mean())
+        t_r = stock_r / (r / tom_window_days) if r else None
+        t_n = stock_n / (q / (norm_days - tom_window_days)) if q else None
+        ok = t_r is not None and t_n is not None and r >= min_sold and q >= min_sold
+        tom_by_model[m] = (r, t_r, t_n, t_r / t_n if ok else 1.0)  # type: ignore[operator]
+    order = np.argsort(gid, kind="stable")
+    bounds = np.flatnonzero(np.diff(gid[order])) + 1
+    for sel in np.split(order, bounds) if order.size else []:
+        mk, md, band = keys[int(gid[sel[0]])]
+        a_recent = float(_active_counts(listed[sel], delisted[sel], recent).mean())
+        a_norm = float(_active_counts(listed[sel], delisted[sel], norm).mean())
+        supply = a_recent / a_norm if a_norm >= min_listings else 1.0
+        sold, t_recent, t_norm, ratio_tom = tom_by_model[model_of[(mk, md)]]
+        factor = float(
+            np.clip(supply**supply_elasticity * ratio_tom**tom_elasticity, *MARKET_BOUNDS_DATED)
+        )
+        for name, v in zip(
+            rows,
+            (mk, md, band, a_recent, a_norm, supply, sold, t_recent, t_norm, ratio_tom, factor),
+            strict=True,
+        ):
+            rows[name].append(v)
+    return pa.table(rows, schema=MARKET_SCHEMA)
+
+
+def supply_ratio_at_listing(
+    listings: pa.Table, *, window_days: int = 7, norm_days: int = 84, min_listings: int = 10
+) -> npt.NDArray[np.float64]:
+    """The supply ratio each advert met on the day it was listed (NaN where
+    the norm rests on fewer than ``min_listings`` adverts)."""
+    listed = _micros(listings.column("listed_at"))
+    delisted = (
+        _micros(listings.column("delisted_at"))
+        if "delisted_at" in listings.column_names
+        else np.full(listed.size, np.nan)
+    )
+    _, gid = _groups(listings, listed)
+    out = np.full(listed.size, np.nan)
+    recent = np.arange(window_days)[::-1] * DAY_US
+    norm = np.arange(window_days, norm_days)[::-1] * DAY_US
+    order = np.argsort(gid, kind="stable")
+    bounds = np.flatnonzero(np.diff(gid[order])) + 1
+    for sel in np.split(order, bounds) if order.size else []:
+        lo = np.sort(listed[sel])
+        gone = np.sort(delisted[sel][np.isfinite(delisted[sel])])
+
+        def active(t: np.ndarray, lo: np.ndarray = lo, gone: np.ndarray = gone) -> np.ndarray:
+            return np.asarray(
+                np.searchsorted(lo, t, side="right") - np.searchsorted(gone, t, side="right"),
+                np.float64,
+            )
+
+        t0 = listed[sel][:, None]
+        a_recent = active(t0 - recent[None, :]).mean(axis=1)
+        a_norm = active(t0 - norm[None, :]).mean(axis=1)
+        out[sel] = np.where(a_norm >= min_listings, a_recent / np.maximum(a_norm, 1.0), np.nan)
+    return out
+
+
+def fit_market_response(
+    listings: pa.Table,
+    residual_log: npt.ArrayLike,
+    *,
+    window_days: int = 7,
+    norm_days: int = 84,
+    min_listings: int = 10,
+) -> dict[str, float]:
+    """Least-squares slope of the base model's log residual (price over base
+    value, per advert) on the log supply ratio at listing: the supply
+    elasticity, with its standard error and the number of adverts used."""
+    x = np.log(
+        supply_ratio_at_listing(
+            listings, window_days=window_days, norm_days=norm_days, min_listings=min_listings
+        )
+    )
+    y = np.asarray(residual_log, np.float64)
+    if y.shape != x.shape:
+        raise ValueError("one residual per listing")
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3 or np.ptp(x[ok]) == 0:
+        raise ValueError("too few listings with a supply ratio to fit")
+    x, y = x[ok], y[ok]
+    xc = x - x.mean()
+    beta = float(np.sum(xc * (y - y.mean())) / np.sum(xc * xc))
+    resid = y - y.mean() - beta * xc
+    se = float(np.sqrt(np.sum(resid**2) / (x.size - 2) / np.sum(xc * xc)))
+    return {"elasticity": beta, "stderr": se, "n": int(x.size)}
