@@ -292,7 +292,7 @@ def test_grading_escalates_suppresses_and_closes() -> None:
 
 @pytest.fixture(scope="module")
 def fleets() -> list:
-    kinds = ("mileage_jump", "rollback", "relocation", "rental", "silence")
+    kinds = ("mileage_jump", "rollback", "relocation", "rental", "silence", "tow")
     return [
         simulate_fleet(30, 30, seed=s, anomaly_day=18, anomalies=dict.fromkeys(kinds, 2))
         for s in range(3)
@@ -322,7 +322,7 @@ def test_fleet_anomalies_are_detected_at_their_level(fleets: list) -> None:
         assert level == n, f"{name}: expected level reached {level}/{n}"
     assert totals["mileage_jump"][3] < 24  # the jump within 24 h of its start
     assert totals["silence"][3] < 6.5
-    for kind in ("odometer_rollback", "device_silence", "relocation"):
+    for kind in ("odometer_rollback", "device_silence", "relocation", "towing"):
         assert prec[kind][0] == prec[kind][1], kind
     assert prec["mileage_jump"][0] / prec["mileage_jump"][1] >= 0.8
     assert prec["entropy_increase"][0] / prec["entropy_increase"][1] >= 0.5

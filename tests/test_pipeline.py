@@ -15,6 +15,8 @@ import pytest
 from autolien.cli import main
 from autolien.ledger import audit
 from autolien.ledger.identity import validate_vin
+from autolien.pipeline import run_portfolio
+from autolien.sim.behaviour import ANOMALIES
 from autolien.sim.portfolio import write_portfolio
 from autolien.telemetry import decode_gb32960, decode_jt808, decode_nmea
 
@@ -31,21 +33,37 @@ def _digest(root: Path) -> dict[str, str]:
 def portfolio(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("pf")
     assert (
-        main(["simulate", str(root), "--vehicles", "20", "--days", "12", "--seed", "4", "--quiet"])
+        main(
+            [
+                "simulate",
+                str(root),
+                "--vehicles",
+                "20",
+                "--days",
+                "12",
+                "--seed",
+                "4",
+                # one vehicle of each anomaly kind
+                "--anomaly-share",
+                str(len(ANOMALIES) / 20),
+                "--quiet",
+            ]
+        )
         == 0
     )
     return root
 
 
 def test_portfolio_files_are_deterministic_and_valid(portfolio: Path, tmp_path: Path) -> None:
-    again = write_portfolio(tmp_path, 20, 12, seed=4)
+    again = write_portfolio(tmp_path, 20, 12, seed=4, anomaly_share=len(ANOMALIES) / 20)
     assert _digest(tmp_path) == _digest(portfolio)
     book = pq.read_table(portfolio / "loan_book.parquet")
     assert book.num_rows == 20
     for vin in book.column("vin").to_pylist():
         validate_vin(vin)  # check digits per ISO 3779
     assert len(set(book.column("terminal_id").to_pylist())) == 20
-    assert sum(again.anomalies.values()) == pq.read_table(portfolio / "truth.parquet").num_rows == 2
+    assert sum(again.anomalies.values()) == pq.read_table(portfolio / "truth.parquet").num_rows
+    assert set(again.anomalies) == set(ANOMALIES)
 
 
 def test_run_detects_the_injected_anomalies(
@@ -73,6 +91,7 @@ def test_run_detects_the_injected_anomalies(
     assert alert_ids <= book  # terminal numbers and VINs were mapped to the book's ids
     assert rows == {k: v for k, v in frames.items() if v}
     det = report["detection"]
+    assert {t["anomaly"] for t in truth} == set(ANOMALIES)
     for name in {t["anomaly"] for t in truth}:
         assert det["anomalies"][name]["recall"] == 1.0, name
         assert det["anomalies"][name]["level_reached"] == 1.0, name
@@ -217,3 +236,21 @@ def test_ledger_stage_keeps_each_assets_events_in_time_order(tmp_path: Path) -> 
     )
     assert out["judicial_triggers"] == 1  # 7 days after the authorisation with no auction
     assert audit(tmp_path / "led").ok
+
+
+def test_a_towed_rtk_vehicle_is_caught_through_its_terminals_ignition(tmp_path: Path) -> None:
+    # seed 17 puts the tow on vehicle 0, which also carries an RTK receiver:
+    # its fused track has no ignition, so the monitor takes the terminal's ACC bit
+    write_portfolio(tmp_path, 20, 10, seed=17, anomaly_share=0.3)
+    truth = pq.read_table(tmp_path / "truth.parquet").to_pylist()
+    towed = [t["vehicle_id"] for t in truth if t["anomaly"] == "tow"]
+    assert towed == ["VH17000000"]
+    assert (tmp_path / "rtk" / towed[0]).is_dir()
+    report = run_portfolio(tmp_path, db=tmp_path / "a.duckdb")
+    assert report["fuse"]["vehicles"] >= 1
+    tow = report["detection"]["anomalies"]["tow"]
+    assert (tow["recall"], tow["level_reached"]) == (1.0, 1.0)
+    con = duckdb.connect(str(tmp_path / "a.duckdb"), read_only=True)
+    ev = json.loads(con.sql("SELECT evidence FROM alerts WHERE kind = 'towing'").fetchall()[0][0])
+    con.close()
+    assert ev["distance_m"] >= 500

@@ -120,3 +120,37 @@ def test_vehicle_page_charts_and_ledger_proofs(report: tuple[Path, dict], tmp_pa
     )
     assert bg > 0.1 * (w // 4) * (h // 4)
     assert track > 50
+
+
+def test_page_limits_keep_the_most_severe(report: tuple[Path, dict], tmp_path: Path) -> None:
+    import duckdb
+
+    from autolien.report.dashboard import build_dashboard
+
+    _, summary = report
+    db = summary["db"]
+    con = duckdb.connect(db, read_only=True)
+    n, vehicles = con.sql("SELECT count(*), count(DISTINCT vehicle_id) FROM alerts").fetchall()[0]
+    # the vehicle whose worst alert is the most severe (ties: the latest)
+    want = sorted(
+        v
+        for (v,) in con.sql(
+            "SELECT vehicle_id FROM alerts GROUP BY vehicle_id "
+            "ORDER BY max(level_code) DESC, max(opened) DESC, vehicle_id LIMIT 1"
+        ).fetchall()
+    )
+    top_level = con.sql("SELECT max(level_code) FROM alerts").fetchall()[0][0]
+    con.close()
+    assert vehicles > 1
+    assert n > 2
+    got = build_dashboard(db, tmp_path, max_vehicles=1, max_alert_rows=2)
+    assert (got["alerts"], got["vehicles"]) == (n, vehicles)
+    assert (got["alert_rows"], got["vehicle_pages"]) == (2, 1)
+    page = (tmp_path / "index.html").read_text()
+    raw = page.split('<script id="data" type="application/json">', 1)[1].split("</script>", 1)[0]
+    data = json.loads(raw)
+    assert sorted(data["vehicles"]) == want
+    body = page.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    assert body.count("<tr>") == 2
+    assert body.count(f"data-v='{top_level}'") >= 1
+    assert "the 2 most severe" in page

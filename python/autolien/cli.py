@@ -124,7 +124,13 @@ def _simulate(args: argparse.Namespace) -> int:
 
     try:
         s = write_portfolio(
-            args.out, args.vehicles, args.days, seed=args.seed, progress=not args.quiet
+            args.out,
+            args.vehicles,
+            args.days,
+            seed=args.seed,
+            market=args.market,
+            anomaly_share=args.anomaly_share,
+            progress=not args.quiet,
         )
     except (ValueError, OSError) as e:
         print(json.dumps({"error": type(e).__name__, "message": str(e)}), file=sys.stderr)
@@ -207,7 +213,7 @@ def _run(args: argparse.Namespace) -> int:
     dash = report.get("dashboard")
     if dash:
         print(
-            f"  dashboard: {dash['path']} ({dash['vehicles']} vehicle pages, {dash['figures']} charts; "
+            f"  dashboard: {dash['path']} ({dash['vehicle_pages']} vehicle pages, {dash['figures']} charts; "
             "open it in a browser, no server needed)"
         )
     print("  stage timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in report["timings_s"].items()))
@@ -261,6 +267,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_sim.add_argument("--vehicles", type=int, default=200)
     p_sim.add_argument("--days", type=int, default=14)
     p_sim.add_argument("--seed", type=int, default=0)
+    p_sim.add_argument(
+        "--anomaly-share",
+        type=float,
+        default=0.1,
+        help="share of vehicles with one injected anomaly (kinds in turn)",
+    )
     p_sim.add_argument(
         "--market",
         choices=["uk", "cn"],

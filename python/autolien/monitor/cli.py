@@ -20,12 +20,19 @@ OUTPUT_TABLES = ("alerts", "monitor_features", "monitor_rejects")
 # Where positions and odometer readings come from, best first.
 # Tracks: the fused track (else raw fixes) where a vehicle has one, the
 # terminal's own positions for every other vehicle.
+# The ignition is the JT/T 808 ACC bit (status bit 0); RTK logs carry none.
 _FUSED = (
-    "SELECT vehicle_id, time, lat, lon, sqrt(ve_mps * ve_mps + vn_mps * vn_mps) * 3.6 AS speed_kmh, used "
-    "FROM gnss_track WHERE vehicle_id IS NOT NULL"
+    "SELECT vehicle_id, time, lat, lon, sqrt(ve_mps * ve_mps + vn_mps * vn_mps) * 3.6 AS speed_kmh, "
+    "NULL::BOOLEAN AS ignition, used FROM gnss_track WHERE vehicle_id IS NOT NULL"
 )
-_FIXES = "SELECT vehicle_id, time, lat, lon, speed_kmh, true AS used FROM fixes WHERE vehicle_id IS NOT NULL"
-_LOCATIONS = "SELECT terminal_id AS vehicle_id, time, lat, lon, speed_kmh FROM locations"
+_FIXES = (
+    "SELECT vehicle_id, time, lat, lon, speed_kmh, NULL::BOOLEAN AS ignition, true AS used "
+    "FROM fixes WHERE vehicle_id IS NOT NULL"
+)
+_LOCATIONS = (
+    "SELECT terminal_id AS vehicle_id, time, lat, lon, speed_kmh, (status & 1) = 1 AS ignition "
+    "FROM locations"
+)
 _ODOMETERS = (
     (
         "locations",
@@ -92,6 +99,14 @@ def monitor_store(
             loc_sql = loc_sql and _mapped(loc_sql)
             odo_sqls = [_mapped(q) for q in odo_sqls]
         rtk_sql = _FUSED if "gnss_track" in have else _FIXES if "fixes" in have else None
+        if rtk_sql and loc_sql:
+            # an RTK log has no ignition: take the terminal's latest ACC bit
+            ign_sql = f"SELECT vehicle_id, time, ignition FROM ({loc_sql})"
+            rtk_sql = (
+                "SELECT r.vehicle_id, r.time, r.lat, r.lon, r.speed_kmh, i.ignition, r.used "
+                f"FROM ({rtk_sql}) r ASOF LEFT JOIN ({ign_sql}) i "
+                "ON r.vehicle_id = i.vehicle_id AND r.time >= i.time"
+            )
         if rtk_sql and loc_sql:
             track_sql = (
                 f"SELECT * FROM ({rtk_sql}) UNION ALL SELECT *, true AS used FROM ({loc_sql}) "
@@ -202,7 +217,7 @@ def _mapped(sql: str) -> str:
     inner = sql.replace(col, f"{key} AS _key")
     rest = ", ".join(
         c
-        for c in ("time", "lat", "lon", "speed_kmh", "odometer_km")
+        for c in ("time", "lat", "lon", "speed_kmh", "ignition", "odometer_km")
         if c in sql.split(" FROM ", maxsplit=1)[0]
     )
     return (

@@ -51,6 +51,8 @@ class MonitorConfig:
     jump_kmh: float = 200.0
     jump_still_gap_s: float = 600.0
     jump_alert_m: float = 50000.0
+    # towing: moving with the ignition (JT/T 808 ACC bit) off
+    tow_min_m: float = 500.0
     # relocation
     away_km: float = 50.0
     home_days: int = 5  # days a cell must be visited on to be familiar

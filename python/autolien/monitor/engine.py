@@ -53,6 +53,7 @@ KIND_CAP = {
     "mileage_jump": 1,
     "odometer_mismatch": 1,
     "position_jump": 1,
+    "towing": 2,
     "odometer_freeze": 2,
     "odometer_rollback": 2,
     "relocation": 2,
@@ -118,7 +119,7 @@ def _take(a: dict[str, np.ndarray], sel: Any) -> dict[str, np.ndarray]:
 
 
 def _empty_track() -> dict[str, np.ndarray]:
-    return {k: np.zeros(0) for k in ("t", "lat", "lon", "speed")}
+    return {k: np.zeros(0) for k in ("t", "lat", "lon", "speed", "ignition")}
 
 
 def _trailing(a: np.ndarray, k: int, positions: I64) -> np.ndarray:
@@ -293,6 +294,7 @@ class Vehicle:
         rows = hourly(d, h_a, h_b)
         odo_steps = self._odometer(rows, h_a, h_b)
         signals = self._jumps_and_rollbacks(d, odo_steps, h_a, h_b)
+        signals += self._towing(d, h_a, h_b)
         signals += self._vin_changes(h_a, h_b)
         self._append_history(rows, d, h_a, h_b)
         signals += self._score_hours(h_a, h_b)
@@ -364,6 +366,46 @@ class Vehicle:
                     ev,
                     (float(t[i - 1]), float(t[i])),
                 )
+            )
+        return out
+
+    def _towing(self, d: Any, h_a: int, h_b: int) -> list[Signal]:
+        """Moves with the ignition off: a run of moving steps between fixes
+        that both report the ACC bit off signals once, at the fix where it
+        first lies ``tow_min_m`` from where it started (unknown ignition is
+        never off). Evidence stops at that fix, so a run split across
+        updates signals the same."""
+        off = self.raw["ignition"] == 0
+        n = d.t.size
+        if n < 2 or not off.any():
+            return []
+        step = np.zeros(n, bool)
+        step[1:] = off[1:] & off[:-1] & d.moving[1:] & ~d.jump[1:]
+        idx = np.flatnonzero(step)
+        if not idx.size:
+            return []
+        hs = np.floor(d.t / HOUR)
+        out: list[Signal] = []
+        for run in np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1):
+            a = int(run[0]) - 1  # the fix the run leaves from
+            disp = haversine_m(d.lat[a], d.lon[a], d.lat[run], d.lon[run])
+            hit = np.flatnonzero(disp >= self.cfg.tow_min_m)
+            if not hit.size:
+                continue
+            j = int(run[hit[0]])
+            if not h_a <= hs[j] < h_b:
+                continue
+            ev = {
+                "from": [float(d.lat[a]), float(d.lon[a])],
+                "to": [float(d.lat[j]), float(d.lon[j])],
+                "distance_m": float(disp[hit[0]]),
+                "duration_s": float(d.t[j] - d.t[a]),
+                "fixes": int(hit[0]) + 2,
+                "max_speed_kmh": float(np.max(d.speed[a + 1 : j + 1])),
+            }
+            seg = (float(d.t[a]), float(d.t[j]))
+            out.append(
+                Signal(float(d.t[j]), "towing", 1, float(disp[hit[0]]), ev, seg, self._path_fn(seg))
             )
         return out
 

@@ -21,6 +21,8 @@ COMPATIBLE = {
     "relocation": {"relocation", "mileage_jump", "entropy_increase", "position_jump"},
     "rental": {"entropy_increase", "mileage_jump", "relocation"},
     "silence": {"device_silence", "position_jump"},  # it may reappear elsewhere
+    # carried off and left standing: far from home, nothing driven
+    "tow": {"towing", "position_jump", "relocation", "odometer_mismatch", "entropy_increase"},
 }
 
 

@@ -149,6 +149,8 @@ class Monitor:
                 "lat": "lat",
                 "lon": "lon",
                 "speed": "speed_kmh" if "speed_kmh" in tracks.column_names else "",
+                # the terminal's ACC bit; null or absent: unknown
+                "ignition": "ignition" if "ignition" in tracks.column_names else "",
             }
             for vid, arr in _split(tracks, self.vehicle_column, cols):
                 latest = max(latest, float(arr["t"][-1]))

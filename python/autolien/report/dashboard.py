@@ -94,9 +94,19 @@ def _ledger_rows(ledger_dir: Path | None, vins: dict[str, str]) -> dict[str, lis
 
 
 def build_dashboard(
-    db: str | Path, out_dir: str | Path, *, ledger_dir: str | Path | None = None
+    db: str | Path,
+    out_dir: str | Path,
+    *,
+    ledger_dir: str | Path | None = None,
+    max_vehicles: int = 250,
+    max_alert_rows: int = 5000,
 ) -> dict[str, Any]:
-    """Writes ``out_dir/index.html`` from the store; returns what it holds."""
+    """Writes ``out_dir/index.html`` from the store; returns what it holds.
+
+    A page stays loadable at any fleet size: vehicle pages go to the
+    ``max_vehicles`` vehicles with the most severe (then most recent) alerts,
+    the alert list to the ``max_alert_rows`` most severe alerts, and the
+    overview charts are aggregated in the store."""
     import plotly  # noqa: PLC0415
     import plotly.graph_objects as go  # noqa: PLC0415
 
@@ -110,19 +120,65 @@ def build_dashboard(
             raise ValueError(
                 f"{db} has no alerts table; run `autolien monitor` or `autolien run` first"
             )
-        alerts = store.query("SELECT * FROM alerts ORDER BY level_code DESC, opened")
+        counts = store.query(
+            "SELECT count(*) AS n, count(*) FILTER (WHERE level = 'emergency') AS emergency, "
+            "count(*) FILTER (WHERE level = 'alert') AS alert, "
+            "count(*) FILTER (WHERE level = 'warning') AS warning, "
+            "count(DISTINCT vehicle_id) AS vehicles, max(last_signal) AS last_signal FROM alerts"
+        ).to_pylist()[0]
+        alerts = store.query(
+            f"SELECT * FROM alerts ORDER BY level_code DESC, opened LIMIT {int(max_alert_rows)}"
+        )
+        per_day = store.query(
+            "SELECT strftime(opened, '%Y-%m-%d') AS d, level, count(*) AS n FROM alerts "
+            "GROUP BY ALL ORDER BY d"
+        ).to_pylist()
+        ids = sorted(
+            store.query(
+                "SELECT vehicle_id FROM alerts GROUP BY vehicle_id "
+                f"ORDER BY max(level_code) DESC, max(opened) DESC, vehicle_id LIMIT {int(max_vehicles)}"
+            )
+            .column(0)
+            .to_pylist()
+        )
+        store.con.register("_dash_ids", pa.table({"v": pa.array(ids, pa.string())}))
+        vehicle_alerts = store.query(
+            "SELECT * FROM alerts WHERE vehicle_id IN (SELECT v FROM _dash_ids) "
+            "ORDER BY level_code DESC, opened"
+        ).to_pylist()
         feats = (
-            store.query("SELECT * FROM monitor_features ORDER BY vehicle_id, hour")
+            store.query(
+                "SELECT * FROM monitor_features WHERE vehicle_id IN (SELECT v FROM _dash_ids) "
+                "ORDER BY vehicle_id, hour"
+            )
             if "monitor_features" in have
             else pa.table({})
         )
+        fleet_km = (
+            store.query(
+                "SELECT strftime(hour, '%Y-%m-%d') AS d, sum(coalesce(km_track, 0)) AS km "
+                "FROM monitor_features GROUP BY d ORDER BY d"
+            ).to_pylist()
+            if "monitor_features" in have
+            else []
+        )
         book = store.query("SELECT * FROM loan_book") if "loan_book" in have else None
         valuations = (
-            store.query("SELECT * FROM valuations ORDER BY time") if "valuations" in have else None
+            store.query(
+                "SELECT * FROM valuations WHERE vehicle_id IN (SELECT v FROM _dash_ids) ORDER BY time"
+            )
+            if "valuations" in have
+            else None
         )
-        ltv_t = store.query("SELECT * FROM ltv") if "ltv" in have else None
-        ids = sorted(set(alerts.column("vehicle_id").to_pylist()))
-        store.con.register("_dash_ids", pa.table({"v": pa.array(ids, pa.string())}))
+        totals = (
+            store.query(
+                "SELECT time, sum(value) AS value, any_value(currency) AS currency FROM valuations "
+                "GROUP BY time ORDER BY time"
+            ).to_pylist()
+            if "valuations" in have
+            else []
+        )
+        ltv_t = store.query("SELECT ltv FROM ltv") if "ltv" in have else None
         if "locations" in have and book is not None:
             track = store.query(
                 "SELECT lb.vehicle_id, l.time, l.lat, l.lon, l.mileage_km FROM locations l JOIN loan_book lb "
@@ -151,10 +207,8 @@ def build_dashboard(
     rows = alerts.to_pylist()
     figs: dict[str, Any] = {}
     days: dict[str, dict[str, int]] = {}
-    for a in rows:
-        d = a["opened"].date().isoformat()
-        days.setdefault(d, {}).setdefault(a["level"], 0)
-        days[d][a["level"]] += 1
+    for r in per_day:
+        days.setdefault(r["d"], {})[r["level"]] = r["n"]
     dx = sorted(days)
     fig = go.Figure(
         [
@@ -169,17 +223,16 @@ def build_dashboard(
         margin={"l": 40, "r": 10, "t": 40, "b": 30},
     )
     figs["overview_alerts"] = fig
-    if feats.num_rows:
-        hours = feats.column("hour").to_pylist()
-        km = np.nan_to_num(
-            np.asarray(feats.column("km_track").to_numpy(zero_copy_only=False), float)
-        )
-        day_km: dict[str, float] = {}
-        for h, k in zip(hours, km, strict=True):
-            day_km[h.date().isoformat()] = day_km.get(h.date().isoformat(), 0.0) + float(k)
-        ks = sorted(day_km)
+    if fleet_km:
         fig = go.Figure(
-            [go.Scatter(x=ks, y=[day_km[k] for k in ks], mode="lines+markers", name="km")]
+            [
+                go.Scatter(
+                    x=[r["d"] for r in fleet_km],
+                    y=[round(r["km"], 1) for r in fleet_km],
+                    mode="lines+markers",
+                    name="km",
+                )
+            ]
         )
         fig.update_layout(
             title="Fleet distance per day (km, from the tracks)",
@@ -188,18 +241,17 @@ def build_dashboard(
         )
         figs["overview_km"] = fig
 
-    if valuations is not None and valuations.num_rows:
-        by_time: dict[str, float] = {}
-        for t, v in zip(
-            valuations.column("time").to_pylist(),
-            valuations.column("value").to_pylist(),
-            strict=True,
-        ):
-            by_time[t.isoformat()] = by_time.get(t.isoformat(), 0.0) + (v or 0.0)
-        xs = sorted(by_time)
-        cur = valuations.column("currency")[0].as_py()
+    if totals:
+        cur = totals[0]["currency"]
         fig = go.Figure(
-            [go.Scatter(x=xs, y=[by_time[x] for x in xs], mode="lines+markers", name="value")]
+            [
+                go.Scatter(
+                    x=[r["time"].isoformat() for r in totals],
+                    y=[r["value"] or 0.0 for r in totals],
+                    mode="lines+markers",
+                    name="value",
+                )
+            ]
         )
         fig.update_layout(
             title=f"Total collateral value ({cur}), one point per run",
@@ -234,8 +286,12 @@ def build_dashboard(
         else {}
     )
     tv = np.asarray(tcols["vehicle_id"].to_pylist()) if tcols else np.zeros(0, str)
+    fv = np.asarray(feats.column("vehicle_id").to_pylist()) if feats.num_rows else np.zeros(0, str)
+    by_vehicle: dict[str, list[dict[str, Any]]] = {}
+    for a in vehicle_alerts:
+        by_vehicle.setdefault(a["vehicle_id"], []).append(a)
     for vid in ids:
-        va = [a for a in rows if a["vehicle_id"] == vid]
+        va = by_vehicle.get(vid, [])
         page: dict[str, Any] = {
             "alerts": [
                 {
@@ -296,12 +352,7 @@ def build_dashboard(
                         name="odometer (km since first fix)",
                     )
                 )
-            fmask = (
-                np.asarray(feats.column("vehicle_id").to_pylist()) == vid
-                if feats.num_rows
-                else np.zeros(0, bool)
-            )
-            fi = np.flatnonzero(fmask)
+            fi = np.flatnonzero(fv == vid)
             if fi.size:
                 fh = [h.isoformat() for h in feats.column("hour").take(pa.array(fi)).to_pylist()]
                 cum = np.cumsum(
@@ -468,11 +519,17 @@ def build_dashboard(
         vehicles[vid] = page
 
     table_rows = []
+    paged = set(ids)
     for a in rows:
-        age = (a["closed"] or max(r["last_signal"] for r in rows)) - a["opened"]
+        age = (a["closed"] or counts["last_signal"]) - a["opened"]
+        vid = html.escape(a["vehicle_id"])
         table_rows.append(
-            f"<tr><td><a href='#vehicle={html.escape(a['vehicle_id'])}'>{html.escape(a['vehicle_id'])}</a></td>"
-            f"<td>{html.escape(a['kind'])}</td><td data-v='{a['level_code']}'>"
+            (
+                f"<tr><td><a href='#vehicle={vid}'>{vid}</a></td>"
+                if a["vehicle_id"] in paged
+                else f"<tr><td>{vid}</td>"
+            )
+            + f"<td>{html.escape(a['kind'])}</td><td data-v='{a['level_code']}'>"
             f"<span class='lv {a['level']}'>{a['level']}</span></td>"
             f"<td>{a['opened']:%Y-%m-%d %H:%M}</td><td data-v='{age.total_seconds() / 3600:.1f}'>"
             f"{age.total_seconds() / 3600:.1f}</td><td>{'open' if a['closed'] is None else 'closed'}</td>"
@@ -485,11 +542,14 @@ def build_dashboard(
     }
     page_html = _TEMPLATE.format(
         plotly_js=plotly.offline.get_plotlyjs(),
-        n_alerts=len(rows),
-        n_vehicles=len(ids),
-        levels=", ".join(
-            f"{sum(1 for a in rows if a['level'] == lv)} {lv}"
-            for lv in ("emergency", "alert", "warning")
+        n_alerts=counts["n"],
+        n_vehicles=counts["vehicles"],
+        levels=", ".join(f"{counts[lv]} {lv}" for lv in ("emergency", "alert", "warning")),
+        limits=(
+            f" The list shows the {len(rows):,} most severe; vehicle pages cover the "
+            f"{len(ids):,} vehicles with the most severe, then most recent, alerts."
+            if len(rows) < counts["n"] or len(ids) < counts["vehicles"]
+            else ""
         ),
         overview=overview_divs,
         rows="\n".join(table_rows),
@@ -498,8 +558,10 @@ def build_dashboard(
     (out / "index.html").write_text(page_html)
     return {
         "path": str(out / "index.html"),
-        "alerts": len(rows),
-        "vehicles": len(ids),
+        "alerts": counts["n"],
+        "alert_rows": len(rows),
+        "vehicles": counts["vehicles"],
+        "vehicle_pages": len(ids),
         "figures": len(figs)
         + sum(
             sum(k in p for k in ("track", "odometer", "features", "valuation"))
@@ -524,7 +586,7 @@ var d=document.getElementById('errors');if(d)d.textContent=window.__errors.join(
 </head><body>
 <div id="errors"></div>
 <h1>autolien risk dashboard</h1>
-<p class="note">{n_alerts} alerts on {n_vehicles} vehicles: {levels}.</p>
+<p class="note">{n_alerts} alerts on {n_vehicles} vehicles: {levels}.{limits}</p>
 <div id="overview">{overview}
 <h2>Alerts</h2><p class="note">Click a column to sort; click a vehicle for its page.</p>
 <table id="alerts"><thead><tr><th>vehicle</th><th>kind</th><th>level</th><th>opened</th><th>age (h)</th>

@@ -25,6 +25,7 @@ ANOMALIES = {
     "relocation": "relocation",
     "rental": "entropy_increase",
     "silence": "device_silence",
+    "tow": "towing",
 }
 EXPECTED_LEVEL = {
     "mileage_jump": "alert",
@@ -32,6 +33,7 @@ EXPECTED_LEVEL = {
     "relocation": "alert",
     "rental": "alert",
     "silence": "alert",
+    "tow": "alert",
 }
 _EPOCH = 1_790_784_000.0  # 2026-10-01T00:00:00+08:00 as UTC seconds
 EPOCH = _EPOCH
@@ -42,7 +44,7 @@ _PARK_DT = 600.0  # s between heartbeat fixes while parked
 
 @dataclass
 class Fleet:
-    tracks: pa.Table  # vehicle_id, time, lat, lon, speed_kmh
+    tracks: pa.Table  # vehicle_id, time, lat, lon, speed_kmh, ignition
     odometer: pa.Table  # vehicle_id, time, odometer_km
     truth: pa.Table  # vehicle_id, anomaly, kind, start, expected_level
 
@@ -71,9 +73,11 @@ class _Vehicle:
         self.lon: list[np.ndarray] = []
         self.spd: list[np.ndarray] = []
         self.km: list[np.ndarray] = []
+        self.ign: list[np.ndarray] = []
         self.pos = c
         self.t = t0
         self.rolled = False
+        self.towed = False
 
     def _around(self, c: tuple[float, float], lo: float, hi: float) -> tuple[float, float]:
         ang = self.rng.uniform(0, 2 * math.pi)
@@ -81,11 +85,26 @@ class _Vehicle:
         return _offset(*c, d * math.cos(ang), d * math.sin(ang))
 
     def _emit(
-        self, t: np.ndarray, lat: np.ndarray, lon: np.ndarray, spd: np.ndarray, km: np.ndarray
+        self,
+        t: np.ndarray,
+        lat: np.ndarray,
+        lon: np.ndarray,
+        spd: np.ndarray,
+        km: np.ndarray,
+        ign: np.ndarray | None = None,
     ) -> None:
+        # the terminal's ACC bit: on while driving, off while parked (or towed)
+        ign = (spd > 0).astype(np.float64) if ign is None else ign
         if self.anomaly == "silence":
             keep = (t < self.anomaly_t) | (t >= self.anomaly_t + 96 * 3600.0)
-            t, lat, lon, spd, km = t[keep], lat[keep], lon[keep], spd[keep], km[keep]
+            t, lat, lon, spd, km, ign = (
+                t[keep],
+                lat[keep],
+                lon[keep],
+                spd[keep],
+                km[keep],
+                ign[keep],
+            )
         if self.anomaly == "rollback":
             km = np.where(t >= self.anomaly_t, km - 3000.0, km)
         noise = self.rng.normal(0, 3.0, (2, t.size)) / _M_PER_DEG
@@ -94,6 +113,7 @@ class _Vehicle:
         self.lon.append(lon + noise[1] / math.cos(math.radians(31.2)))
         self.spd.append(spd)
         self.km.append(km)
+        self.ign.append(ign)
 
     def park_until(self, t_end: float) -> None:
         if t_end <= self.t:
@@ -104,6 +124,28 @@ class _Vehicle:
             t, np.full(n, self.pos[0]), np.full(n, self.pos[1]), np.zeros(n), np.full(n, self.odo)
         )
         self.t = t_end
+
+    def tow(self, dest: tuple[float, float]) -> None:
+        """Carried away on a flatbed: the terminal keeps reporting, GNSS speed
+        and all, but the ignition is off and the odometer does not move."""
+        (la0, lo0), (la1, lo1) = self.pos, dest
+        d = math.hypot(
+            (la1 - la0) * _M_PER_DEG, (lo1 - lo0) * _M_PER_DEG * math.cos(math.radians(la0))
+        )
+        v = 25 / 3.6
+        t = self.t + np.arange(0.0, d / v, 60.0)  # a parked terminal's minute reports
+        f = (t - self.t) * v / d
+        n = t.size
+        self._emit(
+            t,
+            la0 + (la1 - la0) * f,
+            lo0 + (lo1 - lo0) * f,
+            np.clip(25 * (1 + 0.15 * self.rng.standard_normal(n)), 5, None),
+            np.full(n, self.odo),
+            np.zeros(n),
+        )
+        self.t += d / v
+        self.pos = dest
 
     def drive(self, dest: tuple[float, float], kmh: float) -> None:
         # a road-like path: the straight line bent through two offset waypoints
@@ -145,6 +187,13 @@ class _Vehicle:
     def day(self, day0: float, weekday: bool) -> None:
         rng = self.rng
         active = self.anomaly is not None and day0 + 86400 > self.anomaly_t
+        if self.anomaly == "tow" and active and not self.towed:
+            # taken from where it stands to a lot 5-15 km away, and kept there
+            self.towed = True
+            self.park_until(max(self.anomaly_t, self.t))
+            self.tow(self._around(self.pos, 5e3, 15e3))
+        if self.towed:
+            return
         if self.anomaly == "relocation" and active and not self.rolled:
             self.rolled = True
             self.trip(max(self.anomaly_t, self.t), self._relocate(), 100.0)
@@ -211,6 +260,7 @@ def simulate_vehicle(
         "lon": np.concatenate(v.lon)[keep],
         "speed_kmh": np.concatenate(v.spd)[keep],
         "odometer_km": np.round(np.concatenate(v.km)[keep], 1),
+        "ignition": np.concatenate(v.ign)[keep],
     }
     return cols, start
 
@@ -251,7 +301,7 @@ def simulate_fleet(
     time = pa.array(np.concatenate([c["time"] for _, c in tracks])).cast(TIME_TYPE)
     cat = {
         k: np.concatenate([c[k] for _, c in tracks])
-        for k in ("lat", "lon", "speed_kmh", "odometer_km")
+        for k in ("lat", "lon", "speed_kmh", "odometer_km", "ignition")
     }
     track_table = pa.table(
         {
@@ -260,6 +310,7 @@ def simulate_fleet(
             "lat": cat["lat"],
             "lon": cat["lon"],
             "speed_kmh": cat["speed_kmh"],
+            "ignition": pa.array(cat["ignition"] > 0),
         }
     )
     odo_table = pa.table({"vehicle_id": ids, "time": time, "odometer_km": cat["odometer_km"]})

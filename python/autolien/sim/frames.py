@@ -86,12 +86,13 @@ def _location_bodies(
     lat, lon = np.asarray(lat, float), np.asarray(lon, float)
     speed = np.asarray(speed_kmh, float)
     if status is None:
-        # bit 0 ACC on while moving, bit 1 positioned, bits 2/3 south/west
+        # bit 0 ACC on while moving, bit 1 positioned
         st = (speed > 0).astype(np.uint64) | np.uint64(2)
-        st |= (lat < 0).astype(np.uint64) << np.uint64(2)
-        st |= (lon < 0).astype(np.uint64) << np.uint64(3)
     else:
-        st = np.broadcast_to(np.asarray(status, np.uint64), (n,))
+        st = np.broadcast_to(np.asarray(status, np.uint64), (n,)).copy()
+    # bits 2/3 south/west: the coordinates are sent unsigned
+    st |= (lat < 0).astype(np.uint64) << np.uint64(2)
+    st |= (lon < 0).astype(np.uint64) << np.uint64(3)
     al = (
         np.zeros(n, np.uint64)
         if alarm is None

@@ -340,6 +340,7 @@ def write_portfolio(
             )
         t = cols["time"] / 1e6
         lat, lon, spd, km = cols["lat"], cols["lon"], cols["speed_kmh"], cols["odometer_km"]
+        ign = cols["ignition"]
         hdg = _heading(lat, lon)
         day_of = np.floor((t - EPOCH) / 86400).astype(int)
         rtk = rtk_every > 0 and i % rtk_every == 0  # these vehicles also carry an RTK receiver
@@ -359,6 +360,8 @@ def write_portfolio(
                 hdg[sel],
                 km[sel],
                 serial_start=int(np.flatnonzero(sel)[0]) % 65536,
+                # bit 0 ACC (the ignition), bit 1 positioned
+                status=(ign[sel] > 0).astype(np.uint64) | np.uint64(2),
             )
             with open(tele / f"{day_names[d]}.jt808", "ab") as f:
                 f.write(wire)
