@@ -16,7 +16,7 @@ from autolien.cli import main
 from autolien.ledger import audit
 from autolien.ledger.identity import validate_vin
 from autolien.pipeline import run_portfolio
-from autolien.sim.behaviour import ANOMALIES
+from autolien.sim.portfolio import PORTFOLIO_ANOMALIES as ANOMALIES
 from autolien.sim.portfolio import write_portfolio
 from autolien.telemetry import decode_gb32960, decode_jt808, decode_nmea
 

@@ -195,3 +195,51 @@ def test_market_elasticity_on_the_uk_listings_and_a_known_market() -> None:
     got = fit_market_elasticity(known, resid)
     assert got["stderr"] < 0.01
     assert got["elasticity"] == pytest.approx(-0.3, abs=0.02)
+
+
+def _charges(caps_kwh: list[float], day0: dt.datetime) -> pa.Table:
+    """One night charge per capacity, built by hand: 7 kW at 380 V for ten
+    minutes a step, so the SOC rises 100 x 7 x (10/60) / capacity points per
+    step; the capacity is known by construction."""
+    rows: dict[str, list] = {
+        k: []
+        for k in ("vin", "time", "soc_pct", "pack_current_a", "pack_voltage_v", "charging_status")
+    }
+    for k, cap in enumerate(caps_kwh):
+        t0 = day0 + dt.timedelta(days=k, hours=1)
+        soc = 30.0
+        for s in range(12):
+            rows["vin"].append("LGXAX94R7HV197456")
+            rows["time"].append(t0 + dt.timedelta(minutes=10 * s))
+            rows["soc_pct"].append(soc)
+            rows["pack_current_a"].append(-7000.0 / 380.0)
+            rows["pack_voltage_v"].append(380.0)
+            rows["charging_status"].append(1)
+            soc += 100 * 7.0 * (10 / 60) / cap
+    return pa.table(
+        {
+            **{k: rows[k] for k in ("vin", "soc_pct", "pack_current_a", "pack_voltage_v")},
+            "time": pa.array(rows["time"], pa.timestamp("us", tz="UTC")),
+            "charging_status": pa.array(rows["charging_status"], pa.uint8()),
+        }
+    )
+
+
+def test_battery_alerts_follow_the_charge_segments() -> None:
+    from autolien.valuation.adjust import battery_alerts, soh_segments
+
+    day0 = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
+    # a 2020 pack, aged from mid model year: 6.25 years on 2026-10-01, so a
+    # normal one holds 1 - 0.023 x 6.25 of 60 kWh
+    normal = 60 * (1 - 0.023 * (2026 + 273 / 365.25 - 0.5 - 2020))
+    caps = [normal, normal, normal - 60 * 0.12, normal - 60 * 0.13, normal - 60 * 0.22]
+    seg = soh_segments(_charges(caps, day0), nominal_kwh=60.0)
+    assert seg.num_rows == 5
+    np.testing.assert_allclose(seg.column("capacity_kwh").to_numpy(), caps, rtol=1e-9)
+    (a,) = battery_alerts(seg, {"LGXAX94R7HV197456": 2020})
+    ends = seg.column("end").to_pylist()
+    assert a["opened"] == ends[2]  # 12 points below: an alert at the third charge
+    assert a["updated"] == ends[4]  # 22 points below: raised to an emergency
+    assert a["level"] == "emergency"
+    assert a["evidence"]["deficit"] == pytest.approx(0.22, abs=0.002)
+    assert battery_alerts(seg, {}) == []  # no model year: nothing to compare with

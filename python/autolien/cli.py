@@ -201,6 +201,15 @@ def _run(args: argparse.Namespace) -> int:
             )
         else:
             print(f"  LTV {lt}")
+        mk = val.get("market")
+        if mk:
+            print(
+                f"  market factor over {mk['groups']:,} make/model/age groups: median "
+                f"{mk['factor_median']:.3f}, lowest {mk['factor_min']:.3f}"
+            )
+        ba = val.get("battery_alerts")
+        if ba and any(ba.values()):
+            print("  battery: " + ", ".join(f"{n} {lv}" for lv, n in ba.items() if n))
     led = report.get("ledger")
     if led:
         print(
@@ -217,7 +226,6 @@ def _run(args: argparse.Namespace) -> int:
             "open it in a browser, no server needed)"
         )
     print("  stage timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in report["timings_s"].items()))
-    print(f"  not wired yet: {', '.join(report['pending'])}")
     return 0
 
 

@@ -7,20 +7,17 @@ Stages, each with a progress bar and a timing in the summary:
    vehicle ids);
 3. fuse: RTK fixes into tracks, when the portfolio has NMEA/UBX logs;
 4. monitor: graded alerts (``alerts``, ``monitor_features``);
-5. detection quality against ``truth.parquet`` when the portfolio has one
-   (a simulated portfolio does).
-
-6. ledger: pledges, alerts (level alert and up), defaults and M-of-N
-   disposal authorisations as signed events in ``<db dir>/ledger``, the
-   7-day triggers, and a signed checkpoint.
-
-7. valuation: every pledged vehicle at the run's clock (base model x usage x
-   battery), LTV graded per loan (``valuations``, ``ltv``), before the ledger
-   records valuations and LTV alerts;
+5. valuation: every pledged vehicle at the run's clock (base model x usage x
+   market x battery), LTV graded per loan (``valuations``, ``ltv``), and
+   battery-degradation alerts from the GB/T 32960 charge segments (added to
+   ``alerts``);
+6. detection quality against ``truth.parquet`` when the portfolio has one
+   (a simulated portfolio does);
+7. ledger: pledges, alerts (level alert and up), defaults and M-of-N
+   disposal authorisations as signed events in ``<db dir>/ledger``, each
+   run's valuations and LTV alerts, the 7-day triggers, and a signed
+   checkpoint;
 8. the dashboard: ``report/index.html`` (``out``), self-contained.
-
-The market factor needs dated listings and is not applied; the summary says
-so instead of pretending.
 """
 
 from __future__ import annotations
@@ -34,8 +31,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 __all__ = ["run_portfolio"]
-
-PENDING = ("market factor from dated listings",)
 
 
 def run_portfolio(
@@ -124,6 +119,23 @@ def run_portfolio(
     mon = monitor_store(str(db), progress=progress, state=Path(db).parent / "monitor_state.pkl")
     timings["monitor"] = time.perf_counter() - t3
     summary["monitor"] = mon
+    from .ledger.stage import ledger_stage  # noqa: PLC0415
+
+    if book_path.exists():
+        t4 = time.perf_counter()
+        defaults = (
+            pq.read_table(root / "defaults.parquet")
+            if (root / "defaults.parquet").exists()
+            else None
+        )
+        # the fleet clock the monitor scored to: the newest row of any source
+        now = datetime.fromisoformat(mon["clock"]) if mon["clock"] else datetime.now(UTC)
+        from .valuation.stage import valuation_stage  # noqa: PLC0415
+
+        # valuation adds its battery alerts to the monitor's
+        val = valuation_stage(db, now)
+        timings["value and LTV"] = time.perf_counter() - t4
+        summary["valuation"] = {k: v for k, v in val.items() if not k.endswith("_table")}
     truth_path = root / "truth.parquet"
     if truth_path.exists():
         with Store(db, read_only=True) as store:
@@ -135,25 +147,10 @@ def run_portfolio(
             summary["detection"] = detection_quality(alerts, truth, eval_start=day0)
             for v in summary["detection"]["anomalies"].values():
                 v.pop("delays_h", None)
-    from .ledger.stage import ledger_stage  # noqa: PLC0415
-
-    t4 = time.perf_counter()
     if book_path.exists():
+        t4 = time.perf_counter()
         with Store(db, read_only=True) as store:
             alerts = store.query("SELECT * FROM alerts ORDER BY opened")
-        defaults = (
-            pq.read_table(root / "defaults.parquet")
-            if (root / "defaults.parquet").exists()
-            else None
-        )
-        # the fleet clock the monitor scored to: the newest row of any source
-        now = datetime.fromisoformat(mon["clock"]) if mon["clock"] else datetime.now(UTC)
-        from .valuation.stage import valuation_stage  # noqa: PLC0415
-
-        val = valuation_stage(db, now)
-        timings["value and LTV"] = time.perf_counter() - t4
-        summary["valuation"] = {k: v for k, v in val.items() if not k.endswith("_table")}
-        t4 = time.perf_counter()
         summary["ledger"] = ledger_stage(
             Path(db).parent / "ledger",
             book,
@@ -170,6 +167,5 @@ def run_portfolio(
     report_dir = Path(out) if out is not None else Path(db).parent / "report"
     summary["dashboard"] = build_dashboard(db, report_dir, ledger_dir=Path(db).parent / "ledger")
     timings["dashboard"] = time.perf_counter() - t5
-    summary["pending"] = list(PENDING)
     summary["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
     return summary

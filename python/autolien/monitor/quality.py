@@ -23,6 +23,8 @@ COMPATIBLE = {
     "silence": {"device_silence", "position_jump"},  # it may reappear elsewhere
     # carried off and left standing: far from home, nothing driven
     "tow": {"towing", "position_jump", "relocation", "odometer_mismatch", "entropy_increase"},
+    # from the valuation stage's charge segments (GB/T 32960)
+    "battery": {"battery_degradation"},
 }
 
 

@@ -40,7 +40,18 @@ from ..telemetry._common import TIME_TYPE
 from .behaviour import ANOMALIES, EPOCH, EXPECTED_LEVEL, simulate_vehicle
 from .frames import gb32960_realtime, jt808_locations, nmea_sentences
 
-__all__ = ["CATALOGUE", "PortfolioSummary", "write_portfolio"]
+__all__ = [
+    "CATALOGUE",
+    "PORTFOLIO_ANOMALIES",
+    "PORTFOLIO_EXPECTED_LEVEL",
+    "PortfolioSummary",
+    "write_portfolio",
+]
+
+# The behaviour anomalies plus what only a portfolio's EV frames show: a
+# battery module failing (SOH 15 points below its age's norm from then on).
+PORTFOLIO_ANOMALIES = {**ANOMALIES, "battery": "battery_degradation"}
+PORTFOLIO_EXPECTED_LEVEL = {**EXPECTED_LEVEL, "battery": "alert"}
 
 # (make, model, fuel, WMI, transmission, engine litres, new price) per
 # market. "uk" uses makes and models the shipped UK valuation model knows, so
@@ -267,12 +278,25 @@ def write_portfolio(
             (tele / f"{name}.{ext}").unlink(missing_ok=True)
     shutil.rmtree(out / "rtk", ignore_errors=True)
     rng = np.random.default_rng(seed)
-    kinds = list(ANOMALIES)
+    kinds = list(PORTFOLIO_ANOMALIES)
     n_anom = round(n_vehicles * anomaly_share)
     labels: list[str | None] = [kinds[i % len(kinds)] for i in range(n_anom)] + [None] * (
         n_vehicles - n_anom
     )
     labels = [labels[i] for i in rng.permutation(n_vehicles)]
+    # A battery failure needs a battery: move that label to an EV without one
+    # (the catalogue pick is each vehicle's first draw, made again below).
+    is_ev = [
+        catalogue[int(np.random.default_rng([seed, i, 7]).integers(len(catalogue)))][2]
+        == "electric"
+        for i in range(n_vehicles)
+    ]
+    spare = [i for i in range(n_vehicles) if is_ev[i] and labels[i] is None]
+    for i in range(n_vehicles):
+        if labels[i] == "battery" and not is_ev[i]:
+            labels[i] = None
+            if spare:
+                labels[spare.pop(0)] = "battery"
     book: dict[str, list[object]] = {
         k: []
         for k in (
@@ -331,9 +355,19 @@ def write_portfolio(
         ):
             book[k].append(v)
         label = labels[i]
-        cols, start = simulate_vehicle(seed, i, label, days, anomaly_day)
+        cols, start = simulate_vehicle(
+            seed, i, None if label == "battery" else label, days, anomaly_day
+        )
         if label is not None:
-            truth.append((vid, label, ANOMALIES[label], int(start * 1e6), EXPECTED_LEVEL[label]))
+            truth.append(
+                (
+                    vid,
+                    label,
+                    PORTFOLIO_ANOMALIES[label],
+                    int(start * 1e6),
+                    PORTFOLIO_EXPECTED_LEVEL[label],
+                )
+            )
         if vrng.uniform() < default_share:
             defaults.append(
                 (vid, int((EPOCH + float(vrng.uniform(anomaly_day, days)) * 86400) * 1e6))
@@ -345,8 +379,12 @@ def write_portfolio(
         day_of = np.floor((t - EPOCH) / 86400).astype(int)
         rtk = rtk_every > 0 and i % rtk_every == 0  # these vehicles also carry an RTK receiver
         if fuel == "electric":
-            fade = 0.02 if vrng.uniform() > 0.15 else 0.25  # some packs fade fast
-            soh = 0.97 - fade * (t - EPOCH) / (days * 86400)
+            # a normal pack for its age (2.3% a year from mid model year), then
+            # the injected failure; the span's own fade is negligible
+            age = (t - EPOCH) / (365.25 * 86400) + 2026.75 - 0.5 - year
+            soh = np.clip(1.0 - 0.023 * age + float(vrng.normal(0, 0.01)), 0.6, 1.0)
+            if label == "battery":
+                soh = np.where(t >= start, soh - 0.15, soh)
             batt = _battery(t, spd, km, soh)
         for d in np.unique(day_of):
             sel = day_of == d

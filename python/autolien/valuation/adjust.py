@@ -19,13 +19,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 __all__ = [
+    "BATTERY_LEVELS",
     "BATTERY_SHARE",
     "LTV_LEVELS",
     "NORMAL_FADE_PER_YEAR",
     "USAGE_FLOOR",
+    "battery_alerts",
     "battery_factor",
     "estimate_soh",
     "ltv",
+    "soh_segments",
     "usage_factor",
 ]
 
@@ -76,6 +79,108 @@ def battery_factor(
     return np.asarray(np.clip(f, 1.0 - share, 1.0 + share / 10), np.float64)
 
 
+def _ev_arrays(ev: pa.Table) -> dict[str, Any]:
+    need = ("vin", "time", "soc_pct", "pack_current_a", "pack_voltage_v", "charging_status")
+    missing = [c for c in need if c not in ev.column_names]
+    if missing:
+        raise ValueError(f"EV table lacks {', '.join(missing)}")
+    t = ev.sort_by([("vin", "ascending"), ("time", "ascending")])
+
+    def f64(name: str) -> np.ndarray:
+        return np.asarray(
+            t.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False), np.float64
+        )
+
+    vin = t.column("vin").to_pylist()
+    return {
+        "vin": vin,
+        "t": np.asarray(
+            t.column("time").cast(pa.int64()).to_numpy(zero_copy_only=False), np.float64
+        )
+        / 1e6,
+        "soc": f64("soc_pct"),
+        "cur": f64("pack_current_a"),
+        "volt": f64("pack_voltage_v"),
+        "chg": np.asarray(
+            pc.equal(t.column("charging_status"), 1).to_numpy(zero_copy_only=False), bool
+        ),
+        "spread": (
+            np.asarray(
+                pc.subtract(t.column("max_cell_v"), t.column("min_cell_v"))
+                .cast(pa.float64())
+                .to_numpy(zero_copy_only=False),
+                np.float64,
+            )
+            if {"max_cell_v", "min_cell_v"} <= set(t.column_names)
+            else np.full(t.num_rows, np.nan)
+        ),
+        "starts": [0] + [i for i in range(1, len(vin)) if vin[i] != vin[i - 1]] + [len(vin)],
+    }
+
+
+def _charge_segments(
+    d: dict[str, Any], a: int, b: int, min_soc_span: float, max_gap_s: float
+) -> list[tuple[float, float, float]]:
+    """(start, end, capacity kWh) of each usable charge segment in rows [a, b)."""
+    ts, soc, cur, volt, chg = d["t"], d["soc"], d["cur"], d["volt"], d["chg"]
+    out: list[tuple[float, float, float]] = []
+    i = a
+    while i < b:
+        if not chg[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < b and chg[j + 1] and ts[j + 1] - ts[j] <= max_gap_s:
+            j += 1
+        if j > i and soc[j] - soc[i] >= min_soc_span:
+            # Energy in against SOC, by least squares over the segment
+            # without its last step: a charge tapers or stops at its
+            # target, so the last step puts in less SOC than energy says.
+            dt = np.diff(ts[i : j + 1])
+            power = np.abs(cur[i + 1 : j + 1]) * volt[i + 1 : j + 1]  # W over each step
+            energy = np.r_[0.0, np.cumsum(power * dt)] / 3.6e6  # kWh
+            e, s = energy[:-1], soc[i:j]
+            if e.size >= 3 and np.ptp(s) >= min_soc_span / 2:
+                slope = float(np.polyfit(e, s, 1)[0])  # SOC points per kWh
+                if slope > 0:
+                    out.append((float(ts[i]), float(ts[j]), 100.0 / slope))
+        i = j + 1
+    return out
+
+
+def soh_segments(
+    ev: pa.Table,
+    *,
+    nominal_kwh: dict[str, float] | float,
+    min_soc_span: float = 10.0,
+    max_gap_s: float = 1200.0,
+) -> pa.Table:
+    """One row per usable charge segment (see :func:`estimate_soh`): ``vin,
+    start, end, capacity_kwh, soh`` (capacity over ``nominal_kwh``), in time
+    order per VIN: battery health as it evolves."""
+    d = _ev_arrays(ev)
+    rows: dict[str, list[Any]] = {k: [] for k in ("vin", "start", "end", "capacity_kwh", "soh")}
+    for a, b in itertools.pairwise(d["starts"]):
+        name = d["vin"][a]
+        nominal = nominal_kwh.get(name) if isinstance(nominal_kwh, dict) else nominal_kwh
+        for t0, t1, cap in _charge_segments(d, a, b, min_soc_span, max_gap_s):
+            rows["vin"].append(name)
+            rows["start"].append(int(t0 * 1e6))
+            rows["end"].append(int(t1 * 1e6))
+            rows["capacity_kwh"].append(cap)
+            rows["soh"].append(cap / nominal if nominal else None)
+    ts = pa.timestamp("us", tz="UTC")
+    return pa.table(
+        {
+            "vin": pa.array(rows["vin"], pa.string()),
+            "start": pa.array(rows["start"], pa.int64()).cast(ts),
+            "end": pa.array(rows["end"], pa.int64()).cast(ts),
+            "capacity_kwh": pa.array(rows["capacity_kwh"], pa.float64()),
+            "soh": pa.array(rows["soh"], pa.float64()),
+        }
+    )
+
+
 def estimate_soh(
     ev: pa.Table,
     *,
@@ -94,69 +199,18 @@ def estimate_soh(
     median capacity over ``nominal_kwh`` (per VIN or one value); without it, the
     VIN's largest segment capacity stands in (a relative SOH). Columns:
     ``vin, segments, capacity_kwh, soh, soh_low, soh_high, cell_spread_v``."""
-    need = ("vin", "time", "soc_pct", "pack_current_a", "pack_voltage_v", "charging_status")
-    missing = [c for c in need if c not in ev.column_names]
-    if missing:
-        raise ValueError(f"EV table lacks {', '.join(missing)}")
-    t = ev.sort_by([("vin", "ascending"), ("time", "ascending")])
-    vin = t.column("vin").to_pylist()
-    ts = (
-        np.asarray(t.column("time").cast(pa.int64()).to_numpy(zero_copy_only=False), np.float64)
-        / 1e6
-    )
-    soc = np.asarray(
-        t.column("soc_pct").cast(pa.float64()).to_numpy(zero_copy_only=False), np.float64
-    )
-    cur = np.asarray(
-        t.column("pack_current_a").cast(pa.float64()).to_numpy(zero_copy_only=False), np.float64
-    )
-    volt = np.asarray(
-        t.column("pack_voltage_v").cast(pa.float64()).to_numpy(zero_copy_only=False), np.float64
-    )
-    chg = np.asarray(pc.equal(t.column("charging_status"), 1).to_numpy(zero_copy_only=False), bool)
-    spread = (
-        np.asarray(
-            pc.subtract(t.column("max_cell_v"), t.column("min_cell_v"))
-            .cast(pa.float64())
-            .to_numpy(zero_copy_only=False),
-            np.float64,
-        )
-        if {"max_cell_v", "min_cell_v"} <= set(t.column_names)
-        else np.full(t.num_rows, np.nan)
-    )
+    d = _ev_arrays(ev)
     out: dict[str, list[Any]] = {
         k: []
         for k in ("vin", "segments", "capacity_kwh", "soh", "soh_low", "soh_high", "cell_spread_v")
     }
-    starts = [0] + [i for i in range(1, len(vin)) if vin[i] != vin[i - 1]] + [len(vin)]
-    for a, b in itertools.pairwise(starts):
-        caps: list[float] = []
-        i = a
-        while i < b:
-            if not chg[i]:
-                i += 1
-                continue
-            j = i
-            while j + 1 < b and chg[j + 1] and ts[j + 1] - ts[j] <= max_gap_s:
-                j += 1
-            if j > i and soc[j] - soc[i] >= min_soc_span:
-                # Energy in against SOC, by least squares over the segment
-                # without its last step: a charge tapers or stops at its
-                # target, so the last step puts in less SOC than energy says.
-                dt = np.diff(ts[i : j + 1])
-                power = np.abs(cur[i + 1 : j + 1]) * volt[i + 1 : j + 1]  # W over each step
-                energy = np.r_[0.0, np.cumsum(power * dt)] / 3.6e6  # kWh
-                e, s = energy[:-1], soc[i:j]
-                if e.size >= 3 and np.ptp(s) >= min_soc_span / 2:
-                    slope = float(np.polyfit(e, s, 1)[0])  # SOC points per kWh
-                    if slope > 0:
-                        caps.append(100.0 / slope)
-            i = j + 1
-        name = vin[a]
+    for a, b in itertools.pairwise(d["starts"]):
+        caps = [c for _, _, c in _charge_segments(d, a, b, min_soc_span, max_gap_s)]
+        name = d["vin"][a]
         nominal = nominal_kwh.get(name) if isinstance(nominal_kwh, dict) else nominal_kwh
         out["vin"].append(name)
         out["segments"].append(len(caps))
-        sp = spread[a:b]
+        sp = d["spread"][a:b]
         out["cell_spread_v"].append(float(np.nanmedian(sp)) if np.isfinite(sp).any() else None)
         if not caps:
             out["capacity_kwh"].append(None)
@@ -180,6 +234,56 @@ def estimate_soh(
             },
         }
     )
+
+
+BATTERY_LEVELS = ((0.20, "emergency"), (0.10, "alert"), (0.06, "warning"))
+
+
+def battery_alerts(
+    segments: pa.Table,
+    model_year: dict[str, int],
+    *,
+    fade_per_year: float = NORMAL_FADE_PER_YEAR,
+) -> list[dict[str, Any]]:
+    """Battery degradation per VIN from :func:`soh_segments`: a segment whose
+    SOH lies below the normal pack of that age (``1 - fade_per_year x age``,
+    age from mid model year) by ``BATTERY_LEVELS`` opens (warning 6 points,
+    alert 10, emergency 20) or raises one alert; it does not close (a pack
+    does not heal). Returns dicts with ``vin, level, opened, updated,
+    evidence``."""
+    out: list[dict[str, Any]] = []
+    rows = segments.sort_by([("vin", "ascending"), ("end", "ascending")]).to_pylist()
+    current: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        year = model_year.get(r["vin"])
+        if year is None or r["soh"] is None:
+            continue
+        end = r["end"]
+        age = end.year + (end.timetuple().tm_yday - 1) / 365.25 - 0.5 - year
+        expected = 1.0 - fade_per_year * max(age, 0.0)
+        deficit = expected - r["soh"]
+        level = next((name for lim, name in BATTERY_LEVELS if deficit >= lim), None)
+        if level is None:
+            continue
+        ev = {
+            "soh": round(r["soh"], 4),
+            "expected_soh": round(expected, 4),
+            "deficit": round(deficit, 4),
+            "capacity_kwh": round(r["capacity_kwh"], 3),
+            "segment_start": r["start"].isoformat(),
+            "segment_end": end.isoformat(),
+        }
+        a = current.get(r["vin"])
+        if a is None:
+            a = {"vin": r["vin"], "level": level, "opened": end, "updated": end, "evidence": ev}
+            current[r["vin"]] = a
+            out.append(a)
+        elif _LEVEL_RANK[level] > _LEVEL_RANK[a["level"]]:
+            a.update(level=level, updated=end, evidence=ev)
+    return out
+
+
+_LEVEL_RANK = {"warning": 0, "alert": 1, "emergency": 2}
 
 
 def ltv(loans: pa.Table, values: pa.Table, *, key: str = "vehicle_id") -> pa.Table:

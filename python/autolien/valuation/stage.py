@@ -10,19 +10,21 @@ LTV, with the reason in the summary."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from .adjust import estimate_soh, ltv
+from .adjust import battery_alerts, ltv, soh_segments
 from .market import market_index
 from .model import Valuer
 
 __all__ = ["valuation_stage"]
 
 NOMINAL_KWH = 60.0  # the simulated fleet's pack; a real book carries it per model
+RECENT_SEGMENTS = 3
 
 
 def valuation_stage(
@@ -79,17 +81,33 @@ def valuation_stage(
         pa.array([kmap.get(k) for k in book.column("vehicle_id").to_pylist()], pa.float64()),
     )
     battery = None
+    health: list[dict[str, Any]] = []
     if ev is not None and ev.num_rows:
-        soh = estimate_soh(ev, nominal_kwh=NOMINAL_KWH)
+        # health now: the median of each pack's last RECENT_SEGMENTS charges
+        seg = soh_segments(ev, nominal_kwh=NOMINAL_KWH)
         vin_to_id = dict(
             zip(book.column("vin").to_pylist(), book.column("vehicle_id").to_pylist(), strict=True)
         )
+        recent: dict[str, list[float]] = {}
+        for r in seg.sort_by([("vin", "ascending"), ("end", "ascending")]).to_pylist():
+            if r["soh"] is not None:
+                recent.setdefault(r["vin"], []).append(r["soh"])
         battery = pa.table(
             {
-                "vehicle_id": [vin_to_id.get(x) for x in soh.column("vin").to_pylist()],
-                "soh": soh.column("soh"),
+                "vehicle_id": pa.array([vin_to_id.get(x) for x in recent], pa.string()),
+                "soh": pa.array(
+                    [float(np.median(v[-RECENT_SEGMENTS:])) for v in recent.values()], pa.float64()
+                ),
             }
         )
+        years = dict(
+            zip(book.column("vin").to_pylist(), book.column("year").to_pylist(), strict=True)
+        )
+        health = [
+            {**a, "vehicle_id": vin_to_id[a["vin"]]}
+            for a in battery_alerts(seg, years)
+            if a["vin"] in vin_to_id
+        ]
     market = market_index(listings, at) if listings is not None and listings.num_rows else None
     values = v.value(vehicles, at, usage=usage, market=market, battery=battery)
     values = values.append_column("vehicle_id", book.column("vehicle_id")).append_column(
@@ -136,7 +154,16 @@ def valuation_stage(
             "alert": levels.count("alert"),
             "emergency": levels.count("emergency"),
         }
+    summary["battery_alerts"] = {
+        lv: sum(1 for a in health if a["level"] == lv) for lv in ("warning", "alert", "emergency")
+    }
     with Store(db) as store:
+        if health and "alerts" in store.tables():
+            # Battery alerts join the monitor's (which it rewrites every run).
+            store.con.register("_battery", _alert_rows(health))
+            store.con.execute("DELETE FROM alerts WHERE kind = 'battery_degradation'").fetchall()
+            store.con.execute("INSERT INTO alerts SELECT * FROM _battery").fetchall()
+            store.con.unregister("_battery")
         store.con.register("_vals", values)
         if "valuations" in store.tables():
             store.con.execute("INSERT INTO valuations SELECT * FROM _vals").fetchall()
@@ -149,3 +176,37 @@ def valuation_stage(
     summary["ltv_table"] = table_ltv
     summary["values_table"] = values
     return summary
+
+
+def _alert_rows(health: list[dict[str, Any]]) -> pa.Table:
+    from ..monitor.config import LEVELS  # noqa: PLC0415
+    from ..monitor.stream import ALERTS_SCHEMA  # noqa: PLC0415
+
+    code = {name: i for i, name in enumerate(LEVELS)}
+    rows = []
+    for a in health:
+        ev = a["evidence"]
+        rows.append(
+            {
+                # one per pack: the id stays the same as the alert escalates
+                "alert_id": (
+                    f"{a['vehicle_id']}:battery_degradation:{round(a['opened'].timestamp() * 1e6)}"
+                ),
+                "vehicle_id": a["vehicle_id"],
+                "kind": "battery_degradation",
+                "level": a["level"],
+                "level_code": code[a["level"]],
+                "score": ev["deficit"],
+                "opened": a["opened"],
+                "updated": a["updated"],
+                "closed": None,
+                "first_signal": a["opened"],
+                "last_signal": a["updated"],
+                "n_signals": 1,
+                "segment_start": dt.datetime.fromisoformat(ev["segment_start"]),
+                "segment_end": dt.datetime.fromisoformat(ev["segment_end"]),
+                "evidence": json.dumps(ev, sort_keys=True),
+                "path": [],
+            }
+        )
+    return pa.Table.from_pylist(rows, schema=ALERTS_SCHEMA)
