@@ -124,12 +124,21 @@ def _empty_track() -> dict[str, np.ndarray]:
 
 def _trailing(a: np.ndarray, k: int, positions: I64) -> np.ndarray:
     """Sum of a[p-k+1 .. p] for each position, added in a fixed order so that
-    a shorter stored history gives the same floating-point result."""
+    a shorter stored history gives the same floating-point result.
+    ``positions`` is a run of consecutive indices: each term is then a view."""
     out = np.zeros((positions.size, *a.shape[1:]), dtype=a.dtype)
+    if not positions.size:
+        return out
+    lo, hi = int(positions[0]), int(positions[-1]) + 1
+    if hi - lo != positions.size:
+        raise ValueError("positions must be consecutive")
     for s in range(k):
-        src = positions - s
-        ok = src >= 0
-        out[ok] += a[src[ok]]
+        # rows p - s for p in [lo, hi); those before the history add nothing
+        a0, a1 = lo - s, hi - s
+        if a1 <= 0:
+            break
+        skip = max(0, -a0)
+        out[skip:] += a[a0 + skip : a1]
     return out
 
 
