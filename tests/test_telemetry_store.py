@@ -109,3 +109,46 @@ def test_cli_ingest_summary_and_rerun(tmp_path: Path, capsys: pytest.CaptureFixt
     bad.write_text("hello")
     assert main(["ingest", str(bad), "--db", str(db), "--quiet"]) == 2
     assert "cannot tell" in capsys.readouterr().err
+
+
+def test_a_big_jt808_file_ingested_in_pieces_equals_one_piece(tmp_path: Path) -> None:
+    import numpy as np
+
+    from autolien.sim.frames import jt808_locations
+    from autolien.telemetry.ingest import ingest_files
+
+    n = 3000
+    t = 1.79e9 + np.arange(n) * 30.0
+    good = jt808_locations(
+        "013800000001",
+        t,
+        31.2 + np.arange(n) * 1e-5,
+        121.4 + np.arange(n) * 1e-5,
+        np.full(n, 10.0),
+        np.full(n, 40.0),
+        np.full(n, 90.0),
+        1000 + np.arange(n) * 0.3,
+    )
+    # a corrupted frame (bad checksum) and a truncated one inside the stream
+    frames = good.split(b"\x7e\x7e")
+    bad = bytearray(frames[700])
+    bad[20] ^= 0xFF
+    frames[700] = bytes(bad)
+    frames[1500] = frames[1500][:15]
+    path = tmp_path / "day.jt808"
+    path.write_bytes(b"\x7e\x7e".join(frames))
+    tables = {}
+    for chunk in (1 << 30, 4096, 977):
+        with Store(tmp_path / f"{chunk}.duckdb") as store:
+            s = ingest_files([path], store, chunk_bytes=chunk)
+            assert s.bytes == path.stat().st_size
+            tables[chunk] = {
+                k: store.query(f"SELECT * EXCLUDE (source_file) FROM {k} ORDER BY \"offset\"")
+                for k in ("locations", "rejects")
+            }
+    whole = tables[1 << 30]
+    assert whole["locations"].num_rows == n - 2
+    assert whole["rejects"].num_rows == 2
+    for chunk in (4096, 977):
+        for k in ("locations", "rejects"):
+            assert tables[chunk][k].equals(whole[k]), (chunk, k)
