@@ -143,7 +143,7 @@ def test_a_big_jt808_file_ingested_in_pieces_equals_one_piece(tmp_path: Path) ->
             s = ingest_files([path], store, chunk_bytes=chunk)
             assert s.bytes == path.stat().st_size
             tables[chunk] = {
-                k: store.query(f"SELECT * EXCLUDE (source_file) FROM {k} ORDER BY \"offset\"")
+                k: store.query(f'SELECT * EXCLUDE (source_file) FROM {k} ORDER BY "offset"')
                 for k in ("locations", "rejects")
             }
     whole = tables[1 << 30]
