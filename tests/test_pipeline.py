@@ -254,3 +254,40 @@ def test_a_towed_rtk_vehicle_is_caught_through_its_terminals_ignition(tmp_path: 
     ev = json.loads(con.sql("SELECT evidence FROM alerts WHERE kind = 'towing'").fetchall()[0][0])
     con.close()
     assert ev["distance_m"] >= 500
+
+
+def test_corrupted_and_truncated_files_are_rejected_and_the_run_completes(
+    portfolio: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    pf = tmp_path / "pf"
+    shutil.copytree(portfolio, pf)
+    jt = sorted((pf / "telemetry").glob("*.jt808"))[3]
+    data = bytearray(jt.read_bytes())
+    for k in range(1000, len(data) - 1, 5000):  # flip a byte every 5 kB: bad check codes
+        data[k] ^= 0x55
+    jt.write_bytes(bytes(data))
+    gb = max((pf / "telemetry").glob("*.gb32960"))
+    raw = gb.read_bytes()
+    gb.write_bytes(raw[: len(raw) - 37])  # the last frame cut short
+    nmea = next((pf / "rtk").rglob("*.nmea"))
+    nmea.write_bytes(nmea.read_bytes() + b"$GPGGA,garbage*00\r\n\x00\xff\xfe")
+    report = run_portfolio(pf, db=tmp_path / "a.duckdb")
+    rej = report["ingest"]["rejects"]
+    assert sum(v for k, v in rej.items() if k.startswith("jt808:")) >= 10
+    assert sum(v for k, v in rej.items() if k.startswith("gb32960:")) >= 1
+    assert sum(v for k, v in rej.items() if k.startswith("nmea:")) >= 1
+    con = duckdb.connect(str(tmp_path / "a.duckdb"), read_only=True)
+    files = {
+        r[0].rsplit("/", 1)[-1]
+        for r in con.sql(
+            "SELECT DISTINCT source_file FROM rejects WHERE octet_length(raw) > 0"
+        ).fetchall()
+    }
+    con.close()
+    assert {jt.name, gb.name, nmea.name} <= files  # each reject keeps its raw bytes
+    # the rest of the job ran on what decoded
+    assert report["valuation"]["valued"] == 20
+    assert report["ledger"]["checkpoint"]
+    assert report["dashboard"]["alerts"] >= 1

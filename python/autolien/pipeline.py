@@ -54,7 +54,11 @@ def run_portfolio(
     if not files:
         raise ValueError(f"{root / 'telemetry'} holds no telemetry files")
     Path(db).parent.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
+    from tqdm import tqdm  # noqa: PLC0415 - only the CLI shows it
+
+    # one bar over the stages (ingest, fuse and monitor add their own)
+    bar = tqdm(total=7, desc="pipeline", unit="stage", disable=not progress)
+    timings: dict[str, float] = _Timings(bar)
     summary: dict[str, Any] = {"portfolio": str(root), "db": str(db)}
 
     t0 = time.perf_counter()
@@ -167,5 +171,19 @@ def run_portfolio(
     report_dir = Path(out) if out is not None else Path(db).parent / "report"
     summary["dashboard"] = build_dashboard(db, report_dir, ledger_dir=Path(db).parent / "ledger")
     timings["dashboard"] = time.perf_counter() - t5
+    bar.close()
     summary["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
     return summary
+
+
+class _Timings(dict[str, float]):
+    """Stage timings that advance the pipeline's progress bar as they land."""
+
+    def __init__(self, bar: Any) -> None:
+        super().__init__()
+        self.bar = bar
+
+    def __setitem__(self, stage: str, seconds: float) -> None:
+        super().__setitem__(stage, seconds)
+        self.bar.set_postfix_str(f"{stage} done", refresh=False)
+        self.bar.update(1)
