@@ -150,3 +150,64 @@ def test_value_rows_errors_and_flags() -> None:
         v.value(veh.drop_columns(["engine_size_l"]))
     with pytest.raises(ValueError, match="engine"):
         v.predict_log(np.zeros((1, 9), np.float32), engine="xgboost")
+
+
+@pytest.mark.parametrize("leq", [True, False])
+def test_compiled_trees_follow_the_split_rules_at_the_edges(leq: bool) -> None:
+    """Random trees walked by a plain Python reading of the documented rule
+    (yes iff x <= t, or x < t; NaN to `yes` where missing_yes), on values at,
+    just beside and far from every threshold, NaN and infinities."""
+    rng = np.random.default_rng(7 if leq else 8)
+    feature, threshold, yes, no, missing, value, roots = [], [], [], [], [], [], []
+
+    def grow(depth: int) -> int:
+        i = len(feature)
+        for a in (feature, threshold, yes, no, missing):
+            a.append(0)
+        value.append(0.0)
+        if depth == 0 or rng.uniform() < 0.2:
+            feature[i], value[i] = -1, float(rng.normal())
+            return i
+        feature[i] = int(rng.integers(3))
+        threshold[i] = float(np.float32(rng.choice([-1.5, 0.0, 0.25, 2.0])))
+        missing[i] = int(rng.integers(2))
+        yes[i] = grow(depth - 1)
+        no[i] = grow(depth - 1)
+        return i
+
+    for _ in range(40):
+        roots.append(grow(5))
+    t = _core.TreeEnsemble(
+        np.array(feature, np.int32),
+        np.array(threshold, np.float32),
+        np.array(yes, np.int32),
+        np.array(no, np.int32),
+        np.array(missing, np.uint8),
+        np.array(value),
+        np.array(roots, np.int32),
+        leq,
+        0.5,
+        3,
+    )
+    edges = [
+        np.nextafter(np.float32(v), np.float32(d))
+        for v in (-1.5, 0.0, 0.25, 2.0)
+        for d in (-np.inf, np.inf)
+    ]
+    pool = np.array([-1.5, 0.0, 0.25, 2.0, -7.0, 9.0, np.nan, np.inf, -np.inf, *edges], np.float32)
+    X = rng.choice(pool, size=(999, 3)).astype(np.float32)
+
+    def walk(x: np.ndarray) -> float:
+        total = 0.5
+        for r in roots:
+            i = r
+            while feature[i] >= 0:
+                v = x[feature[i]]
+                go = (np.isnan(v) and missing[i]) or (
+                    v <= threshold[i] if leq else v < threshold[i]
+                )
+                i = yes[i] if go else no[i]
+            total += value[i]
+        return total
+
+    np.testing.assert_allclose(t.predict(X), [walk(x) for x in X], rtol=0, atol=1e-12)
