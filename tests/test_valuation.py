@@ -175,8 +175,7 @@ def test_compiled_trees_follow_the_split_rules_at_the_edges(leq: bool) -> None:
         no[i] = grow(depth - 1)
         return i
 
-    for _ in range(40):
-        roots.append(grow(5))
+    roots.extend(grow(5) for _ in range(40))
     t = _core.TreeEnsemble(
         np.array(feature, np.int32),
         np.array(threshold, np.float32),
