@@ -152,3 +152,42 @@ def test_a_big_jt808_file_ingested_in_pieces_equals_one_piece(tmp_path: Path) ->
     for chunk in (4096, 977):
         for k in ("locations", "rejects"):
             assert tables[chunk][k].equals(whole[k]), (chunk, k)
+
+
+def test_batched_appends_store_what_file_by_file_appends_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from autolien.sim.portfolio import write_portfolio
+    from autolien.telemetry import ingest
+
+    write_portfolio(tmp_path / "pf", 6, 3, seed=2)
+    files = sorted((tmp_path / "pf").rglob("*.jt808")) + sorted((tmp_path / "pf").rglob("*.nmea"))
+    # the same day logged twice under another name: its rows are duplicates,
+    # and the first file's copy must be the one kept
+    dup = tmp_path / "pf" / "zz-copy.jt808"
+    shutil.copy(files[1], dup)
+    files = [files[0], files[1], dup, *files[2:]]
+    got = {}
+    for flush_rows in (10**9, 1):  # one batch per table; one append per file
+        monkeypatch.setattr(ingest, "FLUSH_ROWS", flush_rows)
+        with Store(tmp_path / f"{flush_rows}.duckdb") as store:
+            s = ingest.ingest_files(files, store)
+            got[flush_rows] = (
+                dict(s.new_rows),
+                {
+                    k: store.query(f"SELECT * FROM {k} ORDER BY ALL")
+                    for k in ("locations", "fixes", "rejects")
+                },
+            )
+    assert got[10**9][0] == got[1][0]
+    for k, t in got[1][1].items():
+        assert got[10**9][1][k].equals(t), k
+    with Store(tmp_path / "1.duckdb") as store:
+        (n,) = (
+            store.query(f"SELECT count(*) AS n FROM locations WHERE source_file = '{dup}'")
+            .column("n")
+            .to_pylist()
+        )
+    assert n == 0

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from ._common import REJECT_SCHEMA
@@ -117,6 +118,8 @@ class Store:
         else:
             part = 'source_file, "offset", reason'
             key = "t.source_file = n.source_file AND t.offset = n.offset AND t.reason = n.reason"
+        # input order breaks ties among duplicates: the first file appended wins
+        table = table.append_column("_autolien_seq", pa.array(np.arange(table.num_rows)))
         self.con.register("_autolien_new", table)
         try:
             before = self._count(kind)
@@ -130,9 +133,9 @@ class Store:
                 where = f"NOT EXISTS (SELECT 1 FROM {kind} t WHERE {key})"
             self._run(
                 f"""INSERT INTO {kind}
-                SELECT * FROM (
+                SELECT * EXCLUDE (_autolien_seq) FROM (
                     SELECT * FROM _autolien_new
-                    QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY "offset") = 1
+                    QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY _autolien_seq) = 1
                 ) n
                 WHERE {where}"""
             )
