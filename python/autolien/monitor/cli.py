@@ -107,6 +107,10 @@ def monitor_store(
                 f"FROM ({rtk_sql}) r ASOF LEFT JOIN ({ign_sql}) i "
                 "ON r.vehicle_id = i.vehicle_id AND r.time >= i.time"
             )
+        if rtk_sql:
+            # once per run: every count and vehicle batch below reads it again
+            store.con.execute(f"CREATE OR REPLACE TEMP TABLE _monitor_rtk AS {rtk_sql}").fetchall()
+            rtk_sql = "SELECT * FROM _monitor_rtk"
         if rtk_sql and loc_sql:
             track_sql = (
                 f"SELECT * FROM ({rtk_sql}) UNION ALL SELECT *, true AS used FROM ({loc_sql}) "
