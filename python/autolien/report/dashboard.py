@@ -533,26 +533,15 @@ def build_dashboard(
                             mode="lines+markers",
                             name="base (vehicle)",
                         ),
-                        _Scatter(
-                            x=xt,
-                            y=[r["usage_factor"] for r in vv],
-                            mode="lines+markers",
-                            name="usage factor",
-                            yaxis="y2",
-                        ),
-                        _Scatter(
-                            x=xt,
-                            y=[r["market_factor"] for r in vv],
-                            mode="lines+markers",
-                            name="market factor",
-                            yaxis="y2",
-                        ),
-                        _Scatter(
-                            x=xt,
-                            y=[r["battery_factor"] for r in vv],
-                            mode="lines+markers",
-                            name="battery factor",
-                            yaxis="y2",
+                        *(
+                            _Scatter(
+                                x=xt,
+                                y=[r[f"{name}_factor"] for r in vv],
+                                mode="lines+markers",
+                                name=f"{name} factor",
+                                yaxis="y2",
+                            )
+                            for name in ("usage", "market", "battery")
                         ),
                     ]
                 )

@@ -18,6 +18,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .data import make_model_keys
+
 __all__ = [
     "BATTERY_LEVELS",
     "BATTERY_SHARE",
@@ -338,10 +340,7 @@ def supply_index(listings: pa.Table) -> dict[tuple[str, str, int], float]:
     over what its make's share and its age band's share predict (an
     independence model of the listings table). Above 1: more cars on offer
     than usual for such a car."""
-    make = pc.utf8_lower(listings.column("make").cast(pa.string())).to_pylist()
-    model = pc.utf8_lower(
-        pc.utf8_trim_whitespace(listings.column("model").cast(pa.string()))
-    ).to_pylist()
+    make, model = make_model_keys(listings)
     age = np.asarray(
         listings.column("age_years").cast(pa.float64()).to_numpy(zero_copy_only=False), np.float64
     )
@@ -362,10 +361,7 @@ def fit_market_elasticity(listings: pa.Table, residual_log: npt.ArrayLike) -> di
     index over the listings (the elasticity, usually negative: more supply,
     lower prices), with its standard error."""
     idx = supply_index(listings)
-    make = pc.utf8_lower(listings.column("make").cast(pa.string())).to_pylist()
-    model = pc.utf8_lower(
-        pc.utf8_trim_whitespace(listings.column("model").cast(pa.string()))
-    ).to_pylist()
+    make, model = make_model_keys(listings)
     band = _band(
         np.asarray(listings.column("age_years").cast(pa.float64()).to_numpy(zero_copy_only=False))
     )
@@ -388,10 +384,7 @@ def market_factor(
 ) -> F64:
     """index^elasticity for each vehicle's (make, model, age band), clipped
     to [0.90, 1.10]; a vehicle whose band has no listings gets 1."""
-    make = pc.utf8_lower(vehicles.column("make").cast(pa.string())).to_pylist()
-    model = pc.utf8_lower(
-        pc.utf8_trim_whitespace(vehicles.column("model").cast(pa.string()))
-    ).to_pylist()
+    make, model = make_model_keys(vehicles)
     band = _band(np.asarray(at_age_years, np.float64))
     s = np.array(
         [index.get((a, b, int(c)), 1.0) for a, b, c in zip(make, model, band.tolist(), strict=True)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -25,6 +26,7 @@ __all__ = [
     "UK_LISTING_YEAR",
     "load_cardekho",
     "load_uk_used_cars",
+    "make_model_keys",
 ]
 
 REQUIRED = ("make", "model", "year", "mileage_km", "fuel", "transmission", "engine_size_l")
@@ -98,3 +100,12 @@ def split(n: int, seed: int = 42, test_share: float = 0.2) -> tuple[np.ndarray, 
     idx = np.random.default_rng(seed).permutation(n)
     cut = round(n * (1 - test_share))
     return np.sort(idx[:cut]), np.sort(idx[cut:])
+
+
+def make_model_keys(table: pa.Table) -> tuple[list[Any], list[Any]]:
+    """Make and model as every lookup compares them: lower case, the model's
+    surrounding spaces trimmed (the UK adverts write " Fiesta"); null stays
+    None."""
+    make = pc.utf8_lower(table.column("make").cast(pa.string())).to_pylist()
+    model = pc.utf8_lower(pc.utf8_trim_whitespace(table.column("model").cast(pa.string())))
+    return make, model.to_pylist()

@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .adjust import _band
+from .data import make_model_keys
 
 __all__ = [
     "MARKET_BOUNDS_DATED",
@@ -103,10 +104,7 @@ def _groups(listings: pa.Table, t_us: npt.NDArray[np.float64]) -> tuple[list[Any
     need = [c for c in ("make", "model", "year", "listed_at") if c not in listings.column_names]
     if need:
         raise ValueError(f"listings lack columns: {', '.join(need)}")
-    make = pc.utf8_lower(listings.column("make").cast(pa.string())).to_pylist()
-    model = pc.utf8_lower(
-        pc.utf8_trim_whitespace(listings.column("model").cast(pa.string()))
-    ).to_pylist()
+    make, model = make_model_keys(listings)
     year = np.asarray(
         listings.column("year").cast(pa.float64()).to_numpy(zero_copy_only=False), np.float64
     )

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from .. import _core
 from .adjust import _band, battery_factor, usage_factor
-from .data import FUELS, REQUIRED
+from .data import FUELS, REQUIRED, make_model_keys
 from .train import NUMERIC, Encoder
 
 __all__ = ["DEFAULT_MODEL", "VALUE_SCHEMA", "Valuer"]
@@ -293,10 +293,7 @@ class Valuer:
                 strict=True,
             )
         )
-        make = pc.utf8_lower(vehicles.column("make").cast(pa.string())).to_pylist()
-        model = pc.utf8_lower(
-            pc.utf8_trim_whitespace(vehicles.column("model").cast(pa.string()))
-        ).to_pylist()
+        make, model = make_model_keys(vehicles)
         age = np.asarray(
             self._prepared(vehicles, when).column("age_years").to_numpy(zero_copy_only=False),
             np.float64,
