@@ -366,8 +366,17 @@ def fit_market_elasticity(listings: pa.Table, residual_log: npt.ArrayLike) -> di
         np.asarray(listings.column("age_years").cast(pa.float64()).to_numpy(zero_copy_only=False))
     )
     x = np.log([idx[(a, b, int(c))] for a, b, c in zip(make, model, band.tolist(), strict=True)])
-    y = np.asarray(residual_log, np.float64)
+    return _slope(x, np.asarray(residual_log, np.float64))
+
+
+def _slope(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Least-squares slope of y on x over the finite pairs, with its standard
+    error: the elasticity fits of the market factor."""
+    if y.shape != x.shape:
+        raise ValueError("one residual per listing")
     ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3 or np.ptp(x[ok]) == 0:
+        raise ValueError("too few listings with a supply figure to fit")
     x, y = x[ok], y[ok]
     xc = x - x.mean()
     beta = float(np.sum(xc * (y - y.mean())) / np.sum(xc * xc))

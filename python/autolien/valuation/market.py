@@ -34,7 +34,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .adjust import _band
+from .adjust import _band, _slope
 from .data import make_model_keys
 
 __all__ = [
@@ -254,15 +254,4 @@ def fit_market_response(
             listings, window_days=window_days, norm_days=norm_days, min_listings=min_listings
         )
     )
-    y = np.asarray(residual_log, np.float64)
-    if y.shape != x.shape:
-        raise ValueError("one residual per listing")
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 3 or np.ptp(x[ok]) == 0:
-        raise ValueError("too few listings with a supply ratio to fit")
-    x, y = x[ok], y[ok]
-    xc = x - x.mean()
-    beta = float(np.sum(xc * (y - y.mean())) / np.sum(xc * xc))
-    resid = y - y.mean() - beta * xc
-    se = float(np.sqrt(np.sum(resid**2) / (x.size - 2) / np.sum(xc * xc)))
-    return {"elasticity": beta, "stderr": se, "n": int(x.size)}
+    return _slope(x, np.asarray(residual_log, np.float64))
