@@ -468,3 +468,35 @@ def test_entropy_evidence_names_the_driving_windows(fleets: list) -> None:
         # the path lies in the segment, which is the last scored window
         assert a["segment_end"].timestamp() - a["segment_start"].timestamp() == 24 * 3600
         assert all(a["segment_start"] <= p["time"] <= a["segment_end"] for p in a["path"])
+
+
+def test_towing_needs_the_ignition_off_and_the_odometer_still() -> None:
+    # one vehicle towed, one whose terminal never reports the ACC line (off
+    # while it drives, odometer running), one without ignition data at all
+    f = simulate_fleet(3, 10, seed=4, anomaly_day=8, anomalies={"tow": 1})
+    towed = f.truth.column("vehicle_id")[0].as_py()
+    tracks = f.tracks
+    ids = tracks.column("vehicle_id").to_pylist()
+    others = sorted(set(ids) - {towed})
+    ign = [
+        False if v == others[0] else (None if v == others[1] else x)
+        for v, x in zip(ids, tracks.column("ignition").to_pylist(), strict=True)
+    ]
+    tracks = tracks.set_column(
+        tracks.schema.get_field_index("ignition"), "ignition", pa.array(ign, pa.bool_())
+    )
+    alerts = score(tracks, f.odometer)
+    tows = alerts.filter(pc.equal(alerts.column("kind"), "towing")).to_pylist()
+    assert [a["vehicle_id"] for a in tows] == [towed]
+    ev = json.loads(tows[0]["evidence"])
+    assert ev["distance_m"] >= 500
+    assert ev["odometer_km"] == pytest.approx(0.0, abs=0.1)
+    # the always-off terminal drove the whole time: without the odometer check
+    # each of its trips would have been a tow
+    drives = tracks.filter(
+        pc.and_(
+            pc.equal(tracks.column("vehicle_id"), others[0]),
+            pc.greater(tracks.column("speed_kmh"), 20),
+        )
+    )
+    assert drives.num_rows > 100

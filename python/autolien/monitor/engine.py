@@ -383,7 +383,9 @@ class Vehicle:
         that both report the ACC bit off signals once, at the fix where it
         first lies ``tow_min_m`` from where it started (unknown ignition is
         never off). Evidence stops at that fix, so a run split across
-        updates signals the same."""
+        updates signals the same. A run over which the odometer advanced at
+        least half the distance was driven: a terminal whose ACC line is not
+        wired reports it off all the time, and that is not a tow."""
         off = self.raw["ignition"] == 0
         n = d.t.size
         if n < 2 or not off.any():
@@ -404,6 +406,12 @@ class Vehicle:
             j = int(run[hit[0]])
             if not h_a <= hs[j] < h_b:
                 continue
+            ot, okm = self.odo["t"], self.odo["km"]
+            i0 = int(np.searchsorted(ot, d.t[a], side="left"))
+            i1 = int(np.searchsorted(ot, d.t[j], side="right")) - 1
+            odo_km = float(okm[i1] - okm[i0]) if i1 > i0 else math.nan
+            if odo_km >= 0.5 * disp[hit[0]] / 1000.0:
+                continue
             ev = {
                 "from": [float(d.lat[a]), float(d.lon[a])],
                 "to": [float(d.lat[j]), float(d.lon[j])],
@@ -411,6 +419,7 @@ class Vehicle:
                 "duration_s": float(d.t[j] - d.t[a]),
                 "fixes": int(hit[0]) + 2,
                 "max_speed_kmh": float(np.max(d.speed[a + 1 : j + 1])),
+                "odometer_km": None if math.isnan(odo_km) else odo_km,
             }
             seg = (float(d.t[a]), float(d.t[j]))
             out.append(
@@ -811,7 +820,8 @@ class Vehicle:
             self.run_carry = float(d.run_start[cut]) if cut < t.size else math.nan
             self.raw = _take(self.raw, slice(cut, None))
         ot = self.odo["t"]
-        ocut = int(np.searchsorted(ot, h_b * HOUR, side="left")) - 1
+        # odometer readings as far back as the fixes: the towing check reads both
+        ocut = int(np.searchsorted(ot, (h_b - c.context_h - 1) * HOUR, side="left")) - 1
         if ocut > 0:
             self.odo = _take(self.odo, slice(ocut, None))
         keep_h = h_b - (c.baseline_h + c.lag_h + 2 * c.context_h + 24)
