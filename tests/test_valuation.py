@@ -150,6 +150,13 @@ def test_value_rows_errors_and_flags() -> None:
         v.value(veh.drop_columns(["engine_size_l"]))
     with pytest.raises(ValueError, match="engine"):
         v.predict_log(np.zeros((1, 9), np.float32), engine="xgboost")
+    # the shipped ONNX file through onnxruntime gives the compiled scorer's values
+    via_ort = v.value(veh, at=dt.date(2020, 6, 1), engine="onnxruntime")
+    np.testing.assert_allclose(
+        via_ort.column("base_value").to_numpy(zero_copy_only=False),
+        v.value(veh, at=dt.date(2020, 6, 1)).column("base_value").to_numpy(zero_copy_only=False),
+        rtol=1e-5,
+    )
 
 
 @pytest.mark.parametrize("leq", [True, False])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +107,14 @@ class Valuer:
 
                 if self.onnx_path is None:
                     raise ValueError("this model directory has no model.onnx")
+                # one scoring call at a time, its trees across every core
+                so = ort.SessionOptions()
+                so.intra_op_num_threads = os.cpu_count() or 1
+                so.inter_op_num_threads = 1
+                so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+                so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
                 self._ort = ort.InferenceSession(
-                    str(self.onnx_path), providers=["CPUExecutionProvider"]
+                    str(self.onnx_path), so, providers=["CPUExecutionProvider"]
                 )
             return np.asarray(
                 self._ort.run(None, {self._ort.get_inputs()[0].name: X})[0].ravel(), np.float64
