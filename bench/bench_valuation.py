@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from autolien import _core
 from conftest import QUICK, sizes, tag
 
 SIZES = sizes((10_000, 100_000, 1_000_000), (1_000, 10_000, 100_000))
@@ -33,6 +32,7 @@ def model(recipe: str = "shipped") -> tuple[Any, bytes, Any, np.ndarray]:
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     from autolien.valuation.data import load_uk_used_cars
+    from autolien.valuation.model import compile_trees
     from autolien.valuation.train import (
         PARAMS,
         Encoder,
@@ -54,18 +54,7 @@ def model(recipe: str = "shipped") -> tuple[Any, bytes, Any, np.ndarray]:
     )
     raw = export_onnx(m, X[:2000])
     a = onnx_to_arrays(raw)
-    trees = _core.TreeEnsemble(
-        a["feature"],
-        a["threshold"],
-        a["yes"],
-        a["no"],
-        a["missing_yes"],
-        a["value"],
-        a["roots"],
-        bool(a["leq"]),
-        float(a["base"]),
-        X.shape[1],
-    )
+    trees = compile_trees(a, X.shape[1])
     return m, raw, trees, X
 
 

@@ -18,6 +18,7 @@ from autolien import _core
 from autolien.cli import main
 from autolien.valuation import DEFAULT_MODEL, ExportParityError, Valuer
 from autolien.valuation.data import load_cardekho, load_uk_used_cars, split
+from autolien.valuation.model import compile_trees
 from autolien.valuation.train import export_onnx, onnx_to_arrays
 
 DATA = Path(__file__).parent / "data" / "valuation"
@@ -52,18 +53,7 @@ def test_onnx_export_matches_sklearn_and_compiled_matches_onnxruntime(uk: pa.Tab
     onnx_pred = sess.run(None, {sess.get_inputs()[0].name: X})[0].ravel()
     assert np.abs(onnx_pred - m.predict(X.astype(np.float64))).max() <= 1e-4
     a = onnx_to_arrays(raw)
-    trees = _core.TreeEnsemble(
-        a["feature"],
-        a["threshold"],
-        a["yes"],
-        a["no"],
-        a["missing_yes"],
-        a["value"],
-        a["roots"],
-        bool(a["leq"]),
-        float(a["base"]),
-        6,
-    )
+    trees = compile_trees(a, 6)
     np.testing.assert_allclose(trees.predict(X), onnx_pred, atol=1e-5)
     # Rows are walked in groups of 8 and re-ordered per chunk: every partial
     # group, chunk boundary and multi-chunk size keeps each row's own answer.

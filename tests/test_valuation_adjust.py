@@ -12,8 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from autolien.sim.behaviour import simulate_vehicle
-from autolien.sim.frames import gb32960_realtime
-from autolien.sim.portfolio import _battery
+from autolien.sim.portfolio import _battery, _ev_frames
 from autolien.telemetry import decode_gb32960
 from autolien.valuation import Valuer, battery_factor, estimate_soh, ltv, usage_factor
 
@@ -63,23 +62,7 @@ def test_soh_is_recovered_from_gb32960_frames(soh: float) -> None:
     spd, kms = cols["speed_kmh"], cols["odometer_km"]
     batt = _battery(t, spd, kms, np.full(t.size, soh))
     ev = (spd > 0) | batt["charging"]
-    n = int(ev.sum())
-    wire = gb32960_realtime(
-        "LGXAX94R7HV197456",
-        t[ev],
-        speed_kmh=spd[ev],
-        odometer_km=kms[ev],
-        pack_voltage_v=batt["volt"][ev],
-        pack_current_a=batt["current"][ev],
-        soc_pct=batt["soc"][ev],
-        lat=cols["lat"][ev],
-        lon=cols["lon"][ev],
-        max_cell_v=batt["max_cell"][ev],
-        min_cell_v=batt["min_cell"][ev],
-        max_temp_c=np.full(n, 30.0),
-        min_temp_c=np.full(n, 26.0),
-        charging_status=np.where(batt["charging"][ev], 1, 3),
-    )
+    wire = _ev_frames("LGXAX94R7HV197456", t, spd, kms, cols["lat"], cols["lon"], batt, ev)
     table = decode_gb32960(wire).table
     (row,) = estimate_soh(table, nominal_kwh=60.0).to_pylist()
     assert row["segments"] >= 2

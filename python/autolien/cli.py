@@ -31,12 +31,8 @@ def _ingest(args: argparse.Namespace) -> int:
     from .telemetry import Store  # noqa: PLC0415 - keeps `autolien info` light
     from .telemetry.ingest import ingest_files  # noqa: PLC0415
 
-    try:
-        with Store(args.db) as store:
-            summary = ingest_files(args.files, store, fmt=args.format, progress=not args.quiet)
-    except (ValueError, OSError) as e:
-        print(json.dumps({"error": type(e).__name__, "message": str(e)}), file=sys.stderr)
-        return 2
+    with Store(args.db) as store:
+        summary = ingest_files(args.files, store, fmt=args.format, progress=not args.quiet)
     report = summary.to_json()
     if args.json:
         print(json.dumps(report, indent=2))
@@ -59,18 +55,14 @@ def _ingest(args: argparse.Namespace) -> int:
 def _fuse(args: argparse.Namespace) -> int:
     from .gnss.cli import fuse_store  # noqa: PLC0415
 
-    try:
-        report = fuse_store(
-            args.db,
-            smooth=args.smooth,
-            batch=args.batch,
-            progress=not args.quiet,
-            plot=args.plot,
-            plot_vehicle=args.vehicle,
-        )
-    except (ValueError, OSError) as e:
-        print(json.dumps({"error": type(e).__name__, "message": str(e)}), file=sys.stderr)
-        return 2
+    report = fuse_store(
+        args.db,
+        smooth=args.smooth,
+        batch=args.batch,
+        progress=not args.quiet,
+        plot=args.plot,
+        plot_vehicle=args.vehicle,
+    )
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -94,11 +86,7 @@ def _fuse(args: argparse.Namespace) -> int:
 def _monitor(args: argparse.Namespace) -> int:
     from .monitor.cli import monitor_store  # noqa: PLC0415
 
-    try:
-        report = monitor_store(args.db, batch=args.batch, progress=not args.quiet)
-    except (ValueError, OSError) as e:
-        print(json.dumps({"error": type(e).__name__, "message": str(e)}), file=sys.stderr)
-        return 2
+    report = monitor_store(args.db, batch=args.batch, progress=not args.quiet)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -122,19 +110,15 @@ def _monitor(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     from .sim.portfolio import write_portfolio  # noqa: PLC0415
 
-    try:
-        s = write_portfolio(
-            args.out,
-            args.vehicles,
-            args.days,
-            seed=args.seed,
-            market=args.market,
-            anomaly_share=args.anomaly_share,
-            progress=not args.quiet,
-        )
-    except (ValueError, OSError) as e:
-        print(json.dumps({"error": type(e).__name__, "message": str(e)}), file=sys.stderr)
-        return 2
+    s = write_portfolio(
+        args.out,
+        args.vehicles,
+        args.days,
+        seed=args.seed,
+        market=args.market,
+        anomaly_share=args.anomaly_share,
+        progress=not args.quiet,
+    )
     print(
         f"simulated {s.vehicles:,} vehicles x {s.days} days: {s.frames:,} frames, {s.bytes / 1e6:,.1f} MB "
         f"in {args.out}; injected anomalies: {', '.join(f'{k} {v}' for k, v in sorted(s.anomalies.items()))}"
@@ -145,11 +129,7 @@ def _simulate(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from .pipeline import run_portfolio  # noqa: PLC0415
 
-    try:
-        report = run_portfolio(args.portfolio, args.db, out=args.out, progress=not args.quiet)
-    except (ValueError, OSError) as e:
-        print(json.dumps({"error": type(e).__name__, "message": str(e)}), file=sys.stderr)
-        return 2
+    report = run_portfolio(args.portfolio, args.db, out=args.out, progress=not args.quiet)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
         return 0
@@ -303,9 +283,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "ledger":
         return ledger_cli.run(args)
-    if args.command == "valuation":
-        return valuation_cli.run(args)
-    result: int = args.func(args)
+    try:
+        result: int = (valuation_cli.run if args.command == "valuation" else args.func)(args)
+    except (ValueError, OSError) as e:
+        # every command's bad input: one JSON line on stderr, exit status 2
+        print(json.dumps({"error": type(e).__name__, "message": str(e)}), file=sys.stderr)
+        return 2
     return result
 
 

@@ -123,27 +123,21 @@ def run_portfolio(
     mon = monitor_store(str(db), progress=progress, state=Path(db).parent / "monitor_state.pkl")
     timings["monitor"] = time.perf_counter() - t3
     summary["monitor"] = mon
-    from .ledger.stage import ledger_stage  # noqa: PLC0415
-
+    val = None
     if book_path.exists():
-        t4 = time.perf_counter()
-        defaults = (
-            pq.read_table(root / "defaults.parquet")
-            if (root / "defaults.parquet").exists()
-            else None
-        )
-        # the fleet clock the monitor scored to: the newest row of any source
-        now = datetime.fromisoformat(mon["clock"]) if mon["clock"] else datetime.now(UTC)
         from .valuation.stage import valuation_stage  # noqa: PLC0415
 
+        t4 = time.perf_counter()
+        # the fleet clock the monitor scored to: the newest row of any source
+        now = datetime.fromisoformat(mon["clock"]) if mon["clock"] else datetime.now(UTC)
         # valuation adds its battery alerts to the monitor's
         val = valuation_stage(db, now)
         timings["value and LTV"] = time.perf_counter() - t4
         summary["valuation"] = {k: v for k, v in val.items() if not k.endswith("_table")}
+    with Store(db, read_only=True) as store:
+        alerts = store.query("SELECT * FROM alerts ORDER BY opened")
     truth_path = root / "truth.parquet"
     if truth_path.exists():
-        with Store(db, read_only=True) as store:
-            alerts = store.query("SELECT * FROM alerts")
         truth = pq.read_table(truth_path)
         if truth.num_rows:
             start = min(truth.column("start").to_pylist())
@@ -151,15 +145,16 @@ def run_portfolio(
             summary["detection"] = detection_quality(alerts, truth, eval_start=day0)
             for v in summary["detection"]["anomalies"].values():
                 v.pop("delays_h", None)
-    if book_path.exists():
+    if val is not None:
+        from .ledger.stage import ledger_stage  # noqa: PLC0415
+
         t4 = time.perf_counter()
-        with Store(db, read_only=True) as store:
-            alerts = store.query("SELECT * FROM alerts ORDER BY opened")
+        defaults_path = root / "defaults.parquet"
         summary["ledger"] = ledger_stage(
             Path(db).parent / "ledger",
             book,
             alerts,
-            defaults,
+            pq.read_table(defaults_path) if defaults_path.exists() else None,
             now,
             values=val["values_table"],
             ltv_table=val["ltv_table"],

@@ -92,7 +92,9 @@ void one_sided(std::vector<double>& p, std::size_t n) {
         p[k] *= 2;
 }
 
-double bits_of_psd(const std::vector<double>& p, bool normalize) {
+// Shannon entropy in bits of non-negative weights (a PSD, singular values),
+// normalised by log2 of their count when asked.
+double bits_of_weights(const std::vector<double>& p, bool normalize) {
     long double total = 0;
     for (double v : p)
         total += v;
@@ -132,7 +134,7 @@ double spectral_entropy(std::span<const double> x, Spectral method, std::size_t 
     if (method == Spectral::fft) {
         auto p = power(demeaned(x.data(), n));
         one_sided(p, n);
-        return bits_of_psd(p, normalize);
+        return bits_of_weights(p, normalize);
     }
     std::size_t seg = nperseg ? nperseg : 256;
     seg = std::min(seg, n);
@@ -155,7 +157,7 @@ double spectral_entropy(std::span<const double> x, Spectral method, std::size_t 
             acc[k] += p[k];
     }
     one_sided(acc, seg);
-    return bits_of_psd(acc, normalize);
+    return bits_of_weights(acc, normalize);
 }
 
 double svd_entropy(std::span<const double> x, int order, int delay, bool normalize) {
@@ -211,25 +213,13 @@ double svd_entropy(std::span<const double> x, int order, int delay, bool normali
             break;
     }
     std::vector<double> sv(m);
-    long double total = 0;
     for (std::size_t j = 0; j < m; ++j) {
         long double q = 0;
         for (std::size_t i = 0; i < rows; ++i)
             q += static_cast<long double>(col(j)[i]) * col(j)[i];
         sv[j] = static_cast<double>(std::sqrt(q));
-        total += sv[j];
     }
-    if (!(total > 0))
-        return nan;
-    double h = 0;
-    for (double s : sv) {
-        const double p = s / static_cast<double>(total);
-        if (p > 0)
-            h -= p * std::log2(p);
-    }
-    if (normalize)
-        h /= std::log2(static_cast<double>(m));
-    return h;
+    return bits_of_weights(sv, normalize);
 }
 
 } // namespace autolien::entropy

@@ -39,17 +39,9 @@ TreeEnsemble::TreeEnsemble(std::vector<std::int32_t> feature, std::vector<float>
                 throw std::invalid_argument("node " + std::to_string(i) + " has a child out of range");
         nodes_[i] = {threshold[i], static_cast<std::int16_t>(feature[i]), missing_yes[i], 0, yes[i], no[i]};
     }
-    // children come after their parent, so one backward pass gives depths
-    std::vector<std::int32_t> below(n, 0);
-    for (std::size_t i = n; i-- > 0;)
-        if (!nodes_[i].leaf)
-            below[i] = 1 + std::max(below[static_cast<std::size_t>(nodes_[i].yes)],
-                                    below[static_cast<std::size_t>(nodes_[i].no)]);
-    for (auto r : roots_) {
+    for (auto r : roots_)
         if (r < 0 || static_cast<std::size_t>(r) >= n)
             throw std::invalid_argument("tree root out of range");
-        depth_.push_back(below[static_cast<std::size_t>(r)]);
-    }
 }
 
 template <bool Leq, std::size_t kGroup>

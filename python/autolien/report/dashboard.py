@@ -402,17 +402,13 @@ def build_dashboard(
                 )
             fi = np.flatnonzero(fv == vid)
             if fi.size:
-                fh = [h.isoformat() for h in feats.column("hour").take(pa.array(fi)).to_pylist()]
-                cum = np.cumsum(
-                    np.nan_to_num(
-                        np.asarray(
-                            feats.column("km_track")
-                            .take(pa.array(fi))
-                            .to_numpy(zero_copy_only=False),
-                            float,
-                        )
-                    )
-                )
+                vf = feats.take(pa.array(fi))
+
+                def fcol(name: str, vf: pa.Table = vf) -> np.ndarray:
+                    return np.asarray(vf.column(name).to_numpy(zero_copy_only=False), float)
+
+                fh = [h.isoformat() for h in vf.column("hour").to_pylist()]
+                cum = np.cumsum(np.nan_to_num(fcol("km_track")))
                 odo_traces.append(
                     _Scatter(x=fh, y=np.round(cum, 2).tolist(), name="track distance (km)")
                 )
@@ -425,61 +421,30 @@ def build_dashboard(
                 page["odometer"] = f.to_dict()
                 ftr = []
                 for k, name in enumerate(_FEATURES):
-                    vals = np.asarray(
-                        feats.column(name).take(pa.array(fi)).to_numpy(zero_copy_only=False), float
-                    )
-                    med = np.asarray(
-                        feats.column(f"{name}_median")
-                        .take(pa.array(fi))
-                        .to_numpy(zero_copy_only=False),
-                        float,
-                    )
-                    mad = np.asarray(
-                        feats.column(f"{name}_mad")
-                        .take(pa.array(fi))
-                        .to_numpy(zero_copy_only=False),
-                        float,
-                    )
+                    med, mad = fcol(f"{name}_median"), fcol(f"{name}_mad")
                     ax = "" if k == 0 else str(k + 1)
+                    on = {"x": fh, "mode": "lines", "xaxis": f"x{ax}", "yaxis": f"y{ax}"}
                     band_hi = np.round(med + 3 * 1.4826 * mad, 4)
                     band_lo = np.round(med - 3 * 1.4826 * mad, 4)
-                    ftr.append(
+                    ftr += [
+                        _Scatter(**on, y=_nullable(band_hi), line={"width": 0}, showlegend=False),
                         _Scatter(
-                            x=fh,
-                            y=_nullable(band_hi),
-                            mode="lines",
-                            line={"width": 0},
-                            showlegend=False,
-                            xaxis=f"x{ax}",
-                            yaxis=f"y{ax}",
-                        )
-                    )
-                    ftr.append(
-                        _Scatter(
-                            x=fh,
+                            **on,
                             y=_nullable(band_lo),
-                            mode="lines",
                             line={"width": 0},
                             fill="tonexty",
                             fillcolor="rgba(66,133,244,0.2)",
                             name="baseline ±3 robust SD" if k == 0 else None,
                             showlegend=k == 0,
-                            xaxis=f"x{ax}",
-                            yaxis=f"y{ax}",
-                        )
-                    )
-                    ftr.append(
+                        ),
                         _Scatter(
-                            x=fh,
-                            y=_nullable(vals),
-                            mode="lines",
+                            **on,
+                            y=_nullable(fcol(name)),
                             name=name,
                             line={"color": "#1a237e", "width": 1},
                             showlegend=False,
-                            xaxis=f"x{ax}",
-                            yaxis=f"y{ax}",
-                        )
-                    )
+                        ),
+                    ]
                 f = _Fig(ftr)
                 grid: dict[str, dict[str, Any]] = {
                     f"yaxis{'' if k == 0 else k + 1}": {

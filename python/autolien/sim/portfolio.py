@@ -148,6 +148,37 @@ def _battery(
     }
 
 
+def _ev_frames(
+    vin: str,
+    t: np.ndarray,
+    speed: np.ndarray,
+    km: np.ndarray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    batt: dict[str, np.ndarray],
+    sel: np.ndarray,
+) -> bytes:
+    """GB/T 32960 real-time frames of the selected rows (``batt`` from
+    ``_battery``): what an EV sends while driving or charging."""
+    n = int(np.count_nonzero(sel))
+    return gb32960_realtime(
+        vin,
+        t[sel],
+        speed_kmh=speed[sel],
+        odometer_km=km[sel],
+        pack_voltage_v=batt["volt"][sel],
+        pack_current_a=batt["current"][sel],
+        soc_pct=batt["soc"][sel],
+        lat=lat[sel],
+        lon=lon[sel],
+        max_cell_v=batt["max_cell"][sel],
+        min_cell_v=batt["min_cell"][sel],
+        max_temp_c=np.full(n, 30.0),
+        min_temp_c=np.full(n, 26.0),
+        charging_status=np.where(batt["charging"][sel], 1, 3),
+    )
+
+
 def _rtk_day(
     rng: np.random.Generator,
     t: np.ndarray,
@@ -418,22 +449,7 @@ def write_portfolio(
                 ev = sel & ((spd > 0) | batt["charging"])
                 if ev.any():
                     n = int(ev.sum())
-                    wire = gb32960_realtime(
-                        vin,
-                        t[ev],
-                        speed_kmh=spd[ev],
-                        odometer_km=km[ev],
-                        pack_voltage_v=batt["volt"][ev],
-                        pack_current_a=batt["current"][ev],
-                        soc_pct=batt["soc"][ev],
-                        lat=lat[ev],
-                        lon=lon[ev],
-                        max_cell_v=batt["max_cell"][ev],
-                        min_cell_v=batt["min_cell"][ev],
-                        max_temp_c=np.full(n, 30.0),
-                        min_temp_c=np.full(n, 26.0),
-                        charging_status=np.where(batt["charging"][ev], 1, 3),
-                    )
+                    wire = _ev_frames(vin, t, spd, km, lat, lon, batt, ev)
                     with open(tele / f"{day_names[d]}.gb32960", "ab") as f:
                         f.write(wire)
                     size += len(wire)

@@ -58,7 +58,7 @@ def _pieces(data: Any, kind: str, chunk: int) -> Iterator[tuple[int, bytes]]:
     """(byte offset, bytes) pieces of a file's contents."""
     n = len(data)
     if kind != "jt808" or n <= chunk:
-        yield 0, bytes(data[:])
+        yield 0, data if isinstance(data, bytes) else data[:]  # an mmap slice is bytes
         return
     start = 0
     while start < n:
@@ -66,7 +66,7 @@ def _pieces(data: Any, kind: str, chunk: int) -> Iterator[tuple[int, bytes]]:
         if end < n:
             cut = data.rfind(b"\x7e\x7e", start, end)
             end = cut + 1 if cut > start else n  # no boundary: the rest in one piece
-        yield start, bytes(data[start:end])
+        yield start, data[start:end]
         start = end
 
 

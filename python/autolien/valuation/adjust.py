@@ -18,6 +18,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..monitor.config import LEVELS
 from .data import make_model_keys
 
 __all__ = [
@@ -45,6 +46,11 @@ BATTERY_SHARE = 0.35
 # average (1.5-2.5% across large 2024-2026 data sets).
 NORMAL_FADE_PER_YEAR = 0.023
 LTV_LEVELS = ((1.00, "emergency"), (0.85, "alert"), (0.70, "warning"))
+
+
+def _grade(x: float, levels: tuple[tuple[float, str], ...]) -> str | None:
+    """The highest level whose threshold x reaches (levels highest first)."""
+    return next((name for lim, name in levels if x >= lim), None)
 
 
 def usage_factor(
@@ -264,7 +270,7 @@ def battery_alerts(
         age = end.year + (end.timetuple().tm_yday - 1) / 365.25 - 0.5 - year
         expected = 1.0 - fade_per_year * max(age, 0.0)
         deficit = expected - r["soh"]
-        level = next((name for lim, name in BATTERY_LEVELS if deficit >= lim), None)
+        level = _grade(deficit, BATTERY_LEVELS)
         if level is None:
             continue
         ev = {
@@ -280,12 +286,9 @@ def battery_alerts(
             a = {"vin": r["vin"], "level": level, "opened": end, "updated": end, "evidence": ev}
             current[r["vin"]] = a
             out.append(a)
-        elif _LEVEL_RANK[level] > _LEVEL_RANK[a["level"]]:
+        elif LEVELS.index(level) > LEVELS.index(a["level"]):
             a.update(level=level, updated=end, evidence=ev)
     return out
-
-
-_LEVEL_RANK = {"warning": 0, "alert": 1, "emergency": 2}
 
 
 def ltv(loans: pa.Table, values: pa.Table, *, key: str = "vehicle_id") -> pa.Table:
@@ -313,7 +316,7 @@ def ltv(loans: pa.Table, values: pa.Table, *, key: str = "vehicle_id") -> pa.Tab
             continue
         r = o / v
         ratio.append(r)
-        level.append(next((name for lim, name in LTV_LEVELS if r >= lim), None))
+        level.append(_grade(r, LTV_LEVELS))
         note.append(None)
     return pa.table(
         {

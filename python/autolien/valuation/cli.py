@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 __all__ = ["add_parser", "run"]
@@ -35,26 +34,22 @@ def run(args: argparse.Namespace) -> int:
     from .data import UK_LISTING_YEAR, load_cardekho, load_uk_used_cars  # noqa: PLC0415
     from .train import train  # noqa: PLC0415
 
-    try:
-        if args.format == "uk_used_cars":
-            table, currency, year = load_uk_used_cars(args.data), "GBP", UK_LISTING_YEAR
-            note = f"UK used-car adverts (aelkahout/uk_used_cars) from {args.data}; prices in GBP, listed about {year}."
-        else:
-            table, currency, year = load_cardekho(args.data), "INR", None
-            note = f"CarDekho listings from {args.data}; prices in INR."
-        extra = {"cardekho (INR)": load_cardekho(args.compare)} if args.compare else None
-        meta = train(
-            table,
-            Path(args.out),
-            name=args.format,
-            currency=args.currency or currency,
-            listing_year=year,
-            extra_sets=extra,
-            data_note=note,
-        )
-    except (ValueError, OSError) as e:
-        print(json.dumps({"error": type(e).__name__, "message": str(e)}), file=sys.stderr)
-        return 2
+    if args.format == "uk_used_cars":
+        table, currency, year = load_uk_used_cars(args.data), "GBP", UK_LISTING_YEAR
+        note = f"UK used-car adverts (aelkahout/uk_used_cars) from {args.data}; prices in GBP, listed about {year}."
+    else:
+        table, currency, year = load_cardekho(args.data), "INR", None
+        note = f"CarDekho listings from {args.data}; prices in INR."
+    extra = {"cardekho (INR)": load_cardekho(args.compare)} if args.compare else None
+    meta = train(
+        table,
+        Path(args.out),
+        name=args.format,
+        currency=args.currency or currency,
+        listing_year=year,
+        extra_sets=extra,
+        data_note=note,
+    )
     print(
         json.dumps(
             {"version": meta["version"], "metrics": meta["metrics"], "out": args.out}, indent=2

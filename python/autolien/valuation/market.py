@@ -116,14 +116,26 @@ def _groups(listings: pa.Table, t_us: npt.NDArray[np.float64]) -> tuple[list[Any
     return list(keys), gid
 
 
-def _active_counts(listed: np.ndarray, delisted: np.ndarray, times: np.ndarray) -> np.ndarray:
-    """Adverts active at each time: listed at or before it, not yet gone."""
-    lo = np.sort(listed)
-    gone = np.sort(delisted[np.isfinite(delisted)])
-    return np.asarray(
-        np.searchsorted(lo, times, side="right") - np.searchsorted(gone, times, side="right"),
-        np.float64,
-    )
+class _Stock:
+    """Adverts active at given times (listed at or before, not yet gone), by
+    binary search in the listing and delisting times, sorted once."""
+
+    def __init__(self, listed: np.ndarray, delisted: np.ndarray) -> None:
+        self.listed = np.sort(listed)
+        self.gone = np.sort(delisted[np.isfinite(delisted)])
+
+    def at(self, times: np.ndarray) -> np.ndarray:
+        return np.asarray(
+            np.searchsorted(self.listed, times, side="right")
+            - np.searchsorted(self.gone, times, side="right"),
+            np.float64,
+        )
+
+
+def _group_rows(gid: np.ndarray) -> list[np.ndarray]:
+    """Row numbers of each group, groups in order of their number."""
+    order = np.argsort(gid, kind="stable")
+    return np.split(order, np.flatnonzero(np.diff(gid[order])) + 1) if order.size else []
 
 
 def market_index(
@@ -175,21 +187,20 @@ def market_index(
     tom_recent = now - np.arange(tom_window_days)[::-1] * DAY_US
     tom_norm = now - np.arange(tom_window_days, norm_days)[::-1] * DAY_US
     tom_by_model: dict[int, tuple[int, float | None, float | None, float]] = {}
-    for m in range(len(model_of)):
-        sel = mid == m
-        r, q = int((in_recent & sel).sum()), int((in_norm & sel).sum())
-        stock_r = float(_active_counts(listed[sel], delisted[sel], tom_recent).mean())
-        stock_n = float(_active_counts(listed[sel], delisted[sel], tom_norm).mean())
+    for m, sel in enumerate(_group_rows(mid)):
+        r, q = int(in_recent[sel].sum()), int(in_norm[sel].sum())
+        stock = _Stock(listed[sel], delisted[sel])
+        stock_r = float(stock.at(tom_recent).mean())
+        stock_n = float(stock.at(tom_norm).mean())
         t_r = stock_r / (r / tom_window_days) if r else None
         t_n = stock_n / (q / (norm_days - tom_window_days)) if q else None
         ok = t_r is not None and t_n is not None and r >= min_sold and q >= min_sold
         tom_by_model[m] = (r, t_r, t_n, t_r / t_n if ok else 1.0)  # type: ignore[operator]
-    order = np.argsort(gid, kind="stable")
-    bounds = np.flatnonzero(np.diff(gid[order])) + 1
-    for sel in np.split(order, bounds) if order.size else []:
+    for sel in _group_rows(gid):
         mk, md, band = keys[int(gid[sel[0]])]
-        a_recent = float(_active_counts(listed[sel], delisted[sel], recent).mean())
-        a_norm = float(_active_counts(listed[sel], delisted[sel], norm).mean())
+        stock = _Stock(listed[sel], delisted[sel])
+        a_recent = float(stock.at(recent).mean())
+        a_norm = float(stock.at(norm).mean())
         supply = a_recent / a_norm if a_norm >= min_listings else 1.0
         sold, t_recent, t_norm, ratio_tom = tom_by_model[model_of[(mk, md)]]
         factor = float(
@@ -219,21 +230,11 @@ def supply_ratio_at_listing(
     out = np.full(listed.size, np.nan)
     recent = np.arange(window_days)[::-1] * DAY_US
     norm = np.arange(window_days, norm_days)[::-1] * DAY_US
-    order = np.argsort(gid, kind="stable")
-    bounds = np.flatnonzero(np.diff(gid[order])) + 1
-    for sel in np.split(order, bounds) if order.size else []:
-        lo = np.sort(listed[sel])
-        gone = np.sort(delisted[sel][np.isfinite(delisted[sel])])
-
-        def active(t: np.ndarray, lo: np.ndarray = lo, gone: np.ndarray = gone) -> np.ndarray:
-            return np.asarray(
-                np.searchsorted(lo, t, side="right") - np.searchsorted(gone, t, side="right"),
-                np.float64,
-            )
-
+    for sel in _group_rows(gid):
+        stock = _Stock(listed[sel], delisted[sel])
         t0 = listed[sel][:, None]
-        a_recent = active(t0 - recent[None, :]).mean(axis=1)
-        a_norm = active(t0 - norm[None, :]).mean(axis=1)
+        a_recent = stock.at(t0 - recent[None, :]).mean(axis=1)
+        a_norm = stock.at(t0 - norm[None, :]).mean(axis=1)
         out[sel] = np.where(a_norm >= min_listings, a_recent / np.maximum(a_norm, 1.0), np.nan)
     return out
 

@@ -20,7 +20,7 @@ from .adjust import _band, battery_factor, usage_factor
 from .data import FUELS, REQUIRED, make_model_keys
 from .train import NUMERIC, Encoder
 
-__all__ = ["DEFAULT_MODEL", "VALUE_SCHEMA", "Valuer"]
+__all__ = ["DEFAULT_MODEL", "VALUE_SCHEMA", "Valuer", "compile_trees"]
 
 DEFAULT_MODEL = Path(__file__).parent / "models" / "uk_used_cars"
 VALUE_SCHEMA = pa.schema(
@@ -41,6 +41,23 @@ VALUE_SCHEMA = pa.schema(
 )
 
 
+def compile_trees(arrays: dict[str, np.ndarray], n_features: int) -> Any:
+    """The C++ scorer of a model's tree arrays (``onnx_to_arrays`` or a
+    shipped ``trees.npz``)."""
+    return _core.TreeEnsemble(
+        np.ascontiguousarray(arrays["feature"], np.int32),
+        np.ascontiguousarray(arrays["threshold"], np.float32),
+        np.ascontiguousarray(arrays["yes"], np.int32),
+        np.ascontiguousarray(arrays["no"], np.int32),
+        np.ascontiguousarray(arrays["missing_yes"], np.uint8),
+        np.ascontiguousarray(arrays["value"], np.float64),
+        np.ascontiguousarray(arrays["roots"], np.int32),
+        bool(arrays["leq"]),
+        float(arrays["base"]),
+        n_features,
+    )
+
+
 class Valuer:
     """A loaded base-value model. ``value`` prices a table of vehicles."""
 
@@ -52,19 +69,7 @@ class Valuer:
         self.currency: str = meta["currency"]
         self.encoder = Encoder(meta["vocab"])
         self.optional: list[str] = list(meta["optional"])
-        n_feat = len(meta["features"])
-        self.trees = _core.TreeEnsemble(
-            np.ascontiguousarray(arrays["feature"], np.int32),
-            np.ascontiguousarray(arrays["threshold"], np.float32),
-            np.ascontiguousarray(arrays["yes"], np.int32),
-            np.ascontiguousarray(arrays["no"], np.int32),
-            np.ascontiguousarray(arrays["missing_yes"], np.uint8),
-            np.ascontiguousarray(arrays["value"], np.float64),
-            np.ascontiguousarray(arrays["roots"], np.int32),
-            bool(arrays["leq"]),
-            float(arrays["base"]),
-            n_feat,
-        )
+        self.trees = compile_trees(arrays, len(meta["features"]))
         self.onnx_path = onnx_path
         self._ort: Any = None
 

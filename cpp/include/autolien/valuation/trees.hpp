@@ -50,7 +50,6 @@ class TreeEnsemble {
     std::vector<Node> nodes_;
     std::vector<double> value_;
     std::vector<std::int32_t> roots_;
-    std::vector<std::int32_t> depth_; // longest root-to-leaf path of each tree
     bool leq_;
     double base_;
     std::size_t n_features_;
