@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from .. import _core
 from .adjust import _band, battery_factor, usage_factor
 from .data import FUELS, REQUIRED, make_model_keys
-from .train import NUMERIC, Encoder
+from .train import NUMERIC, Encoder, run_onnx
 
 __all__ = ["DEFAULT_MODEL", "VALUE_SCHEMA", "Valuer", "compile_trees"]
 
@@ -42,8 +42,18 @@ VALUE_SCHEMA = pa.schema(
 
 
 def compile_trees(arrays: dict[str, np.ndarray], n_features: int) -> Any:
-    """The C++ scorer of a model's tree arrays (``onnx_to_arrays`` or a
-    shipped ``trees.npz``)."""
+    """The C++ scorer of a model's tree arrays (``catboost_to_arrays``,
+    ``onnx_to_arrays`` or a shipped ``trees.npz``): an ``ObliviousEnsemble``
+    for oblivious trees, else a ``TreeEnsemble``."""
+    if "leaf" in arrays:
+        return _core.ObliviousEnsemble(
+            int(arrays["depth"]),
+            np.ascontiguousarray(arrays["feature"], np.int32),
+            np.ascontiguousarray(arrays["threshold"], np.float32),
+            np.ascontiguousarray(arrays["leaf"], np.float32),
+            float(arrays["base"]),
+            n_features,
+        )
     return _core.TreeEnsemble(
         np.ascontiguousarray(arrays["feature"], np.int32),
         np.ascontiguousarray(arrays["threshold"], np.float32),
@@ -121,9 +131,7 @@ class Valuer:
                 self._ort = ort.InferenceSession(
                     str(self.onnx_path), so, providers=["CPUExecutionProvider"]
                 )
-            return np.asarray(
-                self._ort.run(None, {self._ort.get_inputs()[0].name: X})[0].ravel(), np.float64
-            )
+            return run_onnx(self._ort, X)
         raise ValueError(f"engine must be 'compiled' or 'onnxruntime', got {engine!r}")
 
     def value(
