@@ -26,6 +26,8 @@ import pytest
 from conftest import QUICK, sizes, tag
 
 SIZES = sizes((10_000, 100_000, 1_000_000), (1_000, 10_000, 100_000))
+# onnxruntime on the oblivious graph runs about 4k rows/s: it stops at 1e5
+SMALL = sizes((1_000, 10_000, 100_000), (1_000, 10_000, 100_000))
 DATA = Path(__file__).parent.parent / "tests" / "data" / "valuation" / "uk_used_cars"
 
 
@@ -124,7 +126,7 @@ def test_score_peer_catboost(benchmark: Any, n: int) -> None:
     np.testing.assert_allclose(out, trees.predict(rows(n)), atol=1e-5)
 
 
-@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("n", SMALL)
 @pytest.mark.benchmark(group="valuation-score")
 def test_score_peer_onnxruntime(benchmark: Any, n: int) -> None:
     from autolien.valuation.train import run_onnx
