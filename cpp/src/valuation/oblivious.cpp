@@ -70,9 +70,12 @@ __attribute__((target("avx512f"))) void sum_permute(const float* cols, std::size
             th[d] = _mm512_set1_ps(threshold[t * D + d]);
         }
         const float* lv = leaf + (t << D);
+        // below depth 4 a tree has fewer than 16 leaves: load only those
+        constexpr std::size_t kLeaves = std::size_t{1} << D;
+        constexpr auto kHead = static_cast<__mmask16>(kLeaves >= 16 ? 0xFFFF : (1U << kLeaves) - 1);
         __m512 table[2 * kPairs];
         for (std::size_t p = 0; p < 2 * kPairs; ++p)
-            table[p] = 16 * p < (std::size_t{1} << D) ? _mm512_loadu_ps(lv + 16 * p) : _mm512_setzero_ps();
+            table[p] = 16 * p < kLeaves ? _mm512_maskz_loadu_ps(kHead, lv + 16 * p) : _mm512_setzero_ps();
         for (std::size_t r = 0; r < n; r += 16) {
             __m512i idx = _mm512_setzero_si512();
             for (std::size_t d = 0; d < kIndexed; ++d) {
