@@ -20,6 +20,21 @@ using autolien::bindings::to_numpy;
 namespace {
 template <typename T> using carray = py::array_t<T, py::array::c_style>;
 
+// One prediction per row of a C-contiguous float32 matrix, computed by `run`
+// without the GIL.
+template <typename Ensemble, typename Run>
+py::array_t<double> score(const Ensemble& self, const carray<float>& rows, Run&& run) {
+    if (rows.ndim() != 2 || static_cast<std::size_t>(rows.shape(1)) != self.n_features())
+        throw std::invalid_argument("rows must be a 2-D float32 array with one column per feature");
+    const auto n = static_cast<std::size_t>(rows.shape(0));
+    std::vector<double> out(n);
+    {
+        const py::gil_scoped_release nogil;
+        run(std::span<const float>{rows.data(), n * self.n_features()}, std::span<double>{out});
+    }
+    return to_numpy(std::move(out));
+}
+
 using Isa = av::ObliviousEnsemble::Isa;
 
 Isa parse_isa(const std::string& name) {
@@ -70,16 +85,7 @@ void register_valuation(py::module_& m) {
         .def(
             "predict",
             [](const av::TreeEnsemble& self, const carray<float>& rows) {
-                if (rows.ndim() != 2 || static_cast<std::size_t>(rows.shape(1)) != self.n_features())
-                    throw std::invalid_argument(
-                        "rows must be a 2-D float32 array with one column per feature");
-                const auto n = static_cast<std::size_t>(rows.shape(0));
-                std::vector<double> out(n);
-                {
-                    const py::gil_scoped_release nogil;
-                    self.predict({rows.data(), n * self.n_features()}, out);
-                }
-                return to_numpy(std::move(out));
+                return score(self, rows, [&](auto in, auto out) { self.predict(in, out); });
             },
             py::arg("rows").noconvert())
         .def_property_readonly("n_trees", &av::TreeEnsemble::n_trees)
@@ -100,16 +106,7 @@ void register_valuation(py::module_& m) {
             "predict",
             [](const av::ObliviousEnsemble& self, const carray<float>& rows, const std::string& isa) {
                 const auto kind = parse_isa(isa);
-                if (rows.ndim() != 2 || static_cast<std::size_t>(rows.shape(1)) != self.n_features())
-                    throw std::invalid_argument(
-                        "rows must be a 2-D float32 array with one column per feature");
-                const auto n = static_cast<std::size_t>(rows.shape(0));
-                std::vector<double> out(n);
-                {
-                    const py::gil_scoped_release nogil;
-                    self.predict({rows.data(), n * self.n_features()}, out, kind);
-                }
-                return to_numpy(std::move(out));
+                return score(self, rows, [&](auto in, auto out) { self.predict(in, out, kind); });
             },
             py::arg("rows").noconvert(), py::arg("isa") = "auto")
         .def_property_readonly("n_trees", &av::ObliviousEnsemble::n_trees)
