@@ -28,6 +28,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     t.add_argument(
         "--compare", help="another market's CarDekho CSV, scored with the same recipe in the card"
     )
+    t.add_argument(
+        "--learner",
+        choices=["catboost", "hgb"],
+        default="catboost",
+        help="CatBoost oblivious trees (default, the fast compiled scorer) or scikit-learn's "
+        "HistGradientBoosting",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         listing_year=year,
         extra_sets=extra,
         data_note=note,
+        learner=args.learner,
     )
     print(
         json.dumps(
