@@ -23,11 +23,12 @@ namespace {
 // Leaves are summed in float32 (as onnxruntime does), flushed to the double
 // total every kFlush trees so rounding does not build up over thousands.
 constexpr std::size_t kFlush = 64;
+constexpr std::size_t kMaxRows = 512; // rows a kernel call scores at most
 
 void sum_portable(const float* cols, std::size_t stride, std::size_t n, std::size_t depth,
                   const std::int32_t* feature, const float* threshold, const float* leaf, std::size_t t0,
                   std::size_t t1, float* acc) {
-    std::uint32_t idx[512];
+    std::uint32_t idx[kMaxRows];
     for (std::size_t t = t0; t < t1; ++t) {
         std::fill_n(idx, n, 0U);
         for (std::size_t d = 0; d < depth; ++d) {
@@ -213,6 +214,7 @@ ObliviousEnsemble::Isa ObliviousEnsemble::best_isa() noexcept {
 }
 
 void ObliviousEnsemble::block(const float* cols, std::size_t n, double* out, Isa isa) const {
+    static_assert(kBlock <= kMaxRows && kBlock % 16 == 0);
     alignas(64) float acc[kBlock];
     for (std::size_t i = 0; i < n; ++i)
         out[i] = base_;
