@@ -38,18 +38,7 @@ BASELINE = {"max_iter": 500, "learning_rate": 0.1, "max_leaf_nodes": 63}
 def model(recipe: str = "shipped") -> tuple[Any, bytes, Any, np.ndarray]:
     from autolien.valuation.data import load_uk_used_cars
     from autolien.valuation.model import compile_trees
-    from autolien.valuation.train import (
-        HGB_PARAMS,
-        PARAMS,
-        Encoder,
-        Recipe,
-        _fit,
-        _matrix,
-        catboost_to_arrays,
-        export_onnx,
-        oblivious_onnx,
-        onnx_to_arrays,
-    )
+    from autolien.valuation.train import HGB_PARAMS, PARAMS, Encoder, Recipe, _export, _fit, _matrix
 
     table = load_uk_used_cars(DATA)
     y = np.log(table.column("price").to_numpy())
@@ -59,16 +48,12 @@ def model(recipe: str = "shipped") -> tuple[Any, bytes, Any, np.ndarray]:
         r = Recipe([], [], {**HGB_PARAMS, **BASELINE}, 0, learner="hgb")
         if QUICK:
             r.params["max_iter"] = 50
-        m = _fit(r, X.astype(np.float64), y)
-        raw = export_onnx(m, X[:2000])
-        a = onnx_to_arrays(raw)
     else:
         r = Recipe([], [], dict(PARAMS), 0)
         if QUICK:
             r.params["iterations"] = 200
-        m = _fit(r, X.astype(np.float64), y)
-        a = catboost_to_arrays(m)
-        raw = oblivious_onnx(a, X.shape[1])
+    m = _fit(r, X.astype(np.float64), y)
+    raw, a = _export(r, m, X[:2000])  # refused unless onnxruntime matches the library
     return m, raw, compile_trees(a, X.shape[1]), X
 
 

@@ -25,6 +25,12 @@ namespace {
 // total every kFlush trees so rounding does not build up over thousands.
 constexpr std::size_t kFlush = 64;
 
+// Every kernel adds trees [t0, t1) into acc for n rows (a multiple of 16)
+// stored feature-major, stride floats apart.
+using Kernel = void (*)(const float* cols, std::size_t stride, std::size_t n, std::size_t depth,
+                        const std::int32_t* feature, const float* threshold, const float* leaf,
+                        std::size_t t0, std::size_t t1, float* acc);
+
 // The portable kernel: 4 rows a step in a GCC/Clang vector type, which
 // lowers to whatever SIMD the target has (SSE2, NEON), so the compares stay
 // in registers; the leaf lookups are scalar loads. 3-4x the per-level array
@@ -166,22 +172,34 @@ __attribute__((target("avx2"))) void sum_avx2(const float* cols, std::size_t str
     }
 }
 
-using Avx512Fn = void (*)(const float*, std::size_t, std::size_t, std::size_t, const std::int32_t*,
-                          const float*, const float*, std::size_t, std::size_t, float*);
-
-template <std::size_t D> constexpr Avx512Fn avx512_kernel() {
+template <std::size_t D> constexpr Kernel avx512_kernel() {
     if constexpr (D >= 1 && D <= 8)
         return &sum_permute<D>;
     else
         return &sum_gather<D>;
 }
 template <std::size_t... D>
-constexpr std::array<Avx512Fn, sizeof...(D)> avx512_table(std::index_sequence<D...>) {
+constexpr std::array<Kernel, sizeof...(D)> avx512_table(std::index_sequence<D...>) {
     return {avx512_kernel<D>()...};
 }
 // Depths 1..12 unrolled (CatBoost's usual 6-10 among them); deeper ones loop.
 constexpr auto kAvx512 = avx512_table(std::make_index_sequence<13>{});
-#else
+#endif
+
+Kernel kernel_for(ObliviousEnsemble::Isa isa, std::size_t depth) {
+    switch (isa) {
+#if defined(__x86_64__)
+    case ObliviousEnsemble::Isa::Avx512:
+        return depth < kAvx512.size() ? kAvx512[depth] : kAvx512[0];
+    case ObliviousEnsemble::Isa::Avx2:
+        return &sum_avx2;
+#endif
+    default:
+        return &sum_portable;
+    }
+}
+
+#if !defined(__x86_64__)
 bool has_avx512() noexcept {
     return false;
 }
@@ -229,29 +247,16 @@ ObliviousEnsemble::Isa ObliviousEnsemble::best_isa() noexcept {
 }
 
 void ObliviousEnsemble::block(const float* cols, std::size_t n, double* out, Isa isa) const {
-    static_assert(kBlock % 16 == 0); // kernels step 16 rows; padding rows are dropped
+    static_assert(kBlock % 16 == 0); // kernels step 16 rows; the padding rows are dropped
     alignas(64) float acc[kBlock];
+    const Kernel sum = kernel_for(isa, depth_);
+    const std::size_t padded = (n + 15) / 16 * 16;
     for (std::size_t i = 0; i < n; ++i)
         out[i] = base_;
-    const std::size_t padded = (n + 15) / 16 * 16; // <= kBlock; the padding rows are dropped
     for (std::size_t t0 = 0; t0 < n_trees_; t0 += kFlush) {
         const std::size_t t1 = std::min(n_trees_, t0 + kFlush);
         std::fill_n(acc, kBlock, 0.0F);
-        switch (isa) {
-#if defined(__x86_64__)
-        case Isa::Avx512:
-            (depth_ < kAvx512.size() ? kAvx512[depth_] : kAvx512[0])(
-                cols, kBlock, padded, depth_, feature_.data(), threshold_.data(), leaf_.data(), t0, t1, acc);
-            break;
-        case Isa::Avx2:
-            sum_avx2(cols, kBlock, padded, depth_, feature_.data(), threshold_.data(), leaf_.data(), t0, t1,
-                     acc);
-            break;
-#endif
-        default:
-            sum_portable(cols, kBlock, padded, depth_, feature_.data(), threshold_.data(), leaf_.data(), t0,
-                         t1, acc);
-        }
+        sum(cols, kBlock, padded, depth_, feature_.data(), threshold_.data(), leaf_.data(), t0, t1, acc);
         for (std::size_t i = 0; i < n; ++i)
             out[i] += static_cast<double>(acc[i]);
     }

@@ -16,8 +16,8 @@ Recipe (``autolien valuation train``):
   trees, where every node of a level asks the same question. They are as
   accurate here as HistGradientBoosting's (``learner="hgb"``) and score
   without branches (docs/valuation.md, "Scoring speed"). CatBoost's own ONNX
-  export writes each tree out in full (2^depth nodes each, 30-140 MB for
-  this model), so ``oblivious_onnx`` writes the trees as a few standard ONNX
+  export writes each tree out in full (2^depth nodes each, 60 MB for the
+  shipped model), so ``oblivious_onnx`` writes the trees as a few standard ONNX
   operators over the split and leaf tables instead;
 * log price, fixed seed; a fixed-seed 80/20 split gives the metrics.
 """
@@ -74,7 +74,8 @@ HGB_PARAMS: dict[str, Any] = {
     "min_samples_leaf": 5,
     "l2_regularization": 1.0,
 }
-LEARNERS = ("catboost", "hgb")
+DEFAULT_PARAMS = {"catboost": PARAMS, "hgb": HGB_PARAMS}
+LEARNERS = tuple(DEFAULT_PARAMS)
 CATEGORICAL = ("make", "make_model", "fuel", "transmission")
 NUMERIC = ("age_years", "mileage_km", "engine_size_l")
 OPTIONAL = ("tax", "mpg")
@@ -174,12 +175,12 @@ def _export(
 ) -> tuple[bytes, dict[str, np.ndarray]]:
     """ONNX bytes and the compiled scorer's arrays, refused unless
     onnxruntime reproduces the library to 1e-4 in log space."""
+    rows = _parity_rows(sample)
     if recipe.learner == "hgb":
-        raw = export_onnx(model, _parity_rows(sample))
+        raw = export_onnx(model, rows)
         return raw, onnx_to_arrays(raw)
     arrays = catboost_to_arrays(model)
     raw = oblivious_onnx(arrays, sample.shape[1])
-    rows = _parity_rows(sample)
     _check_parity(raw, rows, model.predict(rows.astype(np.float64)))
     return raw, arrays
 
@@ -271,6 +272,8 @@ def catboost_to_arrays(model: Any) -> dict[str, np.ndarray]:
         model.save_model(str(path), format="json")
         dump = json.loads(path.read_text())
     trees = dump["oblivious_trees"]
+    if not trees:
+        raise ValueError("the model has no trees")
     for t in trees:
         for sp in t["splits"]:
             if sp.get("split_type") != "FloatFeature":
@@ -278,8 +281,6 @@ def catboost_to_arrays(model: Any) -> dict[str, np.ndarray]:
                     f"only float-feature splits compile, got {sp.get('split_type')}; "
                     "pass categories as ordinal codes"
                 )
-    if not trees:
-        raise ValueError("the model has no trees")
     depth = max(1, *(len(t["splits"]) for t in trees))
     feature = np.zeros((len(trees), depth), np.int32)
     threshold = np.full((len(trees), depth), np.inf, np.float32)
@@ -427,11 +428,10 @@ def train(
     table = table.filter(pa.array(ok))
     y = np.log(price[ok])
     optional = [c for c in OPTIONAL if c in table.column_names]
-    defaults = PARAMS if learner == "catboost" else HGB_PARAMS
     recipe = Recipe(
         [*CATEGORICAL, *NUMERIC, *optional],
         optional,
-        {**defaults, **(params or {})},
+        {**DEFAULT_PARAMS[learner], **(params or {})},
         seed,
         learner=learner,
     )
