@@ -124,7 +124,8 @@ void register_entropy(py::module_& m) {
         py::arg("x").noconvert(), py::arg("t").noconvert(), py::arg("offsets").noconvert(), py::arg("count"),
         py::arg("span"), py::arg("order"), py::arg("delay"), py::arg("normalize"),
         py::arg("edges").noconvert(), py::arg("fixed_point") = false,
-        "Rolling permutation entropy (edges empty) or Shannon entropy of binned x, per group; fixed_point: the integer entropy shared with the GPU kernel.");
+        "Rolling permutation entropy (edges empty) or Shannon entropy of binned x, per group; fixed_point: "
+        "the integer entropy shared with the GPU kernel.");
     m.def(
         "entropy_fixed_table",
         [](long max_count) {
@@ -132,7 +133,8 @@ void register_entropy(py::module_& m) {
                 throw std::invalid_argument("max_count must be >= 0");
             return to_numpy(ae::fixed_entropy_table(static_cast<std::size_t>(max_count)));
         },
-        py::arg("max_count"), "T(c) = round(c log2(c) 2^32) for c = 0..max_count (kernels/entropy_fixed.hpp).");
+        py::arg("max_count"),
+        "T(c) = round(c log2(c) 2^32) for c = 0..max_count (kernels/entropy_fixed.hpp).");
     m.def(
         "histogram_edges",
         [](double lo, double hi, long bins) {

@@ -24,7 +24,9 @@ def rtklib_py_fixes() -> pa.Table:
             continue
         f = line.split()
         if "/" in f[0]:
-            t = dt.datetime.strptime(f"{f[0]} {f[1]}", "%Y/%m/%d %H:%M:%S.%f").replace(tzinfo=dt.UTC)
+            t = dt.datetime.strptime(f"{f[0]} {f[1]}", "%Y/%m/%d %H:%M:%S.%f").replace(
+                tzinfo=dt.UTC
+            )
         else:
             t = GPS_EPOCH + dt.timedelta(weeks=int(f[0]), seconds=float(f[1]))
         times.append(t)
@@ -55,8 +57,12 @@ def synthetic_fleet(vehicles: int, fixes: int, seed: int = 0) -> pa.Table:
     dt_s[rng.random(n) < 0.002] = 900.0  # a gap past reinit_gap_s
     t = 1.7e9 + np.cumsum(dt_s.reshape(vehicles, fixes), axis=1).reshape(-1)
     step = rng.normal(0, 3e-5, (2, n))
-    lat = (rng.uniform(-60, 60, vehicles)[vid]) + np.cumsum(step[0].reshape(vehicles, fixes), 1).reshape(-1)
-    lon = (rng.uniform(-179, 179, vehicles)[vid]) + np.cumsum(step[1].reshape(vehicles, fixes), 1).reshape(-1)
+    lat = (rng.uniform(-60, 60, vehicles)[vid]) + np.cumsum(
+        step[0].reshape(vehicles, fixes), 1
+    ).reshape(-1)
+    lon = (rng.uniform(-179, 179, vehicles)[vid]) + np.cumsum(
+        step[1].reshape(vehicles, fixes), 1
+    ).reshape(-1)
     h = rng.normal(50, 2, n)
     out = rng.random(n) < 0.01
     lat[out] += rng.normal(0, 1e-3, out.sum())  # ~100 m outliers
@@ -98,3 +104,49 @@ def ledger_records(n: int, seed: int = 0) -> pa.Array:
     return pa.Array.from_buffers(
         pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data.tobytes())]
     )
+
+
+def assert_track_close(got: dict[str, np.ndarray], track: pa.Table) -> None:
+    """A GPU (or host-built kernel) track against autolien.gnss.fuse's, within
+    autolien.gpu.fusion.TOLERANCE; statuses and segments exactly."""
+    from autolien.gpu.fusion import TOLERANCE
+
+    def c(name: str) -> np.ndarray:
+        return track.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+
+    reasons = ["used", "invalid", "gated", "reinit_gap", "reinit_rejects", "first"]
+    assert [reasons[s] for s in got["status"]] == track.column("reason").to_pylist()
+    np.testing.assert_array_equal(got["segment"], c("segment"))
+    assert np.array_equal(np.isnan(got["lat"]), np.isnan(c("lat")))
+    lat0 = np.deg2rad(np.nan_to_num(c("lat")))
+    dn = np.deg2rad(got["lat"] - c("lat")) * 6.4e6
+    de = np.deg2rad(got["lon"] - c("lon")) * 6.4e6 * np.cos(lat0)
+    tol = TOLERANCE["position_m"]
+    for d in (dn, de, got["height_m"] - c("height_m")):
+        np.testing.assert_array_less(np.nan_to_num(np.abs(d)), tol)
+    for name in ("ve_mps", "vn_mps", "vu_mps"):
+        np.testing.assert_allclose(got[name], c(name), rtol=0, atol=TOLERANCE["velocity_mps"])
+    for mine, theirs in (("var_e", "sigma_e_m"), ("var_n", "sigma_n_m"), ("var_u", "sigma_u_m")):
+        np.testing.assert_allclose(np.sqrt(got[mine]), c(theirs), rtol=TOLERANCE["variance_rel"])
+    np.testing.assert_allclose(
+        got["nis"], c("nis"), rtol=TOLERANCE["nis_rel"], atol=TOLERANCE["nis_abs"]
+    )
+    np.testing.assert_allclose(got["inflation"], c("inflation"), rtol=TOLERANCE["inflation_rel"])
+
+
+def track_arrays(track: pa.Table) -> dict[str, np.ndarray]:
+    """A TRACK_SCHEMA table as assert_track_close's ``got`` dict."""
+    codes = {"used": 0, "invalid": 1, "gated": 2, "reinit_gap": 3, "reinit_rejects": 4, "first": 5}
+
+    def c(name: str) -> np.ndarray:
+        return track.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+
+    out = {
+        k: c(k)
+        for k in ("lat", "lon", "height_m", "ve_mps", "vn_mps", "vu_mps", "nis", "inflation")
+    }
+    for axis in "enu":
+        out[f"var_{axis}"] = c(f"sigma_{axis}_m") ** 2
+    out["status"] = np.array([codes[r] for r in track.column("reason").to_pylist()], np.uint8)
+    out["segment"] = c("segment").astype(np.uint32)
+    return out

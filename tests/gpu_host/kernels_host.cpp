@@ -44,9 +44,9 @@ void host_rolling_fixed(const double* x, const double* t, const long long* offse
 }
 
 void host_fuse_groups(const long long* groups, long long ngroups, const double* t, const double* lat,
-                      const double* lon, const double* hgt, const int* quality, const double* sn, const double* se,
-                      const double* su, const double* speed, const double* cfgv, double* const* outs, u8* ostatus,
-                      u32* osegment) {
+                      const double* lon, const double* hgt, const int* quality, const double* sn,
+                      const double* se, const double* su, const double* speed, const double* cfgv,
+                      double* const* outs, u8* ostatus, u32* osegment) {
     shim_launch(blocks_for(u64(ngroups), 64), 64, [&] {
         fuse_groups(groups, ngroups, t, lat, lon, hgt, quality, sn, se, su, speed, cfgv, outs[0], outs[1],
                     outs[2], outs[3], outs[4], outs[5], outs[6], outs[7], outs[8], outs[9], outs[10], ostatus,

@@ -146,8 +146,8 @@ void check_starts(std::span<const std::int64_t> start, std::size_t n) {
 // The shared sliding loop: item p (covering samples p .. p+span-1) enters
 // the window ending at t once p + span - 1 <= t and leaves once p < start[t].
 template <typename Counter>
-std::vector<double> slide(std::span<const std::int32_t> codes, std::size_t span, std::span<const std::int64_t> start,
-                          std::size_t n, Counter h) {
+std::vector<double> slide(std::span<const std::int32_t> codes, std::size_t span,
+                          std::span<const std::int64_t> start, std::size_t n, Counter h) {
     std::vector<double> out(n, nan);
     std::size_t lo = 0;
     std::size_t hi = 0;
@@ -187,7 +187,6 @@ std::vector<double> rolling_codes(std::span<const std::int32_t> codes, std::size
                                     ")");
     return slide(codes, span, start, n, CountEntropyFixed(slots, fixed_table));
 }
-
 
 } // namespace
 
@@ -366,7 +365,8 @@ std::vector<double> rolling_perm_entropy(std::span<const double> x, std::span<co
 }
 
 std::vector<double> rolling_shannon(std::span<const std::int32_t> codes, std::size_t nbins,
-                                    std::span<const std::int64_t> start, std::span<const std::uint64_t> fixed_table) {
+                                    std::span<const std::int64_t> start,
+                                    std::span<const std::uint64_t> fixed_table) {
     for (auto c : codes)
         if (c >= static_cast<std::int64_t>(nbins))
             throw std::invalid_argument("bin code out of range");

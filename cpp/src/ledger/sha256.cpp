@@ -1,5 +1,5 @@
-#include "autolien/ledger/hash.hpp"
 #include "autolien/kernels/sha256.hpp"
+#include "autolien/ledger/hash.hpp"
 
 #include <atomic>
 #include <cstring>

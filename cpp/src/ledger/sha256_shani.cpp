@@ -1,8 +1,8 @@
 // SHA-256 block compression on the x86 SHA extensions. Compiled with target
 // attributes, not -msha, so the rest of the library stays portable and this
 // path is only entered after CPUID says the instructions exist.
-#include "autolien/ledger/hash.hpp"
 #include "autolien/kernels/sha256.hpp"
+#include "autolien/ledger/hash.hpp"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>

@@ -182,7 +182,7 @@ def _rolling_fixed(
 ) -> npt.NDArray[np.float64]:
     shannon = measure == "shannon"
     if gpu:
-        from ..gpu.entropy import rolling_fixed
+        from ..gpu.entropy import rolling_fixed  # noqa: PLC0415 - lazy: CuPy only when used
 
         return np.asarray(
             rolling_fixed(

@@ -254,7 +254,7 @@ def rolling_perm_entropy(
     order = _int(order, "order", 2)
     delay = _int(delay, "delay", 1)
     if _on_gpu(backend, fixed_point):
-        from ..gpu.entropy import rolling_fixed
+        from ..gpu.entropy import rolling_fixed  # noqa: PLC0415 - lazy: CuPy only when used
 
         return np.asarray(
             rolling_fixed(
@@ -274,7 +274,7 @@ def _on_gpu(backend: str, fixed_point: bool) -> bool:
     fixed-point form only)."""
     if backend == "cpu":
         return False
-    from ..gpu import resolve_backend
+    from ..gpu import resolve_backend  # noqa: PLC0415 - lazy: CuPy only when used
 
     why = "the GPU computes the fixed-point entropy only; pass fixed_point=True"
     return resolve_backend(backend, supported=bool(fixed_point), why=why) == "gpu"
@@ -298,7 +298,7 @@ def rolling_shannon_entropy(
     offsets = np.array([0, a.size], dtype=np.int64)
     edges = histogram_edges(a, bins)
     if _on_gpu(backend, fixed_point):
-        from ..gpu.entropy import rolling_fixed
+        from ..gpu.entropy import rolling_fixed  # noqa: PLC0415 - lazy: CuPy only when used
 
         return np.asarray(
             rolling_fixed(a, t if times is not None else None, offsets, count, span, edges=edges)

@@ -185,9 +185,10 @@ def fuse(
     still come from the CPU core. ``"auto"`` stays on the CPU.
     """
     if backend != "cpu":
-        from ..gpu.fusion import fuse_dispatch
+        from ..gpu.fusion import fuse_dispatch  # noqa: PLC0415 - lazy: CuPy only when used
 
-        return fuse_dispatch(fuse, fixes, smooth, config, vehicle_column, backend)
+        result: FusionResult = fuse_dispatch(fuse, fixes, smooth, config, vehicle_column, backend)
+        return result
     if not isinstance(fixes, pa.Table):
         raise TypeError(f"fixes must be a pyarrow.Table, not {type(fixes).__name__}")
     cfg = config or FusionConfig()

@@ -62,7 +62,7 @@ class GpuStatus:
 def available() -> GpuStatus:
     """Checks once per process for CuPy, a driver and a device that runs a kernel."""
     try:
-        import cupy
+        import cupy  # noqa: PLC0415 - lazy: CuPy only when used
     except ImportError as err:
         return GpuStatus(False, f"CuPy is not installed (pip install 'autolien[gpu]'): {err}")
     try:
@@ -141,7 +141,7 @@ def compile_ptx(name: str, arch: str = "compute_90") -> str:
     driver for the architecture). Raises RuntimeError with NVRTC's log when
     the source does not compile.
     """
-    from cupy_backends.cuda.libs import nvrtc
+    from cupy_backends.cuda.libs import nvrtc  # noqa: PLC0415 - lazy: CuPy only when used
 
     src = kernel_path(name).read_text()
     prog = nvrtc.createProgram(src, f"{name}.cu", [], [])
@@ -160,7 +160,7 @@ def compile_ptx(name: str, arch: str = "compute_90") -> str:
 @functools.cache
 def module(name: str) -> Any:
     """The loaded ``cupy.RawModule`` of kernel ``name`` (compiled once per process)."""
-    import cupy
+    import cupy  # noqa: PLC0415 - lazy: CuPy only when used
 
     return cupy.RawModule(
         code=kernel_path(name).read_text(), options=nvrtc_options(), backend="nvrtc"

@@ -89,9 +89,9 @@ __device__ long long window_start(const double* tg, long long t, long long count
 // bits, or ~0 (all ones) where the window is incomplete or holds no item.
 extern "C" __global__ void rolling_fixed(const double* x, const double* t, const long long* offsets,
                                          const int* seg_group, const long long* seg_begin,
-                                         const long long* seg_end, long long nseg, long long count, double span,
-                                         int shannon, int order, int delay, const double* edges, int nedges,
-                                         const u64* table, u32* counts, int slots, u64* out) {
+                                         const long long* seg_end, long long nseg, long long count,
+                                         double span, int shannon, int order, int delay, const double* edges,
+                                         int nedges, const u64* table, u32* counts, int slots, u64* out) {
     const long long s = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (s >= nseg)
         return;

@@ -63,12 +63,17 @@ def rolling_fixed(
     of ``span`` seconds. Returns float64 on the host, or on the device when
     ``x`` is a CuPy array.
     """
-    import cupy as cp
+    import cupy as cp  # noqa: PLC0415 - lazy: CuPy only when used
 
     on_device = isinstance(x, cp.ndarray)
     xd = cp.ascontiguousarray(cp.asarray(x, dtype=cp.float64))
     offsets = np.ascontiguousarray(offsets, dtype=np.int64)
-    if offsets.size < 1 or offsets[0] != 0 or offsets[-1] != xd.size or np.any(np.diff(offsets) < 0):
+    if (
+        offsets.size < 1
+        or offsets[0] != 0
+        or offsets[-1] != xd.size
+        or np.any(np.diff(offsets) < 0)
+    ):
         raise ValueError("offsets must run from 0 to the number of samples")
     lengths = np.diff(offsets)
     longest = int(lengths.max()) if lengths.size else 0
@@ -151,4 +156,3 @@ def rolling_fixed(
     if normalize and not shannon:
         values /= math.log2(float(math.factorial(order)))
     return values if on_device else cp.asnumpy(values)
-

@@ -87,11 +87,11 @@ __device__ bool on_globe(double lat, double lon, double h) {
 // the caller initialised them (NaN, status 1, segment 0).
 extern "C" __global__ void fuse_groups(const long long* groups, long long ngroups, const double* t,
                                        const double* lat, const double* lon, const double* hgt,
-                                       const int* quality, const double* sn, const double* se, const double* su,
-                                       const double* speed, const double* cfgv, double* olat, double* olon,
-                                       double* oh, double* ove, double* ovn, double* ovu, double* ovare,
-                                       double* ovarn, double* ovaru, double* onis, double* oinfl, u8* ostatus,
-                                       u32* osegment) {
+                                       const int* quality, const double* sn, const double* se,
+                                       const double* su, const double* speed, const double* cfgv,
+                                       double* olat, double* olon, double* oh, double* ove, double* ovn,
+                                       double* ovu, double* ovare, double* ovarn, double* ovaru, double* onis,
+                                       double* oinfl, u8* ostatus, u32* osegment) {
     const long long g = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (g >= ngroups)
         return;

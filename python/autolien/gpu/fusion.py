@@ -47,8 +47,9 @@ def config_vector(config: Any) -> np.ndarray:
     if len(floor) != 7 or len(default) != 7:
         raise ValueError("floor_m and default_m need 7 entries (GGA quality 0..6)")
     return np.array(
-        [*floor, *default]
-        + [
+        [
+            *floor,
+            *default,
             c["vertical_factor"],
             c["accel_psd"],
             c["gate_chi2"],
@@ -84,7 +85,7 @@ def filter_arrays(
     """The forward filter over fixes grouped by ``groups`` offsets; arrays on
     the host or device. Returns device arrays keyed as ``_core.fuse_groups``'s
     track outputs (``lat`` ... ``inflation``, ``status``, ``segment``)."""
-    import cupy as cp
+    import cupy as cp  # noqa: PLC0415 - lazy: CuPy only when used
 
     n = int(np.asarray(t).shape[0]) if not isinstance(t, cp.ndarray) else int(t.shape[0])
     g = np.ascontiguousarray(groups, dtype=np.int64)
@@ -114,11 +115,13 @@ def filter_arrays(
     return out
 
 
-def fuse_tracks(fixes: pa.Table, config: Any = None, vehicle_column: str = "vehicle_id") -> pa.Table:
+def fuse_tracks(
+    fixes: pa.Table, config: Any = None, vehicle_column: str = "vehicle_id"
+) -> pa.Table:
     """The filtered track of every vehicle (``TRACK_SCHEMA`` of autolien.gnss),
     forward filter only, computed on the GPU."""
-    from ..gnss.fusion import REASONS, TRACK_SCHEMA, FusionConfig, float_column, labels
-    from ..telemetry._common import TIME_TYPE
+    from ..gnss.fusion import REASONS, TRACK_SCHEMA, FusionConfig, float_column, labels  # noqa: PLC0415 - lazy: CuPy only when used
+    from ..telemetry._common import TIME_TYPE  # noqa: PLC0415 - lazy: CuPy only when used
 
     if not isinstance(fixes, pa.Table):
         raise TypeError(f"fixes must be a pyarrow.Table, not {type(fixes).__name__}")
@@ -133,9 +136,13 @@ def fuse_tracks(fixes: pa.Table, config: Any = None, vehicle_column: str = "vehi
         float_column(fixes, height, np.float64, True),
     ]
     quality = float_column(fixes, "quality", np.float64, True, default=0.0).astype(np.int32)
-    sigmas = [float_column(fixes, k, np.float64, False) for k in ("sigma_n_m", "sigma_e_m", "sigma_u_m")]
+    sigmas = [
+        float_column(fixes, k, np.float64, False) for k in ("sigma_n_m", "sigma_e_m", "sigma_u_m")
+    ]
     speed = float_column(fixes, "speed_kmh", np.float64, False) / 3.6
-    res = filter_arrays(groups, t, *cols, quality, *sigmas, speed, cfg)
+    lat, lon, h = cols
+    sn, se, su = sigmas
+    res = filter_arrays(groups, t, lat, lon, h, quality, sn, se, su, speed, cfg)
     host = {k: v.get() for k, v in res.items()}
     status = host["status"]
     columns = {
@@ -170,13 +177,18 @@ def fuse_dispatch(
     forward filter only; the parked-episode detector (and the smoother) are
     CPU-only, so the result's parked and events tables come from the CPU core
     and "auto" keeps the whole call on the CPU."""
-    from . import resolve_backend
+    from . import resolve_backend  # noqa: PLC0415 - lazy: CuPy only when used
 
     if backend == "auto":
         resolve_backend(backend)  # validates
         return cpu_fuse(fixes, smooth=smooth, config=config, vehicle_column=vehicle_column)
-    if resolve_backend(backend, supported=not smooth, why="the RTS smoother runs on the CPU only") != "gpu":
-        return cpu_fuse(fixes, smooth=smooth, config=config, vehicle_column=vehicle_column)  # pragma: no cover
+    if (
+        resolve_backend(backend, supported=not smooth, why="the RTS smoother runs on the CPU only")
+        != "gpu"
+    ):
+        return cpu_fuse(
+            fixes, smooth=smooth, config=config, vehicle_column=vehicle_column
+        )  # pragma: no cover
     result = cpu_fuse(fixes, smooth=False, config=config, vehicle_column=vehicle_column)
     result.track = fuse_tracks(fixes, config, vehicle_column)
     return result

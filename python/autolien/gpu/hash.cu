@@ -22,7 +22,7 @@ __device__ void sha256_message(const u8* data, u64 len, u8 prefix, u8* out) {
 #pragma unroll
     for (int i = 0; i < 8; ++i)
         st[i] = kSha256IV[i];
-    const u64 total = len + 1;             // message bytes
+    const u64 total = len + 1;                // message bytes
     const u64 nblocks = (total + 8) / 64 + 1; // with 0x80 and the 64-bit length
     for (u64 b = 0; b < nblocks; ++b) {
         u32 w[16];

@@ -34,11 +34,13 @@ def record_buffers(items: Any) -> list[tuple[np.ndarray, np.ndarray]]:
     """(bytes, int64 offsets) per chunk of ``items``: a pyarrow binary array
     (chunked or not), a 2-D uint8 array (one record per row) or an iterable
     of bytes-like records. Arrow buffers are used without copies."""
-    from ..ledger.merkle import _arrow_binary_chunks
+    from ..ledger.merkle import _arrow_binary_chunks  # noqa: PLC0415 - lazy: CuPy only when used
 
     if isinstance(items, np.ndarray):
         if items.dtype != np.uint8 or items.ndim != 2:
-            raise ValueError(f"items as an array must be 2-D uint8, got {items.ndim}-D {items.dtype}")
+            raise ValueError(
+                f"items as an array must be 2-D uint8, got {items.ndim}-D {items.dtype}"
+            )
         rows, width = items.shape
         offsets = np.arange(rows + 1, dtype=np.int64) * width
         return [(np.ascontiguousarray(items).reshape(-1), offsets)]
@@ -46,7 +48,9 @@ def record_buffers(items: Any) -> list[tuple[np.ndarray, np.ndarray]]:
     if arrow is not None:
         return arrow
     if isinstance(items, bytes | bytearray | memoryview | str):
-        raise TypeError(f"items must be an iterable of records, got a single {type(items).__name__}")
+        raise TypeError(
+            f"items must be an iterable of records, got a single {type(items).__name__}"
+        )
     parts = [bytes(memoryview(r)) for r in _iterable(items)]
     offsets = np.zeros(len(parts) + 1, dtype=np.int64)
     np.cumsum([len(p) for p in parts], out=offsets[1:])
@@ -54,10 +58,10 @@ def record_buffers(items: Any) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def _iterable(items: Any) -> Iterable[Any]:
-    try:
-        return iter(items)
-    except TypeError:
-        raise TypeError(f"items must be an iterable of records, got {type(items).__name__}") from None
+    if not hasattr(items, "__iter__"):
+        raise TypeError(f"items must be an iterable of records, got {type(items).__name__}")
+    it: Iterable[Any] = items
+    return it
 
 
 def leaf_hashes(data: Any, offsets: Any, *, hash: str = "sha256") -> Any:
@@ -66,7 +70,7 @@ def leaf_hashes(data: Any, offsets: Any, *, hash: str = "sha256") -> Any:
     ``data`` is the bytes buffer (uint8), ``offsets`` the n+1 record bounds
     (int32 or int64, non-decreasing, within the buffer).
     """
-    import cupy as cp
+    import cupy as cp  # noqa: PLC0415 - lazy: CuPy only when used
 
     kind = _kind(hash)
     off = cp.asarray(offsets)
@@ -93,7 +97,7 @@ def leaf_hashes(data: Any, offsets: Any, *, hash: str = "sha256") -> Any:
 def node_level(child: Any, *, hash: str = "sha256") -> Any:
     """One tree level up: ``H(0x01 || child[2i] || child[2i+1])`` for each pair
     (an odd last child is left out), as a device ``(m, 32)`` array."""
-    import cupy as cp
+    import cupy as cp  # noqa: PLC0415 - lazy: CuPy only when used
 
     kind = _kind(hash)
     child = cp.ascontiguousarray(child, dtype=cp.uint8).reshape(-1, 32)
@@ -110,7 +114,7 @@ def merkle_root(leaves: Any, *, hash: str = "sha256") -> bytes:
     """The RFC 6962 root of device leaf hashes ``(n, 32)``: levels reduced on the
     GPU, the at most 64 perfect-subtree roots of n's binary form folded on the
     host (right to left, as RFC 6962's split at the largest power of two)."""
-    import cupy as cp
+    import cupy as cp  # noqa: PLC0415 - lazy: CuPy only when used
 
     _kind(hash)
     level = cp.ascontiguousarray(leaves, dtype=cp.uint8).reshape(-1, 32)

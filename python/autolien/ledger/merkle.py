@@ -161,10 +161,10 @@ class MerkleLog:
         nodes stay on the CPU), ``"auto"`` does when a device is usable.
         """
         if backend != "cpu":
-            from ..gpu import resolve_backend
+            from ..gpu import resolve_backend  # noqa: PLC0415 - lazy: CuPy only when used
 
             if resolve_backend(backend) == "gpu":
-                from ..gpu.ledger import leaf_hashes, record_buffers
+                from ..gpu.ledger import leaf_hashes, record_buffers  # noqa: PLC0415 - lazy: CuPy only when used
 
                 first = self.size
                 for data, offsets in record_buffers(items):

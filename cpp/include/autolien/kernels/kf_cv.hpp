@@ -32,9 +32,9 @@ struct KfConfig {
 };
 
 struct KfState {
-    double x[4];     // e, ve, n, vn
-    double P[4][4];  // horizontal covariance
-    double up, uv;   // vertical position and velocity
+    double x[4];    // e, ve, n, vn
+    double P[4][4]; // horizontal covariance
+    double up, uv;  // vertical position and velocity
     double u00, u01, u11;
     double infl2[7]; // inflation squared per quality class
     double last_t;
@@ -50,7 +50,14 @@ struct KfFix {
 };
 
 // Codes of gnss::FixStatus.
-enum KfStatus : u8 { kf_used = 0, kf_invalid = 1, kf_gated = 2, kf_reinit_gap = 3, kf_reinit_rejects = 4, kf_first = 5 };
+enum KfStatus : u8 {
+    kf_used = 0,
+    kf_invalid = 1,
+    kf_gated = 2,
+    kf_reinit_gap = 3,
+    kf_reinit_rejects = 4,
+    kf_first = 5
+};
 
 struct KfOut {
     double e, n, u, ve, vn, vu, var_e, var_n, var_u; // the filtered state after the fix
@@ -165,8 +172,8 @@ AUTOLIEN_HD void kf_start_segment(KfState& s, const KfFix& f, const double r[3],
 AUTOLIEN_HD void kf_step(KfState& s, const KfFix& f, const KfConfig& c, KfOut& o) {
     const double nan = AUTOLIEN_NAN;
     const int q = f.quality;
-    const bool valid = q >= 1 && q <= 6 && is_finite(f.e) && is_finite(f.n) && is_finite(f.u) &&
-                       is_finite(f.t);
+    const bool valid =
+        q >= 1 && q <= 6 && is_finite(f.e) && is_finite(f.n) && is_finite(f.u) && is_finite(f.t);
     double r[3] = {0, 0, 0};
     o.nis = o.inflation = o.r_e = o.r_n = o.r_u = nan;
     o.status = kf_used;
