@@ -100,7 +100,7 @@ def records(n: int, seed: int, on_gpu: bool) -> pa.Array:
     if on_gpu:
         import cupy as cp
 
-        data = cp.random.default_rng(seed).integers(0, 256, size, dtype=cp.uint8).get()
+        data = cp.random.RandomState(seed).randint(0, 256, size, dtype=cp.uint8).get()
     else:
         data = rng.integers(0, 256, size, dtype=np.uint8)
     return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
@@ -158,7 +158,7 @@ def series(vehicles: int, samples: int, on_gpu: bool) -> np.ndarray:
     if on_gpu:
         import cupy as cp
 
-        return cp.round(cp.random.default_rng(2).standard_normal(n), 2).get()
+        return cp.round(cp.random.RandomState(2).standard_normal(n), 2).get()
     return np.round(np.random.default_rng(2).standard_normal(n), 2)
 
 
@@ -207,20 +207,18 @@ def fleet_fixes(vehicles: int, fixes: int, on_gpu: bool) -> dict[str, np.ndarray
     if on_gpu:
         import cupy as xp
 
-        rng: Any = xp.random.default_rng(3)
     else:
         import numpy as xp
-
-        rng = np.random.default_rng(3)
+    rng: Any = xp.random.RandomState(3)  # the same API in numpy and CuPy
     shape = (vehicles, fixes)
     t = 1.7e9 + xp.cumsum(rng.uniform(0.5, 5.0, shape), axis=1)
     lat = rng.uniform(-60, 60, (vehicles, 1)) + xp.cumsum(rng.normal(0, 3e-5, shape), axis=1)
     lon = rng.uniform(-179, 179, (vehicles, 1)) + xp.cumsum(rng.normal(0, 3e-5, shape), axis=1)
     h = rng.normal(50, 2, shape)
-    quality = rng.integers(1, 7, shape).astype(xp.int32)
+    quality = rng.randint(1, 7, shape).astype(xp.int32)
     sigma = xp.abs(rng.normal(0.05, 0.03, shape))
     speed = xp.abs(rng.normal(8, 6, shape))
-    speed[rng.random(shape) < 0.2] = 0.0
+    speed[rng.random_sample(shape) < 0.2] = 0.0
     out = {"t": t, "lat": lat, "lon": lon, "h": h, "quality": quality, "sn": sigma, "se": sigma,
            "su": 2 * sigma, "speed": speed}  # fmt: skip
     out = {k: v.reshape(n) for k, v in out.items()}
