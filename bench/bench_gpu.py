@@ -263,6 +263,21 @@ def bench_fusion(vehicles: int, fixes: int, on_gpu: bool, cpu_budget_s: float) -
     g = {k: v[:m].get() for k, v in dev.items()}
     dn = np.abs(g["lat"] - cpu["lat"]) * (math.pi / 180 * 6.4e6)
     de = np.abs(g["lon"] - cpu["lon"]) * (math.pi / 180 * 6.4e6) * np.cos(np.deg2rad(cpu["lat"]))
+    sigma = np.sqrt(np.maximum(g["var_e_m2"], g["var_n_m2"]))
+    pos = np.nan_to_num(np.maximum(dn, de))
+    tol = TOLERANCE["position_m"] + TOLERANCE["position_sigma_rel"] * np.nan_to_num(sigma)
+    w = int(np.argmax(pos))
+    res.update(
+        within_position_tolerance_fraction=float(np.mean(pos <= tol)),
+        max_position_diff_over_sigma=float(np.nanmax(pos / np.maximum(sigma, 1e-9))),
+        worst_position_row={
+            "diff_m": float(pos[w]), "sigma_m": float(sigma[w]), "status": int(cpu["status"][w]),
+            "cpu_speed_mps": float(np.hypot(cpu["ve_mps"][w], cpu["vn_mps"][w])),
+            "gpu_speed_mps": float(np.hypot(g["ve_mps"][w], g["vn_mps"][w])),
+            "fix_in_vehicle": int(w % fixes),
+        },
+        rows_over_1mm=int(np.sum(pos > 1e-3)),
+    )  # fmt: skip
     res.update(
         gpu_kernel_s=t_k,
         gpu_fixes_per_s=n / t_k,

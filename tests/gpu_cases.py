@@ -121,8 +121,12 @@ def assert_track_close(got: dict[str, np.ndarray], track: pa.Table) -> None:
     lat0 = np.deg2rad(np.nan_to_num(c("lat")))
     dn = np.deg2rad(got["lat"] - c("lat")) * 6.4e6
     de = np.deg2rad(got["lon"] - c("lon")) * 6.4e6 * np.cos(lat0)
-    tol = TOLERANCE["position_m"]
-    for d in (dn, de, got["height_m"] - c("height_m")):
+    sigma_h = np.nan_to_num(np.maximum(c("sigma_e_m"), c("sigma_n_m")))
+    tol_h = TOLERANCE["position_m"] + TOLERANCE["position_sigma_rel"] * sigma_h
+    tol_u = TOLERANCE["position_m"] + TOLERANCE["position_sigma_rel"] * np.nan_to_num(
+        c("sigma_u_m")
+    )
+    for d, tol in ((dn, tol_h), (de, tol_h), (got["height_m"] - c("height_m"), tol_u)):
         np.testing.assert_array_less(np.nan_to_num(np.abs(d)), tol)
     for name in ("ve_mps", "vn_mps", "vu_mps"):
         np.testing.assert_allclose(got[name], c(name), rtol=0, atol=TOLERANCE["velocity_mps"])

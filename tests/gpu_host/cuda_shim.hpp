@@ -14,6 +14,8 @@
 #define __host__
 #define __constant__
 #define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __restrict__
 
 struct ShimDim3 {
     unsigned x = 0, y = 0, z = 0;

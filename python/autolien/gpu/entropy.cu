@@ -19,26 +19,26 @@ extern "C" __global__ void fixed_table(u64* table, u32 max_count) {
 namespace {
 
 // Lehmer code of the ordinal pattern at p (ties to the earlier sample), -1
-// when it touches a NaN: the CPU's ordinal_patterns.
-__device__ int pattern(const double* x, long long p, int order, int delay) {
-    double v[7];
+// when it touches a NaN: the CPU's ordinal_patterns. ORDER is a template
+// argument so that the comparisons unroll into registers.
+template <int ORDER> __device__ int pattern(const double* __restrict__ x, long long p, int delay) {
+    double v[ORDER];
     bool bad = false;
-    for (int i = 0; i < 7; ++i) {
-        if (i < order) {
-            v[i] = x[p + (long long)i * delay];
-            bad |= isnan(v[i]);
-        }
+#pragma unroll
+    for (int i = 0; i < ORDER; ++i) {
+        v[i] = __ldg(x + p + (long long)i * delay);
+        bad |= isnan(v[i]);
     }
     if (bad)
         return -1;
     int code = 0;
-    for (int i = 1; i < 7; ++i) {
-        if (i < order) {
-            int c = 0;
-            for (int j = 0; j < 7; ++j)
-                c += (j < i && v[j] > v[i]) ? 1 : 0;
-            code += c * kFactorial[i];
-        }
+#pragma unroll
+    for (int i = 1; i < ORDER; ++i) {
+        int c = 0;
+#pragma unroll
+        for (int j = 0; j < i; ++j)
+            c += v[j] > v[i] ? 1 : 0;
+        code += c * kFactorial[i];
     }
     return code;
 }
@@ -59,9 +59,13 @@ __device__ int bin_of(double v, const double* edges, int nedges) {
     return k < nedges - 2 ? k : nedges - 2;
 }
 
-__device__ int item(const double* x, long long p, int shannon, int order, int delay, const double* edges,
-                    int nedges) {
-    return shannon ? bin_of(x[p], edges, nedges) : pattern(x, p, order, delay);
+// ORDER 0: the Shannon bin of x[p]; else the ordinal pattern starting at p.
+template <int ORDER>
+__device__ int item(const double* __restrict__ x, long long p, int delay, const double* edges, int nedges) {
+    if constexpr (ORDER == 0)
+        return bin_of(__ldg(x + p), edges, nedges);
+    else
+        return pattern<ORDER>(x, p, delay);
 }
 
 // Start (group-relative) of the window ending at t, -1 when incomplete.
@@ -87,11 +91,14 @@ __device__ long long window_start(const double* tg, long long t, long long count
 // counts is slots entries of scratch per segment (zeroed). Times are absent
 // (t == nullptr) for count windows. Output: the entropy in units of 2^-32
 // bits, or ~0 (all ones) where the window is incomplete or holds no item.
-extern "C" __global__ void rolling_fixed(const double* x, const double* t, const long long* offsets,
-                                         const int* seg_group, const long long* seg_begin,
-                                         const long long* seg_end, long long nseg, long long count,
-                                         double span, int shannon, int order, int delay, const double* edges,
-                                         int nedges, const u64* table, u32* counts, int slots, u64* out) {
+namespace {
+
+template <int ORDER>
+__device__ void rolling_body(const double* __restrict__ x, const double* __restrict__ t,
+                             const long long* offsets, const int* seg_group, const long long* seg_begin,
+                             const long long* seg_end, long long nseg, long long count, double span,
+                             int delay, const double* edges, int nedges, const u64* __restrict__ table,
+                             u32* counts, int slots, u64* out) {
     const long long s = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (s >= nseg)
         return;
@@ -100,7 +107,7 @@ extern "C" __global__ void rolling_fixed(const double* x, const double* t, const
     const double* xg = x + g0;
     const double* tg = t ? t + g0 : nullptr;
     u32* c = counts + (long long)s * slots;
-    const long long span_items = shannon ? 1 : (long long)(order - 1) * delay + 1;
+    const long long span_items = ORDER == 0 ? 1 : (long long)(ORDER - 1) * delay + 1;
     const long long ncodes = n >= span_items ? n - span_items + 1 : 0;
     u64 S = 0;
     u32 total = 0;
@@ -120,7 +127,7 @@ extern "C" __global__ void rolling_fixed(const double* x, const double* t, const
             primed = true;
         }
         for (; lo < a && lo < hi; ++lo) {
-            const int k = item(xg, lo, shannon, order, delay, edges, nedges);
+            const int k = item<ORDER>(xg, lo, delay, edges, nedges);
             if (k >= 0) {
                 const u32 ck = c[k];
                 S -= table[ck] - table[ck - 1];
@@ -131,7 +138,7 @@ extern "C" __global__ void rolling_fixed(const double* x, const double* t, const
         if (lo < a)
             lo = hi = a;
         for (; hi < b; ++hi) {
-            const int k = item(xg, hi, shannon, order, delay, edges, nedges);
+            const int k = item<ORDER>(xg, hi, delay, edges, nedges);
             if (k >= 0) {
                 const u32 ck = c[k];
                 S += table[ck + 1] - table[ck];
@@ -141,4 +148,41 @@ extern "C" __global__ void rolling_fixed(const double* x, const double* t, const
         }
         out[g0 + tt] = total == 0 ? ~u64(0) : entropy_fixed(table[total], S, total);
     }
+}
+
+} // namespace
+
+extern "C" __global__ void __launch_bounds__(128)
+    rolling_fixed(const double* x, const double* t, const long long* offsets, const int* seg_group,
+                  const long long* seg_begin, const long long* seg_end, long long nseg, long long count,
+                  double span, int shannon, int order, int delay, const double* edges, int nedges,
+                  const u64* table, u32* counts, int slots, u64* out) {
+#define AUTOLIEN_ROLLING(K)                                                                                  \
+    rolling_body<K>(x, t, offsets, seg_group, seg_begin, seg_end, nseg, count, span, delay, edges, nedges,   \
+                    table, counts, slots, out)
+    if (shannon) {
+        AUTOLIEN_ROLLING(0);
+        return;
+    }
+    switch (order) {
+    case 2:
+        AUTOLIEN_ROLLING(2);
+        break;
+    case 3:
+        AUTOLIEN_ROLLING(3);
+        break;
+    case 4:
+        AUTOLIEN_ROLLING(4);
+        break;
+    case 5:
+        AUTOLIEN_ROLLING(5);
+        break;
+    case 6:
+        AUTOLIEN_ROLLING(6);
+        break;
+    default:
+        AUTOLIEN_ROLLING(7);
+        break;
+    }
+#undef AUTOLIEN_ROLLING
 }

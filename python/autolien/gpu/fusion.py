@@ -23,14 +23,19 @@ from . import module
 __all__ = ["TOLERANCE", "config_vector", "filter_arrays", "fuse_tracks"]
 
 # Agreement with the CPU filter, checked by tests/test_gpu.py on the real
-# rtklib_py log and on a synthetic fleet: positions (metres, after the
-# geodetic round trip), velocities (m/s), variances (relative), NIS (absolute
-# plus relative: a nanometre of geodesy moves a tiny NIS by a large fraction).
+# rtklib_py log and on a synthetic fleet. Positions (after the geodetic round
+# trip) within position_m plus position_sigma_rel times the filter's own sigma:
+# a filter coasting through a run of gated fixes (sigma tens of metres) turns
+# the nanometres of the geodesy into micrometres. Velocities (m/s) absolute,
+# variances and inflation relative (the ground-speed update linearises at the
+# state, so the covariance follows the state's last bits), NIS absolute plus
+# relative.
 TOLERANCE = {
     "position_m": 1e-6,
+    "position_sigma_rel": 1e-6,
     "velocity_mps": 1e-6,
-    "variance_rel": 1e-7,
-    "inflation_rel": 1e-7,
+    "variance_rel": 1e-5,
+    "inflation_rel": 1e-5,
     "nis_abs": 1e-6,
     "nis_rel": 1e-6,
 }
