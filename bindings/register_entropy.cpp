@@ -101,7 +101,7 @@ void register_entropy(py::module_& m) {
     m.def(
         "entropy_rolling",
         [](const carray<double>& x, const carray<double>& t, const carray<std::int64_t>& offsets, long count,
-           double span, int order, int delay, bool normalize, const carray<double>& edges) {
+           double span, int order, int delay, bool normalize, const carray<double>& edges, bool fixed_point) {
             if (count < 0)
                 throw std::invalid_argument("window must be >= 1");
             const auto xs = view(x);
@@ -113,6 +113,7 @@ void register_entropy(py::module_& m) {
             p.order = order;
             p.delay = delay;
             p.normalize = normalize;
+            p.fixed_point = fixed_point;
             std::vector<double> out;
             {
                 const py::gil_scoped_release nogil;
@@ -122,8 +123,18 @@ void register_entropy(py::module_& m) {
         },
         py::arg("x").noconvert(), py::arg("t").noconvert(), py::arg("offsets").noconvert(), py::arg("count"),
         py::arg("span"), py::arg("order"), py::arg("delay"), py::arg("normalize"),
-        py::arg("edges").noconvert(),
-        "Rolling permutation entropy (edges empty) or Shannon entropy of binned x, per group.");
+        py::arg("edges").noconvert(), py::arg("fixed_point") = false,
+        "Rolling permutation entropy (edges empty) or Shannon entropy of binned x, per group; fixed_point: "
+        "the integer entropy shared with the GPU kernel.");
+    m.def(
+        "entropy_fixed_table",
+        [](long max_count) {
+            if (max_count < 0)
+                throw std::invalid_argument("max_count must be >= 0");
+            return to_numpy(ae::fixed_entropy_table(static_cast<std::size_t>(max_count)));
+        },
+        py::arg("max_count"),
+        "T(c) = round(c log2(c) 2^32) for c = 0..max_count (kernels/entropy_fixed.hpp).");
     m.def(
         "histogram_edges",
         [](double lo, double hi, long bins) {

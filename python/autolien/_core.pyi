@@ -157,7 +157,9 @@ def entropy_rolling(
     delay: int,
     normalize: bool,
     edges: NDArray[np.float64],
+    fixed_point: bool = ...,
 ) -> NDArray[np.float64]: ...
+def entropy_fixed_table(max_count: int) -> NDArray[np.uint64]: ...
 def histogram_edges(lo: float, hi: float, bins: int) -> NDArray[np.float64]: ...
 def histogram(
     x: NDArray[np.float64], edges: NDArray[np.float64]

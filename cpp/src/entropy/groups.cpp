@@ -74,6 +74,14 @@ std::vector<double> rolling_groups(std::span<const double> x, std::span<const do
         bin_index({}, edges);
     std::vector<double> out(x.size());
     const std::size_t ng = offsets.size() - 1;
+    // The fixed-point table is built once, as long as the widest possible window.
+    std::vector<std::uint64_t> table;
+    if (p.fixed_point) {
+        std::size_t longest = 0;
+        for (std::size_t g = 0; g < ng; ++g)
+            longest = std::max(longest, static_cast<std::size_t>(offsets[g + 1] - offsets[g]));
+        table = fixed_entropy_table(t.empty() ? std::min(longest, w.count) : longest);
+    }
     global_pool()->parallel_for(ng, 1, [&](std::size_t lo, std::size_t hi) {
         for (std::size_t g = lo; g < hi; ++g) {
             const auto a = static_cast<std::size_t>(offsets[g]);
@@ -81,8 +89,8 @@ std::vector<double> rolling_groups(std::span<const double> x, std::span<const do
             const auto xs = x.subspan(a, n);
             const auto starts =
                 t.empty() ? count_window_starts(n, w.count) : time_window_starts(t.subspan(a, n), w.span);
-            const auto v = shannon ? rolling_shannon(bin_index(xs, edges), edges.size() - 1, starts)
-                                   : rolling_perm_entropy(xs, starts, p.order, p.delay, p.normalize);
+            const auto v = shannon ? rolling_shannon(bin_index(xs, edges), edges.size() - 1, starts, table)
+                                   : rolling_perm_entropy(xs, starts, p.order, p.delay, p.normalize, table);
             std::copy(v.begin(), v.end(), out.begin() + static_cast<std::ptrdiff_t>(a));
         }
     });

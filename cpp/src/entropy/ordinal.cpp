@@ -7,6 +7,7 @@
 #include <string>
 
 #include "autolien/entropy/entropy.hpp"
+#include "autolien/kernels/entropy_fixed.hpp"
 
 namespace autolien::entropy {
 
@@ -93,6 +94,39 @@ class CountEntropy {
     std::int64_t total_ = 0;
 };
 
+// The fixed-point variant (kernels/entropy_fixed.hpp): integer counts, the
+// shared T(c) = c*log2(c) table and an integer result, bit-identical to the GPU
+// kernel. The table is built once per call and shared by every group.
+class CountEntropyFixed {
+  public:
+    CountEntropyFixed(std::size_t slots, std::span<const std::uint64_t> table)
+        : counts_(slots, 0), table_(table) {}
+    void add(std::int32_t k) {
+        auto& c = counts_[static_cast<std::size_t>(k)];
+        s_ += table_[c + 1] - table_[c];
+        ++c;
+        ++total_;
+    }
+    void remove(std::int32_t k) {
+        auto& c = counts_[static_cast<std::size_t>(k)];
+        s_ -= table_[c] - table_[c - 1];
+        --c;
+        --total_;
+    }
+    [[nodiscard]] double bits() const {
+        if (total_ == 0)
+            return nan;
+        return static_cast<double>(kernels::entropy_fixed(table_[total_], s_, total_)) * kFixedUnit;
+    }
+
+  private:
+    static constexpr double kFixedUnit = 1.0 / 4294967296.0; // 2^-32 (kEntropyFracBits)
+    std::vector<std::uint32_t> counts_;
+    std::span<const std::uint64_t> table_;
+    std::uint64_t s_ = 0;
+    std::uint32_t total_ = 0;
+};
+
 void check_starts(std::span<const std::int64_t> start, std::size_t n) {
     if (start.size() != n)
         throw std::invalid_argument("start must have one entry per sample");
@@ -111,14 +145,9 @@ void check_starts(std::span<const std::int64_t> start, std::size_t n) {
 
 // The shared sliding loop: item p (covering samples p .. p+span-1) enters
 // the window ending at t once p + span - 1 <= t and leaves once p < start[t].
-std::vector<double> rolling_codes(std::span<const std::int32_t> codes, std::size_t slots, std::size_t span,
-                                  std::span<const std::int64_t> start, std::size_t n) {
-    check_starts(start, n);
-    std::size_t widest = 0;
-    for (std::size_t t = 0; t < n; ++t)
-        if (start[t] >= 0)
-            widest = std::max(widest, t + 1 - static_cast<std::size_t>(start[t]));
-    CountEntropy h(slots, widest);
+template <typename Counter>
+std::vector<double> slide(std::span<const std::int32_t> codes, std::size_t span,
+                          std::span<const std::int64_t> start, std::size_t n, Counter h) {
     std::vector<double> out(n, nan);
     std::size_t lo = 0;
     std::size_t hi = 0;
@@ -138,6 +167,25 @@ std::vector<double> rolling_codes(std::span<const std::int32_t> codes, std::size
         out[t] = h.bits();
     }
     return out;
+}
+
+// Picks the counter: the double-sum one, or the fixed-point one when a
+// table is given.
+std::vector<double> rolling_codes(std::span<const std::int32_t> codes, std::size_t slots, std::size_t span,
+                                  std::span<const std::int64_t> start, std::size_t n,
+                                  std::span<const std::uint64_t> fixed_table) {
+    check_starts(start, n);
+    std::size_t widest = 0;
+    for (std::size_t t = 0; t < n; ++t)
+        if (start[t] >= 0)
+            widest = std::max(widest, t + 1 - static_cast<std::size_t>(start[t]));
+    if (fixed_table.empty())
+        return slide(codes, span, start, n, CountEntropy(slots, widest));
+    if (widest >= fixed_table.size())
+        throw std::invalid_argument("fixed-point entropy: a window of " + std::to_string(widest) +
+                                    " samples exceeds the table (" + std::to_string(fixed_table.size() - 1) +
+                                    ")");
+    return slide(codes, span, start, n, CountEntropyFixed(slots, fixed_table));
 }
 
 } // namespace
@@ -290,11 +338,24 @@ std::vector<std::int64_t> time_window_starts(std::span<const double> t, double s
     return s;
 }
 
+std::vector<std::uint64_t> fixed_entropy_table(std::size_t max_count) {
+    if (max_count > kernels::kEntropyMaxCount)
+        throw std::invalid_argument("fixed-point entropy holds windows up to " +
+                                    std::to_string(kernels::kEntropyMaxCount) + " samples, got " +
+                                    std::to_string(max_count));
+    std::vector<std::uint64_t> table(max_count + 1);
+    for (std::size_t c = 0; c <= max_count; ++c)
+        table[c] = kernels::nlog2n_fixed(static_cast<std::uint32_t>(c));
+    return table;
+}
+
 std::vector<double> rolling_perm_entropy(std::span<const double> x, std::span<const std::int64_t> start,
-                                         int order, int delay, bool normalize) {
+                                         int order, int delay, bool normalize,
+                                         std::span<const std::uint64_t> fixed_table) {
     const auto codes = ordinal_patterns(x, order, delay);
     const std::size_t span = static_cast<std::size_t>(order - 1) * static_cast<std::size_t>(delay) + 1;
-    auto out = rolling_codes(codes, static_cast<std::size_t>(factorial[order]), span, start, x.size());
+    auto out =
+        rolling_codes(codes, static_cast<std::size_t>(factorial[order]), span, start, x.size(), fixed_table);
     if (normalize) {
         const double norm = std::log2(static_cast<double>(factorial[order]));
         for (auto& v : out)
@@ -304,11 +365,12 @@ std::vector<double> rolling_perm_entropy(std::span<const double> x, std::span<co
 }
 
 std::vector<double> rolling_shannon(std::span<const std::int32_t> codes, std::size_t nbins,
-                                    std::span<const std::int64_t> start) {
+                                    std::span<const std::int64_t> start,
+                                    std::span<const std::uint64_t> fixed_table) {
     for (auto c : codes)
         if (c >= static_cast<std::int64_t>(nbins))
             throw std::invalid_argument("bin code out of range");
-    return rolling_codes(codes, nbins, 1, start, codes.size());
+    return rolling_codes(codes, nbins, 1, start, codes.size(), fixed_table);
 }
 
 } // namespace autolien::entropy

@@ -1,5 +1,5 @@
+#include "autolien/kernels/sha256.hpp"
 #include "autolien/ledger/hash.hpp"
-#include "sha256_constants.hpp"
 
 #include <atomic>
 #include <cstring>
@@ -12,18 +12,6 @@
 namespace autolien::ledger {
 
 namespace {
-
-constexpr std::uint32_t IV[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                                 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-
-inline std::uint32_t rotr(std::uint32_t x, int n) {
-    return (x >> n) | (x << (32 - n));
-}
-
-inline std::uint32_t load_be32(const std::uint8_t* p) {
-    return (std::uint32_t(p[0]) << 24) | (std::uint32_t(p[1]) << 16) | (std::uint32_t(p[2]) << 8) |
-           std::uint32_t(p[3]);
-}
 
 inline void store_be32(std::uint8_t* p, std::uint32_t v) {
     p[0] = std::uint8_t(v >> 24);
@@ -65,42 +53,9 @@ std::atomic<CompressFn> g_compress{g_shani_supported ? &sha256_compress_shani : 
 
 void sha256_compress_portable(std::uint32_t state[8], const std::uint8_t* blocks,
                               std::size_t nblocks) noexcept {
-    std::uint32_t w[64];
-    for (std::size_t blk = 0; blk < nblocks; ++blk, blocks += 64) {
-        for (int i = 0; i < 16; ++i)
-            w[i] = load_be32(blocks + 4 * i);
-        for (int i = 16; i < 64; ++i) {
-            const std::uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
-            const std::uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
-            w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-        }
-        std::uint32_t a = state[0], b = state[1], c = state[2], d = state[3];
-        std::uint32_t e = state[4], f = state[5], g = state[6], h = state[7];
-        for (int i = 0; i < 64; ++i) {
-            const std::uint32_t S1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25);
-            const std::uint32_t ch = (e & f) ^ (~e & g);
-            const std::uint32_t t1 = h + S1 + ch + detail::kSha256K[i] + w[i];
-            const std::uint32_t S0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22);
-            const std::uint32_t maj = (a & b) ^ (a & c) ^ (b & c);
-            const std::uint32_t t2 = S0 + maj;
-            h = g;
-            g = f;
-            f = e;
-            e = d + t1;
-            d = c;
-            c = b;
-            b = a;
-            a = t1 + t2;
-        }
-        state[0] += a;
-        state[1] += b;
-        state[2] += c;
-        state[3] += d;
-        state[4] += e;
-        state[5] += f;
-        state[6] += g;
-        state[7] += h;
-    }
+    // The rounds live in the shared kernel header, which the GPU and FPGA
+    // kernels compile too.
+    kernels::sha256_compress_blocks(state, blocks, nblocks);
 }
 
 bool sha256_shani_supported() noexcept {
@@ -131,7 +86,7 @@ void sha256_compress(std::uint32_t state[8], const std::uint8_t* blocks, std::si
 }
 
 Sha256::Sha256() noexcept : buf_{} {
-    std::memcpy(state_, IV, sizeof(IV));
+    std::memcpy(state_, kernels::kSha256IV, sizeof(kernels::kSha256IV));
 }
 
 void Sha256::update(const std::uint8_t* data, std::size_t len) noexcept {
@@ -198,7 +153,7 @@ void sha256_prefixed(std::uint8_t prefix, const std::uint8_t* data, std::size_t 
         std::memset(blk + used, 0, nblocks * 64 - 8 - used);
         store_be64(blk + nblocks * 64 - 8, std::uint64_t(len + 1) * 8);
         std::uint32_t st[8];
-        std::memcpy(st, IV, sizeof(IV));
+        std::memcpy(st, kernels::kSha256IV, sizeof(kernels::kSha256IV));
         sha256_compress(st, blk, nblocks);
         for (int i = 0; i < 8; ++i)
             store_be32(out + 4 * i, st[i]);
@@ -222,7 +177,7 @@ void sha256_pair(std::uint8_t prefix, const std::uint8_t* a, const std::uint8_t*
     std::memset(blk + 66, 0, 128 - 66 - 8);
     store_be64(blk + 120, 65 * 8);
     std::uint32_t st[8];
-    std::memcpy(st, IV, sizeof(IV));
+    std::memcpy(st, kernels::kSha256IV, sizeof(kernels::kSha256IV));
     sha256_compress(st, blk, 2);
     for (int i = 0; i < 8; ++i)
         store_be32(out + 4 * i, st[i]);

@@ -1,8 +1,8 @@
 // SHA-256 block compression on the x86 SHA extensions. Compiled with target
 // attributes, not -msha, so the rest of the library stays portable and this
 // path is only entered after CPUID says the instructions exist.
+#include "autolien/kernels/sha256.hpp"
 #include "autolien/ledger/hash.hpp"
-#include "sha256_constants.hpp"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -38,7 +38,7 @@ sha256_compress_shani(std::uint32_t state[8], const std::uint8_t* data, std::siz
                 w[i] = _mm_sha256msg2_epu32(x, w[i - 1]);
             }
             __m128i msg = _mm_add_epi32(
-                w[i], _mm_load_si128(reinterpret_cast<const __m128i*>(&detail::kSha256K[4 * i])));
+                w[i], _mm_loadu_si128(reinterpret_cast<const __m128i*>(&kernels::kSha256K[4 * i])));
             s1 = _mm_sha256rnds2_epu32(s1, s0, msg);
             msg = _mm_shuffle_epi32(msg, 0x0E);
             s0 = _mm_sha256rnds2_epu32(s0, s1, msg);

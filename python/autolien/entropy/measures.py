@@ -234,29 +234,50 @@ def rolling_perm_entropy(
     normalize: bool = False,
     *,
     times: ArrayLike | None = None,
+    fixed_point: bool = False,
+    backend: str = "cpu",
 ) -> npt.NDArray[np.float64]:
     """Permutation entropy of the window ending at each sample.
 
     ``window`` is a sample count (the first window-1 values are NaN), or with
     ``times`` a span (seconds or timedelta) covering (t - span, t]. Only the
     patterns wholly inside a window count. Equals perm_entropy of each window
-    (to rounding); O(1) per sample."""
+    (to rounding); O(1) per sample.
+
+    ``fixed_point=True`` computes the entropy in integer arithmetic (units of
+    2^-32 bits, within 2^-31 bits of the exact value; docs/gpu.md), the same
+    bits on the CPU and the GPU. ``backend="gpu"`` (needs ``fixed_point``)
+    runs on the device, ``"auto"`` does when one is usable."""
     a = _series(x)
     count, span, t = _window(window, times, a.size)
     offsets = np.array([0, a.size], dtype=np.int64)
+    order = _int(order, "order", 2)
+    delay = _int(delay, "delay", 1)
+    if _on_gpu(backend, fixed_point):
+        from ..gpu.entropy import rolling_fixed  # noqa: PLC0415 - lazy: CuPy only when used
+
+        return np.asarray(
+            rolling_fixed(
+                a, t if times is not None else None, offsets, count, span,
+                order=order, delay=delay, normalize=bool(normalize),
+            )
+        )  # fmt: skip
     return np.asarray(
         _core.entropy_rolling(
-            a,
-            t,
-            offsets,
-            count,
-            span,
-            _int(order, "order", 2),
-            _int(delay, "delay", 1),
-            bool(normalize),
-            _EMPTY,
+            a, t, offsets, count, span, order, delay, bool(normalize), _EMPTY, bool(fixed_point)
         )
     )
+
+
+def _on_gpu(backend: str, fixed_point: bool) -> bool:
+    """Whether a rolling entropy call runs on the GPU (which computes the
+    fixed-point form only)."""
+    if backend == "cpu":
+        return False
+    from ..gpu import resolve_backend  # noqa: PLC0415 - lazy: CuPy only when used
+
+    why = "the GPU computes the fixed-point entropy only; pass fixed_point=True"
+    return resolve_backend(backend, supported=bool(fixed_point), why=why) == "gpu"
 
 
 def rolling_shannon_entropy(
@@ -265,13 +286,23 @@ def rolling_shannon_entropy(
     bins: int | Sequence[float] | npt.NDArray[np.float64] = 16,
     *,
     times: ArrayLike | None = None,
+    fixed_point: bool = False,
+    backend: str = "cpu",
 ) -> npt.NDArray[np.float64]:
     """Shannon entropy (bits) of the window ending at each sample. Integer
     ``bins`` span the finite range of the whole series so that every window
-    shares its edges (equal to shannon_entropy(window, bins=edges))."""
+    shares its edges (equal to shannon_entropy(window, bins=edges)).
+    ``fixed_point`` and ``backend`` as in :func:`rolling_perm_entropy`."""
     a = _series(x)
     count, span, t = _window(window, times, a.size)
     offsets = np.array([0, a.size], dtype=np.int64)
+    edges = histogram_edges(a, bins)
+    if _on_gpu(backend, fixed_point):
+        from ..gpu.entropy import rolling_fixed  # noqa: PLC0415 - lazy: CuPy only when used
+
+        return np.asarray(
+            rolling_fixed(a, t if times is not None else None, offsets, count, span, edges=edges)
+        )
     return np.asarray(
-        _core.entropy_rolling(a, t, offsets, count, span, 3, 1, False, histogram_edges(a, bins))
+        _core.entropy_rolling(a, t, offsets, count, span, 3, 1, False, edges, bool(fixed_point))
     )

@@ -170,6 +170,7 @@ def fuse(
     smooth: bool = False,
     config: FusionConfig | None = None,
     vehicle_column: str = "vehicle_id",
+    backend: str = "cpu",
 ) -> FusionResult:
     """Filters (``smooth=True``: also RTS-smooths) every vehicle's fixes.
 
@@ -179,7 +180,15 @@ def fuse(
     ``sigma_n_m``/``sigma_e_m``/``sigma_u_m``. Rows may come in any vehicle
     order; within a vehicle, times must not decrease (ValueError otherwise).
     The track comes back grouped by vehicle, in input order within each.
+    ``backend="gpu"`` filters the track on the GPU (forward filter only, within
+    ``autolien.gpu.fusion.TOLERANCE`` of the CPU); parked episodes and events
+    still come from the CPU core. ``"auto"`` stays on the CPU.
     """
+    if backend != "cpu":
+        from ..gpu.fusion import fuse_dispatch  # noqa: PLC0415 - lazy: CuPy only when used
+
+        result: FusionResult = fuse_dispatch(fuse, fixes, smooth, config, vehicle_column, backend)
+        return result
     if not isinstance(fixes, pa.Table):
         raise TypeError(f"fixes must be a pyarrow.Table, not {type(fixes).__name__}")
     cfg = config or FusionConfig()

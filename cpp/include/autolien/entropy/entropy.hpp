@@ -68,12 +68,18 @@ std::vector<std::int64_t> time_window_starts(std::span<const double> t, double s
 // Rolling permutation entropy: value at t is perm_entropy of x[start[t]..t].
 // O(1) per sample after the patterns: integer counts and a fixed-point
 // c*log2(c) sum that cannot drift.
+// With a fixed_table (fixed_entropy_table) the rolling forms use the
+// fixed-point entropy of kernels/entropy_fixed.hpp instead: integer arithmetic
+// bit-identical to the GPU kernel, within 2^-31 bits of the exact value.
+std::vector<std::uint64_t> fixed_entropy_table(std::size_t max_count);
 std::vector<double> rolling_perm_entropy(std::span<const double> x, std::span<const std::int64_t> start,
-                                         int order, int delay, bool normalize);
+                                         int order, int delay, bool normalize,
+                                         std::span<const std::uint64_t> fixed_table = {});
 
 // Rolling Shannon entropy (bits) of binned values; codes from bin_index.
 std::vector<double> rolling_shannon(std::span<const std::int32_t> codes, std::size_t nbins,
-                                    std::span<const std::int64_t> start);
+                                    std::span<const std::int64_t> start,
+                                    std::span<const std::uint64_t> fixed_table = {});
 
 // One call per measure with antropy's conventions applied: r is a fraction
 // of the population SD, and sample entropy counts d < r below 5,000 samples
@@ -90,6 +96,7 @@ struct Params {
     Metric metric = Metric::chebyshev;
     Spectral method = Spectral::fft;
     std::size_t nperseg = 0;
+    bool fixed_point = false; // rolling forms: the fixed-point entropy (see above)
 };
 
 double measure(std::span<const double> x, Measure kind, const Params& p);
