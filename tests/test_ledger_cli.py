@@ -111,7 +111,7 @@ def test_documented_session(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         )
         (tmp_path / f"ap-{n}.json").write_text(json.dumps(ap))
         approvals += ["--approval", str(tmp_path / f"ap-{n}.json")]
-    # Two approvals are not enough: an error, as JSON on stderr, exit 2.
+    # Two approvals are not enough: a refusal, as JSON on stderr, exit 3.
     assert (
         main(
             [
@@ -129,7 +129,7 @@ def test_documented_session(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
                 "2026-02-03T00:00:00Z",
             ]
         )
-        == 2
+        == 3
     )
     err = json.loads(capsys.readouterr().err)
     assert err["error"] == "AuthorizationError"

@@ -5,13 +5,22 @@ Record framing (big-endian)::
     u32 length | payload (length bytes) | u32 CRC-32 of (length || payload)
 
 Appends are written, flushed and fsynced before they return, so an
-acknowledged record survives a crash. On open the file is scanned:
+acknowledged record survives a crash. A killed writer leaves a prefix of what
+it was writing; a torn tail is exactly that, and nothing else. Scanning stops
+at the first bad record; it is a torn tail only if all of these hold:
 
-* a bad record that runs to the end of the file, or is followed only by zero
-  bytes, is a torn tail from an interrupted append. It is truncated (a
-  writable open) or ignored (a read-only open), and reported;
-* any other bad record is corruption in the middle of the file. Opening fails
-  with LedgerCorruptError carrying the byte offset. Nothing is repaired.
+* the record is incomplete (the file ends inside its header, or before the
+  end its length declares), or everything from it to the end is zero bytes
+  (a file grown by a crash whose data never reached the disk);
+* its length is at most MAX_RECORD (no writer ever wrote a longer one);
+* no complete, checksummed record starts anywhere after it (an acknowledged
+  record could be there, so what looks torn is a damaged length field);
+* it is not a complete record whose length field alone is damaged (the bytes
+  from it to the end of the file checksum as one record).
+
+Any other bad record is corruption: LedgerCorruptError with the file and the
+byte offset. Scanning never modifies a file; the caller decides, after
+checking the signed checkpoints, whether a torn tail may be cut.
 
 The writer holds an exclusive ``flock`` on ``LOCK`` in the directory. A second
 writer gets LedgerLockedError at once instead of waiting.
@@ -30,7 +39,16 @@ from pathlib import Path
 
 from ..errors import LedgerCorruptError, LedgerLockedError
 
-__all__ = ["DirLock", "RecordFile", "ScanResult", "fsync_dir", "scan_records"]
+__all__ = [
+    "MAX_RECORD",
+    "DirLock",
+    "RecordFile",
+    "ScanResult",
+    "frame",
+    "fsync_dir",
+    "scan_bytes",
+    "scan_records",
+]
 
 _HEADER = struct.Struct(">I")
 MAX_RECORD = 64 << 20  # sanity bound on one record
@@ -50,50 +68,79 @@ class ScanResult:
 
 
 def scan_records(path: Path) -> ScanResult:
-    """Reads every record; LedgerCorruptError for corruption before the tail."""
+    """Reads every record; LedgerCorruptError for anything but a torn tail."""
     data = path.read_bytes() if path.exists() else b""
+    return scan_bytes(data, path.name, str(path))
+
+
+def scan_bytes(data: bytes, name: str = "records", path: str = "") -> ScanResult:
+    """:func:`scan_records` over bytes already read; ``name`` labels errors."""
     records: list[bytes] = []
     offsets: list[int] = []
     pos = 0
     n = len(data)
     while pos < n:
-        reason = None
-        if pos + 4 > n:
-            reason = "truncated length"
-        else:
-            (length,) = _HEADER.unpack_from(data, pos)
-            end = pos + 4 + length + 4
-            if length > MAX_RECORD:
-                reason = f"record length {length} is implausible"
-            elif end > n:
-                reason = "truncated record"
-            else:
-                payload = data[pos + 4 : pos + 4 + length]
-                (crc,) = _HEADER.unpack_from(data, pos + 4 + length)
-                if crc != zlib.crc32(data[pos : pos + 4 + length]):
-                    reason = "checksum mismatch"
+        reason = _bad_record(data, pos)
         if reason is None:
-            records.append(payload)
+            (length,) = _HEADER.unpack_from(data, pos)
+            records.append(data[pos + 4 : pos + 4 + length])
             offsets.append(pos)
-            pos = end
+            pos += 8 + length
             continue
-        # A bad record is a torn tail only if nothing but zeros could follow it.
-        rest = data[pos:]
-        if reason.startswith("truncated") or not rest.strip(b"\x00") or _runs_to_end(data, pos):
+        if reason == "torn":
             return ScanResult(records, offsets, pos, n - pos)
         raise LedgerCorruptError(
-            f"{path.name}: {reason} at byte offset {pos} (record {len(records)}), followed by more data",
-            path=str(path),
+            f"{name}: bad record {len(records)} at byte offset {pos}: {reason}",
+            path=path,
             offset=pos,
             index=len(records),
         )
     return ScanResult(records, offsets, pos, 0)
 
 
-def _runs_to_end(data: bytes, pos: int) -> bool:
-    # The bad record's own length field says it ends exactly at EOF.
-    length: int = _HEADER.unpack_from(data, pos)[0]
-    return pos + 4 + length + 4 == len(data)
+def _valid_at(data: bytes, pos: int) -> bool:
+    if pos + 8 > len(data):
+        return False
+    (length,) = _HEADER.unpack_from(data, pos)
+    end = pos + 8 + length
+    if length > MAX_RECORD or end > len(data):
+        return False
+    return bool(_HEADER.unpack_from(data, end - 4)[0] == zlib.crc32(data[pos : end - 4]))
+
+
+def _bad_record(data: bytes, pos: int) -> str | None:
+    """None for a good record at ``pos``, "torn" for a torn tail, else why it is corrupt."""
+    n = len(data)
+    if pos + 4 > n:
+        return "torn"  # a partial header is the end of the file by definition
+    (length,) = _HEADER.unpack_from(data, pos)
+    if length > MAX_RECORD:
+        return f"record length {length} is implausible (more than {MAX_RECORD})"
+    end = pos + 8 + length
+    if end <= n:
+        if _HEADER.unpack_from(data, end - 4)[0] == zlib.crc32(data[pos : end - 4]):
+            return None
+        if not data[pos:].strip(b"\x00"):
+            return "torn"
+        return "checksum mismatch"
+    # The record runs past the end of the file: torn, unless an acknowledged
+    # record may lie behind it.
+    if n - pos >= 8:
+        tail_len = n - pos - 8
+        head = _HEADER.pack(tail_len)
+        crc = zlib.crc32(data[pos + 4 : n - 4], zlib.crc32(head))
+        if _HEADER.unpack_from(data, n - 4)[0] == crc:
+            return (
+                f"record length {length} runs past the end of the file, but the record is "
+                f"complete with length {tail_len}: a damaged length field"
+            )
+    for q in range(pos + 1, n - 7):
+        if _valid_at(data, q):
+            return (
+                f"record length {length} runs past the end of the file, but a complete record "
+                f"starts at byte offset {q}: a damaged length field"
+            )
+    return "torn"
 
 
 def fsync_dir(path: Path) -> None:
@@ -123,6 +170,11 @@ class RecordFile:
 
     def append(self, payloads: Iterable[bytes]) -> list[int]:
         """Appends records and fsyncs once; returns their offsets."""
+        payloads = list(payloads)
+        for p in payloads:
+            if len(p) > MAX_RECORD:
+                msg = f"a record of {len(p)} bytes is over the {MAX_RECORD}-byte limit"
+                raise ValueError(msg)
         offsets = []
         chunks = []
         pos = self.size
