@@ -31,9 +31,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import struct
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +52,11 @@ __all__ = [
 ]
 
 _HEADER = struct.Struct(">I")
-MAX_RECORD = 64 << 20  # sanity bound on one record
+MAX_RECORD = 64 << 20  # sanity bound on one record; appends refuse longer ones
+# Bytes a scan may checksum while deciding whether a tail is torn; past it,
+# the tail is reported as corruption rather than cut.
+SEARCH_BUDGET = 256 << 20
+_HEADER_START = re.compile(bytes([ord("["), 0, ord("-"), MAX_RECORD >> 24, ord("]")]))
 
 
 def frame(payload: bytes) -> bytes:
@@ -123,24 +128,49 @@ def _bad_record(data: bytes, pos: int) -> str | None:
         if not data[pos:].strip(b"\x00"):
             return "torn"
         return "checksum mismatch"
-    # The record runs past the end of the file: torn, unless an acknowledged
-    # record may lie behind it.
-    if n - pos >= 8:
-        tail_len = n - pos - 8
-        head = _HEADER.pack(tail_len)
-        crc = zlib.crc32(data[pos + 4 : n - 4], zlib.crc32(head))
-        if _HEADER.unpack_from(data, n - 4)[0] == crc:
-            return (
-                f"record length {length} runs past the end of the file, but the record is "
-                f"complete with length {tail_len}: a damaged length field"
-            )
-    for q in range(pos + 1, n - 7):
+    # It runs past the end of the file. That is a torn tail unless an
+    # acknowledged record may lie in what follows: a complete record starts
+    # there, or this one is complete and only its length field is damaged
+    # (then its true end is the start of the torn record after it, or EOF).
+    # A header's first byte is at most MAX_RECORD >> 24, so only offsets
+    # holding such a byte, and the last four, can start a record.
+    budget = SEARCH_BUDGET
+    for q in _header_candidates(data, pos + 1):
         if _valid_at(data, q):
             return (
-                f"record length {length} runs past the end of the file, but a complete record "
-                f"starts at byte offset {q}: a damaged length field"
+                f"record length {length} runs past the end of the file, but a complete "
+                f"record starts at byte offset {q}: a damaged length field"
+            )
+        if q < pos + 8:
+            continue
+        if q + 4 <= n:
+            (lq,) = _HEADER.unpack_from(data, q)
+            if lq > MAX_RECORD or q + 8 + lq <= n:
+                continue  # not the start of a torn record
+        budget -= q - pos
+        if budget < 0:
+            return (
+                f"record length {length} runs past the end of the file, and {n - pos} bytes "
+                "follow: too many to rule out a complete record among them"
+            )
+        true_len = q - pos - 8
+        crc = zlib.crc32(data[pos + 4 : q - 4], zlib.crc32(_HEADER.pack(true_len)))
+        if _HEADER.unpack_from(data, q - 4)[0] == crc:
+            return (
+                f"record length {length} runs past the end of the file, but the record is "
+                f"complete with length {true_len}: a damaged length field"
             )
     return "torn"
+
+
+def _header_candidates(data: bytes, start: int) -> Iterator[int]:
+    n = len(data)
+    for m in _HEADER_START.finditer(data, start):
+        q = m.start()
+        if q >= n - 3:
+            break
+        yield q
+    yield from range(max(start, n - 3), n + 1)
 
 
 def fsync_dir(path: Path) -> None:
