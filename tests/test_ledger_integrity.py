@@ -218,3 +218,87 @@ def test_audit_of_a_damaged_config_reports_instead_of_raising(tmp_path: Path) ->
     assert not rep.ok
     assert rep.first_bad is not None
     assert rep.first_bad["file"] == "LEDGER.json"
+
+
+# --- the operator's explicit truncation -----------------------------------------------
+
+
+def test_truncate_below_a_checkpoint_is_explicit_recorded_and_audited(tmp_path: Path) -> None:
+    path = tmp_path / "l"
+    code = make_ledger(path)  # 4 entries, a checkpoint at 4 and its cosigned copy
+    entries = path / "entries.dat"
+    original = entries.read_bytes()
+    layout = frames(original)
+    start = layout[2][0]
+    flip(entries, start + 30)  # entry 2 is damaged; a checkpoint covers it
+    with pytest.raises(LedgerCorruptError):
+        AssetLedger.open(path)
+    # Without --reason argparse refuses; with one, entries 2 and 3 go, on record.
+    assert main(["ledger", "truncate", str(path), "--to", "2", "--reason", " "]) == 2
+    assert entries.read_bytes() != original[:start]
+    assert (
+        main(
+            [
+                "ledger",
+                "truncate",
+                str(path),
+                "--to",
+                "2",
+                "--reason",
+                "disk error in entry 2",
+                "--time",
+                "2026-01-07T00:00:00Z",
+            ]
+        )
+        == 0
+    )
+    assert entries.read_bytes() == original[:start]
+    saved = list((path / "truncated").iterdir())
+    assert len(saved) == 1
+    damaged_tail = bytearray(original[start:])
+    damaged_tail[30] ^= 0xFF
+    assert saved[0].read_bytes() == bytes(damaged_tail)  # nothing is lost
+    rep = audit(path)
+    assert rep.ok, rep.first_bad
+    assert rep.entries == 2
+    assert rep.checkpoints == 0
+    assert rep.revoked_checkpoints == 2  # the checkpoint at 4 and its cosigned copy
+    [t] = rep.truncations
+    assert t["reason"] == "disk error in entry 2"
+    assert t["kept_records"] == 2
+    assert t["kept_bytes"] == start
+    assert t["dropped_bytes"] == len(original) - start
+    # The ledger opens and grows again; a new checkpoint is consistent with what is kept.
+    with AssetLedger.open(path) as led:
+        assert led.size == 2
+        led.record("valuation_updated", code, {"value_minor": 7}, actor=BANK, time=T0 + DAY)
+        led.checkpoint()
+    rep = audit(path)
+    assert rep.ok, rep.first_bad
+    assert (rep.entries, rep.checkpoints, rep.revoked_checkpoints) == (3, 1, 2)
+
+
+def test_truncation_records_are_signed_by_the_operator(tmp_path: Path) -> None:
+    from autolien.ledger.assets import truncate
+
+    path = tmp_path / "l"
+    make_ledger(path, checkpoint=False)
+    with pytest.raises(ValueError, match="nothing to truncate"):
+        truncate(path, keep=4, reason="no-op", time=T0)
+    with pytest.raises(ValueError, match="only 4 intact records"):
+        truncate(path, keep=5, reason="too many", time=T0)
+    truncate(path, keep=3, reason="test", time=T0)
+    assert audit(path).ok
+    t = path / "truncations.dat"
+    raw = bytearray(t.read_bytes())
+    # Forge the reason but keep the framing valid: the signature no longer holds.
+    body = bytes(raw[4:-4]).replace(b'"reason":"test"', b'"reason":"TEST"')
+    from autolien.ledger.storage import frame
+
+    t.write_bytes(frame(body))
+    rep = audit(path)
+    assert not rep.ok
+    assert rep.first_bad is not None
+    assert (rep.first_bad["file"], rep.first_bad["offset"]) == ("truncations.dat", 0)
+    with pytest.raises(LedgerCorruptError):
+        AssetLedger.open(path)
