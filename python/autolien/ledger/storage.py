@@ -16,7 +16,11 @@ at the first bad record; it is a torn tail only if all of these hold:
 * no complete, checksummed record starts anywhere after it (an acknowledged
   record could be there, so what looks torn is a damaged length field);
 * it is not a complete record whose length field alone is damaged (the bytes
-  from it to the end of the file checksum as one record).
+  from it to the start of a torn record after it, or to the end of the file,
+  checksum as one record).
+
+The last two checks look only where a header can start and checksum at most
+SEARCH_BUDGET bytes; a tail that needs more is corruption, not torn.
 
 Any other bad record is corruption: LedgerCorruptError with the file and the
 byte offset. Scanning never modifies a file; the caller decides, after
