@@ -699,7 +699,12 @@ def test_idempotency_key_returns_the_stored_entry_and_survives_reopening(
         assert led.size == 3
         with pytest.raises(IdempotencyConflictError, match="other content"):
             led.record(
-                "valuation_updated", code, {"value_minor": 6}, actor=b, time=T0, idempotency_key="v-1"
+                "valuation_updated",
+                code,
+                {"value_minor": 6},
+                actor=b,
+                time=T0,
+                idempotency_key="v-1",
             )
         # Keys are per actor: another member may use the same one.
         other = led.record(
@@ -721,7 +726,7 @@ def test_idempotency_key_returns_the_stored_entry_and_survives_reopening(
         assert [x.seq for x in led.record_many(batch)] == [4, 2]
         assert led.size == 5
         with pytest.raises(IdempotencyConflictError, match="twice in one batch"):
-            led.record_many([batch[0][:5] + ("v-3",), batch[0][:5] + ("v-3",)])
+            led.record_many([(*batch[0][:5], "v-3"), (*batch[0][:5], "v-3")])
         assert led.size == 5
         with pytest.raises(ValueError, match="idempotency key"):
             led.record("valuation_updated", code, {"value_minor": 1}, actor=b, time=T0,

@@ -225,7 +225,9 @@ def _session(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, st
         capsys, "event", led, "--asset", reg["asset"], "--type", "default_declared",
         "--data", "{\"outstanding_minor\": 50}", "--key", key, "--time", "2026-01-03T00:00:00Z",
     )  # fmt: skip
-    req = run(capsys, "request-disposal", led, "--asset", reg["asset"], "--reason", "d", "--time", T)
+    req = run(
+        capsys, "request-disposal", led, "--asset", reg["asset"], "--reason", "d", "--time", T
+    )
     (tmp_path / "req.json").write_text(json.dumps(req))
     run(capsys, "checkpoint", led)
     return {
@@ -262,9 +264,14 @@ def test_malformed_input_is_a_usage_error_without_traceback(
     usage_error(capsys, "approve", "--request", str(tmp_path / "other.json"), "--key", s["key"])
     auth = ["authorize-disposal", s["dir"], "--asset", s["asset"], "--request", s["req"]]
     usage_error(capsys, *auth, "--approval", str(tmp_path / "list.json"), "--key", s["key"])
-    assert "--seq must be 0 or more" in usage_error(capsys, "prove", s["dir"], "--seq", "-1")["message"]
+    assert (
+        "--seq must be 0 or more"
+        in usage_error(capsys, "prove", s["dir"], "--seq", "-1")["message"]
+    )
     (tmp_path / "proof.json").write_text('{"proofs": []}')
-    msg = usage_error(capsys, "verify", "--proof", str(tmp_path / "proof.json"), "--vkey", s["vkey"])
+    msg = usage_error(
+        capsys, "verify", "--proof", str(tmp_path / "proof.json"), "--vkey", s["vkey"]
+    )
     assert "checkpoint is missing" in msg["message"]
     # Nothing of that reached the ledger: consortium, pledge, default.
     rep = run(capsys, "audit", s["dir"])
@@ -272,7 +279,9 @@ def test_malformed_input_is_a_usage_error_without_traceback(
     assert rep["entries"] == 3
 
 
-def test_error_messages_keep_their_quotes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_error_messages_keep_their_quotes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     s = _session(tmp_path, capsys)
     err = usage_error(capsys, "init", str(tmp_path / "L2"), "--origin", "o", "--threshold", "1",
                       "--member", "bogus")  # fmt: skip
@@ -317,7 +326,9 @@ def test_event_ids_make_retries_safe(tmp_path: Path, capsys: pytest.CaptureFixtu
     ev = ["event", s["dir"], "--asset", s["asset"], "--type", "alert_raised", "--key", s["key"]]
     ev += ["--time", "2026-01-04T00:00:00Z"]  # before the 7-day trigger is due
     first = run(capsys, *ev, "--data", '{"alert_id": "a1", "level": "red"}', "--id", "job-7")
-    again = run(capsys, *ev, "--data", '{"alert_id": "a1", "level": "red"}', "--id", "job-7")  # a retry, later
+    again = run(
+        capsys, *ev, "--data", '{"alert_id": "a1", "level": "red"}', "--id", "job-7"
+    )  # a retry, later
     assert isinstance(first, dict)
     assert isinstance(again, dict)
     assert first == again

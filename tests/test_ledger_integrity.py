@@ -51,7 +51,9 @@ def frames(data: bytes) -> list[tuple[int, int]]:
     return out
 
 
-def make_ledger(path: Path, *, events: int = 2, checkpoint: bool = True, cosign: bool = True) -> str:
+def make_ledger(
+    path: Path, *, events: int = 2, checkpoint: bool = True, cosign: bool = True
+) -> str:
     led = AssetLedger.create(
         path,
         origin="autolien.example/integrity",
@@ -60,9 +62,9 @@ def make_ledger(path: Path, *, events: int = 2, checkpoint: bool = True, cosign:
         threshold=1,
         time=T0,
     )
-    code = led.register_pledge(
-        vin(1), "P-1", actor=BANK, time=T0, loan_amount_minor=1_000
-    ).event["asset"]
+    code = led.register_pledge(vin(1), "P-1", actor=BANK, time=T0, loan_amount_minor=1_000).event[
+        "asset"
+    ]
     for i in range(events):
         led.record("valuation_updated", code, {"value_minor": 10 + i}, actor=BANK, time=T0 + DAY)
     if checkpoint:
@@ -87,7 +89,7 @@ def test_flipped_byte_in_the_only_checkpoint_fails_the_audit(tmp_path: Path) -> 
     path = tmp_path / "l"
     make_ledger(path, cosign=False)
     cps = path / "checkpoints.dat"
-    [(start, end)] = frames(cps.read_bytes())
+    [(start, _)] = frames(cps.read_bytes())
     flip(cps, start + 10)  # inside the note text
     rep = audit(path)
     assert not rep.ok
@@ -104,7 +106,7 @@ def test_flipped_byte_in_the_last_checkpointed_entry_is_not_dropped(tmp_path: Pa
     entries = path / "entries.dat"
     layout = frames(entries.read_bytes())
     assert len(layout) == 4  # consortium, pledge, two valuations
-    last_start, last_end = layout[-1]
+    last_start, _ = layout[-1]
     flip(entries, last_start + 20)
     damaged = entries.read_bytes()
     rep = audit(path)

@@ -182,13 +182,20 @@ class _Books:
 
 def check_idempotency_key(key: Any) -> str:
     """A client-chosen event id: 1 to 128 printable ASCII characters."""
-    if not isinstance(key, str) or not 1 <= len(key) <= ID_MAX or not key.isprintable() or not key.isascii():
+    if (
+        not isinstance(key, str)
+        or not 1 <= len(key) <= ID_MAX
+        or not key.isprintable()
+        or not key.isascii()
+    ):
         msg = f"an idempotency key is 1 to {ID_MAX} printable ASCII characters, got {key!r}"
         raise ValueError(msg)
     return key
 
 
-def _same_request(ev: Mapping[str, Any], etype: str, code: str | None, actor: str, data: Any) -> bool:
+def _same_request(
+    ev: Mapping[str, Any], etype: str, code: str | None, actor: str, data: Any
+) -> bool:
     # Time is not compared: a retry without an explicit time reads a later clock.
     return canonicalize([ev["type"], ev["asset"], ev["actor"], ev["data"]]) == canonicalize(
         [etype, code, actor, data]
@@ -969,9 +976,8 @@ class AssetLedger:
         idempotency_key: str | None = None,
     ) -> Entry:
         """Records ``disposal_authorized`` if M distinct members signed this request."""
-        data = {"request": _data(request, "request"), "approvals": []}
-        for i, a in enumerate(approvals):
-            data["approvals"].append(_data(a, f"approvals[{i}]"))
+        aps = [_data(a, f"approvals[{i}]") for i, a in enumerate(approvals)]
+        data = {"request": _data(request, "request"), "approvals": aps}
         return self.record(
             "disposal_authorized",
             code,
@@ -1078,9 +1084,7 @@ class AssetLedger:
             "settled", code, data, actor=actor, time=time, idempotency_key=idempotency_key
         )
 
-    def _retried(
-        self, key: str | None, actor: NoteSigner, etype: str, code: str
-    ) -> Entry | None:
+    def _retried(self, key: str | None, actor: NoteSigner, etype: str, code: str) -> Entry | None:
         """For helpers whose data derives from the asset's state (which the first
         call changed): a retry is recognised by key, type and asset alone."""
         e = self._existing(key, actor.name)
@@ -1305,9 +1309,7 @@ def audit(
     def bad(file: str, index: int | None, offset: int | None, reason: str) -> None:
         problems.append({"file": file, "index": index, "offset": offset, "reason": reason})
 
-    def report(
-        log: MerkleLog | None = None, torn: int = 0, **kw: Any
-    ) -> AuditReport:
+    def report(log: MerkleLog | None = None, torn: int = 0, **kw: Any) -> AuditReport:
         return AuditReport(
             ok=not problems,
             entries=log.size if log else 0,
@@ -1412,7 +1414,19 @@ def audit(
         n_cosig += sum(1 for s in opened.signatures if s.verified and s.name != operator.name)
         prev = cp
     summary = [
-        {k: rec.get(k) for k in ("file", "time", "reason", "kept_records", "kept_bytes", "dropped_bytes", "dropped_sha256", "saved_as")}
+        {
+            k: rec.get(k)
+            for k in (
+                "file",
+                "time",
+                "reason",
+                "kept_records",
+                "kept_bytes",
+                "dropped_bytes",
+                "dropped_sha256",
+                "saved_as",
+            )
+        }
         | {"revoked_checkpoints": len(rec["revoked_checkpoints"])}
         for rec in truncations
     ]

@@ -221,7 +221,7 @@ def _request(path: str) -> dict[str, Any]:
 def _approval(path: str) -> dict[str, Any]:
     ap = _json_object(_json_file(path), f"the approval in {path}")
     if set(ap) != {"member", "sig"} or not all(isinstance(v, str) for v in ap.values()):
-        msg = f"{path}: an approval is {{\"member\": NAME, \"sig\": BASE64}}, as `approve` prints it"
+        msg = f'{path}: an approval is {{"member": NAME, "sig": BASE64}}, as `approve` prints it'
         raise UsageError(msg)
     return ap
 
@@ -307,15 +307,19 @@ def _proof_doc(path: str) -> dict[str, Any]:
     if need(doc, "hash", str, "") not in ("sha256", "keccak256"):
         msg = f"{path}: hash must be sha256 or keccak256"
         raise UsageError(msg)
-    for i, p in enumerate(need(doc, "proofs", list, "")):
+    for i, item in enumerate(need(doc, "proofs", list, "")):
         where = f"proofs[{i}]."
-        p = _json_object(p, f"{path}: proofs[{i}]")
+        p = _json_object(item, f"{path}: proofs[{i}]")
         need(p, "entry", dict, where)
         if need(p, "seq", int, where) < 0:
             msg = f"{path}: {where}seq is negative"
             raise UsageError(msg)
         for h in [need(p, "leaf_hash", str, where), *need(p, "proof", list, where)]:
-            if not isinstance(h, str) or len(h) != 64 or not all(c in "0123456789abcdef" for c in h):
+            if (
+                not isinstance(h, str)
+                or len(h) != 64
+                or not all(c in "0123456789abcdef" for c in h)
+            ):
                 msg = f"{path}: {where}leaf_hash and proof hold 32-byte lowercase hex hashes"
                 raise UsageError(msg)
     return doc
@@ -355,7 +359,9 @@ def cmd_verify(a: argparse.Namespace) -> int:
     bad = [r for r in results if not r["ok"]]
     out: dict[str, Any] = {"ok": not bad}
     if bad:
-        out["reason"] = f"{len(bad)} of {len(results)} proofs fail; first: seq {bad[0]['seq']}: {bad[0]['reason']}"
+        out["reason"] = (
+            f"{len(bad)} of {len(results)} proofs fail; first: seq {bad[0]['seq']}: {bad[0]['reason']}"
+        )
     out.update(origin=cp.origin, size=cp.size, root=cp.root.hex(), results=results)
     _out(out)
     return EXIT_PROBLEM if bad else EXIT_OK
