@@ -367,3 +367,12 @@ def test_a_closed_stdout_neither_fails_nor_doubles_a_retried_event(
     rep = run(capsys, "audit", s["dir"])
     assert isinstance(rep, dict)
     assert (rep["ok"], rep["entries"]) == (True, 4)  # recorded once
+
+
+def test_argument_errors_are_json_with_the_usage_code(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["ledger", "prove", "somewhere", "--seq", "five"])
+    assert info.value.code == 2
+    err = json.loads(capsys.readouterr().err)
+    assert err["error"] == "UsageError"
+    assert "--seq" in err["message"]

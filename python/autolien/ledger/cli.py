@@ -44,7 +44,7 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ..errors import (
     AuthorizationError,
@@ -407,6 +407,15 @@ def cmd_show(a: argparse.Namespace) -> int:
     return 0
 
 
+class _JsonErrorParser(argparse.ArgumentParser):
+    """Argument errors of the ledger commands as the same JSON as every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        json.dump({"error": "UsageError", "message": f"{self.prog}: {message}"}, sys.stderr)
+        sys.stderr.write("\n")
+        raise SystemExit(EXIT_USAGE)
+
+
 def add_parser(sub: Any) -> None:  # sub: argparse._SubParsersAction
     """Adds ``ledger`` and its subcommands to the top-level CLI."""
     p = sub.add_parser(
@@ -415,7 +424,7 @@ def add_parser(sub: Any) -> None:  # sub: argparse._SubParsersAction
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    s = p.add_subparsers(dest="ledger_command", required=True)
+    s = p.add_subparsers(dest="ledger_command", required=True, parser_class=_JsonErrorParser)
 
     def add(name: str, fn: Any, help_: str, *, dir_: bool = True) -> argparse.ArgumentParser:
         q: argparse.ArgumentParser = s.add_parser(name, help=help_)

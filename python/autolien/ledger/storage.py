@@ -60,7 +60,8 @@ MAX_RECORD = 64 << 20  # sanity bound on one record; appends refuse longer ones
 # Bytes a scan may checksum while deciding whether a tail is torn; past it,
 # the tail is reported as corruption rather than cut.
 SEARCH_BUDGET = 256 << 20
-_HEADER_START = re.compile(bytes([ord("["), 0, ord("-"), MAX_RECORD >> 24, ord("]")]))
+# A header's first byte is at most MAX_RECORD >> 24: only there can a record start.
+_HEADER_START = re.compile(b"[\x00-%c]" % (MAX_RECORD >> 24))
 
 
 def frame(payload: bytes) -> bytes:
