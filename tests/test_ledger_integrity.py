@@ -8,6 +8,7 @@ itself wrote, not taken from the code under test.
 
 from __future__ import annotations
 
+import base64
 import json
 import struct
 import zlib
@@ -304,3 +305,70 @@ def test_truncation_records_are_signed_by_the_operator(tmp_path: Path) -> None:
     assert (rep.first_bad["file"], rep.first_bad["offset"]) == ("truncations.dat", 0)
     with pytest.raises(LedgerCorruptError):
         AssetLedger.open(path)
+
+
+def test_truncating_a_damaged_checkpoint_file(tmp_path: Path) -> None:
+    path = tmp_path / "l"
+    make_ledger(path)  # checkpoint + cosigned copy
+    cps = path / "checkpoints.dat"
+    original = cps.read_bytes()
+    (first, _), (second, _) = frames(original)
+    flip(cps, first + 8)  # the first of the two notes
+    rep = audit(path)
+    assert rep.first_bad is not None
+    assert (rep.first_bad["file"], rep.first_bad["offset"]) == ("checkpoints.dat", first)
+    assert main(["ledger", "tick", str(path), "--now", "2026-01-06T00:00:00Z"]) == 1
+    assert (
+        main(
+            [
+                "ledger",
+                "truncate",
+                str(path),
+                "--file",
+                "checkpoints.dat",
+                "--to",
+                "0",
+                "--reason",
+                "bad sector",
+            ]
+        )  # fmt: skip
+        == 0
+    )
+    assert cps.read_bytes() == b""
+    rep = audit(path)
+    assert rep.ok, rep.first_bad
+    assert (rep.entries, rep.checkpoints) == (4, 0)
+    assert [t["file"] for t in rep.truncations] == ["checkpoints.dat"]
+    assert rep.truncations[0]["dropped_bytes"] == len(original)
+
+
+def test_audit_refuses_an_idempotency_key_used_twice(tmp_path: Path) -> None:
+    from autolien.ledger.assets import signing_bytes
+    from autolien.ledger.storage import frame
+
+    path = tmp_path / "l"
+    code = make_ledger(path, checkpoint=False)
+    with AssetLedger.open(path) as led:
+        led.record(
+            "alert_raised", code, {"alert_id": "a", "level": "red"}, actor=BANK, time=T0 + 2 * DAY,
+            idempotency_key="k1",
+        )  # fmt: skip
+    # A second, validly signed entry reusing the key, as a buggy writer would store it.
+    ev = {
+        "v": 1, "seq": 5, "type": "alert_closed", "asset": code, "id": "k1",
+        "time": "2026-01-08T00:00:00.000000Z", "actor": BANK.name, "data": {"alert_id": "a"},
+    }  # fmt: skip
+    ev["sig"] = base64.b64encode(BANK.sign(signing_bytes(ev))).decode()
+    entries = path / "entries.dat"
+    offset = entries.stat().st_size
+    with open(entries, "ab") as f:
+        f.write(frame(canonicalize(ev)))
+    rep = audit(path)
+    assert not rep.ok
+    assert rep.first_bad is not None
+    assert (rep.first_bad["file"], rep.first_bad["index"], rep.first_bad["offset"]) == (
+        "entries.dat",
+        5,
+        offset,
+    )
+    assert "idempotency key 'k1'" in rep.first_bad["reason"]
