@@ -312,7 +312,7 @@ def test_truncating_a_damaged_checkpoint_file(tmp_path: Path) -> None:
     make_ledger(path)  # checkpoint + cosigned copy
     cps = path / "checkpoints.dat"
     original = cps.read_bytes()
-    (first, _), (second, _) = frames(original)
+    (first, _), _ = frames(original)
     flip(cps, first + 8)  # the first of the two notes
     rep = audit(path)
     assert rep.first_bad is not None
@@ -331,7 +331,7 @@ def test_truncating_a_damaged_checkpoint_file(tmp_path: Path) -> None:
                 "--reason",
                 "bad sector",
             ]
-        )  # fmt: skip
+        )
         == 0
     )
     assert cps.read_bytes() == b""
