@@ -566,8 +566,11 @@ class AssetLedger:
         operator: NoteSigner | None = None,
         read_only: bool = False,
     ) -> AssetLedger:
-        """Opens a ledger. A writer takes the directory lock, truncates a torn
-        tail and checks the entries against the latest signed checkpoint."""
+        """Opens a ledger. Every file is read and checked first (framing, the
+        replay, every stored checkpoint's signature, size and root);
+        LedgerCorruptError, naming the file and byte offset, leaves them as
+        they were. Only then does a writer (which holds the directory lock)
+        cut a torn tail, which never holds a complete record."""
         return cls(Path(path), operator=operator, read_only=read_only)
 
     def close(self) -> None:
