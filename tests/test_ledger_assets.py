@@ -18,6 +18,7 @@ import pytest
 
 from autolien.errors import (
     AuthorizationError,
+    IdempotencyConflictError,
     InvalidTransitionError,
     InvalidVINError,
     LedgerCorruptError,
@@ -666,3 +667,85 @@ def test_record_many_is_all_or_nothing_and_places_triggers(
     assert entries[1].event["time"] == "2026-02-11T08:00:00.000000Z"
     led.close()
     assert audit(tmp_path / "ledger").ok
+
+
+# --- idempotency keys (issue 15, point 4) ------------------------------------------------
+
+
+def test_idempotency_key_returns_the_stored_entry_and_survives_reopening(
+    tmp_path: Path, cons: Consortium
+) -> None:
+    led = new_ledger(tmp_path, cons)
+    b = cons.banks[0]
+    reg = led.register_pledge(
+        vin(3), "P-3", actor=b, time=T0, loan_amount_minor=1, idempotency_key="reg-3"
+    )
+    code = reg.event["asset"]
+    again = led.register_pledge(
+        vin(3), "P-3", actor=b, time=T0 + DAY, loan_amount_minor=1, idempotency_key="reg-3"
+    )
+    assert again == reg
+    e = led.record(
+        "valuation_updated", code, {"value_minor": 5}, actor=b, time=T0, idempotency_key="v-1"
+    )
+    assert e.event["id"] == "v-1"
+    assert led.size == 3
+    led.close()
+    with AssetLedger.open(tmp_path / "ledger") as led:  # the keys are rebuilt by replay
+        same = led.record(
+            "valuation_updated", code, {"value_minor": 5}, actor=b, time=T0, idempotency_key="v-1"
+        )
+        assert same.seq == e.seq
+        assert led.size == 3
+        with pytest.raises(IdempotencyConflictError, match="other content"):
+            led.record(
+                "valuation_updated",
+                code,
+                {"value_minor": 6},
+                actor=b,
+                time=T0,
+                idempotency_key="v-1",
+            )
+        # Keys are per actor: another member may use the same one.
+        other = led.record(
+            "valuation_updated",
+            code,
+            {"value_minor": 5},
+            actor=cons.banks[1],
+            time=T0,
+            idempotency_key="v-1",
+        )
+        assert other.seq == 3
+        # A batch retried after a partial success records only what is new.
+        batch = [
+            ("valuation_updated", code, {"value_minor": 7}, b, T0 + DAY, "v-2"),
+            ("valuation_updated", code, {"value_minor": 5}, b, T0, "v-1"),
+        ]
+        first = led.record_many(batch)
+        assert [x.seq for x in first] == [4, 2]
+        assert [x.seq for x in led.record_many(batch)] == [4, 2]
+        assert led.size == 5
+        with pytest.raises(IdempotencyConflictError, match="twice in one batch"):
+            led.record_many([(*batch[0][:5], "v-3"), (*batch[0][:5], "v-3")])
+        assert led.size == 5
+        with pytest.raises(ValueError, match="idempotency key"):
+            led.record("valuation_updated", code, {"value_minor": 1}, actor=b, time=T0,
+                       idempotency_key="\n")  # fmt: skip
+    assert audit(tmp_path / "ledger").ok
+
+
+def test_retried_auction_helpers_return_the_stored_entry(tmp_path: Path, cons: Consortium) -> None:
+    led = new_ledger(tmp_path, cons)
+    code = authorized(led, cons)
+    b = cons.banks[0]
+    kw = {"actor": b, "time": T0 + 33 * DAY, "closes_at": T0 + 34 * DAY}
+    opened = led.open_auction(code, **kw, idempotency_key="open-1")  # type: ignore[arg-type]
+    assert led.open_auction(code, **kw, idempotency_key="open-1") == opened  # type: ignore[arg-type]
+    led.place_bid(code, "buyer-1", actor=b, time=T0 + 33 * DAY, amount_minor=13_000_000)
+    closed = led.close_auction(code, actor=b, time=T0 + 34 * DAY, idempotency_key="close-1")
+    assert led.close_auction(code, actor=b, time=T0 + 34 * DAY, idempotency_key="close-1") == closed
+    settled = led.settle(code, actor=b, time=T0 + 35 * DAY, idempotency_key="settle-1")
+    assert led.settle(code, actor=b, time=T0 + 36 * DAY, idempotency_key="settle-1") == settled
+    with pytest.raises(IdempotencyConflictError):
+        led.settle(code, actor=b, time=T0 + 36 * DAY, idempotency_key="open-1")
+    assert led.size == settled.seq + 1

@@ -119,3 +119,36 @@ def test_bad_entries_fail_audit_cleanly(tmp_path: Path, payload: bytes) -> None:
     assert rep.first_bad["index"] == 1
     with pytest.raises(LedgerCorruptError):
         AssetLedger.open(tmp_path / "l")
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(st.binary(min_size=1, max_size=64), min_size=1, max_size=5),
+    st.binary(min_size=1, max_size=64),
+    st.integers(0, 10_000),
+    st.integers(0, 10_000),
+    st.integers(0, 7),
+)
+def test_a_flip_in_a_complete_record_is_never_taken_for_a_torn_tail(
+    payloads: list[bytes], torn_payload: bytes, cut: int, where: int, bit: int
+) -> None:
+    """What a crash leaves (complete records, then a prefix of one more),
+    with one bit flipped in a complete record: the scan must name that
+    record's offset, whatever the flip hit (length, payload or CRC)."""
+    import tempfile
+
+    frames = [frame(p) for p in payloads]
+    written = b"".join(frames)
+    torn = frame(torn_payload)
+    tail = torn[: cut % len(torn)]  # possibly empty: no torn tail
+    data = bytearray(written + tail)
+    pos = where % len(written)
+    data[pos] ^= 1 << bit
+    starts = [sum(len(f) for f in frames[:i]) for i in range(len(frames))]
+    expected = max(s for s in starts if s <= pos)
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "entries.dat"
+        path.write_bytes(bytes(data))
+        with pytest.raises(LedgerCorruptError) as info:
+            scan_records(path)
+    assert info.value.offset == expected

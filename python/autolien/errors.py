@@ -13,6 +13,7 @@ from ._core import AutolienError
 __all__ = [
     "AuthorizationError",
     "AutolienError",
+    "IdempotencyConflictError",
     "InvalidAssetCodeError",
     "InvalidTransitionError",
     "InvalidVINError",
@@ -40,6 +41,10 @@ class AuthorizationError(AutolienError):
 
 class SignatureError(AutolienError):
     """A signed note or event whose signature does not verify."""
+
+
+class IdempotencyConflictError(AutolienError):
+    """A ledger event whose idempotency key was already used for different content."""
 
 
 class LedgerLockedError(AutolienError):

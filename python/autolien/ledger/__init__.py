@@ -7,13 +7,15 @@
   merkle-tree 1.x compatible trees whose proofs verify on-chain.
 * :class:`AssetLedger`: the consortium ledger of pledged vehicles (signed
   lifecycle events, M-of-N disposal, the 7-day rule, auctions, checkpoints,
-  witnesses, durable storage and :func:`audit`); see docs/ledger.md.
+  witnesses, durable storage, :func:`audit` (call it before writing: it
+  reports every damaged file with its byte offset) and the operator's
+  explicit :func:`truncate`); see docs/ledger.md.
 """
 
 from __future__ import annotations
 
 from . import abi
-from .assets import AssetLedger, AuditReport, Entry, Member, Witness, audit
+from .assets import AssetLedger, AuditReport, Entry, Member, Witness, audit, truncate
 from .identity import asset_code, validate_asset_code, validate_vin, vin_check_digit
 from .merkle import (
     HashName,
@@ -51,6 +53,7 @@ __all__ = [
     "node_hash",
     "sha256",
     "sha256_backend",
+    "truncate",
     "validate_asset_code",
     "validate_vin",
     "verify_consistency",

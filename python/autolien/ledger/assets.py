@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hashlib
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,6 +31,7 @@ from typing import Any, Self
 from ..errors import (
     AuthorizationError,
     AutolienError,
+    IdempotencyConflictError,
     InvalidTransitionError,
     LedgerCorruptError,
     SignatureError,
@@ -48,9 +50,9 @@ from .note import (
     open_note,
     sign_note,
 )
-from .storage import DirLock, RecordFile, fsync_dir, scan_records
+from .storage import DirLock, RecordFile, ScanResult, fsync_dir, scan_bytes, scan_records
 
-__all__ = ["AssetLedger", "AuditReport", "Entry", "Member", "Witness", "audit"]
+__all__ = ["AssetLedger", "AuditReport", "Entry", "Member", "Witness", "audit", "truncate"]
 
 FORMAT = "autolien-ledger/v1"
 EVENT_DOMAIN = b"autolien/event/v1\n"
@@ -59,6 +61,57 @@ CONFIG = "LEDGER.json"
 ENTRIES = "entries.dat"
 CHECKPOINTS = "checkpoints.dat"
 OPERATOR_KEY = "operator.skey"
+TRUNCATIONS = "truncations.dat"
+TRUNCATED_DIR = "truncated"
+TRUNCATION_DOMAIN = b"autolien/truncation/v1\n"
+ID_MAX = 128  # longest idempotency key
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """LEDGER.json, checked; LedgerCorruptError (with the offset where JSON fails) if damaged."""
+    cfg_path = path / CONFIG
+    if not cfg_path.exists():
+        msg = f"{path} is not an autolien ledger (no {CONFIG})"
+        raise FileNotFoundError(msg)
+    raw = cfg_path.read_bytes()
+    try:
+        cfg = json.loads(raw)
+    except UnicodeDecodeError as e:
+        msg = f"{CONFIG}: not UTF-8 at byte offset {e.start}"
+        raise LedgerCorruptError(msg, path=str(cfg_path), offset=e.start) from None
+    except json.JSONDecodeError as e:
+        offset = len(raw[: e.pos].decode(errors="replace").encode()) if e.pos else 0
+        msg = f"{CONFIG}: not valid JSON at byte offset {offset}: {e.msg}"
+        raise LedgerCorruptError(msg, path=str(cfg_path), offset=offset) from None
+    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
+        got = cfg.get("format") if isinstance(cfg, dict) else cfg
+        msg = f"{CONFIG}: unknown ledger format {got!r}"
+        raise LedgerCorruptError(msg, path=str(cfg_path))
+    for key in ("origin", "hash", "operator_vkey"):
+        if not isinstance(cfg.get(key), str):
+            msg = f"{CONFIG}: {key} must be a string"
+            raise LedgerCorruptError(msg, path=str(cfg_path))
+    if cfg["hash"] not in ("sha256", "keccak256"):
+        msg = f"{CONFIG}: unknown hash {cfg['hash']!r}"
+        raise LedgerCorruptError(msg, path=str(cfg_path))
+    try:
+        NoteVerifier.from_vkey(cfg["operator_vkey"])
+    except ValueError as e:
+        msg = f"{CONFIG}: operator_vkey: {e}"
+        raise LedgerCorruptError(msg, path=str(cfg_path)) from None
+    return cfg
+
+
+def _config_mismatch(cfg: Mapping[str, Any], cons: _Consortium) -> str | None:
+    """Why LEDGER.json disagrees with the signed consortium entry, if it does."""
+    for key, value in (
+        ("origin", cons.origin),
+        ("hash", cons.hash),
+        ("operator_vkey", cons.operator.vkey),
+    ):
+        if cfg[key] != value:
+            return f"{CONFIG}: {key} {cfg[key]!r} is not the consortium entry's {value!r}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -124,6 +177,29 @@ class _Books:
     consortium: _Consortium | None = None
     assets: dict[str, lc.Asset] = field(default_factory=dict)
     active_vin: dict[str, str] = field(default_factory=dict)  # VIN -> code of its live pledge
+    ids: dict[tuple[str, str], int] = field(default_factory=dict)  # (actor, id) -> seq
+
+
+def check_idempotency_key(key: Any) -> str:
+    """A client-chosen event id: 1 to 128 printable ASCII characters."""
+    if (
+        not isinstance(key, str)
+        or not 1 <= len(key) <= ID_MAX
+        or not key.isprintable()
+        or not key.isascii()
+    ):
+        msg = f"an idempotency key is 1 to {ID_MAX} printable ASCII characters, got {key!r}"
+        raise ValueError(msg)
+    return key
+
+
+def _same_request(
+    ev: Mapping[str, Any], etype: str, code: str | None, actor: str, data: Any
+) -> bool:
+    # Time is not compared: a retry without an explicit time reads a later clock.
+    return canonicalize([ev["type"], ev["asset"], ev["actor"], ev["data"]]) == canonicalize(
+        [etype, code, actor, data]
+    )
 
 
 def _check_envelope(ev: Any, seq: int) -> None:
@@ -132,9 +208,11 @@ def _check_envelope(ev: Any, seq: int) -> None:
         raise TypeError(msg)
     keys = set(ev)
     want = {"v", "seq", "type", "asset", "time", "actor", "data", "sig"}
-    if keys != want:
-        msg = f"entry fields must be {sorted(want)}, got {sorted(keys)}"
+    if keys - {"id"} != want:
+        msg = f"entry fields must be {sorted(want)} and optionally id, got {sorted(keys)}"
         raise ValueError(msg)
+    if "id" in ev:
+        check_idempotency_key(ev["id"])
     if ev["v"] != 1:
         msg = f"unknown entry version {ev['v']!r}"
         raise ValueError(msg)
@@ -216,6 +294,12 @@ def _validate(
 ) -> lc.Asset | _Consortium:
     """Checks one entry against the books; returns the new asset (or consortium)."""
     etype = ev["type"]
+    if "id" in ev and (ev["actor"], ev["id"]) in books.ids:
+        msg = (
+            f"{ev['actor']} already used idempotency key {ev['id']!r} "
+            f"(entry {books.ids[ev['actor'], ev['id']]})"
+        )
+        raise IdempotencyConflictError(msg)
     if ev["seq"] == 0 or etype == "consortium":
         if ev["seq"] != 0 or etype != "consortium" or books.consortium is not None:
             msg = "the consortium entry must be entry 0, and only entry 0"
@@ -281,17 +365,24 @@ def _validate(
 
 
 _MISSING = object()
-Journal = list[tuple[dict[str, Any], str, Any]]
+Journal = list[tuple[dict[Any, Any], Any, Any]]
 
 
-def _put(d: dict[str, Any], key: str, value: Any, journal: Journal | None) -> None:
+def _put(d: dict[Any, Any], key: Any, value: Any, journal: Journal | None) -> None:
     if journal is not None:
         journal.append((d, key, d.get(key, _MISSING)))
     d[key] = value
 
 
-def _commit(books: _Books, result: lc.Asset | _Consortium, journal: Journal | None = None) -> None:
+def _commit(
+    books: _Books,
+    result: lc.Asset | _Consortium,
+    journal: Journal | None = None,
+    ev: Mapping[str, Any] | None = None,
+) -> None:
     """Applies a validated result; ``journal`` collects what undo needs."""
+    if ev is not None and "id" in ev:
+        _put(books.ids, (ev["actor"], ev["id"]), ev["seq"], journal)
     if isinstance(result, _Consortium):
         books.consortium = result
         return
@@ -313,6 +404,81 @@ def _undo(journal: Journal) -> None:
             d[key] = old
 
 
+def _digest(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+def _truncation_signing_bytes(rec: Mapping[str, Any]) -> bytes:
+    return TRUNCATION_DOMAIN + canonicalize({k: v for k, v in rec.items() if k != "sig"})
+
+
+def read_truncations(path: Path, operator: NoteVerifier) -> list[dict[str, Any]]:
+    """The operator-signed truncation records; LedgerCorruptError for a bad one."""
+    tpath = path / TRUNCATIONS
+    scan = scan_records(tpath)
+    out = []
+    for i, payload in enumerate(scan.records):
+        try:
+            rec = json.loads(payload)
+            ok = (
+                isinstance(rec, dict)
+                and rec.get("type") == "truncation"
+                and operator.verify(_truncation_signing_bytes(rec), _unb64(rec.get("sig"), "sig"))
+                and isinstance(rec.get("revoked_checkpoints"), list)
+            )
+        except (ValueError, TypeError, AutolienError):
+            ok = False
+        if not ok:
+            msg = (
+                f"{TRUNCATIONS}: record {i} at byte offset {scan.offsets[i]} is not a "
+                "truncation record signed by the operator"
+            )
+            raise LedgerCorruptError(msg, path=str(tpath), offset=scan.offsets[i], index=i)
+        out.append(rec)
+    return out
+
+
+def revoked_checkpoints(truncations: Sequence[Mapping[str, Any]]) -> set[str]:
+    """SHA-256 (hex) of every stored checkpoint note an operator truncation revoked."""
+    return {d for rec in truncations for d in rec["revoked_checkpoints"]}
+
+
+DISPOSAL_REQUEST_FIELDS = {
+    "type": str,
+    "asset": str,
+    "default_seq": int,
+    "reason": str,
+    "requested_at": str,
+}
+
+
+def check_disposal_request(request: Any) -> None:
+    """TypeError/ValueError unless ``request`` has the shape of a disposal request."""
+    if not isinstance(request, Mapping):
+        msg = f"a disposal request is a JSON object, got {type(request).__name__}"
+        raise TypeError(msg)
+    if set(request) != set(DISPOSAL_REQUEST_FIELDS):
+        msg = f"a disposal request has the fields {sorted(DISPOSAL_REQUEST_FIELDS)}, got {sorted(request)}"
+        raise ValueError(msg)
+    for k, t in DISPOSAL_REQUEST_FIELDS.items():
+        if not isinstance(request[k], t) or isinstance(request[k], bool):
+            msg = f"disposal request field {k} must be a {t.__name__}"
+            raise TypeError(msg)
+    if request["type"] != "disposal_request":
+        msg = f"not a disposal request (type {request['type']!r})"
+        raise ValueError(msg)
+    validate_asset_code(request["asset"])
+    lc.parse_time(request["requested_at"])
+
+
+def _data(data: Any, what: str = "data") -> dict[str, Any]:
+    """An event's data: a JSON object (a Mapping), copied."""
+    if not isinstance(data, Mapping):
+        msg = f"{what} must be a JSON object, got {type(data).__name__}"
+        raise TypeError(msg)
+    return dict(data)
+
+
 def _load_event(payload: bytes, *, check_canonical: bool = True) -> dict[str, Any]:
     ev = json.loads(payload)
     if check_canonical and canonicalize(ev) != payload:
@@ -327,14 +493,7 @@ class AssetLedger:
     def __init__(self, path: Path, *, operator: NoteSigner | None, read_only: bool) -> None:
         self.path = path
         self.read_only = read_only
-        cfg_path = path / CONFIG
-        if not cfg_path.exists():
-            msg = f"{path} is not an autolien ledger (no {CONFIG})"
-            raise FileNotFoundError(msg)
-        self.config = json.loads(cfg_path.read_text())
-        if self.config.get("format") != FORMAT:
-            msg = f"unknown ledger format {self.config.get('format')!r}"
-            raise LedgerCorruptError(msg, path=str(cfg_path))
+        self.config = read_config(path)
         if operator is None and (path / OPERATOR_KEY).exists() and not read_only:
             operator = NoteSigner.from_skey((path / OPERATOR_KEY).read_text().strip())
         if operator is not None and operator.vkey != self.config["operator_vkey"]:
@@ -407,8 +566,11 @@ class AssetLedger:
         operator: NoteSigner | None = None,
         read_only: bool = False,
     ) -> AssetLedger:
-        """Opens a ledger. A writer takes the directory lock, truncates a torn
-        tail and checks the entries against the latest signed checkpoint."""
+        """Opens a ledger. Every file is read and checked first (framing, the
+        replay, every stored checkpoint's signature, size and root);
+        LedgerCorruptError, naming the file and byte offset, leaves them as
+        they were. Only then does a writer (which holds the directory lock)
+        cut a torn tail, which never holds a complete record."""
         return cls(Path(path), operator=operator, read_only=read_only)
 
     def close(self) -> None:
@@ -436,12 +598,13 @@ class AssetLedger:
 
     def _load(self) -> None:
         entries_path = self.path / ENTRIES
+        cps_path = self.path / CHECKPOINTS
+        # Everything is read and checked against the signed checkpoints before
+        # a single byte is cut: a writer refuses rather than destroys.
         scan = scan_records(entries_path)
+        cp_scan = scan_records(cps_path)
+        revoked = revoked_checkpoints(read_truncations(self.path, self._operator_verifier))
         self.recovered_torn_bytes = scan.torn_bytes
-        if not self.read_only:
-            self._entries = RecordFile(entries_path)
-            if scan.torn_bytes:
-                self._entries.truncate(scan.end)
         self._log = MerkleLog(self.config["hash"])
         self._log.extend(scan.records)
         self._books = _Books()
@@ -454,33 +617,53 @@ class AssetLedger:
                 _check_envelope(ev, i)
                 result = _validate(self._books, ev, verify_signature=False)
             except (ValueError, AutolienError, KeyError, TypeError) as e:
-                msg = f"entry {i} at byte offset {scan.offsets[i]} does not replay: {e}"
+                msg = f"{ENTRIES}: entry {i} at byte offset {scan.offsets[i]} does not replay: {e}"
                 raise LedgerCorruptError(
                     msg, path=str(entries_path), offset=scan.offsets[i], index=i
                 ) from e
-            _commit(self._books, result)
+            _commit(self._books, result, ev=ev)
             self._events.append(ev)
-        cps_path = self.path / CHECKPOINTS
-        cp_scan = scan_records(cps_path)
+        if self._books.consortium is not None:
+            mismatch = _config_mismatch(self.config, self._books.consortium)
+            if mismatch:
+                raise LedgerCorruptError(mismatch, path=str(self.path / CONFIG))
+        self._checkpoints = []
+        self.revoked_checkpoints = 0
+        for i, payload in enumerate(cp_scan.records):
+            off = cp_scan.offsets[i]
+            where = f"{CHECKPOINTS}: checkpoint {i} at byte offset {off}"
+            try:
+                note = payload.decode()
+                cp = Checkpoint.parse(open_note(note, [self._operator_verifier]).text)
+            except (ValueError, AutolienError) as e:
+                raise LedgerCorruptError(
+                    f"{where} does not verify: {e}", path=str(cps_path), offset=off, index=i
+                ) from e
+            if _digest(payload) in revoked:
+                self.revoked_checkpoints += 1
+                continue
+            problem = None
+            if cp.origin != self.origin:
+                problem = f"has origin {cp.origin!r}, not the ledger's"
+            elif cp.size > self._log.size:
+                problem = (
+                    f"covers {cp.size} entries but only {self._log.size} are stored "
+                    f"(they end at byte offset {scan.end} of {ENTRIES}): acknowledged entries are missing"
+                )
+            elif self._log.root(cp.size) != cp.root:
+                problem = f"is not reproduced by the first {cp.size} entries"
+            if problem:
+                raise LedgerCorruptError(
+                    f"{where} {problem}", path=str(cps_path), offset=off, index=i
+                )
+            self._checkpoints.append(note)
         if not self.read_only:
+            self._entries = RecordFile(entries_path)
+            if scan.torn_bytes:
+                self._entries.truncate(scan.end)
             self._cps = RecordFile(cps_path)
             if cp_scan.torn_bytes:
                 self._cps.truncate(cp_scan.end)
-        self._checkpoints = [p.decode() for p in cp_scan.records]
-        if self._checkpoints:
-            note = self._checkpoints[-1]
-            cp = Checkpoint.parse(open_note(note, [self._operator_verifier]).text)
-            if cp.size > self._log.size:
-                msg = (
-                    f"the latest signed checkpoint covers {cp.size} entries but only {self._log.size} "
-                    "are stored: acknowledged entries are missing"
-                )
-                raise LedgerCorruptError(msg, path=str(entries_path), index=self._log.size)
-            if self._log.root(cp.size) != cp.root:
-                msg = (
-                    f"entries do not reproduce the root of the signed checkpoint at size {cp.size}"
-                )
-                raise LedgerCorruptError(msg, path=str(entries_path))
 
     # --- properties ---------------------------------------------------------
 
@@ -557,10 +740,22 @@ class AssetLedger:
             raise PermissionError(msg)
         return self._entries
 
-    def _append(
-        self, drafts: Sequence[tuple[str, str | None, dict[str, Any], NoteSigner, datetime]]
-    ) -> list[Entry]:
-        """Signs, validates (all or nothing), writes with one fsync, then commits."""
+    def _existing(self, key: str | None, actor: str) -> Entry | None:
+        """The stored entry that ``actor`` recorded under idempotency key ``key``, if any."""
+        if key is None:
+            return None
+        seq = self._books.ids.get((actor, check_idempotency_key(key)))
+        if seq is None or seq >= self.size:
+            return None
+        return Entry(seq, self._events[seq], self._log.leaf_hash(seq))
+
+    def _append(self, drafts: Sequence[Sequence[Any]]) -> list[Entry]:
+        """Signs, validates (all or nothing), writes with one fsync, then commits.
+
+        A draft is ``(etype, code, data, signer, time[, idempotency_key])``.
+        A draft whose key ``signer`` already used for the same type, asset and
+        data is not recorded again: its stored entry is returned in its place.
+        """
         writer = self._require_writer()
         # Validate and apply in place, journalling each change, so a rejected
         # batch is undone exactly and the books are never copied.
@@ -569,10 +764,26 @@ class AssetLedger:
         journal: Journal = []
         events: list[dict[str, Any]] = []
         payloads = []
+        out: list[Entry | int] = []  # an existing entry, or the index of a new event
         try:
-            queue = list(drafts)
+            queue = [tuple(d) + (None,) * (6 - len(d)) for d in drafts]
             while queue:
-                etype, code, data, signer, when = queue.pop(0)
+                etype, code, data, signer, when, key = queue.pop(0)
+                if key is not None:
+                    seq = books.ids.get((signer.name, check_idempotency_key(key)))
+                    if seq is not None:
+                        if seq >= self.size:
+                            msg = f"idempotency key {key!r} is used twice in one batch"
+                            raise IdempotencyConflictError(msg)
+                        prev = self._events[seq]
+                        if not _same_request(prev, etype, code, signer.name, data):
+                            msg = (
+                                f"{signer.name} already used idempotency key {key!r} for entry "
+                                f"{seq} ({prev['type']} of {prev['asset']}), with other content"
+                            )
+                            raise IdempotencyConflictError(msg)
+                        out.append(Entry(seq, prev, self._log.leaf_hash(seq)))
+                        continue
                 # A member event after an asset's 7-day deadline brings the
                 # trigger in first, exactly as tick() at the deadline would.
                 if code is not None and etype not in (
@@ -582,9 +793,9 @@ class AssetLedger:
                     current = books.assets.get(code)
                     deadline = lc.trigger_deadline(current) if current else None
                     if deadline is not None and deadline <= when:
-                        queue.insert(0, (etype, code, data, signer, when))
+                        queue.insert(0, (etype, code, data, signer, when, key))
                         (trigger,) = self._trigger_drafts([(deadline, code)])
-                        etype, code, data, signer, when = trigger
+                        etype, code, data, signer, when, key = trigger
                 seq = self.size + len(events)
                 ev: dict[str, Any] = {
                     "v": 1,
@@ -595,13 +806,16 @@ class AssetLedger:
                     "actor": signer.name,
                     "data": data,
                 }
+                if key is not None:
+                    ev["id"] = key
                 ev["sig"] = _b64(signer.sign(signing_bytes(ev)))
                 payload = canonicalize(ev)  # also rejects values JSON cannot hold
                 _check_envelope(ev, seq)
                 # We just signed, so the check is that the signer's key is the
                 # one registered for its name (cheaper than verifying).
                 result = _validate(books, ev, verify_signature=False, signer_key=signer.public_key)
-                _commit(books, result, journal)
+                _commit(books, result, journal, ev)
+                out.append(len(events))
                 events.append(ev)
                 payloads.append(payload)
             writer.append(payloads)
@@ -611,7 +825,12 @@ class AssetLedger:
             raise
         self._log.extend(payloads)
         self._events.extend(events)
-        return [Entry(ev["seq"], ev, self._log.leaf_hash(ev["seq"])) for ev in events]
+        return [
+            e
+            if isinstance(e, Entry)
+            else Entry(events[e]["seq"], events[e], self._log.leaf_hash(events[e]["seq"]))
+            for e in out
+        ]
 
     def _due_triggers(
         self, now: datetime, codes: Sequence[str] | None = None
@@ -636,41 +855,59 @@ class AssetLedger:
                 {"reason": "no disposal action for 7 days"},
                 self._operator,
                 d,
+                None,
             )
             for d, code in due
         ]
 
     def record(
-        self, etype: str, code: str, data: Mapping[str, Any], *, actor: NoteSigner, time: datetime
+        self,
+        etype: str,
+        code: str,
+        data: Mapping[str, Any],
+        *,
+        actor: NoteSigner,
+        time: datetime,
+        idempotency_key: str | None = None,
     ) -> Entry:
         """Records one lifecycle event signed by ``actor`` (a member's key).
 
         If the asset's 7-day disposal deadline passed before ``time``, the
         trigger is recorded first, as :meth:`tick` would have.
+
+        ``idempotency_key`` (chosen by the caller, unique per actor) makes a
+        retry safe: if ``actor`` already recorded this key with the same type,
+        asset and data, that entry is returned and nothing is appended; with
+        other content, IdempotencyConflictError. The time is not compared.
         """
         if etype not in lc.MEMBER_EVENT_TYPES or etype == "pledge_registered":
             msg = f"etype must be one of {lc.MEMBER_EVENT_TYPES[1:]}, got {etype!r}"
             raise ValueError(msg)
         c = validate_asset_code(code)
-        return self._append([(etype, c, dict(data), actor, time)])[-1]
+        return self._append([(etype, c, _data(data), actor, time, idempotency_key)])[-1]
 
-    def record_many(
-        self, events: Sequence[tuple[str, str, Mapping[str, Any], NoteSigner, datetime]]
-    ) -> list[Entry]:
-        """Records ``(etype, code, data, actor, time)`` events as one batch.
+    def record_many(self, events: Sequence[Sequence[Any]]) -> list[Entry]:
+        """Records ``(etype, code, data, actor, time[, idempotency_key])`` events as one batch.
 
         All or nothing: if any event is rejected, none is written. The batch
         costs one fsync, which is what makes bulk loading fast. Due 7-day
-        triggers are inserted where they fall, as in :meth:`record`.
+        triggers are inserted where they fall, as in :meth:`record`. An event
+        whose idempotency key was already recorded (see :meth:`record`) is not
+        written again; its stored entry takes its place in the result.
         """
         drafts = []
-        for i, (etype, code, data, actor, time) in enumerate(events):
+        for i, ev in enumerate(events):
+            if len(ev) not in (5, 6):
+                msg = f"events[{i}]: want (etype, code, data, actor, time[, idempotency_key])"
+                raise ValueError(msg)
+            etype, code, data, actor, time = ev[:5]
             if etype not in lc.MEMBER_EVENT_TYPES or etype == "pledge_registered":
                 msg = (
                     f"events[{i}]: etype must be one of {lc.MEMBER_EVENT_TYPES[1:]}, got {etype!r}"
                 )
                 raise ValueError(msg)
-            drafts.append((etype, validate_asset_code(code), dict(data), actor, time))
+            key = ev[5] if len(ev) == 6 else None
+            drafts.append((etype, validate_asset_code(code), _data(data), actor, time, key))
         return self._append(drafts)
 
     def register_pledge(
@@ -684,6 +921,7 @@ class AssetLedger:
         currency: str = "CNY",
         lender: str | None = None,
         override_check_digit: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Entry:
         """Registers a pledge and returns its entry; the asset code is ``entry.event["asset"]``.
 
@@ -704,7 +942,8 @@ class AssetLedger:
             "lender": lender or actor.name,
             **check,
         }
-        return self._append([("pledge_registered", asset_code(v, pledge_id), data, actor, time)])[0]
+        code = asset_code(v, pledge_id)
+        return self._append([("pledge_registered", code, data, actor, time, idempotency_key)])[0]
 
     def disposal_request(self, code: str, *, reason: str, time: datetime) -> dict[str, Any]:
         """The canonical request that members sign to authorise a disposal."""
@@ -721,7 +960,12 @@ class AssetLedger:
 
     @staticmethod
     def approve_disposal(request: Mapping[str, Any], member: NoteSigner) -> dict[str, str]:
-        """One member's approval: its Ed25519 signature over the canonical request."""
+        """One member's approval: its Ed25519 signature over the canonical request.
+
+        Only a disposal request (as :meth:`disposal_request` makes it) is
+        signed; anything else raises TypeError or ValueError.
+        """
+        check_disposal_request(request)
         return {"member": member.name, "sig": _b64(member.sign(disposal_signing_bytes(request)))}
 
     def authorize_disposal(
@@ -732,10 +976,19 @@ class AssetLedger:
         *,
         actor: NoteSigner,
         time: datetime,
+        idempotency_key: str | None = None,
     ) -> Entry:
         """Records ``disposal_authorized`` if M distinct members signed this request."""
-        data = {"request": dict(request), "approvals": [dict(a) for a in approvals]}
-        return self.record("disposal_authorized", code, data, actor=actor, time=time)
+        aps = [_data(a, f"approvals[{i}]") for i, a in enumerate(approvals)]
+        data = {"request": _data(request, "request"), "approvals": aps}
+        return self.record(
+            "disposal_authorized",
+            code,
+            data,
+            actor=actor,
+            time=time,
+            idempotency_key=idempotency_key,
+        )
 
     def open_auction(
         self,
@@ -748,8 +1001,11 @@ class AssetLedger:
         reserve_ratio_ppm: int = 1_000_000,
         min_increment_minor: int = 0,
         auction_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Entry:
         """Opens an auction; the reserve is the latest valuation x reserve_ratio_ppm / 1e6."""
+        if done := self._retried(idempotency_key, actor, "auction_opened", code):
+            return done
         a = self.asset(code)
         if a.valuation_minor is None:
             raise InvalidTransitionError(f"asset {a.code} has no valuation to set a reserve from")
@@ -761,7 +1017,9 @@ class AssetLedger:
             "min_increment_minor": min_increment_minor,
             "closes_at": lc.format_time(closes_at),
         }
-        return self.record("auction_opened", code, data, actor=actor, time=time)
+        return self.record(
+            "auction_opened", code, data, actor=actor, time=time, idempotency_key=idempotency_key
+        )
 
     def place_bid(
         self,
@@ -772,6 +1030,7 @@ class AssetLedger:
         time: datetime,
         amount_minor: int | None = None,
         commitment: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Entry:
         """A bid: an amount (ascending) or a commitment (sealed, see lifecycle.bid_commitment)."""
         au = self.asset(code).auction
@@ -780,7 +1039,9 @@ class AssetLedger:
             data["commitment"] = commitment
         if amount_minor is not None:
             data["amount_minor"] = amount_minor
-        return self.record("bid_placed", code, data, actor=actor, time=time)
+        return self.record(
+            "bid_placed", code, data, actor=actor, time=time, idempotency_key=idempotency_key
+        )
 
     def close_auction(
         self,
@@ -789,8 +1050,11 @@ class AssetLedger:
         actor: NoteSigner,
         time: datetime,
         reveals: Sequence[Mapping[str, Any]] = (),
+        idempotency_key: str | None = None,
     ) -> Entry:
         """Closes the auction; for sealed bids, ``reveals`` opens the commitments."""
+        if done := self._retried(idempotency_key, actor, "auction_closed", code):
+            return done
         a = self.asset(code)
         au = a.auction
         if au is None or a.state is not lc.State.AUCTION_OPEN:
@@ -803,12 +1067,39 @@ class AssetLedger:
         winner, price = lc.auction_result(a, au, data)
         data["winner"] = winner
         data["price_minor"] = price
-        return self.record("auction_closed", code, data, actor=actor, time=time)
+        return self.record(
+            "auction_closed", code, data, actor=actor, time=time, idempotency_key=idempotency_key
+        )
 
-    def settle(self, code: str, *, actor: NoteSigner, time: datetime) -> Entry:
+    def settle(
+        self,
+        code: str,
+        *,
+        actor: NoteSigner,
+        time: datetime,
+        idempotency_key: str | None = None,
+    ) -> Entry:
+        if done := self._retried(idempotency_key, actor, "settled", code):
+            return done
         au = self.asset(code).auction
         data = {"buyer": au.winner if au else None, "amount_minor": au.price_minor if au else None}
-        return self.record("settled", code, data, actor=actor, time=time)
+        return self.record(
+            "settled", code, data, actor=actor, time=time, idempotency_key=idempotency_key
+        )
+
+    def _retried(self, key: str | None, actor: NoteSigner, etype: str, code: str) -> Entry | None:
+        """For helpers whose data derives from the asset's state (which the first
+        call changed): a retry is recognised by key, type and asset alone."""
+        e = self._existing(key, actor.name)
+        if e is None:
+            return None
+        if e.event["type"] != etype or e.event["asset"] != validate_asset_code(code):
+            msg = (
+                f"{actor.name} already used idempotency key {key!r} for entry {e.seq} "
+                f"({e.event['type']} of {e.event['asset']})"
+            )
+            raise IdempotencyConflictError(msg)
+        return e
 
     def tick(self, now: datetime) -> list[Entry]:
         """Records every 7-day judicial-disposal trigger due by ``now``.
@@ -919,6 +1210,9 @@ class Witness:
 
 @dataclass
 class AuditReport:
+    """What :func:`audit` found. ``first_bad`` (file, index, offset, reason) is
+    the first of ``problems``; ``ok`` is False exactly when there is one."""
+
     ok: bool
     entries: int
     root: str
@@ -926,16 +1220,27 @@ class AuditReport:
     cosignatures: int
     torn_tail_bytes: int
     first_bad: dict[str, Any] | None = None
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    truncations: list[dict[str, Any]] = field(default_factory=list)
+    revoked_checkpoints: int = 0
+
+    @property
+    def reason(self) -> str | None:
+        return None if self.first_bad is None else str(self.first_bad["reason"])
 
     def to_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "reason": self.reason,
             "entries": self.entries,
             "root": self.root,
             "checkpoints": self.checkpoints,
             "cosignatures": self.cosignatures,
             "torn_tail_bytes": self.torn_tail_bytes,
             "first_bad": self.first_bad,
+            "problems": self.problems,
+            "truncations": self.truncations,
+            "revoked_checkpoints": self.revoked_checkpoints,
         }
 
 
@@ -991,27 +1296,53 @@ def audit(
 ) -> AuditReport:
     """Re-checks a ledger directory from its bytes alone, without the lock.
 
-    Every entry: framing and checksum, canonical form, position, signature,
-    authorisation and lifecycle replay. Then every leaf and the root, every
-    checkpoint's signatures and root, and consistency between consecutive
-    checkpoints. Reports the first bad entry instead of raising. Entry
-    signatures are checked on ``workers`` processes (default: one per core)
-    when the log has at least 50,000 entries.
+    LEDGER.json against the signed consortium entry. Every entry: framing and
+    checksum, canonical form, position, signature, authorisation and
+    lifecycle replay. Then every leaf and the root, every stored checkpoint's
+    checksum, signatures, origin and root, and consistency between
+    consecutive checkpoints; operator truncations are verified and listed.
+    Never raises for damaged data: each problem is reported with its file,
+    byte offset and reason, the first as ``first_bad``. Entry signatures are
+    checked on ``workers`` processes (default: one per core) when the log has
+    at least 50,000 entries.
     """
     p = Path(path)
-    config = json.loads((p / CONFIG).read_text())
+    problems: list[dict[str, Any]] = []
+
+    def bad(file: str, index: int | None, offset: int | None, reason: str) -> None:
+        problems.append({"file": file, "index": index, "offset": offset, "reason": reason})
+
+    def report(log: MerkleLog | None = None, torn: int = 0, **kw: Any) -> AuditReport:
+        return AuditReport(
+            ok=not problems,
+            entries=log.size if log else 0,
+            root=log.root().hex() if log else "",
+            checkpoints=kw.get("checkpoints", 0),
+            cosignatures=kw.get("cosignatures", 0),
+            torn_tail_bytes=torn,
+            first_bad=problems[0] if problems else None,
+            problems=problems,
+            truncations=kw.get("truncations", []),
+            revoked_checkpoints=kw.get("revoked", 0),
+        )
+
+    try:
+        config = read_config(p)
+    except LedgerCorruptError as e:
+        bad(CONFIG, None, e.offset, str(e))
+        return report()
     operator = NoteVerifier.from_vkey(config["operator_vkey"])
     try:
         scan = scan_records(p / ENTRIES)
     except LedgerCorruptError as e:
-        bad = {"index": e.index, "offset": e.offset, "reason": str(e)}
-        return AuditReport(False, e.index or 0, "", 0, 0, 0, bad)
+        bad(ENTRIES, e.index, e.offset, str(e))
+        return report()
     log = MerkleLog(config["hash"])
     log.extend(scan.records)
     n_workers = workers or os.cpu_count() or 1
     parallel = verify_signatures and n_workers > 1 and len(scan.records) >= PARALLEL_AUDIT_MIN
     books = _Books()
-    first_bad: dict[str, Any] | None = None
+    entry_bad: dict[str, Any] | None = None
     for i, payload in enumerate(scan.records):
         try:
             ev = _load_event(payload)
@@ -1020,47 +1351,57 @@ def audit(
             check_sig = verify_signatures and (not parallel or i == 0)
             result = _validate(books, ev, verify_signature=check_sig)
         except (ValueError, AutolienError, KeyError, TypeError) as e:
-            first_bad = {
-                "index": i,
-                "offset": scan.offsets[i],
-                "reason": f"{type(e).__name__}: {e}",
-            }
+            entry_bad = {"index": i, "reason": f"{type(e).__name__}: {e}"}
             break
-        _commit(books, result)
+        _commit(books, result, ev=ev)
     if parallel and books.consortium is not None:
         cons = books.consortium
         keys = {name: v.public_key for name, v in cons.members.items()}
         keys[cons.operator.name] = cons.operator.public_key
-        limit = int(first_bad["index"]) if first_bad else len(scan.records)
+        limit = int(entry_bad["index"]) if entry_bad else len(scan.records)
         bad_sig = _parallel_signature_check(list(scan.records[1:limit]), 1, keys, n_workers)
         if bad_sig is not None:
-            idx = bad_sig[0]
-            first_bad = {
-                "index": idx,
-                "offset": scan.offsets[idx],
-                "reason": f"SignatureError: {bad_sig[1]}",
-            }
-    if (
-        first_bad is None
-        and books.consortium is not None
-        and books.consortium.operator.vkey != operator.vkey
-    ):
-        first_bad = {
-            "index": 0,
-            "offset": 0,
-            "reason": "entry 0 names another operator than LEDGER.json",
-        }
+            entry_bad = {"index": bad_sig[0], "reason": f"SignatureError: {bad_sig[1]}"}
+    if entry_bad is not None:
+        i = entry_bad["index"]
+        off = scan.offsets[i]
+        bad(ENTRIES, i, off, f"{ENTRIES}: entry {i} at byte offset {off}: {entry_bad['reason']}")
+    if books.consortium is not None:
+        mismatch = _config_mismatch(config, books.consortium)
+        if mismatch:
+            bad(CONFIG, None, None, mismatch)
+    elif scan.records == [] and entry_bad is None:
+        bad(ENTRIES, 0, 0, f"{ENTRIES}: no consortium entry")
+    try:
+        truncations = read_truncations(p, operator)
+    except LedgerCorruptError as e:
+        bad(TRUNCATIONS, e.index, e.offset, str(e))
+        truncations = []
+    revoked = revoked_checkpoints(truncations)
     verifiers = [operator, *(books.consortium.witnesses.values() if books.consortium else [])]
-    n_cp = n_cosig = 0
+    n_cp = n_cosig = n_revoked = 0
     prev: Checkpoint | None = None
-    cp_problem = None
-    for note in (r.decode() for r in scan_records(p / CHECKPOINTS).records):
+    try:
+        cp_scan = scan_records(p / CHECKPOINTS)
+    except LedgerCorruptError as e:
+        bad(CHECKPOINTS, e.index, e.offset, str(e))
+        cp_scan = ScanResult([], [], 0, 0)
+    for i, payload in enumerate(cp_scan.records):
+        off = cp_scan.offsets[i]
+        if _digest(payload) in revoked:
+            n_revoked += 1
+            continue
         try:
-            opened = open_note(note, verifiers)
+            opened = open_note(payload.decode(), verifiers)
             cp = Checkpoint.parse(opened.text)
             if cp.origin != config["origin"]:
                 raise SignatureError(f"checkpoint origin {cp.origin!r} is not the ledger's")
-            if cp.size > log.size or log.root(cp.size) != cp.root:
+            if cp.size > log.size:
+                raise SignatureError(
+                    f"checkpoint covers {cp.size} entries but only {log.size} are stored "
+                    f"(they end at byte offset {scan.end} of {ENTRIES}): acknowledged entries are missing"
+                )
+            if log.root(cp.size) != cp.root:
                 raise SignatureError(f"checkpoint at size {cp.size} does not match the entries")
             if (
                 prev is not None
@@ -1070,19 +1411,151 @@ def audit(
                 msg = f"checkpoints at sizes {prev.size} and {cp.size} are not consistent"
                 raise SignatureError(msg)
         except (ValueError, AutolienError) as e:
-            cp_problem = f"checkpoint {n_cp}: {e}"
+            bad(CHECKPOINTS, i, off, f"{CHECKPOINTS}: checkpoint {i} at byte offset {off}: {e}")
             break
         n_cp += 1
         n_cosig += sum(1 for s in opened.signatures if s.verified and s.name != operator.name)
         prev = cp
-    if first_bad is None and cp_problem is not None:
-        first_bad = {"index": None, "offset": None, "reason": cp_problem}
-    return AuditReport(
-        ok=first_bad is None,
-        entries=log.size,
-        root=log.root().hex(),
+    summary = [
+        {
+            k: rec.get(k)
+            for k in (
+                "file",
+                "time",
+                "reason",
+                "kept_records",
+                "kept_bytes",
+                "dropped_bytes",
+                "dropped_sha256",
+                "saved_as",
+            )
+        }
+        | {"revoked_checkpoints": len(rec["revoked_checkpoints"])}
+        for rec in truncations
+    ]
+    return report(
+        log,
+        scan.torn_bytes + cp_scan.torn_bytes,
         checkpoints=n_cp,
         cosignatures=n_cosig,
-        torn_tail_bytes=scan.torn_bytes,
-        first_bad=first_bad,
+        truncations=summary,
+        revoked=n_revoked,
     )
+
+
+def _valid_prefix(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each intact record before the first damaged one."""
+    try:
+        scan = scan_bytes(data)
+    except LedgerCorruptError as e:
+        scan = scan_bytes(data[: e.offset or 0])
+    return [(off, off + 8 + len(rec)) for off, rec in zip(scan.offsets, scan.records, strict=True)]
+
+
+def truncate(
+    path: str | os.PathLike[str],
+    *,
+    file: str = ENTRIES,
+    keep: int,
+    reason: str,
+    operator: NoteSigner | None = None,
+    time: datetime,
+) -> dict[str, Any]:
+    """The operator's explicit cut: keeps the first ``keep`` records of
+    ``file`` (entries.dat or checkpoints.dat) and drops the rest.
+
+    Nothing is destroyed silently: the dropped bytes are saved under
+    ``truncated/``, and an operator-signed record of what was dropped and why
+    is appended to ``truncations.dat`` before the file is cut. Stored
+    checkpoints that covered dropped entries are listed there as revoked;
+    :func:`audit` reports every truncation. Works on a ledger that no longer
+    opens, which is what it is for. Returns the truncation record.
+    """
+    p = Path(path)
+    if file not in (ENTRIES, CHECKPOINTS):
+        msg = f"file must be {ENTRIES} or {CHECKPOINTS}, got {file!r}"
+        raise ValueError(msg)
+    if not reason or not reason.strip():
+        msg = "a truncation needs a reason"
+        raise ValueError(msg)
+    if keep < (1 if file == ENTRIES else 0):
+        msg = f"keep must be at least {1 if file == ENTRIES else 0} for {file}, got {keep}"
+        raise ValueError(msg)
+    config = read_config(p)
+    if operator is None:
+        if not (p / OPERATOR_KEY).exists():
+            msg = "the operator key is needed to sign a truncation record"
+            raise PermissionError(msg)
+        operator = NoteSigner.from_skey((p / OPERATOR_KEY).read_text().strip())
+    if operator.vkey != config["operator_vkey"]:
+        msg = "the operator key does not match the ledger's operator"
+        raise SignatureError(msg)
+    lock = DirLock(p)
+    try:
+        target = p / file
+        data = target.read_bytes() if target.exists() else b""
+        good = _valid_prefix(data)
+        if keep > len(good):
+            where = good[-1][1] if good else 0
+            msg = (
+                f"{file} has only {len(good)} intact records before byte offset {where}; "
+                f"cannot keep {keep}"
+            )
+            raise ValueError(msg)
+        cut = good[keep - 1][1] if keep else 0
+        if cut == len(data):
+            msg = f"{file} has exactly {keep} records: nothing to truncate"
+            raise ValueError(msg)
+        dropped = data[cut:]
+        digest = _digest(dropped)
+        revoked: list[str] = []
+        if file == ENTRIES:
+            cps = p / CHECKPOINTS
+            cp_data = cps.read_bytes() if cps.exists() else b""
+            for start, end in _valid_prefix(cp_data):
+                note = cp_data[start + 4 : end - 4]
+                with contextlib.suppress(ValueError):
+                    text = note.decode().split("\n\n", 1)[0] + "\n"
+                    if Checkpoint.parse(text).size > keep:
+                        revoked.append(_digest(note))
+        saved = Path(TRUNCATED_DIR) / f"{file}.{cut}.{digest[:16]}"
+        (p / TRUNCATED_DIR).mkdir(exist_ok=True)
+        with open(p / saved, "wb") as f:
+            f.write(dropped)
+            f.flush()
+            os.fsync(f.fileno())
+        fsync_dir(p / TRUNCATED_DIR)
+        rec: dict[str, Any] = {
+            "v": 1,
+            "type": "truncation",
+            "file": file,
+            "time": lc.format_time(time),
+            "reason": reason,
+            "actor": operator.name,
+            "kept_records": keep,
+            "kept_bytes": cut,
+            "dropped_bytes": len(dropped),
+            "dropped_sha256": digest,
+            "saved_as": str(saved),
+            "revoked_checkpoints": revoked,
+        }
+        rec["sig"] = _b64(operator.sign(_truncation_signing_bytes(rec)))
+        tpath = p / TRUNCATIONS
+        tscan = scan_records(tpath)
+        log_file = RecordFile(tpath)
+        try:
+            if tscan.torn_bytes:
+                log_file.truncate(tscan.end)
+            # The record is durable before anything is cut.
+            log_file.append([canonicalize(rec)])
+        finally:
+            log_file.close()
+        fd = os.open(target, os.O_RDWR)
+        try:
+            os.ftruncate(fd, cut)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    finally:
+        lock.release()
+    return rec

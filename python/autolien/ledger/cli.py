@@ -19,26 +19,57 @@ Typical session::
     autolien ledger verify --proof proof.json --vkey <operator vkey>
     autolien ledger audit LEDGER
 
-Exit status: 0 on success, 1 when ``audit`` or ``verify`` finds a problem,
-2 for an error (its JSON goes to stderr).
+Exit status:
+  0  success.
+  1  an integrity problem: `audit` or `verify` found one (their JSON report,
+     on stdout, has "ok": false and a "reason"), or a command refused a ledger
+     whose files fail their checks (LedgerCorruptError, naming the file and
+     byte offset, as JSON on stderr).
+  2  usage: bad arguments or malformed input (JSON that is not an object,
+     a negative --seq, a proof file without its fields...), as JSON on stderr.
+  3  refused: a well-formed request the ledger does not allow (an impossible
+     transition, too few approvals, a reused --id with other content, the
+     lock held by another writer...), as JSON on stderr.
+A closed stdout (`| head`) is not an error: the command's work is done and
+its output dropped. `--id` makes `register`, `event` and `authorize-disposal`
+safe to retry: the same id with the same content prints the stored entry
+instead of recording it twice.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from ..errors import AutolienError
-from .assets import AssetLedger, Entry, Member, audit
+from ..errors import (
+    AuthorizationError,
+    AutolienError,
+    IdempotencyConflictError,
+    InvalidTransitionError,
+    LedgerCorruptError,
+    LedgerLockedError,
+    SignatureError,
+)
+from .assets import AssetLedger, Entry, Member, audit, check_disposal_request, truncate
 from .lifecycle import format_time
 from .merkle import verify_inclusion
 from .note import ALG_COSIGNATURE_V1, Checkpoint, NoteSigner, NoteVerifier, open_note
 
-__all__ = ["add_parser"]
+__all__ = ["EXIT_OK", "EXIT_PROBLEM", "EXIT_REFUSED", "EXIT_USAGE", "add_parser", "run"]
+
+EXIT_OK = 0
+EXIT_PROBLEM = 1  # audit/verify found a problem, or the ledger's files fail their checks
+EXIT_USAGE = 2  # bad arguments or malformed input
+EXIT_REFUSED = 3  # a well-formed request the ledger refuses
+
+
+class UsageError(ValueError):
+    """Malformed input from the command line or an input file."""
 
 
 def _time(s: str | None) -> datetime:
@@ -54,12 +85,42 @@ def _time(s: str | None) -> datetime:
 def _key(path: str) -> NoteSigner:
     text = Path(path).read_text().strip()
     if text.startswith("{"):
-        text = json.loads(text)["skey"]
+        doc = _json_object(_parse_json(text, path), f"the key file {path}")
+        if not isinstance(doc.get("skey"), str):
+            msg = f"{path}: a key file holds an skey (as `keygen` prints it)"
+            raise UsageError(msg)
+        text = doc["skey"]
     return NoteSigner.from_skey(text)
 
 
+def _parse_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        msg = f"{what} is not valid JSON: {e}"
+        raise UsageError(msg) from None
+
+
 def _json_file(path: str) -> Any:
-    return json.loads(Path(path).read_text())
+    try:
+        text = Path(path).read_text()
+    except UnicodeDecodeError:
+        msg = f"{path} is not UTF-8 text"
+        raise UsageError(msg) from None
+    return _parse_json(text, path)
+
+
+def _json_object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        msg = f"{what} must be a JSON object, got {_json_type(value)}"
+        raise UsageError(msg)
+    return value
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), "null" if value is None else "a number"
+    )
 
 
 def _entry(e: Entry) -> dict[str, Any]:
@@ -74,6 +135,7 @@ def _entry(e: Entry) -> dict[str, Any]:
 def _out(obj: Any) -> None:
     json.dump(obj, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
+    sys.stdout.flush()  # a closed pipe shows here, where run() handles it
 
 
 def cmd_keygen(a: argparse.Namespace) -> int:
@@ -125,20 +187,18 @@ def cmd_register(a: argparse.Namespace) -> int:
             loan_amount_minor=a.loan_amount_minor,
             currency=a.currency,
             override_check_digit=a.override_check_digit,
+            idempotency_key=a.id,
         )
         _out(_entry(e))
     return 0
 
 
 def cmd_event(a: argparse.Namespace) -> int:
+    data = _json_object(_parse_json(a.data, "--data"), "--data")
+    actor, when = _key(a.key), _time(a.time)
     with AssetLedger.open(a.dir) as led:
-        _out(
-            _entry(
-                led.record(
-                    a.type, a.asset, json.loads(a.data), actor=_key(a.key), time=_time(a.time)
-                )
-            )
-        )
+        e = led.record(a.type, a.asset, data, actor=actor, time=when, idempotency_key=a.id)
+    _out(_entry(e))
     return 0
 
 
@@ -148,18 +208,37 @@ def cmd_request_disposal(a: argparse.Namespace) -> int:
     return 0
 
 
+def _request(path: str) -> dict[str, Any]:
+    req = _json_object(_json_file(path), f"the request in {path}")
+    try:
+        check_disposal_request(req)
+    except (TypeError, ValueError) as e:
+        msg = f"{path}: {e}"
+        raise UsageError(msg) from None
+    return req
+
+
+def _approval(path: str) -> dict[str, Any]:
+    ap = _json_object(_json_file(path), f"the approval in {path}")
+    if set(ap) != {"member", "sig"} or not all(isinstance(v, str) for v in ap.values()):
+        msg = f'{path}: an approval is {{"member": NAME, "sig": BASE64}}, as `approve` prints it'
+        raise UsageError(msg)
+    return ap
+
+
 def cmd_approve(a: argparse.Namespace) -> int:
-    _out(AssetLedger.approve_disposal(_json_file(a.request), _key(a.key)))
+    _out(AssetLedger.approve_disposal(_request(a.request), _key(a.key)))
     return 0
 
 
 def cmd_authorize(a: argparse.Namespace) -> int:
-    approvals = [_json_file(p) for p in a.approval]
+    approvals = [_approval(p) for p in a.approval]
+    request, actor, when = _request(a.request), _key(a.key), _time(a.time)
     with AssetLedger.open(a.dir) as led:
         e = led.authorize_disposal(
-            a.asset, _json_file(a.request), approvals, actor=_key(a.key), time=_time(a.time)
+            a.asset, request, approvals, actor=actor, time=when, idempotency_key=a.id
         )
-        _out(_entry(e))
+    _out(_entry(e))
     return 0
 
 
@@ -177,6 +256,9 @@ def cmd_checkpoint(a: argparse.Namespace) -> int:
 
 
 def cmd_prove(a: argparse.Namespace) -> int:
+    if a.seq is not None and a.seq < 0:
+        msg = f"--seq must be 0 or more, got {a.seq}"
+        raise UsageError(msg)
     with AssetLedger.open(a.dir, read_only=True) as led:
         notes = led.checkpoints()
         if not notes:
@@ -210,38 +292,101 @@ def cmd_prove(a: argparse.Namespace) -> int:
     return 0
 
 
+def _proof_doc(path: str) -> dict[str, Any]:
+    """A proof file's shape, checked: UsageError names the first missing or mistyped field."""
+    doc = _json_object(_json_file(path), f"the proof file {path}")
+
+    def need(obj: dict[str, Any], key: str, typ: type | tuple[type, ...], where: str) -> Any:
+        v = obj.get(key)
+        if not isinstance(v, typ) or isinstance(v, bool):
+            msg = f"{path}: {where}{key} is missing or not a {getattr(typ, '__name__', 'value')}"
+            raise UsageError(msg)
+        return v
+
+    need(doc, "checkpoint", str, "")
+    if need(doc, "hash", str, "") not in ("sha256", "keccak256"):
+        msg = f"{path}: hash must be sha256 or keccak256"
+        raise UsageError(msg)
+    for i, item in enumerate(need(doc, "proofs", list, "")):
+        where = f"proofs[{i}]."
+        p = _json_object(item, f"{path}: proofs[{i}]")
+        need(p, "entry", dict, where)
+        if need(p, "seq", int, where) < 0:
+            msg = f"{path}: {where}seq is negative"
+            raise UsageError(msg)
+        for h in [need(p, "leaf_hash", str, where), *need(p, "proof", list, where)]:
+            if (
+                not isinstance(h, str)
+                or len(h) != 64
+                or not all(c in "0123456789abcdef" for c in h)
+            ):
+                msg = f"{path}: {where}leaf_hash and proof hold 32-byte lowercase hex hashes"
+                raise UsageError(msg)
+    return doc
+
+
 def cmd_verify(a: argparse.Namespace) -> int:
     """Stateless: checks the checkpoint signature and every inclusion proof."""
     from .jcs import canonicalize  # noqa: PLC0415
     from .merkle import leaf_hash  # noqa: PLC0415
 
-    doc = _json_file(a.proof)
-    verifiers = [NoteVerifier.from_vkey(v) for v in a.vkey]
-    cp = Checkpoint.parse(open_note(doc["checkpoint"], verifiers).text)
+    doc = _proof_doc(a.proof)
+    try:
+        verifiers = [NoteVerifier.from_vkey(v) for v in a.vkey]
+    except ValueError as e:
+        msg = f"--vkey: {e}"
+        raise UsageError(msg) from None
+    try:
+        cp = Checkpoint.parse(open_note(doc["checkpoint"], verifiers).text)
+    except (SignatureError, ValueError) as e:
+        _out({"ok": False, "reason": f"checkpoint: {e}", "results": []})
+        return EXIT_PROBLEM
     results = []
     for p in doc["proofs"]:
         lh = leaf_hash(canonicalize(p["entry"]), hash=doc["hash"])
-        ok = lh.hex() == p["leaf_hash"] and verify_inclusion(
+        r: dict[str, Any] = {"seq": p["seq"], "ok": False}
+        if lh.hex() != p["leaf_hash"]:
+            r["reason"] = "the entry does not hash to leaf_hash"
+        elif p["seq"] >= cp.size:
+            r["reason"] = f"seq {p['seq']} is not below the checkpoint size {cp.size}"
+        elif not verify_inclusion(
             lh, p["seq"], cp.size, [bytes.fromhex(h) for h in p["proof"]], cp.root, hash=doc["hash"]
+        ):
+            r["reason"] = "the inclusion proof does not lead to the checkpoint root"
+        else:
+            r["ok"] = True
+        results.append(r)
+    bad = [r for r in results if not r["ok"]]
+    out: dict[str, Any] = {"ok": not bad}
+    if bad:
+        out["reason"] = (
+            f"{len(bad)} of {len(results)} proofs fail; first: seq {bad[0]['seq']}: {bad[0]['reason']}"
         )
-        results.append({"seq": p["seq"], "ok": ok})
-    ok_all = all(r["ok"] for r in results)
-    _out(
-        {
-            "ok": ok_all,
-            "origin": cp.origin,
-            "size": cp.size,
-            "root": cp.root.hex(),
-            "results": results,
-        }
-    )
-    return 0 if ok_all else 1
+    out.update(origin=cp.origin, size=cp.size, root=cp.root.hex(), results=results)
+    _out(out)
+    return EXIT_PROBLEM if bad else EXIT_OK
 
 
 def cmd_audit(a: argparse.Namespace) -> int:
+    if not (Path(a.dir) / "LEDGER.json").exists():
+        msg = f"{a.dir} is not an autolien ledger (no LEDGER.json)"
+        raise UsageError(msg)
     rep = audit(a.dir, verify_signatures=not a.no_signatures)
     _out(rep.to_json())
-    return 0 if rep.ok else 1
+    return EXIT_OK if rep.ok else EXIT_PROBLEM
+
+
+def cmd_truncate(a: argparse.Namespace) -> int:
+    rec = truncate(
+        a.dir,
+        file=a.file,
+        keep=a.to,
+        reason=a.reason,
+        operator=_key(a.operator_key) if a.operator_key else None,
+        time=_time(a.time),
+    )
+    _out({k: v for k, v in rec.items() if k != "sig"})
+    return 0
 
 
 def cmd_show(a: argparse.Namespace) -> int:
@@ -262,6 +407,15 @@ def cmd_show(a: argparse.Namespace) -> int:
     return 0
 
 
+class _JsonErrorParser(argparse.ArgumentParser):
+    """Argument errors of the ledger commands as the same JSON as every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        json.dump({"error": "UsageError", "message": f"{self.prog}: {message}"}, sys.stderr)
+        sys.stderr.write("\n")
+        raise SystemExit(EXIT_USAGE)
+
+
 def add_parser(sub: Any) -> None:  # sub: argparse._SubParsersAction
     """Adds ``ledger`` and its subcommands to the top-level CLI."""
     p = sub.add_parser(
@@ -270,7 +424,7 @@ def add_parser(sub: Any) -> None:  # sub: argparse._SubParsersAction
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    s = p.add_subparsers(dest="ledger_command", required=True)
+    s = p.add_subparsers(dest="ledger_command", required=True, parser_class=_JsonErrorParser)
 
     def add(name: str, fn: Any, help_: str, *, dir_: bool = True) -> argparse.ArgumentParser:
         q: argparse.ArgumentParser = s.add_parser(name, help=help_)
@@ -302,13 +456,15 @@ def add_parser(sub: Any) -> None:  # sub: argparse._SubParsersAction
     q.add_argument("--override-check-digit", metavar="REASON")
     q.add_argument("--key", required=True, help="the member's skey file")
     q.add_argument("--time")
+    q.add_argument("--id", help=ID_HELP)
 
     q = add("event", cmd_event, "record a lifecycle event")
     q.add_argument("--asset", required=True)
     q.add_argument("--type", required=True)
-    q.add_argument("--data", default="{}")
+    q.add_argument("--data", default="{}", help="the event's data: a JSON object")
     q.add_argument("--key", required=True)
     q.add_argument("--time")
+    q.add_argument("--id", help=ID_HELP)
 
     q = add("request-disposal", cmd_request_disposal, "print the disposal request members sign")
     q.add_argument("--asset", required=True)
@@ -325,6 +481,7 @@ def add_parser(sub: Any) -> None:  # sub: argparse._SubParsersAction
     q.add_argument("--approval", action="append", required=True)
     q.add_argument("--key", required=True)
     q.add_argument("--time")
+    q.add_argument("--id", help=ID_HELP)
 
     q = add("tick", cmd_tick, "record the 7-day judicial-disposal triggers that are due")
     q.add_argument("--now")
@@ -351,12 +508,60 @@ def add_parser(sub: Any) -> None:  # sub: argparse._SubParsersAction
     q = add("show", cmd_show, "an asset's state and history")
     q.add_argument("--asset", required=True)
 
+    q = add(
+        "truncate",
+        cmd_truncate,
+        "operator only: cut a damaged file to its first N records, recording what and why",
+    )
+    q.add_argument("--to", type=int, required=True, metavar="N", help="records to keep")
+    q.add_argument("--reason", required=True, help="why (kept in truncations.dat)")
+    q.add_argument("--file", choices=["entries.dat", "checkpoints.dat"], default="entries.dat")
+    q.add_argument("--operator-key", help="operator skey file (default: operator.skey in DIR)")
+    q.add_argument("--time")
+
+
+ID_HELP = "idempotency key: a retry with the same id and content prints the stored entry"
+
+
+def _message(e: BaseException) -> str:
+    # KeyError's str() quotes its argument; the others do not.
+    return str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+
+
+def _exit_code(e: BaseException) -> int:
+    if isinstance(e, LedgerCorruptError):
+        return EXIT_PROBLEM
+    if isinstance(
+        e,
+        InvalidTransitionError
+        | AuthorizationError
+        | IdempotencyConflictError
+        | LedgerLockedError
+        | SignatureError
+        | PermissionError
+        | FileExistsError
+        | KeyError,
+    ):
+        return EXIT_REFUSED
+    return EXIT_USAGE
+
 
 def run(args: argparse.Namespace) -> int:
+    """Runs a parsed ``ledger`` command; errors become one JSON line on stderr."""
     try:
         result: int = args.func(args)
-    except (AutolienError, ValueError, KeyError, OSError, PermissionError) as e:
-        json.dump({"error": type(e).__name__, "message": str(e).strip("'")}, sys.stderr)
+    except BrokenPipeError:
+        # The reader went away (`| head`). The work is done; drop the output
+        # quietly, and keep the interpreter's final flush from failing again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_OK
+    except (AutolienError, ValueError, TypeError, KeyError, IndexError, OSError) as e:
+        err: dict[str, Any] = {"error": type(e).__name__, "message": _message(e)}
+        if isinstance(e, LedgerCorruptError):
+            err.update(path=e.path, offset=e.offset, index=e.index)
+        json.dump(err, sys.stderr)
         sys.stderr.write("\n")
-        return 2
+        return _exit_code(e)
     return result
