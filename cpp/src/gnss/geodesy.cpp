@@ -18,6 +18,8 @@ constexpr double kE2 = kF * (2.0 - kF);
 constexpr double kB = kA * (1.0 - kF);
 constexpr double kEp2 = kE2 / (1.0 - kE2);
 constexpr double kDeg = std::numbers::pi / 180.0;
+// Fixed-point steps after Bowring's start (see ecef_to_geodetic).
+constexpr int kIterations = 2;
 } // namespace
 
 Vec3 geodetic_to_ecef(double lat_deg, double lon_deg, double h) noexcept {
@@ -29,22 +31,27 @@ Vec3 geodetic_to_ecef(double lat_deg, double lon_deg, double h) noexcept {
 
 Vec3 ecef_to_geodetic(const Vec3& xyz) noexcept {
     const double x = xyz[0], y = xyz[1], z = xyz[2];
-    const double p = std::hypot(x, y);
-    const double lon = std::atan2(y, x);
-    // Bowring's parametric start, then two fixed-point steps on the reduced
-    // latitude (each gains about a factor e^2): below 1e-12 rad near the surface.
-    double tb = z * kA / (p * kB); // tan of the parametric latitude
-    double lat = 0;
-    for (int i = 0; i < 3; ++i) {
-        const double cb = 1.0 / std::sqrt(1.0 + tb * tb), sb = tb * cb;
-        lat = std::atan2(z + kEp2 * kB * sb * sb * sb, p - kE2 * kA * cb * cb * cb);
-        tb = (1.0 - kF) * std::tan(lat);
+    const double p = std::sqrt(x * x + y * y);
+    // Bowring's parametric start, then fixed-point steps on the reduced
+    // latitude, each gaining about a factor e^2. The angles stay as (sin, cos)
+    // pairs, unnormalised, so the loop has no trigonometry and no division by
+    // p (which is 0 at the poles); one atan2 at the end.
+    double s = z * kA, c = p * kB; // along tan of the reduced latitude
+    double num = 0, den = 0;       // along tan of the latitude
+    for (int i = 0; i < kIterations; ++i) {
+        const double r = std::sqrt(s * s + c * c);
+        const double sb = s / r, cb = c / r;
+        num = z + kEp2 * kB * sb * sb * sb;
+        den = p - kE2 * kA * cb * cb * cb;
+        s = (1.0 - kF) * num;
+        c = den;
     }
-    const double sp = std::sin(lat), cp = std::cos(lat);
+    const double r = std::sqrt(num * num + den * den);
+    const double sp = num / r, cp = den / r;
     const double n = kA / std::sqrt(1.0 - kE2 * sp * sp);
     // The height from the larger of the two projections (no division by ~0 at the poles).
     const double h = std::abs(cp) > std::abs(sp) ? p / cp - n : z / sp - n * (1.0 - kE2);
-    return {lat / kDeg, lon / kDeg, h};
+    return {std::atan2(num, den) / kDeg, std::atan2(y, x) / kDeg, h};
 }
 
 EnuFrame::EnuFrame(double lat0_deg, double lon0_deg, double h0) noexcept
