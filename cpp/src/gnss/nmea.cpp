@@ -218,6 +218,8 @@ class Decoder {
 
   private:
     void flush_junk(std::size_t& start, std::size_t end) {
+        if (start == SIZE_MAX) [[likely]]
+            return; // called at every sentence: no run of junk is the rule
         autolien::flush_junk(out_.rejects, d_, start, end, "sentence or message");
     }
 
