@@ -275,7 +275,9 @@ void register_gnss_fusion(py::module_& m) {
                         const auto res = ag::fuse(in, cfg, smooth);
                         // Parking works on the raw fixes (with the filter's noise model),
                         // so that a towing the filter smooths over still shows.
-                        ag::ParkInput pin{{t.data() + lo, m_}, e,       no,
+                        ag::ParkInput pin{{t.data() + lo, m_},
+                                          e,
+                                          no,
                                           u,
                                           res.r_e,
                                           res.r_n,

@@ -202,7 +202,8 @@ def test_issue_survey_station_is_one_episode_at_the_fixed_position(smooth: bool)
     # The fixed fixes alone average to a few millimetres; the episode leans on them ...
     assert err < 0.02
     # ... and its claimed sigma covers the error without being the float class's.
-    assert abs(e[0]) <= 2 * se[0] and abs(n[0]) <= 2 * sn[0]
+    assert abs(e[0]) <= 2 * se[0]
+    assert abs(n[0]) <= 2 * sn[0]
     assert max(se[0], sn[0]) < 0.05
 
 
@@ -236,7 +237,8 @@ def test_wrong_fix_run_merges_into_one_episode() -> None:
     assert result.events.num_rows == 0
     assert result.parked.num_rows == 1
     e, n_, se, sn = parked_error(result.parked, (40.0, -105.0, 1600.0))
-    assert abs(e[0]) <= 2 * se[0] and abs(n_[0]) <= 2 * sn[0]
+    assert abs(e[0]) <= 2 * se[0]
+    assert abs(n_[0]) <= 2 * sn[0]
 
 
 @pytest.mark.parametrize("speed", [None, 0.0])
@@ -250,18 +252,18 @@ def test_real_geonet_station_with_resets(speed: float | None) -> None:
     static = read_pos(DATA / "rtklib_geonet" / "0759_static.pos")
     truth = tuple(float(static.column(c)[-1].as_py()) for c in ("lat", "lon", "height_m"))
     q = fixes.column("quality").to_numpy()
-    assert (q == 5).sum() >= 80 and (q == 4).sum() >= 30
+    assert (q == 5).sum() >= 80
+    assert (q == 4).sum() >= 30
     result = fuse(fixes)
     assert result.events.num_rows == 0
     assert result.parked.num_rows == 1
     e, n, se, sn = parked_error(result.parked, truth)  # type: ignore[arg-type]
     assert np.hypot(e[0], n[0]) < 0.01
-    assert abs(e[0]) <= 2 * se[0] and abs(n[0]) <= 2 * sn[0]
+    assert abs(e[0]) <= 2 * se[0]
+    assert abs(n[0]) <= 2 * sn[0]
 
 
-def parked_then(
-    rng: np.random.Generator, move_s: int, speed_mps: float
-) -> tuple[pa.Table, float]:
+def parked_then(rng: np.random.Generator, move_s: int, speed_mps: float) -> tuple[pa.Table, float]:
     """30 min parked (the error model of static_receiver, odometer 0), a move
     north at `speed_mps` for `move_s` seconds with the odometer still at 0
     (towed, pushed), then 30 min parked. Returns the table and the distance."""
@@ -286,7 +288,9 @@ def parked_then(
             "speed_kmh": np.zeros(move_s),
         }
     )
-    shift = pa.compute.add(b.column("time"), pa.scalar(int((t_end + move_s) * 1e6 - 1.7e15), pa.duration("us")))
+    shift = pa.compute.add(
+        b.column("time"), pa.scalar(int((t_end + move_s) * 1e6 - 1.7e15), pa.duration("us"))
+    )
     b = b.set_column(0, "time", shift).set_column(
         1, "lat", pa.compute.add(b.column("lat"), dist / M_PER_DEG)
     )

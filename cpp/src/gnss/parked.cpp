@@ -22,10 +22,10 @@ struct Run {
     bool open = false;
     std::uint32_t count = 0;
     double t0 = 0, t1 = 0;
-    double last_var = 0;           // horizontal variance of the run's last fix
-    double w[3] = {}, s[3] = {};   // per axis (e, n, u): sums of 1/var and x/var
-    double m[3] = {}, vw[3] = {};  // the run's mean and its white-noise variance
-    double V[3] = {}, W[3] = {};   // the mean's variance about the truth (white + bias), 1/V
+    double last_var = 0;          // horizontal variance of the run's last fix
+    double w[3] = {}, s[3] = {};  // per axis (e, n, u): sums of 1/var and x/var
+    double m[3] = {}, vw[3] = {}; // the run's mean and its white-noise variance
+    double V[3] = {}, W[3] = {};  // the mean's variance about the truth (white + bias), 1/V
 };
 
 struct Sums {
@@ -155,9 +155,9 @@ ParkOutput find_parked(const ParkInput& in, const ParkConfig& cfg) {
     };
 
     // The open cluster: closed runs in sums, one open run per class.
-    Sums closed, closed_short; // closed runs: long ones, and all of them
+    Sums closed, closed_short;   // closed runs: long ones, and all of them
     std::uint32_t long_runs = 0; // closed or open, of kMinRunFixes fixes or more
-    std::vector<Run> done; // the closed runs themselves
+    std::vector<Run> done;       // the closed runs themselves
     std::array<Run, 7> runs{};
     std::size_t c_first = 0, c_last = 0;
     std::uint32_t c_count = 0;
