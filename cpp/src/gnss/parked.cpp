@@ -8,6 +8,7 @@ namespace autolien::gnss {
 namespace {
 
 constexpr std::uint32_t kMinRunFixes = 3;
+constexpr int kMaxDrops = 8;
 
 // The variance of the time average of a Gauss-Markov process over `x` time
 // constants, as a fraction of the process variance: 2 (x - 1 + e^-x) / x^2.
@@ -83,7 +84,8 @@ Sums estimate(const std::vector<Run>& runs, double gate_chi2, std::uint32_t min_
     if (any_long)
         for (std::size_t k = 0; k < runs.size(); ++k)
             use[k] = runs[k].count >= min_fixes;
-    for (;;) {
+    // At most kMaxDrops runs dropped: bounded work however many runs there are.
+    for (int drops = 0;; ++drops) {
         Sums s;
         for (std::size_t k = 0; k < runs.size(); ++k)
             if (use[k])
@@ -107,7 +109,7 @@ Sums estimate(const std::vector<Run>& runs, double gate_chi2, std::uint32_t min_
                 at = k;
             }
         }
-        if (worst <= gate_chi2)
+        if (worst <= gate_chi2 || drops == kMaxDrops)
             return s;
         use[at] = 0;
     }
