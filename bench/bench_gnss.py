@@ -4,8 +4,10 @@
   ``KalmanFilter`` predict/update loop over the same 6-state constant-velocity
   model and per-fix noise;
 * ``gnss-smooth``: the same plus the RTS pass (FilterPy ``rts_smoother``);
-* ``gnss-geodesy``: geodetic to local ENU, ours (extended precision)
-  against pyproj's cart + topocentric pipeline;
+* ``gnss-geodesy``: geodetic to local ENU, ours (double precision, round
+  trip within 1e-7 m) against pyproj's cart + topocentric pipeline;
+* ``gnss-geodesy-inverse``: local ENU back to geodetic, ours against the same
+  pipeline run inverse;
 * ``gnss-fleet``: 1,000 vehicles in one table on the thread pool (ours only,
   fixes/s on every core).
 """
@@ -137,7 +139,7 @@ def test_geodesy_ours(benchmark: Any, n: int) -> None:
 
     t = track(n)
     lat, lon, h = (np.ascontiguousarray(t.column(c).to_numpy()) for c in ("lat", "lon", "height_m"))
-    tag(benchmark, "ours", "geodetic_to_enu (extended precision)", n, size=n)
+    tag(benchmark, "ours", "geodetic_to_enu (double precision)", n, size=n)
     e, _, _ = benchmark.pedantic(
         _core.geodetic_to_enu,
         args=(lat[0], lon[0], h[0], lat, lon, h),
@@ -166,3 +168,53 @@ def test_geodesy_peer_pyproj(benchmark: Any, n: int) -> None:
     from autolien import _core
 
     assert np.allclose(e, _core.geodetic_to_enu(lat[0], lon[0], h[0], lat, lon, h)[0], atol=1e-6)
+
+
+def enu_points(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from autolien import _core
+
+    t = track(n)
+    lat, lon, h = (np.ascontiguousarray(t.column(c).to_numpy()) for c in ("lat", "lon", "height_m"))
+    return _core.geodetic_to_enu(lat[0], lon[0], h[0], lat, lon, h)
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.benchmark(group="gnss-geodesy-inverse")
+def test_geodesy_inverse_ours(benchmark: Any, n: int) -> None:
+    from autolien import _core
+
+    t = track(n)
+    lat0, lon0, h0 = (t.column(c)[0].as_py() for c in ("lat", "lon", "height_m"))
+    e, nn, u = enu_points(n)
+    tag(benchmark, "ours", "enu_to_geodetic (double precision)", n, size=n)
+    lat, _, _ = benchmark.pedantic(
+        _core.enu_to_geodetic,
+        args=(lat0, lon0, h0, e, nn, u),
+        rounds=5,
+        iterations=1,
+        warmup_rounds=1,
+    )
+    assert np.allclose(lat, t.column("lat").to_numpy(), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.benchmark(group="gnss-geodesy-inverse")
+def test_geodesy_inverse_peer_pyproj(benchmark: Any, n: int) -> None:
+    pyproj = pytest.importorskip("pyproj")
+    t = track(n)
+    lat0, lon0, h0 = (t.column(c)[0].as_py() for c in ("lat", "lon", "height_m"))
+    e, nn, u = enu_points(n)
+    to_enu = pyproj.Transformer.from_pipeline(
+        "+proj=pipeline +step +proj=cart +ellps=WGS84 "
+        f"+step +proj=topocentric +ellps=WGS84 +lon_0={lon0} +lat_0={lat0} +h_0={h0}"
+    )
+    tag(benchmark, "peer", "pyproj cart + topocentric pipeline, inverse", n, size=n)
+    _, lat, _ = benchmark.pedantic(
+        to_enu.transform,
+        args=(e, nn, u),
+        kwargs={"direction": "INVERSE"},
+        rounds=3,
+        iterations=1,
+        warmup_rounds=1,
+    )
+    assert np.allclose(lat, t.column("lat").to_numpy(), rtol=0, atol=1e-10)

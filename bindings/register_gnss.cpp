@@ -132,6 +132,14 @@ void config_from(const py::dict& d, ag::FusionConfig& c, ag::ParkConfig& pk) {
                 pk.offline_gap_s = v.cast<double>();
             else if (key == "correlation_s")
                 pk.correlation_s = v.cast<double>();
+            else if (key == "parked_bias_m")
+                pk.bias_m = v.cast<std::array<double, 7>>();
+            else if (key == "bias_time_s")
+                pk.bias_time_s = v.cast<double>();
+            else if (key == "reacquire_gap_s")
+                pk.reacquire_gap_s = v.cast<double>();
+            else if (key == "reset_sigma_ratio")
+                pk.reset_sigma_ratio = v.cast<double>();
             else
                 throw std::invalid_argument("unknown fusion config key '" + key + "'");
         } catch (const py::cast_error&) {
@@ -147,7 +155,10 @@ void config_from(const py::dict& d, ag::FusionConfig& c, ag::ParkConfig& pk) {
                     std::all_of(c.floor_m.begin(), c.floor_m.end(), [](double x) { return x >= 0; }) &&
                     std::all_of(c.default_m.begin(), c.default_m.end(), [](double x) { return x >= 0; }) &&
                     pk.min_duration_s >= 0 && pk.gate_chi2 > 0 && pk.confirm >= 1 && pk.stationary_mps >= 0 &&
-                    pk.offline_gap_s > 0 && pk.correlation_s > 0;
+                    pk.offline_gap_s > 0 && pk.correlation_s > 0 && pk.bias_time_s > 0 &&
+                    pk.reacquire_gap_s >= 0 && pk.reset_sigma_ratio >= 1 &&
+                    std::all_of(pk.bias_m.begin(), pk.bias_m.end(), [](double x) { return x >= 0; });
+    pk.vertical_factor = c.vertical_factor;
     if (!ok)
         throw std::invalid_argument(
             "fusion config out of range (sigmas, rates and thresholds must be positive, "
@@ -264,8 +275,15 @@ void register_gnss_fusion(py::module_& m) {
                         const auto res = ag::fuse(in, cfg, smooth);
                         // Parking works on the raw fixes (with the filter's noise model),
                         // so that a towing the filter smooths over still shows.
-                        ag::ParkInput pin{{t.data() + lo, m_},    e, no, u, res.r_e, res.r_n, res.r_u,
-                                          {speed.data() + lo, m_}};
+                        ag::ParkInput pin{{t.data() + lo, m_},
+                                          e,
+                                          no,
+                                          u,
+                                          res.r_e,
+                                          res.r_n,
+                                          res.r_u,
+                                          {speed.data() + lo, m_},
+                                          {quality.data() + lo, m_}};
                         auto& po = parked[g];
                         po = ag::find_parked(pin, pk);
                         for (auto& ep : po.episodes) {

@@ -216,3 +216,36 @@ def test_real_ubx_walk_with_interleaved_nmea() -> None:
             assert n["lat"] == pytest.approx(r["lat"], abs=2e-7)
             assert n["lon"] == pytest.approx(r["lon"], abs=2e-7)
     assert agree >= 530
+
+
+def with_checksum(body: str) -> bytes:
+    x = 0
+    for ch in body.encode():
+        x ^= ch
+    return f"${body}*{x:02X}\r\n".encode()
+
+
+@settings(max_examples=400)
+@given(
+    sign=st.sampled_from(["", "-", "+"]),
+    whole=st.text("0123456789", max_size=20),
+    point=st.booleans(),
+    frac=st.text("0123456789", max_size=25),
+    exponent=st.sampled_from(["", "", "", "e3", "E-2"]),
+)
+def test_numbers_parse_in_place_as_python_float_does(
+    sign: str, whole: str, point: bool, frac: str, exponent: str
+) -> None:
+    """The in-place decimal parser (integer mantissa over a power of ten, with
+    from_chars for anything longer or odder) rounds exactly as Python's
+    correctly rounded float() does; what float() refuses is a null."""
+    text = sign + whole + ("." if point else "") + (frac if point else "") + exponent
+    data = with_checksum(f"GPGGA,123519,4807.038,N,01131.000,E,1,08,{text},545.4,M,46.9,M,,")
+    hdop = decode_nmea(data).table.column("hdop")[0].as_py()
+    try:
+        want: float | None = float(text)
+    except ValueError:
+        want = None
+    assert hdop == want
+    if want is not None and want == 0:
+        assert str(hdop).startswith("-") == str(want).startswith("-")

@@ -141,12 +141,26 @@ FusionOutput fuse(const FixInput& in, const FusionConfig& cfg, bool smooth) {
         v->assign(n, kNaN);
     out.status.assign(n, 0);
     out.segment.assign(n, 0);
-    // Stored for the smoother, per fix: filtered and predicted states.
-    std::vector<State> filt(n), pred(n);
+    // Stored for the smoother only, per fix: filtered and predicted states
+    // (200 bytes each; a filter-only run writes its output as it goes).
+    const bool keep = smooth && n > 1;
+    std::vector<State> filt(keep ? n : 0), pred(keep ? n : 0);
+    auto emit = [&](std::size_t i, const State& s) {
+        out.e[i] = s.h.x[0];
+        out.n[i] = s.h.x[2];
+        out.u[i] = s.u.p;
+        out.ve[i] = s.h.x[1];
+        out.vn[i] = s.h.x[3];
+        out.vu[i] = s.u.v;
+        out.var_e[i] = s.h.P[0][0];
+        out.var_n[i] = s.h.P[2][2];
+        out.var_u[i] = s.u.p00;
+    };
     std::vector<double> dts(n, 0.0);
 
     State x{};
     bool started = false;
+    std::size_t first_used = n;
     double last_t = 0;
     int rejects_in_row = 0;
     std::uint32_t segment = 0;
@@ -189,11 +203,14 @@ FusionOutput fuse(const FixInput& in, const FusionConfig& cfg, bool smooth) {
             x.u.p11 = v0;
             if (started)
                 ++segment;
+            else
+                first_used = i;
             started = true;
             rejects_in_row = 0;
             last_t = in.t[i];
             out.status[i] = static_cast<std::uint8_t>(why);
-            pred[i] = x;
+            if (keep)
+                pred[i] = x;
             dts[i] = -1; // the smoother does not cross a segment start
         };
         if (!started) {
@@ -212,7 +229,8 @@ FusionOutput fuse(const FixInput& in, const FusionConfig& cfg, bool smooth) {
                 predict(x.h, step, cfg.accel_psd);
                 predict(x.u, step, cfg.accel_psd);
                 last_t = in.t[i];
-                pred[i] = x;
+                if (keep)
+                    pred[i] = x;
                 dts[i] = step;
                 const double speed = in.speed_mps.empty() ? kNaN : in.speed_mps[i];
                 if (std::isfinite(speed) && speed <= cfg.zupt_speed_mps) {
@@ -269,12 +287,15 @@ FusionOutput fuse(const FixInput& in, const FusionConfig& cfg, bool smooth) {
                 }
             }
         }
-        filt[i] = x;
+        if (keep)
+            filt[i] = x;
+        else
+            emit(i, x);
         out.inflation[i] = valid ? std::sqrt(infl2[q]) : kNaN;
         out.segment[i] = segment;
     }
 
-    if (smooth && n > 1) {
+    if (keep) {
         // RTS backward pass within each segment.
         for (std::size_t i = n - 1; i-- > 0;) {
             if (dts[i + 1] < 0 || out.segment[i] != out.segment[i + 1] || !started)
@@ -353,20 +374,9 @@ FusionOutput fuse(const FixInput& in, const FusionConfig& cfg, bool smooth) {
             }
         }
     }
-    for (std::size_t i = 0; i < n; ++i) {
-        if (out.status[i] == static_cast<std::uint8_t>(FixStatus::invalid) && !started)
-            continue;
-        const auto& s = filt[i];
-        out.e[i] = s.h.x[0];
-        out.n[i] = s.h.x[2];
-        out.u[i] = s.u.p;
-        out.ve[i] = s.h.x[1];
-        out.vn[i] = s.h.x[3];
-        out.vu[i] = s.u.v;
-        out.var_e[i] = s.h.P[0][0];
-        out.var_n[i] = s.h.P[2][2];
-        out.var_u[i] = s.u.p00;
-    }
+    if (keep)
+        for (std::size_t i = first_used; i < n; ++i) // none before the first valid fix
+            emit(i, filt[i]);
     return out;
 }
 

@@ -25,9 +25,11 @@ std::int64_t days_from_civil(int y, unsigned m, unsigned d) {
     return std::int64_t(era) * 146097 + std::int64_t(doe) - 719468;
 }
 
-std::optional<double> num(std::string_view s) {
-    if (s.empty())
-        return std::nullopt;
+// Powers of ten that a double holds exactly.
+constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                             1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+std::optional<double> num_slow(std::string_view s) {
     double v = 0;
     const auto* first = s.data();
     if (*first == '+')
@@ -36,6 +38,40 @@ std::optional<double> num(std::string_view s) {
     if (ec != std::errc() || p != s.data() + s.size() || !std::isfinite(v))
         return std::nullopt;
     return v;
+}
+
+// A decimal field in place. NMEA numbers are [+-]digits[.digits]: as an
+// integer mantissa below 2^53 over an exact power of ten, one IEEE division
+// rounds correctly, so this equals from_chars, which takes everything else.
+std::optional<double> num(std::string_view s) {
+    if (s.empty())
+        return std::nullopt;
+    const char* p = s.data();
+    const char* const end = p + s.size();
+    const bool neg = *p == '-';
+    if (*p == '-' || *p == '+')
+        ++p;
+    std::uint64_t m = 0;
+    int digits = 0, frac = -1;
+    for (; p < end; ++p) {
+        const unsigned d = unsigned(*p) - '0';
+        if (d < 10) {
+            m = m * 10 + d;
+            ++digits;
+            if (frac >= 0)
+                ++frac;
+        } else if (*p == '.' && frac < 0) {
+            frac = 0;
+        } else {
+            return num_slow(s);
+        }
+    }
+    if (digits == 0 || digits > 15 || frac > 22)
+        return num_slow(s);
+    double v = double(m);
+    if (frac > 0)
+        v /= kPow10[frac];
+    return neg ? -v : v;
 }
 
 // ddmm.mmmm / dddmm.mmmm with a hemisphere letter.
@@ -115,15 +151,25 @@ struct Fields {
     std::string_view operator[](std::size_t i) const { return f[i]; }
 };
 
-void split(std::string_view s, Fields& out) {
-    out.n = 0;
-    std::size_t start = 0;
-    for (std::size_t i = 0; i <= s.size(); ++i) {
-        if (i == s.size() || (s[i] == ',' && out.n + 1 < kMaxFields)) {
-            out.f[out.n++] = s.substr(start, i - start);
-            start = i + 1;
-        }
-    }
+// Byte classes for the sentence scan.
+constexpr std::uint8_t kPlain = 0, kStop = 1, kSync = 2, kComma = 3, kStar = 4;
+constexpr std::array<std::uint8_t, 256> kByteClass = [] {
+    std::array<std::uint8_t, 256> t{};
+    t['\r'] = t['\n'] = t['$'] = kStop;
+    t[0xB5] = kSync;
+    t[','] = kComma;
+    t['*'] = kStar;
+    return t;
+}();
+
+int hex_digit(char c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
 }
 
 struct Epoch {
@@ -145,6 +191,8 @@ class Decoder {
 
     Result run() {
         const std::size_t n = d_.size();
+        // Typical sentences are 60-90 bytes: reserving avoids most regrowth.
+        out_.messages.reserve(n / 64 + 16);
         std::size_t pos = 0, junk = SIZE_MAX;
         while (pos < n) {
             const std::uint8_t c = d_[pos];
@@ -170,6 +218,8 @@ class Decoder {
 
   private:
     void flush_junk(std::size_t& start, std::size_t end) {
+        if (start == SIZE_MAX) [[likely]]
+            return; // called at every sentence: no run of junk is the rule
         autolien::flush_junk(out_.rejects, d_, start, end, "sentence or message");
     }
 
@@ -179,35 +229,58 @@ class Decoder {
 
     std::size_t sentence(std::size_t start) {
         const std::size_t n = d_.size();
-        std::size_t end = start + 1;
+        const std::uint8_t* d = d_.data();
+        // One pass: find the end, the last '*', the XOR of the bytes before
+        // it and the commas, so that fields are views into the input.
         // A sentence ends at CR/LF; another '$' or a UBX sync also ends a broken one.
-        while (end < n && d_[end] != '\r' && d_[end] != '\n' && d_[end] != '$' &&
-               !(d_[end] == 0xB5 && end + 1 < n && d_[end + 1] == 0x62) && end - start < 200)
-            ++end;
-        const std::string_view s(reinterpret_cast<const char*>(d_.data()) + start, end - start);
-        const auto star = s.rfind('*');
+        const std::size_t limit = std::min(n, start + 200);
+        std::size_t end = start + 1, star = std::string_view::npos, ncomma = 0;
+        std::uint8_t x = 0, x_star = 0;
+        for (; end < limit; ++end) {
+            const std::uint8_t c = d[end];
+            const std::uint8_t k = kByteClass[c];
+            if (k == kPlain) {
+                x ^= c;
+                continue;
+            }
+            if (k == kStop || (k == kSync && end + 1 < n && d[end + 1] == 0x62))
+                break;
+            if (k == kComma && ncomma < kMaxFields - 1)
+                commas_[ncomma++] = end;
+            else if (k == kStar) {
+                star = end;
+                x_star = x;
+            }
+            x ^= c;
+        }
+        const std::string_view s(reinterpret_cast<const char*>(d) + start, end - start);
         if (star == std::string_view::npos) {
             reject(start, end == n ? Reason::truncated : Reason::no_checksum,
                    "NMEA sentence without *hh checksum", start, end);
             return end;
         }
+        star -= start;
         if (star + 3 != s.size()) {
             reject(start, end == n && s.size() < star + 3 ? Reason::truncated : Reason::bad_checksum,
                    "NMEA checksum must be two hex digits after '*'", start, end);
             return end;
         }
-        std::uint8_t x = 0;
-        for (std::size_t i = 1; i < star; ++i)
-            x ^= std::uint8_t(s[i]);
-        unsigned want = 0;
-        auto [p, ec] = std::from_chars(s.data() + star + 1, s.data() + s.size(), want, 16);
-        if (ec != std::errc() || p != s.data() + s.size() || want != x) {
+        const int hi = hex_digit(s[star + 1]), lo = hex_digit(s[star + 2]);
+        if (hi < 0 || lo < 0 || unsigned(hi * 16 + lo) != x_star) {
             reject(start, Reason::bad_checksum, "NMEA checksum mismatch", start, end);
             return end;
         }
-        const auto body = s.substr(1, star - 1);
-        split(body, fields_);
-        const Fields& f = fields_;
+        // The fields: views between the commas before the '*' (a valid
+        // sentence has none after it).
+        Fields& f = fields_;
+        f.n = 0;
+        std::size_t from = 1;
+        for (std::size_t c = 0; c < ncomma; ++c) {
+            const std::size_t at = commas_[c] - start;
+            f.f[f.n++] = s.substr(from, at - from);
+            from = at + 1;
+        }
+        f.f[f.n++] = s.substr(from, star - from);
         const std::string_view addr = f[0];
         std::string kind;
         for (const char ch : addr) // printable ASCII only, so always valid UTF-8
@@ -521,6 +594,7 @@ class Decoder {
     Result out_;
     Epoch ep_;
     Fields fields_;
+    std::array<std::size_t, kMaxFields> commas_{};
     std::optional<std::int64_t> last_day_, last_tod_;
 };
 

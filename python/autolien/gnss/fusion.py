@@ -128,6 +128,13 @@ class FusionConfig:
     stationary_mps: float = 0.5
     offline_gap_s: float = 300.0
     correlation_s: float = 60.0
+    # The slowly varying bias of each quality class at rest (1-sigma per
+    # horizontal axis, same indexing as floor_m), its time constant, and what
+    # starts a new bias (a gap since the class's last fix, a sigma jump).
+    parked_bias_m: list[float] = field(default_factory=lambda: [0.0, 2.0, 0.5, 2.0, 0.01, 0.4, 3.0])
+    bias_time_s: float = 1800.0
+    reacquire_gap_s: float = 60.0
+    reset_sigma_ratio: float = 2.0
 
 
 @dataclass
