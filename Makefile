@@ -5,7 +5,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip
 BUILD_STAMP := $(VENV)/.build-tools
-EXTRAS  ?= test,bench,lint,train
+EXTRAS  ?= test,bench,lint,train,wheel
 # Warnings are errors in development builds (see CMakeLists.txt).
 CMAKE_DEFS ?= -Ccmake.define.AUTOLIEN_WERROR=ON
 CXX_SOURCES = $(shell find cpp bindings fpga -name '*.cpp' -o -name '*.hpp' -o -name '*.h' 2>/dev/null)
@@ -13,7 +13,7 @@ CXX_SOURCES = $(shell find cpp bindings fpga -name '*.cpp' -o -name '*.hpp' -o -
 DEMO_DIR ?= demo
 
 
-.PHONY: help demo browser install test test-fast bench bench-quick bench-save bench-check lint format sanitize fuzz clean
+.PHONY: help demo browser install test test-fast bench bench-quick bench-save bench-check lint format sanitize fuzz clean wheel wheel-test
 
 help:
 	@echo "make demo       build, simulate a 200-vehicle portfolio for 14 days, run the pipeline, print the summary"
@@ -22,6 +22,8 @@ help:
 	@echo "make bench-save run the benches (CPU-timed) and save bench/baselines/<cpu>-<cores>c.json"
 	@echo "make bench-check run the benches (CPU-timed) and fail on a regression against this machine's baseline"
 	@echo "make lint       ruff, mypy and clang-format in check mode"
+	@echo "make wheel      a manylinux wheel in dist/ (Release, portable ISA, repaired by auditwheel)"
+	@echo "make wheel-test build the wheel, install it in a fresh venv without a compiler, run a smoke subset"
 	@echo "make format     apply ruff format and clang-format"
 	@echo "make sanitize   the test suite against an ASan+UBSan build (in .venv-asan)"
 	@echo "make fuzz       libFuzzer with ASan+UBSan on every decoder (FUZZ_SECONDS each, default 60)"
@@ -81,6 +83,20 @@ bench-save: install
 bench-check: install
 	$(PY) -m pytest bench $(BENCH_ARGS) $(GATE_TIMER)
 	$(PY) bench/gate.py check --callgrind $(GATE_BASELINE)
+
+# A release wheel in its own build directory (no -Werror, AUTOLIEN_PORTABLE),
+# repaired by auditwheel into the manylinux tag this machine's glibc allows.
+# cibuildwheel ([tool.cibuildwheel] in pyproject.toml) builds the same in the
+# manylinux containers for other Pythons and architectures.
+wheel: install
+	rm -rf dist/raw dist/autolien-*.whl
+	$(PIP) wheel --quiet --no-deps --no-build-isolation -w dist/raw \
+		-Cbuild-dir=build/wheel -Ccmake.define.AUTOLIEN_PORTABLE=ON .
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/auditwheel repair --wheel-dir dist dist/raw/autolien-*.whl
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/auditwheel show dist/autolien-*.whl
+
+wheel-test: wheel
+	AUTOLIEN_WHEEL_TEST=1 $(PY) -m pytest tests/test_wheel.py -v
 
 lint: install
 	$(PY) -m ruff check python tests bench
