@@ -5,7 +5,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip
 BUILD_STAMP := $(VENV)/.build-tools
-EXTRAS  ?= test,bench,lint,train
+EXTRAS  ?= test,bench,lint,train,wheel
 # Warnings are errors in development builds (see CMakeLists.txt).
 CMAKE_DEFS ?= -Ccmake.define.AUTOLIEN_WERROR=ON
 CXX_SOURCES = $(shell find cpp bindings fpga -name '*.cpp' -o -name '*.hpp' -o -name '*.h' 2>/dev/null)
@@ -13,15 +13,17 @@ CXX_SOURCES = $(shell find cpp bindings fpga -name '*.cpp' -o -name '*.hpp' -o -
 DEMO_DIR ?= demo
 
 
-.PHONY: help demo browser install test test-fast bench bench-quick bench-save bench-check lint format sanitize fuzz clean
+.PHONY: help demo browser install test test-fast bench bench-quick bench-save bench-check lint format sanitize fuzz clean wheel wheel-test
 
 help:
 	@echo "make demo       build, simulate a 200-vehicle portfolio for 14 days, run the pipeline, print the summary"
 	@echo "make test       build, install into $(VENV) and run the tests (and a quick bench smoke run)"
 	@echo "make bench      run bench/ with real timings: our kernels against their peers"
-	@echo "make bench-save run the benches and save bench/baselines/default.json (ratios, growth, instructions)"
-	@echo "make bench-check run the benches and fail on a regression against that baseline"
+	@echo "make bench-save run the benches (CPU-timed) and save bench/baselines/<cpu>-<cores>c.json"
+	@echo "make bench-check run the benches (CPU-timed) and fail on a regression against this machine's baseline"
 	@echo "make lint       ruff, mypy and clang-format in check mode"
+	@echo "make wheel      a manylinux wheel in dist/ (Release, portable ISA, repaired by auditwheel)"
+	@echo "make wheel-test build the wheel, install it in a fresh venv without a compiler, run a smoke subset"
 	@echo "make format     apply ruff format and clang-format"
 	@echo "make sanitize   the test suite against an ASan+UBSan build (in .venv-asan)"
 	@echo "make fuzz       libFuzzer with ASan+UBSan on every decoder (FUZZ_SECONDS each, default 60)"
@@ -59,7 +61,12 @@ test-fast:
 	$(PY) -m pytest tests -x -q
 
 BENCH_ARGS := --benchmark-only --benchmark-columns=min,median,iqr,rounds -q -p no:cacheprovider
-BASELINE ?= bench/baselines/default.json
+# The gate times in CPU seconds, which a busy machine does not stretch, and
+# keys baselines by CPU model and core count (bench/gate.py). BASELINE=path
+# overrides the file.
+GATE_TIMER := --benchmark-timer=time.process_time
+BASELINE ?=
+GATE_BASELINE = $(if $(BASELINE),--baseline $(BASELINE))
 
 bench: install
 	$(PY) -m pytest bench $(BENCH_ARGS)
@@ -69,11 +76,27 @@ bench-quick: install
 
 # Baselines hold ours/peer ratios, cost-growth exponents and callgrind
 # instruction counts; bench/gate.py documents the thresholds.
-bench-save: bench
-	$(PY) bench/gate.py save --callgrind --baseline $(BASELINE)
+bench-save: install
+	$(PY) -m pytest bench $(BENCH_ARGS) $(GATE_TIMER)
+	$(PY) bench/gate.py save --callgrind $(GATE_BASELINE)
 
-bench-check: bench
-	$(PY) bench/gate.py check --callgrind --baseline $(BASELINE)
+bench-check: install
+	$(PY) -m pytest bench $(BENCH_ARGS) $(GATE_TIMER)
+	$(PY) bench/gate.py check --callgrind $(GATE_BASELINE)
+
+# A release wheel in its own build directory (no -Werror, AUTOLIEN_PORTABLE),
+# repaired by auditwheel into the manylinux tag this machine's glibc allows.
+# cibuildwheel ([tool.cibuildwheel] in pyproject.toml) builds the same in the
+# manylinux containers for other Pythons and architectures.
+wheel: install
+	rm -rf dist/raw dist/autolien-*.whl
+	$(PIP) wheel --quiet --no-deps --no-build-isolation -w dist/raw \
+		-Cbuild-dir=build/wheel -Ccmake.define.AUTOLIEN_PORTABLE=ON .
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/auditwheel repair --wheel-dir dist dist/raw/autolien-*.whl
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/auditwheel show dist/autolien-*.whl
+
+wheel-test: wheel
+	AUTOLIEN_WHEEL_TEST=1 $(PY) -m pytest tests/test_wheel.py -v
 
 lint: install
 	$(PY) -m ruff check python tests bench

@@ -18,7 +18,10 @@ After the pytest-benchmark tables, the summary prints, per group:
 * the peak extra memory each kernel used at its largest size.
 
 The same figures go to ``bench/.last-summary.json``, which ``bench/gate.py``
-saves as a baseline and checks against.
+saves as a baseline and checks against. Each entry also records whether it
+ran on one thread: the share of the process's CPU time that other threads
+used between ``tag`` and the end of the test (``time.process_time`` against
+``time.thread_time``), which load on the machine does not change.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -33,7 +37,12 @@ from typing import Any
 import pytest
 
 QUICK = os.environ.get("AUTOLIEN_BENCH_QUICK", "") not in ("", "0")
-SUMMARY_PATH = Path(__file__).parent / ".last-summary.json"
+SUMMARY_PATH = Path(
+    os.environ.get("AUTOLIEN_BENCH_SUMMARY") or Path(__file__).parent / ".last-summary.json"
+)
+# Other threads' share of the CPU time above which an entry is multi-threaded.
+OTHER_THREADS_LIMIT = 0.05
+_cpu_start: dict[int, tuple[float, float]] = {}
 # Memory that grows faster than this power of the input is reported as a defect.
 MEMORY_EXPONENT_LIMIT = 1.15
 
@@ -87,6 +96,7 @@ def tag(
     if _reset_peak():
         info["rss_before_kib"] = _status_kib("VmRSS")
     benchmark.extra_info.update(info)
+    _cpu_start[id(benchmark)] = (time.process_time(), time.thread_time())
 
 
 @pytest.fixture(autouse=True)
@@ -97,6 +107,11 @@ def _peak_memory(request: pytest.FixtureRequest) -> Any:
         bench.extra_info["peak_extra_kib"] = max(
             0, _status_kib("VmHWM") - bench.extra_info["rss_before_kib"]
         )
+    start = _cpu_start.pop(id(bench), None) if bench is not None else None
+    if start is not None:
+        process = time.process_time() - start[0]
+        other = process - (time.thread_time() - start[1])
+        bench.extra_info["other_threads_cpu_share"] = other / process if process > 0 else 0.0
 
 
 def _stats(bench: Any) -> tuple[float, float] | None:
@@ -142,6 +157,11 @@ def summarize(benchmarks: list[Any]) -> dict[str, Any]:
                 "rate": info["items"] / med,
                 "spread": spread,
                 "peak_extra_kib": info.get("peak_extra_kib"),
+                "single_thread": (
+                    info["other_threads_cpu_share"] <= OTHER_THREADS_LIMIT
+                    if "other_threads_cpu_share" in info
+                    else None
+                ),
             }
         )
     ratios = []
@@ -166,6 +186,8 @@ def summarize(benchmarks: list[Any]) -> dict[str, Any]:
                         "size": sz,
                         "ratio": o["rate"] / p["rate"],
                         "spread": math.hypot(o["spread"], p["spread"]),
+                        # like-for-like single thread: neither side used other threads
+                        "single_thread": bool(o["single_thread"] and p["single_thread"]),
                         "shown": paired or o is best,
                     }
                 )
@@ -204,7 +226,25 @@ def summarize(benchmarks: list[Any]) -> dict[str, Any]:
                     "exponent": mexp,
                 }
             )
-    return {"rows": rows, "ratios": ratios, "growth": growth, "memory": mem_growth, "quick": QUICK}
+    return {
+        "rows": rows,
+        "ratios": ratios,
+        "growth": growth,
+        "memory": mem_growth,
+        "quick": QUICK,
+        "timer": _TIMER[0],
+    }
+
+
+# The benchmark timer's name ("time.perf_counter" unless --benchmark-timer):
+# ratios timed in CPU seconds and in wall seconds are not compared.
+_TIMER = ["time.perf_counter"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    timer = config.getoption("benchmark_timer", None)
+    if timer is not None:
+        _TIMER[0] = str(timer)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import threading
 
 import numpy as np
@@ -19,6 +21,9 @@ from conftest import load_json
 from reference_merkle import RefTree
 
 REF = load_json("merkle/rfc6962_sha256_reference_tree.json")
+# Every probe of transparency-dev/merkle's testdata/{inclusion,consistency},
+# with the outcome its reference verifier gives (proof/verify_test.go).
+PROBES = load_json("merkle/transparency_dev_proof_probes.json")
 LEAVES = [bytes.fromhex(h) for h in REF["leaf_inputs_hex"]]
 X = bytes.fromhex
 
@@ -92,6 +97,85 @@ def test_equal_sizes_need_an_empty_proof() -> None:
     assert verify_consistency(5, 5, [], r, r)
     assert not verify_consistency(5, 5, [r], r, r)
     assert not verify_consistency(5, 5, [], r, _log(4).root())
+
+
+def _b64(s: str | None) -> bytes:
+    return base64.b64decode(s) if s else b""
+
+
+def test_consistency_matches_the_reference_on_its_whole_probe_suite() -> None:
+    probes = PROBES["consistency"]
+    assert len(probes) == 98
+    assert sum("/additional/" in k for k in probes) == 14
+    wrong = []
+    for path, p in probes.items():
+        got = verify_consistency(
+            p["size1"],
+            p["size2"],
+            [_b64(h) for h in p["proof"] or []],
+            _b64(p["root1"]),
+            _b64(p["root2"]),
+        )
+        if got != (not p["wantErr"]):
+            wrong.append(f"{path}: {p['desc']}: got {got}")
+    assert wrong == []
+
+
+def test_inclusion_matches_the_reference_on_its_whole_probe_suite() -> None:
+    probes = PROBES["inclusion"]
+    assert len(probes) == 98
+    assert sum("/additional/" in k or "/single-entry/" in k for k in probes) == 16
+    wrong = []
+    for path, p in probes.items():
+        got = verify_inclusion(
+            _b64(p["leafHash"]),
+            p["leafIdx"],
+            p["treeSize"],
+            [_b64(h) for h in p["proof"] or []],
+            _b64(p["root"]),
+        )
+        if got != (not p["wantErr"]):
+            wrong.append(f"{path}: {p['desc']}: got {got}")
+    assert wrong == []
+
+
+def test_equal_sizes_compare_roots_of_any_length_as_the_reference() -> None:
+    # The probe the issue found: sizes 1 and 1, equal 16-byte roots, no proof.
+    p = PROBES["consistency"][
+        "testdata/consistency/additional/sizes-are-equal-one-and-proof-is-empty.json"
+    ]
+    root = _b64(p["root1"])
+    assert root == b"don't care 2"
+    assert verify_consistency(1, 1, [], root, root)
+    assert verify_consistency(7, 7, [], b"", b"")
+    assert not verify_consistency(1, 1, [], root, root + b"!")
+    assert not verify_consistency(0, 0, [], root, root)
+
+
+def test_deliberate_differences_from_the_reference() -> None:
+    """Hashes of the wrong length are refused where the reference would hash them.
+
+    The reference's HashChildren concatenates byte strings of any length, so a
+    proof built on a 3-byte "root" or a 31-byte sibling verifies there when its
+    other side was computed the same way (hand-computed below with hashlib).
+    No honest RFC 6962 tree has such nodes; we return False.
+    """
+    sib = hashlib.sha256(b"sibling").digest()
+    odd_root1 = b"abc"
+    root2 = hashlib.sha256(b"\x01" + odd_root1 + sib).digest()
+    # Reference: size1 = 1 is a power of two, so root2 = H(0x01 || root1 || proof[0]).
+    assert not verify_consistency(1, 2, [sib], odd_root1, root2)
+    leaf = hashlib.sha256(b"\x00x").digest()
+    short = sib[:31]
+    root = hashlib.sha256(b"\x01" + leaf + short).digest()
+    # Reference: leaf 0 of 2, root = H(0x01 || leaf || proof[0]) whatever its length.
+    assert not verify_inclusion(leaf, 0, 2, [short], root)
+    # With 32-byte nodes the same shapes verify.
+    good_root1 = hashlib.sha256(b"r").digest()
+    assert verify_consistency(
+        1, 2, [sib], good_root1, hashlib.sha256(b"\x01" + good_root1 + sib).digest()
+    )
+    assert verify_inclusion(leaf, 0, 2, [sib], hashlib.sha256(b"\x01" + leaf + sib).digest())
 
 
 def test_verifiers_reject_instead_of_raising() -> None:

@@ -8,7 +8,9 @@ here on safe-pysha3, standing in for the on-chain verifier.
 from __future__ import annotations
 
 import copy
+import hashlib
 import random
+from collections.abc import Callable
 
 import eth_abi
 import pytest
@@ -42,12 +44,20 @@ def sol_process_proof(proof: list[bytes], leaf: bytes) -> bytes:
     return h
 
 
-def sol_process_multi_proof(proof: list[bytes], flags: list[bool], leaves: list[bytes]) -> bytes:
+def sol_process_multi_proof(
+    proof: list[bytes],
+    flags: list[bool],
+    leaves: list[bytes],
+    hasher: Callable[[bytes, bytes], bytes] = sol_commutative,
+) -> bytes:
+    """MerkleProof.processMultiProof; ValueError where Solidity reverts or panics."""
     if len(leaves) + len(proof) != len(flags) + 1:
         raise ValueError("MerkleProofInvalidMultiproof")
-    hashes: list[bytes] = []
+    # Solidity's `hashes` is a zero-filled memory array: reading a slot not yet
+    # written gives bytes32(0), not an error.
+    hashes = [bytes(32)] * len(flags)
     leaf_pos = hash_pos = proof_pos = 0
-    for flag in flags:
+    for i, flag in enumerate(flags):
         if leaf_pos < len(leaves):
             a = leaves[leaf_pos]
             leaf_pos += 1
@@ -62,9 +72,11 @@ def sol_process_multi_proof(proof: list[bytes], flags: list[bool], leaves: list[
                 b = hashes[hash_pos]
                 hash_pos += 1
         else:
+            if proof_pos >= len(proof):
+                raise ValueError("panic 0x32: array access out of bounds")
             b = proof[proof_pos]
             proof_pos += 1
-        hashes.append(sol_commutative(a, b))
+        hashes[i] = hasher(a, b)
     if flags:
         if proof_pos != len(proof):
             raise ValueError("MerkleProofInvalidMultiproof")
@@ -239,6 +251,110 @@ def test_custom_node_hash_dump() -> None:
     again = SimpleMerkleTree.load(data, node_hash=node)
     assert again.root == tree.root
     assert SimpleMerkleTree.verify(tree.root, vals[2], tree.get_proof(vals[2]), node)
+
+
+# --- MerkleProof.test.js (OpenZeppelin Contracts), multiProofVerify ----------
+# The cases of test/utils/cryptography/MerkleProof.test.js, with the outcome
+# that test expects (true, false, or a revert). A revert is a False here: our
+# verifiers never raise on a malformed proof.
+
+
+def _to_leaves(text: str) -> list[bytes]:
+    return [keccak(c.encode()) for c in text]  # ethers.keccak256(toUtf8Bytes(c))
+
+
+def _sha256_sorted(a: bytes, b: bytes) -> bytes:  # the test's "custom hash"
+    return hashlib.sha256(min(a, b) + max(a, b)).digest()
+
+
+def _cases(
+    node: Callable[[bytes, bytes], bytes],
+) -> list[tuple[str, bytes, list[bytes], list[bool], list[bytes], str]]:
+    custom = None if node is sol_commutative else node
+
+    def make(text: str) -> SimpleMerkleTree:
+        return SimpleMerkleTree.of(_to_leaves(text), node_hash=custom)
+
+    out = []
+    t = make("abcdef")
+    mp = t.get_multi_proof(["0x" + h.hex() for h in _to_leaves("bdf")])
+    out.append(
+        (
+            "valid",
+            X(t.root),
+            [X(p) for p in mp.proof],
+            mp.proof_flags,
+            [X(v) for v in mp.leaves],
+            "true",
+        )
+    )
+    o = make("ghi")
+    mp = o.get_multi_proof(["0x" + h.hex() for h in _to_leaves("ghi")])
+    out.append(
+        (
+            "other tree",
+            X(t.root),
+            [X(p) for p in mp.proof],
+            mp.proof_flags,
+            [X(v) for v in mp.leaves],
+            "false",
+        )
+    )
+    t4 = make("abcd")
+    values = [X(v) for _, v in t4.entries()]  # merkleTree.at(i): insertion order
+    hash_a, hash_b = values[0], values[1]
+    hash_cd = node(values[2], values[3])
+    rnd = random.Random(1)
+    hash_e, fill = rnd.randbytes(32), rnd.randbytes(32)
+    out.append(
+        ("invalid #1", X(t4.root), [hash_b, fill, hash_cd], [False] * 3, [hash_a, hash_e], "revert")
+    )
+    out.append(
+        ("invalid #2", X(t4.root), [hash_b, fill, hash_cd], [False] * 4, [hash_e, hash_a], "revert")
+    )
+    t1 = make("a")
+    mp = t1.get_multi_proof(["0x" + h.hex() for h in _to_leaves("a")])
+    out.append(
+        (
+            "single leaf",
+            X(t1.root),
+            [X(p) for p in mp.proof],
+            mp.proof_flags,
+            [X(v) for v in mp.leaves],
+            "true",
+        )
+    )
+    out.append(("empty leaves", X(t4.root), [X(t4.root)], [], [], "true"))
+    leave = keccak(b"real leaf")
+    root = node(leave, bytes(32))
+    malicious = sorted(keccak(w) for w in (b"malicious", b"leaves"))
+    out.append(
+        ("zero node at depth 1", root, [leave, leave], [True, True, False], malicious, "revert")
+    )
+    return out
+
+
+@pytest.mark.parametrize("node", [sol_commutative, _sha256_sorted], ids=["keccak", "sha256"])
+def test_multiproof_cases_of_openzeppelin_contracts(node: Callable[[bytes, bytes], bytes]) -> None:
+    custom = None if node is sol_commutative else node
+    for name, root, proof, flags, leaves, want in _cases(node):
+        try:
+            sol = "true" if sol_process_multi_proof(proof, flags, leaves, node) == root else "false"
+        except ValueError:
+            sol = "revert"
+        assert sol == want, name  # the port reproduces the contract's test
+        mp = MultiProof(["0x" + h.hex() for h in leaves], ["0x" + h.hex() for h in proof], flags)
+        got = SimpleMerkleTree.verify_multi_proof("0x" + root.hex(), mp, custom)
+        assert got is (want == "true"), name
+
+
+def test_multiproof_invariant_case_of_merkle_tree_js() -> None:
+    # core.test.ts "multiproof invariants": processMultiProof throws InvariantError.
+    zero = "0x" + "00" * 32
+    mp = MultiProof([zero, zero], [zero, zero], [True, True, False])
+    assert not SimpleMerkleTree.verify_multi_proof(zero, mp)
+    with pytest.raises(ValueError, match="MerkleProofInvalidMultiproof"):
+        sol_process_multi_proof([bytes(32)] * 2, [True, True, False], [bytes(32)] * 2)
 
 
 # --- ABI encoding against eth-abi ---------------------------------------------

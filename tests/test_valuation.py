@@ -92,6 +92,13 @@ def test_shipped_model_card_matches_a_retrain(uk: pa.Table, tmp_path: Path) -> N
     again = json.loads((tmp_path / "model.json").read_text())
     assert again["version"] == shipped["version"]  # the same ONNX bytes: reproducible
     assert again["metrics"]["test"] == shipped["metrics"]["test"]
+    # The per-pattern interval table (added later by `recalibrate`, without a
+    # retrain) is what a retrain computes, to the last bit.
+    assert (
+        again["log_residual_interval_90_by_pattern"]
+        == shipped["log_residual_interval_90_by_pattern"]
+    )
+    assert again["interval_90_coverage"] == shipped["interval_90_coverage"]
     # an independent check of the card's test metric from the shipped model
     v = Valuer.load()
     _, te = split(uk.num_rows, shipped["seed"])

@@ -360,13 +360,20 @@ bool verify_inclusion(HashKind kind, const Hash32& leaf_hash, std::uint64_t inde
 }
 
 bool verify_consistency(HashKind kind, std::uint64_t size1, std::uint64_t size2,
-                        std::span<const Hash32> proof, const Hash32& root1, const Hash32& root2) noexcept {
+                        std::span<const Hash32> proof, std::span<const std::uint8_t> root1_bytes,
+                        std::span<const std::uint8_t> root2_bytes) noexcept {
     if (size1 == 0 || size1 > size2)
         return false;
+    // Equal sizes: nothing is hashed, the roots need only be equal (as in the
+    // reference, whatever their length).
     if (size1 == size2)
-        return proof.empty() && root1 == root2;
-    if (proof.empty())
+        return proof.empty() && std::ranges::equal(root1_bytes, root2_bytes);
+    // From here roots are compared with computed hashes, which are 32 bytes.
+    if (proof.empty() || root1_bytes.size() != 32 || root2_bytes.size() != 32)
         return false;
+    Hash32 root1, root2;
+    std::memcpy(root1.data(), root1_bytes.data(), 32);
+    std::memcpy(root2.data(), root2_bytes.data(), 32);
     // When size1 is a power of two the old root is itself the first node.
     std::vector<Hash32> path;
     path.reserve(proof.size() + 1);

@@ -85,7 +85,10 @@ def verify_consistency(
     """Checks an RFC 9162 consistency proof between tree sizes ``size1 <= size2``.
 
     Consistency from size 0 is never valid; equal sizes need an empty proof and
-    equal roots. Like :func:`verify_inclusion` it returns False rather than
+    equal roots, compared as bytes of any length since nothing is hashed (as
+    transparency-dev/merkle's reference verifier does). For unequal sizes a
+    root or proof node that is not 32 bytes is invalid (docs/ledger.md,
+    "conformance"). Like :func:`verify_inclusion` it returns False rather than
     raising, except for arguments of the wrong type.
     """
     return _core.verify_consistency(size1, size2, _as_proof(proof), root1, root2, hash=hash)

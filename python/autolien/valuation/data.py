@@ -24,6 +24,7 @@ __all__ = [
     "REQUIRED",
     "TRANSMISSIONS",
     "UK_LISTING_YEAR",
+    "calibration_split",
     "load_cardekho",
     "load_uk_used_cars",
     "make_model_keys",
@@ -100,6 +101,15 @@ def split(n: int, seed: int = 42, test_share: float = 0.2) -> tuple[np.ndarray, 
     idx = np.random.default_rng(seed).permutation(n)
     cut = round(n * (1 - test_share))
     return np.sort(idx[:cut]), np.sort(idx[cut:])
+
+
+def calibration_split(test: np.ndarray, seed: int = 42) -> tuple[np.ndarray, np.ndarray]:
+    """The test split in two fixed-seed halves: the interval is calibrated on
+    the first and its coverage measured on the second, so the coverage figures
+    are held out from the calibration too."""
+    idx = np.random.default_rng(seed + 2).permutation(np.asarray(test))
+    half = idx.size // 2
+    return np.sort(idx[:half]), np.sort(idx[half:])
 
 
 def make_model_keys(table: pa.Table) -> tuple[list[Any], list[Any]]:

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from .. import _core
 from .adjust import _band, battery_factor, usage_factor
 from .data import FUELS, REQUIRED, make_model_keys
-from .train import NUMERIC, Encoder, run_onnx
+from .train import NUMERIC, Encoder, pattern_key, run_onnx
 
 __all__ = ["DEFAULT_MODEL", "VALUE_SCHEMA", "Valuer", "compile_trees"]
 
@@ -112,6 +112,26 @@ class Valuer:
         ]
         return np.column_stack([cat, *num]).astype(np.float32)
 
+    def interval(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The 90% log-residual bounds (q05, q95) of each row of ``X``, from
+        the calibration of its availability pattern: which optional columns
+        the row has (a column not sent, or null in this row, is absent).
+        Models trained before the per-pattern table have one interval."""
+        n = X.shape[0]
+        table = self.meta.get("log_residual_interval_90_by_pattern")
+        if not table:
+            q = self.meta["log_residual_interval_90"]
+            return np.full(n, q["q05"]), np.full(n, q["q95"])
+        first = X.shape[1] - len(self.optional)
+        present = ~np.isnan(X[:, first:])
+        code = present.astype(np.int64) @ (1 << np.arange(len(self.optional), dtype=np.int64))
+        q05, q95 = np.empty(n), np.empty(n)
+        for c in np.unique(code):
+            names = [o for j, o in enumerate(self.optional) if (int(c) >> j) & 1]
+            q = table[pattern_key(names)]
+            q05[code == c], q95[code == c] = q["q05"], q["q95"]
+        return q05, q95
+
     def predict_log(self, X: np.ndarray, *, engine: str = "compiled") -> np.ndarray:
         X = np.ascontiguousarray(X, np.float32)
         if engine == "compiled":
@@ -179,7 +199,7 @@ class Valuer:
             flags.append("; ".join(f) + ": valued on the remaining features" if f else None)
         logv = self.predict_log(X, engine=engine) if n else np.zeros(0)
         base = np.exp(logv)
-        q = self.meta["log_residual_interval_90"]
+        q05, q95 = self.interval(X)
         bad = np.array([e is not None for e in errors], bool)
         base_val = np.where(bad, np.nan, base)
         fu = np.ones(n)
@@ -235,8 +255,8 @@ class Valuer:
             "market_factor": pa.array(fm, pa.float64()),
             "battery_factor": pa.array(fb, pa.float64()),
             "value": pa.array(val, pa.float64(), mask=bad),
-            "value_low": pa.array(val * np.exp(q["q05"]), pa.float64(), mask=bad),
-            "value_high": pa.array(val * np.exp(q["q95"]), pa.float64(), mask=bad),
+            "value_low": pa.array(val * np.exp(q05), pa.float64(), mask=bad),
+            "value_high": pa.array(val * np.exp(q95), pa.float64(), mask=bad),
             "currency": pa.array([self.currency] * n, pa.string()),
             "model_version": pa.array([self.version] * n, pa.string()),
             "flag": pa.array(flags, pa.string()),
@@ -261,7 +281,6 @@ class Valuer:
         rate = np.broadcast_to(np.asarray(km_per_day, np.float64), (n,))
         errors = _row_errors(vehicles, when)
         bad = np.array([e is not None for e in errors], bool)
-        q = self.meta["log_residual_interval_90"]
         rows, hz, vals, lo, hi = [], [], [], [], []
         base = self._prepared(vehicles, when)
         for h in horizons_days:
@@ -278,13 +297,15 @@ class Valuer:
             t = t.set_column(
                 t.schema.get_field_index("mileage_km"), "mileage_km", pa.array(mk + rate * h)
             )
-            v = np.exp(self.predict_log(self.features(t, when))) if n else np.zeros(0)
+            Xh = self.features(t, when)
+            v = np.exp(self.predict_log(Xh)) if n else np.zeros(0)
+            q05, q95 = self.interval(Xh)
             widen = float(np.sqrt(1 + h / 365.0))
             rows.append(np.arange(n))
             hz.append(np.full(n, h))
             vals.append(np.where(bad, np.nan, v))
-            lo.append(np.where(bad, np.nan, v * np.exp(q["q05"] * widen)))
-            hi.append(np.where(bad, np.nan, v * np.exp(q["q95"] * widen)))
+            lo.append(np.where(bad, np.nan, v * np.exp(q05 * widen)))
+            hi.append(np.where(bad, np.nan, v * np.exp(q95 * widen)))
         cat = [np.concatenate(x) if x else np.zeros(0) for x in (rows, hz, vals, lo, hi)]
         mask = np.isnan(cat[2])
         return pa.table(

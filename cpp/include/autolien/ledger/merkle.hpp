@@ -91,11 +91,16 @@ class MerkleLog {
 };
 
 // Stateless verifiers (RFC 9162 2.1.3.2 and 2.1.4.2). They never throw: any
-// defect in the arguments makes them return false.
+// defect in the arguments makes them return false. They agree with
+// transparency-dev/merkle's proof.Verify* on its whole probe suite
+// (docs/ledger.md, "Conformance"). Consistency roots are taken as bytes of any
+// length: for equal sizes the reference compares them without hashing, so a
+// root that is not 32 bytes long is still equal to itself.
 bool verify_inclusion(HashKind kind, const Hash32& leaf_hash, std::uint64_t index, std::uint64_t size,
                       std::span<const Hash32> proof, const Hash32& root) noexcept;
 bool verify_consistency(HashKind kind, std::uint64_t size1, std::uint64_t size2,
-                        std::span<const Hash32> proof, const Hash32& root1, const Hash32& root2) noexcept;
+                        std::span<const Hash32> proof, std::span<const std::uint8_t> root1,
+                        std::span<const std::uint8_t> root2) noexcept;
 
 // OpenZeppelin merkle-tree 1.x: node = keccak256(sorted(a, b)); the tree is a
 // heap array of 2n-1 nodes with leaf i stored at index 2n-2-i.
