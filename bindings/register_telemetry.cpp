@@ -2,6 +2,8 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "autolien/telemetry/gb32960.hpp"
@@ -29,63 +31,66 @@ template <typename T, typename F> std::vector<T> column(const std::vector<jt::Me
     return out;
 }
 
+// numpy's name of a column's element type, for column_types().
+template <typename T> constexpr const char* dtype_name() {
+    if constexpr (std::is_same_v<T, double>)
+        return "float64";
+    else if constexpr (std::is_same_v<T, std::int64_t>)
+        return "int64";
+    else if constexpr (std::is_same_v<T, std::int32_t>)
+        return "int32";
+    else if constexpr (std::is_same_v<T, std::uint64_t>)
+        return "uint64";
+    else if constexpr (std::is_same_v<T, std::uint32_t>)
+        return "uint32";
+    else if constexpr (std::is_same_v<T, std::uint16_t>)
+        return "uint16";
+    else if constexpr (std::is_same_v<T, std::uint8_t>)
+        return "uint8";
+    else
+        static_assert(sizeof(T) == 0, "no numpy name for this column type");
+}
+
+// (name, numpy dtype, output type) of every column a column list declares.
+#define AUTOLIEN_COLUMN_TYPE(name, type, output)                                                            \
+    out.append(py::make_tuple(#name, dtype_name<type>(), output));
+
+py::dict column_types() {
+    py::dict d;
+    {
+        py::list out;
+        AUTOLIEN_JT808_MESSAGE_COLUMNS(AUTOLIEN_COLUMN_TYPE)
+        d["jt808.messages"] = out;
+    }
+    {
+        py::list out;
+        AUTOLIEN_JT808_LOCATION_COLUMNS(AUTOLIEN_COLUMN_TYPE)
+        d["jt808.locations"] = out;
+    }
+    return d;
+}
+
 py::dict jt808_to_python(jt::Result&& r) {
     py::dict msg;
     const auto& ms = r.messages;
-    msg["offset"] = to_numpy(column<std::uint64_t>(ms, [](const auto& m) { return m.offset; }));
-    msg["msg_id"] = to_numpy(column<std::uint16_t>(ms, [](const auto& m) { return m.msg_id; }));
-    msg["serial"] = to_numpy(column<std::uint16_t>(ms, [](const auto& m) { return m.serial; }));
-    msg["v2019"] = to_numpy(column<std::uint8_t>(ms, [](const auto& m) { return m.v2019; }));
-    msg["version_flag"] = to_numpy(column<std::uint8_t>(ms, [](const auto& m) { return m.version_flag; }));
-    msg["protocol_version"] =
-        to_numpy(column<std::uint8_t>(ms, [](const auto& m) { return m.protocol_version; }));
-    msg["encryption"] = to_numpy(column<std::uint8_t>(ms, [](const auto& m) { return m.encryption; }));
-    msg["pkg_total"] = to_numpy(column<std::uint16_t>(ms, [](const auto& m) { return m.pkg_total; }));
-    msg["pkg_index"] = to_numpy(column<std::uint16_t>(ms, [](const auto& m) { return m.pkg_index; }));
+#define AUTOLIEN_X(name, type, output)                                                                      \
+    msg[#name] = to_numpy(column<type>(ms, [](const auto& m) { return m.name; }));
+    AUTOLIEN_JT808_MESSAGE_COLUMNS(AUTOLIEN_X)
+#undef AUTOLIEN_X
     msg["terminal_id"] =
         to_binary_column(ms, [](const auto& m) -> const std::string& { return m.terminal_id; });
+    msg["body_error"] =
+        to_binary_column(ms, [](const auto& m) -> const std::string& { return m.body_error; });
     msg["body"] = py::make_tuple(to_numpy(std::move(r.body_data)), to_numpy(std::move(r.body_start)));
 
-    auto& L = r.locations;
     py::dict loc;
-    loc["message_index"] = to_numpy(std::move(L.message_index));
-    loc["reissue"] = to_numpy(std::move(L.reissue));
-    loc["alarm"] = to_numpy(std::move(L.alarm));
-    loc["status"] = to_numpy(std::move(L.status));
-    loc["lat"] = to_numpy(std::move(L.lat));
-    loc["lon"] = to_numpy(std::move(L.lon));
-    loc["altitude_m"] = to_numpy(std::move(L.altitude_m));
-    loc["speed_kmh"] = to_numpy(std::move(L.speed_kmh));
-    loc["heading_deg"] = to_numpy(std::move(L.heading_deg));
-    loc["time_us"] = to_numpy(std::move(L.time_us));
-    loc["mileage_km"] = to_numpy(std::move(L.mileage_km));
-    loc["fuel_l"] = to_numpy(std::move(L.fuel_l));
-    loc["recorder_speed_kmh"] = to_numpy(std::move(L.recorder_speed_kmh));
-    loc["alarm_event_id"] = to_numpy(std::move(L.alarm_event_id));
-    loc["overspeed_type"] = to_numpy(std::move(L.overspeed_type));
-    loc["overspeed_area_id"] = to_numpy(std::move(L.overspeed_area_id));
-    loc["area_alarm_type"] = to_numpy(std::move(L.area_alarm_type));
-    loc["area_alarm_id"] = to_numpy(std::move(L.area_alarm_id));
-    loc["area_alarm_direction"] = to_numpy(std::move(L.area_alarm_direction));
-    loc["route_id"] = to_numpy(std::move(L.route_id));
-    loc["route_time_s"] = to_numpy(std::move(L.route_time_s));
-    loc["route_result"] = to_numpy(std::move(L.route_result));
-    loc["ext_status"] = to_numpy(std::move(L.ext_status));
-    loc["io_status"] = to_numpy(std::move(L.io_status));
-    loc["analog"] = to_numpy(std::move(L.analog));
-    loc["signal_strength"] = to_numpy(std::move(L.signal_strength));
-    loc["satellites"] = to_numpy(std::move(L.satellites));
-    loc["extra_start"] = to_numpy(std::move(L.extra_start));
-    loc["extra_id"] = to_numpy(std::move(L.extra_id));
-    loc["extra_value_start"] = to_numpy(std::move(L.extra_value_start));
-    loc["extra_value"] = to_numpy(std::move(L.extra_value));
-
-    py::dict rej = rejects_dict(r.rejects);
+    r.locations.for_each_column(
+        [&loc](const char* name, const char*, auto& col) { loc[name] = to_numpy(std::move(col)); });
 
     py::dict out;
     out["messages"] = msg;
     out["locations"] = loc;
-    out["rejects"] = rej;
+    out["rejects"] = rejects_dict(r.rejects);
     return out;
 }
 
@@ -176,6 +181,8 @@ py::dict gb32960_to_python(gb::Result&& r) {
 } // namespace
 
 void register_telemetry(py::module_& m) {
+    m.def("column_types", &column_types,
+          "Every decoder's raw columns: {table: [(name, numpy dtype, output type), ...]}.");
     m.def(
         "obd_value",
         [](int pid, const py::object& data) -> py::object {
