@@ -37,7 +37,16 @@ import pyarrow.compute as pc
 
 from .. import _core
 from ._raw import Jt808Locations
-from ._common import TIME_TYPE, DecodeResult, binary_array, nullable, read_input, rejects_table
+from ._common import (
+    TIME_TYPE,
+    DecodeResult,
+    binary_array,
+    generated_column,
+    generated_fields,
+    nullable,
+    read_input,
+    rejects_table,
+)
 
 __all__ = ["ITEMS_ERRORS", "LOCATION_SCHEMA", "MESSAGE_SCHEMA", "REASONS", "decode_jt808"]
 
@@ -61,21 +70,10 @@ EXTRA_TYPE = pa.list_(
 # Why a location's additional items did not all decode (C++ ItemsError).
 ITEMS_ERRORS = {1: "overrun", 2: "truncated_header", 3: "padding", 4: "short_item"}
 
-# The columns the C++ column lists give an output type: their Arrow fields
-# come from that one list (jt808.hpp), not from a second copy here.
-_COLUMN_TYPES = _core.column_types()
 
 
-def _generated(table: str) -> list[pa.Field]:
-    return [
-        pa.field(name, pa.type_for_alias(out.rstrip("?")), nullable=out.endswith("?"))
-        for name, _, out in _COLUMN_TYPES[table]
-        if out
-    ]
-
-
-_LOCATION_GENERATED = _generated("jt808.locations")
-_MESSAGE_GENERATED = _generated("jt808.messages")
+_LOCATION_GENERATED = generated_fields("jt808.locations")
+_MESSAGE_GENERATED = generated_fields("jt808.messages")
 
 LOCATION_SCHEMA = pa.schema(
     [
@@ -176,13 +174,6 @@ def _control_fields(msg_id: int, v2019: bool, body: bytes) -> dict[str, Any]:
     return {}
 
 
-def _column(values: np.ndarray, field: pa.Field) -> pa.Array:
-    """A generated column: NaN (floats) or -1 (integers) is null when nullable."""
-    if not field.nullable:
-        return pa.array(values, field.type)
-    return nullable(values, -1, field.type)
-
-
 def _extras(loc: Jt808Locations) -> pa.Array:
     ids = pa.array(loc["extra_id"], pa.uint8())
     values = binary_array((loc["extra_value"], loc["extra_value_start"].astype(np.int64)))
@@ -214,7 +205,7 @@ def decode_jt808(data: Any, *, subpackage_window: int = 1024) -> DecodeResult:
         {
             "terminal_id": terminal,
             "terminal_id_bcd": pa.array(msg["terminal_id_bcd"].astype(bool)),
-            **{f.name: _column(msg_cols[f.name], f) for f in _MESSAGE_GENERATED},
+            **{f.name: generated_column(msg_cols[f.name], f) for f in _MESSAGE_GENERATED},
             "version": pa.array(np.where(v2019, 2019, 2013), pa.uint16()),
             "version_flag": pa.array(msg["version_flag"].astype(bool)),
             "body": bodies,
@@ -234,7 +225,7 @@ def decode_jt808(data: Any, *, subpackage_window: int = 1024) -> DecodeResult:
         {
             "terminal_id": terminal.take(take),
             "time": pa.array(time_us, mask=time_us == np.iinfo(np.int64).min).cast(TIME_TYPE),
-            **{f.name: _column(loc_cols[f.name], f) for f in _LOCATION_GENERATED},
+            **{f.name: generated_column(loc_cols[f.name], f) for f in _LOCATION_GENERATED},
             "source": pa.repeat(pa.scalar("jt808"), len(idx)),
             "msg_id": pa.array(msg["msg_id"][idx], pa.uint16()),
             "serial": pa.array(msg["serial"][idx], pa.uint16()),
