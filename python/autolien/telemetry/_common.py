@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from .. import _core
+from ._raw import RawRejects
 
 TIME_TYPE = pa.timestamp("us", tz="UTC")
 
@@ -72,7 +73,7 @@ def nullable(values: np.ndarray, absent: Any, typ: pa.DataType) -> pa.Array:
     return pa.array(values, mask=mask).cast(typ)
 
 
-def rejects_table(rej: dict[str, Any], reasons: dict[int, str]) -> pa.Table:
+def rejects_table(rej: RawRejects, reasons: dict[int, str]) -> pa.Table:
     return pa.table(
         {
             "offset": pa.array(rej["offset"], pa.uint64()),

@@ -115,6 +115,7 @@ class Gb32960Frames(TypedDict):
     ress_codes: list[list[str]]
     vin: Binary
     iccid: Binary
+    data_error: Binary
     data: Binary
 
 

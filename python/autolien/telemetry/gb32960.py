@@ -13,6 +13,9 @@ heartbeat, time calibration).
   splits a pack across frames by start cell: see ``cells``) and probe
   temperatures (-40). Custom units 0x80-0xFE, and the fuel-cell unit 0x03,
   are kept raw in ``custom_units``.
+* A unit that cannot be read (unknown id, or cut short) costs only itself and
+  the units after it: they are kept raw in ``units_tail`` and flagged in
+  ``units_error`` (:data:`UNITS_ERRORS`) and ``units_error_offset``.
 * Values sent as 0xFE.. (abnormal) or 0xFF.. (invalid) are null, and the field
   names go into ``abnormal_fields`` / ``invalid_fields``.
 * ``messages``: every frame with its header, VIN, command and data, and the
@@ -24,6 +27,7 @@ Times are the data collection time (binary, GMT+8) converted to UTC.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -146,8 +150,8 @@ def decode_gb32960(data: Any) -> DecodeResult:
     """Decodes a stream of GB/T 32960 frames (bytes, a uint8 array or a file path)."""
     raw = _core.decode_gb32960(read_input(data))
     fr, r = raw["frames"], raw["rows"]
-    frame_cols: dict[str, Any] = fr
-    row_cols: dict[str, Any] = r
+    frame_cols: Mapping[str, Any] = fr  # indexed by the generated names
+    row_cols: Mapping[str, Any] = r  # indexed by the generated names
     vins = binary_array(fr["vin"], pa.string())
     data_error = binary_array(fr["data_error"], pa.string())
     messages = pa.table(

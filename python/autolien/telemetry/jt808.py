@@ -9,6 +9,11 @@
   0.1 km) and 0x02 (fuel, 0.1 L) become ``mileage_km`` and ``fuel_l``; the
   other standard items have their own columns. Vendor items (0xE0-0xFF),
   unknown ids, and items of an unexpected length are kept raw in ``extras``.
+  Malformed trailing items never cost the position: the items before them
+  decode, the rest is kept raw in ``items_tail``, and ``items_error``
+  (:data:`ITEMS_ERRORS`) with ``items_error_offset`` say why and where.
+  A terminal number with hex digits A-F (not BCD, as real devices send) is
+  kept as its hex digits, with ``terminal_id_bcd`` false.
 * ``messages``: every decoded frame, whatever its message id, with its header,
   its (reassembled) body, and the fields of 0x0001/0x8001 (general response),
   0x0100 (register), 0x0102 (authenticate) and 0x8100 (register response).
@@ -20,15 +25,18 @@ Reasons: ``junk`` (bytes outside 0x7E frames), ``bad_escape``, ``bad_checksum``
 (XOR over the unescaped header and body), ``header_too_short``,
 ``body_length_mismatch`` (the declared length fits neither the 2013 header nor
 the 2019 one; the version comes from this check, not from bit 14 alone),
-``bad_bcd``, ``bad_body`` (a body too short for its message, or an item that
-overruns it), ``subpackage_timeout`` (a split message whose parts did not all
+``bad_body`` (a location body under 28 bytes, a 0x0704 batch with no
+location in it, or a bad package index; a batch that decodes in part keeps its
+rows and says why in ``messages.body_error``), ``subpackage_timeout`` (a split message whose parts did not all
 arrive within ``subpackage_window`` frames, or before the input ended), and
-``truncated``.
+``truncated``. ``bad_bcd`` is no longer raised. docs/telemetry.md tabulates
+what each reason keeps.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -187,8 +195,8 @@ def decode_jt808(data: Any, *, subpackage_window: int = 1024) -> DecodeResult:
     """Decodes a stream of JT/T 808 frames (bytes, a uint8 array or a file path)."""
     raw = _core.decode_jt808(read_input(data), subpackage_window)
     msg, loc, rej = raw["messages"], raw["locations"], raw["rejects"]
-    msg_cols: dict[str, Any] = msg
-    loc_cols: dict[str, Any] = loc
+    msg_cols: Mapping[str, Any] = msg  # indexed by the generated names
+    loc_cols: Mapping[str, Any] = loc  # indexed by the generated names
 
     terminal = binary_array(msg["terminal_id"], pa.string())
     bodies = binary_array(msg["body"])
