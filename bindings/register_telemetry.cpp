@@ -52,7 +52,7 @@ template <typename T> constexpr const char* dtype_name() {
 }
 
 // (name, numpy dtype, output type) of every column a column list declares.
-#define AUTOLIEN_COLUMN_TYPE(name, type, output)                                                            \
+#define AUTOLIEN_COLUMN_TYPE(name, type, output)                                                             \
     out.append(py::make_tuple(#name, dtype_name<type>(), output));
 
 py::dict column_types() {
@@ -96,7 +96,7 @@ py::dict column_types() {
 py::dict jt808_to_python(jt::Result&& r) {
     py::dict msg;
     const auto& ms = r.messages;
-#define AUTOLIEN_X(name, type, output)                                                                      \
+#define AUTOLIEN_X(name, type, output)                                                                       \
     msg[#name] = to_numpy(column<type>(ms, [](const auto& m) { return m.name; }));
     AUTOLIEN_JT808_MESSAGE_COLUMNS(AUTOLIEN_X)
 #undef AUTOLIEN_X
@@ -120,7 +120,7 @@ py::dict jt808_to_python(jt::Result&& r) {
 py::dict gb32960_to_python(gb::Result&& r) {
     py::dict frames;
     const auto& fs = r.frames;
-#define AUTOLIEN_X(name, type, output)                                                                      \
+#define AUTOLIEN_X(name, type, output)                                                                       \
     frames[#name] = to_numpy(column<type>(fs, [](const auto& f) { return f.name; }));
     AUTOLIEN_GB32960_FRAME_COLUMNS(AUTOLIEN_X)
 #undef AUTOLIEN_X
@@ -141,7 +141,8 @@ py::dict gb32960_to_python(gb::Result&& r) {
 
     auto& R = r.rows;
     py::dict rows;
-    R.for_each_column([&rows](const char* name, const char*, auto& col) { rows[name] = to_numpy(std::move(col)); });
+    R.for_each_column(
+        [&rows](const char* name, const char*, auto& col) { rows[name] = to_numpy(std::move(col)); });
     py::list scalars;
     for (auto& col : R.scalars)
         scalars.append(to_numpy(std::move(col)));
@@ -186,7 +187,7 @@ void register_telemetry(py::module_& m) {
                 r = ob::decode_elm327({v.data(), v.size()});
             }
             py::dict rows;
-#define AUTOLIEN_X(name, type, output)                                                                      \
+#define AUTOLIEN_X(name, type, output)                                                                       \
     rows[#name] = to_numpy(column<type>(r.rows, [](const auto& x) { return x.name; }));
             AUTOLIEN_OBD_ROW_COLUMNS(AUTOLIEN_X)
 #undef AUTOLIEN_X

@@ -65,13 +65,16 @@ def _check(value: Any, hint: Any, where: str) -> None:
     origin = typing.get_origin(hint)
     if typing.is_typeddict(hint):
         hints = typing.get_type_hints(hint)
-        assert isinstance(value, dict) and set(value) == set(hints), (where, set(value) ^ set(hints))
+        assert isinstance(value, dict), where
+        assert set(value) == set(hints), (where, set(value) ^ set(hints))
         for key, sub in hints.items():
             _check(value[key], sub, f"{where}.{key}")
     elif origin is np.ndarray:
-        assert isinstance(value, np.ndarray) and value.dtype == np.dtype(_dtype(hint)), where
+        assert isinstance(value, np.ndarray), where
+        assert value.dtype == np.dtype(_dtype(hint)), where
     elif origin is tuple:
-        assert isinstance(value, tuple) and len(value) == len(typing.get_args(hint)), where
+        assert isinstance(value, tuple), where
+        assert len(value) == len(typing.get_args(hint)), where
         for i, (v, h) in enumerate(zip(value, typing.get_args(hint), strict=True)):
             _check(v, h, f"{where}[{i}]")
     elif origin is list:

@@ -337,15 +337,15 @@ def test_fuzz_mutated(f: bytes, pos: int, value: int) -> None:
 # --- a bad unit costs only itself and what follows it (issue 16) -------------------------------------
 
 VEHICLE = VECTORS["smallchi-unit-0x02_0x01"]
-LOCATION = "00" "06c6f42e" "0250a4c2"  # valid fix, 113.701934 E, 38.839490 N
+LOCATION = "0006c6f42e0250a4c2"  # valid fix, 113.701934 E, 38.839490 N
 
 
 @pytest.mark.parametrize(
     ("rest", "error"),
     [
-        ("0a" "0102030405", "unknown_unit"),  # 0x0A: no layout, no length to skip it by
-        ("02" "02" + "01" * 12, "cut_short"),  # two drive motors declared, one sent
-        ("81" "0010" "0102", "cut_short"),  # a custom unit declares 16 bytes, 2 remain
+        (("0a0102030405"), "unknown_unit"),  # 0x0A: no layout, no length to skip it by
+        ("0202" + "01" * 12, "cut_short"),  # two drive motors declared, one sent
+        (("8100100102"), "cut_short"),  # a custom unit declares 16 bytes, 2 remain
         ("06" + "01" * 10, "cut_short"),  # extremes need 14 bytes
     ],
 )

@@ -574,7 +574,9 @@ def basic_block(body: bytes) -> dict[str, Any]:
     alarm, status, lat, lon, alt, speed, heading = struct.unpack(">IIIIHHH", body[:22])
     t = body[22:28].hex()
     try:
-        local = datetime(2000 + int(t[0:2]), int(t[2:4]), int(t[4:6]), *(int(t[i : i + 2]) for i in (6, 8, 10)))
+        local = datetime(
+            2000 + int(t[0:2]), int(t[2:4]), int(t[4:6]), *(int(t[i : i + 2]) for i in (6, 8, 10))
+        )
         time: datetime | None = (local - GMT8).replace(tzinfo=UTC)
     except ValueError:
         time = None
@@ -653,24 +655,24 @@ def test_traccar_losses_before_issue_16_are_recovered() -> None:
     assert row["lat"] == pytest.approx(basic_block(body)["lat"])
 
 
-BASIC = bytes.fromhex("00000400" "00080006" "01a2f0a8" "091f0bf0" "0032" "01f4" "005a" "201103031733")
+BASIC = bytes.fromhex("000004000008000601a2f0a8091f0bf0003201f4005a201103031733")
 
 
 @pytest.mark.parametrize(
     ("items", "error", "at", "tail", "columns"),
     [
         # an item declares more bytes than remain: the items before it decode
-        ("010400000064" "e11001020304", "overrun", 34, "e11001020304", {"mileage_km": 10.0}),
+        (("010400000064e11001020304"), "overrun", 34, "e11001020304", {"mileage_km": 10.0}),
         # vendor padding of zero ids after a good item
-        ("300117" "000000000000", "padding", 31, "000000000000", {"signal_strength": 23}),
+        (("300117000000000000"), "padding", 31, "000000000000", {"signal_strength": 23}),
         # zero ids then garbage (the traccar capture's shape)
-        ("0000" "0078000000", "padding", 28, "00000078000000", {}),
+        (("00000078000000"), "padding", 28, "00000078000000", {}),
         # one byte left: no room for an id and a length
-        ("31010c" "2a", "truncated_header", 31, "2a", {"satellites": 12}),
+        (("31010c2a"), "truncated_header", 31, "2a", {"satellites": 12}),
         # a standard item shorter than defined: kept raw, the items after it decode
-        ("01020064" "31010c", "short_item", 28, None, {"mileage_km": None, "satellites": 12}),
+        (("0102006431010c"), "short_item", 28, None, {"mileage_km": None, "satellites": 12}),
         # clean items: nothing flagged
-        ("010400000064" "31010c", None, None, None, {"mileage_km": 10.0, "satellites": 12}),
+        (("01040000006431010c"), None, None, None, {"mileage_km": 10.0, "satellites": 12}),
     ],
 )
 def test_malformed_items_keep_the_position(
@@ -740,7 +742,8 @@ def test_0704_batch_keeps_the_items_it_can_frame() -> None:
     assert res.table.num_rows == 2
     assert res.table.column("reissue").to_pylist() == [True, True]
     (msg,) = res.messages.to_pylist()
-    assert "item 2" in msg["body_error"] and "200" in msg["body_error"]
+    assert "item 2" in msg["body_error"]
+    assert "200" in msg["body_error"]
     # A bad item in the middle: the items after it still decode.
     res = decode_jt808(batch([good, b"\x00" * 10, good]))
     assert res.table.num_rows == 2
@@ -785,7 +788,10 @@ def test_fuzz_items_never_cost_the_position(items: bytes) -> None:
     res = decode_jt808(frame(0x0200, body))
     assert res.rejects.num_rows == 0
     (row,) = res.table.to_pylist()
-    assert (row["lat"], row["lon"]) == (pytest.approx(basic_block(body)["lat"]), pytest.approx(basic_block(body)["lon"]))
+    assert (row["lat"], row["lon"]) == (
+        pytest.approx(basic_block(body)["lat"]),
+        pytest.approx(basic_block(body)["lon"]),
+    )
     # Every byte after the block is an extra, a decoded item or the raw tail.
     tail = row["items_tail"] or b""
     assert body.endswith(tail)
@@ -800,4 +806,7 @@ def test_fuzz_terminal_numbers(terminal: bytes) -> None:
     res = decode_jt808(frame(0x0002, b"", phone=terminal.hex()))
     (msg,) = res.messages.to_pylist()
     digits = terminal.hex().upper()
-    assert (msg["terminal_id"], msg["terminal_id_bcd"]) == (digits.lstrip("0") or "0", digits.isdigit())
+    assert (msg["terminal_id"], msg["terminal_id_bcd"]) == (
+        digits.lstrip("0") or "0",
+        digits.isdigit(),
+    )

@@ -108,5 +108,6 @@ def test_multi_pid_reply_keeps_the_pids_before_a_bad_one() -> None:
     assert res.table.column("value").to_pylist() == [1726.0, 50.0, 50.0]
     assert res.rejects.column("reason").to_pylist() == ["unknown_pid", "bad_length"]
     messages = res.rejects.column("message").to_pylist()
-    assert "after 2 decoded PID(s)" in messages[0] and "after 1 decoded PID(s)" in messages[1]
+    assert "after 2 decoded PID(s)" in messages[0]
+    assert "after 1 decoded PID(s)" in messages[1]
     assert res.rejects.column("offset").to_pylist() == [0, 27]

@@ -171,8 +171,8 @@ class Decoder {
             r.p += code_len;
         }
         if (!r.ok)
-            f.data_error = "login data ends inside the subsystem codes (" + std::to_string(f.ress_codes.size()) +
-                           " read)";
+            f.data_error = "login data ends inside the subsystem codes (" +
+                           std::to_string(f.ress_codes.size()) + " read)";
         return {};
     }
 
@@ -304,7 +304,9 @@ class Decoder {
         R.alarm_flags.back() = m.alarm_flags;
     }
 
-    static bool defined_unit(std::uint32_t id) { return (id >= 0x01 && id <= 0x09) || (id >= 0x80 && id <= 0xFE); }
+    static bool defined_unit(std::uint32_t id) {
+        return (id >= 0x01 && id <= 0x09) || (id >= 0x80 && id <= 0xFE);
+    }
 
     // The collection time makes the row; a unit that cannot be read costs only
     // itself and the units after it (no length to skip it by), which are kept

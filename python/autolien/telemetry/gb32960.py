@@ -54,7 +54,6 @@ REASONS = {1: "junk", 2: "bad_checksum", 3: "bad_body", 4: "truncated"}
 UNITS_ERRORS = {1: "unknown_unit", 2: "cut_short"}
 
 
-
 # The scalar fields, in the order of the C++ Field enum (bit i of the flags).
 _SCALAR_FIELDS = generated_fields("gb32960.scalars")
 SCALARS = [(f.name, f.type) for f in _SCALAR_FIELDS]
@@ -153,7 +152,11 @@ def decode_gb32960(data: Any) -> DecodeResult:
     frame_cols: Mapping[str, Any] = fr  # indexed by the generated names
     row_cols: Mapping[str, Any] = r  # indexed by the generated names
     vins = binary_array(fr["vin"], pa.string())
-    data_error = binary_array(fr["data_error"], pa.string())
+    if len(fr["data_error"][0]):
+        errors = binary_array(fr["data_error"], pa.string())
+        data_error = pc.if_else(pc.equal(errors, ""), None, errors)
+    else:  # the usual case
+        data_error = pa.nulls(len(fr["cmd"]), pa.string())
     messages = pa.table(
         {
             "vin": vins,
@@ -164,7 +167,7 @@ def decode_gb32960(data: Any) -> DecodeResult:
             ),
             "ress_codes": pa.array(fr["ress_codes"], pa.list_(pa.string())),
             "data": binary_array(fr["data"]),
-            "data_error": pc.if_else(pc.equal(data_error, ""), None, data_error),
+            "data_error": data_error,
         },
         schema=MESSAGE_SCHEMA,
     )
@@ -220,7 +223,16 @@ def decode_gb32960(data: Any) -> DecodeResult:
     cell_bounds = r["cellset_cells_start"][r["cellset_start"]]
     probe_bounds = r["probeset_temps_start"][r["probeset_start"]]
     scalars = r["scalars"]
-    no_tail = pa.array(np.diff(r["tail_start"]) == 0)
+    n = len(r["offset"])
+    if r["units_error"].any():
+        units_error = _UNITS_ERROR_NAMES.take(pa.array(r["units_error"].astype(np.int32)))
+        error_offset = nullable(r["units_error_offset"], -1, pa.uint32())
+        tail = binary_array((r["tail"], r["tail_start"].astype(np.int64)))
+        units_tail = pc.if_else(pa.array(np.diff(r["tail_start"]) == 0), None, tail)
+    else:  # the usual case: every unit decoded
+        units_error = pa.nulls(n, pa.string())
+        error_offset = pa.nulls(n, pa.uint32())
+        units_tail = pa.nulls(n, pa.binary())
     columns: dict[str, Any] = {
         "vin": vins.take(idx),
         "time": _time(r["time_us"]),
@@ -241,11 +253,9 @@ def decode_gb32960(data: Any) -> DecodeResult:
         "custom_units": pa.ListArray.from_arrays(_offsets(r["custom_start"]), custom_structs),
         "abnormal_fields": _flags(r["abnormal"]),
         "invalid_fields": _flags(r["invalid"]),
-        "units_error": _UNITS_ERROR_NAMES.take(pa.array(r["units_error"].astype(np.int32))),
-        "units_error_offset": nullable(r["units_error_offset"], -1, pa.uint32()),
-        "units_tail": pc.if_else(
-            no_tail, None, binary_array((r["tail"], r["tail_start"].astype(np.int64)))
-        ),
+        "units_error": units_error,
+        "units_error_offset": error_offset,
+        "units_tail": units_tail,
         "offset": pa.array(r["offset"], pa.uint64()),
     }
     table = pa.table(columns, schema=EV_SCHEMA)

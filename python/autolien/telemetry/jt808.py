@@ -44,7 +44,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import _core
-from ._raw import Jt808Locations
 from ._common import (
     TIME_TYPE,
     DecodeResult,
@@ -55,6 +54,7 @@ from ._common import (
     read_input,
     rejects_table,
 )
+from ._raw import Jt808Locations
 
 __all__ = ["ITEMS_ERRORS", "LOCATION_SCHEMA", "MESSAGE_SCHEMA", "REASONS", "decode_jt808"]
 
@@ -77,7 +77,6 @@ EXTRA_TYPE = pa.list_(
 
 # Why a location's additional items did not all decode (C++ ItemsError).
 ITEMS_ERRORS = {1: "overrun", 2: "truncated_header", 3: "padding", 4: "short_item"}
-
 
 
 _LOCATION_GENERATED = generated_fields("jt808.locations")
@@ -208,7 +207,11 @@ def decode_jt808(data: Any, *, subpackage_window: int = 1024) -> DecodeResult:
         fields = _control_fields(int(msg["msg_id"][i]), bool(v2019[i]), bodies[i].as_py())
         for k, value in fields.items():
             control[k][i] = value
-    body_error = binary_array(msg["body_error"], pa.string())
+    if len(msg["body_error"][0]):
+        errors = binary_array(msg["body_error"], pa.string())
+        body_error = pc.if_else(pc.equal(errors, ""), None, errors)
+    else:  # the usual case: every body decoded cleanly
+        body_error = pa.nulls(n_msg, pa.string())
     messages = pa.table(
         {
             "terminal_id": terminal,
@@ -217,7 +220,7 @@ def decode_jt808(data: Any, *, subpackage_window: int = 1024) -> DecodeResult:
             "version": pa.array(np.where(v2019, 2019, 2013), pa.uint16()),
             "version_flag": pa.array(msg["version_flag"].astype(bool)),
             "body": bodies,
-            "body_error": pc.if_else(pc.equal(body_error, ""), None, body_error),
+            "body_error": body_error,
             **{k: pa.array(control[k], MESSAGE_SCHEMA.field(k).type) for k in _CONTROL_FIELDS},
         },
         schema=MESSAGE_SCHEMA,
@@ -226,23 +229,31 @@ def decode_jt808(data: Any, *, subpackage_window: int = 1024) -> DecodeResult:
     idx = loc["message_index"].astype(np.int64)
     take = pa.array(idx)
     time_us = loc["time_us"]
+    n = len(idx)
     error = loc["items_error"]
-    no_tail = pa.array(np.diff(loc["tail_start"]) == 0)
-    tail_bytes = binary_array((loc["tail"], loc["tail_start"].astype(np.int64)))
+    if error.any():
+        items_error = _ITEMS_ERROR_NAMES.take(pa.array(error.astype(np.int32)))
+        error_offset = nullable(loc["items_error_offset"], -1, pa.uint32())
+        tail = binary_array((loc["tail"], loc["tail_start"].astype(np.int64)))
+        items_tail = pc.if_else(pa.array(np.diff(loc["tail_start"]) == 0), None, tail)
+    else:  # the usual case: every item decoded
+        items_error = pa.nulls(n, pa.string())
+        error_offset = pa.nulls(n, pa.uint32())
+        items_tail = pa.nulls(n, pa.binary())
     table = pa.table(
         {
             "terminal_id": terminal.take(take),
             "time": pa.array(time_us, mask=time_us == np.iinfo(np.int64).min).cast(TIME_TYPE),
             **{f.name: generated_column(loc_cols[f.name], f) for f in _LOCATION_GENERATED},
-            "source": pa.repeat(pa.scalar("jt808"), len(idx)),
+            "source": pa.repeat(pa.scalar("jt808"), n),
             "msg_id": pa.array(msg["msg_id"][idx], pa.uint16()),
             "serial": pa.array(msg["serial"][idx], pa.uint16()),
             "reissue": pa.array(loc["reissue"].astype(bool)),
             "extras": _extras(loc),
             "terminal_id_bcd": pa.array(msg["terminal_id_bcd"][idx].astype(bool)),
-            "items_error": _ITEMS_ERROR_NAMES.take(pa.array(error.astype(np.int32))),
-            "items_error_offset": nullable(loc["items_error_offset"], -1, pa.uint32()),
-            "items_tail": pc.if_else(no_tail, None, tail_bytes),
+            "items_error": items_error,
+            "items_error_offset": error_offset,
+            "items_tail": items_tail,
             "offset": pa.array(msg["offset"][idx], pa.uint64()),
         },
         schema=LOCATION_SCHEMA,

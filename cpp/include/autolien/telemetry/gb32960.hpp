@@ -35,25 +35,25 @@ enum class UnitsError : std::uint8_t {
 // Scalar fields that can carry the abnormal/invalid markers: X(id, column
 // name, output type). Bit i of the row's flag words refers to Field i, and the
 // Python schema's scalar columns are generated from this list.
-#define AUTOLIEN_GB32960_FIELDS(X)                                                                         \
-    X(vehicle_status, "vehicle_status", "uint8?")                                                          \
-    X(charging_status, "charging_status", "uint8?")                                                        \
-    X(run_mode, "run_mode", "uint8?")                                                                      \
-    X(speed, "speed_kmh", "float64?")                                                                      \
-    X(odometer, "odometer_km", "float64?")                                                                 \
-    X(voltage, "pack_voltage_v", "float64?")                                                               \
-    X(current, "pack_current_a", "float64?")                                                               \
-    X(soc, "soc_pct", "float64?")                                                                          \
-    X(dcdc, "dcdc_status", "uint8?")                                                                       \
-    X(insulation, "insulation_kohm", "float64?")                                                           \
-    X(accel, "accel_pedal_pct", "float64?")                                                                \
-    X(brake, "brake_pedal", "float64?")                                                                    \
-    X(max_cell_v, "max_cell_v", "float64?")                                                                \
-    X(min_cell_v, "min_cell_v", "float64?")                                                                \
-    X(max_temp, "max_temp_c", "float64?")                                                                  \
-    X(min_temp, "min_temp_c", "float64?")                                                                  \
-    X(engine_status, "engine_status", "uint8?")                                                            \
-    X(crank_rpm, "crankshaft_rpm", "float64?")                                                             \
+#define AUTOLIEN_GB32960_FIELDS(X)                                                                           \
+    X(vehicle_status, "vehicle_status", "uint8?")                                                            \
+    X(charging_status, "charging_status", "uint8?")                                                          \
+    X(run_mode, "run_mode", "uint8?")                                                                        \
+    X(speed, "speed_kmh", "float64?")                                                                        \
+    X(odometer, "odometer_km", "float64?")                                                                   \
+    X(voltage, "pack_voltage_v", "float64?")                                                                 \
+    X(current, "pack_current_a", "float64?")                                                                 \
+    X(soc, "soc_pct", "float64?")                                                                            \
+    X(dcdc, "dcdc_status", "uint8?")                                                                         \
+    X(insulation, "insulation_kohm", "float64?")                                                             \
+    X(accel, "accel_pedal_pct", "float64?")                                                                  \
+    X(brake, "brake_pedal", "float64?")                                                                      \
+    X(max_cell_v, "max_cell_v", "float64?")                                                                  \
+    X(min_cell_v, "min_cell_v", "float64?")                                                                  \
+    X(max_temp, "max_temp_c", "float64?")                                                                    \
+    X(min_temp, "min_temp_c", "float64?")                                                                    \
+    X(engine_status, "engine_status", "uint8?")                                                              \
+    X(crank_rpm, "crankshaft_rpm", "float64?")                                                               \
     X(fuel_rate, "fuel_rate_l_per_100km", "float64?")
 
 enum Field : std::uint8_t {
@@ -65,47 +65,47 @@ enum Field : std::uint8_t {
 
 // The row columns besides `scalars`: X(name, element type, output type), as
 // in jt808.hpp ("?": -1 or NaN becomes null; "": reshaped in Python).
-#define AUTOLIEN_GB32960_ROW_COLUMNS(X)                                                                    \
-    X(offset, std::uint64_t, "")                                                                           \
-    X(frame_index, std::uint32_t, "") /* into the frames list */                                           \
-    X(time_us, std::int64_t, "")      /* UTC; INT64_MIN when invalid */                                    \
-    X(reissue, std::uint8_t, "")                                                                           \
-    X(gear, std::uint8_t, "")   /* raw gear byte, 0xFF when absent */                                      \
-    X(lat, double, "float64?") /* NaN when absent or invalid */                                            \
-    X(lon, double, "float64?")                                                                             \
-    X(location_status, std::int32_t, "uint8?")                                                             \
-    X(max_v_subsys, std::int32_t, "uint8?")                                                                \
-    X(max_v_cell, std::int32_t, "uint8?")                                                                  \
-    X(min_v_subsys, std::int32_t, "uint8?")                                                                \
-    X(min_v_cell, std::int32_t, "uint8?")                                                                  \
-    X(max_t_subsys, std::int32_t, "uint8?")                                                                \
-    X(max_t_probe, std::int32_t, "uint8?")                                                                 \
-    X(min_t_subsys, std::int32_t, "uint8?")                                                                \
-    X(min_t_probe, std::int32_t, "uint8?")                                                                 \
-    X(alarm_level, std::int32_t, "uint8?")                                                                 \
-    X(alarm_flags, std::int64_t, "uint32?")                                                                \
-    X(abnormal, std::uint64_t, "") /* Field bit masks */                                                   \
-    X(invalid, std::uint64_t, "")                                                                          \
-    X(units_error, std::uint8_t, "")        /* UnitsError */                                               \
-    X(units_error_offset, std::int32_t, "") /* byte in the frame's data; -1 when none */                   \
-    X(tail_start, std::uint32_t, "")        /* row i's raw undecoded units: [tail_start[i], [i + 1]) */    \
-    X(tail, std::uint8_t, "")                                                                              \
-    X(fault_start, std::uint32_t, "") /* faults: (category 0-3, code) */                                   \
-    X(fault_category, std::uint8_t, "")                                                                    \
-    X(fault_code, std::uint32_t, "")                                                                       \
-    X(motor_start, std::uint32_t, "") /* 8 doubles per motor */                                            \
-    X(motor, double, "")                                                                                   \
-    X(cellset_start, std::uint32_t, "") /* per subsystem: no, V, A, total, start, cells */                 \
-    X(cellset, double, "")                                                                                 \
-    X(cellset_cells_start, std::uint32_t, "")                                                              \
-    X(cell_v, double, "")                                                                                  \
-    X(probeset_start, std::uint32_t, "") /* per subsystem: no */                                           \
-    X(probeset_no, std::uint8_t, "")                                                                       \
-    X(probeset_temps_start, std::uint32_t, "")                                                             \
-    X(probe_c, double, "")                                                                                 \
-    X(custom_start, std::uint32_t, "") /* custom units 0x80-0xFE and 0x03, raw */                          \
-    X(custom_id, std::uint8_t, "")                                                                         \
-    X(custom_value_start, std::uint32_t, "")                                                               \
+#define AUTOLIEN_GB32960_ROW_COLUMNS(X)                                                                      \
+    X(offset, std::uint64_t, "")                                                                             \
+    X(frame_index, std::uint32_t, "") /* into the frames list */                                             \
+    X(time_us, std::int64_t, "")      /* UTC; INT64_MIN when invalid */                                      \
+    X(reissue, std::uint8_t, "")                                                                             \
+    X(gear, std::uint8_t, "")  /* raw gear byte, 0xFF when absent */                                         \
+    X(lat, double, "float64?") /* NaN when absent or invalid */                                              \
+    X(lon, double, "float64?")                                                                               \
+    X(location_status, std::int32_t, "uint8?")                                                               \
+    X(max_v_subsys, std::int32_t, "uint8?")                                                                  \
+    X(max_v_cell, std::int32_t, "uint8?")                                                                    \
+    X(min_v_subsys, std::int32_t, "uint8?")                                                                  \
+    X(min_v_cell, std::int32_t, "uint8?")                                                                    \
+    X(max_t_subsys, std::int32_t, "uint8?")                                                                  \
+    X(max_t_probe, std::int32_t, "uint8?")                                                                   \
+    X(min_t_subsys, std::int32_t, "uint8?")                                                                  \
+    X(min_t_probe, std::int32_t, "uint8?")                                                                   \
+    X(alarm_level, std::int32_t, "uint8?")                                                                   \
+    X(alarm_flags, std::int64_t, "uint32?")                                                                  \
+    X(abnormal, std::uint64_t, "") /* Field bit masks */                                                     \
+    X(invalid, std::uint64_t, "")                                                                            \
+    X(units_error, std::uint8_t, "")        /* UnitsError */                                                 \
+    X(units_error_offset, std::int32_t, "") /* byte in the frame's data; -1 when none */                     \
+    X(tail_start, std::uint32_t, "")        /* row i's raw undecoded units: [tail_start[i], [i + 1]) */      \
+    X(tail, std::uint8_t, "")                                                                                \
+    X(fault_start, std::uint32_t, "") /* faults: (category 0-3, code) */                                     \
+    X(fault_category, std::uint8_t, "")                                                                      \
+    X(fault_code, std::uint32_t, "")                                                                         \
+    X(motor_start, std::uint32_t, "") /* 8 doubles per motor */                                              \
+    X(motor, double, "")                                                                                     \
+    X(cellset_start, std::uint32_t, "") /* per subsystem: no, V, A, total, start, cells */                   \
+    X(cellset, double, "")                                                                                   \
+    X(cellset_cells_start, std::uint32_t, "")                                                                \
+    X(cell_v, double, "")                                                                                    \
+    X(probeset_start, std::uint32_t, "") /* per subsystem: no */                                             \
+    X(probeset_no, std::uint8_t, "")                                                                         \
+    X(probeset_temps_start, std::uint32_t, "")                                                               \
+    X(probe_c, double, "")                                                                                   \
+    X(custom_start, std::uint32_t, "") /* custom units 0x80-0xFE and 0x03, raw */                            \
+    X(custom_id, std::uint8_t, "")                                                                           \
+    X(custom_value_start, std::uint32_t, "")                                                                 \
     X(custom_value, std::uint8_t, "")
 
 struct Rows {
@@ -131,12 +131,12 @@ struct Rows {
 
 // The frame columns the binding builds from `Frame` (the strings and lists
 // are columns beside these).
-#define AUTOLIEN_GB32960_FRAME_COLUMNS(X)                                                                  \
-    X(offset, std::uint64_t, "uint64")                                                                     \
-    X(cmd, std::uint8_t, "uint8")                                                                          \
-    X(ack, std::uint8_t, "uint8")                                                                          \
-    X(encryption, std::uint8_t, "uint8")                                                                   \
-    X(time_us, std::int64_t, "")                                                                           \
+#define AUTOLIEN_GB32960_FRAME_COLUMNS(X)                                                                    \
+    X(offset, std::uint64_t, "uint64")                                                                       \
+    X(cmd, std::uint8_t, "uint8")                                                                            \
+    X(ack, std::uint8_t, "uint8")                                                                            \
+    X(encryption, std::uint8_t, "uint8")                                                                     \
+    X(time_us, std::int64_t, "")                                                                             \
     X(sequence, std::int32_t, "uint16?")
 
 struct Frame {

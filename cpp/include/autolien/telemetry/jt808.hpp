@@ -76,54 +76,54 @@ using Reject = autolien::Reject<Reason>;
 
 // The message columns the binding builds from `Message`. The strings and
 // bodies are binary columns beside these.
-#define AUTOLIEN_JT808_MESSAGE_COLUMNS(X)                                                                  \
-    X(offset, std::uint64_t, "uint64")                                                                     \
-    X(msg_id, std::uint16_t, "uint16")                                                                     \
-    X(serial, std::uint16_t, "uint16")                                                                     \
-    X(v2019, std::uint8_t, "")                                                                             \
-    X(version_flag, std::uint8_t, "")                                                                      \
-    X(protocol_version, std::uint8_t, "uint8")                                                             \
-    X(encryption, std::uint8_t, "uint8")                                                                   \
-    X(pkg_total, std::uint16_t, "uint16")                                                                  \
-    X(pkg_index, std::uint16_t, "uint16")                                                                  \
+#define AUTOLIEN_JT808_MESSAGE_COLUMNS(X)                                                                    \
+    X(offset, std::uint64_t, "uint64")                                                                       \
+    X(msg_id, std::uint16_t, "uint16")                                                                       \
+    X(serial, std::uint16_t, "uint16")                                                                       \
+    X(v2019, std::uint8_t, "")                                                                               \
+    X(version_flag, std::uint8_t, "")                                                                        \
+    X(protocol_version, std::uint8_t, "uint8")                                                               \
+    X(encryption, std::uint8_t, "uint8")                                                                     \
+    X(pkg_total, std::uint16_t, "uint16")                                                                    \
+    X(pkg_index, std::uint16_t, "uint16")                                                                    \
     X(terminal_id_bcd, std::uint8_t, "")
 
 // Location rows, one per 0x0200 and per 0x0704 item.
-#define AUTOLIEN_JT808_LOCATION_COLUMNS(X)                                                                 \
-    X(message_index, std::uint32_t, "") /* row -> index in `messages` */                                   \
-    X(reissue, std::uint8_t, "")        /* 0x0704 type 1 (blind-area reissue) */                           \
-    X(lat, double, "float64") /* degrees, signed by the hemisphere bits */                                 \
-    X(lon, double, "float64")                                                                              \
-    X(altitude_m, double, "float64")                                                                       \
-    X(speed_kmh, double, "float64")                                                                        \
-    X(heading_deg, double, "float64")                                                                      \
-    X(time_us, std::int64_t, "") /* UTC microseconds; INT64_MIN when the BCD time is invalid */            \
-    X(mileage_km, double, "float64?")                                                                      \
-    X(fuel_l, double, "float64?")                                                                          \
-    X(alarm, std::uint32_t, "uint32")                                                                      \
-    X(status, std::uint32_t, "uint32")                                                                     \
-    X(recorder_speed_kmh, double, "float64?")                                                              \
-    X(alarm_event_id, std::int64_t, "uint16?")                                                             \
-    X(overspeed_type, std::int64_t, "uint8?")                                                              \
-    X(overspeed_area_id, std::int64_t, "uint32?")                                                          \
-    X(area_alarm_type, std::int64_t, "uint8?")                                                             \
-    X(area_alarm_id, std::int64_t, "uint32?")                                                              \
-    X(area_alarm_direction, std::int64_t, "uint8?")                                                        \
-    X(route_id, std::int64_t, "uint32?")                                                                   \
-    X(route_time_s, std::int64_t, "uint16?")                                                               \
-    X(route_result, std::int64_t, "uint8?")                                                                \
-    X(ext_status, std::int64_t, "uint32?")                                                                 \
-    X(io_status, std::int64_t, "uint16?")                                                                  \
-    X(analog, std::int64_t, "uint32?")                                                                     \
-    X(signal_strength, std::int64_t, "uint8?")                                                             \
-    X(satellites, std::int64_t, "uint8?")                                                                  \
-    X(items_error, std::uint8_t, "")         /* ItemsError */                                              \
-    X(items_error_offset, std::int32_t, "")  /* byte in the location body; -1 when none */                 \
-    X(tail_start, std::uint32_t, "")         /* row i's raw bad tail: tail[tail_start[i], [i + 1]) */      \
-    X(tail, std::uint8_t, "")                                                                              \
-    X(extra_start, std::uint32_t, "")        /* row i's raw items: [extra_start[i], [i + 1]) */            \
-    X(extra_id, std::uint8_t, "")                                                                          \
-    X(extra_value_start, std::uint32_t, "")                                                                \
+#define AUTOLIEN_JT808_LOCATION_COLUMNS(X)                                                                   \
+    X(message_index, std::uint32_t, "") /* row -> index in `messages` */                                     \
+    X(reissue, std::uint8_t, "")        /* 0x0704 type 1 (blind-area reissue) */                             \
+    X(lat, double, "float64")           /* degrees, signed by the hemisphere bits */                         \
+    X(lon, double, "float64")                                                                                \
+    X(altitude_m, double, "float64")                                                                         \
+    X(speed_kmh, double, "float64")                                                                          \
+    X(heading_deg, double, "float64")                                                                        \
+    X(time_us, std::int64_t, "") /* UTC microseconds; INT64_MIN when the BCD time is invalid */              \
+    X(mileage_km, double, "float64?")                                                                        \
+    X(fuel_l, double, "float64?")                                                                            \
+    X(alarm, std::uint32_t, "uint32")                                                                        \
+    X(status, std::uint32_t, "uint32")                                                                       \
+    X(recorder_speed_kmh, double, "float64?")                                                                \
+    X(alarm_event_id, std::int64_t, "uint16?")                                                               \
+    X(overspeed_type, std::int64_t, "uint8?")                                                                \
+    X(overspeed_area_id, std::int64_t, "uint32?")                                                            \
+    X(area_alarm_type, std::int64_t, "uint8?")                                                               \
+    X(area_alarm_id, std::int64_t, "uint32?")                                                                \
+    X(area_alarm_direction, std::int64_t, "uint8?")                                                          \
+    X(route_id, std::int64_t, "uint32?")                                                                     \
+    X(route_time_s, std::int64_t, "uint16?")                                                                 \
+    X(route_result, std::int64_t, "uint8?")                                                                  \
+    X(ext_status, std::int64_t, "uint32?")                                                                   \
+    X(io_status, std::int64_t, "uint16?")                                                                    \
+    X(analog, std::int64_t, "uint32?")                                                                       \
+    X(signal_strength, std::int64_t, "uint8?")                                                               \
+    X(satellites, std::int64_t, "uint8?")                                                                    \
+    X(items_error, std::uint8_t, "")        /* ItemsError */                                                 \
+    X(items_error_offset, std::int32_t, "") /* byte in the location body; -1 when none */                    \
+    X(tail_start, std::uint32_t, "")        /* row i's raw bad tail: tail[tail_start[i], [i + 1]) */         \
+    X(tail, std::uint8_t, "")                                                                                \
+    X(extra_start, std::uint32_t, "") /* row i's raw items: [extra_start[i], [i + 1]) */                     \
+    X(extra_id, std::uint8_t, "")                                                                            \
+    X(extra_value_start, std::uint32_t, "")                                                                  \
     X(extra_value, std::uint8_t, "")
 
 struct Locations {
