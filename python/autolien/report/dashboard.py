@@ -148,6 +148,8 @@ def build_dashboard(
     ledger_dir: str | Path | None = None,
     max_vehicles: int = 250,
     max_alert_rows: int = 5000,
+    detection: dict[str, Any] | None = None,
+    history_days: float | None = None,
 ) -> dict[str, Any]:
     """Writes ``out_dir/index.html`` from the store; returns what it holds.
 
