@@ -42,8 +42,17 @@ def _ingest(args: argparse.Namespace) -> int:
         f"ingested {report['files']} file(s), {report['bytes']:,} bytes in {report['seconds']} s "
         f"({report['mb_per_s']} MB/s, {report['rows_per_s']:,} rows/s) into {args.db}"
     )
+    if report["skipped_files"]:
+        print(
+            f"  {report['skipped_files']:,} file(s) skipped: their content is in the store already"
+        )
     for table, n in sorted(report["rows"].items()):
-        print(f"  {table:10s} {n:>10,} rows ({report['new_rows'].get(table, 0):,} new)")
+        dup = report["duplicate_rows"].get(table, 0)
+        print(
+            f"  {table:10s} {n:>10,} rows decoded ({report['new_rows'].get(table, 0):,} new"
+            + (f", {dup:,} duplicates of stored readings" if dup else "")
+            + ")"
+        )
     if report["rejects"]:
         print("  rejects by reason:")
         for reason, n in sorted(report["rejects"].items(), key=lambda kv: -kv[1]):

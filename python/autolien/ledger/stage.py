@@ -47,7 +47,8 @@ def material_valuation(
     when, before, grade = last
     if at <= when:  # this as-of time (or a later one) is recorded already
         return False
-    return grade != level or abs(value_minor - before) >= VALUE_CHANGE * abs(before)
+    # in whole minor units: 2% of 7,000.00 is 140.00, not 139.99999...
+    return grade != level or abs(value_minor - before) >= round(VALUE_CHANGE * abs(before))
 
 
 def _consortium(path: Path, now: datetime) -> tuple[AssetLedger, list[NoteSigner]]:
