@@ -284,7 +284,11 @@ def test_valuations_go_on_the_ledger_only_when_material(tmp_path: Path) -> None:
     out = run(3, 10_199.0, 7_140.0, "warning")
     assert out["valuations"] == 1
     again = run(3, 10_199.0, 7_140.0, "warning")
-    assert (again["valuations"], again["entries"], again["root"]) == (0, out["entries"], out["root"])
+    assert (again["valuations"], again["entries"], again["root"]) == (
+        0,
+        out["entries"],
+        out["root"],
+    )
     with AssetLedger.open(tmp_path / "led", read_only=True) as led:
         vals = [
             (e["time"][:10], e["data"]["value_minor"], e["data"]["ltv_level"])

@@ -108,7 +108,8 @@ def clean(pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     )
     kinds = {r[2] for r in state["store"]["alerts"]}
     assert "battery_degradation" in kinds
-    assert state["ledger"][0] and state["ledger"][1] > 10
+    assert state["ledger"][0]
+    assert state["ledger"][1] > 10
     # a second run over the same inputs adds nothing anywhere
     assert _run(pf, "none") == 0
     assert _state(pf) == state

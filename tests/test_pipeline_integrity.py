@@ -31,7 +31,10 @@ def _tables(db: Path) -> dict[str, list[Any]]:
             r[0] for r in con.sql("SELECT table_name FROM information_schema.tables").fetchall()
         )
         # NaN is not equal to itself: compare its text
-        return {n: [repr(r) for r in con.sql(f"SELECT * FROM {n} ORDER BY ALL").fetchall()] for n in names}
+        return {
+            n: [repr(r) for r in con.sql(f"SELECT * FROM {n} ORDER BY ALL").fetchall()]
+            for n in names
+        }
     finally:
         con.close()
 
@@ -77,6 +80,13 @@ def test_run_defaults_its_database_and_ledger_to_the_portfolio(
     assert (pf / "ledger" / "LEDGER.json").is_file()
     assert (pf / "report" / "index.html").is_file()
     assert list(elsewhere.iterdir()) == []  # nothing lands in the working directory
+    # the README's proof check: the operator's verifier key from LEDGER.json
+    vkey = json.loads((pf / "ledger" / "LEDGER.json").read_text())["operator_vkey"]
+    assert main(["ledger", "prove", str(pf / "ledger"), "--seq", "5"]) == 0
+    proof = tmp_path / "proof.json"
+    proof.write_text(capsys.readouterr().out)
+    assert main(["ledger", "verify", "--proof", str(proof), "--vkey", vkey]) == 0
+    assert json.loads(capsys.readouterr().out)["results"] == [{"seq": 5, "ok": True}]
 
 
 def test_a_corrupted_ledger_stops_the_run_before_anything_is_written(
@@ -89,13 +99,14 @@ def test_a_corrupted_ledger_stops_the_run_before_anything_is_written(
     entries.write_bytes(bytes(data))
     # new telemetry that a run would ingest
     extra = pf / "telemetry" / "late.jt808"
-    shutil.copy(sorted((pf / "telemetry").glob("*.jt808"))[0], extra)
+    shutil.copy(min((pf / "telemetry").glob("*.jt808")), extra)
     extra.write_bytes(extra.read_bytes()[:-1] + b"\x00\x7e")  # other bytes: a new file
     db = pf / "autolien.duckdb"
     before = (_sha(db), _sha(entries), sorted(p.name for p in pf.iterdir()))
     err = _run(capsys, str(pf), code=1)
     assert err["error"] == "LedgerCorruptError"
-    assert "fails its audit" in err["message"] and "offset" not in err  # one JSON line
+    assert "fails its audit" in err["message"]
+    assert "offset" not in err
     assert (_sha(db), _sha(entries), sorted(p.name for p in pf.iterdir())) == before
     assert not db.with_suffix(".duckdb.wal").exists()
 
@@ -158,9 +169,10 @@ def test_a_database_of_another_portfolio_is_refused(
     assert _sha(db) == before
     assert not (other / "autolien.duckdb").exists()
     with Store(db, read_only=True) as store:
-        assert store.meta("portfolio_id") == json.loads((pf / "portfolio.json").read_text())[
-            "portfolio_id"
-        ]
+        assert (
+            store.meta("portfolio_id")
+            == json.loads((pf / "portfolio.json").read_text())["portfolio_id"]
+        )
 
 
 # -- JT/T 808 frames built here, by the standard (JT/T 808-2013 sections 4 and 8.12)
@@ -255,7 +267,8 @@ def test_a_history_too_short_for_the_baselines_is_not_reported_as_zero_recall(
     assert report["history_days"] <= 7
     for name in ("mileage_jump", "rental"):
         a = report["detection"]["anomalies"][name]
-        assert a["recall"] is None and a["measurable"] is False
+        assert a["recall"] is None
+        assert a["measurable"] is False
         assert a["note"].startswith("not measurable: history ")
         assert "< 8 d" in a["note"]
     # detectors without a baseline are still judged
@@ -279,7 +292,9 @@ def test_rerun_adds_no_valuations_and_no_ledger_entries(
     assert again["ledger"]["valuations"] == 0
     assert again["ledger"]["entries"] == first["ledger"]["entries"]
     con = duckdb.connect(str(pf / "autolien.duckdb"), read_only=True)
-    n, distinct = con.sql("SELECT count(*), count(DISTINCT (vehicle_id, time)) FROM valuations").fetchall()[0]
+    n, distinct = con.sql(
+        "SELECT count(*), count(DISTINCT (vehicle_id, time)) FROM valuations"
+    ).fetchall()[0]
     con.close()
     assert n == distinct == n_vehicles
     assert os.path.getsize(pf / "ledger" / "checkpoints.dat") > 0

@@ -92,7 +92,10 @@ def test_overview_loads_without_errors_and_renders(report: tuple[Path, dict]) ->
     _titles_and_axes(dom, charts=3)  # alerts per day, fleet km, LTV
     # one run so far: the portfolio value is a number, not a one-point chart
     assert 'id="overview_value"' not in dom
-    assert re.search(r"<b>Total collateral value</b>: [\d,]+ GBP as of 20\d\d-\d\d-\d\d \d\d:\d\d \(UTC\+8\)", dom)
+    assert re.search(
+        r"<b>Total collateral value</b>: [\d,]+ GBP as of 20\d\d-\d\d-\d\d \d\d:\d\d \(UTC\+8\)",
+        dom,
+    )
     # the score column says what it measures, with units
     measures = re.findall(r"<td data-v=\"[a-z_]+ [\d.]+\">([^<]+)</td></tr>", dom)
     assert len(measures) == len(rows)
@@ -107,7 +110,8 @@ def _titles_and_axes(dom: str, charts: int) -> None:
     assert drawn >= charts
     assert dom.count('class="g-gtitle"') >= drawn
     titles = re.findall(r'class="gtitle"[^>]*>([^<]+)<', dom)
-    assert len(titles) >= drawn and all(t.strip() for t in titles)
+    assert len(titles) >= drawn
+    assert all(t.strip() for t in titles)
     assert len(re.findall(r'class="x\d*title"', dom)) >= drawn
     assert len(re.findall(r'class="y\d*title"', dom)) >= drawn
 
@@ -121,7 +125,10 @@ def test_no_chart_plots_a_single_point(report: tuple[Path, dict]) -> None:
     page, _ = report
     data = _figures(page)
     figs = list(data["overview"].values()) + [
-        p[k] for p in data["vehicles"].values() for k in ("track", "odometer", "features", "valuation") if k in p
+        p[k]
+        for p in data["vehicles"].values()
+        for k in ("track", "odometer", "features", "valuation")
+        if k in p
     ]
     assert len(figs) >= 6  # three overview charts, three per vehicle page
     for fig in figs:
@@ -131,7 +138,8 @@ def test_no_chart_plots_a_single_point(report: tuple[Path, dict]) -> None:
             assert len(set(map(str, xs))) != 1, fig["layout"].get("title")
     # each vehicle's single valuation is a sentence with its factors instead
     texts = [p["valuation_text"] for p in data["vehicles"].values() if "valuation_text" in p]
-    assert texts and all(re.search(r"Value [\d,]+ GBP as of .* x battery [\d.]+", t) for t in texts)
+    assert texts
+    assert all(re.search(r"Value [\d,]+ GBP as of .* x battery [\d.]+", t) for t in texts)
 
 
 def test_vehicle_page_charts_and_ledger_proofs(report: tuple[Path, dict], tmp_path: Path) -> None:
@@ -148,7 +156,8 @@ def test_vehicle_page_charts_and_ledger_proofs(report: tuple[Path, dict], tmp_pa
     assert evidence
     assert any(re.fullmatch(r"20\d\d-\d\d-\d\d \d\d:\d\d \(UTC\+8\)", v) for _, v in evidence)
     assert not any(re.search(r"\d\.\d{5,}|\b1[78]\d{8}\b", v) for _, v in evidence), evidence
-    assert "signal_time" not in dom and '{"' not in dom.split('id="valerts"', 1)[1].split("</div>", 1)[0]
+    assert "signal_time" not in dom
+    assert '{"' not in dom.split('id="valerts"', 1)[1].split("</div>", 1)[0]
     ledger = re.findall(
         r"<td>(pledge_registered|alert_raised|alert_closed)</td><td>[^<]+</td><td>(\w+)</td>", dom
     )

@@ -316,9 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="DuckDB database file (default: autolien.duckdb in the portfolio directory); "
         "a database that belongs to another portfolio is refused",
     )
-    p_run.add_argument(
-        "--ledger", help="ledger directory (default: ledger/ beside the database)"
-    )
+    p_run.add_argument("--ledger", help="ledger directory (default: ledger/ beside the database)")
     p_run.add_argument("--out", help="dashboard directory (default: report/ beside the database)")
     p_run.add_argument("--json", action="store_true", help="print the summary as JSON")
     p_run.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -123,7 +123,11 @@ def _check_ledger(ledger_dir: Path) -> None:
         bad = report.first_bad or {}
         raise LedgerCorruptError(
             f"the ledger at {ledger_dir} fails its audit: {bad.get('reason', 'no reason given')}"
-            + (f" (entry {bad['index']}, byte {bad['offset']})" if bad.get("offset") is not None else "")
+            + (
+                f" (entry {bad['index']}, byte {bad['offset']})"
+                if bad.get("offset") is not None
+                else ""
+            )
             + "; nothing was written. Run `autolien ledger audit` on it",
             path=str(ledger_dir),
             offset=bad.get("offset"),
@@ -256,9 +260,7 @@ def run_portfolio(
             "SELECT min(hour) AS first, max(hour) AS last FROM monitor_features"
         ).to_pylist()[0]
     summary["alerts"] = _alert_counts(alerts)
-    history_h = (
-        (span["last"] - span["first"]).total_seconds() / 3600 + 1 if span["first"] else 0.0
-    )
+    history_h = (span["last"] - span["first"]).total_seconds() / 3600 + 1 if span["first"] else 0.0
     summary["history_days"] = round(history_h / 24, 1)
     truth_path = root / "truth.parquet"
     if truth_path.exists():

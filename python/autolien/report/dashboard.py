@@ -64,11 +64,14 @@ def _iso(v: Any) -> str | None:
 
 def _local(v: Any, tz_h: float) -> str:
     """A time (datetime, ISO text or epoch seconds) as fleet-local text."""
-    if isinstance(v, str):
-        v = datetime.fromisoformat(v)
-    elif isinstance(v, (int, float)):
-        v = datetime.fromtimestamp(float(v), UTC)
-    return (v.astimezone(UTC) + timedelta(hours=tz_h)).strftime("%Y-%m-%d %H:%M")
+    t: datetime = (
+        datetime.fromisoformat(v)
+        if isinstance(v, str)
+        else datetime.fromtimestamp(float(v), UTC)
+        if isinstance(v, (int, float))
+        else v
+    )
+    return (t.astimezone(UTC) + timedelta(hours=tz_h)).strftime("%Y-%m-%d %H:%M")
 
 
 def _tz_name(tz_h: float) -> str:
@@ -91,7 +94,14 @@ SCORE_UNITS: dict[str, tuple[str, float, str, int]] = {
 }
 
 # Evidence fields: label and how to show the value.
-_TIMES = {"signal_time", "silent_since", "windows_from", "windows_to", "segment_start", "segment_end"}
+_TIMES = {
+    "signal_time",
+    "silent_since",
+    "windows_from",
+    "windows_to",
+    "segment_start",
+    "segment_end",
+}
 _UNIT_SUFFIX = (
     ("_km_month", "km/month", 0),
     ("_km_24h", "km in 24 h", 1),
@@ -145,7 +155,12 @@ def evidence_items(evidence: str, tz_h: float) -> list[tuple[str, str]]:
         else:
             for suffix, unit, dec in _UNIT_SUFFIX:
                 if key.endswith(suffix) or key == suffix[1:]:
-                    out.append((label.removesuffix(suffix.replace("_", " ")).strip() or label, f"{v:,.{dec}f} {unit}"))
+                    out.append(
+                        (
+                            label.removesuffix(suffix.replace("_", " ")).strip() or label,
+                            f"{v:,.{dec}f} {unit}",
+                        )
+                    )
                     break
             else:
                 if key in ("last_lat", "last_lon"):
@@ -398,7 +413,10 @@ def build_dashboard(
     stats: list[tuple[str, str]] = []
     if len(fleet_km) == 1:
         stats.append(
-            (f"Fleet distance on {fleet_km[0]['d']}", f"{fleet_km[0]['km']:,.0f} km (one day of data)")
+            (
+                f"Fleet distance on {fleet_km[0]['d']}",
+                f"{fleet_km[0]['km']:,.0f} km (one day of data)",
+            )
         )
     elif fleet_km:
         fig = go.Figure(
@@ -489,7 +507,9 @@ def build_dashboard(
                     "kind": a["kind"],
                     "level": a["level"],
                     "opened": f"{_local(a['opened'], tz_h)} ({tz})",
-                    "closed": None if a["closed"] is None else f"{_local(a['closed'], tz_h)} ({tz})",
+                    "closed": None
+                    if a["closed"] is None
+                    else f"{_local(a['closed'], tz_h)} ({tz})",
                     "score": score_text(a["kind"], a["score"]),
                     "evidence": evidence_items(a["evidence"], tz_h),
                 }

@@ -20,8 +20,9 @@ nothing.
 Two bookkeeping tables:
 
 * ``ingested_files``: one row per file content ingested (SHA-256 digest,
-  bytes, format, the name it was first stored under, rows decoded), written in the same transaction as the file's rows, so a file is
-  recognised by its content whatever path reaches it;
+  bytes, format, the name it was first stored under, rows decoded), written
+  in the same transaction as the file's rows, so a file is recognised by its
+  content whatever path reaches it;
 * ``store_meta``: key/value facts about the store, such as the identity of
   the portfolio it belongs to.
 """
@@ -190,9 +191,7 @@ class Store:
 
     def set_meta(self, key: str, value: str) -> None:
         self._run(f"CREATE TABLE IF NOT EXISTS {META} (key VARCHAR PRIMARY KEY, value VARCHAR)")
-        self.con.execute(
-            f"INSERT OR REPLACE INTO {META} VALUES (?, ?)", [key, value]
-        ).fetchall()
+        self.con.execute(f"INSERT OR REPLACE INTO {META} VALUES (?, ?)", [key, value]).fetchall()
 
     def tables(self) -> list[str]:
         return [r[0] for r in self._run("SELECT table_name FROM information_schema.tables")]
