@@ -168,6 +168,7 @@ def test_a_database_of_another_portfolio_is_refused(
     assert "belongs to portfolio" in err["message"]
     assert _sha(db) == before
     assert not (other / "autolien.duckdb").exists()
+    assert not (other / "portfolio.json").exists()  # nothing written before the checks pass
     with Store(db, read_only=True) as store:
         assert (
             store.meta("portfolio_id")

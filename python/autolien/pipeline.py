@@ -59,11 +59,11 @@ class PortfolioMismatchError(AutolienError, ValueError):
     """The database (or ledger) belongs to another portfolio."""
 
 
-def portfolio_identity(root: Path) -> str:
+def portfolio_identity(root: Path, *, write: bool = True) -> str:
     """The portfolio's id from ``<root>/portfolio.json``; on the first run it is
     derived from the loan book's content (else the telemetry file names) and
-    written there, so a copy of the directory carries it and any path to the
-    directory reads the same one."""
+    written there (unless ``write`` is false), so a copy of the directory
+    carries it and any path to the directory reads the same one."""
     path = root / IDENTITY_FILE
     if path.exists():
         try:
@@ -82,9 +82,10 @@ def portfolio_identity(root: Path) -> str:
         for p in sorted((root / "telemetry").rglob("*")):
             h.update(p.relative_to(root).as_posix().encode() + b"\0")
     pid = f"pf-{h.hexdigest()[:32]}"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"portfolio_id": pid}) + "\n")
-    tmp.replace(path)
+    if write:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"portfolio_id": pid}) + "\n")
+        tmp.replace(path)
     return pid
 
 
@@ -172,10 +173,11 @@ def run_portfolio(
         raise ValueError(f"{root / 'telemetry'} holds no telemetry files")
     db = Path(db) if db is not None else root / DB_NAME
     ledger_dir = Path(ledger) if ledger is not None else db.parent / "ledger"
-    pid = portfolio_identity(root)
-    # checks first: nothing is written to the store or the ledger before they pass
+    pid = portfolio_identity(root, write=False)
+    # checks first: nothing is written (store, ledger, portfolio.json) before they pass
     _check_store(db, pid)
     _check_ledger(ledger_dir)
+    portfolio_identity(root)
     db.parent.mkdir(parents=True, exist_ok=True)
     from tqdm import tqdm  # noqa: PLC0415 - only the CLI shows it
 
