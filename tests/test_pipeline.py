@@ -235,6 +235,49 @@ def test_ledger_stage_keeps_each_assets_events_in_time_order(tmp_path: Path) -> 
     assert audit(tmp_path / "led").ok
 
 
+def test_no_valuation_after_the_judicial_trigger_fell_due(tmp_path: Path) -> None:
+    # default day 2, disposal authorised day 3: the 7-day trigger falls due on
+    # day 10, so a valuation at day 11 may not precede it on the asset
+    from datetime import UTC, datetime, timedelta
+
+    from autolien.ledger.stage import ledger_stage
+
+    t0 = datetime(2026, 10, 1, tzinfo=UTC)
+    book = pa.table(
+        {
+            "vehicle_id": ["v1"],
+            "vin": ["LSVAU218XN2183294"],
+            "loan_amount": [10_000.0],
+            "currency": ["GBP"],
+            "outstanding": [8_000.0],
+            "pledge_date": [t0.date()],
+        }
+    )
+    alerts = pa.table(
+        {
+            "alert_id": pa.array([], pa.string()),
+            "vehicle_id": pa.array([], pa.string()),
+            "kind": pa.array([], pa.string()),
+            "level": pa.array([], pa.string()),
+            "opened": pa.array([], pa.timestamp("us", tz="UTC")),
+            "closed": pa.array([], pa.timestamp("us", tz="UTC")),
+        }
+    )
+    defaults = pa.table({"vehicle_id": ["v1"], "default_at": [t0 + timedelta(days=2)]})
+    out = ledger_stage(
+        tmp_path / "led",
+        book,
+        alerts,
+        defaults,
+        t0 + timedelta(days=11),
+        values=pa.table({"vehicle_id": ["v1"], "value": [7_000.0]}),
+        ltv_table=pa.table({"vehicle_id": ["v1"], "level": ["emergency"], "ltv": [1.14]}),
+    )
+    assert (out["disposals"], out["judicial_triggers"]) == (1, 1)
+    assert (out["valuations"], out["ltv_alerts"]) == (0, 0)
+    assert audit(tmp_path / "led").ok
+
+
 def test_valuations_go_on_the_ledger_only_when_material(tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 

@@ -11,7 +11,9 @@ A valuation goes on the ledger (``valuation_updated``, with ``value_minor``
 and the loan's ``ltv_level``) only when it is material: the asset has no
 valuation yet, the value moved by at least ``VALUE_CHANGE`` (2%) of the last
 recorded one, or the LTV grade (none, warning, alert, emergency) changed; and
-never a second time at the same as-of time (the run's clock). The demo consortium's member keys are generated once and kept in
+never a second time at the same as-of time (the run's clock).
+
+The demo consortium's member keys are generated once and kept in
 ``member_keys.json`` (mode 0600) beside the log; real members hold their own.
 """
 
@@ -177,10 +179,6 @@ def ledger_stage(
                 minor, grade = round(r["value"] * 100), grades.get(vid, "none")
                 if not material_valuation(valued.get(codes[vid]), now, minor, grade):
                     continue
-                asset = led.asset(codes[vid])
-                due = trigger_deadline(asset)
-                if asset.state in FINAL or (due is not None and now >= due):
-                    continue  # its lifecycle has ended, or only the trigger may follow
                 latest.append(
                     (
                         "valuation_updated",
@@ -257,8 +255,18 @@ def ledger_stage(
                 counts["disposals"] += 1
         if batch:
             led.record_many(batch)
-        if latest:
-            led.record_many(latest)
+        # not on an asset whose lifecycle ended, or whose 7-day trigger fell
+        # due (only the trigger may follow then), as this run's events left it
+        keep = []
+        for item in latest:
+            asset = led.asset(item[1])
+            due = trigger_deadline(asset)
+            if asset.state in FINAL or (due is not None and now >= due):
+                counts["valuations" if item[0] == "valuation_updated" else "ltv_alerts"] -= 1
+                continue
+            keep.append(item)
+        if keep:
+            led.record_many(keep)
         counts["judicial_triggers"] = len(led.tick(now))
         # one checkpoint per tree size: a re-run that added nothing signs nothing
         body = Checkpoint(led.origin, led.size, led.root()).text()
