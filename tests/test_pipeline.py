@@ -235,9 +235,9 @@ def test_ledger_stage_keeps_each_assets_events_in_time_order(tmp_path: Path) -> 
     assert audit(tmp_path / "led").ok
 
 
-def test_no_valuation_after_the_judicial_trigger_fell_due(tmp_path: Path) -> None:
+def test_a_valuation_after_the_judicial_trigger_fell_due_follows_it(tmp_path: Path) -> None:
     # default day 2, disposal authorised day 3: the 7-day trigger falls due on
-    # day 10, so a valuation at day 11 may not precede it on the asset
+    # day 10 and is recorded before the valuation and LTV alert of day 11
     from datetime import UTC, datetime, timedelta
 
     from autolien.ledger.stage import ledger_stage
@@ -274,7 +274,12 @@ def test_no_valuation_after_the_judicial_trigger_fell_due(tmp_path: Path) -> Non
         ltv_table=pa.table({"vehicle_id": ["v1"], "level": ["emergency"], "ltv": [1.14]}),
     )
     assert (out["disposals"], out["judicial_triggers"]) == (1, 1)
-    assert (out["valuations"], out["ltv_alerts"]) == (0, 0)
+    assert (out["valuations"], out["ltv_alerts"]) == (1, 1)
+    from autolien.ledger import AssetLedger
+
+    with AssetLedger.open(tmp_path / "led", read_only=True) as led:
+        types = [e["type"] for e in led.entries() if e["asset"] is not None]
+    assert types[-3:] == ["judicial_disposal_triggered", "valuation_updated", "alert_raised"]
     assert audit(tmp_path / "led").ok
 
 

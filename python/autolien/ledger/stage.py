@@ -28,7 +28,7 @@ from typing import Any
 import pyarrow as pa
 
 from .assets import AssetLedger, Member
-from .lifecycle import FINAL, State, parse_time, trigger_deadline
+from .lifecycle import FINAL, State, parse_time
 from .note import Checkpoint, NoteSigner
 
 __all__ = ["MEMBERS", "THRESHOLD", "VALUE_CHANGE", "ledger_stage", "material_valuation"]
@@ -102,6 +102,7 @@ def ledger_stage(
     root = Path(path)
     first = min((_when(d) for d in book.column("pledge_date").to_pylist()), default=now)
     led, members = _consortium(root, min(first, now))
+    start = led.size
     try:
         counts = {
             "pledges": 0,
@@ -255,19 +256,23 @@ def ledger_stage(
                 counts["disposals"] += 1
         if batch:
             led.record_many(batch)
-        # not on an asset whose lifecycle ended, or whose 7-day trigger fell
-        # due (only the trigger may follow then), as this run's events left it
+        # not on an asset whose lifecycle ended (settled or released), as this
+        # run's events left it; a due 7-day trigger is recorded before them
         keep = []
         for item in latest:
-            asset = led.asset(item[1])
-            due = trigger_deadline(asset)
-            if asset.state in FINAL or (due is not None and now >= due):
+            if led.asset(item[1]).state in FINAL:
                 counts["valuations" if item[0] == "valuation_updated" else "ltv_alerts"] -= 1
                 continue
             keep.append(item)
         if keep:
             led.record_many(keep)
-        counts["judicial_triggers"] = len(led.tick(now))
+        led.tick(now)
+        # triggers due before one of this run's events were recorded ahead of it
+        counts["judicial_triggers"] = sum(
+            1
+            for seq in range(start, led.size)
+            if led.entry(seq)["type"] == "judicial_disposal_triggered"
+        )
         # one checkpoint per tree size: a re-run that added nothing signs nothing
         body = Checkpoint(led.origin, led.size, led.root()).text()
         done = [n for n in led.checkpoints() if n.startswith(body)]
