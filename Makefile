@@ -36,14 +36,18 @@ $(BUILD_STAMP):
 
 # Re-runs every time: pip resolves the extras quickly when they are there and
 # scikit-build-core rebuilds incrementally in build/{wheel_tag}.
+# EXTRAS= (empty) installs the package and its runtime dependencies only.
 install: $(BUILD_STAMP)
-	$(PIP) install --quiet --no-build-isolation $(CMAKE_DEFS) ".[$(EXTRAS)]"
+	$(PIP) install --quiet --no-build-isolation $(CMAKE_DEFS) $(if $(strip $(EXTRAS)),".[$(EXTRAS)]",".")
 
-# The main job on a simulated portfolio: ingest, monitor, detection quality.
-demo: install
+# The main job on a simulated portfolio: ingest, monitor, value, ledger,
+# dashboard. Needs only the runtime dependencies (no test, bench, lint or
+# train extras); a later `make test` adds those to the same .venv.
+demo:
+	$(MAKE) install EXTRAS=
 	rm -rf $(DEMO_DIR)
 	$(VENV)/bin/autolien simulate $(DEMO_DIR) --vehicles 200 --days 14
-	$(VENV)/bin/autolien run $(DEMO_DIR) --db $(DEMO_DIR)/autolien.duckdb
+	$(VENV)/bin/autolien run $(DEMO_DIR)
 	@echo "dashboard: $(DEMO_DIR)/report/index.html; tables in $(DEMO_DIR)/autolien.duckdb; ledger in $(DEMO_DIR)/ledger"
 
 # The dashboard test needs a real browser: Debian's chromium, installed when
