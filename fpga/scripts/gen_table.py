@@ -1,7 +1,7 @@
 """Writes the c*log2(c) table of the fixed-point entropy (units of 2^-32 bits)
 for counts 0..1024 from the C++ core (autolien._core.entropy_fixed_table,
 the table behind ``fixed_point=True``), as a C++ header for the HLS kernels
-and a hex file for the RTL. tests/test_fpga.py checks that both files are
+and hex files (T and its differences) for the RTL. tests/test_fpga.py checks that both files are
 what this script writes.
 
     python fpga/scripts/gen_table.py [--check]
@@ -20,9 +20,10 @@ MAX_COUNT = 1024
 HERE = Path(__file__).resolve().parent.parent
 HEADER = HERE / "include" / "autolien_fpga" / "nlog2n_table.hpp"
 HEX = HERE / "rtl" / "nlog2n.hex"
+DHEX = HERE / "rtl" / "dnlog2n.hex"
 
 
-def render() -> tuple[str, str]:
+def render() -> tuple[str, str, str]:
     table = np.asarray(_core.entropy_fixed_table(MAX_COUNT), dtype=np.uint64)
     rows = [
         "    " + ", ".join(f"0x{int(v):016x}ULL" for v in table[i : i + 4]) + ","
@@ -51,17 +52,21 @@ def render() -> tuple[str, str]:
         ]
     )
     hexfile = "".join(f"{int(v):012x}\n" for v in table)  # 48 bits hold T(1024) < 2^46
-    return header, hexfile
+    # The differences D(c) = T(c + 1) - T(c), c = 0..1023, that the RTL adds
+    # and removes (36 bits: D(1023) < 2^36).
+    diff = "".join(f"{int(table[c + 1] - table[c]):09x}\n" for c in range(MAX_COUNT))
+    return header, hexfile, diff
 
 
 def main() -> int:
-    header, hexfile = render()
+    header, hexfile, diff = render()
     if "--check" in sys.argv[1:]:
-        ok = HEADER.read_text() == header and HEX.read_text() == hexfile
+        ok = HEADER.read_text() == header and HEX.read_text() == hexfile and DHEX.read_text() == diff
         print("tables up to date" if ok else "tables differ from the core: rerun gen_table.py")
         return 0 if ok else 1
     HEADER.write_text(header)
     HEX.write_text(hexfile)
+    DHEX.write_text(diff)
     return 0
 
 
