@@ -8,7 +8,8 @@ BUILD_STAMP := $(VENV)/.build-tools
 EXTRAS  ?= test,bench,lint,train
 # Warnings are errors in development builds (see CMakeLists.txt).
 CMAKE_DEFS ?= -Ccmake.define.AUTOLIEN_WERROR=ON
-CXX_SOURCES = $(shell find cpp bindings fpga -name '*.cpp' -o -name '*.hpp' -o -name '*.h' 2>/dev/null)
+# fpga/build holds the third-party ap_types headers: not ours to format.
+CXX_SOURCES = $(shell find cpp bindings fpga -path fpga/build -prune -o \( -name '*.cpp' -o -name '*.hpp' -o -name '*.h' \) -print 2>/dev/null)
 
 DEMO_DIR ?= demo
 
@@ -59,6 +60,7 @@ fpga: install
 	@command -v iverilog >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog >/dev/null) || \
 		echo "iverilog not installed: the quick RTL simulation will be skipped"; }
+	$(MAKE) -C fpga -j2 csim-build PY=$(abspath $(PY))
 	$(MAKE) -C fpga csim lint rtl-quick PY=$(abspath $(PY))
 
 test: install browser fpga

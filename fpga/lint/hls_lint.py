@@ -45,24 +45,84 @@ PRAGMAS: dict[str, set[str]] = {
     "ALIAS": {"ports", "distance", "offset"},
     "ALLOCATION": {"instances", "limit", "function", "operation"},
     "ARRAY_PARTITION": {"variable", "type", "factor", "dim", "complete", "block", "cyclic", "off"},
-    "ARRAY_RESHAPE": {"variable", "type", "factor", "dim", "complete", "block", "cyclic", "object", "off"},
+    "ARRAY_RESHAPE": {
+        "variable",
+        "type",
+        "factor",
+        "dim",
+        "complete",
+        "block",
+        "cyclic",
+        "object",
+        "off",
+    },
     "BIND_OP": {"variable", "op", "impl", "latency"},
     "BIND_STORAGE": {"variable", "type", "impl", "latency"},
     "CACHE": {"port", "lines", "depth", "burst", "write_mode", "ways", "users"},
     "DATAFLOW": {"disable_start_propagation"},
-    "DEPENDENCE": {"variable", "class", "type", "direction", "distance", "dependent", "array", "pointer",
-                   "inter", "intra", "raw", "war", "waw", "true", "false"},  # fmt: skip
+    "DEPENDENCE": {
+        "variable",
+        "class",
+        "type",
+        "direction",
+        "distance",
+        "dependent",
+        "array",
+        "pointer",
+        "inter",
+        "intra",
+        "raw",
+        "war",
+        "waw",
+        "true",
+        "false",
+    },  # fmt: skip
     "DISAGGREGATE": {"variable"},
     "EXPRESSION_BALANCE": {"off"},
     "FUNCTION_INSTANTIATE": {"variable"},
     "INLINE": {"recursive", "off"},
-    "INTERFACE": {"mode", "port", "bundle", "offset", "depth", "register", "register_mode", "name", "latency",
-                  "max_widen_bitwidth", "num_read_outstanding", "num_write_outstanding", "clock",
-                  "max_read_burst_length", "max_write_burst_length", "storage_impl", "storage_type",
-                  "channel", "interrupt", "off", "slave", "direct", "both", "forward", "reverse",
-                  "axis", "m_axi", "s_axilite", "ap_none", "ap_vld", "ap_ack", "ap_hs", "ap_ovld",
-                  "ap_fifo", "ap_memory", "bram", "ap_ctrl_none", "ap_ctrl_hs", "ap_ctrl_chain",
-                  "ap_stable"},  # fmt: skip
+    "INTERFACE": {
+        "mode",
+        "port",
+        "bundle",
+        "offset",
+        "depth",
+        "register",
+        "register_mode",
+        "name",
+        "latency",
+        "max_widen_bitwidth",
+        "num_read_outstanding",
+        "num_write_outstanding",
+        "clock",
+        "max_read_burst_length",
+        "max_write_burst_length",
+        "storage_impl",
+        "storage_type",
+        "channel",
+        "interrupt",
+        "off",
+        "slave",
+        "direct",
+        "both",
+        "forward",
+        "reverse",
+        "axis",
+        "m_axi",
+        "s_axilite",
+        "ap_none",
+        "ap_vld",
+        "ap_ack",
+        "ap_hs",
+        "ap_ovld",
+        "ap_fifo",
+        "ap_memory",
+        "bram",
+        "ap_ctrl_none",
+        "ap_ctrl_hs",
+        "ap_ctrl_chain",
+        "ap_stable",
+    },  # fmt: skip
     "LATENCY": {"min", "max"},
     "LOOP_FLATTEN": {"off"},
     "LOOP_MERGE": {"force"},
@@ -133,7 +193,9 @@ def text_rules(path: str, src: str, loops: bool = True) -> list[Finding]:
     found: list[Finding] = []
     for m in re.finditer(r"\b(new|delete)\b(?!\s*\()|\b(malloc|calloc|realloc|free)\s*\(", code):
         # `operator new` declarations are not in kernels either.
-        found.append(Finding(path, line_of(code, m.start()), "dynamic-memory", f"'{m.group(0).strip('( ')}'"))
+        found.append(
+            Finding(path, line_of(code, m.start()), "dynamic-memory", f"'{m.group(0).strip('( ')}'")
+        )
     cont = "|".join(CONTAINERS)
     for m in re.finditer(rf"\bstd\s*::\s*({cont})\b|#\s*include\s*<({cont})>", code):
         what = m.group(1) or m.group(2)
@@ -146,12 +208,14 @@ def text_rules(path: str, src: str, loops: bool = True) -> list[Finding]:
 
 def pragma_rules(path: str, code: str) -> list[Finding]:
     found = []
-    for m in re.finditer(r"^[ \t]*#[ \t]*pragma[ \t]+(\w+)(.*)$", code, re.M):
+    for m in re.finditer(r"^[ \t]*#[ \t]*pragma[ \t]+(\w+)(.*)$", code, re.MULTILINE):
         ns, rest = m.group(1), m.group(2)
         ln = line_of(code, m.start())
         if ns.upper() != "HLS":
             if ns.lower() not in OTHER_PRAGMAS:
-                found.append(Finding(path, ln, "pragma", f"unknown pragma '{ns}' (a misspelled HLS?)"))
+                found.append(
+                    Finding(path, ln, "pragma", f"unknown pragma '{ns}' (a misspelled HLS?)")
+                )
             continue
         words = re.findall(r"[A-Za-z_]\w*", rest)
         if not words:
@@ -173,7 +237,9 @@ def pragma_rules(path: str, code: str) -> list[Finding]:
     return found
 
 
-CONST_BOUND = re.compile(r"^[\s\d()+\-*/]*(?:(?:\b[A-Z][A-Z0-9_]*\b|\bk[A-Z]\w*\b|\b\d+[uUlL]*\b)[\s()+\-*/]*)*$")
+CONST_BOUND = re.compile(
+    r"^[\s\d()+\-*/]*(?:(?:\b[A-Z][A-Z0-9_]*\b|\bk[A-Z]\w*\b|\b\d+[uUlL]*\b)[\s()+\-*/]*)*$"
+)
 
 
 def _body(code: str, pos: int) -> tuple[int, int]:
@@ -227,7 +293,7 @@ def loop_rules(path: str, code: str) -> list[Finding]:
             b0, b1 = _body(code, end)
             body = code[b0 + 1 : b1] if code[b0 : b0 + 1] == "{" else ""
         head = re.split(r"\b(?:for|while)\s*\(", body, maxsplit=1)[0]
-        if re.search(r"#\s*pragma\s+HLS\s+LOOP_TRIPCOUNT", head, re.I):
+        if re.search(r"#\s*pragma\s+HLS\s+LOOP_TRIPCOUNT", head, re.IGNORECASE):
             continue
         if m.group(1) == "for":
             parts = text.split(";")
@@ -253,9 +319,9 @@ def compile_rules(files: list[str], flags: list[str], roots: list[str]) -> list[
         tu.write_text("".join(f'#include "{os.path.abspath(f)}"\n' for f in files))
         cmd = [cxx, "-std=c++17", "-O0", "-c", "-Wvla", "-Wno-unknown-pragmas", "-fcallgraph-info",
                "-fdiagnostics-plain-output", *flags, str(tu), "-o", str(Path(tmp) / "lint_all.o")]  # fmt: skip
-        r = subprocess.run(cmd, capture_output=True, text=True)
+        r = subprocess.run(cmd, check=False, capture_output=True, text=True)
         for m in re.finditer(r"^(.+?):(\d+):\d+: (?:warning|error): (.*variable length array.*)$",
-                             r.stderr, re.M):  # fmt: skip
+                             r.stderr, re.MULTILINE):  # fmt: skip
             found.append(Finding(os.path.relpath(m.group(1)), int(m.group(2)), "vla", m.group(3)))
         if r.returncode != 0:
             sys.stderr.write(r.stderr)
@@ -279,7 +345,7 @@ def compile_rules(files: list[str], flags: list[str], roots: list[str]) -> list[
     for cycle in cycles(edges):
         mine = [n for n in cycle if ours(n)]
         if mine:
-            f, ln, name = where[mine[0]]
+            f, ln, _ = where[mine[0]]
             names = " -> ".join(where.get(n, ("", 0, n))[2] for n in [*cycle, cycle[0]])
             found.append(Finding(os.path.relpath(f), ln, "recursion", names))
     return found
@@ -363,7 +429,9 @@ def self_test(folder: str, flags: list[str]) -> int:
         got = {f.rule for f in lint([str(s)], flags, [str(s.parent)])}
         ok = got == want
         bad += not ok
-        print(f"{'ok  ' if ok else 'FAIL'} {s.name}: expected {sorted(want) or 'none'}, got {sorted(got) or 'none'}")
+        print(
+            f"{'ok  ' if ok else 'FAIL'} {s.name}: expected {sorted(want) or 'none'}, got {sorted(got) or 'none'}"
+        )
     if not samples:
         print(f"no samples in {folder}")
         return 1

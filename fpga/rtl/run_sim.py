@@ -18,7 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from params import dhex, perm_params  # noqa: E402
+from params import dhex, perm_params
 
 
 def main() -> int:
@@ -53,7 +53,7 @@ def main() -> int:
         failed += _failures(res)
     for order, window, series, limit in perm_cases:
         p = perm_params(order, window)
-        params = {k: v for k, v in p.items()}
+        params: dict[str, object] = dict(p)
         bdir = a.build / f"perm_o{order}_w{window}"
         params["DHEX"] = f'"{dhex(window, bdir)}"'
         runner.build(verilog_sources=[HERE / "perm_entropy.v"], hdl_toplevel="perm_entropy",

@@ -27,17 +27,16 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
 sys.path.insert(0, str(ROOT / "tests"))
 
-from gpu_cases import ledger_records, rtklib_py_fixes, synthetic_fleet  # noqa: E402
-
-from autolien import _core  # noqa: E402
-from autolien.entropy import (  # noqa: E402
+from autolien import _core
+from autolien.entropy import (
     histogram_edges,
     rolling_perm_entropy,
     rolling_shannon_entropy,
 )
-from autolien.gnss import FusionConfig  # noqa: E402
-from autolien.gpu.fusion import config_vector  # noqa: E402
-from autolien.ledger import MerkleLog, keccak256, leaf_hash, node_hash, sha256  # noqa: E402
+from autolien.gnss import FusionConfig
+from autolien.gpu.fusion import config_vector
+from autolien.ledger import MerkleLog, keccak256, leaf_hash, node_hash, sha256
+from gpu_cases import ledger_records, rtklib_py_fixes, synthetic_fleet
 
 PERM_ORDERS = (3, 4, 5)
 PERM_WINDOWS = (16, 256, 1024)
@@ -147,7 +146,9 @@ def fixed_u64(values: np.ndarray) -> bytes:
 def entropy_series() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(180)
     gauss = rng.normal(size=3000).astype(np.float32)
-    logistic = np.load(DATA / "entropy" / "inputs" / "logistic_r3.9_x0.4_n1000.npy").astype(np.float32)
+    logistic = np.load(DATA / "entropy" / "inputs" / "logistic_r3.9_x0.4_n1000.npy").astype(
+        np.float32
+    )
     # Ties (a coarse quantisation) and NaNs exercise the tie rule and the
     # patterns left out.
     ties = np.round(rng.normal(size=2500) * 2).astype(np.float32)
@@ -184,7 +185,11 @@ E2 = F * (2.0 - F)
 def ecef(lat: np.ndarray, lon: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, ...]:
     la, lo = np.deg2rad(lat), np.deg2rad(lon)
     n = A / np.sqrt(1.0 - E2 * np.sin(la) ** 2)
-    return (n + h) * np.cos(la) * np.cos(lo), (n + h) * np.cos(la) * np.sin(lo), (n * (1 - E2) + h) * np.sin(la)
+    return (
+        (n + h) * np.cos(la) * np.cos(lo),
+        (n + h) * np.cos(la) * np.sin(lo),
+        (n * (1 - E2) + h) * np.sin(la),
+    )
 
 
 def to_enu(lat0: float, lon0: float, h0: float, lat: np.ndarray, lon: np.ndarray, h: np.ndarray
@@ -211,7 +216,9 @@ def kf_case(o: Out, name: str, fixes: object) -> None:
     fixes, _, groups, t = group_by_vehicle(fixes, "vehicle_id")  # type: ignore[arg-type]
     lat, lon, h = (float_column(fixes, k, np.float64, True) for k in ("lat", "lon", "height_m"))
     q = float_column(fixes, "quality", np.float64, True, default=0.0).astype(np.int32)
-    sn, se, su = (float_column(fixes, k, np.float64, False) for k in ("sigma_n_m", "sigma_e_m", "sigma_u_m"))
+    sn, se, su = (
+        float_column(fixes, k, np.float64, False) for k in ("sigma_n_m", "sigma_e_m", "sigma_u_m")
+    )
     speed = float_column(fixes, "speed_kmh", np.float64, False) / 3.6
     cfg = FusionConfig()
     out = _core.fuse_groups(groups, t, lat, lon, h, q, sn, se, su, speed, False, asdict(cfg))
@@ -232,7 +239,9 @@ def kf_case(o: Out, name: str, fixes: object) -> None:
                                 out["height_m"][sl][have])  # fmt: skip
         first = np.zeros(n)
         first[0] = 1.0
-        rows_in.append(np.column_stack([first, t[sl], enu, q[sl], sn[sl], se[sl], su[sl], speed[sl]]))
+        rows_in.append(
+            np.column_stack([first, t[sl], enu, q[sl], sn[sl], se[sl], su[sl], speed[sl]])
+        )
         rows_out.append(np.column_stack([
             core, out["ve_mps"][sl], out["vn_mps"][sl], out["vu_mps"][sl], out["var_e_m2"][sl],
             out["var_n_m2"][sl], out["var_u_m2"][sl], out["nis"][sl], out["inflation"][sl],

@@ -61,7 +61,9 @@ def render() -> tuple[str, str, str]:
 def main() -> int:
     header, hexfile, diff = render()
     if "--check" in sys.argv[1:]:
-        ok = HEADER.read_text() == header and HEX.read_text() == hexfile and DHEX.read_text() == diff
+        ok = (
+            HEADER.read_text() == header and HEX.read_text() == hexfile and DHEX.read_text() == diff
+        )
         print("tables up to date" if ok else "tables differ from the core: rerun gen_table.py")
         return 0 if ok else 1
     HEADER.write_text(header)

@@ -26,16 +26,22 @@ inline std::vector<std::uint8_t> drain_u64(hls::stream<autolien::fpga::u64>& s, 
 }
 
 // Calls f.template operator()<W>() for the window W given at run time.
-template <typename F>
-int with_window(long w, F&& f) {
+template <typename F> int with_window(long w, F&& f) {
     switch (w) {
-    case 16: return f.template operator()<16>();
-    case 32: return f.template operator()<32>();
-    case 64: return f.template operator()<64>();
-    case 128: return f.template operator()<128>();
-    case 256: return f.template operator()<256>();
-    case 512: return f.template operator()<512>();
-    case 1024: return f.template operator()<1024>();
+    case 16:
+        return f.template operator()<16>();
+    case 32:
+        return f.template operator()<32>();
+    case 64:
+        return f.template operator()<64>();
+    case 128:
+        return f.template operator()<128>();
+    case 256:
+        return f.template operator()<256>();
+    case 512:
+        return f.template operator()<512>();
+    case 1024:
+        return f.template operator()<1024>();
     default:
         std::fprintf(stderr, "--window must be a power of two from 16 to 1024, got %ld\n", w);
         return 2;

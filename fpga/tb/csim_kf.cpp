@@ -78,8 +78,19 @@ int main(int argc, char** argv) {
         kf_top(fixes, outs, static_cast<autolien::fpga::u32>(end - first), cfg.data());
         for (std::size_t i = first; i < end; ++i) {
             const autolien::fpga::KfOut o = outs.read();
-            const double row[kOut] = {o.e,     o.n,     o.u,   o.ve,        o.vn,     o.vu,       o.var_e,
-                                      o.var_n, o.var_u, o.nis, o.inflation, double(o.status), double(o.segment)};
+            const double row[kOut] = {o.e,
+                                      o.n,
+                                      o.u,
+                                      o.ve,
+                                      o.vn,
+                                      o.vu,
+                                      o.var_e,
+                                      o.var_n,
+                                      o.var_u,
+                                      o.nis,
+                                      o.inflation,
+                                      double(o.status),
+                                      double(o.segment)};
             out.insert(out.end(), row, row + kOut);
         }
         first = end;
@@ -96,8 +107,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "kf: %zu fixes out, %zu expected\n", nfix, want.size() / kOut);
         return 1;
     }
-    static const char* names[kOut] = {"e", "n", "u", "ve", "vn", "vu", "var_e", "var_n", "var_u",
-                                      "nis", "inflation", "status", "segment"};
+    static const char* names[kOut] = {"e",     "n",     "u",   "ve",        "vn",     "vu",     "var_e",
+                                      "var_n", "var_u", "nis", "inflation", "status", "segment"};
     int bad = 0;
     for (std::size_t i = 0; i < nfix; ++i) {
         const double* g = &out[i * kOut];

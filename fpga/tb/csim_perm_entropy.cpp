@@ -15,12 +15,10 @@
 
 namespace {
 
-template <int O>
-struct Run {
+template <int O> struct Run {
     const tb::Args& a;
     const std::vector<float>& x;
-    template <int W>
-    int operator()() const {
+    template <int W> int operator()() const {
         hls::stream<float> in("tb_in");
         hls::stream<autolien::fpga::u64> out("tb_out");
         for (float v : x)
@@ -41,9 +39,14 @@ int main(int argc, char** argv) {
     const long order = a.num("--order", PE_ORDER), window = a.num("--window", PE_WINDOW);
     const auto x = tb::floats(tb::read_all(a.opt("--in")));
     switch (order) {
-    case 3: return tb::with_window(window, Run<3>{a, x});
-    case 4: return tb::with_window(window, Run<4>{a, x});
-    case 5: return tb::with_window(window, Run<5>{a, x});
-    default: std::fprintf(stderr, "--order must be 3, 4 or 5, got %ld\n", order); return 2;
+    case 3:
+        return tb::with_window(window, Run<3>{a, x});
+    case 4:
+        return tb::with_window(window, Run<4>{a, x});
+    case 5:
+        return tb::with_window(window, Run<5>{a, x});
+    default:
+        std::fprintf(stderr, "--order must be 3, 4 or 5, got %ld\n", order);
+        return 2;
     }
 }

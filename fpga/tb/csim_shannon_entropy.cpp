@@ -18,8 +18,7 @@ struct Run {
     const tb::Args& a;
     const std::vector<float>& x;
     const double* edges;
-    template <int W>
-    int operator()() const {
+    template <int W> int operator()() const {
         hls::stream<float> in("tb_in");
         hls::stream<autolien::fpga::u64> out("tb_out");
         for (float v : x)

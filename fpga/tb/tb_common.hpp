@@ -9,9 +9,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <iterator>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -72,7 +72,8 @@ inline void write_all(const std::string& path, const std::vector<std::uint8_t>& 
 }
 
 inline std::uint32_t le32(const std::uint8_t* p) {
-    return std::uint32_t(p[0]) | std::uint32_t(p[1]) << 8 | std::uint32_t(p[2]) << 16 | std::uint32_t(p[3]) << 24;
+    return std::uint32_t(p[0]) | std::uint32_t(p[1]) << 8 | std::uint32_t(p[2]) << 16 |
+           std::uint32_t(p[3]) << 24;
 }
 
 // Length-prefixed records: u32 little-endian length, then the bytes.
@@ -90,15 +91,16 @@ inline std::vector<std::vector<std::uint8_t>> records(const std::vector<std::uin
             std::fprintf(stderr, "record at byte %zu claims %u bytes, %zu left\n", p - 4, n, b.size() - p);
             std::exit(2);
         }
-        r.emplace_back(b.begin() + static_cast<std::ptrdiff_t>(p), b.begin() + static_cast<std::ptrdiff_t>(p + n));
+        r.emplace_back(b.begin() + static_cast<std::ptrdiff_t>(p),
+                       b.begin() + static_cast<std::ptrdiff_t>(p + n));
         p += n;
     }
     return r;
 }
 
 // Compares fixed-size items; prints the first mismatches in hex.
-inline int compare(const std::vector<std::uint8_t>& got, const std::vector<std::uint8_t>& want, std::size_t item,
-                   const char* what) {
+inline int compare(const std::vector<std::uint8_t>& got, const std::vector<std::uint8_t>& want,
+                   std::size_t item, const char* what) {
     if (got.size() != want.size()) {
         std::fprintf(stderr, "%s: %zu bytes out, %zu expected\n", what, got.size(), want.size());
         return 1;

@@ -18,7 +18,8 @@
 #define SH_WINDOW 256
 #endif
 
-void perm_entropy_top(hls::stream<float>& samples, hls::stream<autolien::fpga::u64>& entropy, autolien::fpga::u32 n);
+void perm_entropy_top(hls::stream<float>& samples, hls::stream<autolien::fpga::u64>& entropy,
+                      autolien::fpga::u32 n);
 
 void shannon_entropy_top(hls::stream<float>& samples, hls::stream<autolien::fpga::u64>& entropy,
                          autolien::fpga::u32 n, const double edges[SH_BINS + 1]);

@@ -15,8 +15,8 @@ struct Axis256 {
     ap_uint<1> last;
 };
 
-void merkle_leaf_axis(hls::stream<Axis64>& records, hls::stream<Axis256>& digests, autolien::fpga::u32 nrecords,
-                      int mode, int hash);
+void merkle_leaf_axis(hls::stream<Axis64>& records, hls::stream<Axis256>& digests,
+                      autolien::fpga::u32 nrecords, int mode, int hash);
 
 int merkle_root_mm(const autolien::fpga::u8* data, const autolien::fpga::u64* offsets, autolien::fpga::u32 n,
                    int hash, autolien::fpga::Digest* root);

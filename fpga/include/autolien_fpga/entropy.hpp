@@ -92,8 +92,7 @@ sample:
 
 // Lehmer code of the ordinal pattern of the last ORDER samples (ties to the
 // earlier sample, as the core), from a shift register of samples.
-template <int ORDER>
-void perm_patterns(hls::stream<float>& in, hls::stream<Item>& items, u32 n) {
+template <int ORDER> void perm_patterns(hls::stream<float>& in, hls::stream<Item>& items, u32 n) {
     float v[ORDER];
 #pragma HLS ARRAY_PARTITION variable = v complete
     bool nan[ORDER];
@@ -162,7 +161,8 @@ sample:
 }
 
 template <int BINS, int WINDOW>
-void shannon_entropy_kernel(hls::stream<float>& in, hls::stream<u64>& out, u32 n, const double edges[BINS + 1]) {
+void shannon_entropy_kernel(hls::stream<float>& in, hls::stream<u64>& out, u32 n,
+                            const double edges[BINS + 1]) {
     static_assert(is_pow2(WINDOW) && BINS >= 1 && BINS <= 256, "a power-of-two window, 1 to 256 bins");
 #pragma HLS DATAFLOW
     hls::stream<Item> items("shannon_items");

@@ -48,8 +48,8 @@ enum PadPhase { kPhPrefix, kPhData, kPhPad, kPhZero, kPhTail, kPhDone };
 
 // Pad: one byte per cycle into big-endian 32-bit words, 16 per block, plus a
 // flag per block saying whether it ends the message. FIPS 180-4 5.1.1.
-inline void sha256_pad(hls::stream<RecWord>& in, hls::stream<u32>& words, hls::stream<bool>& ends,
-                       u32 nmsg, Prefix pre) {
+inline void sha256_pad(hls::stream<RecWord>& in, hls::stream<u32>& words, hls::stream<bool>& ends, u32 nmsg,
+                       Prefix pre) {
 msg:
     for (u32 m = 0; m < nmsg; ++m) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024
@@ -240,7 +240,7 @@ msg:
                 } else if (phase == kPhPad) {
                     b = 0x01;
                     phase = kPhZero;
-                }  else { // kPhZero: zeros up to the 0x80 of the block's last byte
+                } else { // kPhZero: zeros up to the 0x80 of the block's last byte
                     b = 0;
                 }
                 if (phase == kPhZero && pos == 135) {

@@ -5,8 +5,7 @@
 
 constexpr int kLanes = 8;
 
-template <int N>
-int sum_fixed(const int a[N]) {
+template <int N> int sum_fixed(const int a[N]) {
     int s = 0;
 lanes:
     for (int i = 0; i < N - 1; ++i) {

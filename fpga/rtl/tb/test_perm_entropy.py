@@ -5,7 +5,6 @@ GOLDEN_SAMPLES / GOLDEN_VALUES name the files; GOLDEN_LIMIT caps the count."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import cocotb
 import numpy as np

@@ -69,6 +69,14 @@ async def leaf_hashes_match_golden(dut) -> None:  # type: ignore[no-untyped-def]
             break
         await RisingEdge(dut.clk)
     bad = [i for i, (g, w) in enumerate(zip(got, want, strict=False)) if g != w]
-    dut._log.info("%d records, %d digests, %d mismatches, %d input cycles", len(recs), len(got), len(bad), cycles)
+    dut._log.info(
+        "%d records, %d digests, %d mismatches, %d input cycles",
+        len(recs),
+        len(got),
+        len(bad),
+        cycles,
+    )
     assert len(got) == len(recs), f"{len(got)} digests for {len(recs)} records"
-    assert not bad, f"digests differ at {bad[:5]}: got {got[bad[0]].hex()} want {want[bad[0]].hex()}"
+    assert not bad, (
+        f"digests differ at {bad[:5]}: got {got[bad[0]].hex()} want {want[bad[0]].hex()}"
+    )
