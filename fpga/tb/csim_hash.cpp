@@ -1,19 +1,21 @@
 // C-simulation testbench and filter for the AXI-Stream Merkle top,
-// compiled as csim_sha256 (-DTB_HASH=0) and csim_keccak256 (-DTB_HASH=1).
+// compiled as csim_sha256 (-DTB_HASH=0) and csim_keccak256 (-DTB_HASH=1),
+// each with the top built for that hash (MERKLE_HASH).
 //
 //   csim_sha256 [--raw | --leaf | --node] [--in F] [--out F | --check F]
 //
 // Input: length-prefixed records (u32 LE length, bytes); --node records are
 // 64 bytes (left || right). Output: one 32-byte digest per record.
+#ifndef TB_HASH
+#define TB_HASH 0
+#endif
+#define MERKLE_HASH TB_HASH
+
 #include "merkle_tops.hpp"
 #include "tb_common.hpp"
 
 #ifndef AUTOLIEN_FPGA_SEPARATE_TOP
 #include "merkle_leaf_axis.cpp"
-#endif
-
-#ifndef TB_HASH
-#define TB_HASH 0
 #endif
 
 int main(int argc, char** argv) {
@@ -44,7 +46,7 @@ int main(int argc, char** argv) {
             in.write(w);
         } while (p < r.size());
     }
-    merkle_leaf_axis(in, out, static_cast<autolien::fpga::u32>(recs.size()), mode, TB_HASH);
+    merkle_leaf_axis(in, out, static_cast<autolien::fpga::u32>(recs.size()), mode);
     std::vector<std::uint8_t> bytes;
     for (std::size_t i = 0; i < recs.size(); ++i) {
         const Axis256 d = out.read();

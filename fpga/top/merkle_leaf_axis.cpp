@@ -1,7 +1,9 @@
 // AXI-Stream top: records in, one 32-byte digest per record out.
 // mode 0 hashes the record as it is (H(data), the NIST vectors), 1 is the
 // RFC 6962 leaf hash H(0x00 || data), 2 the node hash H(0x01 || data) of a
-// 64-byte left || right record. hash 0 = SHA-256, 1 = Keccak-256.
+// 64-byte left || right record. The hash is chosen at compile time
+// (MERKLE_HASH 0 = SHA-256, 1 = Keccak-256) so that the region is a
+// canonical DATAFLOW: unpack -> pad -> [schedule ->] rounds -> pack.
 #include "merkle_tops.hpp"
 
 namespace af = autolien::fpga;
@@ -47,13 +49,12 @@ rec:
 
 } // namespace
 
-void merkle_leaf_axis(hls::stream<Axis64>& records, hls::stream<Axis256>& digests, af::u32 nrecords, int mode,
-                      int hash) {
+void merkle_leaf_axis(hls::stream<Axis64>& records, hls::stream<Axis256>& digests, af::u32 nrecords,
+                      int mode) {
 #pragma HLS INTERFACE mode = axis port = records
 #pragma HLS INTERFACE mode = axis port = digests
 #pragma HLS INTERFACE mode = s_axilite port = nrecords
 #pragma HLS INTERFACE mode = s_axilite port = mode
-#pragma HLS INTERFACE mode = s_axilite port = hash
 #pragma HLS INTERFACE mode = s_axilite port = return
 #pragma HLS DATAFLOW
     hls::stream<af::RecWord> words("leaf_words");
@@ -62,6 +63,10 @@ void merkle_leaf_axis(hls::stream<Axis64>& records, hls::stream<Axis256>& digest
     pre.present = mode != 0;
     pre.byte = mode == 2 ? 0x01 : 0x00;
     unpack(records, words, nrecords);
-    af::hash_stream(words, out, nrecords, pre, hash);
+#if MERKLE_HASH == 1
+    af::keccak256_stream(words, out, nrecords, pre);
+#else
+    af::sha256_stream(words, out, nrecords, pre);
+#endif
     pack(out, digests, nrecords);
 }

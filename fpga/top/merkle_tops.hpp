@@ -3,6 +3,10 @@
 
 #include "autolien_fpga/hash.hpp"
 
+#ifndef MERKLE_HASH
+#define MERKLE_HASH 0 // the AXI-Stream top's hash: 0 SHA-256, 1 Keccak-256
+#endif
+
 // AXI-Stream beats: TDATA, TKEEP (contiguous low bytes) and TLAST.
 struct Axis64 {
     ap_uint<64> data;

@@ -1,4 +1,4 @@
-# Vitis HLS flow for merkle_leaf_axis: RFC 6962 leaf hashes over AXI-Stream (SHA-256; hash=1 selects Keccak-256 at run time).
+# Vitis HLS flow for merkle_leaf_axis: RFC 6962 leaf hashes over AXI-Stream (SHA-256; -DMERKLE_HASH=1 -DTB_HASH=1 in the flags for Keccak-256).
 # Run from this folder after `make -C fpga golden` (the testbench reads the
 # golden files in fpga/build/golden):
 #
@@ -20,7 +20,7 @@ set CSYNTH [env_or CSYNTH 1]
 set COSIM  [env_or COSIM 0]
 set EXPORT [env_or EXPORT 0]
 set G      [file normalize ../../build/golden]
-set FLAGS  "-std=c++17 -I../../include -I../../top -I../../tb -I../../../cpp/include -DTB_HASH=0"
+set FLAGS  "-std=c++17 -I../../include -I../../top -I../../tb -I../../../cpp/include -DTB_HASH=0 -DMERKLE_HASH=0"
 
 open_project -reset proj_merkle_leaf_axis
 set_top merkle_leaf_axis
