@@ -32,7 +32,6 @@ module perm_entropy #(
     localparam NP = WINDOW - ORDER + 1;
     localparam F = (ORDER == 3) ? 6 : (ORDER == 4) ? 24 : 120;
     localparam CW = 11;  // count width: NP <= 1024
-    localparam LATENCY = 7;
 
     // Order-preserving integer key of a float (-0 and +0 alike).
     function [31:0] key(input [31:0] x);
@@ -118,11 +117,30 @@ module perm_entropy #(
     always @(posedge clk)
         s2_old <= ring[ptr];
 
+    // ---- stage 2b: the ring's block-RAM output registered before the count
+    // multiplexers (its clock-to-out was the critical path)
+    reg [6:0] s2b_new, s2b_old;
+    reg       s2b_valid, s2b_add, s2b_del, s2b_full;
+    always @(posedge clk) begin
+        if (rst) begin
+            s2b_valid <= 1'b0;
+            s2b_add <= 1'b0;
+            s2b_del <= 1'b0;
+        end else begin
+            s2b_valid <= s2_valid;
+            s2b_add <= s2_add;
+            s2b_del <= s2_del;
+        end
+        s2b_new <= s2_new;
+        s2b_old <= s2_old;
+        s2b_full <= s2_full;
+    end
+
     // ---- stage 3: counts; the table differences to add and remove
     reg [CW-1:0] cnt [0:F-1];
     reg [CW-1:0] s3_cn, s3_co;
     reg          s3_valid, s3_add, s3_del, s3_full;
-    wire         same = s2_add && s2_del && s2_new == s2_old;
+    wire         same = s2b_add && s2b_del && s2b_new == s2b_old;
     always @(posedge clk) begin
         if (rst) begin
             for (i = 0; i < F; i = i + 1)
@@ -131,16 +149,16 @@ module perm_entropy #(
             s3_add <= 1'b0;
             s3_del <= 1'b0;
         end else begin
-            s3_valid <= s2_valid;
-            s3_full <= s2_full;
-            s3_add <= s2_add && !same;
-            s3_del <= s2_del && !same;
-            s3_cn <= cnt[s2_new];
-            s3_co <= cnt[s2_old] - 1'b1;
-            if (s2_add && !same)
-                cnt[s2_new] <= cnt[s2_new] + 1'b1;
-            if (s2_del && !same)
-                cnt[s2_old] <= cnt[s2_old] - 1'b1;
+            s3_valid <= s2b_valid;
+            s3_full <= s2b_full;
+            s3_add <= s2b_add && !same;
+            s3_del <= s2b_del && !same;
+            s3_cn <= cnt[s2b_new];
+            s3_co <= cnt[s2b_old] - 1'b1;
+            if (s2b_add && !same)
+                cnt[s2b_new] <= cnt[s2b_new] + 1'b1;
+            if (s2b_del && !same)
+                cnt[s2b_old] <= cnt[s2b_old] - 1'b1;
         end
     end
 
