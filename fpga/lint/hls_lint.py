@@ -76,7 +76,7 @@ PRAGMAS: dict[str, set[str]] = {
         "waw",
         "true",
         "false",
-    },  # fmt: skip
+    },
     "DISAGGREGATE": {"variable"},
     "EXPRESSION_BALANCE": {"off"},
     "FUNCTION_INSTANTIATE": {"variable"},
@@ -122,7 +122,7 @@ PRAGMAS: dict[str, set[str]] = {
         "ap_ctrl_hs",
         "ap_ctrl_chain",
         "ap_stable",
-    },  # fmt: skip
+    },
     "LATENCY": {"min", "max"},
     "LOOP_FLATTEN": {"off"},
     "LOOP_MERGE": {"force"},
@@ -191,11 +191,11 @@ def line_of(src: str, pos: int) -> int:
 def text_rules(path: str, src: str, loops: bool = True) -> list[Finding]:
     code = strip_comments(src)
     found: list[Finding] = []
-    for m in re.finditer(r"\b(new|delete)\b(?!\s*\()|\b(malloc|calloc|realloc|free)\s*\(", code):
-        # `operator new` declarations are not in kernels either.
-        found.append(
-            Finding(path, line_of(code, m.start()), "dynamic-memory", f"'{m.group(0).strip('( ')}'")
-        )
+    # `operator new` declarations are not in kernels either.
+    found.extend(
+        Finding(path, line_of(code, m.start()), "dynamic-memory", f"'{m.group(0).strip('( ')}'")
+        for m in re.finditer(r"\b(new|delete)\b(?!\s*\()|\b(malloc|calloc|realloc|free)\s*\(", code)
+    )
     cont = "|".join(CONTAINERS)
     for m in re.finditer(rf"\bstd\s*::\s*({cont})\b|#\s*include\s*<({cont})>", code):
         what = m.group(1) or m.group(2)
@@ -231,9 +231,11 @@ def pragma_rules(path: str, code: str) -> list[Finding]:
         names = [a.lower() for a in re.findall(r"([A-Za-z_]\w*)\s*=", opts)]
         bare = re.sub(r"[A-Za-z_]\w*\s*=\s*[\w.\-]+", " ", opts)
         names += [b.lower() for b in re.findall(r"[A-Za-z_]\w*", bare)]
-        for name in names:
-            if name not in PRAGMAS[key]:
-                found.append(Finding(path, ln, "pragma", f"'{name}' is not an option of HLS {key}"))
+        found.extend(
+            Finding(path, ln, "pragma", f"'{name}' is not an option of HLS {key}")
+            for name in names
+            if name not in PRAGMAS[key]
+        )
     return found
 
 
@@ -320,9 +322,14 @@ def compile_rules(files: list[str], flags: list[str], roots: list[str]) -> list[
         cmd = [cxx, "-std=c++17", "-O0", "-c", "-Wvla", "-Wno-unknown-pragmas", "-fcallgraph-info",
                "-fdiagnostics-plain-output", *flags, str(tu), "-o", str(Path(tmp) / "lint_all.o")]  # fmt: skip
         r = subprocess.run(cmd, check=False, capture_output=True, text=True)
-        for m in re.finditer(r"^(.+?):(\d+):\d+: (?:warning|error): (.*variable length array.*)$",
-                             r.stderr, re.MULTILINE):  # fmt: skip
-            found.append(Finding(os.path.relpath(m.group(1)), int(m.group(2)), "vla", m.group(3)))
+        vla = re.finditer(
+            r"^(.+?):(\d+):\d+: (?:warning|error): (.*variable length array.*)$",
+            r.stderr,
+            re.MULTILINE,
+        )
+        found.extend(
+            Finding(os.path.relpath(m.group(1)), int(m.group(2)), "vla", m.group(3)) for m in vla
+        )
         if r.returncode != 0:
             sys.stderr.write(r.stderr)
             raise SystemExit(f"the lint's compile failed: {' '.join(cmd)}")

@@ -24,7 +24,8 @@ def perm_params(order: int, window: int) -> dict[str, int]:
     num_bits = t_np.bit_length()
     sh = num_bits + (np_ - 1).bit_length()
     m = -(-(1 << sh) // np_)
-    assert m * np_ - (1 << sh) < (1 << (sh - num_bits)) and m < (1 << 48)
+    assert m * np_ - (1 << sh) < (1 << (sh - num_bits))
+    assert m < (1 << 48)
     return {"ORDER": order, "WINDOW": window, "NUM_BITS": num_bits, "T_NP": t_np, "M": m, "SH": sh}
 
 

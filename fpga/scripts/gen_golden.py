@@ -28,12 +28,14 @@ DATA = ROOT / "tests" / "data"
 sys.path.insert(0, str(ROOT / "tests"))
 
 from autolien import _core
+from autolien._tables import group_by_vehicle
 from autolien.entropy import (
     histogram_edges,
     rolling_perm_entropy,
     rolling_shannon_entropy,
 )
 from autolien.gnss import FusionConfig
+from autolien.gnss.fusion import float_column
 from autolien.gpu.fusion import config_vector
 from autolien.ledger import MerkleLog, keccak256, leaf_hash, node_hash, sha256
 from gpu_cases import ledger_records, rtklib_py_fixes, synthetic_fleet
@@ -210,9 +212,6 @@ def on_globe(lat: np.ndarray, lon: np.ndarray, h: np.ndarray) -> np.ndarray:
 def kf_case(o: Out, name: str, fixes: object) -> None:
     """Fixes in each vehicle's ENU frame (its first fix of quality >= 1 on the
     globe, as the core picks it), and the core's track taken to that frame."""
-    from autolien._tables import group_by_vehicle
-    from autolien.gnss.fusion import float_column
-
     fixes, _, groups, t = group_by_vehicle(fixes, "vehicle_id")  # type: ignore[arg-type]
     lat, lon, h = (float_column(fixes, k, np.float64, True) for k in ("lat", "lon", "height_m"))
     q = float_column(fixes, "quality", np.float64, True, default=0.0).astype(np.int32)
