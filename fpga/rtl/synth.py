@@ -78,7 +78,9 @@ def design(name: str, top: str, sources: list[Path], chparams: dict[str, str], b
     res: dict[str, object] = {
         "design": name,
         "top": top,
-        "parameters": chparams,
+        "parameters": {
+            k: Path(v.strip('"')).name if k == "DHEX" else v for k, v in chparams.items()
+        },
         "device": f"LFE5U-{device.upper().rstrip('K')}F-{package}",
         "yosys_cells": cells,
         "nextpnr_utilization": util,
