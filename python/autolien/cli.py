@@ -160,11 +160,18 @@ def _run(args: argparse.Namespace) -> int:
         )
         for name, v in sorted(det["anomalies"].items()):
             delay = "-" if v["median_delay_h"] is None else f"{v['median_delay_h']:.1f} h"
+            if v["recall"] is None:  # no anomaly with a whole baseline before it
+                print(f"    {name:14s} {v['kind']:18s} {v['n']:3d} not measurable")
+                continue
             print(
                 f"    {name:14s} {v['kind']:18s} {v['n']:3d} {v['recall']:7.0%} {v['level_reached']:6.0%} {delay:>13s}"
             )
         for kind, v in sorted(det["alert_kinds"].items()):
-            print(f"    precision {kind:20s} {v['precision']:6.0%} ({v['true']}/{v['alerts']})")
+            p = "   n/a" if v["precision"] is None else f"{v['precision']:6.0%}"
+            print(
+                f"    precision per alert {kind:20s} {p} ({v['true']} true, {v['false']} false, "
+                f"{v['related']} related of {v['alerts']})"
+            )
         print(f"    emergencies on normal vehicles: {det['normal_emergencies']}")
     val = report.get("valuation")
     if val:

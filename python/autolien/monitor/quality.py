@@ -1,31 +1,60 @@
-"""Detection quality against injected ground truth: recall, precision, the
-level reached and the detection delay per anomaly kind."""
+"""Detection quality against injected ground truth.
+
+Two different counts, labelled apart:
+
+* per anomaly (``anomalies``): recall, the share of injected anomalies that
+  an alert of the kind meant for them found within ``horizon_h`` of their
+  start, whether that alert reached the expected level, and the delays;
+* per alert (``alert_kinds``): precision, the share of alerts opened from
+  ``eval_start`` on that an injected anomaly meant to raise that kind
+  explains.
+
+An alert of a kind an anomaly is not meant for, but that it entails (a
+relocation drives hundreds of km, so it is also a mileage jump), is
+*related*: counted apart, neither true nor false. Everything else is false.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from .config import LEVELS
+from .config import LEVELS, MonitorConfig
 
-__all__ = ["COMPATIBLE", "detection_quality"]
+__all__ = ["BASELINE_KINDS", "MEANT", "RELATED", "detection_quality"]
 
-# Kinds that an injected behaviour legitimately raises besides its own (a
-# relocation drives far, so it is also a mileage jump).
-COMPATIBLE = {
-    "mileage_jump": {"mileage_jump"},
-    "rollback": {"odometer_rollback", "odometer_mismatch"},
-    "relocation": {"relocation", "mileage_jump", "entropy_increase", "position_jump"},
-    "rental": {"entropy_increase", "mileage_jump", "relocation"},
-    "silence": {"device_silence", "position_jump"},  # it may reappear elsewhere
-    # carried off and left standing: far from home, nothing driven
-    "tow": {"towing", "position_jump", "relocation", "odometer_mismatch", "entropy_increase"},
-    # from the valuation stage's charge segments (GB/T 32960)
-    "battery": {"battery_degradation"},
+# The alert kinds each injected anomaly is meant to raise: only these find it
+# (recall) and only these count as true alerts (precision).
+MEANT: dict[str, frozenset[str]] = {
+    "mileage_jump": frozenset({"mileage_jump"}),
+    "rollback": frozenset({"odometer_rollback"}),
+    "relocation": frozenset({"relocation"}),
+    "rental": frozenset({"entropy_increase"}),
+    "silence": frozenset({"device_silence"}),
+    "tow": frozenset({"towing"}),
+    "battery": frozenset({"battery_degradation"}),
+    # the replay harness's odometer jump: the odometer leaps, the track does not
+    "odometer_jump": frozenset({"odometer_mismatch"}),
 }
+# What an anomaly physically entails besides its own kind; reported apart.
+RELATED: dict[str, frozenset[str]] = {
+    "relocation": frozenset({"mileage_jump", "position_jump"}),  # it drives or hops far
+    "rental": frozenset({"mileage_jump", "relocation"}),  # a renter drives more, elsewhere
+    "silence": frozenset({"position_jump"}),  # the device may reappear elsewhere
+    "tow": frozenset({"position_jump", "relocation"}),  # carried off and left far away
+}
+# Kinds scored against a per-vehicle baseline: they are silent until the
+# vehicle has lag_h + min_baseline_h hours of history (docs/monitor.md).
+BASELINE_KINDS = frozenset({"entropy_increase", "mileage_jump", "relocation"})
+
+
+def _sec(x: Any) -> float:
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return float(x)
+    return float(pa.array([x]).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())[0].as_py()) / 1e6
 
 
 def _us(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -33,27 +62,52 @@ def _us(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 
 def detection_quality(
-    alerts: pa.Table, truth: pa.Table, *, eval_start: Any, horizon_h: float = 168.0
+    alerts: pa.Table,
+    truth: pa.Table,
+    *,
+    eval_start: Any,
+    horizon_h: float = 168.0,
+    first_seen: Mapping[str, Any] | None = None,
+    config: MonitorConfig | None = None,
 ) -> dict[str, Any]:
-    """Per truth kind: recall (detected within ``horizon_h`` of the start),
-    whether the expected level was reached, and delays in hours; per alert
-    kind: precision over the alerts opened from ``eval_start`` on (warm-up
-    alerts before it are not judged). Emergencies on vehicles without an
-    injected anomaly are counted apart."""
-    t0 = (
-        float(pa.array([eval_start]).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())[0].as_py())
-        / 1e6
-    )
+    """Per anomaly: recall (an alert of its kind opened from 1 h before its
+    start to ``horizon_h`` after), the share that reached the expected level,
+    and delays in hours. Per alert kind: precision over the alerts opened
+    from ``eval_start`` on (warm-up alerts before it are not judged), with
+    related alerts apart. Emergencies on vehicles without an injected
+    anomaly are counted apart.
+
+    ``first_seen`` (vehicle -> time of its first row) marks anomalies of a
+    baseline kind that start before the vehicle has a whole baseline
+    (``lag_h + min_baseline_h`` hours): their recall is not measurable, so
+    they are left out of ``n`` and listed under ``not_measurable`` with the
+    reason instead of counting as misses."""
+    cfg = config or MonitorConfig()
+    t0 = _sec(eval_start)
     A = alerts.to_pylist()
     opened = _us(alerts.column("opened")) if alerts.num_rows else np.zeros(0)
     truth_rows = truth.to_pylist()
     starts = _us(truth.column("start")) if truth.num_rows else np.zeros(0)
-    by_vehicle = {r["vehicle_id"]: (r, s) for r, s in zip(truth_rows, starts, strict=True)}
+    need_s = (cfg.lag_h + cfg.min_baseline_h) * 3600.0
+    seen = {k: _sec(v) for k, v in (first_seen or {}).items()}
+    by_vehicle: dict[str, list[tuple[str, float]]] = {}
     per_kind: dict[str, dict[str, Any]] = {}
     for r, s in zip(truth_rows, starts, strict=True):
+        by_vehicle.setdefault(r["vehicle_id"], []).append((r["anomaly"], float(s)))
         k = per_kind.setdefault(
-            r["anomaly"], {"kind": r["kind"], "n": 0, "detected": 0, "level_ok": 0, "delays_h": []}
+            r["anomaly"],
+            {"kind": r["kind"], "n": 0, "detected": 0, "level_ok": 0, "delays_h": [], "nm": []},
         )
+        first = seen.get(r["vehicle_id"])
+        if r["kind"] in BASELINE_KINDS and first is not None and s - first < need_s:
+            k["nm"].append(
+                {
+                    "vehicle_id": r["vehicle_id"],
+                    "reason": f"{(s - first) / 3600:.0f} h of history before the start; "
+                    f"{r['kind']} needs {need_s / 3600:.0f} h (lag_h + min_baseline_h)",
+                }
+            )
+            continue
         k["n"] += 1
         hits = [
             (o, a)
@@ -70,25 +124,40 @@ def detection_quality(
     summary: dict[str, Any] = {"anomalies": {}, "alert_kinds": {}, "normal_emergencies": 0}
     for name, k in per_kind.items():
         d = k["delays_h"]
+        n = k["n"]
         summary["anomalies"][name] = {
             "kind": k["kind"],
-            "n": k["n"],
-            "recall": k["detected"] / k["n"],
-            "level_reached": k["level_ok"] / k["n"],
+            "n": n,
+            "detected": k["detected"],
+            "recall": k["detected"] / n if n else None,
+            "level_reached": k["level_ok"] / n if n else None,
             "median_delay_h": float(np.median(d)) if d else None,
             "max_delay_h": float(max(d)) if d else None,
             "delays_h": [float(x) for x in d],
+            "not_measurable": k["nm"],
         }
-    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    counts: dict[str, dict[str, int]] = {}
     for o, a in zip(opened, A, strict=True):
         if o < t0:
             continue
-        tr = by_vehicle.get(a["vehicle_id"])
-        ok = tr is not None and a["kind"] in COMPATIBLE[tr[0]["anomaly"]] and o >= tr[1] - 3600
-        counts[a["kind"]][0] += int(ok)
-        counts[a["kind"]][1] += 1
-        if tr is None and a["level"] == "emergency":
+        c = counts.setdefault(a["kind"], {"alerts": 0, "true": 0, "related": 0, "false": 0})
+        c["alerts"] += 1
+        injected = [(name, s) for name, s in by_vehicle.get(a["vehicle_id"], []) if o >= s - 3600]
+        if any(a["kind"] in MEANT.get(name, ()) for name, _ in injected):
+            c["true"] += 1
+        elif any(a["kind"] in RELATED.get(name, ()) for name, _ in injected):
+            c["related"] += 1
+        else:
+            c["false"] += 1
+        if a["vehicle_id"] not in by_vehicle and a["level"] == "emergency":
             summary["normal_emergencies"] += 1
-    for kind, (tp, n) in sorted(counts.items()):
-        summary["alert_kinds"][kind] = {"alerts": n, "true": tp, "precision": tp / n}
+    for kind, c in sorted(counts.items()):
+        judged = c["true"] + c["false"]
+        summary["alert_kinds"][kind] = {
+            **c,
+            # true / (true + false): related alerts are neither
+            "precision": c["true"] / judged if judged else None,
+            # true / all alerts: related ones counted against
+            "precision_strict": c["true"] / c["alerts"],
+        }
     return summary

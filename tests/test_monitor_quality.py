@@ -1,0 +1,162 @@
+"""detection_quality on hand-built alerts and truth, every figure counted by hand."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from autolien.monitor.config import LEVELS
+from autolien.monitor.quality import detection_quality
+
+S = 1_790_784_000.0  # the anomaly start on every injected vehicle
+H = 3600.0
+TS = pa.timestamp("us", tz="UTC")
+
+
+def _truth(rows: list[tuple[str, str, str, str]]) -> pa.Table:
+    return pa.table(
+        {
+            "vehicle_id": [r[0] for r in rows],
+            "anomaly": [r[1] for r in rows],
+            "kind": [r[2] for r in rows],
+            "start": pa.array([int(S * 1e6)] * len(rows), pa.int64()).cast(TS),
+            "expected_level": [r[3] for r in rows],
+        }
+    )
+
+
+def _alerts(rows: list[tuple[str, str, str, float]]) -> pa.Table:
+    return pa.table(
+        {
+            "vehicle_id": [r[0] for r in rows],
+            "kind": [r[1] for r in rows],
+            "level": [r[2] for r in rows],
+            "level_code": pa.array([LEVELS.index(r[2]) for r in rows], pa.int8()),
+            "opened": pa.array([int(r[3] * 1e6) for r in rows], pa.int64()).cast(TS),
+        }
+    )
+
+
+TRUTH = _truth(
+    [
+        ("v1", "mileage_jump", "mileage_jump", "alert"),
+        ("v5", "mileage_jump", "mileage_jump", "alert"),
+        ("v2", "relocation", "relocation", "alert"),
+        ("v3", "rollback", "odometer_rollback", "emergency"),
+    ]
+)
+ALERTS = _alerts(
+    [
+        ("v1", "mileage_jump", "warning", S + 2 * H),  # found, level not reached
+        ("v1", "mileage_jump", "alert", S + 200 * H),  # beyond the 168 h horizon
+        ("v5", "mileage_jump", "alert", S + 10 * H),  # found at its level
+        ("v2", "relocation", "alert", S - 2 * H),  # before start - 1 h: no hit, a false alert
+        ("v2", "mileage_jump", "warning", S + 5 * H),  # related to the relocation
+        ("v3", "odometer_rollback", "emergency", S + 0.5 * H),
+        ("v3", "entropy_increase", "warning", S + 1 * H),  # neither meant nor related: false
+        ("v4", "device_silence", "emergency", S + 3 * H),  # a normal vehicle's emergency
+        ("v4", "entropy_increase", "warning", S - 6 * H),  # before eval_start: not judged
+    ]
+)
+
+
+def test_recall_level_and_delay_per_anomaly() -> None:
+    q = detection_quality(ALERTS, TRUTH, eval_start=S - 5 * H)
+    mj = q["anomalies"]["mileage_jump"]
+    assert (mj["n"], mj["detected"], mj["recall"]) == (2, 2, 1.0)
+    # v1 reached only a warning, v5 the expected alert
+    assert mj["level_reached"] == 0.5
+    assert mj["delays_h"] == [2.0, 10.0]
+    assert (mj["median_delay_h"], mj["max_delay_h"]) == (6.0, 10.0)
+    rel = q["anomalies"]["relocation"]
+    assert (rel["n"], rel["recall"], rel["level_reached"], rel["median_delay_h"]) == (
+        1,
+        0.0,
+        0.0,
+        None,
+    )
+    rb = q["anomalies"]["rollback"]
+    assert (rb["recall"], rb["level_reached"], rb["delays_h"]) == (1.0, 1.0, [0.5])
+
+
+def test_precision_per_alert_counts_only_the_kinds_meant() -> None:
+    q = detection_quality(ALERTS, TRUTH, eval_start=S - 5 * H)
+    k = q["alert_kinds"]
+    # v1 twice and v5 true; v2's is related to its relocation
+    assert {x: k["mileage_jump"][x] for x in ("alerts", "true", "related", "false")} == {
+        "alerts": 4,
+        "true": 3,
+        "related": 1,
+        "false": 0,
+    }
+    assert k["mileage_jump"]["precision"] == 1.0
+    assert k["mileage_jump"]["precision_strict"] == 0.75
+    assert (k["relocation"]["true"], k["relocation"]["false"], k["relocation"]["precision"]) == (
+        0,
+        1,
+        0.0,
+    )
+    assert k["odometer_rollback"]["precision"] == 1.0
+    # the rollback vehicle's entropy alert is not credited to the rollback
+    assert (k["entropy_increase"]["alerts"], k["entropy_increase"]["false"]) == (1, 1)
+    assert k["device_silence"]["precision"] == 0.0
+    assert q["normal_emergencies"] == 1
+
+
+def test_an_alert_kind_that_only_relates_has_no_precision() -> None:
+    q = detection_quality(
+        _alerts([("v2", "position_jump", "warning", S + H)]),
+        _truth([("v2", "relocation", "relocation", "alert")]),
+        eval_start=S,
+    )
+    pj = q["alert_kinds"]["position_jump"]
+    assert (pj["related"], pj["precision"], pj["precision_strict"]) == (1, None, 0.0)
+
+
+def test_tow_is_not_credited_with_entropy_or_odometer_alerts() -> None:
+    q = detection_quality(
+        _alerts(
+            [
+                ("v6", "entropy_increase", "warning", S + H),
+                ("v6", "odometer_mismatch", "warning", S + H),
+            ]
+        ),
+        _truth([("v6", "tow", "towing", "alert")]),
+        eval_start=S,
+    )
+    assert q["anomalies"]["tow"]["recall"] == 0.0
+    for kind in ("entropy_increase", "odometer_mismatch"):
+        assert q["alert_kinds"][kind]["false"] == 1, kind
+
+
+def test_short_history_makes_baseline_recall_not_measurable() -> None:
+    # v2 was first seen 100 h before its relocation: the baseline needs 24 + 168 h
+    q = detection_quality(
+        ALERTS, TRUTH, eval_start=S - 5 * H, first_seen={"v2": S - 100 * H, "v3": S - 10 * H}
+    )
+    rel = q["anomalies"]["relocation"]
+    assert (rel["n"], rel["recall"], rel["level_reached"]) == (0, None, None)
+    assert rel["not_measurable"] == [
+        {
+            "vehicle_id": "v2",
+            "reason": "100 h of history before the start; relocation needs 192 h "
+            "(lag_h + min_baseline_h)",
+        }
+    ]
+    # a rollback needs no baseline: still measured on 10 h of history
+    assert q["anomalies"]["rollback"]["n"] == 1
+    assert q["anomalies"]["rollback"]["recall"] == 1.0
+    # 192 h exactly is enough
+    q2 = detection_quality(ALERTS, TRUTH, eval_start=S - 5 * H, first_seen={"v2": S - 192 * H})
+    assert q2["anomalies"]["relocation"]["n"] == 1
+
+
+@pytest.mark.parametrize("opened_h", [-1.0, 168.0])
+def test_the_detection_window_edges_are_inclusive(opened_h: float) -> None:
+    q = detection_quality(
+        _alerts([("v1", "mileage_jump", "alert", S + opened_h * H)]),
+        _truth([("v1", "mileage_jump", "mileage_jump", "alert")]),
+        eval_start=S - 2 * H,
+    )
+    assert q["anomalies"]["mileage_jump"]["recall"] == 1.0
+    assert q["anomalies"]["mileage_jump"]["delays_h"] == [opened_h]
