@@ -81,13 +81,13 @@ def _shift_track(days: int, off_h: float, extra_gap: tuple[int, float] | None = 
 
 
 def test_silence_thresholds_learn_a_vehicles_off_shift_gaps() -> None:
-    # 10 h off every night: the first nights warn (nothing learnt yet), then
+    # 10 h off every night: the first three nights warn (too little learnt), then
     # the ladder moves to 1.25 x 10 h and the habit raises nothing
     alerts = score(_shift_track(20, 10.0)).to_pylist()
     assert {a["kind"] for a in alerts} == {"device_silence"}
-    assert len(alerts) == 5  # the first five gaps, before five are learnt
+    assert len(alerts) == 3  # the first three gaps, before three are learnt
     assert all(a["level"] == "warning" for a in alerts)
-    assert max(a["opened"].timestamp() for a in alerts) < T0 + 5 * 86400
+    assert max(a["opened"].timestamp() for a in alerts) < T0 + 3 * 86400
 
 
 def test_a_silence_far_beyond_the_habit_still_escalates() -> None:

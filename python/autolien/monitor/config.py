@@ -67,7 +67,7 @@ class MonitorConfig:
     silence_alert_h: float = 24.0
     silence_emergency_h: float = 72.0
     silence_learn_min_h: float = 1.0  # gaps at least this long are learnt as the vehicle's habit
-    silence_learn_gaps: int = 5  # learnt gaps in the baseline period needed to move the thresholds
+    silence_learn_gaps: int = 3  # learnt gaps in the baseline period needed to move the thresholds
     silence_margin: float = 1.25  # the warning waits this many times the habitual long gap
     # grading
     cooldown_h: float = 6.0

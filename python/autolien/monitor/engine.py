@@ -184,6 +184,7 @@ class Vehicle:
         self.silence_sent = 0
         self.gaps: list[tuple[float, float]] = []  # (end, length) of learnt silences
         self.place_change = math.inf  # when the last towing or relocation alert opened
+        self.last_pos = (math.nan, math.nan)  # the last fix of the hours scored so far
         self.open: dict[str, Alert] = {}
         self.closed: list[Alert] = []
         self.feature_rows: list[dict[str, np.ndarray]] = []
@@ -646,8 +647,10 @@ class Vehicle:
                     band[f"{f}_median"][sl] = med
                     band[f"{f}_mad"][sl] = mad
             blat, blon = self.base_cells
+            # An hour without fixes is spent where the vehicle was last seen:
+            # a terminal that sleeps while parked still leaves it there.
+            lat, lon = self._carry_position(H["last_lat"][pos[sl]], H["last_lon"][pos[sl]])
             if blat.size:
-                lat, lon = H["last_lat"][pos[sl]], H["last_lon"][pos[sl]]
                 dist = haversine_m(lat[:, None], lon[:, None], blat[None, :], blon[None, :])
                 away[sl] = np.where(np.isnan(lat), np.nan, dist.min(axis=1) / 1e3)
             H["away_km"][pos[sl]] = away[sl]
@@ -668,6 +671,19 @@ class Vehicle:
             }
         )
         return signals
+
+    def _carry_position(self, lat: F64, lon: F64) -> tuple[F64, F64]:
+        """Forward-fills hours without a fix from the last position seen
+        (kept across calls, so streaming fills as batch does)."""
+        lat, lon = lat.copy(), lon.copy()
+        seen = np.flatnonzero(~np.isnan(lat))
+        idx = np.maximum.accumulate(np.where(~np.isnan(lat), np.arange(lat.size), -1))
+        fill = idx < 0
+        lat[~fill], lon[~fill] = lat[idx[~fill]], lon[idx[~fill]]
+        lat[fill], lon[fill] = self.last_pos
+        if seen.size:
+            self.last_pos = (float(lat[seen[-1]]), float(lon[seen[-1]]))
+        return lat, lon
 
     def _location(self, h_a: int, h_b: int) -> tuple[F64, F64]:
         """Location entropy (bits of dwell time per cell) over each hour's

@@ -45,6 +45,7 @@ RELATED: dict[str, frozenset[str]] = {
     "rental": frozenset({"mileage_jump", "relocation"}),  # a renter drives more, elsewhere
     "silence": frozenset({"position_jump"}),  # the device may reappear elsewhere
     "tow": frozenset({"position_jump", "relocation"}),  # carried off and left far away
+    "odometer_jump": frozenset({"mileage_jump"}),  # the odometer says it drove that far
 }
 # Kinds scored against a per-vehicle baseline: they are silent until the
 # vehicle has lag_h + min_baseline_h hours of history (docs/monitor.md).
