@@ -49,10 +49,12 @@ demo: install
 browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
-		echo "chromium not installed: the dashboard browser test will be skipped"; }
+		echo "chromium not installed: make test will fail the dashboard browser tests"; }
 
+# AUTOLIEN_REQUIRE_ALL=1: a missing test dependency (catboost, chromium)
+# fails the run instead of skipping (tests/conftest.py).
 test: install browser
-	$(PY) -m pytest tests
+	AUTOLIEN_REQUIRE_ALL=1 $(PY) -m pytest tests
 	AUTOLIEN_BENCH_QUICK=1 $(PY) -m pytest bench --benchmark-disable -q
 
 test-fast:

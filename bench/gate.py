@@ -11,6 +11,9 @@ Both read the summary the last bench run wrote (bench/.last-summary.json).
   cancels out. The default threshold is 25%;
 * the cost-growth exponent of one of our kernels rose by more than 0.3 (an
   O(n) kernel turning O(n^1.3) or worse);
+* a ratio or growth exponent of the baseline is missing from the run (a
+  benchmark that disappears is a failure), and so is an instruction count
+  when the run counted instructions at all;
 * a C++ kernel's callgrind instruction count rose by more than 2%. These
   counts are repeatable to a few instructions, so the bound can be tight.
   They are taken when valgrind is on the machine.
@@ -160,8 +163,8 @@ def compare(
         return failures, notes
     for key, b in base["ratios"].items():
         n = now["ratios"].get(key)
-        if n is None:
-            notes.append(f"missing in this run: {key}")
+        if n is None:  # a benchmark that disappeared is a failure, not a note
+            failures.append(f"missing in this run: {key}")
             continue
         tol = max(threshold, 2 * (b["spread"] ** 2 + n["spread"] ** 2) ** 0.5)
         change = n["ratio"] / b["ratio"] - 1
@@ -171,11 +174,17 @@ def compare(
         (failures if change < -tol else notes).append(line)
     for key, b in base["growth"].items():
         n = now["growth"].get(key)
-        if n is not None and n - b > GROWTH_LIMIT:
+        if n is None:
+            failures.append(f"missing in this run: {key}")
+        elif n - b > GROWTH_LIMIT:
             failures.append(f"{key}: cost grows as n^{n:.2f}, baseline n^{b:.2f}")
     for key, b in base.get("instructions", {}).items():
-        n = now.get("instructions", {}).get(key)
+        counted = now.get("instructions", {})
+        n = counted.get(key)
         if n is None:
+            # a run without valgrind counts nothing; one that counts must count all
+            if counted:
+                failures.append(f"missing in this run: {key}")
             continue
         change = n / b - 1
         line = f"{key}: {b:,} -> {n:,} instructions ({change:+.2%})"

@@ -53,3 +53,21 @@ def test_quick_and_full_runs_are_not_compared() -> None:
     failures, _ = gate.compare(run(10.0), quick, 0.25)
     assert failures
     assert "mode differs" in failures[0]
+
+
+def test_a_benchmark_missing_from_the_run_fails() -> None:
+    gone = run(10.0)
+    gone["ratios"] = {}
+    failures, _ = gate.compare(run(10.0), gone, 0.25)
+    assert failures == ["missing in this run: g | n=10 | ours / peer"]
+    gone = run(10.0)
+    gone["growth"] = {}
+    assert gate.compare(run(10.0), gone, 0.25)[0] == ["missing in this run: g | ours"]
+    # one instruction count of several missing fails; a run without valgrind
+    # (no counts at all) is not judged on them
+    base = run(10.0)
+    base["instructions"]["other kernel"] = 5
+    assert gate.compare(base, run(10.0), 0.25)[0] == ["missing in this run: other kernel"]
+    uncounted = run(10.0)
+    uncounted["instructions"] = {}
+    assert gate.compare(run(10.0), uncounted, 0.25)[0] == []

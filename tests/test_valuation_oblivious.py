@@ -16,6 +16,7 @@ import pytest
 from autolien import _core
 from autolien.valuation.data import load_uk_used_cars
 from autolien.valuation.model import compile_trees
+from conftest import require_module
 from autolien.valuation.train import (
     Encoder,
     ExportParityError,
@@ -27,7 +28,7 @@ from autolien.valuation.train import (
     run_onnx,
 )
 
-catboost = pytest.importorskip("catboost")
+catboost = require_module("catboost")
 DATA = Path(__file__).parent / "data" / "valuation"
 ISAS = [i for i in ("avx512", "avx2", "portable") if _core.ObliviousEnsemble.supports(i)]
 
