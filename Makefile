@@ -13,7 +13,7 @@ CXX_SOURCES = $(shell find cpp bindings fpga -name '*.cpp' -o -name '*.hpp' -o -
 DEMO_DIR ?= demo
 
 
-.PHONY: help demo browser install test test-fast bench bench-quick bench-save bench-check lint format sanitize fuzz clean
+.PHONY: help demo browser install test test-fast bench bench-quick bench-save bench-check lint format sanitize fuzz mutate clean
 
 help:
 	@echo "make demo       build, simulate a 200-vehicle portfolio for 14 days, run the pipeline, print the summary"
@@ -25,6 +25,7 @@ help:
 	@echo "make format     apply ruff format and clang-format"
 	@echo "make sanitize   the test suite against an ASan+UBSan build (in .venv-asan)"
 	@echo "make fuzz       libFuzzer with ASan+UBSan on every decoder (FUZZ_SECONDS each, default 60)"
+	@echo "make mutate     mutmut over the modules that grade, count and verify (not part of make test)"
 
 $(BUILD_STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -120,6 +121,18 @@ fuzz:
 		build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 \
 			build/fuzz/corpus_$$t build/fuzz/seeds/$$t || exit 1; \
 	done
+
+# Mutation testing (mutmut, [tool.mutmut] in pyproject.toml) in a staging
+# copy where the package sits under src/ with its built extension.
+MUTATE_DIR := build/mutate
+mutate: install
+	$(PIP) install --quiet ".[mutate]" --no-build-isolation $(CMAKE_DEFS)
+	rm -rf $(MUTATE_DIR) && mkdir -p $(MUTATE_DIR)/src
+	cp -rL python/autolien $(MUTATE_DIR)/src/autolien
+	rm -f $(MUTATE_DIR)/src/autolien/_core*.so
+	cp "$$($(PY) -c 'import autolien._core as c; print(c.__file__)')" $(MUTATE_DIR)/src/autolien/
+	cp -r tests pyproject.toml $(MUTATE_DIR)/
+	cd $(MUTATE_DIR) && $(CURDIR)/$(VENV)/bin/mutmut run; $(CURDIR)/$(VENV)/bin/mutmut results
 
 clean:
 	rm -rf build dist .venv-asan .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks

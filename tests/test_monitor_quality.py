@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pyarrow as pa
 import pytest
 
@@ -160,3 +162,87 @@ def test_the_detection_window_edges_are_inclusive(opened_h: float) -> None:
     )
     assert q["anomalies"]["mileage_jump"]["recall"] == 1.0
     assert q["anomalies"]["mileage_jump"]["delays_h"] == [opened_h]
+
+
+def test_every_count_adds_up_and_every_edge_holds() -> None:
+    # mutation testing (make mutate) found these untested: counts that must
+    # add (two of each), the 1 h slack and the horizon to the second, alerts
+    # judged from eval_start itself, timestamps given as datetimes, and an
+    # emergency on an injected vehicle that is not a normal one's
+    truth = _truth(
+        [
+            ("a", "mileage_jump", "mileage_jump", "alert"),
+            ("b", "mileage_jump", "mileage_jump", "alert"),
+            ("r", "relocation", "relocation", "alert"),
+            ("x", "rollback", "odometer_rollback", "emergency"),
+        ]
+    )
+    alerts = _alerts(
+        [
+            ("a", "mileage_jump", "alert", S + H),
+            ("b", "mileage_jump", "alert", S - H),  # exactly 1 h early: found, true
+            ("b", "entropy_increase", "warning", S - 10 * H),  # before eval_start, mid-list
+            ("r", "mileage_jump", "warning", S + 2 * H),  # related
+            ("r", "mileage_jump", "warning", S + 3 * H),  # related
+            ("n1", "mileage_jump", "warning", S - 5 * H),  # at eval_start: judged, false
+            ("n2", "mileage_jump", "warning", S),  # false
+            ("a", "relocation", "alert", S - H - 1),  # 1 h 1 s early: not found
+            ("r", "relocation", "alert", S + 168 * H + 1),  # 1 s past the horizon
+            ("x", "odometer_rollback", "emergency", S),
+            ("n1", "device_silence", "emergency", S),
+            ("n2", "device_silence", "emergency", S),
+        ]
+    )
+    first = {"a": S - 300 * H, "r": S - 300 * H}
+    q = detection_quality(
+        alerts,
+        truth,
+        eval_start=dt.datetime.fromtimestamp(S - 5 * H, dt.UTC),
+        first_seen={k: dt.datetime.fromtimestamp(v, dt.UTC) for k, v in first.items()},
+    )
+    mj = q["anomalies"]["mileage_jump"]
+    assert (mj["kind"], mj["n"], mj["detected"], mj["level_reached"]) == ("mileage_jump", 2, 2, 1.0)
+    assert mj["delays_h"] == [1.0, -1.0]
+    assert q["anomalies"]["relocation"]["recall"] == 0.0
+    k = q["alert_kinds"]["mileage_jump"]
+    assert {x: k[x] for x in ("alerts", "true", "related", "false")} == {
+        "alerts": 6,
+        "true": 2,
+        "related": 2,
+        "false": 2,
+    }
+    assert k["precision"] == 0.5
+    assert k["precision_strict"] == pytest.approx(2 / 6)
+    # a relocation alert on the mileage vehicle is false; the one on the
+    # relocated vehicle past the horizon is still true per alert
+    assert (q["alert_kinds"]["relocation"]["true"], q["alert_kinds"]["relocation"]["false"]) == (
+        1,
+        1,
+    )
+    assert "entropy_increase" not in q["alert_kinds"]
+    assert q["normal_emergencies"] == 2
+
+
+def test_reasons_name_the_hours_and_an_unknown_anomaly_credits_nothing() -> None:
+    q = detection_quality(
+        ALERTS, TRUTH, eval_start=S - 5 * H, first_seen={"v2": S - 180.52 * H}
+    )
+    (nm,) = q["anomalies"]["relocation"]["not_measurable"]
+    assert nm["reason"].startswith("181 h of history before the start")
+    q = detection_quality(
+        _alerts([("z", "towing", "alert", S)]),
+        _truth([("z", "made_up", "towing", "alert")]),
+        eval_start=S,
+    )
+    assert q["anomalies"]["made_up"]["recall"] == 1.0  # found by its truth kind
+    assert q["alert_kinds"]["towing"]["false"] == 1  # but no alert kind is meant for it
+
+
+def test_no_alerts_at_all() -> None:
+    empty = _alerts([]).cast(ALERTS.schema)
+    q = detection_quality(empty, TRUTH, eval_start=S)
+    assert q["anomalies"]["mileage_jump"]["recall"] == 0.0
+    assert q["alert_kinds"] == {}
+    q = detection_quality(ALERTS, TRUTH.slice(0, 0), eval_start=S - 5 * H)
+    assert q["anomalies"] == {}
+    assert q["alert_kinds"]["mileage_jump"]["false"] == 4
