@@ -16,6 +16,7 @@ untouched vehicles. docs/monitor.md quotes its output.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections import Counter
@@ -64,9 +65,17 @@ def injected(base: dict[str, pa.Table], day: int, days: int) -> Replay:
     tracks, odos, truth = [], [], []
     for name, tr in base.items():
         t0 = START + day * 86400
-        first = pc.min(
-            tr.filter(pc.greater_equal(tr.column("time"), pa.scalar(int(t0 * 1e6), pa.timestamp("us", tz="UTC")))).column("time")
-        ).as_py().timestamp()
+        first = (
+            pc.min(
+                tr.filter(
+                    pc.greater_equal(
+                        tr.column("time"), pa.scalar(int(t0 * 1e6), pa.timestamp("us", tz="UTC"))
+                    )
+                ).column("time")
+            )
+            .as_py()
+            .timestamp()
+        )
         at = first + 1800.0
         donor_name = next(n for n in base if n != name)
         # the donor's days shifted 12 h: another vehicle's trips at other hours
@@ -79,16 +88,16 @@ def injected(base: dict[str, pa.Table], day: int, days: int) -> Replay:
             ),
         )
         for kind, fn in (
-            ("odometer_jump", lambda r, v: inject_odometer_jump(r, v, at)),
-            ("rollback", lambda r, v: inject_rollback(r, v, at)),
-            ("relocation", lambda r, v: inject_relocation(r, v, at)),
-            ("silence", lambda r, v: inject_silence(r, v, at)),
-            ("tow", lambda r, v: inject_tow(r, v, at)),
-            ("rental", lambda r, v, d=donor: inject_rental(r, v, at, d)),
+            ("odometer_jump", inject_odometer_jump),
+            ("rollback", inject_rollback),
+            ("relocation", inject_relocation),
+            ("silence", inject_silence),
+            ("tow", inject_tow),
+            ("rental", functools.partial(inject_rental, donor=donor)),
         ):
             vid = f"{name}/{kind}"
             tr_v = _rename(tr, vid)
-            r = fn(Replay(tr_v, odometer_from_track(tr_v), []), vid)
+            r = fn(Replay(tr_v, odometer_from_track(tr_v), []), vid, at)
             tracks.append(r.tracks)
             odos.append(r.odometer)
             truth += r.truth
@@ -119,10 +128,7 @@ def main(days: int = 28) -> dict[str, Any]:
         b = base if total == days else vehicles(total)
         r = injected(b, d, total)
         alerts = score(r.tracks, r.odometer)
-        first = {
-            v: START
-            for v in pc.unique(r.tracks.column("vehicle_id")).to_pylist()
-        }
+        first = dict.fromkeys(pc.unique(r.tracks.column("vehicle_id")).to_pylist(), START)
         q = detection_quality(
             alerts,
             r.truth_table(),

@@ -224,9 +224,7 @@ def test_every_count_adds_up_and_every_edge_holds() -> None:
 
 
 def test_reasons_name_the_hours_and_an_unknown_anomaly_credits_nothing() -> None:
-    q = detection_quality(
-        ALERTS, TRUTH, eval_start=S - 5 * H, first_seen={"v2": S - 180.52 * H}
-    )
+    q = detection_quality(ALERTS, TRUTH, eval_start=S - 5 * H, first_seen={"v2": S - 180.52 * H})
     (nm,) = q["anomalies"]["relocation"]["not_measurable"]
     assert nm["reason"].startswith("181 h of history before the start")
     q = detection_quality(

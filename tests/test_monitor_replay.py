@@ -42,9 +42,7 @@ def drives() -> dict[str, pa.Table]:
     out = {}
     for name, f in (("demo5", "demo5_b34f_f.pos"), ("rtklibpy", "py_0315f.pos")):
         t, lat, lon = read_rtklib_pos(DATA / f)
-        out[name] = daily_replay(
-            name, t, lat, lon, days=24, start_day=START, offsets_h=(0.0, 10.0)
-        )
+        out[name] = daily_replay(name, t, lat, lon, days=24, start_day=START, offsets_h=(0.0, 10.0))
     return out
 
 
@@ -130,15 +128,15 @@ def test_injected_anomalies_are_found_on_real_drives(drives: dict[str, pa.Table]
         t = _secs(tr.column("time"))
         at = float(t[t > START + 20 * 86400][0] + 1800)  # 30 min into day 20's first drive
         for kind, fn in (
-            ("odometer_jump", lambda r, v: inject_odometer_jump(r, v, at)),
-            ("rollback", lambda r, v: inject_rollback(r, v, at)),
-            ("relocation", lambda r, v: inject_relocation(r, v, at)),
-            ("silence", lambda r, v: inject_silence(r, v, at)),
-            ("tow", lambda r, v: inject_tow(r, v, at)),
+            ("odometer_jump", inject_odometer_jump),
+            ("rollback", inject_rollback),
+            ("relocation", inject_relocation),
+            ("silence", inject_silence),
+            ("tow", inject_tow),
         ):
             vid = f"{name}/{kind}"
             v = tr.set_column(0, "vehicle_id", pa.array([vid] * tr.num_rows))
-            r = fn(Replay(v, odometer_from_track(v), []), vid)
+            r = fn(Replay(v, odometer_from_track(v), []), vid, at)
             tracks.append(r.tracks)
             odos.append(r.odometer)
             truth += r.truth

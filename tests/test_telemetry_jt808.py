@@ -412,7 +412,8 @@ def _ref_location(hexstr: str) -> dict[str, Any]:
     body, check = _unescaped(hexstr)
     assert _xor(body) == check
     msg_id, props = struct.unpack(">HH", body[:4])
-    assert msg_id == 0x0200 and not props & 0x6000  # no 2019 flag, no subpackage
+    assert msg_id == 0x0200
+    assert not props & 0x6000  # no 2019 flag, no subpackage
     b = body[12 : 12 + (props & 0x3FF)]
     alarm, status, lat, lon, alt, speed, heading = struct.unpack(">IIIIHHH", b[:22])
     bcd = b[22:28].hex()

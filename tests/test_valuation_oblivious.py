@@ -16,7 +16,6 @@ import pytest
 from autolien import _core
 from autolien.valuation.data import load_uk_used_cars
 from autolien.valuation.model import compile_trees
-from conftest import require_module
 from autolien.valuation.train import (
     Encoder,
     ExportParityError,
@@ -27,6 +26,7 @@ from autolien.valuation.train import (
     oblivious_onnx,
     run_onnx,
 )
+from conftest import require_module
 
 catboost = require_module("catboost")
 DATA = Path(__file__).parent / "data" / "valuation"

@@ -87,7 +87,9 @@ class MonitorConfig:
             if v < 0 and f.name != "tz_offset_h":
                 raise ValueError(f"MonitorConfig.{f.name} must be a number >= 0, got {v!r}")
         if not -12.0 <= self.tz_offset_h <= 14.0:
-            raise ValueError(f"MonitorConfig.tz_offset_h must be in [-12, 14] h, got {self.tz_offset_h!r}")
+            raise ValueError(
+                f"MonitorConfig.tz_offset_h must be in [-12, 14] h, got {self.tz_offset_h!r}"
+            )
         if self.tz:
             try:
                 ZoneInfo(self.tz)

@@ -386,27 +386,25 @@ class Vehicle:
                 )
             )
         t, km, step, ohs = odo_steps
-        for i in np.flatnonzero((step < -c.rollback_km) & (ohs >= h_a) & (ohs < h_b)):
+        for r in np.flatnonzero((step < -c.rollback_km) & (ohs >= h_a) & (ohs < h_b)):
             ev = {
-                "before_km": float(km[i - 1]),
-                "after_km": float(km[i]),
-                "rollback_km": float(-step[i]),
+                "before_km": float(km[r - 1]),
+                "after_km": float(km[r]),
+                "rollback_km": float(-step[r]),
             }
             out.append(
                 Signal(
-                    float(t[i]),
+                    float(t[r]),
                     "odometer_rollback",
                     2,
-                    float(-step[i]),
+                    float(-step[r]),
                     ev,
-                    (float(t[i - 1]), float(t[i])),
+                    (float(t[r - 1]), float(t[r])),
                 )
             )
         return out
 
-    def _confirmed_jumps(
-        self, d: Any, hs: I64, h_a: int, h_b: int
-    ) -> list[tuple[int, int]]:
+    def _confirmed_jumps(self, d: Any, hs: I64, h_a: int, h_b: int) -> list[tuple[int, int]]:
         """(jump fix, confirming fix) of the jumps confirmed in hours [h_a, h_b).
 
         A single bad fix that lies far away and comes straight back is a GPS
@@ -420,8 +418,8 @@ class Vehicle:
         lim = self.cfg.jump_min_m
         n = d.t.size
         out = []
-        for i in np.flatnonzero(d.jump):
-            i = int(i)
+        for j in np.flatnonzero(d.jump):
+            i = int(j)
             at = i + k
             if at >= n or not h_a <= hs[at] < h_b:
                 continue
@@ -430,9 +428,12 @@ class Vehicle:
                 continue  # out and back: a glitch
             before = np.arange(max(1, i - k), i)
             before = before[d.jump[before]]
-            if before.size and (
-                haversine_m(d.lat[before - 1], d.lon[before - 1], d.lat[i], d.lon[i]) < lim
-            ).any():
+            if (
+                before.size
+                and (
+                    haversine_m(d.lat[before - 1], d.lon[before - 1], d.lat[i], d.lon[i]) < lim
+                ).any()
+            ):
                 continue  # the return from a glitch
             out.append((i, at))
         return out

@@ -28,6 +28,7 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -58,7 +59,7 @@ class Replay:
 
     tracks: pa.Table
     odometer: pa.Table
-    truth: list[dict[str, object]]
+    truth: list[dict[str, Any]]
 
     def truth_table(self) -> pa.Table:
         return pa.table(
@@ -67,7 +68,7 @@ class Replay:
                 "anomaly": pa.array([r["anomaly"] for r in self.truth], pa.string()),
                 "kind": pa.array([r["kind"] for r in self.truth], pa.string()),
                 "start": pa.array(
-                    [round(float(r["start"]) * 1e6) for r in self.truth], pa.int64()  # type: ignore[arg-type]
+                    [round(float(r["start"]) * 1e6) for r in self.truth], pa.int64()
                 ).cast(TS),
                 "expected_level": pa.array([r["expected_level"] for r in self.truth], pa.string()),
             }
@@ -87,7 +88,9 @@ def _secs(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return np.asarray(col.cast(TS).cast(pa.int64()).to_numpy(zero_copy_only=False)) / 1e6
 
 
-def _track(vid: str, t: np.ndarray, lat: np.ndarray, lon: np.ndarray, ign: list[bool | None]) -> pa.Table:
+def _track(
+    vid: str, t: np.ndarray, lat: np.ndarray, lon: np.ndarray, ign: list[bool | None]
+) -> pa.Table:
     return pa.table(
         {
             "vehicle_id": pa.array([vid] * t.size, pa.string()),
@@ -177,7 +180,7 @@ def _split(tab: pa.Table, vid: str) -> tuple[pa.Table, pa.Table]:
     return tab.filter(mine).sort_by("time"), tab.filter(pc.invert(mine))
 
 
-def _truth(vid: str, anomaly: str, kind: str, start: float, level: str) -> dict[str, object]:
+def _truth(vid: str, anomaly: str, kind: str, start: float, level: str) -> dict[str, Any]:
     return {
         "vehicle_id": vid,
         "anomaly": anomaly,
@@ -230,7 +233,9 @@ def inject_silence(r: Replay, vid: str, at: float, hours: float = 96.0) -> Repla
     for tab in (r.tracks, r.odometer):
         mine, rest = _split(tab, vid)
         t = _secs(mine.column("time"))
-        out.append(pa.concat_tables([rest, mine.filter(pa.array((t < at) | (t >= at + hours * 3600)))]))
+        out.append(
+            pa.concat_tables([rest, mine.filter(pa.array((t < at) | (t >= at + hours * 3600)))])
+        )
     truth = _truth(vid, "silence", "device_silence", at, "alert")
     return Replay(out[0], out[1], [*r.truth, truth])
 
@@ -258,7 +263,9 @@ def inject_tow(
     lon[later] += dlon
     keep = (t < at) | later
     ins = _track(vid, tt, tow_lat, tow_lon, [False] * tt.size)
-    base = _track(vid, t[keep], lat[keep], lon[keep], [g for g, k in zip(ign, keep, strict=True) if k])
+    base = _track(
+        vid, t[keep], lat[keep], lon[keep], [g for g, k in zip(ign, keep, strict=True) if k]
+    )
     tracks = pa.concat_tables([rest, base, ins])
     # the odometer stands still through the tow: readings stay at the last value
     omine, orest = _split(r.odometer, vid)
