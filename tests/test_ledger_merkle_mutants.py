@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from autolien.ledger import leaf_hash, node_hash, verify_consistency, verify_inclusion
+from autolien.ledger import MerkleLog, leaf_hash, node_hash, verify_consistency, verify_inclusion
 from reference_merkle import RefTree, ref_verify_consistency, ref_verify_inclusion
 
 LEAVES = [f"leaf {i}".encode() for i in range(40)]
@@ -78,3 +78,19 @@ def test_every_truncated_consistency_proof_is_rejected(size1: int) -> None:
             assert not verify_consistency(*args), (size1, size2, t)
             rejected += 1
     assert rejected >= 1
+
+
+def test_the_hash_choice_reaches_both_verifiers() -> None:
+    # a Keccak-256 log's proofs verify only under Keccak-256
+    log = MerkleLog("keccak256")
+    for d in LEAVES[:7]:
+        log.append(d)
+    ref = RefTree(LEAVES[:7], "keccak256")
+    assert log.root() == ref.root(7)
+    proof = log.consistency_proof(3, 7)
+    assert verify_consistency(3, 7, proof, ref.root(3), ref.root(7), hash="keccak256")
+    assert not verify_consistency(3, 7, proof, ref.root(3), ref.root(7))
+    inc = log.inclusion_proof(5)
+    lh = ref.leaf_hashes[5]
+    assert verify_inclusion(lh, 5, 7, inc, ref.root(7), hash="keccak256")
+    assert not verify_inclusion(lh, 5, 7, inc, ref.root(7))
