@@ -244,3 +244,15 @@ def test_no_alerts_at_all() -> None:
     q = detection_quality(ALERTS, TRUTH.slice(0, 0), eval_start=S - 5 * H)
     assert q["anomalies"] == {}
     assert q["alert_kinds"]["mileage_jump"]["false"] == 4
+
+
+def test_the_one_hour_slack_to_the_second() -> None:
+    # an alert of the meant kind 1 h before the start finds the anomaly and
+    # is true; one second earlier it does neither
+    truth = _truth([("a", "mileage_jump", "mileage_jump", "alert")])
+    for early_s, found in ((3600.0, 1.0), (3601.0, 0.0)):
+        q = detection_quality(
+            _alerts([("a", "mileage_jump", "alert", S - early_s)]), truth, eval_start=S - 2 * H
+        )
+        assert q["anomalies"]["mileage_jump"]["recall"] == found
+        assert q["alert_kinds"]["mileage_jump"]["true"] == found
