@@ -138,11 +138,13 @@ def test_short_history_makes_baseline_recall_not_measurable() -> None:
     )
     rel = q["anomalies"]["relocation"]
     assert (rel["n"], rel["recall"], rel["level_reached"]) == (0, None, None)
+    assert rel["measurable"] is False
+    assert rel["note"].startswith("not measurable: history 100 h")
     assert rel["not_measurable"] == [
         {
             "vehicle_id": "v2",
-            "reason": "100 h of history before the start; relocation needs 192 h "
-            "(lag_h + min_baseline_h)",
+            "reason": "history 100 h before the start < 192 h (lag_h + min_baseline_h) "
+            "that relocation needs",
         }
     ]
     # a rollback needs no baseline: still measured on 10 h of history
@@ -226,7 +228,7 @@ def test_every_count_adds_up_and_every_edge_holds() -> None:
 def test_reasons_name_the_hours_and_an_unknown_anomaly_credits_nothing() -> None:
     q = detection_quality(ALERTS, TRUTH, eval_start=S - 5 * H, first_seen={"v2": S - 180.52 * H})
     (nm,) = q["anomalies"]["relocation"]["not_measurable"]
-    assert nm["reason"].startswith("181 h of history before the start")
+    assert nm["reason"].startswith("history 181 h before the start")
     q = detection_quality(
         _alerts([("z", "towing", "alert", S)]),
         _truth([("z", "made_up", "towing", "alert")]),
@@ -256,3 +258,14 @@ def test_the_one_hour_slack_to_the_second() -> None:
         )
         assert q["anomalies"]["mileage_jump"]["recall"] == found
         assert q["alert_kinds"]["mileage_jump"]["true"] == found
+
+
+def test_a_portfolio_history_too_short_for_the_baselines() -> None:
+    # 6.5 days of data in all: the baseline needs 8 (7 days and a 1-day lag)
+    q = detection_quality(ALERTS, TRUTH, eval_start=S - 5 * H, history_h=6.5 * 24)
+    for name in ("mileage_jump", "relocation"):
+        a = q["anomalies"][name]
+        assert (a["recall"], a["measurable"]) == (None, False)
+        assert a["note"] == "not measurable: history 6.5 d < 8 d that the baseline needs"
+    assert q["anomalies"]["rollback"]["recall"] == 1.0  # no baseline needed
+    assert q["alert_kinds"]["mileage_jump"]["anomalies"] == 2  # v1 and v5

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from .config import LEVELS, MonitorConfig
 
-__all__ = ["BASELINE_KINDS", "MEANT", "RELATED", "detection_quality"]
+__all__ = ["BASELINE_KINDS", "MEANT", "RELATED", "baseline_need_h", "detection_quality"]
 
 # The alert kinds each injected anomaly is meant to raise: only these find it
 # (recall) and only these count as true alerts (precision).
@@ -52,6 +52,12 @@ RELATED: dict[str, frozenset[str]] = {
 BASELINE_KINDS = frozenset({"entropy_increase", "mileage_jump", "relocation"})
 
 
+def baseline_need_h(config: MonitorConfig | None = None) -> float:
+    """Hours of history before a baseline detector can raise anything."""
+    c = config or MonitorConfig()
+    return float(c.min_baseline_h + c.lag_h)
+
+
 def _sec(x: Any) -> float:
     if isinstance(x, (int, float)) and not isinstance(x, bool):
         return float(x)
@@ -69,6 +75,7 @@ def detection_quality(
     eval_start: Any,
     horizon_h: float = 168.0,
     first_seen: Mapping[str, Any] | None = None,
+    history_h: float | None = None,
     config: MonitorConfig | None = None,
 ) -> dict[str, Any]:
     """Per anomaly: recall (an alert of its kind opened from 1 h before its
@@ -82,14 +89,17 @@ def detection_quality(
     baseline kind that start before the vehicle has a whole baseline
     (``lag_h + min_baseline_h`` hours): their recall is not measurable, so
     they are left out of ``n`` and listed under ``not_measurable`` with the
-    reason instead of counting as misses."""
+    reason instead of counting as misses. ``history_h`` (hours of data the
+    monitor had, for the whole portfolio) does the same for every vehicle.
+    An anomaly kind with none measurable has ``recall`` None,
+    ``measurable`` False and a ``note`` that says why."""
     cfg = config or MonitorConfig()
     t0 = _sec(eval_start)
     A = alerts.to_pylist()
     opened = _us(alerts.column("opened")) if alerts.num_rows else np.zeros(0)
     truth_rows = truth.to_pylist()
     starts = _us(truth.column("start")) if truth.num_rows else np.zeros(0)
-    need_s = (cfg.lag_h + cfg.min_baseline_h) * 3600.0
+    need_s = baseline_need_h(cfg) * 3600.0
     seen = {k: _sec(v) for k, v in (first_seen or {}).items()}
     by_vehicle: dict[str, list[tuple[str, float]]] = {}
     per_kind: dict[str, dict[str, Any]] = {}
@@ -100,12 +110,21 @@ def detection_quality(
             {"kind": r["kind"], "n": 0, "detected": 0, "level_ok": 0, "delays_h": [], "nm": []},
         )
         first = seen.get(r["vehicle_id"])
+        if r["kind"] in BASELINE_KINDS and history_h is not None and history_h * 3600 < need_s:
+            k["nm"].append(
+                {
+                    "vehicle_id": r["vehicle_id"],
+                    "reason": f"history {history_h / 24:.1f} d < {need_s / 86400:g} d "
+                    "that the baseline needs",
+                }
+            )
+            continue
         if r["kind"] in BASELINE_KINDS and first is not None and s - first < need_s:
             k["nm"].append(
                 {
                     "vehicle_id": r["vehicle_id"],
-                    "reason": f"{(s - first) / 3600:.0f} h of history before the start; "
-                    f"{r['kind']} needs {need_s / 3600:.0f} h (lag_h + min_baseline_h)",
+                    "reason": f"history {(s - first) / 3600:.0f} h before the start < "
+                    f"{need_s / 3600:.0f} h (lag_h + min_baseline_h) that {r['kind']} needs",
                 }
             )
             continue
@@ -136,8 +155,12 @@ def detection_quality(
             "max_delay_h": float(max(d)) if d else None,
             "delays_h": [float(x) for x in d],
             "not_measurable": k["nm"],
+            "measurable": bool(n),
         }
+        if not n and k["nm"]:
+            summary["anomalies"][name]["note"] = f"not measurable: {k['nm'][0]['reason']}"
     counts: dict[str, dict[str, int]] = {}
+    covered: dict[str, set[str]] = {}
     for o, a in zip(opened, A, strict=True):
         if o < t0:
             continue
@@ -146,6 +169,7 @@ def detection_quality(
         injected = [(name, s) for name, s in by_vehicle.get(a["vehicle_id"], []) if o >= s - 3600]
         if any(a["kind"] in MEANT.get(name, ()) for name, _ in injected):
             c["true"] += 1
+            covered.setdefault(a["kind"], set()).add(a["vehicle_id"])
         elif any(a["kind"] in RELATED.get(name, ()) for name, _ in injected):
             c["related"] += 1
         else:
@@ -160,5 +184,7 @@ def detection_quality(
             "precision": c["true"] / judged if judged else None,
             # true / all alerts: related ones counted against
             "precision_strict": c["true"] / c["alerts"],
+            # vehicles with an injected anomaly that the true alerts are on
+            "anomalies": len(covered.get(kind, ())),
         }
     return summary
