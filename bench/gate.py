@@ -29,6 +29,9 @@ when, against the baseline:
   than 2%. These counts are repeatable to a few instructions and do not
   depend on the CPU model or the load. They are taken when valgrind is on
   the machine.
+* on any machine: a ratio or growth exponent of the baseline is missing
+  from the run (a benchmark that disappears is a failure), and so is an
+  instruction count when the run counted instructions at all.
 """
 
 from __future__ import annotations
@@ -206,8 +209,8 @@ def compare(
         notes.append(f"baseline timed by {timers[0]}, this run by {timers[1]}: ratios not gated")
     for key, b in base["ratios"].items():
         n = now["ratios"].get(key)
-        if n is None:
-            notes.append(f"missing in this run: {key}")
+        if n is None:  # a benchmark that disappeared is a failure, not a note
+            failures.append(f"missing in this run: {key}")
             continue
         gated = timers[0] == timers[1] and (
             same or bool(b.get("single_thread") and n.get("single_thread"))
@@ -220,11 +223,17 @@ def compare(
         (failures if gated and change < -tol else notes).append(line)
     for key, b in base["growth"].items():
         n = now["growth"].get(key)
-        if n is not None and n - b > GROWTH_LIMIT:
+        if n is None:
+            failures.append(f"missing in this run: {key}")
+        elif n - b > GROWTH_LIMIT:
             failures.append(f"{key}: cost grows as n^{n:.2f}, baseline n^{b:.2f}")
     for key, b in base.get("instructions", {}).items():
-        n = now.get("instructions", {}).get(key)
+        counted = now.get("instructions", {})
+        n = counted.get(key)
         if n is None:
+            # a run without valgrind counts nothing; one that counts must count all
+            if counted:
+                failures.append(f"missing in this run: {key}")
             continue
         change = n / b - 1
         line = f"{key}: {b:,} -> {n:,} instructions ({change:+.2%})"

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -15,6 +16,26 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=25, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# `make test` sets this: a test dependency that is missing there fails the
+# run instead of skipping quietly (a bare `pytest` still skips, saying why).
+REQUIRE_ALL = os.environ.get("AUTOLIEN_REQUIRE_ALL") == "1"
+
+
+def missing(reason: str) -> NoReturn:
+    """Skips for a missing dependency, or fails under AUTOLIEN_REQUIRE_ALL=1."""
+    if REQUIRE_ALL:
+        pytest.fail(f"{reason} (AUTOLIEN_REQUIRE_ALL=1: nothing may be skipped)", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_module(name: str) -> Any:
+    """importorskip that fails instead under AUTOLIEN_REQUIRE_ALL=1."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        missing(f"needs {name}: {e}")
 
 
 def load_json(rel: str) -> Any:

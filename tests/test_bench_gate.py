@@ -244,3 +244,21 @@ def test_busy_machine_passes_and_a_real_2x_slowdown_fails(tmp_path: Path) -> Non
     assert [f.split(":")[0] for f in failures] == [
         "gate-probe | n=20000 | extend, 1 thread / hashlib loop"
     ]
+
+
+def test_a_benchmark_missing_from_the_run_fails() -> None:
+    gone = run(10.0)
+    gone["ratios"] = {}
+    failures, _ = gate.compare(run(10.0), gone, 0.25)
+    assert failures == ["missing in this run: g | n=10 | ours / peer"]
+    gone = run(10.0)
+    gone["growth"] = {}
+    assert gate.compare(run(10.0), gone, 0.25)[0] == ["missing in this run: g | ours"]
+    # one instruction count of several missing fails; a run without valgrind
+    # (no counts at all) is not judged on them
+    base = run(10.0)
+    base["instructions"]["other kernel"] = 5
+    assert gate.compare(base, run(10.0), 0.25)[0] == ["missing in this run: other kernel"]
+    uncounted = run(10.0)
+    uncounted["instructions"] = {}
+    assert gate.compare(run(10.0), uncounted, 0.25)[0] == []

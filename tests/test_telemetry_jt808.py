@@ -372,12 +372,68 @@ def test_version_comes_from_length_not_bit_14() -> None:
 )
 def test_real_device_frames_with_a_wrong_check_code_are_rejected(vid: str) -> None:
     # SmallChi decodes these without verifying the check code; the XOR over
-    # the unescaped header and body (the standard, and the vectors' independent
-    # reference decoder) does not match, so they are rejected as bad_checksum.
+    # the unescaped header and body (the standard), computed here, does not
+    # match the frame's check byte, so they are rejected as bad_checksum.
+    body, check = _unescaped(VECTORS[vid]["hex"])
+    assert _xor(body) != check
     res = decode_jt808(bytes.fromhex(VECTORS[vid]["hex"]))
     assert res.rejects.column("reason").to_pylist() == ["bad_checksum"]
-    assert VECTORS[vid]["ref"]["checksum_ok"] is False
     assert res.rejects.column("raw")[0].as_py() == bytes.fromhex(VECTORS[vid]["hex"])
+
+
+def _unescaped(hexstr: str) -> tuple[bytes, int]:
+    """Header and body of one frame with 0x7D 0x02 / 0x7D 0x01 undone (JT/T
+    808-2013 section 4.4.1), and its check byte."""
+    raw = bytes.fromhex(hexstr)
+    assert raw[0] == raw[-1] == 0x7E
+    out = bytearray()
+    i = 1
+    while i < len(raw) - 1:
+        if raw[i] == 0x7D:
+            out.append({0x02: 0x7E, 0x01: 0x7D}[raw[i + 1]])
+            i += 2
+        else:
+            out.append(raw[i])
+            i += 1
+    return bytes(out[:-1]), out[-1]
+
+
+def _xor(data: bytes) -> int:
+    x = 0
+    for b in data:
+        x ^= b
+    return x
+
+
+def _ref_location(hexstr: str) -> dict[str, Any]:
+    """A location report (0x0200, 2013 header) read by hand from its bytes:
+    the 28-byte basic block (section 8.18, table 23) and the mileage item
+    0x01 (DWORD, 1/10 km)."""
+    body, check = _unescaped(hexstr)
+    assert _xor(body) == check
+    msg_id, props = struct.unpack(">HH", body[:4])
+    assert msg_id == 0x0200
+    assert not props & 0x6000  # no 2019 flag, no subpackage
+    b = body[12 : 12 + (props & 0x3FF)]
+    alarm, status, lat, lon, alt, speed, heading = struct.unpack(">IIIIHHH", b[:22])
+    bcd = b[22:28].hex()
+    local = datetime(2000 + int(bcd[0:2]), *(int(bcd[k : k + 2]) for k in range(2, 12, 2)))
+    items: dict[int, bytes] = {}
+    i = 28
+    while i + 2 <= len(b) and i + 2 + b[i + 1] <= len(b):
+        items.setdefault(b[i], b[i + 2 : i + 2 + b[i + 1]])
+        i += 2 + b[i + 1]
+    return {
+        "time": (local - GMT8).replace(tzinfo=UTC),
+        "lat": lat / 1e6 * (-1 if status & 0x4 else 1),
+        "lon": lon / 1e6 * (-1 if status & 0x8 else 1),
+        "altitude_m": float(alt),
+        "speed_kmh": speed / 10,
+        "heading_deg": float(heading),
+        "alarm": alarm,
+        "status": status,
+        "mileage_km": int.from_bytes(items[0x01], "big") / 10 if 0x01 in items else None,
+    }
 
 
 @pytest.mark.parametrize(
@@ -392,8 +448,19 @@ def test_real_device_frames_with_a_wrong_check_code_are_rejected(vid: str) -> No
 def test_real_device_frames_decode(vid: str) -> None:
     res = one(VECTORS[vid]["hex"])
     (row,) = res.table.to_pylist()
-    assert row["time"] is not None
-    assert -180 <= row["lon"] <= 180
+    ref = _ref_location(VECTORS[vid]["hex"])
+    assert row["time"] == ref.pop("time")
+    assert {k: row[k] for k in ref} == pytest.approx(ref)
+
+
+def test_a_real_device_frame_by_hand() -> None:
+    # hylexus/jt-808-protocol issue 8: lat 0x01DD1A6A, lon 0x07323960, heading
+    # 0x014A, time bytes 19 05 16 03 32 45 (GMT+8), mileage item 01 04 00000000
+    (row,) = one(VECTORS["issue-hylexus-jt-808-protocol-8"]["hex"]).table.to_pylist()
+    assert (row["lat"], row["lon"]) == (31.267434, 120.732)
+    assert row["heading_deg"] == 330.0
+    assert row["time"] == datetime(2019, 5, 15, 19, 32, 45, tzinfo=UTC)
+    assert (row["speed_kmh"], row["mileage_km"], row["status"]) == (0.0, 0.0, 2)
 
 
 # --- cuteLittleDevil/go-jt808 ---------------------------------------------------------------------------

@@ -111,8 +111,39 @@ def test_shipped_model_card_matches_a_retrain(uk: pa.Table, tmp_path: Path) -> N
     )
     # well ahead of the naive make/model/year median (MdAPE 9.1% on this data)
     assert shipped["metrics"]["test"]["mdape_pct"] < 6.0
-    # the same recipe on CarDekho (India): about 9.5% MdAPE is the published figure for it
-    assert 8.0 < shipped["metrics"]["cardekho (INR)"]["mdape_pct"] < 11.0
+    # the same recipe on CarDekho (India) must beat the naive make/model/age
+    # median on the same split (docs/valuation.md: the band is derived, not cited)
+    assert 8.0 < shipped["metrics"]["cardekho (INR)"]["mdape_pct"] < _naive_cardekho_mdape()
+
+
+def _naive_cardekho_mdape(seed: int = 42) -> float:
+    """MdAPE (%) of the naive price on CarDekho's test split: the median
+    training price of the same brand, model and age (else brand and model,
+    else all), computed here from the CSV. 10.65% on the shipped data."""
+    import csv
+
+    with open(DATA / "cardekho" / "cardekho_dataset.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    tr, te = split(len(rows), seed)
+    groups: dict[tuple[str, ...], list[float]] = {}
+    for i in tr:
+        r = rows[i]
+        for key in ((r["brand"], r["model"], r["vehicle_age"]), (r["brand"], r["model"]), ()):
+            groups.setdefault(key, []).append(float(r["selling_price"]))
+    ape = []
+    for i in te:
+        r = rows[i]
+        key = next(
+            k
+            for k in ((r["brand"], r["model"], r["vehicle_age"]), (r["brand"], r["model"]), ())
+            if k in groups
+        )
+        ape.append(abs(float(np.median(groups[key])) / float(r["selling_price"]) - 1))
+    return float(np.median(ape)) * 100
+
+
+def test_naive_cardekho_baseline_is_the_derived_band() -> None:
+    assert _naive_cardekho_mdape() == pytest.approx(10.65, abs=0.01)
 
 
 def test_hgb_learner_trains_exports_and_loads(tmp_path: Path) -> None:
@@ -124,8 +155,8 @@ def test_hgb_learner_trains_exports_and_loads(tmp_path: Path) -> None:
     meta = json.loads((tmp_path / "model.json").read_text())
     assert meta["learner"] == "hgb"
     assert "HistGradientBoostingRegressor" in (tmp_path / "MODEL_CARD.md").read_text()
-    # about 9.5% MdAPE is the published figure for this recipe on CarDekho
-    assert 8.0 < meta["metrics"]["test"]["mdape_pct"] < 11.0
+    # beats the naive make/model/age median on the same split (10.65%)
+    assert 8.0 < meta["metrics"]["test"]["mdape_pct"] < _naive_cardekho_mdape()
     v = Valuer.load(tmp_path)
     assert isinstance(v.trees, _core.TreeEnsemble)
     cd = load_cardekho(csv).slice(0, 500)

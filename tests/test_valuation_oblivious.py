@@ -26,8 +26,9 @@ from autolien.valuation.train import (
     oblivious_onnx,
     run_onnx,
 )
+from conftest import require_module
 
-catboost = pytest.importorskip("catboost")
+catboost = require_module("catboost")
 DATA = Path(__file__).parent / "data" / "valuation"
 ISAS = [i for i in ("avx512", "avx2", "portable") if _core.ObliviousEnsemble.supports(i)]
 

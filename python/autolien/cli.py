@@ -196,9 +196,10 @@ def _run(args: argparse.Namespace) -> int:
             )
         print("    precision over alerts (true alerts / alerts; injected anomalies they cover):")
         for kind, v in sorted(det["alert_kinds"].items()):
+            p = "   n/a" if v["precision"] is None else f"{v['precision']:6.0%}"
             print(
-                f"    precision {kind:20s} {v['precision']:6.0%} ({v['true']}/{v['alerts']} alerts; "
-                f"{v['anomalies']} anomalies)"
+                f"    precision {kind:20s} {p} ({v['true']} true, {v['false']} false, "
+                f"{v['related']} related of {v['alerts']} alerts; {v['anomalies']} anomalies)"
             )
         print(f"    emergencies on normal vehicles: {det['normal_emergencies']}")
     val = report.get("valuation")

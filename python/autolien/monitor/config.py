@@ -3,7 +3,9 @@ which a test checks against this class."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = ["LEVELS", "MonitorConfig"]
 
@@ -21,7 +23,8 @@ class MonitorConfig:
     step_cap_s: float = 120.0  # a step counts at most this long as driving time
     dwell_cap_s: float = 600.0  # a fix stands for at most this long in location time
     cell_m: float = 1000.0  # sinusoidal equal-area grid cell side
-    tz_offset_h: float = 8.0  # local time for night driving (China Standard Time)
+    tz_offset_h: float = 8.0  # local time for night driving (China Standard Time), -12..14
+    tz: str = ""  # an IANA zone name ("America/Chicago"); when set it replaces tz_offset_h
     night_start_h: int = 22
     night_end_h: int = 6
     harsh_accel_mps2: float = 3.0
@@ -51,6 +54,7 @@ class MonitorConfig:
     jump_kmh: float = 200.0
     jump_still_gap_s: float = 600.0
     jump_alert_m: float = 50000.0
+    jump_confirm_fixes: int = 2  # fixes after a jump that must not come back (a GPS glitch does)
     # towing: moving with the ignition (JT/T 808 ACC bit) off
     tow_min_m: float = 500.0
     # relocation
@@ -62,6 +66,9 @@ class MonitorConfig:
     silence_warning_h: float = 6.0
     silence_alert_h: float = 24.0
     silence_emergency_h: float = 72.0
+    silence_learn_min_h: float = 1.0  # gaps at least this long are learnt as the vehicle's habit
+    silence_learn_gaps: int = 3  # learnt gaps in the baseline period needed to move the thresholds
+    silence_margin: float = 1.25  # the warning waits this many times the habitual long gap
     # grading
     cooldown_h: float = 6.0
     close_after_h: float = 24.0
@@ -71,8 +78,25 @@ class MonitorConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             v = getattr(self, f.name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+            if f.name == "tz":
+                if not isinstance(v, str):
+                    raise ValueError(f"MonitorConfig.tz must be an IANA zone name, got {v!r}")
+                continue
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+                raise ValueError(f"MonitorConfig.{f.name} must be a finite number, got {v!r}")
+            if v < 0 and f.name != "tz_offset_h":
                 raise ValueError(f"MonitorConfig.{f.name} must be a number >= 0, got {v!r}")
+        if not -12.0 <= self.tz_offset_h <= 14.0:
+            raise ValueError(
+                f"MonitorConfig.tz_offset_h must be in [-12, 14] h, got {self.tz_offset_h!r}"
+            )
+        if self.tz:
+            try:
+                ZoneInfo(self.tz)
+            except (ZoneInfoNotFoundError, ValueError) as e:
+                raise ValueError(f"MonitorConfig.tz: unknown IANA zone {self.tz!r}") from e
+        if self.silence_learn_min_h > self.silence_warning_h:
+            raise ValueError("silence_learn_min_h must not exceed silence_warning_h")
         if self.context_h < 1 or self.baseline_h < 24 or self.cell_m <= 0:
             raise ValueError("context_h >= 1, baseline_h >= 24 and cell_m > 0 are required")
         if not self.silence_warning_h <= self.silence_alert_h <= self.silence_emergency_h:

@@ -52,7 +52,9 @@ KIND_CAP = {
     "entropy_increase": 1,
     "mileage_jump": 1,
     "odometer_mismatch": 1,
-    "position_jump": 1,
+    # a jump is an event, not a state: repeated jumps never escalate by
+    # persistence (only a jump of jump_alert_m or more is an alert)
+    "position_jump": 0,
     "towing": 2,
     "odometer_freeze": 2,
     "odometer_rollback": 2,
@@ -60,6 +62,7 @@ KIND_CAP = {
     "device_silence": 2,
     "vin_change": 2,
 }
+_EXPLAINS_ENTROPY = ("towing", "relocation")
 _SUMS = (
     "n",
     "dist_km",
@@ -179,6 +182,9 @@ class Vehicle:
         self.last_seen: float | None = None
         self.silence_from: float | None = None
         self.silence_sent = 0
+        self.gaps: list[tuple[float, float]] = []  # (end, length) of learnt silences
+        self.place_change = math.inf  # when the last towing or relocation alert opened
+        self.last_pos = (math.nan, math.nan)  # the last fix of the hours scored so far
         self.open: dict[str, Alert] = {}
         self.closed: list[Alert] = []
         self.feature_rows: list[dict[str, np.ndarray]] = []
@@ -218,30 +224,44 @@ class Vehicle:
         return self._silence_gaps(np.sort(np.concatenate(times)))
 
     # -- device silence ----------------------------------------------------
-    def _silence_levels(self) -> list[float]:
+    def _silence_levels(self, at: float) -> list[float]:
+        """Warning, alert and emergency thresholds (s) for a silence that
+        begins at ``at``. A vehicle that habitually goes quiet for long (a
+        taxi's off-shift, a car parked overnight with its terminal asleep)
+        has its ladder moved up: the warning waits ``silence_margin`` times
+        the 90th percentile of its learnt gaps in the baseline period, and
+        alert and emergency keep their distance above it."""
         c = self.cfg
-        return [c.silence_warning_h * HOUR, c.silence_alert_h * HOUR, c.silence_emergency_h * HOUR]
+        w, a, e = c.silence_warning_h * HOUR, c.silence_alert_h * HOUR, c.silence_emergency_h * HOUR
+        recent = [g for end, g in self.gaps if at - c.baseline_h * HOUR < end <= at]
+        if len(recent) >= c.silence_learn_gaps:
+            habit = float(np.quantile(np.array(recent), 0.9, method="lower"))
+            w2 = max(w, c.silence_margin * habit)
+            a2 = max(a, w2 + (a - w))
+            return [w2, a2, max(e, a2 + (e - a))]
+        return [w, a, e]
 
     def _silence_gaps(self, times: F64) -> list[Signal]:
         out: list[Signal] = []
-        thr = self._silence_levels()
+        c = self.cfg
         if self.last_seen is None:
             self.last_seen = float(times[0])
         times = times[times > self.last_seen]
         if times.size == 0:
             return out
-        # only the gaps longer than the first threshold need a look
+        # only gaps worth learning (or signalling) need a look
         prev = np.r_[self.last_seen, times[:-1]]
-        big = np.flatnonzero(times - prev > thr[0])
+        big = np.flatnonzero(times - prev >= c.silence_learn_min_h * HOUR)
         if self.silence_sent:  # a silence already signalled ends at the next row
             big = np.union1d([0], big)
         for i in big:
-            self.last_seen = float(prev[i])
+            gap_start = float(prev[i])
+            self.last_seen = gap_start
             t = float(times[i])
-            gap_start = self.last_seen
+            thr = self._silence_levels(gap_start)
             for lvl in range(self.silence_sent, 3):
                 if gap_start + thr[lvl] < t:
-                    out.append(self._silence_signal(gap_start, lvl))
+                    out.append(self._silence_signal(gap_start, lvl, thr))
                     self.silence_sent = lvl + 1
             if self.silence_sent:
                 out.append(
@@ -250,11 +270,15 @@ class Vehicle:
                     )
                 )
             self.silence_sent = 0
+            if t - gap_start >= c.silence_learn_min_h * HOUR:
+                # gaps that can no longer fall in a baseline period are dropped
+                self.gaps = [g for g in self.gaps if g[0] > t - c.baseline_h * HOUR]
+                self.gaps.append((t, t - gap_start))
         self.last_seen = float(times[-1])
         return out
 
-    def _silence_signal(self, gap_start: float, lvl: int) -> Signal:
-        at = gap_start + self._silence_levels()[lvl]
+    def _silence_signal(self, gap_start: float, lvl: int, thr: list[float]) -> Signal:
+        at = gap_start + thr[lvl]
         lat, lon = self._last_position(gap_start)
         return Signal(
             at,
@@ -264,6 +288,7 @@ class Vehicle:
             {
                 "silent_since": gap_start,
                 "silent_h": (at - gap_start) / HOUR,
+                "threshold_h": thr[lvl] / HOUR,
                 "last_lat": lat,
                 "last_lon": lon,
             },
@@ -274,10 +299,10 @@ class Vehicle:
         if self.last_seen is None:
             return []
         out = []
-        thr = self._silence_levels()
+        thr = self._silence_levels(self.last_seen)
         for lvl in range(self.silence_sent, 3):
             if self.last_seen + thr[lvl] <= now:
-                out.append(self._silence_signal(self.last_seen, lvl))
+                out.append(self._silence_signal(self.last_seen, lvl, thr))
                 self.silence_sent = lvl + 1
         return out
 
@@ -339,18 +364,19 @@ class Vehicle:
         c = self.cfg
         out: list[Signal] = []
         hs = np.floor(d.t / HOUR).astype(np.int64)
-        for i in np.flatnonzero(d.jump & (hs >= h_a) & (hs < h_b)):
+        for i, at in self._confirmed_jumps(d, hs, h_a, h_b):
             lvl = 1 if d.jump_m[i] >= c.jump_alert_m else 0
             ev = {
                 "from": [float(d.lat[i - 1]), float(d.lon[i - 1])],
                 "to": [float(d.lat[i]), float(d.lon[i])],
                 "distance_m": float(d.jump_m[i]),
                 "gap_s": float(d.t[i] - d.t[i - 1]),
+                "confirmed_by_fixes": c.jump_confirm_fixes,
             }
             seg = (float(d.t[i - 1]), float(d.t[i]))
             out.append(
                 Signal(
-                    float(d.t[i]),
+                    float(d.t[at]),
                     "position_jump",
                     lvl,
                     float(d.jump_m[i]),
@@ -360,22 +386,56 @@ class Vehicle:
                 )
             )
         t, km, step, ohs = odo_steps
-        for i in np.flatnonzero((step < -c.rollback_km) & (ohs >= h_a) & (ohs < h_b)):
+        for r in np.flatnonzero((step < -c.rollback_km) & (ohs >= h_a) & (ohs < h_b)):
             ev = {
-                "before_km": float(km[i - 1]),
-                "after_km": float(km[i]),
-                "rollback_km": float(-step[i]),
+                "before_km": float(km[r - 1]),
+                "after_km": float(km[r]),
+                "rollback_km": float(-step[r]),
             }
             out.append(
                 Signal(
-                    float(t[i]),
+                    float(t[r]),
                     "odometer_rollback",
                     2,
-                    float(-step[i]),
+                    float(-step[r]),
                     ev,
-                    (float(t[i - 1]), float(t[i])),
+                    (float(t[r - 1]), float(t[r])),
                 )
             )
+        return out
+
+    def _confirmed_jumps(self, d: Any, hs: I64, h_a: int, h_b: int) -> list[tuple[int, int]]:
+        """(jump fix, confirming fix) of the jumps confirmed in hours [h_a, h_b).
+
+        A single bad fix that lies far away and comes straight back is a GPS
+        glitch, not a move. A jump at fix i is confirmed by fix i + K
+        (K = ``jump_confirm_fixes``) when none of fixes i+1 .. i+K is back
+        within ``jump_min_m`` of fix i-1; the step that comes back from a
+        glitch (fix j back near the fix before a jump among j-K .. j-1) is no
+        jump either. Both tests read only fixes i-K-1 .. i+K, which the
+        buffer keeps (``_trim``), so streaming decides as batch does."""
+        k = self.cfg.jump_confirm_fixes
+        lim = self.cfg.jump_min_m
+        n = d.t.size
+        out = []
+        for j in np.flatnonzero(d.jump):
+            i = int(j)
+            at = i + k
+            if at >= n or not h_a <= hs[at] < h_b:
+                continue
+            ahead = slice(i + 1, at + 1)
+            if (haversine_m(d.lat[i - 1], d.lon[i - 1], d.lat[ahead], d.lon[ahead]) < lim).any():
+                continue  # out and back: a glitch
+            before = np.arange(max(1, i - k), i)
+            before = before[d.jump[before]]
+            if (
+                before.size
+                and (
+                    haversine_m(d.lat[before - 1], d.lon[before - 1], d.lat[i], d.lon[i]) < lim
+                ).any()
+            ):
+                continue  # the return from a glitch
+            out.append((i, at))
         return out
 
     def _towing(self, d: Any, h_a: int, h_b: int) -> list[Signal]:
@@ -588,8 +648,10 @@ class Vehicle:
                     band[f"{f}_median"][sl] = med
                     band[f"{f}_mad"][sl] = mad
             blat, blon = self.base_cells
+            # An hour without fixes is spent where the vehicle was last seen:
+            # a terminal that sleeps while parked still leaves it there.
+            lat, lon = self._carry_position(H["last_lat"][pos[sl]], H["last_lon"][pos[sl]])
             if blat.size:
-                lat, lon = H["last_lat"][pos[sl]], H["last_lon"][pos[sl]]
                 dist = haversine_m(lat[:, None], lon[:, None], blat[None, :], blon[None, :])
                 away[sl] = np.where(np.isnan(lat), np.nan, dist.min(axis=1) / 1e3)
             H["away_km"][pos[sl]] = away[sl]
@@ -610,6 +672,19 @@ class Vehicle:
             }
         )
         return signals
+
+    def _carry_position(self, lat: F64, lon: F64) -> tuple[F64, F64]:
+        """Forward-fills hours without a fix from the last position seen
+        (kept across calls, so streaming fills as batch does)."""
+        lat, lon = lat.copy(), lon.copy()
+        seen = np.flatnonzero(~np.isnan(lat))
+        idx = np.maximum.accumulate(np.where(~np.isnan(lat), np.arange(lat.size), -1))
+        fill = idx < 0
+        lat[~fill], lon[~fill] = lat[idx[~fill]], lon[idx[~fill]]
+        lat[fill], lon[fill] = self.last_pos
+        if seen.size:
+            self.last_pos = (float(lat[seen[-1]]), float(lon[seen[-1]]))
+        return lat, lon
 
     def _location(self, h_a: int, h_b: int) -> tuple[F64, F64]:
         """Location entropy (bits of dwell time per cell) over each hour's
@@ -815,7 +890,8 @@ class Vehicle:
         # keep the context window (+1 h) and two fixes before it: every kept
         # fix then derives exactly what it derived in a full run
         cut = int(np.searchsorted(t, (h_b - c.context_h - 1) * HOUR, side="left"))
-        cut = max(0, cut - 2)
+        # (and the 2K+2 before them that confirming a position jump reads)
+        cut = max(0, cut - max(2, 2 * c.jump_confirm_fixes + 2))
         if cut > 0:
             self.run_carry = float(d.run_start[cut]) if cut < t.size else math.nan
             self.raw = _take(self.raw, slice(cut, None))
@@ -858,6 +934,27 @@ class Vehicle:
 
     def _signal(self, s: Signal, changed: dict[str, Alert]) -> None:
         c = self.cfg
+        if s.kind == "entropy_increase" and s.evidence.get("windows_from", -math.inf) >= (
+            self.place_change - c.context_h * HOUR
+        ):
+            # A vehicle towed or relocated stands in new places, which raises
+            # the new-place share and location entropy for days: the towing
+            # or relocation alert already explains the run of windows that
+            # began with it. One incident, one alert.
+            why = next((self.open[k] for k in _EXPLAINS_ENTROPY if k in self.open), None)
+            if why is not None:
+                why.evidence["entropy_signals_explained"] = (
+                    why.evidence.get("entropy_signals_explained", 0) + 1
+                )
+            return
+        if s.kind == "odometer_mismatch" and "towing" in self.open:
+            # towed distance is on the track and not on the odometer: the
+            # towing alert is the explanation
+            tow = self.open["towing"]
+            tow.evidence["mismatch_signals_explained"] = (
+                tow.evidence.get("mismatch_signals_explained", 0) + 1
+            )
+            return
         a = self.open.get(s.kind)
         if s.level < 0:  # silence over: the device reported again
             if a is not None:
@@ -879,6 +976,8 @@ class Vehicle:
             self._evidence(a, s)
             self.open[s.kind] = a
             changed[a.alert_id] = a
+            if s.kind in _EXPLAINS_ENTROPY:
+                self.place_change = s.time
             return
         a.n_signals += 1
         a.score = max(a.score, s.score)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import _core
 from .config import MonitorConfig
@@ -23,6 +25,7 @@ __all__ = [
     "derive",
     "haversine_m",
     "hourly",
+    "local_hour",
     "shannon_groups",
 ]
 
@@ -119,7 +122,7 @@ def derive(
     dist = np.where(jump | (dt > cfg.silence_warning_h * HOUR), 0.0, dist)
     step = np.minimum(dt, cfg.step_cap_s)
     moving_s = np.where(moving & ~jump, step, 0.0)
-    local_h = np.floor(((t + cfg.tz_offset_h * HOUR) % 86400) / HOUR)
+    local_h = local_hour(t, cfg)
     if cfg.night_start_h > cfg.night_end_h:
         night = (local_h >= cfg.night_start_h) | (local_h < cfg.night_end_h)
     else:
@@ -190,6 +193,18 @@ def derive(
         jump,
         jump_m,
     )
+
+
+def local_hour(t: F64, cfg: MonitorConfig) -> F64:
+    """The local clock hour of each time: from the IANA zone ``cfg.tz`` when
+    set (daylight saving included), else from the fixed ``tz_offset_h``."""
+    if cfg.tz:
+        ts = pa.array(np.floor(t * 1e6).astype(np.int64), pa.int64()).cast(
+            pa.timestamp("us", tz=cfg.tz)
+        )
+        return np.asarray(pc.hour(ts).to_numpy(zero_copy_only=False), dtype=np.float64)
+    # numpy's % is never negative, so zones west of UTC work too
+    return np.floor(((t + cfg.tz_offset_h * HOUR) % 86400) / HOUR)
 
 
 def _hist(idx: I64, bins: I64, nb: int, nh: int, w: npt.NDArray[np.int64] | None = None) -> I64:

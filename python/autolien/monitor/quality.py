@@ -1,9 +1,22 @@
-"""Detection quality against injected ground truth: recall, precision, the
-level reached and the detection delay per anomaly kind."""
+"""Detection quality against injected ground truth.
+
+Two different counts, labelled apart:
+
+* per anomaly (``anomalies``): recall, the share of injected anomalies that
+  an alert of the kind meant for them found within ``horizon_h`` of their
+  start, whether that alert reached the expected level, and the delays;
+* per alert (``alert_kinds``): precision, the share of alerts opened from
+  ``eval_start`` on that an injected anomaly meant to raise that kind
+  explains.
+
+An alert of a kind an anomaly is not meant for, but that it entails (a
+relocation drives hundreds of km, so it is also a mileage jump), is
+*related*: counted apart, neither true nor false. Everything else is false.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -11,32 +24,44 @@ import pyarrow as pa
 
 from .config import LEVELS, MonitorConfig
 
-__all__ = ["BASELINE_KINDS", "COMPATIBLE", "baseline_need_h", "detection_quality"]
+__all__ = ["BASELINE_KINDS", "MEANT", "RELATED", "baseline_need_h", "detection_quality"]
 
-# Kinds that an injected behaviour legitimately raises besides its own (a
-# relocation drives far, so it is also a mileage jump).
-COMPATIBLE = {
-    "mileage_jump": {"mileage_jump"},
-    "rollback": {"odometer_rollback", "odometer_mismatch"},
-    "relocation": {"relocation", "mileage_jump", "entropy_increase", "position_jump"},
-    "rental": {"entropy_increase", "mileage_jump", "relocation"},
-    "silence": {"device_silence", "position_jump"},  # it may reappear elsewhere
-    # carried off and left standing: far from home, nothing driven
-    "tow": {"towing", "position_jump", "relocation", "odometer_mismatch", "entropy_increase"},
-    # from the valuation stage's charge segments (GB/T 32960)
-    "battery": {"battery_degradation"},
+# The alert kinds each injected anomaly is meant to raise: only these find it
+# (recall) and only these count as true alerts (precision).
+MEANT: dict[str, frozenset[str]] = {
+    "mileage_jump": frozenset({"mileage_jump"}),
+    "rollback": frozenset({"odometer_rollback"}),
+    "relocation": frozenset({"relocation"}),
+    "rental": frozenset({"entropy_increase"}),
+    "silence": frozenset({"device_silence"}),
+    "tow": frozenset({"towing"}),
+    "battery": frozenset({"battery_degradation"}),
+    # the replay harness's odometer jump: the odometer leaps, the track does not
+    "odometer_jump": frozenset({"odometer_mismatch"}),
 }
-
-
-# Alert kinds scored against a vehicle's own baseline: none can be raised
-# before the baseline has min_baseline_h hours of data and its lag behind it.
-BASELINE_KINDS = frozenset({"mileage_jump", "entropy_increase"})
+# What an anomaly physically entails besides its own kind; reported apart.
+RELATED: dict[str, frozenset[str]] = {
+    "relocation": frozenset({"mileage_jump", "position_jump"}),  # it drives or hops far
+    "rental": frozenset({"mileage_jump", "relocation"}),  # a renter drives more, elsewhere
+    "silence": frozenset({"position_jump"}),  # the device may reappear elsewhere
+    "tow": frozenset({"position_jump", "relocation"}),  # carried off and left far away
+    "odometer_jump": frozenset({"mileage_jump"}),  # the odometer says it drove that far
+}
+# Kinds scored against a per-vehicle baseline: they are silent until the
+# vehicle has lag_h + min_baseline_h hours of history (docs/monitor.md).
+BASELINE_KINDS = frozenset({"entropy_increase", "mileage_jump", "relocation"})
 
 
 def baseline_need_h(config: MonitorConfig | None = None) -> float:
     """Hours of history before a baseline detector can raise anything."""
     c = config or MonitorConfig()
     return float(c.min_baseline_h + c.lag_h)
+
+
+def _sec(x: Any) -> float:
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return float(x)
+    return float(pa.array([x]).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())[0].as_py()) / 1e6
 
 
 def _us(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -49,34 +74,60 @@ def detection_quality(
     *,
     eval_start: Any,
     horizon_h: float = 168.0,
+    first_seen: Mapping[str, Any] | None = None,
     history_h: float | None = None,
     config: MonitorConfig | None = None,
 ) -> dict[str, Any]:
-    """Per truth kind: recall (detected within ``horizon_h`` of the start),
-    whether the expected level was reached, and delays in hours; per alert
-    kind: precision over the alerts opened from ``eval_start`` on (warm-up
-    alerts before it are not judged), counted over alerts (``true`` of
-    ``alerts`` are on a vehicle with a compatible injected anomaly), beside
-    ``anomalies``: how many injected anomalies those true alerts cover.
-    Emergencies on vehicles without an injected anomaly are counted apart.
+    """Per anomaly: recall (an alert of its kind opened from 1 h before its
+    start to ``horizon_h`` after), the share that reached the expected level,
+    and delays in hours. Per alert kind: precision over the alerts opened
+    from ``eval_start`` on (warm-up alerts before it are not judged), with
+    related alerts apart. Emergencies on vehicles without an injected
+    anomaly are counted apart.
 
-    With ``history_h`` (hours of data the monitor had) shorter than a
-    baseline detector needs (:func:`baseline_need_h`), its anomalies are
-    ``measurable: False`` with the reason, and recall is None, not 0."""
-    t0 = (
-        float(pa.array([eval_start]).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())[0].as_py())
-        / 1e6
-    )
+    ``first_seen`` (vehicle -> time of its first row) marks anomalies of a
+    baseline kind that start before the vehicle has a whole baseline
+    (``lag_h + min_baseline_h`` hours): their recall is not measurable, so
+    they are left out of ``n`` and listed under ``not_measurable`` with the
+    reason instead of counting as misses. ``history_h`` (hours of data the
+    monitor had, for the whole portfolio) does the same for every vehicle.
+    An anomaly kind with none measurable has ``recall`` None,
+    ``measurable`` False and a ``note`` that says why."""
+    cfg = config or MonitorConfig()
+    t0 = _sec(eval_start)
     A = alerts.to_pylist()
     opened = _us(alerts.column("opened")) if alerts.num_rows else np.zeros(0)
     truth_rows = truth.to_pylist()
     starts = _us(truth.column("start")) if truth.num_rows else np.zeros(0)
-    by_vehicle = {r["vehicle_id"]: (r, s) for r, s in zip(truth_rows, starts, strict=True)}
+    need_s = baseline_need_h(cfg) * 3600.0
+    seen = {k: _sec(v) for k, v in (first_seen or {}).items()}
+    by_vehicle: dict[str, list[tuple[str, float]]] = {}
     per_kind: dict[str, dict[str, Any]] = {}
     for r, s in zip(truth_rows, starts, strict=True):
+        by_vehicle.setdefault(r["vehicle_id"], []).append((r["anomaly"], float(s)))
         k = per_kind.setdefault(
-            r["anomaly"], {"kind": r["kind"], "n": 0, "detected": 0, "level_ok": 0, "delays_h": []}
+            r["anomaly"],
+            {"kind": r["kind"], "n": 0, "detected": 0, "level_ok": 0, "delays_h": [], "nm": []},
         )
+        first = seen.get(r["vehicle_id"])
+        if r["kind"] in BASELINE_KINDS and history_h is not None and history_h * 3600 < need_s:
+            k["nm"].append(
+                {
+                    "vehicle_id": r["vehicle_id"],
+                    "reason": f"history {history_h / 24:.1f} d < {need_s / 86400:g} d "
+                    "that the baseline needs",
+                }
+            )
+            continue
+        if r["kind"] in BASELINE_KINDS and first is not None and s - first < need_s:
+            k["nm"].append(
+                {
+                    "vehicle_id": r["vehicle_id"],
+                    "reason": f"history {(s - first) / 3600:.0f} h before the start < "
+                    f"{need_s / 3600:.0f} h (lag_h + min_baseline_h) that {r['kind']} needs",
+                }
+            )
+            continue
         k["n"] += 1
         hits = [
             (o, a)
@@ -91,44 +142,49 @@ def detection_quality(
             best = max(a["level_code"] for _, a in hits)
             k["level_ok"] += int(best >= LEVELS.index(r["expected_level"]))
     summary: dict[str, Any] = {"anomalies": {}, "alert_kinds": {}, "normal_emergencies": 0}
-    need = baseline_need_h(config)
     for name, k in per_kind.items():
         d = k["delays_h"]
-        short = history_h is not None and k["kind"] in BASELINE_KINDS and history_h < need
+        n = k["n"]
         summary["anomalies"][name] = {
             "kind": k["kind"],
-            "n": k["n"],
-            "recall": None if short else k["detected"] / k["n"],
-            "level_reached": None if short else k["level_ok"] / k["n"],
+            "n": n,
+            "detected": k["detected"],
+            "recall": k["detected"] / n if n else None,
+            "level_reached": k["level_ok"] / n if n else None,
             "median_delay_h": float(np.median(d)) if d else None,
             "max_delay_h": float(max(d)) if d else None,
             "delays_h": [float(x) for x in d],
-            "measurable": not short,
+            "not_measurable": k["nm"],
+            "measurable": bool(n),
         }
-        if short:
-            assert history_h is not None
-            summary["anomalies"][name]["note"] = (
-                f"not measurable: history {history_h / 24:.1f} d < {need / 24:g} d "
-                "that the baseline needs"
-            )
-    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    covered: dict[str, set[str]] = defaultdict(set)
+        if not n and k["nm"]:
+            summary["anomalies"][name]["note"] = f"not measurable: {k['nm'][0]['reason']}"
+    counts: dict[str, dict[str, int]] = {}
+    covered: dict[str, set[str]] = {}
     for o, a in zip(opened, A, strict=True):
         if o < t0:
             continue
-        tr = by_vehicle.get(a["vehicle_id"])
-        ok = tr is not None and a["kind"] in COMPATIBLE[tr[0]["anomaly"]] and o >= tr[1] - 3600
-        counts[a["kind"]][0] += int(ok)
-        counts[a["kind"]][1] += 1
-        if ok:
-            covered[a["kind"]].add(a["vehicle_id"])
-        if tr is None and a["level"] == "emergency":
+        c = counts.setdefault(a["kind"], {"alerts": 0, "true": 0, "related": 0, "false": 0})
+        c["alerts"] += 1
+        injected = [(name, s) for name, s in by_vehicle.get(a["vehicle_id"], []) if o >= s - 3600]
+        if any(a["kind"] in MEANT.get(name, ()) for name, _ in injected):
+            c["true"] += 1
+            covered.setdefault(a["kind"], set()).add(a["vehicle_id"])
+        elif any(a["kind"] in RELATED.get(name, ()) for name, _ in injected):
+            c["related"] += 1
+        else:
+            c["false"] += 1
+        if a["vehicle_id"] not in by_vehicle and a["level"] == "emergency":
             summary["normal_emergencies"] += 1
-    for kind, (tp, n) in sorted(counts.items()):
+    for kind, c in sorted(counts.items()):
+        judged = c["true"] + c["false"]
         summary["alert_kinds"][kind] = {
-            "alerts": n,
-            "true": tp,
-            "precision": tp / n,  # over alerts
-            "anomalies": len(covered[kind]),  # injected anomalies those true alerts are on
+            **c,
+            # true / (true + false): related alerts are neither
+            "precision": c["true"] / judged if judged else None,
+            # true / all alerts: related ones counted against
+            "precision_strict": c["true"] / c["alerts"],
+            # vehicles with an injected anomaly that the true alerts are on
+            "anomalies": len(covered.get(kind, ())),
         }
     return summary

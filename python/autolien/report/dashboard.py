@@ -784,7 +784,9 @@ def _detection_html(det: dict[str, Any] | None, history_days: float | None) -> s
             f"<tr><td>{html.escape(name)}</td><td>{html.escape(v['kind'])}</td><td>{v['n']}</td>{cells}</tr>"
         )
     prec = "".join(
-        f"<tr><td>{html.escape(kind)}</td><td>{v['precision']:.0%}</td><td>{v['true']} of {v['alerts']}</td>"
+        f"<tr><td>{html.escape(kind)}</td>"
+        f"<td>{'n/a' if v['precision'] is None else format(v['precision'], '.0%')}</td>"
+        f"<td>{v['true']} of {v['alerts']} ({v.get('related', 0)} related)</td>"
         f"<td>{v.get('anomalies', '-')}</td></tr>"
         for kind, v in sorted(det["alert_kinds"].items())
     )
@@ -792,7 +794,8 @@ def _detection_html(det: dict[str, Any] | None, history_days: float | None) -> s
     return (
         f"<h2>Detection against the injected truth</h2><p class='note'>Recall is counted over "
         f"injected anomalies{hist}; precision over alerts (an alert is true when its vehicle "
-        "carries a compatible injected anomaly).</p><table id='recall'><thead><tr><th>anomaly</th>"
+        "carries an injected anomaly that kind is meant for; alerts on related anomalies are "
+        "counted apart and left out of precision).</p><table id='recall'><thead><tr><th>anomaly</th>"
         "<th>alert kind</th><th>injected</th><th>recall</th><th>level reached</th><th>median delay</th>"
         f"</tr></thead><tbody>{''.join(rows)}</tbody></table><h3>Precision over alerts</h3>"
         "<table id='precision'><thead><tr><th>alert kind</th><th>precision</th><th>true alerts</th>"
