@@ -152,3 +152,10 @@ def test_a_flip_in_a_complete_record_is_never_taken_for_a_torn_tail(
         with pytest.raises(LedgerCorruptError) as info:
             scan_records(path)
     assert info.value.offset == expected
+
+
+def test_open_note_with_a_lone_surrogate_is_a_signature_error() -> None:
+    # Found by hypothesis: a surrogate cannot be encoded, so nothing signed it.
+    mutated = GOOD_NOTE[:3] + "\ud800" + GOOD_NOTE[4:]
+    with pytest.raises(SignatureError, match="not UTF-8"):
+        open_note(mutated, [SIGNER.verifier])

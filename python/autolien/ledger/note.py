@@ -228,6 +228,12 @@ def sign_note(text: str, signers: Iterable[NoteSigner]) -> str:
 
 
 def _split_note(note: str) -> tuple[str, list[tuple[str, bytes]]]:
+    # A signed note is UTF-8 text: a lone surrogate cannot be signed bytes.
+    try:
+        note.encode()
+    except UnicodeEncodeError as e:
+        msg = f"malformed note: not UTF-8 text at character {e.start}"
+        raise SignatureError(msg) from None
     at = note.rfind("\n\n")
     if at < 0:
         msg = "malformed note: no blank line before the signatures"
