@@ -11,9 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_gateway import Client, general, gmt8, jt, location_body, register_and_auth, write_book
-
 from autolien.telemetry import Store
+from test_gateway import Client, general, gmt8, jt, location_body, register_and_auth, write_book
 
 N_TERMINALS = 50
 FRAMES_EACH = 30
@@ -51,7 +50,9 @@ def test_kill_9_mid_stream_loses_no_acknowledged_frame(tmp_path: Path) -> None:
                 serial += 2
                 while k < FRAMES_EACH:
                     when = T0 + 10 * k
-                    frame = jt(0x0200, phone, serial, location_body(30 + k / 1000, 120, gmt8(when), k))
+                    frame = jt(
+                        0x0200, phone, serial, location_body(30 + k / 1000, 120, gmt8(when), k)
+                    )
                     _, _, body = await c.jt_call(frame)
                     if general(body) == (serial, 0x0200, 0):
                         acked.add((phone.lstrip("0"), when))  # stored without leading zeros

@@ -234,5 +234,7 @@ def bcd_time_gmt8(t: float | None = None) -> bytes:
 
 def gb32960_frame(cmd: int, response: int, vin: bytes, data: bytes, encryption: int = 1) -> bytes:
     """A GB/T 32960 frame with its BCC."""
-    body = struct.pack(">BB", cmd, response) + vin + struct.pack(">BH", encryption, len(data)) + data
+    body = (
+        struct.pack(">BB", cmd, response) + vin + struct.pack(">BH", encryption, len(data)) + data
+    )
     return b"##" + body + bytes([xor(body)])

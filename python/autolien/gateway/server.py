@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import csv
 import hashlib
 import hmac
 import json
-import math
 import os
 import signal
 import struct
@@ -62,8 +62,8 @@ SUCCESS, ERROR, COMMAND = 0x01, 0x02, 0xFE
 class GatewayConfig:
     db: str
     spool: str
-    jt808: tuple[str, int] | None = ("0.0.0.0", 8808)  # noqa: S104 - a server listens
-    gb32960: tuple[str, int] | None = ("0.0.0.0", 32960)  # noqa: S104
+    jt808: tuple[str, int] | None = ("0.0.0.0", 8808)
+    gb32960: tuple[str, int] | None = ("0.0.0.0", 32960)
     loan_book: str | None = None
     alerts: str | None = None  # a file, "-" for stdout, None for none
     max_frame: int = 8192
@@ -148,7 +148,11 @@ class _Log:
     def __call__(self, event: str, **kw: Any) -> None:
         self.counts[event] += 1
         kw = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in kw.items()}
-        print(json.dumps({"t": round(time.time(), 3), "event": event, **kw}), file=self.out, flush=True)
+        print(
+            json.dumps({"t": round(time.time(), 3), "event": event, **kw}),
+            file=self.out,
+            flush=True,
+        )
 
 
 class _Committer:
@@ -218,7 +222,9 @@ class Gateway:
         self.cfg = config
         self.log = _Log(log or sys.stderr)
         self.book = LoanBook(config.loan_book)
-        self.spool = Spool(config.spool, segment_bytes=config.segment_bytes, max_bytes=config.spool_bytes)
+        self.spool = Spool(
+            config.spool, segment_bytes=config.segment_bytes, max_bytes=config.spool_bytes
+        )
         self.secret = self.spool.secret()
         self.committer: _Committer | None = None
         self.monitor = Monitor()
@@ -240,7 +246,7 @@ class Gateway:
         if self.cfg.alerts == "-":
             self._alerts_out = sys.stdout
         elif self.cfg.alerts:
-            self._alerts_out = open(self.cfg.alerts, "a")  # noqa: SIM115 - held open
+            self._alerts_out = open(self.cfg.alerts, "a")  # noqa: SIM115, ASYNC230 - held open, once
         # replay first: whatever a crash left unstored goes in before new data
         replayed = await asyncio.to_thread(self._ingest_all)
         if replayed:
@@ -255,7 +261,10 @@ class Gateway:
             if addr is None:
                 continue
             server = await asyncio.start_server(
-                lambda r, w, p=proto: self._handle(r, w, p), addr[0], addr[1], limit=self.cfg.read_size
+                functools.partial(self._handle, protocol=proto),
+                addr[0],
+                addr[1],
+                limit=self.cfg.read_size,
             )
             self._servers.append(server)
             self.ports[proto] = server.sockets[0].getsockname()[1]
@@ -276,7 +285,10 @@ class Gateway:
             self._alerts_out.close()
 
     # --- connections -------------------------------------------------------
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, proto: str) -> None:
+    async def _handle(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, protocol: str
+    ) -> None:
+        proto = protocol
         peername = writer.get_extra_info("peername") or ("?", 0)
         host = str(peername[0])
         self.conn_ids += 1
@@ -287,13 +299,17 @@ class Gateway:
             return
         self.per_peer[host] += 1
         framer: Jt808Framer | Gb32960Framer = (
-            Jt808Framer(self.cfg.max_frame) if proto == "jt808" else Gb32960Framer(self.cfg.max_frame)
+            Jt808Framer(self.cfg.max_frame)
+            if proto == "jt808"
+            else Gb32960Framer(self.cfg.max_frame)
         )
         reason = "eof"
         try:
             while True:
                 try:
-                    data = await asyncio.wait_for(reader.read(self.cfg.read_size), self.cfg.idle_timeout)
+                    data = await asyncio.wait_for(
+                        reader.read(self.cfg.read_size), self.cfg.idle_timeout
+                    )
                 except TimeoutError:
                     reason = "idle_timeout"
                     break
@@ -303,7 +319,14 @@ class Gateway:
                 for item in framer.feed(data):
                     if isinstance(item, FramingError):
                         conn.malformed += 1
-                        self.log("malformed", protocol=proto, conn=conn.id, peer=conn.peer, reason=item.reason, raw=item.raw[:64])
+                        self.log(
+                            "malformed",
+                            protocol=proto,
+                            conn=conn.id,
+                            peer=conn.peer,
+                            reason=item.reason,
+                            raw=item.raw[:64],
+                        )
                         if proto == "jt808" and item.reason == "bad_checksum":
                             replies.append(self._jt808_bad_frame(conn, item.raw))
                     elif proto == "jt808":
@@ -322,7 +345,12 @@ class Gateway:
                         await fut
                         writer.write(good)
                     except (SpoolFull, OSError) as e:
-                        self.log("refused_frame", reason="spool_full" if isinstance(e, SpoolFull) else "spool_error", conn=conn.id, peer=conn.peer)
+                        self.log(
+                            "refused_frame",
+                            reason="spool_full" if isinstance(e, SpoolFull) else "spool_error",
+                            conn=conn.id,
+                            peer=conn.peer,
+                        )
                         writer.write(bad)
                 if self._wake_ingest is not None:
                     self._wake_ingest.set()
@@ -344,7 +372,14 @@ class Gateway:
             if self.per_peer[host] <= 0:
                 del self.per_peer[host]
             if reason != "eof":
-                self.log("closed", reason=reason, protocol=proto, conn=conn.id, peer=conn.peer, malformed=conn.malformed)
+                self.log(
+                    "closed",
+                    reason=reason,
+                    protocol=proto,
+                    conn=conn.id,
+                    peer=conn.peer,
+                    malformed=conn.malformed,
+                )
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
@@ -372,12 +407,25 @@ class Gateway:
         h = parse_jt808_header(frame.payload)
         if h is None:
             conn.malformed += 1
-            self.log("malformed", protocol="jt808", conn=conn.id, peer=conn.peer, reason="body_length_mismatch", raw=frame.raw[:64])
+            self.log(
+                "malformed",
+                protocol="jt808",
+                conn=conn.id,
+                peer=conn.peer,
+                reason="body_length_mismatch",
+                raw=frame.raw[:64],
+            )
             return b""
         tid = h.terminal_id
         if h.msg_id == REGISTER:
             if self.book.terminal(tid) is None:
-                self.log("refused", protocol="jt808", reason="unknown_terminal", terminal=tid, peer=conn.peer)
+                self.log(
+                    "refused",
+                    protocol="jt808",
+                    reason="unknown_terminal",
+                    terminal=tid,
+                    peer=conn.peer,
+                )
                 body = struct.pack(">HB", h.serial, REG_NO_TERMINAL)
             else:
                 body = struct.pack(">HB", h.serial, OK) + auth_code(self.secret, tid).encode()
@@ -397,14 +445,25 @@ class Gateway:
         if h.msg_id not in (HEARTBEAT, DEREGISTER, LOCATION, BATCH):
             return self._general(conn, h, UNSUPPORTED)
         if conn.terminal != tid:
-            self.log("refused", protocol="jt808", reason="not_authenticated", terminal=tid, msg_id=h.msg_id, peer=conn.peer)
+            self.log(
+                "refused",
+                protocol="jt808",
+                reason="not_authenticated",
+                terminal=tid,
+                msg_id=h.msg_id,
+                peer=conn.peer,
+            )
             return self._general(conn, h, FAILED)
         if h.msg_id == HEARTBEAT:
             return self._general(conn, h, OK)
         if h.msg_id == DEREGISTER:
             conn.terminal = None
             return self._general(conn, h, OK)
-        return (self._spool(conn, frame), self._general(conn, h, OK), self._general(conn, h, FAILED))
+        return (
+            self._spool(conn, frame),
+            self._general(conn, h, OK),
+            self._general(conn, h, FAILED),
+        )
 
     # --- GB/T 32960 --------------------------------------------------------
     def _gb32960(self, conn: _Conn, frame: Frame) -> _Reply:
@@ -420,7 +479,9 @@ class Gateway:
 
         if cmd == LOGIN:
             if self.book.vin(vin) is None:
-                self.log("refused", protocol="gb32960", reason="unknown_vin", vin=vin, peer=conn.peer)
+                self.log(
+                    "refused", protocol="gb32960", reason="unknown_vin", vin=vin, peer=conn.peer
+                )
                 return reply(ERROR)
             conn.vins.add(vin)
             return reply(SUCCESS)
@@ -429,10 +490,24 @@ class Gateway:
         if cmd == CALIBRATE:
             return reply(SUCCESS, bcd_time_gmt8())
         if cmd not in (REALTIME, REISSUE, LOGOUT):
-            self.log("refused", protocol="gb32960", reason="unsupported_command", cmd=cmd, vin=vin, peer=conn.peer)
+            self.log(
+                "refused",
+                protocol="gb32960",
+                reason="unsupported_command",
+                cmd=cmd,
+                vin=vin,
+                peer=conn.peer,
+            )
             return reply(ERROR)
         if vin not in conn.vins:
-            self.log("refused", protocol="gb32960", reason="not_logged_in", vin=vin, cmd=cmd, peer=conn.peer)
+            self.log(
+                "refused",
+                protocol="gb32960",
+                reason="not_logged_in",
+                vin=vin,
+                cmd=cmd,
+                peer=conn.peer,
+            )
             return reply(ERROR)
         if cmd == LOGOUT:
             conn.vins.discard(vin)
@@ -515,8 +590,16 @@ class Gateway:
         loc = tables.get("jt808")
         if loc is not None and loc.num_rows:
             loc = self._recent(loc)
-            vid = pa.array([self.book.terminal(t) or t for t in loc.column("terminal_id").to_pylist()], pa.string())
-            ign = pc.equal(pc.bit_wise_and(loc.column("status"), pa.scalar(1, loc.schema.field("status").type)), pa.scalar(1, loc.schema.field("status").type))
+            vid = pa.array(
+                [self.book.terminal(t) or t for t in loc.column("terminal_id").to_pylist()],
+                pa.string(),
+            )
+            ign = pc.equal(
+                pc.bit_wise_and(
+                    loc.column("status"), pa.scalar(1, loc.schema.field("status").type)
+                ),
+                pa.scalar(1, loc.schema.field("status").type),
+            )
             tracks = pa.table(
                 {
                     "vehicle_id": vid,
@@ -527,14 +610,28 @@ class Gateway:
                     "ignition": ign,
                 }
             )
-            odo_parts = [tracks.select(["vehicle_id", "time"]).append_column("odometer_km", loc.column("mileage_km"))]
+            odo_parts = [
+                tracks.select(["vehicle_id", "time"]).append_column(
+                    "odometer_km", loc.column("mileage_km")
+                )
+            ]
         else:
             odo_parts = []
         ev = tables.get("gb32960")
         if ev is not None and ev.num_rows:
             ev = self._recent(ev)
-            vid = pa.array([self.book.vin(v) or v for v in ev.column("vin").to_pylist()], pa.string())
-            odo_parts.append(pa.table({"vehicle_id": vid, "time": ev.column("time"), "odometer_km": ev.column("odometer_km")}))
+            vid = pa.array(
+                [self.book.vin(v) or v for v in ev.column("vin").to_pylist()], pa.string()
+            )
+            odo_parts.append(
+                pa.table(
+                    {
+                        "vehicle_id": vid,
+                        "time": ev.column("time"),
+                        "odometer_km": ev.column("odometer_km"),
+                    }
+                )
+            )
         if odo_parts:
             odo = pa.concat_tables(odo_parts)
             odo = odo.filter(pc.is_valid(odo.column("odometer_km")))
@@ -560,7 +657,11 @@ class Gateway:
                 continue
             row = {
                 "event": event,
-                **{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in a.items() if k != "path"},
+                **{
+                    k: (v.isoformat() if hasattr(v, "isoformat") else v)
+                    for k, v in a.items()
+                    if k != "path"
+                },
             }
             row["evidence"] = json.loads(a["evidence"])
             print(json.dumps(row, default=str), file=self._alerts_out, flush=True)
@@ -579,7 +680,9 @@ def _respool(table: pa.Table, starts: list[int], recs: list[Record]) -> pa.Table
     base = np.asarray([r.frame_offset for r in recs], np.int64)
     new = base[i] + (off - s[i])
     idx = table.column_names.index("offset")
-    return table.set_column(idx, "offset", pa.array(new.astype(np.uint64), table.schema.field("offset").type))
+    return table.set_column(
+        idx, "offset", pa.array(new.astype(np.uint64), table.schema.field("offset").type)
+    )
 
 
 def serve(config: GatewayConfig, *, ready: Callable[[dict[str, int]], None] | None = None) -> int:
@@ -601,15 +704,26 @@ def serve(config: GatewayConfig, *, ready: Callable[[dict[str, int]], None] | No
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        line = {"event": "listening", "loop": loop_name, **{k: v for k, v in gw.ports.items()}, "pid": os.getpid()}
+        line = {
+            "event": "listening",
+            "loop": loop_name,
+            **dict(gw.ports.items()),
+            "pid": os.getpid(),
+        }
         print(json.dumps(line), flush=True)
         if ready is not None:
             ready(gw.ports)
         await stop.wait()
         await gw.stop()
-        gw.log("stopped", **{k: v for k, v in gw.stats.items()}, **({"records": gw.committer.records, "fsyncs": gw.committer.batches} if gw.committer else {}))
+        gw.log(
+            "stopped",
+            **dict(gw.stats.items()),
+            **(
+                {"records": gw.committer.records, "fsyncs": gw.committer.batches}
+                if gw.committer
+                else {}
+            ),
+        )
 
     runner(main())
     return 0
-
-

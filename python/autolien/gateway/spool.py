@@ -56,7 +56,9 @@ class Record:
         return self.end - len(self.frame)
 
 
-def encode_record(protocol: str, received_us: int, connection: int, peer: str, frame: bytes) -> bytes:
+def encode_record(
+    protocol: str, received_us: int, connection: int, peer: str, frame: bytes
+) -> bytes:
     p = peer.encode()[:0xFFFF]
     payload = _META.pack(PROTOCOL_CODES[protocol], received_us, connection, len(p)) + p + frame
     return _HEAD.pack(len(payload), zlib.crc32(payload)) + payload
