@@ -615,3 +615,84 @@ def test_full_spool_refuses_instead_of_acknowledging(tmp_path: Path) -> None:
     acked = results.count(0)
     with Store(tmp_path / "db.duckdb", read_only=True) as s:
         assert s.query("SELECT count(*) AS n FROM locations").column("n")[0].as_py() == acked
+
+
+# --- interoperability with a GB/T 32960 client nobody here wrote -----------------
+def test_rtm_con_frames_are_accepted_acknowledged_and_stored(tmp_path: Path) -> None:
+    import datetime as dt
+
+    import rtm_con  # rtm-con 1.0.4, a construct-based codec (test extra)
+
+    build, parse = rtm_con.msg_checked.build, rtm_con.msg_checked.parse
+    # rtm-con converts an aware time to Beijing time (GMT+8) on the wire
+    ts = dt.datetime(2026, 3, 1, 12, 15, 30, tzinfo=dt.UTC)
+    head = {"starter": "protocol_2016", "ack": "command", "vin": VIN, "enc": "uncrypted"}
+    login = build(
+        {
+            **head,
+            "msg_type": "login",
+            "payload": {
+                "timestamp": ts,
+                "session_id": 7,
+                "iccid": "89860000000000000001",
+                "bms_total": 1,
+                "pack_sn_len": 1,
+                "pack_sn": ["C"],
+            },
+        }
+    )
+    vehicle = {
+        "vehicle_state": "on",
+        "charge_state": "uncharged",
+        "operate_state": "pure_electric",
+        "vehicle_speed": 36.5,
+        "mileage_total": 12345.6,
+        "voltage_total": 380.2,
+        "current_total": -12.5,
+        "soc": 77,
+        "dcdc_state": "on",
+        "gear_state": {"driving_force": True, "braking_force": False, "gear": "gp3"},
+        "insulation_resistance": 5000,
+        "accelerator_padel": 20,
+        "brake_padel": 0,
+    }
+    realtime = build(
+        {
+            **head,
+            "msg_type": "realtime",
+            "payload": {
+                "timestamp": ts + dt.timedelta(seconds=10),
+                "data_list": [{"data_type": "whole_vehicle", "data_content": vehicle}],
+            },
+        }
+    )
+    logout = build(
+        {
+            **head,
+            "msg_type": "logout",
+            "payload": {"timestamp": ts + dt.timedelta(seconds=20), "session_id": 7},
+        }
+    )
+
+    async def scenario(gw: Gateway) -> list[Any]:
+        c = await Client.open(gw.ports["gb32960"])
+        answers = [parse(await c.gb_call(f)) for f in (login, realtime, logout)]
+        c.close()
+        return answers
+
+    answers = run_gateway(tmp_path, scenario)
+    # rtm-con names response flag 0x01 "ok"
+    assert [(str(a.msg_type), str(a.ack), a.vin) for a in answers] == [
+        ("login", "ok", VIN),
+        ("realtime", "ok", VIN),
+        ("logout", "ok", VIN),
+    ]
+    with Store(tmp_path / "db.duckdb", read_only=True) as s:
+        rows = s.query(
+            "SELECT vin, time, soc_pct, odometer_km, speed_kmh, pack_voltage_v, pack_current_a FROM ev"
+        ).to_pylist()
+    assert len(rows) == 1
+    r = rows[0]
+    assert (r["vin"], r["time"], r["soc_pct"]) == (VIN, ts + dt.timedelta(seconds=10), 77)
+    got = (r["odometer_km"], r["speed_kmh"], r["pack_voltage_v"], r["pack_current_a"])
+    assert got == pytest.approx((12345.6, 36.5, 380.2, -12.5))
