@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import csv
+import functools
 import hashlib
 import hmac
 import json
