@@ -696,3 +696,42 @@ def test_rtm_con_frames_are_accepted_acknowledged_and_stored(tmp_path: Path) -> 
     assert (r["vin"], r["time"], r["soc_pct"]) == (VIN, ts + dt.timedelta(seconds=10), 77)
     got = (r["odometer_km"], r["speed_kmh"], r["pack_voltage_v"], r["pack_current_a"])
     assert got == pytest.approx((12345.6, 36.5, 380.2, -12.5))
+
+
+def test_a_flooding_terminal_does_not_starve_the_others(tmp_path: Path) -> None:
+    """One terminal pipelines 3,000 locations; another's 20 heartbeat round
+    trips all complete while the flood is still being acknowledged."""
+    t0 = 1_700_000_000.0
+
+    async def scenario(gw: Gateway) -> tuple[int, int]:
+        port = gw.ports["jt808"]
+        flood, calm = await Client.open(port), await Client.open(port)
+        await register_and_auth(flood, TERMINALS[5])
+        await register_and_auth(calm, TERMINALS[6])
+        n = 3000
+        frames = [
+            jt(0x0200, TERMINALS[5], 10 + i, location_body(30, 120, gmt8(t0 + i), 1))
+            for i in range(n)
+        ]
+        flood.w.write(b"".join(frames))
+        acked = 0
+
+        async def drain() -> None:
+            nonlocal acked
+            for _ in range(n):
+                _, _, body = await flood.jt_read()
+                acked += general(body)[2] == 0
+
+        reader = asyncio.create_task(drain())
+        for i in range(20):
+            _, _, body = await calm.jt_call(jt(0x0002, TERMINALS[6], 100 + i, b""))
+            assert general(body) == (100 + i, 0x0002, 0)
+        during = acked
+        await reader
+        flood.close()
+        calm.close()
+        return during, acked
+
+    during, acked = run_gateway(tmp_path, scenario)
+    assert acked == 3000
+    assert during < 3000  # the calm terminal was served while the flood was in flight
