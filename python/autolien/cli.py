@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from . import __version__, _core
 from .errors import LedgerCorruptError
+from .gateway import cli as gateway_cli
 from .ledger import cli as ledger_cli
 from .valuation import cli as valuation_cli
 
@@ -322,6 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_run.add_argument("--json", action="store_true", help="print the summary as JSON")
     p_run.add_argument("--quiet", action="store_true", help="no progress bars")
     p_run.set_defaults(func=_run)
+    gateway_cli.add_parser(sub)
     ledger_cli.add_parser(sub)
     valuation_cli.add_parser(sub)
     args = parser.parse_args(argv)
