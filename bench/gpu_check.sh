@@ -55,12 +55,16 @@ run_step() { # name, timeout, log, command...
     return $rc
 }
 
-# 1. Wheels the machine lacks (carried as .whl/, see bench/README.md).
-if ls .whl/*.whl >/dev/null 2>&1; then
-    run_step wheels 120 "$OUTDIR/wheels.log" "$PY" -m pip install -q --no-index --no-deps --no-compile \
-        --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-    export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
-fi
+# 1. Wheels the machine lacks (carried as .whl/, see bench/README.md), in the
+#    checkout or next to it (a copy of the tree in a subfolder of the carrier).
+for WHL in .whl ../.whl; do
+    if ls "$WHL"/*.whl >/dev/null 2>&1; then
+        run_step wheels 120 "$OUTDIR/wheels.log" "$PY" -m pip install -q --no-index --no-deps --no-compile \
+            --no-cache-dir --upgrade --target /tmp/site "$WHL"/*.whl
+        export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+        break
+    fi
+done
 command -v nvidia-smi >/dev/null && nvidia-smi >"$OUTDIR/nvidia_smi.txt" 2>&1
 
 # 2. Build and install.

@@ -363,9 +363,11 @@ void register_ledger(py::module_& m) {
                     if (held.back().size() % 32 != 0)
                         throw std::invalid_argument("levels[" + std::to_string(k) +
                                                     "] must be a concatenation of 32-byte nodes");
-                    spans.emplace_back(reinterpret_cast<const Hash32*>(held.back().data()), held.back().size() / 32);
+                    spans.emplace_back(reinterpret_cast<const Hash32*>(held.back().data()),
+                                       held.back().size() / 32);
                 }
-                const std::span<const Hash32> leaf_span(reinterpret_cast<const Hash32*>(lv.data()), lv.size() / 32);
+                const std::span<const Hash32> leaf_span(reinterpret_cast<const Hash32*>(lv.data()),
+                                                        lv.size() / 32);
                 const py::gil_scoped_release nogil;
                 return self.extend_with_levels(leaf_span, spans);
             },

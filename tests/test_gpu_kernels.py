@@ -412,6 +412,27 @@ def test_host_fusion_kernel_matches_fuse_on_synthetic_fleet(host_kernels: ctypes
     assert_track_close(host_track(host_kernels, fixes), track)
 
 
+def test_host_fusion_kernel_blanks_rows_before_the_first_valid_fix(
+    host_kernels: ctypes.CDLL,
+) -> None:
+    # Vehicles whose first fixes are invalid (quality 0): fuse leaves those
+    # rows without a state (NaN, status invalid), and so must the kernel.
+    fixes = synthetic_fleet(6, 200, seed=8)
+    quality = fixes.column("quality").to_numpy().copy()
+    vid = np.asarray(fixes.column("vehicle_id").to_pylist())
+    when = fixes.column("time").to_numpy()
+    for v, k in (("V000001", 3), ("V000004", 1)):
+        rows = np.nonzero(vid == v)[0]
+        assert rows.size, v
+        quality[rows[np.argsort(when[rows], kind="stable")][:k]] = 0
+    col = fixes.schema.get_field_index("quality")
+    fixes = fixes.set_column(col, "quality", pa.array(quality, fixes.schema.field("quality").type))
+    track = fuse(fixes).track
+    lat = track.column("lat").to_numpy(zero_copy_only=False).astype(np.float64)
+    assert np.isnan(lat).sum() >= 4
+    assert_track_close(host_track(host_kernels, fixes), track)
+
+
 # ------------------------------------------------- fixed-point entropy
 
 

@@ -97,7 +97,15 @@ template <typename F> void shim_launch_warps(unsigned blocks, unsigned threads, 
     }
     blockDim.x = threads;
     shim_warp.entry = [](void* p) { (*static_cast<F*>(p))(); };
+    // The fibers use `body` only while this function runs.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdangling-pointer"
+#endif
     shim_warp.arg = &body;
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic pop
+#endif
     for (unsigned b = 0; b < blocks; ++b) {
         blockIdx.x = b;
         for (unsigned w = 0; w < threads / 32; ++w) {

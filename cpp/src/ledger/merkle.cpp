@@ -169,7 +169,8 @@ std::uint64_t floor_shift(std::uint64_t n, std::size_t k) {
 } // namespace
 
 std::pair<std::uint64_t, std::uint64_t>
-MerkleLog::extend_with_levels(std::span<const Hash32> leaves_in, std::span<const std::span<const Hash32>> levels) {
+MerkleLog::extend_with_levels(std::span<const Hash32> leaves_in,
+                              std::span<const std::span<const Hash32>> levels) {
     const std::unique_lock lock(mu_);
     const std::uint64_t old_size = levels_[0].size();
     const std::uint64_t new_size = old_size + leaves_in.size();

@@ -125,10 +125,11 @@ template <typename T> __device__ T warp_inclusive_sum(T v, int lane) {
 // min(a_t, b_{t-1})) and adds [max(b_{t-1}, a_t), b_t), the first complete
 // output of a segment adds [a_t, b_t) to an empty window.
 template <int ORDER>
-__device__ void rolling_warp(const double* __restrict__ x, const double* __restrict__ t, const long long* offsets,
-                             const int* seg_group, const long long* seg_begin, const long long* seg_end,
-                             long long s, long long count, double span, int delay, const double* edges,
-                             int nedges, const u64* __restrict__ table, u32* c, u64* out) {
+__device__ void rolling_warp(const double* __restrict__ x, const double* __restrict__ t,
+                             const long long* offsets, const int* seg_group, const long long* seg_begin,
+                             const long long* seg_end, long long s, long long count, double span, int delay,
+                             const double* edges, int nedges, const u64* __restrict__ table, u32* c,
+                             u64* out) {
     const int lane = threadIdx.x & 31;
     const unsigned lt_mask = (1u << lane) - 1u;
     const int g = seg_group[s];
@@ -213,8 +214,8 @@ __device__ void rolling_warp(const double* __restrict__ x, const double* __restr
             u32 held = 0;
             if (counted) {
                 held = c[code];
-                const u32 before = held + (u32)__popc(same & add_mask & lt_mask) -
-                                   (u32)__popc(same & rem_mask & lt_mask);
+                const u32 before =
+                    held + (u32)__popc(same & add_mask & lt_mask) - (u32)__popc(same & rem_mask & lt_mask);
                 if (adds) {
                     dS = table[before + 1] - table[before];
                     dn = 1;
@@ -276,8 +277,8 @@ extern "C" __global__ void __launch_bounds__(128)
         __syncwarp();
     }
 #define AUTOLIEN_ROLLING(K)                                                                                  \
-    rolling_warp<K>(x, t, offsets, seg_group, seg_begin, seg_end, s, count, span, delay, edges, nedges, table, \
-                    c, out)
+    rolling_warp<K>(x, t, offsets, seg_group, seg_begin, seg_end, s, count, span, delay, edges, nedges,      \
+                    table, c, out)
     if (shannon) {
         AUTOLIEN_ROLLING(0);
         return;

@@ -56,8 +56,8 @@ class MerkleLog {
     // The at most one node per level that also covers old leaves is hashed
     // here; the given nodes are stored as they are, not rehashed.
     // std::invalid_argument (and no change) when a level has the wrong count.
-    std::pair<std::uint64_t, std::uint64_t> extend_with_levels(std::span<const Hash32> leaves,
-                                                               std::span<const std::span<const Hash32>> levels);
+    std::pair<std::uint64_t, std::uint64_t>
+    extend_with_levels(std::span<const Hash32> leaves, std::span<const std::span<const Hash32>> levels);
 
     [[nodiscard]] Hash32 root() const;
     // Root of the first `size` leaves; std::invalid_argument if size > size().
