@@ -194,13 +194,13 @@ MerkleLog::extend_with_levels(std::span<const Hash32> leaves_in,
         if (levels_.size() <= k + 1)
             levels_.emplace_back();
         auto& child = levels_[k];
-        auto& parent = levels_[k + 1];
-        parent.resize(want);
+        auto& parent = levels_[k + 1]; // holds `have` nodes
         const std::uint64_t given = ceil_shift(old_size, k + 1);
         for (std::uint64_t p = have; p < given && p < want; ++p)
-            parent[p] = rfc6962_node_hash(kind_, child[2 * p], child[2 * p + 1]);
+            parent.push_back(rfc6962_node_hash(kind_, child[2 * p], child[2 * p + 1]));
+        // One pass over the new memory (resize would zero it first).
         if (want > given)
-            std::memcpy(parent.data() + given, levels[k].data(), (want - given) * sizeof(Hash32));
+            parent.insert(parent.end(), levels[k].begin(), levels[k].end());
     }
     const std::lock_guard<std::mutex> rlock(root_mu_);
     root_valid_ = false;
