@@ -137,15 +137,12 @@ def test_run_detects_the_injected_anomalies(
     again = json.loads(capsys.readouterr().out)
     assert again["monitor"]["alerts"] == report["monitor"]["alerts"]
     assert again["ledger"]["pledges"] == again["ledger"]["alerts_raised"] == 0
-    # a re-run records a fresh valuation per vehicle, and nothing else that is new
-    assert (
-        again["ledger"]["entries"]
-        == led["entries"]
-        + again["ledger"]["judicial_triggers"]
-        + again["ledger"]["valuations"]
-        + again["ledger"]["ltv_alerts"]
-    )
-    assert again["ledger"]["ltv_alerts"] == 0
+    # a re-run over the same data records nothing: no second valuation at the
+    # same as-of time, no checkpoint of an unchanged tree
+    assert led["valuations"] == book_n
+    assert again["ledger"]["valuations"] == again["ledger"]["ltv_alerts"] == 0
+    assert again["ledger"]["entries"] == led["entries"]
+    assert again["ledger"]["root"] == led["root"]
     assert main(["run", str(tmp_path / "nope"), "--db", db, "--quiet"]) == 2
 
 
@@ -235,6 +232,125 @@ def test_ledger_stage_keeps_each_assets_events_in_time_order(tmp_path: Path) -> 
         1,
     )
     assert out["judicial_triggers"] == 1  # 7 days after the authorisation with no auction
+    assert audit(tmp_path / "led").ok
+
+
+def test_a_valuation_after_the_judicial_trigger_fell_due_follows_it(tmp_path: Path) -> None:
+    # default day 2, disposal authorised day 3: the 7-day trigger falls due on
+    # day 10 and is recorded before the valuation and LTV alert of day 11
+    from datetime import UTC, datetime, timedelta
+
+    from autolien.ledger.stage import ledger_stage
+
+    t0 = datetime(2026, 10, 1, tzinfo=UTC)
+    book = pa.table(
+        {
+            "vehicle_id": ["v1"],
+            "vin": ["LSVAU218XN2183294"],
+            "loan_amount": [10_000.0],
+            "currency": ["GBP"],
+            "outstanding": [8_000.0],
+            "pledge_date": [t0.date()],
+        }
+    )
+    alerts = pa.table(
+        {
+            "alert_id": pa.array([], pa.string()),
+            "vehicle_id": pa.array([], pa.string()),
+            "kind": pa.array([], pa.string()),
+            "level": pa.array([], pa.string()),
+            "opened": pa.array([], pa.timestamp("us", tz="UTC")),
+            "closed": pa.array([], pa.timestamp("us", tz="UTC")),
+        }
+    )
+    defaults = pa.table({"vehicle_id": ["v1"], "default_at": [t0 + timedelta(days=2)]})
+    out = ledger_stage(
+        tmp_path / "led",
+        book,
+        alerts,
+        defaults,
+        t0 + timedelta(days=11),
+        values=pa.table({"vehicle_id": ["v1"], "value": [7_000.0]}),
+        ltv_table=pa.table({"vehicle_id": ["v1"], "level": ["emergency"], "ltv": [1.14]}),
+    )
+    assert (out["disposals"], out["judicial_triggers"]) == (1, 1)
+    assert (out["valuations"], out["ltv_alerts"]) == (1, 1)
+    from autolien.ledger import AssetLedger
+
+    with AssetLedger.open(tmp_path / "led", read_only=True) as led:
+        types = [e["type"] for e in led.entries() if e["asset"] is not None]
+    assert types[-3:] == ["judicial_disposal_triggered", "valuation_updated", "alert_raised"]
+    assert audit(tmp_path / "led").ok
+
+
+def test_valuations_go_on_the_ledger_only_when_material(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from autolien.ledger import AssetLedger
+    from autolien.ledger.stage import ledger_stage
+
+    t0 = datetime(2026, 10, 1, tzinfo=UTC)
+    book = pa.table(
+        {
+            "vehicle_id": ["v1", "v2"],
+            "vin": ["LSVAU218XN2183294", "1M8GDM9AXKP042788"],
+            "loan_amount": [10_000.0, 8_000.0],
+            "currency": ["GBP", "GBP"],
+            "outstanding": [6_000.0, 5_000.0],
+            "pledge_date": [t0.date(), t0.date()],
+        }
+    )
+    no_alerts = pa.table(
+        {
+            "alert_id": pa.array([], pa.string()),
+            "vehicle_id": pa.array([], pa.string()),
+            "kind": pa.array([], pa.string()),
+            "level": pa.array([], pa.string()),
+            "opened": pa.array([], pa.timestamp("us", tz="UTC")),
+            "closed": pa.array([], pa.timestamp("us", tz="UTC")),
+        }
+    )
+
+    def run(day: int, v1: float, v2: float, level2: str | None = None) -> dict:
+        values = pa.table({"vehicle_id": ["v1", "v2"], "value": [v1, v2]})
+        ltv = pa.table({"vehicle_id": ["v1", "v2"], "level": [None, level2], "ltv": [0.6, 0.7]})
+        return ledger_stage(
+            tmp_path / "led",
+            book,
+            no_alerts,
+            None,
+            t0 + timedelta(days=day),
+            values=values,
+            ltv_table=ltv,
+        )
+
+    assert run(1, 10_000.0, 7_000.0)["valuations"] == 2  # the first of each
+    assert run(1, 12_000.0, 9_000.0)["valuations"] == 0  # the same as-of time: never twice
+    # v1 moved 1.99% (199 of 10,000): not material; v2 2.00% (140 of 7,000): material
+    assert run(2, 10_199.0, 7_140.0)["valuations"] == 1
+    # v2's LTV grade went from none to warning with its value unchanged
+    out = run(3, 10_199.0, 7_140.0, "warning")
+    assert out["valuations"] == 1
+    again = run(3, 10_199.0, 7_140.0, "warning")
+    assert (again["valuations"], again["entries"], again["root"]) == (
+        0,
+        out["entries"],
+        out["root"],
+    )
+    with AssetLedger.open(tmp_path / "led", read_only=True) as led:
+        vals = [
+            (e["time"][:10], e["data"]["value_minor"], e["data"]["ltv_level"])
+            for e in led.entries()
+            if e["type"] == "valuation_updated"
+        ]
+        n_checkpoints = len(led.checkpoints())
+    assert vals == [
+        ("2026-10-02", 1_000_000, "none"),
+        ("2026-10-02", 700_000, "none"),
+        ("2026-10-03", 714_000, "none"),
+        ("2026-10-04", 714_000, "warning"),
+    ]
+    assert n_checkpoints == 3  # runs 1, 3 and 4 grew the tree; runs 2 and 5 did not
     assert audit(tmp_path / "led").ok
 
 

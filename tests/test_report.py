@@ -86,8 +86,60 @@ def test_overview_loads_without_errors_and_renders(report: tuple[Path, dict]) ->
     assert re.search(r'<div id="errors"></div>', dom), "a script error was caught on the page"
     assert dom.count('class="main-svg"') >= 2 * 2  # two overview charts, each draws two svg layers
     rows = re.findall(r'<tr><td><a href="#vehicle=', dom)
-    assert len(rows) == summary["monitor"]["alerts"]
+    # every alert of the store, the battery alerts too, as the run's summary counts them
+    assert len(rows) == summary["alerts"]["total"] == summary["dashboard"]["alerts"]
     assert "http://" not in page.read_text().split("<script>", 2)[1][:200]  # plotly.js is inline
+    _titles_and_axes(dom, charts=3)  # alerts per day, fleet km, LTV
+    # one run so far: the portfolio value is a number, not a one-point chart
+    assert 'id="overview_value"' not in dom
+    assert re.search(
+        r"<b>Total collateral value</b>: [\d,]+ GBP as of 20\d\d-\d\d-\d\d \d\d:\d\d \(UTC\+8\)",
+        dom,
+    )
+    # the score column says what it measures, with units
+    measures = re.findall(r"<td data-v=\"[a-z_]+ [\d.]+\">([^<]+)</td></tr>", dom)
+    assert len(measures) == len(rows)
+    for m in measures:
+        assert re.fullmatch(r"[a-zA-Z|(/) ]+ [\d,.]+( [a-zA-Z/ -]+)?", m), m
+    assert any(m.endswith(" h") for m in measures) or any(m.endswith(" km") for m in measures)
+
+
+def _titles_and_axes(dom: str, charts: int) -> None:
+    """Every chart drawn has a title and both axis titles."""
+    drawn = dom.count('class="plot-container plotly"')
+    assert drawn >= charts
+    assert dom.count('class="g-gtitle"') >= drawn
+    titles = re.findall(r'class="gtitle"[^>]*>([^<]+)<', dom)
+    assert len(titles) >= drawn
+    assert all(t.strip() for t in titles)
+    assert len(re.findall(r'class="x\d*title"', dom)) >= drawn
+    assert len(re.findall(r'class="y\d*title"', dom)) >= drawn
+
+
+def _figures(page: Path) -> dict:
+    raw = page.read_text().split('<script id="data" type="application/json">', 1)[1]
+    return json.loads(raw.split("</script>", 1)[0])
+
+
+def test_no_chart_plots_a_single_point(report: tuple[Path, dict]) -> None:
+    page, _ = report
+    data = _figures(page)
+    figs = list(data["overview"].values()) + [
+        p[k]
+        for p in data["vehicles"].values()
+        for k in ("track", "odometer", "features", "valuation")
+        if k in p
+    ]
+    assert len(figs) >= 6  # three overview charts, three per vehicle page
+    for fig in figs:
+        lines = [t for t in fig["data"] if t["type"] in ("scatter", "scattergl")]
+        for t in lines:
+            xs = [x for x in t.get("x", []) if x is not None]
+            assert len(set(map(str, xs))) != 1, fig["layout"].get("title")
+    # each vehicle's single valuation is a sentence with its factors instead
+    texts = [p["valuation_text"] for p in data["vehicles"].values() if "valuation_text" in p]
+    assert texts
+    assert all(re.search(r"Value [\d,]+ GBP as of .* x battery [\d.]+", t) for t in texts)
 
 
 def test_vehicle_page_charts_and_ledger_proofs(report: tuple[Path, dict], tmp_path: Path) -> None:
@@ -98,6 +150,14 @@ def test_vehicle_page_charts_and_ledger_proofs(report: tuple[Path, dict], tmp_pa
     dom = _browser(page.as_uri() + f"#vehicle={vid}", "--dump-dom")
     assert '<div id="errors"></div>' in dom
     assert dom.count('class="main-svg"') >= 3 * 2  # track, features, odometer
+    _titles_and_axes(dom, charts=3)
+    # evidence reads as labelled values with units and local times, not JSON
+    evidence = re.findall(r"<dt>([^<]+)</dt><dd>([^<]+)</dd>", dom)
+    assert evidence
+    assert any(re.fullmatch(r"20\d\d-\d\d-\d\d \d\d:\d\d \(UTC\+8\)", v) for _, v in evidence)
+    assert not any(re.search(r"\d\.\d{5,}|\b1[78]\d{8}\b", v) for _, v in evidence), evidence
+    assert "signal_time" not in dom
+    assert '{"' not in dom.split('id="valerts"', 1)[1].split("</div>", 1)[0]
     ledger = re.findall(
         r"<td>(pledge_registered|alert_raised|alert_closed)</td><td>[^<]+</td><td>(\w+)</td>", dom
     )

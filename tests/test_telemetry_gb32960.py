@@ -332,3 +332,71 @@ def test_fuzz_mutated(f: bytes, pos: int, value: int) -> None:
     data[-1] = x
     res = decode_gb32960(bytes(data))
     assert res.table.num_rows + res.rejects.num_rows + res.messages.num_rows >= 1
+
+
+# --- a bad unit costs only itself and what follows it (issue 16) -------------------------------------
+
+VEHICLE = VECTORS["smallchi-unit-0x02_0x01"]
+LOCATION = "0006c6f42e0250a4c2"  # valid fix, 113.701934 E, 38.839490 N
+
+
+@pytest.mark.parametrize(
+    ("rest", "error"),
+    [
+        (("0a0102030405"), "unknown_unit"),  # 0x0A: no layout, no length to skip it by
+        ("0202" + "01" * 12, "cut_short"),  # two drive motors declared, one sent
+        (("8100100102"), "cut_short"),  # a custom unit declares 16 bytes, 2 remain
+        ("06" + "01" * 10, "cut_short"),  # extremes need 14 bytes
+    ],
+)
+def test_bad_unit_keeps_the_units_before_it(rest: str, error: str) -> None:
+    good = bytes.fromhex(VEHICLE["hex"]) + bytes.fromhex("05" + LOCATION)
+    data = TIME + good + bytes.fromhex(rest)
+    res = decode_gb32960(frame(0x02, data))
+    assert res.rejects.num_rows == 0
+    (row,) = res.table.to_pylist()
+    assert row["soc_pct"] == VEHICLE["expected"]["soc"]
+    assert (row["lat"], row["lon"]) == (pytest.approx(38.83949), pytest.approx(113.701934))
+    assert (row["units_error"], row["units_error_offset"]) == (error, 6 + len(good))
+    assert row["units_tail"] == bytes.fromhex(rest)
+    assert row["motors"] == []  # a unit cut short leaves nothing half-read
+
+
+def test_clean_frames_have_no_units_error() -> None:
+    row = units(VEHICLE["hex"])
+    assert (row["units_error"], row["units_error_offset"], row["units_tail"]) == (None, None, None)
+
+
+def test_a_frame_whose_first_unit_is_bad_is_rejected() -> None:
+    # No unit decodes, so there is no good data to keep (a device that leaves
+    # out the collection time looks like this: see the SmallChi vector).
+    res = decode_gb32960(frame(0x02, TIME + bytes.fromhex("0a0102")))
+    assert res.rejects.column("reason").to_pylist() == ["bad_body"]
+    assert "first unit" in res.rejects.column("message")[0].as_py()
+
+
+def test_short_login_keeps_its_time_and_serial() -> None:
+    login = bytes([19, 1, 22, 23, 55, 56]) + (7).to_bytes(2, "big") + b"8986"  # ICCID cut short
+    (msg,) = decode_gb32960(frame(0x01, login)).messages.to_pylist()
+    assert (msg["time"], msg["sequence"], msg["iccid"]) == (
+        datetime(2019, 1, 22, 15, 55, 56, tzinfo=UTC),
+        7,
+        None,
+    )
+    assert "ICCID" in msg["data_error"]
+    full = VECTORS["smallchi-frame-login"]["hex"]
+    assert decode_gb32960(bytes.fromhex(full)).messages.column("data_error").to_pylist() == [None]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=80))
+def test_fuzz_units_never_cost_the_vehicle_unit(rest: bytes) -> None:
+    data = TIME + bytes.fromhex(VEHICLE["hex"]) + rest
+    res = decode_gb32960(frame(0x02, data))
+    assert res.rejects.num_rows == 0
+    (row,) = res.table.to_pylist()
+    tail = row["units_tail"] or b""
+    assert data.endswith(tail)
+    if tail:
+        assert row["units_error_offset"] == len(data) - len(tail)
+        assert row["units_error"] in ("unknown_unit", "cut_short")

@@ -8,6 +8,7 @@ standard and says so.
 from __future__ import annotations
 
 import json
+import struct
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -424,6 +425,12 @@ def test_go_jt808_frames(v: dict[str, Any]) -> None:
     elif want is None:
         assert reasons == set()
         assert res.messages.num_rows == 1
+    elif v["ref"].get("checksum_ok") and v["hex"][2:6] in ("0200", "0704"):
+        # go-jt808 rejects a location whose trailing items are malformed; we keep
+        # the position and flag the items (see test_malformed_items_keep_the_position).
+        assert reasons == set()
+        assert res.table.num_rows >= 1
+        assert res.table.column("items_error").null_count < res.table.num_rows
     else:
         assert reasons, want
         assert reasons <= GO_ERRORS[want], (want, reasons)
@@ -540,3 +547,266 @@ def test_fuzz_mutated_frames(frame_bytes: bytes, pos: int, value: int, cut: bool
         data[pos % len(data)] = value
     res = decode_jt808(bytes(data))
     assert res.rejects.num_rows + res.messages.num_rows >= 1 or not data.strip(b"\x7e")
+
+
+# --- real devices are messier than the standard (issue 16) -------------------------------------------
+
+TRACCAR = [
+    json.loads(line)
+    for line in (DATA / "protocols" / "jt808_traccar.jsonl").read_text().splitlines()
+]
+
+
+def escape(content: bytes) -> bytes:
+    """A frame around unescaped header, body and check code, as sent on the wire."""
+    return b"\x7e" + content.replace(b"\x7d", b"\x7d\x01").replace(b"\x7e", b"\x7d\x02") + b"\x7e"
+
+
+def xor(data: bytes) -> int:
+    x = 0
+    for b in data:
+        x ^= b
+    return x
+
+
+def basic_block(body: bytes) -> dict[str, Any]:
+    """The 28-byte location block read straight from the standard's layout."""
+    alarm, status, lat, lon, alt, speed, heading = struct.unpack(">IIIIHHH", body[:22])
+    t = body[22:28].hex()
+    try:
+        local = datetime(
+            2000 + int(t[0:2]), int(t[2:4]), int(t[4:6]), *(int(t[i : i + 2]) for i in (6, 8, 10))
+        )
+        time: datetime | None = (local - GMT8).replace(tzinfo=UTC)
+    except ValueError:
+        time = None
+    return {
+        "alarm": alarm,
+        "status": status,
+        "lat": (-1 if status & 4 else 1) * lat / 1e6,
+        "lon": (-1 if status & 8 else 1) * lon / 1e6,
+        "altitude_m": alt,
+        "speed_kmh": speed / 10,
+        "heading_deg": heading,
+        "time": time,
+    }
+
+
+def location_bodies(content: bytes) -> tuple[bytes, list[bytes]]:
+    """(terminal number bytes, location bodies) of an unescaped 0x0200/0x0704 frame."""
+    msg_id, props = struct.unpack(">HH", content[:4])
+    body_len = props & 0x3FF
+    v2019 = len(content) - 1 == 17 + body_len  # the version follows from the length
+    terminal = content[5:15] if v2019 else content[4:10]
+    body = content[len(content) - 1 - body_len : -1]
+    if msg_id == 0x0200:
+        return terminal, [body]
+    count, p, items = struct.unpack(">H", body[:2])[0], 3, []
+    for _ in range(count):
+        (n,) = struct.unpack(">H", body[p : p + 2])
+        items.append(body[p + 2 : p + 2 + n])
+        p += 2 + n
+    return terminal, items
+
+
+@pytest.mark.parametrize("v", TRACCAR, ids=lambda v: v["id"])
+def test_traccar_real_device_locations(v: dict[str, Any]) -> None:
+    # traccar decodes all of these frames; we decode every one whose check code
+    # is the XOR of header and body (traccar does not check it).
+    content = bytes.fromhex(v["hex"])[1:-1]
+    escaped = content.replace(b"\x7d\x02", b"\x7e").replace(b"\x7d\x01", b"\x7d")
+    if xor(content[:-1]) != content[-1] and xor(escaped[:-1]) == escaped[-1]:
+        content = escaped  # the one frame traccar's test keeps escaped
+    res = decode_jt808(escape(content))
+    if xor(content[:-1]) != content[-1]:
+        assert res.rejects.column("reason").to_pylist() == ["bad_checksum"]
+        return
+    assert res.rejects.num_rows == 0, res.rejects.to_pylist()
+    terminal, bodies = location_bodies(content)
+    digits = terminal.hex().upper()
+    rows = res.table.to_pylist()
+    assert len(rows) == len(bodies) >= 1
+    for row, body in zip(rows, bodies, strict=True):
+        assert row["terminal_id"] == (digits.lstrip("0") or "0")
+        assert row["terminal_id_bcd"] == digits.isdigit()
+        exp = basic_block(body)
+        for key, value in exp.items():
+            assert row[key] == (pytest.approx(value) if isinstance(value, float) else value), key
+        if row["items_tail"] is not None:  # the undecoded rest of the body, raw
+            assert body.endswith(row["items_tail"])
+            assert row["items_error_offset"] == len(body) - len(row["items_tail"])
+
+
+def test_traccar_losses_before_issue_16_are_recovered() -> None:
+    # The frames main used to reject: non-BCD terminal numbers (bad_bcd) and a
+    # zero-id padded tail (bad_body). Their positions are kept and flagged.
+    recovered = {"traccar-013": 6, "traccar-105": 1, "traccar-106": 1, "traccar-107": 1}
+    for vid, n in recovered.items():
+        (v,) = [r for r in TRACCAR if r["id"] == vid]
+        res = decode_jt808(escape(bytes.fromhex(v["hex"])[1:-1]))
+        assert res.table.num_rows == n
+        assert res.table.column("terminal_id_bcd").to_pylist() == [False] * n
+        assert res.messages.column("terminal_id").to_pylist()[0].startswith("4EB6FB4A")
+    (pad,) = [r for r in TRACCAR if r["hex"].startswith("7e0200002e2020001297")]
+    (row,) = decode_jt808(escape(bytes.fromhex(pad["hex"])[1:-1])).table.to_pylist()
+    body = bytes.fromhex(pad["hex"])[13:-2]
+    assert (row["items_error"], row["items_error_offset"]) == ("padding", 28)
+    assert row["items_tail"] == body[28:]
+    assert row["lat"] == pytest.approx(basic_block(body)["lat"])
+
+
+BASIC = bytes.fromhex("000004000008000601a2f0a8091f0bf0003201f4005a201103031733")
+
+
+@pytest.mark.parametrize(
+    ("items", "error", "at", "tail", "columns"),
+    [
+        # an item declares more bytes than remain: the items before it decode
+        (("010400000064e11001020304"), "overrun", 34, "e11001020304", {"mileage_km": 10.0}),
+        # vendor padding of zero ids after a good item
+        (("300117000000000000"), "padding", 31, "000000000000", {"signal_strength": 23}),
+        # zero ids then garbage (the traccar capture's shape)
+        (("00000078000000"), "padding", 28, "00000078000000", {}),
+        # one byte left: no room for an id and a length
+        (("31010c2a"), "truncated_header", 31, "2a", {"satellites": 12}),
+        # a standard item shorter than defined: kept raw, the items after it decode
+        (("0102006431010c"), "short_item", 28, None, {"mileage_km": None, "satellites": 12}),
+        # clean items: nothing flagged
+        (("01040000006431010c"), None, None, None, {"mileage_km": 10.0, "satellites": 12}),
+    ],
+)
+def test_malformed_items_keep_the_position(
+    items: str, error: str | None, at: int | None, tail: str | None, columns: dict[str, Any]
+) -> None:
+    body = BASIC + bytes.fromhex(items)
+    res = decode_jt808(frame(0x0200, body))
+    assert res.rejects.num_rows == 0
+    (row,) = res.table.to_pylist()
+    for key, value in basic_block(body).items():
+        assert row[key] == (pytest.approx(value) if isinstance(value, float) else value), key
+    assert (row["items_error"], row["items_error_offset"]) == (error, at)
+    assert row["items_tail"] == (None if tail is None else bytes.fromhex(tail))
+    for col, value in columns.items():
+        assert row[col] == (pytest.approx(value) if isinstance(value, float) else value), col
+    if error == "short_item":
+        assert {e["id"]: e["value"] for e in row["extras"]}[0x01] == b"\x00\x64"
+
+
+@pytest.mark.parametrize(
+    "vid",
+    [
+        "gojt808-0200-addition-66",
+        "gojt808-0200-addition-67",
+        "gojt808-0200-addition-68",
+        "gojt808-0704-len-inconsistent",
+    ],
+)
+def test_go_jt808_malformed_items_against_its_reference_decoder(vid: str) -> None:
+    # go-jt808 rejects these frames; the vectors' independent reference decoder
+    # reads the items and leaves the trailing bytes unparsed. We keep every
+    # position, and the undecoded rest is that reference's trailing bytes.
+    v = VECTORS[vid]
+    res = decode_jt808(bytes.fromhex(v["hex"]))
+    assert res.rejects.num_rows == 0
+    ref = v["ref"]["body"]
+    items = ref.get("items", [ref])
+    rows = res.table.to_pylist()
+    assert len(rows) == len(items)
+    for row, item in zip(rows, items, strict=True):
+        assert row["lat"] == pytest.approx(item["lat_raw_u32"] / 1e6)
+        assert row["time"] == utc(item["time_gmt8"])
+        trailing = item.get("extras_trailing_unparsed_hex")
+        if trailing:
+            assert row["items_tail"] == bytes.fromhex(trailing)
+            assert row["items_error"] in ("overrun", "truncated_header")
+        elif any(e["id"] == "0x11" and e["len"] == 0 for e in item["extras"]):
+            # 0x11 with no bytes: shorter than its 1 byte, the rest still decodes
+            assert (row["items_error"], row["overspeed_type"]) == ("short_item", None)
+            assert row["area_alarm_id"] == int(item["extras"][6]["hex"][2:10], 16)
+        else:
+            assert row["items_error"] is None
+
+
+def batch(items: list[bytes], *, count: int | None = None, extra: bytes = b"") -> bytes:
+    body = (len(items) if count is None else count).to_bytes(2, "big") + b"\x01"
+    body += b"".join(len(i).to_bytes(2, "big") + i for i in items) + extra
+    return frame(0x0704, body)
+
+
+def test_0704_batch_keeps_the_items_it_can_frame() -> None:
+    good = BASIC + bytes.fromhex("010400000064")
+    # The third item declares 200 bytes, 30 remain: two positions kept, flagged.
+    data = batch([good, good], count=3, extra=b"\x00\xc8" + BASIC[:30])
+    res = decode_jt808(data)
+    assert res.rejects.num_rows == 0
+    assert res.table.num_rows == 2
+    assert res.table.column("reissue").to_pylist() == [True, True]
+    (msg,) = res.messages.to_pylist()
+    assert "item 2" in msg["body_error"]
+    assert "200" in msg["body_error"]
+    # A bad item in the middle: the items after it still decode.
+    res = decode_jt808(batch([good, b"\x00" * 10, good]))
+    assert res.table.num_rows == 2
+    assert "item 1" in res.messages.column("body_error")[0].as_py()
+    # Clean batches have no body_error; a batch with no position is rejected.
+    assert decode_jt808(batch([good])).messages.column("body_error").to_pylist() == [None]
+    res = decode_jt808(batch([b"\x00" * 10]))
+    assert res.rejects.column("reason").to_pylist() == ["bad_body"]
+    assert res.messages.num_rows == 0
+
+
+def header_2019(msg_id: int, body: bytes, terminal: bytes) -> bytes:
+    props = 0x4000 | len(body)
+    return wrap(struct.pack(">HHB", msg_id, props, 1) + terminal + b"\x00\x07" + body)
+
+
+def test_non_bcd_terminal_numbers_are_kept_as_hex_and_flagged() -> None:
+    body = BASIC + bytes.fromhex("31010c")
+    data = (
+        frame(0x0200, body, phone="4eb6fb4ad628")
+        + frame(0x0200, body, phone="013800000000")
+        + header_2019(0x0200, body, bytes.fromhex("00000000000a12b4c5d6"))
+        + frame(0x0002, b"", phone="00000000ffff")
+    )
+    res = decode_jt808(data)
+    assert res.rejects.num_rows == 0
+    assert res.messages.column("terminal_id").to_pylist() == [
+        "4EB6FB4AD628",
+        "13800000000",
+        "A12B4C5D6",
+        "FFFF",
+    ]
+    assert res.messages.column("terminal_id_bcd").to_pylist() == [False, True, False, False]
+    assert res.table.column("terminal_id_bcd").to_pylist() == [False, True, False]
+    assert res.table.column("satellites").to_pylist() == [12, 12, 12]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=60))
+def test_fuzz_items_never_cost_the_position(items: bytes) -> None:
+    body = BASIC + items
+    res = decode_jt808(frame(0x0200, body))
+    assert res.rejects.num_rows == 0
+    (row,) = res.table.to_pylist()
+    assert (row["lat"], row["lon"]) == (
+        pytest.approx(basic_block(body)["lat"]),
+        pytest.approx(basic_block(body)["lon"]),
+    )
+    # Every byte after the block is an extra, a decoded item or the raw tail.
+    tail = row["items_tail"] or b""
+    assert body.endswith(tail)
+    if tail:
+        assert row["items_error"] in ("overrun", "truncated_header", "padding")
+        assert row["items_error_offset"] == len(body) - len(tail)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=6, max_size=6))
+def test_fuzz_terminal_numbers(terminal: bytes) -> None:
+    res = decode_jt808(frame(0x0002, b"", phone=terminal.hex()))
+    (msg,) = res.messages.to_pylist()
+    digits = terminal.hex().upper()
+    assert (msg["terminal_id"], msg["terminal_id_bcd"]) == (
+        digits.lstrip("0") or "0",
+        digits.isdigit(),
+    )

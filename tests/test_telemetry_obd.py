@@ -97,3 +97,17 @@ def test_fuzz_hex_lines(lines: list[str]) -> None:
     res = decode_obd("\r".join(lines).encode())
     for value in res.table.column("value").to_pylist():
         assert not math.isnan(value)
+
+
+def test_multi_pid_reply_keeps_the_pids_before_a_bad_one() -> None:
+    # 0C = 1AF8 -> 1726 rpm and 0D = 0x32 -> 50 km/h by the SAE J1979 formulas
+    # (python-OBD's decoders agree), then PID 0x99, which we do not decode: its
+    # length is unknown, so the rest of the line cannot be framed.
+    res = decode_obd(b"41 0C 1A F8 0D 32 99 01 02\r41 0D 32 0C 1A\r")
+    assert res.table.column("pid").to_pylist() == [0x0C, 0x0D, 0x0D]
+    assert res.table.column("value").to_pylist() == [1726.0, 50.0, 50.0]
+    assert res.rejects.column("reason").to_pylist() == ["unknown_pid", "bad_length"]
+    messages = res.rejects.column("message").to_pylist()
+    assert "after 2 decoded PID(s)" in messages[0]
+    assert "after 1 decoded PID(s)" in messages[1]
+    assert res.rejects.column("offset").to_pylist() == [0, 27]

@@ -104,7 +104,7 @@ def test_cli_ingest_summary_and_rerun(tmp_path: Path, capsys: pytest.CaptureFixt
         assert total == sum(first["rejects"].values())
     # Human-readable output and a clear error for an unknown file.
     assert main(["ingest", str(GPSD / "nmea-rtk.log"), "--db", str(db), "--quiet"]) == 0
-    assert "rows (0 new)" in capsys.readouterr().out
+    assert "1 file(s) skipped: their content is in the store already" in capsys.readouterr().out
     bad = tmp_path / "notes.txt"
     bad.write_text("hello")
     assert main(["ingest", str(bad), "--db", str(db), "--quiet"]) == 2

@@ -18,6 +18,12 @@ def main(out: str) -> None:
             v = json.loads(line)
             if v["level"] == "frame":
                 seeds[key].append(bytes.fromhex(v["hex"]))
+    # traccar's real-device frames are stored unescaped: escape them for the wire.
+    for line in (DATA / "protocols" / "jt808_traccar.jsonl").read_text().splitlines():
+        content = bytes.fromhex(json.loads(line)["hex"])[1:-1]
+        seeds["jt808"].append(
+            b"\x7e" + content.replace(b"\x7d", b"\x7d\x01").replace(b"\x7e", b"\x7d\x02") + b"\x7e"
+        )
     for line in (DATA / "protocols" / "obd2.jsonl").read_text().splitlines():
         v = json.loads(line)
         if v.get("elm_line"):

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__, _core
+from .errors import LedgerCorruptError
 from .ledger import cli as ledger_cli
 from .valuation import cli as valuation_cli
 
@@ -41,8 +42,17 @@ def _ingest(args: argparse.Namespace) -> int:
         f"ingested {report['files']} file(s), {report['bytes']:,} bytes in {report['seconds']} s "
         f"({report['mb_per_s']} MB/s, {report['rows_per_s']:,} rows/s) into {args.db}"
     )
+    if report["skipped_files"]:
+        print(
+            f"  {report['skipped_files']:,} file(s) skipped: their content is in the store already"
+        )
     for table, n in sorted(report["rows"].items()):
-        print(f"  {table:10s} {n:>10,} rows ({report['new_rows'].get(table, 0):,} new)")
+        dup = report["duplicate_rows"].get(table, 0)
+        print(
+            f"  {table:10s} {n:>10,} rows decoded ({report['new_rows'].get(table, 0):,} new"
+            + (f", {dup:,} duplicates of stored readings" if dup else "")
+            + ")"
+        )
     if report["rejects"]:
         print("  rejects by reason:")
         for reason, n in sorted(report["rejects"].items(), key=lambda kv: -kv[1]):
@@ -129,18 +139,33 @@ def _simulate(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from .pipeline import run_portfolio  # noqa: PLC0415
 
-    report = run_portfolio(args.portfolio, args.db, out=args.out, progress=not args.quiet)
+    report = run_portfolio(
+        args.portfolio, args.db, out=args.out, ledger=args.ledger, progress=not args.quiet
+    )
     if args.json:
         print(json.dumps(report, indent=2, default=str))
         return 0
     ing = report["ingest"]
     mon = report["monitor"]
-    print(f"\nportfolio {report['portfolio']} -> {report['db']}")
+    print(f"\nportfolio {report['portfolio']} ({report['portfolio_id']}) -> {report['db']}")
     print(
-        f"  vehicles {report.get('vehicles_in_book', mon['vehicles']):,}; files {ing['files']:,}, "
-        f"{ing['bytes'] / 1e6:,.1f} MB; rows "
-        + ", ".join(f"{k} {v:,}" for k, v in sorted(ing["rows"].items()))
+        f"  vehicles {report.get('vehicles_in_book', mon['vehicles']):,}; files {ing['files']:,} read, "
+        f"{ing['skipped_files']:,} already stored; {ing['bytes'] / 1e6:,.1f} MB"
     )
+    tables = sorted(set(ing["rows"]) | set(ing["stored_rows"]))
+    print(
+        "  rows decoded (new to the store) / stored: "
+        + ", ".join(
+            f"{k} {ing['rows'].get(k, 0):,} ({ing['new_rows'].get(k, 0):,}) / "
+            f"{ing['stored_rows'].get(k, 0):,}"
+            for k in tables
+        )
+    )
+    if ing["duplicate_rows"]:
+        print(
+            "  duplicates not stored again (same reading: terminal, time and serial): "
+            + ", ".join(f"{k} {v:,}" for k, v in sorted(ing["duplicate_rows"].items()))
+        )
     rejects = sum(ing["rejects"].values())
     print(
         f"  rejects {rejects:,}"
@@ -148,23 +173,33 @@ def _run(args: argparse.Namespace) -> int:
     )
     print(f"  fuse: {report['fuse'] if isinstance(report['fuse'], str) else 'done'}")
     order = ("emergency", "alert", "warning")
+    al = report["alerts"]
     print(
-        f"  alerts {mon['alerts']:,} ({mon['open']:,} open): "
-        + ", ".join(f"{k} {mon['by_level'].get(k, 0):,}" for k in order)
+        f"  alerts {al['total']:,} ({al['open']:,} open): "
+        + ", ".join(f"{k} {al['by_level'].get(k, 0):,}" for k in order)
+        + f"; {al['total'] - al['battery']:,} from the monitor, {al['battery']:,} battery"
+        + f" (history {report['history_days']:g} d)"
     )
     det = report.get("detection")
     if det:
-        print("  detection against the injected truth:")
+        print("  detection against the injected truth (recall over injected anomalies):")
         print(
             f"    {'anomaly':14s} {'kind':18s} {'n':>3s} {'recall':>7s} {'level':>6s} {'median delay':>13s}"
         )
         for name, v in sorted(det["anomalies"].items()):
+            if v["recall"] is None:
+                print(f"    {name:14s} {v['kind']:18s} {v['n']:3d}  {v['note']}")
+                continue
             delay = "-" if v["median_delay_h"] is None else f"{v['median_delay_h']:.1f} h"
             print(
                 f"    {name:14s} {v['kind']:18s} {v['n']:3d} {v['recall']:7.0%} {v['level_reached']:6.0%} {delay:>13s}"
             )
+        print("    precision over alerts (true alerts / alerts; injected anomalies they cover):")
         for kind, v in sorted(det["alert_kinds"].items()):
-            print(f"    precision {kind:20s} {v['precision']:6.0%} ({v['true']}/{v['alerts']})")
+            print(
+                f"    precision {kind:20s} {v['precision']:6.0%} ({v['true']}/{v['alerts']} alerts; "
+                f"{v['anomalies']} anomalies)"
+            )
         print(f"    emergencies on normal vehicles: {det['normal_emergencies']}")
     val = report.get("valuation")
     if val:
@@ -270,10 +305,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_sim.add_argument("--quiet", action="store_true", help="no progress bar")
     p_sim.set_defaults(func=_simulate)
     p_run = sub.add_parser(
-        "run", help="the daily job over a portfolio: ingest, fuse, monitor, summary"
+        "run",
+        help="the daily job over a portfolio: ingest, fuse, monitor, value, ledger, dashboard",
+        description="Exit status 0 done; 1 the ledger failed its audit (nothing written); "
+        "2 bad input (one JSON line on stderr).",
     )
     p_run.add_argument("portfolio", help="portfolio directory (telemetry/, loan_book.parquet)")
-    p_run.add_argument("--db", default="autolien.duckdb", help="DuckDB database file")
+    p_run.add_argument(
+        "--db",
+        help="DuckDB database file (default: autolien.duckdb in the portfolio directory); "
+        "a database that belongs to another portfolio is refused",
+    )
+    p_run.add_argument("--ledger", help="ledger directory (default: ledger/ beside the database)")
     p_run.add_argument("--out", help="dashboard directory (default: report/ beside the database)")
     p_run.add_argument("--json", action="store_true", help="print the summary as JSON")
     p_run.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -285,6 +328,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ledger_cli.run(args)
     try:
         result: int = (valuation_cli.run if args.command == "valuation" else args.func)(args)
+    except LedgerCorruptError as e:
+        # the audit found a problem: status 1, as `autolien ledger audit` gives it
+        print(json.dumps({"error": type(e).__name__, "message": str(e)}), file=sys.stderr)
+        return 1
     except (ValueError, OSError) as e:
         # every command's bad input: one JSON line on stderr, exit status 2
         print(json.dumps({"error": type(e).__name__, "message": str(e)}), file=sys.stderr)

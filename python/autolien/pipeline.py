@@ -1,8 +1,17 @@
 """``autolien run``: the daily job over a portfolio directory.
 
+Before anything is written: the portfolio's identity (``portfolio.json``,
+created on the first run) is checked against the one the database records,
+and an existing ledger is audited; either failing stops the run with a typed
+error and the database untouched.
+
 Stages, each with a progress bar and a timing in the summary:
 
-1. ingest: every telemetry file into the DuckDB store (idempotent);
+1. ingest: every telemetry file into the DuckDB store, recognised by its
+   content digest (a file already stored is not read again, whatever path
+   reaches it), source names relative to the portfolio, and each RTK log's
+   vehicle (``rtk/<vehicle_id>/<day>.nmea``) written onto its fixes here,
+   once; one transaction;
 2. the loan book into the store (it maps terminal numbers and VINs to
    vehicle ids);
 3. fuse: RTK fixes into tracks, when the portfolio has NMEA/UBX logs;
@@ -14,14 +23,22 @@ Stages, each with a progress bar and a timing in the summary:
 6. detection quality against ``truth.parquet`` when the portfolio has one
    (a simulated portfolio does);
 7. ledger: pledges, alerts (level alert and up), defaults and M-of-N
-   disposal authorisations as signed events in ``<db dir>/ledger``, each
-   run's valuations and LTV alerts, the 7-day triggers, and a signed
-   checkpoint;
+   disposal authorisations as signed events in the ledger directory, each
+   run's material valuations and LTV alerts, the 7-day triggers, and a
+   signed checkpoint when the tree grew;
 8. the dashboard: ``report/index.html`` (``out``), self-contained.
+
+Every stage is idempotent: a re-run over the same inputs, or after the
+process was killed anywhere, leaves the store and the ledger as one clean run
+would (tests/test_pipeline_crash.py kills it at every stage boundary and
+inside each stage). A database without a recorded portfolio (made by
+``autolien ingest``, or before identities were recorded) is adopted.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,54 +47,155 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["run_portfolio"]
+from .errors import AutolienError, LedgerCorruptError
+
+__all__ = ["IDENTITY_FILE", "PortfolioMismatchError", "portfolio_identity", "run_portfolio"]
+
+IDENTITY_FILE = "portfolio.json"
+DB_NAME = "autolien.duckdb"
+
+
+class PortfolioMismatchError(AutolienError, ValueError):
+    """The database (or ledger) belongs to another portfolio."""
+
+
+def portfolio_identity(root: Path, *, write: bool = True) -> str:
+    """The portfolio's id from ``<root>/portfolio.json``; on the first run it is
+    derived from the loan book's content (else the telemetry file names) and
+    written there (unless ``write`` is false), so a copy of the directory
+    carries it and any path to the directory reads the same one."""
+    path = root / IDENTITY_FILE
+    if path.exists():
+        try:
+            pid = json.loads(path.read_text())["portfolio_id"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{path} does not hold a portfolio_id: {e}") from None
+        if not isinstance(pid, str) or not pid:
+            raise ValueError(f"{path}: portfolio_id must be a non-empty string")
+        return pid
+    h = hashlib.sha256()
+    book = root / "loan_book.parquet"
+    if book.exists():
+        with open(book, "rb") as f:
+            h.update(hashlib.file_digest(f, "sha256").digest())
+    else:
+        for p in sorted((root / "telemetry").rglob("*")):
+            h.update(p.relative_to(root).as_posix().encode() + b"\0")
+    pid = f"pf-{h.hexdigest()[:32]}"
+    if write:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"portfolio_id": pid}) + "\n")
+        tmp.replace(path)
+    return pid
+
+
+def _check_store(db: Path, pid: str) -> None:
+    from .telemetry import Store  # noqa: PLC0415
+
+    if not db.exists():
+        return
+    with Store(db, read_only=True) as store:
+        have = store.meta("portfolio_id")
+    if have is not None and have != pid:
+        raise PortfolioMismatchError(
+            f"{db} belongs to portfolio {have}, not to this one ({pid}); "
+            "give this portfolio its own --db"
+        )
+
+
+def _check_ledger(ledger_dir: Path) -> None:
+    from .ledger import audit  # noqa: PLC0415
+    from .ledger.assets import CONFIG  # noqa: PLC0415
+
+    if not (ledger_dir / CONFIG).exists():
+        if ledger_dir.is_dir() and any(ledger_dir.iterdir()):
+            raise LedgerCorruptError(
+                f"{ledger_dir} holds files but no {CONFIG}", path=str(ledger_dir)
+            )
+        return
+    try:
+        report = audit(ledger_dir)
+    except (ValueError, OSError, KeyError, TypeError, AutolienError) as e:
+        raise LedgerCorruptError(
+            f"the ledger at {ledger_dir} cannot be audited: {type(e).__name__}: {e}",
+            path=str(ledger_dir),
+        ) from None
+    if not report.ok:
+        bad = report.first_bad or {}
+        raise LedgerCorruptError(
+            f"the ledger at {ledger_dir} fails its audit: {bad.get('reason', 'no reason given')}"
+            + (
+                f" (entry {bad['index']}, byte {bad['offset']})"
+                if bad.get("offset") is not None
+                else ""
+            )
+            + "; nothing was written. Run `autolien ledger audit` on it",
+            path=str(ledger_dir),
+            offset=bad.get("offset"),
+            index=bad.get("index"),
+        )
+
+
+def _inputs(root: Path) -> tuple[list[Path], list[str], list[str | None]]:
+    """Telemetry files, their names relative to the portfolio, and the vehicle
+    an RTK log belongs to (its directory under ``rtk/``)."""
+    files = sorted(p for p in (root / "telemetry").rglob("*") if p.is_file())
+    files += sorted(p for p in (root / "rtk").rglob("*.nmea") if p.is_file())
+    names = [p.relative_to(root).as_posix() for p in files]
+    vehicles = [
+        n.split("/")[1] if n.startswith("rtk/") and n.count("/") >= 2 else None for n in names
+    ]
+    return files, names, vehicles
 
 
 def run_portfolio(
-    portfolio: str | Path, db: str | Path, *, out: str | Path | None = None, progress: bool = False
+    portfolio: str | Path,
+    db: str | Path | None = None,
+    *,
+    out: str | Path | None = None,
+    ledger: str | Path | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
+    """Runs the job; ``db`` defaults to ``<portfolio>/autolien.duckdb``, the
+    ledger to ``ledger/`` and the dashboard to ``report/`` beside the
+    database."""
     from .monitor.cli import monitor_store  # noqa: PLC0415
     from .monitor.quality import detection_quality  # noqa: PLC0415
     from .telemetry import Store  # noqa: PLC0415
     from .telemetry.ingest import ingest_files  # noqa: PLC0415
 
-    root = Path(portfolio)
+    # identity never depends on how the path is spelled (".", a symlink, ...)
+    root = Path(portfolio).resolve()
     if not root.is_dir():
-        raise ValueError(f"{root} is not a portfolio directory")
-    files = sorted(p for p in (root / "telemetry").rglob("*") if p.is_file())
-    # RTK logs, one directory per vehicle: rtk/<vehicle_id>/<day>.nmea
-    files += (
-        sorted(p for p in (root / "rtk").rglob("*.nmea") if p.is_file())
-        if (root / "rtk").is_dir()
-        else []
-    )
+        raise ValueError(f"{portfolio} is not a portfolio directory")
+    files, names, rtk_vehicles = _inputs(root)
     if not files:
         raise ValueError(f"{root / 'telemetry'} holds no telemetry files")
-    Path(db).parent.mkdir(parents=True, exist_ok=True)
+    db = Path(db) if db is not None else root / DB_NAME
+    ledger_dir = Path(ledger) if ledger is not None else db.parent / "ledger"
+    pid = portfolio_identity(root, write=False)
+    # checks first: nothing is written (store, ledger, portfolio.json) before they pass
+    _check_store(db, pid)
+    _check_ledger(ledger_dir)
+    portfolio_identity(root)
+    db.parent.mkdir(parents=True, exist_ok=True)
     from tqdm import tqdm  # noqa: PLC0415 - only the CLI shows it
 
     # one bar over the stages (ingest, fuse and monitor add their own)
     bar = tqdm(total=7, desc="pipeline", unit="stage", disable=not progress)
     timings: dict[str, float] = _Timings(bar)
-    summary: dict[str, Any] = {"portfolio": str(root), "db": str(db)}
+    summary: dict[str, Any] = {"portfolio": str(root), "portfolio_id": pid, "db": str(db)}
 
     t0 = time.perf_counter()
     with Store(db) as store:
-        # Files already in the store are not read again: an incremental run
-        # processes only new files (a changed file needs a new name).
-        seen: set[str] = set()
-        for table in ("locations", "ev", "fixes", "obd", "rejects"):
-            if table in store.tables():
-                seen |= set(
-                    store.query(f"SELECT DISTINCT source_file FROM {table}").column(0).to_pylist()
-                )
-        skipped = sum(1 for f in files if str(f) in seen)
-        files = [f for f in files if str(f) not in seen]
-        ing = ingest_files(files, store, progress=progress).to_json()
-        ing["skipped_files"] = skipped
+        store.set_meta("portfolio_id", pid)
+        ing = ingest_files(
+            files, store, progress=progress, names=names, vehicle_ids=rtk_vehicles
+        ).to_json()
         timings["ingest"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         book_path = root / "loan_book.parquet"
+        store.con.begin()
         if book_path.exists():
             book = pq.read_table(book_path)
             store.con.register("_book", book)
@@ -96,19 +214,23 @@ def run_portfolio(
             ).fetchall()
             store.con.unregister("_listings")
             summary["market_listings"] = listings.num_rows
+        store.con.commit()
         has_fixes = "fixes" in store.tables()
-        if has_fixes:
-            # NMEA carries no vehicle: the log's directory names it
-            store.con.execute(
-                "UPDATE fixes SET vehicle_id = regexp_extract(source_file, '[/\\\\]rtk[/\\\\]([^/\\\\]+)[/\\\\]', 1) "
-                "WHERE vehicle_id IS NULL AND regexp_matches(source_file, '[/\\\\]rtk[/\\\\]')"
-            ).fetchall()
+        stored = {
+            t: store.query(f"SELECT count(*) AS n FROM {t}").column("n")[0].as_py()
+            for t in ("locations", "ev", "fixes", "obd")
+            if t in store.tables()
+        }
         timings["loan book"] = time.perf_counter() - t1
     summary["ingest"] = {
         "files": ing["files"],
         "skipped_files": ing["skipped_files"],
         "bytes": ing["bytes"],
+        # decoded by this run, new to the store, and what the store now holds
         "rows": ing["rows"],
+        "new_rows": ing["new_rows"],
+        "duplicate_rows": {k: v for k, v in ing["duplicate_rows"].items() if v},
+        "stored_rows": stored,
         "rejects": ing["rejects"],
     }
     if has_fixes:
@@ -120,7 +242,7 @@ def run_portfolio(
     else:
         summary["fuse"] = "skipped: no RTK fixes in this portfolio"
     t3 = time.perf_counter()
-    mon = monitor_store(str(db), progress=progress, state=Path(db).parent / "monitor_state.pkl")
+    mon = monitor_store(str(db), progress=progress, state=db.with_suffix(".monitor.pkl"))
     timings["monitor"] = time.perf_counter() - t3
     summary["monitor"] = mon
     val = None
@@ -136,13 +258,21 @@ def run_portfolio(
         summary["valuation"] = {k: v for k, v in val.items() if not k.endswith("_table")}
     with Store(db, read_only=True) as store:
         alerts = store.query("SELECT * FROM alerts ORDER BY opened")
+        span = store.query(
+            "SELECT min(hour) AS first, max(hour) AS last FROM monitor_features"
+        ).to_pylist()[0]
+    summary["alerts"] = _alert_counts(alerts)
+    history_h = (span["last"] - span["first"]).total_seconds() / 3600 + 1 if span["first"] else 0.0
+    summary["history_days"] = round(history_h / 24, 1)
     truth_path = root / "truth.parquet"
     if truth_path.exists():
         truth = pq.read_table(truth_path)
         if truth.num_rows:
             start = min(truth.column("start").to_pylist())
             day0 = start.replace(hour=0, minute=0, second=0, microsecond=0)
-            summary["detection"] = detection_quality(alerts, truth, eval_start=day0)
+            summary["detection"] = detection_quality(
+                alerts, truth, eval_start=day0, history_h=history_h
+            )
             for v in summary["detection"]["anomalies"].values():
                 v.pop("delays_h", None)
     if val is not None:
@@ -151,7 +281,7 @@ def run_portfolio(
         t4 = time.perf_counter()
         defaults_path = root / "defaults.parquet"
         summary["ledger"] = ledger_stage(
-            Path(db).parent / "ledger",
+            ledger_dir,
             book,
             alerts,
             pq.read_table(defaults_path) if defaults_path.exists() else None,
@@ -163,12 +293,36 @@ def run_portfolio(
     from .report import build_dashboard  # noqa: PLC0415
 
     t5 = time.perf_counter()
-    report_dir = Path(out) if out is not None else Path(db).parent / "report"
-    summary["dashboard"] = build_dashboard(db, report_dir, ledger_dir=Path(db).parent / "ledger")
+    report_dir = Path(out) if out is not None else db.parent / "report"
+    summary["dashboard"] = build_dashboard(
+        db,
+        report_dir,
+        ledger_dir=ledger_dir,
+        detection=summary.get("detection"),
+        history_days=summary["history_days"],
+    )
     timings["dashboard"] = time.perf_counter() - t5
     bar.close()
     summary["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
     return summary
+
+
+def _alert_counts(alerts: pa.Table) -> dict[str, Any]:
+    """The alerts table as the summary and the dashboard both count it: every
+    alert of every source (the monitor's and the valuation's battery alerts)."""
+    rows = alerts.select(["kind", "level", "closed"]).to_pylist()
+    by_level: dict[str, int] = {}
+    by_kind: dict[str, int] = {}
+    for r in rows:
+        by_level[r["level"]] = by_level.get(r["level"], 0) + 1
+        by_kind[r["kind"]] = by_kind.get(r["kind"], 0) + 1
+    return {
+        "total": len(rows),
+        "open": sum(1 for r in rows if r["closed"] is None),
+        "by_level": by_level,
+        "by_kind": dict(sorted(by_kind.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "battery": by_kind.get("battery_degradation", 0),
+    }
 
 
 class _Timings(dict[str, float]):

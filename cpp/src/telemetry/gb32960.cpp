@@ -129,7 +129,7 @@ class Decoder {
         f.data.assign(d_.begin() + std::ptrdiff_t(s + 24), d_.begin() + std::ptrdiff_t(end - 1));
         std::string err;
         const auto index = std::uint32_t(out_.frames.size());
-        if (f.encryption == 0x01 || f.encryption == 0xFE) {
+        if (f.encryption == 0x01 || f.encryption == 0xFE) { // others are encrypted: kept, not decoded
             if (f.cmd == 0x02 || f.cmd == 0x03)
                 err = realtime(f, index);
             else if (f.cmd == 0x01)
@@ -151,9 +151,16 @@ class Decoder {
             return "login needs a time";
         f.time_us = binary_time_gmt8_to_utc_us(r.p);
         r.p += 6;
+        // From here a short login keeps what it has, and says what is missing.
+        if (!r.has(2)) {
+            f.data_error = "login data ends before the serial";
+            return {};
+        }
         f.sequence = std::int32_t(r.u16());
-        if (!r.has(20))
-            return "login needs a 20-character ICCID";
+        if (!r.has(20)) {
+            f.data_error = "login needs a 20-character ICCID, " + std::to_string(r.left()) + " bytes left";
+            return {};
+        }
         f.iccid = printable(r.p, 20);
         r.p += 20;
         const auto count = r.u8(), code_len = r.u8();
@@ -163,15 +170,22 @@ class Decoder {
             f.ress_codes.push_back(printable(r.p, code_len));
             r.p += code_len;
         }
-        return r.ok ? std::string() : "login data ends inside the subsystem codes";
+        if (!r.ok)
+            f.data_error = "login data ends inside the subsystem codes (" +
+                           std::to_string(f.ress_codes.size()) + " read)";
+        return {};
     }
 
     std::string logout(Frame& f) {
         Reader r{f.data.data(), f.data.data() + f.data.size()};
-        if (!r.has(8))
-            return "logout needs a time and a serial";
+        if (!r.has(6))
+            return "logout needs a time";
         f.time_us = binary_time_gmt8_to_utc_us(r.p);
         r.p += 6;
+        if (!r.has(2)) {
+            f.data_error = "logout data ends before the serial";
+            return {};
+        }
         f.sequence = std::int32_t(r.u16());
         return {};
     }
@@ -217,6 +231,27 @@ class Decoder {
         R.invalid.push_back(0);
     }
 
+    // Removes the row new_row() added (its lists must be empty).
+    void pop_row() {
+        Rows& R = out_.rows;
+        R.offset.pop_back();
+        R.frame_index.pop_back();
+        R.time_us.pop_back();
+        R.reissue.pop_back();
+        for (auto& col : R.scalars)
+            col.pop_back();
+        R.gear.pop_back();
+        R.lat.pop_back();
+        R.lon.pop_back();
+        R.location_status.pop_back();
+        for (auto* v : {&R.max_v_subsys, &R.max_v_cell, &R.min_v_subsys, &R.min_v_cell, &R.max_t_subsys,
+                        &R.max_t_probe, &R.min_t_subsys, &R.min_t_probe, &R.alarm_level})
+            v->pop_back();
+        R.alarm_flags.pop_back();
+        R.abnormal.pop_back();
+        R.invalid.pop_back();
+    }
+
     void close_lists() {
         Rows& R = out_.rows;
         R.fault_start.push_back(std::uint32_t(R.fault_code.size()));
@@ -226,69 +261,93 @@ class Decoder {
         R.custom_start.push_back(std::uint32_t(R.custom_id.size()));
     }
 
+    // List sizes (and the alarm values) before a unit, to undo a unit that
+    // turns out to be cut short.
+    struct Mark {
+        std::size_t fault, motor, cellset, cells, cellstart, probeset, probes, probestart, cid, cval, cvstart;
+        std::int32_t alarm_level;
+        std::int64_t alarm_flags;
+    };
+
+    Mark mark() const {
+        const Rows& R = out_.rows;
+        return {R.fault_code.size(),
+                R.motor.size(),
+                R.cellset.size(),
+                R.cell_v.size(),
+                R.cellset_cells_start.size(),
+                R.probeset_no.size(),
+                R.probe_c.size(),
+                R.probeset_temps_start.size(),
+                R.custom_id.size(),
+                R.custom_value.size(),
+                R.custom_value_start.size(),
+                R.alarm_level.back(),
+                R.alarm_flags.back()};
+    }
+
+    void undo_unit(const Mark& m) {
+        Rows& R = out_.rows;
+        R.fault_code.resize(m.fault);
+        R.fault_category.resize(m.fault);
+        R.motor.resize(m.motor);
+        R.cellset.resize(m.cellset);
+        R.cell_v.resize(m.cells);
+        R.cellset_cells_start.resize(m.cellstart);
+        R.probeset_no.resize(m.probeset);
+        R.probe_c.resize(m.probes);
+        R.probeset_temps_start.resize(m.probestart);
+        R.custom_id.resize(m.cid);
+        R.custom_value.resize(m.cval);
+        R.custom_value_start.resize(m.cvstart);
+        R.alarm_level.back() = m.alarm_level;
+        R.alarm_flags.back() = m.alarm_flags;
+    }
+
+    static bool defined_unit(std::uint32_t id) {
+        return (id >= 0x01 && id <= 0x09) || (id >= 0x80 && id <= 0xFE);
+    }
+
+    // The collection time makes the row; a unit that cannot be read costs only
+    // itself and the units after it (no length to skip it by), which are kept
+    // raw in `tail` and flagged in units_error / units_error_offset.
     std::string realtime(Frame& f, std::uint32_t index) {
         Rows& R = out_.rows;
         Reader r{f.data.data(), f.data.data() + f.data.size()};
         if (!r.has(6))
-            return "data needs a 6-byte collection time";
+            return "data needs a 6-byte collection time, got " + std::to_string(r.left()) + " bytes";
         f.time_us = binary_time_gmt8_to_utc_us(r.p);
         r.p += 6;
-        // Sizes to undo a bad frame exactly.
-        const std::size_t sz_fault = R.fault_code.size(), sz_motor = R.motor.size(), sz_cs = R.cellset.size(),
-                          sz_cells = R.cell_v.size(), sz_cellstart = R.cellset_cells_start.size(),
-                          sz_ps = R.probeset_no.size(), sz_probes = R.probe_c.size(),
-                          sz_pstart = R.probeset_temps_start.size(), sz_cid = R.custom_id.size(),
-                          sz_cval = R.custom_value.size(), sz_cvstart = R.custom_value_start.size();
         new_row(f, index);
-        std::string err;
-        while (r.left() > 0 && err.empty()) {
+        auto error = UnitsError::none;
+        const std::uint8_t* error_at = r.end;
+        while (r.left() > 0) {
+            const std::uint8_t* start = r.p;
+            const Mark before = mark();
             const std::uint32_t id = r.u8();
-            err = unit(id, r);
-            if (err.empty() && !r.ok)
-                err = "info unit " + hex2(id) + " runs past the end of the data";
+            const std::string err = unit(id, r);
+            if (!err.empty() || !r.ok) {
+                undo_unit(before);
+                error = defined_unit(id) ? UnitsError::cut_short : UnitsError::unknown_unit;
+                error_at = start;
+                break;
+            }
         }
-        if (!err.empty()) {
-            undo_row(sz_fault, sz_motor, sz_cs, sz_cells, sz_cellstart, sz_ps, sz_probes, sz_pstart, sz_cid,
-                     sz_cval, sz_cvstart);
-            return err;
+        if (error != UnitsError::none && error_at == f.data.data() + 6) {
+            // Not one unit decoded: nothing in the frame is worth a row (a
+            // device that leaves out the time misaligns every unit this way).
+            pop_row();
+            return std::string(error == UnitsError::unknown_unit ? "unknown info unit " : "info unit ") +
+                   hex2(*error_at) + (error == UnitsError::unknown_unit ? "" : " is cut short") +
+                   " at the first unit: no unit decodes";
         }
+        R.units_error.push_back(static_cast<std::uint8_t>(error));
+        R.units_error_offset.push_back(error == UnitsError::none ? -1
+                                                                 : std::int32_t(error_at - f.data.data()));
+        R.tail.insert(R.tail.end(), error_at, r.end);
+        R.tail_start.push_back(std::uint32_t(R.tail.size()));
         close_lists();
         return {};
-    }
-
-    void undo_row(std::size_t fa, std::size_t mo, std::size_t cs, std::size_t ce, std::size_t cst,
-                  std::size_t ps, std::size_t pr, std::size_t pst, std::size_t cid, std::size_t cval,
-                  std::size_t cvs) {
-        Rows& R = out_.rows;
-        const std::size_t n = R.size() - 1;
-        R.offset.resize(n);
-        R.frame_index.resize(n);
-        R.time_us.resize(n);
-        R.reissue.resize(n);
-        for (auto& col : R.scalars)
-            col.resize(n);
-        R.gear.resize(n);
-        R.lat.resize(n);
-        R.lon.resize(n);
-        R.location_status.resize(n);
-        for (auto* v : {&R.max_v_subsys, &R.max_v_cell, &R.min_v_subsys, &R.min_v_cell, &R.max_t_subsys,
-                        &R.max_t_probe, &R.min_t_subsys, &R.min_t_probe, &R.alarm_level})
-            v->resize(n);
-        R.alarm_flags.resize(n);
-        R.abnormal.resize(n);
-        R.invalid.resize(n);
-        R.fault_code.resize(fa);
-        R.fault_category.resize(fa);
-        R.motor.resize(mo);
-        R.cellset.resize(cs);
-        R.cell_v.resize(ce);
-        R.cellset_cells_start.resize(cst);
-        R.probeset_no.resize(ps);
-        R.probe_c.resize(pr);
-        R.probeset_temps_start.resize(pst);
-        R.custom_id.resize(cid);
-        R.custom_value.resize(cval);
-        R.custom_value_start.resize(cvs);
     }
 
     std::string unit(std::uint32_t id, Reader& r) {

@@ -44,19 +44,22 @@ bool bcd_byte(std::uint8_t b, int& out) {
     return true;
 }
 
-// Terminal number: BCD digits with leading zeros removed (at least one digit).
-bool bcd_terminal(const std::uint8_t* p, std::size_t n, std::string& out) {
+// Terminal number: its nibbles as digits with leading zeros removed (at
+// least one digit). Returns false when a nibble is above 9 (not BCD): real
+// devices send such numbers, which are then kept as their hex digits.
+bool terminal_number(const std::uint8_t* p, std::size_t n, std::string& out) {
+    static const char* hx = "0123456789ABCDEF";
     out.clear();
+    bool bcd = true;
     for (std::size_t i = 0; i < n; ++i) {
         const int hi = p[i] >> 4, lo = p[i] & 15;
-        if (hi > 9 || lo > 9)
-            return false;
-        out.push_back(char('0' + hi));
-        out.push_back(char('0' + lo));
+        bcd = bcd && hi <= 9 && lo <= 9;
+        out.push_back(hx[hi]);
+        out.push_back(hx[lo]);
     }
     const auto first = out.find_first_not_of('0');
     out = first == std::string::npos ? "0" : out.substr(first);
-    return true;
+    return bcd;
 }
 
 // Defined length of a standard additional item (2013 edition), -1 for others.
@@ -92,27 +95,6 @@ void push_location_defaults(Locations& L) {
                     &L.area_alarm_id, &L.area_alarm_direction, &L.route_id, &L.route_time_s, &L.route_result,
                     &L.ext_status, &L.io_status, &L.analog, &L.signal_strength, &L.satellites})
         v->push_back(-1);
-}
-
-void truncate_locations(Locations& L, std::size_t rows) {
-    if (L.size() <= rows)
-        return;
-    L.message_index.resize(rows);
-    L.reissue.resize(rows);
-    L.alarm.resize(rows);
-    L.status.resize(rows);
-    for (auto* v : {&L.lat, &L.lon, &L.altitude_m, &L.speed_kmh, &L.heading_deg, &L.mileage_km, &L.fuel_l,
-                    &L.recorder_speed_kmh})
-        v->resize(rows);
-    L.time_us.resize(rows);
-    for (auto* v : {&L.alarm_event_id, &L.overspeed_type, &L.overspeed_area_id, &L.area_alarm_type,
-                    &L.area_alarm_id, &L.area_alarm_direction, &L.route_id, &L.route_time_s, &L.route_result,
-                    &L.ext_status, &L.io_status, &L.analog, &L.signal_strength, &L.satellites})
-        v->resize(rows);
-    L.extra_start.resize(rows + 1);
-    L.extra_id.resize(L.extra_start.back());
-    L.extra_value_start.resize(L.extra_start.back() + 1);
-    L.extra_value.resize(L.extra_value_start.back());
 }
 
 struct Pending {
@@ -238,10 +220,8 @@ class Decoder {
         const std::size_t phone_len = m.v2019 ? 10 : 6;
         if (m.v2019)
             m.protocol_version = c[4];
-        if (!bcd_terminal(c + phone_at, phone_len, m.terminal_id)) {
-            reject(start, Reason::bad_bcd, "terminal number is not BCD", start, raw_end);
-            return;
-        }
+        // A non-BCD number costs nothing else in the frame: kept as hex, flagged.
+        m.terminal_id_bcd = terminal_number(c + phone_at, phone_len, m.terminal_id);
         std::size_t p = phone_at + phone_len;
         m.serial = be16(c + p);
         p += 2;
@@ -315,21 +295,25 @@ class Decoder {
     }
 
     // raw_override holds the frames of a reassembled message; otherwise the
-    // frame is data_[start, raw_end).
+    // frame is data_[start, raw_end). A body that yields no location at all is
+    // rejected; one that yields some keeps them and says what it could not read.
     void deliver(Message&& m, std::span<const std::uint8_t> body, std::size_t start, std::size_t raw_end,
                  std::vector<std::uint8_t> raw_override) {
         const auto index = static_cast<std::uint32_t>(out_.messages.size());
-        const std::size_t rows = out_.locations.size();
         std::string err;
         if (m.encryption & 1) {
             // RSA-encrypted bodies are kept (in messages) but not decoded.
         } else if (m.msg_id == 0x0200) {
             err = decode_location_body(body, out_.locations, index, false);
         } else if (m.msg_id == 0x0704) {
+            const std::size_t rows = out_.locations.size();
             err = decode_batch(body, index);
+            if (!err.empty() && out_.locations.size() > rows) {
+                m.body_error = std::move(err);
+                err.clear();
+            }
         }
         if (!err.empty()) {
-            truncate_locations(out_.locations, rows);
             std::vector<std::uint8_t> raw =
                 raw_override.empty()
                     ? std::vector<std::uint8_t>(data_.begin() + static_cast<std::ptrdiff_t>(start),
@@ -345,28 +329,38 @@ class Decoder {
         out_.messages.push_back(std::move(m));
     }
 
+    // Decodes every item the batch frames correctly: an item that is not a
+    // location is skipped (its bytes stay in the message body), the items
+    // after it still decode. Returns "" when the whole body framed cleanly,
+    // else the first problem with its byte offset.
     std::string decode_batch(std::span<const std::uint8_t> body, std::uint32_t index) {
         if (body.size() < 3)
             return "0x0704 needs count and type (3 bytes), got " + std::to_string(body.size());
         const std::size_t count = be16(body.data());
         const bool reissue = body[2] == 1;
         std::size_t p = 3;
+        std::string first;
         for (std::size_t i = 0; i < count; ++i) {
             if (p + 2 > body.size())
-                return "item " + std::to_string(i) + " of " + std::to_string(count) + " is missing";
+                return first.empty() ? "item " + std::to_string(i) + " of " + std::to_string(count) +
+                                           " is missing (body ends at byte " + std::to_string(p) + ")"
+                                     : first;
             const std::size_t len = be16(body.data() + p);
-            p += 2;
-            if (p + len > body.size())
-                return "item " + std::to_string(i) + " declares " + std::to_string(len) + " bytes but only " +
-                       std::to_string(body.size() - p) + " remain";
-            auto err = decode_location_body(body.subspan(p, len), out_.locations, index, reissue);
-            if (!err.empty())
-                return "item " + std::to_string(i) + ": " + err;
-            p += len;
+            if (p + 2 + len > body.size())
+                return first.empty() ? "item " + std::to_string(i) + " at byte " + std::to_string(p) +
+                                           " declares " + std::to_string(len) + " bytes but only " +
+                                           std::to_string(body.size() - p - 2) + " remain"
+                                     : first;
+            auto err = decode_location_body(body.subspan(p + 2, len), out_.locations, index, reissue);
+            if (!err.empty() && first.empty())
+                first = "item " + std::to_string(i) + " at byte " + std::to_string(p) + ": " + err;
+            p += 2 + len;
         }
+        if (!first.empty())
+            return first;
         if (p != body.size())
             return std::to_string(body.size() - p) + " byte(s) after the last of " + std::to_string(count) +
-                   " items";
+                   " items (from byte " + std::to_string(p) + ")";
         return {};
     }
 
@@ -402,24 +396,6 @@ std::string decode_location_body(std::span<const std::uint8_t> body, Locations& 
                                  std::uint32_t message_index, bool reissue) {
     if (body.size() < 28)
         return "location needs 28 bytes, got " + std::to_string(body.size());
-    // Check every item's framing before appending the row, so a bad body adds
-    // nothing. Items the standard defines must have their defined length.
-    for (std::size_t p = 28; p < body.size();) {
-        if (p + 2 > body.size())
-            return "additional item header truncated at byte " + std::to_string(p);
-        const std::uint8_t id = body[p];
-        const std::size_t len = body[p + 1];
-        if (p + 2 + len > body.size())
-            return "additional item " + hex2(id) + " declares " + std::to_string(len) + " bytes but only " +
-                   std::to_string(body.size() - p - 2) + " remain";
-        // Shorter than the standard defines cannot be read; longer is read
-        // from its defined prefix and also kept raw (vendors extend items).
-        const int want = standard_item_length(id);
-        if (want >= 0 && len < std::size_t(want))
-            return "additional item " + hex2(id) + " needs " + std::to_string(want) + " bytes, got " +
-                   std::to_string(len);
-        p += 2 + len;
-    }
     const std::uint8_t* b = body.data();
     const std::uint32_t status = be32(b + 4);
     const double lat = be32(b + 8) / 1e6; // division rounds correctly, a 1e-6 product does not
@@ -437,85 +413,91 @@ std::string decode_location_body(std::span<const std::uint8_t> body, Locations& 
     L.time_us.push_back(bcd_time_gmt8_to_utc_us(b + 22));
     push_location_defaults(L);
     const std::size_t row = L.size() - 1;
-    for (std::size_t p = 28; p < body.size();) {
+    // The basic block is good: a bad item never costs the position. Items
+    // decode until the first one that does not frame; the rest is kept raw
+    // in `tail` and flagged in items_error / items_error_offset.
+    // A bad tail outranks an earlier short item (which stays in extras).
+    auto error = ItemsError::none;
+    std::size_t error_at = 0;
+    const auto flag = [&](ItemsError e, std::size_t at) {
+        if (error == ItemsError::none || e != ItemsError::short_item) {
+            error = e;
+            error_at = at;
+        }
+    };
+    const std::size_t n = body.size();
+    std::size_t p = 28;
+    while (p < n) {
         const std::uint8_t id = b[p];
+        if (id == 0) { // 0x00 is reserved: devices pad the body with zero ids
+            flag(ItemsError::padding, p);
+            break;
+        }
+        if (p + 2 > n) {
+            flag(ItemsError::truncated_header, p);
+            break;
+        }
         const std::size_t len = b[p + 1];
+        if (p + 2 + len > n) {
+            flag(ItemsError::overrun, p);
+            break;
+        }
         const std::uint8_t* v = b + p + 2;
-        bool known = true;
-        switch (id) {
-        case 0x01:
-            known = len >= 4;
-            if (known)
+        // Shorter than the standard defines cannot be read (kept raw, flagged);
+        // longer is read from its defined prefix and also kept raw (vendors
+        // extend items).
+        const int want = standard_item_length(id);
+        bool known = want >= 0 && len >= std::size_t(want);
+        if (want >= 0 && !known)
+            flag(ItemsError::short_item, p);
+        if (known) {
+            switch (id) {
+            case 0x01:
                 L.mileage_km[row] = be32(v) / 10.0;
-            break;
-        case 0x02:
-            known = len >= 2;
-            if (known)
+                break;
+            case 0x02:
                 L.fuel_l[row] = be16(v) / 10.0;
-            break;
-        case 0x03:
-            known = len >= 2;
-            if (known)
+                break;
+            case 0x03:
                 L.recorder_speed_kmh[row] = be16(v) / 10.0;
-            break;
-        case 0x04:
-            known = len >= 2;
-            if (known)
+                break;
+            case 0x04:
                 L.alarm_event_id[row] = be16(v);
-            break;
-        case 0x11:
-            known = len >= 1;
-            if (known) {
+                break;
+            case 0x11:
                 L.overspeed_type[row] = v[0];
                 if (len >= 5)
                     L.overspeed_area_id[row] = be32(v + 1);
-            }
-            break;
-        case 0x12:
-            known = len >= 6;
-            if (known) {
+                break;
+            case 0x12:
                 L.area_alarm_type[row] = v[0];
                 L.area_alarm_id[row] = be32(v + 1);
                 L.area_alarm_direction[row] = v[5];
-            }
-            break;
-        case 0x13:
-            known = len >= 7;
-            if (known) {
+                break;
+            case 0x13:
                 L.route_id[row] = be32(v);
                 L.route_time_s[row] = be16(v + 4);
                 L.route_result[row] = v[6];
-            }
-            break;
-        case 0x25:
-            known = len >= 4;
-            if (known)
+                break;
+            case 0x25:
                 L.ext_status[row] = be32(v);
-            break;
-        case 0x2A:
-            known = len >= 2;
-            if (known)
+                break;
+            case 0x2A:
                 L.io_status[row] = be16(v);
-            break;
-        case 0x2B:
-            known = len >= 4;
-            if (known)
+                break;
+            case 0x2B:
                 L.analog[row] = be32(v);
-            break;
-        case 0x30:
-            known = len >= 1;
-            if (known)
+                break;
+            case 0x30:
                 L.signal_strength[row] = v[0];
-            break;
-        case 0x31:
-            known = len >= 1;
-            if (known)
+                break;
+            case 0x31:
                 L.satellites[row] = v[0];
-            break;
-        default:
-            known = false;
+                break;
+            default:
+                known = false;
+            }
         }
-        const int want = standard_item_length(id);
         const bool exact = want < 0 || std::size_t(want) == len || (id == 0x11 && len == 5);
         if (!known || !exact) {
             // Vendor items (0xE0-0xFF), items of later editions and items of an
@@ -527,6 +509,11 @@ std::string decode_location_body(std::span<const std::uint8_t> body, Locations& 
         p += 2 + len;
     }
     L.extra_start.push_back(static_cast<std::uint32_t>(L.extra_id.size()));
+    L.items_error.push_back(static_cast<std::uint8_t>(error));
+    L.items_error_offset.push_back(error == ItemsError::none ? -1 : static_cast<std::int32_t>(error_at));
+    if (p < n)
+        L.tail.insert(L.tail.end(), b + p, b + n);
+    L.tail_start.push_back(static_cast<std::uint32_t>(L.tail.size()));
     return {};
 }
 

@@ -182,11 +182,14 @@ Result decode_elm327(std::span<const std::uint8_t> text) {
                             std::vector<std::uint8_t>(data.begin(), data.end())});
             q += 1 + info->bytes;
         }
-        if (!err.empty()) {
-            reject(why, err);
-            continue;
-        }
+        // The PIDs before a bad one are good data: kept. The rest of the line
+        // cannot be framed (a PID's length comes from knowing it), so the
+        // line is also rejected, saying how many PIDs it gave.
         out.rows.insert(out.rows.end(), rows.begin(), rows.end());
+        if (!err.empty())
+            reject(why, rows.empty() ? err
+                                     : err + " (after " + std::to_string(rows.size()) +
+                                           " decoded PID(s), kept as rows)");
     }
     return out;
 }

@@ -2,8 +2,18 @@
 portfolio as signed lifecycle events, then a signed checkpoint.
 
 Idempotent: a re-run records only what the ledger does not hold yet (pledges
-by VIN, alerts by alert id, defaults by asset state), so incremental runs
-append. The demo consortium's member keys are generated once and kept in
+by VIN, alerts by alert id, defaults and disposals by asset state,
+valuations by the rule below), so incremental runs append and a re-run over
+the same data, or after a crash part way, leaves the ledger as one clean run
+would. A new checkpoint is signed only when the tree has grown.
+
+A valuation goes on the ledger (``valuation_updated``, with ``value_minor``
+and the loan's ``ltv_level``) only when it is material: the asset has no
+valuation yet, the value moved by at least ``VALUE_CHANGE`` (2%) of the last
+recorded one, or the LTV grade (none, warning, alert, emergency) changed; and
+never a second time at the same as-of time (the run's clock).
+
+The demo consortium's member keys are generated once and kept in
 ``member_keys.json`` (mode 0600) beside the log; real members hold their own.
 """
 
@@ -18,14 +28,29 @@ from typing import Any
 import pyarrow as pa
 
 from .assets import AssetLedger, Member
-from .lifecycle import State
-from .note import NoteSigner
+from .lifecycle import FINAL, State, parse_time
+from .note import Checkpoint, NoteSigner
 
-__all__ = ["MEMBERS", "THRESHOLD", "ledger_stage"]
+__all__ = ["MEMBERS", "THRESHOLD", "VALUE_CHANGE", "ledger_stage", "material_valuation"]
 
 MEMBERS = 15
 THRESHOLD = 10  # M of N for a disposal
 KEYS = "member_keys.json"
+VALUE_CHANGE = 0.02  # a valuation this far from the last recorded one is material
+
+
+def material_valuation(
+    last: tuple[datetime, int, str] | None, at: datetime, value_minor: int, level: str
+) -> bool:
+    """Whether a valuation at ``at`` goes on the ledger, given the asset's last
+    recorded one (time, value in minor units, LTV level) or None."""
+    if last is None:
+        return True
+    when, before, grade = last
+    if at <= when:  # this as-of time (or a later one) is recorded already
+        return False
+    # in whole minor units: 2% of 7,000.00 is 140.00, not 139.99999...
+    return grade != level or abs(value_minor - before) >= round(VALUE_CHANGE * abs(before))
 
 
 def _consortium(path: Path, now: datetime) -> tuple[AssetLedger, list[NoteSigner]]:
@@ -47,6 +72,12 @@ def _consortium(path: Path, now: datetime) -> tuple[AssetLedger, list[NoteSigner
         time=now,
     )
     return led, members
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def _when(v: Any) -> datetime:
@@ -71,6 +102,7 @@ def ledger_stage(
     root = Path(path)
     first = min((_when(d) for d in book.column("pledge_date").to_pylist()), default=now)
     led, members = _consortium(root, min(first, now))
+    start = led.size
     try:
         counts = {
             "pledges": 0,
@@ -102,9 +134,16 @@ def ledger_stage(
                 counts["pledges"] += 1
             codes[row["vehicle_id"]] = code
         seen: set[tuple[str, str]] = set()
+        valued: dict[str, tuple[datetime, int, str]] = {}
         for e in led.entries():
             if e["type"] in ("alert_raised", "alert_closed"):
                 seen.add((e["type"], e["data"]["alert_id"]))
+            elif e["type"] == "valuation_updated":
+                valued[e["asset"]] = (
+                    parse_time(e["time"]),
+                    e["data"]["value_minor"],
+                    e["data"].get("ltv_level", "none"),
+                )
         events: list[tuple[str, str, dict[str, Any], NoteSigner, datetime]] = []
         # Alerts at level alert or above go on the shared record; warnings stay in the store.
         for a in alerts.to_pylist():
@@ -129,19 +168,28 @@ def ledger_stage(
         # Valuations and LTV alerts carry the run's clock, after every default
         # and disposal: they are recorded last.
         latest: list[tuple[str, str, dict[str, Any], NoteSigner, datetime]] = []
+        grades: dict[str, str] = {}
+        if ltv_table is not None and "level" in ltv_table.column_names:
+            for r in ltv_table.select(["vehicle_id", "level"]).to_pylist():
+                grades[r["vehicle_id"]] = r["level"] or "none"
         if values is not None:
             for r in values.select(["vehicle_id", "value"]).to_pylist():
-                if r["vehicle_id"] in codes and r["value"] is not None:
-                    latest.append(
-                        (
-                            "valuation_updated",
-                            codes[r["vehicle_id"]],
-                            {"value_minor": round(r["value"] * 100)},
-                            lender[r["vehicle_id"]],
-                            now,
-                        )
+                vid = r["vehicle_id"]
+                if vid not in codes or r["value"] is None:
+                    continue
+                minor, grade = round(r["value"] * 100), grades.get(vid, "none")
+                if not material_valuation(valued.get(codes[vid]), now, minor, grade):
+                    continue
+                latest.append(
+                    (
+                        "valuation_updated",
+                        codes[vid],
+                        {"value_minor": minor, "ltv_level": grade},
+                        lender[vid],
+                        now,
                     )
-                    counts["valuations"] += 1
+                )
+                counts["valuations"] += 1
         if ltv_table is not None and "level" in ltv_table.column_names:
             for r in ltv_table.select(["vehicle_id", "level", "ltv"]).to_pylist():
                 aid = f"{r['vehicle_id']}:ltv:{r['level']}"
@@ -208,11 +256,28 @@ def ledger_stage(
                 counts["disposals"] += 1
         if batch:
             led.record_many(batch)
-        if latest:
-            led.record_many(latest)
-        counts["judicial_triggers"] = len(led.tick(now))
-        note = led.checkpoint()
-        (root / "checkpoint.note").write_text(note)
+        # not on an asset whose lifecycle ended (settled or released), as this
+        # run's events left it; a due 7-day trigger is recorded before them
+        keep = []
+        for item in latest:
+            if led.asset(item[1]).state in FINAL:
+                counts["valuations" if item[0] == "valuation_updated" else "ltv_alerts"] -= 1
+                continue
+            keep.append(item)
+        if keep:
+            led.record_many(keep)
+        led.tick(now)
+        # triggers due before one of this run's events were recorded ahead of it
+        counts["judicial_triggers"] = sum(
+            1
+            for seq in range(start, led.size)
+            if led.entry(seq)["type"] == "judicial_disposal_triggered"
+        )
+        # one checkpoint per tree size: a re-run that added nothing signs nothing
+        body = Checkpoint(led.origin, led.size, led.root()).text()
+        done = [n for n in led.checkpoints() if n.startswith(body)]
+        note = done[-1] if done else led.checkpoint()
+        _write_atomic(root / "checkpoint.note", note)
         return {
             **counts,
             "entries": led.size,

@@ -160,7 +160,9 @@ def monitor_store(
         for i in range(0, len(ids), batch):
             part = pa.table({"v": pa.array(ids[i : i + batch], pa.string())})
             store.con.register("_monitor_ids", part)
-            where = f" WHERE vehicle_id IN (SELECT v FROM _monitor_ids){since} ORDER BY vehicle_id, time"
+            # ORDER BY ALL: distinct readings in one second come in one fixed
+            # order, so a re-run (or an incremental one) scores the same rows the same way
+            where = f" WHERE vehicle_id IN (SELECT v FROM _monitor_ids){since} ORDER BY ALL"
             tracks = store.query(f"SELECT * FROM ({track_sql}){where}") if track_sql else None
             odo = (
                 store.query(

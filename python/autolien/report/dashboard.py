@@ -14,13 +14,14 @@ from __future__ import annotations
 import html
 import json
 import math
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["build_dashboard"]
+__all__ = ["SCORE_UNITS", "build_dashboard", "evidence_items", "score_text"]
 
 _FEATURES = (
     "location_entropy",
@@ -59,6 +60,116 @@ def _thin(n: int, most: int) -> np.ndarray:
 
 def _iso(v: Any) -> str | None:
     return None if v is None else v.isoformat()
+
+
+def _local(v: Any, tz_h: float) -> str:
+    """A time (datetime, ISO text or epoch seconds) as fleet-local text."""
+    t: datetime = (
+        datetime.fromisoformat(v)
+        if isinstance(v, str)
+        else datetime.fromtimestamp(float(v), UTC)
+        if isinstance(v, (int, float))
+        else v
+    )
+    return (t.astimezone(UTC) + timedelta(hours=tz_h)).strftime("%Y-%m-%d %H:%M")
+
+
+def _tz_name(tz_h: float) -> str:
+    return f"UTC{tz_h:+g}" if tz_h else "UTC"
+
+
+# What an alert's score measures, per kind: (label, factor, unit, decimals).
+SCORE_UNITS: dict[str, tuple[str, float, str, int]] = {
+    "device_silence": ("silent for", 1 / 3600, "h", 1),
+    "position_jump": ("jump", 1 / 1000, "km", 2),
+    "odometer_rollback": ("rolled back", 1.0, "km", 1),
+    "towing": ("moved with ignition off", 1.0, "m", 0),
+    "vin_change": ("VIN changes", 1.0, "", 0),
+    "entropy_increase": ("CUSUM", 1.0, "robust z-hours", 1),
+    "mileage_jump": ("excess", 1.0, "km/month", 0),
+    "odometer_freeze": ("driven, odometer still", 1.0, "km", 1),
+    "odometer_mismatch": ("|ln(odometer / track)|", 1.0, "", 2),
+    "relocation": ("away from home", 1.0, "km", 0),
+    "battery_degradation": ("SoH below expected", 100.0, "points", 1),
+}
+
+# Evidence fields: label and how to show the value.
+_TIMES = {
+    "signal_time",
+    "silent_since",
+    "windows_from",
+    "windows_to",
+    "segment_start",
+    "segment_end",
+}
+_UNIT_SUFFIX = (
+    ("_km_month", "km/month", 0),
+    ("_km_24h", "km in 24 h", 1),
+    ("_kmh", "km/h", 1),
+    ("_kwh", "kWh", 1),
+    ("_km", "km", 1),
+    ("_m", "m", 0),
+    ("_s", "s", 0),
+    ("_h", "h", 0),
+)
+_PERCENT = {"soh", "expected_soh", "deficit"}
+
+
+def score_text(kind: str, score: float | None) -> str:
+    """An alert's score with what it measures and its unit."""
+    if score is None or not math.isfinite(score):
+        return "-"
+    label, k, unit, dec = SCORE_UNITS.get(kind, ("score", 1.0, "", 2))
+    return f"{label} {score * k:,.{dec}f}{' ' + unit if unit else ''}"
+
+
+def evidence_items(evidence: str, tz_h: float) -> list[tuple[str, str]]:
+    """An alert's evidence (JSON) as (label, readable value) pairs: times in
+    fleet-local time, lengths, durations and ratios with their units, no
+    float noise."""
+    try:
+        ev = json.loads(evidence) if evidence else {}
+    except ValueError:
+        return [("evidence", evidence)]
+    if not isinstance(ev, dict):
+        return [("evidence", str(ev))]
+    out = []
+    for key, v in ev.items():
+        label = key.replace("_", " ")
+        if key in _TIMES and v is not None:
+            out.append((label, f"{_local(v, tz_h)} ({_tz_name(tz_h)})"))
+        elif key in _PERCENT and isinstance(v, (int, float)):
+            out.append((label, f"{v * 100:.1f}%"))
+        elif key == "km_24h" and isinstance(v, (int, float)):
+            out.append(("distance in 24 h", f"{v:,.1f} km"))
+        elif isinstance(v, dict):
+            parts = ", ".join(
+                f"{k} {x:+.2f}" if isinstance(x, (int, float)) else f"{k} {x}"
+                for k, x in sorted(v.items(), key=lambda kv: kv[0])
+            )
+            out.append((f"{label} (robust z)" if key == "z" else label, parts))
+        elif isinstance(v, list) and len(v) == 2 and all(isinstance(x, float) for x in v):
+            out.append((f"{label} (lat, lon)", f"{v[0]:.5f}, {v[1]:.5f}"))
+        elif isinstance(v, bool) or not isinstance(v, (int, float)):
+            out.append((label, str(v)))
+        else:
+            for suffix, unit, dec in _UNIT_SUFFIX:
+                if key.endswith(suffix) or key == suffix[1:]:
+                    out.append(
+                        (
+                            label.removesuffix(suffix.replace("_", " ")).strip() or label,
+                            f"{v:,.{dec}f} {unit}",
+                        )
+                    )
+                    break
+            else:
+                if key in ("last_lat", "last_lon"):
+                    out.append((label, f"{v:.5f}"))
+                elif isinstance(v, int) or float(v).is_integer():
+                    out.append((label, f"{v:,.0f}"))
+                else:
+                    out.append((label, f"{v:,.3g}" if abs(v) < 1000 else f"{v:,.0f}"))
+    return out
 
 
 class _Fig:
@@ -148,13 +259,25 @@ def build_dashboard(
     ledger_dir: str | Path | None = None,
     max_vehicles: int = 250,
     max_alert_rows: int = 5000,
+    detection: dict[str, Any] | None = None,
+    history_days: float | None = None,
+    tz_offset_h: float | None = None,
 ) -> dict[str, Any]:
     """Writes ``out_dir/index.html`` from the store; returns what it holds.
 
     A page stays loadable at any fleet size: vehicle pages go to the
     ``max_vehicles`` vehicles with the most severe (then most recent) alerts,
     the alert list to the ``max_alert_rows`` most severe alerts, and the
-    overview charts are aggregated in the store."""
+    overview charts are aggregated in the store. Every alert of the store is
+    counted (the monitor's and the valuation's battery alerts), as the
+    ``autolien run`` summary counts them. ``detection`` (the run's detection
+    quality, when the portfolio has ground truth) adds a recall/precision
+    table; times show in fleet-local time (``tz_offset_h``, default the
+    monitor's). A series of one point is shown as a number, not a chart."""
+    from ..monitor.config import MonitorConfig  # noqa: PLC0415
+
+    tz_h = MonitorConfig().tz_offset_h if tz_offset_h is None else tz_offset_h
+    tz = _tz_name(tz_h)
     import plotly  # noqa: PLC0415
     import plotly.graph_objects as go  # noqa: PLC0415
 
@@ -247,9 +370,23 @@ def build_dashboard(
         if book is not None
         else {}
     )
+    book_currency = (
+        dict(
+            zip(
+                book.column("vehicle_id").to_pylist(),
+                book.column("currency").to_pylist(),
+                strict=True,
+            )
+        )
+        if book is not None and "currency" in book.column_names
+        else {}
+    )
     ledger = _ledger_rows(
         Path(ledger_dir) if ledger_dir else None, {v: vins[v] for v in ids if v in vins}
     )
+    for entries in ledger.values():
+        for e in entries:
+            e["time"] = _local(e["time"], tz_h)
 
     # -- overview ---------------------------------------------------------------
     rows = alerts.to_pylist()
@@ -268,10 +405,20 @@ def build_dashboard(
         barmode="stack",
         title="Alerts opened per day, by level",
         height=320,
-        margin={"l": 40, "r": 10, "t": 40, "b": 30},
+        xaxis={"type": "category", "title": {"text": "day opened (UTC)"}},
+        yaxis={"title": {"text": "alerts"}, "rangemode": "tozero"},
+        margin={"l": 50, "r": 10, "t": 40, "b": 50},
     )
     figs["overview_alerts"] = fig
-    if fleet_km:
+    stats: list[tuple[str, str]] = []
+    if len(fleet_km) == 1:
+        stats.append(
+            (
+                f"Fleet distance on {fleet_km[0]['d']}",
+                f"{fleet_km[0]['km']:,.0f} km (one day of data)",
+            )
+        )
+    elif fleet_km:
         fig = go.Figure(
             [
                 go.Scatter(
@@ -285,11 +432,22 @@ def build_dashboard(
         fig.update_layout(
             title="Fleet distance per day (km, from the tracks)",
             height=320,
-            margin={"l": 50, "r": 10, "t": 40, "b": 30},
+            xaxis={"title": {"text": "day (UTC)"}},
+            yaxis={"title": {"text": "km"}, "rangemode": "tozero"},
+            margin={"l": 60, "r": 10, "t": 40, "b": 50},
         )
         figs["overview_km"] = fig
 
-    if totals:
+    if len(totals) == 1:
+        # one run so far: a number, not a one-point chart
+        t = totals[0]
+        stats.append(
+            (
+                "Total collateral value",
+                f"{t['value'] or 0.0:,.0f} {t['currency']} as of {_local(t['time'], tz_h)} ({tz})",
+            )
+        )
+    elif totals:
         cur = totals[0]["currency"]
         fig = go.Figure(
             [
@@ -304,7 +462,9 @@ def build_dashboard(
         fig.update_layout(
             title=f"Total collateral value ({cur}), one point per run",
             height=320,
-            margin={"l": 60, "r": 10, "t": 40, "b": 30},
+            xaxis={"title": {"text": "valued as of (UTC)"}},
+            yaxis={"title": {"text": cur}, "rangemode": "tozero"},
+            margin={"l": 70, "r": 10, "t": 40, "b": 50},
         )
         figs["overview_value"] = fig
     if ltv_t is not None and "ltv" in ltv_t.column_names:
@@ -321,8 +481,9 @@ def build_dashboard(
             fig.update_layout(
                 title="LTV distribution (outstanding / value)",
                 height=320,
-                xaxis={"tickformat": ".0%"},
-                margin={"l": 40, "r": 10, "t": 40, "b": 30},
+                xaxis={"tickformat": ".0%", "title": {"text": "loan-to-value"}},
+                yaxis={"title": {"text": "loans"}},
+                margin={"l": 50, "r": 10, "t": 40, "b": 50},
             )
             figs["overview_ltv"] = fig
 
@@ -345,9 +506,12 @@ def build_dashboard(
                 {
                     "kind": a["kind"],
                     "level": a["level"],
-                    "opened": _iso(a["opened"]),
-                    "closed": _iso(a["closed"]),
-                    "evidence": a["evidence"],
+                    "opened": f"{_local(a['opened'], tz_h)} ({tz})",
+                    "closed": None
+                    if a["closed"] is None
+                    else f"{_local(a['closed'], tz_h)} ({tz})",
+                    "score": score_text(a["kind"], a["score"]),
+                    "evidence": evidence_items(a["evidence"], tz_h),
                 }
                 for a in va
             ]
@@ -382,10 +546,11 @@ def build_dashboard(
                     )
             f = _Fig(traces)
             f.update_layout(
-                title="Track (km east/north of the first fix); alert paths highlighted",
+                title={"text": "Track (km east/north of the first fix); alert paths highlighted"},
                 height=460,
-                yaxis={"scaleanchor": "x"},
-                margin={"l": 50, "r": 10, "t": 40, "b": 30},
+                xaxis={"title": {"text": "km east"}},
+                yaxis={"scaleanchor": "x", "title": {"text": "km north"}},
+                margin={"l": 60, "r": 10, "t": 40, "b": 50},
             )
             page["track"] = f.to_dict()
             mk = tcols["mileage_km"].take(pa.array(sel)).to_numpy(zero_copy_only=False)
@@ -414,9 +579,11 @@ def build_dashboard(
                 )
                 f = _Fig(odo_traces)
                 f.update_layout(
-                    title="Odometer against track distance",
+                    title={"text": "Odometer against track distance"},
                     height=320,
-                    margin={"l": 50, "r": 10, "t": 40, "b": 30},
+                    xaxis={"title": {"text": "time (UTC)"}},
+                    yaxis={"title": {"text": "km since the first fix"}},
+                    margin={"l": 60, "r": 10, "t": 40, "b": 50},
                 )
                 page["odometer"] = f.to_dict()
                 ftr = []
@@ -458,14 +625,16 @@ def build_dashboard(
                 }
                 for k in range(len(_FEATURES)):
                     sfx = "" if k == 0 else str(k + 1)
+                    last = k == len(_FEATURES) - 1
                     grid[f"xaxis{sfx}"] = {
                         "anchor": f"y{sfx}",
-                        "showticklabels": k == len(_FEATURES) - 1,
+                        "showticklabels": last,
+                        **({"title": {"text": "hour (UTC)"}} if last else {}),
                     }
                 f.update_layout(
-                    title="Hourly features (24 h windows) and their baseline band",
+                    title={"text": "Hourly features (24 h windows) and their baseline band"},
                     height=900,
-                    margin={"l": 90, "r": 10, "t": 40, "b": 30},
+                    margin={"l": 90, "r": 10, "t": 40, "b": 50},
                     **grid,
                 )
                 page["features"] = f.to_dict()
@@ -485,7 +654,16 @@ def build_dashboard(
                 ).to_pylist()
                 if r["vehicle_id"] == vid
             ]
-            if vv:
+            cur = book_currency.get(vid, "")
+            if len(vv) == 1:
+                r = vv[0]
+                page["valuation_text"] = (
+                    f"Value {r['value'] or 0.0:,.0f} {cur} as of {_local(r['time'], tz_h)} ({tz}): "
+                    f"base {r['base_value'] or 0.0:,.0f} {cur} x usage {r['usage_factor']:.3f} "
+                    f"x market {r['market_factor']:.3f} x battery {r['battery_factor']:.3f}"
+                    " (one valuation so far)"
+                )
+            elif vv:
                 xt = [r["time"].isoformat() for r in vv]
                 f = _Fig(
                     [
@@ -511,10 +689,19 @@ def build_dashboard(
                     ]
                 )
                 f.update_layout(
-                    title="Valuation trend: base value (vehicle) and its usage, market and battery factors",
+                    title={
+                        "text": "Valuation trend: base value (vehicle) and its usage, market and battery factors"
+                    },
                     height=320,
-                    yaxis2={"overlaying": "y", "side": "right", "range": [0.6, 1.1]},
-                    margin={"l": 60, "r": 60, "t": 40, "b": 30},
+                    xaxis={"title": {"text": "valued as of (UTC)"}},
+                    yaxis={"title": {"text": f"value ({cur})"}, "rangemode": "tozero"},
+                    yaxis2={
+                        "overlaying": "y",
+                        "side": "right",
+                        "range": [0.6, 1.1],
+                        "title": {"text": "factor"},
+                    },
+                    margin={"l": 70, "r": 60, "t": 40, "b": 50},
                 )
                 page["valuation"] = f.to_dict()
         page["ledger"] = ledger.get(vid, [])
@@ -533,11 +720,16 @@ def build_dashboard(
             )
             + f"<td>{html.escape(a['kind'])}</td><td data-v='{a['level_code']}'>"
             f"<span class='lv {a['level']}'>{a['level']}</span></td>"
-            f"<td>{a['opened']:%Y-%m-%d %H:%M}</td><td data-v='{age.total_seconds() / 3600:.1f}'>"
+            f"<td>{_local(a['opened'], tz_h)}</td><td data-v='{age.total_seconds() / 3600:.1f}'>"
             f"{age.total_seconds() / 3600:.1f}</td><td>{'open' if a['closed'] is None else 'closed'}</td>"
-            f"<td data-v='{a['score']:.3f}'>{a['score']:.1f}</td></tr>"
+            f"<td data-v='{html.escape(a['kind'])} {a['score']:020.6f}'>"
+            f"{html.escape(score_text(a['kind'], a['score']))}</td></tr>"
         )
-    overview_divs = "".join(f"<div id='{k}' class='fig'></div>" for k in figs)
+    overview_divs = "".join(
+        f"<p class='stat' id='stat{i}'><b>{html.escape(k)}</b>: {html.escape(v)}</p>"
+        for i, (k, v) in enumerate(stats)
+    ) + "".join(f"<div id='{k}' class='fig'></div>" for k in figs)
+    overview_divs += _detection_html(detection, history_days)
     data = {
         "overview": {k: json.loads(plotly.io.to_json(f)) for k, f in figs.items()},
         # plotly's default look, once: vehicle figures are built without it
@@ -547,6 +739,7 @@ def build_dashboard(
     page_html = _TEMPLATE.format(
         plotly_js=plotly.offline.get_plotlyjs(),
         n_alerts=counts["n"],
+        tz=tz,
         n_vehicles=counts["vehicles"],
         levels=", ".join(f"{counts[lv]} {lv}" for lv in ("emergency", "alert", "warning")),
         limits=(
@@ -575,6 +768,40 @@ def build_dashboard(
     }
 
 
+def _detection_html(det: dict[str, Any] | None, history_days: float | None) -> str:
+    """Recall per injected anomaly (or why it cannot be measured) and
+    precision per alert kind, counted over alerts."""
+    if not det:
+        return ""
+    rows = []
+    for name, v in sorted(det["anomalies"].items()):
+        if v.get("recall") is None:
+            cells = f"<td colspan='3'>{html.escape(v.get('note', 'not measurable'))}</td>"
+        else:
+            delay = "-" if v["median_delay_h"] is None else f"{v['median_delay_h']:.1f} h"
+            cells = f"<td>{v['recall']:.0%}</td><td>{v['level_reached']:.0%}</td><td>{delay}</td>"
+        rows.append(
+            f"<tr><td>{html.escape(name)}</td><td>{html.escape(v['kind'])}</td><td>{v['n']}</td>{cells}</tr>"
+        )
+    prec = "".join(
+        f"<tr><td>{html.escape(kind)}</td><td>{v['precision']:.0%}</td><td>{v['true']} of {v['alerts']}</td>"
+        f"<td>{v.get('anomalies', '-')}</td></tr>"
+        for kind, v in sorted(det["alert_kinds"].items())
+    )
+    hist = f" over {history_days:g} days of history" if history_days is not None else ""
+    return (
+        f"<h2>Detection against the injected truth</h2><p class='note'>Recall is counted over "
+        f"injected anomalies{hist}; precision over alerts (an alert is true when its vehicle "
+        "carries a compatible injected anomaly).</p><table id='recall'><thead><tr><th>anomaly</th>"
+        "<th>alert kind</th><th>injected</th><th>recall</th><th>level reached</th><th>median delay</th>"
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table><h3>Precision over alerts</h3>"
+        "<table id='precision'><thead><tr><th>alert kind</th><th>precision</th><th>true alerts</th>"
+        f"<th>anomalies they cover</th></tr></thead><tbody>{prec}</tbody></table>"
+        f"<p class='note'>Emergencies on vehicles without an injected anomaly: "
+        f"{det['normal_emergencies']}</p>"
+    )
+
+
 _TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>autolien risk dashboard</title>
 <style>
@@ -582,7 +809,8 @@ body{{font-family:system-ui,sans-serif;margin:20px;color:#222}} h1{{margin:0 0 4
 table{{border-collapse:collapse;font-size:13px}} th,td{{padding:3px 8px;border-bottom:1px solid #ddd}}
 th{{cursor:pointer;background:#f5f5f5}} .lv{{color:#fff;padding:1px 6px;border-radius:3px}}
 .warning{{background:#f0ad4e}} .alert{{background:#d9534f}} .emergency{{background:#7b1fa2}}
-#vehicle{{display:none}} .note{{color:#666}} #errors{{color:#b00}}
+#vehicle{{display:none}} .note{{color:#666}} #errors{{color:#b00}} .stat{{font-size:16px}}
+dl{{display:grid;grid-template-columns:max-content auto;gap:1px 12px;font-size:13px;margin:4px 0 12px}} dt{{color:#666}} dd{{margin:0}}
 </style>
 <script>window.__errors=[];window.addEventListener('error',function(e){{window.__errors.push(String(e.message));
 var d=document.getElementById('errors');if(d)d.textContent=window.__errors.join('\\n');}});</script>
@@ -593,16 +821,17 @@ var d=document.getElementById('errors');if(d)d.textContent=window.__errors.join(
 <p class="note">{n_alerts} alerts on {n_vehicles} vehicles: {levels}.{limits}</p>
 <div id="overview">{overview}
 <h2>Alerts</h2><p class="note">Click a column to sort; click a vehicle for its page.</p>
-<table id="alerts"><thead><tr><th>vehicle</th><th>kind</th><th>level</th><th>opened</th><th>age (h)</th>
-<th>state</th><th>score</th></tr></thead><tbody>
+<table id="alerts"><thead><tr><th>vehicle</th><th>kind</th><th>level</th><th>opened ({tz})</th><th>age (h)</th>
+<th>state</th><th>measure (per kind, with its unit)</th></tr></thead><tbody>
 {rows}
 </tbody></table></div>
 <div id="vehicle"><p><a href="#">&larr; portfolio</a></p><h2 id="vtitle"></h2>
-<div id="valerts"></div><div id="vvaluation" class="fig"></div><div id="vtrack" class="fig"></div><div id="vfeatures" class="fig"></div>
-<div id="vodometer" class="fig"></div><h3>Ledger history</h3><table id="vledger"></table></div>
+<div id="valerts"></div><p id="vvaltext" class="stat"></p><div id="vvaluation" class="fig"></div><div id="vtrack" class="fig"></div><div id="vfeatures" class="fig"></div>
+<div id="vodometer" class="fig"></div><h3>Ledger history (times {tz})</h3><table id="vledger"></table></div>
 <script id="data" type="application/json">{data}</script>
 <script>
 var DATA=JSON.parse(document.getElementById('data').textContent);
+function esc(t){{return String(t).replace(/&/g,'&amp;').replace(/</g,'&lt;');}}
 function plot(id,fig){{if(fig){{if(!fig.layout.template){{fig.layout.template=DATA.template;}}Plotly.newPlot(id,fig.data,fig.layout,{{responsive:true}});}}
 else{{document.getElementById(id).innerHTML='';}}}}
 Object.keys(DATA.overview).forEach(function(k){{plot(k,DATA.overview[k]);}});
@@ -614,9 +843,10 @@ document.querySelectorAll('#alerts th').forEach(function(th,i){{th.addEventListe
 function show(){{var m=location.hash.match(/vehicle=([^&]+)/);var v=m&&DATA.vehicles[decodeURIComponent(m[1])];
  document.getElementById('overview').style.display=v?'none':'block';document.getElementById('vehicle').style.display=v?'block':'none';
  if(!v)return;var id=decodeURIComponent(m[1]);document.getElementById('vtitle').textContent='Vehicle '+id;
- document.getElementById('valerts').innerHTML=v.alerts.map(function(a){{return '<p><span class="lv '+a.level+'">'+a.level+
- '</span> '+a.kind+' opened '+a.opened+(a.closed?' closed '+a.closed:' (open)')+'<br><code>'+
- a.evidence.replace(/</g,'&lt;')+'</code></p>';}}).join('');
+ document.getElementById('valerts').innerHTML=v.alerts.map(function(a){{return '<div class="al"><span class="lv '+a.level+'">'+a.level+
+ '</span> '+esc(a.kind)+' opened '+esc(a.opened)+(a.closed?' closed '+esc(a.closed):' (open)')+'; '+esc(a.score)+'<dl>'+
+ a.evidence.map(function(p){{return '<dt>'+esc(p[0])+'</dt><dd>'+esc(p[1])+'</dd>';}}).join('')+'</dl></div>';}}).join('');
+ document.getElementById('vvaltext').textContent=v.valuation_text||'';
  plot('vvaluation',v.valuation);plot('vtrack',v.track);plot('vfeatures',v.features);plot('vodometer',v.odometer);
  document.getElementById('vledger').innerHTML='<tr><th>seq</th><th>event</th><th>time</th><th>inclusion proof</th></tr>'+
  v.ledger.map(function(e){{return '<tr><td>'+e.seq+'</td><td>'+e.type+'</td><td>'+e.time+'</td><td>'+e.proof+'</td></tr>';}}).join('');}}

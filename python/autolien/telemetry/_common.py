@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
+from .. import _core
+from ._raw import RawRejects
 
 TIME_TYPE = pa.timestamp("us", tz="UTC")
 
@@ -69,7 +73,7 @@ def nullable(values: np.ndarray, absent: Any, typ: pa.DataType) -> pa.Array:
     return pa.array(values, mask=mask).cast(typ)
 
 
-def rejects_table(rej: dict[str, Any], reasons: dict[int, str]) -> pa.Table:
+def rejects_table(rej: RawRejects, reasons: dict[int, str]) -> pa.Table:
     return pa.table(
         {
             "offset": pa.array(rej["offset"], pa.uint64()),
@@ -79,3 +83,30 @@ def rejects_table(rej: dict[str, Any], reasons: dict[int, str]) -> pa.Table:
         },
         schema=REJECT_SCHEMA,
     )
+
+
+@cache
+def _column_types() -> dict[str, list[tuple[str, str, str]]]:
+    return _core.column_types()
+
+
+def generated_fields(table: str) -> list[pa.Field]:
+    """The Arrow fields of a C++ column list's columns that have an output type.
+
+    The C++ headers declare each result's columns once, as (name, element
+    type, output type); "?" marks a column whose absent marker (NaN, or -1)
+    becomes null. The binding and these fields are both generated from that
+    list, so a column's name is never written twice.
+    """
+    return [
+        pa.field(name, pa.type_for_alias(out.rstrip("?")), nullable=out.endswith("?"))
+        for name, _, out in _column_types()[table]
+        if out
+    ]
+
+
+def generated_column(values: np.ndarray, field: pa.Field) -> pa.Array:
+    """A generated field's column from its raw values."""
+    if not field.nullable:
+        return pa.array(values, field.type)
+    return nullable(values, -1, field.type)

@@ -13,6 +13,9 @@ heartbeat, time calibration).
   splits a pack across frames by start cell: see ``cells``) and probe
   temperatures (-40). Custom units 0x80-0xFE, and the fuel-cell unit 0x03,
   are kept raw in ``custom_units``.
+* A unit that cannot be read (unknown id, or cut short) costs only itself and
+  the units after it: they are kept raw in ``units_tail`` and flagged in
+  ``units_error`` (:data:`UNITS_ERRORS`) and ``units_error_offset``.
 * Values sent as 0xFE.. (abnormal) or 0xFF.. (invalid) are null, and the field
   names go into ``abnormal_fields`` / ``invalid_fields``.
 * ``messages``: every frame with its header, VIN, command and data, and the
@@ -24,50 +27,41 @@ Times are the data collection time (binary, GMT+8) converted to UTC.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import _core
-from ._common import TIME_TYPE, DecodeResult, binary_array, nullable, read_input, rejects_table
+from ._common import (
+    TIME_TYPE,
+    DecodeResult,
+    binary_array,
+    generated_column,
+    generated_fields,
+    nullable,
+    read_input,
+    rejects_table,
+)
 
-__all__ = ["EV_SCHEMA", "REASONS", "decode_gb32960"]
+__all__ = ["EV_SCHEMA", "MESSAGE_SCHEMA", "REASONS", "UNITS_ERRORS", "decode_gb32960"]
 
 REASONS = {1: "junk", 2: "bad_checksum", 3: "bad_body", 4: "truncated"}
 
-# The order of the C++ Field enum.
-SCALARS = [
-    ("vehicle_status", pa.uint8()),
-    ("charging_status", pa.uint8()),
-    ("run_mode", pa.uint8()),
-    ("speed_kmh", pa.float64()),
-    ("odometer_km", pa.float64()),
-    ("pack_voltage_v", pa.float64()),
-    ("pack_current_a", pa.float64()),
-    ("soc_pct", pa.float64()),
-    ("dcdc_status", pa.uint8()),
-    ("insulation_kohm", pa.float64()),
-    ("accel_pedal_pct", pa.float64()),
-    ("brake_pedal", pa.float64()),
-    ("max_cell_v", pa.float64()),
-    ("min_cell_v", pa.float64()),
-    ("max_temp_c", pa.float64()),
-    ("min_temp_c", pa.float64()),
-    ("engine_status", pa.uint8()),
-    ("crankshaft_rpm", pa.float64()),
-    ("fuel_rate_l_per_100km", pa.float64()),
-]
-INTS = [
-    "max_v_subsys",
-    "max_v_cell",
-    "min_v_subsys",
-    "min_v_cell",
-    "max_t_subsys",
-    "max_t_probe",
-    "min_t_subsys",
-    "min_t_probe",
-]
+# Why a row's information units did not all decode (C++ UnitsError).
+UNITS_ERRORS = {1: "unknown_unit", 2: "cut_short"}
+
+
+# The scalar fields, in the order of the C++ Field enum (bit i of the flags).
+_SCALAR_FIELDS = generated_fields("gb32960.scalars")
+SCALARS = [(f.name, f.type) for f in _SCALAR_FIELDS]
+_ROW_GENERATED = generated_fields("gb32960.rows")
+_FRAME_GENERATED = generated_fields("gb32960.frames")
+_UNITS_ERROR_NAMES = pa.array(
+    [UNITS_ERRORS.get(i) for i in range(max(UNITS_ERRORS) + 1)], pa.string()
+)
 MOTOR_TYPE = pa.struct(
     [
         ("no", pa.uint8()),
@@ -100,14 +94,9 @@ EV_SCHEMA = pa.schema(
         pa.field("vin", pa.string(), nullable=False),
         pa.field("time", TIME_TYPE),
         pa.field("reissue", pa.bool_(), nullable=False),
-        *(pa.field(name, typ) for name, typ in SCALARS),
+        *_SCALAR_FIELDS,
         pa.field("gear", pa.uint8()),
-        pa.field("lat", pa.float64()),
-        pa.field("lon", pa.float64()),
-        pa.field("location_status", pa.uint8()),
-        *(pa.field(name, pa.uint8()) for name in INTS),
-        pa.field("alarm_level", pa.uint8()),
-        pa.field("alarm_flags", pa.uint32()),
+        *_ROW_GENERATED,
         pa.field("faults", pa.list_(FAULT_TYPE), nullable=False),
         pa.field("motors", pa.list_(MOTOR_TYPE), nullable=False),
         pa.field("cells", pa.list_(CELLS_TYPE), nullable=False),
@@ -117,22 +106,25 @@ EV_SCHEMA = pa.schema(
         pa.field("custom_units", pa.list_(CUSTOM_TYPE), nullable=False),
         pa.field("abnormal_fields", pa.list_(pa.string()), nullable=False),
         pa.field("invalid_fields", pa.list_(pa.string()), nullable=False),
+        # Null when every unit decoded; else UNITS_ERRORS, the byte of the
+        # frame's data where the bad unit starts, and it and the rest, raw.
+        pa.field("units_error", pa.string()),
+        pa.field("units_error_offset", pa.uint32()),
+        pa.field("units_tail", pa.binary()),
         pa.field("offset", pa.uint64(), nullable=False),
     ]
 )
 
 MESSAGE_SCHEMA = pa.schema(
     [
-        pa.field("offset", pa.uint64(), nullable=False),
         pa.field("vin", pa.string(), nullable=False),
-        pa.field("cmd", pa.uint8(), nullable=False),
-        pa.field("ack", pa.uint8(), nullable=False),
-        pa.field("encryption", pa.uint8(), nullable=False),
         pa.field("time", TIME_TYPE),
-        pa.field("sequence", pa.uint16()),
+        *_FRAME_GENERATED,
         pa.field("iccid", pa.string()),
         pa.field("ress_codes", pa.list_(pa.string()), nullable=False),
         pa.field("data", pa.binary(), nullable=False),
+        # A login or logout cut short after its time: what is missing.
+        pa.field("data_error", pa.string()),
     ]
 )
 
@@ -157,21 +149,25 @@ def decode_gb32960(data: Any) -> DecodeResult:
     """Decodes a stream of GB/T 32960 frames (bytes, a uint8 array or a file path)."""
     raw = _core.decode_gb32960(read_input(data))
     fr, r = raw["frames"], raw["rows"]
+    frame_cols: Mapping[str, Any] = fr  # indexed by the generated names
+    row_cols: Mapping[str, Any] = r  # indexed by the generated names
     vins = binary_array(fr["vin"], pa.string())
+    if len(fr["data_error"][0]):
+        errors = binary_array(fr["data_error"], pa.string())
+        data_error = pc.if_else(pc.equal(errors, ""), None, errors)
+    else:  # the usual case
+        data_error = pa.nulls(len(fr["cmd"]), pa.string())
     messages = pa.table(
         {
-            "offset": pa.array(fr["offset"], pa.uint64()),
             "vin": vins,
-            "cmd": pa.array(fr["cmd"], pa.uint8()),
-            "ack": pa.array(fr["ack"], pa.uint8()),
-            "encryption": pa.array(fr["encryption"], pa.uint8()),
             "time": _time(fr["time_us"]),
-            "sequence": nullable(fr["sequence"], -1, pa.uint16()),
+            **{f.name: generated_column(frame_cols[f.name], f) for f in _FRAME_GENERATED},
             "iccid": pa.array(
                 [s or None for s in binary_array(fr["iccid"], pa.string()).to_pylist()], pa.string()
             ),
             "ress_codes": pa.array(fr["ress_codes"], pa.list_(pa.string())),
             "data": binary_array(fr["data"]),
+            "data_error": data_error,
         },
         schema=MESSAGE_SCHEMA,
     )
@@ -227,18 +223,23 @@ def decode_gb32960(data: Any) -> DecodeResult:
     cell_bounds = r["cellset_cells_start"][r["cellset_start"]]
     probe_bounds = r["probeset_temps_start"][r["probeset_start"]]
     scalars = r["scalars"]
+    n = len(r["offset"])
+    if r["units_error"].any():
+        units_error = _UNITS_ERROR_NAMES.take(pa.array(r["units_error"].astype(np.int32)))
+        error_offset = nullable(r["units_error_offset"], -1, pa.uint32())
+        tail = binary_array((r["tail"], r["tail_start"].astype(np.int64)))
+        units_tail = pc.if_else(pa.array(np.diff(r["tail_start"]) == 0), None, tail)
+    else:  # the usual case: every unit decoded
+        units_error = pa.nulls(n, pa.string())
+        error_offset = pa.nulls(n, pa.uint32())
+        units_tail = pa.nulls(n, pa.binary())
     columns: dict[str, Any] = {
         "vin": vins.take(idx),
         "time": _time(r["time_us"]),
         "reissue": pa.array(r["reissue"].astype(bool)),
-        **{name: nullable(scalars[i], None, typ) for i, (name, typ) in enumerate(SCALARS)},
+        **{f.name: generated_column(scalars[i], f) for i, f in enumerate(_SCALAR_FIELDS)},
         "gear": nullable(r["gear"].astype(np.int32), 0xFF, pa.uint8()),
-        "lat": nullable(r["lat"], None, pa.float64()),
-        "lon": nullable(r["lon"], None, pa.float64()),
-        "location_status": nullable(r["location_status"], -1, pa.uint8()),
-        **{name: nullable(r[name], -1, pa.uint8()) for name in INTS},
-        "alarm_level": nullable(r["alarm_level"], -1, pa.uint8()),
-        "alarm_flags": nullable(r["alarm_flags"], -1, pa.uint32()),
+        **{f.name: generated_column(row_cols[f.name], f) for f in _ROW_GENERATED},
         "faults": pa.ListArray.from_arrays(_offsets(r["fault_start"]), fault_structs),
         "motors": pa.ListArray.from_arrays(_offsets(r["motor_start"]), motor_structs),
         "cells": cells_per_row,
@@ -252,6 +253,9 @@ def decode_gb32960(data: Any) -> DecodeResult:
         "custom_units": pa.ListArray.from_arrays(_offsets(r["custom_start"]), custom_structs),
         "abnormal_fields": _flags(r["abnormal"]),
         "invalid_fields": _flags(r["invalid"]),
+        "units_error": units_error,
+        "units_error_offset": error_offset,
+        "units_tail": units_tail,
         "offset": pa.array(r["offset"], pa.uint64()),
     }
     table = pa.table(columns, schema=EV_SCHEMA)

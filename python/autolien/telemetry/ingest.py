@@ -5,10 +5,16 @@ Formats: ``jt808`` (0x7E frames), ``gb32960`` (``##`` frames), ``nmea``
 taken from a ``--format`` override or its extension (.jt808, .gb32960, .nmea,
 .ubx, .obd, .elm), else from which protocol's signatures dominate its first
 64 KiB.
+
+A file is recognised by its content, not its path: its SHA-256 goes into the
+store's ``ingested_files`` in the same transaction as its rows, and a file
+whose digest is there already (the same portfolio reached through a copy, a
+symlink or another spelling of the path) is skipped without being decoded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 import re
 import time
@@ -28,7 +34,7 @@ from .nmea import decode_nmea
 from .obd import decode_obd
 from .store import Store
 
-__all__ = ["FORMATS", "IngestSummary", "detect_format", "ingest_files"]
+__all__ = ["FORMATS", "IngestSummary", "detect_format", "file_digest", "ingest_files"]
 
 DECODERS: dict[str, Callable[[Any], DecodeResult]] = {
     "jt808": decode_jt808,
@@ -115,6 +121,7 @@ class IngestSummary:
     new_rows: Counter[str] = field(default_factory=Counter)
     rejects: Counter[str] = field(default_factory=Counter)  # by decoder:reason
     formats: Counter[str] = field(default_factory=Counter)
+    skipped_files: int = 0  # content already in the store (or twice in this call)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -126,8 +133,18 @@ class IngestSummary:
             "formats": dict(self.formats),
             "rows": dict(self.rows),
             "new_rows": dict(self.new_rows),
+            # decoded rows the store already held, or held twice in this call
+            # (true duplicates: the same reading; see Store.append)
+            "duplicate_rows": {k: n - self.new_rows.get(k, 0) for k, n in self.rows.items()},
+            "skipped_files": self.skipped_files,
             "rejects": dict(self.rejects),
         }
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 (hex) of a file's contents: how ingest recognises a file."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def ingest_files(
@@ -137,17 +154,32 @@ def ingest_files(
     fmt: str | None = None,
     progress: bool = False,
     chunk_bytes: int = CHUNK_BYTES,
+    names: Sequence[str] | None = None,
+    vehicle_ids: Sequence[str | None] | None = None,
 ) -> IngestSummary:
     """Decodes each file and appends its rows and rejects to the store
-    (JT/T 808 files over ``chunk_bytes`` a piece at a time)."""
+    (JT/T 808 files over ``chunk_bytes`` a piece at a time).
+
+    ``names`` are what ``source_file`` records per file (default: the path as
+    given); ``vehicle_ids`` name the vehicle of a log that carries none (an
+    NMEA/UBX log), filled into its rows' null ``vehicle_id`` here, once. Files
+    whose content the store holds already are skipped (``skipped_files``).
+    All of it is one transaction: a process killed part way stores nothing,
+    and the next run reads every file again."""
     from tqdm import tqdm  # noqa: PLC0415 - only the CLI needs it
 
+    if names is not None and len(names) != len(paths):
+        raise ValueError("names must give one name per path")
+    if vehicle_ids is not None and len(vehicle_ids) != len(paths):
+        raise ValueError("vehicle_ids must give one id (or None) per path")
     summary = IngestSummary()
     # Decoded rows wait here and go to the store FLUSH_ROWS at a time: each
     # append de-duplicates against the whole table, so one per file made
     # ingest grow with files x rows (8.7 of 11.6 s on 360 files).
     pending: dict[str, list[pa.Table]] = {}
     waiting = Counter[str]()
+    # files whose rows are all decoded, noted in the manifest once flushed
+    done: list[tuple[str, int, str, str, int]] = []
 
     def flush(kind: str) -> None:
         tables = pending.pop(kind, [])
@@ -163,7 +195,14 @@ def ingest_files(
             if kind != "rejects":
                 summary.new_rows[kind] += new
 
-    def hold(kind: str, t: pa.Table, source: str) -> None:
+    def hold(kind: str, t: pa.Table, source: str, vehicle: str | None) -> None:
+        if vehicle is not None and "vehicle_id" in t.column_names:
+            i = t.column_names.index("vehicle_id")
+            t = t.set_column(
+                i,
+                t.schema.field(i),
+                pc.coalesce(t.column(i), pa.scalar(vehicle, t.schema.field(i).type)),
+            )
         pending.setdefault(kind, []).append(
             t.append_column("source_file", pa.array([source] * t.num_rows, pa.string()))
         )
@@ -171,19 +210,30 @@ def ingest_files(
         if waiting[kind] >= FLUSH_ROWS:
             flush(kind)
 
+    known = dict(store.ingested())
     total = sum(Path(p).stat().st_size for p in paths)
     bar = tqdm(total=total, unit="B", unit_scale=True, desc="ingest", disable=not progress)
     start = time.perf_counter()
+    store.con.begin()
     try:
-        for p in paths:
+        for n, p in enumerate(paths):
             path = Path(p)
+            name = names[n] if names is not None else str(path)
+            vehicle = vehicle_ids[n] if vehicle_ids is not None else None
             size = path.stat().st_size
+            digest = file_digest(path)
+            if digest in known:
+                summary.skipped_files += 1
+                bar.update(size)
+                continue
+            known[digest] = name
             with open(path, "rb") as f:
                 data: Any = (
                     mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
                     if size > chunk_bytes
                     else f.read()
                 )
+            decoded = 0
             try:
                 kind = fmt or detect_format(bytes(data[:65536]), path.name)
                 if kind not in DECODERS:
@@ -194,24 +244,34 @@ def ingest_files(
                     result = DECODERS[kind](piece)
                     rows = _shift(result.table, base)
                     summary.rows[table] += rows.num_rows
-                    hold(table, rows, str(path))
+                    decoded += rows.num_rows
+                    hold(table, rows, name, vehicle)
                     rejects = _shift(result.rejects, base).append_column(
                         "decoder", pa.array([kind] * result.rejects.num_rows, pa.string())
                     )
-                    hold("rejects", rejects, str(path))
+                    hold("rejects", rejects, name, None)
                     for reason in rejects.column("reason").to_pylist():
                         summary.rejects[f"{kind}:{reason}"] += 1
                     bar.update(len(piece))
             finally:
                 if isinstance(data, mmap.mmap):
                     data.close()
+            done.append((digest, size, kind, name, decoded))
             summary.formats[kind] += 1
             summary.files += 1
             summary.bytes += size
     finally:
-        # what decoded before an error is stored all the same
-        for kind in list(pending):
-            flush(kind)
+        # what decoded before an error is stored all the same (a file cut
+        # short by the error is not noted, so a later run reads it again)
+        try:
+            for kind in list(pending):
+                flush(kind)
+            for digest, size, kind, name, decoded in done:
+                store.record_file(digest, size, kind, name, decoded)
+            store.con.commit()
+        except BaseException:
+            store.con.rollback()
+            raise
     bar.close()
     summary.seconds = time.perf_counter() - start
     return summary

@@ -9,6 +9,11 @@
   0.1 km) and 0x02 (fuel, 0.1 L) become ``mileage_km`` and ``fuel_l``; the
   other standard items have their own columns. Vendor items (0xE0-0xFF),
   unknown ids, and items of an unexpected length are kept raw in ``extras``.
+  Malformed trailing items never cost the position: the items before them
+  decode, the rest is kept raw in ``items_tail``, and ``items_error``
+  (:data:`ITEMS_ERRORS`) with ``items_error_offset`` say why and where.
+  A terminal number with hex digits A-F (not BCD, as real devices send) is
+  kept as its hex digits, with ``terminal_id_bcd`` false.
 * ``messages``: every decoded frame, whatever its message id, with its header,
   its (reassembled) body, and the fields of 0x0001/0x8001 (general response),
   0x0100 (register), 0x0102 (authenticate) and 0x8100 (register response).
@@ -20,24 +25,38 @@ Reasons: ``junk`` (bytes outside 0x7E frames), ``bad_escape``, ``bad_checksum``
 (XOR over the unescaped header and body), ``header_too_short``,
 ``body_length_mismatch`` (the declared length fits neither the 2013 header nor
 the 2019 one; the version comes from this check, not from bit 14 alone),
-``bad_bcd``, ``bad_body`` (a body too short for its message, or an item that
-overruns it), ``subpackage_timeout`` (a split message whose parts did not all
+``bad_body`` (a location body under 28 bytes, a 0x0704 batch with no
+location in it, or a bad package index; a batch that decodes in part keeps its
+rows and says why in ``messages.body_error``), ``subpackage_timeout`` (a split message whose parts did not all
 arrive within ``subpackage_window`` frames, or before the input ended), and
-``truncated``.
+``truncated``. ``bad_bcd`` is no longer raised. docs/telemetry.md tabulates
+what each reason keeps.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import _core
-from ._common import TIME_TYPE, DecodeResult, binary_array, nullable, read_input, rejects_table
+from ._common import (
+    TIME_TYPE,
+    DecodeResult,
+    binary_array,
+    generated_column,
+    generated_fields,
+    nullable,
+    read_input,
+    rejects_table,
+)
+from ._raw import Jt808Locations
 
-__all__ = ["LOCATION_SCHEMA", "MESSAGE_SCHEMA", "REASONS", "decode_jt808"]
+__all__ = ["ITEMS_ERRORS", "LOCATION_SCHEMA", "MESSAGE_SCHEMA", "REASONS", "decode_jt808"]
 
 REASONS = {
     1: "junk",
@@ -56,56 +75,44 @@ EXTRA_TYPE = pa.list_(
     pa.struct([pa.field("id", pa.uint8(), nullable=False), pa.field("value", pa.binary())])
 )
 
+# Why a location's additional items did not all decode (C++ ItemsError).
+ITEMS_ERRORS = {1: "overrun", 2: "truncated_header", 3: "padding", 4: "short_item"}
+
+
+_LOCATION_GENERATED = generated_fields("jt808.locations")
+_MESSAGE_GENERATED = generated_fields("jt808.messages")
+
 LOCATION_SCHEMA = pa.schema(
     [
         pa.field("terminal_id", pa.string(), nullable=False),
         pa.field("time", TIME_TYPE),
-        pa.field("lat", pa.float64(), nullable=False),
-        pa.field("lon", pa.float64(), nullable=False),
-        pa.field("altitude_m", pa.float64(), nullable=False),
-        pa.field("speed_kmh", pa.float64(), nullable=False),
-        pa.field("heading_deg", pa.float64(), nullable=False),
-        pa.field("mileage_km", pa.float64()),
-        pa.field("fuel_l", pa.float64()),
-        pa.field("alarm", pa.uint32(), nullable=False),
-        pa.field("status", pa.uint32(), nullable=False),
+        *_LOCATION_GENERATED,
         pa.field("source", pa.string(), nullable=False),
         pa.field("msg_id", pa.uint16(), nullable=False),
         pa.field("serial", pa.uint16(), nullable=False),
         pa.field("reissue", pa.bool_(), nullable=False),
-        pa.field("recorder_speed_kmh", pa.float64()),
-        pa.field("alarm_event_id", pa.uint16()),
-        pa.field("overspeed_type", pa.uint8()),
-        pa.field("overspeed_area_id", pa.uint32()),
-        pa.field("area_alarm_type", pa.uint8()),
-        pa.field("area_alarm_id", pa.uint32()),
-        pa.field("area_alarm_direction", pa.uint8()),
-        pa.field("route_id", pa.uint32()),
-        pa.field("route_time_s", pa.uint16()),
-        pa.field("route_result", pa.uint8()),
-        pa.field("ext_status", pa.uint32()),
-        pa.field("io_status", pa.uint16()),
-        pa.field("analog", pa.uint32()),
-        pa.field("signal_strength", pa.uint8()),
-        pa.field("satellites", pa.uint8()),
         pa.field("extras", EXTRA_TYPE, nullable=False),
+        # False: the terminal number had a nibble above 9 and is its hex digits.
+        pa.field("terminal_id_bcd", pa.bool_(), nullable=False),
+        # Null when every additional item decoded; else ITEMS_ERRORS, the byte
+        # of the location body where it starts, and the undecoded rest, raw.
+        pa.field("items_error", pa.string()),
+        pa.field("items_error_offset", pa.uint32()),
+        pa.field("items_tail", pa.binary()),
         pa.field("offset", pa.uint64(), nullable=False),
     ]
 )
 
 MESSAGE_SCHEMA = pa.schema(
     [
-        pa.field("offset", pa.uint64(), nullable=False),
         pa.field("terminal_id", pa.string(), nullable=False),
-        pa.field("msg_id", pa.uint16(), nullable=False),
-        pa.field("serial", pa.uint16(), nullable=False),
+        pa.field("terminal_id_bcd", pa.bool_(), nullable=False),
+        *_MESSAGE_GENERATED,
         pa.field("version", pa.uint16(), nullable=False),  # 2013 or 2019, from the length check
         pa.field("version_flag", pa.bool_(), nullable=False),  # bit 14 as sent
-        pa.field("protocol_version", pa.uint8(), nullable=False),
-        pa.field("encryption", pa.uint8(), nullable=False),
-        pa.field("pkg_total", pa.uint16(), nullable=False),
-        pa.field("pkg_index", pa.uint16(), nullable=False),
         pa.field("body", pa.binary(), nullable=False),
+        # A 0x0704 batch that decoded only in part: why, and from which byte.
+        pa.field("body_error", pa.string()),
         pa.field("reply_serial", pa.uint16()),
         pa.field("reply_msg_id", pa.uint16()),
         pa.field("result", pa.uint8()),
@@ -122,7 +129,10 @@ MESSAGE_SCHEMA = pa.schema(
     ]
 )
 
-_CONTROL_FIELDS = [f.name for f in MESSAGE_SCHEMA][11:]
+_CONTROL_FIELDS = MESSAGE_SCHEMA.names[MESSAGE_SCHEMA.get_field_index("reply_serial") :]
+_ITEMS_ERROR_NAMES = pa.array(
+    [ITEMS_ERRORS.get(i) for i in range(max(ITEMS_ERRORS) + 1)], pa.string()
+)
 _CONTROL_IDS = (0x0001, 0x8001, 0x8100, 0x0100, 0x0102)
 
 
@@ -171,7 +181,7 @@ def _control_fields(msg_id: int, v2019: bool, body: bytes) -> dict[str, Any]:
     return {}
 
 
-def _extras(loc: dict[str, Any]) -> pa.Array:
+def _extras(loc: Jt808Locations) -> pa.Array:
     ids = pa.array(loc["extra_id"], pa.uint8())
     values = binary_array((loc["extra_value"], loc["extra_value_start"].astype(np.int64)))
     structs = pa.StructArray.from_arrays([ids, values], fields=list(EXTRA_TYPE.value_type))
@@ -184,6 +194,8 @@ def decode_jt808(data: Any, *, subpackage_window: int = 1024) -> DecodeResult:
     """Decodes a stream of JT/T 808 frames (bytes, a uint8 array or a file path)."""
     raw = _core.decode_jt808(read_input(data), subpackage_window)
     msg, loc, rej = raw["messages"], raw["locations"], raw["rejects"]
+    msg_cols: Mapping[str, Any] = msg  # indexed by the generated names
+    loc_cols: Mapping[str, Any] = loc  # indexed by the generated names
 
     terminal = binary_array(msg["terminal_id"], pa.string())
     bodies = binary_array(msg["body"])
@@ -195,64 +207,53 @@ def decode_jt808(data: Any, *, subpackage_window: int = 1024) -> DecodeResult:
         fields = _control_fields(int(msg["msg_id"][i]), bool(v2019[i]), bodies[i].as_py())
         for k, value in fields.items():
             control[k][i] = value
+    if len(msg["body_error"][0]):
+        errors = binary_array(msg["body_error"], pa.string())
+        body_error = pc.if_else(pc.equal(errors, ""), None, errors)
+    else:  # the usual case: every body decoded cleanly
+        body_error = pa.nulls(n_msg, pa.string())
     messages = pa.table(
         {
-            "offset": pa.array(msg["offset"], pa.uint64()),
             "terminal_id": terminal,
-            "msg_id": pa.array(msg["msg_id"], pa.uint16()),
-            "serial": pa.array(msg["serial"], pa.uint16()),
+            "terminal_id_bcd": pa.array(msg["terminal_id_bcd"].astype(bool)),
+            **{f.name: generated_column(msg_cols[f.name], f) for f in _MESSAGE_GENERATED},
             "version": pa.array(np.where(v2019, 2019, 2013), pa.uint16()),
             "version_flag": pa.array(msg["version_flag"].astype(bool)),
-            "protocol_version": pa.array(msg["protocol_version"], pa.uint8()),
-            "encryption": pa.array(msg["encryption"], pa.uint8()),
-            "pkg_total": pa.array(msg["pkg_total"], pa.uint16()),
-            "pkg_index": pa.array(msg["pkg_index"], pa.uint16()),
             "body": bodies,
+            "body_error": body_error,
             **{k: pa.array(control[k], MESSAGE_SCHEMA.field(k).type) for k in _CONTROL_FIELDS},
         },
         schema=MESSAGE_SCHEMA,
     )
 
     idx = loc["message_index"].astype(np.int64)
+    take = pa.array(idx)
     time_us = loc["time_us"]
+    n = len(idx)
+    error = loc["items_error"]
+    if error.any():
+        items_error = _ITEMS_ERROR_NAMES.take(pa.array(error.astype(np.int32)))
+        error_offset = nullable(loc["items_error_offset"], -1, pa.uint32())
+        tail = binary_array((loc["tail"], loc["tail_start"].astype(np.int64)))
+        items_tail = pc.if_else(pa.array(np.diff(loc["tail_start"]) == 0), None, tail)
+    else:  # the usual case: every item decoded
+        items_error = pa.nulls(n, pa.string())
+        error_offset = pa.nulls(n, pa.uint32())
+        items_tail = pa.nulls(n, pa.binary())
     table = pa.table(
         {
-            "terminal_id": terminal.take(pa.array(idx)),
+            "terminal_id": terminal.take(take),
             "time": pa.array(time_us, mask=time_us == np.iinfo(np.int64).min).cast(TIME_TYPE),
-            "lat": loc["lat"],
-            "lon": loc["lon"],
-            "altitude_m": loc["altitude_m"],
-            "speed_kmh": loc["speed_kmh"],
-            "heading_deg": loc["heading_deg"],
-            "mileage_km": nullable(loc["mileage_km"], None, pa.float64()),
-            "fuel_l": nullable(loc["fuel_l"], None, pa.float64()),
-            "alarm": pa.array(loc["alarm"], pa.uint32()),
-            "status": pa.array(loc["status"], pa.uint32()),
-            "source": pa.repeat(pa.scalar("jt808"), len(idx)),
+            **{f.name: generated_column(loc_cols[f.name], f) for f in _LOCATION_GENERATED},
+            "source": pa.repeat(pa.scalar("jt808"), n),
             "msg_id": pa.array(msg["msg_id"][idx], pa.uint16()),
             "serial": pa.array(msg["serial"][idx], pa.uint16()),
             "reissue": pa.array(loc["reissue"].astype(bool)),
-            "recorder_speed_kmh": nullable(loc["recorder_speed_kmh"], None, pa.float64()),
-            **{
-                name: nullable(loc[name], -1, LOCATION_SCHEMA.field(name).type)
-                for name in (
-                    "alarm_event_id",
-                    "overspeed_type",
-                    "overspeed_area_id",
-                    "area_alarm_type",
-                    "area_alarm_id",
-                    "area_alarm_direction",
-                    "route_id",
-                    "route_time_s",
-                    "route_result",
-                    "ext_status",
-                    "io_status",
-                    "analog",
-                    "signal_strength",
-                    "satellites",
-                )
-            },
             "extras": _extras(loc),
+            "terminal_id_bcd": pa.array(msg["terminal_id_bcd"][idx].astype(bool)),
+            "items_error": items_error,
+            "items_error_offset": error_offset,
+            "items_tail": items_tail,
             "offset": pa.array(msg["offset"][idx], pa.uint64()),
         },
         schema=LOCATION_SCHEMA,

@@ -10,8 +10,21 @@ Tables (created on first use, columns from the decoder schemas plus
 * ``rejects``: every reject, with ``source_file`` and ``decoder``.
 
 ``append`` is idempotent. A row whose key is already stored is skipped:
-(vehicle, time, source) for rows with a time, and (source file, offset) for
-rows without one. Loading the same file twice therefore adds nothing.
+for rows with a time, (terminal, time, message serial) in ``locations`` (two
+distinct JT/T 808 frames in one second differ in their serial and are both
+kept), (VIN, time) in ``ev``, (vehicle, time, source) in ``fixes`` (a log
+without a vehicle id is its own vehicle, keyed by its file); rows without a
+time by (source file, offset). Loading the same file twice therefore adds
+nothing.
+
+Two bookkeeping tables:
+
+* ``ingested_files``: one row per file content ingested (SHA-256 digest,
+  bytes, format, the name it was first stored under, rows decoded), written
+  in the same transaction as the file's rows, so a file is recognised by its
+  content whatever path reaches it;
+* ``store_meta``: key/value facts about the store, such as the identity of
+  the portfolio it belongs to.
 """
 
 from __future__ import annotations
@@ -32,14 +45,17 @@ from .obd import OBD_SCHEMA
 
 __all__ = ["Store"]
 
-# table -> (schema, vehicle column, source expression)
+# table -> (schema, vehicle expression, what else tells two readings of one
+# vehicle at one time apart); {t} stands for the table alias
 KINDS: dict[str, tuple[pa.Schema, str | None, str]] = {
-    "locations": (LOCATION_SCHEMA, "terminal_id", "source"),
-    "ev": (EV_SCHEMA, "vin", "'gb32960'"),
-    "fixes": (FIX_SCHEMA, "vehicle_id", "source"),
-    "obd": (OBD_SCHEMA, "vehicle_id", "'obd'"),
-    "rejects": (REJECT_SCHEMA.append(pa.field("decoder", pa.string())), None, "decoder"),
+    "locations": (LOCATION_SCHEMA, "{t}terminal_id", "{t}serial"),
+    "ev": (EV_SCHEMA, "{t}vin", "'gb32960'"),
+    "fixes": (FIX_SCHEMA, "coalesce({t}vehicle_id, 'file:' || {t}source_file)", "{t}source"),
+    "obd": (OBD_SCHEMA, "{t}vehicle_id", "'obd'"),
+    "rejects": (REJECT_SCHEMA.append(pa.field("decoder", pa.string())), None, "{t}decoder"),
 }
+MANIFEST = "ingested_files"
+META = "store_meta"
 
 
 def _kind_of(table: pa.Table) -> str:
@@ -97,18 +113,20 @@ class Store:
         _, vehicle, source = KINDS[kind]
         has_time = "time" in table.schema.names
         if has_time and vehicle is not None:
-            src = source
+            veh = vehicle.format(t="")
+            src = source.format(t="")
             part = (
-                f"coalesce({vehicle}, ''), time, {src}, CASE WHEN time IS NULL THEN source_file END,"
+                f"coalesce({veh}, ''), time, {src}, CASE WHEN time IS NULL THEN source_file END,"
                 ' CASE WHEN time IS NULL THEN "offset" END'
             )
-            # Rows with a time are keyed by (vehicle, time, source); rows
-            # without one by (file, offset).
+            # Rows with a time are keyed by (vehicle, time, what tells two
+            # readings apart); rows without one by (file, offset).
             # Two equality anti-joins, not one OR-ed condition: an OR keeps
             # DuckDB from hashing and made each append scan the whole table.
             timed = (
-                f"t.time = n.time AND coalesce(t.{vehicle}, '') = coalesce(n.{vehicle}, '')"
-                f" AND {source.replace('source', 't.source')} = {source.replace('source', 'n.source')}"
+                f"t.time = n.time AND coalesce({vehicle.format(t='t.')}, '') = "
+                f"coalesce({vehicle.format(t='n.')}, '')"
+                f" AND {source.format(t='t.')} = {source.format(t='n.')}"
             )
             untimed = "t.time IS NULL AND t.source_file = n.source_file AND t.offset = n.offset"
             key = None
@@ -146,6 +164,34 @@ class Store:
     def _count(self, kind: str) -> int:
         rows = self._run(f"SELECT count(*) FROM {kind}")
         return int(rows[0][0]) if rows else 0
+
+    def ingested(self) -> dict[str, str]:
+        """Digest -> the name each ingested file content was first stored under."""
+        if MANIFEST not in self.tables():
+            return {}
+        return dict(self._run(f"SELECT digest, source_file FROM {MANIFEST}"))
+
+    def record_file(self, digest: str, size: int, fmt: str, source_file: str, rows: int) -> None:
+        """Notes a file content as ingested (call inside the transaction that stored its rows)."""
+        self._run(
+            f"CREATE TABLE IF NOT EXISTS {MANIFEST} (digest VARCHAR PRIMARY KEY, bytes BIGINT, "
+            "format VARCHAR, source_file VARCHAR, rows_decoded BIGINT)"
+        )
+        self.con.execute(
+            f"INSERT INTO {MANIFEST} VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [digest, size, fmt, source_file, rows],
+        ).fetchall()
+
+    def meta(self, key: str) -> str | None:
+        """A fact about the store (``store_meta``), or None."""
+        if META not in self.tables():
+            return None
+        rows = self.con.execute(f"SELECT value FROM {META} WHERE key = ?", [key]).fetchall()
+        return str(rows[0][0]) if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._run(f"CREATE TABLE IF NOT EXISTS {META} (key VARCHAR PRIMARY KEY, value VARCHAR)")
+        self.con.execute(f"INSERT OR REPLACE INTO {META} VALUES (?, ?)", [key, value]).fetchall()
 
     def tables(self) -> list[str]:
         return [r[0] for r in self._run("SELECT table_name FROM information_schema.tables")]

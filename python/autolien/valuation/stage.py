@@ -3,9 +3,11 @@ clock from its loan-book attributes, latest odometer, the monitor's usage
 features, the market's supply (``market_listings``, when the portfolio has a
 feed) and its battery health, then LTV graded per loan.
 
-Writes ``valuations`` (appended per run: the value history) and ``ltv``
-(replaced). A book in another currency than the model's gets values but no
-LTV, with the reason in the summary."""
+Writes ``valuations`` (the value history: one row per vehicle and as-of
+time, a re-run at the same clock replaces its own rows) and ``ltv``
+(replaced), and the battery alerts into ``alerts``, all in one transaction.
+A book in another currency than the model's gets values but no LTV, with the
+reason in the summary."""
 
 from __future__ import annotations
 
@@ -158,21 +160,33 @@ def valuation_stage(
         lv: sum(1 for a in health if a["level"] == lv) for lv in ("warning", "alert", "emergency")
     }
     with Store(db) as store:
-        if health and "alerts" in store.tables():
-            # Battery alerts join the monitor's (which it rewrites every run).
-            store.con.register("_battery", _alert_rows(health))
-            store.con.execute("DELETE FROM alerts WHERE kind = 'battery_degradation'").fetchall()
-            store.con.execute("INSERT INTO alerts SELECT * FROM _battery").fetchall()
-            store.con.unregister("_battery")
-        store.con.register("_vals", values)
-        if "valuations" in store.tables():
-            store.con.execute("INSERT INTO valuations SELECT * FROM _vals").fetchall()
-        else:
-            store.con.execute("CREATE TABLE valuations AS SELECT * FROM _vals").fetchall()
-        store.con.unregister("_vals")
-        store.con.register("_ltv", table_ltv)
-        store.con.execute("CREATE OR REPLACE TABLE ltv AS SELECT * FROM _ltv").fetchall()
-        store.con.unregister("_ltv")
+        # one transaction: a run killed here leaves the tables as they were
+        store.con.begin()
+        try:
+            if "alerts" in store.tables():
+                # Battery alerts join the monitor's (which it rewrites every run).
+                store.con.execute(
+                    "DELETE FROM alerts WHERE kind = 'battery_degradation'"
+                ).fetchall()
+                if health:
+                    store.con.register("_battery", _alert_rows(health))
+                    store.con.execute("INSERT INTO alerts SELECT * FROM _battery").fetchall()
+                    store.con.unregister("_battery")
+            store.con.register("_vals", values)
+            if "valuations" in store.tables():
+                # the history holds one valuation per vehicle and as-of time
+                store.con.execute("DELETE FROM valuations WHERE time = ?", [at]).fetchall()
+                store.con.execute("INSERT INTO valuations SELECT * FROM _vals").fetchall()
+            else:
+                store.con.execute("CREATE TABLE valuations AS SELECT * FROM _vals").fetchall()
+            store.con.unregister("_vals")
+            store.con.register("_ltv", table_ltv)
+            store.con.execute("CREATE OR REPLACE TABLE ltv AS SELECT * FROM _ltv").fetchall()
+            store.con.unregister("_ltv")
+            store.con.commit()
+        except BaseException:
+            store.con.rollback()
+            raise
     summary["ltv_table"] = table_ltv
     summary["values_table"] = values
     return summary

@@ -19,10 +19,11 @@ AUTOLIEN_HD u64 keccak_rotl(u64 x, int n) {
     return (x << n) | (x >> (64 - n));
 }
 
-// The permutation, with rho and pi written out so that every lane index is a
-// constant (registers on a GPU, wires in HLS).
-AUTOLIEN_HD void keccak_f1600(u64 st[25]) {
-    for (int round = 0; round < 24; ++round) {
+// One round (theta, rho, pi, chi, iota with round constant rc), with rho
+// and pi written out so that every lane index is a constant (registers on a
+// GPU, wires in HLS, where the FPGA kernel pipelines one round per cycle).
+AUTOLIEN_HD void keccak_round(u64 st[25], u64 rc) {
+    {
         u64 bc[5];
         AUTOLIEN_UNROLL
         for (int i = 0; i < 5; ++i)
@@ -71,8 +72,14 @@ AUTOLIEN_HD void keccak_f1600(u64 st[25]) {
             st[j + 4] = a4 ^ (~a0 & a1);
         }
         // iota
-        st[0] ^= kKeccakRC[round];
+        st[0] ^= rc;
     }
+}
+
+// The permutation.
+AUTOLIEN_HD void keccak_f1600(u64 st[25]) {
+    for (int round = 0; round < 24; ++round)
+        keccak_round(st, kKeccakRC[round]);
 }
 
 } // namespace autolien::kernels

@@ -25,45 +25,54 @@ AUTOLIEN_HD u32 sha256_rotr(u32 x, int n) {
     return (x >> n) | (x << (32 - n));
 }
 
+// The message-schedule word W[t] for t >= 16 from W[t-16], W[t-15], W[t-7]
+// and W[t-2] (FIPS 180-4 6.2.2 step 1).
+AUTOLIEN_HD u32 sha256_schedule_word(u32 w16, u32 w15, u32 w7, u32 w2) {
+    const u32 s0 = sha256_rotr(w15, 7) ^ sha256_rotr(w15, 18) ^ (w15 >> 3);
+    const u32 s1 = sha256_rotr(w2, 17) ^ sha256_rotr(w2, 19) ^ (w2 >> 10);
+    return w16 + s0 + w7 + s1;
+}
+
+// One round on the working variables v = {a, ..., h} with K[t] + W[t] given
+// (step 3): the FPGA kernel pipelines this at one round per cycle.
+AUTOLIEN_HD void sha256_round(u32 v[8], u32 k_plus_w) {
+    const u32 a = v[0], b = v[1], c = v[2], d = v[3], e = v[4], f = v[5], g = v[6], h = v[7];
+    const u32 S1 = sha256_rotr(e, 6) ^ sha256_rotr(e, 11) ^ sha256_rotr(e, 25);
+    const u32 ch = (e & f) ^ (~e & g);
+    const u32 t1 = h + S1 + ch + k_plus_w;
+    const u32 S0 = sha256_rotr(a, 2) ^ sha256_rotr(a, 13) ^ sha256_rotr(a, 22);
+    const u32 maj = (a & b) ^ (a & c) ^ (b & c);
+    v[7] = g;
+    v[6] = f;
+    v[5] = e;
+    v[4] = d + t1;
+    v[3] = c;
+    v[2] = b;
+    v[1] = a;
+    v[0] = t1 + S0 + maj;
+}
+
 // Compresses one block into `state`. `w` holds the block's 16 words and is
 // used as the rolling message schedule (overwritten).
 AUTOLIEN_HD void sha256_compress_words(u32 state[8], u32 w[16]) {
-    u32 a = state[0], b = state[1], c = state[2], d = state[3];
-    u32 e = state[4], f = state[5], g = state[6], h = state[7];
+    u32 v[8];
+    AUTOLIEN_UNROLL
+    for (int i = 0; i < 8; ++i)
+        v[i] = state[i];
     AUTOLIEN_UNROLL
     for (int i = 0; i < 64; ++i) {
         u32 wi;
         if (i < 16) {
             wi = w[i];
         } else {
-            const u32 w15 = w[(i - 15) & 15], w2 = w[(i - 2) & 15];
-            const u32 s0 = sha256_rotr(w15, 7) ^ sha256_rotr(w15, 18) ^ (w15 >> 3);
-            const u32 s1 = sha256_rotr(w2, 17) ^ sha256_rotr(w2, 19) ^ (w2 >> 10);
-            wi = w[i & 15] + s0 + w[(i - 7) & 15] + s1;
+            wi = sha256_schedule_word(w[i & 15], w[(i - 15) & 15], w[(i - 7) & 15], w[(i - 2) & 15]);
             w[i & 15] = wi;
         }
-        const u32 S1 = sha256_rotr(e, 6) ^ sha256_rotr(e, 11) ^ sha256_rotr(e, 25);
-        const u32 ch = (e & f) ^ (~e & g);
-        const u32 t1 = h + S1 + ch + kSha256K[i] + wi;
-        const u32 S0 = sha256_rotr(a, 2) ^ sha256_rotr(a, 13) ^ sha256_rotr(a, 22);
-        const u32 maj = (a & b) ^ (a & c) ^ (b & c);
-        h = g;
-        g = f;
-        f = e;
-        e = d + t1;
-        d = c;
-        c = b;
-        b = a;
-        a = t1 + S0 + maj;
+        sha256_round(v, kSha256K[i] + wi);
     }
-    state[0] += a;
-    state[1] += b;
-    state[2] += c;
-    state[3] += d;
-    state[4] += e;
-    state[5] += f;
-    state[6] += g;
-    state[7] += h;
+    AUTOLIEN_UNROLL
+    for (int i = 0; i < 8; ++i)
+        state[i] += v[i];
 }
 
 AUTOLIEN_HD u32 load_be32(const u8* p) {

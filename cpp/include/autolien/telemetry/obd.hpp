@@ -35,6 +35,13 @@ enum class Reason : std::uint8_t {
     bad_length = 5, // fewer (or more) data bytes than the PID returns
 };
 
+// The row columns the binding builds from `Row` (name, element type, output
+// type, as in jt808.hpp); the strings and bytes are columns beside these.
+#define AUTOLIEN_OBD_ROW_COLUMNS(X)                                                                          \
+    X(offset, std::uint64_t, "uint64")                                                                       \
+    X(pid, std::uint8_t, "uint8")                                                                            \
+    X(value, double, "float64")
+
 struct Row {
     std::uint64_t offset; // byte offset of the line
     std::uint8_t pid;
