@@ -3,10 +3,11 @@ machine, as one script (bench/gpu_check.sh runs it on the H200 machine):
 
 * hashing: 1e7 variable-length records, SHA-256 (and Keccak-256 at 2e6):
   leaf kernel on device-resident data, the device Merkle root, and
-  ``MerkleLog.extend(backend="gpu")`` from host Arrow, against the CPU
+  ``MerkleLog.extend(backend="gpu")`` from host Arrow (pinned staging, node
+  levels on the device; also timed step by step), against the CPU
   ``MerkleLog.extend`` (SHA-NI when the CPU has it) on all cores;
-* entropy: 1e5 vehicles x 1e4 samples, rolling permutation entropy (order 3,
-  1000-sample windows) and Shannon entropy (16 bins), fixed point;
+* entropy: 1e5 vehicles x 1e4 samples, rolling permutation entropy (orders 3
+  and 7, 1000-sample windows) and Shannon entropy (16 bins), fixed point;
 * fusion: 1e5 vehicles x 1e3 fixes, the forward filter (``_core.fuse_groups``,
   which also finds parked episodes, against ``autolien.gpu.fusion``).
 
@@ -132,22 +133,52 @@ def bench_hash(n: int, hash: str, on_gpu: bool) -> dict[str, Any]:
     t_leaf = min(t for t, _ in runs)
     leaves = runs[-1][1]
     t_root, root = timed(merkle_root, leaves, hash=hash, gpu=True)
+    from autolien.gpu.ledger import _download, staged_leaf_hashes, tree_levels
+
+    # The end-to-end pipeline step by step (each timed alone), then as one call.
+    off64 = offsets.astype(np.int64)
+    staged_leaf_hashes(data[:4096], off64[:2], hash=hash)  # pinned pool, streams
+    t_staged, staged = timed(staged_leaf_hashes, data, off64, hash=hash, gpu=True)
+    t_levels, levels = timed(tree_levels, staged, 0, hash=hash, gpu=True)
+    t_down, host = timed(_download, [staged, *levels])
+    split_log = MerkleLog(hash)
+    t_store, _ = timed(split_log._log.extend_with_levels, host[0], host[1:])
+    del staged, levels, host
+    gpu_log = MerkleLog(hash)
+    gpu_log.extend(arr.slice(0, 1000), backend="gpu")  # warm: pinned blocks of the pool
     gpu_log = MerkleLog(hash)
     t_e2e, _ = timed(gpu_log.extend, arr, backend="gpu", gpu=True)
+    t_e2e2, _ = timed(MerkleLog(hash).extend, arr, backend="gpu", gpu=True)
+    # The same on the CPU a second time: its spread between runs.
+    t_cpu2, _ = timed(MerkleLog(hash).extend, arr)
     res.update(
-        h2d_s=t_h2d,
+        cpu_extend_again_s=t_cpu2,
+        h2d_pageable_s=t_h2d,
+        h2d_pageable_GB_per_s=nbytes / t_h2d / 1e9,
         gpu_leaf_kernel_s=t_leaf,
         gpu_leaf_GB_per_s=nbytes / t_leaf / 1e9,
         gpu_leaf_records_per_s=n / t_leaf,
         gpu_levels_s=t_root,
         gpu_device_root_s=t_leaf + t_root,
+        e2e_staged_leaves_s=t_staged,
+        e2e_staged_GB_per_s=nbytes / t_staged / 1e9,
+        e2e_tree_levels_s=t_levels,
+        e2e_download_pinned_s=t_down,
+        e2e_core_store_s=t_store,
         gpu_extend_e2e_s=t_e2e,
+        gpu_extend_e2e_again_s=t_e2e2,
         leaf_speedup_vs_cpu_extend=t_cpu / t_leaf,
         device_root_speedup_vs_cpu_extend=t_cpu / (t_leaf + t_root),
         e2e_speedup=t_cpu / t_e2e,
-        root_equal=bool(root == cpu_log.root() == gpu_log.root()),
+        e2e_speedup_best=min(t_cpu, t_cpu2) / min(t_e2e, t_e2e2),
+        root_equal=bool(root == cpu_log.root() == gpu_log.root() == split_log.root()),
         leaves_equal_sample=bool(
             all(gpu_log.leaf_hash(i) == cpu_log.leaf_hash(i) for i in (0, n // 2, n - 1))
+        ),
+        proof_equal_sample=bool(
+            all(
+                gpu_log.inclusion_proof(i) == cpu_log.inclusion_proof(i) for i in (1, n // 3, n - 2)
+            )
         ),
     )
     return res
@@ -170,7 +201,7 @@ def bench_entropy(vehicles: int, samples: int, window: int, on_gpu: bool) -> dic
     edges = np.linspace(-4.0, 4.0, 17)
     res: dict[str, Any] = {"vehicles": vehicles, "samples": samples, "window": window}
     empty = np.zeros(0)
-    for name, e, order in (("perm", empty, 3), ("shannon", edges, 3)):
+    for name, e, order in (("perm", empty, 3), ("perm7", empty, 7), ("shannon", edges, 3)):
         t_cpu, cpu = timed(
             _core.entropy_rolling, x, empty, offsets, window, 0.0, order, 1, False, e, True
         )
@@ -315,6 +346,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--out", type=Path, default=None, help="JSON file of figures")
     ap.add_argument("--dry-run", action="store_true", help="CPU side only, small scale")
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of the fleet sizes")
+    ap.add_argument("--hash-scale", type=float, default=None, help="for hashing (default: --scale)")
     ap.add_argument("--only", default="hash,entropy,fusion")
     ap.add_argument("--cpu-budget-s", type=float, default=45.0)
     ap.add_argument(
@@ -328,7 +360,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     on_gpu = bool(gpu.available()) and not args.dry_run
     scale = min(args.scale, 0.002) if args.dry_run else args.scale
-    figures: dict[str, Any] = {"machine": machine(), "scale": scale, "gpu_run": on_gpu}
+    hscale = scale if args.hash_scale is None or args.dry_run else args.hash_scale
+    figures: dict[str, Any] = {"machine": machine(), "scale": scale, "hash_scale": hscale,
+                               "gpu_run": on_gpu}  # fmt: skip
     only = set(args.only.split(","))
 
     def save() -> None:
@@ -336,8 +370,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             args.out.write_text(json.dumps(figures, indent=2, default=float))
 
     steps = [
-        ("hash_sha256", "hash", lambda: bench_hash(max(1000, int(1e7 * scale)), "sha256", on_gpu)),
-        ("hash_keccak256", "hash", lambda: bench_hash(max(1000, int(2e6 * scale)), "keccak256", on_gpu)),
+        ("hash_sha256", "hash", lambda: bench_hash(max(1000, int(1e7 * hscale)), "sha256", on_gpu)),
+        ("hash_keccak256", "hash", lambda: bench_hash(max(1000, int(2e6 * hscale)), "keccak256", on_gpu)),
         ("entropy", "entropy",
          lambda: bench_entropy(max(10, int(1e5 * scale)), 10_000, 1000, on_gpu)),
         ("fusion", "fusion",

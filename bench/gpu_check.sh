@@ -5,8 +5,10 @@
 #   3. runs the GPU tests (tests/test_gpu.py on the device, test_gpu_kernels.py);
 #   4. measures each kernel at fleet scale against the C++ core on all CPU
 #      cores, in the same run (bench/bench_gpu.py), into figures.json;
-#   5. profiles one leaf-hash launch with ncu when it is there.
-# Usage: bench/gpu_check.sh [--dry-run] [--out DIR] [--scale F]
+#   5. with --ncu, profiles one leaf-hash launch with ncu when it is there.
+# Usage: bench/gpu_check.sh [--dry-run] [--out DIR] [--scale F] [--hash-scale F] [--ncu]
+#   --scale F       fraction of the entropy and fusion fleets (1e5 vehicles)
+#   --hash-scale F  fraction of the hashing sizes (1e7 / 2e6 records; default F)
 #   --dry-run  every step that needs no device: the build, the tests (the
 #              device ones skip, saying why), the CPU side of the bench at a
 #              small scale; no ncu.
@@ -15,11 +17,15 @@ set -u
 DRY=0
 OUTDIR="${OUT:-gpu_check_out}"
 SCALE=1.0
+HSCALE=""
+NCU=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --dry-run) DRY=1 ;;
     --out) OUTDIR="$2"; shift ;;
     --scale) SCALE="$2"; shift ;;
+    --hash-scale) HSCALE="$2"; shift ;;
+    --ncu) NCU=1 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -49,12 +55,16 @@ run_step() { # name, timeout, log, command...
     return $rc
 }
 
-# 1. Wheels the machine lacks (carried as .whl/, see bench/README.md).
-if ls .whl/*.whl >/dev/null 2>&1; then
-    run_step wheels 120 "$OUTDIR/wheels.log" "$PY" -m pip install -q --no-index --no-deps --no-compile \
-        --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-    export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
-fi
+# 1. Wheels the machine lacks (carried as .whl/, see bench/README.md), in the
+#    checkout or next to it (a copy of the tree in a subfolder of the carrier).
+for WHL in .whl ../.whl; do
+    if ls "$WHL"/*.whl >/dev/null 2>&1; then
+        run_step wheels 120 "$OUTDIR/wheels.log" "$PY" -m pip install -q --no-index --no-deps --no-compile \
+            --no-cache-dir --upgrade --target /tmp/site "$WHL"/*.whl
+        export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+        break
+    fi
+done
 command -v nvidia-smi >/dev/null && nvidia-smi >"$OUTDIR/nvidia_smi.txt" 2>&1
 
 # 2. Build and install.
@@ -67,11 +77,12 @@ run_step tests 180 "$OUTDIR/tests.log" "$PY" -m pytest -q -rs -p no:cacheprovide
 
 # 4. Fleet-scale figures.
 BENCH_ARGS=(--out "$OUTDIR/figures.json" --scale "$SCALE")
+[ -n "$HSCALE" ] && BENCH_ARGS+=(--hash-scale "$HSCALE")
 [ "$DRY" = 1 ] && BENCH_ARGS+=(--dry-run)
 run_step bench 300 "$OUTDIR/bench.log" "$PY" bench/bench_gpu.py "${BENCH_ARGS[@]}"
 
 # 5. A profile of the hash kernel, when there is time and ncu.
-if [ "$DRY" = 0 ] && command -v ncu >/dev/null && [ $(( $(date +%s) - START )) -lt 330 ]; then
+if [ "$NCU" = 1 ] && [ "$DRY" = 0 ] && command -v ncu >/dev/null && [ $(( $(date +%s) - START )) -lt 330 ]; then
     run_step ncu 75 "$OUTDIR/ncu_hash.txt" ncu --clock-control none -k regex:leaf_hashes -c 1 \
         --section SpeedOfLight --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
         --section Occupancy --section LaunchStats "$PY" bench/bench_gpu.py --ncu-hash 1000000

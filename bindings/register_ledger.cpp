@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -345,6 +346,32 @@ void register_ledger(py::module_& m) {
                 return self.extend_leaf_hashes(in);
             },
             py::arg("hashes"))
+        .def(
+            "extend_with_levels",
+            [](MerkleLog& self, const py::object& leaves, const py::sequence& levels) {
+                // Views straight into the caller's buffers (pinned host memory
+                // from the GPU backend): no copy before the log's own.
+                const BytesView lv = BytesView::require(leaves, "leaves");
+                if (lv.size() % 32 != 0)
+                    throw std::invalid_argument("leaves must be a concatenation of 32-byte leaf hashes");
+                std::vector<BytesView> held;
+                held.reserve(levels.size());
+                std::vector<std::span<const Hash32>> spans;
+                spans.reserve(levels.size());
+                for (std::size_t k = 0; k < levels.size(); ++k) {
+                    held.push_back(BytesView::require(levels[k], "levels[k]"));
+                    if (held.back().size() % 32 != 0)
+                        throw std::invalid_argument("levels[" + std::to_string(k) +
+                                                    "] must be a concatenation of 32-byte nodes");
+                    spans.emplace_back(reinterpret_cast<const Hash32*>(held.back().data()),
+                                       held.back().size() / 32);
+                }
+                const std::span<const Hash32> leaf_span(reinterpret_cast<const Hash32*>(lv.data()),
+                                                        lv.size() / 32);
+                const py::gil_scoped_release nogil;
+                return self.extend_with_levels(leaf_span, spans);
+            },
+            py::arg("leaves"), py::arg("levels"))
         .def(
             "root",
             [](const MerkleLog& self, std::optional<long long> size) {

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import ctypes
+import itertools
 import math
 import shutil
 import subprocess
@@ -28,9 +29,11 @@ import pytest
 from autolien import _core, gpu
 from autolien.entropy import by_vehicle, rolling_perm_entropy, rolling_shannon_entropy
 from autolien.gnss import FusionConfig, fuse
-from autolien.gpu.entropy import _segments
+from autolien.gpu.entropy import _segments, launch_shape
 from autolien.gpu.fusion import config_vector
+from autolien.gpu.ledger import level_plan
 from autolien.ledger import MerkleLog, keccak256, leaf_hash, sha256
+from conftest import load_json
 from gpu_cases import assert_track_close, ledger_records, rtklib_py_fixes, synthetic_fleet
 
 HERE = Path(__file__).parent
@@ -158,6 +161,97 @@ def test_host_hash_kernel_public_vectors(host_kernels: ctypes.CDLL) -> None:
     )
 
 
+def host_levels(lib: ctypes.CDLL, leaves: np.ndarray, old_size: int, hash: str) -> list[np.ndarray]:
+    # gpu.ledger.tree_levels with the host-built node kernel.
+    out = []
+    level = np.ascontiguousarray(leaves)
+    for skip, count in level_plan(old_size, old_size + leaves.shape[0]):
+        child = np.ascontiguousarray(level[skip : skip + 2 * count])
+        parent = np.zeros((count, 32), np.uint8)
+        lib.host_node_hashes(ptr(child), ctypes.c_uint64(count),
+                             ctypes.c_int(int(hash == "keccak256")), ptr(parent))  # fmt: skip
+        out.append(parent)
+        level = parent
+    return out
+
+
+def test_level_plan_by_hand() -> None:
+    # Leaves 3..7 onto 3 old ones. Level 1: nodes ceil(3/2) = 2 .. 8 >> 1 = 4,
+    # paired from the new leaves at offset 2*2 - 3 = 1 (node 1 = old leaf 2 +
+    # new leaf 3 is the core's). Level 2: node 1 only, from level 1 at 0.
+    assert level_plan(3, 8) == [(1, 2), (0, 1)]
+    assert level_plan(0, 8) == [(0, 4), (0, 2), (0, 1)]
+    assert level_plan(7, 8) == []  # every new node also covers old leaves
+    assert level_plan(0, 1) == []
+    with pytest.raises(ValueError, match="old_size <= new_size"):
+        level_plan(5, 4)
+
+
+@pytest.mark.parametrize("hash", ["sha256", "keccak256"])
+def test_host_levels_into_core_log_equal_cpu_log(host_kernels: ctypes.CDLL, hash: str) -> None:
+    # Leaves and node levels built by the kernels, stored by extend_with_levels
+    # without rehashing: every root, leaf and proof equals the CPU log's.
+    rng = np.random.default_rng(5)
+    records = ledger_records(1500, seed=9)
+    cpu = MerkleLog(hash)  # type: ignore[arg-type]
+    cpu.extend(records)
+    core = _core.MerkleLog(hash)
+    _, off_buf, data_buf = records.buffers()
+    offsets = np.frombuffer(off_buf, np.int32)[: len(records) + 1].astype(np.int64)
+    data = np.frombuffer(data_buf, np.uint8)
+    cuts = [0, 1, 2, 3, 7, 8, 13, 64, 65, 300, 1023, 1024, 1025, 1500]
+    for a, b in itertools.pairwise(cuts):
+        off = offsets[a : b + 1] - offsets[a]
+        leaves = host_leaves(host_kernels, data[offsets[a] : offsets[b]].copy(), off,
+                             hash == "keccak256")  # fmt: skip
+        levels = host_levels(host_kernels, leaves, a, hash)
+        assert core.extend_with_levels(leaves.tobytes(), [lv.tobytes() for lv in levels]) == (a, b)
+        assert core.root() == cpu.root(b)
+    for size in [1, 2, 3, 8, 9, 1000, 1024, 1025, 1500]:
+        assert core.root(size) == cpu.root(size)
+    for index in rng.integers(0, 1500, 40):
+        size = int(rng.integers(index + 1, 1501))
+        assert core.inclusion_proof(int(index), size) == cpu.inclusion_proof(int(index), size)
+    for size1 in (1, 7, 512, 1000):
+        assert core.consistency_proof(size1, 1500) == cpu.consistency_proof(size1, 1500)
+
+
+def test_host_levels_reproduce_rfc6962_reference_tree(host_kernels: ctypes.CDLL) -> None:
+    # transparency-dev/merkle's reference tree (tests/data/merkle), appended in
+    # uneven pieces through the kernel-built levels.
+    ref = load_json("merkle/rfc6962_sha256_reference_tree.json")
+    inputs = [bytes.fromhex(h) for h in ref["leaf_inputs_hex"]]
+    core = _core.MerkleLog("sha256")
+    for a, b in [(0, 3), (3, 4), (4, 7), (7, 8)]:
+        part = inputs[a:b]
+        data = np.frombuffer(b"".join(part), np.uint8)
+        off = np.concatenate([[0], np.cumsum([len(p) for p in part])]).astype(np.int64)
+        leaves = host_leaves(host_kernels, data, off, False)
+        levels = host_levels(host_kernels, leaves, a, "sha256")
+        core.extend_with_levels(leaves.tobytes(), [lv.tobytes() for lv in levels])
+    for size, want in ref["root_by_tree_size_hex"].items():
+        assert core.root(int(size)).hex() == want, size
+    for v in ref["inclusion_proofs"]:
+        proof = [bytes.fromhex(p) for p in v["proof"]]
+        assert core.inclusion_proof(v["leaf_index"], v["tree_size"]) == proof
+
+
+def test_extend_with_levels_rejects_wrong_levels() -> None:
+    core = _core.MerkleLog("sha256")
+    core.extend_leaf_hashes(bytes(32 * 3))
+    leaves = bytes(32 * 5)  # leaves 3..7: level 1 needs 2 nodes, level 2 one
+    with pytest.raises(ValueError, match="level 1 must hold 2 nodes"):
+        core.extend_with_levels(leaves, [bytes(32)])
+    with pytest.raises(ValueError, match="level 3 must hold 0 nodes"):
+        core.extend_with_levels(leaves, [bytes(64), bytes(32), bytes(32)])
+    with pytest.raises(ValueError, match="32-byte"):
+        core.extend_with_levels(bytes(33), [])
+    with pytest.raises(ValueError, match=r"levels\[0\] must be a concatenation"):
+        core.extend_with_levels(leaves, [bytes(40)])
+    assert core.size == 3  # nothing appended by a rejected call
+    assert core.extend_with_levels(leaves, [bytes(64), bytes(32)]) == (3, 8)
+
+
 def host_table(lib: ctypes.CDLL, max_count: int) -> np.ndarray:
     table = np.zeros(max_count + 1, np.uint64)
     lib.host_fixed_table(ptr(table), ctypes.c_uint32(max_count))
@@ -176,13 +270,16 @@ def host_rolling(
     delay: int = 1,
     edges: np.ndarray | None = None,
     window_hint: int = 1024,
+    shared: bool = True,
 ) -> np.ndarray:
     lengths = np.diff(offsets)
     bound = int(min(lengths.max(), count) if t is None else lengths.max())
     table = host_table(lib, bound + 1)
     slots = edges.size - 1 if edges is not None else math.factorial(order)
     group, begin, end = _segments(lengths, window_hint, slots)
-    counts = np.zeros(group.size * slots, np.uint32)
+    warps, fits = launch_shape(slots)
+    shared = shared and fits
+    counts = np.zeros(1 if shared else group.size * slots, np.uint32)
     out = np.zeros(x.size, np.uint64)
     e = edges if edges is not None else np.zeros(1)
     lib.host_rolling_fixed(
@@ -190,7 +287,7 @@ def host_rolling(
         ptr(begin), ptr(end), ctypes.c_longlong(group.size), ctypes.c_longlong(count),
         ctypes.c_double(span), ctypes.c_int(int(edges is not None)), ctypes.c_int(order),
         ctypes.c_int(delay), ptr(e), ctypes.c_int(e.size), ptr(table), ptr(counts),
-        ctypes.c_int(slots), ptr(out),
+        ctypes.c_int(slots), ctypes.c_int(int(shared)), ctypes.c_int(warps), ptr(out),
     )  # fmt: skip
     v = out.astype(np.float64) * UNIT
     v[out == np.uint64(0xFFFFFFFFFFFFFFFF)] = np.nan
@@ -211,9 +308,10 @@ def fleet_series(groups: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.nda
     return x, t, offsets
 
 
-@pytest.mark.parametrize("window_hint", [1, 1024])  # segments of 1024 samples, or whole series
+# Histograms in global scratch or in shared memory.
+@pytest.mark.parametrize(("window_hint", "shared"), [(1, False), (1024, True)])
 def test_host_entropy_kernel_bit_identical_to_core(
-    host_kernels: ctypes.CDLL, window_hint: int
+    host_kernels: ctypes.CDLL, window_hint: int, shared: bool
 ) -> None:
     x, t, offsets = fleet_series(40, seed=window_hint)
     edges = np.linspace(-3, 3, 17)
@@ -222,14 +320,49 @@ def test_host_entropy_kernel_bit_identical_to_core(
             want = _core.entropy_rolling(x, np.zeros(0), offsets, count, 0.0, order, delay, False,
                                          np.zeros(0), True)  # fmt: skip
             got = host_rolling(host_kernels, x, None, offsets, count, 0.0, order=order, delay=delay,
-                               window_hint=window_hint)  # fmt: skip
+                               window_hint=window_hint, shared=shared)  # fmt: skip
             np.testing.assert_array_equal(got, want)
         want = _core.entropy_rolling(x, t, offsets, 0, 30.0, order, delay, False, np.zeros(0), True)
         got = host_rolling(host_kernels, x, t, offsets, 0, 30.0, order=order, delay=delay,
-                           window_hint=window_hint)  # fmt: skip
+                           window_hint=window_hint, shared=shared)  # fmt: skip
         np.testing.assert_array_equal(got, want)
     want = _core.entropy_rolling(x, t, offsets, 0, 12.5, 3, 1, False, edges, True)
-    got = host_rolling(host_kernels, x, t, offsets, 0, 12.5, edges=edges, window_hint=window_hint)
+    got = host_rolling(host_kernels, x, t, offsets, 0, 12.5, edges=edges, window_hint=window_hint,
+                       shared=shared)  # fmt: skip
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_host_entropy_kernel_segments_and_time_gaps(
+    host_kernels: ctypes.CDLL, shared: bool
+) -> None:
+    # Series cut into 1024-sample segments (each warp primes its own first
+    # window), and time gaps longer than the window: the window empties and
+    # restarts past items never added, as the CPU loop's reset.
+    rng = np.random.default_rng(21)
+    lengths = np.array([2500, 0, 3100, 40])
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    x = np.round(rng.normal(size=int(offsets[-1])), 1)
+    x[rng.random(x.size) < 0.02] = np.nan
+    steps = rng.uniform(0.1, 2.0, x.size)
+    steps[rng.random(x.size) < 0.01] = 200.0
+    t = np.concatenate([np.cumsum(steps[a:b]) for a, b in itertools.pairwise(offsets)])
+    assert _segments(np.diff(offsets), 1, 6)[0].size > 5
+    edges = np.linspace(-2, 2, 9)
+    for order in (3, 5):
+        want = _core.entropy_rolling(x, t, offsets, 0, 60.0, order, 2, False, np.zeros(0), True)
+        got = host_rolling(host_kernels, x, t, offsets, 0, 60.0, order=order, delay=2,
+                           window_hint=1, shared=shared)  # fmt: skip
+        np.testing.assert_array_equal(got, want)
+        want = _core.entropy_rolling(x, np.zeros(0), offsets, 300, 0.0, order, 1, False,
+                                     np.zeros(0), True)  # fmt: skip
+        got = host_rolling(host_kernels, x, None, offsets, 300, 0.0, order=order, window_hint=1,
+                           shared=shared)  # fmt: skip
+        np.testing.assert_array_equal(got, want)
+    want = _core.entropy_rolling(x, t, offsets, 0, 45.0, 3, 1, False, edges, True)
+    got = host_rolling(
+        host_kernels, x, t, offsets, 0, 45.0, edges=edges, window_hint=1, shared=shared
+    )
     np.testing.assert_array_equal(got, want)
 
 
@@ -276,6 +409,27 @@ def test_host_fusion_kernel_matches_fuse_on_synthetic_fleet(host_kernels: ctypes
     reasons = set(track.column("reason").to_pylist())
     # The fleet exercises every path of the step.
     assert {"used", "invalid", "gated", "reinit_gap", "first"} <= reasons
+    assert_track_close(host_track(host_kernels, fixes), track)
+
+
+def test_host_fusion_kernel_blanks_rows_before_the_first_valid_fix(
+    host_kernels: ctypes.CDLL,
+) -> None:
+    # Vehicles whose first fixes are invalid (quality 0): fuse leaves those
+    # rows without a state (NaN, status invalid), and so must the kernel.
+    fixes = synthetic_fleet(6, 200, seed=8)
+    quality = fixes.column("quality").to_numpy().copy()
+    vid = np.asarray(fixes.column("vehicle_id").to_pylist())
+    when = fixes.column("time").to_numpy()
+    for v, k in (("V000001", 3), ("V000004", 1)):
+        rows = np.nonzero(vid == v)[0]
+        assert rows.size, v
+        quality[rows[np.argsort(when[rows], kind="stable")][:k]] = 0
+    col = fixes.schema.get_field_index("quality")
+    fixes = fixes.set_column(col, "quality", pa.array(quality, fixes.schema.field("quality").type))
+    track = fuse(fixes).track
+    lat = track.column("lat").to_numpy(zero_copy_only=False).astype(np.float64)
+    assert np.isnan(lat).sum() >= 4
     assert_track_close(host_track(host_kernels, fixes), track)
 
 

@@ -36,10 +36,12 @@ void host_fixed_table(u64* table, u32 max_count) {
 void host_rolling_fixed(const double* x, const double* t, const long long* offsets, const int* seg_group,
                         const long long* seg_begin, const long long* seg_end, long long nseg, long long count,
                         double span, int shannon, int order, int delay, const double* edges, int nedges,
-                        const u64* table, u32* counts, int slots, u64* out) {
-    shim_launch(blocks_for(u64(nseg), 128), 128, [&] {
+                        const u64* table, u32* counts, int slots, int shared, int warps, u64* out) {
+    // One warp per segment, `warps` per block, as autolien.gpu.entropy launches.
+    const unsigned threads = 32u * unsigned(warps);
+    shim_launch_warps(blocks_for(u64(nseg), unsigned(warps)), threads, [&] {
         rolling_fixed(x, t, offsets, seg_group, seg_begin, seg_end, nseg, count, span, shannon, order, delay,
-                      edges, nedges, table, counts, slots, out);
+                      edges, nedges, table, counts, slots, shared, out);
     });
 }
 

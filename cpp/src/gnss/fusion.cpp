@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include "autolien/kernels/kf_cv.hpp"
+
 namespace autolien::gnss {
 
 namespace {
@@ -23,74 +25,6 @@ struct Axis {
     double p = 0, v = 0;
     double p00 = 0, p01 = 0, p11 = 0;
 };
-
-void predict(Axis& a, double dt, double q) {
-    a.p += a.v * dt;
-    const double dt2 = dt * dt;
-    a.p00 += 2 * dt * a.p01 + dt2 * a.p11 + q * dt2 * dt / 3.0;
-    a.p01 += dt * a.p11 + q * dt2 / 2.0;
-    a.p11 += q * dt;
-}
-
-void update(Axis& a, double y, double s) {
-    const double k0 = a.p00 / s, k1 = a.p01 / s;
-    a.p += k0 * y;
-    a.v += k1 * y;
-    const double p00 = a.p00, p01 = a.p01;
-    a.p00 = (1 - k0) * p00;
-    a.p01 = (1 - k0) * p01;
-    a.p11 -= k1 * p01;
-}
-
-void update_velocity(Axis& a, double z, double r) {
-    const double y = z - a.v, s = a.p11 + r;
-    const double k0 = a.p01 / s, k1 = a.p11 / s;
-    a.p += k0 * y;
-    a.v += k1 * y;
-    const double p01 = a.p01, p11 = a.p11;
-    a.p00 -= k0 * p01;
-    a.p01 -= k0 * p11;
-    a.p11 -= k1 * p11;
-}
-
-// F = blockdiag(F1, F1), F1 = [[1, dt], [0, 1]]; Q likewise.
-void predict(Horiz& h, double dt, double q) {
-    h.x[0] += dt * h.x[1];
-    h.x[2] += dt * h.x[3];
-    double (&P)[4][4] = h.P;
-    // P <- F P: rows 0 and 2 gain dt x rows 1 and 3.
-    for (int j = 0; j < 4; ++j) {
-        P[0][j] += dt * P[1][j];
-        P[2][j] += dt * P[3][j];
-    }
-    // P <- P F^T: columns 0 and 2 gain dt x columns 1 and 3.
-    for (int i = 0; i < 4; ++i) {
-        P[i][0] += dt * P[i][1];
-        P[i][2] += dt * P[i][3];
-    }
-    const double dt2 = dt * dt;
-    for (int b = 0; b < 4; b += 2) {
-        P[b][b] += q * dt2 * dt / 3.0;
-        P[b][b + 1] += q * dt2 / 2.0;
-        P[b + 1][b] += q * dt2 / 2.0;
-        P[b + 1][b + 1] += q * dt;
-    }
-}
-
-// A scalar measurement with row H (4 entries), innovation y and noise r.
-void update(Horiz& h, const double (&H)[4], double y, double r) {
-    double PH[4];
-    for (int i = 0; i < 4; ++i)
-        PH[i] = h.P[i][0] * H[0] + h.P[i][1] * H[1] + h.P[i][2] * H[2] + h.P[i][3] * H[3];
-    const double s = H[0] * PH[0] + H[1] * PH[1] + H[2] * PH[2] + H[3] * PH[3] + r;
-    if (!(s > 0))
-        return;
-    for (int i = 0; i < 4; ++i)
-        h.x[i] += PH[i] / s * y;
-    for (int i = 0; i < 4; ++i)
-        for (int j = 0; j < 4; ++j)
-            h.P[i][j] -= PH[i] * PH[j] / s;
-}
 
 // Inverse of a symmetric positive-definite 4x4 by Gauss-Jordan with partial
 // pivoting; false when singular.
@@ -131,6 +65,45 @@ struct State {
     Axis u;
 };
 
+// The shared step's state (kernels/kf_cv.hpp) as the smoother stores it.
+State to_state(const kernels::KfState& k) {
+    State s;
+    for (int i = 0; i < 4; ++i) {
+        s.h.x[i] = k.x[i];
+        for (int j = 0; j < 4; ++j)
+            s.h.P[i][j] = k.P[i][j];
+    }
+    s.u.p = k.up;
+    s.u.v = k.uv;
+    s.u.p00 = k.u00;
+    s.u.p01 = k.u01;
+    s.u.p11 = k.u11;
+    return s;
+}
+
+kernels::KfConfig to_kf_config(const FusionConfig& cfg) {
+    kernels::KfConfig c{};
+    for (int q = 0; q < 7; ++q) {
+        c.floor_m[q] = cfg.floor_m[static_cast<std::size_t>(q)];
+        c.default_m[q] = cfg.default_m[static_cast<std::size_t>(q)];
+    }
+    c.vertical_factor = cfg.vertical_factor;
+    c.accel_psd = cfg.accel_psd;
+    c.gate_chi2 = cfg.gate_chi2;
+    c.reinit_gap_s = cfg.reinit_gap_s;
+    c.reinit_after_rejects = cfg.reinit_after_rejects;
+    c.adapt_inflation = cfg.adapt_inflation ? 1 : 0;
+    c.adapt_rate = cfg.adapt_rate;
+    c.max_inflation = cfg.max_inflation;
+    c.initial_speed_sigma = cfg.initial_speed_sigma;
+    c.zupt_speed_mps = cfg.zupt_speed_mps;
+    c.zupt_sigma_mps = cfg.zupt_sigma_mps;
+    c.speed_sigma_mps = cfg.speed_sigma_mps;
+    c.speed_sigma_fraction = cfg.speed_sigma_fraction;
+    c.min_heading_speed_mps = cfg.min_heading_speed_mps;
+    return c;
+}
+
 } // namespace
 
 FusionOutput fuse(const FixInput& in, const FusionConfig& cfg, bool smooth) {
@@ -158,142 +131,45 @@ FusionOutput fuse(const FixInput& in, const FusionConfig& cfg, bool smooth) {
     };
     std::vector<double> dts(n, 0.0);
 
-    State x{};
-    bool started = false;
+    // The forward pass is the shared step (kernels/kf_cv.hpp), the one the
+    // GPU kernel runs: predict, zero-velocity/speed updates, gating, the
+    // position update and the class inflation.
+    const kernels::KfConfig kc = to_kf_config(cfg);
+    kernels::KfState ks;
+    kernels::kf_init(ks);
     std::size_t first_used = n;
-    double last_t = 0;
-    int rejects_in_row = 0;
-    std::uint32_t segment = 0;
-    std::array<double, 7> infl2;
-    infl2.fill(1.0); // inflation squared, per quality class
-    const double v0 = cfg.initial_speed_sigma * cfg.initial_speed_sigma;
-    constexpr double He[4] = {1, 0, 0, 0}, Hn[4] = {0, 0, 1, 0};
-    constexpr double Hve[4] = {0, 1, 0, 0}, Hvn[4] = {0, 0, 0, 1};
-
     for (std::size_t i = 0; i < n; ++i) {
-        const int q = in.quality[i];
-        const bool valid = q >= 1 && q <= 6 && std::isfinite(in.e[i]) && std::isfinite(in.n[i]) &&
-                           std::isfinite(in.u[i]) && std::isfinite(in.t[i]);
-        // Measurement noise: the reported sigma, floored per class, inflated.
-        double r[3] = {0, 0, 0};
-        if (valid) {
-            const double fl = cfg.floor_m[q], def = cfg.default_m[q];
-            const double sn = std::isfinite(in.sigma_n[i]) ? std::max(in.sigma_n[i], fl) : def;
-            const double se = std::isfinite(in.sigma_e[i]) ? std::max(in.sigma_e[i], fl) : def;
-            const double su = std::isfinite(in.sigma_u[i]) ? std::max(in.sigma_u[i], fl * cfg.vertical_factor)
-                                                           : def * cfg.vertical_factor;
-            r[0] = se * se * infl2[q];
-            r[1] = sn * sn * infl2[q];
-            r[2] = su * su * infl2[q];
-            out.r_e[i] = r[0];
-            out.r_n[i] = r[1];
-            out.r_u[i] = r[2];
+        const kernels::KfFix fix{in.t[i],       in.e[i],       in.n[i],
+                                 in.u[i],       in.quality[i], in.sigma_n[i],
+                                 in.sigma_e[i], in.sigma_u[i], in.speed_mps.empty() ? kNaN : in.speed_mps[i]};
+        const double dt = in.t[i] - ks.last_t; // before the step moves last_t
+        kernels::KfState predicted{};
+        kernels::KfOut o;
+        kernels::kf_step(ks, fix, kc, o, keep ? &predicted : nullptr);
+        out.status[i] = o.status;
+        out.nis[i] = o.nis;
+        out.r_e[i] = o.r_e;
+        out.r_n[i] = o.r_n;
+        out.r_u[i] = o.r_u;
+        if (!ks.started) { // before the first valid fix: no state, the row stays NaN
+            dts[i] = -1;
+            continue;
         }
-        const double z[3] = {in.e[i], in.n[i], in.u[i]};
-        auto start_segment = [&](FixStatus why) {
-            x = State{};
-            x.h.x[0] = z[0];
-            x.h.x[2] = z[1];
-            x.h.P[0][0] = r[0];
-            x.h.P[1][1] = v0;
-            x.h.P[2][2] = r[1];
-            x.h.P[3][3] = v0;
-            x.u.p = z[2];
-            x.u.p00 = r[2];
-            x.u.p11 = v0;
-            if (started)
-                ++segment;
-            else
-                first_used = i;
-            started = true;
-            rejects_in_row = 0;
-            last_t = in.t[i];
-            out.status[i] = static_cast<std::uint8_t>(why);
-            if (keep)
-                pred[i] = x;
-            dts[i] = -1; // the smoother does not cross a segment start
-        };
-        if (!started) {
-            if (!valid) {
-                out.status[i] = static_cast<std::uint8_t>(FixStatus::invalid);
-                dts[i] = -1;
-                continue;
-            }
-            start_segment(FixStatus::first);
+        if (first_used == n)
+            first_used = i;
+        const bool starts = o.status == kernels::kf_first || o.status == kernels::kf_reinit_gap ||
+                            o.status == kernels::kf_reinit_rejects;
+        dts[i] = starts ? -1 : std::max(dt, 0.0); // the smoother does not cross a segment start
+        if (keep) {
+            pred[i] = to_state(predicted);
+            filt[i] = to_state(ks);
         } else {
-            const double dt = in.t[i] - last_t;
-            if (valid && dt > cfg.reinit_gap_s) {
-                start_segment(FixStatus::reinit_gap);
-            } else {
-                const double step = std::max(dt, 0.0);
-                predict(x.h, step, cfg.accel_psd);
-                predict(x.u, step, cfg.accel_psd);
-                last_t = in.t[i];
-                if (keep)
-                    pred[i] = x;
-                dts[i] = step;
-                const double speed = in.speed_mps.empty() ? kNaN : in.speed_mps[i];
-                if (std::isfinite(speed) && speed <= cfg.zupt_speed_mps) {
-                    // Known to stand still: hold the velocity (and so the position
-                    // prediction) tight, which is what makes gating bite when parked.
-                    const double rz = cfg.zupt_sigma_mps * cfg.zupt_sigma_mps;
-                    update(x.h, Hve, -x.h.x[1], rz);
-                    update(x.h, Hvn, -x.h.x[3], rz);
-                    update_velocity(x.u, 0.0, rz);
-                } else if (std::isfinite(speed)) {
-                    // Reported ground speed: |v_h| linearised at the prediction
-                    // (an extended Kalman update). The heading must be known, so
-                    // below min_heading_speed_mps the fix's position does the work.
-                    const double ve = x.h.x[1], vn = x.h.x[3], vh = std::hypot(ve, vn);
-                    if (vh >= cfg.min_heading_speed_mps) {
-                        const double H[4] = {0, ve / vh, 0, vn / vh};
-                        const double sig = std::max(cfg.speed_sigma_mps, cfg.speed_sigma_fraction * speed);
-                        update(x.h, H, speed - vh, sig * sig);
-                    }
-                }
-                if (!valid) {
-                    out.status[i] = static_cast<std::uint8_t>(FixStatus::invalid);
-                } else {
-                    // Joint NIS over (e, n, u): the horizontal innovation covariance
-                    // is 2x2 (coupled once speed has been used).
-                    const double ye = z[0] - x.h.x[0], yn = z[1] - x.h.x[2], yu = z[2] - x.u.p;
-                    const double s00 = x.h.P[0][0] + r[0], s11 = x.h.P[2][2] + r[1], s01 = x.h.P[0][2];
-                    const double det = s00 * s11 - s01 * s01;
-                    const double su = x.u.p00 + r[2];
-                    const double nis =
-                        (s11 * ye * ye - 2 * s01 * ye * yn + s00 * yn * yn) / det + yu * yu / su;
-                    out.nis[i] = nis;
-                    if (!(nis <= cfg.gate_chi2)) {
-                        if (++rejects_in_row >= cfg.reinit_after_rejects) {
-                            start_segment(FixStatus::reinit_rejects); // the vehicle really moved
-                        } else {
-                            out.status[i] = static_cast<std::uint8_t>(FixStatus::gated);
-                        }
-                    } else {
-                        rejects_in_row = 0;
-                        // Diagonal R: sequential scalar updates equal the joint one.
-                        update(x.h, He, z[0] - x.h.x[0], r[0]);
-                        update(x.h, Hn, z[1] - x.h.x[2], r[1]);
-                        update(x.u, yu, su);
-                        if (cfg.adapt_inflation) {
-                            // Nudge the class inflation so that NIS averages its
-                            // 3 degrees of freedom: the reported sigmas are optimistic.
-                            const double ratio = std::clamp(nis / 3.0, 0.05, 20.0);
-                            const double lim = cfg.max_inflation * cfg.max_inflation;
-                            infl2[q] =
-                                std::clamp(infl2[q] * std::exp(cfg.adapt_rate * std::log(ratio)), 1.0, lim);
-                        }
-                    }
-                }
-            }
+            emit(i, to_state(ks));
         }
-        if (keep)
-            filt[i] = x;
-        else
-            emit(i, x);
-        out.inflation[i] = valid ? std::sqrt(infl2[q]) : kNaN;
-        out.segment[i] = segment;
+        out.inflation[i] = o.inflation;
+        out.segment[i] = o.segment;
     }
+    const bool started = ks.started != 0;
 
     if (keep) {
         // RTS backward pass within each segment.

@@ -156,6 +156,57 @@ std::pair<std::uint64_t, std::uint64_t> MerkleLog::extend_leaf_hashes(std::span<
     return {old_size, levels_[0].size()};
 }
 
+namespace {
+// ceil(n / 2^k) for k in 0..64.
+std::uint64_t ceil_shift(std::uint64_t n, std::size_t k) {
+    if (k >= 64)
+        return n != 0 ? 1 : 0;
+    return (n >> k) + ((n & ((std::uint64_t{1} << k) - 1)) != 0 ? 1 : 0);
+}
+std::uint64_t floor_shift(std::uint64_t n, std::size_t k) {
+    return k >= 64 ? 0 : n >> k;
+}
+} // namespace
+
+std::pair<std::uint64_t, std::uint64_t>
+MerkleLog::extend_with_levels(std::span<const Hash32> leaves_in,
+                              std::span<const std::span<const Hash32>> levels) {
+    const std::unique_lock lock(mu_);
+    const std::uint64_t old_size = levels_[0].size();
+    const std::uint64_t new_size = old_size + leaves_in.size();
+    // Check every level before changing anything.
+    for (std::size_t k = 1; k <= 64; ++k) {
+        const std::uint64_t lo = ceil_shift(old_size, k), hi = floor_shift(new_size, k);
+        const std::uint64_t want = hi > lo ? hi - lo : 0;
+        const std::uint64_t got = k <= levels.size() ? levels[k - 1].size() : 0;
+        if (got != want)
+            throw std::invalid_argument("level " + num(k) + " must hold " + num(want) + " nodes for leaves " +
+                                        num(old_size) + ".." + num(new_size) + ", got " + num(got));
+    }
+    if (levels.size() > 64)
+        throw std::invalid_argument("at most 64 node levels, got " + num(levels.size()));
+    levels_[0].insert(levels_[0].end(), leaves_in.begin(), leaves_in.end());
+    for (std::size_t k = 0;; ++k) {
+        const std::uint64_t have = old_size >> (k + 1);
+        const std::uint64_t want = new_size >> (k + 1);
+        if (want == have)
+            break;
+        if (levels_.size() <= k + 1)
+            levels_.emplace_back();
+        auto& child = levels_[k];
+        auto& parent = levels_[k + 1]; // holds `have` nodes
+        const std::uint64_t given = ceil_shift(old_size, k + 1);
+        for (std::uint64_t p = have; p < given && p < want; ++p)
+            parent.push_back(rfc6962_node_hash(kind_, child[2 * p], child[2 * p + 1]));
+        // One pass over the new memory (resize would zero it first).
+        if (want > given)
+            parent.insert(parent.end(), levels[k].begin(), levels[k].end());
+    }
+    const std::lock_guard<std::mutex> rlock(root_mu_);
+    root_valid_ = false;
+    return {old_size, new_size};
+}
+
 Hash32 MerkleLog::subtree_hash(std::uint64_t lo, std::uint64_t hi) const {
     // MTH(D[lo:hi]) for lo aligned as in the RFC recursion: the range splits
     // into perfect subtrees of decreasing size, folded from the right.

@@ -3,6 +3,10 @@
 The values equal the C++ core's ``fixed_point=True`` rolling entropy bit for
 bit: both slide the same integer counts through the shared table
 ``T(c) = round(c log2(c) 2^32)`` of ``kernels/entropy_fixed.hpp``.
+
+One warp works on one series (a long series is cut into segments, a warp
+each): its lanes compute the patterns or bins in parallel and keep the
+window's counts in shared memory (``entropy.cu`` explains the scheme).
 """
 
 from __future__ import annotations
@@ -15,16 +19,20 @@ import numpy.typing as npt
 
 from . import module
 
-__all__ = ["MAX_COUNT", "rolling_fixed"]
+__all__ = ["MAX_COUNT", "launch_shape", "rolling_fixed"]
 
 # kernels::kEntropyMaxCount: the longest window the 64-bit sums hold.
 MAX_COUNT = 1 << 24
-_THREADS = 128
-# Enough threads to fill the device: a series longer than its share is cut
+# One warp per segment, up to 4 warps per block.
+_WARPS = 4
+# Enough warps to fill the device: a series longer than its share is cut
 # into segments, each primed with its first window.
-_TARGET_THREADS = 1 << 18
-# Scratch counts are slots x segments 32-bit words; keep them under 1 GiB.
+_TARGET_WARPS = 1 << 15
+# Scratch counts (when the histograms do not fit in shared memory) are
+# slots x segments 32-bit words; keep them under 1 GiB.
 _SCRATCH_WORDS = 1 << 28
+# Shared memory per block without opting in to more.
+_SHARED_BYTES = 48 * 1024
 
 
 def _segments(
@@ -33,7 +41,7 @@ def _segments(
     # Every group gets at least one segment; beyond that, as many as fill the
     # device while the scratch counts stay bounded.
     total = int(lengths.sum())
-    target = max(1, min(_TARGET_THREADS, _SCRATCH_WORDS // slots))
+    target = max(1, min(_TARGET_WARPS, _SCRATCH_WORDS // slots))
     seg_len = max(-(-total // target), 4 * window, 1024)
     pieces = np.maximum(-(-lengths // seg_len), 1)
     group = np.repeat(np.arange(lengths.size, dtype=np.int32), pieces)
@@ -42,6 +50,12 @@ def _segments(
     begin = np.minimum(k * seg_len, lengths[group])
     end = np.minimum(begin + seg_len, lengths[group])
     return group, begin.astype(np.int64), end.astype(np.int64)
+
+
+def launch_shape(slots: int) -> tuple[int, bool]:
+    """(warps per block, histograms in shared memory) for ``slots`` counts."""
+    warps = max(1, min(_WARPS, _SHARED_BYTES // (4 * slots)))
+    return warps, 4 * slots * warps <= _SHARED_BYTES
 
 
 def rolling_fixed(
@@ -124,11 +138,12 @@ def rolling_fixed(
             (-(-(bound + 2) // 256),), (256,), (table, np.uint32(bound + 1))
         )
         group, begin, end = _segments(lengths, count if times is None else 1024, slots)
-        counts = cp.zeros(group.size * slots, dtype=cp.uint32)
         nseg = group.size
+        warps, shared = launch_shape(slots)
+        counts = cp.zeros(1 if shared else nseg * slots, dtype=cp.uint32)
         mod.get_function("rolling_fixed")(
-            (-(-nseg // _THREADS),),
-            (_THREADS,),
+            (-(-nseg // warps),),
+            (32 * warps,),
             (
                 xd,
                 td if td is not None else np.uint64(0),
@@ -147,8 +162,10 @@ def rolling_fixed(
                 table,
                 counts,
                 np.int32(slots),
+                np.int32(1 if shared else 0),
                 out,
             ),
+            shared_mem=4 * slots * warps if shared else 0,
         )
     missing = out == cp.uint64(0xFFFFFFFFFFFFFFFF)
     values = out.astype(cp.float64) * (2.0**-32)

@@ -83,7 +83,8 @@ __device__ bool on_globe(double lat, double lon, double h) {
 } // namespace
 
 // cfg: the KfConfig fields in declaration order as doubles (ints as values).
-// Outputs are per fix; rows of a vehicle without a usable reference stay as
+// Outputs are per fix; rows before a vehicle's first valid fix (all of them
+// for a vehicle without a usable reference) stay as
 // the caller initialised them (NaN, status 1, segment 0).
 extern "C" __global__ void fuse_groups(const long long* groups, long long ngroups, const double* t,
                                        const double* lat, const double* lon, const double* hgt,
@@ -139,6 +140,9 @@ extern "C" __global__ void fuse_groups(const long long* groups, long long ngroup
         fx.speed = speed[i];
         KfOut o;
         kf_step(s, fx, c, o);
+        ostatus[i] = o.status;
+        if (!s.started) // before the vehicle's first valid fix: the CPU leaves the row NaN
+            continue;
         to_geodetic(f, o.e, o.n, o.u, olat[i], olon[i], oh[i]);
         ove[i] = o.ve;
         ovn[i] = o.vn;
@@ -148,14 +152,6 @@ extern "C" __global__ void fuse_groups(const long long* groups, long long ngroup
         ovaru[i] = o.var_u;
         onis[i] = o.nis;
         oinfl[i] = o.inflation;
-        ostatus[i] = o.status;
         osegment[i] = o.segment;
-    }
-    if (!s.started) {
-        // Never started: the CPU leaves the state NaN on every row.
-        for (long long i = lo; i < hi; ++i) {
-            olat[i] = olon[i] = oh[i] = ove[i] = ovn[i] = ovu[i] = AUTOLIEN_NAN;
-            ovare[i] = ovarn[i] = ovaru[i] = AUTOLIEN_NAN;
-        }
     }
 }

@@ -160,20 +160,17 @@ class MerkleLog:
         ``uint8`` numpy array (one record per row) or a pyarrow binary array
         (``binary``/``large_binary``, chunked or not). Leaves and new nodes are
         hashed in parallel on the core's thread pool with the GIL released.
-        ``backend="gpu"`` hashes the leaves on the GPU (bit-identical; the
-        nodes stay on the CPU), ``"auto"`` does when a device is usable.
+        ``backend="gpu"`` hashes the leaves and the new tree nodes on the GPU
+        (bit-identical; the core stores them without rehashing), ``"auto"``
+        does when a device is usable.
         """
         if backend != "cpu":
             from ..gpu import resolve_backend  # noqa: PLC0415 - lazy: CuPy only when used
 
             if resolve_backend(backend) == "gpu":
-                from ..gpu.ledger import leaf_hashes, record_buffers  # noqa: PLC0415 - lazy: CuPy only when used
+                from ..gpu.ledger import extend_log  # noqa: PLC0415 - lazy: CuPy only when used
 
-                first = self.size
-                for data, offsets in record_buffers(items):
-                    leaves = leaf_hashes(data, offsets, hash=self.hash)
-                    self._log.extend_leaf_hashes(leaves.get().tobytes())
-                return first, self.size
+                return extend_log(self._log, items, hash=self.hash)
         if isinstance(items, np.ndarray):
             if items.dtype != np.uint8 or items.ndim != 2:
                 msg = f"items as an array must be 2-D uint8, got {items.ndim}-D {items.dtype}"

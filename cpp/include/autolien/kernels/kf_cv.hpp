@@ -2,8 +2,8 @@
 // pass): predict over an irregular dt, zero-velocity and ground-speed updates,
 // joint (e, n, u) Mahalanobis gating, sequential position updates and the
 // per-quality-class noise inflation. One vehicle's filter is a KfState; one
-// fix is one kf_step. cpp/src/gnss/fusion.cpp holds the same model (with the
-// RTS smoother) and is to call this step later; the GPU kernel calls it now.
+// fix is one kf_step. cpp/src/gnss/fusion.cpp (which adds the RTS smoother)
+// and the GPU kernel both call this step.
 // State: horizontal [e, ve, n, vn] with a full covariance (a speed couples the
 // axes), vertical [u, vu] apart.
 #pragma once
@@ -167,9 +167,11 @@ AUTOLIEN_HD void kf_start_segment(KfState& s, const KfFix& f, const double r[3],
 }
 
 // One fix through the filter. `o` receives the state after it; a fix before
-// the first valid one reports the zero state (the caller blanks those when
-// the vehicle never starts).
-AUTOLIEN_HD void kf_step(KfState& s, const KfFix& f, const KfConfig& c, KfOut& o) {
+// the first valid one reports the zero state (callers blank those rows: the
+// filter has not started, s.started is still 0). When `pred` is given it
+// receives the predicted state (before this fix's updates), or the new
+// segment's initial state when the fix starts one: what the smoother needs.
+AUTOLIEN_HD void kf_step(KfState& s, const KfFix& f, const KfConfig& c, KfOut& o, KfState* pred = nullptr) {
     const double nan = AUTOLIEN_NAN;
     const int q = f.quality;
     const bool valid =
@@ -206,6 +208,8 @@ AUTOLIEN_HD void kf_step(KfState& s, const KfFix& f, const KfConfig& c, KfOut& o
             const double step = dt > 0.0 ? dt : 0.0;
             kf_predict(s, step, c.accel_psd);
             s.last_t = f.t;
+            if (pred != nullptr)
+                *pred = s;
             const double speed = f.speed;
             if (is_finite(speed) && speed <= c.zupt_speed_mps) {
                 // Known to stand still: hold the velocity tight.
@@ -252,6 +256,9 @@ AUTOLIEN_HD void kf_step(KfState& s, const KfFix& f, const KfConfig& c, KfOut& o
             }
         }
     }
+    if (pred != nullptr &&
+        (o.status == kf_first || o.status == kf_reinit_gap || o.status == kf_reinit_rejects))
+        *pred = s;
     o.e = s.x[0];
     o.n = s.x[2];
     o.u = s.up;

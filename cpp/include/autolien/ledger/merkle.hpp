@@ -50,6 +50,14 @@ class MerkleLog {
     // pool. Returns (first index, new size).
     std::pair<std::uint64_t, std::uint64_t> extend(std::span<const ByteView> items);
     std::pair<std::uint64_t, std::uint64_t> extend_leaf_hashes(std::span<const Hash32> leaves);
+    // Appends leaf hashes with the nodes above them already computed by the
+    // caller (the GPU backend): levels[k - 1] holds the level-k nodes that
+    // cover new leaves only, indices [ceil(old_size / 2^k), new_size >> k).
+    // The at most one node per level that also covers old leaves is hashed
+    // here; the given nodes are stored as they are, not rehashed.
+    // std::invalid_argument (and no change) when a level has the wrong count.
+    std::pair<std::uint64_t, std::uint64_t>
+    extend_with_levels(std::span<const Hash32> leaves, std::span<const std::span<const Hash32>> levels);
 
     [[nodiscard]] Hash32 root() const;
     // Root of the first `size` leaves; std::invalid_argument if size > size().
