@@ -10,9 +10,12 @@ Tables (created on first use, columns from the decoder schemas plus
 * ``rejects``: every reject, with ``source_file`` and ``decoder``.
 
 ``append`` is idempotent. A row whose key is already stored is skipped:
-for rows with a time, (terminal, time, message serial) in ``locations`` (two
-distinct JT/T 808 frames in one second differ in their serial and are both
-kept), (VIN, time) in ``ev``, (vehicle, time, source) in ``fixes`` (a log
+for rows with a time, (terminal, time, reading) in ``locations``, where the
+reading is the location's content (position, altitude, speed, heading,
+alarm and status words, mileage): two distinct JT/T 808 frames in one second
+differ in it and are both kept, while the same reading sent again, whether
+as the same bytes, under a new serial after a reconnect, or later in a 0x0704
+blind-area batch, is one row, (VIN, time) in ``ev``, (vehicle, time, source) in ``fixes`` (a log
 without a vehicle id is its own vehicle, keyed by its file); rows without a
 time by (source file, offset). Loading the same file twice therefore adds
 nothing.
@@ -48,7 +51,14 @@ __all__ = ["Store"]
 # table -> (schema, vehicle expression, what else tells two readings of one
 # vehicle at one time apart); {t} stands for the table alias
 KINDS: dict[str, tuple[pa.Schema, str | None, str]] = {
-    "locations": (LOCATION_SCHEMA, "{t}terminal_id", "{t}serial"),
+    # The serial alone would store a retransmission twice: terminals resend
+    # an unacknowledged reading under a new serial (and in 0x0704 batches).
+    "locations": (
+        LOCATION_SCHEMA,
+        "{t}terminal_id",
+        "hash({t}lat, {t}lon, {t}altitude_m, {t}speed_kmh, {t}heading_deg, {t}alarm,"
+        " {t}status, {t}mileage_km)",
+    ),
     "ev": (EV_SCHEMA, "{t}vin", "'gb32960'"),
     "fixes": (FIX_SCHEMA, "coalesce({t}vehicle_id, 'file:' || {t}source_file)", "{t}source"),
     "obd": (OBD_SCHEMA, "{t}vehicle_id", "'obd'"),
