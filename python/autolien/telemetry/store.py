@@ -56,8 +56,10 @@ KINDS: dict[str, tuple[pa.Schema, str | None, str]] = {
     "locations": (
         LOCATION_SCHEMA,
         "{t}terminal_id",
-        "hash({t}lat, {t}lon, {t}altitude_m, {t}speed_kmh, {t}heading_deg, {t}alarm,"
-        " {t}status, {t}mileage_km)",
+        (
+            "hash({t}lat, {t}lon, {t}altitude_m, {t}speed_kmh, {t}heading_deg, {t}alarm,"
+            " {t}status, {t}mileage_km)"
+        ),
     ),
     "ev": (EV_SCHEMA, "{t}vin", "'gb32960'"),
     "fixes": (FIX_SCHEMA, "coalesce({t}vehicle_id, 'file:' || {t}source_file)", "{t}source"),
