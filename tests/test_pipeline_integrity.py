@@ -230,6 +230,26 @@ def test_distinct_frames_in_one_second_are_kept_and_true_duplicates_reported(
     assert (again["files"], again["skipped_files"], again["rows"]) == (0, 1, {})
 
 
+def test_a_reading_resent_under_a_new_serial_is_stored_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A terminal that lost its connection before the acknowledgement resends
+    # the same reading under its next serial: one reading, one row.
+    a = _frame("013800138000", 7, "261001083015", 40.0, 31.2)
+    a_again = _frame("013800138000", 12, "261001083015", 40.0, 31.2)
+    b = _frame("013800138000", 8, "261001083015", 40.0, 31.2001)  # moved: another reading
+    (tmp_path / "day.jt808").write_bytes(a + a_again + b)
+    db = tmp_path / "t.duckdb"
+    assert main(["ingest", str(tmp_path / "day.jt808"), "--db", str(db), "--json", "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["rows"], report["new_rows"]) == ({"locations": 3}, {"locations": 2})
+    assert report["duplicate_rows"] == {"locations": 1}
+    con = duckdb.connect(str(db), read_only=True)
+    rows = con.sql("SELECT serial, lat FROM locations ORDER BY serial").fetchall()
+    con.close()
+    assert rows == [(7, 31.2), (8, 31.2001)]  # the first copy wins
+
+
 def test_summary_and_dashboard_count_the_same_alerts(
     pf: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
