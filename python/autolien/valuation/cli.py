@@ -1,4 +1,4 @@
-"""``autolien valuation train``."""
+"""``autolien valuation train`` and ``autolien valuation evaluate``."""
 
 from __future__ import annotations
 
@@ -16,9 +16,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "train", help="train the base value model; writes the model, its metrics and a model card"
     )
     t.add_argument(
-        "--data", required=True, help="listings: a directory of UK-style CSVs, or a CarDekho CSV"
+        "--data",
+        required=True,
+        help="listings: a directory of UK-style CSVs, a CarDekho CSV, or (--format canonical) "
+        "a lender's CSV or Parquet file",
     )
-    t.add_argument("--format", choices=["uk_used_cars", "cardekho"], default="uk_used_cars")
+    t.add_argument(
+        "--format", choices=["uk_used_cars", "cardekho", "canonical"], default="uk_used_cars"
+    )
+    t.add_argument(
+        "--map", help="--format canonical: a TOML mapping (renames, units, extra columns)"
+    )
+    t.add_argument(
+        "--listing-year",
+        type=int,
+        help="--format canonical: the year the adverts were listed, where there is no listed_at",
+    )
     t.add_argument("--out", required=True, help="model directory to write")
     t.add_argument(
         "--currency",
@@ -35,12 +48,45 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="CatBoost oblivious trees (default, the fast compiled scorer) or scikit-learn's "
         "HistGradientBoosting",
     )
+    t.add_argument(
+        "--params",
+        type=json.loads,
+        default=None,
+        help='learner parameter overrides as JSON, e.g. \'{"iterations": 300, "depth": 6}\'',
+    )
+    e = vs.add_parser(
+        "evaluate", help="write a model card (model_card.json and model_card.html with plots)"
+    )
+    e.add_argument("--model", help="model directory (default: the shipped UK model)")
+    e.add_argument("--data", required=True, help="listings with prices")
+    e.add_argument(
+        "--format", choices=["uk_used_cars", "cardekho", "canonical"], default="canonical"
+    )
+    e.add_argument("--map", help="--format canonical: the TOML mapping")
+    e.add_argument("--currency", help="--format canonical: currency of the prices")
+    e.add_argument("--listing-year", type=int)
+    e.add_argument(
+        "--rows",
+        choices=["test", "all"],
+        default="test",
+        help="test: the data is the training data, score its held-out split; all: new listings",
+    )
+    e.add_argument("--out", required=True, help="directory for the card")
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..errors import AutolienError  # noqa: PLC0415
     from .data import UK_LISTING_YEAR, load_cardekho, load_uk_used_cars  # noqa: PLC0415
     from .train import train  # noqa: PLC0415
 
+    try:
+        if args.valuation_command == "evaluate":
+            return _evaluate(args)
+        if args.format == "canonical":
+            return _train_canonical(args)
+    except AutolienError as e:
+        print(f"error: {e}")
+        return 2
     if args.format == "uk_used_cars":
         table, currency, year = load_uk_used_cars(args.data), "GBP", UK_LISTING_YEAR
         note = f"UK used-car adverts (aelkahout/uk_used_cars) from {args.data}; prices in GBP, listed about {year}."
@@ -57,10 +103,60 @@ def run(args: argparse.Namespace) -> int:
         extra_sets=extra,
         data_note=note,
         learner=args.learner,
+        params=args.params,
     )
     print(
         json.dumps(
             {"version": meta["version"], "metrics": meta["metrics"], "out": args.out}, indent=2
         )
     )
+    return 0
+
+
+def _train_canonical(args: argparse.Namespace) -> int:
+    from .canonical import Mapping, train_canonical  # noqa: PLC0415
+
+    meta = train_canonical(
+        args.data,
+        Path(args.out),
+        mapping=Mapping.load(args.map),
+        currency=args.currency,
+        listing_year=args.listing_year,
+        learner=args.learner,
+        params=args.params,
+    )
+    print(
+        json.dumps(
+            {
+                "version": meta["version"],
+                "metrics": meta["metrics"],
+                "cleaning": {k: meta["cleaning"][k] for k in ("rows_in", "rows_out", "dropped")},
+                "out": args.out,
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .canonical import Mapping, load_canonical  # noqa: PLC0415
+    from .card import evaluate, write_card  # noqa: PLC0415
+    from .data import load_cardekho, load_uk_used_cars  # noqa: PLC0415
+
+    if args.format == "canonical":
+        mapping = Mapping.load(args.map)
+        currency = args.currency or mapping.currency
+        if currency is None and args.model:
+            currency = json.loads((Path(args.model) / "model.json").read_text())["currency"]
+        table, _ = load_canonical(
+            args.data, mapping, currency=currency, listing_year=args.listing_year
+        )
+    elif args.format == "uk_used_cars":
+        table = load_uk_used_cars(args.data)
+    else:
+        table = load_cardekho(args.data)
+    card = evaluate(args.model, table, rows=args.rows)
+    jpath, hpath = write_card(card, args.out)
+    print(json.dumps({"overall": card["overall"], "json": str(jpath), "html": str(hpath)}, indent=2))
     return 0
