@@ -51,9 +51,9 @@ __all__ = [
     "REQUIRED_CANONICAL",
     "CanonicalError",
     "Mapping",
+    "layout_of",
     "load_canonical",
     "parse_amount",
-    "layout_of",
     "read_listings",
     "train_canonical",
 ]
@@ -260,9 +260,7 @@ def load_canonical(
     and extra columns found, ``currency``). Raises ``CanonicalError`` when a
     required column is absent or no currency is given."""
     m = mapping or Mapping()
-    raw = (
-        path_or_table if isinstance(path_or_table, pa.Table) else read_listings(path_or_table)
-    )
+    raw = path_or_table if isinstance(path_or_table, pa.Table) else read_listings(path_or_table)
     cur = currency or m.currency
     if not cur:
         raise CanonicalError("the currency of the prices is required (--currency or the mapping)")
@@ -291,11 +289,11 @@ def load_canonical(
         age = _numeric(raw.column(m.year_from_age), "age", None)
         cols["year"] = float(ly) - age  # type: ignore[arg-type]
     else:
-        cols["year"] = _numeric(raw.column(source("year")), "year", None)  # type: ignore[arg-type]
+        cols["year"] = _numeric(raw.column(source("year")), "year", None)
     cols["mileage_km"] = _numeric(
         raw.column(source("mileage_km")), "mileage_km", m.units.get("mileage_km")
     )
-    cols["price"] = _numeric(raw.column(source("price")), "price", None)  # type: ignore[arg-type]
+    cols["price"] = _numeric(raw.column(source("price")), "price", None)
     present: list[str] = []
     for c in CANONICAL_CATEGORICAL:
         s = source(c)
@@ -304,7 +302,10 @@ def load_canonical(
             if c == "fuel":
                 t = _norm(t, FUELS)
             elif c == "transmission":
-                t = _norm(pc.replace_substring(pc.utf8_lower(t), "semi-automatic", "semi-auto"), TRANSMISSIONS)
+                t = _norm(
+                    pc.replace_substring(pc.utf8_lower(t), "semi-automatic", "semi-auto"),
+                    TRANSMISSIONS,
+                )
             cols[c] = t
             present.append(c)
     for c in CANONICAL_NUMERIC:
@@ -332,7 +333,9 @@ def load_canonical(
     km = np.asarray(cols["mileage_km"], np.float64)
     price = np.asarray(cols["price"], np.float64)
     make_null = np.asarray(pc.is_null(cols["make"]).to_numpy(zero_copy_only=False), bool)
-    make_null |= np.asarray(pc.equal(cols["make"], "").fill_null(True).to_numpy(zero_copy_only=False), bool)
+    make_null |= np.asarray(
+        pc.equal(cols["make"], "").fill_null(True).to_numpy(zero_copy_only=False), bool
+    )
     model_null = np.asarray(pc.is_null(cols["model"]).to_numpy(zero_copy_only=False), bool)
 
     # the listing year of each row: listed_at's, else the stated one
@@ -371,9 +374,7 @@ def load_canonical(
     ok = reason == ""
     # outliers, per make, among the rows still kept
     lp = np.log(np.where(ok & (price > 0), price, np.nan))
-    make_low = np.array(
-        [x.lower() if x else "" for x in cols["make"].to_pylist()], dtype=object
-    )
+    make_low = np.array([x.lower() if x else "" for x in cols["make"].to_pylist()], dtype=object)
     for mk in np.unique(make_low[ok]):
         sel = ok & (make_low == mk)
         if sel.sum() < OUTLIER_MIN_ROWS:
@@ -429,13 +430,20 @@ def layout_of(table: pa.Table, report: dict[str, Any]) -> dict[str, list[str]]:
     make|model codes, age and mileage always; the optional and declared
     columns the data has (a column empty in every row is left out, and the
     report says so) as optional features."""
+
     def has(c: str) -> bool:
-        return c in table.column_names and table.column(c).null_count < table.num_rows and (
-            not pa.types.is_floating(table.column(c).type)
-            or bool(np.isfinite(table.column(c).to_numpy(zero_copy_only=False)).any())
+        return (
+            c in table.column_names
+            and table.column(c).null_count < table.num_rows
+            and (
+                not pa.types.is_floating(table.column(c).type)
+                or bool(np.isfinite(table.column(c).to_numpy(zero_copy_only=False)).any())
+            )
         )
 
-    cats = [c for c in (*CANONICAL_CATEGORICAL, *report["extra_categorical"]) if c in table.column_names]
+    cats = [
+        c for c in (*CANONICAL_CATEGORICAL, *report["extra_categorical"]) if c in table.column_names
+    ]
     nums = [c for c in (*CANONICAL_NUMERIC, *report["extra_numeric"]) if c in table.column_names]
     empty = [c for c in (*cats, *nums) if not has(c)]
     report["empty_columns_ignored"] = empty
@@ -485,7 +493,9 @@ def train_canonical(
         out_dir,
         name=name,
         currency=report["currency"],
-        listing_year=listing_year if listing_year is not None else (mapping or Mapping()).listing_year,
+        listing_year=listing_year
+        if listing_year is not None
+        else (mapping or Mapping()).listing_year,
         params=params,
         seed=seed,
         data_note=note,

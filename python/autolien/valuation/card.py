@@ -148,7 +148,10 @@ def _coverage(v: Valuer, X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     keys = [pattern_key([o for j, o in enumerate(v.optional) if row[j]]) for row in present]
     for k in sorted(set(keys)):
         m = np.array([x == k for x in keys])
-        out["in_data"][k] = {"coverage_pct": round(float(inside[m].mean()) * 100, 2), "n": int(m.sum())}
+        out["in_data"][k] = {
+            "coverage_pct": round(float(inside[m].mean()) * 100, 2),
+            "n": int(m.sum()),
+        }
     table = v.meta.get("log_residual_interval_90_by_pattern") or {}
     for k in table:
         cols = [] if k == "none" else k.split("+")

@@ -158,5 +158,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         table = load_cardekho(args.data)
     card = evaluate(args.model, table, rows=args.rows)
     jpath, hpath = write_card(card, args.out)
-    print(json.dumps({"overall": card["overall"], "json": str(jpath), "html": str(hpath)}, indent=2))
+    print(
+        json.dumps({"overall": card["overall"], "json": str(jpath), "html": str(hpath)}, indent=2)
+    )
     return 0

@@ -129,9 +129,7 @@ class Valuer:
             names = [o for j, o in enumerate(self.optional) if (int(c) >> j) & 1]
             if pattern_key(names) in table:
                 continue
-            inside = [
-                k for k in table if k == "none" or set(k.split("+")) <= set(names)
-            ]
+            inside = [k for k in table if k == "none" or set(k.split("+")) <= set(names)]
             if not inside:
                 raise ValueError(f"model {self.version}: no calibrated pattern inside {names}")
             best = max(inside, key=lambda k: 0 if k == "none" else len(k.split("+")))
