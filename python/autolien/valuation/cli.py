@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 __all__ = ["add_parser", "run"]
 
@@ -72,6 +73,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="test: the data is the training data, score its held-out split; all: new listings",
     )
     e.add_argument("--out", required=True, help="directory for the card")
+    for verb, text in (
+        ("refresh", "recalibrate a model on the newest listings into a new model version"),
+        ("drift", "MdAPE on the latest week's listings against the model's card"),
+    ):
+        f = vs.add_parser(verb, help=text)
+        f.add_argument("--model", help="model directory (default: the shipped UK model)")
+        f.add_argument("--data", required=True, help="the newest listings, with prices")
+        f.add_argument(
+            "--format", choices=["uk_used_cars", "cardekho", "canonical"], default="canonical"
+        )
+        f.add_argument("--map", help="--format canonical: the TOML mapping")
+        f.add_argument("--currency", help="--format canonical: currency of the prices")
+        f.add_argument("--listing-year", type=int)
+        if verb == "refresh":
+            f.add_argument("--out", required=True, help="directory of the new model version")
+        else:
+            f.add_argument("--window-days", type=int, default=7)
+            f.add_argument("--threshold", type=float, default=None, help="MdAPE rise, points")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.valuation_command == "evaluate":
             return _evaluate(args)
+        if args.valuation_command in ("refresh", "drift"):
+            return _fresh(args)
         if args.format == "canonical":
             return _train_canonical(args)
     except AutolienError as e:
@@ -139,9 +160,8 @@ def _train_canonical(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate(args: argparse.Namespace) -> int:
+def _table(args: argparse.Namespace) -> Any:
     from .canonical import Mapping, load_canonical  # noqa: PLC0415
-    from .card import evaluate, write_card  # noqa: PLC0415
     from .data import load_cardekho, load_uk_used_cars  # noqa: PLC0415
 
     if args.format == "canonical":
@@ -156,9 +176,29 @@ def _evaluate(args: argparse.Namespace) -> int:
         table = load_uk_used_cars(args.data)
     else:
         table = load_cardekho(args.data)
-    card = evaluate(args.model, table, rows=args.rows)
+    return table
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .card import evaluate, write_card  # noqa: PLC0415
+
+    card = evaluate(args.model, _table(args), rows=args.rows)
     jpath, hpath = write_card(card, args.out)
     print(
         json.dumps({"overall": card["overall"], "json": str(jpath), "html": str(hpath)}, indent=2)
     )
+    return 0
+
+
+def _fresh(args: argparse.Namespace) -> int:
+    from .fresh import DRIFT_THRESHOLD_POINTS, drift, refresh  # noqa: PLC0415
+
+    table = _table(args)
+    if args.valuation_command == "refresh":
+        meta = refresh(args.model, table, args.out)
+        print(json.dumps({"version": meta["version"], **meta["refresh"]}, indent=2))
+        return 0
+    threshold = DRIFT_THRESHOLD_POINTS if args.threshold is None else args.threshold
+    out = drift(args.model, table, window_days=args.window_days, threshold_points=threshold)
+    print(json.dumps(out, indent=2))
     return 0

@@ -159,8 +159,10 @@ class Valuer:
 
     def predict_log(self, X: np.ndarray, *, engine: str = "compiled") -> np.ndarray:
         X = np.ascontiguousarray(X, np.float32)
+        # a refreshed model's price level (``fresh.refresh``); 0 otherwise
+        shift = float(self.meta.get("level_shift", 0.0))
         if engine == "compiled":
-            return np.asarray(self.trees.predict(X))
+            return np.asarray(self.trees.predict(X)) + shift
         if engine == "onnxruntime":
             if self._ort is None:
                 import onnxruntime as ort  # noqa: PLC0415
@@ -176,7 +178,7 @@ class Valuer:
                 self._ort = ort.InferenceSession(
                     str(self.onnx_path), so, providers=["CPUExecutionProvider"]
                 )
-            return run_onnx(self._ort, X)
+            return run_onnx(self._ort, X) + shift
         raise ValueError(f"engine must be 'compiled' or 'onnxruntime', got {engine!r}")
 
     def value(
