@@ -396,3 +396,23 @@ def test_many_optional_columns_and_natural_gaps_stay_calibrated(tmp_path: Path) 
 
 def pattern_key_of(names: list[str]) -> str:
     return "+".join(names)
+
+
+def test_card_of_the_shipped_model_repeats_its_documented_coverage() -> None:
+    """The card of the shipped UK model on its own data: the coverage per
+    pattern is docs/valuation.md's table (90.74 / 91.00 / 90.94 / 90.99% of
+    7,946 held-out adverts) and the overall figures its test metrics."""
+    from autolien.valuation.card import evaluate
+
+    card = evaluate(None, load_uk_used_cars(DATA / "uk_used_cars"))
+    imposed = card["interval_90_coverage_by_pattern"]["imposed"]
+    assert {k: c["coverage_pct"] for k, c in imposed.items()} == {
+        "tax+mpg": 90.74,
+        "tax": 91.0,
+        "mpg": 90.94,
+        "none": 90.99,
+    }
+    assert all(c["n"] == 7946 for c in imposed.values())
+    assert card["overall"]["n"] == 15891
+    assert card["overall"]["mdape_pct"] == pytest.approx(5.077, abs=0.002)
+    assert card["overall"]["within_5_pct"] == pytest.approx(49.46, abs=0.01)
