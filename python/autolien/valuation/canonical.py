@@ -8,7 +8,8 @@ Canonical columns (docs/valuation.md, "Your own market"):
   currency is given once, for the whole file);
 * optional: ``registration_month``, ``fuel``, ``transmission``,
   ``engine_size_l``, ``power_kw``, ``body_type``, ``damaged``, ``region``,
-  ``listed_at``, ``delisted_at``; the mapping may declare more columns as
+  ``listed_at``, ``delisted_at``; service history: ``service_count``,
+  ``km_since_service``, ``accident`` (1/0, yes/no); the mapping may declare more columns as
   categorical or numeric features.
 
 The mapping file (all sections optional)::
@@ -62,6 +63,8 @@ REQUIRED_CANONICAL = ("make", "model", "year", "mileage_km", "price")
 # optional canonical features, by kind; dates are not features
 CANONICAL_CATEGORICAL = ("fuel", "transmission", "body_type", "region")
 CANONICAL_NUMERIC = ("engine_size_l", "power_kw", "registration_month", "damaged")
+# service history (4S-dealer records, repair orders): optional numeric too
+SERVICE = ("service_count", "km_since_service", "accident")
 DATES = ("listed_at", "delisted_at")
 PS_KW = 0.73549875
 HP_KW = 0.745699872
@@ -203,7 +206,7 @@ def _numeric(col: pa.ChunkedArray, name: str, unit: str | None) -> np.ndarray:
     for i, raw in enumerate(col.cast(pa.string()).to_pylist()):
         if raw is None:
             continue
-        if name == "damaged":
+        if name in ("damaged", "accident"):
             low = raw.strip().lower()
             if low in ("yes", "y", "true", "damaged", "repaired"):
                 out[i] = 1.0
@@ -308,7 +311,7 @@ def load_canonical(
                 )
             cols[c] = t
             present.append(c)
-    for c in CANONICAL_NUMERIC:
+    for c in (*CANONICAL_NUMERIC, *SERVICE):
         s = source(c)
         if s is not None:
             cols[c] = _numeric(raw.column(s), c, m.units.get(c))
@@ -444,7 +447,11 @@ def layout_of(table: pa.Table, report: dict[str, Any]) -> dict[str, list[str]]:
     cats = [
         c for c in (*CANONICAL_CATEGORICAL, *report["extra_categorical"]) if c in table.column_names
     ]
-    nums = [c for c in (*CANONICAL_NUMERIC, *report["extra_numeric"]) if c in table.column_names]
+    nums = [
+        c
+        for c in (*CANONICAL_NUMERIC, *SERVICE, *report["extra_numeric"])
+        if c in table.column_names
+    ]
     empty = [c for c in (*cats, *nums) if not has(c)]
     report["empty_columns_ignored"] = empty
     cats = [c for c in cats if c not in empty]
