@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from .. import _core
 from .adjust import _band, battery_factor, usage_factor
 from .data import FUELS, REQUIRED, make_model_keys
-from .train import NUMERIC, Encoder, pattern_key, run_onnx
+from .train import Encoder, _hide, pattern_key, recipe_of, run_onnx
 
 __all__ = ["DEFAULT_MODEL", "VALUE_SCHEMA", "Valuer", "compile_trees"]
 
@@ -77,8 +77,11 @@ class Valuer:
         self.meta = meta
         self.version: str = meta["version"]
         self.currency: str = meta["currency"]
-        self.encoder = Encoder(meta["vocab"])
+        self.recipe = recipe_of(meta)
+        self.encoder = Encoder(meta["vocab"], self.recipe.cat_names)
         self.optional: list[str] = list(meta["optional"])
+        self.optional_index: list[int] = self.recipe.optional_index()
+        self.required: tuple[str, ...] = tuple(meta.get("required", REQUIRED))
         self.trees = compile_trees(arrays, len(meta["features"]))
         self.onnx_path = onnx_path
         self._ort: Any = None
@@ -108,9 +111,32 @@ class Valuer:
             )
             if c in table.column_names
             else np.full(table.num_rows, np.nan)
-            for c in (*NUMERIC, *self.optional)
+            for c in self.recipe.num_names
         ]
-        return np.column_stack([cat, *num]).astype(np.float32)
+        return self._snap(np.column_stack([cat, *num]).astype(np.float32))
+
+    def _snap(self, X: np.ndarray) -> np.ndarray:
+        """Rows whose availability pattern was not calibrated (too few
+        calibration rows had it, or too many optional columns to calibrate
+        every subset) are scored on the largest calibrated pattern inside
+        theirs, the other columns hidden: value and interval stay calibrated."""
+        table = self.meta.get("log_residual_interval_90_by_pattern")
+        if not table or not self.optional:
+            return X
+        present = ~np.isnan(X[:, self.optional_index])
+        code = present.astype(np.int64) @ (1 << np.arange(len(self.optional), dtype=np.int64))
+        for c in np.unique(code):
+            names = [o for j, o in enumerate(self.optional) if (int(c) >> j) & 1]
+            if pattern_key(names) in table:
+                continue
+            inside = [k for k in table if k == "none" or set(k.split("+")) <= set(names)]
+            if not inside:
+                raise ValueError(f"model {self.version}: no calibrated pattern inside {names}")
+            best = max(inside, key=lambda k: 0 if k == "none" else len(k.split("+")))
+            keep = [] if best == "none" else best.split("+")
+            rows = code == c
+            X[rows] = _hide(X[rows], self.optional, keep, self.optional_index)
+        return X
 
     def interval(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The 90% log-residual bounds (q05, q95) of each row of ``X``, from
@@ -122,8 +148,7 @@ class Valuer:
         if not table:
             q = self.meta["log_residual_interval_90"]
             return np.full(n, q["q05"]), np.full(n, q["q95"])
-        first = X.shape[1] - len(self.optional)
-        present = ~np.isnan(X[:, first:])
+        present = ~np.isnan(X[:, self.optional_index])
         code = present.astype(np.int64) @ (1 << np.arange(len(self.optional), dtype=np.int64))
         q05, q95 = np.empty(n), np.empty(n)
         for c in np.unique(code):
@@ -134,8 +159,10 @@ class Valuer:
 
     def predict_log(self, X: np.ndarray, *, engine: str = "compiled") -> np.ndarray:
         X = np.ascontiguousarray(X, np.float32)
+        # a refreshed model's price level (``fresh.refresh``); 0 otherwise
+        shift = float(self.meta.get("level_shift", 0.0))
         if engine == "compiled":
-            return np.asarray(self.trees.predict(X))
+            return np.asarray(self.trees.predict(X)) + shift
         if engine == "onnxruntime":
             if self._ort is None:
                 import onnxruntime as ort  # noqa: PLC0415
@@ -151,7 +178,7 @@ class Valuer:
                 self._ort = ort.InferenceSession(
                     str(self.onnx_path), so, providers=["CPUExecutionProvider"]
                 )
-            return run_onnx(self._ort, X)
+            return run_onnx(self._ort, X) + shift
         raise ValueError(f"engine must be 'compiled' or 'onnxruntime', got {engine!r}")
 
     def value(
@@ -178,7 +205,7 @@ class Valuer:
         after ``at``, a missing year) get a null value and the reason in
         ``error``; rows valued on a fallback (unknown make or model, a fuel
         outside the known ones) get a ``flag``. Never a silent NaN."""
-        missing = [c for c in REQUIRED if c not in vehicles.column_names]
+        missing = [c for c in self.required if c not in vehicles.column_names]
         if missing:
             raise ValueError(f"vehicles lack required columns: {', '.join(missing)}")
         when = _date(at)
@@ -186,7 +213,11 @@ class Valuer:
         X = self.features(vehicles, when)
         errors = _row_errors(vehicles, when)
         _, unknown = self.encoder.transform(self._prepared(vehicles, when))
-        fuel = pc.utf8_lower(vehicles.column("fuel").cast(pa.string())).to_pylist()
+        fuel = (
+            pc.utf8_lower(vehicles.column("fuel").cast(pa.string())).to_pylist()
+            if "fuel" in vehicles.column_names
+            else [None] * n
+        )
         flags: list[str | None] = []
         for i in range(n):
             f = []
@@ -194,7 +225,7 @@ class Valuer:
                 f.append("unknown make")
             elif unknown["make_model"][i]:
                 f.append("unknown model")
-            if fuel[i] not in FUELS:
+            if fuel[i] not in FUELS and ("fuel" in self.required or fuel[i] is not None):
                 f.append("fuel not one of " + "/".join(FUELS))
             flags.append("; ".join(f) + ": valued on the remaining features" if f else None)
         logv = self.predict_log(X, engine=engine) if n else np.zeros(0)

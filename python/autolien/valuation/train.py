@@ -61,6 +61,7 @@ __all__ = [
     "pattern_key",
     "patterns",
     "recalibrate",
+    "recipe_of",
     "run_onnx",
     "train",
 ]
@@ -102,9 +103,12 @@ class Encoder:
     """Category -> ordinal code, ordered by mean log price in training."""
 
     vocab: dict[str, dict[str, int]] = field(default_factory=dict)
+    names: list[str] = field(default_factory=lambda: list(CATEGORICAL))
 
     @staticmethod
     def _values(table: pa.Table, name: str) -> list[str | None]:
+        if name != "make_model" and name not in table.column_names:
+            return [None] * table.num_rows  # an absent optional column: missing
         if name == "make_model":
             mk = pc.utf8_lower(table.column("make").cast(pa.string()))
             md = pc.utf8_lower(pc.utf8_trim_whitespace(table.column("model").cast(pa.string())))
@@ -112,7 +116,7 @@ class Encoder:
         return pc.utf8_lower(table.column(name).cast(pa.string())).to_pylist()  # type: ignore[no-any-return]
 
     def fit(self, table: pa.Table, y: npt.NDArray[np.float64]) -> Encoder:
-        for name in CATEGORICAL:
+        for name in self.names:
             vals = self._values(table, name)
             sums: dict[str, list[float]] = {}
             for v, t in zip(vals, y, strict=True):
@@ -128,7 +132,7 @@ class Encoder:
         """Feature matrix (float32, NaN = missing) and per-column unknown masks."""
         cols: list[np.ndarray] = []
         unknown: dict[str, np.ndarray] = {}
-        for name in CATEGORICAL:
+        for name in self.names:
             vocab = self.vocab[name]
             vals = self._values(table, name)
             codes = np.array(
@@ -147,6 +151,25 @@ class Recipe:
     seed: int = 42
     mask_optional: float = 0.25  # share of training rows whose optional columns are hidden
     learner: str = "catboost"
+    # the feature layout: categorical codes first, then numeric columns (the
+    # optional ones among either); None: the UK recipe's fixed layout
+    categorical: list[str] | None = None
+    numeric: list[str] | None = None
+
+    @property
+    def cat_names(self) -> list[str]:
+        return list(self.categorical) if self.categorical is not None else list(CATEGORICAL)
+
+    @property
+    def num_names(self) -> list[str]:
+        if self.numeric is not None:
+            return list(self.numeric)
+        return [*NUMERIC, *self.optional]
+
+    def optional_index(self) -> list[int]:
+        """Column of each optional feature in the matrix."""
+        names = [*self.cat_names, *self.num_names]
+        return [names.index(o) for o in self.optional]
 
 
 def _fit(recipe: Recipe, X: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> Any:
@@ -199,7 +222,7 @@ def _export(
 def _matrix(table: pa.Table, enc: Encoder, recipe: Recipe) -> npt.NDArray[np.float32]:
     cat, _ = enc.transform(table)
     num = []
-    for name in (*NUMERIC, *recipe.optional):
+    for name in recipe.num_names:
         if name in table.column_names:
             num.append(
                 np.asarray(
@@ -422,12 +445,20 @@ def train(
     extra_sets: dict[str, pa.Table] | None = None,
     data_note: str = "",
     learner: str = "catboost",
+    layout: dict[str, list[str]] | None = None,
+    cleaning: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Fits on 80% of ``table``, scores the other 20%, refits nothing: the
     shipped model is the one the metrics describe. Writes ``model.onnx``,
     ``trees.npz``, ``model.json`` and ``MODEL_CARD.md`` into ``out_dir``.
     ``learner`` is "catboost" (oblivious trees, ``PARAMS``) or "hgb"
-    (scikit-learn's HistGradientBoosting, ``HGB_PARAMS``)."""
+    (scikit-learn's HistGradientBoosting, ``HGB_PARAMS``).
+
+    ``layout`` (the canonical path, ``train_canonical``) gives the feature
+    layout: ``categorical``, ``numeric`` and which of them are ``optional``
+    (hidden together on a quarter of training rows, and calibrated per
+    availability pattern); None is the UK recipe's fixed layout.
+    ``cleaning`` is the loader's cleaning report, kept in ``model.json``."""
     if learner not in LEARNERS:
         raise ValueError(f"learner must be one of {LEARNERS}, got {learner!r}")
     out = Path(out_dir)
@@ -438,35 +469,45 @@ def train(
     ok = np.isfinite(price) & (price > 0)
     table = table.filter(pa.array(ok))
     y = np.log(price[ok])
-    optional = [c for c in OPTIONAL if c in table.column_names]
-    recipe = Recipe(
-        [*CATEGORICAL, *NUMERIC, *optional],
-        optional,
-        {**DEFAULT_PARAMS[learner], **(params or {})},
-        seed,
-        learner=learner,
-    )
+    params_all = {**DEFAULT_PARAMS[learner], **(params or {})}
+    if layout is None:
+        optional = [c for c in OPTIONAL if c in table.column_names]
+        recipe = Recipe(
+            [*CATEGORICAL, *NUMERIC, *optional], optional, params_all, seed, learner=learner
+        )
+    else:
+        optional = list(layout["optional"])
+        recipe = Recipe(
+            [*layout["categorical"], *layout["numeric"]],
+            optional,
+            params_all,
+            seed,
+            learner=learner,
+            categorical=list(layout["categorical"]),
+            numeric=list(layout["numeric"]),
+        )
+    opt_idx = recipe.optional_index()
     tr, te = split(table.num_rows, seed)
-    enc = Encoder().fit(table.take(pa.array(tr)), y[tr])
+    enc = Encoder(names=recipe.cat_names).fit(table.take(pa.array(tr)), y[tr])
     X = _matrix(table, enc, recipe)
     Xtr = X[tr].copy()
     if optional and recipe.mask_optional > 0:
         # hide optional columns on a share of rows so the model copes without them
         hide = np.random.default_rng(seed + 1).uniform(size=tr.size) < recipe.mask_optional
-        Xtr[np.ix_(hide, np.arange(len(CATEGORICAL) + len(NUMERIC), X.shape[1]))] = np.nan
+        Xtr[np.ix_(hide, np.asarray(opt_idx))] = np.nan
     model = _fit(recipe, Xtr.astype(np.float64), y[tr])
     pred = model.predict(X[te].astype(np.float64))
     metrics = {"test": _metrics(y[te], pred)}
     if optional:
         Xm = X[te].copy()
-        Xm[:, len(CATEGORICAL) + len(NUMERIC) :] = np.nan
+        Xm[:, opt_idx] = np.nan
         metrics["test_without_optional"] = _metrics(y[te], model.predict(Xm.astype(np.float64)))
     resid = y[te] - pred
     interval = {"q05": float(np.quantile(resid, 0.05)), "q95": float(np.quantile(resid, 0.95))}
     raw, arrays = _export(recipe, model, X[te][:2000])
     (out / "model.onnx").write_bytes(raw)
     np.savez_compressed(out / "trees.npz", **arrays)  # type: ignore[arg-type]
-    by_pattern, coverage = _pattern_intervals(X, y, te, optional, arrays, seed)
+    by_pattern, coverage = _pattern_intervals(X, y, te, optional, arrays, seed, opt_idx)
     for other, t in (extra_sets or {}).items():
         metrics[other] = _cross_market(t, recipe)
     version = f"{name}-{hashlib.sha256(raw).hexdigest()[:12]}"
@@ -488,6 +529,16 @@ def train(
         "interval_90_coverage": coverage,
         "rows": int(table.num_rows),
         "data_note": data_note,
+        **(
+            {
+                "categorical": recipe.cat_names,
+                "numeric": recipe.num_names,
+                "required": ["make", "model", "year", "mileage_km"],
+            }
+            if layout is not None
+            else {}
+        ),
+        **({"cleaning": cleaning} if cleaning is not None else {}),
         "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         **_shape(arrays),
     }
@@ -499,9 +550,25 @@ def train(
 INTERVAL_LEVEL = 0.90
 
 
+MAX_ALL_PATTERNS = 6  # up to 2^6 patterns are all calibrated
+MIN_PATTERN_ROWS = 100  # a pattern with fewer calibration rows is not calibrated
+
+
 def patterns(optional: Sequence[str]) -> list[tuple[str, ...]]:
-    """Every subset of the optional columns a row may have, the full set first."""
-    return [c for k in range(len(optional), -1, -1) for c in itertools.combinations(optional, k)]
+    """The availability patterns calibrated, the full set first: every subset
+    of the optional columns when there are at most ``MAX_ALL_PATTERNS``; else
+    the full set, each set without one column, each single column and none
+    (rows of another pattern are scored on the largest calibrated pattern
+    inside theirs, ``Valuer.features``)."""
+    if len(optional) <= MAX_ALL_PATTERNS:
+        return [
+            c for k in range(len(optional), -1, -1) for c in itertools.combinations(optional, k)
+        ]
+    full = tuple(optional)
+    out = [full, *itertools.combinations(optional, len(optional) - 1)]
+    out += [(c,) for c in optional]
+    out.append(())
+    return out
 
 
 def pattern_key(present: Sequence[str]) -> str:
@@ -527,13 +594,19 @@ def conformal_interval(
     return {"q05": float(r[max(lo, 1) - 1]), "q95": float(r[min(hi, n) - 1]), "n": int(n)}
 
 
-def _hide(X: npt.NDArray[np.float32], optional: Sequence[str], present: Sequence[str]) -> Any:
-    """X with the optional columns outside ``present`` set missing (NaN)."""
+def _hide(
+    X: npt.NDArray[np.float32],
+    optional: Sequence[str],
+    present: Sequence[str],
+    index: Sequence[int] | None = None,
+) -> Any:
+    """X with the optional columns outside ``present`` set missing (NaN);
+    ``index`` is each optional column's position (default: the last ones)."""
     out = X.copy()
-    first = X.shape[1] - len(optional)
-    for j, name in enumerate(optional):
+    cols = list(index) if index is not None else list(range(X.shape[1] - len(optional), X.shape[1]))
+    for j, name in zip(cols, optional, strict=True):
         if name not in present:
-            out[:, first + j] = np.nan
+            out[:, j] = np.nan
     return out
 
 
@@ -544,6 +617,7 @@ def _pattern_intervals(
     optional: Sequence[str],
     arrays: dict[str, np.ndarray],
     seed: int,
+    index: Sequence[int] | None = None,
 ) -> tuple[dict[str, dict[str, float | int]], dict[str, dict[str, float | int]]]:
     """Per availability pattern: the interval calibrated on one half of the
     test split, and its coverage on the other half. Scored by the compiled
@@ -555,7 +629,7 @@ def _pattern_intervals(
     def predict(M: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
         return np.asarray(trees.predict(np.ascontiguousarray(M, np.float32)), np.float64)
 
-    return _calibrate(X, y, te, optional, predict, seed)
+    return _calibrate(X, y, te, optional, predict, seed, index)
 
 
 def _calibrate(
@@ -565,17 +639,31 @@ def _calibrate(
     optional: Sequence[str],
     predict: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float64]],
     seed: int,
+    index: Sequence[int] | None = None,
 ) -> tuple[dict[str, dict[str, float | int]], dict[str, dict[str, float | int]]]:
     cal, ev = calibration_split(te, seed)
     table: dict[str, dict[str, float | int]] = {}
     coverage: dict[str, dict[str, float | int]] = {}
+    cols = list(index) if index is not None else list(range(X.shape[1] - len(optional), X.shape[1]))
+    has = {o: ~np.isnan(X[:, j]) for o, j in zip(optional, cols, strict=True)}
     for present in patterns(optional):
         key = pattern_key(present)
-        q = conformal_interval(y[cal] - predict(_hide(X[cal], optional, present)))
+        # rows that have the pattern's columns (in the data, not just in the
+        # file), the others hidden
+        rows = np.ones(X.shape[0], bool)
+        for o in present:
+            rows &= has[o]
+        c_rows, e_rows = cal[rows[cal]], ev[rows[ev]]
+        if c_rows.size < MIN_PATTERN_ROWS or e_rows.size == 0:
+            continue
+        q = conformal_interval(y[c_rows] - predict(_hide(X[c_rows], optional, present, cols)))
         table[key] = q
-        r = y[ev] - predict(_hide(X[ev], optional, present))
+        r = y[e_rows] - predict(_hide(X[e_rows], optional, present, cols))
         inside = (r >= q["q05"]) & (r <= q["q95"])
-        coverage[key] = {"coverage_pct": round(float(inside.mean()) * 100, 2), "n": int(ev.size)}
+        coverage[key] = {
+            "coverage_pct": round(float(inside.mean()) * 100, 2),
+            "n": int(e_rows.size),
+        }
     return table, coverage
 
 
@@ -592,17 +680,32 @@ def recalibrate(model_dir: str | Path, table: pa.Table) -> dict[str, Any]:
     ok = np.isfinite(price) & (price > 0)
     table = table.filter(pa.array(ok))
     y = np.log(price[ok])
-    recipe = Recipe(meta["features"], meta["optional"], meta["params"], meta["seed"])
-    X = _matrix(table, Encoder(meta["vocab"]), recipe)
+    recipe = recipe_of(meta)
+    X = _matrix(table, Encoder(meta["vocab"], recipe.cat_names), recipe)
     _, te = split(table.num_rows, meta["seed"])
     with np.load(out / "trees.npz") as z:
         arrays = {k: z[k] for k in z.files}
-    by_pattern, coverage = _pattern_intervals(X, y, te, meta["optional"], arrays, meta["seed"])
+    by_pattern, coverage = _pattern_intervals(
+        X, y, te, meta["optional"], arrays, meta["seed"], recipe.optional_index()
+    )
     meta["log_residual_interval_90_by_pattern"] = by_pattern
     meta["interval_90_coverage"] = coverage
     (out / "model.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
     (out / "MODEL_CARD.md").write_text(_card(meta, meta.get("data_note", "")))
     return meta
+
+
+def recipe_of(meta: dict[str, Any]) -> Recipe:
+    """The feature layout of a trained model's ``model.json``."""
+    return Recipe(
+        meta["features"],
+        meta["optional"],
+        meta["params"],
+        meta["seed"],
+        learner=meta.get("learner", "catboost"),
+        categorical=meta.get("categorical"),
+        numeric=meta.get("numeric"),
+    )
 
 
 def _shape(arrays: dict[str, np.ndarray]) -> dict[str, int]:
@@ -626,7 +729,7 @@ def _cross_market(table: pa.Table, recipe: Recipe) -> dict[str, float]:
     y = np.log(price[ok])
     r = Recipe([*CATEGORICAL, *NUMERIC], [], recipe.params, recipe.seed, 0.0, recipe.learner)
     tr, te = split(table.num_rows, recipe.seed)
-    enc = Encoder().fit(table.take(pa.array(tr)), y[tr])
+    enc = Encoder(names=r.cat_names).fit(table.take(pa.array(tr)), y[tr])
     X = _matrix(table, enc, r)
     m = _fit(r, X[tr].astype(np.float64), y[tr])
     out: dict[str, Any] = _metrics(y[te], m.predict(X[te].astype(np.float64)))
