@@ -186,7 +186,8 @@ constexpr std::array<Kernel, sizeof...(D)> avx512_table(std::index_sequence<D...
 constexpr auto kAvx512 = avx512_table(std::make_index_sequence<13>{});
 #endif
 
-Kernel kernel_for(ObliviousEnsemble::Isa isa, std::size_t depth) {
+Kernel kernel_for(ObliviousEnsemble::Isa isa, [[maybe_unused]] std::size_t depth) {
+    // depth picks an unrolled AVX-512 kernel; other targets have one kernel.
     switch (isa) {
 #if defined(__x86_64__)
     case ObliviousEnsemble::Isa::Avx512:
