@@ -1,37 +1,9 @@
 # Vitis HLS flow for kf_top: constant-velocity Kalman step with the Mahalanobis gate (double precision).
-# Run from this folder after `make -C fpga golden` (the testbench reads the
-# golden files in fpga/build/golden):
+# Run from this folder after `make -C fpga golden`; the steps, part and clock
+# are variables (see ../common.tcl):
 #
 #   vitis_hls -f run_hls.tcl                      C-simulation and synthesis
 #   CSIM=1 CSYNTH=1 COSIM=1 EXPORT=1 vitis_hls -f run_hls.tcl
-#   PART=xcu250-figd2104-2L-e CLKP=3.33 vitis_hls -f run_hls.tcl
-#
-# Steps and target are variables (environment, else the defaults below), as
-# in Vitis Libraries' L1 flows. Nothing here has been run: no vendor tool is
-# available where this was written (fpga/README.md).
-proc env_or {name default} {
-    if {[info exists ::env($name)]} { return $::env($name) }
-    return $default
-}
-set PART   [env_or PART xczu9eg-ffvb1156-2-e]
-set CLKP   [env_or CLKP 3.33]
-set CSIM   [env_or CSIM 1]
-set CSYNTH [env_or CSYNTH 1]
-set COSIM  [env_or COSIM 0]
-set EXPORT [env_or EXPORT 0]
-set G      [file normalize ../../build/golden]
-set FLAGS  "-std=c++17 -I../../include -I../../top -I../../tb -I../../../cpp/include "
-
-open_project -reset proj_kf_top
-set_top kf_top
-add_files ../../top/kf_top.cpp -cflags $FLAGS
-add_files -tb ../../tb/csim_kf.cpp -cflags "$FLAGS -DAUTOLIEN_FPGA_SEPARATE_TOP"
-open_solution -reset sol -flow_target vivado
-set_part $PART
-create_clock -period $CLKP -name default
-set ARGV "--config $G/kf_config.f64 --in $G/kf_rtklib_py_in.f64 --check $G/kf_rtklib_py_core.f64"
-if {$CSIM}   { csim_design -argv $ARGV }
-if {$CSYNTH} { csynth_design }
-if {$COSIM}  { cosim_design -argv $ARGV }
-if {$EXPORT} { export_design -format ip_catalog }
+source ../common.tcl
+run_flow kf_top csim_kf.cpp "--config $G/kf_config.f64 --in $G/kf_rtklib_py_in.f64 --check $G/kf_rtklib_py_core.f64"
 exit
