@@ -16,30 +16,11 @@ import pytest
 
 from autolien import _core
 from autolien.gnss import FusionConfig, fuse
+from rtklib_pos import read_pos
 
 DATA = Path(__file__).parent / "data" / "gnss"
 # Metres per degree near the test latitudes (only used to place synthetic errors).
 M_PER_DEG = 111_200.0
-RTKLIB_Q = {1: 4, 2: 5, 4: 2, 5: 1}
-
-
-def read_pos(path: Path) -> pa.Table:
-    """An RTKLIB .pos file with calendar GPS time as a fix table."""
-    rows = [ln.split() for ln in path.read_text().splitlines() if ln and not ln.startswith("%")]
-    t = np.array([np.datetime64(f"{r[0].replace('/', '-')}T{r[1]}", "us") for r in rows])
-    a = np.array([[float(x) for x in r[2:10]] for r in rows])
-    return pa.table(
-        {
-            "time": pa.array(t.astype(np.int64), pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-            "lat": a[:, 0],
-            "lon": a[:, 1],
-            "height_m": a[:, 2],
-            "quality": pa.array([RTKLIB_Q.get(int(q), 0) for q in a[:, 3]], pa.uint8()),
-            "sigma_n_m": a[:, 5],
-            "sigma_e_m": a[:, 6],
-            "sigma_u_m": a[:, 7],
-        }
-    )
 
 
 def static_receiver(
