@@ -215,10 +215,21 @@ def fuse(
             TRACK_SCHEMA.empty_table(), PARKED_SCHEMA.empty_table(), EVENTS_SCHEMA.empty_table()
         )
     out = _core.fuse_groups(groups, t, lat, lon, h, quality, sn, se, su, speed, smooth, asdict(cfg))
+    track = track_table(vehicles, fixes.column("time"), out)
+    return FusionResult(
+        track,
+        _parked_table(out["parked"], track),
+        _events_table(out["moves"], out["parked"], track),
+    )
+
+
+def track_table(vehicles: Any, time: Any, out: dict[str, np.ndarray]) -> pa.Table:
+    """``TRACK_SCHEMA`` from the filter's per-fix arrays (the CPU core's or the
+    GPU kernel's, which share their names)."""
     status = out["status"]
     columns = {
         "vehicle_id": vehicles,
-        "time": fixes.column("time").cast(TIME_TYPE),
+        "time": time.cast(TIME_TYPE),
         "lat": out["lat"],
         "lon": out["lon"],
         "height_m": out["height_m"],
@@ -238,12 +249,7 @@ def fuse(
         pa.array(v, type=f.type, from_pandas=True) if isinstance(v, np.ndarray) else v
         for v, f in zip(columns.values(), TRACK_SCHEMA, strict=True)
     ]
-    track = pa.Table.from_arrays(arrays, schema=TRACK_SCHEMA)
-    return FusionResult(
-        track,
-        _parked_table(out["parked"], track),
-        _events_table(out["moves"], out["parked"], track),
-    )
+    return pa.Table.from_arrays(arrays, schema=TRACK_SCHEMA)
 
 
 def _parked_table(p: dict[str, np.ndarray], track: pa.Table) -> pa.Table:

@@ -125,8 +125,7 @@ def fuse_tracks(
 ) -> pa.Table:
     """The filtered track of every vehicle (``TRACK_SCHEMA`` of autolien.gnss),
     forward filter only, computed on the GPU."""
-    from ..gnss.fusion import REASONS, TRACK_SCHEMA, FusionConfig, float_column, labels  # noqa: PLC0415 - lazy: CuPy only when used
-    from ..telemetry._common import TIME_TYPE  # noqa: PLC0415 - lazy: CuPy only when used
+    from ..gnss.fusion import TRACK_SCHEMA, FusionConfig, float_column, track_table  # noqa: PLC0415 - lazy: CuPy only when used
 
     if not isinstance(fixes, pa.Table):
         raise TypeError(f"fixes must be a pyarrow.Table, not {type(fixes).__name__}")
@@ -149,30 +148,7 @@ def fuse_tracks(
     sn, se, su = sigmas
     res = filter_arrays(groups, t, lat, lon, h, quality, sn, se, su, speed, cfg)
     host = {k: v.get() for k, v in res.items()}
-    status = host["status"]
-    columns = {
-        "vehicle_id": vehicles,
-        "time": fixes.column("time").cast(TIME_TYPE),
-        "lat": host["lat"],
-        "lon": host["lon"],
-        "height_m": host["height_m"],
-        "ve_mps": host["ve_mps"],
-        "vn_mps": host["vn_mps"],
-        "vu_mps": host["vu_mps"],
-        "sigma_e_m": np.sqrt(host["var_e_m2"]),
-        "sigma_n_m": np.sqrt(host["var_n_m2"]),
-        "sigma_u_m": np.sqrt(host["var_u_m2"]),
-        "nis": host["nis"],
-        "inflation": host["inflation"],
-        "used": (status != 1) & (status != 2),
-        "reason": labels(status, list(REASONS.values())),
-        "segment": host["segment"],
-    }
-    arrays = [
-        pa.array(v, type=f.type, from_pandas=True) if isinstance(v, np.ndarray) else v
-        for v, f in zip(columns.values(), TRACK_SCHEMA, strict=True)
-    ]
-    return pa.Table.from_arrays(arrays, schema=TRACK_SCHEMA)
+    return track_table(vehicles, fixes.column("time"), host)
 
 
 def fuse_dispatch(
