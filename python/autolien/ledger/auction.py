@@ -13,6 +13,8 @@ from .envelope import Entry
 from .log import LedgerLog
 from .note import NoteSigner
 
+__all__ = ["AuctionLedger"]
+
 
 class AuctionLedger(LedgerLog):
     """The auction helpers of :class:`~autolien.ledger.assets.AssetLedger`."""

@@ -16,6 +16,8 @@ from .identity import validate_asset_code
 from .log import LedgerLog
 from .note import NoteSigner
 
+__all__ = ["DISPOSAL_REQUEST_FIELDS", "DisposalLedger", "check_disposal_request"]
+
 DISPOSAL_REQUEST_FIELDS = {
     "type": str,
     "asset": str,

@@ -31,6 +31,26 @@ from .jcs import canonicalize
 from .merkle import HashName
 from .note import ALG_COSIGNATURE_V1, ALG_ED25519, NoteVerifier
 
+__all__ = [
+    "CHECKPOINTS",
+    "CONFIG",
+    "DISPOSAL_DOMAIN",
+    "ENTRIES",
+    "EVENT_DOMAIN",
+    "FORMAT",
+    "ID_MAX",
+    "OPERATOR_KEY",
+    "TRUNCATED_DIR",
+    "TRUNCATIONS",
+    "TRUNCATION_DOMAIN",
+    "Entry",
+    "Member",
+    "check_idempotency_key",
+    "disposal_signing_bytes",
+    "read_config",
+    "signing_bytes",
+]
+
 FORMAT = "autolien-ledger/v1"
 EVENT_DOMAIN = b"autolien/event/v1\n"
 DISPOSAL_DOMAIN = b"autolien/disposal/v1\n"

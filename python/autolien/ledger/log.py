@@ -56,6 +56,8 @@ from .merkle import HashName, MerkleLog
 from .note import Checkpoint, NoteSigner, NoteVerifier, open_note, sign_note
 from .storage import DirLock, RecordFile, fsync_dir, scan_records
 
+__all__ = ["LedgerLog", "read_truncations", "revoked_checkpoints"]
+
 
 def _check_authorization(books: _Books, ev: dict[str, Any], asset: lc.Asset | None) -> None:
     cons = books.consortium
