@@ -163,9 +163,9 @@ def test_audit(
     workers: int,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import autolien.ledger.assets as assets_mod
+    import autolien.ledger.auditor as auditor_mod
 
-    monkeypatch.setattr(assets_mod, "PARALLEL_AUDIT_MIN", 1)
+    monkeypatch.setattr(auditor_mod, "PARALLEL_AUDIT_MIN", 1)
     path = audit_ledgers[n]
     tag(benchmark, "ours", f"audit, signatures on {workers} process(es)", n, size=n)
     rep = benchmark.pedantic(lambda: audit(path, workers=workers), rounds=1, iterations=1)

@@ -23,7 +23,7 @@ import autolien.gnss.cli
 import autolien.ledger.stage
 import autolien.monitor.cli
 import autolien.report
-import autolien.report.dashboard
+import autolien.report.queries
 import autolien.telemetry.ingest
 import autolien.telemetry.store
 import autolien.valuation.stage
@@ -50,7 +50,7 @@ HOOKS: dict[str, tuple[Any, str, str]] = {
     "ledger-pledge": (AssetLedger, "register_pledge", "after"),
     "ledger-batch": (AssetLedger, "record_many", "after"),
     "ledger-checkpoint": (AssetLedger, "checkpoint", "before"),
-    "dashboard-ledger": (autolien.report.dashboard, "_ledger_rows", "after"),
+    "dashboard-ledger": (autolien.report.queries, "ledger_rows", "after"),
 }
 
 

@@ -618,7 +618,7 @@ def test_audit_finds_the_first_tampered_entry(tmp_path: Path, cons: Consortium) 
 def test_parallel_audit_finds_the_same_first_bad_entry(
     tmp_path: Path, cons: Consortium, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import autolien.ledger.assets as assets_mod
+    import autolien.ledger.auditor as auditor_mod
 
     led = new_ledger(tmp_path, cons)
     for seed in range(1, 4):
@@ -631,7 +631,7 @@ def test_parallel_audit_finds_the_same_first_bad_entry(
 
     _rewrite_entry(path, 8, bump)
     sequential = audit(path, workers=1)
-    monkeypatch.setattr(assets_mod, "PARALLEL_AUDIT_MIN", 1)
+    monkeypatch.setattr(auditor_mod, "PARALLEL_AUDIT_MIN", 1)
     parallel = audit(path, workers=2)
     assert sequential.first_bad == parallel.first_bad
     assert parallel.first_bad is not None

@@ -201,6 +201,7 @@ def test_ledger_stage_keeps_each_assets_events_in_time_order(tmp_path: Path) -> 
     from datetime import UTC, datetime, timedelta
 
     from autolien.ledger.stage import ledger_stage
+    from autolien.sim.consortium import demo_consortium
 
     t0 = datetime(2026, 10, 1, tzinfo=UTC)
     book = pa.table(
@@ -224,7 +225,9 @@ def test_ledger_stage_keeps_each_assets_events_in_time_order(tmp_path: Path) -> 
         }
     )
     defaults = pa.table({"vehicle_id": ["v1"], "default_at": [t0 + timedelta(days=2)]})
-    out = ledger_stage(tmp_path / "led", book, alerts, defaults, t0 + timedelta(days=11))
+    now = t0 + timedelta(days=11)
+    members = demo_consortium(tmp_path / "led", book, now)
+    out = ledger_stage(tmp_path / "led", book, alerts, defaults, now, members=members)
     assert (out["defaults"], out["disposals"], out["alerts_raised"], out["alerts_closed"]) == (
         1,
         1,
@@ -241,6 +244,7 @@ def test_a_valuation_after_the_judicial_trigger_fell_due_follows_it(tmp_path: Pa
     from datetime import UTC, datetime, timedelta
 
     from autolien.ledger.stage import ledger_stage
+    from autolien.sim.consortium import demo_consortium
 
     t0 = datetime(2026, 10, 1, tzinfo=UTC)
     book = pa.table(
@@ -270,6 +274,7 @@ def test_a_valuation_after_the_judicial_trigger_fell_due_follows_it(tmp_path: Pa
         alerts,
         defaults,
         t0 + timedelta(days=11),
+        members=demo_consortium(tmp_path / "led", book, t0 + timedelta(days=11)),
         values=pa.table({"vehicle_id": ["v1"], "value": [7_000.0]}),
         ltv_table=pa.table({"vehicle_id": ["v1"], "level": ["emergency"], "ltv": [1.14]}),
     )
@@ -288,6 +293,7 @@ def test_valuations_go_on_the_ledger_only_when_material(tmp_path: Path) -> None:
 
     from autolien.ledger import AssetLedger
     from autolien.ledger.stage import ledger_stage
+    from autolien.sim.consortium import demo_consortium
 
     t0 = datetime(2026, 10, 1, tzinfo=UTC)
     book = pa.table(
@@ -320,6 +326,7 @@ def test_valuations_go_on_the_ledger_only_when_material(tmp_path: Path) -> None:
             no_alerts,
             None,
             t0 + timedelta(days=day),
+            members=demo_consortium(tmp_path / "led", book, t0 + timedelta(days=day)),
             values=values,
             ltv_table=ltv,
         )

@@ -277,6 +277,7 @@ def run_portfolio(
                 v.pop("delays_h", None)
     if val is not None:
         from .ledger.stage import ledger_stage  # noqa: PLC0415
+        from .sim.consortium import demo_consortium  # noqa: PLC0415
 
         t4 = time.perf_counter()
         defaults_path = root / "defaults.parquet"
@@ -286,6 +287,7 @@ def run_portfolio(
             alerts,
             pq.read_table(defaults_path) if defaults_path.exists() else None,
             now,
+            members=demo_consortium(ledger_dir, book, now),
             values=val["values_table"],
             ltv_table=val["ltv_table"],
         )

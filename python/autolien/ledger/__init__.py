@@ -9,13 +9,17 @@
   lifecycle events, M-of-N disposal, the 7-day rule, auctions, checkpoints,
   witnesses, durable storage, :func:`audit` (call it before writing: it
   reports every damaged file with its byte offset) and the operator's
-  explicit :func:`truncate`); see docs/ledger.md.
+  explicit :func:`truncate`); see docs/ledger.md. One module per part:
+  envelope (format and signed envelope), log (replay and durable writing),
+  disposal, auction, auditor (witness, audit, truncate).
 """
 
 from __future__ import annotations
 
 from . import abi
-from .assets import AssetLedger, AuditReport, Entry, Member, Witness, audit, truncate
+from .assets import AssetLedger
+from .auditor import AuditReport, Witness, audit, truncate
+from .envelope import Entry, Member
 from .identity import asset_code, validate_asset_code, validate_vin, vin_check_digit
 from .merkle import (
     HashName,

@@ -55,7 +55,10 @@ from ..errors import (
     LedgerLockedError,
     SignatureError,
 )
-from .assets import AssetLedger, Entry, Member, audit, check_disposal_request, truncate
+from .assets import AssetLedger
+from .auditor import audit, truncate
+from .disposal import check_disposal_request
+from .envelope import Entry, Member
 from .lifecycle import format_time
 from .merkle import verify_inclusion
 from .note import ALG_COSIGNATURE_V1, Checkpoint, NoteSigner, NoteVerifier, open_note

@@ -13,29 +13,25 @@ valuation yet, the value moved by at least ``VALUE_CHANGE`` (2%) of the last
 recorded one, or the LTV grade (none, warning, alert, emergency) changed; and
 never a second time at the same as-of time (the run's clock).
 
-The demo consortium's member keys are generated once and kept in
-``member_keys.json`` (mode 0600) beside the log; real members hold their own.
+The members' signers are passed in: the ledger must exist, and real members
+hold their own keys (autolien.sim.consortium makes the demo's).
 """
 
 from __future__ import annotations
 
-import json
-import os
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from .assets import AssetLedger, Member
+from .assets import AssetLedger
 from .lifecycle import FINAL, State, parse_time
 from .note import Checkpoint, NoteSigner
 
-__all__ = ["MEMBERS", "THRESHOLD", "VALUE_CHANGE", "ledger_stage", "material_valuation"]
+__all__ = ["VALUE_CHANGE", "ledger_stage", "material_valuation"]
 
-MEMBERS = 15
-THRESHOLD = 10  # M of N for a disposal
-KEYS = "member_keys.json"
 VALUE_CHANGE = 0.02  # a valuation this far from the last recorded one is material
 
 
@@ -51,27 +47,6 @@ def material_valuation(
         return False
     # in whole minor units: 2% of 7,000.00 is 140.00, not 139.99999...
     return grade != level or abs(value_minor - before) >= round(VALUE_CHANGE * abs(before))
-
-
-def _consortium(path: Path, now: datetime) -> tuple[AssetLedger, list[NoteSigner]]:
-    if (path / KEYS).exists():
-        skeys = json.loads((path / KEYS).read_text())
-        members = [NoteSigner.from_skey(s) for s in skeys]
-        return AssetLedger.open(path), members
-    path.mkdir(parents=True, exist_ok=True)
-    members = [NoteSigner.generate(f"lender-{i:02d}") for i in range(MEMBERS)]
-    fd = os.open(path / KEYS, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump([m.skey for m in members], f)
-    led = AssetLedger.create(
-        path,
-        origin="autolien.demo/pledges",
-        operator=NoteSigner.generate("autolien-operator"),
-        members=[Member(m.name, m.vkey) for m in members],
-        threshold=THRESHOLD,
-        time=now,
-    )
-    return led, members
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -91,17 +66,22 @@ def ledger_stage(
     defaults: pa.Table | None,
     now: datetime,
     *,
+    members: Sequence[NoteSigner],
     values: pa.Table | None = None,
     ltv_table: pa.Table | None = None,
 ) -> dict[str, Any]:
     """Records what is new and returns counts, the tree size, root and checkpoint.
 
+    ``members`` are the consortium's signers, in the order pledges are dealt
+    to them as lenders; the first ``threshold`` approve each disposal.
     ``values`` (``vehicle_id``, ``value``) become ``valuation_updated`` events
     at ``now``; LTV levels of alert and above (``ltv_table``) become alerts
     whose id names the level, so a level is raised once."""
+    if not members:
+        msg = "the ledger stage needs the consortium members' signers"
+        raise ValueError(msg)
     root = Path(path)
-    first = min((_when(d) for d in book.column("pledge_date").to_pylist()), default=now)
-    led, members = _consortium(root, min(first, now))
+    led = AssetLedger.open(root)
     start = led.size
     try:
         counts = {
@@ -118,7 +98,7 @@ def ledger_stage(
         for i, row in enumerate(
             book.select(["vehicle_id", "vin", "loan_amount", "currency", "pledge_date"]).to_pylist()
         ):
-            actor = members[i % MEMBERS]
+            actor = members[i % len(members)]
             lender[row["vehicle_id"]] = actor
             code = led.code_for_vin(row["vin"])
             if code is None:
@@ -251,7 +231,7 @@ def ledger_stage(
             vid = item
             if led.asset(codes[vid]).state == State.DEFAULTED:
                 req = led.disposal_request(codes[vid], reason="loan default", time=when)
-                approvals = [led.approve_disposal(req, m) for m in members[:THRESHOLD]]
+                approvals = [led.approve_disposal(req, m) for m in members[: led.threshold]]
                 led.authorize_disposal(codes[vid], req, approvals, actor=lender[vid], time=when)
                 counts["disposals"] += 1
         if batch:
@@ -283,7 +263,7 @@ def ledger_stage(
             "entries": led.size,
             "root": led.root().hex(),
             "checkpoint": str(root / "checkpoint.note"),
-            "threshold": f"{THRESHOLD} of {MEMBERS}",
+            "threshold": f"{led.threshold} of {len(led.members)}",
         }
     finally:
         led.close()

@@ -7,9 +7,9 @@ import math
 from dataclasses import dataclass, fields
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["LEVELS", "MonitorConfig"]
+from ..schemas import LEVELS
 
-LEVELS = ("warning", "alert", "emergency")
+__all__ = ["LEVELS", "MonitorConfig"]
 
 
 @dataclass(frozen=True)

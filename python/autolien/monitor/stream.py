@@ -11,42 +11,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .._tables import seconds
-from ..telemetry._common import TIME_TYPE
-from .config import LEVELS, MonitorConfig
+from ..schemas import ALERTS_SCHEMA, LEVELS, REJECTS_SCHEMA, TIME_TYPE
+from .config import MonitorConfig
 from .engine import Alert, Vehicle
 from .features import HOUR
 
 __all__ = ["ALERTS_SCHEMA", "REJECTS_SCHEMA", "Monitor", "score"]
-
-_POINT = pa.struct([("time", TIME_TYPE), ("lat", pa.float64()), ("lon", pa.float64())])
-ALERTS_SCHEMA = pa.schema(
-    [
-        pa.field("alert_id", pa.string(), nullable=False),
-        pa.field("vehicle_id", pa.string(), nullable=False),
-        pa.field("kind", pa.string(), nullable=False),
-        pa.field("level", pa.string(), nullable=False),
-        pa.field("level_code", pa.int8(), nullable=False),
-        pa.field("score", pa.float64(), nullable=False),
-        pa.field("opened", TIME_TYPE, nullable=False),
-        pa.field("updated", TIME_TYPE, nullable=False),
-        pa.field("closed", TIME_TYPE),
-        pa.field("first_signal", TIME_TYPE, nullable=False),
-        pa.field("last_signal", TIME_TYPE, nullable=False),
-        pa.field("n_signals", pa.int32(), nullable=False),
-        pa.field("segment_start", TIME_TYPE),
-        pa.field("segment_end", TIME_TYPE),
-        pa.field("evidence", pa.string(), nullable=False),
-        pa.field("path", pa.list_(_POINT)),
-    ]
-)
-REJECTS_SCHEMA = pa.schema(
-    [
-        pa.field("source", pa.string(), nullable=False),
-        pa.field("vehicle_id", pa.string()),
-        pa.field("time", TIME_TYPE),
-        pa.field("reason", pa.string(), nullable=False),
-    ]
-)
 
 
 _LATE = "late: its hour was already scored"

@@ -18,7 +18,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..monitor.config import LEVELS
+from ..schemas import LEVELS
 from .data import make_model_keys
 
 __all__ = [

@@ -193,8 +193,7 @@ def valuation_stage(
 
 
 def _alert_rows(health: list[dict[str, Any]]) -> pa.Table:
-    from ..monitor.config import LEVELS  # noqa: PLC0415
-    from ..monitor.stream import ALERTS_SCHEMA  # noqa: PLC0415
+    from ..schemas import ALERTS_SCHEMA, LEVELS  # noqa: PLC0415
 
     code = {name: i for i, name in enumerate(LEVELS)}
     rows = []

@@ -1,0 +1,201 @@
+"""The dashboard's data: every read of the store and the ledger that the page
+needs, in one place. The overview is aggregated in the store, so a page stays
+loadable at any fleet size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+__all__ = ["DashboardData", "ledger_rows", "load"]
+
+
+@dataclass
+class DashboardData:
+    """What :func:`load` read: the alert counts and list, the chosen
+    vehicles (``ids``) and their alerts, features, valuations and tracks,
+    and the fleet aggregates."""
+
+    counts: dict[str, Any]
+    alerts: pa.Table
+    per_day: list[dict[str, Any]]
+    ids: list[str]
+    vehicle_alerts: list[dict[str, Any]]
+    feats: pa.Table
+    fleet_km: list[dict[str, Any]]
+    book: pa.Table | None
+    valuations: pa.Table | None
+    totals: list[dict[str, Any]]
+    ltv_t: pa.Table | None
+    track: pa.Table | None
+
+    @property
+    def vins(self) -> dict[str, str]:
+        """VIN per vehicle, from the loan book."""
+        book = self.book
+        return (
+            dict(
+                zip(
+                    book.column("vehicle_id").to_pylist(),
+                    book.column("vin").to_pylist(),
+                    strict=True,
+                )
+            )
+            if book is not None
+            else {}
+        )
+
+    @property
+    def book_currency(self) -> dict[str, str]:
+        """The loan's currency per vehicle, where the book has one."""
+        book = self.book
+        return (
+            dict(
+                zip(
+                    book.column("vehicle_id").to_pylist(),
+                    book.column("currency").to_pylist(),
+                    strict=True,
+                )
+            )
+            if book is not None and "currency" in book.column_names
+            else {}
+        )
+
+
+def load(db: str | Path, *, max_vehicles: int, max_alert_rows: int) -> DashboardData:
+    """Reads what the page shows from the store (read-only); ValueError
+    without an alerts table. Vehicle pages go to the ``max_vehicles``
+    vehicles with the most severe, then most recent, alerts; the list to the
+    ``max_alert_rows`` most severe alerts."""
+    from ..telemetry import Store  # noqa: PLC0415
+
+    with Store(db, read_only=True) as store:
+        have = set(store.tables())
+        if "alerts" not in have:
+            raise ValueError(
+                f"{db} has no alerts table; run `autolien monitor` or `autolien run` first"
+            )
+        counts = store.query(
+            "SELECT count(*) AS n, count(*) FILTER (WHERE level = 'emergency') AS emergency, "
+            "count(*) FILTER (WHERE level = 'alert') AS alert, "
+            "count(*) FILTER (WHERE level = 'warning') AS warning, "
+            "count(DISTINCT vehicle_id) AS vehicles, max(last_signal) AS last_signal FROM alerts"
+        ).to_pylist()[0]
+        alerts = store.query(
+            f"SELECT * FROM alerts ORDER BY level_code DESC, opened LIMIT {int(max_alert_rows)}"
+        )
+        per_day = store.query(
+            "SELECT strftime(opened, '%Y-%m-%d') AS d, level, count(*) AS n FROM alerts "
+            "GROUP BY ALL ORDER BY d"
+        ).to_pylist()
+        ids = sorted(
+            store.query(
+                "SELECT vehicle_id FROM alerts GROUP BY vehicle_id "
+                f"ORDER BY max(level_code) DESC, max(opened) DESC, vehicle_id LIMIT {int(max_vehicles)}"
+            )
+            .column(0)
+            .to_pylist()
+        )
+        store.con.register("_dash_ids", pa.table({"v": pa.array(ids, pa.string())}))
+        vehicle_alerts = store.query(
+            "SELECT * FROM alerts WHERE vehicle_id IN (SELECT v FROM _dash_ids) "
+            "ORDER BY level_code DESC, opened"
+        ).to_pylist()
+        feats = (
+            store.query(
+                "SELECT * FROM monitor_features WHERE vehicle_id IN (SELECT v FROM _dash_ids) "
+                "ORDER BY vehicle_id, hour"
+            )
+            if "monitor_features" in have
+            else pa.table({})
+        )
+        fleet_km = (
+            store.query(
+                "SELECT strftime(hour, '%Y-%m-%d') AS d, sum(coalesce(km_track, 0)) AS km "
+                "FROM monitor_features GROUP BY d ORDER BY d"
+            ).to_pylist()
+            if "monitor_features" in have
+            else []
+        )
+        book = store.query("SELECT * FROM loan_book") if "loan_book" in have else None
+        valuations = (
+            store.query(
+                "SELECT * FROM valuations WHERE vehicle_id IN (SELECT v FROM _dash_ids) ORDER BY time"
+            )
+            if "valuations" in have
+            else None
+        )
+        totals = (
+            store.query(
+                "SELECT time, sum(value) AS value, any_value(currency) AS currency FROM valuations "
+                "GROUP BY time ORDER BY time"
+            ).to_pylist()
+            if "valuations" in have
+            else []
+        )
+        ltv_t = store.query("SELECT ltv FROM ltv") if "ltv" in have else None
+        if "locations" in have and book is not None:
+            track = store.query(
+                "SELECT lb.vehicle_id, l.time, l.lat, l.lon, l.mileage_km FROM locations l JOIN loan_book lb "
+                "ON lb.terminal_id = l.terminal_id WHERE lb.vehicle_id IN (SELECT v FROM _dash_ids) "
+                "ORDER BY lb.vehicle_id, l.time"
+            )
+        elif "gnss_track" in have:
+            track = store.query(
+                "SELECT vehicle_id, time, lat, lon, NULL::DOUBLE AS mileage_km FROM gnss_track "
+                "WHERE used AND vehicle_id IN (SELECT v FROM _dash_ids) ORDER BY vehicle_id, time"
+            )
+        else:
+            track = None
+    return DashboardData(
+        counts=counts,
+        alerts=alerts,
+        per_day=per_day,
+        ids=ids,
+        vehicle_alerts=vehicle_alerts,
+        feats=feats,
+        fleet_km=fleet_km,
+        book=book,
+        valuations=valuations,
+        totals=totals,
+        ltv_t=ltv_t,
+        track=track,
+    )
+
+
+def ledger_rows(ledger_dir: Path | None, vins: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    """The ledger history of each vehicle (by its VIN's live pledge), each
+    entry's inclusion proof checked against the current root; {} without a
+    ledger."""
+    from ..ledger import AssetLedger, verify_inclusion  # noqa: PLC0415
+    from ..ledger.assets import CONFIG  # noqa: PLC0415
+
+    if ledger_dir is None or not (ledger_dir / CONFIG).exists():
+        return {}
+    out: dict[str, list[dict[str, Any]]] = {}
+    led = AssetLedger.open(ledger_dir, read_only=True)
+    try:
+        size, root = led.size, led.root()
+        for vid, vin in vins.items():
+            code = led.code_for_vin(vin)
+            if code is None:
+                continue
+            rows = []
+            for e in led.history(code):
+                seq = e["seq"]
+                ok = verify_inclusion(led.leaf_hash(seq), seq, size, led.inclusion_proof(seq), root)
+                rows.append(
+                    {
+                        "seq": seq,
+                        "type": e["type"],
+                        "time": e["time"],
+                        "proof": "verified" if ok else "FAILED",
+                    }
+                )
+            out[vid] = rows
+    finally:
+        led.close()
+    return out

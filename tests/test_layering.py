@@ -1,0 +1,126 @@
+"""The pipeline's stages import only down the stage order.
+
+telemetry -> gnss -> entropy -> monitor -> valuation -> ledger -> report: a
+module of one stage imports from its own stage, from an earlier one, or from
+the shared modules (schemas, errors, _typing, _core, _tables, store, the
+package root); never from a later stage, and never from the modules that
+drive the stages (pipeline, cli, sim, gateway). The GPU backends sit with
+the stage they accelerate. Read from the source's imports (AST), lazy imports
+inside functions included.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import autolien
+
+STAGES = ("telemetry", "gnss", "entropy", "monitor", "valuation", "ledger", "report")
+SHARED = {"schemas", "errors", "_typing", "_core", "_tables", "store", "__version__"}
+DRIVERS = {"pipeline", "cli", "sim", "gateway", "__main__"}
+# autolien.gpu.<x> is the GPU backend of one stage; gpu/__init__ (backend choice) is shared
+GPU_STAGE = {"fusion": "gnss", "entropy": "entropy", "ledger": "ledger"}
+
+ROOT = Path(autolien.__file__).parent
+
+
+def _module(path: Path, root: Path = ROOT) -> str:
+    parts = list(path.relative_to(root.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path, root: Path = ROOT) -> list[tuple[str, int]]:
+    """Every autolien module (or module attribute) that ``path`` imports, with its line."""
+    module = _module(path, root)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out += [(a.name, node.lineno) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if node.module is None:  # from . import x: x may be a module
+                out += [(f"{target}.{a.name}", node.lineno) for a in node.names]
+            else:
+                out.append((target, node.lineno))
+    return [(t, line) for t, line in out if t == "autolien" or t.startswith("autolien.")]
+
+
+def layer(module: str) -> str:
+    """The stage, ``shared`` or driver that a module belongs to."""
+    parts = module.split(".")
+    if len(parts) == 1 or parts[1] in SHARED:
+        return "shared"
+    if parts[1] == "gpu":
+        return GPU_STAGE.get(parts[2], "shared") if len(parts) > 2 else "shared"
+    return parts[1]
+
+
+def climbs(root: Path = ROOT) -> list[str]:
+    """Each import that goes up the stage order or into a driver."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        module = _module(path, root)
+        here = layer(module)
+        if here not in STAGES and here != "shared":
+            continue  # drivers may import any stage
+        for target, line in imports(path, root):
+            there = layer(target)
+            if there in ("shared", here):
+                continue
+            if there in DRIVERS or here == "shared" or STAGES.index(there) > STAGES.index(here):
+                found.append(f"{module}:{line} ({here}) imports {target} ({there})")
+    return found
+
+
+def test_every_area_is_placed() -> None:
+    areas = {
+        p.name if p.is_dir() else p.stem
+        for p in ROOT.iterdir()
+        if (p.is_dir() and (p / "__init__.py").exists()) or p.suffix in (".py", ".pyi")
+    }
+    unplaced = areas - set(STAGES) - SHARED - DRIVERS - {"gpu", "__init__"}
+    assert not unplaced, f"place these in the stage order or SHARED/DRIVERS: {sorted(unplaced)}"
+    gpu = {p.stem for p in (ROOT / "gpu").glob("*.py")} - {"__init__"}
+    assert gpu <= set(GPU_STAGE), f"which stage do these GPU backends serve: {gpu - set(GPU_STAGE)}"
+
+
+def test_no_stage_imports_a_later_stage() -> None:
+    assert climbs() == []
+
+
+def test_the_check_sees_a_climb(tmp_path: Path) -> None:
+    # a planted climb, lazy and relative, is found: the test is not vacuous
+    pkg = tmp_path / "autolien"
+    (pkg / "valuation").mkdir(parents=True)
+    (pkg / "monitor").mkdir()
+    for p in (pkg, pkg / "valuation", pkg / "monitor"):
+        (p / "__init__.py").write_text("")
+    (pkg / "monitor" / "x.py").write_text(
+        "from ..schemas import LEVELS\n\ndef f():\n    from ..valuation import stage\n"
+    )
+    (pkg / "valuation" / "y.py").write_text("from ..monitor.config import LEVELS\n")
+    assert climbs(pkg) == ["autolien.monitor.x:4 (monitor) imports autolien.valuation (valuation)"]
+
+
+@pytest.mark.parametrize(
+    ("module", "want"),
+    [
+        ("autolien.schemas", "shared"),
+        ("autolien._core", "shared"),
+        ("autolien", "shared"),
+        ("autolien.gpu", "shared"),
+        ("autolien.gpu.fusion", "gnss"),
+        ("autolien.monitor.stream", "monitor"),
+        ("autolien.sim.consortium", "sim"),
+    ],
+)
+def test_layer(module: str, want: str) -> None:
+    assert layer(module) == want
