@@ -231,7 +231,9 @@ def _numeric(col: pa.ChunkedArray, name: str, unit: str | None) -> np.ndarray:
 
 def _dates(col: pa.ChunkedArray) -> pa.Array:
     if pa.types.is_timestamp(col.type) or pa.types.is_date(col.type):
-        return col.cast(pa.timestamp("s")).combine_chunks()
+        # whole seconds of UTC: a feed's sub-second times (a platform's
+        # microseconds) are truncated, not refused
+        return col.cast(pa.timestamp("s"), safe=False).combine_chunks()
     vals = []
     for raw in col.cast(pa.string()).to_pylist():
         try:
