@@ -74,7 +74,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     e.add_argument("--out", required=True, help="directory for the card")
     for verb, text in (
-        ("refresh", "recalibrate a model on the newest listings into a new model version"),
+        (
+            "refresh",
+            (
+                "recalibrate (seconds) or refit (minutes) a model on the newest listings "
+                "into a new model version"
+            ),
+        ),
         ("drift", "MdAPE on the latest week's listings against the model's card"),
     ):
         f = vs.add_parser(verb, help=text)
@@ -88,6 +94,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         f.add_argument("--listing-year", type=int)
         if verb == "refresh":
             f.add_argument("--out", required=True, help="directory of the new model version")
+            f.add_argument(
+                "--mode",
+                choices=["recalibrate", "refit"],
+                default="recalibrate",
+                help="recalibrate: the level and intervals on the old trees; refit: new trees "
+                "with the parent's layout and recipe (canonical models)",
+            )
         else:
             f.add_argument("--window-days", type=int, default=7)
             f.add_argument("--threshold", type=float, default=None, help="MdAPE rise, points")
@@ -191,11 +204,16 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _fresh(args: argparse.Namespace) -> int:
-    from .fresh import DRIFT_THRESHOLD_POINTS, drift, refresh  # noqa: PLC0415
+    from .fresh import DRIFT_THRESHOLD_POINTS, drift, refit, refresh  # noqa: PLC0415
 
     table = _table(args)
     if args.valuation_command == "refresh":
-        meta = refresh(args.model, table, args.out)
+        if args.mode == "refit":
+            if args.model is None:
+                raise ValueError("--mode refit needs --model: a canonical model directory")
+            meta = refit(args.model, table, args.out)
+        else:
+            meta = refresh(args.model, table, args.out)
         print(json.dumps({"version": meta["version"], **meta["refresh"]}, indent=2))
         return 0
     threshold = DRIFT_THRESHOLD_POINTS if args.threshold is None else args.threshold
