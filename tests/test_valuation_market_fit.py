@@ -12,6 +12,8 @@ backfitting, regression) on one market of each kind."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -172,3 +174,27 @@ def test_needs_dates_and_rows() -> None:
     )
     with pytest.raises(ValueError, match="listed_at"):
         fit_dated_market(t, SPLIT, currency="EUR")
+
+
+def test_cli_train_fits_the_market_into_the_card(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pyarrow.parquet as pq
+
+    from autolien.cli import main
+
+    pq.write_table(
+        priced(dated_listings(11, shock="glut"), BETA_S, BETA_T, 11), tmp_path / "l.parquet"
+    )
+    args = ["valuation", "train", "--format", "canonical", "--data", str(tmp_path / "l.parquet")]
+    args += ["--currency", "EUR", "--out", str(tmp_path / "m"), "--params", json.dumps(SMALL)]
+    assert main([*args, "--fit-market", "60"]) == 0
+    assert json.loads(capsys.readouterr().out)["market_factor"] in ("on", "off")
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    m = meta["market"]
+    assert m["split_at"].startswith("2024-06-")  # 60 days before the last listing (day 240)
+    for key, beta in (("supply_elasticity", BETA_S), ("tom_elasticity", BETA_T)):
+        assert m[key]["ci95"][0] <= beta <= m[key]["ci95"][1], (key, m[key])
+    card = (tmp_path / "m" / "MODEL_CARD.md").read_text()
+    assert "## Market response (dated listings)" in card
+    assert f"market factor: **{m['market_factor']}**" in card

@@ -55,6 +55,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         default=None,
         help='learner parameter overrides as JSON, e.g. \'{"iterations": 300, "depth": 6}\'',
     )
+    t.add_argument(
+        "--fit-market",
+        type=int,
+        metavar="DAYS",
+        default=None,
+        help="--format canonical, dated listings: fit the supply and days'-supply responses, "
+        "the last DAYS of listings out of time, into model.json and the card",
+    )
     e = vs.add_parser(
         "evaluate", help="write a model card (model_card.json and model_card.html with plots)"
     )
@@ -159,11 +167,23 @@ def _train_canonical(args: argparse.Namespace) -> int:
         learner=args.learner,
         params=args.params,
     )
+    if args.fit_market is not None:
+        from .feed import attach_market  # noqa: PLC0415
+
+        meta = attach_market(
+            Path(args.out),
+            args.data,
+            days_out=args.fit_market,
+            mapping=Mapping.load(args.map),
+            currency=args.currency,
+            params=args.params,
+        )
     print(
         json.dumps(
             {
                 "version": meta["version"],
                 "metrics": meta["metrics"],
+                **({"market_factor": meta["market"]["market_factor"]} if "market" in meta else {}),
                 "cleaning": {k: meta["cleaning"][k] for k in ("rows_in", "rows_out", "dropped")},
                 "out": args.out,
             },

@@ -44,6 +44,7 @@ __all__ = [
     "DRIFT_KIND",
     "FEED_PARAMS",
     "FRESH_DAYS",
+    "attach_market",
     "book_model",
     "drift_alert",
     "feed_table",
@@ -140,6 +141,8 @@ def book_model(
     home = Path(db).resolve().parent / "valuation_models"
     out = home / f"{currency}-{_digest(train_rows)}"
     if (out / "model.json").exists():
+        # listed again if a run was killed between the rename and the listing
+        record_version(home, out, json.loads((out / "model.json").read_text()))
         return out, ""
     home.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".train-", dir=home))
@@ -182,6 +185,36 @@ def book_model(
         raise
     record_version(home, out, meta)
     return out, ""
+
+
+def attach_market(
+    model_dir: Path,
+    data: str | Path | pa.Table,
+    *,
+    days_out: int,
+    mapping: Any = None,
+    currency: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Fits the market response of a canonical model's dated listings (the
+    last ``days_out`` days out of time) and records it in its ``model.json``
+    (``market``) and card; the pipeline then uses the fitted elasticities,
+    or no factor when it did not help. Returns the updated meta."""
+    from .market_fit import fit_dated_market  # noqa: PLC0415
+
+    table, _ = load_canonical(data, mapping, currency=currency)
+    if "listed_at" not in table.column_names:
+        raise CanonicalError("--fit-market needs listed_at in the listings")
+    end = pc.max(table.column("listed_at")).as_py()
+    meta: dict[str, Any] = json.loads((model_dir / "model.json").read_text())
+    market = fit_dated_market(
+        table, end - dt.timedelta(days=days_out), currency=meta["currency"], params=params
+    )
+    meta["market"] = market
+    (model_dir / "model.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+    with open(model_dir / "MODEL_CARD.md", "a") as f:
+        f.write(market_card(market))
+    return meta
 
 
 def record_version(home: Path, model_dir: Path, meta: dict[str, Any]) -> None:

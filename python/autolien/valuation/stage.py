@@ -5,9 +5,11 @@ feed) and its battery health, then LTV graded per loan.
 
 Writes ``valuations`` (the value history: one row per vehicle and as-of
 time, a re-run at the same clock replaces its own rows) and ``ltv``
-(replaced), and the battery alerts into ``alerts``, all in one transaction.
-A book in another currency than the model's gets values but no LTV, with the
-reason in the summary."""
+(replaced), and the battery and ``valuation_drift`` alerts into ``alerts``,
+all in one transaction. A book in another currency than the model's is valued
+by a model trained on the portfolio's priced feed in its currency
+(``feed.book_model``); without one it gets values but no LTV, with the reason
+in the summary."""
 
 from __future__ import annotations
 
