@@ -455,3 +455,21 @@ def test_service_history_columns_are_learned(tmp_path: Path) -> None:
     # accident's -0.2: about 0.09 in log), with them the 5% noise
     assert a["metrics"]["test"]["mdape_pct"] < 4.5
     assert b["metrics"]["test"]["mdape_pct"] > a["metrics"]["test"]["mdape_pct"] + 1.5
+
+
+def test_accident_flags_in_chinese() -> None:
+    # a 4S dealer's export: 是/有 yes, 否/无 no; anything else unreadable (null)
+    raw = pa.table(
+        {
+            "make": ["byd"] * 6,
+            "model": ["qin"] * 6,
+            "year": [2020] * 6,
+            "mileage_km": [1e4, 2e4, 3e4, 4e4, 5e4, 6e4],
+            "price": [1e5] * 6,
+            "accident": ["是", "否", "有", "无", "yes", "不详"],
+        }
+    )
+    t, _ = load_canonical(raw, currency="CNY", listing_year=2024)
+    got = t.column("accident").to_pylist()
+    assert got[:5] == [1.0, 0.0, 1.0, 0.0, 1.0]
+    assert got[5] is None or np.isnan(got[5])

@@ -113,3 +113,45 @@ def test_cli_refresh_and_drift(
     assert json.loads(capsys.readouterr().out)["warning"] is True
     assert main(["valuation", "refresh", *args, "--out", str(tmp_path / "r")]) == 0
     assert json.loads(capsys.readouterr().out)["kind"] == "recalibration"
+
+
+def test_refit_trains_new_trees_and_records_the_version(trained: Path, tmp_path: Path) -> None:
+    from autolien.valuation.fresh import refit
+
+    parent = json.loads((trained / "model.json").read_text())
+    cheaper = _clean(_market(4000, 9, level=0.85, start="2024-02-01"))
+    rec = refresh(trained, cheaper, tmp_path / "r")
+    meta = refit(tmp_path / "r", cheaper, tmp_path / "f", params=SMALL)
+    assert meta["refresh"]["kind"] == "refit"
+    assert meta["refresh"]["parent"] == rec["version"]
+    assert meta["version"] not in (rec["version"], parent["version"])
+    assert meta["categorical"] == parent["categorical"]
+    assert meta["numeric"] == parent["numeric"]
+    # the chain of versions, each with its card
+    hist = json.loads((tmp_path / "f" / "versions.json").read_text())
+    assert [h["kind"] for h in hist] == ["recalibration", "refit"]
+    assert [h["version"] for h in hist] == [rec["version"], meta["version"]]
+    for h in hist:
+        assert Path(h["card"]).read_text().startswith(f"# Model card: {h['version']}")
+    # the refit prices the shifted market: no drift on a fresh sample of it,
+    # and its valuations carry its version
+    later = _clean(_market(3000, 10, level=0.85, start="2024-03-01"))
+    assert drift(tmp_path / "f", later)["status"] == "ok"
+    out = Valuer.load(tmp_path / "f").value(later.slice(0, 5), at=dt.date(2024, 3, 15))
+    assert set(out.column("model_version").to_pylist()) == {meta["version"]}
+    with pytest.raises(ValueError, match="canonical path"):
+        refit(Path(__file__).parents[1] / "python/autolien/valuation/models/uk_used_cars",
+              cheaper, tmp_path / "g")  # fmt: skip
+
+
+def test_cli_refit(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import pyarrow.parquet as pq
+
+    pq.write_table(_market(3000, 11, level=0.9, start="2024-02-01"), tmp_path / "new.parquet")
+    args = ["--model", str(trained), "--data", str(tmp_path / "new.parquet"), "--currency", "EUR"]
+    assert (
+        main(["valuation", "refresh", *args, "--out", str(tmp_path / "f"), "--mode", "refit"]) == 0
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert out["kind"] == "refit"
+    assert out["seconds"] > 0

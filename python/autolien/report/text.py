@@ -52,6 +52,7 @@ SCORE_UNITS: dict[str, tuple[str, float, str, int]] = {
     "odometer_mismatch": ("|ln(odometer / track)|", 1.0, "", 2),
     "relocation": ("away from home", 1.0, "km", 0),
     "battery_degradation": ("SoH below expected", 100.0, "points", 1),
+    "valuation_drift": ("MdAPE above the model card", 1.0, "points", 2),
 }
 
 # Evidence fields: label and how to show the value.

@@ -16,7 +16,10 @@
   catalogue's models over the 300 days before the simulated span and the span
   itself (make, model, year, mileage, price, ``listed_at``, ``delisted_at``),
   with a glut of the first model (adverts arriving 60% faster and selling 30%
-  slower) over the last 28 days, for the market factor.
+  slower) over the last 28 days, for the market factor. Labelled
+  ``simulated`` in every row. The "cn" feed also carries service records,
+  priced by a known rule (``listing_rule``); the pipeline trains the CNY
+  book's model on it.
 
 Vehicles are simulated one at a time and appended to the day files, so memory
 stays bounded by one vehicle whatever the fleet size. Deterministic for a seed.
@@ -205,12 +208,34 @@ MARKET_HISTORY_DAYS = 300
 GLUT_DAYS = 28
 
 
-def _listings(seed: int, catalogue: tuple[tuple[Any, ...], ...], days: int) -> tuple[pa.Table, str]:
+# The service records' known effect on price (``service=True``): a car with
+# an accident on its record sells ACCIDENT_FACTOR of one without.
+ACCIDENT_FACTOR = 0.88
+ACCIDENT_SHARE = 0.1
+
+
+def listing_rule(new_price: np.ndarray, age: np.ndarray, accident: np.ndarray) -> np.ndarray:
+    """The simulated feed's pricing rule without its noise: the new price,
+    15% a year off, times ACCIDENT_FACTOR for a car with an accident."""
+    return np.asarray(
+        new_price * 0.85 ** np.maximum(age, 0) * np.where(accident > 0, ACCIDENT_FACTOR, 1.0)
+    )
+
+
+def _listings(
+    seed: int, catalogue: tuple[tuple[Any, ...], ...], days: int, *, service: bool = False
+) -> tuple[pa.Table, str]:
     """Dated adverts: per model, Poisson arrivals (12 a day) of cars 0-14
     years old, on the market for an exponential time (mean 30 days); prices
     from the new price, 15% a year off, with 8% noise. The first model's
     adverts arrive 1.6x as fast and stay 1.3x as long over the last
-    GLUT_DAYS days (a seasonal glut)."""
+    GLUT_DAYS days (a seasonal glut). Every row says ``simulated``.
+
+    ``service``: the adverts also carry service records (4S-dealer data:
+    ``service_count`` about one a year of age, ``km_since_service`` 0-15,000,
+    ``accident`` on 10%), and an accident lowers the price to
+    ACCIDENT_FACTOR (``listing_rule``); drawn from their own stream, so the
+    other columns are those of ``service=False``."""
     rng = np.random.default_rng([seed, 99])
     t0 = EPOCH - MARKET_HISTORY_DAYS * 86400
     end = EPOCH + days * 86400
@@ -254,6 +279,18 @@ def _listings(seed: int, catalogue: tuple[tuple[Any, ...], ...], days: int) -> t
     order = np.argsort(cat["listed"], kind="stable")
     cat = {k: v[order] for k, v in cat.items()}
     gone = cat["gone"]
+    records: dict[str, pa.Array] = {}
+    if service:
+        srng = np.random.default_rng([seed, 98])
+        n_all = order.size
+        age_all = (cat["listed"] / (365.25 * 86400) + 1970) - cat["year"] - 0.5
+        accident = (srng.uniform(size=n_all) < ACCIDENT_SHARE).astype(np.int8)
+        cat["price"] = np.round(cat["price"] * np.where(accident > 0, ACCIDENT_FACTOR, 1.0), -1)
+        records = {
+            "service_count": pa.array(srng.poisson(np.maximum(age_all, 0.1)).astype(np.int16)),
+            "km_since_service": pa.array(np.round(srng.uniform(0, 15_000, n_all), -2)),
+            "accident": pa.array(accident),
+        }
     table = pa.table(
         {
             "listing_id": pa.array([f"L{seed:02d}{i:07d}" for i in range(order.size)]),
@@ -265,6 +302,9 @@ def _listings(seed: int, catalogue: tuple[tuple[Any, ...], ...], days: int) -> t
             "listed_at": pa.array((cat["listed"] * 1e6).astype(np.int64)).cast(TIME_TYPE),
             # still on offer at the end of the feed: no delisting yet
             "delisted_at": pa.array((gone * 1e6).astype(np.int64), mask=gone > end).cast(TIME_TYPE),
+            **records,
+            # plainly labelled: no real market's prices
+            "simulated": pa.array(np.ones(order.size, bool)),
         }
     )
     return table, glut
@@ -474,7 +514,7 @@ def write_portfolio(
         ),
         out / "truth.parquet",
     )
-    listings, _ = _listings(seed, catalogue, days)
+    listings, _ = _listings(seed, catalogue, days, service=market == "cn")
     (out / "market").mkdir(exist_ok=True)
     pq.write_table(listings, out / "market" / "listings.parquet")
     dv, dt_ = zip(*defaults, strict=True) if defaults else ((), ())

@@ -9,7 +9,7 @@ Canonical columns (docs/valuation.md, "Your own market"):
 * optional: ``registration_month``, ``fuel``, ``transmission``,
   ``engine_size_l``, ``power_kw``, ``body_type``, ``damaged``, ``region``,
   ``listed_at``, ``delisted_at``; service history: ``service_count``,
-  ``km_since_service``, ``accident`` (1/0, yes/no); the mapping may declare more columns as
+  ``km_since_service``, ``accident`` (1/0, yes/no, 是/否); the mapping may declare more columns as
   categorical or numeric features.
 
 The mapping file (all sections optional)::
@@ -208,10 +208,11 @@ def _numeric(col: pa.ChunkedArray, name: str, unit: str | None) -> np.ndarray:
             continue
         if name in ("damaged", "accident"):
             low = raw.strip().lower()
-            if low in ("yes", "y", "true", "damaged", "repaired"):
+            # and the Chinese a 4S dealer's export writes: 是/有 (yes), 否/无 (no)
+            if low in ("yes", "y", "true", "damaged", "repaired", "是", "有"):
                 out[i] = 1.0
                 continue
-            if low in ("no", "n", "false", "none"):
+            if low in ("no", "n", "false", "none", "否", "无"):
                 out[i] = 0.0
                 continue
         v, u = parse_amount(raw)
@@ -231,7 +232,9 @@ def _numeric(col: pa.ChunkedArray, name: str, unit: str | None) -> np.ndarray:
 
 def _dates(col: pa.ChunkedArray) -> pa.Array:
     if pa.types.is_timestamp(col.type) or pa.types.is_date(col.type):
-        return col.cast(pa.timestamp("s")).combine_chunks()
+        # whole seconds of UTC: a feed's sub-second times (a platform's
+        # microseconds) are truncated, not refused
+        return col.cast(pa.timestamp("s"), safe=False).combine_chunks()
     vals = []
     for raw in col.cast(pa.string()).to_pylist():
         try:

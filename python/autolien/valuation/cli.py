@@ -55,6 +55,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         default=None,
         help='learner parameter overrides as JSON, e.g. \'{"iterations": 300, "depth": 6}\'',
     )
+    t.add_argument(
+        "--fit-market",
+        type=int,
+        metavar="DAYS",
+        default=None,
+        help="--format canonical, dated listings: fit the supply and days'-supply responses, "
+        "the last DAYS of listings out of time, into model.json and the card",
+    )
     e = vs.add_parser(
         "evaluate", help="write a model card (model_card.json and model_card.html with plots)"
     )
@@ -74,7 +82,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     e.add_argument("--out", required=True, help="directory for the card")
     for verb, text in (
-        ("refresh", "recalibrate a model on the newest listings into a new model version"),
+        (
+            "refresh",
+            (
+                "recalibrate (seconds) or refit (minutes) a model on the newest listings "
+                "into a new model version"
+            ),
+        ),
         ("drift", "MdAPE on the latest week's listings against the model's card"),
     ):
         f = vs.add_parser(verb, help=text)
@@ -88,6 +102,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         f.add_argument("--listing-year", type=int)
         if verb == "refresh":
             f.add_argument("--out", required=True, help="directory of the new model version")
+            f.add_argument(
+                "--mode",
+                choices=["recalibrate", "refit"],
+                default="recalibrate",
+                help="recalibrate: the level and intervals on the old trees; refit: new trees "
+                "with the parent's layout and recipe (canonical models)",
+            )
         else:
             f.add_argument("--window-days", type=int, default=7)
             f.add_argument("--threshold", type=float, default=None, help="MdAPE rise, points")
@@ -146,11 +167,23 @@ def _train_canonical(args: argparse.Namespace) -> int:
         learner=args.learner,
         params=args.params,
     )
+    if args.fit_market is not None:
+        from .feed import attach_market  # noqa: PLC0415
+
+        meta = attach_market(
+            Path(args.out),
+            args.data,
+            days_out=args.fit_market,
+            mapping=Mapping.load(args.map),
+            currency=args.currency,
+            params=args.params,
+        )
     print(
         json.dumps(
             {
                 "version": meta["version"],
                 "metrics": meta["metrics"],
+                **({"market_factor": meta["market"]["market_factor"]} if "market" in meta else {}),
                 "cleaning": {k: meta["cleaning"][k] for k in ("rows_in", "rows_out", "dropped")},
                 "out": args.out,
             },
@@ -191,11 +224,16 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _fresh(args: argparse.Namespace) -> int:
-    from .fresh import DRIFT_THRESHOLD_POINTS, drift, refresh  # noqa: PLC0415
+    from .fresh import DRIFT_THRESHOLD_POINTS, drift, refit, refresh  # noqa: PLC0415
 
     table = _table(args)
     if args.valuation_command == "refresh":
-        meta = refresh(args.model, table, args.out)
+        if args.mode == "refit":
+            if args.model is None:
+                raise ValueError("--mode refit needs --model: a canonical model directory")
+            meta = refit(args.model, table, args.out)
+        else:
+            meta = refresh(args.model, table, args.out)
         print(json.dumps({"version": meta["version"], **meta["refresh"]}, indent=2))
         return 0
     threshold = DRIFT_THRESHOLD_POINTS if args.threshold is None else args.threshold

@@ -21,7 +21,8 @@ long they take to go. Per (make, model, age band):
 
 ``fit_market_response`` estimates the supply elasticity from listings that
 carry prices, as the slope of the base model's log residual on the log supply
-ratio each advert met when it was listed.
+ratio each advert met when it was listed; ``market_fit.fit_dated_market``
+fits both responses with honest intervals and proves them out of time.
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ __all__ = [
     "TOM_ELASTICITY",
     "fit_market_response",
     "market_index",
+    "tom_ratio_at_listing",
 ]
 
-# Assumed responses (no dated priced data of our own to fit them on): a
+# Assumed responses, used where a market's listings do not identify them: a
 # season's 35% rise in adverts lowers prices about 9% (1.35^-0.3), and
 # sales that take twice as long lower them about 10% (2^-0.15).
 # `fit_market_response` replaces the first where a lender has priced listings.
@@ -236,6 +238,53 @@ def supply_ratio_at_listing(
         a_recent = stock.at(t0 - recent[None, :]).mean(axis=1)
         a_norm = stock.at(t0 - norm[None, :]).mean(axis=1)
         out[sel] = np.where(a_norm >= min_listings, a_recent / np.maximum(a_norm, 1.0), np.nan)
+    return out
+
+
+def tom_ratio_at_listing(
+    listings: pa.Table, *, tom_window_days: int = 28, norm_days: int = 84, min_sold: int = 30
+) -> npt.NDArray[np.float64]:
+    """The days'-supply (time-on-market) ratio of its model each advert met on
+    the day it was listed, as ``market_index`` computes it at that moment
+    (mean stock over sales a day, the last ``tom_window_days`` over the rest
+    of the norm period); NaN where either side has fewer than ``min_sold``
+    sales. It looks back only: adverts listed or sold after the listing do
+    not count."""
+    if not 1 <= tom_window_days < norm_days:
+        raise ValueError("need 1 <= tom_window_days < norm_days")
+    listed = _micros(listings.column("listed_at"))
+    delisted = (
+        _micros(listings.column("delisted_at"))
+        if "delisted_at" in listings.column_names
+        else np.full(listed.size, np.nan)
+    )
+    make, model = make_model_keys(listings)
+    keys: dict[tuple[str, str], int] = {}
+    mid = np.array([keys.setdefault(k, len(keys)) for k in zip(make, model, strict=True)], np.int64)
+    out = np.full(listed.size, np.nan)
+    recent = np.arange(tom_window_days)[::-1] * DAY_US
+    norm = np.arange(tom_window_days, norm_days)[::-1] * DAY_US
+    for sel in _group_rows(mid):
+        stock = _Stock(listed[sel], delisted[sel])
+        t0 = listed[sel]
+        # sales (delistings) in (t0 - w, t0] and (t0 - norm, t0 - w]
+        sold_at = stock.gone
+
+        def sold(lo: np.ndarray, hi: np.ndarray, sold_at: np.ndarray = sold_at) -> np.ndarray:
+            return np.asarray(
+                np.searchsorted(sold_at, hi, side="right")
+                - np.searchsorted(sold_at, lo, side="right"),
+                np.float64,
+            )
+
+        r = sold(t0 - tom_window_days * DAY_US, t0)
+        q = sold(t0 - norm_days * DAY_US, t0 - tom_window_days * DAY_US)
+        s_r = stock.at(t0[:, None] - recent[None, :]).mean(axis=1)
+        s_n = stock.at(t0[:, None] - norm[None, :]).mean(axis=1)
+        ok = (r >= min_sold) & (q >= min_sold)
+        t_r = s_r / np.maximum(r, 1.0) * tom_window_days
+        t_n = s_n / np.maximum(q, 1.0) * (norm_days - tom_window_days)
+        out[sel] = np.where(ok & (t_n > 0), t_r / np.where(t_n > 0, t_n, 1.0), np.nan)
     return out
 
 

@@ -5,9 +5,11 @@ feed) and its battery health, then LTV graded per loan.
 
 Writes ``valuations`` (the value history: one row per vehicle and as-of
 time, a re-run at the same clock replaces its own rows) and ``ltv``
-(replaced), and the battery alerts into ``alerts``, all in one transaction.
-A book in another currency than the model's gets values but no LTV, with the
-reason in the summary."""
+(replaced), and the battery and ``valuation_drift`` alerts into ``alerts``,
+all in one transaction. A book in another currency than the model's is valued
+by a model trained on the portfolio's priced feed in its currency
+(``feed.book_model``); without one it gets values but no LTV, with the reason
+in the summary."""
 
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ import numpy as np
 import pyarrow as pa
 
 from .adjust import battery_alerts, ltv, soh_segments
-from .market import market_index
+from .feed import DRIFT_KIND, book_model, drift_alert, feed_table, market_response
+from .market import SUPPLY_ELASTICITY, TOM_ELASTICITY, market_index
 from .model import Valuer
 
 __all__ = ["valuation_stage"]
@@ -34,7 +37,6 @@ def valuation_stage(
 ) -> dict[str, Any]:
     from ..telemetry import Store  # noqa: PLC0415
 
-    v = Valuer.load(model_dir)
     with Store(db) as store:
         have = set(store.tables())
         if "loan_book" not in have:
@@ -74,6 +76,7 @@ def valuation_stage(
         listings = (
             store.query("SELECT * FROM market_listings") if "market_listings" in have else None
         )
+    v, vdir, feed, own = _model(db, book, listings, at, model_dir)
     kmap = dict(zip(km.column("vehicle_id").to_pylist(), km.column("km").to_pylist(), strict=True))
     vehicles = book.select(
         ["vehicle_id", "make", "model", "year", "fuel", "transmission", "engine_size_l"]
@@ -110,7 +113,18 @@ def valuation_stage(
             for a in battery_alerts(seg, years)
             if a["vin"] in vin_to_id
         ]
-    market = market_index(listings, at) if listings is not None and listings.num_rows else None
+    use_market, es, et, market_note = market_response(v.meta)
+    market = (
+        market_index(
+            listings,
+            at,
+            # more supply never raises a value
+            supply_elasticity=min(es, 0.0) if es is not None else SUPPLY_ELASTICITY,
+            tom_elasticity=min(et, 0.0) if et is not None else TOM_ELASTICITY,
+        )
+        if use_market and listings is not None and listings.num_rows
+        else None
+    )
     values = v.value(vehicles, at, usage=usage, market=market, battery=battery)
     values = values.append_column("vehicle_id", book.column("vehicle_id")).append_column(
         "time", pa.array([at] * book.num_rows, pa.timestamp("us", tz="UTC"))
@@ -135,6 +149,10 @@ def valuation_stage(
             "factor_min": round(float(fm.min()), 3) if fm.size else None,
             "factor_median": round(float(np.median(fm)), 3) if fm.size else None,
         }
+    summary["market_response"] = market_note
+    summary["model"] = own
+    drift_info, drift_rows = drift_alert(vdir, feed[0], at, feed[1])
+    summary["drift"] = drift_info
     val = np.asarray(values.column("value").to_numpy(zero_copy_only=False), np.float64)
     summary["portfolio_value"] = round(float(np.nansum(val)), 2)
     if currency is not None and currency != v.currency:
@@ -172,6 +190,12 @@ def valuation_stage(
                     store.con.register("_battery", _alert_rows(health))
                     store.con.execute("INSERT INTO alerts SELECT * FROM _battery").fetchall()
                     store.con.unregister("_battery")
+                # and the drift warning, recomputed every run
+                store.con.execute(f"DELETE FROM alerts WHERE kind = '{DRIFT_KIND}'").fetchall()
+                if drift_rows:
+                    store.con.register("_drift", _alert_table(drift_rows))
+                    store.con.execute("INSERT INTO alerts SELECT * FROM _drift").fetchall()
+                    store.con.unregister("_drift")
             store.con.register("_vals", values)
             if "valuations" in store.tables():
                 # the history holds one valuation per vehicle and as-of time
@@ -190,6 +214,44 @@ def valuation_stage(
     summary["ltv_table"] = table_ltv
     summary["values_table"] = values
     return summary
+
+
+def _model(
+    db: str | Path,
+    book: pa.Table,
+    listings: pa.Table | None,
+    at: dt.datetime,
+    model_dir: str | Path | None,
+) -> tuple[Valuer, str | Path | None, tuple[pa.Table | None, str], str]:
+    """The model that values the book: ``model_dir`` (default: the shipped
+    one) when it prices in the book's currency; else one trained on the
+    portfolio's priced feed in that currency (``feed.book_model``). Also the
+    feed as canonical listings (or why not), for the drift check."""
+    v = Valuer.load(model_dir)
+    cur = (
+        book.column("currency")[0].as_py()
+        if "currency" in book.column_names and book.num_rows
+        else None
+    )
+    if cur is None or cur == v.currency:
+        feed = feed_table(listings, v.currency, for_model=v.meta)
+        return v, model_dir, feed, f"{v.version} ({v.currency})"
+    path, why = book_model(db, cur, listings, at)
+    if path is None:
+        return v, model_dir, (None, why), f"{v.version} ({v.currency}); no {cur} model: {why}"
+    own = Valuer.load(path)
+    feed = feed_table(listings, cur, for_model=own.meta)
+    return own, path, feed, f"trained on the feed: {path.name}"
+
+
+def _alert_table(rows: list[dict[str, Any]]) -> pa.Table:
+    from ..monitor.config import LEVELS  # noqa: PLC0415
+    from ..monitor.stream import ALERTS_SCHEMA  # noqa: PLC0415
+
+    code = {name: i for i, name in enumerate(LEVELS)}
+    return pa.Table.from_pylist(
+        [{**r, "level_code": code[r["level"]]} for r in rows], schema=ALERTS_SCHEMA
+    )
 
 
 def _alert_rows(health: list[dict[str, Any]]) -> pa.Table:
