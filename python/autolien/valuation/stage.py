@@ -245,8 +245,7 @@ def _model(
 
 
 def _alert_table(rows: list[dict[str, Any]]) -> pa.Table:
-    from ..monitor.config import LEVELS  # noqa: PLC0415
-    from ..monitor.stream import ALERTS_SCHEMA  # noqa: PLC0415
+    from ..schemas import ALERTS_SCHEMA, LEVELS  # noqa: PLC0415
 
     code = {name: i for i, name in enumerate(LEVELS)}
     return pa.Table.from_pylist(
