@@ -45,9 +45,10 @@ if prof:
     p.disable()
     p.dump_stats(prof)
 wall = time.perf_counter() - t0
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+ru = resource.getrusage(resource.RUSAGE_SELF)
+rss = ru.ru_maxrss * 1024
 with open(out, "w") as f:
-    json.dump({"wall_s": wall, "peak_rss": rss, "timings_s": s["timings_s"],
+    json.dump({"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss": rss, "timings_s": s["timings_s"],
                "new_rows": s["ingest"]["new_rows"]}, f)
 """
 
@@ -150,7 +151,9 @@ def measure(
             os.symlink(src / name, work / name)
     _link_days(src, work, days[:history])
     prof = (profile_dir / f"backfill{vehicles}") if profile_dir else None
+    print(f"N={vehicles:,}: simulated in {sim_s:.0f} s (load {_load()})", flush=True)
     backfill = run_once(work, prof)
+    print(f"N={vehicles:,} backfill done: {json.dumps(backfill)}", flush=True)
     _link_days(src, work, days[history:])
     prof = (profile_dir / f"daily{vehicles}") if profile_dir else None
     daily = run_once(work, prof)
@@ -183,7 +186,16 @@ def table(results: list[dict[str, Any]], label: str) -> str:
             for k in r[run]["timings_s"]:
                 if k not in stages:
                     stages.append(k)
-    head = ["N", "run", "wall s", *stages, "peak RSS MB", "vehicle-days/s", "load 1/5/15 min"]
+    head = [
+        "N",
+        "run",
+        "wall s",
+        "CPU s",
+        *stages,
+        "peak RSS MB",
+        "vehicle-days/s",
+        "load 1/5/15 min",
+    ]
     lines = [
         f"**{label}**",
         "",
@@ -197,6 +209,7 @@ def table(results: list[dict[str, Any]], label: str) -> str:
                 f"{r['vehicles']:,}",
                 run,
                 f"{x['wall_s']:.1f}",
+                f"{x['cpu_s']:.1f}" if "cpu_s" in x else "",
                 *(f"{x['timings_s'].get(s, 0):.1f}" for s in stages),
                 f"{x['peak_rss'] / 2**20:.0f}",
                 f"{x['vehicle_days_per_s']:.0f}",
