@@ -14,12 +14,13 @@ CXX_SOURCES = $(shell find cpp bindings fpga -path fpga/build -prune -o \( -name
 DEMO_DIR ?= demo
 
 
-.PHONY: help demo browser fpga install test test-fast bench bench-quick bench-save bench-check lint format sanitize fuzz mutate clean wheel wheel-test
+.PHONY: help demo browser fpga install test test-fast bench bench-scale bench-quick bench-save bench-check lint format sanitize fuzz mutate clean wheel wheel-test
 
 help:
 	@echo "make demo       build, simulate a 200-vehicle portfolio for 14 days, run the pipeline, print the summary"
 	@echo "make test       build, install into $(VENV) and run the tests (and a quick bench smoke run)"
 	@echo "make bench      run bench/ with real timings: our kernels against their peers"
+	@echo "make bench-scale the daily job at 1,000 and 10,000 vehicles x 14 days + 1 (minutes to an hour), figures into docs/pipeline.md"
 	@echo "make bench-save run the benches (CPU-timed) and save bench/baselines/<cpu>-<cores>c.json"
 	@echo "make bench-check run the benches (CPU-timed) and fail on a regression against this machine's baseline"
 	@echo "make lint       ruff, mypy and clang-format in check mode"
@@ -89,6 +90,13 @@ GATE_BASELINE = $(if $(BASELINE),--baseline $(BASELINE))
 
 bench: install
 	$(PY) -m pytest bench $(BENCH_ARGS)
+
+# Not part of make test: simulates SCALE_SIZES vehicles x 15 days and times
+# the backfill and the daily run (bench/bench_scale.py), per stage, with peak
+# RSS and the load average, into docs/pipeline.md.
+SCALE_SIZES ?= 1000 10000
+bench-scale: install
+	$(PY) bench/bench_scale.py --sizes $(SCALE_SIZES) --write-doc docs/pipeline.md --label current
 
 bench-quick: install
 	AUTOLIEN_BENCH_QUICK=1 $(PY) -m pytest bench $(BENCH_ARGS)

@@ -238,6 +238,64 @@ def test_ledger_stage_keeps_each_assets_events_in_time_order(tmp_path: Path) -> 
     assert audit(tmp_path / "led").ok
 
 
+def test_an_alert_that_escalated_after_an_earlier_run_is_recorded_in_time_order(
+    tmp_path: Path,
+) -> None:
+    # Run 1 (day 3) values the car; the alert opened on day 1 as a warning and
+    # reached level alert only by run 2 (day 5): it goes on the ledger at the
+    # asset's last event (day 3), not back in time at day 1 (which the
+    # lifecycle refuses).
+    from datetime import UTC, datetime, timedelta
+
+    from autolien.ledger.stage import ledger_stage
+
+    t0 = datetime(2026, 10, 1, tzinfo=UTC)
+    book = pa.table(
+        {
+            "vehicle_id": ["v1"],
+            "vin": ["LSVAU218XN2183294"],
+            "loan_amount": [10_000.0],
+            "currency": ["GBP"],
+            "outstanding": [8_000.0],
+            "pledge_date": [t0.date()],
+        }
+    )
+    values = pa.table({"vehicle_id": ["v1"], "value": [9_000.0]})
+    none = pa.table(
+        {
+            "alert_id": pa.array([], pa.string()),
+            "vehicle_id": pa.array([], pa.string()),
+            "kind": pa.array([], pa.string()),
+            "level": pa.array([], pa.string()),
+            "opened": pa.array([], pa.timestamp("us", tz="UTC")),
+            "closed": pa.array([], pa.timestamp("us", tz="UTC")),
+        }
+    )
+    first = ledger_stage(tmp_path / "led", book, none, None, t0 + timedelta(days=3), values=values)
+    assert first["valuations"] == 1
+    alerts = pa.table(
+        {
+            "alert_id": ["v1:x:1"],
+            "vehicle_id": ["v1"],
+            "kind": ["relocation"],
+            "level": ["alert"],
+            "opened": pa.array([t0 + timedelta(days=1)], pa.timestamp("us", tz="UTC")),
+            "closed": pa.array([None], pa.timestamp("us", tz="UTC")),
+        }
+    )
+    out = ledger_stage(tmp_path / "led", book, alerts, None, t0 + timedelta(days=5))
+    assert out["alerts_raised"] == 1
+    assert audit(tmp_path / "led").ok
+    from autolien.ledger.assets import AssetLedger
+
+    led = AssetLedger.open(tmp_path / "led", read_only=True)
+    try:
+        raised = [e for e in led.entries() if e["type"] == "alert_raised"]
+    finally:
+        led.close()
+    assert [e["time"] for e in raised] == ["2026-10-04T00:00:00.000000Z"]
+
+
 def test_a_valuation_after_the_judicial_trigger_fell_due_follows_it(tmp_path: Path) -> None:
     # default day 2, disposal authorised day 3: the 7-day trigger falls due on
     # day 10 and is recorded before the valuation and LTV alert of day 11

@@ -5,28 +5,35 @@ created on the first run) is checked against the one the database records,
 and an existing ledger is audited; either failing stops the run with a typed
 error and the database untouched.
 
-Stages, each with a progress bar and a timing in the summary:
+Stages, in order, each with a progress bar and a timing in the summary.
+Every read and write of the store that this module and the valuation stage
+make goes through ``autolien.store`` (the store adapter); the stages hand
+each other Arrow tables.
 
-1. ingest: every telemetry file into the DuckDB store, recognised by its
-   content digest (a file already stored is not read again, whatever path
-   reaches it), source names relative to the portfolio, and each RTK log's
-   vehicle (``rtk/<vehicle_id>/<day>.nmea``) written onto its fixes here,
-   once; one transaction;
-2. the loan book into the store (it maps terminal numbers and VINs to
-   vehicle ids);
-3. fuse: RTK fixes into tracks, when the portfolio has NMEA/UBX logs;
-4. monitor: graded alerts (``alerts``, ``monitor_features``);
-5. valuation: every pledged vehicle at the run's clock (base model x usage x
-   market x battery), LTV graded per loan (``valuations``, ``ltv``), and
-   battery-degradation alerts from the GB/T 32960 charge segments (added to
-   ``alerts``);
-6. detection quality against ``truth.parquet`` when the portfolio has one
-   (a simulated portfolio does);
-7. ledger: pledges, alerts (level alert and up), defaults and M-of-N
-   disposal authorisations as signed events in the ledger directory, each
-   run's material valuations and LTV alerts, the 7-day triggers, and a
-   signed checkpoint when the tree grew;
-8. the dashboard: ``report/index.html`` (``out``), self-contained.
+1. ingest (``telemetry.ingest.ingest_files``): every telemetry file into the
+   store, recognised by its content digest (a file already stored is not
+   read again, whatever path reaches it), source names relative to the
+   portfolio, and each RTK log's vehicle (``rtk/<vehicle_id>/<day>.nmea``)
+   written onto its fixes here, once; one transaction;
+2. identity (``store.put_reference``): the loan book (it maps terminal
+   numbers and VINs to vehicle ids, through ``store.mapped_sql`` alone) and
+   the market feed into the store;
+3. fuse (``gnss.cli.fuse_store``): RTK fixes into tracks, when the portfolio
+   has NMEA/UBX logs;
+4. monitor (``monitor.cli.monitor_store``): graded alerts (``alerts``,
+   ``monitor_features``);
+5. value (``valuation.stage.valuation_stage``): every pledged vehicle at the
+   run's clock (base model x usage x market x battery), LTV graded per loan
+   (``valuations``, ``ltv``), and battery-degradation alerts from the
+   GB/T 32960 charge segments (added to ``alerts``); then detection quality
+   against ``truth.parquet`` when the portfolio has one (a simulated
+   portfolio does);
+6. ledger (``ledger.stage.ledger_stage``): pledges, alerts (level alert and
+   up), defaults and M-of-N disposal authorisations as signed events in the
+   ledger directory, each run's material valuations and LTV alerts, the
+   7-day triggers, and a signed checkpoint when the tree grew;
+7. report (``report.build_dashboard``): ``report/index.html`` (``out``),
+   self-contained.
 
 Every stage is idempotent: a re-run over the same inputs, or after the
 process was killed anywhere, leaves the store and the ledger as one clean run
@@ -48,15 +55,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import AutolienError, LedgerCorruptError
+from .store import (
+    PortfolioMismatchError,
+    check_portfolio,
+    open_store,
+    put_reference,
+    run_outputs,
+    stored_counts,
+)
 
 __all__ = ["IDENTITY_FILE", "PortfolioMismatchError", "portfolio_identity", "run_portfolio"]
 
 IDENTITY_FILE = "portfolio.json"
 DB_NAME = "autolien.duckdb"
-
-
-class PortfolioMismatchError(AutolienError, ValueError):
-    """The database (or ledger) belongs to another portfolio."""
 
 
 def portfolio_identity(root: Path, *, write: bool = True) -> str:
@@ -87,20 +98,6 @@ def portfolio_identity(root: Path, *, write: bool = True) -> str:
         tmp.write_text(json.dumps({"portfolio_id": pid}) + "\n")
         tmp.replace(path)
     return pid
-
-
-def _check_store(db: Path, pid: str) -> None:
-    from .telemetry import Store  # noqa: PLC0415
-
-    if not db.exists():
-        return
-    with Store(db, read_only=True) as store:
-        have = store.meta("portfolio_id")
-    if have is not None and have != pid:
-        raise PortfolioMismatchError(
-            f"{db} belongs to portfolio {have}, not to this one ({pid}); "
-            "give this portfolio its own --db"
-        )
 
 
 def _check_ledger(ledger_dir: Path) -> None:
@@ -148,6 +145,19 @@ def _inputs(root: Path) -> tuple[list[Path], list[str], list[str | None]]:
     return files, names, vehicles
 
 
+def _reference(root: Path) -> tuple[pa.Table | None, pa.Table | None]:
+    """The loan book and the market feed's adverts (all its files), or None."""
+    book_path = root / "loan_book.parquet"
+    book = pq.read_table(book_path) if book_path.exists() else None
+    market = sorted((root / "market").glob("*.parquet")) if (root / "market").is_dir() else []
+    listings = (
+        pa.concat_tables([pq.read_table(m) for m in market], promote_options="default")
+        if market
+        else None
+    )
+    return book, listings
+
+
 def run_portfolio(
     portfolio: str | Path,
     db: str | Path | None = None,
@@ -161,7 +171,6 @@ def run_portfolio(
     database."""
     from .monitor.cli import monitor_store  # noqa: PLC0415
     from .monitor.quality import detection_quality  # noqa: PLC0415
-    from .telemetry import Store  # noqa: PLC0415
     from .telemetry.ingest import ingest_files  # noqa: PLC0415
 
     # identity never depends on how the path is spelled (".", a symlink, ...)
@@ -175,7 +184,7 @@ def run_portfolio(
     ledger_dir = Path(ledger) if ledger is not None else db.parent / "ledger"
     pid = portfolio_identity(root, write=False)
     # checks first: nothing is written (store, ledger, portfolio.json) before they pass
-    _check_store(db, pid)
+    check_portfolio(db, pid)
     _check_ledger(ledger_dir)
     portfolio_identity(root)
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -187,40 +196,21 @@ def run_portfolio(
     summary: dict[str, Any] = {"portfolio": str(root), "portfolio_id": pid, "db": str(db)}
 
     t0 = time.perf_counter()
-    with Store(db) as store:
+    with open_store(db) as store:
         store.set_meta("portfolio_id", pid)
         ing = ingest_files(
             files, store, progress=progress, names=names, vehicle_ids=rtk_vehicles
         ).to_json()
         timings["ingest"] = time.perf_counter() - t0
         t1 = time.perf_counter()
-        book_path = root / "loan_book.parquet"
-        store.con.begin()
-        if book_path.exists():
-            book = pq.read_table(book_path)
-            store.con.register("_book", book)
-            store.con.execute("CREATE OR REPLACE TABLE loan_book AS SELECT * FROM _book").fetchall()
-            store.con.unregister("_book")
+        book, listings = _reference(root)
+        put_reference(store, book, listings)
+        if book is not None:
             summary["vehicles_in_book"] = book.num_rows
-        # The market feed is a snapshot of a platform's adverts: replaced whole.
-        market = sorted((root / "market").glob("*.parquet")) if (root / "market").is_dir() else []
-        if market:
-            listings = pa.concat_tables(
-                [pq.read_table(m) for m in market], promote_options="default"
-            )
-            store.con.register("_listings", listings)
-            store.con.execute(
-                "CREATE OR REPLACE TABLE market_listings AS SELECT * FROM _listings"
-            ).fetchall()
-            store.con.unregister("_listings")
+        if listings is not None:
             summary["market_listings"] = listings.num_rows
-        store.con.commit()
         has_fixes = "fixes" in store.tables()
-        stored = {
-            t: store.query(f"SELECT count(*) AS n FROM {t}").column("n")[0].as_py()
-            for t in ("locations", "ev", "fixes", "obd")
-            if t in store.tables()
-        }
+        stored = stored_counts(store)
         timings["loan book"] = time.perf_counter() - t1
     summary["ingest"] = {
         "files": ing["files"],
@@ -246,7 +236,7 @@ def run_portfolio(
     timings["monitor"] = time.perf_counter() - t3
     summary["monitor"] = mon
     val = None
-    if book_path.exists():
+    if book is not None:
         from .valuation.stage import valuation_stage  # noqa: PLC0415
 
         t4 = time.perf_counter()
@@ -256,11 +246,7 @@ def run_portfolio(
         val = valuation_stage(db, now)
         timings["value and LTV"] = time.perf_counter() - t4
         summary["valuation"] = {k: v for k, v in val.items() if not k.endswith("_table")}
-    with Store(db, read_only=True) as store:
-        alerts = store.query("SELECT * FROM alerts ORDER BY opened")
-        span = store.query(
-            "SELECT min(hour) AS first, max(hour) AS last FROM monitor_features"
-        ).to_pylist()[0]
+    alerts, span = run_outputs(db)
     summary["alerts"] = _alert_counts(alerts)
     history_h = (span["last"] - span["first"]).total_seconds() / 3600 + 1 if span["first"] else 0.0
     summary["history_days"] = round(history_h / 24, 1)

@@ -131,8 +131,14 @@ def ledger_stage(
             if vid not in codes or a["level"] == "warning":
                 continue
             data = {"alert_id": a["alert_id"], "kind": a["kind"], "level": a["level"]}
+            # An alert that opened as a warning before an earlier run's events
+            # and reached level alert since is recorded when the ledger learns
+            # of it: an asset's events never go back in time.
+            since = led.asset(codes[vid]).last_time
             if ("alert_raised", a["alert_id"]) not in seen:
-                events.append(("alert_raised", codes[vid], data, lender[vid], a["opened"]))
+                events.append(
+                    ("alert_raised", codes[vid], data, lender[vid], max(a["opened"], since))
+                )
                 counts["alerts_raised"] += 1
             if a["closed"] is not None and ("alert_closed", a["alert_id"]) not in seen:
                 events.append(
@@ -141,7 +147,7 @@ def ledger_stage(
                         codes[vid],
                         {"alert_id": a["alert_id"]},
                         lender[vid],
-                        a["closed"],
+                        max(a["closed"], since),
                     )
                 )
                 counts["alerts_closed"] += 1

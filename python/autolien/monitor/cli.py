@@ -214,19 +214,7 @@ def monitor_store(
 
 
 def _mapped(sql: str) -> str:
-    if "FROM locations" in sql:
-        key, col = "terminal_id", "terminal_id AS vehicle_id"
-    elif "FROM ev" in sql:
-        key, col = "vin", "vin AS vehicle_id"
-    else:
-        return sql
-    inner = sql.replace(col, f"{key} AS _key")
-    rest = ", ".join(
-        c
-        for c in ("time", "lat", "lon", "speed_kmh", "ignition", "odometer_km")
-        if c in sql.split(" FROM ", maxsplit=1)[0]
-    )
-    return (
-        f"SELECT coalesce(lb.vehicle_id, s._key) AS vehicle_id, {rest} FROM ({inner}) s "
-        f"LEFT JOIN loan_book lb ON lb.{key} = s._key"
-    )
+    # identity (terminal number / VIN -> the book's vehicle id) has one home
+    from ..store import mapped_sql  # noqa: PLC0415
+
+    return mapped_sql(sql, ("time", "lat", "lon", "speed_kmh", "ignition", "odometer_km"))

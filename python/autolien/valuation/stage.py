@@ -35,47 +35,16 @@ RECENT_SEGMENTS = 3
 def valuation_stage(
     db: str | Path, at: dt.datetime, *, model_dir: str | Path | None = None
 ) -> dict[str, Any]:
-    from ..telemetry import Store  # noqa: PLC0415
+    from ..store import valuation_inputs, write_valuation  # noqa: PLC0415
 
-    with Store(db) as store:
-        have = set(store.tables())
-        if "loan_book" not in have:
-            raise ValueError(
-                f"{db} has no loan_book; valuation needs the pledged vehicles' attributes"
-            )
-        book = store.query("SELECT * FROM loan_book ORDER BY vehicle_id")
-        odo_parts = []
-        if "locations" in have:
-            odo_parts.append(
-                "SELECT lb.vehicle_id, l.time, l.mileage_km AS km FROM locations l JOIN loan_book lb "
-                "ON lb.terminal_id = l.terminal_id WHERE l.mileage_km IS NOT NULL"
-            )
-        if "ev" in have:
-            odo_parts.append(
-                "SELECT lb.vehicle_id, e.time, e.odometer_km AS km FROM ev e JOIN loan_book lb "
-                "ON lb.vin = e.vin WHERE e.odometer_km IS NOT NULL"
-            )
-        km = (
-            store.query(
-                f"SELECT vehicle_id, arg_max(km, time) AS km FROM ({' UNION ALL '.join(odo_parts)}) "
-                "GROUP BY vehicle_id"
-            )
-            if odo_parts
-            else pa.table({"vehicle_id": [], "km": []})
-        )
-        usage = (
-            store.query(
-                "SELECT vehicle_id, avg(behaviour) AS behaviour, avg(km_24h) AS km_per_day "
-                "FROM monitor_features WHERE hour > (SELECT max(hour) FROM monitor_features) "
-                "- INTERVAL 7 DAY GROUP BY vehicle_id"
-            )
-            if "monitor_features" in have
-            else None
-        )
-        ev = store.query("SELECT * FROM ev") if "ev" in have else None
-        listings = (
-            store.query("SELECT * FROM market_listings") if "market_listings" in have else None
-        )
+    inputs = valuation_inputs(db)
+    book, km, usage, ev, listings = (
+        inputs.book,
+        inputs.km,
+        inputs.usage,
+        inputs.ev,
+        inputs.listings,
+    )
     v, vdir, feed, own = _model(db, book, listings, at, model_dir)
     kmap = dict(zip(km.column("vehicle_id").to_pylist(), km.column("km").to_pylist(), strict=True))
     vehicles = book.select(
@@ -177,40 +146,16 @@ def valuation_stage(
     summary["battery_alerts"] = {
         lv: sum(1 for a in health if a["level"] == lv) for lv in ("warning", "alert", "emergency")
     }
-    with Store(db) as store:
-        # one transaction: a run killed here leaves the tables as they were
-        store.con.begin()
-        try:
-            if "alerts" in store.tables():
-                # Battery alerts join the monitor's (which it rewrites every run).
-                store.con.execute(
-                    "DELETE FROM alerts WHERE kind = 'battery_degradation'"
-                ).fetchall()
-                if health:
-                    store.con.register("_battery", _alert_rows(health))
-                    store.con.execute("INSERT INTO alerts SELECT * FROM _battery").fetchall()
-                    store.con.unregister("_battery")
-                # and the drift warning, recomputed every run
-                store.con.execute(f"DELETE FROM alerts WHERE kind = '{DRIFT_KIND}'").fetchall()
-                if drift_rows:
-                    store.con.register("_drift", _alert_table(drift_rows))
-                    store.con.execute("INSERT INTO alerts SELECT * FROM _drift").fetchall()
-                    store.con.unregister("_drift")
-            store.con.register("_vals", values)
-            if "valuations" in store.tables():
-                # the history holds one valuation per vehicle and as-of time
-                store.con.execute("DELETE FROM valuations WHERE time = ?", [at]).fetchall()
-                store.con.execute("INSERT INTO valuations SELECT * FROM _vals").fetchall()
-            else:
-                store.con.execute("CREATE TABLE valuations AS SELECT * FROM _vals").fetchall()
-            store.con.unregister("_vals")
-            store.con.register("_ltv", table_ltv)
-            store.con.execute("CREATE OR REPLACE TABLE ltv AS SELECT * FROM _ltv").fetchall()
-            store.con.unregister("_ltv")
-            store.con.commit()
-        except BaseException:
-            store.con.rollback()
-            raise
+    # battery alerts join the monitor's, the drift warning is recomputed every
+    # run; all of it written in one transaction
+    write_valuation(
+        db,
+        at,
+        values,
+        table_ltv,
+        _alert_rows(health) if health else None,
+        drift=(DRIFT_KIND, _alert_table(drift_rows) if drift_rows else None),
+    )
     summary["ltv_table"] = table_ltv
     summary["values_table"] = values
     return summary

@@ -1,0 +1,293 @@
+"""``make bench-scale``: the daily job at fleet scale (issue 17).
+
+For each fleet size N it simulates N vehicles over HISTORY + 1 days, runs
+``autolien run`` on the first HISTORY days (the backfill), then adds the last
+day's files and runs it again (the daily incremental run). Each run is its
+own process, so its peak RSS is its own. Per run it records the wall time of
+each stage (the run's ``timings_s``), the total, peak RSS and
+vehicle-days/s, and the machine's load average beside them: these machines
+are shared, and a figure means little without the load it was taken under.
+
+The cost-growth exponent is the slope of log(seconds) on log(vehicle-days)
+between the smallest and the largest N (1.0: cost per vehicle-day flat).
+
+Not part of ``make test``: N = 1,000 takes minutes, N = 10,000 tens of them.
+
+    python bench/bench_scale.py --sizes 1000 10000 [--history 14] [--json out.json]
+        [--write-doc docs/pipeline.md --label after] [--profile 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+_CHILD = r"""
+import json, resource, sys, time
+from autolien.pipeline import run_portfolio
+root, db, prof, out = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+t0 = time.perf_counter()
+if prof:
+    import cProfile, pstats
+    p = cProfile.Profile()
+    p.enable()
+s = run_portfolio(root, db)
+if prof:
+    p.disable()
+    p.dump_stats(prof)
+wall = time.perf_counter() - t0
+ru = resource.getrusage(resource.RUSAGE_SELF)
+rss = ru.ru_maxrss * 1024
+with open(out, "w") as f:
+    json.dump({"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss": rss, "timings_s": s["timings_s"],
+               "new_rows": s["ingest"]["new_rows"]}, f)
+"""
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def simulate(src: Path, vehicles: int, days: int, seed: int) -> float:
+    from autolien.sim.portfolio import write_portfolio
+
+    t0 = time.perf_counter()
+    write_portfolio(src, vehicles, days, seed=seed)
+    return time.perf_counter() - t0
+
+
+def _link_days(src: Path, work: Path, days: list[str]) -> None:
+    """Links the day files of ``days`` (telemetry and RTK) into ``work``."""
+    for p in src.rglob("*"):
+        rel = p.relative_to(src)
+        if not p.is_file() or rel.parts[0] not in ("telemetry", "rtk"):
+            continue
+        if p.stem not in days:
+            continue
+        dst = work / rel
+        if not dst.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(p, dst)
+
+
+def run_once(work: Path, profile: Path | None = None) -> dict[str, Any]:
+    """One ``autolien run`` in its own process; with ``profile``, sampled by
+    py-spy (collapsed stacks, ``<profile>.txt``) when it is installed, else
+    under cProfile (``<profile>.prof``, which slows Python-bound stages)."""
+    result = work.parent / f"{work.name}.result.json"
+    cmd = [sys.executable, "-c", _CHILD, str(work), str(work / "autolien.duckdb")]
+    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if profile is not None and spy:
+        cmd = [spy, "record", "-r", "25", "-f", "raw", "-o", f"{profile}.txt", "--", *cmd, ""]
+    else:
+        cmd.append(f"{profile}.prof" if profile else "")
+    cmd.append(str(result))
+    load = _load()
+    out = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    if out.returncode != 0:
+        msg = f"autolien run on {work} failed ({out.returncode}):\n{out.stderr[-4000:]}"
+        raise RuntimeError(msg)
+    rec: dict[str, Any] = json.loads(result.read_text())
+    rec["load_before"] = load
+    rec["load_after"] = _load()
+    return rec
+
+
+def profile_summary(path: Path, top: int = 20) -> str:
+    """The hottest functions of a py-spy collapsed-stack file: samples where
+    the function is on the stack (inclusive) and where it runs (self)."""
+    incl: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack:
+            continue
+        k = int(n)
+        total += k
+        frames = [
+            f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0].rsplit("/", 1)[-1] + ")"
+            if " (" in f
+            else f
+            for f in stack.split(";")
+        ]
+        for f in set(frames):
+            incl[f] = incl.get(f, 0) + k
+        own[frames[-1]] = own.get(frames[-1], 0) + k
+    lines = [f"{total} samples", "", "| function | inclusive % | self % |", "|---|---|---|"]
+    for f, k in sorted(incl.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"| `{f}` | {100 * k / total:.1f} | {100 * own.get(f, 0) / total:.1f} |")
+    lines += ["", "| hottest self | self % |", "|---|---|"]
+    for f, k in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"| `{f}` | {100 * k / total:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def measure(
+    vehicles: int,
+    history: int,
+    base: Path,
+    seed: int,
+    profile_dir: Path | None,
+    *,
+    keep: bool = False,
+) -> dict[str, Any]:
+    src = base / f"src{vehicles}"
+    sim_s = simulate(src, vehicles, history + 1, seed)
+    days = sorted(p.stem for p in (src / "telemetry").glob("*.jt808"))
+    work = base / f"work{vehicles}"
+    work.mkdir()
+    for name in ("loan_book.parquet", "truth.parquet", "defaults.parquet", "market"):
+        if (src / name).exists():
+            os.symlink(src / name, work / name)
+    _link_days(src, work, days[:history])
+    prof = (profile_dir / f"backfill{vehicles}") if profile_dir else None
+    print(f"N={vehicles:,}: simulated in {sim_s:.0f} s (load {_load()})", flush=True)
+    backfill = run_once(work, prof)
+    print(f"N={vehicles:,} backfill done: {json.dumps(backfill)}", flush=True)
+    _link_days(src, work, days[history:])
+    prof = (profile_dir / f"daily{vehicles}") if profile_dir else None
+    daily = run_once(work, prof)
+    backfill["vehicle_days_per_s"] = vehicles * history / backfill["wall_s"]
+    daily["vehicle_days_per_s"] = vehicles / daily["wall_s"]
+    if not keep:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(src, ignore_errors=True)
+    return {
+        "vehicles": vehicles,
+        "history_days": history,
+        "simulate_s": sim_s,
+        "backfill": backfill,
+        "daily": daily,
+    }
+
+
+def exponent(results: list[dict[str, Any]], run: str) -> float | None:
+    """Slope of log(seconds) against log(vehicles) between the ends."""
+    if len(results) < 2:
+        return None
+    a, b = results[0], results[-1]
+    return math.log(b[run]["wall_s"] / a[run]["wall_s"]) / math.log(b["vehicles"] / a["vehicles"])
+
+
+def table(results: list[dict[str, Any]], label: str) -> str:
+    stages = []
+    for r in results:
+        for run in ("backfill", "daily"):
+            for k in r[run]["timings_s"]:
+                if k not in stages:
+                    stages.append(k)
+    head = [
+        "N",
+        "run",
+        "wall s",
+        "CPU s",
+        *stages,
+        "peak RSS MB",
+        "vehicle-days/s",
+        "load 1/5/15 min",
+    ]
+    lines = [
+        f"**{label}**",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for r in results:
+        for run in ("backfill", "daily"):
+            x = r[run]
+            cells = [
+                f"{r['vehicles']:,}",
+                run,
+                f"{x['wall_s']:.1f}",
+                f"{x['cpu_s']:.1f}" if "cpu_s" in x else "",
+                *(f"{x['timings_s'].get(s, 0):.1f}" for s in stages),
+                f"{x['peak_rss'] / 2**20:.0f}",
+                f"{x['vehicle_days_per_s']:.0f}",
+                x["load_before"],
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    for run in ("backfill", "daily"):
+        e = exponent(results, run)
+        if e is not None:
+            lines.append("")
+            lines.append(
+                f"Cost-growth exponent ({run}, N {results[0]['vehicles']:,} to "
+                f"{results[-1]['vehicles']:,}): {e:.2f}"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def write_doc(doc: Path, label: str, text: str) -> None:
+    """Replaces the block between the markers for ``label`` (or appends it)."""
+    start, end = f"<!-- bench-scale:{label} -->", f"<!-- /bench-scale:{label} -->"
+    body = doc.read_text()
+    block = f"{start}\n{text}{end}"
+    if start in body and end in body:
+        pre, rest = body.split(start, 1)
+        body = pre + block + rest.split(end, 1)[1]
+    else:
+        body = body.rstrip("\n") + "\n\n" + block + "\n"
+    doc.write_text(body)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000])
+    ap.add_argument("--history", type=int, default=14)
+    ap.add_argument("--seed", type=int, default=17)
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--write-doc", type=Path)
+    ap.add_argument("--label", default="current")
+    ap.add_argument("--tmp", type=Path, help="where the simulated portfolios go (default: $TMPDIR)")
+    ap.add_argument("--keep", action="store_true", help="keep the portfolios (for a failed run)")
+    ap.add_argument("--profile", type=Path, help="directory for cProfile dumps of each run")
+    args = ap.parse_args(argv)
+    base = Path(tempfile.mkdtemp(prefix="autolien-scale-", dir=args.tmp))
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    results = []
+    try:
+        for n in sorted(args.sizes):
+            r = measure(n, args.history, base, args.seed, args.profile, keep=args.keep)
+            results.append(r)
+            for run in ("backfill", "daily"):
+                x = r[run]
+                print(
+                    f"N={n:,} {run}: {x['wall_s']:.1f} s, peak RSS "
+                    f"{x['peak_rss'] / 2**20:.0f} MB, {x['vehicle_days_per_s']:.0f} vehicle-days/s,"
+                    f" stages {x['timings_s']}, load {x['load_before']}",
+                    flush=True,
+                )
+            if args.json:
+                args.json.write_text(json.dumps(results, indent=1))
+    finally:
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+    for run in ("backfill", "daily"):
+        e = exponent(results, run)
+        if e is not None:
+            print(f"cost-growth exponent ({run}): {e:.2f}")
+    text = table(results, args.label)
+    print(text)
+    if args.write_doc:
+        write_doc(args.write_doc, args.label, text)
+    for prof in sorted(args.profile.glob("*.txt")) if args.profile else []:
+        summary = f"**profile: {prof.stem} ({args.label})**\n\n" + profile_summary(prof)
+        print(summary)
+        if args.write_doc:
+            write_doc(args.write_doc, f"{args.label}-profile-{prof.stem}", summary)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
