@@ -6,6 +6,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "autolien/gnss/nmea.hpp"
 #include "autolien/telemetry/gb32960.hpp"
 #include "autolien/telemetry/jt808.hpp"
 #include "autolien/telemetry/obd.hpp"
@@ -89,6 +90,16 @@ py::dict column_types() {
         py::list out;
         AUTOLIEN_OBD_ROW_COLUMNS(AUTOLIEN_COLUMN_TYPE)
         d["obd.rows"] = out;
+    }
+    {
+        py::list out;
+        AUTOLIEN_NMEA_FIX_COLUMNS(AUTOLIEN_COLUMN_TYPE)
+        d["nmea.fixes"] = out;
+    }
+    {
+        py::list out;
+        AUTOLIEN_NMEA_MESSAGE_COLUMNS(AUTOLIEN_COLUMN_TYPE)
+        d["nmea.messages"] = out;
     }
     return d;
 }

@@ -90,6 +90,11 @@ def _column_types() -> dict[str, list[tuple[str, str, str]]]:
     return _core.column_types()
 
 
+def column_list(table: str) -> list[tuple[str, str, str]]:
+    """A C++ column list: (name, numpy dtype, output type) in declaration order."""
+    return _column_types()[table]
+
+
 def generated_fields(table: str) -> list[pa.Field]:
     """The Arrow fields of a C++ column list's columns that have an output type.
 
@@ -109,4 +114,6 @@ def generated_column(values: np.ndarray, field: pa.Field) -> pa.Array:
     """A generated field's column from its raw values."""
     if not field.nullable:
         return pa.array(values, field.type)
+    if values.dtype.kind == "f":
+        return pa.array(values, field.type, from_pandas=True)  # NaN -> null, no mask array
     return nullable(values, -1, field.type)
