@@ -151,14 +151,20 @@ std::optional<std::int64_t> date_days(std::string_view s) {
     return days_from_civil(year, unsigned(v[1]), unsigned(v[0]));
 }
 
-// Comma-separated fields in a fixed array: no allocation per sentence. A
+// Comma-separated fields as bounds in a fixed array: no allocation and no
+// view built per sentence. Field i is (text + bound[i], text + bound[i + 1])
+// exclusive: bound[0] is the '$', then the commas, then the '*' or the end. A
 // sentence with more fields than kMaxFields keeps the rest in the last one.
 constexpr std::size_t kMaxFields = 40;
 struct Fields {
-    std::array<std::string_view, kMaxFields> f;
+    const char* text = nullptr;
+    // The scan writes up to 16 commas a block before it caps the count.
+    std::array<std::uint32_t, kMaxFields + 17> bound{};
     std::size_t n = 0;
     std::size_t size() const { return n; }
-    std::string_view operator[](std::size_t i) const { return f[i]; }
+    std::string_view operator[](std::size_t i) const {
+        return {text + bound[i] + 1, std::size_t(bound[i + 1] - bound[i] - 1)};
+    }
 };
 
 int hex_digit(char c) {
@@ -305,10 +311,11 @@ class Decoder {
     }
 
     // The end of the sentence that starts at `start` (CR, LF, another '$', a
-    // UBX sync or `limit`), its commas (into commas_) and its last '*'.
+    // UBX sync or `limit`), its commas (into fields_.bound[1, ncomma]) and its last '*'.
     std::size_t scan(std::size_t start, std::size_t limit, std::size_t& star, std::size_t& ncomma) {
         const std::size_t n = d_.size();
         const std::uint8_t* d = d_.data();
+        auto& bound = fields_.bound;
         auto is_stop = [&](std::size_t i) {
             const std::uint8_t c = d[i];
             return c == '\r' || c == '\n' || c == '$' || (c == 0xB5 && i + 1 < n && d[i + 1] == 0x62);
@@ -338,8 +345,10 @@ class Decoder {
             const unsigned upto = stop ? (1u << std::countr_zero(stop)) - 1 : valid;
             unsigned commas = unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(v, comma))) & upto;
             const unsigned stars = unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(v, asterisk))) & upto;
-            for (; commas && ncomma < kMaxFields - 1; commas &= commas - 1)
-                commas_[ncomma++] = pos + unsigned(std::countr_zero(commas));
+            const auto rel = std::uint32_t(pos - start);
+            for (; commas; commas &= commas - 1)
+                bound[++ncomma] = rel + unsigned(std::countr_zero(commas));
+            ncomma = std::min(ncomma, kMaxFields - 1);
             if (stars)
                 star = pos + unsigned(31 - std::countl_zero(stars));
             if (stop)
@@ -350,7 +359,7 @@ class Decoder {
         std::size_t end = start + 1;
         for (; end < limit && !is_stop(end); ++end) {
             if (d[end] == ',' && ncomma < kMaxFields - 1)
-                commas_[ncomma++] = end;
+                bound[++ncomma] = std::uint32_t(end - start);
             else if (d[end] == '*')
                 star = end;
         }
@@ -394,19 +403,13 @@ class Decoder {
             fields_end = star;
         }
         const bool checksum = star != npos;
-        // The fields: views between the commas before the end of the fields
-        // (a sentence with a checksum has none after the '*').
+        // The fields lie between the commas before the end of the fields (a
+        // sentence with a checksum has none after the '*').
         Fields& f = fields_;
-        f.n = 0;
-        std::size_t from = 1;
-        for (std::size_t c = 0; c < ncomma; ++c) {
-            const std::size_t at = commas_[c] - start;
-            if (at > fields_end)
-                break;
-            f.f[f.n++] = std::string_view(s.data() + from, at - from);
-            from = at + 1;
-        }
-        f.f[f.n++] = std::string_view(s.data() + from, fields_end - from);
+        f.text = s.data();
+        f.bound[0] = 0;
+        f.bound[ncomma + 1] = std::uint32_t(fields_end);
+        f.n = ncomma + 1;
         const std::string_view addr = f[0];
         bool used = false;
         if (addr.size() == 5) {
@@ -769,7 +772,6 @@ class Decoder {
     Result out_;
     Epoch ep_;
     Fields fields_;
-    std::array<std::size_t, kMaxFields> commas_{};
     // The last good time and position fields (views into the input) and their values.
     std::string_view tod_text_;
     std::int64_t tod_value_ = 0;

@@ -114,6 +114,27 @@ def generated_column(values: np.ndarray, field: pa.Field) -> pa.Array:
     """A generated field's column from its raw values."""
     if not field.nullable:
         return pa.array(values, field.type)
-    if values.dtype.kind == "f":
-        return pa.array(values, field.type, from_pandas=True)  # NaN -> null, no mask array
+    if values.dtype.kind == "f" and field.type == pa.float64():
+        # NaN -> null as a validity bitmap over the same values: no copy.
+        return pa.Array.from_buffers(
+            field.type, len(values), [validity(~np.isnan(values)), pa.py_buffer(values)]
+        )
+    if values.dtype.kind == "i" and pa.types.is_unsigned_integer(field.type):
+        # -1 -> null; narrowed in numpy when every other value fits, which
+        # skips Arrow's checked cast (the general path still raises if not).
+        target = np.dtype(field.type.to_pandas_dtype())
+        if ((values >= -1) & (values <= np.iinfo(target).max)).all():
+            present = values != -1
+            return pa.Array.from_buffers(
+                field.type,
+                len(values),
+                [validity(present), pa.py_buffer(values.astype(target))],
+            )
     return nullable(values, -1, field.type)
+
+
+def validity(valid: np.ndarray) -> pa.Buffer | None:
+    """An Arrow validity bitmap from booleans (None when every row is valid)."""
+    if valid.all():
+        return None
+    return pa.py_buffer(np.packbits(valid, bitorder="little"))
