@@ -41,6 +41,7 @@ Column rules:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,7 @@ from ._common import (
     generated_fields,
     read_input,
     rejects_table,
+    validity,
 )
 
 __all__ = ["FIX_SCHEMA", "REASONS", "decode_nmea"]
@@ -96,9 +98,14 @@ MESSAGE_SCHEMA = pa.schema(
 )
 
 
+# Every byte as a one-character string (the decoder sends capitals or 0).
+_CHARS = pa.array([chr(i) if 0x20 <= i < 0x7F else "?" for i in range(256)], pa.string())
+_SOURCES = pa.array(["", "nmea", "ubx"], pa.string())
+
+
 def _letters(codes: np.ndarray) -> pa.Array:
-    # One ASCII letter per row (0 = absent), without a Python loop.
-    return pa.array(codes.view("S1"), pa.binary(1), mask=codes == 0).cast(pa.string())
+    # One ASCII letter per row (0 = absent): a take, without a Python loop.
+    return _CHARS.take(pa.array(codes, mask=codes == 0))
 
 
 def _bad_fields(mask: np.ndarray) -> pa.Array:
@@ -124,27 +131,29 @@ def decode_nmea(data: Any, *, vehicle_id: str | None = None) -> DecodeResult:
     """
     raw = _core.decode_nmea(read_input(data))
     f, m = raw["fixes"], raw["messages"]
+    fix_cols: Mapping[str, Any] = f  # indexed by the generated names
+    msg_cols: Mapping[str, Any] = m
     n = len(f["offset"])
     t = f["time_us"]
     table = pa.table(
         {
             "vehicle_id": pa.repeat(pa.scalar(vehicle_id, pa.string()), n),
-            "time": pa.array(t, mask=t == np.iinfo(np.int64).min).cast(TIME_TYPE),
-            **{fld.name: generated_column(f[fld.name], fld) for fld in _FIX_GENERATED},
+            "time": pa.Array.from_buffers(
+                TIME_TYPE, n, [validity(t != np.iinfo(np.int64).min), pa.py_buffer(t)]
+            ),
+            **{fld.name: generated_column(fix_cols[fld.name], fld) for fld in _FIX_GENERATED},
             "rmc_status": _letters(f["rmc_status"]),
             "rmc_mode": _letters(f["rmc_mode"]),
             "checksum_present": pa.array(f["checksum_present"].view(np.bool_)),
             "bad_fields": _bad_fields(f["bad_fields"]),
-            "source": pa.DictionaryArray.from_arrays(
-                pa.array(f["source"] - 1, pa.int8()), pa.array(["nmea", "ubx"])
-            ).cast(pa.string()),
+            "source": _SOURCES.take(pa.array(f["source"])),
             "offset": pa.array(f["offset"], pa.uint64()),
         },
         schema=FIX_SCHEMA,
     )
     messages = pa.table(
         {
-            **{fld.name: generated_column(m[fld.name], fld) for fld in _MESSAGE_GENERATED},
+            **{fld.name: generated_column(msg_cols[fld.name], fld) for fld in _MESSAGE_GENERATED},
             "kind": binary_array(m["kind"], pa.string()),
             "used": pa.array(m["used"].view(np.bool_)),
             "checksum_present": pa.array(m["checksum_present"].view(np.bool_)),
