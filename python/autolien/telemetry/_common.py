@@ -73,7 +73,12 @@ def nullable(values: np.ndarray, absent: Any, typ: pa.DataType) -> pa.Array:
     return pa.array(values, mask=mask).cast(typ)
 
 
+_NO_REJECTS = REJECT_SCHEMA.empty_table()
+
+
 def rejects_table(rej: RawRejects, reasons: dict[int, str]) -> pa.Table:
+    if len(rej["offset"]) == 0:
+        return _NO_REJECTS  # the rule: no per-call cost for it
     return pa.table(
         {
             "offset": pa.array(rej["offset"], pa.uint64()),
@@ -122,8 +127,8 @@ def generated_column(values: np.ndarray, field: pa.Field) -> pa.Array:
     if values.dtype.kind == "i" and pa.types.is_unsigned_integer(field.type):
         # -1 -> null; narrowed in numpy when every other value fits, which
         # skips Arrow's checked cast (the general path still raises if not).
-        target = np.dtype(field.type.to_pandas_dtype())
-        if ((values >= -1) & (values <= np.iinfo(target).max)).all():
+        target, top = _unsigned(field.type)
+        if ((values >= -1) & (values <= top)).all():
             present = values != -1
             return pa.Array.from_buffers(
                 field.type,
@@ -131,6 +136,12 @@ def generated_column(values: np.ndarray, field: pa.Field) -> pa.Array:
                 [validity(present), pa.py_buffer(values.astype(target))],
             )
     return nullable(values, -1, field.type)
+
+
+@cache
+def _unsigned(typ: pa.DataType) -> tuple[np.dtype[Any], int]:
+    target = np.dtype(typ.to_pandas_dtype())
+    return target, int(np.iinfo(target).max)
 
 
 def validity(valid: np.ndarray) -> pa.Buffer | None:

@@ -101,6 +101,7 @@ MESSAGE_SCHEMA = pa.schema(
 # Every byte as a one-character string (the decoder sends capitals or 0).
 _CHARS = pa.array([chr(i) if 0x20 <= i < 0x7F else "?" for i in range(256)], pa.string())
 _SOURCES = pa.array(["", "nmea", "ubx"], pa.string())
+_NO_TIME = np.iinfo(np.int64).min
 
 
 def _letters(codes: np.ndarray) -> pa.Array:
@@ -135,29 +136,27 @@ def decode_nmea(data: Any, *, vehicle_id: str | None = None) -> DecodeResult:
     msg_cols: Mapping[str, Any] = m
     n = len(f["offset"])
     t = f["time_us"]
-    table = pa.table(
-        {
-            "vehicle_id": pa.repeat(pa.scalar(vehicle_id, pa.string()), n),
-            "time": pa.Array.from_buffers(
-                TIME_TYPE, n, [validity(t != np.iinfo(np.int64).min), pa.py_buffer(t)]
-            ),
-            **{fld.name: generated_column(fix_cols[fld.name], fld) for fld in _FIX_GENERATED},
-            "rmc_status": _letters(f["rmc_status"]),
-            "rmc_mode": _letters(f["rmc_mode"]),
-            "checksum_present": pa.array(f["checksum_present"].view(np.bool_)),
-            "bad_fields": _bad_fields(f["bad_fields"]),
-            "source": _SOURCES.take(pa.array(f["source"])),
-            "offset": pa.array(f["offset"], pa.uint64()),
-        },
+    table = pa.Table.from_arrays(
+        [
+            pa.repeat(pa.scalar(vehicle_id, pa.string()), n),  # vehicle_id
+            pa.Array.from_buffers(TIME_TYPE, n, [validity(t != _NO_TIME), pa.py_buffer(t)]),
+            *[generated_column(fix_cols[fld.name], fld) for fld in _FIX_GENERATED],
+            _letters(f["rmc_status"]),
+            _letters(f["rmc_mode"]),
+            pa.array(f["checksum_present"].view(np.bool_)),
+            _bad_fields(f["bad_fields"]),
+            _SOURCES.take(pa.array(f["source"])),  # source
+            pa.array(f["offset"], pa.uint64()),
+        ],
         schema=FIX_SCHEMA,
     )
-    messages = pa.table(
-        {
-            **{fld.name: generated_column(msg_cols[fld.name], fld) for fld in _MESSAGE_GENERATED},
-            "kind": binary_array(m["kind"], pa.string()),
-            "used": pa.array(m["used"].view(np.bool_)),
-            "checksum_present": pa.array(m["checksum_present"].view(np.bool_)),
-        },
+    messages = pa.Table.from_arrays(
+        [
+            *[generated_column(msg_cols[fld.name], fld) for fld in _MESSAGE_GENERATED],
+            binary_array(m["kind"], pa.string()),
+            pa.array(m["used"].view(np.bool_)),
+            pa.array(m["checksum_present"].view(np.bool_)),
+        ],
         schema=MESSAGE_SCHEMA,
     )
     return DecodeResult(
