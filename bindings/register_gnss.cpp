@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "autolien/common/thread_pool.hpp"
+#include "autolien/gnss/columns.hpp"
 #include "autolien/gnss/fusion.hpp"
 #include "autolien/gnss/geodesy.hpp"
 #include "autolien/gnss/geofence.hpp"
@@ -19,10 +21,20 @@
 namespace py = pybind11;
 using autolien::bindings::BytesView;
 using autolien::bindings::rejects_dict;
-using autolien::bindings::to_binary_column;
 using autolien::bindings::to_numpy;
 namespace nm = autolien::gnss::nmea;
 namespace ag = autolien::gnss;
+
+namespace {
+
+// A column struct's vectors, moved into numpy arrays under their list's names.
+template <typename Columns> py::dict columns_dict(Columns& c) {
+    py::dict d;
+    c.for_each_column([&d](const char* name, const char*, auto& col) { d[name] = to_numpy(std::move(col)); });
+    return d;
+}
+
+} // namespace
 
 void register_gnss(py::module_& m) {
     m.def(
@@ -34,43 +46,9 @@ void register_gnss(py::module_& m) {
                 const py::gil_scoped_release nogil;
                 r = nm::decode({v.data(), v.size()});
             }
-            auto& F = r.fixes;
-            py::dict fixes;
-            fixes["offset"] = to_numpy(std::move(F.offset));
-            fixes["source"] = to_numpy(std::move(F.source));
-            fixes["time_us"] = to_numpy(std::move(F.time_us));
-            fixes["lat"] = to_numpy(std::move(F.lat));
-            fixes["lon"] = to_numpy(std::move(F.lon));
-            fixes["altitude_m"] = to_numpy(std::move(F.altitude_m));
-            fixes["height_m"] = to_numpy(std::move(F.height_m));
-            fixes["speed_kmh"] = to_numpy(std::move(F.speed_kmh));
-            fixes["heading_deg"] = to_numpy(std::move(F.heading_deg));
-            fixes["quality"] = to_numpy(std::move(F.quality));
-            fixes["num_sats"] = to_numpy(std::move(F.num_sats));
-            fixes["fix_type"] = to_numpy(std::move(F.fix_type));
-            fixes["carr_soln"] = to_numpy(std::move(F.carr_soln));
-            fixes["hdop"] = to_numpy(std::move(F.hdop));
-            fixes["pdop"] = to_numpy(std::move(F.pdop));
-            fixes["sigma_n_m"] = to_numpy(std::move(F.sigma_n_m));
-            fixes["sigma_e_m"] = to_numpy(std::move(F.sigma_e_m));
-            fixes["sigma_u_m"] = to_numpy(std::move(F.sigma_u_m));
-            fixes["diff_age_s"] = to_numpy(std::move(F.diff_age_s));
-            fixes["rmc_status"] = to_numpy(std::move(F.rmc_status));
-            fixes["rmc_mode"] = to_numpy(std::move(F.rmc_mode));
-            py::dict msgs;
-            std::vector<std::uint64_t> offs;
-            std::vector<std::uint32_t> lens;
-            std::vector<std::uint8_t> used;
-            for (const auto& x : r.messages) {
-                offs.push_back(x.offset);
-                lens.push_back(x.length);
-                used.push_back(x.used);
-            }
-            msgs["offset"] = to_numpy(std::move(offs));
-            msgs["length"] = to_numpy(std::move(lens));
-            msgs["used"] = to_numpy(std::move(used));
-            msgs["kind"] =
-                to_binary_column(r.messages, [](const auto& x) -> const std::string& { return x.kind; });
+            py::dict fixes = columns_dict(r.fixes), msgs = columns_dict(r.messages);
+            msgs["kind"] = py::make_tuple(to_numpy(std::move(r.messages.kind_data)),
+                                          to_numpy(std::move(r.messages.kind_start)));
             py::dict rej = rejects_dict(r.rejects);
             py::dict out;
             out["fixes"] = fixes;
@@ -231,10 +209,12 @@ void register_gnss_fusion(py::module_& m) {
             config_from(config, cfg, pk);
             // Parked episodes and moves per vehicle, gathered in vehicle order after the pool.
             std::vector<ag::ParkOutput> parked(ng - 1);
-            std::vector<double> olat(n, NAN), olon(n, NAN), oh(n, NAN), ve(n, NAN), vn(n, NAN), vu(n, NAN),
-                vare(n, NAN), varn(n, NAN), varu(n, NAN), nis(n, NAN), infl(n, NAN);
-            std::vector<std::uint8_t> status(n, 1);
-            std::vector<std::uint32_t> segment(n, 0);
+            ag::TrackColumns T;
+            T.for_each_column([n](const char*, const char*, auto& col) {
+                using V = typename std::decay_t<decltype(col)>::value_type;
+                col.assign(n, std::is_floating_point_v<V> ? V(NAN) : V(0));
+            });
+            std::fill(T.status.begin(), T.status.end(), std::uint8_t(1));
             {
                 const py::gil_scoped_release nogil;
                 autolien::global_pool()->parallel_for(ng - 1, 1, [&](std::size_t b, std::size_t end) {
@@ -301,86 +281,53 @@ void register_gnss_fusion(py::module_& m) {
                         for (std::size_t i = 0; i < m_; ++i) {
                             if (std::isfinite(res.e[i])) {
                                 const auto g3 = frame.to_geodetic({res.e[i], res.n[i], res.u[i]});
-                                olat[lo + i] = g3[0];
-                                olon[lo + i] = g3[1];
-                                oh[lo + i] = g3[2];
+                                T.lat[lo + i] = g3[0];
+                                T.lon[lo + i] = g3[1];
+                                T.height_m[lo + i] = g3[2];
                             }
-                            ve[lo + i] = res.ve[i];
-                            vn[lo + i] = res.vn[i];
-                            vu[lo + i] = res.vu[i];
-                            vare[lo + i] = res.var_e[i];
-                            varn[lo + i] = res.var_n[i];
-                            varu[lo + i] = res.var_u[i];
-                            nis[lo + i] = res.nis[i];
-                            infl[lo + i] = res.inflation[i];
-                            status[lo + i] = res.status[i];
-                            segment[lo + i] = res.segment[i];
+                            T.ve_mps[lo + i] = res.ve[i];
+                            T.vn_mps[lo + i] = res.vn[i];
+                            T.vu_mps[lo + i] = res.vu[i];
+                            T.var_e_m2[lo + i] = res.var_e[i];
+                            T.var_n_m2[lo + i] = res.var_n[i];
+                            T.var_u_m2[lo + i] = res.var_u[i];
+                            T.nis[lo + i] = res.nis[i];
+                            T.inflation[lo + i] = res.inflation[i];
+                            T.status[lo + i] = res.status[i];
+                            T.segment[lo + i] = res.segment[i];
                         }
                     }
                 });
             }
-            py::dict out;
-            out["lat"] = to_numpy(std::move(olat));
-            out["lon"] = to_numpy(std::move(olon));
-            out["height_m"] = to_numpy(std::move(oh));
-            out["ve_mps"] = to_numpy(std::move(ve));
-            out["vn_mps"] = to_numpy(std::move(vn));
-            out["vu_mps"] = to_numpy(std::move(vu));
-            out["var_e_m2"] = to_numpy(std::move(vare));
-            out["var_n_m2"] = to_numpy(std::move(varn));
-            out["var_u_m2"] = to_numpy(std::move(varu));
-            out["nis"] = to_numpy(std::move(nis));
-            out["inflation"] = to_numpy(std::move(infl));
-            out["status"] = to_numpy(std::move(status));
-            out["segment"] = to_numpy(std::move(segment));
-            std::vector<std::int64_t> p_group, p_first, p_last, m_group, m_episode, m_first, m_last;
-            std::vector<double> p_lat, p_lon, p_h, p_ve, p_vn, p_vu, m_dist, m_sigma;
-            std::vector<std::uint32_t> p_count;
-            std::vector<std::uint8_t> m_kind;
+            ag::ParkedColumns P;
+            ag::MoveColumns M;
             for (std::size_t g = 0; g + 1 < ng; ++g) {
-                const std::size_t base = p_group.size();
+                const std::size_t base = P.group.size();
                 for (const auto& ep : parked[g].episodes) {
-                    p_group.push_back(std::int64_t(g));
-                    p_first.push_back(std::int64_t(ep.first));
-                    p_last.push_back(std::int64_t(ep.last));
-                    p_lat.push_back(ep.e);
-                    p_lon.push_back(ep.n);
-                    p_h.push_back(ep.u);
-                    p_ve.push_back(ep.var_e);
-                    p_vn.push_back(ep.var_n);
-                    p_vu.push_back(ep.var_u);
-                    p_count.push_back(ep.n_fixes);
+                    P.group.push_back(std::int64_t(g));
+                    P.first.push_back(std::int64_t(ep.first));
+                    P.last.push_back(std::int64_t(ep.last));
+                    P.lat.push_back(ep.e);
+                    P.lon.push_back(ep.n);
+                    P.height_m.push_back(ep.u);
+                    P.var_e_m2.push_back(ep.var_e);
+                    P.var_n_m2.push_back(ep.var_n);
+                    P.var_u_m2.push_back(ep.var_u);
+                    P.n_fixes.push_back(ep.n_fixes);
                 }
                 for (const auto& mv : parked[g].moves) {
-                    m_group.push_back(std::int64_t(g));
-                    m_episode.push_back(std::int64_t(base + mv.episode));
-                    m_first.push_back(std::int64_t(mv.first_fix));
-                    m_last.push_back(std::int64_t(mv.last_fix));
-                    m_dist.push_back(mv.distance_m);
-                    m_sigma.push_back(mv.sigma_m);
-                    m_kind.push_back(static_cast<std::uint8_t>(mv.kind));
+                    M.group.push_back(std::int64_t(g));
+                    M.episode.push_back(std::int64_t(base + mv.episode));
+                    M.first_fix.push_back(std::int64_t(mv.first_fix));
+                    M.last_fix.push_back(std::int64_t(mv.last_fix));
+                    M.distance_m.push_back(mv.distance_m);
+                    M.sigma_m.push_back(mv.sigma_m);
+                    M.kind.push_back(static_cast<std::uint8_t>(mv.kind));
                 }
             }
-            py::dict pd, md;
-            pd["group"] = to_numpy(std::move(p_group));
-            pd["first"] = to_numpy(std::move(p_first));
-            pd["last"] = to_numpy(std::move(p_last));
-            pd["lat"] = to_numpy(std::move(p_lat));
-            pd["lon"] = to_numpy(std::move(p_lon));
-            pd["height_m"] = to_numpy(std::move(p_h));
-            pd["var_e_m2"] = to_numpy(std::move(p_ve));
-            pd["var_n_m2"] = to_numpy(std::move(p_vn));
-            pd["var_u_m2"] = to_numpy(std::move(p_vu));
-            pd["n_fixes"] = to_numpy(std::move(p_count));
-            md["group"] = to_numpy(std::move(m_group));
-            md["episode"] = to_numpy(std::move(m_episode));
-            md["first_fix"] = to_numpy(std::move(m_first));
-            md["last_fix"] = to_numpy(std::move(m_last));
-            md["distance_m"] = to_numpy(std::move(m_dist));
-            md["sigma_m"] = to_numpy(std::move(m_sigma));
-            md["kind"] = to_numpy(std::move(m_kind));
-            out["parked"] = pd;
-            out["moves"] = md;
+            py::dict out = columns_dict(T);
+            out["parked"] = columns_dict(P);
+            out["moves"] = columns_dict(M);
             return out;
         },
         py::arg("groups").noconvert(), py::arg("t").noconvert(), py::arg("lat").noconvert(),
@@ -433,21 +380,15 @@ void register_gnss_geofence(py::module_& m) {
                     }
                 });
             }
-            std::vector<std::int64_t> row, before;
-            std::vector<std::uint32_t> fence;
-            std::vector<std::uint8_t> enter;
+            ag::FenceEventColumns E;
             for (const auto& evs : per)
                 for (const auto& ev : evs) {
-                    row.push_back(std::int64_t(ev.row));
-                    before.push_back(std::int64_t(ev.before));
-                    fence.push_back(ev.fence);
-                    enter.push_back(ev.enter ? 1 : 0);
+                    E.row.push_back(std::int64_t(ev.row));
+                    E.before.push_back(std::int64_t(ev.before));
+                    E.fence.push_back(ev.fence);
+                    E.enter.push_back(ev.enter ? 1 : 0);
                 }
-            py::dict out;
-            out["row"] = to_numpy(std::move(row));
-            out["before"] = to_numpy(std::move(before));
-            out["fence"] = to_numpy(std::move(fence));
-            out["enter"] = to_numpy(std::move(enter));
+            py::dict out = columns_dict(E);
             return out;
         },
         py::arg("groups").noconvert(), py::arg("lat").noconvert(), py::arg("lon").noconvert(),

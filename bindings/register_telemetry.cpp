@@ -6,6 +6,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "autolien/gnss/columns.hpp"
+#include "autolien/gnss/nmea.hpp"
 #include "autolien/telemetry/gb32960.hpp"
 #include "autolien/telemetry/jt808.hpp"
 #include "autolien/telemetry/obd.hpp"
@@ -89,6 +91,36 @@ py::dict column_types() {
         py::list out;
         AUTOLIEN_OBD_ROW_COLUMNS(AUTOLIEN_COLUMN_TYPE)
         d["obd.rows"] = out;
+    }
+    {
+        py::list out;
+        AUTOLIEN_NMEA_FIX_COLUMNS(AUTOLIEN_COLUMN_TYPE)
+        d["nmea.fixes"] = out;
+    }
+    {
+        py::list out;
+        AUTOLIEN_NMEA_MESSAGE_COLUMNS(AUTOLIEN_COLUMN_TYPE)
+        d["nmea.messages"] = out;
+    }
+    {
+        py::list out;
+        AUTOLIEN_GNSS_TRACK_COLUMNS(AUTOLIEN_COLUMN_TYPE)
+        d["gnss.track"] = out;
+    }
+    {
+        py::list out;
+        AUTOLIEN_GNSS_PARKED_COLUMNS(AUTOLIEN_COLUMN_TYPE)
+        d["gnss.parked"] = out;
+    }
+    {
+        py::list out;
+        AUTOLIEN_GNSS_MOVE_COLUMNS(AUTOLIEN_COLUMN_TYPE)
+        d["gnss.moves"] = out;
+    }
+    {
+        py::list out;
+        AUTOLIEN_GNSS_FENCE_EVENT_COLUMNS(AUTOLIEN_COLUMN_TYPE)
+        d["gnss.fence_events"] = out;
     }
     return d;
 }

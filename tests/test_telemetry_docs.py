@@ -14,12 +14,13 @@ import typing
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from autolien import _core
-from autolien.telemetry import _raw, gb32960, jt808, obd
+from autolien.gnss import _raw as gnss_raw
+from autolien.telemetry import _raw, gb32960, jt808, nmea, obd
 from autolien.telemetry.schemas import markdown
+from stub_types import _check, _dtype
 
 DOC = Path(__file__).parent.parent / "docs" / "telemetry.md"
 ROOT = Path(__file__).parent.parent
@@ -36,15 +37,13 @@ TYPED = {
     "gb32960.frames": _raw.Gb32960Frames,
     "gb32960.rows": _raw.Gb32960Rows,
     "obd.rows": _raw.ObdRows,
+    "nmea.fixes": _raw.NmeaFixes,
+    "nmea.messages": _raw.NmeaMessages,
+    "gnss.track": gnss_raw.FuseRaw,
+    "gnss.parked": gnss_raw.FuseParked,
+    "gnss.moves": gnss_raw.FuseMoves,
+    "gnss.fence_events": gnss_raw.FenceEventsRaw,
 }
-
-
-def _dtype(hint: Any) -> str | None:
-    """'uint8' for NDArray[np.uint8], None for anything else."""
-    if typing.get_origin(hint) is not np.ndarray:
-        return None
-    (scalar,) = typing.get_args(typing.get_args(hint)[1])
-    return str(np.dtype(scalar))
 
 
 @pytest.mark.parametrize("table", sorted(TYPED))
@@ -61,30 +60,6 @@ def test_typed_results_match_the_column_lists(table: str) -> None:
     assert extra == set(), extra
 
 
-def _check(value: Any, hint: Any, where: str) -> None:
-    origin = typing.get_origin(hint)
-    if typing.is_typeddict(hint):
-        hints = typing.get_type_hints(hint)
-        assert isinstance(value, dict), where
-        assert set(value) == set(hints), (where, set(value) ^ set(hints))
-        for key, sub in hints.items():
-            _check(value[key], sub, f"{where}.{key}")
-    elif origin is np.ndarray:
-        assert isinstance(value, np.ndarray), where
-        assert value.dtype == np.dtype(_dtype(hint)), where
-    elif origin is tuple:
-        assert isinstance(value, tuple), where
-        assert len(value) == len(typing.get_args(hint)), where
-        for i, (v, h) in enumerate(zip(value, typing.get_args(hint), strict=True)):
-            _check(v, h, f"{where}[{i}]")
-    elif origin is list:
-        assert isinstance(value, list), where
-        for i, v in enumerate(value):
-            _check(v, typing.get_args(hint)[0], f"{where}[{i}]")
-    else:
-        assert isinstance(value, hint), where
-
-
 def test_decoders_return_what_core_pyi_says() -> None:
     data = ROOT / "tests" / "data" / "protocols"
     jt = bytes.fromhex(
@@ -98,6 +73,8 @@ def test_decoders_return_what_core_pyi_says() -> None:
     )
     _check(_core.decode_gb32960(gb + b"junk"), _raw.Gb32960Raw, "gb32960")
     _check(_core.decode_obd(b"7E8 03 41 0D 32\rNO DATA\r"), _raw.ObdRaw, "obd")
+    nmea_log = (data.parent / "gnss" / "gpsd" / "nmea-fuzzy-cases.log").read_bytes()
+    _check(_core.decode_nmea(nmea_log + b"junk"), _raw.NmeaRaw, "nmea")
 
 
 def test_schemas_take_their_generated_fields_from_the_column_lists() -> None:
@@ -108,6 +85,8 @@ def test_schemas_take_their_generated_fields_from_the_column_lists() -> None:
         ("gb32960.scalars", gb32960.EV_SCHEMA),
         ("gb32960.frames", gb32960.MESSAGE_SCHEMA),
         ("obd.rows", obd.OBD_SCHEMA),
+        ("nmea.fixes", nmea.FIX_SCHEMA),
+        ("nmea.messages", nmea.MESSAGE_SCHEMA),
     ]:
         for name, _, output in _core.column_types()[table]:
             if output:
@@ -118,10 +97,15 @@ def test_schemas_take_their_generated_fields_from_the_column_lists() -> None:
 
 @pytest.mark.parametrize(
     ("module", "header"),
-    [(jt808, "jt808.hpp"), (gb32960, "gb32960.hpp"), (obd, "obd.hpp")],
+    [
+        (jt808, "telemetry/jt808.hpp"),
+        (gb32960, "telemetry/gb32960.hpp"),
+        (obd, "telemetry/obd.hpp"),
+        (nmea, "gnss/nmea.hpp"),
+    ],
 )
 def test_reject_reasons_match_the_cpp_enums(module: Any, header: str) -> None:
-    text = (ROOT / "cpp" / "include" / "autolien" / "telemetry" / header).read_text()
+    text = (ROOT / "cpp" / "include" / "autolien" / header).read_text()
     body = text.split("enum class Reason", 1)[1].split("};", 1)[0]
     cpp = {int(v): k for k, v in re.findall(r"(\w+) = (\d+)", body)}
     assert {k: v for k, v in module.REASONS.items() if k in cpp} == cpp

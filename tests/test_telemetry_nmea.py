@@ -148,7 +148,9 @@ def test_rejects_checksums_missing_checksums_junk_and_truncation() -> None:
     good = sentence("GPGGA,120000.00,3001.0000,N,12001.0000,E,1,08,1.0,10.0,M,5.0,M,,")
     bad = bytearray(good)
     bad[10] = ord("9")
-    data = b"\x00\x01garbage" + good + bytes(bad) + b"$GPGGA,120001.00,3001.0000,N\r\n" + good[:30]
+    # A sentence cut short by the next '$' before any checksum, then input
+    # that ends inside a sentence.
+    data = b"\x00\x01garbage" + good + bytes(bad) + b"$GPGGA,120001.00,3001.0000,N" + good[:30]
     res = decode_nmea(data)
     assert res.rejects.column("reason").to_pylist() == [
         "junk",
@@ -157,9 +159,9 @@ def test_rejects_checksums_missing_checksums_junk_and_truncation() -> None:
         "truncated",
     ]
     assert res.table.num_rows == 1
-    # Every byte but the three CR/LF pairs is in the decoded sentence or a reject.
+    # Every byte but the two CR/LF pairs is in the decoded sentence or a reject.
     rejected = sum(len(r) for r in res.rejects.column("raw").to_pylist())
-    assert rejected + (len(good) - 2) == len(data) - 6
+    assert rejected + (len(good) - 2) == len(data) - 4
     # A UBX message with a corrupt checksum resyncs just after its sync bytes.
     ubx = bytes([0xB5, 0x62, 0x01, 0x07, 0x02, 0x00, 0xAA, 0xBB, 0x00, 0x00])
     res2 = decode_nmea(ubx + good)
@@ -247,5 +249,112 @@ def test_numbers_parse_in_place_as_python_float_does(
     except ValueError:
         want = None
     assert hdop == want
+    # A malformed number is null and named, not silently absent.
+    bad = decode_nmea(data).table.column("bad_fields")[0].as_py()
+    assert bad == ("hdop" if want is None and text else None)
     if want is not None and want == 0:
         assert str(hdop).startswith("-") == str(want).startswith("-")
+
+
+# --- What a bad field costs (docs/telemetry.md, "What is kept when the input is bad") ---------
+
+
+def _pynmea2() -> Any:
+    return pytest.importorskip("pynmea2")
+
+
+def test_a_rejected_sentence_changes_no_epoch() -> None:
+    """GGA and RMC are checked whole before any field reaches the epoch: a
+    sentence rejected on a late field neither closes the open epoch nor
+    starts one, nor leaves a field behind."""
+    good_gga = "GPGGA,120000.00,3001.0000,N,12001.0000,E,1,08,1.0,10.0,M,5.0,M,,"
+    # A new time and quality 4, then a position that is not one.
+    bad_gga = "GPGGA,120001.00,3001.0000,N,120x1.0000,E,4,08,1.0,10.0,M,5.0,M,,"
+    # The open epoch's time and a status, then a date that is not one.
+    bad_rmc = "GPRMC,120000.00,V,3001.0000,N,12001.0000,E,1.0,45.0,321326,,,A"
+    good_rmc = "GPRMC,120000.00,A,3001.0000,N,12001.0000,E,1.0,45.0,311226,,,A"
+    data = b"".join(sentence(x) for x in (good_gga, bad_gga, bad_rmc, good_rmc))
+    res = decode_nmea(data)
+    assert res.rejects.column("reason").to_pylist() == ["bad_field", "bad_field"]
+    assert [m.split(":")[0] for m in res.rejects.column("message").to_pylist()] == [
+        "GPGGA",
+        "GPRMC",
+    ]
+    (row,) = res.table.to_pylist()  # one epoch: the bad GGA did not close it
+    assert row["time"].isoformat() == "2026-12-31T12:00:00+00:00"
+    assert (row["quality"], row["rmc_status"], row["speed_kmh"]) == (1, "A", pytest.approx(1.852))
+    assert row["lat"] == pytest.approx(30 + 1 / 60)
+    assert row["bad_fields"] is None
+    assert res.messages.column("kind").to_pylist() == ["GPGGA", "GPRMC"]
+    # pynmea2 reads the same good sentences the same way, and cannot make a
+    # longitude or a date of the bad ones either
+    pynmea2 = _pynmea2()
+    g = pynmea2.parse(sentence(good_gga).decode().strip(), check=True)
+    assert (g.latitude, g.longitude, int(g.gps_qual)) == (
+        pytest.approx(row["lat"]),
+        pytest.approx(row["lon"]),
+        row["quality"],
+    )
+    with pytest.raises(ValueError, match="is not valid"):
+        _ = pynmea2.parse(sentence(bad_gga).decode().strip(), check=True).longitude
+    # (pynmea2 hands back the raw text of a field it cannot convert.)
+    assert pynmea2.parse(sentence(bad_rmc).decode().strip(), check=True).datestamp == "321326"
+
+
+def test_malformed_optional_numbers_are_null_and_named() -> None:
+    """A number that is not one costs only its column, which says why it is null."""
+    gga = "GNGGA,120000.00,3001.0000,N,12001.0000,E,4,300,0.x9,1O.5,M,5.0,M,1.0,0001"
+    gst = "GNGST,120000.00,0.01,0.02,0.01,10.0,abc,0.015,0.030"
+    rmc = "GNRMC,120000.00,A,3001.0000,N,12001.0000,E,1.2.3,45.0,311226,,,RTK"
+    res = decode_nmea(b"".join(sentence(x) for x in (gga, gst, rmc)))
+    assert res.rejects.num_rows == 0
+    (row,) = res.table.to_pylist()
+    assert row["bad_fields"] == "altitude_m,height_m,speed_kmh,num_sats,hdop,sigma_n_m,rmc_mode"
+    for col in ("altitude_m", "height_m", "speed_kmh", "num_sats", "hdop", "sigma_n_m", "rmc_mode"):
+        assert row[col] is None, col
+    # The good fields of the same sentences are kept.
+    assert (row["quality"], row["diff_age_s"], row["sigma_e_m"], row["heading_deg"]) == (
+        4,
+        1.0,
+        0.015,
+        45.0,
+    )
+    assert row["lat"] == pytest.approx(30 + 1 / 60)
+    assert row["rmc_status"] == "A"
+    # pynmea2 parses these sentences too and has no number for these fields:
+    # it hands back the raw text (or, for the satellite count, a count that
+    # no receiver tracks and no uint8 holds).
+    pynmea2 = _pynmea2()
+    g = pynmea2.parse(sentence(gga).decode().strip(), check=True)
+    for text in (g.altitude, g.horizontal_dil):
+        with pytest.raises(ValueError, match="could not convert"):
+            float(text)
+    assert int(g.num_sats) == 300
+    r = pynmea2.parse(sentence(rmc).decode().strip(), check=True)
+    with pytest.raises(ValueError, match="could not convert"):
+        float(r.spd_over_grnd)
+    assert r.true_course == 45.0
+
+
+def test_sentences_without_checksum_are_kept_and_flagged() -> None:
+    """As pynmea2 and gpsd do, a sentence without *hh ended by CR/LF is decoded;
+    the epoch and the message say that it could not be checked."""
+    gga = "$GPGGA,120000.00,3001.0000,N,12001.0000,W,2,08,1.0,10.0,M,5.0,M,,"
+    rmc = sentence("GPRMC,120000.00,A,3001.0000,N,12001.0000,W,1.0,45.0,311226,,,D")
+    nxt = sentence("GPGGA,120001.00,3001.0000,N,12001.0000,W,2,08,1.0,10.0,M,5.0,M,,")
+    res = decode_nmea(gga.encode() + b"\r\n" + rmc + nxt)
+    assert res.rejects.num_rows == 0
+    a, b = res.table.to_pylist()
+    assert (a["checksum_present"], b["checksum_present"]) == (False, True)
+    assert res.messages.column("checksum_present").to_pylist() == [False, True, True]
+    msg = _pynmea2().parse(gga)  # pynmea2's default: no checksum is no error
+    assert (a["lat"], a["lon"], a["altitude_m"], a["quality"]) == (
+        pytest.approx(msg.latitude),
+        pytest.approx(msg.longitude),
+        msg.altitude,
+        int(msg.gps_qual),
+    )
+    # Without CR/LF it is cut short (by the next '$') or cut off (by the end).
+    res = decode_nmea(gga.encode() + nxt + gga.encode())
+    assert res.rejects.column("reason").to_pylist() == ["no_checksum", "truncated"]
+    assert res.table.column("checksum_present").to_pylist() == [True]

@@ -9,10 +9,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (const auto& rej : r.rejects)
         if (rej.offset >= size && size > 0)
             __builtin_trap();
-    for (const auto& m : r.messages)
-        if (m.offset + m.length > size)
+    const auto& m = r.messages;
+    if (m.length.size() != m.size() || m.kind_start.size() != m.size() + 1)
+        __builtin_trap();
+    for (std::size_t i = 0; i < m.size(); ++i)
+        if (m.offset[i] + m.length[i] > size || m.kind(i).empty())
             __builtin_trap();
-    if (r.fixes.lat.size() != r.fixes.size() || r.fixes.quality.size() != r.fixes.size())
+    const auto& f = r.fixes;
+    if (f.lat.size() != f.size() || f.quality.size() != f.size() || f.bad_fields.size() != f.size())
         __builtin_trap();
     return 0;
 }

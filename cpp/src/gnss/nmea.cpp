@@ -1,12 +1,18 @@
 #include "autolien/gnss/nmea.hpp"
 
 #include <array>
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <optional>
+#include <string>
 #include <string_view>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace autolien::gnss::nmea {
 
@@ -33,7 +39,9 @@ std::optional<double> num_slow(std::string_view s) {
     double v = 0;
     const auto* first = s.data();
     if (*first == '+')
-        ++first;
+        ++first; // from_chars takes no '+'; "+-1" stays an error, as in Python
+    if (first == s.data() + s.size() || (*first == '-' && first != s.data()))
+        return std::nullopt;
     auto [p, ec] = std::from_chars(first, s.data() + s.size(), v);
     if (ec != std::errc() || p != s.data() + s.size() || !std::isfinite(v))
         return std::nullopt;
@@ -51,22 +59,24 @@ std::optional<double> num(std::string_view s) {
     const bool neg = *p == '-';
     if (*p == '-' || *p == '+')
         ++p;
-    std::uint64_t m = 0;
-    int digits = 0, frac = -1;
-    for (; p < end; ++p) {
-        const unsigned d = unsigned(*p) - '0';
-        if (d < 10) {
-            m = m * 10 + d;
-            ++digits;
-            if (frac >= 0)
-                ++frac;
-        } else if (*p == '.' && frac < 0) {
-            frac = 0;
-        } else {
-            return num_slow(s);
-        }
+    std::uint64_t m = 0; // wraps past 19 digits, but then from_chars decides
+    const char* const whole = p;
+    unsigned d = 0;
+    while (p < end && (d = unsigned(*p) - '0') < 10) {
+        m = m * 10 + d;
+        ++p;
     }
-    if (digits == 0 || digits > 15 || frac > 22)
+    std::ptrdiff_t digits = p - whole, frac = 0;
+    if (p < end && *p == '.') {
+        const char* const first = ++p;
+        while (p < end && (d = unsigned(*p) - '0') < 10) {
+            m = m * 10 + d;
+            ++p;
+        }
+        frac = p - first;
+        digits += frac;
+    }
+    if (p != end || digits == 0 || digits > 15)
         return num_slow(s);
     double v = double(m);
     if (frac > 0)
@@ -141,26 +151,21 @@ std::optional<std::int64_t> date_days(std::string_view s) {
     return days_from_civil(year, unsigned(v[1]), unsigned(v[0]));
 }
 
-// Comma-separated fields in a fixed array: no allocation per sentence. A
+// Comma-separated fields as bounds in a fixed array: no allocation and no
+// view built per sentence. Field i is (text + bound[i], text + bound[i + 1])
+// exclusive: bound[0] is the '$', then the commas, then the '*' or the end. A
 // sentence with more fields than kMaxFields keeps the rest in the last one.
 constexpr std::size_t kMaxFields = 40;
 struct Fields {
-    std::array<std::string_view, kMaxFields> f;
+    const char* text = nullptr;
+    // The scan writes up to 16 commas a block before it caps the count.
+    std::array<std::uint32_t, kMaxFields + 17> bound{};
     std::size_t n = 0;
     std::size_t size() const { return n; }
-    std::string_view operator[](std::size_t i) const { return f[i]; }
+    std::string_view operator[](std::size_t i) const {
+        return {text + bound[i] + 1, std::size_t(bound[i + 1] - bound[i] - 1)};
+    }
 };
-
-// Byte classes for the sentence scan.
-constexpr std::uint8_t kPlain = 0, kStop = 1, kSync = 2, kComma = 3, kStar = 4;
-constexpr std::array<std::uint8_t, 256> kByteClass = [] {
-    std::array<std::uint8_t, 256> t{};
-    t['\r'] = t['\n'] = t['$'] = kStop;
-    t[0xB5] = kSync;
-    t[','] = kComma;
-    t['*'] = kStar;
-    return t;
-}();
 
 int hex_digit(char c) {
     if (c >= '0' && c <= '9')
@@ -170,6 +175,55 @@ int hex_digit(char c) {
     if (c >= 'a' && c <= 'f')
         return c - 'a' + 10;
     return -1;
+}
+
+// XOR of p[0, len), eight bytes at a time.
+std::uint8_t xor_bytes(const std::uint8_t* p, std::size_t len) {
+    std::uint64_t x = 0;
+    std::size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        std::uint64_t w;
+        std::memcpy(&w, p + i, 8);
+        x ^= w;
+    }
+    x ^= x >> 32;
+    x ^= x >> 16;
+    x ^= x >> 8;
+    auto r = std::uint8_t(x);
+    for (; i < len; ++i)
+        r ^= p[i];
+    return r;
+}
+
+// An optional number: empty is absent (NaN); malformed is NaN with the
+// column's bit set in `bad`, so that the row says why it is null.
+double opt_num(std::string_view s, std::uint32_t& bad, FixColumn c) {
+    if (s.empty())
+        return kNaN;
+    if (const auto v = num(s))
+        return *v;
+    bad |= bit(c);
+    return kNaN;
+}
+
+// An optional whole number in [0, hi]; -1 when absent or malformed.
+std::int32_t opt_count(std::string_view s, std::int32_t hi, std::uint32_t& bad, FixColumn c) {
+    if (s.empty())
+        return -1;
+    if (const auto v = num(s); v && *v >= 0 && *v <= hi && *v == std::floor(*v))
+        return std::int32_t(*v);
+    bad |= bit(c);
+    return -1;
+}
+
+// An optional one-letter field (status, mode); 0 when absent or malformed.
+std::uint8_t opt_letter(std::string_view s, std::uint32_t& bad, FixColumn c) {
+    if (s.empty())
+        return 0;
+    if (s.size() == 1 && s[0] >= 'A' && s[0] <= 'Z')
+        return std::uint8_t(s[0]);
+    bad |= bit(c);
+    return 0;
 }
 
 struct Epoch {
@@ -182,7 +236,18 @@ struct Epoch {
     std::int32_t quality = -1, num_sats = -1, fix_type = -1, carr_soln = -1;
     double hdop = kNaN, pdop = kNaN, sn = kNaN, se = kNaN, su = kNaN, age = kNaN;
     std::uint8_t rmc_status = 0, rmc_mode = 0;
+    bool checksum_present = true;
+    std::uint32_t bad_fields = 0;
     std::int64_t ubx_time_us = kNoTime;
+};
+
+// A sentence's checked, parsed fields, applied to the epoch only once every
+// field is known good: a rejected sentence leaves no trace in a fix row.
+struct Parsed {
+    std::int64_t tod = 0;
+    bool has_pos = false;
+    double lat = kNaN, lon = kNaN;
+    std::uint32_t bad = 0;
 };
 
 class Decoder {
@@ -191,8 +256,14 @@ class Decoder {
 
     Result run() {
         const std::size_t n = d_.size();
-        // Typical sentences are 60-90 bytes: reserving avoids most regrowth.
-        out_.messages.reserve(n / 64 + 16);
+        // Sentences are 60-90 bytes and an epoch has one or more: reserving
+        // for one of each per 64 bytes avoids regrowth, and capacity never
+        // written is never touched, so it costs no memory pages.
+        const std::size_t rows = n / 64 + 16;
+        out_.messages.for_each_column([rows](const char*, const char*, auto& col) { col.reserve(rows); });
+        out_.messages.kind_start.reserve(rows + 1);
+        out_.messages.kind_data.reserve(rows * 5);
+        out_.fixes.reserve(rows);
         std::size_t pos = 0, junk = SIZE_MAX;
         while (pos < n) {
             const std::uint8_t c = d_[pos];
@@ -227,88 +298,144 @@ class Decoder {
         add_reject(out_.rejects, d_, off, r, std::move(msg), b, e);
     }
 
+    void add_message(std::size_t offset, std::size_t length, std::string_view kind, bool used,
+                     bool checksum) {
+        Messages& M = out_.messages;
+        M.offset.push_back(offset);
+        M.length.push_back(std::uint32_t(length));
+        M.used.push_back(used);
+        M.checksum_present.push_back(checksum);
+        for (const char ch : kind) // printable ASCII only, so always valid UTF-8
+            M.kind_data.push_back(ch >= 0x20 && ch < 0x7F ? std::uint8_t(ch) : std::uint8_t('?'));
+        M.kind_start.push_back(std::int64_t(M.kind_data.size()));
+    }
+
+    // The end of the sentence that starts at `start` (CR, LF, another '$', a
+    // UBX sync or `limit`), its commas (into fields_.bound[1, ncomma]) and its last '*'.
+    std::size_t scan(std::size_t start, std::size_t limit, std::size_t& star, std::size_t& ncomma) {
+        const std::size_t n = d_.size();
+        const std::uint8_t* d = d_.data();
+        auto& bound = fields_.bound;
+        auto is_stop = [&](std::size_t i) {
+            const std::uint8_t c = d[i];
+            return c == '\r' || c == '\n' || c == '$' || (c == 0xB5 && i + 1 < n && d[i + 1] == 0x62);
+        };
+#if defined(__SSE2__)
+        // Sixteen bytes at a time: one compare per delimiter, then the bits.
+        const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n'), dollar = _mm_set1_epi8('$'),
+                      sync = _mm_set1_epi8(char(0xB5)), comma = _mm_set1_epi8(','),
+                      asterisk = _mm_set1_epi8('*');
+        for (std::size_t pos = start + 1; pos < limit; pos += 16) {
+            __m128i v;
+            if (n - pos >= 16) {
+                v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + pos));
+            } else {
+                alignas(16) std::uint8_t buf[16] = {};
+                std::memcpy(buf, d + pos, n - pos);
+                v = _mm_load_si128(reinterpret_cast<const __m128i*>(buf));
+            }
+            const std::size_t avail = limit - pos;
+            const unsigned valid = avail >= 16 ? 0xFFFFu : (1u << avail) - 1;
+            unsigned stop = unsigned(_mm_movemask_epi8(_mm_or_si128(
+                                _mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)),
+                                _mm_or_si128(_mm_cmpeq_epi8(v, dollar), _mm_cmpeq_epi8(v, sync))))) &
+                            valid;
+            while (stop && !is_stop(pos + unsigned(std::countr_zero(stop))))
+                stop &= stop - 1; // a 0xB5 that starts no UBX message is a plain byte
+            const unsigned upto = stop ? (1u << std::countr_zero(stop)) - 1 : valid;
+            unsigned commas = unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(v, comma))) & upto;
+            const unsigned stars = unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(v, asterisk))) & upto;
+            const auto rel = std::uint32_t(pos - start);
+            for (; commas; commas &= commas - 1)
+                bound[++ncomma] = rel + unsigned(std::countr_zero(commas));
+            ncomma = std::min(ncomma, kMaxFields - 1);
+            if (stars)
+                star = pos + unsigned(31 - std::countl_zero(stars));
+            if (stop)
+                return pos + unsigned(std::countr_zero(stop));
+        }
+        return limit;
+#else
+        std::size_t end = start + 1;
+        for (; end < limit && !is_stop(end); ++end) {
+            if (d[end] == ',' && ncomma < kMaxFields - 1)
+                bound[++ncomma] = std::uint32_t(end - start);
+            else if (d[end] == '*')
+                star = end;
+        }
+        return end;
+#endif
+    }
+
     std::size_t sentence(std::size_t start) {
         const std::size_t n = d_.size();
         const std::uint8_t* d = d_.data();
-        // One pass: find the end, the last '*', the XOR of the bytes before
-        // it and the commas, so that fields are views into the input.
-        // A sentence ends at CR/LF; another '$' or a UBX sync also ends a broken one.
-        const std::size_t limit = std::min(n, start + 200);
-        std::size_t end = start + 1, star = std::string_view::npos, ncomma = 0;
-        std::uint8_t x = 0, x_star = 0;
-        for (; end < limit; ++end) {
-            const std::uint8_t c = d[end];
-            const std::uint8_t k = kByteClass[c];
-            if (k == kPlain) {
-                x ^= c;
-                continue;
-            }
-            if (k == kStop || (k == kSync && end + 1 < n && d[end + 1] == 0x62))
-                break;
-            if (k == kComma && ncomma < kMaxFields - 1)
-                commas_[ncomma++] = end;
-            else if (k == kStar) {
-                star = end;
-                x_star = x;
-            }
-            x ^= c;
-        }
+        constexpr std::size_t npos = std::string_view::npos;
+        std::size_t star = npos, ncomma = 0;
+        const std::size_t end = scan(start, std::min(n, start + 200), star, ncomma);
         const std::string_view s(reinterpret_cast<const char*>(d) + start, end - start);
-        if (star == std::string_view::npos) {
-            reject(start, end == n ? Reason::truncated : Reason::no_checksum,
-                   "NMEA sentence without *hh checksum", start, end);
-            return end;
+        // Where the fields end: at the '*', or at CR/LF for a sentence sent
+        // without a checksum (accepted, as pynmea2 and gpsd do, and flagged).
+        std::size_t fields_end = 0;
+        if (star == npos) {
+            if (end == n) {
+                reject(start, Reason::truncated, "input ends inside an NMEA sentence", start, end);
+                return end;
+            }
+            if (d[end] != '\r' && d[end] != '\n') {
+                reject(start, Reason::no_checksum,
+                       "NMEA sentence without *hh cut short by another sentence or message", start, end);
+                return end;
+            }
+            fields_end = s.size();
+        } else {
+            star -= start;
+            if (star + 3 != s.size()) {
+                reject(start, end == n && s.size() < star + 3 ? Reason::truncated : Reason::bad_checksum,
+                       "NMEA checksum must be two hex digits after '*'", start, end);
+                return end;
+            }
+            const int hi = hex_digit(s[star + 1]), lo = hex_digit(s[star + 2]);
+            if (hi < 0 || lo < 0 || unsigned(hi * 16 + lo) != xor_bytes(d + start + 1, star - 1)) {
+                reject(start, Reason::bad_checksum, "NMEA checksum mismatch", start, end);
+                return end;
+            }
+            fields_end = star;
         }
-        star -= start;
-        if (star + 3 != s.size()) {
-            reject(start, end == n && s.size() < star + 3 ? Reason::truncated : Reason::bad_checksum,
-                   "NMEA checksum must be two hex digits after '*'", start, end);
-            return end;
-        }
-        const int hi = hex_digit(s[star + 1]), lo = hex_digit(s[star + 2]);
-        if (hi < 0 || lo < 0 || unsigned(hi * 16 + lo) != x_star) {
-            reject(start, Reason::bad_checksum, "NMEA checksum mismatch", start, end);
-            return end;
-        }
-        // The fields: views between the commas before the '*' (a valid
-        // sentence has none after it).
+        const bool checksum = star != npos;
+        // The fields lie between the commas before the end of the fields (a
+        // sentence with a checksum has none after the '*').
         Fields& f = fields_;
-        f.n = 0;
-        std::size_t from = 1;
-        for (std::size_t c = 0; c < ncomma; ++c) {
-            const std::size_t at = commas_[c] - start;
-            f.f[f.n++] = s.substr(from, at - from);
-            from = at + 1;
-        }
-        f.f[f.n++] = s.substr(from, star - from);
+        f.text = s.data();
+        f.bound[0] = 0;
+        f.bound[ncomma + 1] = std::uint32_t(fields_end);
+        f.n = ncomma + 1;
         const std::string_view addr = f[0];
-        std::string kind;
-        for (const char ch : addr) // printable ASCII only, so always valid UTF-8
-            kind.push_back(ch >= 0x20 && ch < 0x7F ? ch : '?');
-        Message msg{start, std::uint32_t(end - start), kind, false};
+        bool used = false;
         if (addr.size() == 5) {
             const auto type = addr.substr(2);
-            std::string err;
+            std::string err = "-"; // another sentence type: listed, not used
             if (type == "GGA")
-                err = gga(f, start);
+                err = gga(f, start, checksum);
             else if (type == "RMC")
-                err = rmc(f, start);
+                err = rmc(f, start, checksum);
             else if (type == "GST")
-                err = gst(f, start);
+                err = gst(f, start, checksum);
             else if (type == "GSA")
-                err = gsa(f, start);
+                err = gsa(f, start, checksum);
             else if (type == "VTG")
-                err = vtg(f, start);
-            else
-                err = "-"; // another sentence type: listed, not used
+                err = vtg(f, start, checksum);
             if (err.empty()) {
-                msg.used = true;
+                used = true;
             } else if (err != "-") {
+                std::string kind;
+                for (const char ch : addr)
+                    kind.push_back(ch >= 0x20 && ch < 0x7F ? ch : '?');
                 reject(start, Reason::bad_field, kind + ": " + err, start, end);
                 return end;
             }
         }
-        out_.messages.push_back(std::move(msg));
+        add_message(start, end - start, addr, used, checksum);
         return end;
     }
 
@@ -335,6 +462,12 @@ class Decoder {
         }
     }
 
+    // What every applied sentence adds to its epoch.
+    void applied(const Parsed& p, bool checksum) {
+        ep_.bad_fields |= p.bad;
+        ep_.checksum_present = ep_.checksum_present && checksum;
+    }
+
     // Why a sentence is short of fields ("" when it is not).
     static std::string short_of(const Fields& f, std::size_t need, const char* what) {
         if (f.size() >= need)
@@ -343,106 +476,152 @@ class Decoder {
                std::to_string(f.size());
     }
 
-    // Sets the epoch position from NMEA ddmm.mmmm fields; false when malformed.
-    bool position(const Fields& f, std::size_t lat_field) {
-        const auto lat = coord(f[lat_field], f[lat_field + 1], 2),
-                   lon = coord(f[lat_field + 2], f[lat_field + 3], 3);
-        if (!lat || !lon)
-            return false;
-        ep_.lat = *lat;
-        ep_.lon = *lon;
-        return true;
+    // The time of day and, when either coordinate is sent, the position
+    // (ddmm.mmmm fields from lat_field); "" when both are good. GGA and RMC
+    // of one epoch repeat the same text: that is parsed once.
+    std::string time_and_position(const Fields& f, std::size_t lat_field, Parsed& p) {
+        if (f[1] != tod_text_) {
+            const auto tod = time_of_day(f[1]);
+            if (!tod)
+                return "bad time '" + std::string(f[1]) + "'";
+            tod_text_ = f[1];
+            tod_value_ = *tod;
+        }
+        p.tod = tod_value_;
+        if (f[lat_field].empty() && f[lat_field + 2].empty())
+            return {};
+        const std::array<std::string_view, 4> text{f[lat_field], f[lat_field + 1], f[lat_field + 2],
+                                                   f[lat_field + 3]};
+        if (text != pos_text_) {
+            const auto lat = coord(text[0], text[1], 2), lon = coord(text[2], text[3], 3);
+            if (!lat || !lon)
+                return "bad position";
+            pos_text_ = text;
+            pos_value_ = {*lat, *lon};
+        }
+        p.has_pos = true;
+        p.lat = pos_value_[0];
+        p.lon = pos_value_[1];
+        return {};
     }
 
-    std::string gga(const Fields& f, std::size_t off) {
+    std::string gga(const Fields& f, std::size_t off, bool checksum) {
         if (auto why = short_of(f, 15, "GGA"); !why.empty())
             return why;
-        const auto tod = time_of_day(f[1]);
-        if (!tod)
-            return "bad time '" + std::string(f[1]) + "'";
+        Parsed p;
+        if (auto why = time_and_position(f, 2, p); !why.empty())
+            return why;
         const auto q = num(f[6]);
         if (!q || *q < 0 || *q > 9 || *q != std::floor(*q))
             return "bad quality '" + std::string(f[6]) + "'";
-        timed(*tod, off);
-        ep_.quality = int(*q);
-        if ((!f[2].empty() || !f[4].empty()) && !position(f, 2))
-            return "bad position";
-        if (auto v = num(f[7]))
-            ep_.num_sats = int(*v);
-        if (auto v = num(f[8]))
-            ep_.hdop = *v;
-        if (auto v = num(f[9])) {
-            ep_.alt = *v;
-            if (auto sep = num(f[11]))
-                ep_.height = *v + *sep;
+        const std::int32_t sats = opt_count(f[7], 255, p.bad, FixColumn::num_sats);
+        const double hdop = opt_num(f[8], p.bad, FixColumn::hdop);
+        const double alt = opt_num(f[9], p.bad, FixColumn::altitude_m);
+        const double sep = opt_num(f[11], p.bad, FixColumn::height_m);
+        if (std::isnan(alt) && !f[9].empty() && !f[11].empty())
+            p.bad |= bit(FixColumn::height_m); // the height needs the altitude
+        const double age = opt_num(f[13], p.bad, FixColumn::diff_age_s);
+        timed(p.tod, off);
+        applied(p, checksum);
+        ep_.quality = std::int32_t(*q);
+        if (p.has_pos) {
+            ep_.lat = p.lat;
+            ep_.lon = p.lon;
         }
-        if (auto v = num(f[13]))
-            ep_.age = *v;
+        if (sats >= 0)
+            ep_.num_sats = sats;
+        if (!std::isnan(hdop))
+            ep_.hdop = hdop;
+        if (!std::isnan(alt)) {
+            ep_.alt = alt;
+            if (!std::isnan(sep))
+                ep_.height = alt + sep;
+        }
+        if (!std::isnan(age))
+            ep_.age = age;
         return {};
     }
 
-    std::string rmc(const Fields& f, std::size_t off) {
+    std::string rmc(const Fields& f, std::size_t off, bool checksum) {
         if (auto why = short_of(f, 10, "RMC"); !why.empty())
             return why;
-        const auto tod = time_of_day(f[1]);
-        if (!tod)
-            return "bad time '" + std::string(f[1]) + "'";
-        timed(*tod, off);
-        if (f[2].size() == 1)
-            ep_.rmc_status = std::uint8_t(f[2][0]);
-        if (f.size() > 12 && f[12].size() == 1)
-            ep_.rmc_mode = std::uint8_t(f[12][0]);
-        if (const auto day = date_days(f[9]))
-            ep_.day = *day;
-        else if (!f[9].empty())
+        Parsed p;
+        if (auto why = time_and_position(f, 3, p); !why.empty())
+            return why;
+        const auto day = date_days(f[9]);
+        if (!day && !f[9].empty())
             return "bad date '" + std::string(f[9]) + "'";
-        if (std::isnan(ep_.lat) && !f[3].empty() && !position(f, 3))
-            return "bad position";
-        if (auto v = num(f[7]))
-            ep_.speed = *v * 1.852; // knots
-        if (auto v = num(f[8]))
-            ep_.heading = *v;
+        const std::uint8_t status = opt_letter(f[2], p.bad, FixColumn::rmc_status);
+        const std::uint8_t mode = f.size() > 12 ? opt_letter(f[12], p.bad, FixColumn::rmc_mode) : 0;
+        const double knots = opt_num(f[7], p.bad, FixColumn::speed_kmh);
+        const double course = opt_num(f[8], p.bad, FixColumn::heading_deg);
+        timed(p.tod, off);
+        applied(p, checksum);
+        if (status)
+            ep_.rmc_status = status;
+        if (mode)
+            ep_.rmc_mode = mode;
+        if (day)
+            ep_.day = *day;
+        if (p.has_pos && std::isnan(ep_.lat)) {
+            ep_.lat = p.lat;
+            ep_.lon = p.lon;
+        }
+        if (!std::isnan(knots))
+            ep_.speed = knots * 1.852;
+        if (!std::isnan(course))
+            ep_.heading = course;
         return {};
     }
 
-    std::string gst(const Fields& f, std::size_t off) {
+    std::string gst(const Fields& f, std::size_t off, bool checksum) {
         if (auto why = short_of(f, 9, "GST"); !why.empty())
             return why;
         const auto tod = time_of_day(f[1]);
         if (!tod)
             return "bad time '" + std::string(f[1]) + "'";
+        Parsed p;
+        const double sn = opt_num(f[6], p.bad, FixColumn::sigma_n_m),
+                     se = opt_num(f[7], p.bad, FixColumn::sigma_e_m),
+                     su = opt_num(f[8], p.bad, FixColumn::sigma_u_m);
         timed(*tod, off);
-        if (auto v = num(f[6]))
-            ep_.sn = *v;
-        if (auto v = num(f[7]))
-            ep_.se = *v;
-        if (auto v = num(f[8]))
-            ep_.su = *v;
+        applied(p, checksum);
+        if (!std::isnan(sn))
+            ep_.sn = sn;
+        if (!std::isnan(se))
+            ep_.se = se;
+        if (!std::isnan(su))
+            ep_.su = su;
         return {};
     }
 
-    std::string gsa(const Fields& f, std::size_t off) {
+    std::string gsa(const Fields& f, std::size_t off, bool checksum) {
         if (auto why = short_of(f, 18, "GSA"); !why.empty())
             return why;
+        Parsed p;
+        const double pdop = opt_num(f[15], p.bad, FixColumn::pdop),
+                     hdop = opt_num(f[16], p.bad, FixColumn::hdop);
         untimed(off);
-        if (auto v = num(f[15]))
-            ep_.pdop = *v;
+        applied(p, checksum);
+        if (!std::isnan(pdop))
+            ep_.pdop = pdop;
         if (std::isnan(ep_.hdop))
-            if (auto v = num(f[16]))
-                ep_.hdop = *v;
+            ep_.hdop = hdop;
         return {};
     }
 
-    std::string vtg(const Fields& f, std::size_t off) {
+    std::string vtg(const Fields& f, std::size_t off, bool checksum) {
         if (auto why = short_of(f, 9, "VTG"); !why.empty())
             return why;
+        Parsed p;
+        const double course = opt_num(f[1], p.bad, FixColumn::heading_deg),
+                     kmh = opt_num(f[7], p.bad, FixColumn::speed_kmh);
         untimed(off);
+        applied(p, checksum);
         if (std::isnan(ep_.heading))
-            if (auto v = num(f[1]))
-                ep_.heading = *v;
+            ep_.heading = course;
         if (std::isnan(ep_.speed))
-            if (auto v = num(f[7]))
-                ep_.speed = *v;
+            ep_.speed = kmh;
         return {};
     }
 
@@ -470,13 +649,10 @@ class Decoder {
             return start + 2;
         }
         static const char* hex = "0123456789ABCDEF";
-        std::string kind = "UBX-";
-        kind += hex[cls >> 4];
-        kind += hex[cls & 15];
-        kind += '-';
-        kind += hex[id >> 4];
-        kind += hex[id & 15];
-        Message msg{start, std::uint32_t(end - start), kind, false};
+        const char kind_chars[] = {'U',           'B', 'X',          '-',         hex[cls >> 4],
+                                   hex[cls & 15], '-', hex[id >> 4], hex[id & 15]};
+        const std::string_view kind(kind_chars, sizeof kind_chars);
+        bool used = false;
         if (cls == 0x01 && id == 0x07) {
             if (len != 92) {
                 reject(start, Reason::bad_field, "NAV-PVT must be 92 bytes, got " + std::to_string(len),
@@ -484,9 +660,9 @@ class Decoder {
                 return end;
             }
             nav_pvt(d_.data() + start + 6, start);
-            msg.used = true;
+            used = true;
         }
-        out_.messages.push_back(std::move(msg));
+        add_message(start, end - start, kind, used, true);
         return end;
     }
 
@@ -567,8 +743,6 @@ class Decoder {
                 last_tod_ = *ep_.tod_us;
             }
         }
-        F.offset.push_back(ep_.offset);
-        F.source.push_back(ep_.source);
         F.time_us.push_back(t);
         F.lat.push_back(ep_.lat);
         F.lon.push_back(ep_.lon);
@@ -578,23 +752,31 @@ class Decoder {
         F.heading_deg.push_back(ep_.heading);
         F.quality.push_back(ep_.quality);
         F.num_sats.push_back(ep_.num_sats);
-        F.fix_type.push_back(ep_.fix_type);
-        F.carr_soln.push_back(ep_.carr_soln);
         F.hdop.push_back(ep_.hdop);
         F.pdop.push_back(ep_.pdop);
         F.sigma_n_m.push_back(ep_.sn);
         F.sigma_e_m.push_back(ep_.se);
         F.sigma_u_m.push_back(ep_.su);
         F.diff_age_s.push_back(ep_.age);
+        F.fix_type.push_back(ep_.fix_type);
+        F.carr_soln.push_back(ep_.carr_soln);
         F.rmc_status.push_back(ep_.rmc_status);
         F.rmc_mode.push_back(ep_.rmc_mode);
+        F.checksum_present.push_back(ep_.checksum_present);
+        F.bad_fields.push_back(ep_.bad_fields);
+        F.source.push_back(ep_.source);
+        F.offset.push_back(ep_.offset);
     }
 
     std::span<const std::uint8_t> d_;
     Result out_;
     Epoch ep_;
     Fields fields_;
-    std::array<std::size_t, kMaxFields> commas_{};
+    // The last good time and position fields (views into the input) and their values.
+    std::string_view tod_text_;
+    std::int64_t tod_value_ = 0;
+    std::array<std::string_view, 4> pos_text_{};
+    std::array<double, 2> pos_value_{};
     std::optional<std::int64_t> last_day_, last_tod_;
 };
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 from .. import _core
 from .._tables import group_by_vehicle
 from ..telemetry._common import TIME_TYPE
+from ._raw import FuseMoves, FuseParked
 
 __all__ = [
     "EVENTS_SCHEMA",
@@ -223,7 +224,7 @@ def fuse(
     )
 
 
-def track_table(vehicles: Any, time: Any, out: dict[str, np.ndarray]) -> pa.Table:
+def track_table(vehicles: Any, time: Any, out: Mapping[str, Any]) -> pa.Table:
     """``TRACK_SCHEMA`` from the filter's per-fix arrays (the CPU core's or the
     GPU kernel's, which share their names)."""
     status = out["status"]
@@ -252,7 +253,7 @@ def track_table(vehicles: Any, time: Any, out: dict[str, np.ndarray]) -> pa.Tabl
     return pa.Table.from_arrays(arrays, schema=TRACK_SCHEMA)
 
 
-def _parked_table(p: dict[str, np.ndarray], track: pa.Table) -> pa.Table:
+def _parked_table(p: FuseParked, track: pa.Table) -> pa.Table:
     first, last = pa.array(p["first"]), pa.array(p["last"])
     time = track.column("time")
     return pa.Table.from_arrays(
@@ -272,7 +273,7 @@ def _parked_table(p: dict[str, np.ndarray], track: pa.Table) -> pa.Table:
     )
 
 
-def _events_table(m: dict[str, np.ndarray], p: dict[str, np.ndarray], track: pa.Table) -> pa.Table:
+def _events_table(m: FuseMoves, p: FuseParked, track: pa.Table) -> pa.Table:
     time = track.column("time")
     episode = m["episode"]
     return pa.Table.from_arrays(

@@ -73,7 +73,12 @@ def nullable(values: np.ndarray, absent: Any, typ: pa.DataType) -> pa.Array:
     return pa.array(values, mask=mask).cast(typ)
 
 
+_NO_REJECTS = REJECT_SCHEMA.empty_table()
+
+
 def rejects_table(rej: RawRejects, reasons: dict[int, str]) -> pa.Table:
+    if len(rej["offset"]) == 0:
+        return _NO_REJECTS  # the rule: no per-call cost for it
     return pa.table(
         {
             "offset": pa.array(rej["offset"], pa.uint64()),
@@ -88,6 +93,11 @@ def rejects_table(rej: RawRejects, reasons: dict[int, str]) -> pa.Table:
 @cache
 def _column_types() -> dict[str, list[tuple[str, str, str]]]:
     return _core.column_types()
+
+
+def column_list(table: str) -> list[tuple[str, str, str]]:
+    """A C++ column list: (name, numpy dtype, output type) in declaration order."""
+    return _column_types()[table]
 
 
 def generated_fields(table: str) -> list[pa.Field]:
@@ -109,4 +119,33 @@ def generated_column(values: np.ndarray, field: pa.Field) -> pa.Array:
     """A generated field's column from its raw values."""
     if not field.nullable:
         return pa.array(values, field.type)
+    if values.dtype.kind == "f" and field.type == pa.float64():
+        # NaN -> null as a validity bitmap over the same values: no copy.
+        return pa.Array.from_buffers(
+            field.type, len(values), [validity(~np.isnan(values)), pa.py_buffer(values)]
+        )
+    if values.dtype.kind == "i" and pa.types.is_unsigned_integer(field.type):
+        # -1 -> null; narrowed in numpy when every other value fits, which
+        # skips Arrow's checked cast (the general path still raises if not).
+        target, top = _unsigned(field.type)
+        if ((values >= -1) & (values <= top)).all():
+            present = values != -1
+            return pa.Array.from_buffers(
+                field.type,
+                len(values),
+                [validity(present), pa.py_buffer(values.astype(target))],
+            )
     return nullable(values, -1, field.type)
+
+
+@cache
+def _unsigned(typ: pa.DataType) -> tuple[np.dtype[Any], int]:
+    target = np.dtype(typ.to_pandas_dtype())
+    return target, int(np.iinfo(target).max)
+
+
+def validity(valid: np.ndarray) -> pa.Buffer | None:
+    """An Arrow validity bitmap from booleans (None when every row is valid)."""
+    if valid.all():
+        return None
+    return pa.py_buffer(np.packbits(valid, bitorder="little"))

@@ -21,6 +21,9 @@ __all__ = [
     "Jt808Locations",
     "Jt808Messages",
     "Jt808Raw",
+    "NmeaFixes",
+    "NmeaMessages",
+    "NmeaRaw",
     "ObdRaw",
     "ObdRows",
     "RawRejects",
@@ -181,4 +184,44 @@ class ObdRows(TypedDict):
 
 class ObdRaw(TypedDict):
     rows: ObdRows
+    rejects: RawRejects
+
+
+class NmeaFixes(TypedDict):
+    time_us: I64
+    lat: F64
+    lon: F64
+    altitude_m: F64
+    height_m: F64
+    speed_kmh: F64
+    heading_deg: F64
+    quality: I32
+    num_sats: I32
+    hdop: F64
+    pdop: F64
+    sigma_n_m: F64
+    sigma_e_m: F64
+    sigma_u_m: F64
+    diff_age_s: F64
+    fix_type: I32
+    carr_soln: I32
+    rmc_status: U8
+    rmc_mode: U8
+    checksum_present: U8
+    bad_fields: U32
+    source: U8
+    offset: U64
+
+
+class NmeaMessages(TypedDict):
+    offset: U64
+    length: U32
+    used: U8
+    checksum_present: U8
+    kind: Binary
+
+
+class NmeaRaw(TypedDict):
+    fixes: NmeaFixes
+    messages: NmeaMessages
     rejects: RawRejects

@@ -10,8 +10,9 @@ GST, GSA, VTG from any talker: GP, GN, BD, GB, GL, GA, ...) and UBX messages
 * ``messages``: every sentence or UBX message, used or not (GSV, ESF-MEAS, ...
   are listed with ``used = false``);
 * ``rejects``: junk between messages (counted, with its bytes), bad
-  checksums, sentences without a checksum, malformed fields and truncated
-  input.
+  checksums, malformed times, qualities, positions or dates (the whole
+  sentence: none of it reaches a row), sentences cut short by another one
+  before any checksum, and truncated input.
 
 Column rules:
 
@@ -29,62 +30,99 @@ Column rules:
 * ``altitude_m`` is above mean sea level and ``height_m`` above the ellipsoid.
 * ``sigma_n_m``, ``sigma_e_m`` and ``sigma_u_m`` are the GST standard
   deviations. For NAV-PVT they are hAcc (north and east alike) and vAcc.
+* ``checksum_present`` is false when a sentence of the epoch came without its
+  ``*hh`` checksum: such a sentence, ended by CR/LF, is decoded (as pynmea2
+  and gpsd do) but could not be checked.
+* ``bad_fields`` names the columns that a sentence sent malformed (a number
+  that is not one, a count out of range, a status that is not a letter):
+  they are null unless another sentence of the epoch gave them, and the rest
+  of the sentence is kept.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from .. import _core
-from ._common import TIME_TYPE, DecodeResult, binary_array, nullable, read_input, rejects_table
+from ._common import (
+    TIME_TYPE,
+    DecodeResult,
+    binary_array,
+    column_list,
+    generated_column,
+    generated_fields,
+    read_input,
+    rejects_table,
+    validity,
+)
 
 __all__ = ["FIX_SCHEMA", "REASONS", "decode_nmea"]
 
 REASONS = {1: "junk", 2: "bad_checksum", 3: "no_checksum", 4: "bad_field", 5: "truncated"}
 
+# The fix columns with an output type, from the C++ column list, in its order.
+_FIX_GENERATED = generated_fields("nmea.fixes")
+# Bit i of the raw bad_fields mask is the C++ list's column i.
+_FIX_COLUMN_NAMES = [name for name, _, _ in column_list("nmea.fixes")]
+
 FIX_SCHEMA = pa.schema(
     [
         pa.field("vehicle_id", pa.string()),
         pa.field("time", TIME_TYPE),
-        pa.field("lat", pa.float64()),
-        pa.field("lon", pa.float64()),
-        pa.field("altitude_m", pa.float64()),
-        pa.field("height_m", pa.float64()),
-        pa.field("speed_kmh", pa.float64()),
-        pa.field("heading_deg", pa.float64()),
-        pa.field("quality", pa.uint8()),
-        pa.field("num_sats", pa.uint8()),
-        pa.field("hdop", pa.float64()),
-        pa.field("pdop", pa.float64()),
-        pa.field("sigma_n_m", pa.float64()),
-        pa.field("sigma_e_m", pa.float64()),
-        pa.field("sigma_u_m", pa.float64()),
-        pa.field("diff_age_s", pa.float64()),
-        pa.field("fix_type", pa.uint8()),
-        pa.field("carr_soln", pa.uint8()),
+        *_FIX_GENERATED,
         pa.field("rmc_status", pa.string()),
         pa.field("rmc_mode", pa.string()),
+        # False when a sentence of the epoch came without its *hh checksum.
+        pa.field("checksum_present", pa.bool_(), nullable=False),
+        # The columns a sentence sent malformed (so they are null unless
+        # another sentence gave them), comma-separated; null when none.
+        pa.field("bad_fields", pa.string()),
         pa.field("source", pa.string(), nullable=False),
         pa.field("offset", pa.uint64(), nullable=False),
     ]
 )
 
+_MESSAGE_GENERATED = generated_fields("nmea.messages")
+
 MESSAGE_SCHEMA = pa.schema(
     [
-        pa.field("offset", pa.uint64(), nullable=False),
-        pa.field("length", pa.uint32(), nullable=False),
+        *_MESSAGE_GENERATED,
         pa.field("kind", pa.string(), nullable=False),
         pa.field("used", pa.bool_(), nullable=False),
+        pa.field("checksum_present", pa.bool_(), nullable=False),
     ]
 )
 
 
+# Every byte as a one-character string (the decoder sends capitals or 0).
+_CHARS = pa.array([chr(i) if 0x20 <= i < 0x7F else "?" for i in range(256)], pa.string())
+_SOURCES = pa.array(["", "nmea", "ubx"], pa.string())
+_NO_TIME = np.iinfo(np.int64).min
+
+
 def _letters(codes: np.ndarray) -> pa.Array:
-    # One ASCII letter per row (0 = absent), without a Python loop.
-    return pa.array(codes.view("S1"), pa.binary(1), mask=codes == 0).cast(pa.string())
+    # One ASCII letter per row (0 = absent): a take, without a Python loop.
+    return _CHARS.take(pa.array(codes, mask=codes == 0))
+
+
+def _bad_fields(mask: np.ndarray) -> pa.Array:
+    # Names for each distinct mask only (bad fields are rare): no loop over rows.
+    flagged = np.flatnonzero(mask)
+    if flagged.size == 0:
+        return pa.nulls(len(mask), pa.string())
+    masks, which = np.unique(mask[flagged], return_inverse=True)
+    names = [
+        ",".join(name for b, name in enumerate(_FIX_COLUMN_NAMES) if int(m) >> b & 1) for m in masks
+    ]
+    codes = np.zeros(len(mask), np.int32)
+    codes[flagged] = which
+    return pa.DictionaryArray.from_arrays(
+        pa.array(codes, mask=mask == 0), pa.array(names, pa.string())
+    ).cast(pa.string())
 
 
 def decode_nmea(data: Any, *, vehicle_id: str | None = None) -> DecodeResult:
@@ -94,38 +132,31 @@ def decode_nmea(data: Any, *, vehicle_id: str | None = None) -> DecodeResult:
     """
     raw = _core.decode_nmea(read_input(data))
     f, m = raw["fixes"], raw["messages"]
+    fix_cols: Mapping[str, Any] = f  # indexed by the generated names
+    msg_cols: Mapping[str, Any] = m
     n = len(f["offset"])
     t = f["time_us"]
-    table = pa.table(
-        {
-            "vehicle_id": pa.repeat(pa.scalar(vehicle_id, pa.string()), n),
-            "time": pa.array(t, mask=t == np.iinfo(np.int64).min).cast(TIME_TYPE),
-            **{
-                k: nullable(f[k], None, pa.float64())
-                for k in ("lat", "lon", "altitude_m", "height_m", "speed_kmh", "heading_deg")
-            },
-            **{k: nullable(f[k], -1, pa.uint8()) for k in ("quality", "num_sats")},
-            **{
-                k: nullable(f[k], None, pa.float64())
-                for k in ("hdop", "pdop", "sigma_n_m", "sigma_e_m", "sigma_u_m", "diff_age_s")
-            },
-            **{k: nullable(f[k], -1, pa.uint8()) for k in ("fix_type", "carr_soln")},
-            "rmc_status": _letters(f["rmc_status"]),
-            "rmc_mode": _letters(f["rmc_mode"]),
-            "source": pa.DictionaryArray.from_arrays(
-                pa.array(f["source"] - 1, pa.int8()), pa.array(["nmea", "ubx"])
-            ).cast(pa.string()),
-            "offset": pa.array(f["offset"], pa.uint64()),
-        },
+    table = pa.Table.from_arrays(
+        [
+            pa.repeat(pa.scalar(vehicle_id, pa.string()), n),  # vehicle_id
+            pa.Array.from_buffers(TIME_TYPE, n, [validity(t != _NO_TIME), pa.py_buffer(t)]),
+            *[generated_column(fix_cols[fld.name], fld) for fld in _FIX_GENERATED],
+            _letters(f["rmc_status"]),
+            _letters(f["rmc_mode"]),
+            pa.array(f["checksum_present"].view(np.bool_)),
+            _bad_fields(f["bad_fields"]),
+            _SOURCES.take(pa.array(f["source"])),  # source
+            pa.array(f["offset"], pa.uint64()),
+        ],
         schema=FIX_SCHEMA,
     )
-    messages = pa.table(
-        {
-            "offset": pa.array(m["offset"], pa.uint64()),
-            "length": pa.array(m["length"], pa.uint32()),
-            "kind": binary_array(m["kind"], pa.string()),
-            "used": pa.array(m["used"].astype(bool)),
-        },
+    messages = pa.Table.from_arrays(
+        [
+            *[generated_column(msg_cols[fld.name], fld) for fld in _MESSAGE_GENERATED],
+            binary_array(m["kind"], pa.string()),
+            pa.array(m["used"].view(np.bool_)),
+            pa.array(m["checksum_present"].view(np.bool_)),
+        ],
         schema=MESSAGE_SCHEMA,
     )
     return DecodeResult(

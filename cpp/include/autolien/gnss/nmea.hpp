@@ -10,7 +10,7 @@
 
 #include <cstdint>
 #include <span>
-#include <string>
+#include <string_view>
 #include <vector>
 
 namespace autolien::gnss::nmea {
@@ -18,35 +18,105 @@ namespace autolien::gnss::nmea {
 enum class Reason : std::uint8_t {
     junk = 1,         // bytes that start no NMEA sentence or UBX message
     bad_checksum = 2, // NMEA '*hh' or UBX Fletcher checksum mismatch
-    no_checksum = 3,  // an NMEA sentence without '*hh'
-    bad_field = 4,    // a supported sentence with a malformed field
+    no_checksum = 3,  // no longer raised: a sentence without '*hh' is kept, flagged in checksum_present
+    bad_field = 4,    // a supported sentence with a malformed time, quality, position or date
     truncated = 5,    // input ends inside a sentence or message
 };
 
-// Columns, one row per epoch. Doubles are NaN and integers -1 when absent.
+// Column lists: X(name, element type, output), as in the telemetry headers.
+// `output` is the Arrow type of the table column of that name ("?": NaN or -1
+// becomes null), or "" for a column the Python layer reshapes. One list
+// declares the members and generates the binding's dict, the column table
+// `_core.column_types()` reports, and the schema fields with an output type.
+
+// One row per epoch. Doubles are NaN and integers -1 when absent.
+#define AUTOLIEN_NMEA_FIX_COLUMNS(X)                                                                         \
+    X(time_us, std::int64_t, "") /* UTC; INT64_MIN when the date is not known yet */                         \
+    X(lat, double, "float64?")                                                                               \
+    X(lon, double, "float64?")                                                                               \
+    X(altitude_m, double, "float64?")                                                                        \
+    X(height_m, double, "float64?")                                                                          \
+    X(speed_kmh, double, "float64?")                                                                         \
+    X(heading_deg, double, "float64?")                                                                       \
+    X(quality, std::int32_t, "uint8?")                                                                       \
+    X(num_sats, std::int32_t, "uint8?")                                                                      \
+    X(hdop, double, "float64?")                                                                              \
+    X(pdop, double, "float64?")                                                                              \
+    X(sigma_n_m, double, "float64?")                                                                         \
+    X(sigma_e_m, double, "float64?")                                                                         \
+    X(sigma_u_m, double, "float64?")                                                                         \
+    X(diff_age_s, double, "float64?")                                                                        \
+    X(fix_type, std::int32_t, "uint8?")                                                                      \
+    X(carr_soln, std::int32_t, "uint8?")                                                                     \
+    X(rmc_status, std::uint8_t, "") /* ASCII letter, 0 when absent */                                        \
+    X(rmc_mode, std::uint8_t, "")                                                                            \
+    X(checksum_present, std::uint8_t, "") /* 0 when a sentence of the epoch had no '*hh' */                  \
+    X(bad_fields, std::uint32_t, "")      /* bit i: column i was sent malformed, and is null */              \
+    X(source, std::uint8_t, "")           /* 1 NMEA, 2 UBX */                                                \
+    X(offset, std::uint64_t, "")          /* first byte of the epoch's first sentence */
+
+// Every sentence or UBX message, used or not; `kind` (e.g. "GNGGA",
+// "UBX-01-07") is a binary column beside these.
+#define AUTOLIEN_NMEA_MESSAGE_COLUMNS(X)                                                                     \
+    X(offset, std::uint64_t, "uint64")                                                                       \
+    X(length, std::uint32_t, "uint32")                                                                       \
+    X(used, std::uint8_t, "") /* contributed to a fix row */                                                 \
+    X(checksum_present, std::uint8_t, "")
+
+// A fix column's index in the list: bit (1 << index) of bad_fields.
+enum class FixColumn : std::uint8_t {
+#define AUTOLIEN_X(name, type, output) name,
+    AUTOLIEN_NMEA_FIX_COLUMNS(AUTOLIEN_X)
+#undef AUTOLIEN_X
+        count
+};
+static_assert(std::size_t(FixColumn::count) <= 32, "bad_fields is a 32-bit mask");
+
+constexpr std::uint32_t bit(FixColumn c) {
+    return std::uint32_t(1) << unsigned(c);
+}
+
 struct Fixes {
-    std::vector<std::uint64_t> offset; // first byte of the epoch's first sentence
-    std::vector<std::uint8_t> source;  // 1 NMEA, 2 UBX
-    std::vector<std::int64_t> time_us; // UTC; INT64_MIN when the date is not known yet
-    std::vector<double> lat, lon, altitude_m, height_m, speed_kmh, heading_deg;
-    std::vector<std::int32_t> quality, num_sats, fix_type, carr_soln;
-    std::vector<double> hdop, pdop, sigma_n_m, sigma_e_m, sigma_u_m, diff_age_s;
-    std::vector<std::uint8_t> rmc_status, rmc_mode; // ASCII letters, 0 when absent
+#define AUTOLIEN_X(name, type, output) std::vector<type> name;
+    AUTOLIEN_NMEA_FIX_COLUMNS(AUTOLIEN_X)
+#undef AUTOLIEN_X
     std::size_t size() const { return offset.size(); }
+    void reserve(std::size_t n) {
+        for_each_column([n](const char*, const char*, auto& col) { col.reserve(n); });
+    }
+    // Calls f(name, output, column) for every column, in the list's order.
+    template <typename F> void for_each_column(F&& f) {
+#define AUTOLIEN_X(name, type, output) f(#name, output, name);
+        AUTOLIEN_NMEA_FIX_COLUMNS(AUTOLIEN_X)
+#undef AUTOLIEN_X
+    }
 };
 
-struct Message {
-    std::uint64_t offset;
-    std::uint32_t length;
-    std::string kind; // e.g. "GNGGA" or "UBX-01-07"
-    bool used;        // contributed to a fix row
+struct Messages {
+#define AUTOLIEN_X(name, type, output) std::vector<type> name;
+    AUTOLIEN_NMEA_MESSAGE_COLUMNS(AUTOLIEN_X)
+#undef AUTOLIEN_X
+    // Message i's kind is kind_data[kind_start[i], kind_start[i + 1]).
+    std::vector<std::uint8_t> kind_data;
+    std::vector<std::int64_t> kind_start{0};
+
+    std::size_t size() const { return offset.size(); }
+    std::string_view kind(std::size_t i) const {
+        return {reinterpret_cast<const char*>(kind_data.data()) + kind_start[i],
+                std::size_t(kind_start[i + 1] - kind_start[i])};
+    }
+    template <typename F> void for_each_column(F&& f) {
+#define AUTOLIEN_X(name, type, output) f(#name, output, name);
+        AUTOLIEN_NMEA_MESSAGE_COLUMNS(AUTOLIEN_X)
+#undef AUTOLIEN_X
+    }
 };
 
 using Reject = autolien::Reject<Reason>;
 
 struct Result {
     Fixes fixes;
-    std::vector<Message> messages;
+    Messages messages;
     std::vector<Reject> rejects;
 };
 
