@@ -269,3 +269,23 @@ def test_a_portfolio_history_too_short_for_the_baselines() -> None:
         assert a["note"] == "not measurable: history 6.5 d < 8 d that the baseline needs"
     assert q["anomalies"]["rollback"]["recall"] == 1.0  # no baseline needed
     assert q["alert_kinds"]["mileage_jump"]["anomalies"] == 2  # v1 and v5
+
+
+@pytest.mark.parametrize(
+    ("history_h", "shown"),
+    [(191.99, "7.9996"), (191.0, "7.96"), (180.0, "7.5"), (191.9999, "7.999996")],
+)
+def test_a_history_just_short_never_reads_as_the_limit(history_h: float, shown: str) -> None:
+    # 191.99 h is 7.99958 days: one decimal would print "8.0 d < 8 d"
+    q = detection_quality(ALERTS, TRUTH, eval_start=S - 5 * H, history_h=history_h)
+    note = q["anomalies"]["mileage_jump"]["note"]
+    assert note == f"not measurable: history {shown} d < 8 d that the baseline needs"
+
+
+def test_a_vehicle_history_just_short_never_reads_as_the_limit() -> None:
+    # first seen 191.6 h before the start: ".0f" would print "192 h < 192 h"
+    q = detection_quality(
+        ALERTS, TRUTH, eval_start=S - 5 * H, first_seen={"v1": S - 191.6 * H, "v5": S - 300 * H}
+    )
+    (nm,) = q["anomalies"]["mileage_jump"]["not_measurable"]
+    assert nm["reason"].startswith("history 191.6 h before the start < 192 h ")
