@@ -94,3 +94,17 @@ def test_the_hash_choice_reaches_both_verifiers() -> None:
     lh = ref.leaf_hashes[5]
     assert verify_inclusion(lh, 5, 7, inc, ref.root(7), hash="keccak256")
     assert not verify_inclusion(lh, 5, 7, inc, ref.root(7))
+
+
+def test_the_hash_choice_reaches_node_hash() -> None:
+    # RFC 6962 interior node H(0x01 || left || right), against an independent
+    # Keccak-256 (safe-pysha3) and hashlib's SHA-256
+    import hashlib
+
+    import sha3
+
+    left, right = leaf_hash(LEAVES[0]), leaf_hash(LEAVES[1])
+    want_k = sha3.keccak_256(b"\x01" + left + right).digest()
+    assert node_hash(left, right, hash="keccak256") == want_k
+    assert node_hash(left, right) == hashlib.sha256(b"\x01" + left + right).digest()
+    assert want_k != node_hash(left, right)
