@@ -110,6 +110,7 @@ def test_a_gap_of_exactly_max_gap_s_joins_and_one_second_more_splits() -> None:
     t2 = [x * 1201.0 / 1200.0 for x in t]
     (row,) = estimate_soh(_table(_rows("A", t2, soc, amps=-50.0))).to_pylist()
     assert (row["segments"], row["soh"]) == (0, None)
+    assert soh_segments(_table(_rows("A", t2, soc, amps=-50.0)), nominal_kwh=60.0).num_rows == 0
     # and the same segment is accepted when the caller allows the gap
     (row,) = estimate_soh(_table(_rows("A", t2, soc, amps=-50.0)), max_gap_s=1201).to_pylist()
     assert row["segments"] == 1
@@ -149,6 +150,32 @@ def test_which_charges_are_long_enough(soc: list[float], found: bool) -> None:
     assert row["rejected_segments"] == 0
     if found:
         assert row["capacity_kwh"] == pytest.approx(60.0, rel=1e-9)
+
+
+def test_a_lone_charging_row_is_no_segment_even_with_no_minimum_span() -> None:
+    # min_soc_span=0 accepts any rise, but one row has no step to fit
+    tab = _table(_rows("A", [0.0, 600.0, 1200.0], [20.0, 20.0, 20.0], chg=[0, 1, 0]))
+    (row,) = estimate_soh(tab, min_soc_span=0.0).to_pylist()
+    assert (row["segments"], row["rejected_segments"]) == (0, 0)
+
+
+def test_a_plug_in_hybrid_pack_of_8_kwh() -> None:
+    # 2.5 points a step of 0.2 kWh: the fitted part spans 0.6 kWh, under 1 kWh
+    t = [i * 600.0 for i in range(5)]
+    soc = [20.0, 22.5, 25.0, 27.5, 30.0]
+    (row,) = estimate_soh(
+        _table(_rows("P", t, soc, amps=-1200.0 / 360.0)), nominal_kwh=8.0
+    ).to_pylist()
+    assert row["capacity_kwh"] == pytest.approx(8.0, rel=1e-9)
+
+
+def test_the_plausible_band_includes_its_ends() -> None:
+    from autolien.valuation.adjust import _judge
+
+    assert _judge((0.0, 1.0, 30.0, None), 100.0) == (0.0, 1.0, 30.0, None)  # 30 % exactly
+    assert _judge((0.0, 1.0, 130.0, None), 100.0) == (0.0, 1.0, 130.0, None)  # 130 % exactly
+    assert _judge((0.0, 1.0, 29.0, None), 100.0)[2] is None
+    assert _judge((0.0, 1.0, 29.0, None), None) == (0.0, 1.0, 29.0, None)  # no nominal: kept
 
 
 def test_a_bus_pack_of_300_kwh() -> None:
@@ -200,8 +227,10 @@ def test_a_capacity_far_from_the_nominal_is_rejected(nominal: float, kept: bool)
         assert seg["soh"] == pytest.approx(60.0 / nominal, rel=1e-9)
     else:
         assert seg["soh"] is None
-        assert seg["reject"].startswith("capacity 60 kWh is ")
-        assert seg["reject"].endswith(f"of the nominal {nominal:g} kWh, outside 30%-130%")
+        pct = round(100 * 60.0 / nominal)
+        assert seg["reject"] == (
+            f"capacity 60 kWh is {pct}% of the nominal {nominal:g} kWh, outside 30%-130%"
+        )
 
 
 # -- one row per VIN, in VIN order, with that VIN's nominal ---------------------
