@@ -289,3 +289,52 @@ def test_a_vehicle_history_just_short_never_reads_as_the_limit() -> None:
     )
     (nm,) = q["anomalies"]["mileage_jump"]["not_measurable"]
     assert nm["reason"].startswith("history 191.6 h before the start < 192 h ")
+
+
+def test_the_baseline_need_follows_the_config() -> None:
+    from autolien.monitor.config import MonitorConfig
+    from autolien.monitor.quality import baseline_need_h
+
+    assert baseline_need_h() == 192.0  # 168 h of baseline + 24 h lag
+    cfg = MonitorConfig(min_baseline_h=72, lag_h=12)
+    assert baseline_need_h(cfg) == 84.0
+    # 6.5 days is short for the default 8 but enough for 84 h
+    q = detection_quality(ALERTS, TRUTH, eval_start=S - 5 * H, history_h=156.0, config=cfg)
+    assert q["anomalies"]["mileage_jump"]["measurable"] is True
+    (nm,) = detection_quality(
+        ALERTS, TRUTH, eval_start=S - 5 * H, first_seen={"v2": S - 80 * H}, config=cfg
+    )["anomalies"]["relocation"]["not_measurable"]
+    assert nm["reason"].startswith("history 80 h before the start < 84 h ")
+
+
+@pytest.mark.parametrize(
+    ("history_h", "measurable"), [(192.0, True), (240.0, True), (191.0, False)]
+)
+def test_a_portfolio_history_at_and_past_the_need(history_h: float, measurable: bool) -> None:
+    q = detection_quality(ALERTS, TRUTH, eval_start=S - 5 * H, history_h=history_h)
+    a = q["anomalies"]["mileage_jump"]
+    assert a["measurable"] is measurable
+    assert (a["n"], "note" in a) == ((2, False) if measurable else (0, True))
+    assert q["anomalies"]["rollback"]["measurable"] is True
+
+
+def test_some_measurable_and_some_not_gives_no_note() -> None:
+    # v1's mileage jump has too short a history, v5's a whole one
+    q = detection_quality(
+        ALERTS, TRUTH, eval_start=S - 5 * H, first_seen={"v1": S - 10 * H, "v5": S - 300 * H}
+    )
+    a = q["anomalies"]["mileage_jump"]
+    assert (a["n"], len(a["not_measurable"]), a["measurable"]) == (1, 1, True)
+    assert "note" not in a
+
+
+def test_the_shown_history_is_cut_at_the_first_decimals_that_read_under() -> None:
+    from autolien.monitor.quality import _below
+
+    # 191.951 h: "192" and "192.0" read as the limit, "191.95" does not
+    q = detection_quality(ALERTS, TRUTH, eval_start=S - 5 * H, first_seen={"v2": S - 191.951 * H})
+    (nm,) = q["anomalies"]["relocation"]["not_measurable"]
+    assert nm["reason"].startswith("history 191.95 h before the start < 192 h ")
+    # within 1e-14 of the limit no 12 decimals will do: the exact repr
+    assert _below(7.99999999999994, 8.0, 1) == "7.99999999999994"
+    assert _below(7.5, 8.0, 1) == "7.5"
