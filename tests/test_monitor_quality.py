@@ -338,3 +338,13 @@ def test_the_shown_history_is_cut_at_the_first_decimals_that_read_under() -> Non
     # within 1e-14 of the limit no 12 decimals will do: the exact repr
     assert _below(7.99999999999994, 8.0, 1) == "7.99999999999994"
     assert _below(7.5, 8.0, 1) == "7.5"
+
+
+def test_eval_start_as_a_datetime_to_the_minute() -> None:
+    # an alert a minute before eval_start is not judged, a minute after is
+    when = dt.datetime.fromtimestamp(S, dt.UTC)
+    for off, judged in ((-60.0, False), (60.0, True)):
+        q = detection_quality(
+            _alerts([("v4", "entropy_increase", "warning", S + off)]), TRUTH, eval_start=when
+        )
+        assert ("entropy_increase" in q["alert_kinds"]) is judged

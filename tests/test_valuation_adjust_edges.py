@@ -392,3 +392,28 @@ def test_the_supply_index_counted_by_hand() -> None:
         },
         rel=1e-12,
     )
+
+
+def test_a_rejected_segment_or_an_unknown_year_skips_only_that_row() -> None:
+    # A has no model year; B's first segment was rejected (no SOH), its
+    # second is 22 points under a new pack: one emergency for B
+    ends = [dt.datetime(2026, 10, d, 3, tzinfo=dt.UTC) for d in (1, 2)]
+    seg = pa.concat_tables(
+        [
+            _segments("A", ends[:1], [0.5]),
+            _segments("B", ends, [0.9, 0.78]).set_column(
+                4, "soh", pa.array([None, 0.78], pa.float64())
+            ),
+        ]
+    )
+    (a,) = battery_alerts(seg, {"B": 2026}, fade_per_year=0.0)
+    assert (a["vin"], a["level"], a["opened"]) == ("B", "emergency", ends[1])
+
+
+def test_usage_and_battery_factors_past_their_clips() -> None:
+    from autolien.valuation import battery_factor, usage_factor
+
+    # twice the norm's excess (3 x 15,000 km a year) counts as once: 1 - 0.05
+    assert usage_factor([1.0], [3 * 15_000 / 365])[0] == pytest.approx(0.95, rel=1e-12)
+    # a 30-year-old pack is compared with a floor of 0.5, not 1 - 0.023 x 30
+    assert battery_factor([0.4], [30.0])[0] == pytest.approx(1 - 0.35 * 0.1 / 0.5, rel=1e-12)
