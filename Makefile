@@ -75,7 +75,7 @@ fpga: install
 # fails the run instead of skipping (tests/conftest.py).
 test: install browser fpga
 	AUTOLIEN_REQUIRE_ALL=1 $(PY) -m pytest tests
-	AUTOLIEN_BENCH_QUICK=1 $(PY) -m pytest bench --benchmark-disable -q
+	AUTOLIEN_REQUIRE_ALL=1 AUTOLIEN_BENCH_QUICK=1 $(PY) -m pytest bench --benchmark-disable -q
 
 test-fast:
 	$(PY) -m pytest tests -x -q

@@ -20,7 +20,7 @@ import pytest
 import autolien.entropy as ent
 from autolien.monitor import score
 from autolien.sim import simulate_fleet
-from conftest import sizes, tag
+from conftest import require_module, sizes, tag
 
 ROLL_SIZES = sizes((10_000, 100_000, 1_000_000), (300, 3_000, 30_000))
 SAMPEN_SIZES = sizes((1_000, 10_000, 100_000), (300, 3_000, 30_000))
@@ -53,7 +53,7 @@ def test_rolling_perm_ours(benchmark: Any, n: int) -> None:
 @pytest.mark.parametrize("n", ROLL_SIZES)
 @pytest.mark.benchmark(group="entropy-rolling-perm")
 def test_rolling_perm_peer_antropy(benchmark: Any, n: int) -> None:
-    antropy = pytest.importorskip("antropy")
+    antropy = require_module("antropy")
     x = series(n)
     tag(benchmark, "peer", "Python loop over antropy.perm_entropy", n, size=n)
 
@@ -80,7 +80,7 @@ def test_sample_entropy_ours(benchmark: Any, n: int) -> None:
 @pytest.mark.parametrize("n", SAMPEN_SIZES)
 @pytest.mark.benchmark(group="entropy-sample")
 def test_sample_entropy_peer_antropy(benchmark: Any, n: int) -> None:
-    antropy = pytest.importorskip("antropy")
+    antropy = require_module("antropy")
     x = series(n)
     antropy.sample_entropy(x[:100])  # numba compiles outside the timing
     tag(benchmark, "peer", "antropy.sample_entropy", n, size=n)

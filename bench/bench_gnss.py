@@ -22,7 +22,7 @@ import pyarrow as pa
 import pytest
 
 from autolien.gnss import FusionConfig, fuse
-from conftest import size, sizes, tag
+from conftest import require_module, size, sizes, tag
 
 SIZES = sizes((1_000, 10_000, 100_000), (50, 500, 5_000))
 FLEET_FIXES = size(100_000, 5_000)
@@ -110,7 +110,7 @@ def test_fuse_ours(benchmark: Any, n: int, smooth: bool) -> None:
 @pytest.mark.parametrize("smooth", [False, True], ids=["filter", "smooth"])
 @pytest.mark.benchmark
 def test_fuse_peer_filterpy(benchmark: Any, n: int, smooth: bool) -> None:
-    pytest.importorskip("filterpy")
+    require_module("filterpy")
     table = track(n).drop_columns(["vehicle_id"])
     benchmark.group = f"gnss-{'smooth' if smooth else 'filter'}"
     tag(
@@ -153,7 +153,7 @@ def test_geodesy_ours(benchmark: Any, n: int) -> None:
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.benchmark(group="gnss-geodesy")
 def test_geodesy_peer_pyproj(benchmark: Any, n: int) -> None:
-    pyproj = pytest.importorskip("pyproj")
+    pyproj = require_module("pyproj")
     t = track(n)
     lat, lon, h = (np.ascontiguousarray(t.column(c).to_numpy()) for c in ("lat", "lon", "height_m"))
     # pyproj's topocentric conversion (PROJ +proj=topocentric) on geodetic input.
@@ -200,7 +200,7 @@ def test_geodesy_inverse_ours(benchmark: Any, n: int) -> None:
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.benchmark(group="gnss-geodesy-inverse")
 def test_geodesy_inverse_peer_pyproj(benchmark: Any, n: int) -> None:
-    pyproj = pytest.importorskip("pyproj")
+    pyproj = require_module("pyproj")
     t = track(n)
     lat0, lon0, h0 = (t.column(c)[0].as_py() for c in ("lat", "lon", "height_m"))
     e, nn, u = enu_points(n)

@@ -21,7 +21,7 @@ import pytest
 
 from autolien import _core
 from autolien.ledger import MerkleLog, verify_inclusion
-from conftest import size, sizes, tag
+from conftest import require_module, size, sizes, tag
 
 SIZES = sizes((10_000, 100_000, 1_000_000), (100, 1_000, 10_000))
 N_PROOFS = size(20_000, 300)
@@ -54,7 +54,7 @@ def hashlib_levels(n: int) -> list[list[bytes]]:
 
 @cache
 def pymerkle_tree(n: int) -> Any:
-    pymerkle = pytest.importorskip("pymerkle")
+    pymerkle = require_module("pymerkle")
     tree = pymerkle.InmemoryTree(algorithm="sha256")
     tree.append_entries(records(n))
     return tree
@@ -189,7 +189,7 @@ def test_build_peer_hashlib(benchmark: Any, n: int) -> None:
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.benchmark(group="ledger-build")
 def test_build_peer_pymerkle(benchmark: Any, n: int) -> None:
-    pymerkle = pytest.importorskip("pymerkle")
+    pymerkle = require_module("pymerkle")
     recs, want = records(n), built(n).root()
     tag(benchmark, "peer", "pymerkle 7 InmemoryTree", n, size=n)
 

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pytest
 
 from autolien.telemetry import decode_jt808, decode_nmea, decode_obd
-from conftest import sizes, tag
+from conftest import require_module, sizes, tag
 
 HERE = __import__("pathlib").Path(__file__).parent
 NMEA_LOG = (HERE.parent / "tests" / "data" / "gnss" / "gpsd" / "nmea-rtk.log").read_bytes()
@@ -107,7 +107,7 @@ def pynmea2_table(data: bytes) -> pa.Table:
 @pytest.mark.parametrize("n", NMEA_SIZES)
 @pytest.mark.benchmark(group="telemetry-nmea")
 def test_nmea_peer_pynmea2(benchmark: Any, n: int) -> None:
-    pytest.importorskip("pynmea2")
+    require_module("pynmea2")
     data = nmea_data(n)
     want = decode_nmea(data).table
     tag(benchmark, "peer", "pynmea2 parse + Arrow", n, size=n)
@@ -183,7 +183,7 @@ def test_obd_ours(benchmark: Any, n: int) -> None:
 @pytest.mark.parametrize("n", OBD_SIZES)
 @pytest.mark.benchmark(group="telemetry-obd")
 def test_obd_peer_python_obd(benchmark: Any, n: int) -> None:
-    obd = pytest.importorskip("obd")
+    obd = require_module("obd")
     from obd.protocols import ISO_15765_4_11bit_500k
 
     protocol = ISO_15765_4_11bit_500k([])

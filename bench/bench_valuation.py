@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import QUICK, sizes, tag
+from conftest import QUICK, require_module, sizes, tag
 
 SIZES = sizes((10_000, 100_000, 1_000_000), (1_000, 10_000, 100_000))
 # onnxruntime on the oblivious graph runs about 4k rows/s: it stops at 1e5
@@ -66,7 +66,7 @@ def rows(n: int) -> np.ndarray:
 
 
 def _ort(raw: bytes) -> Any:
-    ort = pytest.importorskip("onnxruntime")
+    ort = require_module("onnxruntime")
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     return ort.InferenceSession(raw, so, providers=["CPUExecutionProvider"])

@@ -26,6 +26,7 @@ used between ``tag`` and the end of the test (``time.process_time`` against
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -35,6 +36,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+# `make test` sets this (as for tests/): a peer that is missing there fails
+# the bench run instead of skipping quietly, so no comparison disappears.
+REQUIRE_ALL = os.environ.get("AUTOLIEN_REQUIRE_ALL") == "1"
+
+
+def require_module(name: str) -> Any:
+    """pytest.importorskip for a peer, failing under AUTOLIEN_REQUIRE_ALL=1."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        if REQUIRE_ALL:
+            pytest.fail(
+                f"needs {name}: {e} (AUTOLIEN_REQUIRE_ALL=1: nothing may be skipped)",
+                pytrace=False,
+            )
+        pytest.skip(f"needs {name}: {e}")
+
 
 QUICK = os.environ.get("AUTOLIEN_BENCH_QUICK", "") not in ("", "0")
 SUMMARY_PATH = Path(

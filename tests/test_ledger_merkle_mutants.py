@@ -94,3 +94,53 @@ def test_the_hash_choice_reaches_both_verifiers() -> None:
     lh = ref.leaf_hashes[5]
     assert verify_inclusion(lh, 5, 7, inc, ref.root(7), hash="keccak256")
     assert not verify_inclusion(lh, 5, 7, inc, ref.root(7))
+
+
+def test_the_hash_choice_reaches_node_hash() -> None:
+    # RFC 6962 interior node H(0x01 || left || right), against an independent
+    # Keccak-256 (safe-pysha3) and hashlib's SHA-256
+    import hashlib
+
+    import sha3
+
+    left, right = leaf_hash(LEAVES[0]), leaf_hash(LEAVES[1])
+    want_k = sha3.keccak_256(b"\x01" + left + right).digest()
+    assert node_hash(left, right, hash="keccak256") == want_k
+    assert node_hash(left, right) == hashlib.sha256(b"\x01" + left + right).digest()
+    assert want_k != node_hash(left, right)
+
+
+def test_extend_input_checks_and_the_cpu_fallback() -> None:
+    import hashlib
+
+    import numpy as np
+    import pyarrow as pa
+
+    from autolien.gpu import available
+
+    want = MerkleLog()
+    want.extend([b"", b""])
+    # empty records from Arrow (a data buffer of size 0)
+    log = MerkleLog()
+    assert log.extend(pa.array([b"", b""], pa.binary())) == (0, 2)
+    assert log.root() == want.root()
+    assert (
+        want.root() == hashlib.sha256(b"\x01" + leaf_hash(b"") + leaf_hash(b"")).digest()
+    )  # RFC 6962 by hand
+    with pytest.raises(ValueError, match=r"^items must not contain nulls: a null record"):
+        MerkleLog().extend(pa.array([b"a", None], pa.binary()))
+    for one in (b"ab", "ab"):
+        with pytest.raises(TypeError, match=f"got a single {type(one).__name__}$"):
+            MerkleLog().extend(one)
+    for bad in (np.zeros(5, np.uint8), np.zeros((2, 3), np.float64)):
+        with pytest.raises(ValueError, match="must be 2-D uint8"):
+            MerkleLog().extend(bad)
+    with pytest.raises(TypeError, match=r"^size must be int"):
+        want.root("1")  # type: ignore[arg-type]
+    if not available().usable:
+        # "auto" without a device is the CPU path, bit for bit
+        log = MerkleLog()
+        assert log.extend([b"a", b"bc"], backend="auto") == (0, 2)
+        ref = MerkleLog()
+        ref.extend([b"a", b"bc"])
+        assert log.root() == ref.root()

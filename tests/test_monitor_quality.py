@@ -269,3 +269,82 @@ def test_a_portfolio_history_too_short_for_the_baselines() -> None:
         assert a["note"] == "not measurable: history 6.5 d < 8 d that the baseline needs"
     assert q["anomalies"]["rollback"]["recall"] == 1.0  # no baseline needed
     assert q["alert_kinds"]["mileage_jump"]["anomalies"] == 2  # v1 and v5
+
+
+@pytest.mark.parametrize(
+    ("history_h", "shown"),
+    [(191.99, "7.9996"), (191.0, "7.96"), (180.0, "7.5"), (191.9999, "7.999996")],
+)
+def test_a_history_just_short_never_reads_as_the_limit(history_h: float, shown: str) -> None:
+    # 191.99 h is 7.99958 days: one decimal would print "8.0 d < 8 d"
+    q = detection_quality(ALERTS, TRUTH, eval_start=S - 5 * H, history_h=history_h)
+    note = q["anomalies"]["mileage_jump"]["note"]
+    assert note == f"not measurable: history {shown} d < 8 d that the baseline needs"
+
+
+def test_a_vehicle_history_just_short_never_reads_as_the_limit() -> None:
+    # first seen 191.6 h before the start: ".0f" would print "192 h < 192 h"
+    q = detection_quality(
+        ALERTS, TRUTH, eval_start=S - 5 * H, first_seen={"v1": S - 191.6 * H, "v5": S - 300 * H}
+    )
+    (nm,) = q["anomalies"]["mileage_jump"]["not_measurable"]
+    assert nm["reason"].startswith("history 191.6 h before the start < 192 h ")
+
+
+def test_the_baseline_need_follows_the_config() -> None:
+    from autolien.monitor.config import MonitorConfig
+    from autolien.monitor.quality import baseline_need_h
+
+    assert baseline_need_h() == 192.0  # 168 h of baseline + 24 h lag
+    cfg = MonitorConfig(min_baseline_h=72, lag_h=12)
+    assert baseline_need_h(cfg) == 84.0
+    # 6.5 days is short for the default 8 but enough for 84 h
+    q = detection_quality(ALERTS, TRUTH, eval_start=S - 5 * H, history_h=156.0, config=cfg)
+    assert q["anomalies"]["mileage_jump"]["measurable"] is True
+    (nm,) = detection_quality(
+        ALERTS, TRUTH, eval_start=S - 5 * H, first_seen={"v2": S - 80 * H}, config=cfg
+    )["anomalies"]["relocation"]["not_measurable"]
+    assert nm["reason"].startswith("history 80 h before the start < 84 h ")
+
+
+@pytest.mark.parametrize(
+    ("history_h", "measurable"), [(192.0, True), (240.0, True), (191.0, False)]
+)
+def test_a_portfolio_history_at_and_past_the_need(history_h: float, measurable: bool) -> None:
+    q = detection_quality(ALERTS, TRUTH, eval_start=S - 5 * H, history_h=history_h)
+    a = q["anomalies"]["mileage_jump"]
+    assert a["measurable"] is measurable
+    assert (a["n"], "note" in a) == ((2, False) if measurable else (0, True))
+    assert q["anomalies"]["rollback"]["measurable"] is True
+
+
+def test_some_measurable_and_some_not_gives_no_note() -> None:
+    # v1's mileage jump has too short a history, v5's a whole one
+    q = detection_quality(
+        ALERTS, TRUTH, eval_start=S - 5 * H, first_seen={"v1": S - 10 * H, "v5": S - 300 * H}
+    )
+    a = q["anomalies"]["mileage_jump"]
+    assert (a["n"], len(a["not_measurable"]), a["measurable"]) == (1, 1, True)
+    assert "note" not in a
+
+
+def test_the_shown_history_is_cut_at_the_first_decimals_that_read_under() -> None:
+    from autolien.monitor.quality import _below
+
+    # 191.951 h: "192" and "192.0" read as the limit, "191.95" does not
+    q = detection_quality(ALERTS, TRUTH, eval_start=S - 5 * H, first_seen={"v2": S - 191.951 * H})
+    (nm,) = q["anomalies"]["relocation"]["not_measurable"]
+    assert nm["reason"].startswith("history 191.95 h before the start < 192 h ")
+    # within 1e-14 of the limit no 12 decimals will do: the exact repr
+    assert _below(7.99999999999994, 8.0, 1) == "7.99999999999994"
+    assert _below(7.5, 8.0, 1) == "7.5"
+
+
+def test_eval_start_as_a_datetime_to_the_minute() -> None:
+    # an alert a minute before eval_start is not judged, a minute after is
+    when = dt.datetime.fromtimestamp(S, dt.UTC)
+    for off, judged in ((-60.0, False), (60.0, True)):
+        q = detection_quality(
+            _alerts([("v4", "entropy_increase", "warning", S + off)]), TRUTH, eval_start=when
+        )
+        assert ("entropy_increase" in q["alert_kinds"]) is judged

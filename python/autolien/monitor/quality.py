@@ -58,6 +58,17 @@ def baseline_need_h(config: MonitorConfig | None = None) -> float:
     return float(c.min_baseline_h + c.lag_h)
 
 
+def _below(x: float, limit: float, digits: int) -> str:
+    """x (known to be under ``limit``) with ``digits`` decimals, or as many
+    more as it takes to read under the limit as shown: 191.99 h is
+    "7.9996 d", never "8.0 d < 8 d"."""
+    for d in range(digits, 13):
+        s = f"{x:.{d}f}"
+        if float(s) < float(f"{limit:g}"):
+            return s
+    return repr(x)
+
+
 def _sec(x: Any) -> float:
     if isinstance(x, (int, float)) and not isinstance(x, bool):
         return float(x)
@@ -114,7 +125,8 @@ def detection_quality(
             k["nm"].append(
                 {
                     "vehicle_id": r["vehicle_id"],
-                    "reason": f"history {history_h / 24:.1f} d < {need_s / 86400:g} d "
+                    "reason": f"history {_below(history_h / 24, need_s / 86400, 1)} d "
+                    f"< {need_s / 86400:g} d "
                     "that the baseline needs",
                 }
             )
@@ -123,8 +135,9 @@ def detection_quality(
             k["nm"].append(
                 {
                     "vehicle_id": r["vehicle_id"],
-                    "reason": f"history {(s - first) / 3600:.0f} h before the start < "
-                    f"{need_s / 3600:.0f} h (lag_h + min_baseline_h) that {r['kind']} needs",
+                    "reason": f"history {_below((s - first) / 3600, need_s / 3600, 0)} h "
+                    "before the start < "
+                    f"{need_s / 3600:g} h (lag_h + min_baseline_h) that {r['kind']} needs",
                 }
             )
             continue

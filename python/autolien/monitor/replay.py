@@ -6,8 +6,12 @@ or splices real rows, so what the monitor finds is measured on tracks nobody
 here wrote, not on our own behaviour model.
 
 * ``read_rtklib_pos``: an RTKLIB solution file as a track (time, lat, lon).
+* ``read_latlon_csv``: a CSV of latitude and longitude (a GPS trace), with
+  times from a time column or, where it has none, a stated fix interval.
 * ``daily_replay``: a real log replayed once a day for ``days`` days at its own
-  time of day (the repetition is ours, the motion and the GPS noise are real).
+  time of day (the repetition is ours, the motion and the GPS noise are real);
+  a one-way trip can be driven back the same way later in the day, and an
+  hourly heartbeat can be added while parked (below).
 * ``odometer_from_track``: a synthetic odometer (below).
 * ``inject_*``: one anomaly each; every one returns the new tables and the
   truth row for :func:`autolien.monitor.quality.detection_quality`.
@@ -20,6 +24,15 @@ wander at a standstill is not driving), and a step across a longer gap adds
 its straight-line length (the vehicle went at least that far). The reading at each fix is the
 running total from ``start_km``, cut down to 0.1 km, the resolution of the
 JT/T 808 mileage item.
+
+**The parked heartbeat.** A drive log has fixes only while driving, like a
+terminal that sleeps while parked. A T-Box that reports while parked (JT/T
+808 terminals report every 30-60 min with ACC off, GB/T 32960 vehicles at
+least hourly) is stood in by ``heartbeat_s``: between trips, one fix every
+``heartbeat_s`` at the position where the last trip ended, ignition off, and
+the trip rows get ignition on. The parked fix carries no GPS wander: a real
+parked receiver's few metres are left out, which only makes the test easier
+for the towing and relocation detectors, not harder.
 """
 
 from __future__ import annotations
@@ -44,6 +57,7 @@ __all__ = [
     "inject_silence",
     "inject_tow",
     "odometer_from_track",
+    "read_latlon_csv",
     "read_rtklib_pos",
 ]
 
@@ -122,6 +136,60 @@ def read_rtklib_pos(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return np.array(t), np.array(lat), np.array(lon)
 
 
+def read_latlon_csv(
+    path: str | Path, *, every_s: float | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Times (s), latitudes and longitudes of a CSV with a header naming
+    ``latitude``/``lat`` and ``longitude``/``lon``/``lng`` columns. A
+    ``time`` column (Unix seconds or ISO 8601) gives the times; a trace
+    without one needs ``every_s``, the fix interval its source states, and
+    its fixes are then ``every_s`` apart from 0. Rows with a missing or
+    out-of-range coordinate are dropped; a file with none left, or without
+    the columns, raises ValueError."""
+    import csv  # noqa: PLC0415 - only this reader needs it
+
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        raise ValueError(f"{path}: empty")
+    head = [h.strip().lower() for h in rows[0]]
+
+    def col(*names: str) -> int | None:
+        return next((head.index(n) for n in names if n in head), None)
+
+    ilat, ilon, itime = col("latitude", "lat"), col("longitude", "lon", "lng"), col("time")
+    if ilat is None or ilon is None:
+        raise ValueError(f"{path}: no latitude/longitude columns in {rows[0]}")
+    if itime is None and every_s is None:
+        raise ValueError(f"{path}: no time column; give the fix interval (every_s)")
+    t, lat, lon = [], [], []
+    for k, r in enumerate(rows[1:]):
+        try:
+            la, lo = float(r[ilat]), float(r[ilon])
+        except (ValueError, IndexError):
+            continue
+        if not (abs(la) <= 90 and abs(lo) <= 180):
+            continue
+        if itime is None:
+            when = k * float(every_s or 0.0)
+        else:
+            v = r[itime].strip()
+            try:
+                when = float(v)
+            except ValueError:
+                try:
+                    d = dt.datetime.fromisoformat(v)
+                except ValueError:
+                    raise ValueError(f"{path}: row {k + 2}: time {v!r} is not a time") from None
+                when = (d if d.tzinfo else d.replace(tzinfo=dt.UTC)).timestamp()
+        t.append(when)
+        lat.append(la)
+        lon.append(lo)
+    if not t:
+        raise ValueError(f"{path}: no usable fix")
+    return np.array(t), np.array(lat), np.array(lon)
+
+
 def daily_replay(
     vid: str,
     t: np.ndarray,
@@ -132,18 +200,56 @@ def daily_replay(
     start_day: float,
     every_s: float = 30.0,
     offsets_h: tuple[float, ...] = (0.0,),
+    start_s: float | None = None,
+    return_trip: bool = False,
+    heartbeat_s: float | None = None,
 ) -> pa.Table:
     """The real log thinned to one fix per ``every_s`` (a T-Box's driving
     rate), replayed on ``days`` consecutive UTC days from ``start_day`` (a
-    midnight, in s) at its own time of day, and again ``offsets_h`` later
-    (a second trip the same day). Ignition is unknown (null)."""
+    midnight, in s) at its own time of day (or at ``start_s`` after
+    midnight, for a log whose times are relative), and again ``offsets_h``
+    later (a second trip the same day). With ``return_trip`` every second
+    trip of a day is the log driven backwards (its fixes in reverse order,
+    at the same intervals), so a one-way trip ends the day where it began.
+    Ignition is unknown (null), unless ``heartbeat_s`` adds parked fixes
+    (module docstring): then trips have it on and parked fixes off."""
     keep = np.r_[True, np.diff(np.floor((t - t[0]) / every_s)) > 0]
     t, lat, lon = t[keep], lat[keep], lon[keep]
-    tod = t - math.floor(t[0] / 86400) * 86400
+    tod = t - math.floor(t[0] / 86400) * 86400 if start_s is None else t - t[0] + start_s
     starts = sorted(start_day + d * 86400 + o * 3600 for d in range(days) for o in offsets_h)
-    tt = np.concatenate([s + tod for s in starts])
-    n = len(starts)
-    return _track(vid, tt, np.tile(lat, n), np.tile(lon, n), [None] * tt.size)
+    back = np.flip(tod.max() - tod + tod.min())  # the same intervals, reversed
+    per_day = len(offsets_h)
+    trips = []
+    for k, s0 in enumerate(starts):
+        rev = return_trip and k % per_day == 1
+        trips.append(
+            (s0 + (back if rev else tod), lat[::-1] if rev else lat, lon[::-1] if rev else lon)
+        )
+    tt = np.concatenate([x[0] for x in trips])
+    la = np.concatenate([x[1] for x in trips])
+    lo = np.concatenate([x[2] for x in trips])
+    if heartbeat_s is None:
+        return _track(vid, tt, la, lo, [None] * tt.size)
+    ign = [True] * tt.size
+    hb_t, hb_la, hb_lo = [], [], []
+    # parked fixes run to the end of the day after the last (a later trip
+    # of a day may cross midnight UTC), so every vehicle reports to the end
+    last_day_end = start_day + (days + 1) * 86400
+    for (a, la_a, lo_a), nxt in zip(trips, [*trips[1:], None], strict=True):
+        end = (nxt[0][0] if nxt is not None else last_day_end) - 1.0
+        beats = np.arange(a[-1] + heartbeat_s, end, heartbeat_s)
+        hb_t.append(beats)
+        hb_la.append(np.full(beats.size, la_a[-1]))
+        hb_lo.append(np.full(beats.size, lo_a[-1]))
+    bt = np.concatenate(hb_t)
+    order = np.argsort(np.r_[tt, bt], kind="stable")
+    return _track(
+        vid,
+        np.r_[tt, bt][order],
+        np.r_[la, np.concatenate(hb_la)][order],
+        np.r_[lo, np.concatenate(hb_lo)][order],
+        [(ign + [False] * bt.size)[i] for i in order],
+    )
 
 
 def odometer_from_track(tracks: pa.Table, *, start_km: float = 10_000.0) -> pa.Table:
@@ -287,7 +393,8 @@ def inject_tow(
 def inject_rental(r: Replay, vid: str, at: float, donor: pa.Table) -> Replay:
     """From ``at`` on the vehicle's track is another real vehicle's
     (``donor``: its rows on the same days, any vehicle_id), and the
-    odometer continues from the last reading by the donor's own distance:
+    odometer continues from the last reading by the way from the vehicle's
+    last own fix to the donor's first and then the donor's own distance:
     someone else's usage spliced in."""
     mine, rest = _split(r.tracks, vid)
     t = _secs(mine.column("time"))
@@ -305,6 +412,13 @@ def inject_rental(r: Replay, vid: str, at: float, donor: pa.Table) -> Replay:
     ot = _secs(omine.column("time"))
     before = omine.filter(pa.array(ot < at))
     last = float(before.column("odometer_km").to_numpy()[-1]) if before.num_rows else 10_000.0
-    donor_odo = odometer_from_track(spliced, start_km=last)
+    # the odometer runs on from the vehicle's own last fix, so the way to
+    # where the donor's rows begin is driven too (the straight line across
+    # the gap, as for any gap); the first row of that count is the own fix
+    own = mine.filter(pa.array(t < at))
+    path = pa.concat_tables([own.slice(own.num_rows - 1), spliced]) if own.num_rows else spliced
+    donor_odo = odometer_from_track(path, start_km=last)
+    if own.num_rows:
+        donor_odo = donor_odo.slice(1)
     truth = _truth(vid, "rental", "entropy_increase", at, "alert")
     return Replay(tracks, pa.concat_tables([orest, before, donor_odo]), [*r.truth, truth])

@@ -26,6 +26,7 @@ __all__ = [
     "BATTERY_SHARE",
     "LTV_LEVELS",
     "NORMAL_FADE_PER_YEAR",
+    "SOH_PLAUSIBLE",
     "USAGE_FLOOR",
     "battery_alerts",
     "battery_factor",
@@ -126,12 +127,23 @@ def _ev_arrays(ev: pa.Table) -> dict[str, Any]:
     }
 
 
+# A segment's capacity outside this share of the pack's nominal is a bad
+# segment (a BMS SOC reset, rows of two packs, a wrong current scale), not a
+# battery: a new pack measures at most ~10% over its rating, and a pack at
+# 30% is scrap long before. Such a segment is reported, never used.
+SOH_PLAUSIBLE = (0.30, 1.30)
+
+Segment = tuple[float, float, float | None, str | None]
+
+
 def _charge_segments(
     d: dict[str, Any], a: int, b: int, min_soc_span: float, max_gap_s: float
-) -> list[tuple[float, float, float]]:
-    """(start, end, capacity kWh) of each usable charge segment in rows [a, b)."""
+) -> list[Segment]:
+    """(start, end, capacity kWh, None) of each usable charge segment in rows
+    [a, b), and (start, end, None, reason) for a charge long enough to use
+    whose rows cannot give a capacity."""
     ts, soc, cur, volt, chg = d["t"], d["soc"], d["cur"], d["volt"], d["chg"]
-    out: list[tuple[float, float, float]] = []
+    out: list[Segment] = []
     i = a
     while i < b:
         if not chg[i]:
@@ -148,12 +160,34 @@ def _charge_segments(
             power = np.abs(cur[i + 1 : j + 1]) * volt[i + 1 : j + 1]  # W over each step
             energy = np.r_[0.0, np.cumsum(power * dt)] / 3.6e6  # kWh
             e, s = energy[:-1], soc[i:j]
-            if e.size >= 3 and np.ptp(s) >= min_soc_span / 2:
+            if (np.diff(soc[i : j + 1]) < 0).any():
+                # SOC never falls while charging: a fall is a BMS reset or
+                # rows of two packs, and a line fitted across it means
+                # nothing (SOC 20, 30, 20, 30 % read as a 6e17 kWh pack)
+                out.append((float(ts[i]), float(ts[j]), None, "SOC falls during the charge"))
+            elif not np.ptp(e) > 0:
+                out.append((float(ts[i]), float(ts[j]), None, "no charge current recorded"))
+            elif e.size >= 3 and np.ptp(s) >= min_soc_span / 2:
+                # both rise and neither is constant, so the slope is > 0
                 slope = float(np.polyfit(e, s, 1)[0])  # SOC points per kWh
-                if slope > 0:
-                    out.append((float(ts[i]), float(ts[j]), 100.0 / slope))
+                out.append((float(ts[i]), float(ts[j]), 100.0 / slope, None))
         i = j + 1
     return out
+
+
+def _judge(seg: Segment, nominal: float | None) -> Segment:
+    """The segment, or its reject when its capacity is implausible for the
+    pack's nominal (``SOH_PLAUSIBLE``)."""
+    t0, t1, cap, why = seg
+    if cap is not None and nominal:
+        lo, hi = SOH_PLAUSIBLE
+        if not lo <= cap / nominal <= hi:
+            why = (
+                f"capacity {cap:.4g} kWh is {cap / nominal:.0%} of the nominal "
+                f"{nominal:g} kWh, outside {lo:.0%}-{hi:.0%}"
+            )
+            return (t0, t1, None, why)
+    return seg
 
 
 def soh_segments(
@@ -164,19 +198,26 @@ def soh_segments(
     max_gap_s: float = 1200.0,
 ) -> pa.Table:
     """One row per usable charge segment (see :func:`estimate_soh`): ``vin,
-    start, end, capacity_kwh, soh`` (capacity over ``nominal_kwh``), in time
-    order per VIN: battery health as it evolves."""
+    start, end, capacity_kwh, soh, reject`` (capacity over ``nominal_kwh``), in
+    time order per VIN: battery health as it evolves. A charge that cannot
+    give a capacity (SOC falls during it, no current, a capacity outside
+    ``SOH_PLAUSIBLE`` of the nominal) is kept with null capacity and SOH and
+    the reason in ``reject``."""
     d = _ev_arrays(ev)
-    rows: dict[str, list[Any]] = {k: [] for k in ("vin", "start", "end", "capacity_kwh", "soh")}
+    rows: dict[str, list[Any]] = {
+        k: [] for k in ("vin", "start", "end", "capacity_kwh", "soh", "reject")
+    }
     for a, b in itertools.pairwise(d["starts"]):
         name = d["vin"][a]
         nominal = nominal_kwh.get(name) if isinstance(nominal_kwh, dict) else nominal_kwh
-        for t0, t1, cap in _charge_segments(d, a, b, min_soc_span, max_gap_s):
+        for seg in _charge_segments(d, a, b, min_soc_span, max_gap_s):
+            t0, t1, cap, why = _judge(seg, nominal)
             rows["vin"].append(name)
             rows["start"].append(int(t0 * 1e6))
             rows["end"].append(int(t1 * 1e6))
             rows["capacity_kwh"].append(cap)
-            rows["soh"].append(cap / nominal if nominal else None)
+            rows["soh"].append(cap / nominal if nominal and cap is not None else None)
+            rows["reject"].append(why)
     ts = pa.timestamp("us", tz="UTC")
     return pa.table(
         {
@@ -185,6 +226,7 @@ def soh_segments(
             "end": pa.array(rows["end"], pa.int64()).cast(ts),
             "capacity_kwh": pa.array(rows["capacity_kwh"], pa.float64()),
             "soh": pa.array(rows["soh"], pa.float64()),
+            "reject": pa.array(rows["reject"], pa.string()),
         }
     )
 
@@ -205,19 +247,32 @@ def estimate_soh(
     capacity: 100 over the least-squares slope of SOC against the energy put
     in (|I| x V integrated over time), leaving out the segment's last step. SOH is the
     median capacity over ``nominal_kwh`` (per VIN or one value); without it, the
-    VIN's largest segment capacity stands in (a relative SOH). Columns:
-    ``vin, segments, capacity_kwh, soh, soh_low, soh_high, cell_spread_v``."""
+    VIN's largest segment capacity stands in (a relative SOH). Charges that
+    cannot give a capacity (see :func:`soh_segments`) are counted in
+    ``rejected_segments``, not used. Columns: ``vin, segments,
+    rejected_segments, capacity_kwh, soh, soh_low, soh_high, cell_spread_v``."""
     d = _ev_arrays(ev)
     out: dict[str, list[Any]] = {
         k: []
-        for k in ("vin", "segments", "capacity_kwh", "soh", "soh_low", "soh_high", "cell_spread_v")
+        for k in (
+            "vin",
+            "segments",
+            "rejected_segments",
+            "capacity_kwh",
+            "soh",
+            "soh_low",
+            "soh_high",
+            "cell_spread_v",
+        )
     }
     for a, b in itertools.pairwise(d["starts"]):
-        caps = [c for _, _, c in _charge_segments(d, a, b, min_soc_span, max_gap_s)]
         name = d["vin"][a]
         nominal = nominal_kwh.get(name) if isinstance(nominal_kwh, dict) else nominal_kwh
+        segs = [_judge(g, nominal) for g in _charge_segments(d, a, b, min_soc_span, max_gap_s)]
+        caps = [c for _, _, c, _ in segs if c is not None]
         out["vin"].append(name)
         out["segments"].append(len(caps))
+        out["rejected_segments"].append(len(segs) - len(caps))
         sp = d["spread"][a:b]
         out["cell_spread_v"].append(float(np.nanmedian(sp)) if np.isfinite(sp).any() else None)
         if not caps:
@@ -236,6 +291,7 @@ def estimate_soh(
         {
             "vin": pa.array(out["vin"], pa.string()),
             "segments": pa.array(out["segments"], pa.int32()),
+            "rejected_segments": pa.array(out["rejected_segments"], pa.int32()),
             **{
                 k: pa.array(out[k], pa.float64())
                 for k in ("capacity_kwh", "soh", "soh_low", "soh_high", "cell_spread_v")
