@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import _core
 from .config import MonitorConfig
@@ -63,6 +64,8 @@ KIND_CAP = {
     "vin_change": 2,
 }
 _EXPLAINS_ENTROPY = ("towing", "relocation")
+_SPEED = ENTROPY_FEATURES.index("speed_entropy")
+_PLACE = [ENTROPY_FEATURES.index("location_entropy"), ENTROPY_FEATURES.index("new_place_share")]
 _SUMS = (
     "n",
     "dist_km",
@@ -175,6 +178,7 @@ class Vehicle:
         }
         self.cusum = 0.0
         self.cusum_since = math.nan
+        self.mileage_flag_t = -math.inf  # end of the last hour the mileage detector flagged
         self.away_streak = 0
         self.baseline_day: int | None = None
         self.base: dict[str, tuple[float, float, int]] = {}
@@ -656,8 +660,9 @@ class Vehicle:
                 away[sl] = np.where(np.isnan(lat), np.nan, dist.min(axis=1) / 1e3)
             H["away_km"][pos[sl]] = away[sl]
             t_end = (np.arange(h_a + j, h_a + je, dtype=np.float64) + 1) * HOUR
-            signals += self._entropy_block(sl, t_end, feats, score, cus)
-            signals += self._mileage_block(sl, t_end, feats)
+            mileage, jump = self._mileage_block(sl, t_end, feats)
+            signals += self._entropy_block(sl, t_end, feats, score, cus, jump, away[sl])
+            signals += mileage
             signals += self._relocation_block(pos[sl], t_end, away[sl])
             j = je
         H["score"][pos] = score
@@ -737,12 +742,45 @@ class Vehicle:
         return loc, share
 
     # -- detectors ---------------------------------------------------------
+    def _explained(
+        self, t_end: F64, jump: npt.NDArray[np.bool_], away: F64
+    ) -> npt.NDArray[np.bool_]:
+        """Per hour and entropy feature: is its rise already explained by a
+        concurrent detector, and so left out of the entropy score? Driving
+        much more (the mileage detector flagged an hour in the last
+        ``close_after_h``, as long as its alert stays open) takes the car on
+        other roads at other speeds: speed entropy. Standing far from every
+        familiar place (the relocation detector's own input, ``away_km``)
+        puts all the dwell time in new cells: location entropy and the
+        new-place share. A change of usage (a rental) moves the features
+        that neither explains."""
+        c = self.cfg
+        n = t_end.size
+        out = np.zeros((n, len(ENTROPY_FEATURES)), dtype=bool)
+        hold = c.close_after_h * HOUR
+        for i in range(n):
+            if jump[i]:
+                self.mileage_flag_t = float(t_end[i])
+            out[i, _SPEED] = t_end[i] - self.mileage_flag_t < hold
+        with np.errstate(invalid="ignore"):
+            far = np.nan_to_num(away, nan=0.0) >= c.away_km
+        out[:, _PLACE] |= far[:, None]
+        return out
+
     def _entropy_block(
-        self, sl: slice, t_end: F64, feats: dict[str, F64], score: F64, cus: F64
+        self,
+        sl: slice,
+        t_end: F64,
+        feats: dict[str, F64],
+        score: F64,
+        cus: F64,
+        jump: npt.NDArray[np.bool_],
+        away: F64,
     ) -> list[Signal]:
         c = self.cfg
         n = t_end.size
         z = np.full((n, len(ENTROPY_FEATURES)), np.nan)
+        explained = self._explained(t_end, jump, away)
         for i, f in enumerate(ENTROPY_FEATURES):
             med, mad, cnt = self.base.get(f, (math.nan, math.nan, 0))
             if cnt < c.min_baseline_h:
@@ -751,6 +789,8 @@ class Vehicle:
                 f, c.entropy_z_floor
             )
             z[:, i] = (feats[f][sl] - med) / max(1.4826 * mad, floor)
+        zs_all = z.copy()
+        z[explained] = np.nan
         # the mean of the two largest increases: misuse moves several
         # features at once, noise in one feature alone does not count double
         valid = (~np.isnan(z)).sum(axis=1)
@@ -774,9 +814,9 @@ class Vehicle:
                 continue
             te = float(t_end[i])
             zs = {
-                f: round(float(z[i, k]), 3)
+                f: round(float(zs_all[i, k]), 3)
                 for k, f in enumerate(ENTROPY_FEATURES)
-                if not math.isnan(z[i, k])
+                if not math.isnan(zs_all[i, k])
             }
             # the scored hours since the CUSUM left zero, each with its context window
             ev = {
@@ -786,12 +826,18 @@ class Vehicle:
                 "window_h": c.context_h,
                 "windows_from": self.cusum_since,
                 "windows_to": te,
+                # features left out of the score: another detector explains them
+                "explained": [f for k, f in enumerate(ENTROPY_FEATURES) if explained[i, k]],
             }
             seg = (te - c.context_h * HOUR, te)  # the path the buffer holds: the latest window
             out.append(Signal(te, "entropy_increase", 0, self.cusum, ev, seg, self._path_fn(seg)))
         return out
 
-    def _mileage_block(self, sl: slice, t_end: F64, feats: dict[str, F64]) -> list[Signal]:
+    def _mileage_block(
+        self, sl: slice, t_end: F64, feats: dict[str, F64]
+    ) -> tuple[list[Signal], npt.NDArray[np.bool_]]:
+        """Mileage, freeze and mismatch signals, and the hours the mileage
+        detector flagged."""
         c = self.cfg
         out: list[Signal] = []
         med, mad, cnt = self.base.get("km_24h", (math.nan, math.nan, 0))
@@ -847,7 +893,7 @@ class Vehicle:
                         self._path_fn(seg),
                     )
                 )
-        return out
+        return out, jump
 
     def _relocation_block(self, P: I64, t_end: F64, away: F64) -> list[Signal]:
         c = self.cfg
