@@ -226,3 +226,42 @@ def test_the_unchanged_routine_raises_nothing() -> None:
         _routine(log, day, HOME, WORK, SHOPS)
         log.park_until(T0 + (day + 1) * 86400)
     assert score(*log.tables("ok")).num_rows == 0
+
+
+# -- a terminal that reports only while driving ------------------------------
+
+
+def test_a_driving_only_terminal_gets_a_baseline_and_a_rental_is_detected() -> None:
+    # no heartbeat while parked: about an hour of fixes a day, so counting
+    # hours with data never reached a week (14 days x ~1 h < 168 h)
+    log = _Log(5, heartbeat_s=None)
+    for day in range(DAYS):
+        if day >= CHANGE:
+            _rental(log, day)
+        else:
+            _routine(log, day, HOME, WORK, SHOPS)
+    kinds = _kinds(*log.tables("dr"))
+    assert kinds.get("entropy_increase") == "alert"
+
+
+def test_untouched_driving_only_terminals_raise_nothing_above_warning() -> None:
+    levels = set()
+    for seed in range(6, 10):
+        log = _Log(seed, heartbeat_s=None)
+        for day in range(DAYS):
+            _routine(log, day, HOME, WORK, SHOPS)
+        levels |= {a["level"] for a in score(*log.tables(f"d{seed}")).to_pylist()}
+    assert levels <= {"warning"}
+
+
+def test_a_short_driving_only_history_raises_nothing() -> None:
+    # 9 days: the baseline detectors start scoring on days 8-9, on a thin
+    # baseline of a week of commutes; that must not alert wildly
+    kinds = set()
+    for seed in range(11, 15):
+        log = _Log(seed, heartbeat_s=None)
+        for day in range(9):
+            _routine(log, day, HOME, WORK, SHOPS)
+        kinds |= {(a["kind"], a["level"]) for a in score(*log.tables("sh")).to_pylist()}
+    assert {k for k, _ in kinds} <= {"device_silence"}
+    assert {lvl for _, lvl in kinds} <= {"warning"}

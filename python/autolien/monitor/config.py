@@ -34,7 +34,8 @@ class MonitorConfig:
     # baselines
     baseline_h: int = 14 * 24  # trailing period of the median/MAD baseline
     lag_h: int = 24  # the baseline ends this long before the scored day
-    min_baseline_h: int = 168  # hours with data needed before scoring: a whole week
+    min_baseline_h: int = 168  # history (days with data, in hours) needed before scoring: a week
+    min_baseline_samples: int = 24  # and at least this many hours with data in it
     # entropy increase
     entropy_z_floor: float = 0.25  # bits: the smallest robust scale of an entropy feature
     stop_z_floor: float = 0.75  # bits: stop entropy rests on a few stops a day

@@ -160,6 +160,24 @@ def _col_median(a: F64) -> tuple[F64, I64]:
     return np.where(cnt > 0, (lo + hi) / 2, np.nan), cnt
 
 
+def _history_h(hours: I64, block: F64) -> I64:
+    """Per column: the elapsed history its values cover, in hours. Each UTC
+    day with a value counts whole (24 h), except the first, which counts
+    from its first hour with a value. A terminal that reports every few
+    minutes around the clock gets the hours with data, as before; one that
+    reports only while driving (a few hours a day, asleep while parked)
+    gets the days it drove, so a week of driving is a week of history.
+    Days without any value count nothing."""
+    out = np.zeros(block.shape[1], dtype=np.int64)
+    for j in range(block.shape[1]):
+        h = hours[~np.isnan(block[:, j])]
+        if not h.size:
+            continue
+        days = np.unique(h // 24)
+        out[j] = 24 * days.size - int(h.min() - (h.min() // 24) * 24)
+    return out
+
+
 class Vehicle:
     def __init__(self, vehicle_id: str, cfg: MonitorConfig) -> None:
         self.id = vehicle_id
@@ -575,7 +593,15 @@ class Vehicle:
         block = np.stack([H[f][sel] for f in names], axis=1)
         med, cnt = _col_median(block)
         mad, _ = _col_median(np.abs(block - med))
-        self.base = {f: (float(med[i]), float(mad[i]), int(cnt[i])) for i, f in enumerate(names)}
+        span = _history_h(H["hour"][sel], block)
+        self.base = {
+            f: (
+                float(med[i]),
+                float(mad[i]),
+                int(span[i]) if cnt[i] >= c.min_baseline_samples else 0,
+            )
+            for i, f in enumerate(names)
+        }
         # the familiar area: cells visited on at least home_days distinct days
         cs = (self.cells["hour"] >= lo) & (self.cells["hour"] < hi)
         cell, dayn = self.cells["cell"][cs], self.cells["hour"][cs] // 24
