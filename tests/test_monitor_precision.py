@@ -265,3 +265,26 @@ def test_a_short_driving_only_history_raises_nothing() -> None:
         kinds |= {(a["kind"], a["level"]) for a in score(*log.tables("sh")).to_pylist()}
     assert {k for k, _ in kinds} <= {"device_silence"}
     assert {lvl for _, lvl in kinds} <= {"warning"}
+
+
+def test_a_silent_device_is_a_silence_not_a_change_of_usage() -> None:
+    # parked at a new place for the day, then no rows for four days: its context windows
+    # empty out around the last place seen, which is no change of usage
+    log = _Log(15)
+    new_place = _at(HOME, -6.0, -5.0)
+    for day in range(DAYS):
+        if day == CHANGE:
+            log.drive(new_place, 40.0, T0 + day * 86400 + 9 * 3600)
+            log.park_until(T0 + day * 86400 + 20 * 3600)
+            log.heartbeat, quiet = None, log.now
+            log.park_until(quiet + 96 * 3600)
+            log.heartbeat = 600.0
+            log.drive(HOME, 40.0, log.now)
+        elif CHANGE < day < CHANGE + 5:
+            continue
+        else:
+            _routine(log, day, HOME, WORK, SHOPS)
+        log.park_until(T0 + (day + 1) * 86400)
+    kinds = _kinds(*log.tables("si"))
+    assert kinds.get("device_silence") == "emergency"
+    assert "entropy_increase" not in kinds

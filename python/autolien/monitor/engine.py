@@ -64,8 +64,9 @@ KIND_CAP = {
     "vin_change": 2,
 }
 _EXPLAINS_ENTROPY = ("towing", "relocation")
-_SPEED = ENTROPY_FEATURES.index("speed_entropy")
 _PLACE = [ENTROPY_FEATURES.index("location_entropy"), ENTROPY_FEATURES.index("new_place_share")]
+# what driving more explains: other roads, other speeds, more stops
+_DRIVING = [i for i in range(len(ENTROPY_FEATURES)) if i not in _PLACE]
 _SUMS = (
     "n",
     "dist_km",
@@ -774,12 +775,15 @@ class Vehicle:
         """Per hour and entropy feature: is its rise already explained by a
         concurrent detector, and so left out of the entropy score? Driving
         much more (the mileage detector flagged an hour in the last
-        ``close_after_h``, as long as its alert stays open) takes the car on
-        other roads at other speeds: speed entropy. Standing far from every
-        familiar place (the relocation detector's own input, ``away_km``)
-        puts all the dwell time in new cells: location entropy and the
-        new-place share. A change of usage (a rental) moves the features
-        that neither explains."""
+        ``close_after_h``, as long as its alert stays open) means more and
+        longer trips on other roads at other speeds: the speed, turn,
+        heading and stop features; the entropy alert then rests on where
+        the vehicle goes (location entropy and the new-place share), which
+        a change of usage (a rental's fares all over town) moves far more
+        than an extra trip on the usual pattern does. Standing far from
+        every familiar place (the relocation detector's own input,
+        ``away_km``) puts all the dwell time in new cells: location entropy
+        and the new-place share."""
         c = self.cfg
         n = t_end.size
         out = np.zeros((n, len(ENTROPY_FEATURES)), dtype=bool)
@@ -787,7 +791,7 @@ class Vehicle:
         for i in range(n):
             if jump[i]:
                 self.mileage_flag_t = float(t_end[i])
-            out[i, _SPEED] = t_end[i] - self.mileage_flag_t < hold
+            out[i, _DRIVING] = t_end[i] - self.mileage_flag_t < hold
         with np.errstate(invalid="ignore"):
             far = np.nan_to_num(away, nan=0.0) >= c.away_km
         out[:, _PLACE] |= far[:, None]
@@ -828,7 +832,12 @@ class Vehicle:
         score[sl] = sc
         out: list[Signal] = []
         for i in range(n):
-            if not math.isnan(sc[i]):
+            if math.isnan(sc[i]):
+                # an hour with nothing to score (a window without data: a long
+                # silence) is no evidence of change: the sum falls by its
+                # allowance, so a stale sum cannot signal when data returns
+                self.cusum = max(0.0, self.cusum - c.cusum_k)
+            else:
                 was = self.cusum
                 self.cusum = min(max(0.0, self.cusum + float(sc[i]) - c.cusum_k), 3 * c.cusum_h)
                 if (
@@ -1018,6 +1027,15 @@ class Vehicle:
                 why.evidence["entropy_signals_explained"] = (
                     why.evidence.get("entropy_signals_explained", 0) + 1
                 )
+            return
+        if s.kind == "entropy_increase" and "device_silence" in self.open:
+            # a silent device's context windows empty out hour by hour, and
+            # the shares of what is left (the last place it was seen) rise:
+            # the silence alert is the explanation
+            sil = self.open["device_silence"]
+            sil.evidence["entropy_signals_explained"] = (
+                sil.evidence.get("entropy_signals_explained", 0) + 1
+            )
             return
         if s.kind == "odometer_mismatch" and "towing" in self.open:
             # towed distance is on the track and not on the odometer: the
