@@ -19,6 +19,8 @@ import numpy as np
 import pyarrow as pa
 
 from autolien.monitor import Monitor, score
+from autolien.monitor.quality import detection_quality
+from autolien.sim import simulate_fleet
 
 T0 = 1_790_784_000.0  # 2026-09-30T16:00Z, local (UTC+8) midnight
 HOME = (31.20, 121.40)
@@ -288,3 +290,20 @@ def test_a_silent_device_is_a_silence_not_a_change_of_usage() -> None:
     kinds = _kinds(*log.tables("si"))
     assert kinds.get("device_silence") == "emergency"
     assert "entropy_increase" not in kinds
+
+
+def test_entropy_alerts_on_a_mostly_normal_portfolio_are_all_meant() -> None:
+    # 3 simulated fleets of 60 with one of each anomaly from day 18 (docs/
+    # monitor.md, "Detection quality"): every rental found at its level, and
+    # every entropy alert judged is on a rental
+    true = judged = 0
+    for seed in range(3):
+        f = simulate_fleet(60, 30, seed=seed, anomaly_day=18)
+        q = detection_quality(
+            score(f.tracks, f.odometer), f.truth, eval_start="2026-10-18T16:00:00Z"
+        )
+        assert q["anomalies"]["rental"]["recall"] == 1.0
+        assert q["anomalies"]["rental"]["level_reached"] == 1.0
+        e = q["alert_kinds"]["entropy_increase"]
+        true, judged = true + e["true"], judged + e["true"] + e["false"]
+    assert (true, judged) == (3, 3)
