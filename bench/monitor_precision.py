@@ -3,7 +3,7 @@
 anomaly, recall, level reached and delays, so that a precision gain can be
 checked against what it costs.
 
-    python bench/monitor_precision.py [SEEDS]
+    python bench/monitor_precision.py [SEEDS] [MILEAGE_CONFIRM_H]
 
 * ``mixed``: SEEDS fleets of 30 vehicles for 30 days, two of each anomaly
   from day 18 (the bench/monitor_quality.py portfolio);
@@ -13,7 +13,8 @@ checked against what it costs.
   ``score`` without the frame round trip.
 
 Counting is autolien.monitor.quality.detection_quality's (MEANT / RELATED),
-alerts judged from the anomaly day on. docs/monitor.md quotes the output.
+alerts judged from the anomaly day on. MILEAGE_CONFIRM_H (default 0) sets
+``MonitorConfig.mileage_confirm_h``. docs/monitor.md quotes the output.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from autolien.monitor import score
+from autolien.monitor import MonitorConfig, score
 from autolien.monitor.quality import detection_quality
 from autolien.sim import ANOMALIES, simulate_fleet
 
@@ -45,14 +46,16 @@ def _portfolios(seeds: int) -> dict[str, list[tuple[int, int, int, dict[str, int
     }
 
 
-def measure(fleets: list[tuple[int, int, int, dict[str, int]]]) -> dict[str, Any]:
+def measure(
+    fleets: list[tuple[int, int, int, dict[str, int]]], config: MonitorConfig | None = None
+) -> dict[str, Any]:
     per: dict[str, dict[str, list[float]]] = {}
     kinds: dict[str, Counter[str]] = {}
     normal_above_warning = 0
     for seed, n, days, anomalies in fleets:
         anomaly_day = 18 if days == 30 else days * 2 // 3
         f = simulate_fleet(n, days, seed=seed, anomaly_day=anomaly_day, anomalies=anomalies)
-        alerts = score(f.tracks, f.odometer)
+        alerts = score(f.tracks, f.odometer, config=config)
         eval_start = EPOCH + dt.timedelta(days=anomaly_day)
         q = detection_quality(alerts, f.truth, eval_start=eval_start)
         injected = set(f.truth.column("vehicle_id").to_pylist())
@@ -95,9 +98,10 @@ def measure(fleets: list[tuple[int, int, int, dict[str, int]]]) -> dict[str, Any
     }
 
 
-def main(seeds: int = 3) -> dict[str, Any]:
-    return {name: measure(fleets) for name, fleets in _portfolios(seeds).items()}
+def main(seeds: int = 3, mileage_confirm_h: int = 0) -> dict[str, Any]:
+    cfg = MonitorConfig(mileage_confirm_h=mileage_confirm_h)
+    return {name: measure(fleets, cfg) for name, fleets in _portfolios(seeds).items()}
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(*[int(a) for a in sys.argv[1:2]]), indent=1))
+    print(json.dumps(main(*[int(a) for a in sys.argv[1:3]]), indent=1))

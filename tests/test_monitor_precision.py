@@ -17,8 +17,9 @@ import math
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
-from autolien.monitor import Monitor, score
+from autolien.monitor import Monitor, MonitorConfig, score
 from autolien.monitor.quality import detection_quality
 from autolien.sim import simulate_fleet
 
@@ -307,3 +308,31 @@ def test_entropy_alerts_on_a_mostly_normal_portfolio_are_all_meant() -> None:
         e = q["alert_kinds"]["entropy_increase"]
         true, judged = true + e["true"], judged + e["true"] + e["false"]
     assert (true, judged) == (3, 3)
+
+
+# -- one odd day of driving against a lasting change ------------------------
+
+
+def _odometer(km_per_day: np.ndarray) -> pa.Table:
+    """Readings every 30 min; each day's km driven evenly 08:00-20:00 local."""
+    t = T0 + np.arange(0, km_per_day.size * 86400, 1800.0)
+    day = ((t - T0) // 86400).astype(int)
+    frac = np.clip(((t - T0) % 86400 - 8 * 3600) / (12 * 3600), 0, 1)
+    km = 20_000 + np.r_[0, np.cumsum(km_per_day)][day] + frac * km_per_day[day]
+    us = pa.array((t * 1e6).astype(np.int64)).cast(pa.timestamp("us", tz="UTC"))
+    return pa.table({"vehicle_id": ["o"] * t.size, "time": us, "odometer_km": np.round(km, 1)})
+
+
+def test_one_odd_day_needs_confirming_when_asked_and_a_lasting_jump_is_still_found() -> None:
+    odd = np.full(28, 25.0)
+    odd[22] += 80.0  # one day trip: +80 km, then back to the routine
+    assert {a["kind"] for a in score(None, _odometer(odd)).to_pylist()} == {"mileage_jump"}
+    confirm = MonitorConfig(mileage_confirm_h=24)
+    assert score(None, _odometer(odd), config=confirm).num_rows == 0
+    lasting = np.r_[np.full(20, 25.0), np.full(8, 25.0 + 2000 / 30)]  # +2,000 km/month
+    (a,) = score(None, _odometer(lasting), config=confirm).to_pylist()
+    assert (a["kind"], a["level"]) == ("mileage_jump", "alert")
+    start = T0 + 20 * 86400 + 8 * 3600  # the first extra km
+    assert 24 * 3600 < a["opened"].timestamp() - start < 48 * 3600  # on the second day
+    with pytest.raises(ValueError, match="mileage_confirm_h"):
+        MonitorConfig(mileage_confirm_h=12.5)

@@ -687,7 +687,10 @@ class Vehicle:
                 away[sl] = np.where(np.isnan(lat), np.nan, dist.min(axis=1) / 1e3)
             H["away_km"][pos[sl]] = away[sl]
             t_end = (np.arange(h_a + j, h_a + je, dtype=np.float64) + 1) * HOUR
-            mileage, jump = self._mileage_block(sl, t_end, feats)
+            # km_24h mileage_confirm_h earlier (every hour has a history row)
+            back = pos[sl] - int(c.mileage_confirm_h)
+            earlier = np.where(back >= 0, H["km_24h"][np.maximum(back, 0)], np.nan)
+            mileage, jump = self._mileage_block(sl, t_end, feats, earlier)
             signals += self._entropy_block(sl, t_end, feats, score, cus, jump, away[sl])
             signals += mileage
             signals += self._relocation_block(pos[sl], t_end, away[sl])
@@ -869,10 +872,13 @@ class Vehicle:
         return out
 
     def _mileage_block(
-        self, sl: slice, t_end: F64, feats: dict[str, F64]
+        self, sl: slice, t_end: F64, feats: dict[str, F64], earlier: F64
     ) -> tuple[list[Signal], npt.NDArray[np.bool_]]:
         """Mileage, freeze and mismatch signals, and the hours the mileage
-        detector flagged."""
+        detector flagged. With ``mileage_confirm_h`` > 0 a jump must also
+        have held in the window that ended that long before (``earlier``):
+        one odd day of driving does not raise it, a lasting change does, a
+        day later."""
         c = self.cfg
         out: list[Signal] = []
         med, mad, cnt = self.base.get("km_24h", (math.nan, math.nan, 0))
@@ -891,6 +897,8 @@ class Vehicle:
         with np.errstate(invalid="ignore"):
             if cnt >= c.min_baseline_h:
                 jump = (excess * 30 >= c.mileage_warn_km_month) & (z >= c.mileage_z)
+                if c.mileage_confirm_h:
+                    jump &= (earlier - med) * 30 >= c.mileage_warn_km_month
             checked = ~np.isnan(odo) & (track >= c.freeze_track_km)
             frozen = checked & (odo < c.rollback_km)
             ratio = np.where(checked & ~frozen, odo / np.where(track > 0, track, 1.0), 1.0)
