@@ -874,8 +874,8 @@ class Vehicle:
     def _mileage_block(
         self, sl: slice, t_end: F64, feats: dict[str, F64], earlier: F64
     ) -> tuple[list[Signal], npt.NDArray[np.bool_]]:
-        """Mileage, freeze and mismatch signals, and the hours the mileage
-        detector flagged. With ``mileage_confirm_h`` > 0 a jump must also
+        """Mileage, freeze and mismatch signals, and the hours whose mileage
+        is a jump's (confirmed or not). With ``mileage_confirm_h`` > 0 a jump must also
         have held in the window that ended that long before (``earlier``):
         one odd day of driving does not raise it, a lasting change does, a
         day later."""
@@ -897,8 +897,11 @@ class Vehicle:
         with np.errstate(invalid="ignore"):
             if cnt >= c.min_baseline_h:
                 jump = (excess * 30 >= c.mileage_warn_km_month) & (z >= c.mileage_z)
-                if c.mileage_confirm_h:
-                    jump &= (earlier - med) * 30 >= c.mileage_warn_km_month
+            # the vehicle drives much more: what the entropy score leaves out
+            # (_explained) whether or not the jump is confirmed yet
+            more = jump.copy()
+            if c.mileage_confirm_h and cnt >= c.min_baseline_h:
+                jump &= (earlier - med) * 30 >= c.mileage_warn_km_month
             checked = ~np.isnan(odo) & (track >= c.freeze_track_km)
             frozen = checked & (odo < c.rollback_km)
             ratio = np.where(checked & ~frozen, odo / np.where(track > 0, track, 1.0), 1.0)
@@ -936,7 +939,7 @@ class Vehicle:
                         self._path_fn(seg),
                     )
                 )
-        return out, jump
+        return out, more
 
     def _relocation_block(self, P: I64, t_end: F64, away: F64) -> list[Signal]:
         c = self.cfg
