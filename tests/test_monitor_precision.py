@@ -204,6 +204,16 @@ def test_a_change_of_usage_is_still_an_entropy_increase_while_the_mileage_jumps(
     assert kinds.get("entropy_increase") == "alert"
 
 
+def _streams_as_batch(track: pa.Table, odo: pa.Table) -> None:
+    batch = score(track, odo)
+    m = Monitor()
+    t = track.column("time").cast(pa.int64()).to_numpy() / 1e6
+    for lo in range(0, DAYS * 24, 7):  # 7-hour slices, not aligned to days
+        sel = pa.array((t >= T0 + lo * 3600) & (t < T0 + (lo + 7) * 3600))
+        m.update(track.filter(sel), odo.filter(sel))
+    assert m.alerts().equals(batch)
+
+
 def test_explained_features_stream_as_in_batch() -> None:
     log = _Log(1)
     far = _at(HOME, 0.0, 40.0)
@@ -213,14 +223,7 @@ def test_explained_features_stream_as_in_batch() -> None:
             log.drive(far, 80.0, max(log.now, T0 + day * 86400 + 19.5 * 3600))
             log.drive(HOME, 80.0, log.now + 1800)
         log.park_until(T0 + (day + 1) * 86400)
-    track, odo = log.tables("mj")
-    batch = score(track, odo)
-    m = Monitor()
-    t = track.column("time").cast(pa.int64()).to_numpy() / 1e6
-    for lo in range(0, DAYS * 24, 7):  # 7-hour slices, not aligned to days
-        sel = pa.array((t >= T0 + lo * 3600) & (t < T0 + (lo + 7) * 3600))
-        m.update(track.filter(sel), odo.filter(sel))
-    assert m.alerts().equals(batch)
+    _streams_as_batch(*log.tables("mj"))
 
 
 def test_the_unchanged_routine_raises_nothing() -> None:
@@ -245,6 +248,7 @@ def test_a_driving_only_terminal_gets_a_baseline_and_a_rental_is_detected() -> N
             _routine(log, day, HOME, WORK, SHOPS)
     kinds = _kinds(*log.tables("dr"))
     assert kinds.get("entropy_increase") == "alert"
+    _streams_as_batch(*log.tables("dr"))
 
 
 def test_untouched_driving_only_terminals_raise_nothing_above_warning() -> None:
@@ -291,6 +295,7 @@ def test_a_silent_device_is_a_silence_not_a_change_of_usage() -> None:
     kinds = _kinds(*log.tables("si"))
     assert kinds.get("device_silence") == "emergency"
     assert "entropy_increase" not in kinds
+    _streams_as_batch(*log.tables("si"))
 
 
 def test_entropy_alerts_on_a_mostly_normal_portfolio_are_all_meant() -> None:
