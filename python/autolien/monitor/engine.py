@@ -180,6 +180,9 @@ def _history_h(hours: I64, block: F64) -> I64:
 
 
 class Vehicle:
+    # a class default too, so that a state pickled before it existed loads
+    mileage_flag_t = -math.inf  # end of the last hour whose mileage was a jump's
+
     def __init__(self, vehicle_id: str, cfg: MonitorConfig) -> None:
         self.id = vehicle_id
         self.cfg = cfg
@@ -197,7 +200,7 @@ class Vehicle:
         }
         self.cusum = 0.0
         self.cusum_since = math.nan
-        self.mileage_flag_t = -math.inf  # end of the last hour the mileage detector flagged
+        self.mileage_flag_t = -math.inf
         self.away_streak = 0
         self.baseline_day: int | None = None
         self.base: dict[str, tuple[float, float, int]] = {}
@@ -777,8 +780,8 @@ class Vehicle:
     ) -> npt.NDArray[np.bool_]:
         """Per hour and entropy feature: is its rise already explained by a
         concurrent detector, and so left out of the entropy score? Driving
-        much more (the mileage detector flagged an hour in the last
-        ``close_after_h``, as long as its alert stays open) means more and
+        much more (an hour in the last ``close_after_h`` met the mileage
+        jump test, confirmed or not; ``jump`` flags them) means more and
         longer trips on other roads at other speeds: the speed, turn,
         heading and stop features; the entropy alert then rests on where
         the vehicle goes (location entropy and the new-place share), which
@@ -875,10 +878,10 @@ class Vehicle:
         self, sl: slice, t_end: F64, feats: dict[str, F64], earlier: F64
     ) -> tuple[list[Signal], npt.NDArray[np.bool_]]:
         """Mileage, freeze and mismatch signals, and the hours whose mileage
-        is a jump's (confirmed or not). With ``mileage_confirm_h`` > 0 a jump must also
-        have held in the window that ended that long before (``earlier``):
-        one odd day of driving does not raise it, a lasting change does, a
-        day later."""
+        is a jump's (confirmed or not). With ``mileage_confirm_h`` > 0 a
+        jump must also have held in the window that ended that long before
+        (``earlier``): one odd day of driving does not raise it, a lasting
+        change does, a day later."""
         c = self.cfg
         out: list[Signal] = []
         med, mad, cnt = self.base.get("km_24h", (math.nan, math.nan, 0))
