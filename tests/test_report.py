@@ -202,15 +202,15 @@ def test_page_limits_keep_the_most_severe(report: tuple[Path, dict], tmp_path: P
     top_level = con.sql("SELECT max(level_code) FROM alerts").fetchall()[0][0]
     con.close()
     assert vehicles > 1
-    assert n > 2
-    got = build_dashboard(db, tmp_path, max_vehicles=1, max_alert_rows=2)
+    assert n > 1  # (2 since issue 16.6: fewer false alerts) so that a page of one cuts
+    got = build_dashboard(db, tmp_path, max_vehicles=1, max_alert_rows=1)
     assert (got["alerts"], got["vehicles"]) == (n, vehicles)
-    assert (got["alert_rows"], got["vehicle_pages"]) == (2, 1)
+    assert (got["alert_rows"], got["vehicle_pages"]) == (1, 1)
     page = (tmp_path / "index.html").read_text()
     raw = page.split('<script id="data" type="application/json">', 1)[1].split("</script>", 1)[0]
     data = json.loads(raw)
     assert sorted(data["vehicles"]) == want
     body = page.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
-    assert body.count("<tr>") == 2
-    assert body.count(f"data-v='{top_level}'") >= 1
-    assert "the 2 most severe" in page
+    assert body.count("<tr>") == 1
+    assert body.count(f"data-v='{top_level}'") == 1  # the one row kept is the most severe
+    assert "the 1 most severe" in page

@@ -34,7 +34,8 @@ class MonitorConfig:
     # baselines
     baseline_h: int = 14 * 24  # trailing period of the median/MAD baseline
     lag_h: int = 24  # the baseline ends this long before the scored day
-    min_baseline_h: int = 168  # hours with data needed before scoring: a whole week
+    min_baseline_h: int = 168  # history (days with data, in hours) needed before scoring: a week
+    min_baseline_samples: int = 24  # and at least this many hours with data in it
     # entropy increase
     entropy_z_floor: float = 0.25  # bits: the smallest robust scale of an entropy feature
     stop_z_floor: float = 0.75  # bits: stop entropy rests on a few stops a day
@@ -45,6 +46,7 @@ class MonitorConfig:
     mileage_warn_km_month: float = 1500.0  # excess over baseline, as km/month
     mileage_z: float = 3.5  # modified z-score (Iglewicz & Hoaglin)
     mileage_mad_floor_km: float = 5.0
+    mileage_confirm_h: int = 0  # 24: the excess must also have held a day before (off by default)
     rollback_km: float = 0.5
     freeze_track_km: float = 20.0
     mismatch_low: float = 0.7
@@ -101,5 +103,9 @@ class MonitorConfig:
             raise ValueError("context_h >= 1, baseline_h >= 24 and cell_m > 0 are required")
         if not self.silence_warning_h <= self.silence_alert_h <= self.silence_emergency_h:
             raise ValueError("silence thresholds must increase: warning <= alert <= emergency")
+        if self.mileage_confirm_h != int(self.mileage_confirm_h) or (
+            self.mileage_confirm_h > self.baseline_h
+        ):
+            raise ValueError("mileage_confirm_h must be whole hours, at most baseline_h")
         if self.mismatch_low >= self.mismatch_high:
             raise ValueError("mismatch_low must be below mismatch_high")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import _core
 from .config import MonitorConfig
@@ -63,6 +64,9 @@ KIND_CAP = {
     "vin_change": 2,
 }
 _EXPLAINS_ENTROPY = ("towing", "relocation")
+_PLACE = [ENTROPY_FEATURES.index("location_entropy"), ENTROPY_FEATURES.index("new_place_share")]
+# what driving more explains: other roads, other speeds, more stops
+_DRIVING = [i for i in range(len(ENTROPY_FEATURES)) if i not in _PLACE]
 _SUMS = (
     "n",
     "dist_km",
@@ -157,7 +161,28 @@ def _col_median(a: F64) -> tuple[F64, I64]:
     return np.where(cnt > 0, (lo + hi) / 2, np.nan), cnt
 
 
+def _history_h(hours: I64, block: F64) -> I64:
+    """Per column: the elapsed history its values cover, in hours. Each UTC
+    day with a value counts whole (24 h), except the first, which counts
+    from its first hour with a value. A terminal that reports every few
+    minutes around the clock gets the hours with data, as before; one that
+    reports only while driving (a few hours a day, asleep while parked)
+    gets the days it drove, so a week of driving is a week of history.
+    Days without any value count nothing."""
+    out = np.zeros(block.shape[1], dtype=np.int64)
+    for j in range(block.shape[1]):
+        h = hours[~np.isnan(block[:, j])]
+        if not h.size:
+            continue
+        days = np.unique(h // 24)
+        out[j] = 24 * days.size - int(h.min() - (h.min() // 24) * 24)
+    return out
+
+
 class Vehicle:
+    # a class default too, so that a state pickled before it existed loads
+    mileage_flag_t = -math.inf  # end of the last hour whose mileage was a jump's
+
     def __init__(self, vehicle_id: str, cfg: MonitorConfig) -> None:
         self.id = vehicle_id
         self.cfg = cfg
@@ -175,6 +200,7 @@ class Vehicle:
         }
         self.cusum = 0.0
         self.cusum_since = math.nan
+        self.mileage_flag_t = -math.inf
         self.away_streak = 0
         self.baseline_day: int | None = None
         self.base: dict[str, tuple[float, float, int]] = {}
@@ -571,7 +597,15 @@ class Vehicle:
         block = np.stack([H[f][sel] for f in names], axis=1)
         med, cnt = _col_median(block)
         mad, _ = _col_median(np.abs(block - med))
-        self.base = {f: (float(med[i]), float(mad[i]), int(cnt[i])) for i, f in enumerate(names)}
+        span = _history_h(H["hour"][sel], block)
+        self.base = {
+            f: (
+                float(med[i]),
+                float(mad[i]),
+                int(span[i]) if cnt[i] >= c.min_baseline_samples else 0,
+            )
+            for i, f in enumerate(names)
+        }
         # the familiar area: cells visited on at least home_days distinct days
         cs = (self.cells["hour"] >= lo) & (self.cells["hour"] < hi)
         cell, dayn = self.cells["cell"][cs], self.cells["hour"][cs] // 24
@@ -656,8 +690,12 @@ class Vehicle:
                 away[sl] = np.where(np.isnan(lat), np.nan, dist.min(axis=1) / 1e3)
             H["away_km"][pos[sl]] = away[sl]
             t_end = (np.arange(h_a + j, h_a + je, dtype=np.float64) + 1) * HOUR
-            signals += self._entropy_block(sl, t_end, feats, score, cus)
-            signals += self._mileage_block(sl, t_end, feats)
+            # km_24h mileage_confirm_h earlier (every hour has a history row)
+            back = pos[sl] - int(c.mileage_confirm_h)
+            earlier = np.where(back >= 0, H["km_24h"][np.maximum(back, 0)], np.nan)
+            mileage, jump = self._mileage_block(sl, t_end, feats, earlier)
+            signals += self._entropy_block(sl, t_end, feats, score, cus, jump, away[sl])
+            signals += mileage
             signals += self._relocation_block(pos[sl], t_end, away[sl])
             j = je
         H["score"][pos] = score
@@ -737,12 +775,48 @@ class Vehicle:
         return loc, share
 
     # -- detectors ---------------------------------------------------------
+    def _explained(
+        self, t_end: F64, jump: npt.NDArray[np.bool_], away: F64
+    ) -> npt.NDArray[np.bool_]:
+        """Per hour and entropy feature: is its rise already explained by a
+        concurrent detector, and so left out of the entropy score? Driving
+        much more (an hour in the last ``close_after_h`` met the mileage
+        jump test, confirmed or not; ``jump`` flags them) means more and
+        longer trips on other roads at other speeds: the speed, turn,
+        heading and stop features; the entropy alert then rests on where
+        the vehicle goes (location entropy and the new-place share), which
+        a change of usage (a rental's fares all over town) moves far more
+        than an extra trip on the usual pattern does. Standing far from
+        every familiar place (the relocation detector's own input,
+        ``away_km``) puts all the dwell time in new cells: location entropy
+        and the new-place share."""
+        c = self.cfg
+        n = t_end.size
+        out = np.zeros((n, len(ENTROPY_FEATURES)), dtype=bool)
+        hold = c.close_after_h * HOUR
+        for i in range(n):
+            if jump[i]:
+                self.mileage_flag_t = float(t_end[i])
+            out[i, _DRIVING] = t_end[i] - self.mileage_flag_t < hold
+        with np.errstate(invalid="ignore"):
+            far = np.nan_to_num(away, nan=0.0) >= c.away_km
+        out[:, _PLACE] |= far[:, None]
+        return out
+
     def _entropy_block(
-        self, sl: slice, t_end: F64, feats: dict[str, F64], score: F64, cus: F64
+        self,
+        sl: slice,
+        t_end: F64,
+        feats: dict[str, F64],
+        score: F64,
+        cus: F64,
+        jump: npt.NDArray[np.bool_],
+        away: F64,
     ) -> list[Signal]:
         c = self.cfg
         n = t_end.size
         z = np.full((n, len(ENTROPY_FEATURES)), np.nan)
+        explained = self._explained(t_end, jump, away)
         for i, f in enumerate(ENTROPY_FEATURES):
             med, mad, cnt = self.base.get(f, (math.nan, math.nan, 0))
             if cnt < c.min_baseline_h:
@@ -751,6 +825,8 @@ class Vehicle:
                 f, c.entropy_z_floor
             )
             z[:, i] = (feats[f][sl] - med) / max(1.4826 * mad, floor)
+        zs_all = z.copy()
+        z[explained] = np.nan
         # the mean of the two largest increases: misuse moves several
         # features at once, noise in one feature alone does not count double
         valid = (~np.isnan(z)).sum(axis=1)
@@ -762,7 +838,12 @@ class Vehicle:
         score[sl] = sc
         out: list[Signal] = []
         for i in range(n):
-            if not math.isnan(sc[i]):
+            if math.isnan(sc[i]):
+                # an hour with nothing to score (a window without data: a long
+                # silence) is no evidence of change: the sum falls by its
+                # allowance, so a stale sum cannot signal when data returns
+                self.cusum = max(0.0, self.cusum - c.cusum_k)
+            else:
                 was = self.cusum
                 self.cusum = min(max(0.0, self.cusum + float(sc[i]) - c.cusum_k), 3 * c.cusum_h)
                 if (
@@ -774,9 +855,9 @@ class Vehicle:
                 continue
             te = float(t_end[i])
             zs = {
-                f: round(float(z[i, k]), 3)
+                f: round(float(zs_all[i, k]), 3)
                 for k, f in enumerate(ENTROPY_FEATURES)
-                if not math.isnan(z[i, k])
+                if not math.isnan(zs_all[i, k])
             }
             # the scored hours since the CUSUM left zero, each with its context window
             ev = {
@@ -786,12 +867,21 @@ class Vehicle:
                 "window_h": c.context_h,
                 "windows_from": self.cusum_since,
                 "windows_to": te,
+                # features left out of the score: another detector explains them
+                "explained": [f for k, f in enumerate(ENTROPY_FEATURES) if explained[i, k]],
             }
             seg = (te - c.context_h * HOUR, te)  # the path the buffer holds: the latest window
             out.append(Signal(te, "entropy_increase", 0, self.cusum, ev, seg, self._path_fn(seg)))
         return out
 
-    def _mileage_block(self, sl: slice, t_end: F64, feats: dict[str, F64]) -> list[Signal]:
+    def _mileage_block(
+        self, sl: slice, t_end: F64, feats: dict[str, F64], earlier: F64
+    ) -> tuple[list[Signal], npt.NDArray[np.bool_]]:
+        """Mileage, freeze and mismatch signals, and the hours whose mileage
+        is a jump's (confirmed or not). With ``mileage_confirm_h`` > 0 a
+        jump must also have held in the window that ended that long before
+        (``earlier``): one odd day of driving does not raise it, a lasting
+        change does, a day later."""
         c = self.cfg
         out: list[Signal] = []
         med, mad, cnt = self.base.get("km_24h", (math.nan, math.nan, 0))
@@ -810,6 +900,11 @@ class Vehicle:
         with np.errstate(invalid="ignore"):
             if cnt >= c.min_baseline_h:
                 jump = (excess * 30 >= c.mileage_warn_km_month) & (z >= c.mileage_z)
+            # the vehicle drives much more: what the entropy score leaves out
+            # (_explained) whether or not the jump is confirmed yet
+            more = jump.copy()
+            if c.mileage_confirm_h and cnt >= c.min_baseline_h:
+                jump &= (earlier - med) * 30 >= c.mileage_warn_km_month
             checked = ~np.isnan(odo) & (track >= c.freeze_track_km)
             frozen = checked & (odo < c.rollback_km)
             ratio = np.where(checked & ~frozen, odo / np.where(track > 0, track, 1.0), 1.0)
@@ -847,7 +942,7 @@ class Vehicle:
                         self._path_fn(seg),
                     )
                 )
-        return out
+        return out, more
 
     def _relocation_block(self, P: I64, t_end: F64, away: F64) -> list[Signal]:
         c = self.cfg
@@ -946,6 +1041,15 @@ class Vehicle:
                 why.evidence["entropy_signals_explained"] = (
                     why.evidence.get("entropy_signals_explained", 0) + 1
                 )
+            return
+        if s.kind == "entropy_increase" and "device_silence" in self.open:
+            # a silent device's context windows empty out hour by hour, and
+            # the shares of what is left (the last place it was seen) rise:
+            # the silence alert is the explanation
+            sil = self.open["device_silence"]
+            sil.evidence["entropy_signals_explained"] = (
+                sil.evidence.get("entropy_signals_explained", 0) + 1
+            )
             return
         if s.kind == "odometer_mismatch" and "towing" in self.open:
             # towed distance is on the track and not on the odometer: the

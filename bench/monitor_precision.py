@@ -1,0 +1,107 @@
+"""Alert precision of autolien.monitor on three simulated portfolios
+(issue 16.6): per alert kind, true / (true + false) with its counts, and per
+anomaly, recall, level reached and delays, so that a precision gain can be
+checked against what it costs.
+
+    python bench/monitor_precision.py [SEEDS] [MILEAGE_CONFIRM_H]
+
+* ``mixed``: SEEDS fleets of 30 vehicles for 30 days, two of each anomaly
+  from day 18 (the bench/monitor_quality.py portfolio);
+* ``mostly-normal``: SEEDS fleets of 60, one of each anomaly;
+* ``demo``: the demo's shape, SEEDS fleets of 200 vehicles for 14 days, 10%
+  of them anomalous from day 9 (``autolien simulate`` defaults), scored by
+  ``score`` without the frame round trip.
+
+Counting is autolien.monitor.quality.detection_quality's (MEANT / RELATED),
+alerts judged from the anomaly day on. MILEAGE_CONFIRM_H (default 0) sets
+``MonitorConfig.mileage_confirm_h``. docs/monitor.md quotes the output.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from autolien.monitor import MonitorConfig, score
+from autolien.monitor.quality import detection_quality
+from autolien.sim import ANOMALIES, simulate_fleet
+
+EPOCH = dt.datetime(2026, 9, 30, 16, tzinfo=dt.UTC)  # the simulator's day 0 (local midnight)
+
+
+def _portfolios(seeds: int) -> dict[str, list[tuple[int, int, int, dict[str, int]]]]:
+    kinds = list(ANOMALIES)
+    demo_share = dict.fromkeys(kinds, 0)
+    for i in range(20):  # 10% of 200, dealt round the kinds as `autolien simulate` does
+        demo_share[kinds[i % len(kinds)]] += 1
+    return {
+        "mixed": [(s, 30, 30, dict.fromkeys(kinds, 2)) for s in range(seeds)],
+        "mostly-normal": [(s, 60, 30, dict.fromkeys(kinds, 1)) for s in range(seeds)],
+        "demo": [(s, 200, 14, demo_share) for s in range(seeds)],
+    }
+
+
+def measure(
+    fleets: list[tuple[int, int, int, dict[str, int]]], config: MonitorConfig | None = None
+) -> dict[str, Any]:
+    per: dict[str, dict[str, list[float]]] = {}
+    kinds: dict[str, Counter[str]] = {}
+    normal_above_warning = 0
+    for seed, n, days, anomalies in fleets:
+        anomaly_day = 18 if days == 30 else days * 2 // 3
+        f = simulate_fleet(n, days, seed=seed, anomaly_day=anomaly_day, anomalies=anomalies)
+        alerts = score(f.tracks, f.odometer, config=config)
+        eval_start = EPOCH + dt.timedelta(days=anomaly_day)
+        q = detection_quality(alerts, f.truth, eval_start=eval_start)
+        injected = set(f.truth.column("vehicle_id").to_pylist())
+        normal_above_warning += sum(
+            1
+            for a in alerts.to_pylist()
+            if a["vehicle_id"] not in injected and a["level"] != "warning"
+        )
+        for name, v in q["anomalies"].items():
+            p = per.setdefault(name, {"n": [], "found": [], "level": [], "delay": []})
+            p["n"].append(v["n"])
+            p["found"].append(v["detected"])
+            p["level"].append((v["level_reached"] or 0.0) * v["n"])
+            p["delay"] += v["delays_h"]
+        for kind, v in q["alert_kinds"].items():
+            kinds.setdefault(kind, Counter()).update(
+                {k: v[k] for k in ("alerts", "true", "related", "false")}
+            )
+    return {
+        "precision": {
+            k: {
+                **dict(c),
+                "precision": round(c["true"] / (c["true"] + c["false"]), 3)
+                if c["true"] + c["false"]
+                else None,
+            }
+            for k, c in sorted(kinds.items())
+        },
+        "anomalies": {
+            name: {
+                "n": int(sum(p["n"])),
+                "recall": round(sum(p["found"]) / sum(p["n"]), 3) if sum(p["n"]) else None,
+                "level_reached": round(sum(p["level"]) / sum(p["n"]), 3) if sum(p["n"]) else None,
+                "median_delay_h": round(float(np.median(p["delay"])), 1) if p["delay"] else None,
+                "max_delay_h": round(float(np.max(p["delay"])), 1) if p["delay"] else None,
+            }
+            for name, p in sorted(per.items())
+        },
+        "normal_vehicle_alerts_above_warning": normal_above_warning,
+    }
+
+
+def main(seeds: int = 3, mileage_confirm_h: int = 0) -> dict[str, Any]:
+    cfg = MonitorConfig(mileage_confirm_h=mileage_confirm_h)
+    return {name: measure(fleets, cfg) for name, fleets in _portfolios(seeds).items()}
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(*[int(a) for a in sys.argv[1:3]]), indent=1))
