@@ -271,7 +271,12 @@ def test_an_alert_that_escalated_after_an_earlier_run_is_recorded_in_time_order(
             "closed": pa.array([], pa.timestamp("us", tz="UTC")),
         }
     )
-    first = ledger_stage(tmp_path / "led", book, none, None, t0 + timedelta(days=3), values=values)
+    from autolien.sim.consortium import demo_consortium
+
+    members = demo_consortium(tmp_path / "led", book, t0)
+    first = ledger_stage(
+        tmp_path / "led", book, none, None, t0 + timedelta(days=3), values=values, members=members
+    )
     assert first["valuations"] == 1
     alerts = pa.table(
         {
@@ -283,7 +288,9 @@ def test_an_alert_that_escalated_after_an_earlier_run_is_recorded_in_time_order(
             "closed": pa.array([None], pa.timestamp("us", tz="UTC")),
         }
     )
-    out = ledger_stage(tmp_path / "led", book, alerts, None, t0 + timedelta(days=5))
+    out = ledger_stage(
+        tmp_path / "led", book, alerts, None, t0 + timedelta(days=5), members=members
+    )
     assert out["alerts_raised"] == 1
     assert audit(tmp_path / "led").ok
     from autolien.ledger.assets import AssetLedger
