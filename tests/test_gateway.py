@@ -20,7 +20,14 @@ from typing import Any
 
 import pytest
 
-from autolien.gateway import Gateway, GatewayConfig, Gb32960Framer, Jt808Framer, Spool
+from autolien.gateway import (
+    Gateway,
+    GatewayConfig,
+    Gb32960Framer,
+    Jt808Framer,
+    Spool,
+    SpoolReader,
+)
 from autolien.gateway.protocol import Frame, FramingError
 from autolien.gateway.spool import encode_record
 from autolien.telemetry import Store
@@ -343,16 +350,18 @@ def test_spool_cuts_a_torn_tail_and_drops_stored_segments(tmp_path: Path) -> Non
         f.write(recs[0][:30])
     sp = Spool(tmp_path, segment_bytes=200, max_bytes=10_000)
     assert sp.truncated_bytes == 30
+    rd = SpoolReader(tmp_path)
     got = []
-    pos = sp.stored
-    while batch := sp.read(pos):
+    pos = rd.stored
+    while batch := rd.read(pos):
         got += batch
         pos = (batch[-1].segment, batch[-1].end)
     assert [r.frame for r in got] == [bytes([i]) * 50 for i in range(6)]
     assert [r.received_us for r in got] == list(range(6))
-    sp.checkpoint(pos)
+    rd.checkpoint(pos, got[4:5])  # a part of a message not yet whole is kept
     assert [p.name for p in tmp_path.glob("seg-*.wal")] == [f"seg-{sp.active:012d}.wal"]
-    assert sp.read(sp.stored) == []
+    assert rd.read(rd.stored) == []
+    assert SpoolReader(tmp_path).pending == got[4:5]
     sp.close()
 
 
@@ -735,3 +744,72 @@ def test_a_flooding_terminal_does_not_starve_the_others(tmp_path: Path) -> None:
     during, acked = run_gateway(tmp_path, scenario)
     assert acked == 3000
     assert during < 3000  # the calm terminal was served while the flood was in flight
+
+
+@pytest.mark.parametrize(
+    ("max_write_buffer", "idle_timeout"),
+    [(16 << 10, 300.0), (256 << 10, 1.0)],
+    ids=["buffer_bound", "drain_timeout"],
+)
+def test_a_client_that_never_reads_its_acks_is_closed_and_others_are_served(
+    tmp_path: Path, max_write_buffer: int, idle_timeout: float
+) -> None:
+    """A terminal pipelines heartbeats and never reads an answer, with a 4 KiB
+    receive buffer: the answers back up in the server. The server closes it,
+    by its write-buffer bound or when a drain outlasts the idle timeout,
+    without holding more than the bound, while another terminal is served."""
+    log: list[str] = []
+
+    async def scenario(gw: Gateway) -> None:
+        port = gw.ports["jt808"]
+        import socket
+
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        slow = Client(*await asyncio.open_connection(sock=sock))
+        calm = await Client.open(port)
+        await register_and_auth(slow, TERMINALS[7])
+        await register_and_auth(calm, TERMINALS[8])
+        chunk = b"".join(jt(0x0002, TERMINALS[7], i & 0xFFFF, b"") for i in range(2000))
+        served = 0
+        done = asyncio.Event()
+
+        async def ping() -> None:  # the other terminal, all along
+            nonlocal served
+            while not done.is_set():
+                _, _, body = await calm.jt_call(jt(0x0002, TERMINALS[8], served, b""))
+                assert general(body) == (served, 0x0002, 0)
+                served += 1
+                await asyncio.sleep(0.1)
+
+        pinger = asyncio.create_task(ping())
+        sent = 0
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            if any('"slow_reader"' in line for line in log):
+                break
+            try:
+                slow.w.write(chunk)
+                await asyncio.wait_for(slow.w.drain(), 0.5)
+                sent += len(chunk)
+            except TimeoutError:
+                pass  # the server has stopped reading the slow client
+            except ConnectionError:
+                break
+        before = served
+        await asyncio.sleep(0.5)  # and after the close
+        done.set()
+        await pinger
+        assert served > before
+        slow.w.transport.abort()  # its own unsent heartbeats would hold a close()
+        calm.close()
+
+    run_gateway(
+        tmp_path, scenario, log, max_write_buffer=max_write_buffer, idle_timeout=idle_timeout
+    )
+    closes = [e for e in events(log) if e["event"] == "closed" and e["reason"] == "slow_reader"]
+    assert len(closes) == 1
+    # what the server held for it: the bound, plus the answers to one read
+    assert closes[0]["write_buffer"] <= max(max_write_buffer, 64 << 10) + (64 << 10) * 2

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import functools
 import hashlib
 import hmac
@@ -25,14 +24,10 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from ..monitor import Monitor
-from ..telemetry import Store, decode_gb32960, decode_jt808
+from .config import GatewayConfig, LoanBook, Log, norm_terminal
+from .ingest import Ingestor
 from .protocol import (
     Frame,
     FramingError,
@@ -44,7 +39,7 @@ from .protocol import (
     jt808_frame,
     parse_jt808_header,
 )
-from .spool import Record, Spool, SpoolFull, encode_record
+from .spool import Spool, SpoolFull, encode_record
 
 __all__ = ["Gateway", "GatewayConfig", "LoanBook", "auth_code", "serve"]
 
@@ -58,101 +53,10 @@ LOGIN, REALTIME, REISSUE, LOGOUT, HEART, CALIBRATE = 0x01, 0x02, 0x03, 0x04, 0x0
 SUCCESS, ERROR, COMMAND = 0x01, 0x02, 0xFE
 
 
-@dataclass
-class GatewayConfig:
-    db: str
-    spool: str
-    jt808: tuple[str, int] | None = ("0.0.0.0", 8808)
-    gb32960: tuple[str, int] | None = ("0.0.0.0", 32960)
-    loan_book: str | None = None
-    alerts: str | None = None  # a file, "-" for stdout, None for none
-    max_frame: int = 8192
-    idle_timeout: float = 300.0
-    max_per_peer: int = 1000
-    max_malformed: int = 8
-    max_write_buffer: int = 256 << 10
-    read_size: int = 64 << 10
-    segment_bytes: int = 64 << 20
-    spool_bytes: int = 1 << 30
-    ingest_interval: float = 0.5
-    # Rows timed outside [now - skew, now + 1 day] are stored but not fed to
-    # the monitor: a device clock years off would make it score every hour
-    # in between. None: feed every row (replaying history).
-    monitor_skew: float | None = 7 * 86400.0
-
-
-def _norm_terminal(t: str) -> str:
-    t = t.strip()
-    return t.lstrip("0") or "0" if t.isdigit() else t.lower()
-
-
-class LoanBook:
-    """Which terminals and VINs may connect, and the vehicle id of each.
-
-    A Parquet or CSV file with a ``terminal_id`` and/or ``vin`` column (and
-    optionally ``vehicle_id``), or a text file of one terminal number or VIN
-    a line. Terminal numbers match without their leading zeros (a device
-    sends 12 BCD digits for an 11-digit number)."""
-
-    def __init__(self, path: str | None) -> None:
-        self.open = path is None
-        self.terminals: dict[str, str] = {}
-        self.vins: dict[str, str] = {}
-        if path is None:
-            return
-        p = Path(path)
-        rows: list[dict[str, Any]]
-        if p.suffix == ".parquet":
-            import pyarrow.parquet as pq  # noqa: PLC0415
-
-            rows = pq.read_table(p).to_pylist()
-        elif p.suffix == ".csv":
-            with open(p, newline="") as f:
-                rows = list(csv.DictReader(f))
-        else:
-            rows = []
-            for line in p.read_text().split():
-                key = "vin" if len(line) == 17 and not line.isdigit() else "terminal_id"
-                rows.append({key: line})
-        for r in rows:
-            vid = r.get("vehicle_id")
-            if r.get("terminal_id"):
-                t = str(r["terminal_id"])
-                self.terminals[_norm_terminal(t)] = str(vid) if vid else t
-            if r.get("vin"):
-                self.vins[str(r["vin"])] = str(vid) if vid else str(r["vin"])
-        if not self.terminals and not self.vins:
-            raise ValueError(f"loan book {path} lists no terminal_id or vin")
-
-    def terminal(self, terminal_id: str) -> str | None:
-        """The vehicle id of a terminal (the terminal itself when open)."""
-        if self.open:
-            return terminal_id
-        return self.terminals.get(_norm_terminal(terminal_id))
-
-    def vin(self, vin: str) -> str | None:
-        return vin if self.open else self.vins.get(vin)
-
-
 def auth_code(secret: bytes, terminal_id: str) -> str:
     """The authentication code of a terminal: stable across restarts and
     across instances that share the spool's ``secret``."""
-    return hmac.new(secret, _norm_terminal(terminal_id).encode(), hashlib.sha256).hexdigest()[:16]
-
-
-class _Log:
-    def __init__(self, out: IO[str]) -> None:
-        self.out = out
-        self.counts: Counter[str] = Counter()
-
-    def __call__(self, event: str, **kw: Any) -> None:
-        self.counts[event] += 1
-        kw = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in kw.items()}
-        print(
-            json.dumps({"t": round(time.time(), 3), "event": event, **kw}),
-            file=self.out,
-            flush=True,
-        )
+    return hmac.new(secret, norm_terminal(terminal_id).encode(), hashlib.sha256).hexdigest()[:16]
 
 
 class _Committer:
@@ -220,33 +124,27 @@ class Gateway:
 
     def __init__(self, config: GatewayConfig, *, log: IO[str] | None = None) -> None:
         self.cfg = config
-        self.log = _Log(log or sys.stderr)
+        self.log = Log(log or sys.stderr)
         self.book = LoanBook(config.loan_book)
         self.spool = Spool(
             config.spool, segment_bytes=config.segment_bytes, max_bytes=config.spool_bytes
         )
         self.secret = self.spool.secret()
         self.committer: _Committer | None = None
-        self.monitor = Monitor()
         self.per_peer: Counter[str] = Counter()
         self.conn_ids = 0
         self.ports: dict[str, int] = {}
         self._servers: list[asyncio.AbstractServer] = []
         self._ingest_lock = threading.Lock()
         self._wake_ingest: asyncio.Event | None = None
-        self._alert_levels: dict[str, int] = {}
         self.stats: Counter[str] = Counter()
-        self._alerts_out: IO[str] | None = None
 
     # --- lifecycle ---------------------------------------------------------
     async def start(self) -> None:
         if self.spool.truncated_bytes:
             self.log("spool_repaired", cut_bytes=self.spool.truncated_bytes)
-        self.store = Store(self.cfg.db)
-        if self.cfg.alerts == "-":
-            self._alerts_out = sys.stdout
-        elif self.cfg.alerts:
-            self._alerts_out = open(self.cfg.alerts, "a")  # noqa: SIM115, ASYNC230 - held open, once
+        self.ingestor = Ingestor(self.cfg, self.log)
+        self.monitor = self.ingestor.monitor
         # replay first: whatever a crash left unstored goes in before new data
         replayed = await asyncio.to_thread(self._ingest_all)
         if replayed:
@@ -279,10 +177,9 @@ class Gateway:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.to_thread(self._ingest_all)
-        self.store.close()
+        self.stats.update(self.ingestor.stats)
+        self.ingestor.close()
         self.spool.close()
-        if self._alerts_out is not None and self._alerts_out is not sys.stdout:
-            self._alerts_out.close()
 
     # --- connections -------------------------------------------------------
     async def _handle(
@@ -379,10 +276,15 @@ class Gateway:
                     conn=conn.id,
                     peer=conn.peer,
                     malformed=conn.malformed,
+                    write_buffer=writer.transport.get_write_buffer_size(),
                 )
-            writer.close()
+            if reason == "slow_reader":
+                # close() would wait to flush answers the peer never reads
+                writer.transport.abort()
+            else:
+                writer.close()
             with contextlib.suppress(Exception):
-                await writer.wait_closed()
+                await asyncio.wait_for(writer.wait_closed(), 5)
 
     def _spool(self, conn: _Conn, frame: Frame) -> asyncio.Future[None] | None:
         assert self.committer is not None
@@ -533,156 +435,7 @@ class Gateway:
             return self._ingest_pending()
 
     def _ingest_pending(self) -> int:
-        n = 0
-        while True:
-            recs = self.spool.read(self.spool.stored)
-            if not recs:
-                return n
-            self._ingest(recs)
-            n += len(recs)
-            self.spool.checkpoint((recs[-1].segment, recs[-1].end))
-
-    def _ingest(self, recs: list[Record]) -> None:
-        source = f"spool:{recs[0].segment:012d}"
-        tables: dict[str, pa.Table] = {}
-        for proto, decode in (("jt808", decode_jt808), ("gb32960", decode_gb32960)):
-            mine = [r for r in recs if r.protocol == proto]
-            if not mine:
-                continue
-            buf = b"".join(r.frame for r in mine)
-            starts = [0]
-            for r in mine[:-1]:
-                starts.append(starts[-1] + len(r.frame))
-            res = decode(buf)
-            kind = "locations" if proto == "jt808" else "ev"
-            table = _respool(res.table, starts, mine)
-            added = self.store.append(table, kind=kind, source_file=source)
-            self.stats[f"{kind}_rows"] += added
-            if res.rejects.num_rows:
-                rej = _respool(res.rejects, starts, mine).append_column(
-                    "decoder", pa.array([proto] * res.rejects.num_rows, pa.string())
-                )
-                self.store.append(rej, kind="rejects", source_file=source)
-                self.stats["rejects"] += rej.num_rows
-            tables[proto] = table
-        self._monitor(tables)
-
-    def _recent(self, table: pa.Table) -> pa.Table:
-        t = table.column("time")
-        keep = pc.is_valid(t)
-        if self.cfg.monitor_skew is not None:
-            now = time.time()
-            lo = pa.scalar(int((now - self.cfg.monitor_skew) * 1e6), pa.int64()).cast(t.type)
-            hi = pa.scalar(int((now + 86400) * 1e6), pa.int64()).cast(t.type)
-            keep = pc.and_(keep, pc.and_(pc.greater_equal(t, lo), pc.less_equal(t, hi)))
-        out = table.filter(pc.fill_null(keep, False))
-        self.stats["monitor_skipped_rows"] += table.num_rows - out.num_rows
-        return out
-
-    def _monitor(self, tables: dict[str, pa.Table]) -> None:
-        try:
-            self._monitor_batch(tables)
-        except Exception as e:  # noqa: BLE001 - a monitor error must not stop storage
-            self.log("monitor_error", error=type(e).__name__, message=str(e))
-
-    def _monitor_batch(self, tables: dict[str, pa.Table]) -> None:
-        tracks = odo = None
-        loc = tables.get("jt808")
-        if loc is not None and loc.num_rows:
-            loc = self._recent(loc)
-            vid = pa.array(
-                [self.book.terminal(t) or t for t in loc.column("terminal_id").to_pylist()],
-                pa.string(),
-            )
-            ign = pc.equal(
-                pc.bit_wise_and(
-                    loc.column("status"), pa.scalar(1, loc.schema.field("status").type)
-                ),
-                pa.scalar(1, loc.schema.field("status").type),
-            )
-            tracks = pa.table(
-                {
-                    "vehicle_id": vid,
-                    "time": loc.column("time"),
-                    "lat": loc.column("lat"),
-                    "lon": loc.column("lon"),
-                    "speed_kmh": loc.column("speed_kmh"),
-                    "ignition": ign,
-                }
-            )
-            odo_parts = [
-                tracks.select(["vehicle_id", "time"]).append_column(
-                    "odometer_km", loc.column("mileage_km")
-                )
-            ]
-        else:
-            odo_parts = []
-        ev = tables.get("gb32960")
-        if ev is not None and ev.num_rows:
-            ev = self._recent(ev)
-            vid = pa.array(
-                [self.book.vin(v) or v for v in ev.column("vin").to_pylist()], pa.string()
-            )
-            odo_parts.append(
-                pa.table(
-                    {
-                        "vehicle_id": vid,
-                        "time": ev.column("time"),
-                        "odometer_km": ev.column("odometer_km"),
-                    }
-                )
-            )
-        if odo_parts:
-            odo = pa.concat_tables(odo_parts)
-            odo = odo.filter(pc.is_valid(odo.column("odometer_km")))
-        if tracks is None and odo is None:
-            return
-        changed = self.monitor.update(tracks, odo)
-        self._emit(changed)
-
-    def _emit(self, changed: pa.Table) -> None:
-        for a in changed.to_pylist():
-            before = self._alert_levels.get(a["alert_id"])
-            if a["closed"] is not None:
-                event = "closed"
-            elif before is None:
-                event = "opened"
-            elif a["level_code"] > before:
-                event = "escalated"
-            else:
-                continue
-            self._alert_levels[a["alert_id"]] = a["level_code"]
-            self.stats[f"alerts_{event}"] += 1
-            if self._alerts_out is None or event == "closed":
-                continue
-            row = {
-                "event": event,
-                **{
-                    k: (v.isoformat() if hasattr(v, "isoformat") else v)
-                    for k, v in a.items()
-                    if k != "path"
-                },
-            }
-            row["evidence"] = json.loads(a["evidence"])
-            print(json.dumps(row, default=str), file=self._alerts_out, flush=True)
-
-
-def _respool(table: pa.Table, starts: list[int], recs: list[Record]) -> pa.Table:
-    """Decoder offsets (in the batch buffer) become offsets in the spool
-    segment, so a replayed batch has the same keys and the store skips it."""
-    if "offset" not in table.column_names or table.num_rows == 0:
-        return table
-    import numpy as np  # noqa: PLC0415
-
-    off = table.column("offset").to_numpy(zero_copy_only=False).astype(np.int64)
-    s = np.asarray(starts, np.int64)
-    i = np.searchsorted(s, off, side="right") - 1
-    base = np.asarray([r.frame_offset for r in recs], np.int64)
-    new = base[i] + (off - s[i])
-    idx = table.column_names.index("offset")
-    return table.set_column(
-        idx, "offset", pa.array(new.astype(np.uint64), table.schema.field("offset").type)
-    )
+        return self.ingestor.ingest_pending()
 
 
 def serve(config: GatewayConfig, *, ready: Callable[[dict[str, int]], None] | None = None) -> int:
