@@ -14,6 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from autolien.gateway import Gateway
+from autolien.gateway.ingest import saved_monitor
 from autolien.monitor.cli import monitor_store
 from autolien.sim.portfolio import write_portfolio
 from autolien.telemetry import Store
@@ -99,14 +100,11 @@ def test_streamed_portfolio_alerts_equal_file_ingest(tmp_path: Path) -> None:
             c.close()
 
     alerts_file = tmp_path / "alerts.jsonl"
-    monitors = []
-
-    async def keep(gw: Gateway) -> None:
-        await scenario(gw)
-        monitors.append(gw.monitor)
-
-    run_gateway(tmp_path, keep, loan_book=str(book), alerts=str(alerts_file), monitor_skew=None)
-    live = monitors[0].alerts()
+    run_gateway(tmp_path, scenario, loan_book=str(book), alerts=str(alerts_file), monitor_skew=None)
+    # the ingest process leaves its monitor state at its clean exit
+    monitor = saved_monitor(str(tmp_path / "spool"))
+    assert monitor is not None
+    live = monitor.alerts()
 
     with Store(tmp_path / "file.duckdb") as fs:
         ingest_files(sorted((root / "telemetry").glob("*")), fs)

@@ -73,7 +73,7 @@ def test_parts_split_across_batches_and_a_kill_9_are_stored_whole(tmp_path: Path
         sent.append(frame)
 
     async def main() -> None:
-        proc, port = await asyncio.to_thread(_start, tmp_path, book, "--subpackage-timeout", "1")
+        proc, port = await asyncio.to_thread(_start, tmp_path, book, "--subpackage-timeout", "5")
         c = await Client.open(port)
         await register_and_auth(c, PHONE, serial=1)
         await send(c, whole[0])
@@ -85,13 +85,13 @@ def test_parts_split_across_batches_and_a_kill_9_are_stored_whole(tmp_path: Path
         c.close()
         assert proc.stdout is not None
         proc.stdout.close()
-        proc, port = await asyncio.to_thread(_start, tmp_path, book, "--subpackage-timeout", "1")
+        proc, port = await asyncio.to_thread(_start, tmp_path, book, "--subpackage-timeout", "5")
         c = await Client.open(port)
         await register_and_auth(c, PHONE, serial=10)
         await send(c, lost[0])
         await send(c, whole[2])
         await wait_pending(spool, lost[:1])  # the batch is whole; only lost[0] waits
-        await asyncio.sleep(1.2)  # past the subpackage timeout: the next batch expires it
+        await asyncio.sleep(5.5)  # past the subpackage timeout: the next batch expires it
         late = split_batch(1, 2, 80, T0 + 7200)[:1]
         await send(c, late[0])
         await wait_pending(spool, late)

@@ -264,10 +264,12 @@ class Ingestor:
     def _emit(self, changed: pa.Table) -> None:
         for a in changed.to_pylist():
             before = self._alert_levels.get(a["alert_id"])
-            if a["closed"] is not None:
-                event = "closed"
-            elif before is None:
+            # An alert first seen already closed (opened and closed within one
+            # batch) was still raised: it goes out as opened, with its close.
+            if before is None:
                 event = "opened"
+            elif a["closed"] is not None:
+                event = "closed"
             elif a["level_code"] > before:
                 event = "escalated"
             else:
@@ -420,8 +422,12 @@ def run(cfg: GatewayConfig, wake: int) -> int:
             log("ingest_error", error=type(e).__name__, message=str(e))
     ing.ingest_pending()
     _save_monitor(ing, store_id)
-    log("ingest_stopped", **{k: v for k, v in ing.stats.items() if k != "parts_waiting"},
-        parts_waiting=ing.stats["parts_waiting"], spool_skipped_bytes=ing.reader.skipped_bytes)
+    log(
+        "ingest_stopped",
+        **{k: v for k, v in ing.stats.items() if k != "parts_waiting"},
+        parts_waiting=ing.stats["parts_waiting"],
+        spool_skipped_bytes=ing.reader.skipped_bytes,
+    )
     ing.close()
     return 0
 
