@@ -68,6 +68,9 @@ def auth_code(secret: bytes, terminal_id: str) -> str:
     return hmac.new(secret, norm_terminal(terminal_id).encode(), hashlib.sha256).hexdigest()[:16]
 
 
+_Queued = tuple["_Session", bytes, Callable[[], bytes] | None]
+
+
 class _Committer:
     """Group commit on the loop, without a future per frame: records and the
     answers that wait on them queue while one write+fsync runs in a thread,
@@ -79,8 +82,9 @@ class _Committer:
         self.loop = loop
         self.log = log
         self._records: list[bytes] = []
-        # (session, answer once durable, answer if the write failed, waits on a record)
-        self._answers: list[tuple[_Session, bytes, bytes, bool]] = []
+        # (session, answer once durable, the answer if the write failed: built
+        # only then, None for an answer that waits on no record)
+        self._answers: list[_Queued] = []
         self._queued = 0  # bytes queued or in flight
         self._busy = False
         self._delivering = False
@@ -90,19 +94,19 @@ class _Committer:
         self.batches = 0
         self.records = 0
 
-    def submit(self, record: bytes, sess: _Session, good: bytes, bad: bytes) -> bool:
+    def submit(self, record: bytes, sess: _Session, good: bytes, bad: Callable[[], bytes]) -> bool:
         """Queues a record; False (nothing queued) when the spool is full."""
         if not self.spool.room(self._queued + len(record)):
             return False
         self._records.append(record)
         self._queued += len(record)
-        self._answers.append((sess, good, bad, True))
+        self._answers.append((sess, good, bad))
         self._kick()
         return True
 
     def after(self, sess: _Session, answer: bytes) -> None:
         """An answer that needs no record, behind the session's queued ones."""
-        self._answers.append((sess, answer, answer, False))
+        self._answers.append((sess, answer, None))
         self._kick()
 
     def _kick(self) -> None:
@@ -121,7 +125,7 @@ class _Committer:
 
     def _done(
         self,
-        answers: list[tuple[_Session, bytes, bytes, bool]],
+        answers: list[_Queued],
         records: list[bytes],
         fut: asyncio.Future[None],
     ) -> None:
@@ -139,16 +143,20 @@ class _Committer:
         if not self._busy:
             self.idle.set()
 
-    def _deliver(self, answers: list[tuple[_Session, bytes, bytes, bool]], ok: bool) -> None:
+    def _deliver(self, answers: list[_Queued], ok: bool) -> None:
         self._delivering = True
         try:
-            for sess, good, bad, durable in answers:
-                if durable:
-                    sess.waiting -= 1
-                    if not ok:
-                        sess.refused("spool_error")
-                sess.write(good if ok else bad)
-                if durable and sess.backlog and sess.waiting <= MAX_IN_FLIGHT // 2:
+            for sess, good, bad in answers:
+                if bad is None:
+                    sess.write(good)
+                    continue
+                sess.waiting -= 1
+                if ok:
+                    sess.write(good)
+                else:
+                    sess.refused("spool_error")
+                    sess.write(bad())
+                if sess.backlog and sess.waiting <= MAX_IN_FLIGHT // 2:
                     sess.pump()
         finally:
             self._delivering = False
@@ -169,9 +177,9 @@ class _Conn:
         return self.serial
 
 
-# An answer is bytes (sent at once, in order), or a frame to spool and the
-# answers once durable / when refused.
-_Reply = bytes | tuple[Frame, bytes, bytes]
+# An answer is bytes (sent at once, in order), or a frame to spool, the
+# answer once durable, and how to build the one if it is refused (rarely).
+_Reply = bytes | tuple[Frame, bytes, Callable[[], bytes]]
 
 
 class _Session(asyncio.Protocol):
@@ -275,9 +283,9 @@ class _Session(asyncio.Protocol):
             return
         self.refused("spool_full")
         if self.waiting:
-            gw.committer.after(self, bad)
+            gw.committer.after(self, bad())
         else:
-            self.write(bad)
+            self.write(bad())
 
     def refused(self, reason: str) -> None:
         self.gw.log("refused_frame", reason=reason, conn=self.conn.id, peer=self.conn.peer)
@@ -520,7 +528,11 @@ class Gateway:
         if h.msg_id == DEREGISTER:
             conn.terminal = None
             return self._general(conn, h, OK)
-        return (frame, self._general(conn, h, OK), self._general(conn, h, FAILED))
+        return (
+            frame,
+            self._general(conn, h, OK),
+            functools.partial(self._general, conn, h, FAILED),
+        )
 
     # --- GB/T 32960 --------------------------------------------------------
     def _gb32960(self, conn: _Conn, frame: Frame) -> _Reply:
@@ -569,7 +581,7 @@ class Gateway:
         if cmd == LOGOUT:
             conn.vins.discard(vin)
             return reply(SUCCESS)
-        return (frame, reply(SUCCESS), reply(ERROR))
+        return (frame, reply(SUCCESS), functools.partial(reply, ERROR))
 
 
 def serve(config: GatewayConfig, *, ready: Callable[[dict[str, int]], None] | None = None) -> int:
