@@ -819,3 +819,39 @@ def test_a_client_that_never_reads_its_acks_is_closed_and_others_are_served(
     # what the server held for it: the bound, plus the answers to one read
     # (256 KiB of 15-byte heartbeats, answered with 20 bytes each)
     assert closes[0]["write_buffer"] <= max_write_buffer + (256 << 10) * 20 // 15
+
+
+def test_a_killed_ingest_process_is_restarted_and_nothing_is_lost(tmp_path: Path) -> None:
+    """kill -9 of the ingest process alone: the acceptor keeps acknowledging
+    into the spool, starts a new ingest process, and every acknowledged
+    frame is stored once."""
+    import signal
+
+    t0 = 1_700_000_000.0
+    log: list[str] = []
+
+    async def scenario(gw: Gateway) -> int:
+        c = await Client.open(gw.ports["jt808"])
+        await register_and_auth(c, TERMINALS[10])
+        acked = 0
+        for k in range(40):
+            if k == 10:
+                assert gw._ingest is not None
+                os.kill(gw._ingest.pid, signal.SIGKILL)
+            frame = jt(0x0200, TERMINALS[10], 10 + k, location_body(30, 120, gmt8(t0 + k), k))
+            _, _, body = await c.jt_call(frame)
+            acked += general(body)[2] == 0
+            await asyncio.sleep(0.05)
+        for _ in range(100):  # the new ingest process is up
+            if any('"restarting": true' in line for line in log) and gw._ingest.poll() is None:
+                break
+            await asyncio.sleep(0.05)
+        c.close()
+        return acked
+
+    acked = run_gateway(tmp_path, scenario, log)
+    assert acked == 40
+    assert [e["returncode"] for e in events(log) if e["event"] == "ingest_exited"] == [-9]
+    with Store(tmp_path / "db.duckdb", read_only=True) as s:
+        times = s.query("SELECT time FROM locations").column("time").to_pylist()
+    assert sorted(t.timestamp() for t in times) == [t0 + k for k in range(40)]

@@ -364,6 +364,7 @@ class Gateway:
         self._servers: list[asyncio.AbstractServer] = []
         self._ingest: subprocess.Popen[bytes] | None = None
         self._ingest_log: asyncio.Task[None] | None = None
+        self._stopping = False
         self.stats: Counter[str] = Counter()
 
     # --- lifecycle ---------------------------------------------------------
@@ -415,6 +416,21 @@ class Gateway:
                     self.stats.update({k: v for k, v in ev.items() if isinstance(v, int)})
             out.write(text)
             out.flush()
+        if self._stopping:
+            return
+        # The ingest process died under us (its log ended): what it had not
+        # stored is still in the spool, so a new one picks up from the
+        # checkpoint. Frames are acknowledged meanwhile; the spool limit
+        # bounds how long that can go on.
+        proc = self._ingest
+        code = await asyncio.to_thread(proc.wait)
+        self.log("ingest_exited", returncode=code, restarting=True)
+        if proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+        await asyncio.sleep(1.0)
+        if not self._stopping:
+            await self._start_ingest()
 
     def _wake_ingest(self) -> None:
         if self._ingest is None or self._ingest.stdin is None:
@@ -437,6 +453,7 @@ class Gateway:
                     s.close("idle_timeout")
 
     async def stop(self) -> None:
+        self._stopping = True
         for s in self._servers:
             s.close()
         self._sweeper.cancel()
@@ -450,13 +467,14 @@ class Gateway:
         # the ingest process stores the rest of the spool, then exits
         if self._ingest is not None:
             assert self._ingest.stdin is not None
-            self._ingest.stdin.close()
+            with contextlib.suppress(OSError):
+                self._ingest.stdin.close()
             await asyncio.to_thread(self._ingest.wait)
             if self._ingest_log is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self._ingest_log, 10)
             if self._ingest.returncode:
-                self.log("ingest_exited", returncode=self._ingest.returncode)
+                self.log("ingest_exited", returncode=self._ingest.returncode, restarting=False)
         self.spool.close()
         if self.committer is not None:
             self.stats.update(records=self.committer.records, fsyncs=self.committer.batches)
