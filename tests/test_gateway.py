@@ -20,7 +20,14 @@ from typing import Any
 
 import pytest
 
-from autolien.gateway import Gateway, GatewayConfig, Gb32960Framer, Jt808Framer, Spool
+from autolien.gateway import (
+    Gateway,
+    GatewayConfig,
+    Gb32960Framer,
+    Jt808Framer,
+    Spool,
+    SpoolReader,
+)
 from autolien.gateway.protocol import Frame, FramingError
 from autolien.gateway.spool import encode_record
 from autolien.telemetry import Store
@@ -343,16 +350,18 @@ def test_spool_cuts_a_torn_tail_and_drops_stored_segments(tmp_path: Path) -> Non
         f.write(recs[0][:30])
     sp = Spool(tmp_path, segment_bytes=200, max_bytes=10_000)
     assert sp.truncated_bytes == 30
+    rd = SpoolReader(tmp_path)
     got = []
-    pos = sp.stored
-    while batch := sp.read(pos):
+    pos = rd.stored
+    while batch := rd.read(pos):
         got += batch
         pos = (batch[-1].segment, batch[-1].end)
     assert [r.frame for r in got] == [bytes([i]) * 50 for i in range(6)]
     assert [r.received_us for r in got] == list(range(6))
-    sp.checkpoint(pos)
+    rd.checkpoint(pos, got[4:5])  # a part of a message not yet whole is kept
     assert [p.name for p in tmp_path.glob("seg-*.wal")] == [f"seg-{sp.active:012d}.wal"]
-    assert sp.read(sp.stored) == []
+    assert rd.read(rd.stored) == []
+    assert SpoolReader(tmp_path).pending == got[4:5]
     sp.close()
 
 
@@ -735,3 +744,114 @@ def test_a_flooding_terminal_does_not_starve_the_others(tmp_path: Path) -> None:
     during, acked = run_gateway(tmp_path, scenario)
     assert acked == 3000
     assert during < 3000  # the calm terminal was served while the flood was in flight
+
+
+@pytest.mark.parametrize(
+    ("max_write_buffer", "slow_reader_timeout"),
+    [(16 << 10, 5.0), (256 << 10, 1.0)],
+    ids=["buffer_bound", "unread_timeout"],
+)
+def test_a_client_that_never_reads_its_acks_is_closed_and_others_are_served(
+    tmp_path: Path, max_write_buffer: int, slow_reader_timeout: float
+) -> None:
+    """A terminal pipelines heartbeats and never reads an answer, with a 4 KiB
+    receive buffer: the answers back up in the server, which stops reading
+    it at half the bound and closes it at the bound or once it has not read
+    for the slow-reader timeout, holding no more than the bound and one
+    read's answers, while another terminal is served all along."""
+    log: list[str] = []
+
+    async def scenario(gw: Gateway) -> None:
+        port = gw.ports["jt808"]
+        import socket
+
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        slow = Client(*await asyncio.open_connection(sock=sock))
+        calm = await Client.open(port)
+        await register_and_auth(slow, TERMINALS[7])
+        await register_and_auth(calm, TERMINALS[8])
+        chunk = b"".join(jt(0x0002, TERMINALS[7], i & 0xFFFF, b"") for i in range(2000))
+        served = 0
+        done = asyncio.Event()
+
+        async def ping() -> None:  # the other terminal, all along
+            nonlocal served
+            while not done.is_set():
+                _, _, body = await calm.jt_call(jt(0x0002, TERMINALS[8], served, b""))
+                assert general(body) == (served, 0x0002, 0)
+                served += 1
+                await asyncio.sleep(0.1)
+
+        pinger = asyncio.create_task(ping())
+        sent = 0
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            if any('"slow_reader"' in line for line in log):
+                break
+            try:
+                slow.w.write(chunk)
+                await asyncio.wait_for(slow.w.drain(), 0.5)
+                sent += len(chunk)
+            except TimeoutError:
+                pass  # the server has stopped reading the slow client
+            except ConnectionError:
+                break
+        before = served
+        await asyncio.sleep(0.5)  # and after the close
+        done.set()
+        await pinger
+        assert served > before
+        slow.w.transport.abort()  # its own unsent heartbeats would hold a close()
+        calm.close()
+
+    run_gateway(
+        tmp_path,
+        scenario,
+        log,
+        max_write_buffer=max_write_buffer,
+        slow_reader_timeout=slow_reader_timeout,
+    )
+    closes = [e for e in events(log) if e["event"] == "closed" and e["reason"] == "slow_reader"]
+    assert len(closes) == 1
+    # what the server held for it: the bound, plus the answers to one read
+    # (256 KiB of 15-byte heartbeats, answered with 20 bytes each)
+    assert closes[0]["write_buffer"] <= max_write_buffer + (256 << 10) * 20 // 15
+
+
+def test_a_killed_ingest_process_is_restarted_and_nothing_is_lost(tmp_path: Path) -> None:
+    """kill -9 of the ingest process alone: the acceptor keeps acknowledging
+    into the spool, starts a new ingest process, and every acknowledged
+    frame is stored once."""
+    import signal
+
+    t0 = 1_700_000_000.0
+    log: list[str] = []
+
+    async def scenario(gw: Gateway) -> int:
+        c = await Client.open(gw.ports["jt808"])
+        await register_and_auth(c, TERMINALS[10])
+        acked = 0
+        for k in range(40):
+            if k == 10:
+                assert gw._ingest is not None
+                os.kill(gw._ingest.pid, signal.SIGKILL)
+            frame = jt(0x0200, TERMINALS[10], 10 + k, location_body(30, 120, gmt8(t0 + k), k))
+            _, _, body = await c.jt_call(frame)
+            acked += general(body)[2] == 0
+            await asyncio.sleep(0.05)
+        for _ in range(100):  # the new ingest process is up
+            if any('"restarting": true' in line for line in log) and gw._ingest.poll() is None:
+                break
+            await asyncio.sleep(0.05)
+        c.close()
+        return acked
+
+    acked = run_gateway(tmp_path, scenario, log)
+    assert acked == 40
+    assert [e["returncode"] for e in events(log) if e["event"] == "ingest_exited"] == [-9]
+    with Store(tmp_path / "db.duckdb", read_only=True) as s:
+        times = s.query("SELECT time FROM locations").column("time").to_pylist()
+    assert sorted(t.timestamp() for t in times) == [t0 + k for k in range(40)]

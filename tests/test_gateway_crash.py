@@ -19,12 +19,12 @@ FRAMES_EACH = 30
 T0 = 1_700_000_000.0
 
 
-def _start(tmp: Path, book: Path) -> tuple[subprocess.Popen[str], int]:
+def _start(tmp: Path, book: Path, *extra: str) -> tuple[subprocess.Popen[str], int]:
     cmd = [
         sys.executable, "-c", "import sys; from autolien.cli import main; sys.exit(main())",
         "serve", "--db", str(tmp / "db.duckdb"), "--spool", str(tmp / "spool"),
         "--jt808", "127.0.0.1:0", "--gb32960", "off", "--loan-book", str(book),
-        "--ingest-interval", "0.1",
+        "--ingest-interval", "0.1", *extra,
     ]  # fmt: skip
     with open(tmp / "server.log", "a") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)

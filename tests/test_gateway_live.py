@@ -14,6 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from autolien.gateway import Gateway
+from autolien.gateway.ingest import saved_monitor
 from autolien.monitor.cli import monitor_store
 from autolien.sim.portfolio import write_portfolio
 from autolien.telemetry import Store
@@ -99,14 +100,11 @@ def test_streamed_portfolio_alerts_equal_file_ingest(tmp_path: Path) -> None:
             c.close()
 
     alerts_file = tmp_path / "alerts.jsonl"
-    monitors = []
-
-    async def keep(gw: Gateway) -> None:
-        await scenario(gw)
-        monitors.append(gw.monitor)
-
-    run_gateway(tmp_path, keep, loan_book=str(book), alerts=str(alerts_file), monitor_skew=None)
-    live = monitors[0].alerts()
+    run_gateway(tmp_path, scenario, loan_book=str(book), alerts=str(alerts_file), monitor_skew=None)
+    # the ingest process leaves its monitor state at its clean exit
+    monitor = saved_monitor(str(tmp_path / "spool"))
+    assert monitor is not None
+    live = monitor.alerts()
 
     with Store(tmp_path / "file.duckdb") as fs:
         ingest_files(sorted((root / "telemetry").glob("*")), fs)
@@ -127,3 +125,32 @@ def test_streamed_portfolio_alerts_equal_file_ingest(tmp_path: Path) -> None:
     opened = {(x["vehicle_id"], x["kind"]) for x in lines if x["event"] == "opened"}
     assert opened == {(v, k) for v, k, _, _ in key(filed)}
     assert all(isinstance(x["evidence"], dict) and x["evidence"] for x in lines)
+
+
+def test_monitor_state_resumes_only_on_its_own_store(tmp_path: Path) -> None:
+    """The ingest process saves the monitor at its clean exit beside the
+    spool, stamped with the store's id and the checkpoint: the next start
+    resumes it; a deleted (new) database or a store that moved on refuses it."""
+    from test_gateway import TERMINALS, events, gmt8, jt, location_body
+
+    async def stream(gw: Gateway) -> None:
+        c = await Client.open(gw.ports["jt808"])
+        await register_and_auth(c, TERMINALS[9])
+        for k in range(3):
+            frame = jt(0x0200, TERMINALS[9], 10 + k, location_body(30, 120, gmt8(1.7e9 + k), k))
+            _, _, body = await c.jt_call(frame)
+            assert body[4] == 0
+        c.close()
+
+    async def idle(gw: Gateway) -> None:
+        pass
+
+    outcomes = []
+    for scenario, drop_db in ((stream, False), (idle, False), (idle, True)):
+        if drop_db:
+            (tmp_path / "db.duckdb").unlink()
+        log: list[str] = []
+        run_gateway(tmp_path, scenario, log)
+        outcomes.append([e["outcome"] for e in events(log) if e["event"] == "monitor_state"])
+    assert outcomes == [[], ["resumed"], ["other_store"]]
+    assert saved_monitor(str(tmp_path / "spool")) is not None

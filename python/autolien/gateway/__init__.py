@@ -4,9 +4,10 @@ the store and the monitor as frames arrive. docs/gateway.md has the details."""
 
 from __future__ import annotations
 
+from .config import GatewayConfig, LoanBook
 from .protocol import Gb32960Framer, Jt808Framer
-from .server import Gateway, GatewayConfig, LoanBook, auth_code, serve
-from .spool import Spool
+from .server import Gateway, auth_code, serve
+from .spool import Spool, SpoolReader
 
 __all__ = [
     "Gateway",
@@ -15,6 +16,7 @@ __all__ = [
     "Jt808Framer",
     "LoanBook",
     "Spool",
+    "SpoolReader",
     "auth_code",
     "serve",
 ]

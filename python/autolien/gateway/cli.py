@@ -36,6 +36,18 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--spool-mb", type=int, default=1024, help="spool disk limit (MiB)")
     p.add_argument("--segment-mb", type=int, default=64, help="spool segment size (MiB)")
     p.add_argument("--ingest-interval", type=float, default=0.5, help="seconds between batches")
+    p.add_argument(
+        "--slow-reader-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a peer may leave its answers unread before it is closed",
+    )
+    p.add_argument(
+        "--subpackage-timeout",
+        type=float,
+        default=300.0,
+        help="seconds a JT/T 808 multi-packet message may wait for its parts",
+    )
     p.set_defaults(func=run)
 
 
@@ -54,5 +66,7 @@ def run(args: argparse.Namespace) -> int:
         spool_bytes=args.spool_mb << 20,
         segment_bytes=args.segment_mb << 20,
         ingest_interval=args.ingest_interval,
+        subpackage_timeout=args.subpackage_timeout,
+        slow_reader_timeout=args.slow_reader_timeout,
     )
     return serve(cfg)

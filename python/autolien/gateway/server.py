@@ -1,17 +1,22 @@
 """The live T-Box gateway: JT/T 808 and GB/T 32960 over TCP.
 
-One asyncio process. Each connection is framed (:mod:`.protocol`), its data
-frames are appended to the write-ahead spool (:mod:`.spool`) and acknowledged
-only once the spool's group commit has fsynced them. An ingest task reads the
-spool in batches, decodes them with the C++ decoders into the store and feeds
-the monitor; the alerts it opens or escalates go out as JSON lines.
+Two processes. The acceptor (this module, one asyncio loop, uvloop when
+installed) frames each connection (:mod:`.protocol`), checks the check code
+and the session's authentication, appends data frames to the write-ahead
+spool (:mod:`.spool`) and acknowledges them once the spool's group commit
+has fsynced them; nothing else is on the acknowledgement path. The ingest
+process (:mod:`.ingest`, started by the acceptor) tails the spool, decodes it
+with the C++ decoders into the store, feeds the monitor and writes the
+alerts it opens or escalates as JSON lines; a slow batch there never holds
+an acknowledgement.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
-import csv
+import dataclasses
 import functools
 import hashlib
 import hmac
@@ -19,20 +24,14 @@ import json
 import os
 import signal
 import struct
+import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from ..monitor import Monitor
-from ..telemetry import Store, decode_gb32960, decode_jt808
+from .config import GatewayConfig, LoanBook, Log, norm_terminal
 from .protocol import (
     Frame,
     FramingError,
@@ -44,7 +43,7 @@ from .protocol import (
     jt808_frame,
     parse_jt808_header,
 )
-from .spool import Record, Spool, SpoolFull, encode_record
+from .spool import Spool, encode_record
 
 __all__ = ["Gateway", "GatewayConfig", "LoanBook", "auth_code", "serve"]
 
@@ -56,154 +55,121 @@ REG_NO_TERMINAL = 4  # 0x8100 result: no such terminal in the database
 # GB/T 32960 commands and response flags
 LOGIN, REALTIME, REISSUE, LOGOUT, HEART, CALIBRATE = 0x01, 0x02, 0x03, 0x04, 0x07, 0x08
 SUCCESS, ERROR, COMMAND = 0x01, 0x02, 0xFE
-
-
-@dataclass
-class GatewayConfig:
-    db: str
-    spool: str
-    jt808: tuple[str, int] | None = ("0.0.0.0", 8808)
-    gb32960: tuple[str, int] | None = ("0.0.0.0", 32960)
-    loan_book: str | None = None
-    alerts: str | None = None  # a file, "-" for stdout, None for none
-    max_frame: int = 8192
-    idle_timeout: float = 300.0
-    max_per_peer: int = 1000
-    max_malformed: int = 8
-    max_write_buffer: int = 256 << 10
-    read_size: int = 64 << 10
-    segment_bytes: int = 64 << 20
-    spool_bytes: int = 1 << 30
-    ingest_interval: float = 0.5
-    # Rows timed outside [now - skew, now + 1 day] are stored but not fed to
-    # the monitor: a device clock years off would make it score every hour
-    # in between. None: feed every row (replaying history).
-    monitor_skew: float | None = 7 * 86400.0
-
-
-def _norm_terminal(t: str) -> str:
-    t = t.strip()
-    return t.lstrip("0") or "0" if t.isdigit() else t.lower()
-
-
-class LoanBook:
-    """Which terminals and VINs may connect, and the vehicle id of each.
-
-    A Parquet or CSV file with a ``terminal_id`` and/or ``vin`` column (and
-    optionally ``vehicle_id``), or a text file of one terminal number or VIN
-    a line. Terminal numbers match without their leading zeros (a device
-    sends 12 BCD digits for an 11-digit number)."""
-
-    def __init__(self, path: str | None) -> None:
-        self.open = path is None
-        self.terminals: dict[str, str] = {}
-        self.vins: dict[str, str] = {}
-        if path is None:
-            return
-        p = Path(path)
-        rows: list[dict[str, Any]]
-        if p.suffix == ".parquet":
-            import pyarrow.parquet as pq  # noqa: PLC0415
-
-            rows = pq.read_table(p).to_pylist()
-        elif p.suffix == ".csv":
-            with open(p, newline="") as f:
-                rows = list(csv.DictReader(f))
-        else:
-            rows = []
-            for line in p.read_text().split():
-                key = "vin" if len(line) == 17 and not line.isdigit() else "terminal_id"
-                rows.append({key: line})
-        for r in rows:
-            vid = r.get("vehicle_id")
-            if r.get("terminal_id"):
-                t = str(r["terminal_id"])
-                self.terminals[_norm_terminal(t)] = str(vid) if vid else t
-            if r.get("vin"):
-                self.vins[str(r["vin"])] = str(vid) if vid else str(r["vin"])
-        if not self.terminals and not self.vins:
-            raise ValueError(f"loan book {path} lists no terminal_id or vin")
-
-    def terminal(self, terminal_id: str) -> str | None:
-        """The vehicle id of a terminal (the terminal itself when open)."""
-        if self.open:
-            return terminal_id
-        return self.terminals.get(_norm_terminal(terminal_id))
-
-    def vin(self, vin: str) -> str | None:
-        return vin if self.open else self.vins.get(vin)
+_SPOOLED_JT808 = frozenset((LOCATION, BATCH))
+# Frames of one connection waiting for the spool at once: past it the
+# connection's further frames wait unread, so a flooding terminal holds a
+# bounded share of each group commit and the others' frames join it.
+MAX_IN_FLIGHT = 64
 
 
 def auth_code(secret: bytes, terminal_id: str) -> str:
     """The authentication code of a terminal: stable across restarts and
     across instances that share the spool's ``secret``."""
-    return hmac.new(secret, _norm_terminal(terminal_id).encode(), hashlib.sha256).hexdigest()[:16]
+    return hmac.new(secret, norm_terminal(terminal_id).encode(), hashlib.sha256).hexdigest()[:16]
 
 
-class _Log:
-    def __init__(self, out: IO[str]) -> None:
-        self.out = out
-        self.counts: Counter[str] = Counter()
-
-    def __call__(self, event: str, **kw: Any) -> None:
-        self.counts[event] += 1
-        kw = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in kw.items()}
-        print(
-            json.dumps({"t": round(time.time(), 3), "event": event, **kw}),
-            file=self.out,
-            flush=True,
-        )
+_Queued = tuple["_Session", bytes, Callable[[], bytes] | None]
 
 
 class _Committer:
-    """Group commit: records queued while one fsync runs go out in the next."""
+    """Group commit on the loop, without a future per frame: records and the
+    answers that wait on them queue while one write+fsync runs in a thread,
+    and go out together in the next. Answers are written in queue order, so
+    a connection's answers keep the order of its frames."""
 
-    def __init__(self, spool: Spool) -> None:
+    def __init__(self, spool: Spool, loop: asyncio.AbstractEventLoop, log: Log) -> None:
         self.spool = spool
-        self._queue: list[tuple[bytes, asyncio.Future[None]]] = []
-        self._queued_bytes = 0
-        self._wake = asyncio.Event()
+        self.loop = loop
+        self.log = log
+        self._records: list[bytes] = []
+        # (session, answer once durable, the answer if the write failed: built
+        # only then, None for an answer that waits on no record)
+        self._answers: list[_Queued] = []
+        self._queued = 0  # bytes queued or in flight
+        self._busy = False
+        self._delivering = False
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.on_commit: Callable[[], None] = lambda: None
         self.batches = 0
         self.records = 0
 
-    def submit(self, record: bytes) -> asyncio.Future[None]:
-        if not self.spool.room(self._queued_bytes + len(record)):
-            raise SpoolFull
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((record, fut))
-        self._queued_bytes += len(record)
-        self._wake.set()
-        return fut
+    def submit(self, record: bytes, sess: _Session, good: bytes, bad: Callable[[], bytes]) -> bool:
+        """Queues a record; False (nothing queued) when the spool is full."""
+        if not self.spool.room(self._queued + len(record)):
+            return False
+        self._records.append(record)
+        self._queued += len(record)
+        self._answers.append((sess, good, bad))
+        self._kick()
+        return True
 
-    async def run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            batch, self._queue, self._queued_bytes = self._queue, [], 0
-            if not batch:
-                continue
-            try:
-                await asyncio.to_thread(self.spool.write_batch, [r for r, _ in batch])
-            except OSError as e:
-                for _, f in batch:
-                    if not f.done():
-                        f.set_exception(e)
-                continue
+    def after(self, sess: _Session, answer: bytes) -> None:
+        """An answer that needs no record, behind the session's queued ones."""
+        self._answers.append((sess, answer, None))
+        self._kick()
+
+    def _kick(self) -> None:
+        if self._busy or self._delivering or not self._answers:
+            return
+        records, answers = self._records, self._answers
+        self._records, self._answers = [], []
+        if not records:
+            self._deliver(answers, True)
+            self._kick()
+            return
+        self._busy = True
+        self.idle.clear()
+        fut = self.loop.run_in_executor(None, self.spool.write_batch, records)
+        fut.add_done_callback(functools.partial(self._done, answers, records))
+
+    def _done(
+        self,
+        answers: list[_Queued],
+        records: list[bytes],
+        fut: asyncio.Future[None],
+    ) -> None:
+        self._busy = False
+        self._queued -= sum(len(r) for r in records)
+        ok = not fut.cancelled() and fut.exception() is None
+        if ok:
             self.batches += 1
-            self.records += len(batch)
-            for _, f in batch:
-                if not f.done():
-                    f.set_result(None)
+            self.records += len(records)
+            self.on_commit()
+        else:
+            self.log("spool_error", error=repr(fut.exception()), records=len(records))
+        self._deliver(answers, ok)
+        self._kick()
+        if not self._busy:
+            self.idle.set()
+
+    def _deliver(self, answers: list[_Queued], ok: bool) -> None:
+        self._delivering = True
+        try:
+            for sess, good, bad in answers:
+                if bad is None:
+                    sess.write(good)
+                    continue
+                sess.waiting -= 1
+                if ok:
+                    sess.write(good)
+                else:
+                    sess.refused("spool_error")
+                    sess.write(bad())
+                if sess.backlog and sess.waiting <= MAX_IN_FLIGHT // 2:
+                    sess.pump()
+        finally:
+            self._delivering = False
 
 
-@dataclass
+@dataclasses.dataclass
 class _Conn:
     id: int
     peer: str
     protocol: str
     malformed: int = 0
     terminal: str | None = None  # the authenticated JT/T 808 terminal
-    vins: set[str] = field(default_factory=set)  # GB/T 32960 vehicles logged in
+    vins: set[str] = dataclasses.field(default_factory=set)  # GB/T 32960 vehicles logged in
     serial: int = 0
 
     def next_serial(self) -> int:
@@ -211,186 +177,307 @@ class _Conn:
         return self.serial
 
 
-# A response is bytes, or a spool future and the two answers (durable / refused).
-_Reply = bytes | tuple[asyncio.Future[None] | None, bytes, bytes]
+# An answer is bytes (sent at once, in order), or a frame to spool, the
+# answer once durable, and how to build the one if it is refused (rarely).
+_Reply = bytes | tuple[Frame, bytes, Callable[[], bytes]]
+
+
+class _Session(asyncio.Protocol):
+    """One connection. Reads are handled in ``data_received`` with no task
+    or timer per read; the idle timeout and the slow-reader guard are checked
+    by the gateway's sweep."""
+
+    def __init__(self, gw: Gateway, protocol: str) -> None:
+        self.gw = gw
+        self.proto = protocol
+        self.transport: asyncio.Transport | None = None
+        self.host = ""
+        self.reason = "eof"
+        self.closing = False
+        self.waiting = 0  # answers queued behind the spool
+        self.backlog: collections.deque[Frame | FramingError] = collections.deque()
+        self.last = 0.0  # loop time of the last read
+        self.paused_at: float | None = None  # when the peer stopped reading
+        self.buffered_at_close = 0
+        self.framer: Jt808Framer | Gb32960Framer = (
+            Jt808Framer(gw.cfg.max_frame)
+            if protocol == "jt808"
+            else Gb32960Framer(gw.cfg.max_frame)
+        )
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        gw = self.gw
+        # uvloop's transports are not asyncio.Transport subclasses, only alike
+        self.transport = transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        self.host = str(peer[0])
+        gw.conn_ids += 1
+        self.conn = _Conn(gw.conn_ids, f"{self.host}:{peer[1]}", self.proto)
+        if gw.per_peer[self.host] >= gw.cfg.max_per_peer:
+            gw.log("refused_connection", reason="connections_per_peer", peer=self.conn.peer)
+            self.closing = True
+            self.host = ""
+            transport.abort()
+            return
+        gw.per_peer[self.host] += 1
+        gw.sessions.add(self)
+        self.last = gw.loop.time()
+        # the limit above which pause_writing is called: the slow-reader guard
+        transport.set_write_buffer_limits(high=gw.cfg.max_write_buffer // 2)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        self.last = self.gw.loop.time()
+        self.backlog.extend(self.framer.feed(data))
+        self.pump()
+
+    def pump(self) -> None:
+        """Handles the frames read, up to MAX_IN_FLIGHT waiting on the spool;
+        reading stops while some are left, and resumes once they are done."""
+        gw, conn = self.gw, self.conn
+        now_us = time.time_ns() // 1000
+        backlog = self.backlog
+        while backlog and not self.closing:
+            if self.waiting >= MAX_IN_FLIGHT:
+                if self.transport is not None:
+                    self.transport.pause_reading()
+                return
+            item = backlog.popleft()
+            if isinstance(item, FramingError):
+                conn.malformed += 1
+                gw.log(
+                    "malformed",
+                    protocol=self.proto,
+                    conn=conn.id,
+                    peer=conn.peer,
+                    reason=item.reason,
+                    raw=item.raw[:64],
+                )
+                if self.proto == "jt808" and item.reason == "bad_checksum":
+                    self._answer(gw._jt808_bad_frame(conn, item.raw), now_us)
+            elif self.proto == "jt808":
+                self._answer(gw._jt808(conn, item), now_us)
+            else:
+                self._answer(gw._gb32960(conn, item), now_us)
+            if conn.malformed >= gw.cfg.max_malformed:
+                self.close("malformed_frames")
+        if not self.closing and self.paused_at is None and self.transport is not None:
+            self.transport.resume_reading()
+
+    def _answer(self, rep: _Reply, now_us: int) -> None:
+        gw = self.gw
+        assert gw.committer is not None
+        if isinstance(rep, bytes):
+            if not rep:
+                return
+            if self.waiting:
+                gw.committer.after(self, rep)
+            else:
+                self.write(rep)
+            return
+        frame, good, bad = rep
+        rec = encode_record(self.proto, now_us, self.conn.id, self.conn.peer, frame.raw)
+        if gw.committer.submit(rec, self, good, bad):
+            self.waiting += 1
+            return
+        self.refused("spool_full")
+        if self.waiting:
+            gw.committer.after(self, bad())
+        else:
+            self.write(bad())
+
+    def refused(self, reason: str) -> None:
+        self.gw.log("refused_frame", reason=reason, conn=self.conn.id, peer=self.conn.peer)
+
+    def write(self, data: bytes) -> None:
+        if self.closing or self.transport is None:
+            return
+        self.transport.write(data)
+        if self.transport.get_write_buffer_size() > self.gw.cfg.max_write_buffer:
+            self.close("slow_reader")
+
+    def pause_writing(self) -> None:
+        # the peer does not read its answers: stop reading its frames until it does
+        if self.transport is not None and not self.closing:
+            self.transport.pause_reading()
+        self.paused_at = self.gw.loop.time()
+
+    def resume_writing(self) -> None:
+        self.paused_at = None
+        if self.transport is not None and not self.closing and not self.backlog:
+            self.transport.resume_reading()
+
+    def close(self, reason: str) -> None:
+        if self.closing or self.transport is None:
+            return
+        self.closing = True
+        self.reason = reason
+        self.buffered_at_close = self.transport.get_write_buffer_size()
+        if reason == "slow_reader":
+            self.transport.abort()  # its unread answers are not worth holding
+        else:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        gw = self.gw
+        if not self.host:
+            return  # refused at connection
+        if exc is not None and self.reason == "eof":
+            self.reason = "reset"
+        gw.sessions.discard(self)
+        gw.per_peer[self.host] -= 1
+        if gw.per_peer[self.host] <= 0:
+            del gw.per_peer[self.host]
+        if self.reason != "eof":
+            gw.log(
+                "closed",
+                reason=self.reason,
+                protocol=self.proto,
+                conn=self.conn.id,
+                peer=self.conn.peer,
+                malformed=self.conn.malformed,
+                write_buffer=self.buffered_at_close,
+            )
+        self.closing = True
+        self.transport = None
 
 
 class Gateway:
-    """The server: listeners, the spool committer, and the ingest task."""
+    """The acceptor: listeners, sessions, the spool's group commit, and the
+    ingest process it starts and stops."""
 
     def __init__(self, config: GatewayConfig, *, log: IO[str] | None = None) -> None:
         self.cfg = config
-        self.log = _Log(log or sys.stderr)
+        self._log_out = log
+        self.log = Log(log or sys.stderr)
         self.book = LoanBook(config.loan_book)
         self.spool = Spool(
             config.spool, segment_bytes=config.segment_bytes, max_bytes=config.spool_bytes
         )
         self.secret = self.spool.secret()
         self.committer: _Committer | None = None
-        self.monitor = Monitor()
         self.per_peer: Counter[str] = Counter()
+        self.sessions: set[_Session] = set()
         self.conn_ids = 0
         self.ports: dict[str, int] = {}
         self._servers: list[asyncio.AbstractServer] = []
-        self._ingest_lock = threading.Lock()
-        self._wake_ingest: asyncio.Event | None = None
-        self._alert_levels: dict[str, int] = {}
+        self._ingest: subprocess.Popen[bytes] | None = None
+        self._ingest_log: asyncio.Task[None] | None = None
+        self._stopping = False
         self.stats: Counter[str] = Counter()
-        self._alerts_out: IO[str] | None = None
 
     # --- lifecycle ---------------------------------------------------------
     async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
         if self.spool.truncated_bytes:
             self.log("spool_repaired", cut_bytes=self.spool.truncated_bytes)
-        self.store = Store(self.cfg.db)
-        if self.cfg.alerts == "-":
-            self._alerts_out = sys.stdout
-        elif self.cfg.alerts:
-            self._alerts_out = open(self.cfg.alerts, "a")  # noqa: SIM115, ASYNC230 - held open, once
-        # replay first: whatever a crash left unstored goes in before new data
-        replayed = await asyncio.to_thread(self._ingest_all)
-        if replayed:
-            self.log("spool_replayed", records=replayed)
-        self.committer = _Committer(self.spool)
-        self._wake_ingest = asyncio.Event()
-        self._tasks = [
-            asyncio.create_task(self.committer.run()),
-            asyncio.create_task(self._ingest_loop()),
-        ]
+        # The ingest process replays what a crash left unstored, then tails
+        # the spool; new frames go to a newer segment, so the order holds.
+        await self._start_ingest()
+        self.committer = _Committer(self.spool, self.loop, self.log)
+        self.committer.on_commit = self._wake_ingest
+        self._sweeper = asyncio.create_task(self._sweep())
         for proto, addr in (("jt808", self.cfg.jt808), ("gb32960", self.cfg.gb32960)):
             if addr is None:
                 continue
-            server = await asyncio.start_server(
-                functools.partial(self._handle, protocol=proto),
-                addr[0],
-                addr[1],
-                limit=self.cfg.read_size,
+            server = await self.loop.create_server(
+                functools.partial(_Session, self, proto), addr[0], addr[1], backlog=4096
             )
             self._servers.append(server)
             self.ports[proto] = server.sockets[0].getsockname()[1]
 
+    async def _start_ingest(self) -> None:
+        cfg = json.dumps(dataclasses.asdict(self.cfg))
+        cmd = [sys.executable, "-m", "autolien.gateway.ingest", cfg]
+        # Its log lines come back through a pipe into this log (a file or a
+        # test's sink); its alerts go to the configured file or our stdout.
+        self._ingest = subprocess.Popen(  # noqa: ASYNC220 - returns at once
+            cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE, stdout=None
+        )
+        assert self._ingest.stdin is not None
+        os.set_blocking(self._ingest.stdin.fileno(), False)
+        self._ingest_log = asyncio.create_task(self._relay_ingest_log())
+
+    async def _relay_ingest_log(self) -> None:
+        assert self._ingest is not None
+        assert self._ingest.stderr is not None
+        reader = asyncio.StreamReader(limit=1 << 20)
+        await self.loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), self._ingest.stderr
+        )
+        out = self._log_out or sys.stderr
+        while line := await reader.readline():
+            text = line.decode(errors="replace")
+            with contextlib.suppress(json.JSONDecodeError, AttributeError):
+                ev = json.loads(text)
+                self.log.counts[ev["event"]] += 1
+                if ev["event"] == "ingest_stopped":
+                    self.stats.update({k: v for k, v in ev.items() if isinstance(v, int)})
+            out.write(text)
+            out.flush()
+        if self._stopping:
+            return
+        # The ingest process died under us (its log ended): what it had not
+        # stored is still in the spool, so a new one picks up from the
+        # checkpoint. Frames are acknowledged meanwhile; the spool limit
+        # bounds how long that can go on.
+        proc = self._ingest
+        code = await asyncio.to_thread(proc.wait)
+        self.log("ingest_exited", returncode=code, restarting=True)
+        if proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+        await asyncio.sleep(1.0)
+        if not self._stopping:
+            await self._start_ingest()
+
+    def _wake_ingest(self) -> None:
+        if self._ingest is None or self._ingest.stdin is None:
+            return
+        # one byte per commit; a full pipe already says "wake up"
+        with contextlib.suppress(BlockingIOError, BrokenPipeError, ValueError):
+            os.write(self._ingest.stdin.fileno(), b"\n")
+
+    async def _sweep(self) -> None:
+        """Idle connections and peers that have stopped reading their answers."""
+        period = max(0.05, min(1.0, self.cfg.idle_timeout / 4, self.cfg.slow_reader_timeout / 4))
+        while True:
+            await asyncio.sleep(period)
+            now = self.loop.time()
+            for s in list(self.sessions):
+                if s.paused_at is not None:  # not reading our answers: not idle
+                    if now - s.paused_at > self.cfg.slow_reader_timeout:
+                        s.close("slow_reader")
+                elif now - s.last > self.cfg.idle_timeout and not s.backlog:
+                    s.close("idle_timeout")
+
     async def stop(self) -> None:
+        self._stopping = True
         for s in self._servers:
             s.close()
-        for s in self._servers:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(s.wait_closed(), 2)
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await asyncio.to_thread(self._ingest_all)
-        self.store.close()
+        self._sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._sweeper
+        for sess in list(self.sessions):
+            sess.close("stopping")
+        if self.committer is not None:
+            await self.committer.idle.wait()  # what was accepted is durable and answered
+        await asyncio.sleep(0)
+        # the ingest process stores the rest of the spool, then exits
+        if self._ingest is not None:
+            assert self._ingest.stdin is not None
+            with contextlib.suppress(OSError):
+                self._ingest.stdin.close()
+            await asyncio.to_thread(self._ingest.wait)
+            if self._ingest_log is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._ingest_log, 10)
+            if self._ingest.returncode:
+                self.log("ingest_exited", returncode=self._ingest.returncode, restarting=False)
         self.spool.close()
-        if self._alerts_out is not None and self._alerts_out is not sys.stdout:
-            self._alerts_out.close()
-
-    # --- connections -------------------------------------------------------
-    async def _handle(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, protocol: str
-    ) -> None:
-        proto = protocol
-        peername = writer.get_extra_info("peername") or ("?", 0)
-        host = str(peername[0])
-        self.conn_ids += 1
-        conn = _Conn(self.conn_ids, f"{host}:{peername[1]}", proto)
-        if self.per_peer[host] >= self.cfg.max_per_peer:
-            self.log("refused_connection", reason="connections_per_peer", peer=conn.peer)
-            writer.close()
-            return
-        self.per_peer[host] += 1
-        framer: Jt808Framer | Gb32960Framer = (
-            Jt808Framer(self.cfg.max_frame)
-            if proto == "jt808"
-            else Gb32960Framer(self.cfg.max_frame)
-        )
-        reason = "eof"
-        try:
-            while True:
-                try:
-                    data = await asyncio.wait_for(
-                        reader.read(self.cfg.read_size), self.cfg.idle_timeout
-                    )
-                except TimeoutError:
-                    reason = "idle_timeout"
-                    break
-                if not data:
-                    break
-                replies: list[_Reply] = []
-                for item in framer.feed(data):
-                    if isinstance(item, FramingError):
-                        conn.malformed += 1
-                        self.log(
-                            "malformed",
-                            protocol=proto,
-                            conn=conn.id,
-                            peer=conn.peer,
-                            reason=item.reason,
-                            raw=item.raw[:64],
-                        )
-                        if proto == "jt808" and item.reason == "bad_checksum":
-                            replies.append(self._jt808_bad_frame(conn, item.raw))
-                    elif proto == "jt808":
-                        replies.append(self._jt808(conn, item))
-                    else:
-                        replies.append(self._gb32960(conn, item))
-                for rep in replies:
-                    if isinstance(rep, bytes):
-                        if rep:
-                            writer.write(rep)
-                        continue
-                    fut, good, bad = rep
-                    try:
-                        if fut is None:
-                            raise SpoolFull
-                        await fut
-                        writer.write(good)
-                    except (SpoolFull, OSError) as e:
-                        self.log(
-                            "refused_frame",
-                            reason="spool_full" if isinstance(e, SpoolFull) else "spool_error",
-                            conn=conn.id,
-                            peer=conn.peer,
-                        )
-                        writer.write(bad)
-                if self._wake_ingest is not None:
-                    self._wake_ingest.set()
-                if conn.malformed >= self.cfg.max_malformed:
-                    reason = "malformed_frames"
-                    break
-                if writer.transport.get_write_buffer_size() > self.cfg.max_write_buffer:
-                    reason = "slow_reader"
-                    break
-                try:
-                    await asyncio.wait_for(writer.drain(), self.cfg.idle_timeout)
-                except TimeoutError:
-                    reason = "slow_reader"
-                    break
-        except (ConnectionError, OSError):
-            reason = "reset"
-        finally:
-            self.per_peer[host] -= 1
-            if self.per_peer[host] <= 0:
-                del self.per_peer[host]
-            if reason != "eof":
-                self.log(
-                    "closed",
-                    reason=reason,
-                    protocol=proto,
-                    conn=conn.id,
-                    peer=conn.peer,
-                    malformed=conn.malformed,
-                )
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-
-    def _spool(self, conn: _Conn, frame: Frame) -> asyncio.Future[None] | None:
-        assert self.committer is not None
-        rec = encode_record(conn.protocol, time.time_ns() // 1000, conn.id, conn.peer, frame.raw)
-        try:
-            return self.committer.submit(rec)
-        except SpoolFull:
-            return None
+        if self.committer is not None:
+            self.stats.update(records=self.committer.records, fsyncs=self.committer.batches)
 
     # --- JT/T 808 ----------------------------------------------------------
     def _general(self, conn: _Conn, h: Jt808Header, result: int) -> bytes:
@@ -442,7 +529,7 @@ class Gateway:
             return self._general(conn, h, FAILED)
         if h.msg_id == TERMINAL_REPLY:
             return b""  # the terminal answering the platform: nothing to say
-        if h.msg_id not in (HEARTBEAT, DEREGISTER, LOCATION, BATCH):
+        if h.msg_id not in _SPOOLED_JT808 and h.msg_id not in (HEARTBEAT, DEREGISTER):
             return self._general(conn, h, UNSUPPORTED)
         if conn.terminal != tid:
             self.log(
@@ -460,9 +547,9 @@ class Gateway:
             conn.terminal = None
             return self._general(conn, h, OK)
         return (
-            self._spool(conn, frame),
+            frame,
             self._general(conn, h, OK),
-            self._general(conn, h, FAILED),
+            functools.partial(self._general, conn, h, FAILED),
         )
 
     # --- GB/T 32960 --------------------------------------------------------
@@ -512,184 +599,14 @@ class Gateway:
         if cmd == LOGOUT:
             conn.vins.discard(vin)
             return reply(SUCCESS)
-        return (self._spool(conn, frame), reply(SUCCESS), reply(ERROR))
-
-    # --- ingest: spool -> store -> monitor -> alerts -----------------------
-    async def _ingest_loop(self) -> None:
-        assert self._wake_ingest is not None
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake_ingest.wait(), self.cfg.ingest_interval)
-            self._wake_ingest.clear()
-            await asyncio.sleep(self.cfg.ingest_interval)  # let a batch gather
-            try:
-                await asyncio.to_thread(self._ingest_all)
-            except Exception as e:  # noqa: BLE001 - the server must outlive a bad batch
-                self.log("ingest_error", error=type(e).__name__, message=str(e))
-
-    def _ingest_all(self) -> int:
-        # a cancelled ingest task's thread may still run when stop() drains
-        with self._ingest_lock:
-            return self._ingest_pending()
-
-    def _ingest_pending(self) -> int:
-        n = 0
-        while True:
-            recs = self.spool.read(self.spool.stored)
-            if not recs:
-                return n
-            self._ingest(recs)
-            n += len(recs)
-            self.spool.checkpoint((recs[-1].segment, recs[-1].end))
-
-    def _ingest(self, recs: list[Record]) -> None:
-        source = f"spool:{recs[0].segment:012d}"
-        tables: dict[str, pa.Table] = {}
-        for proto, decode in (("jt808", decode_jt808), ("gb32960", decode_gb32960)):
-            mine = [r for r in recs if r.protocol == proto]
-            if not mine:
-                continue
-            buf = b"".join(r.frame for r in mine)
-            starts = [0]
-            for r in mine[:-1]:
-                starts.append(starts[-1] + len(r.frame))
-            res = decode(buf)
-            kind = "locations" if proto == "jt808" else "ev"
-            table = _respool(res.table, starts, mine)
-            added = self.store.append(table, kind=kind, source_file=source)
-            self.stats[f"{kind}_rows"] += added
-            if res.rejects.num_rows:
-                rej = _respool(res.rejects, starts, mine).append_column(
-                    "decoder", pa.array([proto] * res.rejects.num_rows, pa.string())
-                )
-                self.store.append(rej, kind="rejects", source_file=source)
-                self.stats["rejects"] += rej.num_rows
-            tables[proto] = table
-        self._monitor(tables)
-
-    def _recent(self, table: pa.Table) -> pa.Table:
-        t = table.column("time")
-        keep = pc.is_valid(t)
-        if self.cfg.monitor_skew is not None:
-            now = time.time()
-            lo = pa.scalar(int((now - self.cfg.monitor_skew) * 1e6), pa.int64()).cast(t.type)
-            hi = pa.scalar(int((now + 86400) * 1e6), pa.int64()).cast(t.type)
-            keep = pc.and_(keep, pc.and_(pc.greater_equal(t, lo), pc.less_equal(t, hi)))
-        out = table.filter(pc.fill_null(keep, False))
-        self.stats["monitor_skipped_rows"] += table.num_rows - out.num_rows
-        return out
-
-    def _monitor(self, tables: dict[str, pa.Table]) -> None:
-        try:
-            self._monitor_batch(tables)
-        except Exception as e:  # noqa: BLE001 - a monitor error must not stop storage
-            self.log("monitor_error", error=type(e).__name__, message=str(e))
-
-    def _monitor_batch(self, tables: dict[str, pa.Table]) -> None:
-        tracks = odo = None
-        loc = tables.get("jt808")
-        if loc is not None and loc.num_rows:
-            loc = self._recent(loc)
-            vid = pa.array(
-                [self.book.terminal(t) or t for t in loc.column("terminal_id").to_pylist()],
-                pa.string(),
-            )
-            ign = pc.equal(
-                pc.bit_wise_and(
-                    loc.column("status"), pa.scalar(1, loc.schema.field("status").type)
-                ),
-                pa.scalar(1, loc.schema.field("status").type),
-            )
-            tracks = pa.table(
-                {
-                    "vehicle_id": vid,
-                    "time": loc.column("time"),
-                    "lat": loc.column("lat"),
-                    "lon": loc.column("lon"),
-                    "speed_kmh": loc.column("speed_kmh"),
-                    "ignition": ign,
-                }
-            )
-            odo_parts = [
-                tracks.select(["vehicle_id", "time"]).append_column(
-                    "odometer_km", loc.column("mileage_km")
-                )
-            ]
-        else:
-            odo_parts = []
-        ev = tables.get("gb32960")
-        if ev is not None and ev.num_rows:
-            ev = self._recent(ev)
-            vid = pa.array(
-                [self.book.vin(v) or v for v in ev.column("vin").to_pylist()], pa.string()
-            )
-            odo_parts.append(
-                pa.table(
-                    {
-                        "vehicle_id": vid,
-                        "time": ev.column("time"),
-                        "odometer_km": ev.column("odometer_km"),
-                    }
-                )
-            )
-        if odo_parts:
-            odo = pa.concat_tables(odo_parts)
-            odo = odo.filter(pc.is_valid(odo.column("odometer_km")))
-        if tracks is None and odo is None:
-            return
-        changed = self.monitor.update(tracks, odo)
-        self._emit(changed)
-
-    def _emit(self, changed: pa.Table) -> None:
-        for a in changed.to_pylist():
-            before = self._alert_levels.get(a["alert_id"])
-            if a["closed"] is not None:
-                event = "closed"
-            elif before is None:
-                event = "opened"
-            elif a["level_code"] > before:
-                event = "escalated"
-            else:
-                continue
-            self._alert_levels[a["alert_id"]] = a["level_code"]
-            self.stats[f"alerts_{event}"] += 1
-            if self._alerts_out is None or event == "closed":
-                continue
-            row = {
-                "event": event,
-                **{
-                    k: (v.isoformat() if hasattr(v, "isoformat") else v)
-                    for k, v in a.items()
-                    if k != "path"
-                },
-            }
-            row["evidence"] = json.loads(a["evidence"])
-            print(json.dumps(row, default=str), file=self._alerts_out, flush=True)
-
-
-def _respool(table: pa.Table, starts: list[int], recs: list[Record]) -> pa.Table:
-    """Decoder offsets (in the batch buffer) become offsets in the spool
-    segment, so a replayed batch has the same keys and the store skips it."""
-    if "offset" not in table.column_names or table.num_rows == 0:
-        return table
-    import numpy as np  # noqa: PLC0415
-
-    off = table.column("offset").to_numpy(zero_copy_only=False).astype(np.int64)
-    s = np.asarray(starts, np.int64)
-    i = np.searchsorted(s, off, side="right") - 1
-    base = np.asarray([r.frame_offset for r in recs], np.int64)
-    new = base[i] + (off - s[i])
-    idx = table.column_names.index("offset")
-    return table.set_column(
-        idx, "offset", pa.array(new.astype(np.uint64), table.schema.field("offset").type)
-    )
+        return (frame, reply(SUCCESS), functools.partial(reply, ERROR))
 
 
 def serve(config: GatewayConfig, *, ready: Callable[[dict[str, int]], None] | None = None) -> int:
     """Runs the gateway until SIGTERM or SIGINT; prints one JSON line with the
     bound ports once it listens."""
     try:
-        import uvloop  # type: ignore[import-not-found]  # noqa: PLC0415
+        import uvloop  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
 
         runner: Any = uvloop.run
         loop_name = "uvloop"
@@ -715,15 +632,7 @@ def serve(config: GatewayConfig, *, ready: Callable[[dict[str, int]], None] | No
             ready(gw.ports)
         await stop.wait()
         await gw.stop()
-        gw.log(
-            "stopped",
-            **dict(gw.stats.items()),
-            **(
-                {"records": gw.committer.records, "fsyncs": gw.committer.batches}
-                if gw.committer
-                else {}
-            ),
-        )
+        gw.log("stopped", **dict(gw.stats.items()))
 
     runner(main())
     return 0

@@ -7,13 +7,21 @@ Layout of the spool directory:
   payload), and the payload is ``u8 protocol | i64 receive time (us) |
   u64 connection | u16 peer length | peer (utf-8) | frame bytes as sent``.
 * ``stored.json``: the spool position (segment, offset) up to which every
-  record is in the store. Written atomically (temporary file, fsync, rename).
+  record is in the store, and the JT/T 808 multi-packet parts read before it
+  whose message is not yet whole (``pending``). Written atomically
+  (temporary file, fsync, rename) by the ingest side.
 * ``secret``: the key the JT/T 808 authentication codes derive from.
+
+Two sides, which may live in two processes: :class:`Spool` (the acceptor)
+appends; :class:`SpoolReader` (the ingest process) tails the segments,
+checkpoints and removes what is stored. Only the newest segment is ever
+written, so a segment with a newer one beside it is finished.
 
 Group commit: :meth:`Spool.write_batch` writes every record queued since the
 last flush and fsyncs once. A crash can tear only the unacknowledged tail of
-the newest segment; :meth:`Spool.open` cuts a segment at its first record
-whose length or CRC does not check, so a torn record is never replayed.
+the newest segment; :class:`Spool` cuts a segment at its first record whose
+length or CRC does not check when it opens, so a torn record is never
+replayed, and the reader never reads past a record that does not check.
 """
 
 from __future__ import annotations
@@ -21,13 +29,13 @@ from __future__ import annotations
 import json
 import os
 import struct
-import threading
+import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["PROTOCOLS", "Record", "Spool", "SpoolFull", "encode_record"]
+__all__ = ["PROTOCOLS", "Record", "Spool", "SpoolFull", "SpoolReader", "encode_record"]
 
 PROTOCOLS = {1: "jt808", 2: "gb32960"}
 PROTOCOL_CODES = {v: k for k, v in PROTOCOLS.items()}
@@ -100,7 +108,7 @@ class Spool:
         self.segment_bytes = segment_bytes
         self.max_bytes = max_bytes
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.stored = self._read_checkpoint()
+        self.stored = _read_checkpoint(self.dir)[0]
         self.truncated_bytes = 0  # torn tail cut at open
         segs = self.segments()
         for n in segs:
@@ -113,10 +121,8 @@ class Spool:
         self.active = max([*segs, self.stored[0]]) + 1
         self._file = open(self.dir / _seg_name(self.active), "ab")  # noqa: SIM115 - held open
         _fsync_dir(self.dir)
-        self.committed = (self.active, 0)  # readable up to here
-        self.disk_bytes = sum(self._size(n) for n in self.segments())
-        # the writer and the ingest thread both change disk_bytes
-        self._lock = threading.Lock()
+        self.committed = (self.active, 0)  # durable up to here
+        self._recount()
 
     # --- state on disk ---------------------------------------------------
     def segments(self) -> list[int]:
@@ -127,13 +133,6 @@ class Spool:
             return (self.dir / _seg_name(n)).stat().st_size
         except FileNotFoundError:
             return 0
-
-    def _read_checkpoint(self) -> tuple[int, int]:
-        try:
-            d = json.loads((self.dir / "stored.json").read_text())
-            return int(d["segment"]), int(d["offset"])
-        except FileNotFoundError:
-            return (0, 0)
 
     def _repair(self, n: int) -> int:
         """Cuts segment n after its last whole record; returns the bytes cut."""
@@ -173,7 +172,17 @@ class Spool:
         return path.read_bytes()
 
     # --- writing (group commit) -----------------------------------------
+    def _recount(self) -> None:
+        self.disk_bytes = sum(self._size(n) for n in self.segments())
+        self._counted = time.monotonic()
+
     def room(self, nbytes: int) -> bool:
+        if self.disk_bytes + nbytes <= self.max_bytes:
+            return True
+        # the reader (another process) removes stored segments: look again,
+        # at most ten times a second while full
+        if time.monotonic() - self._counted > 0.1:
+            self._recount()
         return self.disk_bytes + nbytes <= self.max_bytes
 
     def write_batch(self, records: list[bytes]) -> None:
@@ -184,11 +193,11 @@ class Spool:
         self._file.write(data)
         self._file.flush()
         os.fsync(self._file.fileno())
-        with self._lock:
-            self.disk_bytes += len(data)
+        self.disk_bytes += len(data)
         self.committed = (self.active, self.committed[1] + len(data))
 
     def _roll(self) -> None:
+        self._recount()
         self._file.close()
         self.active += 1
         self._file = open(self.dir / _seg_name(self.active), "ab")  # noqa: SIM115 - held open
@@ -198,57 +207,106 @@ class Spool:
     def close(self) -> None:
         self._file.close()
 
-    # --- reading and checkpoints ----------------------------------------
+
+def _read_checkpoint(d: Path) -> tuple[tuple[int, int], list[Record]]:
+    try:
+        c = json.loads((d / "stored.json").read_text())
+    except FileNotFoundError:
+        return (0, 0), []
+    pending = [
+        Record(
+            int(p["segment"]),
+            int(p["offset"]),
+            int(p["end"]),
+            str(p["protocol"]),
+            int(p["received_us"]),
+            int(p["connection"]),
+            str(p["peer"]),
+            bytes.fromhex(p["frame"]),
+        )
+        for p in c.get("pending", [])
+    ]
+    return (int(c["segment"]), int(c["offset"])), pending
+
+
+class SpoolReader:
+    """The ingest side: reads whole records from the checkpoint on, records
+    how far they are stored, and removes the segments that are."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.dir = Path(directory)
+        self.stored, self.pending = _read_checkpoint(self.dir)
+        self.skipped_bytes = 0  # unreadable bytes in finished segments
+
+    def segments(self) -> list[int]:
+        return sorted(int(p.name[4:-4]) for p in self.dir.glob("seg-*.wal"))
+
     def read(self, start: tuple[int, int], max_bytes: int = 8 << 20) -> list[Record]:
-        """Committed records from ``start``, within one segment (its next
-        records, or the first of the next segment when it is finished)."""
+        """Whole records from ``start``, within one segment (its next records,
+        or the first of the next segment when it is finished)."""
         seg, off = start
         while True:
-            limit = self.committed[1] if seg == self.committed[0] else None
-            path = self.dir / _seg_name(seg)
-            if seg > self.committed[0]:
+            segs = self.segments()  # before reading: a newer segment means this one is finished
+            if not segs or seg > segs[-1]:
                 return []
-            if not path.exists():
-                seg, off = seg + 1, 0
+            if seg not in segs:
+                seg, off = min(n for n in segs if n > seg), 0
                 continue
-            with open(path, "rb") as f:
+            finished = seg < segs[-1]
+            with open(self.dir / _seg_name(seg), "rb") as f:
                 f.seek(off)
-                want = max_bytes if limit is None else min(max_bytes, limit - off)
-                data = f.read(max(want, 0))
+                data = f.read(max_bytes)
             recs = [
                 Record(r.segment, r.offset + off, r.end + off, *_tail(r))
-                for r in self._scan(seg, data, 0)
+                for r in Spool._scan(seg, data, 0)
             ]
             if recs:
                 return recs
-            if seg == self.committed[0] or data:
-                # nothing whole yet (or a record larger than max_bytes: read it alone)
-                if data and len(data) >= _HEAD.size:
-                    length = _HEAD.unpack_from(data, 0)[0]
-                    if _HEAD.size + length > max_bytes:
-                        return self.read(start, _HEAD.size + length)
-                return []
-            seg, off = seg + 1, 0  # a finished segment read to its end
+            if len(data) >= _HEAD.size:
+                length = _HEAD.unpack_from(data, 0)[0]
+                if _HEAD.size + length > max_bytes:  # a record larger than max_bytes
+                    return self.read((seg, off), _HEAD.size + length)
+            if not finished:
+                return []  # nothing whole yet
+            # A finished segment was cut after its last whole record when the
+            # acceptor opened it; what still does not check is damage: skip it.
+            self.skipped_bytes += len(data)
+            seg, off = seg + 1, 0
 
-    def checkpoint(self, pos: tuple[int, int]) -> None:
-        """Everything before ``pos`` is stored: record it, drop whole segments."""
+    def checkpoint(self, pos: tuple[int, int], pending: Iterable[Record] = ()) -> None:
+        """Everything before ``pos`` is stored except ``pending`` (parts of
+        messages not yet whole, kept here): record it, drop stored segments."""
         tmp = self.dir / "stored.json.tmp"
+        body = {
+            "segment": pos[0],
+            "offset": pos[1],
+            "pending": [
+                {
+                    "segment": r.segment,
+                    "offset": r.offset,
+                    "end": r.end,
+                    "protocol": r.protocol,
+                    "received_us": r.received_us,
+                    "connection": r.connection,
+                    "peer": r.peer,
+                    "frame": r.frame.hex(),
+                }
+                for r in pending
+            ],
+        }
         with open(tmp, "w") as f:
-            json.dump({"segment": pos[0], "offset": pos[1]}, f)
+            json.dump(body, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.dir / "stored.json")
         _fsync_dir(self.dir)
         self.stored = pos
-        for n in self.segments():
-            if n == self.active:
-                continue
-            size = self._size(n)
+        segs = self.segments()
+        for n in segs[:-1]:  # never the newest: the acceptor may be writing it
+            path = self.dir / _seg_name(n)
             # a finished segment goes once the checkpoint has reached its end
-            if n < pos[0] or (n == pos[0] and pos[1] >= size):
-                with self._lock:
-                    self.disk_bytes -= size
-                (self.dir / _seg_name(n)).unlink()
+            if n < pos[0] or (n == pos[0] and pos[1] >= path.stat().st_size):
+                path.unlink()
 
 
 def _tail(r: Record) -> tuple[str, int, int, str, bytes]:
