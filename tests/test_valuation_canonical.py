@@ -121,10 +121,12 @@ categorical = ["Farbe"]
     assert report["rows_in"] == 9
     assert report["rows_out"] == 3
     assert report["dropped"] == {
+        "excluded_by_mapping": 0,
         "missing_required": 1,
         "impossible_year": 2,
         "impossible_mileage": 1,
         "zero_price": 1,
+        "bad_dates": 0,
         "outlier_price": 0,
         "duplicate_advert": 1,
     }

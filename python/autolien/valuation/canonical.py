@@ -16,6 +16,7 @@ The mapping file (all sections optional)::
 
     currency = "EUR"
     listing_year = 2023          # ages when there is no listed_at
+    encoding = "latin-1"         # of a CSV (default utf-8)
     [columns]                    # canonical name = the lender's column
     mileage_km = "Kilometerstand"
     [units]                      # mileage_km: km|miles; power_kw: kw|ps|hp; engine_size_l: l|cc
@@ -25,6 +26,21 @@ The mapping file (all sections optional)::
     [features]
     categorical = ["seller_type"]
     numeric = ["tax", "mpg"]
+    [values.transmission]        # the lender's value (any case) = the canonical one
+    manuell = "manual"
+    [missing]                    # cells that mean "unknown" (compared before units)
+    power_kw = [0]
+    [keep]                       # only rows whose column holds one of these values;
+    offerType = ["Angebot"]      # the rest dropped, counted as excluded_by_mapping
+    [dates]                      # delisted_at at or after this = still listed (censored)
+    delisted_censored_from = "2016-04-05T11:00:00"
+
+Sections name canonical columns (``values``, ``missing``) or the lender's
+(``keep``). Every cell a section changes is counted in the report
+(``values_mapped``, ``set_missing``, ``censored_delisted``), and so is every
+optional cell that stays unreadable (``unreadable_cells``) and every fuel or
+transmission value that no rule knows and becomes ``other``
+(``unknown_values``): nothing changes silently.
 """
 
 from __future__ import annotations
@@ -71,12 +87,16 @@ HP_KW = 0.745699872
 MIN_YEAR = 1900
 OUTLIER_ROBUST_Z = 5.0
 OUTLIER_MIN_ROWS = 20
-CLEANING_RULES = {
+CLEANING_RULES = {  # in the order a row is checked: counted under the first it breaks
+    "excluded_by_mapping": "a value the mapping's [keep] section does not keep (an advert that "
+    "is not an offer for sale, a seller type outside the market)",
     "missing_required": "a required column (make, model, year, mileage_km, price) is empty "
     "or unreadable",
     "impossible_year": f"model year before {MIN_YEAR} or after the listing year",
     "impossible_mileage": "negative mileage",
     "zero_price": "price zero or negative",
+    "bad_dates": "listed_at unreadable (with no listing_year to fall back on), delisted_at "
+    "written but unreadable, or delisted before listed",
     "outlier_price": f"log price more than {OUTLIER_ROBUST_Z:g} robust SDs (1.4826 MAD) from "
     f"its make's median (makes with at least {OUTLIER_MIN_ROWS} adverts)",
     "duplicate_advert": "the same make, model, year, mileage, price and every other column "
@@ -99,6 +119,11 @@ class Mapping:
     currency: str | None = None
     listing_year: int | None = None
     year_from_age: str | None = None
+    encoding: str = "utf8"
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    missing: dict[str, list[Any]] = field(default_factory=dict)
+    keep: dict[str, list[str]] = field(default_factory=dict)
+    delisted_censored_from: dt.datetime | None = None
 
     @classmethod
     def load(cls, path: str | Path | None) -> Mapping:
@@ -108,7 +133,10 @@ class Mapping:
             doc = tomllib.loads(Path(path).read_text())
         except (OSError, tomllib.TOMLDecodeError) as e:
             raise CanonicalError(f"cannot read mapping {path}: {e}") from None
-        known = {"columns", "units", "features", "derive", "currency", "listing_year"}
+        known = {
+            "columns", "units", "features", "derive", "currency", "listing_year", "encoding",
+            "values", "missing", "keep", "dates",
+        }  # fmt: skip
         unknown = sorted(set(doc) - known)
         if unknown:
             raise CanonicalError(f"mapping {path}: unknown keys {unknown}; known: {sorted(known)}")
@@ -126,6 +154,36 @@ class Mapping:
                 )
         feats = doc.get("features", {})
         ly = doc.get("listing_year")
+        values: dict[str, dict[str, Any]] = {}
+        for col, table in doc.get("values", {}).items():
+            if not isinstance(table, dict):
+                raise CanonicalError(f"mapping {path}: [values.{col}] must be a table")
+            values[str(col)] = {str(k).strip().lower(): v for k, v in table.items()}
+        for sec in ("missing", "keep"):
+            bad = [k for k, v in doc.get(sec, {}).items() if not isinstance(v, list)]
+            if bad:
+                raise CanonicalError(f"mapping {path}: [{sec}] {bad} must be lists of values")
+        missing = {str(k): list(v) for k, v in doc.get("missing", {}).items()}
+        keep = {str(k): [str(x) for x in v] for k, v in doc.get("keep", {}).items()}
+        dates = doc.get("dates", {})
+        unknown_dates = sorted(set(dates) - {"delisted_censored_from"})
+        if unknown_dates:
+            raise CanonicalError(f"mapping {path}: unknown [dates] keys {unknown_dates}")
+        censor = dates.get("delisted_censored_from")
+        if censor is not None and not isinstance(censor, dt.datetime):
+            try:
+                censor = dt.datetime.fromisoformat(str(censor))
+            except ValueError:
+                raise CanonicalError(
+                    f"mapping {path}: delisted_censored_from {censor!r} is not an ISO date"
+                ) from None
+        if isinstance(censor, dt.datetime) and censor.tzinfo is not None:
+            censor = censor.astimezone(dt.UTC).replace(tzinfo=None)
+        enc = str(doc.get("encoding", "utf8"))
+        try:
+            "".encode(enc)
+        except LookupError:
+            raise CanonicalError(f"mapping {path}: unknown encoding {enc!r}") from None
         return cls(
             columns={str(k): str(v) for k, v in doc.get("columns", {}).items()},
             units=units,
@@ -134,29 +192,40 @@ class Mapping:
             currency=doc.get("currency"),
             listing_year=int(ly) if ly is not None else None,
             year_from_age=doc.get("derive", {}).get("year_from_age"),
+            encoding=enc,
+            values=values,
+            missing=missing,
+            keep=keep,
+            delisted_censored_from=censor,
         )
 
 
-def read_listings(path: str | Path) -> pa.Table:
-    """A CSV or Parquet file (by its suffix), every CSV column read as text so
-    that the mapping, not the reader's guess, decides the types."""
+def read_listings(path: str | Path, encoding: str = "utf8") -> pa.Table:
+    """A CSV or Parquet file (by its suffix; a CSV may be compressed, ``.gz``,
+    ``.bz2``, ``.zst``), every CSV column read as text so that the mapping,
+    not the reader's guess, decides the types. ``encoding``: a CSV's (a
+    German export is often latin-1)."""
     p = Path(path)
     if not p.exists():
         raise CanonicalError(f"no such file: {p}")
     if p.suffix.lower() in (".parquet", ".pq"):
         return pq.read_table(p)
     try:
-        head = pcsv.read_csv(p, read_options=pcsv.ReadOptions(block_size=1 << 16)).schema.names
+        head = pcsv.read_csv(
+            p, read_options=pcsv.ReadOptions(block_size=1 << 16, encoding=encoding)
+        ).schema.names
         return pcsv.read_csv(
             p,
+            read_options=pcsv.ReadOptions(encoding=encoding),
             convert_options=pcsv.ConvertOptions(
                 column_types=dict.fromkeys(head, pa.string()),
                 strings_can_be_null=True,
                 null_values=["", "NA", "N/A", "null", "NULL", "?", "-"],
             ),
         )
-    except pa.ArrowInvalid as e:
-        raise CanonicalError(f"cannot read {p} as CSV: {e}") from None
+    except (pa.ArrowInvalid, UnicodeDecodeError) as e:
+        hint = "" if encoding != "utf8" else " (another encoding? the mapping's `encoding`)"
+        raise CanonicalError(f"cannot read {p} as CSV: {e}{hint}") from None
 
 
 _NUM = re.compile(r"[-+]?\d[\d,.\s']*")
@@ -230,18 +299,62 @@ def _numeric(col: pa.ChunkedArray, name: str, unit: str | None) -> np.ndarray:
     return out
 
 
-def _dates(col: pa.ChunkedArray) -> pa.Array:
+def _dates(col: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """The column as timestamps, and the rows whose cell is written but is
+    not a date (they become null: the caller counts them)."""
     if pa.types.is_timestamp(col.type) or pa.types.is_date(col.type):
         # whole seconds of UTC: a feed's sub-second times (a platform's
         # microseconds) are truncated, not refused
-        return col.cast(pa.timestamp("s"), safe=False).combine_chunks()
-    vals = []
-    for raw in col.cast(pa.string()).to_pylist():
+        return col.cast(pa.timestamp("s"), safe=False).combine_chunks(), np.zeros(len(col), bool)
+    vals: list[dt.datetime | None] = []
+    bad = np.zeros(len(col), bool)
+    for i, raw in enumerate(col.cast(pa.string()).to_pylist()):
+        text = raw.strip() if raw else ""
         try:
-            vals.append(dt.datetime.fromisoformat(raw.strip()) if raw else None)
+            d = dt.datetime.fromisoformat(text) if text else None
         except ValueError:
-            vals.append(None)
-    return pa.array(vals, pa.timestamp("s"))
+            d, bad[i] = None, True
+        if d is not None and d.tzinfo is not None:
+            d = d.astimezone(dt.UTC).replace(tzinfo=None)
+        vals.append(d)
+    return pa.array(vals, pa.timestamp("s")), bad
+
+
+def _recode(raw: pa.Table, m: Mapping, source: Any, report: dict[str, Any]) -> pa.Table:
+    """The mapping's [missing] and [values] sections applied to the lender's
+    columns (as text, before units), each changed cell counted."""
+    for canon, sentinels in m.missing.items():
+        s = source(canon)
+        if s is None:
+            raise CanonicalError(f"mapping [missing] names {canon!r}, not in the file")
+        texts = {str(v).strip().lower() for v in sentinels}
+        nums = {float(v) for v in sentinels if isinstance(v, int | float)}
+        cells = raw.column(s).to_pylist()
+        out, n = [], 0
+        for c in cells:
+            hit = c is not None and (
+                str(c).strip().lower() in texts or (nums and parse_amount(c)[0] in nums)
+            )
+            out.append(None if hit else c)
+            n += bool(hit)
+        raw = raw.set_column(raw.schema.get_field_index(s), s, pa.array(out, raw.column(s).type))
+        report["set_missing"][canon] = n
+    for canon, table in m.values.items():
+        s = source(canon)
+        if s is None:
+            raise CanonicalError(f"mapping [values] names {canon!r}, not in the file")
+        cells = raw.column(s).cast(pa.string()).to_pylist()
+        out, n = [], 0
+        for c in cells:
+            key = c.strip().lower() if c is not None else None
+            if key is not None and key in table:
+                out.append(str(table[key]))
+                n += 1
+            else:
+                out.append(c)
+        raw = raw.set_column(raw.schema.get_field_index(s), s, pa.array(out, pa.string()))
+        report["values_mapped"][canon] = n
+    return raw
 
 
 def _text(col: pa.ChunkedArray) -> pa.Array:
@@ -266,7 +379,11 @@ def load_canonical(
     and extra columns found, ``currency``). Raises ``CanonicalError`` when a
     required column is absent or no currency is given."""
     m = mapping or Mapping()
-    raw = path_or_table if isinstance(path_or_table, pa.Table) else read_listings(path_or_table)
+    raw = (
+        path_or_table
+        if isinstance(path_or_table, pa.Table)
+        else read_listings(path_or_table, m.encoding)
+    )
     cur = currency or m.currency
     if not cur:
         raise CanonicalError("the currency of the prices is required (--currency or the mapping)")
@@ -289,6 +406,22 @@ def load_canonical(
         )
     if m.year_from_age and ly is None:
         raise CanonicalError("derive.year_from_age needs listing_year")
+    n = raw.num_rows
+    changes: dict[str, Any] = {
+        "set_missing": {},
+        "values_mapped": {},
+        "unreadable_cells": {},
+        "unknown_values": {},
+        "censored_delisted": 0,
+    }
+    excluded = np.zeros(n, bool)
+    for col, allowed in m.keep.items():
+        if col not in raw.column_names:
+            raise CanonicalError(f"mapping [keep] names {col!r}, not in the file")
+        want = {a.strip().lower() for a in allowed}
+        cells = raw.column(col).cast(pa.string()).to_pylist()
+        excluded |= np.array([c is None or c.strip().lower() not in want for c in cells], bool)
+    raw = _recode(raw, m, source, changes)
     for c in ("make", "model"):
         cols[c] = _text(raw.column(source(c)))
     if m.year_from_age:
@@ -305,19 +438,33 @@ def load_canonical(
         s = source(c)
         if s is not None:
             t = _text(raw.column(s))
-            if c == "fuel":
-                t = _norm(t, FUELS)
-            elif c == "transmission":
-                t = _norm(
-                    pc.replace_substring(pc.utf8_lower(t), "semi-automatic", "semi-auto"),
-                    TRANSMISSIONS,
-                )
+            if c in ("fuel", "transmission"):
+                if c == "transmission":
+                    t = pc.replace_substring(pc.utf8_lower(t), "semi-automatic", "semi-auto")
+                known: tuple[str, ...] = FUELS if c == "fuel" else TRANSMISSIONS
+                low = pc.utf8_lower(t)
+                # values no rule knows become "other": counted, so that a
+                # feed in another language is seen, not silently lumped
+                unknown = pc.filter(low, pc.invert(pc.is_in(low, pa.array(known))))
+                vc = pc.value_counts(unknown.drop_null()).to_pylist()
+                if vc:
+                    changes["unknown_values"][c] = {d["values"]: d["counts"] for d in vc}
+                t = _norm(t, known)
             cols[c] = t
             present.append(c)
+
+    def numeric(c: str, s: str) -> np.ndarray:
+        vals = _numeric(raw.column(s), c, m.units.get(c))
+        written = np.asarray(pc.is_valid(raw.column(s)).to_numpy(zero_copy_only=False), bool)
+        bad = int((written & ~np.isfinite(vals)).sum())
+        if bad:
+            changes["unreadable_cells"][c] = bad
+        return vals
+
     for c in (*CANONICAL_NUMERIC, *SERVICE):
         s = source(c)
         if s is not None:
-            cols[c] = _numeric(raw.column(s), c, m.units.get(c))
+            cols[c] = numeric(c, s)
             present.append(c)
     extra_cat, extra_num = [], []
     for c in m.categorical:
@@ -328,13 +475,27 @@ def load_canonical(
     for c in m.numeric:
         if source(c) is None:
             raise CanonicalError(f"mapping declares numeric column {c!r}, not in the file")
-        cols[c] = _numeric(raw.column(source(c)), c, m.units.get(c))
+        cols[c] = numeric(c, source(c))  # type: ignore[arg-type]
         extra_num.append(c)
+    bad_dates = np.zeros(n, bool)
     for c in DATES:
         s = source(c)
         if s is not None:
-            cols[c] = _dates(raw.column(s))
-    n = raw.num_rows
+            cols[c], unreadable = _dates(raw.column(s))
+            bad_dates |= unreadable
+            if unreadable.any():
+                changes["unreadable_cells"][c] = int(unreadable.sum())
+    if "delisted_at" in cols and m.delisted_censored_from is not None:
+        # an advert still up when the feed ended was not sold: no delisting
+        gone = cols["delisted_at"]
+        late = pc.fill_null(
+            pc.greater_equal(gone, pa.scalar(m.delisted_censored_from, pa.timestamp("s"))), False
+        )
+        changes["censored_delisted"] = int(pc.sum(late).as_py() or 0)
+        cols["delisted_at"] = pc.if_else(late, pa.scalar(None, pa.timestamp("s")), gone)
+    if "listed_at" in cols and "delisted_at" in cols:
+        before = pc.fill_null(pc.less(cols["delisted_at"], cols["listed_at"]), False)
+        bad_dates |= np.asarray(before.to_numpy(zero_copy_only=False), bool)
     year = np.asarray(cols["year"], np.float64)
     km = np.asarray(cols["mileage_km"], np.float64)
     price = np.asarray(cols["price"], np.float64)
@@ -358,16 +519,19 @@ def load_canonical(
         frac = np.full(n, np.nan)
     if ly is not None:
         frac = np.where(np.isnan(frac), float(ly) + 0.5, frac)
-    if np.isnan(frac).any():
+    elif "listed_at" not in cols:
         raise CanonicalError(
             "ages need a listing date: give listed_at in every row or a listing_year"
         )
+    # a row without a readable listing date has no age: dropped, counted
+    bad_dates |= np.isnan(frac)
     age = frac - 0.5 - year
     reason = np.full(n, "", dtype=object)
 
     def mark(mask: np.ndarray, why: str) -> None:
         reason[(reason == "") & mask] = why
 
+    mark(excluded, "excluded_by_mapping")
     mark(
         make_null | model_null | ~np.isfinite(year) | ~np.isfinite(km) | ~np.isfinite(price),
         "missing_required",
@@ -376,6 +540,7 @@ def load_canonical(
     mark((year < MIN_YEAR) | (year > np.floor(frac) + 1) | (age < -1), "impossible_year")
     mark(km < 0, "impossible_mileage")
     mark(price <= 0, "zero_price")
+    mark(bad_dates, "bad_dates")
     cols["age_years"] = np.maximum(age, 0.0)
     ok = reason == ""
     # outliers, per make, among the rows still kept
@@ -421,6 +586,7 @@ def load_canonical(
         "extra_categorical": extra_cat,
         "extra_numeric": extra_num,
         "dated": "listed_at" in cols,
+        **changes,
     }
     return out, report
 
