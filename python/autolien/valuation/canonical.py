@@ -34,6 +34,7 @@ The mapping file (all sections optional)::
     offerType = ["Angebot"]      # the rest dropped, counted as excluded_by_mapping
     [dates]                      # delisted_at at or after this = still listed (censored)
     delisted_censored_from = "2016-04-05T11:00:00"
+    observed_from = "2016-03-05T14:00:00"   # the feed's first day: earlier stock is unseen
 
 Sections name canonical columns (``values``, ``missing``) or the lender's
 (``keep``). Every cell a section changes is counted in the report
@@ -124,6 +125,7 @@ class Mapping:
     missing: dict[str, list[Any]] = field(default_factory=dict)
     keep: dict[str, list[str]] = field(default_factory=dict)
     delisted_censored_from: dt.datetime | None = None
+    observed_from: dt.datetime | None = None
 
     @classmethod
     def load(cls, path: str | Path | None) -> Mapping:
@@ -166,19 +168,24 @@ class Mapping:
         missing = {str(k): list(v) for k, v in doc.get("missing", {}).items()}
         keep = {str(k): [str(x) for x in v] for k, v in doc.get("keep", {}).items()}
         dates = doc.get("dates", {})
-        unknown_dates = sorted(set(dates) - {"delisted_censored_from"})
+        unknown_dates = sorted(set(dates) - {"delisted_censored_from", "observed_from"})
         if unknown_dates:
             raise CanonicalError(f"mapping {path}: unknown [dates] keys {unknown_dates}")
-        censor = dates.get("delisted_censored_from")
-        if censor is not None and not isinstance(censor, dt.datetime):
-            try:
-                censor = dt.datetime.fromisoformat(str(censor))
-            except ValueError:
-                raise CanonicalError(
-                    f"mapping {path}: delisted_censored_from {censor!r} is not an ISO date"
-                ) from None
-        if isinstance(censor, dt.datetime) and censor.tzinfo is not None:
-            censor = censor.astimezone(dt.UTC).replace(tzinfo=None)
+
+        def when(key: str) -> dt.datetime | None:
+            v = dates.get(key)
+            if v is None:
+                return None
+            if not isinstance(v, dt.datetime):
+                try:
+                    v = dt.datetime.fromisoformat(str(v))
+                except ValueError:
+                    raise CanonicalError(
+                        f"mapping {path}: [dates] {key} {v!r} is not an ISO date"
+                    ) from None
+            return v.astimezone(dt.UTC).replace(tzinfo=None) if v.tzinfo is not None else v
+
+        censor = when("delisted_censored_from")
         enc = str(doc.get("encoding", "utf8"))
         try:
             "".encode(enc)
@@ -197,6 +204,7 @@ class Mapping:
             missing=missing,
             keep=keep,
             delisted_censored_from=censor,
+            observed_from=when("observed_from"),
         )
 
 

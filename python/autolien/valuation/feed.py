@@ -208,7 +208,11 @@ def attach_market(
     end = pc.max(table.column("listed_at")).as_py()
     meta: dict[str, Any] = json.loads((model_dir / "model.json").read_text())
     market = fit_dated_market(
-        table, end - dt.timedelta(days=days_out), currency=meta["currency"], params=params
+        table,
+        end - dt.timedelta(days=days_out),
+        currency=meta["currency"],
+        params=params,
+        observed_from=getattr(mapping, "observed_from", None),
     )
     meta["market"] = market
     (model_dir / "model.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
@@ -254,6 +258,14 @@ def market_card(market: dict[str, Any]) -> str:
             else "not estimable"
         )
         lines.append(f"- {name} elasticity: fitted {fitted}; used {s['used']:+.3f}: {s['source']}")
+    if market.get("observed_from"):
+        r = market.get("ratios_before_split", {})
+        lines.append(
+            f"- the feed is observed from {market['observed_from']}: of the adverts before the "
+            f"split, {r.get('supply', 0)} carry a supply ratio and {r.get('days_supply', 0)} a "
+            f"days'-supply ratio ({r.get('cut_for_reaching_before_observed_from', 0)} cut for "
+            "looking back past that date)"
+        )
     lines.append(f"- market factor: **{market['market_factor']}**: {market['reason']}")
     return "\n".join(lines) + "\n"
 
