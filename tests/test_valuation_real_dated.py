@@ -25,7 +25,7 @@ import pyarrow as pa
 import pytest
 
 from autolien import valuation
-from autolien.valuation.canonical import Mapping, load_canonical, train_canonical
+from autolien.valuation.canonical import CanonicalError, Mapping, load_canonical, train_canonical
 from autolien.valuation.card import evaluate, write_card
 from autolien.valuation.market import tom_ratio_at_listing
 from autolien.valuation.market_fit import NORM_DAYS, fit_dated_market
@@ -298,3 +298,29 @@ def test_five_weeks_do_not_identify_the_market_and_the_fit_says_so(
     la = np.array(table.column("listed_at").to_pylist())
     assert out["rows_before"] == int((la < split).sum())
     assert out["rows_after"] == int((la >= split).sum())
+
+
+def test_a_latin1_file_read_as_utf8_is_a_clear_error(tmp_path: Path) -> None:
+    m = Mapping.load(MAP)
+    m.encoding = "utf8"
+    with pytest.raises(CanonicalError, match="encoding"):
+        load_canonical(DATA, m)
+
+
+def test_bad_dates_are_dropped_and_counted_not_fatal() -> None:
+    """One unreadable listing date used to refuse the whole file; a
+    delisting before its listing reached the market fit's ValueError."""
+    rows = {
+        "make": ["vw"] * 4,
+        "model": ["golf"] * 4,
+        "year": ["2010"] * 4,
+        "mileage_km": ["50000"] * 4,
+        "price": ["5000", "5100", "5200", "5300"],
+        "listed_at": ["2016-03-10", "10.03.2016", "2016-03-10", "2016-03-10"],
+        "delisted_at": [None, None, "2016-03-01", "gestern"],
+    }
+    t = pa.table({k: pa.array(v, pa.string()) for k, v in rows.items()})
+    out, report = load_canonical(t, currency="EUR")
+    assert out.num_rows == 1
+    assert report["dropped"]["bad_dates"] == 3
+    assert report["unreadable_cells"] == {"listed_at": 1, "delisted_at": 1}
