@@ -51,7 +51,7 @@ std::optional<double> num_slow(std::string_view s) {
 // A decimal field in place. NMEA numbers are [+-]digits[.digits]: as an
 // integer mantissa below 2^53 over an exact power of ten, one IEEE division
 // rounds correctly, so this equals from_chars, which takes everything else.
-std::optional<double> num(std::string_view s) {
+[[gnu::always_inline]] inline std::optional<double> num(std::string_view s) {
     if (s.empty())
         return std::nullopt;
     const char* p = s.data();
@@ -76,7 +76,7 @@ std::optional<double> num(std::string_view s) {
         frac = p - first;
         digits += frac;
     }
-    if (p != end || digits == 0 || digits > 15)
+    if (p != end || digits == 0 || digits > 15) [[unlikely]]
         return num_slow(s);
     double v = double(m);
     if (frac > 0)
@@ -305,9 +305,15 @@ class Decoder {
         M.length.push_back(std::uint32_t(length));
         M.used.push_back(used);
         M.checksum_present.push_back(checksum);
-        for (const char ch : kind) // printable ASCII only, so always valid UTF-8
-            M.kind_data.push_back(ch >= 0x20 && ch < 0x7F ? std::uint8_t(ch) : std::uint8_t('?'));
-        M.kind_start.push_back(std::int64_t(M.kind_data.size()));
+        // Printable ASCII only, so always valid UTF-8; one resize, then bytes.
+        const std::size_t at = M.kind_data.size();
+        M.kind_data.resize(at + kind.size());
+        std::uint8_t* out = M.kind_data.data() + at;
+        for (std::size_t i = 0; i < kind.size(); ++i) {
+            const char ch = kind[i];
+            out[i] = ch >= 0x20 && ch < 0x7F ? std::uint8_t(ch) : std::uint8_t('?');
+        }
+        M.kind_start.push_back(std::int64_t(at + kind.size()));
     }
 
     // The end of the sentence that starts at `start` (CR, LF, another '$', a
@@ -413,27 +419,41 @@ class Decoder {
         const std::string_view addr = f[0];
         bool used = false;
         if (addr.size() == 5) {
-            const auto type = addr.substr(2);
-            std::string err = "-"; // another sentence type: listed, not used
-            if (type == "GGA")
-                err = gga(f, start, checksum);
-            else if (type == "RMC")
-                err = rmc(f, start, checksum);
-            else if (type == "GST")
-                err = gst(f, start, checksum);
-            else if (type == "GSA")
-                err = gsa(f, start, checksum);
-            else if (type == "VTG")
-                err = vtg(f, start, checksum);
-            if (err.empty()) {
-                used = true;
-            } else if (err != "-") {
+            // The sentence type as one integer: a switch, not five compares.
+            const auto type = std::uint32_t(std::uint8_t(addr[2])) << 16 |
+                              std::uint32_t(std::uint8_t(addr[3])) << 8 | std::uint8_t(addr[4]);
+            constexpr auto key = [](const char* t) {
+                return std::uint32_t(std::uint8_t(t[0])) << 16 | std::uint32_t(std::uint8_t(t[1])) << 8 |
+                       std::uint8_t(t[2]);
+            };
+            bool supported = true, ok = false;
+            switch (type) {
+            case key("GGA"):
+                ok = gga(f, start, checksum);
+                break;
+            case key("RMC"):
+                ok = rmc(f, start, checksum);
+                break;
+            case key("GST"):
+                ok = gst(f, start, checksum);
+                break;
+            case key("GSA"):
+                ok = gsa(f, start, checksum);
+                break;
+            case key("VTG"):
+                ok = vtg(f, start, checksum);
+                break;
+            default:
+                supported = false; // another sentence type: listed, not used
+            }
+            if (supported && !ok) [[unlikely]] {
                 std::string kind;
                 for (const char ch : addr)
                     kind.push_back(ch >= 0x20 && ch < 0x7F ? ch : '?');
-                reject(start, Reason::bad_field, kind + ": " + err, start, end);
+                reject(start, Reason::bad_field, kind + ": " + err_, start, end);
                 return end;
             }
+            used = supported;
         }
         add_message(start, end - start, addr, used, checksum);
         return end;
@@ -468,52 +488,63 @@ class Decoder {
         ep_.checksum_present = ep_.checksum_present && checksum;
     }
 
-    // Why a sentence is short of fields ("" when it is not).
-    static std::string short_of(const Fields& f, std::size_t need, const char* what) {
-        if (f.size() >= need)
-            return {};
-        return std::string(what) + " needs " + std::to_string(need) + " fields, got " +
-               std::to_string(f.size());
+    // False, with why in err_: the handlers return this on a malformed
+    // sentence, and true once it is applied (errors are rare: no string is
+    // built for a good sentence).
+    bool fail(std::string why) {
+        err_ = std::move(why);
+        return false;
+    }
+
+    // Whether the sentence has `need` fields (else false, and why in err_).
+    bool has_fields(const Fields& f, std::size_t need, const char* what) {
+        if (f.size() >= need) [[likely]]
+            return true;
+        return fail(std::string(what) + " needs " + std::to_string(need) + " fields, got " +
+                    std::to_string(f.size()));
     }
 
     // The time of day and, when either coordinate is sent, the position
-    // (ddmm.mmmm fields from lat_field); "" when both are good. GGA and RMC
-    // of one epoch repeat the same text: that is parsed once.
-    std::string time_and_position(const Fields& f, std::size_t lat_field, Parsed& p) {
+    // (ddmm.mmmm fields from lat_field); false (why in err_) unless both are
+    // good. GGA and RMC of one epoch repeat the same text: that is parsed once.
+    bool time_and_position(const Fields& f, std::size_t lat_field, Parsed& p) {
         if (f[1] != tod_text_) {
             const auto tod = time_of_day(f[1]);
             if (!tod)
-                return "bad time '" + std::string(f[1]) + "'";
+                return fail("bad time '" + std::string(f[1]) + "'");
             tod_text_ = f[1];
             tod_value_ = *tod;
         }
         p.tod = tod_value_;
         if (f[lat_field].empty() && f[lat_field + 2].empty())
-            return {};
-        const std::array<std::string_view, 4> text{f[lat_field], f[lat_field + 1], f[lat_field + 2],
-                                                   f[lat_field + 3]};
+            return true;
+        // The four fields and their commas as one text: equal text, equal fields.
+        const char* const first = f[lat_field].data();
+        const std::string_view text(first,
+                                    std::size_t(f[lat_field + 3].data() + f[lat_field + 3].size() - first));
         if (text != pos_text_) {
-            const auto lat = coord(text[0], text[1], 2), lon = coord(text[2], text[3], 3);
+            const auto lat = coord(f[lat_field], f[lat_field + 1], 2),
+                       lon = coord(f[lat_field + 2], f[lat_field + 3], 3);
             if (!lat || !lon)
-                return "bad position";
+                return fail("bad position");
             pos_text_ = text;
             pos_value_ = {*lat, *lon};
         }
         p.has_pos = true;
         p.lat = pos_value_[0];
         p.lon = pos_value_[1];
-        return {};
+        return true;
     }
 
-    std::string gga(const Fields& f, std::size_t off, bool checksum) {
-        if (auto why = short_of(f, 15, "GGA"); !why.empty())
-            return why;
+    bool gga(const Fields& f, std::size_t off, bool checksum) {
+        if (!has_fields(f, 15, "GGA"))
+            return false;
         Parsed p;
-        if (auto why = time_and_position(f, 2, p); !why.empty())
-            return why;
+        if (!time_and_position(f, 2, p))
+            return false;
         const auto q = num(f[6]);
         if (!q || *q < 0 || *q > 9 || *q != std::floor(*q))
-            return "bad quality '" + std::string(f[6]) + "'";
+            return fail("bad quality '" + std::string(f[6]) + "'");
         const std::int32_t sats = opt_count(f[7], 255, p.bad, FixColumn::num_sats);
         const double hdop = opt_num(f[8], p.bad, FixColumn::hdop);
         const double alt = opt_num(f[9], p.bad, FixColumn::altitude_m);
@@ -539,18 +570,18 @@ class Decoder {
         }
         if (!std::isnan(age))
             ep_.age = age;
-        return {};
+        return true;
     }
 
-    std::string rmc(const Fields& f, std::size_t off, bool checksum) {
-        if (auto why = short_of(f, 10, "RMC"); !why.empty())
-            return why;
+    bool rmc(const Fields& f, std::size_t off, bool checksum) {
+        if (!has_fields(f, 10, "RMC"))
+            return false;
         Parsed p;
-        if (auto why = time_and_position(f, 3, p); !why.empty())
-            return why;
+        if (!time_and_position(f, 3, p))
+            return false;
         const auto day = date_days(f[9]);
         if (!day && !f[9].empty())
-            return "bad date '" + std::string(f[9]) + "'";
+            return fail("bad date '" + std::string(f[9]) + "'");
         const std::uint8_t status = opt_letter(f[2], p.bad, FixColumn::rmc_status);
         const std::uint8_t mode = f.size() > 12 ? opt_letter(f[12], p.bad, FixColumn::rmc_mode) : 0;
         const double knots = opt_num(f[7], p.bad, FixColumn::speed_kmh);
@@ -571,15 +602,15 @@ class Decoder {
             ep_.speed = knots * 1.852;
         if (!std::isnan(course))
             ep_.heading = course;
-        return {};
+        return true;
     }
 
-    std::string gst(const Fields& f, std::size_t off, bool checksum) {
-        if (auto why = short_of(f, 9, "GST"); !why.empty())
-            return why;
+    bool gst(const Fields& f, std::size_t off, bool checksum) {
+        if (!has_fields(f, 9, "GST"))
+            return false;
         const auto tod = time_of_day(f[1]);
         if (!tod)
-            return "bad time '" + std::string(f[1]) + "'";
+            return fail("bad time '" + std::string(f[1]) + "'");
         Parsed p;
         const double sn = opt_num(f[6], p.bad, FixColumn::sigma_n_m),
                      se = opt_num(f[7], p.bad, FixColumn::sigma_e_m),
@@ -592,12 +623,12 @@ class Decoder {
             ep_.se = se;
         if (!std::isnan(su))
             ep_.su = su;
-        return {};
+        return true;
     }
 
-    std::string gsa(const Fields& f, std::size_t off, bool checksum) {
-        if (auto why = short_of(f, 18, "GSA"); !why.empty())
-            return why;
+    bool gsa(const Fields& f, std::size_t off, bool checksum) {
+        if (!has_fields(f, 18, "GSA"))
+            return false;
         Parsed p;
         const double pdop = opt_num(f[15], p.bad, FixColumn::pdop),
                      hdop = opt_num(f[16], p.bad, FixColumn::hdop);
@@ -607,12 +638,12 @@ class Decoder {
             ep_.pdop = pdop;
         if (std::isnan(ep_.hdop))
             ep_.hdop = hdop;
-        return {};
+        return true;
     }
 
-    std::string vtg(const Fields& f, std::size_t off, bool checksum) {
-        if (auto why = short_of(f, 9, "VTG"); !why.empty())
-            return why;
+    bool vtg(const Fields& f, std::size_t off, bool checksum) {
+        if (!has_fields(f, 9, "VTG"))
+            return false;
         Parsed p;
         const double course = opt_num(f[1], p.bad, FixColumn::heading_deg),
                      kmh = opt_num(f[7], p.bad, FixColumn::speed_kmh);
@@ -622,7 +653,7 @@ class Decoder {
             ep_.heading = course;
         if (std::isnan(ep_.speed))
             ep_.speed = kmh;
-        return {};
+        return true;
     }
 
     std::size_t ubx(std::size_t start) {
@@ -775,9 +806,10 @@ class Decoder {
     // The last good time and position fields (views into the input) and their values.
     std::string_view tod_text_;
     std::int64_t tod_value_ = 0;
-    std::array<std::string_view, 4> pos_text_{};
+    std::string_view pos_text_;
     std::array<double, 2> pos_value_{};
     std::optional<std::int64_t> last_day_, last_tod_;
+    std::string err_; // why the last sentence handler returned false
 };
 
 } // namespace
