@@ -48,6 +48,23 @@ std::optional<double> num_slow(std::string_view s) {
     return v;
 }
 
+// The value of p[0, 8) when all eight bytes are ASCII digits (else -1), in
+// a few word operations instead of eight multiply-adds: for the long
+// fractions of positions (ddmm.mmmmmmmm).
+inline std::int64_t eight_digits(const char* p) {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    if ((((w & 0xF0F0F0F0F0F0F0F0ULL) | (((w + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) >> 4)) !=
+         0x3333333333333333ULL))
+        return -1;
+    w -= 0x3030303030303030ULL; // the first digit is the lowest byte
+    w = (w * 10) + (w >> 8);
+    w = (((w & 0x000000FF000000FFULL) * (100 + (1000000ULL << 32))) +
+         (((w >> 16) & 0x000000FF000000FFULL) * (1 + (10000ULL << 32)))) >>
+        32;
+    return std::int64_t(w & 0xFFFFFFFFULL);
+}
+
 // A decimal field in place. NMEA numbers are [+-]digits[.digits]: as an
 // integer mantissa below 2^53 over an exact power of ten, one IEEE division
 // rounds correctly, so this equals from_chars, which takes everything else.
@@ -69,6 +86,8 @@ std::optional<double> num_slow(std::string_view s) {
     std::ptrdiff_t digits = p - whole, frac = 0;
     if (p < end && *p == '.') {
         const char* const first = ++p;
+        for (std::int64_t eight; end - p >= 8 && (eight = eight_digits(p)) >= 0; p += 8)
+            m = m * 100'000'000 + std::uint64_t(eight);
         while (p < end && (d = unsigned(*p) - '0') < 10) {
             m = m * 10 + d;
             ++p;
@@ -177,14 +196,21 @@ int hex_digit(char c) {
     return -1;
 }
 
-// XOR of p[0, len), eight bytes at a time.
-std::uint8_t xor_bytes(const std::uint8_t* p, std::size_t len) {
+// XOR of p[0, len), eight bytes at a time; the last few bytes as one
+// masked word when eight bytes can be read there (before `limit`).
+std::uint8_t xor_bytes(const std::uint8_t* p, std::size_t len, const std::uint8_t* limit) {
     std::uint64_t x = 0;
     std::size_t i = 0;
     for (; i + 8 <= len; i += 8) {
         std::uint64_t w;
         std::memcpy(&w, p + i, 8);
         x ^= w;
+    }
+    if (i < len && limit - (p + i) >= 8) {
+        std::uint64_t w;
+        std::memcpy(&w, p + i, 8);
+        x ^= w & ((std::uint64_t(1) << (8 * (len - i))) - 1);
+        i = len;
     }
     x ^= x >> 32;
     x ^= x >> 16;
@@ -284,6 +310,11 @@ class Decoder {
         }
         flush_junk(junk, n);
         close_epoch();
+        // Down to the rows written (within capacity: nothing moves).
+        resize_columns(out_.fixes, nfix_);
+        resize_columns(out_.messages, nmsg_);
+        out_.messages.kind_start.resize(nmsg_ + 1);
+        out_.messages.kind_data.resize(kind_len_);
         return std::move(out_);
     }
 
@@ -298,22 +329,38 @@ class Decoder {
         add_reject(out_.rejects, d_, off, r, std::move(msg), b, e);
     }
 
+    // The output columns are written by index into room made a block of rows
+    // at a time (zeroed by resize, the rest of capacity untouched), and cut to
+    // the rows written at the end. push_back would reload every column's end
+    // pointer after each one-byte store, which may alias it.
+    static constexpr std::size_t kBlock = 256;
+    template <typename Columns> static void resize_columns(Columns& c, std::size_t rows) {
+        c.for_each_column([rows](const char*, const char*, auto& col) { col.resize(rows); });
+    }
+
     void add_message(std::size_t offset, std::size_t length, std::string_view kind, bool used,
                      bool checksum) {
         Messages& M = out_.messages;
-        M.offset.push_back(offset);
-        M.length.push_back(std::uint32_t(length));
-        M.used.push_back(used);
-        M.checksum_present.push_back(checksum);
-        // Printable ASCII only, so always valid UTF-8; one resize, then bytes.
-        const std::size_t at = M.kind_data.size();
-        M.kind_data.resize(at + kind.size());
-        std::uint8_t* out = M.kind_data.data() + at;
-        for (std::size_t i = 0; i < kind.size(); ++i) {
-            const char ch = kind[i];
-            out[i] = ch >= 0x20 && ch < 0x7F ? std::uint8_t(ch) : std::uint8_t('?');
+        if (nmsg_ == msg_room_) [[unlikely]] {
+            msg_room_ += kBlock;
+            resize_columns(M, msg_room_);
+            M.kind_start.resize(msg_room_ + 1);
         }
-        M.kind_start.push_back(std::int64_t(at + kind.size()));
+        if (kind_len_ + kind.size() > M.kind_data.size()) [[unlikely]]
+            M.kind_data.resize(kind_len_ + kind.size() + kBlock * 8);
+        const std::size_t i = nmsg_++;
+        M.offset.data()[i] = offset;
+        M.length.data()[i] = std::uint32_t(length);
+        M.used.data()[i] = used;
+        M.checksum_present.data()[i] = checksum;
+        // Printable ASCII only, so always valid UTF-8.
+        std::uint8_t* const out = M.kind_data.data() + kind_len_;
+        for (std::size_t k = 0; k < kind.size(); ++k) {
+            const char ch = kind[k];
+            out[k] = ch >= 0x20 && ch < 0x7F ? std::uint8_t(ch) : std::uint8_t('?');
+        }
+        kind_len_ += kind.size();
+        M.kind_start.data()[i + 1] = std::int64_t(kind_len_);
     }
 
     // The end of the sentence that starts at `start` (CR, LF, another '$', a
@@ -402,7 +449,7 @@ class Decoder {
                 return end;
             }
             const int hi = hex_digit(s[star + 1]), lo = hex_digit(s[star + 2]);
-            if (hi < 0 || lo < 0 || unsigned(hi * 16 + lo) != xor_bytes(d + start + 1, star - 1)) {
+            if (hi < 0 || lo < 0 || unsigned(hi * 16 + lo) != xor_bytes(d + start + 1, star - 1, d + n)) {
                 reject(start, Reason::bad_checksum, "NMEA checksum mismatch", start, end);
                 return end;
             }
@@ -774,29 +821,37 @@ class Decoder {
                 last_tod_ = *ep_.tod_us;
             }
         }
-        F.time_us.push_back(t);
-        F.lat.push_back(ep_.lat);
-        F.lon.push_back(ep_.lon);
-        F.altitude_m.push_back(ep_.alt);
-        F.height_m.push_back(ep_.height);
-        F.speed_kmh.push_back(ep_.speed);
-        F.heading_deg.push_back(ep_.heading);
-        F.quality.push_back(ep_.quality);
-        F.num_sats.push_back(ep_.num_sats);
-        F.hdop.push_back(ep_.hdop);
-        F.pdop.push_back(ep_.pdop);
-        F.sigma_n_m.push_back(ep_.sn);
-        F.sigma_e_m.push_back(ep_.se);
-        F.sigma_u_m.push_back(ep_.su);
-        F.diff_age_s.push_back(ep_.age);
-        F.fix_type.push_back(ep_.fix_type);
-        F.carr_soln.push_back(ep_.carr_soln);
-        F.rmc_status.push_back(ep_.rmc_status);
-        F.rmc_mode.push_back(ep_.rmc_mode);
-        F.checksum_present.push_back(ep_.checksum_present);
-        F.bad_fields.push_back(ep_.bad_fields);
-        F.source.push_back(ep_.source);
-        F.offset.push_back(ep_.offset);
+        if (nfix_ == fix_room_) [[unlikely]] {
+            fix_room_ += kBlock;
+            resize_columns(F, fix_room_);
+        }
+        const std::size_t i = nfix_++;
+#define AUTOLIEN_X(name, type, output) type* const name = F.name.data();
+        AUTOLIEN_NMEA_FIX_COLUMNS(AUTOLIEN_X)
+#undef AUTOLIEN_X
+        time_us[i] = t;
+        lat[i] = ep_.lat;
+        lon[i] = ep_.lon;
+        altitude_m[i] = ep_.alt;
+        height_m[i] = ep_.height;
+        speed_kmh[i] = ep_.speed;
+        heading_deg[i] = ep_.heading;
+        quality[i] = ep_.quality;
+        num_sats[i] = ep_.num_sats;
+        hdop[i] = ep_.hdop;
+        pdop[i] = ep_.pdop;
+        sigma_n_m[i] = ep_.sn;
+        sigma_e_m[i] = ep_.se;
+        sigma_u_m[i] = ep_.su;
+        diff_age_s[i] = ep_.age;
+        fix_type[i] = ep_.fix_type;
+        carr_soln[i] = ep_.carr_soln;
+        rmc_status[i] = ep_.rmc_status;
+        rmc_mode[i] = ep_.rmc_mode;
+        checksum_present[i] = ep_.checksum_present;
+        bad_fields[i] = ep_.bad_fields;
+        source[i] = ep_.source;
+        offset[i] = ep_.offset;
     }
 
     std::span<const std::uint8_t> d_;
@@ -810,6 +865,8 @@ class Decoder {
     std::array<double, 2> pos_value_{};
     std::optional<std::int64_t> last_day_, last_tod_;
     std::string err_; // why the last sentence handler returned false
+    // Rows written and rows of room made (see add_message); kind bytes written.
+    std::size_t nfix_ = 0, fix_room_ = 0, nmsg_ = 0, msg_room_ = 0, kind_len_ = 0;
 };
 
 } // namespace
