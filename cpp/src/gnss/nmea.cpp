@@ -97,10 +97,43 @@ inline std::int64_t eight_digits(const char* p) {
     }
     if (p != end || digits == 0 || digits > 15) [[unlikely]]
         return num_slow(s);
-    double v = double(m);
+    double v = double(std::int64_t(m)); // below 10^15: exact, and one instruction signed
     if (frac > 0)
         v /= kPow10[frac];
     return neg ? -v : v;
+}
+
+// Up to three plain digits as an integer; -1 for any other text (which the
+// caller then reads by the general rule).
+inline std::int32_t small_uint(std::string_view s) {
+    if (s.empty() || s.size() > 3)
+        return -1;
+    std::int32_t v = 0;
+    for (const char ch : s) {
+        const unsigned d = unsigned(ch) - '0';
+        if (d >= 10)
+            return -1;
+        v = v * 10 + std::int32_t(d);
+    }
+    return v;
+}
+
+// a == b for short texts, inline (a memcmp call costs more than it compares).
+inline bool same_text(std::string_view a, std::string_view b) {
+    if (a.size() != b.size())
+        return false;
+    std::size_t i = 0;
+    for (; i + 8 <= a.size(); i += 8) {
+        std::uint64_t x, y;
+        std::memcpy(&x, a.data() + i, 8);
+        std::memcpy(&y, b.data() + i, 8);
+        if (x != y)
+            return false;
+    }
+    for (; i < a.size(); ++i)
+        if (a[i] != b[i])
+            return false;
+    return true;
 }
 
 // ddmm.mmmm / dddmm.mmmm with a hemisphere letter.
@@ -236,6 +269,8 @@ double opt_num(std::string_view s, std::uint32_t& bad, FixColumn c) {
 std::int32_t opt_count(std::string_view s, std::int32_t hi, std::uint32_t& bad, FixColumn c) {
     if (s.empty())
         return -1;
+    if (const std::int32_t v = small_uint(s); v >= 0 && v <= hi)
+        return v;
     if (const auto v = num(s); v && *v >= 0 && *v <= hi && *v == std::floor(*v))
         return std::int32_t(*v);
     bad |= bit(c);
@@ -355,9 +390,15 @@ class Decoder {
         M.checksum_present.data()[i] = checksum;
         // Printable ASCII only, so always valid UTF-8.
         std::uint8_t* const out = M.kind_data.data() + kind_len_;
-        for (std::size_t k = 0; k < kind.size(); ++k) {
-            const char ch = kind[k];
-            out[k] = ch >= 0x20 && ch < 0x7F ? std::uint8_t(ch) : std::uint8_t('?');
+        const auto printable = [](char ch) {
+            return ch >= 0x20 && ch < 0x7F ? std::uint8_t(ch) : std::uint8_t('?');
+        };
+        if (kind.size() == 5) { // an NMEA address: unrolled
+            for (std::size_t k = 0; k < 5; ++k)
+                out[k] = printable(kind[k]);
+        } else {
+            for (std::size_t k = 0; k < kind.size(); ++k)
+                out[k] = printable(kind[k]);
         }
         kind_len_ += kind.size();
         M.kind_start.data()[i + 1] = std::int64_t(kind_len_);
@@ -555,7 +596,7 @@ class Decoder {
     // (ddmm.mmmm fields from lat_field); false (why in err_) unless both are
     // good. GGA and RMC of one epoch repeat the same text: that is parsed once.
     bool time_and_position(const Fields& f, std::size_t lat_field, Parsed& p) {
-        if (f[1] != tod_text_) {
+        if (!same_text(f[1], tod_text_)) {
             const auto tod = time_of_day(f[1]);
             if (!tod)
                 return fail("bad time '" + std::string(f[1]) + "'");
@@ -569,7 +610,7 @@ class Decoder {
         const char* const first = f[lat_field].data();
         const std::string_view text(first,
                                     std::size_t(f[lat_field + 3].data() + f[lat_field + 3].size() - first));
-        if (text != pos_text_) {
+        if (!same_text(text, pos_text_)) {
             const auto lat = coord(f[lat_field], f[lat_field + 1], 2),
                        lon = coord(f[lat_field + 2], f[lat_field + 3], 3);
             if (!lat || !lon)
@@ -589,9 +630,13 @@ class Decoder {
         Parsed p;
         if (!time_and_position(f, 2, p))
             return false;
-        const auto q = num(f[6]);
-        if (!q || *q < 0 || *q > 9 || *q != std::floor(*q))
-            return fail("bad quality '" + std::string(f[6]) + "'");
+        std::int32_t quality = small_uint(f[6]);
+        if (quality < 0 || quality > 9) { // not one plain digit: the general rule ("+4", "4.0")
+            const auto q = num(f[6]);
+            if (!q || *q < 0 || *q > 9 || *q != std::floor(*q))
+                return fail("bad quality '" + std::string(f[6]) + "'");
+            quality = std::int32_t(*q);
+        }
         const std::int32_t sats = opt_count(f[7], 255, p.bad, FixColumn::num_sats);
         const double hdop = opt_num(f[8], p.bad, FixColumn::hdop);
         const double alt = opt_num(f[9], p.bad, FixColumn::altitude_m);
@@ -601,7 +646,7 @@ class Decoder {
         const double age = opt_num(f[13], p.bad, FixColumn::diff_age_s);
         timed(p.tod, off);
         applied(p, checksum);
-        ep_.quality = std::int32_t(*q);
+        ep_.quality = quality;
         if (p.has_pos) {
             ep_.lat = p.lat;
             ep_.lon = p.lon;

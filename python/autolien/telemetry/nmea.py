@@ -98,15 +98,46 @@ MESSAGE_SCHEMA = pa.schema(
 )
 
 
-# Every byte as a one-character string (the decoder sends capitals or 0).
-_CHARS = pa.array([chr(i) if 0x20 <= i < 0x7F else "?" for i in range(256)], pa.string())
 _SOURCES = pa.array(["", "nmea", "ubx"], pa.string())
 _NO_TIME = np.iinfo(np.int64).min
 
 
 def _letters(codes: np.ndarray) -> pa.Array:
-    # One ASCII letter per row (0 = absent): a take, without a Python loop.
-    return _CHARS.take(pa.array(codes, mask=codes == 0))
+    # One letter per row (0 = absent): the codes are the string data itself,
+    # since the decoder sends only ASCII capitals (valid UTF-8) or 0.
+    n = len(codes)
+    present = codes != 0
+    if present.all():
+        return pa.Array.from_buffers(
+            pa.string(),
+            n,
+            [None, pa.py_buffer(np.arange(n + 1, dtype=np.int32)), pa.py_buffer(codes)],
+        )
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(present, out=offsets[1:])
+    return pa.Array.from_buffers(
+        pa.string(),
+        n,
+        [
+            validity(present),
+            pa.py_buffer(offsets),
+            pa.py_buffer(np.ascontiguousarray(codes[present])),
+        ],
+    )
+
+
+def _sources(codes: np.ndarray) -> pa.Array:
+    # 1 NMEA, 2 UBX. A log of one kind (the rule) is one string repeated:
+    # built from buffers, as a take costs several ns a row.
+    n = len(codes)
+    for code in (1, 2):
+        if n and (codes == code).all():
+            text = np.frombuffer(_SOURCES[code].as_py().encode(), np.uint8)
+            offsets = np.arange(0, len(text) * n + 1, len(text), dtype=np.int32)
+            return pa.Array.from_buffers(
+                pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(np.tile(text, n))]
+            )
+    return _SOURCES.take(pa.array(codes))
 
 
 def _bad_fields(mask: np.ndarray) -> pa.Array:
@@ -145,7 +176,7 @@ def decode_nmea(data: Any, *, vehicle_id: str | None = None) -> DecodeResult:
             _letters(f["rmc_mode"]),
             pa.array(f["checksum_present"].view(np.bool_)),
             _bad_fields(f["bad_fields"]),
-            _SOURCES.take(pa.array(f["source"])),  # source
+            _sources(f["source"]),
             pa.array(f["offset"], pa.uint64()),
         ],
         schema=FIX_SCHEMA,
