@@ -431,3 +431,23 @@ def test_positions_and_numbers_equal_pynmea2_exactly(path: Path) -> None:
         elif kind[2:] == "RMC" and p.spd_over_grnd is not None:
             assert row["speed_kmh"] == pytest.approx(float(p.spd_over_grnd) * 1.852, rel=1e-15)
     assert checked > 0
+
+
+def test_reused_column_buffers_never_change_a_live_result() -> None:
+    """The decoder keeps freed output buffers for the next call
+    (nmea.hpp, PoolAllocator): a result still referenced keeps its memory, and
+    a buffer taken back is rewritten whole. Inputs large enough (10k epochs)
+    that every column buffer goes through the cache."""
+    lines = [ln for ln in (GPSD / "nmea-rtk.log").read_bytes().splitlines() if ln.startswith(b"$")]
+    a = b"\r\n".join(lines * 82) + b"\r\n"  # about 10k epochs
+    b = b"\r\n".join(lines[::-1] * 82) + b"\r\n"  # another order: other values row by row
+    first = decode_nmea(a)
+    want_a = first.table.to_pylist()
+    for _ in range(3):
+        other = decode_nmea(b)
+        assert first.table.to_pylist() == want_a  # untouched by the decodes after it
+    want_b = other.table.to_pylist()
+    del first, other
+    for _ in range(2):  # buffers taken back from freed results: same outputs
+        assert decode_nmea(b).table.to_pylist() == want_b
+        assert decode_nmea(a).table.to_pylist() == want_a

@@ -4,11 +4,16 @@
 #include <bit>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <mutex>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -915,6 +920,78 @@ class Decoder {
 };
 
 } // namespace
+
+namespace {
+
+// Every pool block starts with a header holding its size; the caller's
+// memory follows, aligned as operator new aligns.
+constexpr std::size_t kHeader = alignof(std::max_align_t) > 16 ? alignof(std::max_align_t) : 16;
+
+struct Pool {
+    std::mutex mu;
+    std::vector<std::pair<void*, std::size_t>> free; // (block, bytes), oldest first
+    std::size_t cached = 0;
+};
+
+Pool& pool() {
+    // Never destroyed: a numpy array freed during interpreter shutdown, after
+    // static destructors, still finds it (the OS takes the cache at exit).
+    static Pool* const p = new Pool;
+    return *p;
+}
+
+std::size_t block_bytes(void* user) {
+    std::size_t bytes;
+    std::memcpy(&bytes, static_cast<char*>(user) - kHeader, sizeof bytes);
+    return bytes;
+}
+
+} // namespace
+
+void* pool_allocate(std::size_t bytes) {
+    if (bytes >= kPoolMinBytes) {
+        Pool& P = pool();
+        const std::lock_guard lock(P.mu);
+        // The smallest cached block that fits and wastes at most half of itself.
+        std::size_t best = P.free.size();
+        for (std::size_t i = 0; i < P.free.size(); ++i) {
+            const std::size_t have = P.free[i].second;
+            if (have >= bytes && have / 2 <= bytes && (best == P.free.size() || have < P.free[best].second))
+                best = i;
+        }
+        if (best != P.free.size()) {
+            void* const b = P.free[best].first;
+            P.cached -= P.free[best].second;
+            P.free.erase(P.free.begin() + std::ptrdiff_t(best));
+            return static_cast<char*>(b) + kHeader;
+        }
+    }
+    void* const b = std::malloc(bytes + kHeader);
+    if (b == nullptr)
+        throw std::bad_alloc();
+    std::memcpy(b, &bytes, sizeof bytes);
+    return static_cast<char*>(b) + kHeader;
+}
+
+void pool_free(void* user) noexcept {
+    if (user == nullptr)
+        return;
+    void* const b = static_cast<char*>(user) - kHeader;
+    const std::size_t bytes = block_bytes(user);
+    if (bytes < kPoolMinBytes || bytes > kPoolMaxBytes) {
+        std::free(b);
+        return;
+    }
+    Pool& P = pool();
+    const std::lock_guard lock(P.mu);
+    P.free.emplace_back(b, bytes);
+    P.cached += bytes;
+    while (P.cached > kPoolMaxBytes) { // the oldest go back to malloc
+        std::free(P.free.front().first);
+        P.cached -= P.free.front().second;
+        P.free.erase(P.free.begin());
+    }
+}
 
 Result decode(std::span<const std::uint8_t> data) {
     return Decoder(data).run();
