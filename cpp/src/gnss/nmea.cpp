@@ -322,14 +322,16 @@ class Decoder {
 
     Result run() {
         const std::size_t n = d_.size();
-        // Sentences are 60-90 bytes and an epoch has one or more: reserving
-        // for one of each per 64 bytes avoids regrowth, and capacity never
-        // written is never touched, so it costs no memory pages.
+        // Sentences are 60-90 bytes and receivers send two or more an epoch
+        // (GGA and RMC at least): one message per 64 bytes and one epoch per
+        // 128 rarely regrow (a GGA-only log grows its fix columns once).
+        // Capacity never written costs no memory pages, but it counts in the
+        // buffer cache's bound (nmea.hpp), so it is not reserved at will.
         const std::size_t rows = n / 64 + 16;
         out_.messages.for_each_column([rows](const char*, const char*, auto& col) { col.reserve(rows); });
         out_.messages.kind_start.reserve(rows + 1);
         out_.messages.kind_data.reserve(rows * 5);
-        out_.fixes.reserve(rows);
+        out_.fixes.reserve(n / 128 + 16);
         std::size_t pos = 0, junk = SIZE_MAX;
         while (pos < n) {
             const std::uint8_t c = d_[pos];
