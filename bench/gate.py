@@ -92,6 +92,19 @@ PROBES = [
         ),
     ),
     (
+        # The NMEA decoder on the telemetry bench's data (GGA+RMC): the
+        # instructions an epoch do not move with the CPU model or the load.
+        "decode_nmea, 1e4 GGA+RMC epochs",
+        "autolien::gnss::nmea::decode*",
+        (
+            "from pathlib import Path\nfrom autolien import _core\n"
+            f"log = Path({str((HERE.parent / 'tests' / 'data' / 'gnss' / 'gpsd' / 'nmea-rtk.log').resolve())!r})\n"
+            "lines = [ln.strip() for ln in log.read_bytes().split(b'\\n') if ln.startswith(b'$')]\n"
+            "data = b'\\r\\n'.join((lines * 82)[:20_000]) + b'\\r\\n'\n"
+            "assert len(_core.decode_nmea(data)['fixes']['offset']) == 10_000\n"
+        ),
+    ),
+    (
         "verify_inclusion x1000 on 100k",
         "autolien::ledger::verify_inclusion*",
         (

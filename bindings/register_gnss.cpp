@@ -27,6 +27,17 @@ namespace ag = autolien::gnss;
 
 namespace {
 
+using autolien::bindings::to_numpy; // beside the overload below, not hidden by it
+
+// An NMEA output column (its buffer from the decoder's pool, which takes it
+// back when the array is freed) moved into a numpy array.
+template <typename T> py::array_t<T> to_numpy(nm::Column<T>&& v) {
+    auto* owned = new nm::Column<T>(std::move(v));
+    py::capsule free_when_done(owned, [](void* p) { delete static_cast<nm::Column<T>*>(p); });
+    return py::array_t<T>({static_cast<py::ssize_t>(owned->size())}, {static_cast<py::ssize_t>(sizeof(T))},
+                          owned->data(), free_when_done);
+}
+
 // A column struct's vectors, moved into numpy arrays under their list's names.
 template <typename Columns> py::dict columns_dict(Columns& c) {
     py::dict d;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -358,3 +359,95 @@ def test_sentences_without_checksum_are_kept_and_flagged() -> None:
     res = decode_nmea(gga.encode() + nxt + gga.encode())
     assert res.rejects.column("reason").to_pylist() == ["no_checksum", "truncated"]
     assert res.table.column("checksum_present").to_pylist() == [True]
+
+
+# --- The fast paths of the in-place parse (docs/telemetry.md) -----------------------------------
+
+
+@settings(max_examples=300)
+@given(
+    sign=st.sampled_from(["", "", "-", "+"]),
+    whole=st.text("0123456789", max_size=5),
+    point=st.booleans(),
+    frac=st.text("0123456789", max_size=3),
+)
+def test_counts_and_quality_read_as_python_float_does(
+    sign: str, whole: str, point: bool, frac: str
+) -> None:
+    """Plain digits take a short path; anything else ("+4", "4.0", "010")
+    the general rule. Both agree with float(): a whole number in range is the
+    value, anything else a null (num_sats, named) or a rejected sentence (the
+    quality, which every GGA needs)."""
+    text = sign + whole + ("." + frac if point else "")
+    try:
+        value: float | None = float(text)
+    except ValueError:
+        value = None
+
+    def whole_in(hi: int) -> int | None:
+        ok = value is not None and value == int(value) and 0 <= value <= hi
+        return int(value) if ok and value is not None else None
+
+    sats = with_checksum(f"GPGGA,123519,4807.038,N,01131.000,E,1,{text},0.9,545.4,M,46.9,M,,")
+    row = decode_nmea(sats).table.to_pylist()[0]
+    assert row["num_sats"] == whole_in(255)
+    assert row["bad_fields"] == ("num_sats" if text and whole_in(255) is None else None)
+    quality = with_checksum(f"GPGGA,123519,4807.038,N,01131.000,E,{text},08,0.9,545.4,M,46.9,M,,")
+    res = decode_nmea(quality)
+    if whole_in(9) is None:
+        assert res.table.num_rows == 0
+        assert res.rejects.column("reason").to_pylist() == ["bad_field"]
+    else:
+        assert res.table.column("quality").to_pylist() == [whole_in(9)]
+
+
+@pytest.mark.parametrize(
+    "path", [GPSD / "nmea-rtk.log", DATA / "gnss" / "gnss_imu" / "walk_0827_gnss_1730.ubx"]
+)
+def test_positions_and_numbers_equal_pynmea2_exactly(path: Path) -> None:
+    """Every GGA's position (eight fraction digits of minutes in nmea-rtk.log,
+    read a word at a time), altitude and quality, and every RMC's speed, equal
+    pynmea2's float() arithmetic to the last bit."""
+    pynmea2 = _pynmea2()
+    data = path.read_bytes()
+    res = decode_nmea(data)
+    fixes = {r["offset"]: r for r in res.table.to_pylist()}
+    starts = sorted(fixes)
+    msgs = res.messages.to_pylist()
+    checked = 0
+    for m in msgs:
+        kind = m["kind"]
+        if kind[2:] not in ("GGA", "RMC") or not m["used"]:
+            continue
+        line = data[m["offset"] : m["offset"] + m["length"]].decode()
+        p = pynmea2.parse(line, check=True)
+        # The epoch's row starts at its first sentence: the latest at or before.
+        row = fixes[starts[bisect.bisect_right(starts, m["offset"]) - 1]]
+        if kind[2:] == "GGA" and p.lat:
+            assert (row["lat"], row["lon"]) == (p.latitude, p.longitude)
+            assert row["altitude_m"] == (float(p.altitude) if p.altitude is not None else None)
+            assert row["quality"] == int(p.gps_qual)
+            checked += 1
+        elif kind[2:] == "RMC" and p.spd_over_grnd is not None:
+            assert row["speed_kmh"] == pytest.approx(float(p.spd_over_grnd) * 1.852, rel=1e-15)
+    assert checked > 0
+
+
+def test_reused_column_buffers_never_change_a_live_result() -> None:
+    """The decoder keeps freed output buffers for the next call
+    (nmea.hpp, PoolAllocator): a result still referenced keeps its memory, and
+    a buffer taken back is rewritten whole. Inputs large enough (10k epochs)
+    that every column buffer goes through the cache."""
+    lines = [ln for ln in (GPSD / "nmea-rtk.log").read_bytes().splitlines() if ln.startswith(b"$")]
+    a = b"\r\n".join(lines * 82) + b"\r\n"  # about 10k epochs
+    b = b"\r\n".join(lines[::-1] * 82) + b"\r\n"  # another order: other values row by row
+    first = decode_nmea(a)
+    want_a = first.table.to_pylist()
+    for _ in range(3):
+        other = decode_nmea(b)
+        assert first.table.to_pylist() == want_a  # untouched by the decodes after it
+    want_b = other.table.to_pylist()
+    del first, other
+    for _ in range(2):  # buffers taken back from freed results: same outputs
+        assert decode_nmea(b).table.to_pylist() == want_b
+        assert decode_nmea(a).table.to_pylist() == want_a

@@ -4,11 +4,16 @@
 #include <bit>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <mutex>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -48,10 +53,27 @@ std::optional<double> num_slow(std::string_view s) {
     return v;
 }
 
+// The value of p[0, 8) when all eight bytes are ASCII digits (else -1), in
+// a few word operations instead of eight multiply-adds: for the long
+// fractions of positions (ddmm.mmmmmmmm).
+inline std::int64_t eight_digits(const char* p) {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    if ((((w & 0xF0F0F0F0F0F0F0F0ULL) | (((w + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) >> 4)) !=
+         0x3333333333333333ULL))
+        return -1;
+    w -= 0x3030303030303030ULL; // the first digit is the lowest byte
+    w = (w * 10) + (w >> 8);
+    w = (((w & 0x000000FF000000FFULL) * (100 + (1000000ULL << 32))) +
+         (((w >> 16) & 0x000000FF000000FFULL) * (1 + (10000ULL << 32)))) >>
+        32;
+    return std::int64_t(w & 0xFFFFFFFFULL);
+}
+
 // A decimal field in place. NMEA numbers are [+-]digits[.digits]: as an
 // integer mantissa below 2^53 over an exact power of ten, one IEEE division
 // rounds correctly, so this equals from_chars, which takes everything else.
-std::optional<double> num(std::string_view s) {
+[[gnu::always_inline]] inline std::optional<double> num(std::string_view s) {
     if (s.empty())
         return std::nullopt;
     const char* p = s.data();
@@ -69,6 +91,8 @@ std::optional<double> num(std::string_view s) {
     std::ptrdiff_t digits = p - whole, frac = 0;
     if (p < end && *p == '.') {
         const char* const first = ++p;
+        for (std::int64_t eight; end - p >= 8 && (eight = eight_digits(p)) >= 0; p += 8)
+            m = m * 100'000'000 + std::uint64_t(eight);
         while (p < end && (d = unsigned(*p) - '0') < 10) {
             m = m * 10 + d;
             ++p;
@@ -76,12 +100,45 @@ std::optional<double> num(std::string_view s) {
         frac = p - first;
         digits += frac;
     }
-    if (p != end || digits == 0 || digits > 15)
+    if (p != end || digits == 0 || digits > 15) [[unlikely]]
         return num_slow(s);
-    double v = double(m);
+    double v = double(std::int64_t(m)); // below 10^15: exact, and one instruction signed
     if (frac > 0)
         v /= kPow10[frac];
     return neg ? -v : v;
+}
+
+// Up to three plain digits as an integer; -1 for any other text (which the
+// caller then reads by the general rule).
+inline std::int32_t small_uint(std::string_view s) {
+    if (s.empty() || s.size() > 3)
+        return -1;
+    std::int32_t v = 0;
+    for (const char ch : s) {
+        const unsigned d = unsigned(ch) - '0';
+        if (d >= 10)
+            return -1;
+        v = v * 10 + std::int32_t(d);
+    }
+    return v;
+}
+
+// a == b for short texts, inline (a memcmp call costs more than it compares).
+inline bool same_text(std::string_view a, std::string_view b) {
+    if (a.size() != b.size())
+        return false;
+    std::size_t i = 0;
+    for (; i + 8 <= a.size(); i += 8) {
+        std::uint64_t x, y;
+        std::memcpy(&x, a.data() + i, 8);
+        std::memcpy(&y, b.data() + i, 8);
+        if (x != y)
+            return false;
+    }
+    for (; i < a.size(); ++i)
+        if (a[i] != b[i])
+            return false;
+    return true;
 }
 
 // ddmm.mmmm / dddmm.mmmm with a hemisphere letter.
@@ -177,14 +234,21 @@ int hex_digit(char c) {
     return -1;
 }
 
-// XOR of p[0, len), eight bytes at a time.
-std::uint8_t xor_bytes(const std::uint8_t* p, std::size_t len) {
+// XOR of p[0, len), eight bytes at a time; the last few bytes as one
+// masked word when eight bytes can be read there (before `limit`).
+std::uint8_t xor_bytes(const std::uint8_t* p, std::size_t len, const std::uint8_t* limit) {
     std::uint64_t x = 0;
     std::size_t i = 0;
     for (; i + 8 <= len; i += 8) {
         std::uint64_t w;
         std::memcpy(&w, p + i, 8);
         x ^= w;
+    }
+    if (i < len && limit - (p + i) >= 8) {
+        std::uint64_t w;
+        std::memcpy(&w, p + i, 8);
+        x ^= w & ((std::uint64_t(1) << (8 * (len - i))) - 1);
+        i = len;
     }
     x ^= x >> 32;
     x ^= x >> 16;
@@ -210,6 +274,8 @@ double opt_num(std::string_view s, std::uint32_t& bad, FixColumn c) {
 std::int32_t opt_count(std::string_view s, std::int32_t hi, std::uint32_t& bad, FixColumn c) {
     if (s.empty())
         return -1;
+    if (const std::int32_t v = small_uint(s); v >= 0 && v <= hi)
+        return v;
     if (const auto v = num(s); v && *v >= 0 && *v <= hi && *v == std::floor(*v))
         return std::int32_t(*v);
     bad |= bit(c);
@@ -256,14 +322,16 @@ class Decoder {
 
     Result run() {
         const std::size_t n = d_.size();
-        // Sentences are 60-90 bytes and an epoch has one or more: reserving
-        // for one of each per 64 bytes avoids regrowth, and capacity never
-        // written is never touched, so it costs no memory pages.
+        // Sentences are 60-90 bytes and receivers send two or more an epoch
+        // (GGA and RMC at least): one message per 64 bytes and one epoch per
+        // 128 rarely regrow (a GGA-only log grows its fix columns once).
+        // Capacity never written costs no memory pages, but it counts in the
+        // buffer cache's bound (nmea.hpp), so it is not reserved at will.
         const std::size_t rows = n / 64 + 16;
         out_.messages.for_each_column([rows](const char*, const char*, auto& col) { col.reserve(rows); });
         out_.messages.kind_start.reserve(rows + 1);
         out_.messages.kind_data.reserve(rows * 5);
-        out_.fixes.reserve(rows);
+        out_.fixes.reserve(n / 128 + 16);
         std::size_t pos = 0, junk = SIZE_MAX;
         while (pos < n) {
             const std::uint8_t c = d_[pos];
@@ -284,6 +352,11 @@ class Decoder {
         }
         flush_junk(junk, n);
         close_epoch();
+        // Down to the rows written (within capacity: nothing moves).
+        resize_columns(out_.fixes, nfix_);
+        resize_columns(out_.messages, nmsg_);
+        out_.messages.kind_start.resize(nmsg_ + 1);
+        out_.messages.kind_data.resize(kind_len_);
         return std::move(out_);
     }
 
@@ -298,16 +371,44 @@ class Decoder {
         add_reject(out_.rejects, d_, off, r, std::move(msg), b, e);
     }
 
+    // The output columns are written by index into room made a block of rows
+    // at a time (zeroed by resize, the rest of capacity untouched), and cut to
+    // the rows written at the end. push_back would reload every column's end
+    // pointer after each one-byte store, which may alias it.
+    static constexpr std::size_t kBlock = 256;
+    template <typename Columns> static void resize_columns(Columns& c, std::size_t rows) {
+        c.for_each_column([rows](const char*, const char*, auto& col) { col.resize(rows); });
+    }
+
     void add_message(std::size_t offset, std::size_t length, std::string_view kind, bool used,
                      bool checksum) {
         Messages& M = out_.messages;
-        M.offset.push_back(offset);
-        M.length.push_back(std::uint32_t(length));
-        M.used.push_back(used);
-        M.checksum_present.push_back(checksum);
-        for (const char ch : kind) // printable ASCII only, so always valid UTF-8
-            M.kind_data.push_back(ch >= 0x20 && ch < 0x7F ? std::uint8_t(ch) : std::uint8_t('?'));
-        M.kind_start.push_back(std::int64_t(M.kind_data.size()));
+        if (nmsg_ == msg_room_) [[unlikely]] {
+            msg_room_ += kBlock;
+            resize_columns(M, msg_room_);
+            M.kind_start.resize(msg_room_ + 1);
+        }
+        if (kind_len_ + kind.size() > M.kind_data.size()) [[unlikely]]
+            M.kind_data.resize(kind_len_ + kind.size() + kBlock * 8);
+        const std::size_t i = nmsg_++;
+        M.offset.data()[i] = offset;
+        M.length.data()[i] = std::uint32_t(length);
+        M.used.data()[i] = used;
+        M.checksum_present.data()[i] = checksum;
+        // Printable ASCII only, so always valid UTF-8.
+        std::uint8_t* const out = M.kind_data.data() + kind_len_;
+        const auto printable = [](char ch) {
+            return ch >= 0x20 && ch < 0x7F ? std::uint8_t(ch) : std::uint8_t('?');
+        };
+        if (kind.size() == 5) { // an NMEA address: unrolled
+            for (std::size_t k = 0; k < 5; ++k)
+                out[k] = printable(kind[k]);
+        } else {
+            for (std::size_t k = 0; k < kind.size(); ++k)
+                out[k] = printable(kind[k]);
+        }
+        kind_len_ += kind.size();
+        M.kind_start.data()[i + 1] = std::int64_t(kind_len_);
     }
 
     // The end of the sentence that starts at `start` (CR, LF, another '$', a
@@ -396,7 +497,7 @@ class Decoder {
                 return end;
             }
             const int hi = hex_digit(s[star + 1]), lo = hex_digit(s[star + 2]);
-            if (hi < 0 || lo < 0 || unsigned(hi * 16 + lo) != xor_bytes(d + start + 1, star - 1)) {
+            if (hi < 0 || lo < 0 || unsigned(hi * 16 + lo) != xor_bytes(d + start + 1, star - 1, d + n)) {
                 reject(start, Reason::bad_checksum, "NMEA checksum mismatch", start, end);
                 return end;
             }
@@ -413,27 +514,41 @@ class Decoder {
         const std::string_view addr = f[0];
         bool used = false;
         if (addr.size() == 5) {
-            const auto type = addr.substr(2);
-            std::string err = "-"; // another sentence type: listed, not used
-            if (type == "GGA")
-                err = gga(f, start, checksum);
-            else if (type == "RMC")
-                err = rmc(f, start, checksum);
-            else if (type == "GST")
-                err = gst(f, start, checksum);
-            else if (type == "GSA")
-                err = gsa(f, start, checksum);
-            else if (type == "VTG")
-                err = vtg(f, start, checksum);
-            if (err.empty()) {
-                used = true;
-            } else if (err != "-") {
+            // The sentence type as one integer: a switch, not five compares.
+            const auto type = std::uint32_t(std::uint8_t(addr[2])) << 16 |
+                              std::uint32_t(std::uint8_t(addr[3])) << 8 | std::uint8_t(addr[4]);
+            constexpr auto key = [](const char* t) {
+                return std::uint32_t(std::uint8_t(t[0])) << 16 | std::uint32_t(std::uint8_t(t[1])) << 8 |
+                       std::uint8_t(t[2]);
+            };
+            bool supported = true, ok = false;
+            switch (type) {
+            case key("GGA"):
+                ok = gga(f, start, checksum);
+                break;
+            case key("RMC"):
+                ok = rmc(f, start, checksum);
+                break;
+            case key("GST"):
+                ok = gst(f, start, checksum);
+                break;
+            case key("GSA"):
+                ok = gsa(f, start, checksum);
+                break;
+            case key("VTG"):
+                ok = vtg(f, start, checksum);
+                break;
+            default:
+                supported = false; // another sentence type: listed, not used
+            }
+            if (supported && !ok) [[unlikely]] {
                 std::string kind;
                 for (const char ch : addr)
                     kind.push_back(ch >= 0x20 && ch < 0x7F ? ch : '?');
-                reject(start, Reason::bad_field, kind + ": " + err, start, end);
+                reject(start, Reason::bad_field, kind + ": " + err_, start, end);
                 return end;
             }
+            used = supported;
         }
         add_message(start, end - start, addr, used, checksum);
         return end;
@@ -468,52 +583,67 @@ class Decoder {
         ep_.checksum_present = ep_.checksum_present && checksum;
     }
 
-    // Why a sentence is short of fields ("" when it is not).
-    static std::string short_of(const Fields& f, std::size_t need, const char* what) {
-        if (f.size() >= need)
-            return {};
-        return std::string(what) + " needs " + std::to_string(need) + " fields, got " +
-               std::to_string(f.size());
+    // False, with why in err_: the handlers return this on a malformed
+    // sentence, and true once it is applied (errors are rare: no string is
+    // built for a good sentence).
+    bool fail(std::string why) {
+        err_ = std::move(why);
+        return false;
+    }
+
+    // Whether the sentence has `need` fields (else false, and why in err_).
+    bool has_fields(const Fields& f, std::size_t need, const char* what) {
+        if (f.size() >= need) [[likely]]
+            return true;
+        return fail(std::string(what) + " needs " + std::to_string(need) + " fields, got " +
+                    std::to_string(f.size()));
     }
 
     // The time of day and, when either coordinate is sent, the position
-    // (ddmm.mmmm fields from lat_field); "" when both are good. GGA and RMC
-    // of one epoch repeat the same text: that is parsed once.
-    std::string time_and_position(const Fields& f, std::size_t lat_field, Parsed& p) {
-        if (f[1] != tod_text_) {
+    // (ddmm.mmmm fields from lat_field); false (why in err_) unless both are
+    // good. GGA and RMC of one epoch repeat the same text: that is parsed once.
+    bool time_and_position(const Fields& f, std::size_t lat_field, Parsed& p) {
+        if (!same_text(f[1], tod_text_)) {
             const auto tod = time_of_day(f[1]);
             if (!tod)
-                return "bad time '" + std::string(f[1]) + "'";
+                return fail("bad time '" + std::string(f[1]) + "'");
             tod_text_ = f[1];
             tod_value_ = *tod;
         }
         p.tod = tod_value_;
         if (f[lat_field].empty() && f[lat_field + 2].empty())
-            return {};
-        const std::array<std::string_view, 4> text{f[lat_field], f[lat_field + 1], f[lat_field + 2],
-                                                   f[lat_field + 3]};
-        if (text != pos_text_) {
-            const auto lat = coord(text[0], text[1], 2), lon = coord(text[2], text[3], 3);
+            return true;
+        // The four fields and their commas as one text: equal text, equal fields.
+        const char* const first = f[lat_field].data();
+        const std::string_view text(first,
+                                    std::size_t(f[lat_field + 3].data() + f[lat_field + 3].size() - first));
+        if (!same_text(text, pos_text_)) {
+            const auto lat = coord(f[lat_field], f[lat_field + 1], 2),
+                       lon = coord(f[lat_field + 2], f[lat_field + 3], 3);
             if (!lat || !lon)
-                return "bad position";
+                return fail("bad position");
             pos_text_ = text;
             pos_value_ = {*lat, *lon};
         }
         p.has_pos = true;
         p.lat = pos_value_[0];
         p.lon = pos_value_[1];
-        return {};
+        return true;
     }
 
-    std::string gga(const Fields& f, std::size_t off, bool checksum) {
-        if (auto why = short_of(f, 15, "GGA"); !why.empty())
-            return why;
+    bool gga(const Fields& f, std::size_t off, bool checksum) {
+        if (!has_fields(f, 15, "GGA"))
+            return false;
         Parsed p;
-        if (auto why = time_and_position(f, 2, p); !why.empty())
-            return why;
-        const auto q = num(f[6]);
-        if (!q || *q < 0 || *q > 9 || *q != std::floor(*q))
-            return "bad quality '" + std::string(f[6]) + "'";
+        if (!time_and_position(f, 2, p))
+            return false;
+        std::int32_t quality = small_uint(f[6]);
+        if (quality < 0 || quality > 9) { // not one plain digit: the general rule ("+4", "4.0")
+            const auto q = num(f[6]);
+            if (!q || *q < 0 || *q > 9 || *q != std::floor(*q))
+                return fail("bad quality '" + std::string(f[6]) + "'");
+            quality = std::int32_t(*q);
+        }
         const std::int32_t sats = opt_count(f[7], 255, p.bad, FixColumn::num_sats);
         const double hdop = opt_num(f[8], p.bad, FixColumn::hdop);
         const double alt = opt_num(f[9], p.bad, FixColumn::altitude_m);
@@ -523,7 +653,7 @@ class Decoder {
         const double age = opt_num(f[13], p.bad, FixColumn::diff_age_s);
         timed(p.tod, off);
         applied(p, checksum);
-        ep_.quality = std::int32_t(*q);
+        ep_.quality = quality;
         if (p.has_pos) {
             ep_.lat = p.lat;
             ep_.lon = p.lon;
@@ -539,18 +669,18 @@ class Decoder {
         }
         if (!std::isnan(age))
             ep_.age = age;
-        return {};
+        return true;
     }
 
-    std::string rmc(const Fields& f, std::size_t off, bool checksum) {
-        if (auto why = short_of(f, 10, "RMC"); !why.empty())
-            return why;
+    bool rmc(const Fields& f, std::size_t off, bool checksum) {
+        if (!has_fields(f, 10, "RMC"))
+            return false;
         Parsed p;
-        if (auto why = time_and_position(f, 3, p); !why.empty())
-            return why;
+        if (!time_and_position(f, 3, p))
+            return false;
         const auto day = date_days(f[9]);
         if (!day && !f[9].empty())
-            return "bad date '" + std::string(f[9]) + "'";
+            return fail("bad date '" + std::string(f[9]) + "'");
         const std::uint8_t status = opt_letter(f[2], p.bad, FixColumn::rmc_status);
         const std::uint8_t mode = f.size() > 12 ? opt_letter(f[12], p.bad, FixColumn::rmc_mode) : 0;
         const double knots = opt_num(f[7], p.bad, FixColumn::speed_kmh);
@@ -571,15 +701,15 @@ class Decoder {
             ep_.speed = knots * 1.852;
         if (!std::isnan(course))
             ep_.heading = course;
-        return {};
+        return true;
     }
 
-    std::string gst(const Fields& f, std::size_t off, bool checksum) {
-        if (auto why = short_of(f, 9, "GST"); !why.empty())
-            return why;
+    bool gst(const Fields& f, std::size_t off, bool checksum) {
+        if (!has_fields(f, 9, "GST"))
+            return false;
         const auto tod = time_of_day(f[1]);
         if (!tod)
-            return "bad time '" + std::string(f[1]) + "'";
+            return fail("bad time '" + std::string(f[1]) + "'");
         Parsed p;
         const double sn = opt_num(f[6], p.bad, FixColumn::sigma_n_m),
                      se = opt_num(f[7], p.bad, FixColumn::sigma_e_m),
@@ -592,12 +722,12 @@ class Decoder {
             ep_.se = se;
         if (!std::isnan(su))
             ep_.su = su;
-        return {};
+        return true;
     }
 
-    std::string gsa(const Fields& f, std::size_t off, bool checksum) {
-        if (auto why = short_of(f, 18, "GSA"); !why.empty())
-            return why;
+    bool gsa(const Fields& f, std::size_t off, bool checksum) {
+        if (!has_fields(f, 18, "GSA"))
+            return false;
         Parsed p;
         const double pdop = opt_num(f[15], p.bad, FixColumn::pdop),
                      hdop = opt_num(f[16], p.bad, FixColumn::hdop);
@@ -607,12 +737,12 @@ class Decoder {
             ep_.pdop = pdop;
         if (std::isnan(ep_.hdop))
             ep_.hdop = hdop;
-        return {};
+        return true;
     }
 
-    std::string vtg(const Fields& f, std::size_t off, bool checksum) {
-        if (auto why = short_of(f, 9, "VTG"); !why.empty())
-            return why;
+    bool vtg(const Fields& f, std::size_t off, bool checksum) {
+        if (!has_fields(f, 9, "VTG"))
+            return false;
         Parsed p;
         const double course = opt_num(f[1], p.bad, FixColumn::heading_deg),
                      kmh = opt_num(f[7], p.bad, FixColumn::speed_kmh);
@@ -622,7 +752,7 @@ class Decoder {
             ep_.heading = course;
         if (std::isnan(ep_.speed))
             ep_.speed = kmh;
-        return {};
+        return true;
     }
 
     std::size_t ubx(std::size_t start) {
@@ -743,29 +873,37 @@ class Decoder {
                 last_tod_ = *ep_.tod_us;
             }
         }
-        F.time_us.push_back(t);
-        F.lat.push_back(ep_.lat);
-        F.lon.push_back(ep_.lon);
-        F.altitude_m.push_back(ep_.alt);
-        F.height_m.push_back(ep_.height);
-        F.speed_kmh.push_back(ep_.speed);
-        F.heading_deg.push_back(ep_.heading);
-        F.quality.push_back(ep_.quality);
-        F.num_sats.push_back(ep_.num_sats);
-        F.hdop.push_back(ep_.hdop);
-        F.pdop.push_back(ep_.pdop);
-        F.sigma_n_m.push_back(ep_.sn);
-        F.sigma_e_m.push_back(ep_.se);
-        F.sigma_u_m.push_back(ep_.su);
-        F.diff_age_s.push_back(ep_.age);
-        F.fix_type.push_back(ep_.fix_type);
-        F.carr_soln.push_back(ep_.carr_soln);
-        F.rmc_status.push_back(ep_.rmc_status);
-        F.rmc_mode.push_back(ep_.rmc_mode);
-        F.checksum_present.push_back(ep_.checksum_present);
-        F.bad_fields.push_back(ep_.bad_fields);
-        F.source.push_back(ep_.source);
-        F.offset.push_back(ep_.offset);
+        if (nfix_ == fix_room_) [[unlikely]] {
+            fix_room_ += kBlock;
+            resize_columns(F, fix_room_);
+        }
+        const std::size_t i = nfix_++;
+#define AUTOLIEN_X(name, type, output) type* const name = F.name.data();
+        AUTOLIEN_NMEA_FIX_COLUMNS(AUTOLIEN_X)
+#undef AUTOLIEN_X
+        time_us[i] = t;
+        lat[i] = ep_.lat;
+        lon[i] = ep_.lon;
+        altitude_m[i] = ep_.alt;
+        height_m[i] = ep_.height;
+        speed_kmh[i] = ep_.speed;
+        heading_deg[i] = ep_.heading;
+        quality[i] = ep_.quality;
+        num_sats[i] = ep_.num_sats;
+        hdop[i] = ep_.hdop;
+        pdop[i] = ep_.pdop;
+        sigma_n_m[i] = ep_.sn;
+        sigma_e_m[i] = ep_.se;
+        sigma_u_m[i] = ep_.su;
+        diff_age_s[i] = ep_.age;
+        fix_type[i] = ep_.fix_type;
+        carr_soln[i] = ep_.carr_soln;
+        rmc_status[i] = ep_.rmc_status;
+        rmc_mode[i] = ep_.rmc_mode;
+        checksum_present[i] = ep_.checksum_present;
+        bad_fields[i] = ep_.bad_fields;
+        source[i] = ep_.source;
+        offset[i] = ep_.offset;
     }
 
     std::span<const std::uint8_t> d_;
@@ -775,12 +913,87 @@ class Decoder {
     // The last good time and position fields (views into the input) and their values.
     std::string_view tod_text_;
     std::int64_t tod_value_ = 0;
-    std::array<std::string_view, 4> pos_text_{};
+    std::string_view pos_text_;
     std::array<double, 2> pos_value_{};
     std::optional<std::int64_t> last_day_, last_tod_;
+    std::string err_; // why the last sentence handler returned false
+    // Rows written and rows of room made (see add_message); kind bytes written.
+    std::size_t nfix_ = 0, fix_room_ = 0, nmsg_ = 0, msg_room_ = 0, kind_len_ = 0;
 };
 
 } // namespace
+
+namespace {
+
+// Every pool block starts with a header holding its size; the caller's
+// memory follows, aligned as operator new aligns.
+constexpr std::size_t kHeader = alignof(std::max_align_t) > 16 ? alignof(std::max_align_t) : 16;
+
+struct Pool {
+    std::mutex mu;
+    std::vector<std::pair<void*, std::size_t>> free; // (block, bytes), oldest first
+    std::size_t cached = 0;
+};
+
+Pool& pool() {
+    // Never destroyed: a numpy array freed during interpreter shutdown, after
+    // static destructors, still finds it (the OS takes the cache at exit).
+    static Pool* const p = new Pool;
+    return *p;
+}
+
+std::size_t block_bytes(void* user) {
+    std::size_t bytes;
+    std::memcpy(&bytes, static_cast<char*>(user) - kHeader, sizeof bytes);
+    return bytes;
+}
+
+} // namespace
+
+void* pool_allocate(std::size_t bytes) {
+    if (bytes >= kPoolMinBytes) {
+        Pool& P = pool();
+        const std::lock_guard lock(P.mu);
+        // The smallest cached block that fits and wastes at most half of itself.
+        std::size_t best = P.free.size();
+        for (std::size_t i = 0; i < P.free.size(); ++i) {
+            const std::size_t have = P.free[i].second;
+            if (have >= bytes && have / 2 <= bytes && (best == P.free.size() || have < P.free[best].second))
+                best = i;
+        }
+        if (best != P.free.size()) {
+            void* const b = P.free[best].first;
+            P.cached -= P.free[best].second;
+            P.free.erase(P.free.begin() + std::ptrdiff_t(best));
+            return static_cast<char*>(b) + kHeader;
+        }
+    }
+    void* const b = std::malloc(bytes + kHeader);
+    if (b == nullptr)
+        throw std::bad_alloc();
+    std::memcpy(b, &bytes, sizeof bytes);
+    return static_cast<char*>(b) + kHeader;
+}
+
+void pool_free(void* user) noexcept {
+    if (user == nullptr)
+        return;
+    void* const b = static_cast<char*>(user) - kHeader;
+    const std::size_t bytes = block_bytes(user);
+    if (bytes < kPoolMinBytes || bytes > kPoolMaxBytes) {
+        std::free(b);
+        return;
+    }
+    Pool& P = pool();
+    const std::lock_guard lock(P.mu);
+    P.free.emplace_back(b, bytes);
+    P.cached += bytes;
+    while (P.cached > kPoolMaxBytes) { // the oldest go back to malloc
+        std::free(P.free.front().first);
+        P.cached -= P.free.front().second;
+        P.free.erase(P.free.begin());
+    }
+}
 
 Result decode(std::span<const std::uint8_t> data) {
     return Decoder(data).run();

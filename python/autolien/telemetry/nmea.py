@@ -98,15 +98,76 @@ MESSAGE_SCHEMA = pa.schema(
 )
 
 
-# Every byte as a one-character string (the decoder sends capitals or 0).
-_CHARS = pa.array([chr(i) if 0x20 <= i < 0x7F else "?" for i in range(256)], pa.string())
 _SOURCES = pa.array(["", "nmea", "ubx"], pa.string())
 _NO_TIME = np.iinfo(np.int64).min
 
 
 def _letters(codes: np.ndarray) -> pa.Array:
-    # One ASCII letter per row (0 = absent): a take, without a Python loop.
-    return _CHARS.take(pa.array(codes, mask=codes == 0))
+    # One letter per row (0 = absent): the codes are the string data itself,
+    # since the decoder sends only ASCII capitals (valid UTF-8) or 0.
+    n = len(codes)
+    present = codes != 0
+    if present.all():
+        return pa.Array.from_buffers(
+            pa.string(),
+            n,
+            [None, pa.py_buffer(np.arange(n + 1, dtype=np.int32)), pa.py_buffer(codes)],
+        )
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(present, out=offsets[1:])
+    return pa.Array.from_buffers(
+        pa.string(),
+        n,
+        [
+            validity(present),
+            pa.py_buffer(offsets),
+            pa.py_buffer(np.ascontiguousarray(codes[present])),
+        ],
+    )
+
+
+def _column(values: np.ndarray, field: pa.Field) -> pa.Array:
+    # A float column: NaN is the only value unequal to itself, so one compare
+    # gives the validity (isnan and a negation were two passes); the rest as
+    # the generated columns have it.
+    if field.type == pa.float64() and values.dtype == np.float64:
+        valid = values == values  # noqa: PLR0124 (NaN is unequal to itself)
+        return pa.Array.from_buffers(
+            field.type, len(values), [validity(valid), pa.py_buffer(values)]
+        )
+    return generated_column(values, field)
+
+
+def _bools(values: np.ndarray) -> pa.Array:
+    # 0/1 bytes to an Arrow boolean column: the bits packed in one numpy pass.
+    bits = np.packbits(values.view(np.bool_), bitorder="little")
+    return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
+
+
+def _kinds(col: tuple[np.ndarray, np.ndarray]) -> pa.Array:
+    # Message kinds (at most 9 bytes each) with 32-bit offsets built in numpy:
+    # Arrow's large_string cast checks more than these need.
+    data, starts = col
+    if len(data) >= 2**31:
+        return binary_array(col, pa.string())
+    offsets = starts.astype(np.int32)
+    return pa.Array.from_buffers(
+        pa.string(), len(starts) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
+
+
+def _sources(codes: np.ndarray) -> pa.Array:
+    # 1 NMEA, 2 UBX. A log of one kind (the rule) is one string repeated:
+    # built from buffers, as a take costs several ns a row.
+    n = len(codes)
+    for code in (1, 2):
+        if n and (codes == code).all():
+            text = _SOURCES[code].as_py().encode()
+            offsets = np.arange(0, len(text) * n + 1, len(text), dtype=np.int32)
+            return pa.Array.from_buffers(
+                pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(text * n)]
+            )
+    return _SOURCES.take(pa.array(codes))
 
 
 def _bad_fields(mask: np.ndarray) -> pa.Array:
@@ -140,12 +201,12 @@ def decode_nmea(data: Any, *, vehicle_id: str | None = None) -> DecodeResult:
         [
             pa.repeat(pa.scalar(vehicle_id, pa.string()), n),  # vehicle_id
             pa.Array.from_buffers(TIME_TYPE, n, [validity(t != _NO_TIME), pa.py_buffer(t)]),
-            *[generated_column(fix_cols[fld.name], fld) for fld in _FIX_GENERATED],
+            *[_column(fix_cols[fld.name], fld) for fld in _FIX_GENERATED],
             _letters(f["rmc_status"]),
             _letters(f["rmc_mode"]),
-            pa.array(f["checksum_present"].view(np.bool_)),
+            _bools(f["checksum_present"]),
             _bad_fields(f["bad_fields"]),
-            _SOURCES.take(pa.array(f["source"])),  # source
+            _sources(f["source"]),
             pa.array(f["offset"], pa.uint64()),
         ],
         schema=FIX_SCHEMA,
@@ -153,9 +214,9 @@ def decode_nmea(data: Any, *, vehicle_id: str | None = None) -> DecodeResult:
     messages = pa.Table.from_arrays(
         [
             *[generated_column(msg_cols[fld.name], fld) for fld in _MESSAGE_GENERATED],
-            binary_array(m["kind"], pa.string()),
-            pa.array(m["used"].view(np.bool_)),
-            pa.array(m["checksum_present"].view(np.bool_)),
+            _kinds(m["kind"]),
+            _bools(m["used"]),
+            _bools(m["checksum_present"]),
         ],
         schema=MESSAGE_SCHEMA,
     )
