@@ -88,7 +88,12 @@ def start_server(
         "--max-per-peer", str(terminals + 10), *extra,
     ]  # fmt: skip
     with open(d / "server.log", "a") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
+        # its own session, as a daemon: with the kernel's autogroup scheduling
+        # each session shares the CPU as one, so the load generator's work is
+        # not taken from the server's share (see _autogroup)
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True
+        )
     assert proc.stdout is not None
     line = json.loads(proc.stdout.readline())
     return proc, int(line["jt808"])
@@ -109,7 +114,10 @@ def stop_server(proc: subprocess.Popen[str], d: Path) -> dict | None:
 
 
 # --- server resources ---------------------------------------------------------
-def _one_proc(pid: int) -> tuple[float, int]:
+def _one_proc(pid: int) -> tuple[float, int, float]:
+    """CPU seconds (all threads), peak RSS, and the seconds its threads spent
+    runnable but waiting for a CPU (schedstat): on a shared machine that is
+    the time other work took from it."""
     with open(f"/proc/{pid}/stat") as f:
         parts = f.read().rsplit(")", 1)[1].split()
     cpu = (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
@@ -118,7 +126,11 @@ def _one_proc(pid: int) -> tuple[float, int]:
         for line in f:
             if line.startswith("VmHWM:"):
                 rss = int(line.split()[1]) * 1024
-    return cpu, rss
+    wait = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            wait += int((task / "schedstat").read_text().split()[1])
+    return cpu, rss, wait / 1e9
 
 
 def _children(pid: int) -> list[int]:
@@ -129,7 +141,7 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def _proc_stats(pid: int) -> dict[str, tuple[float, int]]:
+def _proc_stats(pid: int) -> dict[str, tuple[float, int, float]]:
     """CPU seconds (all threads) and peak RSS of the acceptor and of its ingest process."""
     out = {"acceptor": _one_proc(pid)}
     for c in _children(pid):
@@ -192,7 +204,7 @@ def run_cpp(
         ]  # fmt: skip
         if client_cpu:
             cmd += ["--cpu", client_cpu]
-        gen = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        gen = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True)
         assert gen.stdout is not None
         try:
             first = json.loads(gen.stdout.readline())  # {"event": "reporting"}
@@ -214,15 +226,20 @@ def run_cpp(
             # CPU seconds per second (1.0 = one core busy), per process, over
             # the reports and the wait for their last acknowledgements
             "server_cpu_share": {
-                k: round((cpu_e[k][0] - cpu_s.get(k, (0.0, 0))[0]) / span, 3) for k in cpu_e
+                k: round((cpu_e[k][0] - cpu_s.get(k, (0.0, 0, 0.0))[0]) / span, 3) for k in cpu_e
             },
             "server_us_per_frame": round(
                 1e6
-                * sum(cpu_e[k][0] - cpu_s.get(k, (0.0, 0))[0] for k in cpu_e)
+                * sum(cpu_e[k][0] - cpu_s.get(k, (0.0, 0, 0.0))[0] for k in cpu_e)
                 / max(1, out["acked"]),
                 1,
             ),
             "server_peak_rss_mb": {k: round(v[1] / 2**20, 1) for k, v in cpu_e.items()},
+            # seconds per second each server process was ready to run but
+            # waited for a CPU that other work held
+            "server_cpu_wait_share": {
+                k: round((cpu_e[k][2] - cpu_s.get(k, (0.0, 0, 0.0))[2]) / span, 3) for k in cpu_e
+            },
             "loadavg_1m": load.summary(),
             "server_stopped": stopped,
         }
@@ -385,7 +402,7 @@ def run_python(args: argparse.Namespace, terminals: int, interval: float) -> dic
         "ack_p99_ms": q(0.99),
         "ack_p999_ms": q(0.999),
         "server_cpu_share": {
-            k: round((cpu_e[k][0] - cpu_s.get(k, (0.0, 0))[0]) / (t_e - t_s), 3) for k in cpu_e
+            k: round((cpu_e[k][0] - cpu_s.get(k, (0.0, 0, 0.0))[0]) / (t_e - t_s), 3) for k in cpu_e
         },
         "server_peak_rss_mb": {k: round(v[1] / 2**20, 1) for k, v in cpu_e.items()},
         "loadavg_1m": load.summary(),
@@ -410,7 +427,7 @@ def _one(args: argparse.Namespace, loadgen: Path | None, terminals: int, interva
 def _brief(r: dict) -> str:
     keys = (
         "terminals", "interval_s", "offered_frames_per_s", "acked_frames_per_s", "ack_p50_ms",
-        "ack_p99_ms", "ack_p999_ms", "ack_from_due_p99_ms", "server_cpu_share",
+        "ack_p99_ms", "ack_p999_ms", "ack_from_due_p99_ms", "server_cpu_share", "server_cpu_wait_share",
         "generator_cpu_share", "loadavg_1m", "acked", "unacked", "dropped",
     )  # fmt: skip
     return json.dumps({k: r[k] for k in keys if k in r})
