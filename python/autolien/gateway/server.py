@@ -18,6 +18,7 @@ import collections
 import contextlib
 import dataclasses
 import functools
+import gc
 import hashlib
 import hmac
 import json
@@ -602,6 +603,40 @@ class Gateway:
         return (frame, reply(SUCCESS), functools.partial(reply, ERROR))
 
 
+# Cyclic GC thresholds for the acceptor process. With the defaults (700, 10,
+# 10) the answers waiting on a group commit (a few objects per frame) survive
+# young collections and are promoted, so full collections, which walk every
+# session of every connected terminal, ran often: 14% of the acceptor's
+# samples at 10,000 terminals x 1 report/s (py-spy --native). Transient
+# per-frame objects are freed by reference counting and never reach the
+# collector, so rarer young collections cost little memory.
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def _tune_gc() -> dict[str, float]:
+    """Freezes what start-up allocated (modules, the loan book: it lives as
+    long as the process, and no collection need walk it again), raises the
+    thresholds, and returns counters of the collections made from now on
+    (count and milliseconds per generation), for the `stopped` log line."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    out: dict[str, float] = {}
+    started = [0.0]
+
+    def timer(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+            return
+        g = info["generation"]
+        out[f"gc{g}_count"] = out.get(f"gc{g}_count", 0) + 1
+        ms = out.get(f"gc{g}_ms", 0.0) + 1000 * (time.perf_counter() - started[0])
+        out[f"gc{g}_ms"] = round(ms, 1)
+
+    gc.callbacks.append(timer)
+    return out
+
+
 def serve(config: GatewayConfig, *, ready: Callable[[dict[str, int]], None] | None = None) -> int:
     """Runs the gateway until SIGTERM or SIGINT; prints one JSON line with the
     bound ports once it listens."""
@@ -617,6 +652,7 @@ def serve(config: GatewayConfig, *, ready: Callable[[dict[str, int]], None] | No
     async def main() -> None:
         gw = Gateway(config)
         await gw.start()
+        gc_time = _tune_gc()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -632,7 +668,7 @@ def serve(config: GatewayConfig, *, ready: Callable[[dict[str, int]], None] | No
             ready(gw.ports)
         await stop.wait()
         await gw.stop()
-        gw.log("stopped", **dict(gw.stats.items()))
+        gw.log("stopped", **dict(gw.stats.items()), **gc_time)
 
     runner(main())
     return 0
