@@ -113,7 +113,7 @@ bench-gateway: install $(LOADGEN)
 	$(PY) bench/bench_gateway.py --terminals 1000 --interval 1 --seconds $(GATEWAY_SECONDS) --runs $(GATEWAY_RUNS)
 	$(PY) bench/bench_gateway.py --terminals 10000 --interval 10 --seconds $(GATEWAY_SECONDS) --runs $(GATEWAY_RUNS)
 	$(PY) bench/bench_gateway.py --terminals 10000 --interval 1 --seconds $(GATEWAY_SECONDS) --runs $(GATEWAY_RUNS)
-	$(PY) bench/bench_gateway.py --terminals 10000 --seconds 15 --sweep 2000,5000,10000,15000,20000
+	$(PY) bench/bench_gateway.py --terminals 10000 --seconds 15 --sweep 5000,10000,15000,20000,25000,30000,40000
 
 bench-quick: install
 	AUTOLIEN_BENCH_QUICK=1 $(PY) -m pytest bench $(BENCH_ARGS)
