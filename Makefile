@@ -14,7 +14,7 @@ CXX_SOURCES = $(shell find cpp bindings fpga -path fpga/build -prune -o \( -name
 DEMO_DIR ?= demo
 
 
-.PHONY: help demo browser fpga install test test-fast bench bench-scale bench-quick bench-save bench-check lint format sanitize fuzz mutate clean wheel wheel-test
+.PHONY: help demo browser fpga install test test-fast bench bench-scale bench-quick bench-gateway bench-save bench-check lint format sanitize fuzz mutate clean wheel wheel-test
 
 help:
 	@echo "make demo       build, simulate a 200-vehicle portfolio for 14 days, run the pipeline, print the summary"
@@ -22,6 +22,7 @@ help:
 	@echo "make bench      run bench/ with real timings: our kernels against their peers"
 	@echo "make bench-scale the daily job at 1,000 and 10,000 vehicles x 14 days + 1 (minutes to an hour), figures into docs/pipeline.md"
 	@echo "make bench-save run the benches (CPU-timed) and save bench/baselines/<cpu>-<cores>c.json"
+	@echo "make bench-gateway the live gateway under the C++ load generator (10,000 terminals; not in make test)"
 	@echo "make bench-check run the benches (CPU-timed) and fail on a regression against this machine's baseline"
 	@echo "make lint       ruff, mypy and clang-format in check mode"
 	@echo "make wheel      a manylinux wheel in dist/ (Release, portable ISA, repaired by auditwheel)"
@@ -97,6 +98,22 @@ bench: install
 SCALE_SIZES ?= 1000 10000
 bench-scale: install
 	$(PY) bench/bench_scale.py --sizes $(SCALE_SIZES) --write-doc docs/pipeline.md --label current
+
+# Not part of make test: the live gateway under load from the C++ load
+# generator (bench/loadgen, compiled into build/, never installed): 1,000 and
+# 10,000 terminals, GATEWAY_RUNS times each; figures in docs/gateway.md.
+LOADGEN := build/loadgen
+GATEWAY_RUNS ?= 3
+GATEWAY_SECONDS ?= 30
+$(LOADGEN): bench/loadgen/loadgen.cpp
+	mkdir -p build
+	$(CXX) -O2 -std=c++20 -Wall -Wextra -o $@ $<
+
+bench-gateway: install $(LOADGEN)
+	$(PY) bench/bench_gateway.py --terminals 1000 --interval 1 --seconds $(GATEWAY_SECONDS) --runs $(GATEWAY_RUNS)
+	$(PY) bench/bench_gateway.py --terminals 10000 --interval 10 --seconds $(GATEWAY_SECONDS) --runs $(GATEWAY_RUNS)
+	$(PY) bench/bench_gateway.py --terminals 10000 --interval 1 --seconds $(GATEWAY_SECONDS) --runs $(GATEWAY_RUNS)
+	$(PY) bench/bench_gateway.py --terminals 10000 --seconds 15 --sweep 5000,10000,15000,20000,25000,30000,40000
 
 bench-quick: install
 	AUTOLIEN_BENCH_QUICK=1 $(PY) -m pytest bench $(BENCH_ARGS)

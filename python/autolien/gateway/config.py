@@ -35,6 +35,10 @@ class GatewayConfig:
     segment_bytes: int = 64 << 20
     spool_bytes: int = 1 << 30
     ingest_interval: float = 0.5
+    # The ingest process's nice increment (0: none). It is off the
+    # acknowledgement path, so under CPU contention it yields to the acceptor
+    # and falls behind instead (the spool, within spool_bytes, holds the rest).
+    ingest_nice: int = 10
     # Rows timed outside [now - skew, now + 1 day] are stored but not fed to
     # the monitor: a device clock years off would make it score every hour
     # in between. None: feed every row (replaying history).

@@ -436,7 +436,12 @@ def main() -> int:
     d = json.loads(sys.argv[1])
     for k in ("jt808", "gb32960"):
         d[k] = tuple(d[k]) if d[k] is not None else None
-    return run(GatewayConfig(**d), sys.stdin.fileno())
+    cfg = GatewayConfig(**d)
+    if cfg.ingest_nice:
+        # Acknowledgements first: when the acceptor and this process both want
+        # a core, the acceptor gets it and the spool holds what waits here.
+        os.nice(cfg.ingest_nice)
+    return run(cfg, sys.stdin.fileno())
 
 
 if __name__ == "__main__":

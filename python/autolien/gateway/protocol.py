@@ -47,7 +47,10 @@ class FramingError:
     raw: bytes
 
 
-@dataclass(frozen=True, slots=True)
+# Frame and Jt808Header are built once per frame on the acknowledgement path:
+# not frozen, because a frozen dataclass's __init__ sets each field through
+# object.__setattr__, which doubles their cost. Nothing mutates them.
+@dataclass(slots=True)
 class Frame:
     raw: bytes  # as sent: escaped, with its delimiters
     payload: bytes  # JT/T 808: unescaped header+body (no check code); GB/T 32960: the whole frame
@@ -62,6 +65,16 @@ class Jt808Framer:
         self._skipping = False  # inside an oversize frame: drop until its end flag
 
     def feed(self, data: bytes) -> list[Frame | FramingError]:
+        n = len(data)
+        if (
+            not self._buf
+            and not self._skipping
+            and 2 < n <= self.max_frame
+            and data[0] == 0x7E
+            and data.find(b"\x7e", 1) == n - 1
+        ):
+            # the common read: exactly one whole frame and nothing held back
+            return [_jt808_unframe(bytes(data))]
         self._buf += data
         out: list[Frame | FramingError] = []
         buf = self._buf
@@ -128,7 +141,7 @@ def jt808_escape(payload: bytes) -> bytes:
     return b"\x7e" + payload.replace(b"\x7d", b"\x7d\x01").replace(b"\x7e", b"\x7d\x02") + b"\x7e"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Jt808Header:
     msg_id: int
     props: int

@@ -18,6 +18,7 @@ import collections
 import contextlib
 import dataclasses
 import functools
+import gc
 import hashlib
 import hmac
 import json
@@ -73,9 +74,18 @@ _Queued = tuple["_Session", bytes, Callable[[], bytes] | None]
 
 class _Committer:
     """Group commit on the loop, without a future per frame: records and the
-    answers that wait on them queue while one write+fsync runs in a thread,
-    and go out together in the next. Answers are written in queue order, so
-    a connection's answers keep the order of its frames."""
+    answers that wait on them queue while the loop reads, and once per loop
+    iteration, after the reads it found ready, one write+fsync covers them
+    all and their answers go out (as Redis's appendfsync always does before
+    it replies). The fsync blocks the loop, briefly: frames that arrive
+    meanwhile wait in the socket buffers and join the next commit. A thread
+    would let the loop read during the fsync, but each commit would then
+    cross threads twice, and on a busy machine each crossing waits for the
+    scheduler: measured back to back (bench/bench_gateway.py), the thread
+    cost more acceptor CPU (0.24 against 0.17 of a core at 1,000 frames/s,
+    0.51 against 0.38 at 10,000) and more latency (p99 35 against 21 ms at
+    10,000) than the 0.2-1 ms fsync it overlapped. Answers are written in
+    queue order, so a connection's answers keep the order of its frames."""
 
     def __init__(self, spool: Spool, loop: asyncio.AbstractEventLoop, log: Log) -> None:
         self.spool = spool
@@ -85,9 +95,8 @@ class _Committer:
         # (session, answer once durable, the answer if the write failed: built
         # only then, None for an answer that waits on no record)
         self._answers: list[_Queued] = []
-        self._queued = 0  # bytes queued or in flight
-        self._busy = False
-        self._delivering = False
+        self._queued = 0  # bytes queued
+        self._scheduled = False
         self.idle = asyncio.Event()
         self.idle.set()
         self.on_commit: Callable[[], None] = lambda: None
@@ -110,56 +119,44 @@ class _Committer:
         self._kick()
 
     def _kick(self) -> None:
-        if self._busy or self._delivering or not self._answers:
-            return
+        if not self._scheduled:
+            self._scheduled = True
+            self.idle.clear()
+            self.loop.call_soon(self._commit)
+
+    def _commit(self) -> None:
+        self._scheduled = False
         records, answers = self._records, self._answers
         self._records, self._answers = [], []
-        if not records:
-            self._deliver(answers, True)
-            self._kick()
-            return
-        self._busy = True
-        self.idle.clear()
-        fut = self.loop.run_in_executor(None, self.spool.write_batch, records)
-        fut.add_done_callback(functools.partial(self._done, answers, records))
-
-    def _done(
-        self,
-        answers: list[_Queued],
-        records: list[bytes],
-        fut: asyncio.Future[None],
-    ) -> None:
-        self._busy = False
-        self._queued -= sum(len(r) for r in records)
-        ok = not fut.cancelled() and fut.exception() is None
-        if ok:
-            self.batches += 1
-            self.records += len(records)
-            self.on_commit()
-        else:
-            self.log("spool_error", error=repr(fut.exception()), records=len(records))
-        self._deliver(answers, ok)
-        self._kick()
-        if not self._busy:
+        ok = True
+        if records:
+            try:
+                self.spool.write_batch(records)
+            except Exception as e:  # noqa: BLE001 - a refused batch, answered as such
+                ok = False
+                self.log("spool_error", error=repr(e), records=len(records))
+            self._queued -= sum(len(r) for r in records)
+            if ok:
+                self.batches += 1
+                self.records += len(records)
+                self.on_commit()
+        self._deliver(answers, ok)  # may queue more: they go in the next commit
+        if not self._scheduled:
             self.idle.set()
 
     def _deliver(self, answers: list[_Queued], ok: bool) -> None:
-        self._delivering = True
-        try:
-            for sess, good, bad in answers:
-                if bad is None:
-                    sess.write(good)
-                    continue
-                sess.waiting -= 1
-                if ok:
-                    sess.write(good)
-                else:
-                    sess.refused("spool_error")
-                    sess.write(bad())
-                if sess.backlog and sess.waiting <= MAX_IN_FLIGHT // 2:
-                    sess.pump()
-        finally:
-            self._delivering = False
+        for sess, good, bad in answers:
+            if bad is None:
+                sess.write(good)
+                continue
+            sess.waiting -= 1
+            if ok:
+                sess.write(good)
+            else:
+                sess.refused("spool_error")
+                sess.write(bad())
+            if sess.backlog and sess.waiting <= MAX_IN_FLIGHT // 2:
+                sess.pump()
 
 
 @dataclasses.dataclass
@@ -602,6 +599,40 @@ class Gateway:
         return (frame, reply(SUCCESS), functools.partial(reply, ERROR))
 
 
+# Cyclic GC thresholds for the acceptor process. With the defaults (700, 10,
+# 10) the answers waiting on a group commit (a few objects per frame) survive
+# young collections and are promoted, so full collections, which walk every
+# session of every connected terminal, ran often: 14% of the acceptor's
+# samples at 10,000 terminals x 1 report/s (py-spy --native). Transient
+# per-frame objects are freed by reference counting and never reach the
+# collector, so rarer young collections cost little memory.
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def _tune_gc() -> dict[str, float]:
+    """Freezes what start-up allocated (modules, the loan book: it lives as
+    long as the process, and no collection need walk it again), raises the
+    thresholds, and returns counters of the collections made from now on
+    (count and milliseconds per generation), for the `stopped` log line."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    out: dict[str, float] = {}
+    started = [0.0]
+
+    def timer(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+            return
+        g = info["generation"]
+        out[f"gc{g}_count"] = out.get(f"gc{g}_count", 0) + 1
+        ms = out.get(f"gc{g}_ms", 0.0) + 1000 * (time.perf_counter() - started[0])
+        out[f"gc{g}_ms"] = round(ms, 1)
+
+    gc.callbacks.append(timer)
+    return out
+
+
 def serve(config: GatewayConfig, *, ready: Callable[[dict[str, int]], None] | None = None) -> int:
     """Runs the gateway until SIGTERM or SIGINT; prints one JSON line with the
     bound ports once it listens."""
@@ -617,6 +648,7 @@ def serve(config: GatewayConfig, *, ready: Callable[[dict[str, int]], None] | No
     async def main() -> None:
         gw = Gateway(config)
         await gw.start()
+        gc_time = _tune_gc()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -632,7 +664,7 @@ def serve(config: GatewayConfig, *, ready: Callable[[dict[str, int]], None] | No
             ready(gw.ports)
         await stop.wait()
         await gw.stop()
-        gw.log("stopped", **dict(gw.stats.items()))
+        gw.log("stopped", **dict(gw.stats.items()), **gc_time)
 
     runner(main())
     return 0
