@@ -426,4 +426,23 @@ void register_gnss_geofence(py::module_& m) {
         py::arg("fence_lon").noconvert(), py::arg("fence_lat").noconvert(), py::arg("lat").noconvert(),
         py::arg("lon").noconvert(),
         "Inside (even-odd) and distance to the nearest edge in metres, per point.");
+    m.def(
+        "great_circle_m",
+        [](const carray<double>& lat1, const carray<double>& lon1, const carray<double>& lat2,
+           const carray<double>& lon2, double radius_m) {
+            const auto n = lat1.size();
+            if (lon1.size() != n || lat2.size() != n || lon2.size() != n)
+                throw std::invalid_argument("lat1, lon1, lat2 and lon2 must have the same length");
+            std::vector<double> out(std::size_t(n), 0.0);
+            {
+                py::gil_scoped_release nogil;
+                for (std::size_t i = 0; i < out.size(); ++i)
+                    out[i] = ag::great_circle_m(lat1.data()[i], lon1.data()[i], lat2.data()[i],
+                                                lon2.data()[i], radius_m);
+            }
+            return to_numpy(std::move(out));
+        },
+        py::arg("lat1").noconvert(), py::arg("lon1").noconvert(), py::arg("lat2").noconvert(),
+        py::arg("lon2").noconvert(), py::arg("radius_m"),
+        "Great-circle (haversine) distance in metres between point pairs, element-wise.");
 }

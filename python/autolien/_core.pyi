@@ -118,6 +118,13 @@ def geofence_events(
     fence_lat: NDArray[np.float64],
     k_sigma: float,
 ) -> FenceEventsRaw: ...
+def great_circle_m(
+    lat1: NDArray[np.float64],
+    lon1: NDArray[np.float64],
+    lat2: NDArray[np.float64],
+    lon2: NDArray[np.float64],
+    radius_m: float,
+) -> NDArray[np.float64]: ...
 def fence_locate(
     fence_lon: NDArray[np.float64],
     fence_lat: NDArray[np.float64],

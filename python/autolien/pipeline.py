@@ -232,7 +232,7 @@ def run_portfolio(
     else:
         summary["fuse"] = "skipped: no RTK fixes in this portfolio"
     t3 = time.perf_counter()
-    mon = monitor_store(str(db), progress=progress, state=db.with_suffix(".monitor.pkl"))
+    mon = monitor_store(str(db), progress=progress, state=True)
     timings["monitor"] = time.perf_counter() - t3
     summary["monitor"] = mon
     val = None

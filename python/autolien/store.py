@@ -235,3 +235,281 @@ def run_outputs(db: str | Path) -> tuple[pa.Table, dict[str, Any]]:
             "SELECT min(hour) AS first, max(hour) AS last FROM monitor_features"
         ).to_pylist()[0]
     return alerts, span
+
+
+# --- the monitor stage ---------------------------------------------------------
+# Where positions and odometer readings come from, best first. Tracks: the
+# fused track (else raw fixes) where a vehicle has one, the terminal's own
+# positions for every other vehicle. The ignition is the JT/T 808 ACC bit
+# (status bit 0); RTK logs carry none.
+_MON_FUSED = (
+    "SELECT vehicle_id, time, lat, lon, sqrt(ve_mps * ve_mps + vn_mps * vn_mps) * 3.6 AS speed_kmh, "
+    "NULL::BOOLEAN AS ignition, used FROM gnss_track WHERE vehicle_id IS NOT NULL"
+)
+_MON_FIXES = (
+    "SELECT vehicle_id, time, lat, lon, speed_kmh, NULL::BOOLEAN AS ignition, true AS used "
+    "FROM fixes WHERE vehicle_id IS NOT NULL"
+)
+_MON_LOCATIONS = (
+    "SELECT terminal_id AS vehicle_id, time, lat, lon, speed_kmh, (status & 1) = 1 AS ignition "
+    "FROM locations"
+)
+_MON_ODOMETERS = (
+    (
+        "locations",
+        (
+            "SELECT terminal_id AS vehicle_id, time, mileage_km AS odometer_km FROM locations "
+            "WHERE mileage_km IS NOT NULL"
+        ),
+    ),
+    ("ev", "SELECT vin AS vehicle_id, time, odometer_km FROM ev WHERE odometer_km IS NOT NULL"),
+)
+_MON_TRACK_COLS = ("vehicle_id", "time", "lat", "lon", "speed_kmh", "ignition", "used")
+_MON_COLS = ("time", "lat", "lon", "speed_kmh", "ignition", "odometer_km")
+MONITOR_OUTPUTS = ("alerts", "monitor_features", "monitor_rejects")
+MONITOR_STATE = "monitor_state"
+_MON_META = "monitor_state"
+
+
+@dataclass
+class MonitorRead:
+    """What a monitor run reads: the vehicles with rows newer than ``since``
+    (sorted), the newest row's time (None without rows), each source's row
+    count (by source name) and how many of its rows are newer than ``since``."""
+
+    ids: list[str]
+    clock: dt.datetime | None
+    counts: dict[str, int]
+    newer: dict[str, int]
+
+
+class MonitorStore:
+    """The monitor stage's reads and writes of the store.
+
+    ``read`` copies the rows newer than the last run's clock, once, into
+    temporary tables numbered by vehicle block; ``block`` hands out one
+    block's rows (the scan is bounded by the block, not by the history);
+    ``state`` reads the saved state of a block's vehicles. ``write`` opens
+    one transaction in which the new state, the new feature hours and the
+    rejects go in block by block; ``commit`` adds the alerts and the run's
+    meta. A run killed before ``commit`` leaves the store as it was."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.con = store.con
+        self._seq: dict[str, int] = {}
+        self._created: set[str] = set()
+
+    def meta(self) -> dict[str, Any] | None:
+        """The last committed run's meta (clock, row counts, config), or None."""
+        import json  # noqa: PLC0415
+
+        raw = self.store.meta(_MON_META)
+        if raw is None or MONITOR_STATE not in self.store.tables():
+            return None
+        out: dict[str, Any] = json.loads(raw)
+        return out
+
+    def _sources(self) -> tuple[str | None, list[str], str | None]:
+        have = set(self.store.tables())
+        odo = [q for t, q in _MON_ODOMETERS if t in have]
+        loc = _MON_LOCATIONS if "locations" in have else None
+        if "loan_book" in have:  # terminal numbers and VINs become the book's vehicle ids
+            loc = loc and mapped_sql(loc, _MON_COLS)
+            odo = [mapped_sql(q, _MON_COLS) for q in odo]
+        rtk = _MON_FUSED if "gnss_track" in have else _MON_FIXES if "fixes" in have else None
+        return loc, odo, rtk
+
+    def read(self, since: dt.datetime | None, batch: int, known: list[str]) -> MonitorRead:
+        """Stages the rows newer than ``since`` (all rows without it) for
+        ``known`` vehicles (those with state) and every vehicle with such
+        rows, ``batch`` vehicles a block."""
+        con = self.con
+        loc, odo, rtk = self._sources()
+        if loc is None and rtk is None and not odo:
+            raise ValueError(
+                f"{self.store.path} has no tracks or odometer readings; "
+                "run `autolien ingest` (and `fuse`) first"
+            )
+        con.execute("SET VARIABLE _monitor_since = ?", [since]).fetchall()
+        newer = "(getvariable('_monitor_since') IS NULL OR time > getvariable('_monitor_since'))"
+        track = None
+        if rtk:
+            rtk_new = f"SELECT * FROM ({rtk}) WHERE {newer}"
+            if loc:
+                # an RTK log has no ignition: take the terminal's latest ACC bit
+                rtk_new = (
+                    "SELECT r.vehicle_id, r.time, r.lat, r.lon, r.speed_kmh, i.ignition, r.used "
+                    f"FROM ({rtk_new}) r ASOF LEFT JOIN "
+                    f"(SELECT vehicle_id, time, ignition FROM ({loc})) i "
+                    "ON r.vehicle_id = i.vehicle_id AND r.time >= i.time"
+                )
+            track = rtk_new
+        if loc:
+            loc_new = f"SELECT *, true AS used FROM ({loc}) WHERE {newer}"
+            # a vehicle with an RTK track (ever) is tracked by it alone
+            track = (
+                f"SELECT * FROM ({track}) UNION ALL SELECT * FROM ({loc_new}) "
+                f"WHERE vehicle_id NOT IN (SELECT DISTINCT vehicle_id FROM ({rtk}))"
+                if track
+                else loc_new
+            )
+        cols = ", ".join(_MON_TRACK_COLS)
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _mon_tracks_new AS "
+            + (f"SELECT {cols} FROM ({track})" if track else f"SELECT {cols} FROM ({_EMPTY_TRACK})")
+        ).fetchall()
+        odo_sql = (
+            " UNION ALL ".join(f"SELECT * FROM ({q}) WHERE {newer}" for q in odo)
+            if odo
+            else "SELECT NULL::VARCHAR AS vehicle_id, NULL::TIMESTAMPTZ AS time, "
+            "NULL::DOUBLE AS odometer_km WHERE false"
+        )
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _mon_odo_new AS {odo_sql}").fetchall()
+        new_ids = self.store.query(
+            "SELECT DISTINCT vehicle_id AS v FROM (SELECT vehicle_id FROM _mon_tracks_new "
+            "UNION ALL SELECT vehicle_id FROM _mon_odo_new) WHERE vehicle_id IS NOT NULL"
+        )
+        ids = sorted(set(new_ids.column("v").to_pylist()) | set(known))
+        blocks = pa.table(
+            {
+                "vehicle_id": pa.array(ids, pa.string()),
+                "blk": pa.array([i // batch for i in range(len(ids))], pa.int64()),
+            }
+        )
+        con.register("_mon_blocks", blocks)
+        try:
+            for name in ("tracks", "odo"):
+                # block first: a block's rows lie together, so its scan is short
+                con.execute(
+                    f"CREATE OR REPLACE TEMP TABLE _mon_{name} AS SELECT b.blk, s.* "
+                    f"FROM _mon_{name}_new s JOIN _mon_blocks b USING (vehicle_id) "
+                    "ORDER BY ALL"
+                ).fetchall()
+                con.execute(f"DROP TABLE _mon_{name}_new").fetchall()
+        finally:
+            con.unregister("_mon_blocks")
+        clock = self.store.query(
+            "SELECT max(t) AS t FROM (SELECT max(time) AS t FROM _mon_tracks "
+            "UNION ALL SELECT max(time) FROM _mon_odo)"
+        ).column("t")[0]
+        # row counts of the sources as stored (no identity join: it keeps every row)
+        counts: dict[str, int] = {}
+        new_counts: dict[str, int] = {}
+        have = set(self.store.tables())
+        for name, q in (
+            ("gnss_track", _MON_FUSED),
+            ("fixes", _MON_FIXES),
+            ("locations", _MON_LOCATIONS),
+            *((f"{t}_odometer", q) for t, q in _MON_ODOMETERS),
+        ):
+            base = name.split("_odometer")[0]
+            if base not in have or (name == "fixes" and "gnss_track" in have):
+                continue
+            row = self.store.query(
+                f"SELECT count(*) AS n, count(*) FILTER (WHERE {newer}) AS m FROM ({q})"
+            ).to_pylist()[0]
+            counts[name], new_counts[name] = int(row["n"]), int(row["m"])
+        return MonitorRead(ids, clock.as_py() if clock.is_valid else None, counts, new_counts)
+
+    def block(self, blk: int) -> tuple[pa.Table, pa.Table]:
+        """One block's tracks and odometer readings (ORDER BY ALL: distinct
+        readings in one second come in one fixed order, so a re-run or an
+        incremental one scores the same rows the same way)."""
+        tracks = self.store.query(
+            f"SELECT {', '.join(_MON_TRACK_COLS)} FROM _mon_tracks WHERE blk = ? ORDER BY ALL",
+            [blk],
+        )
+        odo = self.store.query(
+            "SELECT vehicle_id, time, odometer_km FROM _mon_odo WHERE blk = ? ORDER BY ALL", [blk]
+        )
+        return tracks, odo
+
+    def state_ids(self) -> list[str]:
+        """The vehicles with saved state (and their row order, for ``state``)."""
+        if MONITOR_STATE not in self.store.tables():
+            return []
+        t = self.store.query(f"SELECT vehicle_id, seq FROM {MONITOR_STATE}")
+        self._seq = dict(
+            zip(t.column("vehicle_id").to_pylist(), t.column("seq").to_pylist(), strict=True)
+        )
+        return list(self._seq)
+
+    def state(self, ids: list[str]) -> pa.Table | None:
+        """The saved state rows of ``ids`` (rows are in vehicle order, so a
+        block's rows are one short range)."""
+        seqs = [self._seq[v] for v in ids if v in self._seq]
+        if not seqs:
+            return None
+        t = self.store.query(
+            f"SELECT * FROM {MONITOR_STATE} WHERE seq BETWEEN ? AND ? ORDER BY seq",
+            [min(seqs), max(seqs)],
+        )
+        return t.drop_columns(["seq"])
+
+    # -- the write transaction --------------------------------------------------
+    def write(self, fresh: bool) -> None:
+        """Begins the run's transaction; ``fresh``: the outputs start empty."""
+        self.con.begin()
+        self._n = 0
+        self._created = set()
+        self.con.execute("DROP TABLE IF EXISTS _monitor_state_new").fetchall()
+        if fresh:
+            for name in MONITOR_OUTPUTS:
+                self.con.execute(f"DROP TABLE IF EXISTS {name}").fetchall()
+
+    def _append(self, name: str, table: pa.Table) -> None:
+        self.con.register("_mon_in", table)
+        try:
+            if name in self.store.tables():
+                self.con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _mon_in").fetchall()
+            else:
+                self.con.execute(f"CREATE TABLE {name} AS SELECT * FROM _mon_in").fetchall()
+        finally:
+            self.con.unregister("_mon_in")
+
+    def put_block(self, state: pa.Table, features: pa.Table | None, rejects: pa.Table) -> None:
+        """A block's new state, its new feature hours and its rejects."""
+        seq = pa.array(range(self._n, self._n + state.num_rows), pa.int64())
+        self._n += state.num_rows
+        self._append("_monitor_state_new", state.append_column("seq", seq))
+        if features is not None and features.num_rows:
+            self._append("monitor_features", features)
+        if rejects.num_rows:
+            self._append("monitor_rejects", rejects)
+
+    def commit(self, alerts: pa.Table, empty: dict[str, pa.Table], meta: dict[str, Any]) -> None:
+        """The alerts replace the table; outputs that got no rows are created
+        empty (from ``empty``); the new state replaces the old; the meta is
+        recorded; one commit."""
+        import json  # noqa: PLC0415
+
+        try:
+            self.con.execute("DROP TABLE IF EXISTS alerts").fetchall()
+            self._append("alerts", alerts)
+            for name, table in empty.items():
+                if name not in self.store.tables():
+                    self._append(name, table)
+            self.con.execute(f"DROP TABLE IF EXISTS {MONITOR_STATE}").fetchall()
+            if "_monitor_state_new" in self.store.tables():
+                self.con.execute(
+                    f"ALTER TABLE _monitor_state_new RENAME TO {MONITOR_STATE}"
+                ).fetchall()
+            self.store.set_meta(_MON_META, json.dumps(meta, sort_keys=True))
+            self.con.commit()
+        except BaseException:
+            self.con.rollback()
+            raise
+
+    def rollback(self) -> None:
+        self.con.rollback()
+
+    def count(self, name: str) -> int:
+        return int(self.store.query(f"SELECT count(*) AS n FROM {name}").column("n")[0].as_py())
+
+
+_EMPTY_TRACK = (
+    "SELECT NULL::VARCHAR AS vehicle_id, NULL::TIMESTAMPTZ AS time, NULL::DOUBLE AS lat, "
+    "NULL::DOUBLE AS lon, NULL::DOUBLE AS speed_kmh, NULL::BOOLEAN AS ignition, "
+    "NULL::BOOLEAN AS used WHERE false"
+)

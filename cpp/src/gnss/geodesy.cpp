@@ -1,5 +1,6 @@
 #include "autolien/gnss/geodesy.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 
@@ -21,6 +22,15 @@ constexpr double kDeg = std::numbers::pi / 180.0;
 // Fixed-point steps after Bowring's start (see ecef_to_geodetic).
 constexpr int kIterations = 2;
 } // namespace
+
+double great_circle_m(double lat1_deg, double lon1_deg, double lat2_deg, double lon2_deg,
+                      double radius_m) noexcept {
+    const double p1 = lat1_deg * kDeg, p2 = lat2_deg * kDeg;
+    const double dp = p2 - p1, dl = (lon2_deg - lon1_deg) * kDeg;
+    const double sp = std::sin(dp / 2), sl = std::sin(dl / 2);
+    const double a = sp * sp + std::cos(p1) * std::cos(p2) * sl * sl;
+    return 2.0 * radius_m * std::asin(std::sqrt(std::clamp(a, 0.0, 1.0)));
+}
 
 Vec3 geodetic_to_ecef(double lat_deg, double lon_deg, double h) noexcept {
     const double lat = lat_deg * kDeg, lon = lon_deg * kDeg;

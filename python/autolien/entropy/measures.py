@@ -22,6 +22,7 @@ __all__ = [
     "rolling_perm_entropy",
     "rolling_shannon_entropy",
     "sample_entropy",
+    "shannon_counts",
     "shannon_entropy",
     "spectral_entropy",
     "svd_entropy",
@@ -193,6 +194,37 @@ def shannon_entropy(
     a = _series(x)
     counts, _ = _core.histogram(a, histogram_edges(a, bins))
     return float(_core.shannon_bits(counts))
+
+
+def shannon_counts(counts: ArrayLike, offsets: ArrayLike | None = None) -> npt.NDArray[np.float64]:
+    """Shannon entropy in bits of counts already binned: of each row of a 2-D
+    count matrix, or, with ``offsets`` (n + 1 increasing indices), of each
+    group ``counts[offsets[i]:offsets[i + 1]]`` of a 1-D array. NaN for a
+    row or group whose counts sum to zero. Counts are whole numbers >= 0
+    (integer dtype, or floats holding whole numbers)."""
+    a = np.asarray(counts)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"counts must be numeric, got dtype {a.dtype}")
+    c = a.astype(np.int64)
+    if a.dtype.kind == "f" and not np.array_equal(c, a):
+        raise ValueError("counts must be whole numbers")
+    if (c < 0).any():
+        raise ValueError("counts must be >= 0")
+    if offsets is None:
+        if c.ndim != 2:
+            raise ValueError(f"counts must be 2-D without offsets, got shape {c.shape}")
+        return np.asarray(_core.shannon_bits(np.ascontiguousarray(c)), dtype=np.float64)
+    off = np.asarray(offsets, dtype=np.int64)
+    if c.ndim != 1 or off.ndim != 1 or off.size < 1 or off[0] != 0 or off[-1] != c.size:
+        raise ValueError("offsets must run from 0 to len(counts) over 1-D counts")
+    sizes = np.diff(off)
+    if (sizes < 0).any():
+        raise ValueError("offsets must not decrease")
+    # groups padded with zero counts into rows (a zero count adds nothing)
+    rows = np.zeros((sizes.size, int(sizes.max()) if sizes.size else 0), np.int64)
+    group = np.repeat(np.arange(sizes.size), sizes)
+    rows[group, np.arange(c.size) - off[group]] = c
+    return np.asarray(_core.shannon_bits(rows), dtype=np.float64)
 
 
 def _window(

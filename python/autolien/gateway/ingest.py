@@ -24,7 +24,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 import pyarrow as pa
@@ -259,6 +259,8 @@ class Ingestor:
         if tracks is None and odo is None:
             return
         changed = self.monitor.update(tracks, odo)
+        # the hourly feature rows are not the gateway's output: not kept
+        self.monitor.drain_features()
         self._emit(changed)
 
     def _emit(self, changed: pa.Table) -> None:
@@ -309,7 +311,7 @@ def _respool(table: pa.Table, starts: list[int], recs: list[Record]) -> tuple[pa
 
 
 # --- the ingest process -------------------------------------------------------
-STATE = "monitor.pkl"  # in the spool directory
+STATE = "monitor.arrow"  # in the spool directory: Arrow IPC, one row per vehicle
 
 
 def _open_store(db: str, wait_s: float = 60.0) -> Store:
@@ -338,51 +340,73 @@ def _store_id(store: Store) -> str:
     return sid
 
 
-def saved_monitor(spool: str) -> Monitor | None:
-    """The monitor state the last ingest process left at its clean exit."""
-    import pickle  # noqa: PLC0415
+def _read_state(path: Path) -> tuple[dict[str, Any], pa.Table] | None:
+    """The saved state file: its meta (schema metadata) and the vehicle rows."""
+    from pyarrow import ipc  # noqa: PLC0415
 
-    path = Path(spool) / STATE
     if not path.exists():
         return None
-    with open(path, "rb") as f:
-        state = pickle.load(f)  # our own file, written by _save_monitor
-    m = state.get("monitor")
-    return m if isinstance(m, Monitor) else None
+    try:
+        with open(path, "rb") as src:
+            table = ipc.open_file(src).read_all()
+        meta = json.loads((table.schema.metadata or {})[b"autolien_monitor"])
+    except (OSError, pa.ArrowInvalid, KeyError, ValueError):
+        return None  # not a state this version wrote: the monitor starts afresh
+    return meta, table
+
+
+def _monitor_from(meta: dict[str, Any], table: pa.Table) -> Monitor:
+    from ..monitor.config import MonitorConfig  # noqa: PLC0415
+
+    m = Monitor(MonitorConfig(**meta["config"]))
+    m.now = meta["now"]
+    m.load_state(table)
+    return m
+
+
+def saved_monitor(spool: str) -> Monitor | None:
+    """The monitor state the last ingest process left at its clean exit."""
+    got = _read_state(Path(spool) / STATE)
+    return None if got is None else _monitor_from(*got)
 
 
 def _load_monitor(ing: Ingestor, store_id: str) -> str | None:
     """Resumes the monitor saved at the last clean exit when it belongs to
     this store and nothing was stored since; returns why not otherwise."""
-    import pickle  # noqa: PLC0415
-
-    path = Path(ing.cfg.spool) / STATE
-    if not path.exists():
+    got = _read_state(Path(ing.cfg.spool) / STATE)
+    if got is None:
         return None
-    with open(path, "rb") as f:
-        state = pickle.load(f)  # our own file, written by _save_monitor
-    if state.get("store_id") != store_id:
+    meta, table = got
+    if meta.get("store_id") != store_id:
         return "other_store"  # e.g. the database was deleted and started afresh
-    if tuple(state.get("stored", ())) != ing.reader.stored:
+    if tuple(meta.get("stored", ())) != ing.reader.stored:
         return "behind_the_store"  # not a clean exit: rows went in after it
-    ing.monitor = state["monitor"]
-    ing._alert_levels = state.get("alert_levels", {})
+    ing.monitor = _monitor_from(meta, table)
+    ing._alert_levels = meta.get("alert_levels", {})
     return "resumed"
 
 
 def _save_monitor(ing: Ingestor, store_id: str) -> None:
-    import pickle  # noqa: PLC0415
+    """Each vehicle's monitor state as Arrow (``Monitor.state_table``), the
+    rest in the schema's metadata; written beside, synced, then renamed."""
+    import dataclasses  # noqa: PLC0415
+
+    from pyarrow import ipc  # noqa: PLC0415
 
     path = Path(ing.cfg.spool) / STATE
     tmp = path.with_suffix(".tmp")
-    state = {
+    meta = {
         "store_id": store_id,
         "stored": list(ing.reader.stored),
-        "monitor": ing.monitor,
+        "now": ing.monitor.now,
+        "config": dataclasses.asdict(ing.monitor.config),
         "alert_levels": ing._alert_levels,
     }
+    table = ing.monitor.state_table()
+    table = table.replace_schema_metadata({"autolien_monitor": json.dumps(meta)})
     with open(tmp, "wb") as f:
-        pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+        with ipc.new_file(f, table.schema) as w:
+            w.write_table(table)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

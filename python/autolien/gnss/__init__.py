@@ -9,7 +9,8 @@ vehicle per task on the thread pool with the GIL released.
 The result also holds ``parked`` episodes and ``events`` (moves out of a
 parked position: departure, displacement, relocated_offline, unexplained);
 :func:`geofence_events` turns a track into enter/exit events against WGS84
-polygons. See docs/gnss.md.
+polygons; :func:`distance_m` gives great-circle distances from the core's
+geodesy. See docs/gnss.md.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from .fusion import (
     FusionResult,
     fuse,
 )
+from .geodesy import EARTH_M, distance_m
 from .geofence import FENCE_KINDS, GEOFENCE_EVENTS_SCHEMA, geofence_events
 
 __all__ = [
+    "EARTH_M",
     "EVENTS_SCHEMA",
     "FENCE_KINDS",
     "GEOFENCE_EVENTS_SCHEMA",
@@ -36,6 +39,7 @@ __all__ = [
     "TRACK_SCHEMA",
     "FusionConfig",
     "FusionResult",
+    "distance_m",
     "fuse",
     "geofence_events",
 ]

@@ -11,32 +11,33 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from .. import _core
+from ..entropy import rolling_perm_entropy, shannon_counts
+from ..gnss import distance_m
 from .config import MonitorConfig
+from .detectors import (
+    ENTROPY,
+    ENTROPY_FEATURES,
+    MILEAGE,
+    RELOCATION,
+    SCAN_DETECTORS,
+    SILENCE,
+    HourBlock,
+    Scan,
+    Signal,
+    silence,
+)
 from .features import (
     F64,
     HOUR,
     I64,
     cell_centers,
     derive,
-    haversine_m,
     hourly,
-    shannon_groups,
-    shannon_rows,
 )
 
-__all__ = ["ENTROPY_FEATURES", "HOURLY_FEATURES", "KIND_CAP", "Vehicle"]
+__all__ = ["ENTROPY_FEATURES", "HOURLY_FEATURES", "KIND_CAP", "Alert", "Signal", "Vehicle"]
 
-ENTROPY_FEATURES = (
-    "turn_entropy",
-    "heading_entropy",
-    "speed_entropy",
-    "location_entropy",
-    "stop_entropy",
-    "new_place_share",
-)
 HOURLY_FEATURES = (
     *ENTROPY_FEATURES,
     "night_share",
@@ -64,9 +65,6 @@ KIND_CAP = {
     "vin_change": 2,
 }
 _EXPLAINS_ENTROPY = ("towing", "relocation")
-_PLACE = [ENTROPY_FEATURES.index("location_entropy"), ENTROPY_FEATURES.index("new_place_share")]
-# what driving more explains: other roads, other speeds, more stops
-_DRIVING = [i for i in range(len(ENTROPY_FEATURES)) if i not in _PLACE]
 _SUMS = (
     "n",
     "dist_km",
@@ -79,17 +77,6 @@ _SUMS = (
     "n_odo",
 )
 _HISTS = ("speed_hist", "turn_hist", "stop_hist")
-
-
-@dataclass
-class Signal:
-    time: float
-    kind: str
-    level: int
-    score: float
-    evidence: dict[str, Any]
-    segment: tuple[float, float]
-    path: Any = None  # callable -> (t, lat, lon), evaluated only when an alert opens or escalates
 
 
 @dataclass
@@ -159,6 +146,17 @@ def _col_median(a: F64) -> tuple[F64, I64]:
     lo = srt[np.maximum((cnt - 1) // 2, 0), cols]
     hi = srt[np.maximum(cnt // 2, 0), cols]
     return np.where(cnt > 0, (lo + hi) / 2, np.nan), cnt
+
+
+def _shannon_by_target(target: I64, counts: F64, nt: int) -> F64:
+    """Shannon entropy (bits) per target of (target, count) rows sorted by
+    target; NaN for targets without rows."""
+    out = np.full(nt, np.nan)
+    if target.size == 0:
+        return out
+    starts = np.flatnonzero(np.r_[True, target[1:] != target[:-1]])
+    out[target[starts]] = shannon_counts(counts, offsets=np.r_[starts, target.size])
+    return out
 
 
 def _history_h(hours: I64, block: F64) -> I64:
@@ -247,100 +245,11 @@ class Vehicle:
                 self.h_done = math.floor(first / HOUR)
         if not times:
             return []
-        return self._silence_gaps(np.sort(np.concatenate(times)))
+        return silence.gaps(self, np.sort(np.concatenate(times)))
 
-    # -- device silence ----------------------------------------------------
-    def _silence_levels(self, at: float) -> list[float]:
-        """Warning, alert and emergency thresholds (s) for a silence that
-        begins at ``at``. A vehicle that habitually goes quiet for long (a
-        taxi's off-shift, a car parked overnight with its terminal asleep)
-        has its ladder moved up: the warning waits ``silence_margin`` times
-        the 90th percentile of its learnt gaps in the baseline period, and
-        alert and emergency keep their distance above it."""
-        c = self.cfg
-        w, a, e = c.silence_warning_h * HOUR, c.silence_alert_h * HOUR, c.silence_emergency_h * HOUR
-        recent = [g for end, g in self.gaps if at - c.baseline_h * HOUR < end <= at]
-        if len(recent) >= c.silence_learn_gaps:
-            habit = float(np.quantile(np.array(recent), 0.9, method="lower"))
-            w2 = max(w, c.silence_margin * habit)
-            a2 = max(a, w2 + (a - w))
-            return [w2, a2, max(e, a2 + (e - a))]
-        return [w, a, e]
-
-    def _silence_gaps(self, times: F64) -> list[Signal]:
-        out: list[Signal] = []
-        c = self.cfg
-        if self.last_seen is None:
-            self.last_seen = float(times[0])
-        times = times[times > self.last_seen]
-        if times.size == 0:
-            return out
-        # only gaps worth learning (or signalling) need a look
-        prev = np.r_[self.last_seen, times[:-1]]
-        big = np.flatnonzero(times - prev >= c.silence_learn_min_h * HOUR)
-        if self.silence_sent:  # a silence already signalled ends at the next row
-            big = np.union1d([0], big)
-        for i in big:
-            gap_start = float(prev[i])
-            self.last_seen = gap_start
-            t = float(times[i])
-            thr = self._silence_levels(gap_start)
-            for lvl in range(self.silence_sent, 3):
-                if gap_start + thr[lvl] < t:
-                    out.append(self._silence_signal(gap_start, lvl, thr))
-                    self.silence_sent = lvl + 1
-            if self.silence_sent:
-                out.append(
-                    Signal(
-                        t, "device_silence", -1, t - gap_start, {"resumed": True}, (gap_start, t)
-                    )
-                )
-            self.silence_sent = 0
-            if t - gap_start >= c.silence_learn_min_h * HOUR:
-                # gaps that can no longer fall in a baseline period are dropped
-                self.gaps = [g for g in self.gaps if g[0] > t - c.baseline_h * HOUR]
-                self.gaps.append((t, t - gap_start))
-        self.last_seen = float(times[-1])
-        return out
-
-    def _silence_signal(self, gap_start: float, lvl: int, thr: list[float]) -> Signal:
-        at = gap_start + thr[lvl]
-        lat, lon = self._last_position(gap_start)
-        return Signal(
-            at,
-            "device_silence",
-            lvl,
-            at - gap_start,
-            {
-                "silent_since": gap_start,
-                "silent_h": (at - gap_start) / HOUR,
-                "threshold_h": thr[lvl] / HOUR,
-                "last_lat": lat,
-                "last_lon": lon,
-            },
-            (gap_start, at),
-        )
-
+    # -- device silence (detectors/silence.py) ------------------------------
     def silence_until(self, now: float) -> list[Signal]:
-        if self.last_seen is None:
-            return []
-        out = []
-        thr = self._silence_levels(self.last_seen)
-        for lvl in range(self.silence_sent, 3):
-            if self.last_seen + thr[lvl] <= now:
-                out.append(self._silence_signal(self.last_seen, lvl, thr))
-                self.silence_sent = lvl + 1
-        return out
-
-    def _last_position(self, at: float) -> tuple[float, float]:
-        # trimming always keeps the last two fixes, so this one is still here
-        lat = self.raw["lat"]
-        ok = np.flatnonzero(~np.isnan(lat) & (self.raw["t"] <= at))
-        return (
-            (float(lat[ok[-1]]), float(self.raw["lon"][ok[-1]]))
-            if ok.size
-            else (math.nan, math.nan)
-        )
+        return SILENCE.detect(self, now)
 
     # -- hourly scoring ----------------------------------------------------
     def advance(self, h_end: int) -> list[Signal]:
@@ -352,10 +261,8 @@ class Vehicle:
         r = self.raw
         d = derive(r["t"], r["lat"], r["lon"], r["speed"], self.run_carry, c)
         rows = hourly(d, h_a, h_b)
-        odo_steps = self._odometer(rows, h_a, h_b)
-        signals = self._jumps_and_rollbacks(d, odo_steps, h_a, h_b)
-        signals += self._towing(d, h_a, h_b)
-        signals += self._vin_changes(h_a, h_b)
+        scan = Scan(d, h_a, h_b, self._odometer(rows, h_a, h_b))
+        signals = [s for det in SCAN_DETECTORS for s in det.detect(self, scan)]
         self._append_history(rows, d, h_a, h_b)
         signals += self._score_hours(h_a, h_b)
         self._trim(d, h_b)
@@ -383,155 +290,6 @@ class Vehicle:
         cnt = (hs >= h_a) & (hs < h_b)
         rows["n_odo"] = np.bincount(hs[cnt] - h_a, minlength=nh).astype(np.int64)
         return t, km, step, hs
-
-    def _jumps_and_rollbacks(
-        self, d: Any, odo_steps: tuple[np.ndarray, ...], h_a: int, h_b: int
-    ) -> list[Signal]:
-        c = self.cfg
-        out: list[Signal] = []
-        hs = np.floor(d.t / HOUR).astype(np.int64)
-        for i, at in self._confirmed_jumps(d, hs, h_a, h_b):
-            lvl = 1 if d.jump_m[i] >= c.jump_alert_m else 0
-            ev = {
-                "from": [float(d.lat[i - 1]), float(d.lon[i - 1])],
-                "to": [float(d.lat[i]), float(d.lon[i])],
-                "distance_m": float(d.jump_m[i]),
-                "gap_s": float(d.t[i] - d.t[i - 1]),
-                "confirmed_by_fixes": c.jump_confirm_fixes,
-            }
-            seg = (float(d.t[i - 1]), float(d.t[i]))
-            out.append(
-                Signal(
-                    float(d.t[at]),
-                    "position_jump",
-                    lvl,
-                    float(d.jump_m[i]),
-                    ev,
-                    seg,
-                    self._path_fn(seg),
-                )
-            )
-        t, km, step, ohs = odo_steps
-        for r in np.flatnonzero((step < -c.rollback_km) & (ohs >= h_a) & (ohs < h_b)):
-            ev = {
-                "before_km": float(km[r - 1]),
-                "after_km": float(km[r]),
-                "rollback_km": float(-step[r]),
-            }
-            out.append(
-                Signal(
-                    float(t[r]),
-                    "odometer_rollback",
-                    2,
-                    float(-step[r]),
-                    ev,
-                    (float(t[r - 1]), float(t[r])),
-                )
-            )
-        return out
-
-    def _confirmed_jumps(self, d: Any, hs: I64, h_a: int, h_b: int) -> list[tuple[int, int]]:
-        """(jump fix, confirming fix) of the jumps confirmed in hours [h_a, h_b).
-
-        A single bad fix that lies far away and comes straight back is a GPS
-        glitch, not a move. A jump at fix i is confirmed by fix i + K
-        (K = ``jump_confirm_fixes``) when none of fixes i+1 .. i+K is back
-        within ``jump_min_m`` of fix i-1; the step that comes back from a
-        glitch (fix j back near the fix before a jump among j-K .. j-1) is no
-        jump either. Both tests read only fixes i-K-1 .. i+K, which the
-        buffer keeps (``_trim``), so streaming decides as batch does."""
-        k = self.cfg.jump_confirm_fixes
-        lim = self.cfg.jump_min_m
-        n = d.t.size
-        out = []
-        for j in np.flatnonzero(d.jump):
-            i = int(j)
-            at = i + k
-            if at >= n or not h_a <= hs[at] < h_b:
-                continue
-            ahead = slice(i + 1, at + 1)
-            if (haversine_m(d.lat[i - 1], d.lon[i - 1], d.lat[ahead], d.lon[ahead]) < lim).any():
-                continue  # out and back: a glitch
-            before = np.arange(max(1, i - k), i)
-            before = before[d.jump[before]]
-            if (
-                before.size
-                and (
-                    haversine_m(d.lat[before - 1], d.lon[before - 1], d.lat[i], d.lon[i]) < lim
-                ).any()
-            ):
-                continue  # the return from a glitch
-            out.append((i, at))
-        return out
-
-    def _towing(self, d: Any, h_a: int, h_b: int) -> list[Signal]:
-        """Moves with the ignition off: a run of moving steps between fixes
-        that both report the ACC bit off signals once, at the fix where it
-        first lies ``tow_min_m`` from where it started (unknown ignition is
-        never off). Evidence stops at that fix, so a run split across
-        updates signals the same. A run over which the odometer advanced at
-        least half the distance was driven: a terminal whose ACC line is not
-        wired reports it off all the time, and that is not a tow."""
-        off = self.raw["ignition"] == 0
-        n = d.t.size
-        if n < 2 or not off.any():
-            return []
-        step = np.zeros(n, bool)
-        step[1:] = off[1:] & off[:-1] & d.moving[1:] & ~d.jump[1:]
-        idx = np.flatnonzero(step)
-        if not idx.size:
-            return []
-        hs = np.floor(d.t / HOUR)
-        out: list[Signal] = []
-        for run in np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1):
-            a = int(run[0]) - 1  # the fix the run leaves from
-            disp = haversine_m(d.lat[a], d.lon[a], d.lat[run], d.lon[run])
-            hit = np.flatnonzero(disp >= self.cfg.tow_min_m)
-            if not hit.size:
-                continue
-            j = int(run[hit[0]])
-            if not h_a <= hs[j] < h_b:
-                continue
-            ot, okm = self.odo["t"], self.odo["km"]
-            i0 = int(np.searchsorted(ot, d.t[a], side="left"))
-            i1 = int(np.searchsorted(ot, d.t[j], side="right")) - 1
-            odo_km = float(okm[i1] - okm[i0]) if i1 > i0 else math.nan
-            if odo_km >= 0.5 * disp[hit[0]] / 1000.0:
-                continue
-            ev = {
-                "from": [float(d.lat[a]), float(d.lon[a])],
-                "to": [float(d.lat[j]), float(d.lon[j])],
-                "distance_m": float(disp[hit[0]]),
-                "duration_s": float(d.t[j] - d.t[a]),
-                "fixes": int(hit[0]) + 2,
-                "max_speed_kmh": float(np.max(d.speed[a + 1 : j + 1])),
-                "odometer_km": None if math.isnan(odo_km) else odo_km,
-            }
-            seg = (float(d.t[a]), float(d.t[j]))
-            out.append(
-                Signal(float(d.t[j]), "towing", 1, float(disp[hit[0]]), ev, seg, self._path_fn(seg))
-            )
-        return out
-
-    def _vin_changes(self, h_a: int, h_b: int) -> list[Signal]:
-        out = []
-        keep = []
-        for t, vin in self.vins:
-            h = math.floor(t / HOUR)
-            if h >= h_b:
-                keep.append((t, vin))
-                continue
-            if h < h_a:
-                continue
-            if self.last_vin is not None and vin != self.last_vin:
-                out.append(
-                    Signal(
-                        t, "vin_change", 2, 1.0, {"previous_vin": self.last_vin, "vin": vin}, (t, t)
-                    )
-                )
-            self.last_vin = vin
-        self.vins = keep
-        return out
 
     def _append_history(self, rows: dict[str, np.ndarray], d: Any, h_a: int, h_b: int) -> None:
         # cell dwell seconds per (hour, cell) of the new hours
@@ -562,19 +320,8 @@ class Vehicle:
         out = np.full(nh, np.nan)
         if d.t.size < 3:
             return out
-        one = np.array([0, d.t.size], dtype=np.int64)
         span = float(self.cfg.context_h * HOUR)
-        pe = _core.entropy_rolling(
-            np.ascontiguousarray(d.turn),
-            np.ascontiguousarray(d.t),
-            one,
-            0,
-            span,
-            3,
-            1,
-            True,
-            np.zeros(0),
-        )
+        pe = rolling_perm_entropy(d.turn, span, order=3, delay=1, normalize=True, times=d.t)
         hs = np.floor(d.t / HOUR).astype(np.int64)
         sel = np.flatnonzero((hs >= h_a) & (hs < h_b))
         if sel.size:
@@ -627,10 +374,10 @@ class Vehicle:
         sums = {f: _trailing(H[f], k, pos) for f in _SUMS}
         hists = {f: _trailing(H[f], k, pos) for f in _HISTS}
         feats: dict[str, F64] = {
-            "turn_entropy": shannon_rows(hists["turn_hist"]),
+            "turn_entropy": shannon_counts(hists["turn_hist"]),
             "heading_entropy": self._heading,
-            "speed_entropy": shannon_rows(hists["speed_hist"]),
-            "stop_entropy": shannon_rows(hists["stop_hist"]),
+            "speed_entropy": shannon_counts(hists["speed_hist"]),
+            "stop_entropy": shannon_counts(hists["stop_hist"]),
         }
         loc, new_share = self._location(h_a, h_b)
         feats["location_entropy"] = loc
@@ -686,17 +433,22 @@ class Vehicle:
             # a terminal that sleeps while parked still leaves it there.
             lat, lon = self._carry_position(H["last_lat"][pos[sl]], H["last_lon"][pos[sl]])
             if blat.size:
-                dist = haversine_m(lat[:, None], lon[:, None], blat[None, :], blon[None, :])
+                dist = distance_m(lat[:, None], lon[:, None], blat[None, :], blon[None, :])
                 away[sl] = np.where(np.isnan(lat), np.nan, dist.min(axis=1) / 1e3)
             H["away_km"][pos[sl]] = away[sl]
             t_end = (np.arange(h_a + j, h_a + je, dtype=np.float64) + 1) * HOUR
             # km_24h mileage_confirm_h earlier (every hour has a history row)
             back = pos[sl] - int(c.mileage_confirm_h)
             earlier = np.where(back >= 0, H["km_24h"][np.maximum(back, 0)], np.nan)
-            mileage, jump = self._mileage_block(sl, t_end, feats, earlier)
-            signals += self._entropy_block(sl, t_end, feats, score, cus, jump, away[sl])
+            blk = HourBlock(
+                sl, pos[sl], t_end, feats, away[sl], earlier, score, cus, np.zeros(0, bool)
+            )
+            # mileage first (it sets driving_more, which the entropy score
+            # reads); its signals go after the entropy ones where times tie
+            mileage = MILEAGE.detect(self, blk)
+            signals += ENTROPY.detect(self, blk)
             signals += mileage
-            signals += self._relocation_block(pos[sl], t_end, away[sl])
+            signals += RELOCATION.detect(self, blk)
             j = je
         H["score"][pos] = score
         H["cusum"][pos] = cus
@@ -747,7 +499,7 @@ class Vehicle:
             g_t, g_c, g_s = tgt[st], cel[st], np.add.reduceat(sec, st).astype(np.float64)
         else:
             g_t, g_c, g_s = tgt, cel, sec.astype(np.float64)
-        loc = shannon_groups(g_t, g_s, nh)
+        loc = _shannon_by_target(g_t, g_s, nh)
         # visited in the baseline period of the target's day?
         day = ((g_t + h_a) // 24) * 24
         lo, hi = day - c.lag_h - c.baseline_h, day - c.lag_h
@@ -773,198 +525,6 @@ class Vehicle:
         with np.errstate(divide="ignore", invalid="ignore"):
             share = np.where(tot > 0, new / tot, np.nan)
         return loc, share
-
-    # -- detectors ---------------------------------------------------------
-    def _explained(
-        self, t_end: F64, jump: npt.NDArray[np.bool_], away: F64
-    ) -> npt.NDArray[np.bool_]:
-        """Per hour and entropy feature: is its rise already explained by a
-        concurrent detector, and so left out of the entropy score? Driving
-        much more (an hour in the last ``close_after_h`` met the mileage
-        jump test, confirmed or not; ``jump`` flags them) means more and
-        longer trips on other roads at other speeds: the speed, turn,
-        heading and stop features; the entropy alert then rests on where
-        the vehicle goes (location entropy and the new-place share), which
-        a change of usage (a rental's fares all over town) moves far more
-        than an extra trip on the usual pattern does. Standing far from
-        every familiar place (the relocation detector's own input,
-        ``away_km``) puts all the dwell time in new cells: location entropy
-        and the new-place share."""
-        c = self.cfg
-        n = t_end.size
-        out = np.zeros((n, len(ENTROPY_FEATURES)), dtype=bool)
-        hold = c.close_after_h * HOUR
-        for i in range(n):
-            if jump[i]:
-                self.mileage_flag_t = float(t_end[i])
-            out[i, _DRIVING] = t_end[i] - self.mileage_flag_t < hold
-        with np.errstate(invalid="ignore"):
-            far = np.nan_to_num(away, nan=0.0) >= c.away_km
-        out[:, _PLACE] |= far[:, None]
-        return out
-
-    def _entropy_block(
-        self,
-        sl: slice,
-        t_end: F64,
-        feats: dict[str, F64],
-        score: F64,
-        cus: F64,
-        jump: npt.NDArray[np.bool_],
-        away: F64,
-    ) -> list[Signal]:
-        c = self.cfg
-        n = t_end.size
-        z = np.full((n, len(ENTROPY_FEATURES)), np.nan)
-        explained = self._explained(t_end, jump, away)
-        for i, f in enumerate(ENTROPY_FEATURES):
-            med, mad, cnt = self.base.get(f, (math.nan, math.nan, 0))
-            if cnt < c.min_baseline_h:
-                continue
-            floor = {"new_place_share": c.share_z_floor, "stop_entropy": c.stop_z_floor}.get(
-                f, c.entropy_z_floor
-            )
-            z[:, i] = (feats[f][sl] - med) / max(1.4826 * mad, floor)
-        zs_all = z.copy()
-        z[explained] = np.nan
-        # the mean of the two largest increases: misuse moves several
-        # features at once, noise in one feature alone does not count double
-        valid = (~np.isnan(z)).sum(axis=1)
-        top = -np.sort(-np.where(np.isnan(z), -np.inf, np.clip(z, 0.0, 10.0)), axis=1)[:, :2]
-        with np.errstate(invalid="ignore"):
-            sc = np.where(
-                valid >= 2, (top[:, 0] + top[:, 1]) / 2, np.where(valid == 1, top[:, 0], np.nan)
-            )
-        score[sl] = sc
-        out: list[Signal] = []
-        for i in range(n):
-            if math.isnan(sc[i]):
-                # an hour with nothing to score (a window without data: a long
-                # silence) is no evidence of change: the sum falls by its
-                # allowance, so a stale sum cannot signal when data returns
-                self.cusum = max(0.0, self.cusum - c.cusum_k)
-            else:
-                was = self.cusum
-                self.cusum = min(max(0.0, self.cusum + float(sc[i]) - c.cusum_k), 3 * c.cusum_h)
-                if (
-                    was == 0.0 and self.cusum > 0.0
-                ):  # the run of windows that drives the score starts
-                    self.cusum_since = float(t_end[i]) - HOUR
-            cus[sl.start + i] = self.cusum
-            if math.isnan(sc[i]) or self.cusum < c.cusum_h:
-                continue
-            te = float(t_end[i])
-            zs = {
-                f: round(float(zs_all[i, k]), 3)
-                for k, f in enumerate(ENTROPY_FEATURES)
-                if not math.isnan(zs_all[i, k])
-            }
-            # the scored hours since the CUSUM left zero, each with its context window
-            ev = {
-                "z": zs,
-                "score": float(sc[i]),
-                "cusum": self.cusum,
-                "window_h": c.context_h,
-                "windows_from": self.cusum_since,
-                "windows_to": te,
-                # features left out of the score: another detector explains them
-                "explained": [f for k, f in enumerate(ENTROPY_FEATURES) if explained[i, k]],
-            }
-            seg = (te - c.context_h * HOUR, te)  # the path the buffer holds: the latest window
-            out.append(Signal(te, "entropy_increase", 0, self.cusum, ev, seg, self._path_fn(seg)))
-        return out
-
-    def _mileage_block(
-        self, sl: slice, t_end: F64, feats: dict[str, F64], earlier: F64
-    ) -> tuple[list[Signal], npt.NDArray[np.bool_]]:
-        """Mileage, freeze and mismatch signals, and the hours whose mileage
-        is a jump's (confirmed or not). With ``mileage_confirm_h`` > 0 a
-        jump must also have held in the window that ended that long before
-        (``earlier``): one odd day of driving does not raise it, a lasting
-        change does, a day later."""
-        c = self.cfg
-        out: list[Signal] = []
-        med, mad, cnt = self.base.get("km_24h", (math.nan, math.nan, 0))
-        km = feats["km_24h"][sl]
-        track, odo = (
-            feats["km_track_24h"][sl],
-            feats["km_odo_24h"][sl],
-        )  # odo is NaN without readings
-        jump = np.zeros(t_end.size, dtype=bool)
-        excess = km - med
-        z = (
-            excess / max(1.4826 * mad, c.mileage_mad_floor_km)
-            if cnt >= c.min_baseline_h
-            else excess * np.nan
-        )
-        with np.errstate(invalid="ignore"):
-            if cnt >= c.min_baseline_h:
-                jump = (excess * 30 >= c.mileage_warn_km_month) & (z >= c.mileage_z)
-            # the vehicle drives much more: what the entropy score leaves out
-            # (_explained) whether or not the jump is confirmed yet
-            more = jump.copy()
-            if c.mileage_confirm_h and cnt >= c.min_baseline_h:
-                jump &= (earlier - med) * 30 >= c.mileage_warn_km_month
-            checked = ~np.isnan(odo) & (track >= c.freeze_track_km)
-            frozen = checked & (odo < c.rollback_km)
-            ratio = np.where(checked & ~frozen, odo / np.where(track > 0, track, 1.0), 1.0)
-            mismatch = checked & ~frozen & ((ratio < c.mismatch_low) | (ratio > c.mismatch_high))
-        for i in np.flatnonzero(jump | frozen | mismatch):
-            te = float(t_end[i])
-            seg = (te - c.context_h * HOUR, te)
-            if jump[i]:
-                ev = {
-                    "km_24h": float(km[i]),
-                    "baseline_km_24h": med,
-                    "excess_km_month": float(excess[i] * 30),
-                    "z": float(z[i]),
-                }
-                out.append(
-                    Signal(
-                        te, "mileage_jump", 0, float(excess[i] * 30), ev, seg, self._path_fn(seg)
-                    )
-                )
-            ev = {"km_track_24h": float(track[i]), "km_odo_24h": float(odo[i])}
-            if frozen[i]:
-                out.append(
-                    Signal(te, "odometer_freeze", 1, float(track[i]), ev, seg, self._path_fn(seg))
-                )
-            if mismatch[i]:
-                ev["ratio"] = float(ratio[i])
-                out.append(
-                    Signal(
-                        te,
-                        "odometer_mismatch",
-                        0,
-                        abs(math.log(ratio[i])),
-                        ev,
-                        seg,
-                        self._path_fn(seg),
-                    )
-                )
-        return out, more
-
-    def _relocation_block(self, P: I64, t_end: F64, away: F64) -> list[Signal]:
-        c = self.cfg
-        flag = np.nan_to_num(self.hist["away_km"], nan=0.0) >= c.away_km
-        cs = np.r_[0, np.cumsum(flag)]
-        n_away = cs[P + 1] - cs[np.maximum(P + 1 - c.context_h, 0)]
-        out: list[Signal] = []
-        for i in range(t_end.size):
-            is_away = bool(flag[P[i]])
-            self.away_streak = self.away_streak + 1 if is_away else 0
-            if not is_away or n_away[i] < c.away_hours:
-                continue
-            te = float(t_end[i])
-            lvl = 2 if self.away_streak >= c.away_emergency_h else 1
-            seg = (te - c.context_h * HOUR, te)
-            ev = {
-                "away_km": float(away[i]),
-                "away_hours_in_window": int(n_away[i]),
-                "away_streak_h": self.away_streak,
-            }
-            out.append(Signal(te, "relocation", lvl, float(away[i]), ev, seg, self._path_fn(seg)))
-        return out
 
     # -- evidence and trimming --------------------------------------------
     def _path_fn(self, seg: tuple[float, float]) -> Any:

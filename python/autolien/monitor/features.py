@@ -14,7 +14,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import _core
+from ..gnss import EARTH_M, distance_m
 from .config import MonitorConfig
 
 __all__ = [
@@ -23,26 +23,16 @@ __all__ = [
     "cell_centers",
     "cell_ids",
     "derive",
-    "haversine_m",
     "hourly",
     "local_hour",
-    "shannon_groups",
 ]
 
 HOUR = 3600
-EARTH_M = 6_371_008.8  # mean Earth radius (IUGG)
 SPEED_BINS = 14  # 10 km/h each, the last open
 TURN_BINS = 12  # 30 degrees each
 STOP_BINS = 11  # 2-4, 4-8, ... minutes, the last open
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
-
-
-def haversine_m(lat1: F64, lon1: F64, lat2: F64, lon2: F64) -> F64:
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dp, dl = p2 - p1, np.radians(lon2 - lon1)
-    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    return np.asarray(2 * EARTH_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))), dtype=np.float64)
 
 
 def cell_ids(lat: F64, lon: F64, cell_m: float) -> I64:
@@ -97,7 +87,7 @@ def derive(
     dist = np.zeros(n)
     dt = np.zeros(n)
     if n > 1:
-        dist[1:] = haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:])
+        dist[1:] = distance_m(lat[:-1], lon[:-1], lat[1:], lon[1:])
         dt[1:] = np.diff(t)
     implied = np.zeros(n)
     np.divide(dist * 3.6, dt, out=implied, where=dt > 0)
@@ -260,29 +250,3 @@ def hourly(d: Derived, h_a: int, h_b: int) -> dict[str, np.ndarray]:
     out["last_lat"] = last_lat
     out["last_lon"] = last_lon
     return out
-
-
-def shannon_groups(target: I64, counts: F64, nt: int) -> F64:
-    """Shannon entropy (bits) per target of (target, count) rows sorted by
-    target; NaN for targets without rows."""
-    out = np.full(nt, np.nan)
-    if target.size == 0:
-        return out
-    starts = np.flatnonzero(np.r_[True, target[1:] != target[:-1]])
-    tot = np.add.reduceat(counts, starts)
-    clog = np.where(counts > 0, counts * np.log2(np.where(counts > 0, counts, 1.0)), 0.0)
-    s = np.add.reduceat(clog, starts)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        h = np.where(
-            tot > 0, np.log2(np.where(tot > 0, tot, 1.0)) - s / np.where(tot > 0, tot, 1.0), np.nan
-        )
-    out[target[starts]] = np.maximum(h, 0.0)
-    return out
-
-
-def shannon_rows(counts: I64) -> F64:
-    """Shannon entropy in bits of each row of counts (NaN for empty rows)."""
-    c = np.ascontiguousarray(counts, dtype=np.int64)
-    if c.shape[0] == 0:
-        return np.zeros(0)
-    return np.asarray(_core.shannon_bits(c), dtype=np.float64)

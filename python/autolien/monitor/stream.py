@@ -204,6 +204,42 @@ class Monitor:
             )
         return pa.concat_tables(parts).sort_by([("vehicle_id", "ascending"), ("hour", "ascending")])
 
+    # -- state as Arrow ----------------------------------------------------
+    def state_table(self) -> pa.Table:
+        """Every vehicle's state, one row each, keyed by ``vehicle_id``
+        (``monitor.state``): any monitor with the same config resumes any of
+        them with ``load_state``. Feature rows already handed out are not
+        state."""
+        from .state import vehicle_table  # noqa: PLC0415
+
+        return vehicle_table(list(self._vehicles.values()))
+
+    def load_state(self, table: pa.Table | None) -> None:
+        """Adds (or replaces) the vehicles saved in ``table``."""
+        from .state import load_vehicles  # noqa: PLC0415
+
+        if table is None:
+            return
+        for v in load_vehicles(table, self.config):
+            self._vehicles[v.id] = v
+
+    def release(self) -> tuple[pa.Table, pa.Table, pa.Table]:
+        """Hands out and forgets what a block of vehicles produced: their
+        state, the feature hours scored since the last release, and the
+        rejects; the monitor keeps its clock and nothing else, so the next
+        block starts empty."""
+        state, features, rejects = self.state_table(), self.features(), self.rejects
+        self._vehicles = {}
+        self._rejects = []
+        return state, features, rejects
+
+    def drain_features(self) -> pa.Table:
+        """The feature hours scored since the last call, which the monitor then forgets."""
+        out = self.features()
+        for v in self._vehicles.values():
+            v.feature_rows = []
+        return out
+
     @property
     def rejects(self) -> pa.Table:
         """Rows set aside, with their reason (late, missing position or reading)."""

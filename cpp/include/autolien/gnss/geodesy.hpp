@@ -16,6 +16,12 @@ Vec3 geodetic_to_ecef(double lat_deg, double lon_deg, double h) noexcept;
 // Returns {lat_deg, lon_deg, h}; latitude within 1e-12 rad near the surface.
 Vec3 ecef_to_geodetic(const Vec3& xyz) noexcept;
 
+// Great-circle distance in metres between two points (degrees) on a sphere of
+// the given radius (haversine; the argument is clamped to [0, 1], so
+// antipodal and coincident points stay finite). NaN in, NaN out.
+double great_circle_m(double lat1_deg, double lon1_deg, double lat2_deg, double lon2_deg,
+                      double radius_m) noexcept;
+
 // A local east-north-up frame at a reference point.
 class EnuFrame {
   public:

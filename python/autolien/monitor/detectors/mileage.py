@@ -1,0 +1,89 @@
+"""Mileage jump (excess over the vehicle's baseline), odometer freeze and
+odometer/track mismatch, over the trailing 24 h window of each hour."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..features import HOUR
+from .base import HourBlock, Signal
+
+if TYPE_CHECKING:
+    from ..engine import Vehicle
+
+__all__ = ["Mileage"]
+
+
+class Mileage:
+    kinds: tuple[str, ...] = ("mileage_jump", "odometer_freeze", "odometer_mismatch")
+
+    def detect(self, v: Vehicle, b: HourBlock) -> list[Signal]:
+        """Mileage, freeze and mismatch signals, and the hours whose mileage
+        is a jump's (confirmed or not). With ``mileage_confirm_h`` > 0 a
+        jump must also have held in the window that ended that long before
+        (``earlier``): one odd day of driving does not raise it, a lasting
+        change does, a day later."""
+        sl, t_end, feats, earlier = b.sl, b.t_end, b.feats, b.earlier
+        c = v.cfg
+        out: list[Signal] = []
+        med, mad, cnt = v.base.get("km_24h", (math.nan, math.nan, 0))
+        km = feats["km_24h"][sl]
+        track, odo = (
+            feats["km_track_24h"][sl],
+            feats["km_odo_24h"][sl],
+        )  # odo is NaN without readings
+        jump = np.zeros(t_end.size, dtype=bool)
+        excess = km - med
+        z = (
+            excess / max(1.4826 * mad, c.mileage_mad_floor_km)
+            if cnt >= c.min_baseline_h
+            else excess * np.nan
+        )
+        with np.errstate(invalid="ignore"):
+            if cnt >= c.min_baseline_h:
+                jump = (excess * 30 >= c.mileage_warn_km_month) & (z >= c.mileage_z)
+            # the vehicle drives much more: what the entropy score leaves out
+            # (_explained) whether or not the jump is confirmed yet
+            more = jump.copy()
+            if c.mileage_confirm_h and cnt >= c.min_baseline_h:
+                jump &= (earlier - med) * 30 >= c.mileage_warn_km_month
+            checked = ~np.isnan(odo) & (track >= c.freeze_track_km)
+            frozen = checked & (odo < c.rollback_km)
+            ratio = np.where(checked & ~frozen, odo / np.where(track > 0, track, 1.0), 1.0)
+            mismatch = checked & ~frozen & ((ratio < c.mismatch_low) | (ratio > c.mismatch_high))
+        for i in np.flatnonzero(jump | frozen | mismatch):
+            te = float(t_end[i])
+            seg = (te - c.context_h * HOUR, te)
+            if jump[i]:
+                ev = {
+                    "km_24h": float(km[i]),
+                    "baseline_km_24h": med,
+                    "excess_km_month": float(excess[i] * 30),
+                    "z": float(z[i]),
+                }
+                out.append(
+                    Signal(te, "mileage_jump", 0, float(excess[i] * 30), ev, seg, v._path_fn(seg))
+                )
+            ev = {"km_track_24h": float(track[i]), "km_odo_24h": float(odo[i])}
+            if frozen[i]:
+                out.append(
+                    Signal(te, "odometer_freeze", 1, float(track[i]), ev, seg, v._path_fn(seg))
+                )
+            if mismatch[i]:
+                ev["ratio"] = float(ratio[i])
+                out.append(
+                    Signal(
+                        te,
+                        "odometer_mismatch",
+                        0,
+                        abs(math.log(ratio[i])),
+                        ev,
+                        seg,
+                        v._path_fn(seg),
+                    )
+                )
+        b.driving_more = more
+        return out
