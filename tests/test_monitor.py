@@ -222,6 +222,34 @@ def test_frozen_and_disagreeing_odometers() -> None:
     assert "odometer_freeze" not in kinds
 
 
+def test_an_odometer_leap_on_a_vehicle_that_drives_little_is_a_mismatch() -> None:
+    # 3 km out at 18 km/h at 09:00 local and back at 17:00: 6 km a day on the
+    # track, less than freeze_track_km; fixes every 60 s, the odometer with them
+    days = 6
+    t = T0 + np.arange(0, days * 86400, 60.0)
+    sec = (t - T0) % 86400
+    out = np.clip((sec - 9 * 3600) / 600, 0, 1) - np.clip((sec - 17 * 3600) / 600, 0, 1)
+    east_km = 3.0 * out
+    lon = 121.4 + east_km * 1000 / (111_195 * math.cos(math.radians(31.2)))
+    speed = np.where(np.diff(east_km, prepend=0.0) != 0, 18.0, 0.0)
+    track = _table("d", t, lat=np.full(t.size, 31.2), lon=lon, speed_kmh=speed)
+    km = 20_000 + 6.0 * ((t - T0) // 86400) + np.where(sec >= 17 * 3600, 3.0, 0) + east_km
+    km = np.where(sec >= 17 * 3600, 20_000 + 6.0 * ((t - T0) // 86400) + 6.0 - east_km, km)
+    odo = _table("d", t, odometer_km=np.round(km, 1))
+    assert score(track, odo).num_rows == 0  # the untouched vehicle
+    leap = np.where(t >= T0 + 4 * 86400 + 9.1 * 3600, km + 500.0, km)  # +500 km mid-trip
+    alerts = score(track, _table("d", t, odometer_km=np.round(leap, 1))).to_pylist()
+    (a,) = [a for a in alerts if a["kind"] == "odometer_mismatch"]
+    assert a["opened"].timestamp() == T0 + 4 * 86400 + 10 * 3600  # at the end of its hour
+    ev = json.loads(a["evidence"])
+    assert ev["km_track_24h"] < 20
+    assert ev["km_odo_24h"] > 500
+    # an odometer-only feed has no track to compare with: no mismatch
+    assert "odometer_mismatch" not in {
+        a["kind"] for a in score(None, _table("d", t, odometer_km=np.round(leap, 1))).to_pylist()
+    }
+
+
 def test_silence_grades_by_duration_and_closes_on_resume() -> None:
     t = np.r_[T0 + np.arange(0, 10 * 3600, 600.0), T0 + 40 * 3600 + np.arange(0, 3600, 600.0)]
     track = _table(

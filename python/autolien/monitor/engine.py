@@ -693,7 +693,7 @@ class Vehicle:
             # km_24h mileage_confirm_h earlier (every hour has a history row)
             back = pos[sl] - int(c.mileage_confirm_h)
             earlier = np.where(back >= 0, H["km_24h"][np.maximum(back, 0)], np.nan)
-            mileage, jump = self._mileage_block(sl, t_end, feats, earlier)
+            mileage, jump = self._mileage_block(sl, t_end, feats, earlier, sums["n"][sl])
             signals += self._entropy_block(sl, t_end, feats, score, cus, jump, away[sl])
             signals += mileage
             signals += self._relocation_block(pos[sl], t_end, away[sl])
@@ -875,7 +875,7 @@ class Vehicle:
         return out
 
     def _mileage_block(
-        self, sl: slice, t_end: F64, feats: dict[str, F64], earlier: F64
+        self, sl: slice, t_end: F64, feats: dict[str, F64], earlier: F64, fixes: F64
     ) -> tuple[list[Signal], npt.NDArray[np.bool_]]:
         """Mileage, freeze and mismatch signals, and the hours whose mileage
         is a jump's (confirmed or not). With ``mileage_confirm_h`` > 0 a
@@ -905,7 +905,15 @@ class Vehicle:
             more = jump.copy()
             if c.mileage_confirm_h and cnt >= c.min_baseline_h:
                 jump &= (earlier - med) * 30 >= c.mileage_warn_km_month
-            checked = ~np.isnan(odo) & (track >= c.freeze_track_km)
+            # either source having run freeze_track_km is enough to compare
+            # them: an odometer that leaps while the track barely moves (a
+            # vehicle that drives little) is the mismatch too; with no fix
+            # in the window there is no track to compare with
+            checked = (
+                ~np.isnan(odo)
+                & (fixes > 0)
+                & ((track >= c.freeze_track_km) | (odo >= c.freeze_track_km))
+            )
             frozen = checked & (odo < c.rollback_km)
             ratio = np.where(checked & ~frozen, odo / np.where(track > 0, track, 1.0), 1.0)
             mismatch = checked & ~frozen & ((ratio < c.mismatch_low) | (ratio > c.mismatch_high))
