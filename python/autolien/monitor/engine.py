@@ -690,9 +690,16 @@ class Vehicle:
                 away[sl] = np.where(np.isnan(lat), np.nan, dist.min(axis=1) / 1e3)
             H["away_km"][pos[sl]] = away[sl]
             t_end = (np.arange(h_a + j, h_a + je, dtype=np.float64) + 1) * HOUR
-            # km_24h mileage_confirm_h earlier (every hour has a history row)
-            back = pos[sl] - int(c.mileage_confirm_h)
-            earlier = np.where(back >= 0, H["km_24h"][np.maximum(back, 0)], np.nan)
+            # the most km_24h of the windows that ended mileage_confirm_h to
+            # 2 * mileage_confirm_h earlier: each lies wholly before the
+            # current window, so two separate days carry the excess (every
+            # hour has a history row)
+            earlier = np.full(je - j, np.nan)
+            for lag in range(int(c.mileage_confirm_h), 2 * int(c.mileage_confirm_h)):
+                back = pos[sl] - lag
+                earlier = np.fmax(
+                    earlier, np.where(back >= 0, H["km_24h"][np.maximum(back, 0)], np.nan)
+                )
             mileage, jump = self._mileage_block(sl, t_end, feats, earlier, sums["n"][sl])
             signals += self._entropy_block(sl, t_end, feats, score, cus, jump, away[sl])
             signals += mileage
@@ -879,9 +886,12 @@ class Vehicle:
     ) -> tuple[list[Signal], npt.NDArray[np.bool_]]:
         """Mileage, freeze and mismatch signals, and the hours whose mileage
         is a jump's (confirmed or not). With ``mileage_confirm_h`` > 0 a
-        jump must also have held in the window that ended that long before
-        (``earlier``): one odd day of driving does not raise it, a lasting
-        change does, a day later."""
+        jump must also have held in a window that ended that long to twice
+        that long before (``earlier``, the most of them): a separate day.
+        One odd day of driving (a weekend excursion) looks like a jump's
+        first day, so it raises nothing; a jump that holds on a second day
+        is the lasting change, and opens as an alert, when persistence
+        would have raised the first day's warning to one."""
         c = self.cfg
         out: list[Signal] = []
         med, mad, cnt = self.base.get("km_24h", (math.nan, math.nan, 0))
@@ -917,6 +927,9 @@ class Vehicle:
             frozen = checked & (odo < c.rollback_km)
             ratio = np.where(checked & ~frozen, odo / np.where(track > 0, track, 1.0), 1.0)
             mismatch = checked & ~frozen & ((ratio < c.mismatch_low) | (ratio > c.mismatch_high))
+        # an excess held on two separate days is the lasting change that
+        # persistence would raise to an alert a day later anyway
+        lvl = 1 if c.mileage_confirm_h else 0
         for i in np.flatnonzero(jump | frozen | mismatch):
             te = float(t_end[i])
             seg = (te - c.context_h * HOUR, te)
@@ -927,9 +940,18 @@ class Vehicle:
                     "excess_km_month": float(excess[i] * 30),
                     "z": float(z[i]),
                 }
+                if c.mileage_confirm_h:
+                    # the separate day that confirms it
+                    ev["confirming_km_24h"] = float(earlier[i])
                 out.append(
                     Signal(
-                        te, "mileage_jump", 0, float(excess[i] * 30), ev, seg, self._path_fn(seg)
+                        te,
+                        "mileage_jump",
+                        lvl,
+                        float(excess[i] * 30),
+                        ev,
+                        seg,
+                        self._path_fn(seg),
                     )
                 )
             ev = {"km_track_24h": float(track[i]), "km_odo_24h": float(odo[i])}
