@@ -1,7 +1,8 @@
 """The replay harness's readers and day plan on the real tracks in
 tests/data/tracks (tests/data/SOURCES.md): the values read are the files'
 own, checked by hand; the day plan (return trip, parked heartbeat) is
-counted by hand; and the monitor on the untouched Denver traces."""
+counted by hand; and the monitor on the untouched Denver traces and on
+the short real drives with an odometer that leaps."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from autolien.monitor import score
 from autolien.monitor.replay import (
     Replay,
     daily_replay,
+    inject_odometer_jump,
     inject_rental,
     odometer_from_track,
     read_latlon_csv,
@@ -187,3 +189,49 @@ def test_a_rental_odometer_counts_the_way_to_the_donor() -> None:
     assert km[2] == np.floor((500.0 + hop) * 10 + 1e-6) / 10
     assert km[3] == np.floor((500.0 + hop + leg) * 10 + 1e-6) / 10
     assert r.truth[0]["kind"] == "entropy_increase"
+
+
+@pytest.mark.parametrize("heartbeat_s", [None, 3600.0])
+def test_an_odometer_leap_on_the_short_real_drives_is_a_mismatch(
+    heartbeat_s: float | None,
+) -> None:
+    # the x20 loop (3.3 km, twice a day) and Denver trace 2 (5.8 km, out and
+    # back) run less than freeze_track_km a day on the track: the odometer
+    # that leaps 500 km is what has run that far, and it is compared
+    t, lat, lon = read_rtklib_pos(DATA / "drive_0708_gnss_1934_sf_1hz.pos")
+    x20 = daily_replay(
+        "x20", t, lat, lon, days=12, start_day=START, offsets_h=(0.0, 10.0), heartbeat_s=heartbeat_s
+    )
+    t, lat, lon = read_latlon_csv(DATA / "mappymatch_denver_trace_2.csv", every_s=1.0)
+    den = daily_replay(
+        "denver2",
+        t,
+        lat,
+        lon,
+        days=12,
+        start_day=START,
+        offsets_h=(0.0, 10.0),
+        start_s=14 * 3600.0,
+        return_trip=True,
+        heartbeat_s=heartbeat_s,
+    )
+    tracks = pa.concat_tables([x20, den])
+    r = Replay(tracks, odometer_from_track(tracks), [])
+    for vid, tr in (("x20", x20), ("denver2", den)):
+        tt = _secs(tr.column("time"))
+        r = inject_odometer_jump(r, vid, float(tt[tt > START + 9 * 86400][0] + 60.0))
+    alerts = score(r.tracks, r.odometer).to_pylist()
+    found = {a["vehicle_id"]: a for a in alerts if a["kind"] == "odometer_mismatch"}
+    assert set(found) == {"x20", "denver2"}
+    for vid, a in found.items():
+        at = next(x["start"] for x in r.truth if x["vehicle_id"] == vid)
+        # at the end of the hour of the first reading after it (a parked
+        # heartbeat comes an hour later)
+        assert 0 <= a["opened"].timestamp() - at < 2 * 3600
+        assert a["level"] in ("warning", "alert")
+    # nothing before the leap: the untouched days raise no mismatch
+    assert all(
+        a["opened"].timestamp() >= START + 9 * 86400
+        for a in alerts
+        if a["kind"] != "device_silence"
+    )

@@ -46,7 +46,9 @@ class MonitorConfig:
     mileage_warn_km_month: float = 1500.0  # excess over baseline, as km/month
     mileage_z: float = 3.5  # modified z-score (Iglewicz & Hoaglin)
     mileage_mad_floor_km: float = 5.0
-    mileage_confirm_h: int = 0  # 24: the excess must also have held a day before (off by default)
+    # the excess must also have held in a 24 h window that ended 1-2 such
+    # periods before; a confirmed jump opens as an alert (0: one window, as a warning)
+    mileage_confirm_h: int = 24
     rollback_km: float = 0.5
     freeze_track_km: float = 20.0
     mismatch_low: float = 0.7
@@ -104,8 +106,9 @@ class MonitorConfig:
         if not self.silence_warning_h <= self.silence_alert_h <= self.silence_emergency_h:
             raise ValueError("silence thresholds must increase: warning <= alert <= emergency")
         if self.mileage_confirm_h != int(self.mileage_confirm_h) or (
-            self.mileage_confirm_h > self.baseline_h
+            2 * self.mileage_confirm_h > self.baseline_h
         ):
-            raise ValueError("mileage_confirm_h must be whole hours, at most baseline_h")
+            # the earliest window it reads must still be in the kept history
+            raise ValueError("mileage_confirm_h must be whole hours, at most baseline_h / 2")
         if self.mismatch_low >= self.mismatch_high:
             raise ValueError("mismatch_low must be below mismatch_high")

@@ -437,11 +437,27 @@ class Vehicle:
                 away[sl] = np.where(np.isnan(lat), np.nan, dist.min(axis=1) / 1e3)
             H["away_km"][pos[sl]] = away[sl]
             t_end = (np.arange(h_a + j, h_a + je, dtype=np.float64) + 1) * HOUR
-            # km_24h mileage_confirm_h earlier (every hour has a history row)
-            back = pos[sl] - int(c.mileage_confirm_h)
-            earlier = np.where(back >= 0, H["km_24h"][np.maximum(back, 0)], np.nan)
+            # the most km_24h of the windows that ended mileage_confirm_h to
+            # 2 * mileage_confirm_h earlier: each lies wholly before the
+            # current window, so two separate days carry the excess (every
+            # hour has a history row)
+            earlier = np.full(je - j, np.nan)
+            for lag in range(int(c.mileage_confirm_h), 2 * int(c.mileage_confirm_h)):
+                back = pos[sl] - lag
+                earlier = np.fmax(
+                    earlier, np.where(back >= 0, H["km_24h"][np.maximum(back, 0)], np.nan)
+                )
             blk = HourBlock(
-                sl, pos[sl], t_end, feats, away[sl], earlier, score, cus, np.zeros(0, bool)
+                sl,
+                pos[sl],
+                t_end,
+                feats,
+                away[sl],
+                earlier,
+                score,
+                cus,
+                np.zeros(0, bool),
+                sums["n"][sl],
             )
             # mileage first (it sets driving_more, which the entropy score
             # reads); its signals go after the entropy ones where times tie

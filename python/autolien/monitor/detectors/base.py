@@ -58,6 +58,7 @@ class HourBlock:
     score: F64
     cus: F64
     driving_more: npt.NDArray[np.bool_]
+    fixes: F64  # fixes in each hour's context window
 
 
 C_contra = TypeVar("C_contra", contravariant=True)

@@ -23,9 +23,12 @@ class Mileage:
     def detect(self, v: Vehicle, b: HourBlock) -> list[Signal]:
         """Mileage, freeze and mismatch signals, and the hours whose mileage
         is a jump's (confirmed or not). With ``mileage_confirm_h`` > 0 a
-        jump must also have held in the window that ended that long before
-        (``earlier``): one odd day of driving does not raise it, a lasting
-        change does, a day later."""
+        jump must also have held in a window that ended that long to twice
+        that long before (``earlier``, the most of them): a separate day.
+        One odd day of driving (a weekend excursion) looks like a jump's
+        first day, so it raises nothing; a jump that holds on a second day
+        is the lasting change, and opens as an alert, when persistence
+        would have raised the first day's warning to one."""
         sl, t_end, feats, earlier = b.sl, b.t_end, b.feats, b.earlier
         c = v.cfg
         out: list[Signal] = []
@@ -50,10 +53,21 @@ class Mileage:
             more = jump.copy()
             if c.mileage_confirm_h and cnt >= c.min_baseline_h:
                 jump &= (earlier - med) * 30 >= c.mileage_warn_km_month
-            checked = ~np.isnan(odo) & (track >= c.freeze_track_km)
+            # either source having run freeze_track_km is enough to compare
+            # them: an odometer that leaps while the track barely moves (a
+            # vehicle that drives little) is the mismatch too; with no fix
+            # in the window there is no track to compare with
+            checked = (
+                ~np.isnan(odo)
+                & (b.fixes > 0)
+                & ((track >= c.freeze_track_km) | (odo >= c.freeze_track_km))
+            )
             frozen = checked & (odo < c.rollback_km)
             ratio = np.where(checked & ~frozen, odo / np.where(track > 0, track, 1.0), 1.0)
             mismatch = checked & ~frozen & ((ratio < c.mismatch_low) | (ratio > c.mismatch_high))
+        # an excess held on two separate days is the lasting change that
+        # persistence would raise to an alert a day later anyway
+        lvl = 1 if c.mileage_confirm_h else 0
         for i in np.flatnonzero(jump | frozen | mismatch):
             te = float(t_end[i])
             seg = (te - c.context_h * HOUR, te)
@@ -64,8 +78,13 @@ class Mileage:
                     "excess_km_month": float(excess[i] * 30),
                     "z": float(z[i]),
                 }
+                if c.mileage_confirm_h:
+                    # the separate day that confirms it
+                    ev["confirming_km_24h"] = float(earlier[i])
                 out.append(
-                    Signal(te, "mileage_jump", 0, float(excess[i] * 30), ev, seg, v._path_fn(seg))
+                    Signal(
+                        te, "mileage_jump", lvl, float(excess[i] * 30), ev, seg, v._path_fn(seg)
+                    )
                 )
             ev = {"km_track_24h": float(track[i]), "km_odo_24h": float(odo[i])}
             if frozen[i]:
