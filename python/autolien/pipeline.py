@@ -165,10 +165,40 @@ def run_portfolio(
     out: str | Path | None = None,
     ledger: str | Path | None = None,
     progress: bool = False,
+    engine: str = "local",
+    scheduler: str | None = None,
+    workers: int | None = None,
+    buckets: int | None = None,
 ) -> dict[str, Any]:
     """Runs the job; ``db`` defaults to ``<portfolio>/autolien.duckdb``, the
     ledger to ``ledger/`` and the dashboard to ``report/`` beside the
-    database."""
+    database. ``engine="dask"`` runs the monitor as Dask tasks over vehicle
+    buckets (``autolien.dask_engine``) on the cluster at ``scheduler``, or on
+    a local one of ``workers`` processes; the results equal the local
+    engine's."""
+    if engine not in ("local", "dask"):
+        raise ValueError(f"engine must be 'local' or 'dask', not {engine!r}")
+    if engine == "local" and (scheduler, workers, buckets) != (None, None, None):
+        raise ValueError("scheduler, workers and buckets go with engine='dask'")
+    if engine == "dask":
+        from .dask_engine import DaskSettings, announce, dask_client, describe  # noqa: PLC0415
+
+        with dask_client(DaskSettings(scheduler, workers, buckets)) as client:
+            if progress:
+                announce(client)
+            return _run(portfolio, db, out, ledger, progress, (client, buckets), describe(client))
+    return _run(portfolio, db, out, ledger, progress, None, {"name": "local"})
+
+
+def _run(
+    portfolio: str | Path,
+    db: str | Path | None,
+    out: str | Path | None,
+    ledger: str | Path | None,
+    progress: bool,
+    cluster: tuple[Any, int | None] | None,
+    engine: dict[str, Any],
+) -> dict[str, Any]:
     from .monitor.cli import monitor_store  # noqa: PLC0415
     from .monitor.quality import detection_quality  # noqa: PLC0415
     from .telemetry.ingest import ingest_files  # noqa: PLC0415
@@ -194,6 +224,7 @@ def run_portfolio(
     bar = tqdm(total=7, desc="pipeline", unit="stage", disable=not progress)
     timings: dict[str, float] = _Timings(bar)
     summary: dict[str, Any] = {"portfolio": str(root), "portfolio_id": pid, "db": str(db)}
+    summary["engine"] = engine
 
     t0 = time.perf_counter()
     with open_store(db) as store:
@@ -232,7 +263,12 @@ def run_portfolio(
     else:
         summary["fuse"] = "skipped: no RTK fixes in this portfolio"
     t3 = time.perf_counter()
-    mon = monitor_store(str(db), progress=progress, state=db.with_suffix(".monitor.pkl"))
+    if cluster is not None:
+        from .dask_engine import monitor_stage  # noqa: PLC0415
+
+        mon = monitor_stage(db, cluster[0], buckets=cluster[1], progress=progress)
+    else:
+        mon = monitor_store(str(db), progress=progress, state=db.with_suffix(".monitor.pkl"))
     timings["monitor"] = time.perf_counter() - t3
     summary["monitor"] = mon
     val = None
