@@ -254,9 +254,11 @@ def write_doc(doc: Path, label: str, text: str) -> None:
 
 
 def _worker_peak_rss() -> int:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over fork and
+    # exec, so a spawned worker would report its parent's peak
+    with open("/proc/self/status") as f:
+        line = next(x for x in f if x.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
 
 
 def _noop(i: int) -> int:
@@ -270,7 +272,7 @@ def scheduler_overhead(tasks: int = 1000) -> float:
 
     with (
         LocalCluster(
-            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as c,
         Client(c) as client,
     ):
@@ -290,7 +292,7 @@ def dask_monitor(db: Path, workers: int, buckets: int) -> dict[str, Any]:
     load = _load()
     with (
         LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as c,
         Client(c) as client,
     ):
@@ -311,6 +313,7 @@ def dask_monitor(db: Path, workers: int, buckets: int) -> dict[str, Any]:
         "buckets": buckets,
         "wall_s": wall,
         "task_compute_s": busy,
+        "task_cpu_s": mon["task_cpu_s"],
         "worker_peak_rss": sorted(rss.values()),
         "alerts": mon["alerts"],
         "load_before": load,
@@ -335,6 +338,15 @@ def measure_dask(
     local = run_portfolio(src, ref)
     local_s = time.perf_counter() - t0
     print(f"N={vehicles:,}: local run {local_s:.0f} s {local['timings_s']}", flush=True)
+    # the local engine's monitor alone, again, with its CPU time beside the wall
+    from autolien.monitor.cli import monitor_store
+
+    db = base / f"dlocal{vehicles}.duckdb"
+    shutil.copy(ref, db)
+    t0, c0 = time.perf_counter(), time.process_time()
+    monitor_store(str(db))
+    local_mon = (time.perf_counter() - t0, time.process_time() - c0)
+    db.unlink()
     runs = []
     for w in workers:
         for vpb in per_bucket:
@@ -355,7 +367,8 @@ def measure_dask(
         "vehicles": vehicles,
         "days": history,
         "local_run_s": local_s,
-        "local_monitor_s": local["timings_s"]["monitor"],
+        "local_monitor_s": local_mon[0],
+        "local_monitor_cpu_s": local_mon[1],
         "runs": runs,
     }
 
@@ -368,6 +381,7 @@ def dask_table(results: list[dict[str, Any]], overhead: float, label: str) -> st
         "tasks",
         "monitor wall s",
         "task compute s",
+        "task CPU s",
         "vehicle-days/s",
         "efficiency",
         "peak RSS per worker MB",
@@ -378,7 +392,8 @@ def dask_table(results: list[dict[str, Any]], overhead: float, label: str) -> st
         one = {x["vehicles_per_bucket"]: x["wall_s"] for x in r["runs"] if x["workers"] == 1}
         lines.append(
             f"| {r['vehicles']:,} x {r['days']} | local engine | | | {r['local_monitor_s']:.1f} |"
-            f" | {r['vehicles'] * r['days'] / r['local_monitor_s']:.0f} | | | |"
+            f" | {r['local_monitor_cpu_s']:.1f} "
+            f"| {r['vehicles'] * r['days'] / r['local_monitor_s']:.0f} | | | |"
         )
         for x in r["runs"]:
             t1 = one.get(x["vehicles_per_bucket"])
@@ -387,6 +402,7 @@ def dask_table(results: list[dict[str, Any]], overhead: float, label: str) -> st
             lines.append(
                 f"| {r['vehicles']:,} x {r['days']} | {x['workers']} | {x['vehicles_per_bucket']} "
                 f"| {x['buckets']} | {x['wall_s']:.1f} | {x['task_compute_s']:.1f} "
+                f"| {x['task_cpu_s']:.1f} "
                 f"| {x['vehicle_days_per_s']:.0f} | {eff} | {rss} | {x['load_before']} |"
             )
     lines += ["", f"Scheduler overhead per task (no-op tasks, one worker): {overhead * 1e3:.2f} ms"]

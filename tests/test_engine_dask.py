@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from autolien.cli import main
+from autolien.dask_engine import EngineError
 from autolien.pipeline import run_portfolio
 from autolien.sim.portfolio import PORTFOLIO_ANOMALIES as ANOMALIES
 from conftest import require_module
@@ -42,7 +43,7 @@ def cluster() -> Iterator[Any]:
     require_module("dask")
     distributed = require_module("distributed")
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as c:
         yield c
 
@@ -134,10 +135,9 @@ def test_dask_equals_local(
     assert summary["engine"]["workers"] == 2
     assert summary["monitor"]["tasks"] == BUCKETS
     _assert_same(db, summary, local)
-    # a re-run over the same inputs adds nothing to the ledger
-    again = run_portfolio(portfolio, db, engine="dask", scheduler=cluster.scheduler_address)
-    assert again["ledger"]["root"] == summary["ledger"]["root"]
-    _assert_same(db, again, local)
+    # the state is split into BUCKETS buckets for good: another count is refused
+    with pytest.raises(EngineError, match="fixed at the first run"):
+        run_portfolio(portfolio, db, engine="dask", scheduler=cluster.scheduler_address, buckets=3)
 
 
 def _kill_once(marker: str) -> Any:
@@ -240,23 +240,16 @@ def test_the_cli_runs_the_dask_engine(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # --workers: a LocalCluster of its own, for this run
     db = _db(tmp_path, consortium)
     capsys.readouterr()
     args = ["run", str(portfolio), "--db", str(db), "--json", "--quiet", "--engine", "dask"]
-    assert main([*args, "--scheduler", cluster.scheduler_address]) == 0
+    assert main([*args, "--workers", "1"]) == 0
     summary = json.loads(capsys.readouterr().out)
+    assert summary["engine"]["workers"] == 1
     assert summary["ledger"]["root"] == local["summary"]["ledger"]["root"]
     # the local engine takes no cluster options
     assert main(["run", str(portfolio), "--db", str(db), "--workers", "2", "--quiet"]) == 2
-
-
-def test_bucket_count_is_fixed_after_the_first_run(
-    cluster: Any, portfolio: Path, tmp_path: Path
-) -> None:
-    db = tmp_path / "x.duckdb"
-    run_portfolio(portfolio, db, engine="dask", scheduler=cluster.scheduler_address, buckets=2)
-    with pytest.raises(ValueError, match="fixed at the first run"):
-        run_portfolio(portfolio, db, engine="dask", scheduler=cluster.scheduler_address, buckets=3)
 
 
 def test_vehicle_buckets_are_stable_and_spread() -> None:
@@ -314,3 +307,43 @@ def test_the_monitor_kernels_release_the_gil(kernel: str) -> None:
         sys.setswitchinterval(before)
     assert state["done"]
     assert state["seen_running"]
+
+
+def test_a_run_killed_before_its_results_are_stored_reruns_cleanly(
+    cluster: Any,
+    portfolio: Path,
+    consortium: Path,
+    local: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # every bucket's task has written its new state, then the client dies
+    # before the results reach the store: the next run must not resume from
+    # that half-made generation
+    import autolien.store
+
+    def killed(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    db = _db(tmp_path, consortium)
+    with monkeypatch.context() as m:
+        m.setattr(autolien.store, "put_monitor_outputs", killed)
+        with pytest.raises(KeyboardInterrupt):
+            run_portfolio(portfolio, db, engine="dask", scheduler=cluster.scheduler_address)
+    assert list((tmp_path / "x.duckdb.dask" / "state").glob("gen-1/bucket-*.arrow"))
+    assert not (tmp_path / "x.duckdb.dask" / "state" / "current.json").exists()
+    summary = run_portfolio(portfolio, db, engine="dask", scheduler=cluster.scheduler_address)
+    _assert_same(db, summary, local)
+
+
+def test_workers_on_another_version_are_refused(
+    cluster: Any, portfolio: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import autolien.dask_engine
+
+    monkeypatch.setattr(autolien.dask_engine, "__version__", "0.0.0+other")
+    with pytest.raises(EngineError, match="another autolien"):
+        run_portfolio(
+            portfolio, tmp_path / "x.duckdb", engine="dask", scheduler=cluster.scheduler_address
+        )
+    assert not (tmp_path / "x.duckdb").exists()  # refused before anything was written

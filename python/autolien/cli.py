@@ -150,6 +150,7 @@ def _run(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         workers=args.workers,
         buckets=args.buckets,
+        work_dir=args.dask_dir,
     )
     if args.json:
         print(json.dumps(report, indent=2, default=str))
@@ -349,6 +350,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         help="--engine dask: vehicle buckets (fixed at a database's first run; default: one "
         "per 250 vehicles)",
+    )
+    p_run.add_argument(
+        "--dask-dir",
+        help="--engine dask: the per-bucket inputs and monitor state, a path every worker "
+        "sees (default: <db>.dask beside the database)",
     )
     p_run.set_defaults(func=_run)
     gateway_cli.add_parser(sub)

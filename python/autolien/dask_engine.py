@@ -50,11 +50,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import ipc
 
+from . import __version__
+from .errors import AutolienError
 from .monitor.config import MonitorConfig
 from .monitor.stream import Monitor
 
 __all__ = [
     "DaskSettings",
+    "EngineError",
     "dask_client",
     "load_bucket_state",
     "monitor_stage",
@@ -68,15 +71,27 @@ VEHICLES_PER_BUCKET = 250
 STATE_FORMAT = "autolien.monitor-state.pickle/1"
 
 
+# how long a run waits for its first worker (a cluster still scaling up)
+WORKER_WAIT_S = 120.0
+
+
+class EngineError(AutolienError, ValueError):
+    """The Dask engine cannot run: dask missing, workers on another autolien
+    version, or state that does not fit this run (``autolien run`` exits 2)."""
+
+
 @dataclass
 class DaskSettings:
     """Where the engine runs: a scheduler's address (a cluster), or else a
     LocalCluster of ``workers`` processes (default: one per core) started
-    for the run. ``buckets`` is fixed at the first run over a database."""
+    for the run. ``buckets`` is fixed at the first run over a database;
+    ``work_dir`` (default ``<db>.dask``) holds the per-bucket inputs and
+    state and must be a path every worker sees."""
 
     scheduler: str | None = None
     workers: int | None = None
     buckets: int | None = None
+    work_dir: str | None = None
 
 
 def _ensure_dask() -> None:
@@ -84,9 +99,27 @@ def _ensure_dask() -> None:
         import dask  # noqa: F401, PLC0415
         import distributed  # noqa: F401, PLC0415
     except ImportError as e:
-        raise ImportError(
+        raise EngineError(
             f"--engine dask needs dask and distributed: pip install 'autolien[dask]' ({e})"
         ) from None
+
+
+def _worker_version() -> str:
+    return __version__
+
+
+def check_workers(client: Any, timeout: float = WORKER_WAIT_S) -> None:
+    """Waits for a worker (TimeoutError, an OSError, after ``timeout``), then
+    refuses workers whose autolien is another version than the client's:
+    their monitor could score differently."""
+    client.wait_for_workers(1, timeout=timeout)
+    versions = client.run(_worker_version)
+    other = {w: v for w, v in versions.items() if v != __version__}
+    if other:
+        raise EngineError(
+            f"workers run another autolien than this client ({__version__}): {other}; "
+            "install the same wheel on every worker (docs/cluster.md)"
+        )
 
 
 @contextmanager
@@ -106,9 +139,12 @@ def dask_client(settings: DaskSettings) -> Iterator[Any]:
             yield client
         return
     n = settings.workers or os.cpu_count() or 1
-    # processes, one thread each: the monitor's Python loop holds the GIL
+    # processes, one thread each: the monitor's Python loop holds the GIL; the
+    # dashboard on a free port (the link is printed), never a clash on 8787
     with (
-        LocalCluster(n_workers=n, threads_per_worker=1, processes=True) as cluster,  # type: ignore[no-untyped-call]
+        LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,  # type: ignore[no-untyped-call]
         Client(cluster) as client,  # type: ignore[no-untyped-call]
     ):
         yield client
@@ -171,10 +207,11 @@ def monitor_bucket(
     generation: str,
     clock: datetime,
     config: MonitorConfig | None = None,
-) -> dict[str, int]:
+) -> dict[str, float]:
     """The task: one bucket's new rows into its monitor state (on a worker).
     Reads ``inputs/{tracks,odometer}/bucket=K``, the state file of the
     ``previous`` generation, writes the ``generation``'s state and outputs."""
+    cpu = time.process_time()
     fleet = load_bucket_state(
         Path(previous) / f"bucket-{bucket}.arrow" if previous else None, config
     )
@@ -194,6 +231,8 @@ def monitor_bucket(
         "bucket": bucket,
         "rows": (tracks.num_rows if tracks is not None else 0)
         + (odo.num_rows if odo is not None else 0),
+        # CPU, not wall: on a shared machine the wall time is mostly waiting
+        "cpu_s": round(time.process_time() - cpu, 3),
     }
 
 
@@ -206,7 +245,7 @@ def _read_current(state: Path) -> dict[str, Any] | None:
         return None
     cur = json.loads(path.read_text())
     if not isinstance(cur, dict) or not {"generation", "clock", "buckets", "counts"} <= set(cur):
-        raise ValueError(f"{path} is not a dask engine state pointer")
+        raise EngineError(f"{path} is not a dask engine state pointer")
     return cur
 
 
@@ -215,6 +254,7 @@ def monitor_stage(
     client: Any,
     *,
     buckets: int | None = None,
+    work_dir: str | Path | None = None,
     progress: bool = False,
     config: MonitorConfig | None = None,
 ) -> dict[str, Any]:
@@ -222,20 +262,20 @@ def monitor_stage(
     bucket on ``client``'s workers; writes ``alerts``, ``monitor_features``
     and ``monitor_rejects`` as the local engine does and returns the same
     summary (plus ``buckets`` and ``tasks``). Resumes from the state of the
-    last run over ``db`` (``<db>.dask/state``)."""
+    last run over ``db`` (``work_dir``, default ``<db>.dask``)."""
     from tqdm import tqdm  # noqa: PLC0415
 
     from .store import export_monitor_inputs, put_monitor_outputs  # noqa: PLC0415
 
     started = time.perf_counter()
     db = Path(db)
-    work = db.with_name(db.name + ".dask")
+    work = Path(work_dir) if work_dir is not None else db.with_name(db.name + ".dask")
     state = work / "state"
     state.mkdir(parents=True, exist_ok=True)
     cur = _read_current(state)
     if cur is not None:
         if buckets is not None and buckets != cur["buckets"]:
-            raise ValueError(
+            raise EngineError(
                 f"{db}'s monitor state is split into {cur['buckets']} buckets, not {buckets}; "
                 "the bucket count is fixed at the first run"
             )
@@ -269,6 +309,7 @@ def monitor_stage(
     )
     todo = sorted(set(export.vehicles) | had)
     rows = 0
+    cpu = 0.0
     if export.clock is not None:
         futures = [
             client.submit(
@@ -282,7 +323,9 @@ def monitor_stage(
                 config,
                 key=f"autolien-monitor-bucket-{b}-{run_id}",
                 pure=False,
-                retries=2,
+                # a worker's death is retried by the scheduler (allowed-failures);
+                # this is for an error inside the task, e.g. a shared filesystem's hiccup
+                retries=1,
             )
             for b in todo
         ]
@@ -290,7 +333,9 @@ def monitor_stage(
 
         bar = tqdm(total=len(futures), unit="bucket", desc="monitor (dask)", disable=not progress)
         for fut in as_completed(futures):  # type: ignore[no-untyped-call]
-            rows += int(fut.result()["rows"])
+            done = fut.result()
+            rows += int(done["rows"])
+            cpu += float(done["cpu_s"])
             bar.update(1)
         bar.close()
     parts = {name: sorted((gen / name).glob("bucket-*.parquet")) for name in OUTPUT_TABLES}
@@ -312,7 +357,9 @@ def monitor_stage(
     if previous is not None:
         shutil.rmtree(previous, ignore_errors=True)
     shutil.rmtree(inputs, ignore_errors=True)
-    return _summary(db, export, rows, buckets, len(todo), started)
+    out = _summary(db, export, rows, buckets, len(todo), started)
+    out["task_cpu_s"] = round(cpu, 3)
+    return out
 
 
 def _summary(

@@ -169,24 +169,34 @@ def run_portfolio(
     scheduler: str | None = None,
     workers: int | None = None,
     buckets: int | None = None,
+    work_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Runs the job; ``db`` defaults to ``<portfolio>/autolien.duckdb``, the
     ledger to ``ledger/`` and the dashboard to ``report/`` beside the
     database. ``engine="dask"`` runs the monitor as Dask tasks over vehicle
     buckets (``autolien.dask_engine``) on the cluster at ``scheduler``, or on
-    a local one of ``workers`` processes; the results equal the local
+    a local one of ``workers`` processes, its per-bucket inputs and state in
+    ``work_dir`` (default ``<db>.dask``); the results equal the local
     engine's."""
     if engine not in ("local", "dask"):
         raise ValueError(f"engine must be 'local' or 'dask', not {engine!r}")
-    if engine == "local" and (scheduler, workers, buckets) != (None, None, None):
-        raise ValueError("scheduler, workers and buckets go with engine='dask'")
+    if engine == "local" and (scheduler, workers, buckets, work_dir) != (None,) * 4:
+        raise ValueError("scheduler, workers, buckets and work_dir go with engine='dask'")
     if engine == "dask":
-        from .dask_engine import DaskSettings, announce, dask_client, describe  # noqa: PLC0415
+        from .dask_engine import (  # noqa: PLC0415
+            DaskSettings,
+            announce,
+            check_workers,
+            dask_client,
+            describe,
+        )
 
-        with dask_client(DaskSettings(scheduler, workers, buckets)) as client:
+        dask = DaskSettings(scheduler, workers, buckets, str(work_dir) if work_dir else None)
+        with dask_client(dask) as client:
             if progress:
                 announce(client)
-            return _run(portfolio, db, out, ledger, progress, (client, buckets), describe(client))
+            check_workers(client)
+            return _run(portfolio, db, out, ledger, progress, (client, dask), describe(client))
     return _run(portfolio, db, out, ledger, progress, None, {"name": "local"})
 
 
@@ -196,7 +206,7 @@ def _run(
     out: str | Path | None,
     ledger: str | Path | None,
     progress: bool,
-    cluster: tuple[Any, int | None] | None,
+    cluster: tuple[Any, Any] | None,
     engine: dict[str, Any],
 ) -> dict[str, Any]:
     from .monitor.cli import monitor_store  # noqa: PLC0415
@@ -266,7 +276,10 @@ def _run(
     if cluster is not None:
         from .dask_engine import monitor_stage  # noqa: PLC0415
 
-        mon = monitor_stage(db, cluster[0], buckets=cluster[1], progress=progress)
+        client, dask = cluster
+        mon = monitor_stage(
+            db, client, buckets=dask.buckets, work_dir=dask.work_dir, progress=progress
+        )
     else:
         mon = monitor_store(str(db), progress=progress, state=db.with_suffix(".monitor.pkl"))
     timings["monitor"] = time.perf_counter() - t3
