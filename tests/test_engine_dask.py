@@ -23,6 +23,7 @@ from autolien.cli import main
 from autolien.dask_engine import EngineError
 from autolien.pipeline import run_portfolio
 from autolien.sim.portfolio import PORTFOLIO_ANOMALIES as ANOMALIES
+from autolien.sim.portfolio import write_portfolio
 from conftest import require_module
 
 VEHICLES = 20
@@ -35,6 +36,9 @@ TABLES = {
     "ltv": "vehicle_id",
     "monitor_features": "vehicle_id, hour",
     "monitor_rejects": "ALL",
+    "gnss_track": '"row"',
+    "gnss_parked": "ALL",
+    "gnss_events": "ALL",
 }
 
 
@@ -51,9 +55,10 @@ def cluster() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def portfolio(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("pf")
-    args = ["simulate", str(root), "--vehicles", str(VEHICLES), "--days", str(DAYS)]
-    args += ["--seed", "7", "--anomaly-share", str(len(ANOMALIES) / VEHICLES), "--quiet"]
-    assert main(args) == 0
+    # every 4th vehicle with an RTK receiver: the fuse stage gets several buckets
+    write_portfolio(
+        root, VEHICLES, DAYS, seed=7, anomaly_share=len(ANOMALIES) / VEHICLES, rtk_every=4
+    )
     return root
 
 
@@ -120,6 +125,8 @@ def test_the_portfolio_exercises_every_output(local: dict[str, Any]) -> None:
     assert len(t["alerts"]) >= 5
     assert len({r[2] for r in t["alerts"]}) >= 4  # kinds
     assert len(t["monitor_features"]) > VEHICLES * 24 * (DAYS - 1)
+    assert len(t["gnss_track"]) > 1000
+    assert len(t["gnss_events"]) > 10
     assert len(t["valuations"]) == VEHICLES
     assert local["summary"]["ledger"]["entries"] > VEHICLES
 
@@ -134,6 +141,8 @@ def test_dask_equals_local(
     assert summary["engine"]["name"] == "dask"
     assert summary["engine"]["workers"] == 2
     assert summary["monitor"]["tasks"] == BUCKETS
+    assert summary["fuse"]["tasks"] >= 2  # the track rows are renumbered across buckets
+    assert summary["fuse"]["vehicles"] == VEHICLES // 4
     _assert_same(db, summary, local)
     # the state is split into BUCKETS buckets for good: another count is refused
     with pytest.raises(EngineError, match="fixed at the first run"):
@@ -225,7 +234,7 @@ def test_incremental_runs_on_dask_equal_one_run(
     # the second run scored only the new day's rows
     assert second["monitor"]["rows"] < first["monitor"]["rows"]
     want, got = _tables(local["db"]), _tables(db)
-    for t in ("alerts", "monitor_features", "monitor_rejects", "ltv"):
+    for t in ("alerts", "monitor_features", "monitor_rejects", "ltv", "gnss_track", "gnss_events"):
         assert got[t] == want[t], t
     # valuations: one row per vehicle per run; the last run's equal the one run's
     last = [r for r in got["valuations"] if r[-1] == max(x[-1] for x in got["valuations"])]

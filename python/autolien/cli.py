@@ -252,6 +252,13 @@ def _run(args: argparse.Namespace) -> int:
             "open it in a browser, no server needed)"
         )
     print("  stage timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in report["timings_s"].items()))
+    eng = report.get("engine", {})
+    if eng.get("name") == "dask":
+        mon = report["monitor"]
+        print(
+            f"  engine: dask, {eng['workers']} workers at {eng['scheduler']}; monitor in "
+            f"{mon['tasks']} tasks over {mon['buckets']} buckets; dashboard {eng['dashboard']}"
+        )
     return 0
 
 

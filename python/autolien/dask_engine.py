@@ -1,5 +1,10 @@
-"""``autolien run --engine dask``: the monitor stage as Dask tasks over
-vehicle buckets, with results equal to the local engine's.
+"""``autolien run --engine dask``: the fuse and monitor stages as Dask tasks
+over vehicle buckets, with results equal to the local engine's.
+
+The fuse stage has no state (every run filters all fixes again, as the local
+engine does): the client exports the fixes per bucket, a task per bucket
+fuses them, and the client renumbers the track rows as the local engine
+numbers them (``store.put_fuse_outputs``). The monitor carries state:
 
 Each vehicle lives in one bucket (``store.vehicle_bucket``: a digest of its
 id modulo the bucket count, fixed at the first run). A run:
@@ -59,6 +64,7 @@ __all__ = [
     "DaskSettings",
     "EngineError",
     "dask_client",
+    "fuse_stage",
     "load_bucket_state",
     "monitor_stage",
     "save_bucket_state",
@@ -233,6 +239,110 @@ def monitor_bucket(
         + (odo.num_rows if odo is not None else 0),
         # CPU, not wall: on a shared machine the wall time is mostly waiting
         "cpu_s": round(time.process_time() - cpu, 3),
+    }
+
+
+# --- fuse ---------------------------------------------------------------------
+
+FUSE_TABLES = ("gnss_track", "gnss_parked", "gnss_events")
+
+
+def fuse_bucket(bucket: int, inputs: str, out: str) -> dict[str, Any]:
+    """The task: one bucket's RTK fixes through the filter (on a worker).
+    Track rows are numbered from 0 in the bucket; the client renumbers them."""
+    import numpy as np  # noqa: PLC0415
+    import pyarrow.compute as pc  # noqa: PLC0415
+
+    from .gnss.fusion import fuse  # noqa: PLC0415
+
+    cpu = time.process_time()
+    fixes = pq.read_table(Path(inputs) / f"bucket={bucket}")
+    if "bucket" in fixes.column_names:
+        fixes = fixes.drop_columns(["bucket"])
+    # the local engine's ORDER BY vehicle_id, time, source, "offset"
+    fixes = fixes.sort_by([(c, "ascending") for c in ("vehicle_id", "time", "source", "offset")])
+    result = fuse(fixes)
+    track = result.track.append_column(
+        "row", pa.array(np.arange(result.track.num_rows, dtype=np.int64))
+    )
+    for name, table in zip(FUSE_TABLES, (track, result.parked, result.events), strict=True):
+        _atomic_parquet(table, Path(out) / name / f"bucket-{bucket}.parquet")
+    reasons = pc.value_counts(result.track.column("reason")).to_pylist()
+    return {
+        "fixes": result.track.num_rows,
+        "parked": result.parked.num_rows,
+        "reasons": {r["values"]: r["counts"] for r in reasons},
+        "events": dict(Counter(result.events.column("kind").to_pylist())),
+        "cpu_s": round(time.process_time() - cpu, 3),
+    }
+
+
+def fuse_stage(
+    db: str | Path,
+    client: Any,
+    *,
+    buckets: int | None = None,
+    work_dir: str | Path | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """The fuse stage as one Dask task per bucket of RTK vehicles; writes
+    ``gnss_track``, ``gnss_parked`` and ``gnss_events`` as the local engine's
+    ``fuse_store`` does (every run recomputes them from all fixes: no state)
+    and returns its summary. ``buckets`` (default: one per 250 RTK
+    vehicles) may change from run to run."""
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from .store import export_fixes, put_fuse_outputs  # noqa: PLC0415
+
+    started = time.perf_counter()
+    db = Path(db)
+    work = Path(work_dir) if work_dir is not None else db.with_name(db.name + ".dask")
+    inputs, out = work / "fuse-inputs", work / "fuse-outputs"
+    shutil.rmtree(out, ignore_errors=True)
+    for name in FUSE_TABLES:
+        (out / name).mkdir(parents=True)
+    vehicles, no_time = export_fixes(db, inputs, buckets, vehicles_per_bucket=VEHICLES_PER_BUCKET)
+    run_id = uuid.uuid4().hex[:12]
+    futures = [
+        client.submit(
+            fuse_bucket,
+            b,
+            str(inputs),
+            str(out),
+            key=f"autolien-fuse-bucket-{b}-{run_id}",
+            pure=False,
+            retries=1,
+        )
+        for b in sorted(vehicles)
+    ]
+    from distributed import as_completed  # noqa: PLC0415
+
+    stats: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    fixes = parked = 0
+    bar = tqdm(total=len(futures), unit="bucket", desc="fuse (dask)", disable=not progress)
+    for fut in as_completed(futures):  # type: ignore[no-untyped-call]
+        done = fut.result()
+        fixes += int(done["fixes"])
+        parked += int(done["parked"])
+        stats.update(done["reasons"])
+        kinds.update(done["events"])
+        bar.update(1)
+    bar.close()
+    put_fuse_outputs(db, {n: sorted((out / n).glob("bucket-*.parquet")) for n in FUSE_TABLES})
+    shutil.rmtree(inputs, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    return {
+        "db": str(db),
+        "vehicles": sum(len(v) for v in vehicles.values()),
+        "fixes": fixes,
+        "parked_episodes": parked,
+        "skipped_without_time": no_time,
+        "reasons": dict(stats),
+        "events": dict(kinds),
+        "seconds": round(time.perf_counter() - started, 3),
+        "tables": list(FUSE_TABLES),
+        "tasks": len(futures),
     }
 
 

@@ -173,8 +173,8 @@ def run_portfolio(
 ) -> dict[str, Any]:
     """Runs the job; ``db`` defaults to ``<portfolio>/autolien.duckdb``, the
     ledger to ``ledger/`` and the dashboard to ``report/`` beside the
-    database. ``engine="dask"`` runs the monitor as Dask tasks over vehicle
-    buckets (``autolien.dask_engine``) on the cluster at ``scheduler``, or on
+    database. ``engine="dask"`` runs the fuse and monitor stages as Dask
+    tasks over vehicle buckets (``autolien.dask_engine``) on the cluster at ``scheduler``, or on
     a local one of ``workers`` processes, its per-bucket inputs and state in
     ``work_dir`` (default ``<db>.dask``); the results equal the local
     engine's."""
@@ -268,7 +268,15 @@ def _run(
         from .gnss.cli import fuse_store  # noqa: PLC0415
 
         t2 = time.perf_counter()
-        summary["fuse"] = fuse_store(str(db), progress=progress)
+        if cluster is not None:
+            from .dask_engine import fuse_stage  # noqa: PLC0415
+
+            client, dask = cluster
+            summary["fuse"] = fuse_stage(
+                db, client, buckets=dask.buckets, work_dir=dask.work_dir, progress=progress
+            )
+        else:
+            summary["fuse"] = fuse_store(str(db), progress=progress)
         timings["fuse"] = time.perf_counter() - t2
     else:
         summary["fuse"] = "skipped: no RTK fixes in this portfolio"

@@ -16,9 +16,10 @@ SQL of their own.
 * what the run reads back for its summary (``stored_counts``,
   ``run_outputs``);
 * the Dask engine's exchange with its workers (``vehicle_bucket``,
-  ``export_monitor_inputs``, ``put_monitor_outputs``): the monitor's inputs
-  written as Parquet per vehicle bucket, and the workers' Parquet results
-  read back into the store.
+  ``export_fixes``, ``put_fuse_outputs``, ``export_monitor_inputs``,
+  ``put_monitor_outputs``): the fuse and monitor stages' inputs written as
+  Parquet per vehicle bucket, and the workers' Parquet results read back
+  into the store.
 
 The telemetry tables themselves (append with de-duplication, the ingest
 manifest, ``store_meta``) live in ``autolien.telemetry.store.Store``, which
@@ -45,9 +46,11 @@ __all__ = [
     "PortfolioMismatchError",
     "ValuationInputs",
     "check_portfolio",
+    "export_fixes",
     "export_monitor_inputs",
     "mapped_sql",
     "open_store",
+    "put_fuse_outputs",
     "put_monitor_outputs",
     "put_reference",
     "run_outputs",
@@ -444,3 +447,97 @@ def put_monitor_outputs(db: str | Path, parts: dict[str, list[Path]]) -> dict[st
             store.con.rollback()
             raise
     return rows
+
+
+# fixes without a vehicle id (a bare NMEA or UBX log) are one vehicle per file,
+# as gnss.cli's fuse_store keys them
+_FIX_KEY = "coalesce(f.vehicle_id, 'file:' || f.source_file)"
+
+
+def export_fixes(
+    db: str | Path, dest: str | Path, buckets: int | None = None, *, vehicles_per_bucket: int = 250
+) -> tuple[dict[int, list[str]], int]:
+    """Writes the timed RTK fixes as Parquet per vehicle bucket
+    (``dest/bucket=K/*.parquet``, ``vehicle_id`` keyed as the fuse stage keys
+    it); ``dest`` is replaced. Returns the vehicles per bucket and the count
+    of fixes without a time (they cannot be placed in a track)."""
+    out = Path(dest)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    with Store(db) as store:
+        if "fixes" not in store.tables():
+            raise ValueError(f"{db} has no fixes table")
+        ids = (
+            store.query(
+                f"SELECT DISTINCT {_FIX_KEY} AS v FROM fixes f WHERE time IS NOT NULL ORDER BY v"
+            )
+            .column("v")
+            .to_pylist()
+        )
+        no_time = store.query("SELECT count(*) AS n FROM fixes WHERE time IS NULL")
+        if buckets is None:
+            buckets = max(1, math.ceil(len(ids) / vehicles_per_bucket))
+        of = [vehicle_bucket(v, buckets) for v in ids]
+        vehicles: dict[int, list[str]] = {}
+        for v, b in zip(ids, of, strict=True):
+            vehicles.setdefault(b, []).append(v)
+        store.con.register(
+            "_export_buckets",
+            pa.table({"v": pa.array(ids, pa.string()), "bucket": pa.array(of, pa.int32())}),
+        )
+        try:
+            target = out.as_posix().replace("'", "''")
+            store.con.execute(
+                f"COPY (SELECT {_FIX_KEY} AS vehicle_id, f.* EXCLUDE (vehicle_id), b.bucket "
+                f"FROM fixes f JOIN _export_buckets b ON b.v = {_FIX_KEY} "
+                f"WHERE f.time IS NOT NULL) TO '{target}' (FORMAT PARQUET, PARTITION_BY (bucket))"
+            ).fetchall()
+        finally:
+            store.con.unregister("_export_buckets")
+    return vehicles, int(no_time.column("n")[0].as_py())
+
+
+def put_fuse_outputs(db: str | Path, parts: dict[str, list[Path]]) -> None:
+    """Replaces ``gnss_track``, ``gnss_parked`` and ``gnss_events`` with the
+    workers' Parquet files, in one transaction. Each bucket numbered its
+    track rows from 0; here a vehicle's rows are renumbered to where the
+    local engine puts them (every vehicle's fixes in vehicle-id order), and
+    its events' evidence rows with them."""
+    with Store(db) as store:
+        store.con.begin()
+        try:
+            for name in ("gnss_track", "gnss_parked", "gnss_events"):
+                store.con.execute(f"DROP TABLE IF EXISTS {name}").fetchall()
+            track = [p.as_posix() for p in parts.get("gnss_track", [])]
+            if track:
+                store.con.execute(
+                    "CREATE TEMP TABLE _fuse_shift AS SELECT vehicle_id, local0, "
+                    "sum(n) OVER (ORDER BY vehicle_id) - n AS global0 FROM ("
+                    'SELECT vehicle_id, min("row") AS local0, count(*) AS n '
+                    "FROM read_parquet(?) GROUP BY vehicle_id)",
+                    [track],
+                ).fetchall()
+                store.con.execute(
+                    'CREATE TABLE gnss_track AS SELECT t.* REPLACE (t."row" - s.local0 + s.global0 '
+                    'AS "row") FROM read_parquet(?) t JOIN _fuse_shift s USING (vehicle_id) '
+                    'ORDER BY "row"',
+                    [track],
+                ).fetchall()
+                store.con.execute(
+                    "CREATE TABLE gnss_parked AS SELECT * FROM read_parquet(?) "
+                    "ORDER BY vehicle_id, start",
+                    [[p.as_posix() for p in parts["gnss_parked"]]],
+                ).fetchall()
+                store.con.execute(
+                    "CREATE TABLE gnss_events AS SELECT e.* REPLACE ("
+                    "e.evidence_first_row - s.local0 + s.global0 AS evidence_first_row, "
+                    "e.evidence_last_row - s.local0 + s.global0 AS evidence_last_row) "
+                    "FROM read_parquet(?) e LEFT JOIN _fuse_shift s USING (vehicle_id) "
+                    "ORDER BY vehicle_id, time, kind",
+                    [[p.as_posix() for p in parts["gnss_events"]]],
+                ).fetchall()
+                store.con.execute("DROP TABLE _fuse_shift").fetchall()
+            store.con.commit()
+        except BaseException:
+            store.con.rollback()
+            raise
