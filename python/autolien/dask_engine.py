@@ -4,9 +4,9 @@ over vehicle buckets, with results equal to the local engine's.
 The fuse stage has no state (every run filters all fixes again, as the local
 engine does): the client exports the fixes per bucket, a task per bucket
 fuses them, and the client renumbers the track rows as the local engine
-numbers them (``store.put_fuse_outputs``). The monitor carries state:
+numbers them (``store.put_fuse_outputs``).
 
-Each vehicle lives in one bucket (``store.vehicle_bucket``: a digest of its
+The monitor carries state. Each vehicle lives in one bucket (``store.vehicle_bucket``: a digest of its
 id modulo the bucket count, fixed at the first run). A run:
 
 1. the client exports the monitor's new rows as Parquet per bucket
@@ -20,12 +20,12 @@ id modulo the bucket count, fixed at the first run). A run:
 3. the client reads the results into the store (``store.put_monitor_outputs``)
    and only then makes the new state generation current.
 
-State lives in ``<db>.dask/state/gen-<N>/`` beside the database, one file per
-bucket; ``current.json`` names the generation, the fleet clock it scored to
+State lives in ``<work>/state/gen-<N>/`` (``<work>``: ``work_dir``, default
+``<db>.dask`` beside the database), one file per bucket; ``current.json`` names the generation, the fleet clock it scored to
 and the bucket count. A task writes only into the run's new generation and
 each file atomically (write, then rename), so a task that Dask runs again
 after its worker died (or a whole run killed and started again) reads the
-same inputs and writes the same files. On a cluster ``<db>.dask`` must be a
+same inputs and writes the same files. On a cluster ``<work>`` must be a
 path every worker sees (a shared filesystem); docs/cluster.md.
 
 The ledger stays single-writer and is not touched here: the pipeline's
