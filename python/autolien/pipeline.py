@@ -35,6 +35,10 @@ each other Arrow tables.
 7. report (``report.build_dashboard``): ``report/index.html`` (``out``),
    self-contained.
 
+With ``engine="dask"`` (``autolien run --engine dask``), stages 3 and 4 run
+as Dask tasks over vehicle buckets (``autolien.dask_engine``) and give the
+same tables; every other stage runs here, as above (docs/cluster.md).
+
 Every stage is idempotent: a re-run over the same inputs, or after the
 process was killed anywhere, leaves the store and the ledger as one clean run
 would (tests/test_pipeline_crash.py kills it at every stage boundary and
