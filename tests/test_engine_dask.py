@@ -149,16 +149,18 @@ def test_dask_equals_local(
         run_portfolio(portfolio, db, engine="dask", scheduler=cluster.scheduler_address, buckets=3)
 
 
-def _kill_once(marker: str) -> Any:
-    """A worker plugin: the first monitor task to start, on any worker, ends
-    that worker's process (as a crash would); the marker file makes it once.
+def _kill_once(marker: str, when: str) -> Any:
+    """A worker plugin: the first monitor task to reach ``when`` (executing:
+    it starts; memory: it has written its files but its result has not left
+    the worker), on any worker, ends that worker's process as a crash would;
+    the marker file makes it once.
     Defined here, not at module level, because its base class comes from
     distributed; cloudpickle ships it to the workers by value."""
     from distributed import WorkerPlugin
 
     class KillOnce(WorkerPlugin):  # type: ignore[misc]
         def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:  # noqa: ARG002
-            if finish != "executing" or "autolien-monitor-bucket" not in str(key):
+            if finish != when or "autolien-monitor-bucket" not in str(key):
                 return
             try:
                 fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -171,13 +173,19 @@ def _kill_once(marker: str) -> Any:
     return KillOnce()
 
 
+@pytest.mark.parametrize("when", ["executing", "memory"])
 def test_a_worker_killed_in_the_monitor_stage(
-    cluster: Any, portfolio: Path, consortium: Path, local: dict[str, Any], tmp_path: Path
+    cluster: Any,
+    portfolio: Path,
+    consortium: Path,
+    local: dict[str, Any],
+    tmp_path: Path,
+    when: str,
 ) -> None:
     distributed = require_module("distributed")
     marker = tmp_path / "killed"
     with distributed.Client(cluster) as client:
-        client.register_plugin(_kill_once(str(marker)), name="autolien-kill-once")
+        client.register_plugin(_kill_once(str(marker), when), name="autolien-kill-once")
         try:
             db = _db(tmp_path / "run", consortium)
             summary = run_portfolio(
