@@ -15,6 +15,19 @@ Not part of ``make test``: N = 1,000 takes minutes, N = 10,000 tens of them.
 
     python bench/bench_scale.py --sizes 1000 10000 [--history 14] [--json out.json]
         [--write-doc docs/pipeline.md --label after] [--profile 10000]
+
+``--engine dask`` measures the Dask engine's monitor stage instead (the stage
+it distributes; ingest, valuation, ledger and dashboard stay on the client):
+for each N, the portfolio is simulated and run once locally (which also
+gives the local monitor's time), then the monitor stage runs on a copy of
+that database on a fresh LocalCluster per worker count and bucket size:
+wall time, vehicle-days/s, scaling efficiency (T1 / (w x Tw)), each
+worker's peak RSS, the sum of task times; and the scheduler's overhead per
+task (no-op tasks through a one-worker cluster).
+
+    python bench/bench_scale.py --engine dask --sizes 1000 3000 --history 7
+        --workers 1 2 --per-bucket 250 [--per-bucket-sweep 50 250 1000]
+        [--write-doc docs/cluster.md --label dask]
 """
 
 from __future__ import annotations
@@ -240,6 +253,183 @@ def write_doc(doc: Path, label: str, text: str) -> None:
     doc.write_text(body)
 
 
+def _worker_peak_rss() -> int:
+    # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over fork and
+    # exec, so a spawned worker would report its parent's peak
+    with open("/proc/self/status") as f:
+        line = next(x for x in f if x.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
+
+
+def _noop(i: int) -> int:
+    return i
+
+
+def scheduler_overhead(tasks: int = 1000) -> float:
+    """Seconds per task of no-op tasks through a one-worker LocalCluster:
+    what each bucket's task costs beyond its own work."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as c,
+        Client(c) as client,
+    ):
+        client.gather(client.map(_noop, range(10), pure=False))  # warm
+        t0 = time.perf_counter()
+        client.gather(client.map(_noop, range(tasks), pure=False))
+        return (time.perf_counter() - t0) / tasks
+
+
+def dask_monitor(db: Path, workers: int, buckets: int) -> dict[str, Any]:
+    """The Dask engine's monitor stage over ``db`` (a fresh copy, no state)
+    on a fresh LocalCluster of ``workers`` processes."""
+    from distributed import Client, LocalCluster, get_task_stream
+
+    from autolien.dask_engine import monitor_stage
+
+    load = _load()
+    with (
+        LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as c,
+        Client(c) as client,
+    ):
+        t0 = time.perf_counter()
+        with get_task_stream(client) as ts:
+            mon = monitor_stage(db, client, buckets=buckets)
+        wall = time.perf_counter() - t0
+        rss = client.run(_worker_peak_rss)
+    busy = sum(
+        s["stop"] - s["start"]
+        for t in ts.data
+        if "autolien-monitor-bucket" in str(t["key"])
+        for s in t["startstops"]
+        if s["action"] == "compute"
+    )
+    return {
+        "workers": workers,
+        "buckets": buckets,
+        "wall_s": wall,
+        "task_compute_s": busy,
+        "task_cpu_s": mon["task_cpu_s"],
+        "worker_peak_rss": sorted(rss.values()),
+        "alerts": mon["alerts"],
+        "load_before": load,
+    }
+
+
+def measure_dask(
+    vehicles: int,
+    history: int,
+    base: Path,
+    seed: int,
+    workers: list[int],
+    per_bucket: list[int],
+) -> dict[str, Any]:
+    from autolien.pipeline import run_portfolio
+
+    src = base / f"dsrc{vehicles}"
+    sim_s = simulate(src, vehicles, history, seed)
+    print(f"N={vehicles:,}: simulated in {sim_s:.0f} s (load {_load()})", flush=True)
+    ref = base / f"dref{vehicles}.duckdb"
+    t0 = time.perf_counter()
+    local = run_portfolio(src, ref)
+    local_s = time.perf_counter() - t0
+    print(f"N={vehicles:,}: local run {local_s:.0f} s {local['timings_s']}", flush=True)
+    # the local engine's monitor alone, again, with its CPU time beside the wall
+    from autolien.monitor.cli import monitor_store
+
+    db = base / f"dlocal{vehicles}.duckdb"
+    shutil.copy(ref, db)
+    t0, c0 = time.perf_counter(), time.process_time()
+    monitor_store(str(db))
+    local_mon = (time.perf_counter() - t0, time.process_time() - c0)
+    db.unlink()
+    runs = []
+    for w in workers:
+        for vpb in per_bucket:
+            db = base / f"d{vehicles}-{w}-{vpb}.duckdb"
+            shutil.copy(ref, db)
+            r = dask_monitor(db, w, max(1, math.ceil(vehicles / vpb)))
+            r["vehicles_per_bucket"] = vpb
+            r["vehicle_days_per_s"] = vehicles * history / r["wall_s"]
+            if r["alerts"] != local["monitor"]["alerts"]:
+                msg = f"dask gave {r['alerts']} alerts, local {local['monitor']['alerts']}"
+                raise RuntimeError(msg)
+            print(f"N={vehicles:,} dask: {json.dumps(r)}", flush=True)
+            runs.append(r)
+            shutil.rmtree(db.with_name(db.name + ".dask"), ignore_errors=True)
+            db.unlink()
+    shutil.rmtree(src, ignore_errors=True)
+    return {
+        "vehicles": vehicles,
+        "days": history,
+        "local_run_s": local_s,
+        "local_monitor_s": local_mon[0],
+        "local_monitor_cpu_s": local_mon[1],
+        "runs": runs,
+    }
+
+
+def dask_table(results: list[dict[str, Any]], overhead: float, label: str) -> str:
+    head = [
+        "N x days",
+        "workers",
+        "vehicles/bucket",
+        "tasks",
+        "monitor wall s",
+        "task compute s",
+        "task CPU s",
+        "vehicle-days/s",
+        "efficiency",
+        "peak RSS per worker MB",
+        "load 1/5/15 min",
+    ]
+    lines = [f"**{label}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        one = {x["vehicles_per_bucket"]: x["wall_s"] for x in r["runs"] if x["workers"] == 1}
+        lines.append(
+            f"| {r['vehicles']:,} x {r['days']} | local engine | | | {r['local_monitor_s']:.1f} |"
+            f" | {r['local_monitor_cpu_s']:.1f} "
+            f"| {r['vehicles'] * r['days'] / r['local_monitor_s']:.0f} | | | |"
+        )
+        for x in r["runs"]:
+            t1 = one.get(x["vehicles_per_bucket"])
+            eff = f"{t1 / (x['workers'] * x['wall_s']):.2f}" if t1 else ""
+            rss = " / ".join(f"{v / 2**20:.0f}" for v in x["worker_peak_rss"])
+            lines.append(
+                f"| {r['vehicles']:,} x {r['days']} | {x['workers']} | {x['vehicles_per_bucket']} "
+                f"| {x['buckets']} | {x['wall_s']:.1f} | {x['task_compute_s']:.1f} "
+                f"| {x['task_cpu_s']:.1f} "
+                f"| {x['vehicle_days_per_s']:.0f} | {eff} | {rss} | {x['load_before']} |"
+            )
+    lines += ["", f"Scheduler overhead per task (no-op tasks, one worker): {overhead * 1e3:.2f} ms"]
+    return "\n".join(lines) + "\n"
+
+
+def main_dask(args: argparse.Namespace) -> int:
+    base = Path(tempfile.mkdtemp(prefix="autolien-dask-", dir=args.tmp))
+    results = []
+    try:
+        overhead = scheduler_overhead()
+        print(f"scheduler overhead per task: {overhead * 1e3:.2f} ms", flush=True)
+        for n in sorted(args.sizes):
+            results.append(
+                measure_dask(n, args.history, base, args.seed, args.workers, args.per_bucket)
+            )
+            if args.json:
+                args.json.write_text(json.dumps({"overhead_s": overhead, "results": results}))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    text = dask_table(results, overhead, args.label)
+    print(text)
+    if args.write_doc:
+        write_doc(args.write_doc, args.label, text)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000])
@@ -251,7 +441,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tmp", type=Path, help="where the simulated portfolios go (default: $TMPDIR)")
     ap.add_argument("--keep", action="store_true", help="keep the portfolios (for a failed run)")
     ap.add_argument("--profile", type=Path, help="directory for cProfile dumps of each run")
+    ap.add_argument("--engine", choices=("local", "dask"), default="local")
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="--engine dask")
+    ap.add_argument(
+        "--per-bucket", type=int, nargs="+", default=[250], help="--engine dask: vehicles a bucket"
+    )
     args = ap.parse_args(argv)
+    if args.engine == "dask":
+        return main_dask(args)
     base = Path(tempfile.mkdtemp(prefix="autolien-scale-", dir=args.tmp))
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)

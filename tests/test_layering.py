@@ -23,7 +23,7 @@ SHARED = {"schemas", "errors", "_typing", "_core", "_tables", "__version__"}
 # The store adapter builds on telemetry.store's DuckDB Store (which knows the
 # decoded schemas), so it sits with telemetry: every later stage may use it.
 PLACED = {"store": "telemetry"}
-DRIVERS = {"pipeline", "cli", "sim", "gateway", "__main__"}
+DRIVERS = {"pipeline", "cli", "sim", "gateway", "dask_engine", "__main__"}
 # autolien.gpu.<x> is the GPU backend of one stage; gpu/__init__ (backend choice) is shared
 GPU_STAGE = {"fusion": "gnss", "entropy": "entropy", "ledger": "ledger"}
 

@@ -141,7 +141,16 @@ def _run(args: argparse.Namespace) -> int:
     from .pipeline import run_portfolio  # noqa: PLC0415
 
     report = run_portfolio(
-        args.portfolio, args.db, out=args.out, ledger=args.ledger, progress=not args.quiet
+        args.portfolio,
+        args.db,
+        out=args.out,
+        ledger=args.ledger,
+        progress=not args.quiet,
+        engine=args.engine,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        buckets=args.buckets,
+        work_dir=args.dask_dir,
     )
     if args.json:
         print(json.dumps(report, indent=2, default=str))
@@ -243,6 +252,13 @@ def _run(args: argparse.Namespace) -> int:
             "open it in a browser, no server needed)"
         )
     print("  stage timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in report["timings_s"].items()))
+    eng = report.get("engine", {})
+    if eng.get("name") == "dask":
+        mon = report["monitor"]
+        print(
+            f"  engine: dask, {eng['workers']} workers at {eng['scheduler']}; monitor in "
+            f"{mon['tasks']} tasks over {mon['buckets']} buckets; dashboard {eng['dashboard']}"
+        )
     return 0
 
 
@@ -322,6 +338,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_run.add_argument("--out", help="dashboard directory (default: report/ beside the database)")
     p_run.add_argument("--json", action="store_true", help="print the summary as JSON")
     p_run.add_argument("--quiet", action="store_true", help="no progress bars")
+    p_run.add_argument(
+        "--engine",
+        choices=("local", "dask"),
+        default="local",
+        help="local: this process; dask: the monitor as tasks over vehicle buckets on a Dask "
+        "cluster (needs autolien[dask]; docs/cluster.md)",
+    )
+    where = p_run.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", help="--engine dask: the Dask scheduler's address")
+    where.add_argument(
+        "--workers",
+        type=int,
+        help="--engine dask: worker processes of a local cluster (default: one per core)",
+    )
+    p_run.add_argument(
+        "--buckets",
+        type=int,
+        help="--engine dask: vehicle buckets (fixed at a database's first run; default: one "
+        "per 250 vehicles)",
+    )
+    p_run.add_argument(
+        "--dask-dir",
+        help="--engine dask: the per-bucket inputs and monitor state, a path every worker "
+        "sees (default: <db>.dask beside the database)",
+    )
     p_run.set_defaults(func=_run)
     gateway_cli.add_parser(sub)
     ledger_cli.add_parser(sub)

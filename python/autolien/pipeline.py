@@ -35,6 +35,10 @@ each other Arrow tables.
 7. report (``report.build_dashboard``): ``report/index.html`` (``out``),
    self-contained.
 
+With ``engine="dask"`` (``autolien run --engine dask``), stages 3 and 4 run
+as Dask tasks over vehicle buckets (``autolien.dask_engine``) and give the
+same tables; every other stage runs here, as above (docs/cluster.md).
+
 Every stage is idempotent: a re-run over the same inputs, or after the
 process was killed anywhere, leaves the store and the ledger as one clean run
 would (tests/test_pipeline_crash.py kills it at every stage boundary and
@@ -165,10 +169,50 @@ def run_portfolio(
     out: str | Path | None = None,
     ledger: str | Path | None = None,
     progress: bool = False,
+    engine: str = "local",
+    scheduler: str | None = None,
+    workers: int | None = None,
+    buckets: int | None = None,
+    work_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Runs the job; ``db`` defaults to ``<portfolio>/autolien.duckdb``, the
     ledger to ``ledger/`` and the dashboard to ``report/`` beside the
-    database."""
+    database. ``engine="dask"`` runs the fuse and monitor stages as Dask
+    tasks over vehicle buckets (``autolien.dask_engine``) on the cluster at ``scheduler``, or on
+    a local one of ``workers`` processes, its per-bucket inputs and state in
+    ``work_dir`` (default ``<db>.dask``); the results equal the local
+    engine's."""
+    if engine not in ("local", "dask"):
+        raise ValueError(f"engine must be 'local' or 'dask', not {engine!r}")
+    if engine == "local" and (scheduler, workers, buckets, work_dir) != (None,) * 4:
+        raise ValueError("scheduler, workers, buckets and work_dir go with engine='dask'")
+    if engine == "dask":
+        from .dask_engine import (  # noqa: PLC0415
+            DaskSettings,
+            announce,
+            check_workers,
+            dask_client,
+            describe,
+        )
+
+        dask = DaskSettings(scheduler, workers, buckets, str(work_dir) if work_dir else None)
+        with dask_client(dask) as client:
+            if progress:
+                announce(client)
+            check_workers(client)
+            return _run(portfolio, db, out, ledger, progress, (client, dask), describe(client))
+    return _run(portfolio, db, out, ledger, progress, None, {"name": "local"})
+
+
+def _run(
+    portfolio: str | Path,
+    db: str | Path | None,
+    out: str | Path | None,
+    ledger: str | Path | None,
+    progress: bool,
+    cluster: tuple[Any, Any] | None,
+    engine: dict[str, Any],
+) -> dict[str, Any]:
     from .monitor.cli import monitor_store  # noqa: PLC0415
     from .monitor.quality import detection_quality  # noqa: PLC0415
     from .telemetry.ingest import ingest_files  # noqa: PLC0415
@@ -194,6 +238,7 @@ def run_portfolio(
     bar = tqdm(total=7, desc="pipeline", unit="stage", disable=not progress)
     timings: dict[str, float] = _Timings(bar)
     summary: dict[str, Any] = {"portfolio": str(root), "portfolio_id": pid, "db": str(db)}
+    summary["engine"] = engine
 
     t0 = time.perf_counter()
     with open_store(db) as store:
@@ -227,12 +272,28 @@ def run_portfolio(
         from .gnss.cli import fuse_store  # noqa: PLC0415
 
         t2 = time.perf_counter()
-        summary["fuse"] = fuse_store(str(db), progress=progress)
+        if cluster is not None:
+            from .dask_engine import fuse_stage  # noqa: PLC0415
+
+            client, dask = cluster
+            summary["fuse"] = fuse_stage(
+                db, client, buckets=dask.buckets, work_dir=dask.work_dir, progress=progress
+            )
+        else:
+            summary["fuse"] = fuse_store(str(db), progress=progress)
         timings["fuse"] = time.perf_counter() - t2
     else:
         summary["fuse"] = "skipped: no RTK fixes in this portfolio"
     t3 = time.perf_counter()
-    mon = monitor_store(str(db), progress=progress, state=True)
+    if cluster is not None:
+        from .dask_engine import monitor_stage  # noqa: PLC0415
+
+        client, dask = cluster
+        mon = monitor_stage(
+            db, client, buckets=dask.buckets, work_dir=dask.work_dir, progress=progress
+        )
+    else:
+        mon = monitor_store(str(db), progress=progress, state=True)
     timings["monitor"] = time.perf_counter() - t3
     summary["monitor"] = mon
     val = None

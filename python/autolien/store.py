@@ -14,7 +14,12 @@ SQL of their own.
 * the valuation stage's inputs and outputs (``valuation_inputs``,
   ``write_valuation``);
 * what the run reads back for its summary (``stored_counts``,
-  ``run_outputs``).
+  ``run_outputs``);
+* the Dask engine's exchange with its workers (``vehicle_bucket``,
+  ``export_fixes``, ``put_fuse_outputs``, ``export_monitor_inputs``,
+  ``put_monitor_outputs``): the fuse and monitor stages' inputs written as
+  Parquet per vehicle bucket, and the workers' Parquet results read back
+  into the store.
 
 The telemetry tables themselves (append with de-duplication, the ingest
 manifest, ``store_meta``) live in ``autolien.telemetry.store.Store``, which
@@ -24,6 +29,9 @@ this module opens.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,15 +42,21 @@ from .errors import AutolienError
 from .telemetry.store import Store
 
 __all__ = [
+    "MonitorExport",
     "PortfolioMismatchError",
     "ValuationInputs",
     "check_portfolio",
+    "export_fixes",
+    "export_monitor_inputs",
     "mapped_sql",
     "open_store",
+    "put_fuse_outputs",
+    "put_monitor_outputs",
     "put_reference",
     "run_outputs",
     "stored_counts",
     "valuation_inputs",
+    "vehicle_bucket",
     "write_valuation",
 ]
 
@@ -230,7 +244,10 @@ def write_valuation(
 def run_outputs(db: str | Path) -> tuple[pa.Table, dict[str, Any]]:
     """Every alert (oldest first) and the span of scored hours (``first``, ``last``)."""
     with Store(db, read_only=True) as store:
-        alerts = store.query("SELECT * FROM alerts ORDER BY opened")
+        # a total order (ties in opening time broken by vehicle, kind, id): the
+        # ledger appends in this order, so its root does not depend on how
+        # the rows were produced (one process or a cluster's workers)
+        alerts = store.query("SELECT * FROM alerts ORDER BY opened, vehicle_id, kind, alert_id")
         span = store.query(
             "SELECT min(hour) AS first, max(hour) AS last FROM monitor_features"
         ).to_pylist()[0]
@@ -513,3 +530,280 @@ _EMPTY_TRACK = (
     "NULL::DOUBLE AS lon, NULL::DOUBLE AS speed_kmh, NULL::BOOLEAN AS ignition, "
     "NULL::BOOLEAN AS used WHERE false"
 )
+
+
+# --- the Dask engine's exchange (autolien.dask_engine) -----------------------
+
+# The monitor's sources, as monitor.cli's monitor_store reads them: the fused
+# track (else raw fixes) where a vehicle has one, the terminal's positions for
+# every other vehicle; odometers from locations (mileage) and ev. The ACC bit
+# is the ignition; an RTK log takes the terminal's latest one.
+_DASK_ODOMETERS = {
+    "locations": (
+        "SELECT terminal_id AS vehicle_id, time, mileage_km AS odometer_km FROM locations "
+        "WHERE mileage_km IS NOT NULL"
+    ),
+    "ev": "SELECT vin AS vehicle_id, time, odometer_km FROM ev WHERE odometer_km IS NOT NULL",
+}
+_MON_COLUMNS = ("time", "lat", "lon", "speed_kmh", "ignition", "odometer_km")
+
+
+def vehicle_bucket(vehicle_id: str, buckets: int) -> int:
+    """The bucket (0 .. buckets-1) a vehicle's rows and state live in: a
+    digest of its id, the same in every process and Python version (the
+    built-in ``hash`` of a string is salted per process)."""
+    digest = hashlib.blake2b(vehicle_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % buckets
+
+
+@dataclass
+class MonitorExport:
+    """What ``export_monitor_inputs`` wrote: every vehicle id per bucket
+    (buckets without a vehicle left out), the fleet clock (the newest row of
+    any source), the rows per source, and the rows that arrived since the
+    last run but are older than its clock (``late``, not scored)."""
+
+    vehicles: dict[int, list[str]]
+    buckets: int
+    clock: dt.datetime | None
+    counts: dict[str, int]
+    late: int
+
+
+def _monitor_sources(store: Store) -> tuple[str | None, dict[str, str]]:
+    have = set(store.tables())
+    odo = {t: q for t, q in _DASK_ODOMETERS.items() if t in have}
+    loc = _MON_LOCATIONS if "locations" in have else None
+    if "loan_book" in have:  # terminal numbers and VINs become the book's vehicle ids
+        loc = loc and mapped_sql(loc, _MON_COLUMNS)
+        odo = {t: mapped_sql(q, _MON_COLUMNS) for t, q in odo.items()}
+    rtk = _MON_FUSED if "gnss_track" in have else _MON_FIXES if "fixes" in have else None
+    if rtk and loc:
+        ign = f"SELECT vehicle_id, time, ignition FROM ({loc})"
+        rtk = (
+            "SELECT r.vehicle_id, r.time, r.lat, r.lon, r.speed_kmh, i.ignition, r.used "
+            f"FROM ({rtk}) r ASOF LEFT JOIN ({ign}) i "
+            "ON r.vehicle_id = i.vehicle_id AND r.time >= i.time"
+        )
+    if rtk:
+        store.con.execute(f"CREATE OR REPLACE TEMP TABLE _export_rtk AS {rtk}").fetchall()
+        rtk = "SELECT * FROM _export_rtk"
+    if rtk and loc:
+        track: str | None = (
+            f"SELECT * FROM ({rtk}) UNION ALL SELECT *, true AS used FROM ({loc}) "
+            f"WHERE vehicle_id NOT IN (SELECT DISTINCT vehicle_id FROM ({rtk}))"
+        )
+    elif rtk or loc:
+        track = rtk or f"SELECT *, true AS used FROM ({loc})"
+    else:
+        track = None
+    return track, {f"odometer:{t}": q for t, q in odo.items()}
+
+
+def export_monitor_inputs(
+    db: str | Path,
+    dest: str | Path,
+    buckets: int | None,
+    *,
+    vehicles_per_bucket: int = 250,
+    since: dt.datetime | None = None,
+    previous_counts: dict[str, int] | None = None,
+) -> MonitorExport:
+    """Writes the monitor's inputs, the rows newer than ``since`` (all rows
+    without it), as Parquet per vehicle bucket, one scan of each source:
+    ``dest/tracks/bucket=K/*.parquet`` (vehicle_id, time, lat, lon,
+    speed_kmh, ignition, used) and ``dest/odometer/bucket=K/*.parquet``
+    (vehicle_id, time, odometer_km). ``dest`` is replaced. Row order inside
+    a bucket is not kept: the reader sorts (``ORDER BY ALL`` in the local
+    engine). ``buckets`` None: one per ``vehicles_per_bucket`` vehicles."""
+    if buckets is not None and buckets < 1:
+        raise ValueError("buckets must be at least 1")
+    out = Path(dest)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    with Store(db) as store:
+        track, odo = _monitor_sources(store)
+        if track is None and not odo:
+            raise ValueError(
+                f"{db} has no tracks or odometer readings; run `autolien ingest` (and `fuse`) first"
+            )
+        sources = ({"tracks": track} if track else {}) | odo
+        union = " UNION ALL ".join(f"SELECT vehicle_id, time FROM ({q})" for q in sources.values())
+        ids = (
+            store.query(
+                f"SELECT DISTINCT vehicle_id AS v FROM ({union}) WHERE vehicle_id IS NOT NULL "
+                "ORDER BY v"
+            )
+            .column("v")
+            .to_pylist()
+        )
+        clock = store.query(f"SELECT max(time) AS t FROM ({union})").column("t")[0].as_py()
+        counts = {
+            name: int(store.query(f"SELECT count(*) AS n FROM ({q})").column("n")[0].as_py())
+            for name, q in sources.items()
+        }
+        where = ""
+        late = 0
+        if since is not None:
+            store.con.execute("SET VARIABLE _export_since = ?", [since]).fetchall()
+            where = " AND time > getvariable('_export_since')"
+            prev = previous_counts or {}
+            for name, q in sources.items():
+                newer = store.query(
+                    f"SELECT count(*) AS n FROM ({q}) WHERE time > getvariable('_export_since')"
+                )
+                late += max(0, counts[name] - prev.get(name, 0) - newer.column("n")[0].as_py())
+        if buckets is None:
+            buckets = max(1, math.ceil(len(ids) / vehicles_per_bucket))
+        of = [vehicle_bucket(v, buckets) for v in ids]
+        vehicles: dict[int, list[str]] = {}
+        for v, b in zip(ids, of, strict=True):
+            vehicles.setdefault(b, []).append(v)
+        store.con.register(
+            "_export_buckets",
+            pa.table({"v": pa.array(ids, pa.string()), "bucket": pa.array(of, pa.int32())}),
+        )
+        try:
+            parts = {"tracks": [track] if track else [], "odometer": list(odo.values())}
+            for name, qs in parts.items():
+                if not qs:
+                    continue
+                rows = " UNION ALL ".join(f"SELECT * FROM ({q})" for q in qs)
+                target = (out / name).as_posix().replace("'", "''")
+                store.con.execute(
+                    f"COPY (SELECT s.*, b.bucket FROM ({rows}) s JOIN _export_buckets b "
+                    f"ON b.v = s.vehicle_id WHERE true{where}) TO '{target}' "
+                    "(FORMAT PARQUET, PARTITION_BY (bucket))"
+                ).fetchall()
+        finally:
+            store.con.unregister("_export_buckets")
+    return MonitorExport(vehicles, buckets, clock, counts, late)
+
+
+# the monitor's tables, each in the order the local engine writes it
+_MONITOR_ORDER = {
+    "alerts": "vehicle_id, opened, kind",
+    "monitor_features": "vehicle_id, hour",
+    "monitor_rejects": "vehicle_id, time, source, reason",
+}
+
+
+def put_monitor_outputs(db: str | Path, parts: dict[str, list[Path]]) -> dict[str, int]:
+    """Replaces ``alerts``, ``monitor_features`` and ``monitor_rejects`` with
+    the workers' Parquet files (``parts``: table -> files, every bucket's
+    whole history), in one transaction; returns the rows of each."""
+    rows: dict[str, int] = {}
+    with Store(db) as store:
+        store.con.begin()
+        try:
+            for name, order in _MONITOR_ORDER.items():
+                files = [p.as_posix() for p in parts.get(name, [])]
+                store.con.execute(f"DROP TABLE IF EXISTS {name}").fetchall()
+                if not files:
+                    continue
+                store.con.execute(
+                    f"CREATE TABLE {name} AS SELECT * FROM read_parquet(?, union_by_name = true) "
+                    f"ORDER BY {order}",
+                    [files],
+                ).fetchall()
+                n = store.con.execute(f"SELECT count(*) FROM {name}").fetchall()
+                rows[name] = int(n[0][0])
+            store.con.commit()
+        except BaseException:
+            store.con.rollback()
+            raise
+    return rows
+
+
+# fixes without a vehicle id (a bare NMEA or UBX log) are one vehicle per file,
+# as gnss.cli's fuse_store keys them
+_FIX_KEY = "coalesce(f.vehicle_id, 'file:' || f.source_file)"
+
+
+def export_fixes(
+    db: str | Path, dest: str | Path, buckets: int | None = None, *, vehicles_per_bucket: int = 250
+) -> tuple[dict[int, list[str]], int]:
+    """Writes the timed RTK fixes as Parquet per vehicle bucket
+    (``dest/bucket=K/*.parquet``, ``vehicle_id`` keyed as the fuse stage keys
+    it); ``dest`` is replaced. Returns the vehicles per bucket and the count
+    of fixes without a time (they cannot be placed in a track)."""
+    out = Path(dest)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    with Store(db) as store:
+        if "fixes" not in store.tables():
+            raise ValueError(f"{db} has no fixes table")
+        ids = (
+            store.query(
+                f"SELECT DISTINCT {_FIX_KEY} AS v FROM fixes f WHERE time IS NOT NULL ORDER BY v"
+            )
+            .column("v")
+            .to_pylist()
+        )
+        no_time = store.query("SELECT count(*) AS n FROM fixes WHERE time IS NULL")
+        if buckets is None:
+            buckets = max(1, math.ceil(len(ids) / vehicles_per_bucket))
+        of = [vehicle_bucket(v, buckets) for v in ids]
+        vehicles: dict[int, list[str]] = {}
+        for v, b in zip(ids, of, strict=True):
+            vehicles.setdefault(b, []).append(v)
+        store.con.register(
+            "_export_buckets",
+            pa.table({"v": pa.array(ids, pa.string()), "bucket": pa.array(of, pa.int32())}),
+        )
+        try:
+            target = out.as_posix().replace("'", "''")
+            store.con.execute(
+                f"COPY (SELECT {_FIX_KEY} AS vehicle_id, f.* EXCLUDE (vehicle_id), b.bucket "
+                f"FROM fixes f JOIN _export_buckets b ON b.v = {_FIX_KEY} "
+                f"WHERE f.time IS NOT NULL) TO '{target}' (FORMAT PARQUET, PARTITION_BY (bucket))"
+            ).fetchall()
+        finally:
+            store.con.unregister("_export_buckets")
+    return vehicles, int(no_time.column("n")[0].as_py())
+
+
+def put_fuse_outputs(db: str | Path, parts: dict[str, list[Path]]) -> None:
+    """Replaces ``gnss_track``, ``gnss_parked`` and ``gnss_events`` with the
+    workers' Parquet files, in one transaction. Each bucket numbered its
+    track rows from 0; here a vehicle's rows are renumbered to where the
+    local engine puts them (every vehicle's fixes in vehicle-id order), and
+    its events' evidence rows with them."""
+    with Store(db) as store:
+        store.con.begin()
+        try:
+            for name in ("gnss_track", "gnss_parked", "gnss_events"):
+                store.con.execute(f"DROP TABLE IF EXISTS {name}").fetchall()
+            track = [p.as_posix() for p in parts.get("gnss_track", [])]
+            if track:
+                store.con.execute(
+                    "CREATE TEMP TABLE _fuse_shift AS SELECT vehicle_id, local0, "
+                    "sum(n) OVER (ORDER BY vehicle_id) - n AS global0 FROM ("
+                    'SELECT vehicle_id, min("row") AS local0, count(*) AS n '
+                    "FROM read_parquet(?) GROUP BY vehicle_id)",
+                    [track],
+                ).fetchall()
+                store.con.execute(
+                    'CREATE TABLE gnss_track AS SELECT t.* REPLACE (t."row" - s.local0 + s.global0 '
+                    'AS "row") FROM read_parquet(?) t JOIN _fuse_shift s USING (vehicle_id) '
+                    'ORDER BY "row"',
+                    [track],
+                ).fetchall()
+                store.con.execute(
+                    "CREATE TABLE gnss_parked AS SELECT * FROM read_parquet(?) "
+                    "ORDER BY vehicle_id, start",
+                    [[p.as_posix() for p in parts["gnss_parked"]]],
+                ).fetchall()
+                store.con.execute(
+                    "CREATE TABLE gnss_events AS SELECT e.* REPLACE ("
+                    "e.evidence_first_row - s.local0 + s.global0 AS evidence_first_row, "
+                    "e.evidence_last_row - s.local0 + s.global0 AS evidence_last_row) "
+                    "FROM read_parquet(?) e LEFT JOIN _fuse_shift s USING (vehicle_id) "
+                    "ORDER BY vehicle_id, time, kind",
+                    [[p.as_posix() for p in parts["gnss_events"]]],
+                ).fetchall()
+                store.con.execute("DROP TABLE _fuse_shift").fetchall()
+            store.con.commit()
+        except BaseException:
+            store.con.rollback()
+            raise

@@ -1,0 +1,366 @@
+"""``autolien run --engine dask`` on a LocalCluster of 2 worker processes:
+the same tables and ledger root as the local engine, a worker killed in the
+monitor stage, incremental runs, and the kernels releasing the GIL."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pytest
+
+from autolien.cli import main
+from autolien.dask_engine import EngineError
+from autolien.pipeline import run_portfolio
+from autolien.sim.portfolio import PORTFOLIO_ANOMALIES as ANOMALIES
+from autolien.sim.portfolio import write_portfolio
+from conftest import require_module
+
+VEHICLES = 20
+DAYS = 10
+BUCKETS = 5  # several tasks per worker
+# the tables the two engines must give alike, each in a total order
+TABLES = {
+    "alerts": "alert_id",
+    "valuations": "vehicle_id, time",
+    "ltv": "vehicle_id",
+    "monitor_features": "vehicle_id, hour",
+    "monitor_rejects": "ALL",
+    "gnss_track": '"row"',
+    "gnss_parked": "ALL",
+    "gnss_events": "ALL",
+}
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    require_module("dask")
+    distributed = require_module("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def portfolio(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("pf")
+    # every 4th vehicle with an RTK receiver: the fuse stage gets several buckets
+    write_portfolio(
+        root, VEHICLES, DAYS, seed=7, anomaly_share=len(ANOMALIES) / VEHICLES, rtk_every=4
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def consortium(portfolio: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One demo consortium (keys and genesis) for every run: the ledger's
+    root is comparable only between ledgers of the same members' keys."""
+    import pyarrow.parquet as pq
+
+    from autolien.sim.consortium import demo_consortium
+
+    path = tmp_path_factory.mktemp("consortium") / "ledger"
+    # a clock after every pledge: the genesis is the first pledge, as in a run
+    demo_consortium(
+        path, pq.read_table(portfolio / "loan_book.parquet"), datetime(2100, 1, 1, tzinfo=UTC)
+    )
+    return path
+
+
+def _db(where: Path, consortium: Path) -> Path:
+    """A database path whose ledger (beside it) starts as the consortium's."""
+    where.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(consortium, where / "ledger")
+    return where / "x.duckdb"
+
+
+@pytest.fixture(scope="module")
+def local(
+    portfolio: Path, consortium: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    db = _db(tmp_path_factory.mktemp("local"), consortium)
+    return {"db": db, "summary": run_portfolio(portfolio, db)}
+
+
+def _cell(x: Any) -> Any:
+    # NaN != NaN: a missing feature compares as itself
+    return "NaN" if isinstance(x, float) and math.isnan(x) else x
+
+
+def _tables(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return {
+            t: [tuple(map(_cell, r)) for r in con.sql(f"SELECT * FROM {t} ORDER BY {o}").fetchall()]
+            for t, o in TABLES.items()
+        }
+    finally:
+        con.close()
+
+
+def _assert_same(db: Path, summary: dict[str, Any], local: dict[str, Any]) -> None:
+    want, got = _tables(local["db"]), _tables(db)
+    for t in TABLES:
+        assert got[t] == want[t], t
+    led, want_led = summary["ledger"], local["summary"]["ledger"]
+    assert led["root"] == want_led["root"]
+    assert led["entries"] == want_led["entries"]
+    assert summary["alerts"] == local["summary"]["alerts"]
+
+
+def test_the_portfolio_exercises_every_output(local: dict[str, Any]) -> None:
+    # a comparison of empty tables would prove nothing
+    t = _tables(local["db"])
+    assert len(t["alerts"]) >= 5
+    assert len({r[2] for r in t["alerts"]}) >= 4  # kinds
+    assert len(t["monitor_features"]) > VEHICLES * 24 * (DAYS - 1)
+    assert len(t["gnss_track"]) > 1000
+    assert len(t["gnss_events"]) > 10
+    assert len(t["valuations"]) == VEHICLES
+    assert local["summary"]["ledger"]["entries"] > VEHICLES
+
+
+def test_dask_equals_local(
+    cluster: Any, portfolio: Path, consortium: Path, local: dict[str, Any], tmp_path: Path
+) -> None:
+    db = _db(tmp_path, consortium)
+    summary = run_portfolio(
+        portfolio, db, engine="dask", scheduler=cluster.scheduler_address, buckets=BUCKETS
+    )
+    assert summary["engine"]["name"] == "dask"
+    assert summary["engine"]["workers"] == 2
+    assert summary["monitor"]["tasks"] == BUCKETS
+    assert summary["fuse"]["tasks"] >= 2  # the track rows are renumbered across buckets
+    assert summary["fuse"]["vehicles"] == VEHICLES // 4
+    _assert_same(db, summary, local)
+    # the state is split into BUCKETS buckets for good: another count is refused
+    with pytest.raises(EngineError, match="fixed at the first run"):
+        run_portfolio(portfolio, db, engine="dask", scheduler=cluster.scheduler_address, buckets=3)
+
+
+def _kill_once(marker: str, when: str) -> Any:
+    """A worker plugin: the first monitor task to reach ``when`` (executing:
+    it starts; memory: it has written its files but its result has not left
+    the worker), on any worker, ends that worker's process as a crash would;
+    the marker file makes it once.
+    Defined here, not at module level, because its base class comes from
+    distributed; cloudpickle ships it to the workers by value."""
+    from distributed import WorkerPlugin
+
+    class KillOnce(WorkerPlugin):  # type: ignore[misc]
+        def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:  # noqa: ARG002
+            if finish != when or "autolien-monitor-bucket" not in str(key):
+                return
+            try:
+                fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                return
+            os.write(fd, f"{os.getpid()} {key}\n".encode())
+            os.close(fd)
+            os._exit(1)
+
+    return KillOnce()
+
+
+@pytest.mark.parametrize("when", ["executing", "memory"])
+def test_a_worker_killed_in_the_monitor_stage(
+    cluster: Any,
+    portfolio: Path,
+    consortium: Path,
+    local: dict[str, Any],
+    tmp_path: Path,
+    when: str,
+) -> None:
+    distributed = require_module("distributed")
+    marker = tmp_path / "killed"
+    with distributed.Client(cluster) as client:
+        client.register_plugin(_kill_once(str(marker), when), name="autolien-kill-once")
+        try:
+            db = _db(tmp_path / "run", consortium)
+            summary = run_portfolio(
+                portfolio, db, engine="dask", scheduler=cluster.scheduler_address, buckets=BUCKETS
+            )
+        finally:
+            client.unregister_worker_plugin("autolien-kill-once")
+    assert marker.exists()  # a worker did die, inside a monitor task
+    pid = int(marker.read_text().split()[0])
+    assert pid not in [w.pid for w in cluster.workers.values() if w.process is not None]
+    _assert_same(db, summary, local)
+    # every ledger entry once: alert ids on the ledger are distinct
+    raised = _ledger_alert_ids(db.parent / "ledger")
+    assert len(raised) == len(set(raised))
+    assert sorted(raised) == sorted(_ledger_alert_ids(local["db"].parent / "ledger"))
+
+
+def _ledger_alert_ids(ledger_dir: Path) -> list[str]:
+    from autolien.ledger.assets import AssetLedger
+
+    led = AssetLedger.open(ledger_dir, read_only=True)
+    try:
+        return [e["data"]["alert_id"] for e in led.entries() if e["type"] == "alert_raised"]
+    finally:
+        led.close()
+
+
+def test_incremental_runs_on_dask_equal_one_run(
+    cluster: Any, portfolio: Path, consortium: Path, local: dict[str, Any], tmp_path: Path
+) -> None:
+    part = tmp_path / "pf"
+    (part / "telemetry").mkdir(parents=True)
+    for name in ("loan_book.parquet", "truth.parquet", "defaults.parquet", "portfolio.json"):
+        shutil.copy(portfolio / name, part / name)
+    shutil.copytree(portfolio / "market", part / "market")
+    days = sorted({p.stem for p in (portfolio / "telemetry").iterdir()})
+
+    def copy(stems: list[str]) -> None:
+        for p in (portfolio / "telemetry").iterdir():
+            if p.stem in stems:
+                shutil.copy(p, part / "telemetry" / p.name)
+        for p in (portfolio / "rtk").rglob("*.nmea"):
+            if p.stem in stems:
+                (part / "rtk" / p.parent.name).mkdir(parents=True, exist_ok=True)
+                shutil.copy(p, part / "rtk" / p.parent.name / p.name)
+
+    db = _db(tmp_path / "inc", consortium)
+    copy(days[:-1])
+    first = run_portfolio(part, db, engine="dask", scheduler=cluster.scheduler_address)
+    copy(days[-1:])
+    second = run_portfolio(part, db, engine="dask", scheduler=cluster.scheduler_address)
+    assert second["monitor"]["late_rows"] == 0
+    assert second["monitor"]["clock"] > first["monitor"]["clock"]
+    # the second run scored only the new day's rows
+    assert second["monitor"]["rows"] < first["monitor"]["rows"]
+    want, got = _tables(local["db"]), _tables(db)
+    for t in ("alerts", "monitor_features", "monitor_rejects", "ltv", "gnss_track", "gnss_events"):
+        assert got[t] == want[t], t
+    # valuations: one row per vehicle per run; the last run's equal the one run's
+    last = [r for r in got["valuations"] if r[-1] == max(x[-1] for x in got["valuations"])]
+    assert sorted(last) == sorted(want["valuations"])
+
+
+def test_the_cli_runs_the_dask_engine(
+    cluster: Any,
+    portfolio: Path,
+    consortium: Path,
+    local: dict[str, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # --workers: a LocalCluster of its own, for this run
+    db = _db(tmp_path, consortium)
+    capsys.readouterr()
+    args = ["run", str(portfolio), "--db", str(db), "--json", "--quiet", "--engine", "dask"]
+    assert main([*args, "--workers", "1"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["engine"]["workers"] == 1
+    assert summary["ledger"]["root"] == local["summary"]["ledger"]["root"]
+    # the local engine takes no cluster options
+    assert main(["run", str(portfolio), "--db", str(db), "--workers", "2", "--quiet"]) == 2
+
+
+def test_vehicle_buckets_are_stable_and_spread() -> None:
+    import hashlib
+
+    from autolien.store import vehicle_bucket
+
+    # blake2b-64 of the id, big-endian, mod n: fixed values, not per-process ones
+    for vid in ("V0001", "LSVAU2180N2183294", "粤B12345"):
+        h = int.from_bytes(hashlib.blake2b(vid.encode(), digest_size=8).digest(), "big")
+        assert vehicle_bucket(vid, 7) == h % 7
+    counts = np.bincount([vehicle_bucket(f"V{i:05d}", 8) for i in range(8000)], minlength=8)
+    assert counts.min() > 900  # about 1,000 each
+
+
+@pytest.mark.parametrize("kernel", ["shannon_bits", "entropy_rolling"])
+def test_the_monitor_kernels_release_the_gil(kernel: str) -> None:
+    # With a switch interval far longer than the kernel, a thread that holds
+    # the GIL keeps it until it blocks or ends: the main thread gets to run
+    # while the kernel is still working only if the kernel let go of it.
+    from autolien import _core
+
+    rng = np.random.default_rng(0)
+    if kernel == "shannon_bits":
+        counts = rng.integers(0, 50, size=(150_000, 64), dtype=np.int64)
+
+        def call() -> None:
+            _core.shannon_bits(counts)
+    else:
+        n = 4_000_000
+        x = rng.normal(size=n)
+        t = np.arange(n, dtype=np.float64)
+        offsets = np.array([0, n], dtype=np.int64)
+
+        def call() -> None:
+            _core.entropy_rolling(x, t, offsets, 64, 3600.0, 3, 1, True, np.empty(0))
+
+    state = {"done": False, "seen_running": False}
+    started = threading.Event()
+
+    def work() -> None:
+        started.set()
+        call()
+        state["done"] = True
+
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(30.0)
+    try:
+        th = threading.Thread(target=work)
+        th.start()
+        started.wait()
+        state["seen_running"] = not state["done"]
+        th.join()
+    finally:
+        sys.setswitchinterval(before)
+    assert state["done"]
+    assert state["seen_running"]
+
+
+def test_a_run_killed_before_its_results_are_stored_reruns_cleanly(
+    cluster: Any,
+    portfolio: Path,
+    consortium: Path,
+    local: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # every bucket's task has written its new state, then the client dies
+    # before the results reach the store: the next run must not resume from
+    # that half-made generation
+    import autolien.store
+
+    def killed(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    db = _db(tmp_path, consortium)
+    with monkeypatch.context() as m:
+        m.setattr(autolien.store, "put_monitor_outputs", killed)
+        with pytest.raises(KeyboardInterrupt):
+            run_portfolio(portfolio, db, engine="dask", scheduler=cluster.scheduler_address)
+    assert list((tmp_path / "x.duckdb.dask" / "state").glob("gen-1/bucket-*.arrow"))
+    assert not (tmp_path / "x.duckdb.dask" / "state" / "current.json").exists()
+    summary = run_portfolio(portfolio, db, engine="dask", scheduler=cluster.scheduler_address)
+    _assert_same(db, summary, local)
+
+
+def test_workers_on_another_version_are_refused(
+    cluster: Any, portfolio: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import autolien.dask_engine
+
+    monkeypatch.setattr(autolien.dask_engine, "__version__", "0.0.0+other")
+    with pytest.raises(EngineError, match="another autolien"):
+        run_portfolio(
+            portfolio, tmp_path / "x.duckdb", engine="dask", scheduler=cluster.scheduler_address
+        )
+    assert not (tmp_path / "x.duckdb").exists()  # refused before anything was written
