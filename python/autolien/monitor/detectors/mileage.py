@@ -82,9 +82,7 @@ class Mileage:
                     # the separate day that confirms it
                     ev["confirming_km_24h"] = float(earlier[i])
                 out.append(
-                    Signal(
-                        te, "mileage_jump", lvl, float(excess[i] * 30), ev, seg, v._path_fn(seg)
-                    )
+                    Signal(te, "mileage_jump", lvl, float(excess[i] * 30), ev, seg, v._path_fn(seg))
                 )
             ev = {"km_track_24h": float(track[i]), "km_odo_24h": float(odo[i])}
             if frozen[i]:
