@@ -288,6 +288,20 @@ MONITOR_STATE = "monitor_state"
 _MON_META = "monitor_state"
 
 
+def _source_sql(have: set[str]) -> tuple[str | None, dict[str, str], str | None]:
+    """The monitor's sources among the tables ``have``, as SQL: the
+    terminals' positions, the odometers by table, the RTK track; with a loan
+    book, terminal numbers and VINs become the book's vehicle ids. The local
+    monitor and the Dask export both read through this."""
+    odo = {t: q for t, q in _MON_ODOMETERS if t in have}
+    loc = _MON_LOCATIONS if "locations" in have else None
+    if "loan_book" in have:
+        loc = loc and mapped_sql(loc, _MON_COLS)
+        odo = {t: mapped_sql(q, _MON_COLS) for t, q in odo.items()}
+    rtk = _MON_FUSED if "gnss_track" in have else _MON_FIXES if "fixes" in have else None
+    return loc, odo, rtk
+
+
 @dataclass
 class MonitorRead:
     """What a monitor run reads: the vehicles with rows newer than ``since``
@@ -328,14 +342,8 @@ class MonitorStore:
         return out
 
     def _sources(self) -> tuple[str | None, list[str], str | None]:
-        have = set(self.store.tables())
-        odo = [q for t, q in _MON_ODOMETERS if t in have]
-        loc = _MON_LOCATIONS if "locations" in have else None
-        if "loan_book" in have:  # terminal numbers and VINs become the book's vehicle ids
-            loc = loc and mapped_sql(loc, _MON_COLS)
-            odo = [mapped_sql(q, _MON_COLS) for q in odo]
-        rtk = _MON_FUSED if "gnss_track" in have else _MON_FIXES if "fixes" in have else None
-        return loc, odo, rtk
+        loc, odo, rtk = _source_sql(set(self.store.tables()))
+        return loc, list(odo.values()), rtk
 
     def read(self, since: dt.datetime | None, batch: int, known: list[str]) -> MonitorRead:
         """Stages the rows newer than ``since`` (all rows without it) for
@@ -534,19 +542,6 @@ _EMPTY_TRACK = (
 
 # --- the Dask engine's exchange (autolien.dask_engine) -----------------------
 
-# The monitor's sources, as monitor.cli's monitor_store reads them: the fused
-# track (else raw fixes) where a vehicle has one, the terminal's positions for
-# every other vehicle; odometers from locations (mileage) and ev. The ACC bit
-# is the ignition; an RTK log takes the terminal's latest one.
-_DASK_ODOMETERS = {
-    "locations": (
-        "SELECT terminal_id AS vehicle_id, time, mileage_km AS odometer_km FROM locations "
-        "WHERE mileage_km IS NOT NULL"
-    ),
-    "ev": "SELECT vin AS vehicle_id, time, odometer_km FROM ev WHERE odometer_km IS NOT NULL",
-}
-_MON_COLUMNS = ("time", "lat", "lon", "speed_kmh", "ignition", "odometer_km")
-
 
 def vehicle_bucket(vehicle_id: str, buckets: int) -> int:
     """The bucket (0 .. buckets-1) a vehicle's rows and state live in: a
@@ -570,14 +565,29 @@ class MonitorExport:
     late: int
 
 
+def _register_buckets(
+    store: Store, ids: list[str], buckets: int | None, vehicles_per_bucket: int
+) -> tuple[int, dict[int, list[str]]]:
+    """Each vehicle's bucket, registered as ``_export_buckets`` (v, bucket)
+    for the export's join; returns the bucket count (one per
+    ``vehicles_per_bucket`` vehicles when None) and the vehicles per bucket."""
+    if buckets is None:
+        buckets = max(1, math.ceil(len(ids) / vehicles_per_bucket))
+    of = [vehicle_bucket(v, buckets) for v in ids]
+    vehicles: dict[int, list[str]] = {}
+    for v, b in zip(ids, of, strict=True):
+        vehicles.setdefault(b, []).append(v)
+    store.con.register(
+        "_export_buckets",
+        pa.table({"v": pa.array(ids, pa.string()), "bucket": pa.array(of, pa.int32())}),
+    )
+    return buckets, vehicles
+
+
 def _monitor_sources(store: Store) -> tuple[str | None, dict[str, str]]:
-    have = set(store.tables())
-    odo = {t: q for t, q in _DASK_ODOMETERS.items() if t in have}
-    loc = _MON_LOCATIONS if "locations" in have else None
-    if "loan_book" in have:  # terminal numbers and VINs become the book's vehicle ids
-        loc = loc and mapped_sql(loc, _MON_COLUMNS)
-        odo = {t: mapped_sql(q, _MON_COLUMNS) for t, q in odo.items()}
-    rtk = _MON_FUSED if "gnss_track" in have else _MON_FIXES if "fixes" in have else None
+    # the same sources as the local monitor (_source_sql); an RTK log has no
+    # ignition, so it takes the terminal's latest ACC bit
+    loc, odo, rtk = _source_sql(set(store.tables()))
     if rtk and loc:
         ign = f"SELECT vehicle_id, time, ignition FROM ({loc})"
         rtk = (
@@ -653,16 +663,7 @@ def export_monitor_inputs(
                     f"SELECT count(*) AS n FROM ({q}) WHERE time > getvariable('_export_since')"
                 )
                 late += max(0, counts[name] - prev.get(name, 0) - newer.column("n")[0].as_py())
-        if buckets is None:
-            buckets = max(1, math.ceil(len(ids) / vehicles_per_bucket))
-        of = [vehicle_bucket(v, buckets) for v in ids]
-        vehicles: dict[int, list[str]] = {}
-        for v, b in zip(ids, of, strict=True):
-            vehicles.setdefault(b, []).append(v)
-        store.con.register(
-            "_export_buckets",
-            pa.table({"v": pa.array(ids, pa.string()), "bucket": pa.array(of, pa.int32())}),
-        )
+        buckets, vehicles = _register_buckets(store, ids, buckets, vehicles_per_bucket)
         try:
             parts = {"tracks": [track] if track else [], "odometer": list(odo.values())}
             for name, qs in parts.items():
@@ -741,16 +742,7 @@ def export_fixes(
             .to_pylist()
         )
         no_time = store.query("SELECT count(*) AS n FROM fixes WHERE time IS NULL")
-        if buckets is None:
-            buckets = max(1, math.ceil(len(ids) / vehicles_per_bucket))
-        of = [vehicle_bucket(v, buckets) for v in ids]
-        vehicles: dict[int, list[str]] = {}
-        for v, b in zip(ids, of, strict=True):
-            vehicles.setdefault(b, []).append(v)
-        store.con.register(
-            "_export_buckets",
-            pa.table({"v": pa.array(ids, pa.string()), "bucket": pa.array(of, pa.int32())}),
-        )
+        buckets, vehicles = _register_buckets(store, ids, buckets, vehicles_per_bucket)
         try:
             target = out.as_posix().replace("'", "''")
             store.con.execute(

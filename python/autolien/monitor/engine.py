@@ -441,12 +441,13 @@ class Vehicle:
             # 2 * mileage_confirm_h earlier: each lies wholly before the
             # current window, so two separate days carry the excess (every
             # hour has a history row)
-            earlier = np.full(je - j, np.nan)
-            for lag in range(int(c.mileage_confirm_h), 2 * int(c.mileage_confirm_h)):
-                back = pos[sl] - lag
-                earlier = np.fmax(
-                    earlier, np.where(back >= 0, H["km_24h"][np.maximum(back, 0)], np.nan)
-                )
+            lags = np.arange(int(c.mileage_confirm_h), 2 * int(c.mileage_confirm_h))
+            back = pos[sl][:, None] - lags[None, :]
+            earlier = np.fmax.reduce(
+                np.where(back >= 0, H["km_24h"][np.maximum(back, 0)], np.nan),
+                axis=1,
+                initial=np.nan,
+            )
             blk = HourBlock(
                 sl,
                 pos[sl],
