@@ -261,6 +261,15 @@ class Ingestor:
         changed = self.monitor.update(tracks, odo)
         # the hourly feature rows are not the gateway's output: not kept
         self.monitor.drain_features()
+        # Rows the monitor set aside (late for an hour it already scored, or
+        # without a position) are in the store all the same; counted by
+        # reason and logged, then dropped, so the list does not grow forever.
+        rejects = self.monitor.drain_rejects()
+        if rejects.num_rows:
+            by = Counter(rejects.column("reason").to_pylist())
+            for why, k in by.items():
+                self.stats["monitor_rejects"] += k
+                self.log("monitor_rejects", reason=why, rows=k)
         self._emit(changed)
 
     def _emit(self, changed: pa.Table) -> None:
@@ -276,7 +285,13 @@ class Ingestor:
                 event = "escalated"
             else:
                 continue
-            self._alert_levels[a["alert_id"]] = a["level_code"]
+            # only open alerts are remembered: a closed one never changes
+            # again (a new incident is a new alert_id), so the map stays as
+            # small as the open book however long the server runs
+            if a["closed"] is None:
+                self._alert_levels[a["alert_id"]] = a["level_code"]
+            else:
+                self._alert_levels.pop(a["alert_id"], None)
             self.stats[f"alerts_{event}"] += 1
             if self._alerts_out is None or event == "closed":
                 continue

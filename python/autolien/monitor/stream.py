@@ -240,6 +240,13 @@ class Monitor:
             v.feature_rows = []
         return out
 
+    def drain_rejects(self) -> pa.Table:
+        """The rows set aside since the last call, which the monitor then
+        forgets (a long-running caller stores or counts them)."""
+        out = self.rejects
+        self._rejects = []
+        return out
+
     @property
     def rejects(self) -> pa.Table:
         """Rows set aside, with their reason (late, missing position or reading)."""
