@@ -161,21 +161,14 @@ def valuation_inputs(db: str | Path) -> ValuationInputs:
                 f"{db} has no loan_book; valuation needs the pledged vehicles' attributes"
             )
         book = store.query("SELECT * FROM loan_book ORDER BY vehicle_id")
-        odo_parts = []
-        if "locations" in have:
-            odo_parts.append(
-                "SELECT lb.vehicle_id, l.time, l.mileage_km AS km FROM locations l JOIN loan_book lb "
-                "ON lb.terminal_id = l.terminal_id WHERE l.mileage_km IS NOT NULL"
-            )
-        if "ev" in have:
-            odo_parts.append(
-                "SELECT lb.vehicle_id, e.time, e.odometer_km AS km FROM ev e JOIN loan_book lb "
-                "ON lb.vin = e.vin WHERE e.odometer_km IS NOT NULL"
-            )
+        # the monitor's odometer sources, keyed as the monitor keys them;
+        # only the book's vehicles are valued
+        odo_parts = list(_source_sql(have)[1].values())
         km = (
             store.query(
-                f"SELECT vehicle_id, arg_max(km, time) AS km FROM ({' UNION ALL '.join(odo_parts)}) "
-                "GROUP BY vehicle_id"
+                "SELECT vehicle_id, arg_max(odometer_km, time) AS km FROM ("
+                f"{' UNION ALL '.join(odo_parts)}) WHERE vehicle_id IN "
+                "(SELECT vehicle_id FROM loan_book) GROUP BY vehicle_id"
             )
             if odo_parts
             else pa.table({"vehicle_id": [], "km": []})

@@ -70,6 +70,7 @@ def load(db: str | Path, *, max_vehicles: int, max_alert_rows: int) -> Dashboard
     without an alerts table. Vehicle pages go to the ``max_vehicles``
     vehicles with the most severe, then most recent, alerts; the list to the
     ``max_alert_rows`` most severe alerts."""
+    from ..store import mapped_sql  # noqa: PLC0415
     from ..telemetry import Store  # noqa: PLC0415
 
     with Store(db, read_only=True) as store:
@@ -138,10 +139,13 @@ def load(db: str | Path, *, max_vehicles: int, max_alert_rows: int) -> Dashboard
         )
         ltv_t = store.query("SELECT ltv FROM ltv") if "ltv" in have else None
         if "locations" in have and book is not None:
+            located = mapped_sql(
+                "SELECT terminal_id AS vehicle_id, time, lat, lon, mileage_km FROM locations",
+                ("time", "lat", "lon", "mileage_km"),
+            )
             track = store.query(
-                "SELECT lb.vehicle_id, l.time, l.lat, l.lon, l.mileage_km FROM locations l JOIN loan_book lb "
-                "ON lb.terminal_id = l.terminal_id WHERE lb.vehicle_id IN (SELECT v FROM _dash_ids) "
-                "ORDER BY lb.vehicle_id, l.time"
+                f"SELECT * FROM ({located}) WHERE vehicle_id IN (SELECT v FROM _dash_ids) "
+                "ORDER BY vehicle_id, time"
             )
         elif "gnss_track" in have:
             track = store.query(
