@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 
 from .. import _core
 from .._tables import group_by_vehicle
-from ..telemetry._common import TIME_TYPE
+from ..schemas import TIME_TYPE
 from ._raw import FuseMoves, FuseParked
 
 __all__ = [

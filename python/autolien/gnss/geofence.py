@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 
 from .. import _core
 from .._tables import group_by_vehicle
-from ..telemetry._common import TIME_TYPE
+from ..schemas import TIME_TYPE
 from .fusion import float_column, labels
 
 __all__ = ["FENCE_KINDS", "GEOFENCE_EVENTS_SCHEMA", "geofence_events"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from ..telemetry._common import TIME_TYPE
+from ..schemas import TIME_TYPE
 
 __all__ = ["ANOMALIES", "EPOCH", "EXPECTED_LEVEL", "Fleet", "simulate_fleet", "simulate_vehicle"]
 

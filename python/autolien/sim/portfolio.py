@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..ledger.identity import vin_check_digit
-from ..telemetry._common import TIME_TYPE
+from ..schemas import TIME_TYPE
 from .behaviour import ANOMALIES, EPOCH, EXPECTED_LEVEL, simulate_vehicle
 from .frames import gb32960_realtime, jt808_locations, nmea_sentences
 

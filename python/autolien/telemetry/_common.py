@@ -12,9 +12,8 @@ import numpy as np
 import pyarrow as pa
 
 from .. import _core
+from ..schemas import TIME_TYPE as TIME_TYPE  # noqa: PLC0414 - re-exported to the decoders
 from ._raw import RawRejects
-
-TIME_TYPE = pa.timestamp("us", tz="UTC")
 
 REJECT_SCHEMA = pa.schema(
     [
