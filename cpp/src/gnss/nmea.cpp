@@ -73,7 +73,8 @@ inline std::int64_t eight_digits(const char* p) {
 // A decimal field in place. NMEA numbers are [+-]digits[.digits]: as an
 // integer mantissa below 2^53 over an exact power of ten, one IEEE division
 // rounds correctly, so this equals from_chars, which takes everything else.
-[[gnu::always_inline]] inline std::optional<double> num(std::string_view s) {
+// `lo` is the start of the input the field lies in (see short_decimal).
+[[gnu::always_inline]] inline std::optional<double> num(std::string_view s, const char* lo) {
     if (s.empty())
         return std::nullopt;
     const char* p = s.data();
@@ -81,6 +82,7 @@ inline std::int64_t eight_digits(const char* p) {
     const bool neg = *p == '-';
     if (*p == '-' || *p == '+')
         ++p;
+    (void)lo;
     std::uint64_t m = 0; // wraps past 19 digits, but then from_chars decides
     const char* const whole = p;
     unsigned d = 0;
@@ -142,7 +144,7 @@ inline bool same_text(std::string_view a, std::string_view b) {
 }
 
 // ddmm.mmmm / dddmm.mmmm with a hemisphere letter.
-std::optional<double> coord(std::string_view v, std::string_view hemi, int deg_digits) {
+std::optional<double> coord(std::string_view v, std::string_view hemi, int deg_digits, const char* lo) {
     if (v.size() < std::size_t(deg_digits) + 2 || hemi.size() != 1)
         return std::nullopt;
     int deg = 0;
@@ -151,7 +153,7 @@ std::optional<double> coord(std::string_view v, std::string_view hemi, int deg_d
             return std::nullopt;
         deg = deg * 10 + (v[i] - '0');
     }
-    const auto minutes = num(v.substr(deg_digits));
+    const auto minutes = num(v.substr(deg_digits), lo);
     if (!minutes || *minutes < 0 || *minutes >= 60)
         return std::nullopt;
     double out = deg + *minutes / 60.0;
@@ -224,6 +226,14 @@ struct Fields {
     }
 };
 
+#if defined(__SSE2__)
+// 32 bytes of 0xFF then 32 of 0: kPrefixMask + 32 - k, read as two blocks,
+// keeps the first k bytes of 32 (k - 16 bytes of the second block).
+alignas(64) constexpr std::uint8_t kPrefixMask[64] = {
+    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
+#endif
+
 int hex_digit(char c) {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -234,49 +244,25 @@ int hex_digit(char c) {
     return -1;
 }
 
-// XOR of p[0, len), eight bytes at a time; the last few bytes as one
-// masked word when eight bytes can be read there (before `limit`).
-std::uint8_t xor_bytes(const std::uint8_t* p, std::size_t len, const std::uint8_t* limit) {
-    std::uint64_t x = 0;
-    std::size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        std::uint64_t w;
-        std::memcpy(&w, p + i, 8);
-        x ^= w;
-    }
-    if (i < len && limit - (p + i) >= 8) {
-        std::uint64_t w;
-        std::memcpy(&w, p + i, 8);
-        x ^= w & ((std::uint64_t(1) << (8 * (len - i))) - 1);
-        i = len;
-    }
-    x ^= x >> 32;
-    x ^= x >> 16;
-    x ^= x >> 8;
-    auto r = std::uint8_t(x);
-    for (; i < len; ++i)
-        r ^= p[i];
-    return r;
-}
-
 // An optional number: empty is absent (NaN); malformed is NaN with the
 // column's bit set in `bad`, so that the row says why it is null.
-double opt_num(std::string_view s, std::uint32_t& bad, FixColumn c) {
+[[gnu::always_inline]] inline double opt_num(std::string_view s, const char* lo, std::uint32_t& bad,
+                                             FixColumn c) {
     if (s.empty())
         return kNaN;
-    if (const auto v = num(s))
+    if (const auto v = num(s, lo))
         return *v;
     bad |= bit(c);
     return kNaN;
 }
 
 // An optional whole number in [0, hi]; -1 when absent or malformed.
-std::int32_t opt_count(std::string_view s, std::int32_t hi, std::uint32_t& bad, FixColumn c) {
+std::int32_t opt_count(std::string_view s, std::int32_t hi, const char* lo, std::uint32_t& bad, FixColumn c) {
     if (s.empty())
         return -1;
     if (const std::int32_t v = small_uint(s); v >= 0 && v <= hi)
         return v;
-    if (const auto v = num(s); v && *v >= 0 && *v <= hi && *v == std::floor(*v))
+    if (const auto v = num(s, lo); v && *v >= 0 && *v <= hi && *v == std::floor(*v))
         return std::int32_t(*v);
     bad |= bit(c);
     return -1;
@@ -361,6 +347,9 @@ class Decoder {
     }
 
   private:
+    // The start of the input: the fast number parser's loads stay after it.
+    const char* lo() const { return reinterpret_cast<const char*>(d_.data()); }
+
     void flush_junk(std::size_t& start, std::size_t end) {
         if (start == SIZE_MAX) [[likely]]
             return; // called at every sentence: no run of junk is the rule
@@ -372,7 +361,7 @@ class Decoder {
     }
 
     // The output columns are written by index into room made a block of rows
-    // at a time (zeroed by resize, the rest of capacity untouched), and cut to
+    // at a time (left uninitialised: every row made is written), and cut to
     // the rows written at the end. push_back would reload every column's end
     // pointer after each one-byte store, which may alias it.
     static constexpr std::size_t kBlock = 256;
@@ -412,8 +401,11 @@ class Decoder {
     }
 
     // The end of the sentence that starts at `start` (CR, LF, another '$', a
-    // UBX sync or `limit`), its commas (into fields_.bound[1, ncomma]) and its last '*'.
-    std::size_t scan(std::size_t start, std::size_t limit, std::size_t& star, std::size_t& ncomma) {
+    // UBX sync or `limit`), its commas (into fields_.bound[1, ncomma]), its
+    // last '*', and the XOR of its bytes after the '$' (the checksum is that
+    // XOR less the "*hh" tail): one pass over the bytes.
+    std::size_t scan(std::size_t start, std::size_t limit, std::size_t& star, std::size_t& ncomma,
+                     std::uint8_t& xor_all) {
         const std::size_t n = d_.size();
         const std::uint8_t* d = d_.data();
         auto& bound = fields_.bound;
@@ -422,48 +414,78 @@ class Decoder {
             return c == '\r' || c == '\n' || c == '$' || (c == 0xB5 && i + 1 < n && d[i + 1] == 0x62);
         };
 #if defined(__SSE2__)
-        // Sixteen bytes at a time: one compare per delimiter, then the bits.
-        const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n'), dollar = _mm_set1_epi8('$'),
-                      sync = _mm_set1_epi8(char(0xB5)), comma = _mm_set1_epi8(','),
+        // 32 bytes (two SSE2 registers) at a time: a sentence is 3 blocks,
+        // and the bookkeeping per block (masks, star, stop, loop) is paid
+        // once for 32 bytes. A stop is CR, LF, '$' or a UBX sync: every byte
+        // below 0x20 or above 0x7F (signed, one compare) and every '$' is a
+        // candidate, which is_stop confirms (plain text has none but the stop).
+        const __m128i space = _mm_set1_epi8(0x20), dollar = _mm_set1_epi8('$'), comma = _mm_set1_epi8(','),
                       asterisk = _mm_set1_epi8('*');
-        for (std::size_t pos = start + 1; pos < limit; pos += 16) {
-            __m128i v;
-            if (n - pos >= 16) {
-                v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + pos));
+        __m128i acc = _mm_setzero_si128();
+        std::size_t pos = start + 1, end = limit;
+        for (; pos < limit; pos += 32) {
+            __m128i v0, v1;
+            if (n - pos >= 32) [[likely]] {
+                v0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + pos));
+                v1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + pos + 16));
             } else {
-                alignas(16) std::uint8_t buf[16] = {};
+                alignas(16) std::uint8_t buf[32] = {};
                 std::memcpy(buf, d + pos, n - pos);
-                v = _mm_load_si128(reinterpret_cast<const __m128i*>(buf));
+                v0 = _mm_load_si128(reinterpret_cast<const __m128i*>(buf));
+                v1 = _mm_load_si128(reinterpret_cast<const __m128i*>(buf + 16));
             }
+            const auto bits = [](__m128i lo_half, __m128i hi_half) {
+                return std::uint32_t(_mm_movemask_epi8(lo_half)) |
+                       (std::uint32_t(_mm_movemask_epi8(hi_half)) << 16);
+            };
             const std::size_t avail = limit - pos;
-            const unsigned valid = avail >= 16 ? 0xFFFFu : (1u << avail) - 1;
-            unsigned stop = unsigned(_mm_movemask_epi8(_mm_or_si128(
-                                _mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)),
-                                _mm_or_si128(_mm_cmpeq_epi8(v, dollar), _mm_cmpeq_epi8(v, sync))))) &
-                            valid;
+            const std::uint32_t valid = avail >= 32 ? 0xFFFFFFFFu : (std::uint32_t(1) << avail) - 1;
+            std::uint32_t stop = bits(_mm_or_si128(_mm_cmplt_epi8(v0, space), _mm_cmpeq_epi8(v0, dollar)),
+                                      _mm_or_si128(_mm_cmplt_epi8(v1, space), _mm_cmpeq_epi8(v1, dollar))) &
+                                 valid;
             while (stop && !is_stop(pos + unsigned(std::countr_zero(stop))))
-                stop &= stop - 1; // a 0xB5 that starts no UBX message is a plain byte
-            const unsigned upto = stop ? (1u << std::countr_zero(stop)) - 1 : valid;
-            unsigned commas = unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(v, comma))) & upto;
-            const unsigned stars = unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(v, asterisk))) & upto;
+                stop &= stop - 1; // a byte that ends nothing (a 0xB5 that starts no UBX message)
+            const std::uint32_t upto = stop ? (std::uint32_t(1) << std::countr_zero(stop)) - 1 : valid;
+            std::uint32_t commas = bits(_mm_cmpeq_epi8(v0, comma), _mm_cmpeq_epi8(v1, comma)) & upto;
+            const std::uint32_t stars =
+                bits(_mm_cmpeq_epi8(v0, asterisk), _mm_cmpeq_epi8(v1, asterisk)) & upto;
             const auto rel = std::uint32_t(pos - start);
             for (; commas; commas &= commas - 1)
                 bound[++ncomma] = rel + unsigned(std::countr_zero(commas));
             ncomma = std::min(ncomma, kMaxFields - 1);
             if (stars)
                 star = pos + unsigned(31 - std::countl_zero(stars));
-            if (stop)
-                return pos + unsigned(std::countr_zero(stop));
+            if (upto != 0xFFFFFFFFu) [[unlikely]] { // the last block: its first bytes only
+                const auto keep = unsigned(std::countr_zero(~upto));
+                v0 = _mm_and_si128(
+                    v0, _mm_loadu_si128(reinterpret_cast<const __m128i*>(kPrefixMask + 32 - keep)));
+                v1 = _mm_and_si128(
+                    v1, _mm_loadu_si128(reinterpret_cast<const __m128i*>(kPrefixMask + 48 - keep)));
+            }
+            acc = _mm_xor_si128(acc, _mm_xor_si128(v0, v1));
+            if (stop) {
+                end = pos + unsigned(std::countr_zero(stop));
+                break;
+            }
         }
-        return limit;
+        std::uint64_t x = std::uint64_t(_mm_cvtsi128_si64(acc)) ^
+                          std::uint64_t(_mm_cvtsi128_si64(_mm_unpackhi_epi64(acc, acc)));
+        x ^= x >> 32;
+        x ^= x >> 16;
+        x ^= x >> 8;
+        xor_all = std::uint8_t(x);
+        return end;
 #else
+        std::uint8_t x = 0;
         std::size_t end = start + 1;
         for (; end < limit && !is_stop(end); ++end) {
+            x ^= d[end];
             if (d[end] == ',' && ncomma < kMaxFields - 1)
                 bound[++ncomma] = std::uint32_t(end - start);
             else if (d[end] == '*')
                 star = end;
         }
+        xor_all = x;
         return end;
 #endif
     }
@@ -473,7 +495,8 @@ class Decoder {
         const std::uint8_t* d = d_.data();
         constexpr std::size_t npos = std::string_view::npos;
         std::size_t star = npos, ncomma = 0;
-        const std::size_t end = scan(start, std::min(n, start + 200), star, ncomma);
+        std::uint8_t xor_all = 0;
+        const std::size_t end = scan(start, std::min(n, start + 200), star, ncomma, xor_all);
         const std::string_view s(reinterpret_cast<const char*>(d) + start, end - start);
         // Where the fields end: at the '*', or at CR/LF for a sentence sent
         // without a checksum (accepted, as pynmea2 and gpsd do, and flagged).
@@ -497,7 +520,9 @@ class Decoder {
                 return end;
             }
             const int hi = hex_digit(s[star + 1]), lo = hex_digit(s[star + 2]);
-            if (hi < 0 || lo < 0 || unsigned(hi * 16 + lo) != xor_bytes(d + start + 1, star - 1, d + n)) {
+            // The XOR of the bytes between '$' and '*': the scan's, less "*hh".
+            const auto sum = std::uint8_t(xor_all ^ '*' ^ d[start + star + 1] ^ d[start + star + 2]);
+            if (hi < 0 || lo < 0 || unsigned(hi * 16 + lo) != sum) {
                 reject(start, Reason::bad_checksum, "NMEA checksum mismatch", start, end);
                 return end;
             }
@@ -618,8 +643,8 @@ class Decoder {
         const std::string_view text(first,
                                     std::size_t(f[lat_field + 3].data() + f[lat_field + 3].size() - first));
         if (!same_text(text, pos_text_)) {
-            const auto lat = coord(f[lat_field], f[lat_field + 1], 2),
-                       lon = coord(f[lat_field + 2], f[lat_field + 3], 3);
+            const auto lat = coord(f[lat_field], f[lat_field + 1], 2, lo()),
+                       lon = coord(f[lat_field + 2], f[lat_field + 3], 3, lo());
             if (!lat || !lon)
                 return fail("bad position");
             pos_text_ = text;
@@ -639,18 +664,18 @@ class Decoder {
             return false;
         std::int32_t quality = small_uint(f[6]);
         if (quality < 0 || quality > 9) { // not one plain digit: the general rule ("+4", "4.0")
-            const auto q = num(f[6]);
+            const auto q = num(f[6], lo());
             if (!q || *q < 0 || *q > 9 || *q != std::floor(*q))
                 return fail("bad quality '" + std::string(f[6]) + "'");
             quality = std::int32_t(*q);
         }
-        const std::int32_t sats = opt_count(f[7], 255, p.bad, FixColumn::num_sats);
-        const double hdop = opt_num(f[8], p.bad, FixColumn::hdop);
-        const double alt = opt_num(f[9], p.bad, FixColumn::altitude_m);
-        const double sep = opt_num(f[11], p.bad, FixColumn::height_m);
+        const std::int32_t sats = opt_count(f[7], 255, lo(), p.bad, FixColumn::num_sats);
+        const double hdop = opt_num(f[8], lo(), p.bad, FixColumn::hdop);
+        const double alt = opt_num(f[9], lo(), p.bad, FixColumn::altitude_m);
+        const double sep = opt_num(f[11], lo(), p.bad, FixColumn::height_m);
         if (std::isnan(alt) && !f[9].empty() && !f[11].empty())
             p.bad |= bit(FixColumn::height_m); // the height needs the altitude
-        const double age = opt_num(f[13], p.bad, FixColumn::diff_age_s);
+        const double age = opt_num(f[13], lo(), p.bad, FixColumn::diff_age_s);
         timed(p.tod, off);
         applied(p, checksum);
         ep_.quality = quality;
@@ -683,8 +708,8 @@ class Decoder {
             return fail("bad date '" + std::string(f[9]) + "'");
         const std::uint8_t status = opt_letter(f[2], p.bad, FixColumn::rmc_status);
         const std::uint8_t mode = f.size() > 12 ? opt_letter(f[12], p.bad, FixColumn::rmc_mode) : 0;
-        const double knots = opt_num(f[7], p.bad, FixColumn::speed_kmh);
-        const double course = opt_num(f[8], p.bad, FixColumn::heading_deg);
+        const double knots = opt_num(f[7], lo(), p.bad, FixColumn::speed_kmh);
+        const double course = opt_num(f[8], lo(), p.bad, FixColumn::heading_deg);
         timed(p.tod, off);
         applied(p, checksum);
         if (status)
@@ -711,9 +736,9 @@ class Decoder {
         if (!tod)
             return fail("bad time '" + std::string(f[1]) + "'");
         Parsed p;
-        const double sn = opt_num(f[6], p.bad, FixColumn::sigma_n_m),
-                     se = opt_num(f[7], p.bad, FixColumn::sigma_e_m),
-                     su = opt_num(f[8], p.bad, FixColumn::sigma_u_m);
+        const double sn = opt_num(f[6], lo(), p.bad, FixColumn::sigma_n_m),
+                     se = opt_num(f[7], lo(), p.bad, FixColumn::sigma_e_m),
+                     su = opt_num(f[8], lo(), p.bad, FixColumn::sigma_u_m);
         timed(*tod, off);
         applied(p, checksum);
         if (!std::isnan(sn))
@@ -729,8 +754,8 @@ class Decoder {
         if (!has_fields(f, 18, "GSA"))
             return false;
         Parsed p;
-        const double pdop = opt_num(f[15], p.bad, FixColumn::pdop),
-                     hdop = opt_num(f[16], p.bad, FixColumn::hdop);
+        const double pdop = opt_num(f[15], lo(), p.bad, FixColumn::pdop),
+                     hdop = opt_num(f[16], lo(), p.bad, FixColumn::hdop);
         untimed(off);
         applied(p, checksum);
         if (!std::isnan(pdop))
@@ -744,8 +769,8 @@ class Decoder {
         if (!has_fields(f, 9, "VTG"))
             return false;
         Parsed p;
-        const double course = opt_num(f[1], p.bad, FixColumn::heading_deg),
-                     kmh = opt_num(f[7], p.bad, FixColumn::speed_kmh);
+        const double course = opt_num(f[1], lo(), p.bad, FixColumn::heading_deg),
+                     kmh = opt_num(f[7], lo(), p.bad, FixColumn::speed_kmh);
         untimed(off);
         applied(p, checksum);
         if (std::isnan(ep_.heading))

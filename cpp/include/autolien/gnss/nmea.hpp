@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace autolien::gnss::nmea {
@@ -80,6 +81,15 @@ template <typename T> struct PoolAllocator {
     template <typename U> PoolAllocator(const PoolAllocator<U>&) noexcept {}
     T* allocate(std::size_t n) { return static_cast<T*>(pool_allocate(n * sizeof(T))); }
     void deallocate(T* p, std::size_t) noexcept { pool_free(p); }
+    // resize() default-initialises: the decoder writes every row it makes
+    // room for, so zero-filling each block first was a wasted pass (a memset
+    // of every column).
+    template <typename U, typename... Args> void construct(U* p, Args&&... args) {
+        if constexpr (sizeof...(Args) == 0)
+            ::new (static_cast<void*>(p)) U;
+        else
+            ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+    }
     template <typename U> bool operator==(const PoolAllocator<U>&) const noexcept { return true; }
 };
 template <typename T> using Column = std::vector<T, PoolAllocator<T>>;
