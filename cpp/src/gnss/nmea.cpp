@@ -40,16 +40,21 @@ std::int64_t days_from_civil(int y, unsigned m, unsigned d) {
 constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
                              1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
-std::optional<double> num_slow(std::string_view s) {
+// The hot parsers return plain values with an impossible one for "bad" (NaN,
+// -1): a std::optional<double> built in one register and a flag byte was
+// stored in two parts and read back as one 16-byte load, and each such
+// store-forwarding stall cost more than the parse (a fifth of RMC's time).
+
+double num_slow(std::string_view s) {
     double v = 0;
     const auto* first = s.data();
     if (*first == '+')
         ++first; // from_chars takes no '+'; "+-1" stays an error, as in Python
     if (first == s.data() + s.size() || (*first == '-' && first != s.data()))
-        return std::nullopt;
+        return kNaN;
     auto [p, ec] = std::from_chars(first, s.data() + s.size(), v);
     if (ec != std::errc() || p != s.data() + s.size() || !std::isfinite(v))
-        return std::nullopt;
+        return kNaN;
     return v;
 }
 
@@ -73,16 +78,15 @@ inline std::int64_t eight_digits(const char* p) {
 // A decimal field in place. NMEA numbers are [+-]digits[.digits]: as an
 // integer mantissa below 2^53 over an exact power of ten, one IEEE division
 // rounds correctly, so this equals from_chars, which takes everything else.
-// `lo` is the start of the input the field lies in (see short_decimal).
-[[gnu::always_inline]] inline std::optional<double> num(std::string_view s, const char* lo) {
+// NaN when the text is not a number (a number is never NaN: see num_slow).
+[[gnu::always_inline]] inline double num(std::string_view s) {
     if (s.empty())
-        return std::nullopt;
+        return kNaN;
     const char* p = s.data();
     const char* const end = p + s.size();
     const bool neg = *p == '-';
     if (*p == '-' || *p == '+')
         ++p;
-    (void)lo;
     std::uint64_t m = 0; // wraps past 19 digits, but then from_chars decides
     const char* const whole = p;
     unsigned d = 0;
@@ -143,49 +147,49 @@ inline bool same_text(std::string_view a, std::string_view b) {
     return true;
 }
 
-// ddmm.mmmm / dddmm.mmmm with a hemisphere letter.
-std::optional<double> coord(std::string_view v, std::string_view hemi, int deg_digits, const char* lo) {
+// ddmm.mmmm / dddmm.mmmm with a hemisphere letter; NaN when malformed.
+double coord(std::string_view v, std::string_view hemi, int deg_digits) {
     if (v.size() < std::size_t(deg_digits) + 2 || hemi.size() != 1)
-        return std::nullopt;
+        return kNaN;
     int deg = 0;
     for (int i = 0; i < deg_digits; ++i) {
         if (v[i] < '0' || v[i] > '9')
-            return std::nullopt;
+            return kNaN;
         deg = deg * 10 + (v[i] - '0');
     }
-    const auto minutes = num(v.substr(deg_digits), lo);
-    if (!minutes || *minutes < 0 || *minutes >= 60)
-        return std::nullopt;
-    double out = deg + *minutes / 60.0;
+    const double minutes = num(v.substr(deg_digits));
+    if (!(minutes >= 0 && minutes < 60)) // NaN too
+        return kNaN;
+    double out = deg + minutes / 60.0;
     const char h = hemi[0];
     if (h == 'S' || h == 'W')
         out = -out;
     else if (h != 'N' && h != 'E')
-        return std::nullopt;
+        return kNaN;
     return out;
 }
 
-// hhmmss(.sss) to microseconds of the day.
-std::optional<std::int64_t> time_of_day(std::string_view s) {
+// hhmmss(.sss) to microseconds of the day; -1 when malformed.
+std::int64_t time_of_day(std::string_view s) {
     if (s.size() < 6)
-        return std::nullopt;
+        return -1;
     int v[3];
     for (int i = 0; i < 3; ++i) {
         const char a = s[2 * i], b = s[2 * i + 1];
         if (a < '0' || a > '9' || b < '0' || b > '9')
-            return std::nullopt;
+            return -1;
         v[i] = (a - '0') * 10 + (b - '0');
     }
     if (v[0] > 23 || v[1] > 59 || v[2] > 60)
-        return std::nullopt;
+        return -1;
     std::int64_t frac_us = 0;
     if (s.size() > 6) {
         if (s[6] != '.')
-            return std::nullopt;
+            return -1;
         std::int64_t scale = 100'000;
         for (std::size_t i = 7; i < s.size(); ++i) {
             if (s[i] < '0' || s[i] > '9')
-                return std::nullopt;
+                return -1;
             frac_us += (s[i] - '0') * scale;
             scale /= 10;
         }
@@ -193,19 +197,20 @@ std::optional<std::int64_t> time_of_day(std::string_view s) {
     return (v[0] * 3600LL + v[1] * 60LL + v[2]) * 1'000'000LL + frac_us;
 }
 
-// ddmmyy to days since 1970 (years 80-99 are 19xx, as NMEA has it).
-std::optional<std::int64_t> date_days(std::string_view s) {
+// ddmmyy to days since 1970 (years 80-99 are 19xx, as NMEA has it);
+// -1 when malformed (the days it can give are all after 1980).
+std::int64_t date_days(std::string_view s) {
     if (s.size() != 6)
-        return std::nullopt;
+        return -1;
     int v[3];
     for (int i = 0; i < 3; ++i) {
         const char a = s[2 * i], b = s[2 * i + 1];
         if (a < '0' || a > '9' || b < '0' || b > '9')
-            return std::nullopt;
+            return -1;
         v[i] = (a - '0') * 10 + (b - '0');
     }
     if (v[1] < 1 || v[1] > 12 || v[0] < 1 || v[0] > 31)
-        return std::nullopt;
+        return -1;
     const int year = v[2] >= 80 ? 1900 + v[2] : 2000 + v[2];
     return days_from_civil(year, unsigned(v[1]), unsigned(v[0]));
 }
@@ -246,24 +251,23 @@ int hex_digit(char c) {
 
 // An optional number: empty is absent (NaN); malformed is NaN with the
 // column's bit set in `bad`, so that the row says why it is null.
-[[gnu::always_inline]] inline double opt_num(std::string_view s, const char* lo, std::uint32_t& bad,
-                                             FixColumn c) {
+[[gnu::always_inline]] inline double opt_num(std::string_view s, std::uint32_t& bad, FixColumn c) {
     if (s.empty())
         return kNaN;
-    if (const auto v = num(s, lo))
-        return *v;
+    if (const double v = num(s); v == v)
+        return v;
     bad |= bit(c);
     return kNaN;
 }
 
 // An optional whole number in [0, hi]; -1 when absent or malformed.
-std::int32_t opt_count(std::string_view s, std::int32_t hi, const char* lo, std::uint32_t& bad, FixColumn c) {
+std::int32_t opt_count(std::string_view s, std::int32_t hi, std::uint32_t& bad, FixColumn c) {
     if (s.empty())
         return -1;
     if (const std::int32_t v = small_uint(s); v >= 0 && v <= hi)
         return v;
-    if (const auto v = num(s, lo); v && *v >= 0 && *v <= hi && *v == std::floor(*v))
-        return std::int32_t(*v);
+    if (const double v = num(s); v >= 0 && v <= hi && v == std::floor(v))
+        return std::int32_t(v);
     bad |= bit(c);
     return -1;
 }
@@ -347,9 +351,6 @@ class Decoder {
     }
 
   private:
-    // The start of the input: the fast number parser's loads stay after it.
-    const char* lo() const { return reinterpret_cast<const char*>(d_.data()); }
-
     void flush_junk(std::size_t& start, std::size_t end) {
         if (start == SIZE_MAX) [[likely]]
             return; // called at every sentence: no run of junk is the rule
@@ -629,11 +630,11 @@ class Decoder {
     // good. GGA and RMC of one epoch repeat the same text: that is parsed once.
     bool time_and_position(const Fields& f, std::size_t lat_field, Parsed& p) {
         if (!same_text(f[1], tod_text_)) {
-            const auto tod = time_of_day(f[1]);
-            if (!tod)
+            const std::int64_t tod = time_of_day(f[1]);
+            if (tod < 0)
                 return fail("bad time '" + std::string(f[1]) + "'");
             tod_text_ = f[1];
-            tod_value_ = *tod;
+            tod_value_ = tod;
         }
         p.tod = tod_value_;
         if (f[lat_field].empty() && f[lat_field + 2].empty())
@@ -643,12 +644,12 @@ class Decoder {
         const std::string_view text(first,
                                     std::size_t(f[lat_field + 3].data() + f[lat_field + 3].size() - first));
         if (!same_text(text, pos_text_)) {
-            const auto lat = coord(f[lat_field], f[lat_field + 1], 2, lo()),
-                       lon = coord(f[lat_field + 2], f[lat_field + 3], 3, lo());
-            if (!lat || !lon)
+            const double lat = coord(f[lat_field], f[lat_field + 1], 2),
+                         lon = coord(f[lat_field + 2], f[lat_field + 3], 3);
+            if (std::isnan(lat) || std::isnan(lon))
                 return fail("bad position");
             pos_text_ = text;
-            pos_value_ = {*lat, *lon};
+            pos_value_ = {lat, lon};
         }
         p.has_pos = true;
         p.lat = pos_value_[0];
@@ -664,18 +665,18 @@ class Decoder {
             return false;
         std::int32_t quality = small_uint(f[6]);
         if (quality < 0 || quality > 9) { // not one plain digit: the general rule ("+4", "4.0")
-            const auto q = num(f[6], lo());
-            if (!q || *q < 0 || *q > 9 || *q != std::floor(*q))
+            const double q = num(f[6]);
+            if (!(q >= 0 && q <= 9) || q != std::floor(q)) // NaN too
                 return fail("bad quality '" + std::string(f[6]) + "'");
-            quality = std::int32_t(*q);
+            quality = std::int32_t(q);
         }
-        const std::int32_t sats = opt_count(f[7], 255, lo(), p.bad, FixColumn::num_sats);
-        const double hdop = opt_num(f[8], lo(), p.bad, FixColumn::hdop);
-        const double alt = opt_num(f[9], lo(), p.bad, FixColumn::altitude_m);
-        const double sep = opt_num(f[11], lo(), p.bad, FixColumn::height_m);
+        const std::int32_t sats = opt_count(f[7], 255, p.bad, FixColumn::num_sats);
+        const double hdop = opt_num(f[8], p.bad, FixColumn::hdop);
+        const double alt = opt_num(f[9], p.bad, FixColumn::altitude_m);
+        const double sep = opt_num(f[11], p.bad, FixColumn::height_m);
         if (std::isnan(alt) && !f[9].empty() && !f[11].empty())
             p.bad |= bit(FixColumn::height_m); // the height needs the altitude
-        const double age = opt_num(f[13], lo(), p.bad, FixColumn::diff_age_s);
+        const double age = opt_num(f[13], p.bad, FixColumn::diff_age_s);
         timed(p.tod, off);
         applied(p, checksum);
         ep_.quality = quality;
@@ -703,21 +704,21 @@ class Decoder {
         Parsed p;
         if (!time_and_position(f, 3, p))
             return false;
-        const auto day = date_days(f[9]);
-        if (!day && !f[9].empty())
+        const std::int64_t day = date_days(f[9]);
+        if (day < 0 && !f[9].empty())
             return fail("bad date '" + std::string(f[9]) + "'");
         const std::uint8_t status = opt_letter(f[2], p.bad, FixColumn::rmc_status);
         const std::uint8_t mode = f.size() > 12 ? opt_letter(f[12], p.bad, FixColumn::rmc_mode) : 0;
-        const double knots = opt_num(f[7], lo(), p.bad, FixColumn::speed_kmh);
-        const double course = opt_num(f[8], lo(), p.bad, FixColumn::heading_deg);
+        const double knots = opt_num(f[7], p.bad, FixColumn::speed_kmh);
+        const double course = opt_num(f[8], p.bad, FixColumn::heading_deg);
         timed(p.tod, off);
         applied(p, checksum);
         if (status)
             ep_.rmc_status = status;
         if (mode)
             ep_.rmc_mode = mode;
-        if (day)
-            ep_.day = *day;
+        if (day >= 0)
+            ep_.day = day;
         if (p.has_pos && std::isnan(ep_.lat)) {
             ep_.lat = p.lat;
             ep_.lon = p.lon;
@@ -732,14 +733,14 @@ class Decoder {
     bool gst(const Fields& f, std::size_t off, bool checksum) {
         if (!has_fields(f, 9, "GST"))
             return false;
-        const auto tod = time_of_day(f[1]);
-        if (!tod)
+        const std::int64_t tod = time_of_day(f[1]);
+        if (tod < 0)
             return fail("bad time '" + std::string(f[1]) + "'");
         Parsed p;
-        const double sn = opt_num(f[6], lo(), p.bad, FixColumn::sigma_n_m),
-                     se = opt_num(f[7], lo(), p.bad, FixColumn::sigma_e_m),
-                     su = opt_num(f[8], lo(), p.bad, FixColumn::sigma_u_m);
-        timed(*tod, off);
+        const double sn = opt_num(f[6], p.bad, FixColumn::sigma_n_m),
+                     se = opt_num(f[7], p.bad, FixColumn::sigma_e_m),
+                     su = opt_num(f[8], p.bad, FixColumn::sigma_u_m);
+        timed(tod, off);
         applied(p, checksum);
         if (!std::isnan(sn))
             ep_.sn = sn;
@@ -754,8 +755,8 @@ class Decoder {
         if (!has_fields(f, 18, "GSA"))
             return false;
         Parsed p;
-        const double pdop = opt_num(f[15], lo(), p.bad, FixColumn::pdop),
-                     hdop = opt_num(f[16], lo(), p.bad, FixColumn::hdop);
+        const double pdop = opt_num(f[15], p.bad, FixColumn::pdop),
+                     hdop = opt_num(f[16], p.bad, FixColumn::hdop);
         untimed(off);
         applied(p, checksum);
         if (!std::isnan(pdop))
@@ -769,8 +770,8 @@ class Decoder {
         if (!has_fields(f, 9, "VTG"))
             return false;
         Parsed p;
-        const double course = opt_num(f[1], lo(), p.bad, FixColumn::heading_deg),
-                     kmh = opt_num(f[7], lo(), p.bad, FixColumn::speed_kmh);
+        const double course = opt_num(f[1], p.bad, FixColumn::heading_deg),
+                     kmh = opt_num(f[7], p.bad, FixColumn::speed_kmh);
         untimed(off);
         applied(p, checksum);
         if (std::isnan(ep_.heading))
