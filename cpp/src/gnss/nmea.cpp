@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -342,8 +343,11 @@ class Decoder {
         }
         flush_junk(junk, n);
         close_epoch();
+        build_validity(nfix_);
         // Down to the rows written (within capacity: nothing moves).
         resize_columns(out_.fixes, nfix_);
+        for (std::size_t c = 0; c < out_.fixes.validity.size(); ++c) // none absent: no bitmap
+            out_.fixes.validity[c].resize(null_seen_ & (std::uint32_t(1) << c) ? (nfix_ + 7) / 8 : 0);
         resize_columns(out_.messages, nmsg_);
         out_.messages.kind_start.resize(nmsg_ + 1);
         out_.messages.kind_data.resize(kind_len_);
@@ -874,6 +878,63 @@ class Decoder {
         close_epoch();
     }
 
+    // Whether a value is present (not its column's absent marker).
+    static bool present(double v) { return v == v; } // NaN is absent
+    static bool present(std::int32_t v) { return v != -1; }
+    static bool present(std::int64_t v) { return v != kNoTime; }
+
+    // Validity bits of rows [first, last) of one column (first a multiple of 8).
+    template <typename T> void validity_bits(const T* v, std::size_t first, std::size_t last, FixColumn c) {
+        std::uint8_t* const bits = out_.fixes.validity[std::size_t(c)].data();
+        unsigned all = 0xFF; // AND of the full bytes
+        std::size_t i = first;
+        for (; i + 8 <= last; i += 8) {
+            unsigned byte = 0;
+#if defined(__SSE2__)
+            if constexpr (std::is_same_v<T, double>) {
+                for (unsigned k = 0; k < 8; k += 2) {
+                    const __m128d x = _mm_loadu_pd(v + i + k);
+                    byte |= unsigned(_mm_movemask_pd(_mm_cmpord_pd(x, x))) << k;
+                }
+            } else if constexpr (std::is_same_v<T, std::int32_t>) {
+                const __m128i absent = _mm_set1_epi32(-1);
+                for (unsigned k = 0; k < 8; k += 4) {
+                    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(v + i + k));
+                    byte |= (~unsigned(_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(x, absent)))) & 15u)
+                            << k;
+                }
+            } else
+#endif
+            {
+                for (unsigned k = 0; k < 8; ++k)
+                    byte |= unsigned(present(v[i + k])) << k;
+            }
+            bits[i / 8] = std::uint8_t(byte);
+            all &= byte;
+        }
+        if (i < last) { // the last rows of the input
+            unsigned byte = 0;
+            for (unsigned k = 0; i + k < last; ++k)
+                byte |= unsigned(present(v[i + k])) << k;
+            bits[i / 8] = std::uint8_t(byte);
+            if (byte != (1u << (last - i)) - 1)
+                all = 0;
+        }
+        if (all != 0xFF)
+            null_seen_ |= bit(c);
+    }
+
+    // The validity bitmaps of the rows written since the last call.
+    void build_validity(std::size_t last) {
+        Fixes& F = out_.fixes;
+#define AUTOLIEN_X(name, type, output)                                                                       \
+    if constexpr (has_validity(FixColumn::name, output))                                                     \
+        validity_bits(F.name.data(), valid_done_, last, FixColumn::name);
+        AUTOLIEN_NMEA_FIX_COLUMNS(AUTOLIEN_X)
+#undef AUTOLIEN_X
+        valid_done_ = last;
+    }
+
     void close_epoch() {
         if (!ep_.open)
             return;
@@ -900,8 +961,11 @@ class Decoder {
             }
         }
         if (nfix_ == fix_room_) [[unlikely]] {
+            build_validity(nfix_); // the block just filled, still in cache
             fix_room_ += kBlock;
             resize_columns(F, fix_room_);
+            for (auto& bits : F.validity)
+                bits.resize(fix_room_ / 8);
         }
         const std::size_t i = nfix_++;
 #define AUTOLIEN_X(name, type, output) type* const name = F.name.data();
@@ -945,6 +1009,10 @@ class Decoder {
     std::string err_; // why the last sentence handler returned false
     // Rows written and rows of room made (see add_message); kind bytes written.
     std::size_t nfix_ = 0, fix_room_ = 0, nmsg_ = 0, msg_room_ = 0, kind_len_ = 0;
+    // Rows whose validity bits are built (a multiple of kBlock until the end),
+    // and the columns (FixColumn bits) with an absent row among them.
+    std::size_t valid_done_ = 0;
+    std::uint32_t null_seen_ = 0;
 };
 
 } // namespace

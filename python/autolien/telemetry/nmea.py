@@ -99,7 +99,8 @@ MESSAGE_SCHEMA = pa.schema(
 
 
 _SOURCES = pa.array(["", "nmea", "ubx"], pa.string())
-_NO_TIME = np.iinfo(np.int64).min
+# A column without a bitmap from the decoder (not nullable): every row valid.
+_NO_BITS = np.zeros(0, np.uint8)
 
 
 def _letters(codes: np.ndarray) -> pa.Array:
@@ -126,15 +127,21 @@ def _letters(codes: np.ndarray) -> pa.Array:
     )
 
 
-def _column(values: np.ndarray, field: pa.Field) -> pa.Array:
-    # A float column: NaN is the only value unequal to itself, so one compare
-    # gives the validity (isnan and a negation were two passes); the rest as
-    # the generated columns have it.
-    if field.type == pa.float64() and values.dtype == np.float64:
-        valid = values == values  # noqa: PLR0124 (NaN is unequal to itself)
-        return pa.Array.from_buffers(
-            field.type, len(values), [validity(valid), pa.py_buffer(values)]
-        )
+def _column(values: np.ndarray, field: pa.Field, bits: np.ndarray) -> pa.Array:
+    # The decoder built the validity bitmap (empty: no row is absent) while
+    # the rows were in cache, so a column is its buffers: no pass over the
+    # values here but the one narrowing of the small counts to uint8.
+    valid = pa.py_buffer(bits) if len(bits) else None
+    if values.dtype == np.float64 and field.type == pa.float64():
+        return pa.Array.from_buffers(field.type, len(values), [valid, pa.py_buffer(values)])
+    if values.dtype == np.int32 and pa.types.is_unsigned_integer(field.type):
+        # Absent rows hold -1 (masked by the bitmap); the rest fit by the
+        # decoder's checks, and the general path still raises if not.
+        target = np.dtype(field.type.to_pandas_dtype())
+        if len(values) == 0 or (values.min() >= -1 and values.max() <= np.iinfo(target).max):
+            return pa.Array.from_buffers(
+                field.type, len(values), [valid, pa.py_buffer(values.astype(target))]
+            )
     return generated_column(values, field)
 
 
@@ -195,13 +202,20 @@ def decode_nmea(data: Any, *, vehicle_id: str | None = None) -> DecodeResult:
     f, m = raw["fixes"], raw["messages"]
     fix_cols: Mapping[str, Any] = f  # indexed by the generated names
     msg_cols: Mapping[str, Any] = m
+    bits: Mapping[str, Any] = raw["validity"]
     n = len(f["offset"])
     t = f["time_us"]
+    time_bits = bits["time_us"]
     table = pa.Table.from_arrays(
         [
             pa.repeat(pa.scalar(vehicle_id, pa.string()), n),  # vehicle_id
-            pa.Array.from_buffers(TIME_TYPE, n, [validity(t != _NO_TIME), pa.py_buffer(t)]),
-            *[_column(fix_cols[fld.name], fld) for fld in _FIX_GENERATED],
+            pa.Array.from_buffers(
+                TIME_TYPE, n, [pa.py_buffer(time_bits) if len(time_bits) else None, pa.py_buffer(t)]
+            ),
+            *[
+                _column(fix_cols[fld.name], fld, bits.get(fld.name, _NO_BITS))
+                for fld in _FIX_GENERATED
+            ],
             _letters(f["rmc_status"]),
             _letters(f["rmc_mode"]),
             _bools(f["checksum_present"]),

@@ -8,6 +8,7 @@
 
 #include "autolien/common/reject.hpp"
 
+#include <array>
 #include <cstdint>
 #include <span>
 #include <string_view>
@@ -107,10 +108,26 @@ constexpr std::uint32_t bit(FixColumn c) {
     return std::uint32_t(1) << unsigned(c);
 }
 
+// Whether a fix column has an absent value, and so an Arrow validity bitmap:
+// the nullable outputs ("?": NaN or -1) and time_us (INT64_MIN).
+constexpr bool has_validity(FixColumn c, const char* output) {
+    std::size_t n = 0;
+    while (output[n] != '\0')
+        ++n;
+    return c == FixColumn::time_us || (n > 0 && output[n - 1] == '?');
+}
+
 struct Fixes {
 #define AUTOLIEN_X(name, type, output) Column<type> name;
     AUTOLIEN_NMEA_FIX_COLUMNS(AUTOLIEN_X)
 #undef AUTOLIEN_X
+    // Arrow validity bitmaps (bit i of byte i / 8: row i is present) of the
+    // columns with has_validity, indexed by FixColumn; empty when a column
+    // has no absent row. The decoder builds them a block of rows at a time,
+    // while the rows are still in cache: reading the columns again afterwards
+    // (numpy, or any pass after decoding) fetched every value from memory.
+    std::array<Column<std::uint8_t>, std::size_t(FixColumn::count)> validity;
+
     std::size_t size() const { return offset.size(); }
     void reserve(std::size_t n) {
         for_each_column([n](const char*, const char*, auto& col) { col.reserve(n); });
