@@ -526,3 +526,18 @@ def test_nulls_are_the_absent_values_on_mutated_captures(pos: int, value: int, c
     table = decode_nmea(bytes(data)).table
     for name, absent in _absent_rows(bytes(data)).items():
         assert table.column(name).is_null().to_pylist() == absent, name
+
+
+@pytest.mark.parametrize("extra", [25, 31, 32, 33, 64, 100])  # within 200 bytes
+def test_a_long_run_of_empty_fields_changes_nothing_else(extra: int) -> None:
+    """The scan records a 32-byte block's commas before it caps the field
+    count (kMaxFields): a run of empty fields longer than that stays within
+    the sentence (the sanitizer build checks the bounds) and the fields
+    before it decode as without it."""
+    gga = "GPGGA,092750.000,5321.6802,N,00630.3372,W,1,8,1.03,61.7,M,55.2,M,,"
+    rmc = _sentence("GPRMC,092750.000,A,5321.6802,N,00630.3372,W,0.02,31.66,280511,,,A")
+    plain = decode_nmea(_sentence(gga) + rmc).table.to_pylist()
+    padded = decode_nmea(_sentence(gga + "," * extra) + rmc).table.to_pylist()
+    assert padded == plain
+    assert plain[0]["quality"] == 1
+    assert plain[0]["num_sats"] == 8

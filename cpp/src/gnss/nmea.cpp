@@ -223,8 +223,9 @@ std::int64_t date_days(std::string_view s) {
 constexpr std::size_t kMaxFields = 40;
 struct Fields {
     const char* text = nullptr;
-    // The scan writes up to 16 commas a block before it caps the count.
-    std::array<std::uint32_t, kMaxFields + 17> bound{};
+    // The scan writes a 32-byte block's commas (up to 32) before it caps the
+    // count.
+    std::array<std::uint32_t, kMaxFields + 33> bound{};
     std::size_t n = 0;
     std::size_t size() const { return n; }
     std::string_view operator[](std::size_t i) const {

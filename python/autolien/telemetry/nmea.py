@@ -208,7 +208,11 @@ def decode_nmea(data: Any, *, vehicle_id: str | None = None) -> DecodeResult:
     time_bits = bits["time_us"]
     table = pa.Table.from_arrays(
         [
-            pa.repeat(pa.scalar(vehicle_id, pa.string()), n),  # vehicle_id
+            # vehicle_id: all null unless given (pa.nulls is ten times quicker
+            # than repeating a null scalar)
+            pa.nulls(n, pa.string())
+            if vehicle_id is None
+            else pa.repeat(pa.scalar(vehicle_id, pa.string()), n),
             pa.Array.from_buffers(
                 TIME_TYPE, n, [pa.py_buffer(time_bits) if len(time_bits) else None, pa.py_buffer(t)]
             ),
