@@ -9,7 +9,6 @@
 #include <limits>
 #include <mutex>
 #include <new>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -27,6 +26,7 @@ namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr std::int64_t kNoTime = std::numeric_limits<std::int64_t>::min();
 constexpr std::int64_t kDayUs = 86'400'000'000LL;
+constexpr std::int64_t kNone = std::numeric_limits<std::int64_t>::min(); // a day or time not known
 
 std::int64_t days_from_civil(int y, unsigned m, unsigned d) {
     y -= m <= 2;
@@ -288,8 +288,9 @@ struct Epoch {
     bool open = false;
     std::uint64_t offset = 0;
     std::uint8_t source = 1;
-    std::optional<std::int64_t> tod_us;
-    std::optional<std::int64_t> day; // from RMC or UBX
+    // kNone when not known (no std::optional: see num_slow).
+    std::int64_t tod_us = kNone;
+    std::int64_t day = kNone; // from RMC or UBX
     double lat = kNaN, lon = kNaN, alt = kNaN, height = kNaN, speed = kNaN, heading = kNaN;
     std::int32_t quality = -1, num_sats = -1, fix_type = -1, carr_soln = -1;
     double hdop = kNaN, pdop = kNaN, sn = kNaN, se = kNaN, su = kNaN, age = kNaN;
@@ -587,7 +588,7 @@ class Decoder {
 
     // Starts a new epoch when a timed sentence carries another time of day.
     void timed(std::int64_t tod, std::size_t offset) {
-        if (ep_.open && (ep_.source != 1 || (ep_.tod_us && *ep_.tod_us != tod)))
+        if (ep_.open && (ep_.source != 1 || (ep_.tod_us != kNone && ep_.tod_us != tod)))
             close_epoch();
         if (!ep_.open) {
             ep_ = Epoch{};
@@ -948,17 +949,17 @@ class Decoder {
                 last_day_ = t / kDayUs;
                 last_tod_ = t % kDayUs;
             }
-        } else if (ep_.tod_us) {
-            std::optional<std::int64_t> day = ep_.day;
-            if (!day && last_day_) {
-                day = *last_day_;
-                if (last_tod_ && *ep_.tod_us + kDayUs / 2 < *last_tod_)
-                    *day += 1; // the time of day wrapped past midnight
+        } else if (ep_.tod_us != kNone) {
+            std::int64_t day = ep_.day;
+            if (day == kNone && last_day_ != kNone) {
+                day = last_day_;
+                if (last_tod_ != kNone && ep_.tod_us + kDayUs / 2 < last_tod_)
+                    day += 1; // the time of day wrapped past midnight
             }
-            if (day) {
-                t = *day * kDayUs + *ep_.tod_us;
-                last_day_ = *day;
-                last_tod_ = *ep_.tod_us;
+            if (day != kNone) {
+                t = day * kDayUs + ep_.tod_us;
+                last_day_ = day;
+                last_tod_ = ep_.tod_us;
             }
         }
         if (nfix_ == fix_room_) [[unlikely]] {
@@ -1006,7 +1007,7 @@ class Decoder {
     std::int64_t tod_value_ = 0;
     std::string_view pos_text_;
     std::array<double, 2> pos_value_{};
-    std::optional<std::int64_t> last_day_, last_tod_;
+    std::int64_t last_day_ = kNone, last_tod_ = kNone;
     std::string err_; // why the last sentence handler returned false
     // Rows written and rows of room made (see add_message); kind bytes written.
     std::size_t nfix_ = 0, fix_room_ = 0, nmsg_ = 0, msg_room_ = 0, kind_len_ = 0;
