@@ -241,14 +241,20 @@ alignas(64) constexpr std::uint8_t kPrefixMask[64] = {
     0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
 #endif
 
+// A hex digit's value, -1 for any other byte: one table load (the compares
+// branched on every checksum).
+constexpr std::array<std::int8_t, 256> kHexValue = [] {
+    std::array<std::int8_t, 256> t{};
+    for (int c = 0; c < 256; ++c)
+        t[std::size_t(c)] = std::int8_t(c >= '0' && c <= '9'   ? c - '0'
+                                        : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                        : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                                               : -1);
+    return t;
+}();
+
 int hex_digit(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
+    return kHexValue[std::uint8_t(c)];
 }
 
 // An optional number: empty is absent (NaN); malformed is NaN with the
