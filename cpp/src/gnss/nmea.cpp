@@ -234,8 +234,9 @@ struct Fields {
 };
 
 #if defined(__SSE2__)
-// 32 bytes of 0xFF then 32 of 0: kPrefixMask + 32 - k, read as two blocks,
-// keeps the first k bytes of 32 (k - 16 bytes of the second block).
+// 32 bytes of 0xFF then 32 of 0. The mask that keeps the first k bytes of a
+// 32-byte block: kPrefixMask + 32 - k for its first register and
+// kPrefixMask + 48 - k for its second (which keeps k - 16 bytes, or none).
 alignas(64) constexpr std::uint8_t kPrefixMask[64] = {
     0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
     0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
