@@ -57,6 +57,14 @@ void register_gnss(py::module_& m) {
                 const py::gil_scoped_release nogil;
                 r = nm::decode({v.data(), v.size()});
             }
+            // The validity bitmaps of the columns that have them, by name.
+            py::dict validity;
+            std::size_t column = 0;
+            r.fixes.for_each_column([&](const char* name, const char* output, auto&) {
+                const auto c = nm::FixColumn(column++);
+                if (nm::has_validity(c, output))
+                    validity[name] = to_numpy(std::move(r.fixes.validity[std::size_t(c)]));
+            });
             py::dict fixes = columns_dict(r.fixes), msgs = columns_dict(r.messages);
             msgs["kind"] = py::make_tuple(to_numpy(std::move(r.messages.kind_data)),
                                           to_numpy(std::move(r.messages.kind_start)));
@@ -65,6 +73,7 @@ void register_gnss(py::module_& m) {
             out["fixes"] = fixes;
             out["messages"] = msgs;
             out["rejects"] = rej;
+            out["validity"] = validity;
             return out;
         },
         py::arg("data"), "Decodes interleaved NMEA 0183 and UBX; returns dicts of column arrays.");

@@ -8,10 +8,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from autolien import _core
 from autolien.telemetry import decode_nmea
 from autolien.telemetry.nmea import FIX_SCHEMA
 from conftest import DATA
@@ -451,3 +454,90 @@ def test_reused_column_buffers_never_change_a_live_result() -> None:
     for _ in range(2):  # buffers taken back from freed results: same outputs
         assert decode_nmea(b).table.to_pylist() == want_b
         assert decode_nmea(a).table.to_pylist() == want_a
+
+
+def _sentence(body: str) -> bytes:
+    x = 0
+    for ch in body.encode():
+        x ^= ch
+    return f"${body}*{x:02X}\r\n".encode()
+
+
+# The columns that are null where the decoder has no value (the string
+# columns rmc_status, rmc_mode and bad_fields are built otherwise).
+NULLABLE = [
+    "time",
+    *(f.name for f in FIX_SCHEMA if f.nullable and f.type in (pa.float64(), pa.uint8())),
+]
+
+
+def _absent_rows(data: bytes) -> dict[str, list[bool]]:
+    """Each nullable column's absent rows read from the decoder's raw values
+    (NaN, -1, INT64_MIN), independently of the validity bitmaps it builds."""
+    raw = _core.decode_nmea(data)["fixes"]
+    out = {}
+    for name in NULLABLE:
+        values = raw["time_us" if name == "time" else name]  # type: ignore[literal-required]
+        if values.dtype == np.float64:
+            out[name] = np.isnan(values).tolist()
+        elif name == "time":
+            out[name] = (values == np.iinfo(np.int64).min).tolist()
+        else:
+            out[name] = (values == -1).tolist()
+    return out
+
+
+@pytest.mark.parametrize("rows", [1, 7, 8, 255, 256, 257, 1000, 1031])
+def test_nulls_are_the_absent_values_across_row_blocks(rows: int) -> None:
+    """The decoder builds each column's validity bitmap 256 rows at a time
+    (nmea.hpp, Fixes::validity): a null, and only a null, wherever an epoch
+    had no value, at block edges and in the last partial byte too."""
+    rng = np.random.default_rng(rows)
+    out = []
+    for i in range(rows):
+        t = f"{i // 3600 % 24:02d}{i // 60 % 60:02d}{i % 60:02d}.00"
+        hdop = "" if rng.random() < 0.3 or i in (0, 255, 256, rows - 1) else "0.9"
+        alt = "" if rng.random() < 0.5 else "12.5"
+        sats = "" if i % 9 == 4 else "10"
+        out.append(_sentence(f"GPGGA,{t},4807.038,N,01131.000,E,1,{sats},{hdop},{alt},M,47.9,M,,"))
+        if i % 5:  # RMC (date, speed) in four epochs of five
+            out.append(_sentence(f"GPRMC,{t},A,4807.038,N,01131.000,E,0.1,,230394,,,A"))
+    data = b"".join(out)
+    table = decode_nmea(data).table
+    assert table.num_rows == rows
+    for name, absent in _absent_rows(data).items():
+        assert table.column(name).is_null().to_pylist() == absent, name
+
+
+@pytest.mark.parametrize("path", sorted(GPSD.glob("*.log")), ids=lambda p: p.name)
+def test_nulls_are_the_absent_values_on_the_gpsd_logs(path: Path) -> None:
+    data = path.read_bytes()
+    table = decode_nmea(data).table
+    for name, absent in _absent_rows(data).items():
+        assert table.column(name).is_null().to_pylist() == absent, name
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, len(LOG) - 1), st.integers(0, 255), st.integers(1, len(LOG)))
+def test_nulls_are_the_absent_values_on_mutated_captures(pos: int, value: int, cut: int) -> None:
+    data = bytearray(LOG[:cut])
+    if pos < len(data):
+        data[pos] = value
+    table = decode_nmea(bytes(data)).table
+    for name, absent in _absent_rows(bytes(data)).items():
+        assert table.column(name).is_null().to_pylist() == absent, name
+
+
+@pytest.mark.parametrize("extra", [25, 31, 32, 33, 64, 100])  # within 200 bytes
+def test_a_long_run_of_empty_fields_changes_nothing_else(extra: int) -> None:
+    """The scan records a 32-byte block's commas before it caps the field
+    count (kMaxFields): a run of empty fields longer than that stays within
+    the sentence (the sanitizer build checks the bounds) and the fields
+    before it decode as without it."""
+    gga = "GPGGA,092750.000,5321.6802,N,00630.3372,W,1,8,1.03,61.7,M,55.2,M,,"
+    rmc = _sentence("GPRMC,092750.000,A,5321.6802,N,00630.3372,W,0.02,31.66,280511,,,A")
+    plain = decode_nmea(_sentence(gga) + rmc).table.to_pylist()
+    padded = decode_nmea(_sentence(gga + "," * extra) + rmc).table.to_pylist()
+    assert padded == plain
+    assert plain[0]["quality"] == 1
+    assert plain[0]["num_sats"] == 8

@@ -9,9 +9,9 @@
 #include <limits>
 #include <mutex>
 #include <new>
-#include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -26,6 +26,7 @@ namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr std::int64_t kNoTime = std::numeric_limits<std::int64_t>::min();
 constexpr std::int64_t kDayUs = 86'400'000'000LL;
+constexpr std::int64_t kNone = std::numeric_limits<std::int64_t>::min(); // a day or time not known
 
 std::int64_t days_from_civil(int y, unsigned m, unsigned d) {
     y -= m <= 2;
@@ -40,16 +41,21 @@ std::int64_t days_from_civil(int y, unsigned m, unsigned d) {
 constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
                              1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
-std::optional<double> num_slow(std::string_view s) {
+// The hot parsers return plain values with an impossible one for "bad" (NaN,
+// -1): a std::optional<double> built in one register and a flag byte was
+// stored in two parts and read back as one 16-byte load, and each such
+// store-forwarding stall cost more than the parse (a fifth of RMC's time).
+
+double num_slow(std::string_view s) {
     double v = 0;
     const auto* first = s.data();
     if (*first == '+')
         ++first; // from_chars takes no '+'; "+-1" stays an error, as in Python
     if (first == s.data() + s.size() || (*first == '-' && first != s.data()))
-        return std::nullopt;
+        return kNaN;
     auto [p, ec] = std::from_chars(first, s.data() + s.size(), v);
     if (ec != std::errc() || p != s.data() + s.size() || !std::isfinite(v))
-        return std::nullopt;
+        return kNaN;
     return v;
 }
 
@@ -73,9 +79,10 @@ inline std::int64_t eight_digits(const char* p) {
 // A decimal field in place. NMEA numbers are [+-]digits[.digits]: as an
 // integer mantissa below 2^53 over an exact power of ten, one IEEE division
 // rounds correctly, so this equals from_chars, which takes everything else.
-[[gnu::always_inline]] inline std::optional<double> num(std::string_view s) {
+// NaN when the text is not a number (a number is never NaN: see num_slow).
+[[gnu::always_inline]] inline double num(std::string_view s) {
     if (s.empty())
-        return std::nullopt;
+        return kNaN;
     const char* p = s.data();
     const char* const end = p + s.size();
     const bool neg = *p == '-';
@@ -141,49 +148,49 @@ inline bool same_text(std::string_view a, std::string_view b) {
     return true;
 }
 
-// ddmm.mmmm / dddmm.mmmm with a hemisphere letter.
-std::optional<double> coord(std::string_view v, std::string_view hemi, int deg_digits) {
+// ddmm.mmmm / dddmm.mmmm with a hemisphere letter; NaN when malformed.
+double coord(std::string_view v, std::string_view hemi, int deg_digits) {
     if (v.size() < std::size_t(deg_digits) + 2 || hemi.size() != 1)
-        return std::nullopt;
+        return kNaN;
     int deg = 0;
     for (int i = 0; i < deg_digits; ++i) {
         if (v[i] < '0' || v[i] > '9')
-            return std::nullopt;
+            return kNaN;
         deg = deg * 10 + (v[i] - '0');
     }
-    const auto minutes = num(v.substr(deg_digits));
-    if (!minutes || *minutes < 0 || *minutes >= 60)
-        return std::nullopt;
-    double out = deg + *minutes / 60.0;
+    const double minutes = num(v.substr(deg_digits));
+    if (!(minutes >= 0 && minutes < 60)) // NaN too
+        return kNaN;
+    double out = deg + minutes / 60.0;
     const char h = hemi[0];
     if (h == 'S' || h == 'W')
         out = -out;
     else if (h != 'N' && h != 'E')
-        return std::nullopt;
+        return kNaN;
     return out;
 }
 
-// hhmmss(.sss) to microseconds of the day.
-std::optional<std::int64_t> time_of_day(std::string_view s) {
+// hhmmss(.sss) to microseconds of the day; -1 when malformed.
+std::int64_t time_of_day(std::string_view s) {
     if (s.size() < 6)
-        return std::nullopt;
+        return -1;
     int v[3];
     for (int i = 0; i < 3; ++i) {
         const char a = s[2 * i], b = s[2 * i + 1];
         if (a < '0' || a > '9' || b < '0' || b > '9')
-            return std::nullopt;
+            return -1;
         v[i] = (a - '0') * 10 + (b - '0');
     }
     if (v[0] > 23 || v[1] > 59 || v[2] > 60)
-        return std::nullopt;
+        return -1;
     std::int64_t frac_us = 0;
     if (s.size() > 6) {
         if (s[6] != '.')
-            return std::nullopt;
+            return -1;
         std::int64_t scale = 100'000;
         for (std::size_t i = 7; i < s.size(); ++i) {
             if (s[i] < '0' || s[i] > '9')
-                return std::nullopt;
+                return -1;
             frac_us += (s[i] - '0') * scale;
             scale /= 10;
         }
@@ -191,19 +198,20 @@ std::optional<std::int64_t> time_of_day(std::string_view s) {
     return (v[0] * 3600LL + v[1] * 60LL + v[2]) * 1'000'000LL + frac_us;
 }
 
-// ddmmyy to days since 1970 (years 80-99 are 19xx, as NMEA has it).
-std::optional<std::int64_t> date_days(std::string_view s) {
+// ddmmyy to days since 1970 (years 80-99 are 19xx, as NMEA has it);
+// -1 when malformed (the days it can give are all after 1980).
+std::int64_t date_days(std::string_view s) {
     if (s.size() != 6)
-        return std::nullopt;
+        return -1;
     int v[3];
     for (int i = 0; i < 3; ++i) {
         const char a = s[2 * i], b = s[2 * i + 1];
         if (a < '0' || a > '9' || b < '0' || b > '9')
-            return std::nullopt;
+            return -1;
         v[i] = (a - '0') * 10 + (b - '0');
     }
     if (v[1] < 1 || v[1] > 12 || v[0] < 1 || v[0] > 31)
-        return std::nullopt;
+        return -1;
     const int year = v[2] >= 80 ? 1900 + v[2] : 2000 + v[2];
     return days_from_civil(year, unsigned(v[1]), unsigned(v[0]));
 }
@@ -215,8 +223,9 @@ std::optional<std::int64_t> date_days(std::string_view s) {
 constexpr std::size_t kMaxFields = 40;
 struct Fields {
     const char* text = nullptr;
-    // The scan writes up to 16 commas a block before it caps the count.
-    std::array<std::uint32_t, kMaxFields + 17> bound{};
+    // The scan writes a 32-byte block's commas (up to 32) before it caps the
+    // count.
+    std::array<std::uint32_t, kMaxFields + 33> bound{};
     std::size_t n = 0;
     std::size_t size() const { return n; }
     std::string_view operator[](std::size_t i) const {
@@ -224,48 +233,38 @@ struct Fields {
     }
 };
 
-int hex_digit(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
+#if defined(__SSE2__)
+// 32 bytes of 0xFF then 32 of 0. The mask that keeps the first k bytes of a
+// 32-byte block: kPrefixMask + 32 - k for its first register and
+// kPrefixMask + 48 - k for its second (which keeps k - 16 bytes, or none).
+alignas(64) constexpr std::uint8_t kPrefixMask[64] = {
+    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
+#endif
 
-// XOR of p[0, len), eight bytes at a time; the last few bytes as one
-// masked word when eight bytes can be read there (before `limit`).
-std::uint8_t xor_bytes(const std::uint8_t* p, std::size_t len, const std::uint8_t* limit) {
-    std::uint64_t x = 0;
-    std::size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        std::uint64_t w;
-        std::memcpy(&w, p + i, 8);
-        x ^= w;
-    }
-    if (i < len && limit - (p + i) >= 8) {
-        std::uint64_t w;
-        std::memcpy(&w, p + i, 8);
-        x ^= w & ((std::uint64_t(1) << (8 * (len - i))) - 1);
-        i = len;
-    }
-    x ^= x >> 32;
-    x ^= x >> 16;
-    x ^= x >> 8;
-    auto r = std::uint8_t(x);
-    for (; i < len; ++i)
-        r ^= p[i];
-    return r;
+// A hex digit's value, -1 for any other byte: one table load (the compares
+// branched on every checksum).
+constexpr std::array<std::int8_t, 256> kHexValue = [] {
+    std::array<std::int8_t, 256> t{};
+    for (int c = 0; c < 256; ++c)
+        t[std::size_t(c)] = std::int8_t(c >= '0' && c <= '9'   ? c - '0'
+                                        : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                        : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                                               : -1);
+    return t;
+}();
+
+int hex_digit(char c) {
+    return kHexValue[std::uint8_t(c)];
 }
 
 // An optional number: empty is absent (NaN); malformed is NaN with the
 // column's bit set in `bad`, so that the row says why it is null.
-double opt_num(std::string_view s, std::uint32_t& bad, FixColumn c) {
+[[gnu::always_inline]] inline double opt_num(std::string_view s, std::uint32_t& bad, FixColumn c) {
     if (s.empty())
         return kNaN;
-    if (const auto v = num(s))
-        return *v;
+    if (const double v = num(s); v == v)
+        return v;
     bad |= bit(c);
     return kNaN;
 }
@@ -276,8 +275,8 @@ std::int32_t opt_count(std::string_view s, std::int32_t hi, std::uint32_t& bad, 
         return -1;
     if (const std::int32_t v = small_uint(s); v >= 0 && v <= hi)
         return v;
-    if (const auto v = num(s); v && *v >= 0 && *v <= hi && *v == std::floor(*v))
-        return std::int32_t(*v);
+    if (const double v = num(s); v >= 0 && v <= hi && v == std::floor(v))
+        return std::int32_t(v);
     bad |= bit(c);
     return -1;
 }
@@ -296,8 +295,9 @@ struct Epoch {
     bool open = false;
     std::uint64_t offset = 0;
     std::uint8_t source = 1;
-    std::optional<std::int64_t> tod_us;
-    std::optional<std::int64_t> day; // from RMC or UBX
+    // kNone when not known (no std::optional: see num_slow).
+    std::int64_t tod_us = kNone;
+    std::int64_t day = kNone; // from RMC or UBX
     double lat = kNaN, lon = kNaN, alt = kNaN, height = kNaN, speed = kNaN, heading = kNaN;
     std::int32_t quality = -1, num_sats = -1, fix_type = -1, carr_soln = -1;
     double hdop = kNaN, pdop = kNaN, sn = kNaN, se = kNaN, su = kNaN, age = kNaN;
@@ -352,8 +352,11 @@ class Decoder {
         }
         flush_junk(junk, n);
         close_epoch();
+        build_validity(nfix_);
         // Down to the rows written (within capacity: nothing moves).
         resize_columns(out_.fixes, nfix_);
+        for (std::size_t c = 0; c < out_.fixes.validity.size(); ++c) // none absent: no bitmap
+            out_.fixes.validity[c].resize(null_seen_ & (std::uint32_t(1) << c) ? (nfix_ + 7) / 8 : 0);
         resize_columns(out_.messages, nmsg_);
         out_.messages.kind_start.resize(nmsg_ + 1);
         out_.messages.kind_data.resize(kind_len_);
@@ -372,7 +375,7 @@ class Decoder {
     }
 
     // The output columns are written by index into room made a block of rows
-    // at a time (zeroed by resize, the rest of capacity untouched), and cut to
+    // at a time (left uninitialised: every row made is written), and cut to
     // the rows written at the end. push_back would reload every column's end
     // pointer after each one-byte store, which may alias it.
     static constexpr std::size_t kBlock = 256;
@@ -412,8 +415,11 @@ class Decoder {
     }
 
     // The end of the sentence that starts at `start` (CR, LF, another '$', a
-    // UBX sync or `limit`), its commas (into fields_.bound[1, ncomma]) and its last '*'.
-    std::size_t scan(std::size_t start, std::size_t limit, std::size_t& star, std::size_t& ncomma) {
+    // UBX sync or `limit`), its commas (into fields_.bound[1, ncomma]), its
+    // last '*', and the XOR of its bytes after the '$' (the checksum is that
+    // XOR less the "*hh" tail): one pass over the bytes.
+    std::size_t scan(std::size_t start, std::size_t limit, std::size_t& star, std::size_t& ncomma,
+                     std::uint8_t& xor_all) {
         const std::size_t n = d_.size();
         const std::uint8_t* d = d_.data();
         auto& bound = fields_.bound;
@@ -422,48 +428,78 @@ class Decoder {
             return c == '\r' || c == '\n' || c == '$' || (c == 0xB5 && i + 1 < n && d[i + 1] == 0x62);
         };
 #if defined(__SSE2__)
-        // Sixteen bytes at a time: one compare per delimiter, then the bits.
-        const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n'), dollar = _mm_set1_epi8('$'),
-                      sync = _mm_set1_epi8(char(0xB5)), comma = _mm_set1_epi8(','),
+        // 32 bytes (two SSE2 registers) at a time: a sentence is 3 blocks,
+        // and the bookkeeping per block (masks, star, stop, loop) is paid
+        // once for 32 bytes. A stop is CR, LF, '$' or a UBX sync: every byte
+        // below 0x20 or above 0x7F (signed, one compare) and every '$' is a
+        // candidate, which is_stop confirms (plain text has none but the stop).
+        const __m128i space = _mm_set1_epi8(0x20), dollar = _mm_set1_epi8('$'), comma = _mm_set1_epi8(','),
                       asterisk = _mm_set1_epi8('*');
-        for (std::size_t pos = start + 1; pos < limit; pos += 16) {
-            __m128i v;
-            if (n - pos >= 16) {
-                v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + pos));
+        __m128i acc = _mm_setzero_si128();
+        std::size_t pos = start + 1, end = limit;
+        for (; pos < limit; pos += 32) {
+            __m128i v0, v1;
+            if (n - pos >= 32) [[likely]] {
+                v0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + pos));
+                v1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + pos + 16));
             } else {
-                alignas(16) std::uint8_t buf[16] = {};
+                alignas(16) std::uint8_t buf[32] = {};
                 std::memcpy(buf, d + pos, n - pos);
-                v = _mm_load_si128(reinterpret_cast<const __m128i*>(buf));
+                v0 = _mm_load_si128(reinterpret_cast<const __m128i*>(buf));
+                v1 = _mm_load_si128(reinterpret_cast<const __m128i*>(buf + 16));
             }
+            const auto bits = [](__m128i lo_half, __m128i hi_half) {
+                return std::uint32_t(_mm_movemask_epi8(lo_half)) |
+                       (std::uint32_t(_mm_movemask_epi8(hi_half)) << 16);
+            };
             const std::size_t avail = limit - pos;
-            const unsigned valid = avail >= 16 ? 0xFFFFu : (1u << avail) - 1;
-            unsigned stop = unsigned(_mm_movemask_epi8(_mm_or_si128(
-                                _mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)),
-                                _mm_or_si128(_mm_cmpeq_epi8(v, dollar), _mm_cmpeq_epi8(v, sync))))) &
-                            valid;
+            const std::uint32_t valid = avail >= 32 ? 0xFFFFFFFFu : (std::uint32_t(1) << avail) - 1;
+            std::uint32_t stop = bits(_mm_or_si128(_mm_cmplt_epi8(v0, space), _mm_cmpeq_epi8(v0, dollar)),
+                                      _mm_or_si128(_mm_cmplt_epi8(v1, space), _mm_cmpeq_epi8(v1, dollar))) &
+                                 valid;
             while (stop && !is_stop(pos + unsigned(std::countr_zero(stop))))
-                stop &= stop - 1; // a 0xB5 that starts no UBX message is a plain byte
-            const unsigned upto = stop ? (1u << std::countr_zero(stop)) - 1 : valid;
-            unsigned commas = unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(v, comma))) & upto;
-            const unsigned stars = unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(v, asterisk))) & upto;
+                stop &= stop - 1; // a byte that ends nothing (a 0xB5 that starts no UBX message)
+            const std::uint32_t upto = stop ? (std::uint32_t(1) << std::countr_zero(stop)) - 1 : valid;
+            std::uint32_t commas = bits(_mm_cmpeq_epi8(v0, comma), _mm_cmpeq_epi8(v1, comma)) & upto;
+            const std::uint32_t stars =
+                bits(_mm_cmpeq_epi8(v0, asterisk), _mm_cmpeq_epi8(v1, asterisk)) & upto;
             const auto rel = std::uint32_t(pos - start);
             for (; commas; commas &= commas - 1)
                 bound[++ncomma] = rel + unsigned(std::countr_zero(commas));
             ncomma = std::min(ncomma, kMaxFields - 1);
             if (stars)
                 star = pos + unsigned(31 - std::countl_zero(stars));
-            if (stop)
-                return pos + unsigned(std::countr_zero(stop));
+            if (upto != 0xFFFFFFFFu) [[unlikely]] { // the last block: its first bytes only
+                const auto keep = unsigned(std::countr_zero(~upto));
+                v0 = _mm_and_si128(
+                    v0, _mm_loadu_si128(reinterpret_cast<const __m128i*>(kPrefixMask + 32 - keep)));
+                v1 = _mm_and_si128(
+                    v1, _mm_loadu_si128(reinterpret_cast<const __m128i*>(kPrefixMask + 48 - keep)));
+            }
+            acc = _mm_xor_si128(acc, _mm_xor_si128(v0, v1));
+            if (stop) {
+                end = pos + unsigned(std::countr_zero(stop));
+                break;
+            }
         }
-        return limit;
+        std::uint64_t x = std::uint64_t(_mm_cvtsi128_si64(acc)) ^
+                          std::uint64_t(_mm_cvtsi128_si64(_mm_unpackhi_epi64(acc, acc)));
+        x ^= x >> 32;
+        x ^= x >> 16;
+        x ^= x >> 8;
+        xor_all = std::uint8_t(x);
+        return end;
 #else
+        std::uint8_t x = 0;
         std::size_t end = start + 1;
         for (; end < limit && !is_stop(end); ++end) {
+            x ^= d[end];
             if (d[end] == ',' && ncomma < kMaxFields - 1)
                 bound[++ncomma] = std::uint32_t(end - start);
             else if (d[end] == '*')
                 star = end;
         }
+        xor_all = x;
         return end;
 #endif
     }
@@ -473,7 +509,8 @@ class Decoder {
         const std::uint8_t* d = d_.data();
         constexpr std::size_t npos = std::string_view::npos;
         std::size_t star = npos, ncomma = 0;
-        const std::size_t end = scan(start, std::min(n, start + 200), star, ncomma);
+        std::uint8_t xor_all = 0;
+        const std::size_t end = scan(start, std::min(n, start + 200), star, ncomma, xor_all);
         const std::string_view s(reinterpret_cast<const char*>(d) + start, end - start);
         // Where the fields end: at the '*', or at CR/LF for a sentence sent
         // without a checksum (accepted, as pynmea2 and gpsd do, and flagged).
@@ -497,7 +534,9 @@ class Decoder {
                 return end;
             }
             const int hi = hex_digit(s[star + 1]), lo = hex_digit(s[star + 2]);
-            if (hi < 0 || lo < 0 || unsigned(hi * 16 + lo) != xor_bytes(d + start + 1, star - 1, d + n)) {
+            // The XOR of the bytes between '$' and '*': the scan's, less "*hh".
+            const auto sum = std::uint8_t(xor_all ^ '*' ^ d[start + star + 1] ^ d[start + star + 2]);
+            if (hi < 0 || lo < 0 || unsigned(hi * 16 + lo) != sum) {
                 reject(start, Reason::bad_checksum, "NMEA checksum mismatch", start, end);
                 return end;
             }
@@ -556,7 +595,7 @@ class Decoder {
 
     // Starts a new epoch when a timed sentence carries another time of day.
     void timed(std::int64_t tod, std::size_t offset) {
-        if (ep_.open && (ep_.source != 1 || (ep_.tod_us && *ep_.tod_us != tod)))
+        if (ep_.open && (ep_.source != 1 || (ep_.tod_us != kNone && ep_.tod_us != tod)))
             close_epoch();
         if (!ep_.open) {
             ep_ = Epoch{};
@@ -604,11 +643,11 @@ class Decoder {
     // good. GGA and RMC of one epoch repeat the same text: that is parsed once.
     bool time_and_position(const Fields& f, std::size_t lat_field, Parsed& p) {
         if (!same_text(f[1], tod_text_)) {
-            const auto tod = time_of_day(f[1]);
-            if (!tod)
+            const std::int64_t tod = time_of_day(f[1]);
+            if (tod < 0)
                 return fail("bad time '" + std::string(f[1]) + "'");
             tod_text_ = f[1];
-            tod_value_ = *tod;
+            tod_value_ = tod;
         }
         p.tod = tod_value_;
         if (f[lat_field].empty() && f[lat_field + 2].empty())
@@ -618,12 +657,12 @@ class Decoder {
         const std::string_view text(first,
                                     std::size_t(f[lat_field + 3].data() + f[lat_field + 3].size() - first));
         if (!same_text(text, pos_text_)) {
-            const auto lat = coord(f[lat_field], f[lat_field + 1], 2),
-                       lon = coord(f[lat_field + 2], f[lat_field + 3], 3);
-            if (!lat || !lon)
+            const double lat = coord(f[lat_field], f[lat_field + 1], 2),
+                         lon = coord(f[lat_field + 2], f[lat_field + 3], 3);
+            if (std::isnan(lat) || std::isnan(lon))
                 return fail("bad position");
             pos_text_ = text;
-            pos_value_ = {*lat, *lon};
+            pos_value_ = {lat, lon};
         }
         p.has_pos = true;
         p.lat = pos_value_[0];
@@ -639,10 +678,10 @@ class Decoder {
             return false;
         std::int32_t quality = small_uint(f[6]);
         if (quality < 0 || quality > 9) { // not one plain digit: the general rule ("+4", "4.0")
-            const auto q = num(f[6]);
-            if (!q || *q < 0 || *q > 9 || *q != std::floor(*q))
+            const double q = num(f[6]);
+            if (!(q >= 0 && q <= 9) || q != std::floor(q)) // NaN too
                 return fail("bad quality '" + std::string(f[6]) + "'");
-            quality = std::int32_t(*q);
+            quality = std::int32_t(q);
         }
         const std::int32_t sats = opt_count(f[7], 255, p.bad, FixColumn::num_sats);
         const double hdop = opt_num(f[8], p.bad, FixColumn::hdop);
@@ -678,8 +717,8 @@ class Decoder {
         Parsed p;
         if (!time_and_position(f, 3, p))
             return false;
-        const auto day = date_days(f[9]);
-        if (!day && !f[9].empty())
+        const std::int64_t day = date_days(f[9]);
+        if (day < 0 && !f[9].empty())
             return fail("bad date '" + std::string(f[9]) + "'");
         const std::uint8_t status = opt_letter(f[2], p.bad, FixColumn::rmc_status);
         const std::uint8_t mode = f.size() > 12 ? opt_letter(f[12], p.bad, FixColumn::rmc_mode) : 0;
@@ -691,8 +730,8 @@ class Decoder {
             ep_.rmc_status = status;
         if (mode)
             ep_.rmc_mode = mode;
-        if (day)
-            ep_.day = *day;
+        if (day >= 0)
+            ep_.day = day;
         if (p.has_pos && std::isnan(ep_.lat)) {
             ep_.lat = p.lat;
             ep_.lon = p.lon;
@@ -707,14 +746,14 @@ class Decoder {
     bool gst(const Fields& f, std::size_t off, bool checksum) {
         if (!has_fields(f, 9, "GST"))
             return false;
-        const auto tod = time_of_day(f[1]);
-        if (!tod)
+        const std::int64_t tod = time_of_day(f[1]);
+        if (tod < 0)
             return fail("bad time '" + std::string(f[1]) + "'");
         Parsed p;
         const double sn = opt_num(f[6], p.bad, FixColumn::sigma_n_m),
                      se = opt_num(f[7], p.bad, FixColumn::sigma_e_m),
                      su = opt_num(f[8], p.bad, FixColumn::sigma_u_m);
-        timed(*tod, off);
+        timed(tod, off);
         applied(p, checksum);
         if (!std::isnan(sn))
             ep_.sn = sn;
@@ -848,6 +887,63 @@ class Decoder {
         close_epoch();
     }
 
+    // Whether a value is present (not its column's absent marker).
+    static bool present(double v) { return v == v; } // NaN is absent
+    static bool present(std::int32_t v) { return v != -1; }
+    static bool present(std::int64_t v) { return v != kNoTime; }
+
+    // Validity bits of rows [first, last) of one column (first a multiple of 8).
+    template <typename T> void validity_bits(const T* v, std::size_t first, std::size_t last, FixColumn c) {
+        std::uint8_t* const bits = out_.fixes.validity[std::size_t(c)].data();
+        unsigned all = 0xFF; // AND of the full bytes
+        std::size_t i = first;
+        for (; i + 8 <= last; i += 8) {
+            unsigned byte = 0;
+#if defined(__SSE2__)
+            if constexpr (std::is_same_v<T, double>) {
+                for (unsigned k = 0; k < 8; k += 2) {
+                    const __m128d x = _mm_loadu_pd(v + i + k);
+                    byte |= unsigned(_mm_movemask_pd(_mm_cmpord_pd(x, x))) << k;
+                }
+            } else if constexpr (std::is_same_v<T, std::int32_t>) {
+                const __m128i absent = _mm_set1_epi32(-1);
+                for (unsigned k = 0; k < 8; k += 4) {
+                    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(v + i + k));
+                    byte |= (~unsigned(_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(x, absent)))) & 15u)
+                            << k;
+                }
+            } else
+#endif
+            {
+                for (unsigned k = 0; k < 8; ++k)
+                    byte |= unsigned(present(v[i + k])) << k;
+            }
+            bits[i / 8] = std::uint8_t(byte);
+            all &= byte;
+        }
+        if (i < last) { // the last rows of the input
+            unsigned byte = 0;
+            for (unsigned k = 0; i + k < last; ++k)
+                byte |= unsigned(present(v[i + k])) << k;
+            bits[i / 8] = std::uint8_t(byte);
+            if (byte != (1u << (last - i)) - 1)
+                all = 0;
+        }
+        if (all != 0xFF)
+            null_seen_ |= bit(c);
+    }
+
+    // The validity bitmaps of the rows written since the last call.
+    void build_validity(std::size_t last) {
+        Fixes& F = out_.fixes;
+#define AUTOLIEN_X(name, type, output)                                                                       \
+    if constexpr (has_validity(FixColumn::name, output))                                                     \
+        validity_bits(F.name.data(), valid_done_, last, FixColumn::name);
+        AUTOLIEN_NMEA_FIX_COLUMNS(AUTOLIEN_X)
+#undef AUTOLIEN_X
+        valid_done_ = last;
+    }
+
     void close_epoch() {
         if (!ep_.open)
             return;
@@ -860,22 +956,25 @@ class Decoder {
                 last_day_ = t / kDayUs;
                 last_tod_ = t % kDayUs;
             }
-        } else if (ep_.tod_us) {
-            std::optional<std::int64_t> day = ep_.day;
-            if (!day && last_day_) {
-                day = *last_day_;
-                if (last_tod_ && *ep_.tod_us + kDayUs / 2 < *last_tod_)
-                    *day += 1; // the time of day wrapped past midnight
+        } else if (ep_.tod_us != kNone) {
+            std::int64_t day = ep_.day;
+            if (day == kNone && last_day_ != kNone) {
+                day = last_day_;
+                if (last_tod_ != kNone && ep_.tod_us + kDayUs / 2 < last_tod_)
+                    day += 1; // the time of day wrapped past midnight
             }
-            if (day) {
-                t = *day * kDayUs + *ep_.tod_us;
-                last_day_ = *day;
-                last_tod_ = *ep_.tod_us;
+            if (day != kNone) {
+                t = day * kDayUs + ep_.tod_us;
+                last_day_ = day;
+                last_tod_ = ep_.tod_us;
             }
         }
         if (nfix_ == fix_room_) [[unlikely]] {
+            build_validity(nfix_); // the block just filled, still in cache
             fix_room_ += kBlock;
             resize_columns(F, fix_room_);
+            for (auto& bits : F.validity)
+                bits.resize(fix_room_ / 8);
         }
         const std::size_t i = nfix_++;
 #define AUTOLIEN_X(name, type, output) type* const name = F.name.data();
@@ -915,10 +1014,14 @@ class Decoder {
     std::int64_t tod_value_ = 0;
     std::string_view pos_text_;
     std::array<double, 2> pos_value_{};
-    std::optional<std::int64_t> last_day_, last_tod_;
+    std::int64_t last_day_ = kNone, last_tod_ = kNone;
     std::string err_; // why the last sentence handler returned false
     // Rows written and rows of room made (see add_message); kind bytes written.
     std::size_t nfix_ = 0, fix_room_ = 0, nmsg_ = 0, msg_room_ = 0, kind_len_ = 0;
+    // Rows whose validity bits are built (a multiple of kBlock until the end),
+    // and the columns (FixColumn bits) with an absent row among them.
+    std::size_t valid_done_ = 0;
+    std::uint32_t null_seen_ = 0;
 };
 
 } // namespace

@@ -24,6 +24,7 @@ __all__ = [
     "NmeaFixes",
     "NmeaMessages",
     "NmeaRaw",
+    "NmeaValidity",
     "ObdRaw",
     "ObdRows",
     "RawRejects",
@@ -221,7 +222,31 @@ class NmeaMessages(TypedDict):
     kind: Binary
 
 
+# Arrow validity bitmaps (bit i of byte i // 8: row i present) of the fix
+# columns that have an absent value, built by the decoder; empty when the
+# column has no absent row.
+class NmeaValidity(TypedDict):
+    time_us: U8
+    lat: U8
+    lon: U8
+    altitude_m: U8
+    height_m: U8
+    speed_kmh: U8
+    heading_deg: U8
+    quality: U8
+    num_sats: U8
+    hdop: U8
+    pdop: U8
+    sigma_n_m: U8
+    sigma_e_m: U8
+    sigma_u_m: U8
+    diff_age_s: U8
+    fix_type: U8
+    carr_soln: U8
+
+
 class NmeaRaw(TypedDict):
     fixes: NmeaFixes
     messages: NmeaMessages
     rejects: RawRejects
+    validity: NmeaValidity

@@ -8,9 +8,11 @@
 
 #include "autolien/common/reject.hpp"
 
+#include <array>
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace autolien::gnss::nmea {
@@ -80,6 +82,15 @@ template <typename T> struct PoolAllocator {
     template <typename U> PoolAllocator(const PoolAllocator<U>&) noexcept {}
     T* allocate(std::size_t n) { return static_cast<T*>(pool_allocate(n * sizeof(T))); }
     void deallocate(T* p, std::size_t) noexcept { pool_free(p); }
+    // resize() default-initialises: the decoder writes every row it makes
+    // room for, so zero-filling each block first was a wasted pass (a memset
+    // of every column).
+    template <typename U, typename... Args> void construct(U* p, Args&&... args) {
+        if constexpr (sizeof...(Args) == 0)
+            ::new (static_cast<void*>(p)) U;
+        else
+            ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+    }
     template <typename U> bool operator==(const PoolAllocator<U>&) const noexcept { return true; }
 };
 template <typename T> using Column = std::vector<T, PoolAllocator<T>>;
@@ -97,10 +108,26 @@ constexpr std::uint32_t bit(FixColumn c) {
     return std::uint32_t(1) << unsigned(c);
 }
 
+// Whether a fix column has an absent value, and so an Arrow validity bitmap:
+// the nullable outputs ("?": NaN or -1) and time_us (INT64_MIN).
+constexpr bool has_validity(FixColumn c, const char* output) {
+    std::size_t n = 0;
+    while (output[n] != '\0')
+        ++n;
+    return c == FixColumn::time_us || (n > 0 && output[n - 1] == '?');
+}
+
 struct Fixes {
 #define AUTOLIEN_X(name, type, output) Column<type> name;
     AUTOLIEN_NMEA_FIX_COLUMNS(AUTOLIEN_X)
 #undef AUTOLIEN_X
+    // Arrow validity bitmaps (bit i of byte i / 8: row i is present) of the
+    // columns with has_validity, indexed by FixColumn; empty when a column
+    // has no absent row. The decoder builds them a block of rows at a time,
+    // while the rows are still in cache: reading the columns again afterwards
+    // (numpy, or any pass after decoding) fetched every value from memory.
+    std::array<Column<std::uint8_t>, std::size_t(FixColumn::count)> validity;
+
     std::size_t size() const { return offset.size(); }
     void reserve(std::size_t n) {
         for_each_column([n](const char*, const char*, auto& col) { col.reserve(n); });
