@@ -31,9 +31,9 @@ from .features import (
     F64,
     HOUR,
     I64,
+    Block,
     cell_centers,
-    derive,
-    hourly,
+    derive_block,
 )
 
 __all__ = ["ENTROPY_FEATURES", "HOURLY_FEATURES", "KIND_CAP", "Alert", "Signal", "Vehicle"]
@@ -177,6 +177,35 @@ def _history_h(hours: I64, block: F64) -> I64:
     return out
 
 
+def derive_vehicles(vehicles: list[Vehicle], h_end: int) -> Block:
+    """One block derivation of the buffers of ``vehicles`` (each due at
+    ``h_end``, all with the same config): vehicle i of the list is entry i
+    of the block."""
+    if not vehicles:
+        raise ValueError("no vehicles to derive")
+    cfg = vehicles[0].cfg
+    raws = [v.raw for v in vehicles]
+    sizes = [r["t"].size for r in raws]
+    offsets = np.zeros(len(raws) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+
+    def cat(k: str) -> F64:
+        return np.concatenate([r[k] for r in raws]) if raws else np.zeros(0)
+
+    h_a = np.array([v.h_done for v in vehicles], dtype=np.int64)
+    return derive_block(
+        offsets,
+        cat("t"),
+        cat("lat"),
+        cat("lon"),
+        cat("speed"),
+        np.array([v.run_carry for v in vehicles], dtype=np.float64),
+        h_a,
+        np.full(len(vehicles), h_end, dtype=np.int64),
+        cfg,
+    )
+
+
 class Vehicle:
     # a class default too, so that a state pickled before it existed loads
     mileage_flag_t = -math.inf  # end of the last hour whose mileage was a jump's
@@ -252,18 +281,26 @@ class Vehicle:
         return SILENCE.detect(self, now)
 
     # -- hourly scoring ----------------------------------------------------
-    def advance(self, h_end: int) -> list[Signal]:
-        """Scores the hours [h_done, h_end); returns their signals in time order."""
+    def due(self, h_end: int) -> bool:
+        """Whether ``advance(h_end)`` has hours to score."""
+        return self.h_done is not None and h_end > self.h_done
+
+    def advance(self, h_end: int, block: tuple[Block, int] | None = None) -> list[Signal]:
+        """Scores the hours [h_done, h_end); returns their signals in time
+        order. ``block`` is this vehicle's derivation within a fleet block
+        (``derive_vehicles``), else it is derived here alone: the same numbers."""
         if self.h_done is None or h_end <= self.h_done:
             return []
-        c = self.cfg
         h_a, h_b = self.h_done, h_end
-        r = self.raw
-        d = derive(r["t"], r["lat"], r["lon"], r["speed"], self.run_carry, c)
-        rows = hourly(d, h_a, h_b)
+        if block is None:
+            block = (derive_vehicles([self], h_end), 0)
+        d, rows, new_cells = block[0].vehicle(block[1])
+        if rows["hour"].size != h_b - h_a:
+            raise ValueError("the block was derived for other hours")
+        rows = dict(rows)
         scan = Scan(d, h_a, h_b, self._odometer(rows, h_a, h_b))
         signals = [s for det in SCAN_DETECTORS for s in det.detect(self, scan)]
-        self._append_history(rows, d, h_a, h_b)
+        self._append_history(rows, d, h_a, h_b, new_cells)
         signals += self._score_hours(h_a, h_b)
         self._trim(d, h_b)
         self.h_done = h_b
@@ -291,19 +328,17 @@ class Vehicle:
         rows["n_odo"] = np.bincount(hs[cnt] - h_a, minlength=nh).astype(np.int64)
         return t, km, step, hs
 
-    def _append_history(self, rows: dict[str, np.ndarray], d: Any, h_a: int, h_b: int) -> None:
-        # cell dwell seconds per (hour, cell) of the new hours
-        hs = np.floor(d.t / HOUR).astype(np.int64)
-        sel = (hs >= h_a) & (hs < h_b)
-        key_h, key_c, w = hs[sel], d.cells[sel], d.dwell_s[sel]
-        if key_h.size:
-            order = np.lexsort((key_c, key_h))
-            key_h, key_c, w = key_h[order], key_c[order], w[order]
-            starts = np.flatnonzero(
-                np.r_[True, (key_h[1:] != key_h[:-1]) | (key_c[1:] != key_c[:-1])]
-            )
-            new = {"hour": key_h[starts], "cell": key_c[starts], "secs": np.add.reduceat(w, starts)}
-            self.cells = _concat(self.cells, new)
+    def _append_history(
+        self,
+        rows: dict[str, np.ndarray],
+        d: Any,
+        h_a: int,
+        h_b: int,
+        new_cells: dict[str, np.ndarray],
+    ) -> None:
+        # cell dwell seconds per (hour, cell) of the new hours (from the block)
+        if new_cells["hour"].size:
+            self.cells = _concat(self.cells, new_cells)
         if not self.hist:
             self.hist = {k: v[:0] for k, v in rows.items()}
             for f in HOURLY_FEATURES:

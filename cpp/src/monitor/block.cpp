@@ -1,0 +1,252 @@
+// Block derivation for the monitor. Each expression mirrors the per-vehicle
+// numpy code it replaced (tests/monitor_reference.py: derive, hourly and the
+// cell dwell of Vehicle._append_history) in numpy's evaluation order, so the
+// results are the same doubles; see docs/monitor.md ("The block kernel").
+#include "autolien/monitor/block.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <tuple>
+
+#include "autolien/gnss/geodesy.hpp"
+
+namespace autolien::monitor {
+
+namespace {
+
+constexpr double kHour = 3600.0;
+
+// numpy's float remainder (npy_divmod): the sign of the divisor, +0 for an exact zero
+double np_mod(double a, double b) {
+    double mod = std::fmod(a, b);
+    if (mod != 0.0 || std::isnan(mod)) {
+        if ((b < 0) != (mod < 0))
+            mod += b;
+    } else {
+        mod = std::copysign(0.0, b);
+    }
+    return mod;
+}
+
+// np.clip(x, 0, hi).astype(int64) for x that is an integer value or +-inf
+std::int64_t clip_bin(double x, int hi) {
+    return static_cast<std::int64_t>(std::clamp(x, 0.0, static_cast<double>(hi)));
+}
+
+void check(const BlockInput& in) {
+    const std::size_t n = in.t.size();
+    for (const std::size_t m : {in.lat.size(), in.lon.size(), in.speed.size(), in.local_hour.size(),
+                                in.heading.size(), in.cells.size()})
+        if (m != n)
+            throw std::invalid_argument(
+                "t, lat, lon, speed, local_hour, heading and cells must have the same length");
+    if (in.offsets.empty())
+        throw std::invalid_argument("offsets must hold n_vehicles + 1 entries");
+    const std::size_t nv = in.offsets.size() - 1;
+    if (in.run_carry.size() != nv || in.h_a.size() != nv || in.h_b.size() != nv)
+        throw std::invalid_argument("run_carry, h_a and h_b need one entry per vehicle (len(offsets) - 1)");
+    if (in.offsets.front() != 0 || in.offsets.back() != static_cast<std::int64_t>(n))
+        throw std::invalid_argument("offsets must start at 0 and end at the sample count");
+    std::int64_t hours = 0;
+    for (std::size_t v = 0; v < nv; ++v) {
+        if (in.offsets[v + 1] < in.offsets[v])
+            throw std::invalid_argument("offsets must not decrease");
+        if (in.h_b[v] < in.h_a[v])
+            throw std::invalid_argument("h_b must not be below h_a");
+        const std::int64_t nh = in.h_b[v] - in.h_a[v];
+        if (nh > (std::int64_t{1} << 24) || hours > (std::int64_t{1} << 30))
+            throw std::invalid_argument("too many hours in one block");
+        hours += nh;
+    }
+    for (std::size_t i = 0; i < n; ++i)
+        // (|t| bounded so that its hour is an int64)
+        if (!(std::fabs(in.t[i]) < 1e15) || !std::isfinite(in.lat[i]) || !std::isfinite(in.lon[i]))
+            throw std::invalid_argument("t, lat and lon must be finite (|t| < 1e15 s)");
+}
+
+void derive_vehicle(const BlockInput& in, const DeriveParams& p, std::size_t a, std::size_t b, double carry,
+                    DerivedColumns& d) {
+    const auto& t = in.t;
+    const auto& lat = in.lat;
+    const auto& lon = in.lon;
+    const auto& sp = in.speed;
+    const bool wrap = p.night_start_h > p.night_end_h;
+    double prev_heading = std::nan("");
+    double run_t = std::nan(""); // start of the current stationary run
+    for (std::size_t i = a; i < b; ++i) {
+        const bool first = i == a;
+        double dist = 0.0, dt = 0.0;
+        if (!first) {
+            dist = gnss::great_circle_m(lat[i - 1], lon[i - 1], lat[i], lon[i], p.earth_m);
+            dt = t[i] - t[i - 1];
+        }
+        const double implied = dt > 0 ? dist * 3.6 / dt : 0.0;
+        const double speed = std::isnan(sp[i]) ? implied : sp[i];
+        const bool moving = speed >= p.moving_kmh;
+        bool still = false;
+        if (!first)
+            still = !std::isnan(sp[i]) && !std::isnan(sp[i - 1]) && sp[i] < p.moving_kmh &&
+                    sp[i - 1] < p.moving_kmh;
+        bool jump = dist >= p.jump_min_m &&
+                    ((dt > 0 && implied > p.jump_kmh) || dt <= 0 || (still && dt >= p.jump_still_gap_s));
+        if (first)
+            jump = false;
+        d.jump_m[i] = jump ? dist : 0.0;
+        if (jump || dt > p.silence_gap_s)
+            dist = 0.0;
+        const double step = std::fmin(dt, p.step_cap_s);
+        const double moving_s = moving && !jump ? step : 0.0;
+        const double lh = in.local_hour[i];
+        const bool night = wrap ? (lh >= p.night_start_h || lh < p.night_end_h)
+                                : (lh >= p.night_start_h && lh < p.night_end_h);
+        const bool dense = dt > 0 && dt <= p.harsh_max_dt_s;
+        double accel = 0.0;
+        if (!first && dense)
+            accel = (speed - d.speed[i - 1]) / 3.6 / dt;
+        // heading of a moving step, and the turn from the step before
+        const double heading = !first && moving && dist >= 5.0 ? in.heading[i] : std::nan("");
+        d.turn[i] = first ? std::nan("") : 180.0 - np_mod(180.0 - (heading - prev_heading), 360.0);
+        prev_heading = heading;
+        d.speed[i] = speed;
+        d.moving[i] = moving;
+        d.dist_m[i] = dist;
+        d.moving_s[i] = moving_s;
+        d.night_s[i] = night ? moving_s : 0.0;
+        d.speeding_s[i] = speed > p.speeding_kmh ? moving_s : 0.0;
+        d.harsh_accel[i] = dense && accel >= p.harsh_accel_mps2;
+        d.harsh_brake[i] = dense && accel <= -p.harsh_brake_mps2;
+        d.dwell_s[i] = static_cast<std::int64_t>(std::nearbyint(std::fmin(dt, p.dwell_cap_s)));
+        // stationary runs; the first may have begun before this buffer
+        if (!moving) {
+            if (first || d.moving[i - 1])
+                run_t = first && !std::isnan(carry) ? carry : t[i];
+            d.run_start[i] = run_t;
+        } else {
+            d.run_start[i] = std::nan("");
+        }
+        double stop_s = 0.0;
+        bool stop_end = false;
+        if (!first && moving && !d.moving[i - 1]) {
+            const double dur = t[i] - d.run_start[i - 1];
+            stop_end = dur >= p.stop_min_s;
+            stop_s = stop_end ? dur : 0.0;
+        }
+        d.stop_end[i] = stop_end;
+        d.stop_s[i] = stop_s;
+        d.jump[i] = jump;
+    }
+}
+
+void hourly_vehicle(const BlockInput& in, const DerivedView& d, std::span<const std::int64_t> stop_bin,
+                    std::size_t a, std::size_t b, std::int64_t h_a, std::int64_t h_b, HourlyColumns& h) {
+    const std::size_t r0 = h.hour.size();
+    const auto nh = static_cast<std::size_t>(h_b - h_a);
+    for (std::int64_t k = h_a; k < h_b; ++k)
+        h.hour.push_back(k);
+    h.n.resize(r0 + nh, 0);
+    h.harsh_accel.resize(r0 + nh, 0);
+    h.harsh_brake.resize(r0 + nh, 0);
+    h.dist_km.resize(r0 + nh, 0.0);
+    h.moving_s.resize(r0 + nh, 0.0);
+    h.night_s.resize(r0 + nh, 0.0);
+    h.speeding_s.resize(r0 + nh, 0.0);
+    h.last_lat.resize(r0 + nh, std::nan(""));
+    h.last_lon.resize(r0 + nh, std::nan(""));
+    h.speed_hist.resize((r0 + nh) * kSpeedBins, 0);
+    h.turn_hist.resize((r0 + nh) * kTurnBins, 0);
+    h.stop_hist.resize((r0 + nh) * kStopBins, 0);
+    std::vector<std::tuple<std::int64_t, std::int64_t, std::int64_t>> dwell;
+    for (std::size_t i = a; i < b; ++i) {
+        const auto hs = static_cast<std::int64_t>(std::floor(in.t[i] / kHour));
+        if (hs < h_a || hs >= h_b)
+            continue;
+        const std::size_t r = r0 + static_cast<std::size_t>(hs - h_a);
+        h.n[r] += 1;
+        h.dist_km[r] += d.dist_m[i];
+        h.moving_s[r] += d.moving_s[i];
+        h.night_s[r] += d.night_s[i];
+        h.speeding_s[r] += d.speeding_s[i];
+        h.harsh_accel[r] += d.harsh_accel[i];
+        h.harsh_brake[r] += d.harsh_brake[i];
+        if (d.moving[i]) {
+            const auto sb = clip_bin(std::floor(d.speed[i] / 10.0), kSpeedBins - 1);
+            h.speed_hist[r * kSpeedBins + sb] += static_cast<std::int64_t>(std::nearbyint(d.moving_s[i]));
+        }
+        if (!std::isnan(d.turn[i]))
+            h.turn_hist[r * kTurnBins + clip_bin(std::floor((d.turn[i] + 180.0) / 30.0), kTurnBins - 1)] += 1;
+        if (d.stop_end[i])
+            h.stop_hist[r * kStopBins + std::clamp<std::int64_t>(stop_bin[i], 0, kStopBins - 1)] += 1;
+        h.last_lat[r] = in.lat[i];
+        h.last_lon[r] = in.lon[i];
+        dwell.emplace_back(hs, in.cells[i], d.dwell_s[i]);
+    }
+    for (std::size_t r = r0; r < r0 + nh; ++r)
+        h.dist_km[r] /= 1000.0;
+    // (hour, cell) groups in ascending order; integer sums need no fixed order
+    std::stable_sort(dwell.begin(), dwell.end(), [](const auto& x, const auto& y) {
+        return std::get<0>(x) != std::get<0>(y) ? std::get<0>(x) < std::get<0>(y)
+                                                : std::get<1>(x) < std::get<1>(y);
+    });
+    for (std::size_t k = 0; k < dwell.size(); ++k) {
+        const auto& [hr, cell, secs] = dwell[k];
+        if (k == 0 || hr != h.cell_hour.back() || cell != h.cell_id.back()) {
+            h.cell_hour.push_back(hr);
+            h.cell_id.push_back(cell);
+            h.cell_secs.push_back(secs);
+        } else {
+            h.cell_secs.back() += secs;
+        }
+    }
+}
+
+} // namespace
+
+DerivedColumns derive_block(const BlockInput& in, const DeriveParams& p) {
+    check(in);
+    const std::size_t n = in.t.size();
+    const std::size_t nv = in.offsets.size() - 1;
+    DerivedColumns d;
+    for (auto* v : {&d.speed, &d.dist_m, &d.moving_s, &d.night_s, &d.speeding_s, &d.turn, &d.run_start,
+                    &d.stop_s, &d.jump_m})
+        v->resize(n);
+    for (auto* v : {&d.moving, &d.harsh_accel, &d.harsh_brake, &d.stop_end, &d.jump})
+        v->resize(n);
+    d.dwell_s.resize(n);
+    for (std::size_t v = 0; v < nv; ++v)
+        derive_vehicle(in, p, static_cast<std::size_t>(in.offsets[v]),
+                       static_cast<std::size_t>(in.offsets[v + 1]), in.run_carry[v], d);
+    return d;
+}
+
+DerivedView view_of(const DerivedColumns& d) noexcept {
+    return {d.speed,  d.dist_m,      d.moving_s,    d.night_s,  d.speeding_s, d.turn,
+            d.moving, d.harsh_accel, d.harsh_brake, d.stop_end, d.dwell_s};
+}
+
+HourlyColumns hourly_block(const BlockInput& in, const DerivedView& d,
+                           std::span<const std::int64_t> stop_bin) {
+    check(in);
+    const std::size_t n = in.t.size();
+    bool ok = stop_bin.size() == n && d.moving.size() == n && d.harsh_accel.size() == n &&
+              d.harsh_brake.size() == n && d.stop_end.size() == n && d.dwell_s.size() == n;
+    for (const auto& c : {d.speed, d.dist_m, d.moving_s, d.night_s, d.speeding_s, d.turn})
+        ok = ok && c.size() == n;
+    if (!ok)
+        throw std::invalid_argument("stop_bin and the derived columns need one entry per sample");
+    const std::size_t nv = in.offsets.size() - 1;
+    HourlyColumns h;
+    h.hour_offsets.reserve(nv + 1);
+    h.cell_offsets.reserve(nv + 1);
+    h.hour_offsets.push_back(0);
+    h.cell_offsets.push_back(0);
+    for (std::size_t v = 0; v < nv; ++v) {
+        hourly_vehicle(in, d, stop_bin, static_cast<std::size_t>(in.offsets[v]),
+                       static_cast<std::size_t>(in.offsets[v + 1]), in.h_a[v], in.h_b[v], h);
+        h.hour_offsets.push_back(static_cast<std::int64_t>(h.hour.size()));
+        h.cell_offsets.push_back(static_cast<std::int64_t>(h.cell_hour.size()));
+    }
+    return h;
+}
+
+} // namespace autolien::monitor
