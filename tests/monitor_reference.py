@@ -195,3 +195,16 @@ def cell_dwell(d: Derived, h_a: int, h_b: int) -> dict[str, np.ndarray]:
     key_h, key_c, w = key_h[order], key_c[order], w[order]
     starts = np.flatnonzero(np.r_[True, (key_h[1:] != key_h[:-1]) | (key_c[1:] != key_c[:-1])])
     return {"hour": key_h[starts], "cell": key_c[starts], "secs": np.add.reduceat(w, starts)}
+
+
+def history_h(hours: I64, block: F64) -> I64:
+    """engine._history_h before it marked all columns in one pass: one
+    np.unique per column."""
+    out = np.zeros(block.shape[1], dtype=np.int64)
+    for j in range(block.shape[1]):
+        h = hours[~np.isnan(block[:, j])]
+        if not h.size:
+            continue
+        days = np.unique(h // 24)
+        out[j] = 24 * days.size - int(h.min() - (h.min() // 24) * 24)
+    return out

@@ -5,7 +5,9 @@ sample, every hourly sum and histogram and every (hour, cell) dwell must be
 the same value, bit for bit, on random multi-vehicle blocks with the edge
 cases the monitor meets (one-fix and empty vehicles, unmeasured speeds,
 repeated times, hours cut at the block's ends, carried stationary runs,
-jumps and long silences). Bad input raises ValueError."""
+jumps and long silences). Bad input raises ValueError. The history span
+and the trailing sums, computed for all columns at once, equal their
+column-by-column forms."""
 
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ import numpy as np
 import pytest
 
 from autolien.monitor.config import MonitorConfig
+from autolien.monitor.engine import _history_h, _trailing, _trailing_all
 from autolien.monitor.features import HOUR, Derived, derive_block
-from monitor_reference import cell_dwell, derive, hourly
+from monitor_reference import cell_dwell, derive, history_h, hourly
 
 T0 = 1_700_000_000.0
 
@@ -186,3 +189,29 @@ def test_bad_input_raises_value_error() -> None:
     for change, why in bad:
         with pytest.raises(ValueError, match=why):
             derive_block(cfg=cfg, **{**ok, **change})
+
+
+def test_history_span_of_all_columns_at_once_equals_column_by_column() -> None:
+    rng = np.random.default_rng(3)
+    for rows in (0, 1, 5, 400):
+        hours = np.sort(rng.choice(np.arange(470_000, 470_000 + 900), size=rows, replace=False))
+        block = rng.normal(size=(rows, 7))
+        block[rng.random((rows, 7)) < rng.uniform(0, 1, 7)] = np.nan
+        if rows:
+            block[:, 0] = np.nan  # a column without values
+        _same(_history_h(hours, block), history_h(hours, block), f"{rows} rows")
+
+
+def test_trailing_sums_side_by_side_equal_one_column_at_a_time() -> None:
+    rng = np.random.default_rng(4)
+    rows = 60
+    H = {
+        "a": rng.normal(size=rows) * 1e3,
+        "b": rng.integers(0, 9, rows),
+        "c": rng.integers(0, 99, (rows, 5)),
+        "d": rng.uniform(size=rows) / 7,
+    }
+    pos = np.arange(rows - 30, rows)
+    got = _trailing_all(H, tuple(H), 24, pos)
+    for f, v in H.items():
+        _same(got[f], _trailing(v, 24, pos), f)

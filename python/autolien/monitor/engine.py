@@ -136,6 +136,27 @@ def _trailing(a: np.ndarray, k: int, positions: I64) -> np.ndarray:
     return out
 
 
+def _trailing_all(
+    H: dict[str, np.ndarray], names: tuple[str, ...], k: int, positions: I64
+) -> dict[str, np.ndarray]:
+    """``_trailing`` of several columns, those of one dtype side by side in
+    one matrix: each element adds the same terms in the same order as alone."""
+    out: dict[str, np.ndarray] = {}
+    groups: dict[np.dtype[Any], list[str]] = {}
+    for f in names:
+        groups.setdefault(H[f].dtype, []).append(f)
+    for fs in groups.values():
+        rows = H[fs[0]].shape[0]
+        mat = np.concatenate([H[f].reshape(rows, -1) for f in fs], axis=1)
+        tr = _trailing(mat, k, positions)
+        at = 0
+        for f in fs:
+            w = int(np.prod(H[f].shape[1:], dtype=np.int64))
+            out[f] = tr[:, at : at + w].reshape(positions.size, *H[f].shape[1:])
+            at += w
+    return out
+
+
 def _col_median(a: F64) -> tuple[F64, I64]:
     """Median of each column ignoring NaN (NaN where a column has none)."""
     cnt = (~np.isnan(a)).sum(axis=0)
@@ -166,14 +187,21 @@ def _history_h(hours: I64, block: F64) -> I64:
     minutes around the clock gets the hours with data, as before; one that
     reports only while driving (a few hours a day, asleep while parked)
     gets the days it drove, so a week of driving is a week of history.
-    Days without any value count nothing."""
+    Days without any value count nothing. (All columns in one pass: the
+    days with a value are marked in a days x columns table.)"""
+    valid = ~np.isnan(block)
     out = np.zeros(block.shape[1], dtype=np.int64)
-    for j in range(block.shape[1]):
-        h = hours[~np.isnan(block[:, j])]
-        if not h.size:
-            continue
-        days = np.unique(h // 24)
-        out[j] = 24 * days.size - int(h.min() - (h.min() // 24) * 24)
+    if not valid.any():
+        return out
+    days, inv = np.unique(hours // 24, return_inverse=True)
+    seen = np.zeros((days.size, block.shape[1]), dtype=bool)
+    r, col = np.nonzero(valid)
+    seen[inv[r], col] = True
+    n_days = seen.sum(axis=0)
+    big = np.iinfo(np.int64).max
+    first = np.where(valid, hours[:, None], big).min(axis=0)
+    has = n_days > 0
+    out[has] = 24 * n_days[has] - (first[has] - (first[has] // 24) * 24)
     return out
 
 
@@ -406,8 +434,9 @@ class Vehicle:
         H = self.hist
         pos = np.arange(H["hour"].size - (h_b - h_a), H["hour"].size)
         k = c.context_h
-        sums = {f: _trailing(H[f], k, pos) for f in _SUMS}
-        hists = {f: _trailing(H[f], k, pos) for f in _HISTS}
+        both = _trailing_all(H, _SUMS + _HISTS, k, pos)
+        sums = {f: both[f] for f in _SUMS}
+        hists = {f: both[f] for f in _HISTS}
         feats: dict[str, F64] = {
             "turn_entropy": shannon_counts(hists["turn_hist"]),
             "heading_entropy": self._heading,
