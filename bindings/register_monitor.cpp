@@ -34,15 +34,16 @@ std::span<const std::uint8_t> flags(const carray<bool>& a, const char* name) {
 // Keeps the argument arrays referenced while the GIL is released.
 struct Args {
     carray<std::int64_t> offsets;
-    carray<double> t, lat, lon, speed, local_hour, heading;
+    carray<double> t, lat, lon, speed, local_hour;
     carray<std::int64_t> cells;
     carray<double> run_carry;
     carray<std::int64_t> h_a, h_b;
 
     [[nodiscard]] am::BlockInput input() const {
-        return {view(offsets, "offsets"), view(t, "t"),         view(lat, "lat"),
-                view(lon, "lon"),         view(speed, "speed"), view(local_hour, "local_hour"),
-                view(heading, "heading"), view(cells, "cells"), view(run_carry, "run_carry"),
+        return {view(offsets, "offsets"), view(t, "t"),
+                view(lat, "lat"),         view(lon, "lon"),
+                view(speed, "speed"),     view(local_hour, "local_hour"),
+                view(cells, "cells"),     view(run_carry, "run_carry"),
                 view(h_a, "h_a"),         view(h_b, "h_b")};
     }
 };
@@ -69,6 +70,7 @@ am::DeriveParams params_of(const py::dict& p) {
     q.earth_m = get("earth_m");
     q.night_start_h = static_cast<int>(get("night_start_h"));
     q.night_end_h = static_cast<int>(get("night_end_h"));
+    q.tz_offset_s = get("tz_offset_s");
     return q;
 }
 
@@ -83,17 +85,17 @@ void register_monitor(py::module_& m) {
                      "The input columns of one block (kept referenced across both kernels).")
         .def(py::init([](carray<std::int64_t> offsets, carray<double> t, carray<double> lat,
                          carray<double> lon, carray<double> speed, carray<double> local_hour,
-                         carray<double> heading, carray<std::int64_t> cells, carray<double> run_carry,
-                         carray<std::int64_t> h_a, carray<std::int64_t> h_b) {
-                 return Args{std::move(offsets), std::move(t),     std::move(lat),
-                             std::move(lon),     std::move(speed), std::move(local_hour),
-                             std::move(heading), std::move(cells), std::move(run_carry),
-                             std::move(h_a),     std::move(h_b)};
+                         carray<std::int64_t> cells, carray<double> run_carry, carray<std::int64_t> h_a,
+                         carray<std::int64_t> h_b) {
+                 return Args{std::move(offsets), std::move(t),         std::move(lat),
+                             std::move(lon),     std::move(speed),     std::move(local_hour),
+                             std::move(cells),   std::move(run_carry), std::move(h_a),
+                             std::move(h_b)};
              }),
              py::arg("offsets").noconvert(), py::arg("t").noconvert(), py::arg("lat").noconvert(),
              py::arg("lon").noconvert(), py::arg("speed").noconvert(), py::arg("local_hour").noconvert(),
-             py::arg("heading").noconvert(), py::arg("cells").noconvert(), py::arg("run_carry").noconvert(),
-             py::arg("h_a").noconvert(), py::arg("h_b").noconvert());
+             py::arg("cells").noconvert(), py::arg("run_carry").noconvert(), py::arg("h_a").noconvert(),
+             py::arg("h_b").noconvert());
     m.def(
         "monitor_derive_block",
         [](const Args& a, const py::dict& params) {
@@ -113,7 +115,6 @@ void register_monitor(py::module_& m) {
             out["speeding_s"] = col(d.speeding_s);
             out["harsh_accel"] = col(d.harsh_accel);
             out["harsh_brake"] = col(d.harsh_brake);
-            out["turn"] = col(d.turn);
             out["dwell_s"] = col(d.dwell_s);
             out["run_start"] = col(d.run_start);
             out["stop_end"] = col(d.stop_end);

@@ -125,6 +125,16 @@ def test_block_equals_numpy_with_other_thresholds_and_a_zone() -> None:
     _check(blk, MonitorConfig(tz_offset_h=-9.5, step_cap_s=0.0))
 
 
+def test_block_equals_numpy_on_fixes_out_of_time_order() -> None:
+    # the monitor sorts its buffers; the kernel must not depend on it
+    rng = np.random.default_rng(12)
+    blk = _block(rng, [200, 3, 120])
+    perm = np.r_[rng.permutation(200), 200 + np.arange(3), 203 + rng.permutation(120)]
+    for k in ("t", "lat", "lon", "speed_in"):
+        blk[k] = blk[k][perm]
+    _check(blk, MonitorConfig())
+
+
 def test_hand_computed_vehicle_at_an_hour_boundary() -> None:
     # two fixes 10 s apart across the hour boundary, 100 m north: moving at 36 km/h
     h = 472_222

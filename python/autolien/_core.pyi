@@ -231,7 +231,6 @@ class MonitorBlockArgs:
         lon: NDArray[np.float64],
         speed: NDArray[np.float64],
         local_hour: NDArray[np.float64],
-        heading: NDArray[np.float64],
         cells: NDArray[np.int64],
         run_carry: NDArray[np.float64],
         h_a: NDArray[np.int64],

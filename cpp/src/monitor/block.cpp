@@ -8,6 +8,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <tuple>
+#include <utility>
 
 #include "autolien/gnss/geodesy.hpp"
 
@@ -36,11 +37,11 @@ std::int64_t clip_bin(double x, int hi) {
 
 void check(const BlockInput& in) {
     const std::size_t n = in.t.size();
-    for (const std::size_t m : {in.lat.size(), in.lon.size(), in.speed.size(), in.local_hour.size(),
-                                in.heading.size(), in.cells.size()})
+    for (const std::size_t m : {in.lat.size(), in.lon.size(), in.speed.size(), in.cells.size()})
         if (m != n)
-            throw std::invalid_argument(
-                "t, lat, lon, speed, local_hour, heading and cells must have the same length");
+            throw std::invalid_argument("t, lat, lon, speed and cells must have the same length");
+    if (!in.local_hour.empty() && in.local_hour.size() != n)
+        throw std::invalid_argument("local_hour must be empty or hold one hour per sample");
     if (in.offsets.empty())
         throw std::invalid_argument("offsets must hold n_vehicles + 1 entries");
     const std::size_t nv = in.offsets.size() - 1;
@@ -72,7 +73,6 @@ void derive_vehicle(const BlockInput& in, const DeriveParams& p, std::size_t a, 
     const auto& lon = in.lon;
     const auto& sp = in.speed;
     const bool wrap = p.night_start_h > p.night_end_h;
-    double prev_heading = std::nan("");
     double run_t = std::nan(""); // start of the current stationary run
     for (std::size_t i = a; i < b; ++i) {
         const bool first = i == a;
@@ -97,17 +97,15 @@ void derive_vehicle(const BlockInput& in, const DeriveParams& p, std::size_t a, 
             dist = 0.0;
         const double step = std::fmin(dt, p.step_cap_s);
         const double moving_s = moving && !jump ? step : 0.0;
-        const double lh = in.local_hour[i];
+        // numpy's floor(((t + offset) % 86400) / 3600): the remainder is exact
+        const double lh = in.local_hour.empty() ? std::floor(np_mod(t[i] + p.tz_offset_s, 86400.0) / kHour)
+                                                : in.local_hour[i];
         const bool night = wrap ? (lh >= p.night_start_h || lh < p.night_end_h)
                                 : (lh >= p.night_start_h && lh < p.night_end_h);
         const bool dense = dt > 0 && dt <= p.harsh_max_dt_s;
         double accel = 0.0;
         if (!first && dense)
             accel = (speed - d.speed[i - 1]) / 3.6 / dt;
-        // heading of a moving step, and the turn from the step before
-        const double heading = !first && moving && dist >= 5.0 ? in.heading[i] : std::nan("");
-        d.turn[i] = first ? std::nan("") : 180.0 - np_mod(180.0 - (heading - prev_heading), 360.0);
-        prev_heading = heading;
         d.speed[i] = speed;
         d.moving[i] = moving;
         d.dist_m[i] = dist;
@@ -183,19 +181,32 @@ void hourly_vehicle(const BlockInput& in, const DerivedView& d, std::span<const 
     }
     for (std::size_t r = r0; r < r0 + nh; ++r)
         h.dist_km[r] /= 1000.0;
-    // (hour, cell) groups in ascending order; integer sums need no fixed order
-    std::stable_sort(dwell.begin(), dwell.end(), [](const auto& x, const auto& y) {
-        return std::get<0>(x) != std::get<0>(y) ? std::get<0>(x) < std::get<0>(y)
-                                                : std::get<1>(x) < std::get<1>(y);
+    // (hour, cell) groups in ascending order; integer sums need no fixed order.
+    // Fixes in time order come hour by hour: each hour's few cells are then
+    // merged in a short list, else the whole buffer is sorted first.
+    const bool by_hour = std::is_sorted(dwell.begin(), dwell.end(), [](const auto& x, const auto& y) {
+        return std::get<0>(x) < std::get<0>(y);
     });
-    for (std::size_t k = 0; k < dwell.size(); ++k) {
-        const auto& [hr, cell, secs] = dwell[k];
-        if (k == 0 || hr != h.cell_hour.back() || cell != h.cell_id.back()) {
+    if (!by_hour)
+        std::sort(dwell.begin(), dwell.end());
+    std::vector<std::pair<std::int64_t, std::int64_t>> hour_cells; // (cell, seconds) of one hour
+    for (std::size_t k = 0; k < dwell.size();) {
+        const std::int64_t hr = std::get<0>(dwell[k]);
+        hour_cells.clear();
+        for (; k < dwell.size() && std::get<0>(dwell[k]) == hr; ++k) {
+            const std::int64_t cell = std::get<1>(dwell[k]), secs = std::get<2>(dwell[k]);
+            auto it = std::find_if(hour_cells.rbegin(), hour_cells.rend(),
+                                   [cell](const auto& e) { return e.first == cell; });
+            if (it == hour_cells.rend())
+                hour_cells.emplace_back(cell, secs);
+            else
+                it->second += secs;
+        }
+        std::sort(hour_cells.begin(), hour_cells.end());
+        for (const auto& [cell, secs] : hour_cells) {
             h.cell_hour.push_back(hr);
             h.cell_id.push_back(cell);
             h.cell_secs.push_back(secs);
-        } else {
-            h.cell_secs.back() += secs;
         }
     }
 }
@@ -207,8 +218,8 @@ DerivedColumns derive_block(const BlockInput& in, const DeriveParams& p) {
     const std::size_t n = in.t.size();
     const std::size_t nv = in.offsets.size() - 1;
     DerivedColumns d;
-    for (auto* v : {&d.speed, &d.dist_m, &d.moving_s, &d.night_s, &d.speeding_s, &d.turn, &d.run_start,
-                    &d.stop_s, &d.jump_m})
+    for (auto* v :
+         {&d.speed, &d.dist_m, &d.moving_s, &d.night_s, &d.speeding_s, &d.run_start, &d.stop_s, &d.jump_m})
         v->resize(n);
     for (auto* v : {&d.moving, &d.harsh_accel, &d.harsh_brake, &d.stop_end, &d.jump})
         v->resize(n);
@@ -217,11 +228,6 @@ DerivedColumns derive_block(const BlockInput& in, const DeriveParams& p) {
         derive_vehicle(in, p, static_cast<std::size_t>(in.offsets[v]),
                        static_cast<std::size_t>(in.offsets[v + 1]), in.run_carry[v], d);
     return d;
-}
-
-DerivedView view_of(const DerivedColumns& d) noexcept {
-    return {d.speed,  d.dist_m,      d.moving_s,    d.night_s,  d.speeding_s, d.turn,
-            d.moving, d.harsh_accel, d.harsh_brake, d.stop_end, d.dwell_s};
 }
 
 HourlyColumns hourly_block(const BlockInput& in, const DerivedView& d,

@@ -151,18 +151,31 @@ class Block:
         )
 
 
-def _headings(lat: F64, lon: F64) -> F64:
-    """Initial bearing (degrees) of the step from each fix before to each fix,
-    computed by numpy over the whole block (its SIMD arctan2 differs from
-    libm's in the last bit, so the C++ kernel takes the numpy value)."""
-    out = np.full(lat.size, np.nan)
-    if lat.size > 1:
-        p1, p2 = np.radians(lat[:-1]), np.radians(lat[1:])
-        dl = np.radians(lon[1:] - lon[:-1])
+def _turns(
+    lat: F64, lon: F64, moving: npt.NDArray[np.bool_], dist: F64, first: npt.NDArray[np.bool_]
+) -> F64:
+    """Headings of the moving steps and the turn between consecutive ones,
+    by numpy as before over the whole block (numpy's SIMD arctan2 differs
+    from libm's in the last bit, so this stays out of the C++ kernel)."""
+    n = lat.size
+    heading = np.full(n, np.nan)
+    ok = moving & (dist >= 5.0) & ~first
+    if ok.any():
+        i = np.flatnonzero(ok)
+        p1, p2 = np.radians(lat[i - 1]), np.radians(lat[i])
+        dl = np.radians(lon[i] - lon[i - 1])
         y = np.sin(dl) * np.cos(p2)
         x = np.cos(p1) * np.sin(p2) - np.sin(p1) * np.cos(p2) * np.cos(dl)
-        out[1:] = np.degrees(np.arctan2(y, x))
-    return out
+        heading[i] = np.degrees(np.arctan2(y, x))
+    turn = np.full(n, np.nan)
+    if n > 1:
+        # only where both headings exist (NaN elsewhere, as NaN would give;
+        # numpy's remainder is slow on NaN)
+        both = np.flatnonzero(ok[1:] & ok[:-1]) + 1
+        d = heading[both] - heading[both - 1]
+        turn[both] = 180.0 - np.mod(180.0 - d, 360.0)  # wrap into (-180, 180]
+    turn[first] = np.nan
+    return turn
 
 
 def _f64(x: npt.ArrayLike) -> F64:
@@ -204,8 +217,8 @@ def derive_block(
         lat,
         lon,
         speed_in,
-        _f64(local_hour(t, cfg)),
-        _headings(lat, lon),
+        # a zone's hours from Arrow; a fixed offset's in the kernel
+        _f64(local_hour(t, cfg)) if cfg.tz else np.zeros(0),
         cells,
         _f64(run_carry),
         _i64(h_a),
@@ -227,11 +240,16 @@ def derive_block(
         "earth_m": EARTH_M,
         "night_start_h": cfg.night_start_h,
         "night_end_h": cfg.night_end_h,
+        "tz_offset_s": cfg.tz_offset_h * HOUR,
     }
     cols = _core.monitor_derive_block(args, params)
     for f in _FLAGS:
         cols[f] = cols[f].view(np.bool_)
     cols["cells"] = cells
+    first = np.zeros(t.size, dtype=bool)
+    starts = offs[:-1]
+    first[starts[starts < t.size]] = True
+    cols["turn"] = _turns(lat, lon, cols["moving"], cols["dist_m"], first)
     d = Derived(t=t, lat=lat, lon=lon, **{f: cols[f] for f in _DERIVED})
     # the stop histogram's bin, by numpy's log2 (see _headings)
     stop_bin = np.zeros(t.size, dtype=np.int64)

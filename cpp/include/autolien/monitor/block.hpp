@@ -3,10 +3,11 @@
 // Samples of all vehicles are concatenated (CSR: vehicle v owns samples
 // [offsets[v], offsets[v+1]), in time order); every output is what the
 // per-vehicle numpy code gives, bit for bit: the same operations in the same
-// order, sums added in sample order as numpy's bincount adds them. The few
-// transcendental steps (the local hour, the heading's arctan2, the grid cell's
-// cosine, the stop bin's log2) come in precomputed by numpy over the whole
-// block: numpy's SIMD arctan2 and log2 differ from libm's in the last bit.
+// order, sums added in sample order as numpy's bincount adds them. The
+// transcendental steps (the heading's arctan2 and the turn, the grid cell's
+// cosine, the stop bin's log2, a time zone's local hour) stay with numpy over
+// the whole block: numpy's SIMD arctan2 and log2 differ from libm's in the
+// last bit. The haversine is the core's own, as it was.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +36,7 @@ struct DeriveParams {
     double harsh_brake_mps2 = 3.5;
     double stop_min_s = 120.0;
     double earth_m = 6371008.8;
+    double tz_offset_s = 8.0 * 3600.0; // local time, when no local_hour is given
     int night_start_h = 22;
     int night_end_h = 6;
 };
@@ -45,29 +47,27 @@ struct BlockInput {
     std::span<const double> lat;
     std::span<const double> lon;
     std::span<const double> speed;       // km/h, NaN where not measured
-    std::span<const double> local_hour;  // the local clock hour of each t
-    std::span<const double> heading;     // degrees, of the step from the fix before (any at a first fix)
+    std::span<const double> local_hour;  // a zone's local clock hour of each t, or empty: tz_offset_s
     std::span<const std::int64_t> cells; // the equal-area grid cell of each fix
     std::span<const double> run_carry;   // per vehicle: start of a stationary run begun before
     std::span<const std::int64_t> h_a;   // per vehicle: the hours [h_a, h_b) to aggregate
     std::span<const std::int64_t> h_b;
 };
 
-// Per sample (the numpy Derived's fields, same meaning).
+// Per sample (the numpy Derived's fields, same meaning; the turn is numpy's).
 struct DerivedColumns {
-    std::vector<double> speed, dist_m, moving_s, night_s, speeding_s, turn, run_start, stop_s, jump_m;
+    std::vector<double> speed, dist_m, moving_s, night_s, speeding_s, run_start, stop_s, jump_m;
     std::vector<std::uint8_t> moving, harsh_accel, harsh_brake, stop_end, jump;
     std::vector<std::int64_t> dwell_s;
 };
 
-// The derived columns hourly_block reads (from DerivedColumns, or handed
-// back from Python without a copy).
+// The derived columns hourly_block reads (handed back from Python without a
+// copy, with the turn between moving steps).
 struct DerivedView {
     std::span<const double> speed, dist_m, moving_s, night_s, speeding_s, turn;
     std::span<const std::uint8_t> moving, harsh_accel, harsh_brake, stop_end;
     std::span<const std::int64_t> dwell_s;
 };
-DerivedView view_of(const DerivedColumns& d) noexcept;
 
 // Per vehicle-hour, vehicle v's hours at rows [hour_offsets[v], hour_offsets[v+1]);
 // histograms row-major (rows x bins). Cell dwell: per vehicle, the (hour,
@@ -84,6 +84,7 @@ struct HourlyColumns {
 // non-finite times or positions, h_b < h_a, or too many hours.
 DerivedColumns derive_block(const BlockInput& in, const DeriveParams& p);
 // stop_bin: the stop histogram's bin of each fix that ends a stop (read only there).
+// local_hour is not read.
 HourlyColumns hourly_block(const BlockInput& in, const DerivedView& d,
                            std::span<const std::int64_t> stop_bin);
 
