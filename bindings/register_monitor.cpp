@@ -178,4 +178,20 @@ void register_monitor(py::module_& m) {
         py::arg("harsh_brake").noconvert(), py::arg("stop_end").noconvert(), py::arg("dwell_s").noconvert(),
         py::arg("stop_bin").noconvert(),
         "Per vehicle-hour sums, histograms, last positions and (hour, cell) dwell of a block.");
+    m.def(
+        "monitor_location",
+        [](const carray<std::int64_t>& hour, const carray<std::int64_t>& cell,
+           const carray<std::int64_t>& secs, std::int64_t h_a, std::int64_t h_b, std::int64_t context_h,
+           std::int64_t lag_h, std::int64_t baseline_h) {
+            const auto hs = view(hour, "hour"), cs = view(cell, "cell"), ss = view(secs, "secs");
+            am::LocationColumns r;
+            {
+                const py::gil_scoped_release nogil;
+                r = am::location_features(hs, cs, ss, h_a, h_b, context_h, lag_h, baseline_h);
+            }
+            return py::make_tuple(col(r.entropy), col(r.new_share));
+        },
+        py::arg("hour").noconvert(), py::arg("cell").noconvert(), py::arg("secs").noconvert(), py::arg("h_a"),
+        py::arg("h_b"), py::arg("context_h"), py::arg("lag_h"), py::arg("baseline_h"),
+        "One vehicle's location entropy and new-place share per hour from its (hour, cell, seconds) table.");
 }

@@ -1,6 +1,6 @@
 """The monitor's per-vehicle numpy derivation as it was before the block
 kernel (autolien.monitor.features at commit 085fd56: derive, hourly, and the
-cell dwell of engine.Vehicle._append_history), kept as the independent
+cell dwell of engine.Vehicle._append_history, its _history_h and _location), kept as the independent
 reference the C++ block kernel is tested against (tests/test_monitor_block.py)."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from autolien.entropy import shannon_counts
 from autolien.gnss import distance_m
 from autolien.monitor.config import MonitorConfig
 from autolien.monitor.features import (
@@ -208,3 +209,63 @@ def history_h(hours: I64, block: F64) -> I64:
         days = np.unique(h // 24)
         out[j] = 24 * days.size - int(h.min() - (h.min() // 24) * 24)
     return out
+
+
+def _shannon_by_target(target: I64, counts: F64, nt: int) -> F64:
+    """Shannon entropy (bits) per target of (target, count) rows sorted by
+    target; NaN for targets without rows."""
+    out = np.full(nt, np.nan)
+    if target.size == 0:
+        return out
+    starts = np.flatnonzero(np.r_[True, target[1:] != target[:-1]])
+    out[target[starts]] = shannon_counts(counts, offsets=np.r_[starts, target.size])
+    return out
+
+
+def location(C: dict[str, np.ndarray], h_a: int, h_b: int, c: MonitorConfig) -> tuple[F64, F64]:
+    """Location entropy (bits of dwell time per cell) over each hour's
+    context window, and the share of that time in cells the baseline
+    period never visited."""
+    k = c.context_h
+    nh = h_b - h_a
+    win = (C["hour"] > h_a - k) & (C["hour"] < h_b)
+    hr, cell, secs = C["hour"][win], C["cell"][win], C["secs"][win]
+    off = np.arange(k)
+    tgt = np.repeat(hr, k) + np.tile(off, hr.size)
+    cel = np.repeat(cell, k)
+    sec = np.repeat(secs, k)
+    ok = (tgt >= h_a) & (tgt < h_b)
+    tgt, cel, sec = tgt[ok] - h_a, cel[ok], sec[ok]
+    order = np.lexsort((cel, tgt))
+    tgt, cel, sec = tgt[order], cel[order], sec[order]
+    if tgt.size:
+        st = np.flatnonzero(np.r_[True, (tgt[1:] != tgt[:-1]) | (cel[1:] != cel[:-1])])
+        g_t, g_c, g_s = tgt[st], cel[st], np.add.reduceat(sec, st).astype(np.float64)
+    else:
+        g_t, g_c, g_s = tgt, cel, sec.astype(np.float64)
+    loc = _shannon_by_target(g_t, g_s, nh)
+    # visited in the baseline period of the target's day?
+    day = ((g_t + h_a) // 24) * 24
+    lo, hi = day - c.lag_h - c.baseline_h, day - c.lag_h
+    ukeys, inv = np.unique(C["cell"], return_inverse=True)
+    base_h = C["hour"] - (C["hour"].min() if C["hour"].size else 0)
+    key = inv.astype(np.int64) * (1 << 24) + base_h
+    order2 = np.argsort(key, kind="stable")
+    skey = key[order2]
+    rank = np.searchsorted(ukeys, g_c)
+    rank = np.clip(rank, 0, max(ukeys.size - 1, 0))
+    known = ukeys.size > 0
+    h0 = C["hour"].min() if C["hour"].size else 0
+    q = rank.astype(np.int64) * (1 << 24) + (hi - 1 - h0)
+    at = np.searchsorted(skey, q, side="right") - 1
+    visited = np.zeros(g_t.size, dtype=bool)
+    if known and g_t.size:
+        valid = at >= 0
+        hit_key = np.where(valid, skey[np.maximum(at, 0)], -1)
+        same = valid & ((hit_key >> 24) == rank) & (ukeys[rank] == g_c)
+        visited = same & ((hit_key & ((1 << 24) - 1)) + h0 >= lo)
+    tot = np.bincount(g_t, weights=g_s, minlength=nh)
+    new = np.bincount(g_t, weights=np.where(visited, 0.0, g_s), minlength=nh)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(tot > 0, new / tot, np.nan)
+    return loc, share

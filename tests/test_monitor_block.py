@@ -7,7 +7,8 @@ cases the monitor meets (one-fix and empty vehicles, unmeasured speeds,
 repeated times, hours cut at the block's ends, carried stationary runs,
 jumps and long silences). Bad input raises ValueError. The history span
 and the trailing sums, computed for all columns at once, equal their
-column-by-column forms."""
+column-by-column forms; the location entropy and new-place share (C++) equal
+the numpy grouping they replaced."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ import math
 import numpy as np
 import pytest
 
+from autolien import _core
 from autolien.monitor.config import MonitorConfig
 from autolien.monitor.engine import _history_h, _trailing, _trailing_all
 from autolien.monitor.features import HOUR, Derived, derive_block
-from monitor_reference import cell_dwell, derive, history_h, hourly
+from monitor_reference import cell_dwell, derive, history_h, hourly, location
 
 T0 = 1_700_000_000.0
 
@@ -225,3 +227,51 @@ def test_trailing_sums_side_by_side_equal_one_column_at_a_time() -> None:
     got = _trailing_all(H, tuple(H), 24, pos)
     for f, v in H.items():
         _same(got[f], _trailing(v, 24, pos), f)
+
+
+def _cells(rng: np.random.Generator, hours: int, h0: int) -> dict[str, np.ndarray]:
+    """An (hour, cell, seconds) table as Vehicle.cells keeps it: ascending
+    (hour, cell), a home area visited most days, some hours empty, some
+    seconds zero."""
+    rows = []
+    for h in range(h0, h0 + hours):
+        if rng.random() < 0.3:
+            continue
+        k = int(rng.integers(1, 5))
+        cells = np.unique(
+            np.where(rng.random(k) < 0.7, rng.integers(0, 4, k), rng.integers(4, 400, k))
+        )
+        rows += [(h, int(c), int(rng.choice([0, 5, 60, 600, 3600]))) for c in cells]
+    a = np.array(rows, dtype=np.int64).reshape(-1, 3)
+    return {"hour": a[:, 0].copy(), "cell": (a[:, 1] << 32) + 7, "secs": a[:, 2].copy()}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_location_features_equal_the_numpy_grouping(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    cfg = MonitorConfig()
+    h0 = 471_000 + seed * 7  # not a UTC midnight
+    C = _cells(rng, 24 * 20, h0)
+    for h_a, h_b in ((h0 + 24 * 17, h0 + 24 * 18), (h0 + 5, h0 + 30), (h0 - 40, h0 - 1), (h0, h0)):
+        loc, share = _core.monitor_location(
+            C["hour"], C["cell"], C["secs"], h_a, h_b, cfg.context_h, cfg.lag_h, cfg.baseline_h
+        )
+        want_loc, want_share = location(C, h_a, h_b, cfg)
+        _same(loc, want_loc, f"entropy {h_a}-{h_b}")
+        _same(share, want_share, f"new-place share {h_a}-{h_b}")
+    empty = {k: v[:0] for k, v in C.items()}
+    loc, share = _core.monitor_location(
+        empty["hour"], empty["cell"], empty["secs"], 5, 8, 24, 24, 336
+    )
+    assert np.isnan(loc).all()
+    assert np.isnan(share).all()
+
+
+def test_location_bad_input_raises_value_error() -> None:
+    z = np.zeros(3, np.int64)
+    with pytest.raises(ValueError, match="same length"):
+        _core.monitor_location(z, z[:2], z, 0, 1, 24, 24, 336)
+    with pytest.raises(ValueError, match=">= 0"):
+        _core.monitor_location(z, z, np.array([1, -1, 0]), 0, 1, 24, 24, 336)
+    with pytest.raises(ValueError, match="h_a <= h_b"):
+        _core.monitor_location(z, z, z, 2, 1, 24, 24, 336)

@@ -255,3 +255,13 @@ def monitor_hourly_block(
     dwell_s: NDArray[np.int64],
     stop_bin: NDArray[np.int64],
 ) -> dict[str, NDArray[Any]]: ...
+def monitor_location(
+    hour: NDArray[np.int64],
+    cell: NDArray[np.int64],
+    secs: NDArray[np.int64],
+    h_a: int,
+    h_b: int,
+    context_h: int,
+    lag_h: int,
+    baseline_h: int,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]: ...

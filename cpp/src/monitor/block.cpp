@@ -10,6 +10,7 @@
 #include <tuple>
 #include <utility>
 
+#include "autolien/entropy/entropy.hpp"
 #include "autolien/gnss/geodesy.hpp"
 
 namespace autolien::monitor {
@@ -253,6 +254,84 @@ HourlyColumns hourly_block(const BlockInput& in, const DerivedView& d,
         h.cell_offsets.push_back(static_cast<std::int64_t>(h.cell_hour.size()));
     }
     return h;
+}
+
+} // namespace autolien::monitor
+
+namespace autolien::monitor {
+
+namespace {
+
+std::int64_t floor_div(std::int64_t a, std::int64_t b) {
+    const std::int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+} // namespace
+
+LocationColumns location_features(std::span<const std::int64_t> hour, std::span<const std::int64_t> cell,
+                                  std::span<const std::int64_t> secs, std::int64_t h_a, std::int64_t h_b,
+                                  std::int64_t context_h, std::int64_t lag_h, std::int64_t baseline_h) {
+    const std::size_t n = hour.size();
+    if (cell.size() != n || secs.size() != n)
+        throw std::invalid_argument("hour, cell and secs must have the same length");
+    if (h_b < h_a || context_h < 1 || h_b - h_a > (std::int64_t{1} << 24))
+        throw std::invalid_argument("need h_a <= h_b (at most 2^24 hours apart) and context_h >= 1");
+    for (const auto s : secs)
+        if (s < 0)
+            throw std::invalid_argument("counts must be >= 0");
+    const auto nh = static_cast<std::size_t>(h_b - h_a);
+    LocationColumns out{std::vector<double>(nh, std::nan("")), std::vector<double>(nh, std::nan(""))};
+    // rows by hour (for the windows) and by (cell, hour) (for "visited before")
+    std::vector<std::size_t> by_hour(n), by_cell(n);
+    for (std::size_t i = 0; i < n; ++i)
+        by_hour[i] = by_cell[i] = i;
+    std::stable_sort(by_hour.begin(), by_hour.end(), [&](auto a, auto b) { return hour[a] < hour[b]; });
+    std::sort(by_cell.begin(), by_cell.end(),
+              [&](auto a, auto b) { return cell[a] != cell[b] ? cell[a] < cell[b] : hour[a] < hour[b]; });
+    const auto visited = [&](std::int64_t c, std::int64_t lo, std::int64_t last) {
+        // a row of cell c with lo <= hour <= last?
+        auto it =
+            std::lower_bound(by_cell.begin(), by_cell.end(), std::pair{c, lo}, [&](auto i, const auto& key) {
+                return cell[i] != key.first ? cell[i] < key.first : hour[i] < key.second;
+            });
+        return it != by_cell.end() && cell[*it] == c && hour[*it] <= last;
+    };
+    std::vector<std::pair<std::int64_t, std::int64_t>> win; // (cell, seconds) of one window
+    std::vector<std::int64_t> counts;
+    std::size_t lo_i = 0, hi_i = 0; // by_hour rows of the window [tgt - context_h + 1, tgt]
+    for (std::size_t j = 0; j < nh; ++j) {
+        const std::int64_t tgt = h_a + static_cast<std::int64_t>(j);
+        while (hi_i < n && hour[by_hour[hi_i]] <= tgt)
+            ++hi_i;
+        while (lo_i < hi_i && hour[by_hour[lo_i]] <= tgt - context_h)
+            ++lo_i;
+        if (lo_i == hi_i)
+            continue;
+        win.clear();
+        for (std::size_t k = lo_i; k < hi_i; ++k)
+            win.emplace_back(cell[by_hour[k]], secs[by_hour[k]]);
+        std::sort(win.begin(), win.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+        const std::int64_t day = floor_div(tgt, 24) * 24;
+        const std::int64_t lo = day - lag_h - baseline_h, last = day - lag_h - 1;
+        counts.clear();
+        std::int64_t tot = 0, fresh = 0;
+        for (std::size_t k = 0; k < win.size();) {
+            const std::int64_t c = win[k].first;
+            std::int64_t s = 0;
+            for (; k < win.size() && win[k].first == c; ++k)
+                s += win[k].second;
+            counts.push_back(s);
+            tot += s;
+            if (!visited(c, lo, last))
+                fresh += s;
+        }
+        // the core's Shannon entropy, over the cells in ascending order as numpy grouped them
+        out.entropy[j] = entropy::shannon_bits(counts);
+        if (tot > 0)
+            out.new_share[j] = static_cast<double>(fresh) / static_cast<double>(tot);
+    }
+    return out;
 }
 
 } // namespace autolien::monitor

@@ -89,3 +89,22 @@ HourlyColumns hourly_block(const BlockInput& in, const DerivedView& d,
                            std::span<const std::int64_t> stop_bin);
 
 } // namespace autolien::monitor
+
+namespace autolien::monitor {
+
+// One vehicle's location features for the hours [h_a, h_b) from its (hour,
+// cell, dwell seconds) table (engine.Vehicle._location): the Shannon entropy
+// (bits) of the dwell per cell over each hour's context window (hours h -
+// context_h + 1 .. h), NaN without dwell rows, and the share of that dwell in
+// cells the baseline period of the hour's UTC day ([day - lag_h - baseline_h,
+// day - lag_h)) never visited, NaN where the window holds no seconds. Throws
+// std::invalid_argument on mismatched lengths, negative seconds, h_b < h_a
+// or context_h < 1.
+struct LocationColumns {
+    std::vector<double> entropy, new_share;
+};
+LocationColumns location_features(std::span<const std::int64_t> hour, std::span<const std::int64_t> cell,
+                                  std::span<const std::int64_t> secs, std::int64_t h_a, std::int64_t h_b,
+                                  std::int64_t context_h, std::int64_t lag_h, std::int64_t baseline_h);
+
+} // namespace autolien::monitor
