@@ -152,7 +152,7 @@ def _trailing_all(
         tr = _trailing(mat, k, positions)
         at = 0
         for f in fs:
-            w = int(np.prod(H[f].shape[1:], dtype=np.int64))
+            w = math.prod(H[f].shape[1:])
             out[f] = tr[:, at : at + w].reshape(positions.size, *H[f].shape[1:])
             at += w
     return out
