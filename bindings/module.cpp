@@ -14,6 +14,7 @@ void register_gnss_fusion(py::module_& m);
 void register_gnss_geofence(py::module_& m);
 void register_entropy(py::module_& m);
 void register_valuation(py::module_& m);
+void register_monitor(py::module_& m);
 
 PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     m.doc() = "autolien compiled core (private: use the autolien package)";
@@ -38,4 +39,5 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     register_gnss_geofence(m);
     register_entropy(m);
     register_valuation(m);
+    register_monitor(m);
 }

@@ -221,3 +221,47 @@ class ObliviousEnsemble:
     def depth(self) -> int: ...
     @property
     def n_features(self) -> int: ...
+
+class MonitorBlockArgs:
+    def __init__(
+        self,
+        offsets: NDArray[np.int64],
+        t: NDArray[np.float64],
+        lat: NDArray[np.float64],
+        lon: NDArray[np.float64],
+        speed: NDArray[np.float64],
+        local_hour: NDArray[np.float64],
+        cells: NDArray[np.int64],
+        run_carry: NDArray[np.float64],
+        h_a: NDArray[np.int64],
+        h_b: NDArray[np.int64],
+    ) -> None: ...
+
+def monitor_derive_block(
+    args: MonitorBlockArgs, params: dict[str, float]
+) -> dict[str, NDArray[Any]]: ...
+def monitor_hourly_block(
+    args: MonitorBlockArgs,
+    speed: NDArray[np.float64],
+    dist_m: NDArray[np.float64],
+    moving_s: NDArray[np.float64],
+    night_s: NDArray[np.float64],
+    speeding_s: NDArray[np.float64],
+    turn: NDArray[np.float64],
+    moving: NDArray[np.bool_],
+    harsh_accel: NDArray[np.bool_],
+    harsh_brake: NDArray[np.bool_],
+    stop_end: NDArray[np.bool_],
+    dwell_s: NDArray[np.int64],
+    stop_bin: NDArray[np.int64],
+) -> dict[str, NDArray[Any]]: ...
+def monitor_location(
+    hour: NDArray[np.int64],
+    cell: NDArray[np.int64],
+    secs: NDArray[np.int64],
+    h_a: int,
+    h_b: int,
+    context_h: int,
+    lag_h: int,
+    baseline_h: int,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]: ...

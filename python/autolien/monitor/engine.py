@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _core
 from ..entropy import rolling_perm_entropy, shannon_counts
 from ..gnss import distance_m
 from .config import MonitorConfig
@@ -31,9 +32,9 @@ from .features import (
     F64,
     HOUR,
     I64,
+    Block,
     cell_centers,
-    derive,
-    hourly,
+    derive_block,
 )
 
 __all__ = ["ENTROPY_FEATURES", "HOURLY_FEATURES", "KIND_CAP", "Alert", "Signal", "Vehicle"]
@@ -136,6 +137,27 @@ def _trailing(a: np.ndarray, k: int, positions: I64) -> np.ndarray:
     return out
 
 
+def _trailing_all(
+    H: dict[str, np.ndarray], names: tuple[str, ...], k: int, positions: I64
+) -> dict[str, np.ndarray]:
+    """``_trailing`` of several columns, those of one dtype side by side in
+    one matrix: each element adds the same terms in the same order as alone."""
+    out: dict[str, np.ndarray] = {}
+    groups: dict[np.dtype[Any], list[str]] = {}
+    for f in names:
+        groups.setdefault(H[f].dtype, []).append(f)
+    for fs in groups.values():
+        rows = H[fs[0]].shape[0]
+        mat = np.concatenate([H[f].reshape(rows, -1) for f in fs], axis=1)
+        tr = _trailing(mat, k, positions)
+        at = 0
+        for f in fs:
+            w = math.prod(H[f].shape[1:])
+            out[f] = tr[:, at : at + w].reshape(positions.size, *H[f].shape[1:])
+            at += w
+    return out
+
+
 def _col_median(a: F64) -> tuple[F64, I64]:
     """Median of each column ignoring NaN (NaN where a column has none)."""
     cnt = (~np.isnan(a)).sum(axis=0)
@@ -148,17 +170,6 @@ def _col_median(a: F64) -> tuple[F64, I64]:
     return np.where(cnt > 0, (lo + hi) / 2, np.nan), cnt
 
 
-def _shannon_by_target(target: I64, counts: F64, nt: int) -> F64:
-    """Shannon entropy (bits) per target of (target, count) rows sorted by
-    target; NaN for targets without rows."""
-    out = np.full(nt, np.nan)
-    if target.size == 0:
-        return out
-    starts = np.flatnonzero(np.r_[True, target[1:] != target[:-1]])
-    out[target[starts]] = shannon_counts(counts, offsets=np.r_[starts, target.size])
-    return out
-
-
 def _history_h(hours: I64, block: F64) -> I64:
     """Per column: the elapsed history its values cover, in hours. Each UTC
     day with a value counts whole (24 h), except the first, which counts
@@ -166,15 +177,51 @@ def _history_h(hours: I64, block: F64) -> I64:
     minutes around the clock gets the hours with data, as before; one that
     reports only while driving (a few hours a day, asleep while parked)
     gets the days it drove, so a week of driving is a week of history.
-    Days without any value count nothing."""
+    Days without any value count nothing. (All columns in one pass: the
+    days with a value are marked in a days x columns table.)"""
+    valid = ~np.isnan(block)
     out = np.zeros(block.shape[1], dtype=np.int64)
-    for j in range(block.shape[1]):
-        h = hours[~np.isnan(block[:, j])]
-        if not h.size:
-            continue
-        days = np.unique(h // 24)
-        out[j] = 24 * days.size - int(h.min() - (h.min() // 24) * 24)
+    if not valid.any():
+        return out
+    days, inv = np.unique(hours // 24, return_inverse=True)
+    seen = np.zeros((days.size, block.shape[1]), dtype=bool)
+    r, col = np.nonzero(valid)
+    seen[inv[r], col] = True
+    n_days = seen.sum(axis=0)
+    big = np.iinfo(np.int64).max
+    first = np.where(valid, hours[:, None], big).min(axis=0)
+    has = n_days > 0
+    out[has] = 24 * n_days[has] - (first[has] - (first[has] // 24) * 24)
     return out
+
+
+def derive_vehicles(vehicles: list[Vehicle], h_end: int) -> Block:
+    """One block derivation of the buffers of ``vehicles`` (each due at
+    ``h_end``, all with the same config): vehicle i of the list is entry i
+    of the block."""
+    if not vehicles:
+        raise ValueError("no vehicles to derive")
+    cfg = vehicles[0].cfg
+    raws = [v.raw for v in vehicles]
+    sizes = [r["t"].size for r in raws]
+    offsets = np.zeros(len(raws) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+
+    def cat(k: str) -> F64:
+        return np.concatenate([r[k] for r in raws]) if raws else np.zeros(0)
+
+    h_a = np.array([v.h_done for v in vehicles], dtype=np.int64)
+    return derive_block(
+        offsets,
+        cat("t"),
+        cat("lat"),
+        cat("lon"),
+        cat("speed"),
+        np.array([v.run_carry for v in vehicles], dtype=np.float64),
+        h_a,
+        np.full(len(vehicles), h_end, dtype=np.int64),
+        cfg,
+    )
 
 
 class Vehicle:
@@ -252,18 +299,26 @@ class Vehicle:
         return SILENCE.detect(self, now)
 
     # -- hourly scoring ----------------------------------------------------
-    def advance(self, h_end: int) -> list[Signal]:
-        """Scores the hours [h_done, h_end); returns their signals in time order."""
+    def due(self, h_end: int) -> bool:
+        """Whether ``advance(h_end)`` has hours to score."""
+        return self.h_done is not None and h_end > self.h_done
+
+    def advance(self, h_end: int, block: tuple[Block, int] | None = None) -> list[Signal]:
+        """Scores the hours [h_done, h_end); returns their signals in time
+        order. ``block`` is this vehicle's derivation within a fleet block
+        (``derive_vehicles``), else it is derived here alone: the same numbers."""
         if self.h_done is None or h_end <= self.h_done:
             return []
-        c = self.cfg
         h_a, h_b = self.h_done, h_end
-        r = self.raw
-        d = derive(r["t"], r["lat"], r["lon"], r["speed"], self.run_carry, c)
-        rows = hourly(d, h_a, h_b)
+        if block is None:
+            block = (derive_vehicles([self], h_end), 0)
+        d, rows, new_cells = block[0].vehicle(block[1])
+        if rows["hour"].size != h_b - h_a:
+            raise ValueError("the block was derived for other hours")
+        rows = dict(rows)
         scan = Scan(d, h_a, h_b, self._odometer(rows, h_a, h_b))
         signals = [s for det in SCAN_DETECTORS for s in det.detect(self, scan)]
-        self._append_history(rows, d, h_a, h_b)
+        self._append_history(rows, d, h_a, h_b, new_cells)
         signals += self._score_hours(h_a, h_b)
         self._trim(d, h_b)
         self.h_done = h_b
@@ -291,19 +346,17 @@ class Vehicle:
         rows["n_odo"] = np.bincount(hs[cnt] - h_a, minlength=nh).astype(np.int64)
         return t, km, step, hs
 
-    def _append_history(self, rows: dict[str, np.ndarray], d: Any, h_a: int, h_b: int) -> None:
-        # cell dwell seconds per (hour, cell) of the new hours
-        hs = np.floor(d.t / HOUR).astype(np.int64)
-        sel = (hs >= h_a) & (hs < h_b)
-        key_h, key_c, w = hs[sel], d.cells[sel], d.dwell_s[sel]
-        if key_h.size:
-            order = np.lexsort((key_c, key_h))
-            key_h, key_c, w = key_h[order], key_c[order], w[order]
-            starts = np.flatnonzero(
-                np.r_[True, (key_h[1:] != key_h[:-1]) | (key_c[1:] != key_c[:-1])]
-            )
-            new = {"hour": key_h[starts], "cell": key_c[starts], "secs": np.add.reduceat(w, starts)}
-            self.cells = _concat(self.cells, new)
+    def _append_history(
+        self,
+        rows: dict[str, np.ndarray],
+        d: Any,
+        h_a: int,
+        h_b: int,
+        new_cells: dict[str, np.ndarray],
+    ) -> None:
+        # cell dwell seconds per (hour, cell) of the new hours (from the block)
+        if new_cells["hour"].size:
+            self.cells = _concat(self.cells, new_cells)
         if not self.hist:
             self.hist = {k: v[:0] for k, v in rows.items()}
             for f in HOURLY_FEATURES:
@@ -371,8 +424,9 @@ class Vehicle:
         H = self.hist
         pos = np.arange(H["hour"].size - (h_b - h_a), H["hour"].size)
         k = c.context_h
-        sums = {f: _trailing(H[f], k, pos) for f in _SUMS}
-        hists = {f: _trailing(H[f], k, pos) for f in _HISTS}
+        both = _trailing_all(H, _SUMS + _HISTS, k, pos)
+        sums = {f: both[f] for f in _SUMS}
+        hists = {f: both[f] for f in _HISTS}
         feats: dict[str, F64] = {
             "turn_entropy": shannon_counts(hists["turn_hist"]),
             "heading_entropy": self._heading,
@@ -496,51 +550,19 @@ class Vehicle:
     def _location(self, h_a: int, h_b: int) -> tuple[F64, F64]:
         """Location entropy (bits of dwell time per cell) over each hour's
         context window, and the share of that time in cells the baseline
-        period never visited."""
+        period never visited (one core call: cpp/src/monitor/block.cpp)."""
         c = self.cfg
-        k = c.context_h
         C = self.cells
-        nh = h_b - h_a
-        win = (C["hour"] > h_a - k) & (C["hour"] < h_b)
-        hr, cell, secs = C["hour"][win], C["cell"][win], C["secs"][win]
-        off = np.arange(k)
-        tgt = np.repeat(hr, k) + np.tile(off, hr.size)
-        cel = np.repeat(cell, k)
-        sec = np.repeat(secs, k)
-        ok = (tgt >= h_a) & (tgt < h_b)
-        tgt, cel, sec = tgt[ok] - h_a, cel[ok], sec[ok]
-        order = np.lexsort((cel, tgt))
-        tgt, cel, sec = tgt[order], cel[order], sec[order]
-        if tgt.size:
-            st = np.flatnonzero(np.r_[True, (tgt[1:] != tgt[:-1]) | (cel[1:] != cel[:-1])])
-            g_t, g_c, g_s = tgt[st], cel[st], np.add.reduceat(sec, st).astype(np.float64)
-        else:
-            g_t, g_c, g_s = tgt, cel, sec.astype(np.float64)
-        loc = _shannon_by_target(g_t, g_s, nh)
-        # visited in the baseline period of the target's day?
-        day = ((g_t + h_a) // 24) * 24
-        lo, hi = day - c.lag_h - c.baseline_h, day - c.lag_h
-        ukeys, inv = np.unique(C["cell"], return_inverse=True)
-        base_h = C["hour"] - (C["hour"].min() if C["hour"].size else 0)
-        key = inv.astype(np.int64) * (1 << 24) + base_h
-        order2 = np.argsort(key, kind="stable")
-        skey = key[order2]
-        rank = np.searchsorted(ukeys, g_c)
-        rank = np.clip(rank, 0, max(ukeys.size - 1, 0))
-        known = ukeys.size > 0
-        h0 = C["hour"].min() if C["hour"].size else 0
-        q = rank.astype(np.int64) * (1 << 24) + (hi - 1 - h0)
-        at = np.searchsorted(skey, q, side="right") - 1
-        visited = np.zeros(g_t.size, dtype=bool)
-        if known and g_t.size:
-            valid = at >= 0
-            hit_key = np.where(valid, skey[np.maximum(at, 0)], -1)
-            same = valid & ((hit_key >> 24) == rank) & (ukeys[rank] == g_c)
-            visited = same & ((hit_key & ((1 << 24) - 1)) + h0 >= lo)
-        tot = np.bincount(g_t, weights=g_s, minlength=nh)
-        new = np.bincount(g_t, weights=np.where(visited, 0.0, g_s), minlength=nh)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            share = np.where(tot > 0, new / tot, np.nan)
+        loc, share = _core.monitor_location(
+            np.ascontiguousarray(C["hour"], dtype=np.int64),
+            np.ascontiguousarray(C["cell"], dtype=np.int64),
+            np.ascontiguousarray(C["secs"], dtype=np.int64),
+            int(h_a),
+            int(h_b),
+            int(c.context_h),
+            int(c.lag_h),
+            int(c.baseline_h),
+        )
         return loc, share
 
     # -- evidence and trimming --------------------------------------------

@@ -1,8 +1,11 @@
-"""Per-sample and per-hour trajectory features of one vehicle.
+"""Per-sample and per-hour trajectory features, over a block of vehicles.
 
 Every function here is a pure function of its inputs, so the streaming
 monitor, which calls them on a bounded buffer plus new rows, gets exactly
 what a batch run over all rows gets (docs/monitor.md states the buffer rule).
+:func:`derive_block` derives many vehicles' buffers, and aggregates their
+hours, in one call to the C++ core (cpp/src/monitor/block.cpp);
+:func:`derive` is its one-vehicle form.
 """
 
 from __future__ import annotations
@@ -14,16 +17,19 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..gnss import EARTH_M, distance_m
+from .. import _core
+from ..gnss import EARTH_M
 from .config import MonitorConfig
 
 __all__ = [
     "EARTH_M",
     "HOUR",
+    "Block",
+    "Derived",
     "cell_centers",
     "cell_ids",
     "derive",
-    "hourly",
+    "derive_block",
     "local_hour",
 ]
 
@@ -80,57 +86,80 @@ class Derived:
     jump_m: F64
 
 
-def derive(
-    t: F64, lat: F64, lon: F64, speed_in: F64, run_carry: float, cfg: MonitorConfig
-) -> Derived:
-    n = t.size
-    dist = np.zeros(n)
-    dt = np.zeros(n)
-    if n > 1:
-        dist[1:] = distance_m(lat[:-1], lon[:-1], lat[1:], lon[1:])
-        dt[1:] = np.diff(t)
-    implied = np.zeros(n)
-    np.divide(dist * 3.6, dt, out=implied, where=dt > 0)
-    speed = np.where(np.isnan(speed_in), implied, speed_in)
-    moving = speed >= cfg.moving_kmh
-    # Jumps: a step too fast to drive, or a long hop between two standstills.
-    still = np.zeros(n, dtype=bool)
-    if n > 1:
-        measured = ~np.isnan(speed_in)
-        still[1:] = (
-            measured[1:]
-            & measured[:-1]
-            & (speed_in[1:] < cfg.moving_kmh)
-            & (speed_in[:-1] < cfg.moving_kmh)
+_DERIVED = (
+    "speed",
+    "moving",
+    "dist_m",
+    "moving_s",
+    "night_s",
+    "speeding_s",
+    "harsh_accel",
+    "harsh_brake",
+    "turn",
+    "dwell_s",
+    "cells",
+    "run_start",
+    "stop_end",
+    "stop_s",
+    "jump",
+    "jump_m",
+)
+_FLAGS = ("moving", "harsh_accel", "harsh_brake", "stop_end", "jump")
+# the per-hour columns, in the order the hourly history keeps them
+HOURLY_COLUMNS = (
+    "hour",
+    "n",
+    "dist_km",
+    "moving_s",
+    "night_s",
+    "speeding_s",
+    "harsh_accel",
+    "harsh_brake",
+    "speed_hist",
+    "turn_hist",
+    "stop_hist",
+    "last_lat",
+    "last_lon",
+)
+
+
+@dataclass
+class Block:
+    """The derivation of a block of vehicles: ``d`` holds every vehicle's
+    samples back to back (vehicle i at ``offsets[i]:offsets[i + 1]``),
+    ``rows`` its hours [h_a, h_b) (at ``hour_offsets``) and ``cells`` the
+    dwell seconds per (hour, cell) of those hours, ascending (at
+    ``cell_offsets``)."""
+
+    d: Derived
+    offsets: I64
+    rows: dict[str, np.ndarray]
+    hour_offsets: I64
+    cells: dict[str, I64]
+    cell_offsets: I64
+
+    def vehicle(self, i: int) -> tuple[Derived, dict[str, np.ndarray], dict[str, I64]]:
+        """Vehicle i's derived samples, hourly rows and cell dwell (views)."""
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        d = Derived(**{f: getattr(self.d, f)[a:b] for f in Derived.__dataclass_fields__})
+        ha, hb = int(self.hour_offsets[i]), int(self.hour_offsets[i + 1])
+        ca, cb = int(self.cell_offsets[i]), int(self.cell_offsets[i + 1])
+        return (
+            d,
+            {k: v[ha:hb] for k, v in self.rows.items()},
+            {k: v[ca:cb] for k, v in self.cells.items()},
         )
-    jump = (dist >= cfg.jump_min_m) & (
-        ((dt > 0) & (implied > cfg.jump_kmh)) | (dt <= 0) | (still & (dt >= cfg.jump_still_gap_s))
-    )
-    jump[:1] = False
-    jump_m = np.where(jump, dist, 0.0)
-    # neither a jump nor a hop across a silence is observed driving
-    dist = np.where(jump | (dt > cfg.silence_warning_h * HOUR), 0.0, dist)
-    step = np.minimum(dt, cfg.step_cap_s)
-    moving_s = np.where(moving & ~jump, step, 0.0)
-    local_h = local_hour(t, cfg)
-    if cfg.night_start_h > cfg.night_end_h:
-        night = (local_h >= cfg.night_start_h) | (local_h < cfg.night_end_h)
-    else:
-        night = (local_h >= cfg.night_start_h) & (local_h < cfg.night_end_h)
-    night_s = np.where(night, moving_s, 0.0)
-    speeding_s = np.where(speed > cfg.speeding_kmh, moving_s, 0.0)
-    accel = np.zeros(n)
-    dense = (dt > 0) & (dt <= cfg.harsh_max_dt_s)
-    if n > 1:
-        dv = np.zeros(n)
-        dv[1:] = np.diff(speed) / 3.6
-        np.divide(dv, dt, out=accel, where=dense)
-    harsh_a = dense & (accel >= cfg.harsh_accel_mps2)
-    harsh_b = dense & (accel <= -cfg.harsh_brake_mps2)
-    # headings of moving steps, and the turn between consecutive ones
+
+
+def _turns(
+    lat: F64, lon: F64, moving: npt.NDArray[np.bool_], dist: F64, first: npt.NDArray[np.bool_]
+) -> F64:
+    """Headings of the moving steps and the turn between consecutive ones,
+    by numpy as before over the whole block (numpy's SIMD arctan2 differs
+    from libm's in the last bit, so this stays out of the C++ kernel)."""
+    n = lat.size
     heading = np.full(n, np.nan)
-    ok = moving & (dist >= 5.0)
-    ok[:1] = False
+    ok = moving & (dist >= 5.0) & ~first
     if ok.any():
         i = np.flatnonzero(ok)
         p1, p2 = np.radians(lat[i - 1]), np.radians(lat[i])
@@ -140,49 +169,123 @@ def derive(
         heading[i] = np.degrees(np.arctan2(y, x))
     turn = np.full(n, np.nan)
     if n > 1:
-        d = heading[1:] - heading[:-1]
-        turn[1:] = 180.0 - np.mod(180.0 - d, 360.0)  # wrap into (-180, 180]
-    dwell = np.rint(np.minimum(dt, cfg.dwell_cap_s)).astype(np.int64)
-    cells = cell_ids(lat, lon, cfg.cell_m)
-    # stationary runs; the first may have begun before this buffer
-    stat = ~moving
-    begins = stat.copy()
-    begins[1:] &= ~stat[:-1]
-    start_t = t.copy()
-    if n and stat[0] and not np.isnan(run_carry):
-        start_t[0] = run_carry
-    run_id = np.cumsum(begins)
-    first_of_run = start_t[np.flatnonzero(begins)]
-    run_start = np.full(n, np.nan)
-    run_start[stat] = first_of_run[run_id[stat] - 1]
-    stop_end = np.zeros(n, dtype=bool)
-    stop_s = np.zeros(n)
-    if n > 1:
-        ends = moving[1:] & stat[:-1]
-        dur = t[1:] - run_start[:-1]
-        stop_end[1:] = ends & (dur >= cfg.stop_min_s)
-        stop_s[1:] = np.where(stop_end[1:], dur, 0.0)
-    return Derived(
+        # only where both headings exist (NaN elsewhere, as NaN would give;
+        # numpy's remainder is slow on NaN)
+        both = np.flatnonzero(ok[1:] & ok[:-1]) + 1
+        d = heading[both] - heading[both - 1]
+        turn[both] = 180.0 - np.mod(180.0 - d, 360.0)  # wrap into (-180, 180]
+    turn[first] = np.nan
+    return turn
+
+
+def _f64(x: npt.ArrayLike) -> F64:
+    return np.ascontiguousarray(x, dtype=np.float64)
+
+
+def _i64(x: npt.ArrayLike) -> I64:
+    return np.ascontiguousarray(x, dtype=np.int64)
+
+
+def derive_block(
+    offsets: npt.ArrayLike,
+    t: npt.ArrayLike,
+    lat: npt.ArrayLike,
+    lon: npt.ArrayLike,
+    speed_in: npt.ArrayLike,
+    run_carry: npt.ArrayLike,
+    h_a: npt.ArrayLike,
+    h_b: npt.ArrayLike,
+    cfg: MonitorConfig,
+) -> Block:
+    """Derives the buffers of many vehicles in one call: samples concatenated
+    (vehicle i owns ``offsets[i]:offsets[i + 1]``, in time order), with each
+    vehicle's carried stationary-run start and the hours [h_a, h_b) to
+    aggregate. Equal, bit for bit, to :func:`derive` and :func:`hourly` per
+    vehicle. Mismatched lengths, offsets that do not run from 0 to the sample
+    count without decreasing, non-finite times or positions, or h_b < h_a
+    raise ValueError."""
+    t, lat, lon, speed_in = _f64(t), _f64(lat), _f64(lon), _f64(speed_in)
+    if not lat.size == lon.size == speed_in.size == t.size:
+        raise ValueError("t, lat, lon and speed must have the same length")
+    if not (np.isfinite(t).all() and np.isfinite(lat).all() and np.isfinite(lon).all()):
+        raise ValueError("t, lat and lon must be finite")
+    cells = _i64(cell_ids(lat, lon, cfg.cell_m))
+    offs = _i64(offsets)
+    args = _core.MonitorBlockArgs(
+        offs,
         t,
         lat,
         lon,
-        speed,
-        moving,
-        dist,
-        moving_s,
-        night_s,
-        speeding_s,
-        harsh_a,
-        harsh_b,
-        turn,
-        dwell,
+        speed_in,
+        # a zone's hours from Arrow; a fixed offset's in the kernel
+        _f64(local_hour(t, cfg)) if cfg.tz else np.zeros(0),
         cells,
-        run_start,
-        stop_end,
-        stop_s,
-        jump,
-        jump_m,
+        _f64(run_carry),
+        _i64(h_a),
+        _i64(h_b),
     )
+    params = {
+        "moving_kmh": cfg.moving_kmh,
+        "jump_min_m": cfg.jump_min_m,
+        "jump_kmh": cfg.jump_kmh,
+        "jump_still_gap_s": cfg.jump_still_gap_s,
+        "silence_gap_s": cfg.silence_warning_h * HOUR,
+        "step_cap_s": cfg.step_cap_s,
+        "dwell_cap_s": cfg.dwell_cap_s,
+        "speeding_kmh": cfg.speeding_kmh,
+        "harsh_max_dt_s": cfg.harsh_max_dt_s,
+        "harsh_accel_mps2": cfg.harsh_accel_mps2,
+        "harsh_brake_mps2": cfg.harsh_brake_mps2,
+        "stop_min_s": cfg.stop_min_s,
+        "earth_m": EARTH_M,
+        "night_start_h": cfg.night_start_h,
+        "night_end_h": cfg.night_end_h,
+        "tz_offset_s": cfg.tz_offset_h * HOUR,
+    }
+    cols = _core.monitor_derive_block(args, params)
+    for f in _FLAGS:
+        cols[f] = cols[f].view(np.bool_)
+    cols["cells"] = cells
+    first = np.zeros(t.size, dtype=bool)
+    starts = offs[:-1]
+    first[starts[starts < t.size]] = True
+    cols["turn"] = _turns(lat, lon, cols["moving"], cols["dist_m"], first)
+    d = Derived(t=t, lat=lat, lon=lon, **{f: cols[f] for f in _DERIVED})
+    # the stop histogram's bin, by numpy's log2 (see _headings)
+    stop_bin = np.zeros(t.size, dtype=np.int64)
+    se = d.stop_end
+    stop_bin[se] = np.clip(np.floor(np.log2(d.stop_s[se] / 60.0)) - 1, 0, STOP_BINS - 1)
+    h = _core.monitor_hourly_block(
+        args,
+        d.speed,
+        d.dist_m,
+        d.moving_s,
+        d.night_s,
+        d.speeding_s,
+        d.turn,
+        d.moving,
+        d.harsh_accel,
+        d.harsh_brake,
+        d.stop_end,
+        d.dwell_s,
+        stop_bin,
+    )
+    return Block(
+        d,
+        offs,
+        {k: h[k] for k in HOURLY_COLUMNS},
+        h["hour_offsets"],
+        {"hour": h["cell_hour"], "cell": h["cell"], "secs": h["cell_secs"]},
+        h["cell_offsets"],
+    )
+
+
+def derive(
+    t: F64, lat: F64, lon: F64, speed_in: F64, run_carry: float, cfg: MonitorConfig
+) -> Derived:
+    """One vehicle's derived samples (:func:`derive_block` of one vehicle)."""
+    z = np.zeros(1, dtype=np.int64)
+    return derive_block([0, np.size(t)], t, lat, lon, speed_in, [run_carry], z, z, cfg).d
 
 
 def local_hour(t: F64, cfg: MonitorConfig) -> F64:
@@ -195,58 +298,3 @@ def local_hour(t: F64, cfg: MonitorConfig) -> F64:
         return np.asarray(pc.hour(ts).to_numpy(zero_copy_only=False), dtype=np.float64)
     # numpy's % is never negative, so zones west of UTC work too
     return np.floor(((t + cfg.tz_offset_h * HOUR) % 86400) / HOUR)
-
-
-def _hist(idx: I64, bins: I64, nb: int, nh: int, w: npt.NDArray[np.int64] | None = None) -> I64:
-    flat = (
-        np.bincount(idx * nb + bins, weights=w, minlength=nh * nb)
-        if idx.size
-        else np.zeros(nh * nb)
-    )
-    return np.rint(flat).astype(np.int64).reshape(nh, nb)
-
-
-def hourly(d: Derived, h_a: int, h_b: int) -> dict[str, np.ndarray]:
-    """Per-hour sums and histograms for hours [h_a, h_b) from the fixes whose
-    time falls in them."""
-    nh = h_b - h_a
-    hs = np.floor(d.t / HOUR).astype(np.int64)
-    sel = (hs >= h_a) & (hs < h_b)
-    idx = hs[sel] - h_a
-
-    def s(x: np.ndarray) -> F64:
-        return np.bincount(idx, weights=np.asarray(x, dtype=np.float64)[sel], minlength=nh).astype(
-            np.float64
-        )
-
-    out: dict[str, np.ndarray] = {
-        "hour": np.arange(h_a, h_b, dtype=np.int64),
-        "n": np.bincount(idx, minlength=nh).astype(np.int64),
-        "dist_km": s(d.dist_m) / 1000.0,
-        "moving_s": s(d.moving_s),
-        "night_s": s(d.night_s),
-        "speeding_s": s(d.speeding_s),
-        "harsh_accel": np.bincount(idx, weights=d.harsh_accel[sel], minlength=nh).astype(np.int64),
-        "harsh_brake": np.bincount(idx, weights=d.harsh_brake[sel], minlength=nh).astype(np.int64),
-    }
-    mv = sel & d.moving
-    mi = hs[mv] - h_a
-    sb = np.clip(np.floor(d.speed[mv] / 10.0), 0, SPEED_BINS - 1).astype(np.int64)
-    out["speed_hist"] = _hist(mi, sb, SPEED_BINS, nh, np.rint(d.moving_s[mv]).astype(np.int64))
-    tv = sel & ~np.isnan(d.turn)
-    tb = np.clip(np.floor((d.turn[tv] + 180.0) / 30.0), 0, TURN_BINS - 1).astype(np.int64)
-    out["turn_hist"] = _hist(hs[tv] - h_a, tb, TURN_BINS, nh)
-    se = sel & d.stop_end
-    stb = np.clip(np.floor(np.log2(d.stop_s[se] / 60.0)) - 1, 0, STOP_BINS - 1).astype(np.int64)
-    out["stop_hist"] = _hist(hs[se] - h_a, stb, STOP_BINS, nh)
-    last_lat = np.full(nh, np.nan)
-    last_lon = np.full(nh, np.nan)
-    if idx.size:
-        # the last fix of each hour (fixes are in time order)
-        rows = np.flatnonzero(sel)
-        ends = np.flatnonzero(np.r_[idx[1:] != idx[:-1], True])
-        last_lat[idx[ends]] = d.lat[rows[ends]]
-        last_lon[idx[ends]] = d.lon[rows[ends]]
-    out["last_lat"] = last_lat
-    out["last_lon"] = last_lon
-    return out

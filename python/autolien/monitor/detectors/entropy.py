@@ -117,10 +117,12 @@ def explained_features(
     n = t_end.size
     out = np.zeros((n, len(ENTROPY_FEATURES)), dtype=bool)
     hold = c.close_after_h * HOUR
-    for i in range(n):
-        if jump[i]:
-            v.mileage_flag_t = float(t_end[i])
-        out[i, _DRIVING] = t_end[i] - v.mileage_flag_t < hold
+    if n:
+        # the end of the latest flagged hour so far, hour by hour (hours only
+        # move forward, so the latest is the largest)
+        flag = np.maximum(np.maximum.accumulate(np.where(jump, t_end, -np.inf)), v.mileage_flag_t)
+        v.mileage_flag_t = float(flag[-1])
+        out[:, _DRIVING] = (t_end - flag < hold)[:, None]
     with np.errstate(invalid="ignore"):
         far = np.nan_to_num(away, nan=0.0) >= c.away_km
     out[:, _PLACE] |= far[:, None]

@@ -1,0 +1,197 @@
+// Monitor bindings: the block derivation and hourly aggregation over many
+// vehicles in one call. Arrays in are noconvert (the Python layer casts),
+// columns out are moved into numpy; the GIL is released around the kernels.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <span>
+#include <stdexcept>
+
+#include "autolien/monitor/block.hpp"
+#include "columns.hpp"
+
+namespace py = pybind11;
+namespace am = autolien::monitor;
+using autolien::bindings::to_numpy;
+
+namespace {
+
+template <typename T> using carray = py::array_t<T, py::array::c_style>;
+
+template <typename T> std::span<const T> view(const carray<T>& a, const char* name) {
+    if (a.ndim() != 1)
+        throw std::invalid_argument(std::string(name) + " must be a 1-D array");
+    return {a.data(), static_cast<std::size_t>(a.shape(0))};
+}
+
+std::span<const std::uint8_t> flags(const carray<bool>& a, const char* name) {
+    const auto s = view(a, name);
+    // numpy bools are one byte, 0 or 1
+    return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
+
+// Keeps the argument arrays referenced while the GIL is released.
+struct Args {
+    carray<std::int64_t> offsets;
+    carray<double> t, lat, lon, speed, local_hour;
+    carray<std::int64_t> cells;
+    carray<double> run_carry;
+    carray<std::int64_t> h_a, h_b;
+
+    [[nodiscard]] am::BlockInput input() const {
+        return {view(offsets, "offsets"), view(t, "t"),
+                view(lat, "lat"),         view(lon, "lon"),
+                view(speed, "speed"),     view(local_hour, "local_hour"),
+                view(cells, "cells"),     view(run_carry, "run_carry"),
+                view(h_a, "h_a"),         view(h_b, "h_b")};
+    }
+};
+
+am::DeriveParams params_of(const py::dict& p) {
+    am::DeriveParams q;
+    const auto get = [&](const char* k) {
+        if (!p.contains(k))
+            throw std::invalid_argument(std::string("params lacks '") + k + "'");
+        return p[k].cast<double>();
+    };
+    q.moving_kmh = get("moving_kmh");
+    q.jump_min_m = get("jump_min_m");
+    q.jump_kmh = get("jump_kmh");
+    q.jump_still_gap_s = get("jump_still_gap_s");
+    q.silence_gap_s = get("silence_gap_s");
+    q.step_cap_s = get("step_cap_s");
+    q.dwell_cap_s = get("dwell_cap_s");
+    q.speeding_kmh = get("speeding_kmh");
+    q.harsh_max_dt_s = get("harsh_max_dt_s");
+    q.harsh_accel_mps2 = get("harsh_accel_mps2");
+    q.harsh_brake_mps2 = get("harsh_brake_mps2");
+    q.stop_min_s = get("stop_min_s");
+    q.earth_m = get("earth_m");
+    q.night_start_h = static_cast<int>(get("night_start_h"));
+    q.night_end_h = static_cast<int>(get("night_end_h"));
+    q.tz_offset_s = get("tz_offset_s");
+    return q;
+}
+
+template <typename T> py::array_t<T> col(std::vector<T>& v) {
+    return to_numpy(std::move(v));
+}
+
+} // namespace
+
+void register_monitor(py::module_& m) {
+    py::class_<Args>(m, "MonitorBlockArgs",
+                     "The input columns of one block (kept referenced across both kernels).")
+        .def(py::init([](carray<std::int64_t> offsets, carray<double> t, carray<double> lat,
+                         carray<double> lon, carray<double> speed, carray<double> local_hour,
+                         carray<std::int64_t> cells, carray<double> run_carry, carray<std::int64_t> h_a,
+                         carray<std::int64_t> h_b) {
+                 return Args{std::move(offsets), std::move(t),         std::move(lat),
+                             std::move(lon),     std::move(speed),     std::move(local_hour),
+                             std::move(cells),   std::move(run_carry), std::move(h_a),
+                             std::move(h_b)};
+             }),
+             py::arg("offsets").noconvert(), py::arg("t").noconvert(), py::arg("lat").noconvert(),
+             py::arg("lon").noconvert(), py::arg("speed").noconvert(), py::arg("local_hour").noconvert(),
+             py::arg("cells").noconvert(), py::arg("run_carry").noconvert(), py::arg("h_a").noconvert(),
+             py::arg("h_b").noconvert());
+    m.def(
+        "monitor_derive_block",
+        [](const Args& a, const py::dict& params) {
+            const auto p = params_of(params);
+            const auto in = a.input();
+            am::DerivedColumns d;
+            {
+                const py::gil_scoped_release nogil;
+                d = am::derive_block(in, p);
+            }
+            py::dict out;
+            out["speed"] = col(d.speed);
+            out["moving"] = col(d.moving);
+            out["dist_m"] = col(d.dist_m);
+            out["moving_s"] = col(d.moving_s);
+            out["night_s"] = col(d.night_s);
+            out["speeding_s"] = col(d.speeding_s);
+            out["harsh_accel"] = col(d.harsh_accel);
+            out["harsh_brake"] = col(d.harsh_brake);
+            out["dwell_s"] = col(d.dwell_s);
+            out["run_start"] = col(d.run_start);
+            out["stop_end"] = col(d.stop_end);
+            out["stop_s"] = col(d.stop_s);
+            out["jump"] = col(d.jump);
+            out["jump_m"] = col(d.jump_m);
+            return out;
+        },
+        py::arg("args"), py::arg("params"),
+        "Per-sample derived quantities of a CSR block of vehicles (autolien.monitor.features).");
+    m.def(
+        "monitor_hourly_block",
+        [](const Args& a, const carray<double>& speed, const carray<double>& dist_m,
+           const carray<double>& moving_s, const carray<double>& night_s, const carray<double>& speeding_s,
+           const carray<double>& turn, const carray<bool>& moving, const carray<bool>& harsh_accel,
+           const carray<bool>& harsh_brake, const carray<bool>& stop_end, const carray<std::int64_t>& dwell_s,
+           const carray<std::int64_t>& stop_bin) {
+            const auto in = a.input();
+            const am::DerivedView d{view(speed, "speed"),
+                                    view(dist_m, "dist_m"),
+                                    view(moving_s, "moving_s"),
+                                    view(night_s, "night_s"),
+                                    view(speeding_s, "speeding_s"),
+                                    view(turn, "turn"),
+                                    flags(moving, "moving"),
+                                    flags(harsh_accel, "harsh_accel"),
+                                    flags(harsh_brake, "harsh_brake"),
+                                    flags(stop_end, "stop_end"),
+                                    view(dwell_s, "dwell_s")};
+            const auto sb = view(stop_bin, "stop_bin");
+            am::HourlyColumns h;
+            {
+                const py::gil_scoped_release nogil;
+                h = am::hourly_block(in, d, sb);
+            }
+            py::dict out;
+            const auto rows = static_cast<py::ssize_t>(h.hour.size());
+            out["hour_offsets"] = col(h.hour_offsets);
+            out["hour"] = col(h.hour);
+            out["n"] = col(h.n);
+            out["dist_km"] = col(h.dist_km);
+            out["moving_s"] = col(h.moving_s);
+            out["night_s"] = col(h.night_s);
+            out["speeding_s"] = col(h.speeding_s);
+            out["harsh_accel"] = col(h.harsh_accel);
+            out["harsh_brake"] = col(h.harsh_brake);
+            out["speed_hist"] = col(h.speed_hist).reshape({rows, py::ssize_t{am::kSpeedBins}});
+            out["turn_hist"] = col(h.turn_hist).reshape({rows, py::ssize_t{am::kTurnBins}});
+            out["stop_hist"] = col(h.stop_hist).reshape({rows, py::ssize_t{am::kStopBins}});
+            out["last_lat"] = col(h.last_lat);
+            out["last_lon"] = col(h.last_lon);
+            out["cell_offsets"] = col(h.cell_offsets);
+            out["cell_hour"] = col(h.cell_hour);
+            out["cell"] = col(h.cell_id);
+            out["cell_secs"] = col(h.cell_secs);
+            return out;
+        },
+        py::arg("args"), py::arg("speed").noconvert(), py::arg("dist_m").noconvert(),
+        py::arg("moving_s").noconvert(), py::arg("night_s").noconvert(), py::arg("speeding_s").noconvert(),
+        py::arg("turn").noconvert(), py::arg("moving").noconvert(), py::arg("harsh_accel").noconvert(),
+        py::arg("harsh_brake").noconvert(), py::arg("stop_end").noconvert(), py::arg("dwell_s").noconvert(),
+        py::arg("stop_bin").noconvert(),
+        "Per vehicle-hour sums, histograms, last positions and (hour, cell) dwell of a block.");
+    m.def(
+        "monitor_location",
+        [](const carray<std::int64_t>& hour, const carray<std::int64_t>& cell,
+           const carray<std::int64_t>& secs, std::int64_t h_a, std::int64_t h_b, std::int64_t context_h,
+           std::int64_t lag_h, std::int64_t baseline_h) {
+            const auto hs = view(hour, "hour"), cs = view(cell, "cell"), ss = view(secs, "secs");
+            am::LocationColumns r;
+            {
+                const py::gil_scoped_release nogil;
+                r = am::location_features(hs, cs, ss, h_a, h_b, context_h, lag_h, baseline_h);
+            }
+            return py::make_tuple(col(r.entropy), col(r.new_share));
+        },
+        py::arg("hour").noconvert(), py::arg("cell").noconvert(), py::arg("secs").noconvert(), py::arg("h_a"),
+        py::arg("h_b"), py::arg("context_h"), py::arg("lag_h"), py::arg("baseline_h"),
+        "One vehicle's location entropy and new-place share per hour from its (hour, cell, seconds) table.");
+}

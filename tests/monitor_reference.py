@@ -1,0 +1,271 @@
+"""The monitor's per-vehicle numpy derivation as it was before the block
+kernel (autolien.monitor.features at commit 085fd56: derive, hourly, and the
+cell dwell of engine.Vehicle._append_history, its _history_h and _location), kept as the independent
+reference the C++ block kernel is tested against (tests/test_monitor_block.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from autolien.entropy import shannon_counts
+from autolien.gnss import distance_m
+from autolien.monitor.config import MonitorConfig
+from autolien.monitor.features import (
+    F64,
+    HOUR,
+    I64,
+    SPEED_BINS,
+    STOP_BINS,
+    TURN_BINS,
+    Derived,
+    cell_ids,
+    local_hour,
+)
+
+
+def derive(
+    t: F64, lat: F64, lon: F64, speed_in: F64, run_carry: float, cfg: MonitorConfig
+) -> Derived:
+    n = t.size
+    dist = np.zeros(n)
+    dt = np.zeros(n)
+    if n > 1:
+        dist[1:] = distance_m(lat[:-1], lon[:-1], lat[1:], lon[1:])
+        dt[1:] = np.diff(t)
+    implied = np.zeros(n)
+    np.divide(dist * 3.6, dt, out=implied, where=dt > 0)
+    speed = np.where(np.isnan(speed_in), implied, speed_in)
+    moving = speed >= cfg.moving_kmh
+    # Jumps: a step too fast to drive, or a long hop between two standstills.
+    still = np.zeros(n, dtype=bool)
+    if n > 1:
+        measured = ~np.isnan(speed_in)
+        still[1:] = (
+            measured[1:]
+            & measured[:-1]
+            & (speed_in[1:] < cfg.moving_kmh)
+            & (speed_in[:-1] < cfg.moving_kmh)
+        )
+    jump = (dist >= cfg.jump_min_m) & (
+        ((dt > 0) & (implied > cfg.jump_kmh)) | (dt <= 0) | (still & (dt >= cfg.jump_still_gap_s))
+    )
+    jump[:1] = False
+    jump_m = np.where(jump, dist, 0.0)
+    # neither a jump nor a hop across a silence is observed driving
+    dist = np.where(jump | (dt > cfg.silence_warning_h * HOUR), 0.0, dist)
+    step = np.minimum(dt, cfg.step_cap_s)
+    moving_s = np.where(moving & ~jump, step, 0.0)
+    local_h = local_hour(t, cfg)
+    if cfg.night_start_h > cfg.night_end_h:
+        night = (local_h >= cfg.night_start_h) | (local_h < cfg.night_end_h)
+    else:
+        night = (local_h >= cfg.night_start_h) & (local_h < cfg.night_end_h)
+    night_s = np.where(night, moving_s, 0.0)
+    speeding_s = np.where(speed > cfg.speeding_kmh, moving_s, 0.0)
+    accel = np.zeros(n)
+    dense = (dt > 0) & (dt <= cfg.harsh_max_dt_s)
+    if n > 1:
+        dv = np.zeros(n)
+        dv[1:] = np.diff(speed) / 3.6
+        np.divide(dv, dt, out=accel, where=dense)
+    harsh_a = dense & (accel >= cfg.harsh_accel_mps2)
+    harsh_b = dense & (accel <= -cfg.harsh_brake_mps2)
+    # headings of moving steps, and the turn between consecutive ones
+    heading = np.full(n, np.nan)
+    ok = moving & (dist >= 5.0)
+    ok[:1] = False
+    if ok.any():
+        i = np.flatnonzero(ok)
+        p1, p2 = np.radians(lat[i - 1]), np.radians(lat[i])
+        dl = np.radians(lon[i] - lon[i - 1])
+        y = np.sin(dl) * np.cos(p2)
+        x = np.cos(p1) * np.sin(p2) - np.sin(p1) * np.cos(p2) * np.cos(dl)
+        heading[i] = np.degrees(np.arctan2(y, x))
+    turn = np.full(n, np.nan)
+    if n > 1:
+        d = heading[1:] - heading[:-1]
+        turn[1:] = 180.0 - np.mod(180.0 - d, 360.0)  # wrap into (-180, 180]
+    dwell = np.rint(np.minimum(dt, cfg.dwell_cap_s)).astype(np.int64)
+    cells = cell_ids(lat, lon, cfg.cell_m)
+    # stationary runs; the first may have begun before this buffer
+    stat = ~moving
+    begins = stat.copy()
+    begins[1:] &= ~stat[:-1]
+    start_t = t.copy()
+    if n and stat[0] and not np.isnan(run_carry):
+        start_t[0] = run_carry
+    run_id = np.cumsum(begins)
+    first_of_run = start_t[np.flatnonzero(begins)]
+    run_start = np.full(n, np.nan)
+    run_start[stat] = first_of_run[run_id[stat] - 1]
+    stop_end = np.zeros(n, dtype=bool)
+    stop_s = np.zeros(n)
+    if n > 1:
+        ends = moving[1:] & stat[:-1]
+        dur = t[1:] - run_start[:-1]
+        stop_end[1:] = ends & (dur >= cfg.stop_min_s)
+        stop_s[1:] = np.where(stop_end[1:], dur, 0.0)
+    return Derived(
+        t,
+        lat,
+        lon,
+        speed,
+        moving,
+        dist,
+        moving_s,
+        night_s,
+        speeding_s,
+        harsh_a,
+        harsh_b,
+        turn,
+        dwell,
+        cells,
+        run_start,
+        stop_end,
+        stop_s,
+        jump,
+        jump_m,
+    )
+
+
+def _hist(idx: I64, bins: I64, nb: int, nh: int, w: npt.NDArray[np.int64] | None = None) -> I64:
+    flat = (
+        np.bincount(idx * nb + bins, weights=w, minlength=nh * nb)
+        if idx.size
+        else np.zeros(nh * nb)
+    )
+    return np.rint(flat).astype(np.int64).reshape(nh, nb)
+
+
+def hourly(d: Derived, h_a: int, h_b: int) -> dict[str, np.ndarray]:
+    """Per-hour sums and histograms for hours [h_a, h_b) from the fixes whose
+    time falls in them."""
+    nh = h_b - h_a
+    hs = np.floor(d.t / HOUR).astype(np.int64)
+    sel = (hs >= h_a) & (hs < h_b)
+    idx = hs[sel] - h_a
+
+    def s(x: np.ndarray) -> F64:
+        return np.bincount(idx, weights=np.asarray(x, dtype=np.float64)[sel], minlength=nh).astype(
+            np.float64
+        )
+
+    out: dict[str, np.ndarray] = {
+        "hour": np.arange(h_a, h_b, dtype=np.int64),
+        "n": np.bincount(idx, minlength=nh).astype(np.int64),
+        "dist_km": s(d.dist_m) / 1000.0,
+        "moving_s": s(d.moving_s),
+        "night_s": s(d.night_s),
+        "speeding_s": s(d.speeding_s),
+        "harsh_accel": np.bincount(idx, weights=d.harsh_accel[sel], minlength=nh).astype(np.int64),
+        "harsh_brake": np.bincount(idx, weights=d.harsh_brake[sel], minlength=nh).astype(np.int64),
+    }
+    mv = sel & d.moving
+    mi = hs[mv] - h_a
+    sb = np.clip(np.floor(d.speed[mv] / 10.0), 0, SPEED_BINS - 1).astype(np.int64)
+    out["speed_hist"] = _hist(mi, sb, SPEED_BINS, nh, np.rint(d.moving_s[mv]).astype(np.int64))
+    tv = sel & ~np.isnan(d.turn)
+    tb = np.clip(np.floor((d.turn[tv] + 180.0) / 30.0), 0, TURN_BINS - 1).astype(np.int64)
+    out["turn_hist"] = _hist(hs[tv] - h_a, tb, TURN_BINS, nh)
+    se = sel & d.stop_end
+    stb = np.clip(np.floor(np.log2(d.stop_s[se] / 60.0)) - 1, 0, STOP_BINS - 1).astype(np.int64)
+    out["stop_hist"] = _hist(hs[se] - h_a, stb, STOP_BINS, nh)
+    last_lat = np.full(nh, np.nan)
+    last_lon = np.full(nh, np.nan)
+    if idx.size:
+        # the last fix of each hour (fixes are in time order)
+        rows = np.flatnonzero(sel)
+        ends = np.flatnonzero(np.r_[idx[1:] != idx[:-1], True])
+        last_lat[idx[ends]] = d.lat[rows[ends]]
+        last_lon[idx[ends]] = d.lon[rows[ends]]
+    out["last_lat"] = last_lat
+    out["last_lon"] = last_lon
+    return out
+
+
+def cell_dwell(d: Derived, h_a: int, h_b: int) -> dict[str, np.ndarray]:
+    """Dwell seconds per (hour, cell) of the hours [h_a, h_b), ascending
+    (engine.Vehicle._append_history before the block kernel)."""
+    hs = np.floor(d.t / HOUR).astype(np.int64)
+    sel = (hs >= h_a) & (hs < h_b)
+    key_h, key_c, w = hs[sel], d.cells[sel], d.dwell_s[sel]
+    if not key_h.size:
+        return {"hour": key_h, "cell": key_c, "secs": w}
+    order = np.lexsort((key_c, key_h))
+    key_h, key_c, w = key_h[order], key_c[order], w[order]
+    starts = np.flatnonzero(np.r_[True, (key_h[1:] != key_h[:-1]) | (key_c[1:] != key_c[:-1])])
+    return {"hour": key_h[starts], "cell": key_c[starts], "secs": np.add.reduceat(w, starts)}
+
+
+def history_h(hours: I64, block: F64) -> I64:
+    """engine._history_h before it marked all columns in one pass: one
+    np.unique per column."""
+    out = np.zeros(block.shape[1], dtype=np.int64)
+    for j in range(block.shape[1]):
+        h = hours[~np.isnan(block[:, j])]
+        if not h.size:
+            continue
+        days = np.unique(h // 24)
+        out[j] = 24 * days.size - int(h.min() - (h.min() // 24) * 24)
+    return out
+
+
+def _shannon_by_target(target: I64, counts: F64, nt: int) -> F64:
+    """Shannon entropy (bits) per target of (target, count) rows sorted by
+    target; NaN for targets without rows."""
+    out = np.full(nt, np.nan)
+    if target.size == 0:
+        return out
+    starts = np.flatnonzero(np.r_[True, target[1:] != target[:-1]])
+    out[target[starts]] = shannon_counts(counts, offsets=np.r_[starts, target.size])
+    return out
+
+
+def location(C: dict[str, np.ndarray], h_a: int, h_b: int, c: MonitorConfig) -> tuple[F64, F64]:
+    """Location entropy (bits of dwell time per cell) over each hour's
+    context window, and the share of that time in cells the baseline
+    period never visited."""
+    k = c.context_h
+    nh = h_b - h_a
+    win = (C["hour"] > h_a - k) & (C["hour"] < h_b)
+    hr, cell, secs = C["hour"][win], C["cell"][win], C["secs"][win]
+    off = np.arange(k)
+    tgt = np.repeat(hr, k) + np.tile(off, hr.size)
+    cel = np.repeat(cell, k)
+    sec = np.repeat(secs, k)
+    ok = (tgt >= h_a) & (tgt < h_b)
+    tgt, cel, sec = tgt[ok] - h_a, cel[ok], sec[ok]
+    order = np.lexsort((cel, tgt))
+    tgt, cel, sec = tgt[order], cel[order], sec[order]
+    if tgt.size:
+        st = np.flatnonzero(np.r_[True, (tgt[1:] != tgt[:-1]) | (cel[1:] != cel[:-1])])
+        g_t, g_c, g_s = tgt[st], cel[st], np.add.reduceat(sec, st).astype(np.float64)
+    else:
+        g_t, g_c, g_s = tgt, cel, sec.astype(np.float64)
+    loc = _shannon_by_target(g_t, g_s, nh)
+    # visited in the baseline period of the target's day?
+    day = ((g_t + h_a) // 24) * 24
+    lo, hi = day - c.lag_h - c.baseline_h, day - c.lag_h
+    ukeys, inv = np.unique(C["cell"], return_inverse=True)
+    base_h = C["hour"] - (C["hour"].min() if C["hour"].size else 0)
+    key = inv.astype(np.int64) * (1 << 24) + base_h
+    order2 = np.argsort(key, kind="stable")
+    skey = key[order2]
+    rank = np.searchsorted(ukeys, g_c)
+    rank = np.clip(rank, 0, max(ukeys.size - 1, 0))
+    known = ukeys.size > 0
+    h0 = C["hour"].min() if C["hour"].size else 0
+    q = rank.astype(np.int64) * (1 << 24) + (hi - 1 - h0)
+    at = np.searchsorted(skey, q, side="right") - 1
+    visited = np.zeros(g_t.size, dtype=bool)
+    if known and g_t.size:
+        valid = at >= 0
+        hit_key = np.where(valid, skey[np.maximum(at, 0)], -1)
+        same = valid & ((hit_key >> 24) == rank) & (ukeys[rank] == g_c)
+        visited = same & ((hit_key & ((1 << 24) - 1)) + h0 >= lo)
+    tot = np.bincount(g_t, weights=g_s, minlength=nh)
+    new = np.bincount(g_t, weights=np.where(visited, 0.0, g_s), minlength=nh)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(tot > 0, new / tot, np.nan)
+    return loc, share
