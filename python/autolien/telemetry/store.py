@@ -36,7 +36,7 @@ DuckDB tables in both:
 
 * ``duckdb``: DuckDB tables in the database file;
 * ``parquet``: Parquet files beside the database,
-  ``<db_dir>/<db_stem>.parts/<table>/date=YYYY-MM-DD/bucket=K/part-<uuid>.parquet``
+  ``<db_dir>/<db_stem>.parts/<table>/date=YYYY-MM-DD/bucket=K/part-<digest>.parquet``
   (``date``: the row's UTC day, ``none`` for a row without a time; ``K``:
   ``vehicle_bucket`` of the row's vehicle, of its file for a row without a
   time), each table a VIEW over ``read_parquet`` of its glob that keeps the
@@ -55,7 +55,6 @@ import datetime as dt
 import hashlib
 import itertools
 import os
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Self
@@ -154,13 +153,21 @@ def _partition(code: int, buckets: int) -> tuple[str, int]:
 
 
 def _write_part(job: tuple[pa.Table, Path]) -> Path:
-    """Writes a part whole under a temporary name the views' glob skips,
-    fsyncs it, and renames it into place: a part a commit names is complete."""
-    part, final = job
-    final.parent.mkdir(parents=True, exist_ok=True)
+    """Writes a part into directory ``job[1]``, named by the digest of its
+    bytes (a run and its rerun write the same names, so two stores of the
+    same rows are equal, manifest included), whole under a temporary name the
+    views' glob skips, fsynced, then renamed: a part a commit names is complete."""
+    part, directory = job
+    sink = pa.BufferOutputStream()
+    pq.write_table(part, sink, row_group_size=1 << 17)
+    data = sink.getvalue()
+    name = hashlib.blake2b(memoryview(data), digest_size=16).hexdigest()
+    final = directory / f"part-{name}.parquet"
+    directory.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.tmp")
-    pq.write_table(part, tmp, row_group_size=1 << 17)
-    with open(tmp, "rb+") as f:
+    with open(tmp, "wb") as f:
+        f.write(memoryview(data))
+        f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, final)
     return final
@@ -268,21 +275,20 @@ class Store:
     def _bind_views(self) -> None:
         """Points the views at this store's parts directory when the store
         has moved since they were made (temporary views when read-only)."""
-        if self.meta("parts_root") in (None, self._root().as_posix()):
-            return
-        views = [
+        # the root is in the views' SQL only, not in store_meta: two stores
+        # of the same rows in two places hold equal tables
+        root = self._root().as_posix()
+        stale = [
             r[0]
             for r in self._run(
-                "SELECT table_name FROM information_schema.tables "
-                "WHERE table_type = 'VIEW' AND table_catalog <> 'temp'"
+                "SELECT view_name, sql FROM duckdb_views() "
+                "WHERE NOT internal AND NOT temporary AND schema_name = 'main'"
             )
-            if r[0] in PARQUET_KINDS
+            if r[0] in PARQUET_KINDS and _sql_str(f"{root}/{r[0]}/*/*/*.parquet") not in r[1]
         ]
         temp = "TEMP " if self.read_only else ""
-        for kind in views:
+        for kind in stale:
             self._run(f"CREATE OR REPLACE {temp}VIEW {kind} AS {self._view_sql(kind)}")
-        if not self.read_only:
-            self.set_meta("parts_root", self._root().as_posix())
 
     def _buckets(self) -> int:
         return int(self.meta("parts_buckets") or DEFAULT_BUCKETS)
@@ -336,7 +342,6 @@ class Store:
         if self.meta("telemetry_layout") is None:
             self.set_meta("telemetry_layout", "parquet")
             self.set_meta("parts_buckets", str(self._buckets()))
-            self.set_meta("parts_root", self._root().as_posix())
         if kind in self.tables():
             return
         # an empty part carries the schema: the view's glob then always matches
@@ -353,13 +358,12 @@ class Store:
         manifest: dict[str, list[Any]] = {c: [] for c in _PARTS_SCHEMA.names}
         for code, part, key in runs:
             date, bucket = _partition(code, nb)
-            rel = f"{kind}/date={date}/bucket={bucket}/part-{uuid.uuid4().hex}.parquet"
-            jobs.append((part, root / rel))
+            jobs.append((part, root / kind / f"date={date}" / f"bucket={bucket}"))
             t = pc.min_max(part.column("time"))
             k = pc.min_max(key) if part.num_rows else None
             for col, v in (
                 ("tbl", kind),
-                ("path", rel),
+                ("path", ""),  # named by its bytes once written
                 ("date", date),
                 ("bucket", bucket),
                 ("rows", part.num_rows),
@@ -371,9 +375,10 @@ class Store:
                 manifest[col].append(v)
         # Parquet encoding and fsync release the GIL: a batch's partitions in parallel
         with ThreadPoolExecutor(max_workers=min(4, len(jobs))) as pool:
-            for final in pool.map(_write_part, jobs):
+            for i, final in enumerate(pool.map(_write_part, jobs)):
                 _PENDING.add(str(final))
                 self._written.append(str(final))
+                manifest["path"][i] = final.relative_to(root).as_posix()
         # parameters, not a registered Arrow table: a registration inside the
         # caller's transaction is held by DuckDB until its commit
         self.con.executemany(
