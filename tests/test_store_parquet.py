@@ -14,6 +14,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -51,7 +52,7 @@ def _days(root: Path) -> list[str]:
     return sorted(p.stem for p in (root / "telemetry").glob("*.jt808"))
 
 
-def _tables(db: Path) -> dict[str, object]:
+def _tables(db: Path) -> dict[str, pa.Table]:
     with Store(db, read_only=True) as store:
         have = set(store.tables())
         return {t: store.query(f"SELECT * FROM {t} ORDER BY ALL") for t in TABLES if t in have}
