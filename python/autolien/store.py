@@ -29,7 +29,6 @@ this module opens.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import math
 import shutil
 from dataclasses import dataclass
@@ -39,7 +38,9 @@ from typing import Any
 import pyarrow as pa
 
 from .errors import AutolienError
-from .telemetry.store import Store
+
+# one bucket hash for the telemetry's Parquet partitions and the Dask exchange
+from .telemetry.store import Store, vehicle_bucket
 
 __all__ = [
     "MonitorExport",
@@ -534,14 +535,6 @@ _EMPTY_TRACK = (
 
 
 # --- the Dask engine's exchange (autolien.dask_engine) -----------------------
-
-
-def vehicle_bucket(vehicle_id: str, buckets: int) -> int:
-    """The bucket (0 .. buckets-1) a vehicle's rows and state live in: a
-    digest of its id, the same in every process and Python version (the
-    built-in ``hash`` of a string is salted per process)."""
-    digest = hashlib.blake2b(vehicle_id.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % buckets
 
 
 @dataclass

@@ -73,6 +73,11 @@ def _pieces(data: Any, kind: str, chunk: int) -> Iterator[tuple[int, bytes]]:
             cut = data.rfind(b"\x7e\x7e", start, end)
             end = cut + 1 if cut > start else n  # no boundary: the rest in one piece
         yield start, data[start:end]
+        if isinstance(data, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+            # the piece is decoded: let its pages go, or the mapping stays
+            # resident and memory grows with the file after all
+            a = start - start % mmap.PAGESIZE
+            data.madvise(mmap.MADV_DONTNEED, a, end - a)
         start = end
 
 
@@ -208,9 +213,14 @@ def ingest_files(
                 t.schema.field(i),
                 pc.coalesce(t.column(i), pa.scalar(vehicle, t.schema.field(i).type)),
             )
-        pending.setdefault(kind, []).append(
-            t.append_column("source_file", _repeat(source, t.num_rows))
-        )
+        held = pending.setdefault(kind, [])
+        if t.num_rows == 0 and held:
+            # An empty table still holds the decoder's buffers of its piece
+            # (shared with the piece's rows): kept one per piece, they grew
+            # memory with the day file (0.4 MB a 256 KiB piece). One carries
+            # the schema; the rest add nothing.
+            return
+        held.append(t.append_column("source_file", _repeat(source, t.num_rows)))
         waiting[kind] += t.num_rows
         if waiting[kind] >= FLUSH_ROWS:
             flush(kind)
@@ -275,6 +285,8 @@ def ingest_files(
             store.con.commit()
         except BaseException:
             store.con.rollback()
+            # Parquet parts written for the rolled-back rows: no view shows them
+            store.discard_uncommitted()
             raise
     bar.close()
     summary.seconds = time.perf_counter() - start

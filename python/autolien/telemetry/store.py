@@ -28,11 +28,34 @@ Two bookkeeping tables:
   content whatever path reaches it;
 * ``store_meta``: key/value facts about the store, such as the identity of
   the portfolio it belongs to.
+
+Two layouts of the bulk tables (``locations``, ``ev``, ``fixes``), chosen
+when a store gets its first telemetry row and recorded in ``store_meta``
+(``telemetry_layout``); ``obd``, ``rejects`` and the bookkeeping tables are
+DuckDB tables in both:
+
+* ``duckdb``: DuckDB tables in the database file;
+* ``parquet``: Parquet files beside the database,
+  ``<db_dir>/<db_stem>.parts/<table>/date=YYYY-MM-DD/bucket=K/part-<digest>.parquet``
+  (``date``: the row's UTC day, ``none`` for a row without a time; ``K``:
+  ``vehicle_bucket`` of the row's vehicle, of its file for a row without a
+  time), each table a VIEW over ``read_parquet`` of its glob that keeps the
+  files a committed row of the ``parts`` manifest names. A part is written
+  whole (to a temporary name, fsynced, renamed) before its manifest row goes
+  in, in the caller's transaction: a process killed in between leaves a
+  file no view shows, which the next writable open deletes. An append
+  de-duplicates against the parts of the (date, bucket) partitions it
+  touches whose time and key ranges (kept in ``parts``) overlap its own,
+  never the whole history.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import itertools
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Self
 
@@ -40,6 +63,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ._common import REJECT_SCHEMA
 from .gb32960 import EV_SCHEMA
@@ -47,7 +71,7 @@ from .jt808 import LOCATION_SCHEMA
 from .nmea import FIX_SCHEMA
 from .obd import OBD_SCHEMA
 
-__all__ = ["Store"]
+__all__ = ["LAYOUTS", "Store", "vehicle_bucket"]
 
 # table -> (schema, vehicle expression, what else tells two readings of one
 # vehicle at one time apart); {t} stands for the table alias
@@ -69,6 +93,88 @@ KINDS: dict[str, tuple[pa.Schema, str | None, str]] = {
 }
 MANIFEST = "ingested_files"
 META = "store_meta"
+PARTS = "parts"
+LAYOUTS = ("duckdb", "parquet")
+# the layout a new store gets (an existing one keeps its own)
+DEFAULT_LAYOUT = "duckdb"
+# the tables the parquet layout keeps as Parquet: the bulk of the rows
+PARQUET_KINDS = ("locations", "ev", "fixes")
+# vehicle buckets per day partition of a new parquet store (recorded in store_meta)
+DEFAULT_BUCKETS = 16
+# Part files this process wrote whose manifest rows may still be in an open
+# transaction: a garbage collection in the same process must leave them.
+_PENDING: set[str] = set()
+
+
+def vehicle_bucket(vehicle_id: str, buckets: int) -> int:
+    """The bucket (0 .. buckets-1) a vehicle's rows and state live in: a
+    digest of its id, the same in every process and Python version (the
+    built-in ``hash`` of a string is salted per process)."""
+    digest = hashlib.blake2b(vehicle_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % buckets
+
+
+def _buckets_of(keys: pa.Array, buckets: int) -> pa.Array:
+    """``vehicle_bucket`` of each key, hashing each distinct key once."""
+    uniq = pc.unique(keys)
+    of = pa.array([vehicle_bucket(k, buckets) for k in uniq.to_pylist()], pa.int32())
+    return pc.take(of, pc.index_in(keys, value_set=uniq))
+
+
+def _stored_schema(kind: str) -> pa.Schema:
+    """The columns a Parquet part holds: the decoder's schema and
+    ``source_file``, every column nullable (a DuckDB table keeps no NOT NULL
+    from Arrow either)."""
+    schema = KINDS[kind][0].append(pa.field("source_file", pa.string()))
+    return pa.schema([f.with_nullable(True) for f in schema])
+
+
+_PARTS_SCHEMA = pa.schema(
+    [
+        ("tbl", pa.string()),
+        ("path", pa.string()),
+        ("date", pa.string()),
+        ("bucket", pa.int32()),
+        ("rows", pa.int64()),
+        ("tmin", pa.timestamp("us", tz="UTC")),
+        ("tmax", pa.timestamp("us", tz="UTC")),
+        ("kmin", pa.string()),
+        ("kmax", pa.string()),
+    ]
+)
+_NO_DAY_CODE = 0  # partition code of date=none, bucket 0: (day + 1) * buckets + bucket
+_EPOCH = dt.date(1970, 1, 1)
+
+
+def _partition(code: int, buckets: int) -> tuple[str, int]:
+    """(date directory value, bucket) of a partition code, (day + 1) * buckets + bucket."""
+    day, bucket = divmod(code, buckets)
+    return ("none" if day == 0 else (_EPOCH + dt.timedelta(days=day - 1)).isoformat()), bucket
+
+
+def _write_part(job: tuple[pa.Table, Path]) -> Path:
+    """Writes a part into directory ``job[1]``, named by the digest of its
+    bytes (a run and its rerun write the same names, so two stores of the
+    same rows are equal, manifest included), whole under a temporary name the
+    views' glob skips, fsynced, then renamed: a part a commit names is complete."""
+    part, directory = job
+    sink = pa.BufferOutputStream()
+    pq.write_table(part, sink, row_group_size=1 << 17)
+    data = sink.getvalue()
+    name = hashlib.blake2b(memoryview(data), digest_size=16).hexdigest()
+    final = directory / f"part-{name}.parquet"
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(memoryview(data))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+    return final
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
 
 
 def _kind_of(table: pa.Table) -> str:
@@ -81,15 +187,46 @@ def _kind_of(table: pa.Table) -> str:
 
 
 class Store:
-    """An embedded DuckDB database of decoded telemetry (``autolien.duckdb`` by default)."""
+    """An embedded DuckDB database of decoded telemetry (``autolien.duckdb`` by default).
+
+    ``layout`` ("duckdb" or "parquet", see the module's docstring) applies to
+    a store without telemetry yet; None: ``DEFAULT_LAYOUT``. A store that
+    has telemetry keeps the layout it has, and asking for the other one is a
+    ValueError."""
 
     def __init__(
-        self, path: str | os.PathLike[str] = "autolien.duckdb", *, read_only: bool = False
+        self,
+        path: str | os.PathLike[str] = "autolien.duckdb",
+        *,
+        read_only: bool = False,
+        layout: str | None = None,
     ) -> None:
+        if layout is not None and layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         self.path = str(path)
+        self.read_only = read_only
         self.con = duckdb.connect(self.path, read_only=read_only)
+        # the part files the last append's de-duplication read: the history it touched
+        self.parts_read: list[str] = []
+        self._written: list[str] = []
+        self._side_con: duckdb.DuckDBPyConnection | None = None
+        in_memory = self.path in ("", ":memory:") or self.path.startswith(":memory:")
+        db = Path(self.path).resolve()
+        self.parts_root: Path | None = None if in_memory else db.with_name(db.stem + ".parts")
+        try:
+            self.layout = self._choose_layout(layout)
+            if self.layout == "parquet":
+                if self.parts_root is None:
+                    raise ValueError("the parquet layout needs a database file, not :memory:")
+                self._bind_views()
+                self.collect_garbage()
+        except BaseException:
+            self.con.close()
+            raise
 
     def close(self) -> None:
+        if self._side_con is not None:
+            self._side_con.close()
         self.con.close()
 
     def __enter__(self) -> Self:
@@ -102,12 +239,152 @@ class Store:
         # DuckDB results hold the connection until fetched: always consume them.
         return self.con.execute(sql).fetchall()
 
+    # -- layout -------------------------------------------------------------
+    def _choose_layout(self, requested: str | None) -> str:
+        stored = self.meta("telemetry_layout")
+        if stored is None:
+            native = self._run(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_type = 'BASE TABLE' AND table_schema = 'main'"
+            )
+            # a store from before the layouts were recorded: DuckDB tables
+            if any(r[0] in PARQUET_KINDS for r in native):
+                stored = "duckdb"
+        if stored is not None and requested is not None and requested != stored:
+            raise ValueError(
+                f"{self.path} keeps its telemetry in the {stored} layout, not {requested}"
+            )
+        return stored or requested or DEFAULT_LAYOUT
+
+    def _root(self) -> Path:
+        if self.parts_root is None:  # pragma: no cover - refused in __init__
+            raise ValueError("the parquet layout needs a database file")
+        return self.parts_root
+
+    def _view_sql(self, kind: str) -> str:
+        # Only files a committed manifest row names: a part written by a
+        # process killed before its commit is on disk but in no view.
+        root = self._root().as_posix()
+        glob = _sql_str(f"{root}/{kind}/*/*/*.parquet")
+        return (
+            f"SELECT * EXCLUDE (filename) FROM read_parquet({glob}, filename = true, "
+            f"hive_partitioning = false) WHERE filename IN (SELECT {_sql_str(root + '/')} || "
+            f"path FROM {PARTS} WHERE tbl = {_sql_str(kind)})"
+        )
+
+    def _bind_views(self) -> None:
+        """Points the views at this store's parts directory when the store
+        has moved since they were made (temporary views when read-only)."""
+        # the root is in the views' SQL only, not in store_meta: two stores
+        # of the same rows in two places hold equal tables
+        root = self._root().as_posix()
+        stale = [
+            r[0]
+            for r in self._run(
+                "SELECT view_name, sql FROM duckdb_views() "
+                "WHERE NOT internal AND NOT temporary AND schema_name = 'main'"
+            )
+            if r[0] in PARQUET_KINDS and _sql_str(f"{root}/{r[0]}/*/*/*.parquet") not in r[1]
+        ]
+        temp = "TEMP " if self.read_only else ""
+        for kind in stale:
+            self._run(f"CREATE OR REPLACE {temp}VIEW {kind} AS {self._view_sql(kind)}")
+
+    def _buckets(self) -> int:
+        return int(self.meta("parts_buckets") or DEFAULT_BUCKETS)
+
+    def collect_garbage(self) -> list[Path]:
+        """Deletes the part files (and half-written temporaries) that no
+        committed ``parts`` row names: what a process killed between writing
+        a part and committing it left. Returns them. Read-only: nothing."""
+        root = self.parts_root
+        if self.read_only or root is None or not root.is_dir():
+            return []
+        known = (
+            {r[0] for r in self._run(f"SELECT path FROM {PARTS}")}
+            if PARTS in self.tables()
+            else set()
+        )
+        gone = []
+        for f in sorted(root.rglob("*")):
+            if f.suffix not in (".parquet", ".tmp") or not f.is_file():
+                continue
+            if f.relative_to(root).as_posix() in known or str(f) in _PENDING:
+                continue
+            f.unlink(missing_ok=True)
+            gone.append(f)
+        return gone
+
+    def discard_uncommitted(self) -> None:
+        """After a rollback: deletes the parts this store wrote that no
+        committed manifest row names (else the next writable open does)."""
+        mine, self._written = self._written, []
+        _PENDING.difference_update(mine)
+        if mine:
+            self.collect_garbage()
+
     def _ensure(self, kind: str, table: pa.Table) -> None:
+        if self.layout == "parquet" and kind in PARQUET_KINDS:
+            self._ensure_view(kind)
+            return
         self.con.register("_autolien_schema", table.slice(0, 0))
         try:
             self._run(f"CREATE TABLE IF NOT EXISTS {kind} AS SELECT * FROM _autolien_schema")
         finally:
             self.con.unregister("_autolien_schema")
+
+    def _ensure_view(self, kind: str) -> None:
+        self._run(
+            f"CREATE TABLE IF NOT EXISTS {PARTS} (tbl VARCHAR NOT NULL, path VARCHAR PRIMARY KEY,"
+            " date VARCHAR NOT NULL, bucket INTEGER NOT NULL, rows BIGINT NOT NULL,"
+            " tmin TIMESTAMPTZ, tmax TIMESTAMPTZ, kmin VARCHAR, kmax VARCHAR)"
+        )
+        if self.meta("telemetry_layout") is None:
+            self.set_meta("telemetry_layout", "parquet")
+            self.set_meta("parts_buckets", str(self._buckets()))
+        if kind in self.tables():
+            return
+        # an empty part carries the schema: the view's glob then always matches
+        empty = _stored_schema(kind).empty_table()
+        self._write_parts(kind, [(_NO_DAY_CODE, empty, pa.array([], pa.string()))])
+        self._run(f"CREATE VIEW {kind} AS {self._view_sql(kind)}")
+
+    def _write_parts(self, kind: str, runs: list[tuple[int, pa.Table, Any]]) -> None:
+        """Writes each (partition code, rows, their keys) as one part and
+        notes them in the manifest (in the caller's transaction)."""
+        root = self._root()
+        nb = self._buckets()
+        jobs = []
+        manifest: dict[str, list[Any]] = {c: [] for c in _PARTS_SCHEMA.names}
+        for code, part, key in runs:
+            date, bucket = _partition(code, nb)
+            jobs.append((part, root / kind / f"date={date}" / f"bucket={bucket}"))
+            t = pc.min_max(part.column("time"))
+            k = pc.min_max(key) if part.num_rows else None
+            for col, v in (
+                ("tbl", kind),
+                ("path", ""),  # named by its bytes once written
+                ("date", date),
+                ("bucket", bucket),
+                ("rows", part.num_rows),
+                ("tmin", t["min"].as_py()),
+                ("tmax", t["max"].as_py()),
+                ("kmin", k["min"].as_py() if k is not None else None),
+                ("kmax", k["max"].as_py() if k is not None else None),
+            ):
+                manifest[col].append(v)
+        # Parquet encoding and fsync release the GIL: a batch's partitions in parallel
+        with ThreadPoolExecutor(max_workers=min(4, len(jobs))) as pool:
+            for i, final in enumerate(pool.map(_write_part, jobs)):
+                _PENDING.add(str(final))
+                self._written.append(str(final))
+                manifest["path"][i] = final.relative_to(root).as_posix()
+        # parameters, not a registered Arrow table: a registration inside the
+        # caller's transaction is held by DuckDB until its commit
+        self.con.executemany(
+            f"INSERT INTO {PARTS} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [list(r) for r in zip(*manifest.values(), strict=True)],
+        )
 
     def append(self, table: pa.Table, *, kind: str | None = None, source_file: str = "") -> int:
         """Stores decoded rows; returns how many were new."""
@@ -119,18 +396,32 @@ class Store:
             table = table.append_column(
                 "source_file", pa.repeat(pa.scalar(source_file, pa.string()), table.num_rows)
             )
-        if table.num_rows == 0:
-            self._ensure(kind, table)
-            return 0
+        parquet = self.layout == "parquet" and kind in PARQUET_KINDS
+        if parquet:
+            table = table.select(_stored_schema(kind).names).cast(_stored_schema(kind))
         self._ensure(kind, table)
+        self.parts_read = []
+        if table.num_rows == 0:
+            return 0
         _, vehicle, source = KINDS[kind]
         has_time = "time" in table.schema.names
         params: list[Any] = []
+        hist = kind
+        if parquet:
+            code, key_of, touched, span_, keys_ = self._place(kind, table)
+            files = self._overlapping(kind, touched, span_, keys_)
+            self.parts_read = files
+            # no part to compare with: an empty relation of the batch's columns
+            hist = (
+                "read_parquet([" + ", ".join(_sql_str(f) for f in files) + "])"
+                if files
+                else "(SELECT * FROM _autolien_new WHERE false)"
+            )
         # The history each anti-join reads is cut to where a duplicate can be:
         # a timed row's duplicate has its time, an untimed row's its file.
         # DuckDB prunes row groups on the time range (zonemaps), so an append
         # reads the rows of the batch's own span, not every row stored.
-        files = "(SELECT DISTINCT source_file FROM _autolien_new)"
+        files_sql = "(SELECT DISTINCT source_file FROM _autolien_new)"
         if has_time and vehicle is not None:
             veh = vehicle.format(t="")
             src = source.format(t="")
@@ -155,13 +446,13 @@ class Store:
                 # parameters, not a subquery: constants are what the scan prunes on
                 params += [span["min"].as_py(), span["max"].as_py()]
                 conds.append(
-                    f"(n.time IS NOT NULL AND NOT EXISTS (SELECT 1 FROM (SELECT * FROM {kind}"
+                    f"(n.time IS NOT NULL AND NOT EXISTS (SELECT 1 FROM (SELECT * FROM {hist}"
                     f" WHERE time BETWEEN ? AND ?) t WHERE {timed}))"
                 )
             if times.null_count:
                 conds.append(
-                    f"(n.time IS NULL AND NOT EXISTS (SELECT 1 FROM (SELECT * FROM {kind}"
-                    f" WHERE time IS NULL AND source_file IN {files}) t WHERE {untimed}))"
+                    f"(n.time IS NULL AND NOT EXISTS (SELECT 1 FROM (SELECT * FROM {hist}"
+                    f" WHERE time IS NULL AND source_file IN {files_sql}) t WHERE {untimed}))"
                 )
             where = " OR ".join(conds)
         else:
@@ -174,20 +465,38 @@ class Store:
                     "t.source_file = n.source_file AND t.offset = n.offset AND t.reason = n.reason"
                 )
             where = (
-                f"NOT EXISTS (SELECT 1 FROM (SELECT * FROM {kind} WHERE source_file IN {files}) t"
-                f" WHERE {key})"
+                f"NOT EXISTS (SELECT 1 FROM (SELECT * FROM {kind} WHERE source_file IN "
+                f"{files_sql}) t WHERE {key})"
             )
         # input order breaks ties among duplicates: the first file appended wins
-        table = table.append_column("_autolien_seq", pa.array(np.arange(table.num_rows)))
-        self.con.register("_autolien_new", table)
+        seq = table.append_column("_autolien_seq", pa.array(np.arange(table.num_rows)))
+        # Duplicates inside the batch collapse too: the first one is kept.
+        fresh = f"""SELECT * FROM _autolien_new
+            QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY _autolien_seq) = 1"""
+        if parquet:
+            # The comparison reads only the batch and Parquet files, so it runs
+            # on a second connection outside the caller's transaction: a batch
+            # registered inside a transaction stays referenced by DuckDB's
+            # catalog until the commit, which held every batch of a day file.
+            side = self._side()
+            side.register("_autolien_new", seq)
+            try:
+                got = side.execute(
+                    f"SELECT n._autolien_seq FROM ({fresh}) n WHERE {where}", params
+                ).fetchnumpy()["_autolien_seq"]
+            finally:
+                side.unregister("_autolien_new")
+            # the new rows are taken from the batch itself, so the part
+            # holds the decoder's values and types, not a round trip's
+            keep = np.sort(np.asarray(got, dtype=np.int64))
+            if len(keep):
+                self._store_new(kind, table, keep, code, key_of)
+            return len(keep)
+        self.con.register("_autolien_new", seq)
         try:
-            # Duplicates inside the batch collapse too: the first one is kept.
             rows = self.con.execute(
                 f"""INSERT INTO {kind}
-                SELECT * EXCLUDE (_autolien_seq) FROM (
-                    SELECT * FROM _autolien_new
-                    QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY _autolien_seq) = 1
-                ) n
+                SELECT * EXCLUDE (_autolien_seq) FROM ({fresh}) n
                 WHERE {where}""",
                 params,
             ).fetchall()
@@ -195,6 +504,90 @@ class Store:
             return int(rows[0][0]) if rows else 0
         finally:
             self.con.unregister("_autolien_new")
+
+    def _side(self) -> duckdb.DuckDBPyConnection:
+        if self._side_con is None:
+            self._side_con = self.con.cursor()
+        return self._side_con
+
+    def _place(self, kind: str, table: pa.Table) -> tuple[np.ndarray, pa.Table, Any, Any, Any]:
+        """Each row's partition code and the key its bucket comes from (its
+        vehicle as ``KINDS`` reads it; its file when it has no time), the
+        partitions the batch touches, its time range and its key range."""
+        time = table.column("time")
+        src = table.column("source_file")
+        if kind == "fixes":
+            veh = pc.coalesce(
+                table.column("vehicle_id"), pc.binary_join_element_wise("file:", src, "")
+            )
+        else:
+            veh = table.column("terminal_id" if kind == "locations" else "vin")
+        key = pc.if_else(pc.is_null(time), src, pc.fill_null(veh, ""))
+        nb = self._buckets()
+        bucket = _buckets_of(key, nb).to_numpy()
+        # days since 1970 of the UTC date (timestamps are UTC); -1: no time
+        day = pc.fill_null(pc.cast(pc.cast(time, pa.date32()), pa.int32()), -1).to_numpy()
+        code = (day.astype(np.int64) + 1) * nb + bucket
+        parts = [_partition(int(c), nb) for c in np.unique(code)]
+        touched = pa.table(
+            {
+                "date": pa.array([d for d, _ in parts], pa.string()),
+                "bucket": pa.array([b for _, b in parts], pa.int32()),
+            }
+        )
+        span = pc.min_max(time)
+        keys = pc.min_max(key)
+        return (
+            code,
+            key,
+            touched,
+            (span["min"].as_py(), span["max"].as_py()),
+            (keys["min"].as_py(), keys["max"].as_py()),
+        )
+
+    def _overlapping(
+        self, kind: str, touched: pa.Table, span: tuple[Any, Any], keys: tuple[Any, Any]
+    ) -> list[str]:
+        """The committed parts a duplicate of the batch can be in: its
+        partitions, where the part's time and key ranges meet the batch's."""
+        # a VALUES list, not a registered table (held until the commit)
+        pairs = ", ".join(
+            f"({_sql_str(d)}, {int(b)})"
+            for d, b in zip(
+                touched.column("date").to_pylist(),
+                touched.column("bucket").to_pylist(),
+                strict=True,
+            )
+        )
+        rows = self.con.execute(
+            f"SELECT p.path FROM {PARTS} p JOIN (VALUES {pairs}) t(date, bucket) "
+            "ON p.date = t.date AND p.bucket = t.bucket "
+            "WHERE p.tbl = ? AND p.rows > 0 AND p.kmax >= ? AND p.kmin <= ? "
+            "AND (p.tmin IS NULL OR ?::TIMESTAMPTZ IS NULL "
+            "OR (p.tmax >= ?::TIMESTAMPTZ AND p.tmin <= ?::TIMESTAMPTZ)) ORDER BY p.path",
+            [kind, keys[0], keys[1], span[0], span[0], span[1]],
+        ).fetchall()
+        root = self._root().as_posix()
+        return [f"{root}/{r[0]}" for r in rows]
+
+    def _store_new(
+        self, kind: str, table: pa.Table, keep: np.ndarray, code: np.ndarray, key: Any
+    ) -> None:
+        """The batch's new rows (``keep``, in batch order), one part per
+        partition; one take of the rows, their order kept inside a part."""
+        order = np.argsort(code[keep], kind="stable")
+        idx = keep[order]
+        codes = code[idx]
+        rows = table.take(idx)
+        keys = key.take(pa.array(idx))
+        cuts = [0, *(np.flatnonzero(np.diff(codes)) + 1).tolist(), len(codes)]
+        self._write_parts(
+            kind,
+            [
+                (int(codes[a]), rows.slice(a, b - a), keys.slice(a, b - a))
+                for a, b in itertools.pairwise(cuts)
+            ],
+        )
 
     def ingested(self) -> dict[str, str]:
         """Digest -> the name each ingested file content was first stored under."""
@@ -246,7 +639,10 @@ class Store:
         self.con.execute(f"INSERT OR REPLACE INTO {META} VALUES (?, ?)", [key, value]).fetchall()
 
     def tables(self) -> list[str]:
-        return [r[0] for r in self._run("SELECT table_name FROM information_schema.tables")]
+        # a read-only store's temporary views shadow the stored ones of the same name
+        return [
+            r[0] for r in self._run("SELECT DISTINCT table_name FROM information_schema.tables")
+        ]
 
     def query(self, sql: str, params: Any = None) -> pa.Table:
         """Runs SQL and returns an Arrow table (timestamps normalised to UTC)."""
