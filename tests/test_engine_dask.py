@@ -489,6 +489,10 @@ def test_work_directories_by_path_or_fsspec_url(
             work_dir("s3://bucket/portfolio.dask")
     with pytest.raises(EngineError, match="nosuchproto"):
         work_dir("nosuchproto://x/y")
+    # refused before the run writes anything (no cluster is started either)
+    with pytest.raises(EngineError, match="nosuchproto"):
+        run_portfolio(tmp_path, tmp_path / "x.duckdb", engine="dask", work_dir="nosuchproto://x")
+    assert not (tmp_path / "x.duckdb").exists()
 
 
 def test_a_remote_work_directory(

@@ -115,6 +115,11 @@ class DaskSettings:
     buckets: int | None = None
     work_dir: str | None = None
 
+    def __post_init__(self) -> None:
+        # a URL without its fsspec backend fails here, before a run writes anything
+        if self.work_dir is not None:
+            work_dir(self.work_dir)
+
 
 def _ensure_dask() -> None:
     try:
