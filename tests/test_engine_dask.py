@@ -461,6 +461,48 @@ def test_a_run_killed_after_the_store_took_its_results_is_rolled_forward(
     _assert_same(db, summary, local)
 
 
+def test_which_generation_a_run_resumes_from(tmp_path: Path) -> None:
+    # the store's record of the last run is the commit point; the pointer
+    # (current.json) follows it, and state the store disagrees with is refused
+    from autolien.dask_engine import _resume_point, work_dir
+    from autolien.store import open_store
+
+    db = tmp_path / "x.duckdb"
+    state = work_dir(tmp_path / "x.duckdb.dask" / "state")
+    state.makedirs()
+
+    def pointer(gen: int) -> dict[str, Any]:
+        return {"format": 2, "generation": gen, "clock": None, "buckets": 3, "counts": {}}
+
+    def record(gen: int) -> None:
+        with open_store(db) as s:
+            s.set_meta("dask_monitor", json.dumps(pointer(gen)))
+
+    with open_store(db):
+        pass
+    assert _resume_point(db, state) is None  # first run
+    # the store took generation 1 but the client died before current.json
+    record(1)
+    (Path(state.path) / "gen-1").mkdir()
+    assert _resume_point(db, state) == pointer(1)
+    assert json.loads((Path(state.path) / "current.json").read_text()) == pointer(1)
+    assert _resume_point(db, state) == pointer(1)  # and from then on, as usual
+    # the store is ahead and the state it names is gone: appending would double hours
+    record(2)
+    with pytest.raises(EngineError, match="missing"):
+        _resume_point(db, state)
+    # the state is ahead of the store (a database restored from a copy)
+    record(0)
+    with pytest.raises(EngineError, match="restored"):
+        _resume_point(db, state)
+    # a pointer of the first Dask engine (pickled monitors)
+    (Path(state.path) / "current.json").write_text(
+        json.dumps({"generation": 1, "clock": None, "buckets": 3, "counts": {}})
+    )
+    with pytest.raises(EngineError, match="older Dask engine"):
+        _resume_point(db, state)
+
+
 def test_work_directories_by_path_or_fsspec_url(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -590,6 +590,11 @@ def _resume_point(db: Path, state: WorkDir) -> dict[str, Any] | None:
             return rec
         if cur is None:
             return None  # the work directory was deleted: score everything again
+        raise EngineError(
+            f"{db} holds the outputs of generation {rec['generation']}, but its state is "
+            f"missing from {state.url}; delete the work directory to score the whole history "
+            "again"
+        )
     if cur is not None and (rec is None or int(rec["generation"]) < have):
         raise EngineError(
             f"{state.url} holds monitor state of generation {have}, but {db} holds the outputs "
