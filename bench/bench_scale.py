@@ -23,10 +23,14 @@ gives the local monitor's time), then the monitor stage runs on a copy of
 that database on a fresh LocalCluster per worker count and bucket size:
 wall time, vehicle-days/s, scaling efficiency (T1 / (w x Tw)), each
 worker's peak RSS, the sum of task times; and the scheduler's overhead per
-task (no-op tasks through a one-worker cluster).
+task (no-op tasks through a one-worker cluster). ``--cache DIR`` keeps each
+size's local reference database (and the local run's figures) in DIR and
+reuses it, so the Dask rows can be measured again without simulating and
+running the portfolio again; ``--no-local-monitor`` takes the local
+monitor's time from that run instead of running the local monitor again.
 
-    python bench/bench_scale.py --engine dask --sizes 1000 3000 --history 7
-        --workers 1 2 --per-bucket 250 [--per-bucket-sweep 50 250 1000]
+    python bench/bench_scale.py --engine dask --sizes 1000 3000 10000 --history 7
+        --workers 1 2 --per-bucket 250 [--cache /tmp/ref] [--no-local-monitor]
         [--write-doc docs/cluster.md --label dask]
 """
 
@@ -336,10 +340,11 @@ def measure_dask(
     # the local run's database is the reference; with --cache it is kept
     # (with the local run's figures) and reused, so the Dask rows can be
     # measured again without simulating and running the portfolio again
-    home = cache if cache is not None else base
+    # a directory per portfolio: the ledger and report go beside the database
+    home = (cache if cache is not None else base) / f"dref{vehicles}x{history}s{seed}"
     home.mkdir(parents=True, exist_ok=True)
-    ref = home / f"dref{vehicles}x{history}s{seed}.duckdb"
-    facts = ref.with_suffix(".json")
+    ref = home / "ref.duckdb"
+    facts = home / "local.json"
     if cache is not None and ref.exists() and facts.exists():
         known = json.loads(facts.read_text())
         print(f"N={vehicles:,}: reusing {ref} ({known})", flush=True)
