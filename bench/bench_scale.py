@@ -23,10 +23,14 @@ gives the local monitor's time), then the monitor stage runs on a copy of
 that database on a fresh LocalCluster per worker count and bucket size:
 wall time, vehicle-days/s, scaling efficiency (T1 / (w x Tw)), each
 worker's peak RSS, the sum of task times; and the scheduler's overhead per
-task (no-op tasks through a one-worker cluster).
+task (no-op tasks through a one-worker cluster). ``--cache DIR`` keeps each
+size's local reference database (and the local run's figures) in DIR and
+reuses it, so the Dask rows can be measured again without simulating and
+running the portfolio again; ``--no-local-monitor`` takes the local
+monitor's time from that run instead of running the local monitor again.
 
-    python bench/bench_scale.py --engine dask --sizes 1000 3000 --history 7
-        --workers 1 2 --per-bucket 250 [--per-bucket-sweep 50 250 1000]
+    python bench/bench_scale.py --engine dask --sizes 1000 3000 10000 --history 7
+        --workers 1 2 --per-bucket 250 [--cache /tmp/ref] [--no-local-monitor]
         [--write-doc docs/cluster.md --label dask]
 """
 
@@ -327,26 +331,57 @@ def measure_dask(
     seed: int,
     workers: list[int],
     per_bucket: list[int],
+    cache: Path | None = None,
+    *,
+    local_monitor: bool = True,
 ) -> dict[str, Any]:
     from autolien.pipeline import run_portfolio
 
-    src = base / f"dsrc{vehicles}"
-    sim_s = simulate(src, vehicles, history, seed)
-    print(f"N={vehicles:,}: simulated in {sim_s:.0f} s (load {_load()})", flush=True)
-    ref = base / f"dref{vehicles}.duckdb"
-    t0 = time.perf_counter()
-    local = run_portfolio(src, ref)
-    local_s = time.perf_counter() - t0
-    print(f"N={vehicles:,}: local run {local_s:.0f} s {local['timings_s']}", flush=True)
-    # the local engine's monitor alone, again, with its CPU time beside the wall
-    from autolien.monitor.cli import monitor_store
+    # the local run's database is the reference; with --cache it is kept
+    # (with the local run's figures) and reused, so the Dask rows can be
+    # measured again without simulating and running the portfolio again
+    # a directory per portfolio: the ledger and report go beside the database
+    home = (cache if cache is not None else base) / f"dref{vehicles}x{history}s{seed}"
+    home.mkdir(parents=True, exist_ok=True)
+    ref = home / "ref.duckdb"
+    facts = home / "local.json"
+    if cache is not None and ref.exists() and facts.exists():
+        known = json.loads(facts.read_text())
+        print(f"N={vehicles:,}: reusing {ref} ({known})", flush=True)
+    else:
+        src = base / f"dsrc{vehicles}"
+        sim_s = simulate(src, vehicles, history, seed)
+        print(f"N={vehicles:,}: simulated in {sim_s:.0f} s (load {_load()})", flush=True)
+        t0 = time.perf_counter()
+        local = run_portfolio(src, ref)
+        local_s = time.perf_counter() - t0
+        print(f"N={vehicles:,}: local run {local_s:.0f} s {local['timings_s']}", flush=True)
+        known = {
+            "simulate_s": sim_s,
+            "local_run_s": local_s,
+            "local_timings_s": local["timings_s"],
+            "alerts": local["monitor"]["alerts"],
+            "load_after": _load(),
+        }
+        facts.write_text(json.dumps(known))
+        shutil.rmtree(src, ignore_errors=True)
+    local_s = known["local_run_s"]
+    if local_monitor:
+        # the local engine's monitor alone, again, with its CPU time beside the wall
+        from autolien.monitor.cli import monitor_store
 
-    db = base / f"dlocal{vehicles}.duckdb"
-    shutil.copy(ref, db)
-    t0, c0 = time.perf_counter(), time.process_time()
-    monitor_store(str(db))
-    local_mon = (time.perf_counter() - t0, time.process_time() - c0)
-    db.unlink()
+        db = base / f"dlocal{vehicles}.duckdb"
+        shutil.copy(ref, db)
+        t0, c0 = time.perf_counter(), time.process_time()
+        monitor_store(str(db))
+        local_mon: tuple[float, float | None] = (
+            time.perf_counter() - t0,
+            time.process_time() - c0,
+        )
+        db.unlink()
+    else:
+        # the monitor's wall time inside the local run (no CPU figure)
+        local_mon = (known["local_timings_s"]["monitor"], None)
     runs = []
     for w in workers:
         for vpb in per_bucket:
@@ -355,14 +390,13 @@ def measure_dask(
             r = dask_monitor(db, w, max(1, math.ceil(vehicles / vpb)))
             r["vehicles_per_bucket"] = vpb
             r["vehicle_days_per_s"] = vehicles * history / r["wall_s"]
-            if r["alerts"] != local["monitor"]["alerts"]:
-                msg = f"dask gave {r['alerts']} alerts, local {local['monitor']['alerts']}"
+            if r["alerts"] != known["alerts"]:
+                msg = f"dask gave {r['alerts']} alerts, local {known['alerts']}"
                 raise RuntimeError(msg)
             print(f"N={vehicles:,} dask: {json.dumps(r)}", flush=True)
             runs.append(r)
             shutil.rmtree(db.with_name(db.name + ".dask"), ignore_errors=True)
             db.unlink()
-    shutil.rmtree(src, ignore_errors=True)
     return {
         "vehicles": vehicles,
         "days": history,
@@ -371,6 +405,10 @@ def measure_dask(
         "local_monitor_cpu_s": local_mon[1],
         "runs": runs,
     }
+
+
+def _cpu(x: float | None) -> str:
+    return "" if x is None else f"{x:.1f}"
 
 
 def dask_table(results: list[dict[str, Any]], overhead: float, label: str) -> str:
@@ -392,7 +430,7 @@ def dask_table(results: list[dict[str, Any]], overhead: float, label: str) -> st
         one = {x["vehicles_per_bucket"]: x["wall_s"] for x in r["runs"] if x["workers"] == 1}
         lines.append(
             f"| {r['vehicles']:,} x {r['days']} | local engine | | | {r['local_monitor_s']:.1f} |"
-            f" | {r['local_monitor_cpu_s']:.1f} "
+            f" | {_cpu(r['local_monitor_cpu_s'])} "
             f"| {r['vehicles'] * r['days'] / r['local_monitor_s']:.0f} | | | |"
         )
         for x in r["runs"]:
@@ -417,7 +455,16 @@ def main_dask(args: argparse.Namespace) -> int:
         print(f"scheduler overhead per task: {overhead * 1e3:.2f} ms", flush=True)
         for n in sorted(args.sizes):
             results.append(
-                measure_dask(n, args.history, base, args.seed, args.workers, args.per_bucket)
+                measure_dask(
+                    n,
+                    args.history,
+                    base,
+                    args.seed,
+                    args.workers,
+                    args.per_bucket,
+                    args.cache,
+                    local_monitor=not args.no_local_monitor,
+                )
             )
             if args.json:
                 args.json.write_text(json.dumps({"overhead_s": overhead, "results": results}))
@@ -445,6 +492,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="--engine dask")
     ap.add_argument(
         "--per-bucket", type=int, nargs="+", default=[250], help="--engine dask: vehicles a bucket"
+    )
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        help="--engine dask: keep the local reference run's database here and reuse it",
+    )
+    ap.add_argument(
+        "--no-local-monitor",
+        action="store_true",
+        help="--engine dask: take the local monitor's time from the local run, not a second run",
     )
     args = ap.parse_args(argv)
     if args.engine == "dask":

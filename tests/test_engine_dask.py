@@ -4,6 +4,7 @@ monitor stage, incremental runs, and the kernels releasing the GIL."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -17,6 +18,7 @@ from typing import Any
 
 import duckdb
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from autolien.cli import main
@@ -135,9 +137,18 @@ def test_dask_equals_local(
     cluster: Any, portfolio: Path, consortium: Path, local: dict[str, Any], tmp_path: Path
 ) -> None:
     db = _db(tmp_path, consortium)
+    # the work directory as an fsspec URL (file://): the workers open it themselves
+    work = tmp_path / "exchange"
     summary = run_portfolio(
-        portfolio, db, engine="dask", scheduler=cluster.scheduler_address, buckets=BUCKETS
+        portfolio,
+        db,
+        engine="dask",
+        scheduler=cluster.scheduler_address,
+        buckets=BUCKETS,
+        work_dir=work.as_uri(),
     )
+    assert len(list((work / "state" / "gen-1").glob("bucket-*.parquet"))) == BUCKETS
+    assert not (tmp_path / "x.duckdb.dask").exists()
     assert summary["engine"]["name"] == "dask"
     assert summary["engine"]["workers"] == 2
     assert summary["monitor"]["tasks"] == BUCKETS
@@ -146,7 +157,14 @@ def test_dask_equals_local(
     _assert_same(db, summary, local)
     # the state is split into BUCKETS buckets for good: another count is refused
     with pytest.raises(EngineError, match="fixed at the first run"):
-        run_portfolio(portfolio, db, engine="dask", scheduler=cluster.scheduler_address, buckets=3)
+        run_portfolio(
+            portfolio,
+            db,
+            engine="dask",
+            scheduler=cluster.scheduler_address,
+            buckets=3,
+            work_dir=work.as_uri(),
+        )
 
 
 def _kill_once(marker: str, when: str) -> Any:
@@ -213,9 +231,41 @@ def _ledger_alert_ids(ledger_dir: Path) -> list[str]:
         led.close()
 
 
+def _state_by_pyarrow_alone(path: Path) -> dict[str, Any]:
+    """A state file read in a fresh interpreter that imports pyarrow and
+    nothing of autolien (nor pickle): its vehicle ids and column types."""
+    import subprocess
+
+    code = (
+        "import json, sys, pyarrow.parquet as pq\n"
+        "t = pq.read_table(sys.argv[1])\n"
+        "assert not any(m.startswith('autolien') for m in sys.modules), 'autolien imported'\n"
+        "print(json.dumps({'ids': t.column('vehicle_id').to_pylist(),"
+        " 'types': sorted({str(f.type) for f in t.schema}),"
+        " 'format': (t.schema.metadata or {}).get(b'autolien.format', b'').decode()}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", code, str(path)], check=True, capture_output=True, text=True
+    )
+    return dict(json.loads(out.stdout))
+
+
+def _bucket(vid: str, n: int) -> int:
+    import hashlib
+
+    return int.from_bytes(hashlib.blake2b(vid.encode(), digest_size=8).digest(), "big") % n
+
+
 def test_incremental_runs_on_dask_equal_one_run(
-    cluster: Any, portfolio: Path, consortium: Path, local: dict[str, Any], tmp_path: Path
+    cluster: Any,
+    portfolio: Path,
+    consortium: Path,
+    local: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    import autolien.dask_engine
+
     part = tmp_path / "pf"
     (part / "telemetry").mkdir(parents=True)
     for name in ("loan_book.parquet", "truth.parquet", "defaults.parquet", "portfolio.json"):
@@ -234,9 +284,38 @@ def test_incremental_runs_on_dask_equal_one_run(
 
     db = _db(tmp_path / "inc", consortium)
     copy(days[:-1])
-    first = run_portfolio(part, db, engine="dask", scheduler=cluster.scheduler_address)
+    first = run_portfolio(
+        part, db, engine="dask", scheduler=cluster.scheduler_address, buckets=BUCKETS
+    )
+    # each bucket's state: Parquet that pyarrow alone reads (no pickle, no
+    # autolien), one row per vehicle of that bucket and no opaque bytes
+    gen = db.with_name(db.name + ".dask") / "state" / "gen-1"
+    book = pq.read_table(part / "loan_book.parquet").column("vehicle_id").to_pylist()
+    seen: list[str] = []
+    for b in range(BUCKETS):
+        got = _state_by_pyarrow_alone(gen / f"bucket-{b}.parquet")
+        assert got["format"] == "autolien.monitor-state.parquet/1"
+        assert not [t for t in got["types"] if "binary" in t]
+        assert got["ids"]
+        assert all(_bucket(v, BUCKETS) == b for v in got["ids"])
+        seen += got["ids"]
+    assert sorted(seen) == sorted(book)
+    # day 2: every bucket on the other worker than the one that saved its state
+    placed = first["monitor"]["placement"]
+    workers = sorted(cluster.scheduler_info["workers"])
+    assert len(workers) == 2
+    assert set(placed.values()) <= set(workers)
+    other = {int(b): next(w for w in workers if w != a) for b, a in placed.items()}
+    monkeypatch.setattr(
+        autolien.dask_engine,
+        "monitor_stage",
+        functools.partial(autolien.dask_engine.monitor_stage, pin=other),
+    )
     copy(days[-1:])
-    second = run_portfolio(part, db, engine="dask", scheduler=cluster.scheduler_address)
+    second = run_portfolio(
+        part, db, engine="dask", scheduler=cluster.scheduler_address, buckets=BUCKETS
+    )
+    assert {int(b): a for b, a in second["monitor"]["placement"].items()} == other
     assert second["monitor"]["late_rows"] == 0
     assert second["monitor"]["clock"] > first["monitor"]["clock"]
     # the second run scored only the new day's rows
@@ -347,10 +426,140 @@ def test_a_run_killed_before_its_results_are_stored_reruns_cleanly(
         m.setattr(autolien.store, "put_monitor_outputs", killed)
         with pytest.raises(KeyboardInterrupt):
             run_portfolio(portfolio, db, engine="dask", scheduler=cluster.scheduler_address)
-    assert list((tmp_path / "x.duckdb.dask" / "state").glob("gen-1/bucket-*.arrow"))
+    assert list((tmp_path / "x.duckdb.dask" / "state").glob("gen-1/bucket-*.parquet"))
     assert not (tmp_path / "x.duckdb.dask" / "state" / "current.json").exists()
     summary = run_portfolio(portfolio, db, engine="dask", scheduler=cluster.scheduler_address)
     _assert_same(db, summary, local)
+
+
+def test_a_run_killed_after_the_store_took_its_results_is_rolled_forward(
+    cluster: Any,
+    portfolio: Path,
+    consortium: Path,
+    local: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the store holds the run's outputs (feature hours appended) but the
+    # client dies before current.json names the generation: the next run
+    # must resume from that generation, not append the same hours again
+    import autolien.dask_engine
+
+    def killed(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    db = _db(tmp_path, consortium)
+    state = tmp_path / "x.duckdb.dask" / "state"
+    with monkeypatch.context() as m:
+        m.setattr(autolien.dask_engine, "_make_current", killed)
+        with pytest.raises(KeyboardInterrupt):
+            run_portfolio(portfolio, db, engine="dask", scheduler=cluster.scheduler_address)
+    assert not (state / "current.json").exists()
+    summary = run_portfolio(portfolio, db, engine="dask", scheduler=cluster.scheduler_address)
+    assert json.loads((state / "current.json").read_text())["generation"] == 2
+    assert summary["monitor"]["rows"] == 0  # resumed at the stored clock: nothing new
+    _assert_same(db, summary, local)
+
+
+def test_which_generation_a_run_resumes_from(tmp_path: Path) -> None:
+    # the store's record of the last run is the commit point; the pointer
+    # (current.json) follows it, and state the store disagrees with is refused
+    from autolien.dask_engine import _resume_point, work_dir
+    from autolien.store import open_store
+
+    db = tmp_path / "x.duckdb"
+    state = work_dir(tmp_path / "x.duckdb.dask" / "state")
+    state.makedirs()
+
+    def pointer(gen: int) -> dict[str, Any]:
+        return {"format": 2, "generation": gen, "clock": None, "buckets": 3, "counts": {}}
+
+    def record(gen: int) -> None:
+        with open_store(db) as s:
+            s.set_meta("dask_monitor", json.dumps(pointer(gen)))
+
+    with open_store(db):
+        pass
+    assert _resume_point(db, state) is None  # first run
+    # the store took generation 1 but the client died before current.json
+    record(1)
+    (Path(state.path) / "gen-1").mkdir()
+    assert _resume_point(db, state) == pointer(1)
+    assert json.loads((Path(state.path) / "current.json").read_text()) == pointer(1)
+    assert _resume_point(db, state) == pointer(1)  # and from then on, as usual
+    # the store is ahead and the state it names is gone: appending would double hours
+    record(2)
+    with pytest.raises(EngineError, match="missing"):
+        _resume_point(db, state)
+    # the state is ahead of the store (a database restored from a copy)
+    record(0)
+    with pytest.raises(EngineError, match="restored"):
+        _resume_point(db, state)
+    # a pointer of the first Dask engine (pickled monitors)
+    (Path(state.path) / "current.json").write_text(
+        json.dumps({"generation": 1, "clock": None, "buckets": 3, "counts": {}})
+    )
+    with pytest.raises(EngineError, match="older Dask engine"):
+        _resume_point(db, state)
+
+
+def test_work_directories_by_path_or_fsspec_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_module("fsspec")
+    from autolien.dask_engine import work_dir
+
+    monkeypatch.chdir(tmp_path)
+    # a relative path is made absolute: workers run in other directories
+    w = work_dir("rel/x.dask")
+    assert w.local
+    assert w.url == str(tmp_path / "rel" / "x.dask") == w.path
+    assert (w / "state").path == str(tmp_path / "rel" / "x.dask" / "state")
+    u = work_dir((tmp_path / "y").as_uri())
+    assert u.local
+    assert u.path == str(tmp_path / "y")
+    assert (u / "state").url == (tmp_path / "y" / "state").as_uri()
+    # a remote store's URL keeps its protocol for the workers
+    m = work_dir("memory://bucket/prefix/")
+    assert not m.local
+    assert (m / "state" / "gen-1").url == "memory://bucket/prefix/state/gen-1"
+    # a protocol whose backend is missing, or unknown: a typed error, before any work
+    import importlib.util
+
+    if importlib.util.find_spec("s3fs") is None:
+        with pytest.raises(EngineError, match="s3fs"):
+            work_dir("s3://bucket/portfolio.dask")
+    with pytest.raises(EngineError, match="nosuchproto"):
+        work_dir("nosuchproto://x/y")
+    # refused before the run writes anything (no cluster is started either)
+    with pytest.raises(EngineError, match="nosuchproto"):
+        run_portfolio(tmp_path, tmp_path / "x.duckdb", engine="dask", work_dir="nosuchproto://x")
+    assert not (tmp_path / "x.duckdb").exists()
+
+
+def test_a_remote_work_directory(
+    portfolio: Path, consortium: Path, local: dict[str, Any], tmp_path: Path
+) -> None:
+    # fsspec's memory:// as the object store: the exchange is uploaded and
+    # downloaded, never read by DuckDB in place, and files are put whole.
+    # Memory is per process, so this cluster's workers are threads of this one.
+    distributed = require_module("distributed")
+    fsspec = require_module("fsspec")
+    db = _db(tmp_path, consortium)
+    url = f"memory://autolien-test-{os.getpid()}/x.dask"
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
+    ) as c:
+        summary = run_portfolio(
+            portfolio, db, engine="dask", scheduler=c.scheduler_address, work_dir=url
+        )
+    mem = fsspec.filesystem("memory")
+    try:
+        assert mem.glob(f"{url.removeprefix('memory:/')}/state/gen-1/bucket-*.parquet")
+        assert not (tmp_path / "x.duckdb.dask").exists()
+        _assert_same(db, summary, local)
+    finally:
+        mem.rm(url, recursive=True)
 
 
 def test_workers_on_another_version_are_refused(

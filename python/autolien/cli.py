@@ -360,8 +360,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p_run.add_argument(
         "--dask-dir",
-        help="--engine dask: the per-bucket inputs and monitor state, a path every worker "
-        "sees (default: <db>.dask beside the database)",
+        help="--engine dask: the per-bucket inputs and monitor state: a path every worker "
+        "sees, or an fsspec URL (s3://, gs://, file://; its fsspec backend installed on the "
+        "client and every worker) (default: <db>.dask beside the database)",
     )
     p_run.set_defaults(func=_run)
     gateway_cli.add_parser(sub)

@@ -13,20 +13,28 @@ id modulo the bucket count, fixed at the first run). A run:
    (``store.export_monitor_inputs``: one scan of the store, no worker ever
    opens DuckDB);
 2. one task per bucket, on any worker: it loads the bucket's monitor state
-   of the last run (``load_bucket_state``), feeds it the bucket's rows under
-   the fleet clock, saves the new state (``save_bucket_state``) and writes
-   the bucket's whole alerts, features and rejects as Parquet; it returns
-   counts, never the data;
-3. the client reads the results into the store (``store.put_monitor_outputs``)
-   and only then makes the new state generation current.
+   of the last run (``load_bucket_state``: Parquet, one row per vehicle, the
+   monitor's ``state_table``), feeds it the bucket's rows under the fleet
+   clock, saves the new state (``save_bucket_state``) and writes the
+   bucket's alerts (all of them: they are state), and the feature hours and
+   rejects of this run, as Parquet; it returns counts, never the data;
+3. the client reads the results into the store in one transaction that also
+   records the run's generation (``store.put_monitor_outputs``): that commit
+   is the run's commit point. Then ``current.json`` names the new
+   generation; a client that died between the two is rolled forward by the
+   next run (the store says the generation is in), so feature hours are
+   appended exactly once.
 
-State lives in ``<work>/state/gen-<N>/`` (``<work>``: ``work_dir``, default
-``<db>.dask`` beside the database), one file per bucket; ``current.json`` names the generation, the fleet clock it scored to
-and the bucket count. A task writes only into the run's new generation and
-each file atomically (write, then rename), so a task that Dask runs again
-after its worker died (or a whole run killed and started again) reads the
-same inputs and writes the same files. On a cluster ``<work>`` must be a
-path every worker sees (a shared filesystem); docs/cluster.md.
+Everything the workers read and write is under the work directory
+(``work_dir``, default ``<db>.dask`` beside the database): a local path or
+any fsspec URL (``s3://...``, ``gs://...``, ``file://...``); the client and
+every worker need the URL's fsspec backend (s3fs, gcsfs, ...). State lives in
+``<work>/state/gen-<N>/``, one Parquet file per bucket; ``current.json``
+names the generation, the fleet clock it scored to and the bucket count. A
+task writes only into the run's new generation, each file whole (on a local
+filesystem written then renamed; an object store's put is atomic), so a task
+that Dask runs again after its worker died (or a whole run killed and
+started again) reads the same inputs and writes the same files.
 
 The ledger stays single-writer and is not touched here: the pipeline's
 ledger stage appends on the client, from the stored alerts in a total order
@@ -38,13 +46,12 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
-import shutil
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,7 +60,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pyarrow import ipc
 
 from . import __version__
 from .errors import AutolienError
@@ -63,18 +69,27 @@ from .monitor.stream import Monitor
 __all__ = [
     "DaskSettings",
     "EngineError",
+    "WorkDir",
     "dask_client",
     "fuse_stage",
     "load_bucket_state",
     "monitor_stage",
     "save_bucket_state",
+    "work_dir",
 ]
 
 OUTPUT_TABLES = ("alerts", "monitor_features", "monitor_rejects")
 # vehicles per bucket at the first run, when the bucket count is not given:
 # ~0.3 s of monitor work a task at 14 days, well above the scheduler's few ms
 VEHICLES_PER_BUCKET = 250
-STATE_FORMAT = "autolien.monitor-state.pickle/1"
+# the state file's format, in its Parquet key-value metadata
+STATE_FORMAT = "autolien.monitor-state.parquet/1"
+_FORMAT_KEY = b"autolien.format"
+_VERSION_KEY = b"autolien.version"
+# the pointer's format: 1 was the pickled Monitor of the first Dask engine
+POINTER_FORMAT = 2
+# the store's record of the last generation whose outputs it holds
+STORE_RECORD = "dask_monitor"
 
 
 # how long a run waits for its first worker (a cluster still scaling up)
@@ -83,7 +98,8 @@ WORKER_WAIT_S = 120.0
 
 class EngineError(AutolienError, ValueError):
     """The Dask engine cannot run: dask missing, workers on another autolien
-    version, or state that does not fit this run (``autolien run`` exits 2)."""
+    version, a work directory whose fsspec backend is not installed, or state
+    that does not fit this run (``autolien run`` exits 2)."""
 
 
 @dataclass
@@ -92,12 +108,17 @@ class DaskSettings:
     LocalCluster of ``workers`` processes (default: one per core) started
     for the run. ``buckets`` is fixed at the first run over a database;
     ``work_dir`` (default ``<db>.dask``) holds the per-bucket inputs and
-    state and must be a path every worker sees."""
+    state: a path or fsspec URL that every worker reaches."""
 
     scheduler: str | None = None
     workers: int | None = None
     buckets: int | None = None
     work_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        # a URL without its fsspec backend fails here, before a run writes anything
+        if self.work_dir is not None:
+            work_dir(self.work_dir)
 
 
 def _ensure_dask() -> None:
@@ -156,53 +177,187 @@ def dask_client(settings: DaskSettings) -> Iterator[Any]:
         yield client
 
 
-# --- per-bucket state ---------------------------------------------------------
-# The monitor's state is not tabular yet: it is kept as the pickled Monitor in
-# an Arrow IPC file of one binary cell (with a format tag), behind this pair,
-# so a tabular form can replace it without touching the engine.
+# --- the work directory: a local path or an fsspec URL --------------------------
 
 
-def save_bucket_state(path: Path, monitor: Monitor) -> None:
-    """Writes a bucket's monitor state to ``path`` atomically."""
-    blob = pickle.dumps(monitor, protocol=pickle.HIGHEST_PROTOCOL)
-    table = pa.table({"format": [STATE_FORMAT], "state": pa.array([blob], pa.large_binary())})
-    tmp = path.with_name(path.name + ".tmp")
-    with pa.OSFile(str(tmp), "wb") as f, ipc.new_file(f, table.schema) as w:
-        w.write_table(table)
-    tmp.replace(path)
+@dataclass(frozen=True)
+class WorkDir:
+    """A directory of the exchange, by URL (what tasks get: a string pickles
+    anywhere; each process opens the filesystem itself, with its own
+    credentials), and its fsspec filesystem and path in it."""
+
+    url: str
+    fs: Any
+    path: str
+
+    @property
+    def local(self) -> bool:
+        """On this machine's filesystem: DuckDB reads and writes it directly,
+        and a file is written then renamed."""
+        from fsspec.implementations.local import LocalFileSystem  # type: ignore[import-untyped]  # noqa: PLC0415
+
+        return isinstance(self.fs, LocalFileSystem)
+
+    def __truediv__(self, name: str) -> WorkDir:
+        # the URL's last part is the path: chained URLs (simplecache::s3://...) too
+        return WorkDir(f"{self.url.rstrip('/')}/{name}", self.fs, f"{self.path.rstrip('/')}/{name}")
+
+    def exists(self) -> bool:
+        return bool(self.fs.exists(self.path))
+
+    def glob(self, pattern: str) -> list[str]:
+        return sorted(self.fs.glob(f"{self.path.rstrip('/')}/{pattern}"))
+
+    def rm(self) -> None:
+        if self.fs.exists(self.path):
+            self.fs.rm(self.path, recursive=True)
+
+    def makedirs(self) -> None:
+        self.fs.makedirs(self.path, exist_ok=True)
+
+    def read_text(self) -> str | None:
+        if not self.fs.exists(self.path):
+            return None
+        return bytes(self.fs.cat_file(self.path)).decode()
+
+    def write_bytes(self, data: bytes) -> None:
+        """The file whole or not at all: written then renamed locally; an
+        object store's put is atomic by itself."""
+        if self.local:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            # a name of its own: a task re-run while its first try still writes
+            tmp = f"{self.path}.{uuid.uuid4().hex[:8]}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, self.path)
+        else:
+            self.fs.pipe_file(self.path, data)
 
 
-def load_bucket_state(path: Path | None, config: MonitorConfig | None = None) -> Monitor:
-    """A bucket's monitor state from ``path``, or a fresh monitor when there
-    is none (a bucket's first run)."""
-    if path is None or not path.exists():
-        return Monitor(config)
-    with pa.memory_map(str(path)) as f:
-        table = ipc.open_file(f).read_all()
-    if table.column_names != ["format", "state"] or table.num_rows != 1:
-        raise TypeError(f"{path} does not hold a bucket's monitor state")
-    if table.column("format")[0].as_py() != STATE_FORMAT:
-        raise TypeError(f"{path}: unknown state format {table.column('format')[0].as_py()!r}")
-    m = pickle.loads(table.column("state")[0].as_py())  # our own file, see save_bucket_state
-    if not isinstance(m, Monitor):
-        raise TypeError(f"{path} does not hold monitor state")
+def work_dir(url: str | os.PathLike[str]) -> WorkDir:
+    """The work directory at ``url``: a local path (relative ones made
+    absolute), ``file://...``, or any fsspec URL (``s3://bucket/prefix``
+    with s3fs installed, ``gs://`` with gcsfs, ...). A protocol without its
+    backend is an ``EngineError`` naming what to install."""
+    from fsspec.core import url_to_fs  # type: ignore[import-untyped]  # noqa: PLC0415
+
+    text = os.fspath(url)
+    if not text:
+        raise EngineError("the Dask work directory must not be empty")
+    try:
+        fs, path = url_to_fs(text)
+    except ImportError as e:
+        raise EngineError(
+            f"--dask-dir {text}: {e}; install that fsspec backend on the client and on every "
+            "worker (docs/cluster.md)"
+        ) from None
+    except ValueError as e:  # an unknown protocol
+        raise EngineError(f"--dask-dir {text}: {e}") from None
+    if "://" not in text and "::" not in text:
+        text = path  # a plain path: absolute, so that workers in other directories find it
+    return WorkDir(text, fs, path)
+
+
+def _open(url: str) -> WorkDir:
+    # in a task: the URL is the client's, already checked
+    return work_dir(url)
+
+
+def _write_parquet(table: pa.Table, where: WorkDir) -> None:
+    import io  # noqa: PLC0415
+
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    where.write_bytes(buf.getvalue())
+
+
+def _read_parquet(where: WorkDir) -> pa.Table | None:
+    """Every Parquet file under ``where`` (a bucket's part of an export), or
+    None when it has none."""
+    files = (
+        [p for p in where.fs.find(where.path) if p.endswith(".parquet")] if where.exists() else []
+    )
+    if not files:
+        return None
+    parts = []
+    for p in sorted(files):
+        with where.fs.open(p, "rb") as f:
+            parts.append(pq.read_table(f))
+    return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+
+def _upload(local: Path, dest: WorkDir) -> None:
+    """Copies a local export (DuckDB writes local files) to a remote work directory."""
+    for p in sorted(local.rglob("*")):
+        if p.is_file():
+            dest.fs.put_file(str(p), (dest / p.relative_to(local).as_posix()).path)
+
+
+def _download(files: list[str], where: WorkDir, local: Path) -> list[Path]:
+    """Remote result files to local ones, for DuckDB to read."""
+    out = []
+    for i, f in enumerate(files):
+        dst = local / f"{i:06d}-{f.rsplit('/', 1)[-1]}"
+        where.fs.get_file(f, str(dst))
+        out.append(dst)
+    return out
+
+
+# --- per-bucket state -----------------------------------------------------------
+# A bucket's monitor state is the monitor's own Arrow state table (one row
+# per vehicle: buffers as lists, detector scalars, alerts as JSON) in one
+# Parquet file, tagged with its format and the writer's autolien version:
+# any worker loads it with pyarrow, nothing is unpickled.
+
+
+def save_bucket_state(where: WorkDir, monitor: Monitor) -> None:
+    """Writes a bucket's monitor state to ``where`` (a file), whole or not at all."""
+    table = monitor.state_table()
+    meta = dict(table.schema.metadata or {})
+    meta.update({_FORMAT_KEY: STATE_FORMAT.encode(), _VERSION_KEY: __version__.encode()})
+    _write_parquet(table.replace_schema_metadata(meta), where)
+
+
+def load_bucket_state(where: WorkDir | None, config: MonitorConfig | None = None) -> Monitor:
+    """A monitor resumed from a bucket's state file, or a fresh one when
+    there is none (a bucket's first run)."""
+    m = Monitor(config)
+    if where is None or not where.exists():
+        return m
+    with where.fs.open(where.path, "rb") as f:
+        table = pq.read_table(f)
+    meta = table.schema.metadata or {}
+    fmt = meta.get(_FORMAT_KEY, b"").decode()
+    if fmt != STATE_FORMAT:
+        raise EngineError(f"{where.url}: not a bucket's monitor state ({fmt or 'no format tag'})")
+    try:
+        m.load_state(table.replace_schema_metadata(None))
+    except (KeyError, ValueError, TypeError, pa.ArrowException) as e:
+        wrote = meta.get(_VERSION_KEY, b"?").decode()
+        raise EngineError(
+            f"{where.url}: monitor state written by autolien {wrote} does not load in "
+            f"{__version__} ({type(e).__name__}: {e}); delete the work directory to score "
+            "the whole history again"
+        ) from None
     return m
 
 
-def _read_bucket(directory: Path) -> pa.Table | None:
-    if not directory.is_dir():
+def _worker_address() -> str | None:
+    try:
+        from distributed import get_worker  # noqa: PLC0415
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return None  # not inside a worker (called directly)
+
+
+def _sorted(table: pa.Table | None) -> pa.Table | None:
+    if table is None:
         return None
-    table = pq.read_table(directory)
     if "bucket" in table.column_names:
         table = table.drop_columns(["bucket"])
     # the local engine's ORDER BY ALL: readings of one second in one fixed order
     return table.sort_by([(c, "ascending") for c in table.column_names])
-
-
-def _atomic_parquet(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)
 
 
 def monitor_bucket(
@@ -213,32 +368,36 @@ def monitor_bucket(
     generation: str,
     clock: datetime,
     config: MonitorConfig | None = None,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """The task: one bucket's new rows into its monitor state (on a worker).
     Reads ``inputs/{tracks,odometer}/bucket=K``, the state file of the
-    ``previous`` generation, writes the ``generation``'s state and outputs."""
+    ``previous`` generation, writes the ``generation``'s state and outputs
+    (all URLs of the work directory)."""
     cpu = time.process_time()
     fleet = load_bucket_state(
-        Path(previous) / f"bucket-{bucket}.arrow" if previous else None, config
+        _open(previous) / f"bucket-{bucket}.parquet" if previous else None, config
     )
-    tracks = _read_bucket(Path(inputs) / "tracks" / f"bucket={bucket}")
-    odo = _read_bucket(Path(inputs) / "odometer" / f"bucket={bucket}")
+    src = _open(inputs)
+    tracks = _sorted(_read_parquet(src / "tracks" / f"bucket={bucket}"))
+    odo = _sorted(_read_parquet(src / "odometer" / f"bucket={bucket}"))
     fleet.update(tracks, odo, now=clock, vehicles=vehicles)
-    gen = Path(generation)
-    save_bucket_state(gen / f"bucket-{bucket}.arrow", fleet)
+    gen = _open(generation)
     outputs = {
-        "alerts": fleet.alerts(),
-        "monitor_features": fleet.features(),
-        "monitor_rejects": fleet.rejects,
+        "alerts": fleet.alerts(),  # open and closed: the state keeps them
+        "monitor_features": fleet.features(),  # this run's hours (none are state)
+        "monitor_rejects": fleet.rejects,  # this run's
     }
     for name, table in outputs.items():
-        _atomic_parquet(table, gen / name / f"bucket-{bucket}.parquet")
+        _write_parquet(table, gen / name / f"bucket-{bucket}.parquet")
+    # the state last: a bucket with its state file has its outputs
+    save_bucket_state(gen / f"bucket-{bucket}.parquet", fleet)
     return {
         "bucket": bucket,
         "rows": (tracks.num_rows if tracks is not None else 0)
         + (odo.num_rows if odo is not None else 0),
         # CPU, not wall: on a shared machine the wall time is mostly waiting
         "cpu_s": round(time.process_time() - cpu, 3),
+        "worker": _worker_address(),
     }
 
 
@@ -256,7 +415,9 @@ def fuse_bucket(bucket: int, inputs: str, out: str) -> dict[str, Any]:
     from .gnss.fusion import fuse  # noqa: PLC0415
 
     cpu = time.process_time()
-    fixes = pq.read_table(Path(inputs) / f"bucket={bucket}")
+    fixes = _read_parquet(_open(inputs) / f"bucket={bucket}")
+    if fixes is None:
+        raise EngineError(f"{inputs}: bucket {bucket}'s fixes are missing")
     if "bucket" in fixes.column_names:
         fixes = fixes.drop_columns(["bucket"])
     # the local engine's ORDER BY vehicle_id, time, source, "offset"
@@ -265,8 +426,9 @@ def fuse_bucket(bucket: int, inputs: str, out: str) -> dict[str, Any]:
     track = result.track.append_column(
         "row", pa.array(np.arange(result.track.num_rows, dtype=np.int64))
     )
+    dest = _open(out)
     for name, table in zip(FUSE_TABLES, (track, result.parked, result.events), strict=True):
-        _atomic_parquet(table, Path(out) / name / f"bucket-{bucket}.parquet")
+        _write_parquet(table, dest / name / f"bucket-{bucket}.parquet")
     reasons = pc.value_counts(result.track.column("reason")).to_pylist()
     return {
         "fixes": result.track.num_rows,
@@ -277,12 +439,45 @@ def fuse_bucket(bucket: int, inputs: str, out: str) -> dict[str, Any]:
     }
 
 
+def _work(db: Path, work: str | os.PathLike[str] | None) -> WorkDir:
+    return work_dir(work if work is not None else db.with_name(db.name + ".dask"))
+
+
+@contextmanager
+def _local_copy(where: WorkDir) -> Iterator[Path]:
+    """A local directory for DuckDB to write an export into: ``where``
+    itself when it is local, else a temporary one uploaded to it on success."""
+    if where.local:
+        yield Path(where.path)
+        return
+    with tempfile.TemporaryDirectory(prefix="autolien-export-") as tmp:
+        yield Path(tmp)
+        where.rm()
+        _upload(Path(tmp), where)
+
+
+@contextmanager
+def _local_files(where: WorkDir, names: tuple[str, ...]) -> Iterator[dict[str, list[Path]]]:
+    """Each table's result files (``<where>/<name>/bucket-*.parquet``) as
+    local paths for DuckDB: downloaded first when ``where`` is remote."""
+    files = {n: (where / n).glob("bucket-*.parquet") for n in names}
+    if where.local:
+        yield {n: [Path(f) for f in fs] for n, fs in files.items()}
+        return
+    with tempfile.TemporaryDirectory(prefix="autolien-results-") as tmp:
+        out = {}
+        for n, fs in files.items():
+            (Path(tmp) / n).mkdir()
+            out[n] = _download(fs, where, Path(tmp) / n)
+        yield out
+
+
 def fuse_stage(
     db: str | Path,
     client: Any,
     *,
     buckets: int | None = None,
-    work_dir: str | Path | None = None,
+    work_dir: str | os.PathLike[str] | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """The fuse stage as one Dask task per bucket of RTK vehicles; writes
@@ -296,19 +491,20 @@ def fuse_stage(
 
     started = time.perf_counter()
     db = Path(db)
-    work = Path(work_dir) if work_dir is not None else db.with_name(db.name + ".dask")
+    work = _work(db, work_dir)
     inputs, out = work / "fuse-inputs", work / "fuse-outputs"
-    shutil.rmtree(out, ignore_errors=True)
-    for name in FUSE_TABLES:
-        (out / name).mkdir(parents=True)
-    vehicles, no_time = export_fixes(db, inputs, buckets, vehicles_per_bucket=VEHICLES_PER_BUCKET)
+    out.rm()
+    with _local_copy(inputs) as local:
+        vehicles, no_time = export_fixes(
+            db, local, buckets, vehicles_per_bucket=VEHICLES_PER_BUCKET
+        )
     run_id = uuid.uuid4().hex[:12]
     futures = [
         client.submit(
             fuse_bucket,
             b,
-            str(inputs),
-            str(out),
+            inputs.url,
+            out.url,
             key=f"autolien-fuse-bucket-{b}-{run_id}",
             pure=False,
             retries=1,
@@ -329,9 +525,10 @@ def fuse_stage(
         kinds.update(done["events"])
         bar.update(1)
     bar.close()
-    put_fuse_outputs(db, {n: sorted((out / n).glob("bucket-*.parquet")) for n in FUSE_TABLES})
-    shutil.rmtree(inputs, ignore_errors=True)
-    shutil.rmtree(out, ignore_errors=True)
+    with _local_files(out, FUSE_TABLES) as parts:
+        put_fuse_outputs(db, parts)
+    inputs.rm()
+    out.rm()
     return {
         "db": str(db),
         "vehicles": sum(len(v) for v in vehicles.values()),
@@ -349,13 +546,62 @@ def fuse_stage(
 # --- the stage ----------------------------------------------------------------
 
 
-def _read_current(state: Path) -> dict[str, Any] | None:
-    path = state / "current.json"
-    if not path.exists():
+def _read_current(state: WorkDir) -> dict[str, Any] | None:
+    text = (state / "current.json").read_text()
+    if text is None:
         return None
-    cur = json.loads(path.read_text())
+    cur = json.loads(text)
     if not isinstance(cur, dict) or not {"generation", "clock", "buckets", "counts"} <= set(cur):
-        raise EngineError(f"{path} is not a dask engine state pointer")
+        raise EngineError(f"{(state / 'current.json').url} is not a dask engine state pointer")
+    if cur.get("format") != POINTER_FORMAT:
+        raise EngineError(
+            f"{(state / 'current.json').url}: state of an older Dask engine (pickled monitors); "
+            "delete the work directory to score the whole history again"
+        )
+    return cur
+
+
+def _make_current(state: WorkDir, pointer: dict[str, Any]) -> None:
+    """Names the generation to resume from (after the store holds its outputs)."""
+    (state / "current.json").write_bytes(json.dumps(pointer, sort_keys=True).encode())
+
+
+def _stored_record(db: Path) -> dict[str, Any] | None:
+    from .store import open_store  # noqa: PLC0415
+
+    if not db.exists():
+        return None
+    with open_store(db, read_only=True) as store:
+        raw = store.meta(STORE_RECORD)
+    return None if raw is None else dict(json.loads(raw))
+
+
+def _resume_point(db: Path, state: WorkDir) -> dict[str, Any] | None:
+    """The generation to resume from. The store's record of the last run is
+    the commit point: a run whose outputs the store holds but whose pointer
+    was never moved (the client died between the two) is made current now;
+    state the store never took is not resumed from."""
+    cur = _read_current(state)
+    rec = _stored_record(db)
+    have = -1 if cur is None else int(cur["generation"])
+    if rec is not None and int(rec["generation"]) > have:
+        if (state / f"gen-{rec['generation']}").exists():
+            _make_current(state, rec)
+            return rec
+        if cur is None:
+            return None  # the work directory was deleted: score everything again
+        raise EngineError(
+            f"{db} holds the outputs of generation {rec['generation']}, but its state is "
+            f"missing from {state.url}; delete the work directory to score the whole history "
+            "again"
+        )
+    if cur is not None and (rec is None or int(rec["generation"]) < have):
+        raise EngineError(
+            f"{state.url} holds monitor state of generation {have}, but {db} holds the outputs "
+            f"of {'no Dask run' if rec is None else 'generation ' + str(rec['generation'])}: "
+            "another database's work directory, or a database restored from a copy; delete "
+            "the work directory to score the whole history again"
+        )
     return cur
 
 
@@ -364,25 +610,29 @@ def monitor_stage(
     client: Any,
     *,
     buckets: int | None = None,
-    work_dir: str | Path | None = None,
+    work_dir: str | os.PathLike[str] | None = None,
     progress: bool = False,
     config: MonitorConfig | None = None,
+    pin: Mapping[int, str] | None = None,
 ) -> dict[str, Any]:
     """The monitor over every vehicle of the store, as one Dask task per
     bucket on ``client``'s workers; writes ``alerts``, ``monitor_features``
     and ``monitor_rejects`` as the local engine does and returns the same
-    summary (plus ``buckets`` and ``tasks``). Resumes from the state of the
-    last run over ``db`` (``work_dir``, default ``<db>.dask``)."""
+    summary (plus ``buckets``, ``tasks`` and ``placement``: the worker that
+    ran each bucket). Resumes from the state of the last run over ``db``
+    (``work_dir``: path or fsspec URL, default ``<db>.dask``). ``pin`` puts
+    a bucket's task on the worker at that address (an operator's affinity,
+    or a test that moves state between workers)."""
     from tqdm import tqdm  # noqa: PLC0415
 
     from .store import export_monitor_inputs, put_monitor_outputs  # noqa: PLC0415
 
     started = time.perf_counter()
     db = Path(db)
-    work = Path(work_dir) if work_dir is not None else db.with_name(db.name + ".dask")
+    work = _work(db, work_dir)
     state = work / "state"
-    state.mkdir(parents=True, exist_ok=True)
-    cur = _read_current(state)
+    state.makedirs()
+    cur = _resume_point(db, state)
     if cur is not None:
         if buckets is not None and buckets != cur["buckets"]:
             raise EngineError(
@@ -393,42 +643,49 @@ def monitor_stage(
     since = datetime.fromisoformat(cur["clock"]) if cur is not None and cur["clock"] else None
     gen_no = int(cur["generation"]) + 1 if cur is not None else 1
     previous = state / f"gen-{gen_no - 1}" if cur is not None else None
-    # a generation this far or newer is a run that was killed before it became current
-    for stale in state.glob("gen-*"):
-        if stale.name.removeprefix("gen-").isdigit() and int(stale.name[4:]) >= gen_no:
-            shutil.rmtree(stale)
+    # newer generations: runs killed before they became current; older: a
+    # run killed before it removed its previous one
+    for old in state.glob("gen-*"):
+        name = old.rstrip("/").rsplit("/", 1)[-1]
+        n = name.removeprefix("gen-")
+        if n.isdigit() and int(n) != gen_no - 1:
+            (state / name).rm()
     inputs = work / "inputs"
-    export = export_monitor_inputs(
-        db,
-        inputs,
-        buckets,
-        vehicles_per_bucket=VEHICLES_PER_BUCKET,
-        since=since,
-        previous_counts=cur["counts"] if cur else None,
-    )
+    with _local_copy(inputs) as local:
+        export = export_monitor_inputs(
+            db,
+            local,
+            buckets,
+            vehicles_per_bucket=VEHICLES_PER_BUCKET,
+            since=since,
+            previous_counts=cur["counts"] if cur else None,
+        )
     buckets = export.buckets
     run_id = uuid.uuid4().hex[:12]
     gen = state / f"gen-{gen_no}"
-    for name in OUTPUT_TABLES:
-        (gen / name).mkdir(parents=True, exist_ok=True)
+    gen.makedirs()
     # every bucket that has a vehicle now or had state before gets its task
     had = (
-        {int(p.stem.removeprefix("bucket-")) for p in previous.glob("bucket-*.arrow")}
+        {
+            int(p.rsplit("/", 1)[-1].removeprefix("bucket-").removesuffix(".parquet"))
+            for p in previous.glob("bucket-*.parquet")
+        }
         if previous is not None
         else set()
     )
     todo = sorted(set(export.vehicles) | had)
     rows = 0
     cpu = 0.0
+    placement: dict[int, str | None] = {}
     if export.clock is not None:
-        futures = [
+        futures = {
             client.submit(
                 monitor_bucket,
                 b,
                 export.vehicles.get(b, []),
-                str(inputs),
-                str(previous) if previous is not None else None,
-                str(gen),
+                inputs.url,
+                previous.url if previous is not None else None,
+                gen.url,
                 export.clock,
                 config,
                 key=f"autolien-monitor-bucket-{b}-{run_id}",
@@ -436,9 +693,11 @@ def monitor_stage(
                 # a worker's death is retried by the scheduler (allowed-failures);
                 # this is for an error inside the task, e.g. a shared filesystem's hiccup
                 retries=1,
-            )
+                workers=[pin[b]] if pin and b in pin else None,
+                allow_other_workers=False,
+            ): b
             for b in todo
-        ]
+        }
         from distributed import as_completed  # noqa: PLC0415
 
         bar = tqdm(total=len(futures), unit="bucket", desc="monitor (dask)", disable=not progress)
@@ -446,29 +705,30 @@ def monitor_stage(
             done = fut.result()
             rows += int(done["rows"])
             cpu += float(done["cpu_s"])
+            placement[futures[fut]] = done["worker"]
             bar.update(1)
         bar.close()
-    parts = {name: sorted((gen / name).glob("bucket-*.parquet")) for name in OUTPUT_TABLES}
-    put_monitor_outputs(db, parts)
-    # only now is the new generation the one to resume from (a kill before
-    # this line re-runs from the previous one)
-    tmp = state / "current.json.tmp"
-    tmp.write_text(
-        json.dumps(
-            {
-                "generation": gen_no,
-                "clock": export.clock.isoformat() if export.clock is not None else None,
-                "buckets": buckets,
-                "counts": export.counts,
-            }
-        )
-    )
-    tmp.replace(state / "current.json")
+    pointer = {
+        "format": POINTER_FORMAT,
+        "generation": gen_no,
+        "clock": export.clock.isoformat() if export.clock is not None else None,
+        "buckets": buckets,
+        "counts": export.counts,
+    }
+    # the commit point: the outputs and the generation they came from, in
+    # one transaction of the store (features and rejects are appended to the
+    # last run's, or replace them when this run started without state)
+    with _local_files(gen, OUTPUT_TABLES) as parts:
+        put_monitor_outputs(db, parts, fresh=cur is None, record=(STORE_RECORD, pointer))
+    # only now is the new generation the one to resume from; a kill before
+    # this line is rolled forward by the next run (_resume_point)
+    _make_current(state, pointer)
     if previous is not None:
-        shutil.rmtree(previous, ignore_errors=True)
-    shutil.rmtree(inputs, ignore_errors=True)
+        previous.rm()
+    inputs.rm()
     out = _summary(db, export, rows, buckets, len(todo), started)
     out["task_cpu_s"] = round(cpu, 3)
+    out["placement"] = {str(b): placement[b] for b in sorted(placement)}
     return out
 
 

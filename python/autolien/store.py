@@ -675,26 +675,41 @@ _MONITOR_ORDER = {
 }
 
 
-def put_monitor_outputs(db: str | Path, parts: dict[str, list[Path]]) -> dict[str, int]:
-    """Replaces ``alerts``, ``monitor_features`` and ``monitor_rejects`` with
-    the workers' Parquet files (``parts``: table -> files, every bucket's
-    whole history), in one transaction; returns the rows of each."""
+def put_monitor_outputs(
+    db: str | Path,
+    parts: dict[str, list[Path]],
+    *,
+    fresh: bool = True,
+    record: tuple[str, dict[str, Any]] | None = None,
+) -> dict[str, int]:
+    """The workers' Parquet files (``parts``: table -> files) into the store,
+    in one transaction: ``alerts`` is replaced (every bucket's alerts, open
+    and closed); ``monitor_features`` and ``monitor_rejects`` get this run's
+    rows appended, or are replaced when ``fresh`` (a run from no state).
+    ``record`` (key, value) goes into the store's meta in the same
+    transaction: the engine's commit point. Returns each table's rows."""
+    import json  # noqa: PLC0415
+
     rows: dict[str, int] = {}
     with Store(db) as store:
         store.con.begin()
         try:
             for name, order in _MONITOR_ORDER.items():
                 files = [p.as_posix() for p in parts.get(name, [])]
-                store.con.execute(f"DROP TABLE IF EXISTS {name}").fetchall()
-                if not files:
-                    continue
-                store.con.execute(
-                    f"CREATE TABLE {name} AS SELECT * FROM read_parquet(?, union_by_name = true) "
-                    f"ORDER BY {order}",
-                    [files],
-                ).fetchall()
-                n = store.con.execute(f"SELECT count(*) FROM {name}").fetchall()
-                rows[name] = int(n[0][0])
+                replace = fresh or name == "alerts"
+                if replace:
+                    store.con.execute(f"DROP TABLE IF EXISTS {name}").fetchall()
+                if files:
+                    new = f"SELECT * FROM read_parquet(?, union_by_name = true) ORDER BY {order}"
+                    if name in store.tables():
+                        store.con.execute(f"INSERT INTO {name} BY NAME {new}", [files]).fetchall()
+                    else:
+                        store.con.execute(f"CREATE TABLE {name} AS {new}", [files]).fetchall()
+                if name in store.tables():
+                    n = store.con.execute(f"SELECT count(*) FROM {name}").fetchall()
+                    rows[name] = int(n[0][0])
+            if record is not None:
+                store.set_meta(record[0], json.dumps(record[1], sort_keys=True))
             store.con.commit()
         except BaseException:
             store.con.rollback()
