@@ -41,6 +41,12 @@ TABLES = {
     "gnss_track": '"row"',
     "gnss_parked": "ALL",
     "gnss_events": "ALL",
+    # decoded on the workers, appended by the client
+    "locations": "ALL",
+    "ev": "ALL",
+    "fixes": "ALL",
+    "rejects": "ALL",
+    "ingested_files": "ALL",
 }
 
 
@@ -152,6 +158,11 @@ def test_dask_equals_local(
     assert summary["engine"]["name"] == "dask"
     assert summary["engine"]["workers"] == 2
     assert summary["monitor"]["tasks"] == BUCKETS
+    # every telemetry file decoded in a task on a worker (none here)
+    files = [p for d in ("telemetry", "rtk") for p in (portfolio / d).rglob("*") if p.is_file()]
+    decode = summary["ingest"]["decode"]
+    assert decode["tasks"] == len(files) == summary["ingest"]["files"]
+    assert decode["workers"] >= 1  # counted only from inside a worker process
     assert summary["fuse"]["tasks"] >= 2  # the track rows are renumbered across buckets
     assert summary["fuse"]["vehicles"] == VEHICLES // 4
     _assert_same(db, summary, local)
@@ -167,8 +178,8 @@ def test_dask_equals_local(
         )
 
 
-def _kill_once(marker: str, when: str) -> Any:
-    """A worker plugin: the first monitor task to reach ``when`` (executing:
+def _kill_once(marker: str, when: str, task: str = "autolien-monitor-bucket") -> Any:
+    """A worker plugin: the first ``task`` (a key prefix) to reach ``when`` (executing:
     it starts; memory: it has written its files but its result has not left
     the worker), on any worker, ends that worker's process as a crash would;
     the marker file makes it once.
@@ -178,7 +189,7 @@ def _kill_once(marker: str, when: str) -> Any:
 
     class KillOnce(WorkerPlugin):  # type: ignore[misc]
         def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:  # noqa: ARG002
-            if finish != when or "autolien-monitor-bucket" not in str(key):
+            if finish != when or task not in str(key):
                 return
             try:
                 fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -191,19 +202,27 @@ def _kill_once(marker: str, when: str) -> Any:
     return KillOnce()
 
 
-@pytest.mark.parametrize("when", ["executing", "memory"])
-def test_a_worker_killed_in_the_monitor_stage(
+@pytest.mark.parametrize(
+    ("task", "when"),
+    [
+        ("autolien-monitor-bucket", "executing"),
+        ("autolien-monitor-bucket", "memory"),
+        ("autolien-decode", "executing"),
+    ],
+)
+def test_a_worker_killed_mid_run(
     cluster: Any,
     portfolio: Path,
     consortium: Path,
     local: dict[str, Any],
     tmp_path: Path,
+    task: str,
     when: str,
 ) -> None:
     distributed = require_module("distributed")
     marker = tmp_path / "killed"
     with distributed.Client(cluster) as client:
-        client.register_plugin(_kill_once(str(marker), when), name="autolien-kill-once")
+        client.register_plugin(_kill_once(str(marker), when, task), name="autolien-kill-once")
         try:
             db = _db(tmp_path / "run", consortium)
             summary = run_portfolio(
@@ -211,9 +230,10 @@ def test_a_worker_killed_in_the_monitor_stage(
             )
         finally:
             client.unregister_worker_plugin("autolien-kill-once")
-    assert marker.exists()  # a worker did die, inside a monitor task
-    pid = int(marker.read_text().split()[0])
-    assert pid not in [w.pid for w in cluster.workers.values() if w.process is not None]
+    assert marker.exists()  # a worker did die, inside such a task
+    dead, key = marker.read_text().split()[:2]
+    assert task in key
+    assert int(dead) not in [w.pid for w in cluster.workers.values() if w.process is not None]
     _assert_same(db, summary, local)
     # every ledger entry once: alert ids on the ledger are distinct
     raised = _ledger_alert_ids(db.parent / "ledger")
@@ -573,3 +593,47 @@ def test_workers_on_another_version_are_refused(
             portfolio, tmp_path / "x.duckdb", engine="dask", scheduler=cluster.scheduler_address
         )
     assert not (tmp_path / "x.duckdb").exists()  # refused before anything was written
+
+
+def test_decoding_on_the_workers_stores_what_local_decoding_stores(
+    cluster: Any, portfolio: Path, tmp_path: Path
+) -> None:
+    """Ingest with DaskDecode: a JT/T 808 day file cut into many pieces, a
+    window of 1 and of 3 pieces in flight, the same rows, rejects and
+    manifest as decoding here; a file that cannot be read after them
+    stops ingest with the local engine's error, the files before it stored."""
+    distributed = require_module("distributed")
+    from autolien.dask_engine import DaskDecode
+    from autolien.telemetry.ingest import ingest_files
+    from autolien.telemetry.store import Store
+
+    files = sorted((portfolio / "telemetry").glob("*"))[:6]
+    chunk = 50_000  # a day file of the portfolio is a few hundred kB
+    tables = ("locations", "ev", "rejects", "ingested_files")
+
+    def ingest(db: Path, decode: Any, paths: list[Path]) -> dict[str, Any]:
+        with Store(db) as store:
+            s = ingest_files(paths, store, chunk_bytes=chunk, decode_map=decode)
+            return {
+                "summary": s.to_json() | {"seconds": None, "mb_per_s": None, "rows_per_s": None},
+                **{t: store.query(f"SELECT * FROM {t} ORDER BY ALL") for t in tables},
+            }
+
+    want = ingest(tmp_path / "here.duckdb", None, files)
+    assert want["summary"]["files"] == len(files)
+    with distributed.Client(cluster) as client:
+        for window in (1, 3):
+            dmap = DaskDecode(client, window=window)
+            got = ingest(tmp_path / f"dask{window}.duckdb", dmap, files)
+            assert dmap.tasks > len(files)  # the day files went in pieces
+            assert dmap.workers  # each result came from a worker process
+            for k, v in want.items():
+                assert got[k] == v if k == "summary" else got[k].equals(v), (window, k)
+        bad = tmp_path / "notes.txt"
+        bad.write_text("hello")
+        for decode in (None, DaskDecode(client, window=3)):
+            db = tmp_path / f"bad-{decode is None}.duckdb"
+            with pytest.raises(ValueError, match="cannot tell the format"):
+                ingest(db, decode, [*files[:2], bad, *files[2:]])
+            with Store(db) as store:
+                assert store.query("SELECT count(*) AS n FROM ingested_files")["n"][0].as_py() == 2

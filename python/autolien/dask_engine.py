@@ -50,13 +50,13 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -65,8 +65,11 @@ from . import __version__
 from .errors import AutolienError
 from .monitor.config import MonitorConfig
 from .monitor.stream import Monitor
+from .telemetry._common import DecodeResult
+from .telemetry.ingest import decode_piece
 
 __all__ = [
+    "DaskDecode",
     "DaskSettings",
     "EngineError",
     "WorkDir",
@@ -94,6 +97,9 @@ STORE_RECORD = "dask_monitor"
 
 # how long a run waits for its first worker (a cluster still scaling up)
 WORKER_WAIT_S = 120.0
+
+
+T = TypeVar("T")
 
 
 class EngineError(AutolienError, ValueError):
@@ -437,6 +443,93 @@ def fuse_bucket(bucket: int, inputs: str, out: str) -> dict[str, Any]:
         "events": dict(Counter(result.events.column("kind").to_pylist())),
         "cpu_s": round(time.process_time() - cpu, 3),
     }
+
+
+# --- decode -------------------------------------------------------------------
+
+
+def decode_task(kind: str, piece: bytes) -> tuple[DecodeResult, str | None, float]:
+    """The task: one piece of a capture through its decoder (on a worker)."""
+    cpu = time.process_time()
+    result = decode_piece(kind, piece)
+    return result, _worker_address(), time.process_time() - cpu
+
+
+class DaskDecode:
+    """``ingest_files``' ``decode_map`` on a cluster: each file piece (a whole
+    file, or a 64 MiB piece of a big JT/T 808 day file) is a task; the client
+    still reads the files, de-duplicates, and appends the rows to the store
+    in file order, one writer as in the local engine.
+
+    The piece travels inside its task, not scattered: the scheduler keeps it
+    until the result is in, so a task whose worker dies is simply run again
+    elsewhere (scattered data dies with its worker). At most ``window``
+    pieces are in flight, so the client's memory follows the window, not
+    the day's files."""
+
+    def __init__(self, client: Any, window: int | None = None) -> None:
+        self.client = client
+        workers = len(client.scheduler_info().get("workers", {})) or 1
+        self.window = window if window is not None else 2 * workers
+        if self.window < 1:
+            raise ValueError("window must be at least 1")
+        self.tasks = 0
+        self.cpu_s = 0.0
+        self.workers: set[str] = set()
+
+    def __call__(
+        self, items: Iterator[tuple[T, str, bytes]], /
+    ) -> Iterator[tuple[T, DecodeResult]]:
+        import dask  # noqa: PLC0415
+
+        run = uuid.uuid4().hex[:8]
+        flight: deque[tuple[T, Any]] = deque()
+        source = iter(items)
+        more = True
+        error: BaseException | None = None
+        try:
+            while True:
+                while more and error is None and len(flight) < self.window:
+                    try:
+                        tag, kind, piece = next(source)
+                    except StopIteration:
+                        more = False
+                        break
+                    except Exception as e:  # noqa: BLE001 - raised once what is in flight is in
+                        error = e
+                        break
+                    # a 64 MiB piece is a large graph by design (see above)
+                    with dask.config.set(
+                        {"distributed.admin.large-graph-warning-threshold": "1TiB"}
+                    ):
+                        future = self.client.submit(
+                            decode_task, kind, piece, key=f"autolien-decode-{run}-{self.tasks}"
+                        )
+                    self.tasks += 1
+                    flight.append((tag, future))
+                if not flight:
+                    break
+                tag, future = flight.popleft()
+                result, worker, cpu = future.result()
+                future.release()
+                self.cpu_s += cpu
+                if worker is not None:
+                    self.workers.add(worker)
+                yield tag, result
+        finally:
+            if flight:
+                self.client.cancel([f for _, f in flight])
+        if error is not None:
+            # what was read before the error is stored: ingest's rule
+            raise error
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "tasks": self.tasks,
+            "window": self.window,
+            "workers": len(self.workers),
+            "cpu_s": round(self.cpu_s, 3),
+        }
 
 
 def _work(db: Path, work: str | os.PathLike[str] | None) -> WorkDir:

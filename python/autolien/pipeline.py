@@ -35,9 +35,10 @@ each other Arrow tables.
 7. report (``report.build_dashboard``): ``report/index.html`` (``out``),
    self-contained.
 
-With ``engine="dask"`` (``autolien run --engine dask``), stages 3 and 4 run
-as Dask tasks over vehicle buckets (``autolien.dask_engine``) and give the
-same tables; every other stage runs here, as above (docs/cluster.md).
+With ``engine="dask"`` (``autolien run --engine dask``), stage 1's decoding
+runs as Dask tasks over file pieces and stages 3 and 4 as Dask tasks over
+vehicle buckets (``autolien.dask_engine``), giving the same tables; every
+other stage, and every write to the store, runs here (docs/cluster.md).
 
 Every stage is idempotent: a re-run over the same inputs, or after the
 process was killed anywhere, leaves the store and the ledger as one clean run
@@ -243,8 +244,18 @@ def _run(
     t0 = time.perf_counter()
     with open_store(db) as store:
         store.set_meta("portfolio_id", pid)
+        decode: Any = None  # the Dask engine's DaskDecode
+        if cluster is not None:
+            from .dask_engine import DaskDecode  # noqa: PLC0415
+
+            decode = DaskDecode(cluster[0])
         ing = ingest_files(
-            files, store, progress=progress, names=names, vehicle_ids=rtk_vehicles
+            files,
+            store,
+            progress=progress,
+            names=names,
+            vehicle_ids=rtk_vehicles,
+            decode_map=decode,
         ).to_json()
         timings["ingest"] = time.perf_counter() - t0
         t1 = time.perf_counter()
@@ -268,6 +279,8 @@ def _run(
         "stored_rows": stored,
         "rejects": ing["rejects"],
     }
+    if decode is not None:
+        summary["ingest"]["decode"] = decode.summary()
     if has_fixes:
         from .gnss.cli import fuse_store  # noqa: PLC0415
 

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -34,7 +34,16 @@ from .nmea import decode_nmea
 from .obd import decode_obd
 from .store import Store
 
-__all__ = ["FORMATS", "IngestSummary", "detect_format", "file_digest", "ingest_files"]
+__all__ = [
+    "FORMATS",
+    "DecodeMap",
+    "IngestSummary",
+    "decode_here",
+    "decode_piece",
+    "detect_format",
+    "file_digest",
+    "ingest_files",
+]
 
 DECODERS: dict[str, Callable[[Any], DecodeResult]] = {
     "jt808": decode_jt808,
@@ -60,11 +69,11 @@ CHUNK_BYTES = 64 << 20
 FLUSH_ROWS = 1_000_000
 
 
-def _pieces(data: Any, kind: str, chunk: int) -> Iterator[tuple[int, bytes]]:
-    """(byte offset, bytes) pieces of a file's contents."""
+def _pieces(data: Any, kind: str, chunk: int) -> Iterator[tuple[int, bytes, bool]]:
+    """(byte offset, bytes, whether it is the last) pieces of a file's contents."""
     n = len(data)
     if kind != "jt808" or n <= chunk:
-        yield 0, data if isinstance(data, bytes) else data[:]  # an mmap slice is bytes
+        yield 0, data if isinstance(data, bytes) else data[:], True  # an mmap slice is bytes
         return
     start = 0
     while start < n:
@@ -72,7 +81,7 @@ def _pieces(data: Any, kind: str, chunk: int) -> Iterator[tuple[int, bytes]]:
         if end < n:
             cut = data.rfind(b"\x7e\x7e", start, end)
             end = cut + 1 if cut > start else n  # no boundary: the rest in one piece
-        yield start, data[start:end]
+        yield start, data[start:end], end >= n
         if isinstance(data, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
             # the piece is decoded: let its pages go, or the mapping stays
             # resident and memory grows with the file after all
@@ -93,6 +102,47 @@ def _shift(table: pa.Table, base: int) -> pa.Table:
     return table.set_column(
         i, "offset", pc.add(table.column("offset"), pa.scalar(base, pa.uint64()))
     )
+
+
+@dataclass(frozen=True)
+class _File:
+    digest: str
+    size: int
+    kind: str
+    name: str
+    vehicle: str | None
+
+
+@dataclass(frozen=True)
+class _Piece:
+    file: _File
+    base: int  # byte offset of the piece in its file
+    size: int
+    last: bool  # the file's last piece: the file is done when its result is in
+
+
+T = TypeVar("T")
+
+
+class DecodeMap(Protocol):
+    """Decodes ``(tag, format, bytes)`` pieces, yielding ``(tag, result)`` in
+    the order they came."""
+
+    def __call__(
+        self, items: Iterator[tuple[T, str, bytes]], /
+    ) -> Iterator[tuple[T, DecodeResult]]: ...
+
+
+def decode_piece(kind: str, piece: bytes) -> DecodeResult:
+    """One piece of a capture through its format's decoder."""
+    return DECODERS[kind](piece)
+
+
+def decode_here(items: Iterator[tuple[T, str, bytes]]) -> Iterator[tuple[T, DecodeResult]]:
+    """The default ``decode_map``: each piece in turn, in this process (a
+    piece is decoded before the next is read, so memory follows the piece)."""
+    for tag, kind, piece in items:
+        yield tag, decode_piece(kind, piece)
 
 
 _ELM = re.compile(rb"(?:[0-9A-F]{3} ?)?(?:[0-9A-F]{2} ?){2,}|NO DATA|SEARCHING\.\.\.|>")
@@ -166,6 +216,7 @@ def ingest_files(
     chunk_bytes: int = CHUNK_BYTES,
     names: Sequence[str] | None = None,
     vehicle_ids: Sequence[str | None] | None = None,
+    decode_map: DecodeMap | None = None,
 ) -> IngestSummary:
     """Decodes each file and appends its rows and rejects to the store
     (JT/T 808 files over ``chunk_bytes`` a piece at a time).
@@ -175,7 +226,13 @@ def ingest_files(
     NMEA/UBX log), filled into its rows' null ``vehicle_id`` here, once. Files
     whose content the store holds already are skipped (``skipped_files``).
     All of it is one transaction: a process killed part way stores nothing,
-    and the next run reads every file again."""
+    and the next run reads every file again.
+
+    ``decode_map`` decodes the pieces: it takes an iterator of
+    ``(tag, format, bytes)`` and yields ``(tag, DecodeResult)`` in the same
+    order (default :func:`decode_here`, one at a time in this process; the
+    Dask engine's runs them as tasks on its workers). Reading, the store and
+    its manifest stay here, so the rows go in in file order either way."""
     from tqdm import tqdm  # noqa: PLC0415 - only the CLI needs it
 
     if names is not None and len(names) != len(paths):
@@ -228,13 +285,12 @@ def ingest_files(
     known = dict(store.ingested())
     total = sum(Path(p).stat().st_size for p in paths)
     bar = tqdm(total=total, unit="B", unit_scale=True, desc="ingest", disable=not progress)
-    start = time.perf_counter()
-    store.con.begin()
-    try:
+
+    def pieces() -> Iterator[tuple[_Piece, str, bytes]]:
+        # read and cut in file order; the pieces are decoded by decode_map
         for n, p in enumerate(paths):
             path = Path(p)
             name = names[n] if names is not None else str(path)
-            vehicle = vehicle_ids[n] if vehicle_ids is not None else None
             size = path.stat().st_size
             digest = file_digest(path)
             if digest in known:
@@ -248,33 +304,41 @@ def ingest_files(
                     if size > chunk_bytes
                     else f.read()
                 )
-            decoded = 0
             try:
                 kind = fmt or detect_format(bytes(data[:65536]), path.name)
                 if kind not in DECODERS:
                     msg = f"format must be one of {FORMATS}, got {kind!r}"
                     raise ValueError(msg)
-                table = TABLE_OF[kind]
-                for base, piece in _pieces(data, kind, chunk_bytes):
-                    result = DECODERS[kind](piece)
-                    rows = _shift(result.table, base)
-                    summary.rows[table] += rows.num_rows
-                    decoded += rows.num_rows
-                    hold(table, rows, name, vehicle)
-                    rejects = _shift(result.rejects, base).append_column(
-                        "decoder", _repeat(kind, result.rejects.num_rows)
-                    )
-                    hold("rejects", rejects, name, None)
-                    for reason in rejects.column("reason").to_pylist():
-                        summary.rejects[f"{kind}:{reason}"] += 1
-                    bar.update(len(piece))
+                file = _File(digest, size, kind, name, vehicle_ids[n] if vehicle_ids else None)
+                for base, piece, last in _pieces(data, kind, chunk_bytes):
+                    yield _Piece(file, base, len(piece), last), kind, piece
             finally:
                 if isinstance(data, mmap.mmap):
                     data.close()
-            done.append((digest, size, kind, name, decoded))
-            summary.formats[kind] += 1
-            summary.files += 1
-            summary.bytes += size
+
+    start = time.perf_counter()
+    store.con.begin()
+    try:
+        decoded = 0
+        for tag, result in (decode_map or decode_here)(pieces()):
+            file, table = tag.file, TABLE_OF[tag.file.kind]
+            rows = _shift(result.table, tag.base)
+            summary.rows[table] += rows.num_rows
+            decoded += rows.num_rows
+            hold(table, rows, file.name, file.vehicle)
+            rejects = _shift(result.rejects, tag.base).append_column(
+                "decoder", _repeat(file.kind, result.rejects.num_rows)
+            )
+            hold("rejects", rejects, file.name, None)
+            for reason in rejects.column("reason").to_pylist():
+                summary.rejects[f"{file.kind}:{reason}"] += 1
+            bar.update(tag.size)
+            if tag.last:
+                done.append((file.digest, file.size, file.kind, file.name, decoded))
+                decoded = 0
+                summary.formats[file.kind] += 1
+                summary.files += 1
+                summary.bytes += file.size
     finally:
         # what decoded before an error is stored all the same (a file cut
         # short by the error is not noted, so a later run reads it again)
