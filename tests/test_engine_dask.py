@@ -163,6 +163,8 @@ def test_dask_equals_local(
     decode = summary["ingest"]["decode"]
     assert decode["tasks"] == len(files) == summary["ingest"]["files"]
     assert decode["workers"] >= 1  # counted only from inside a worker process
+    assert summary["battery"]["tasks"] >= 2
+    assert summary["battery"]["segments"] > 0  # the battery's health is exercised
     assert summary["fuse"]["tasks"] >= 2  # the track rows are renumbered across buckets
     assert summary["fuse"]["vehicles"] == VEHICLES // 4
     _assert_same(db, summary, local)
@@ -637,3 +639,30 @@ def test_decoding_on_the_workers_stores_what_local_decoding_stores(
                 ingest(db, decode, [*files[:2], bad, *files[2:]])
             with Store(db) as store:
                 assert store.query("SELECT count(*) AS n FROM ingested_files")["n"][0].as_py() == 2
+
+
+def test_charge_segments_by_vin_bucket_equal_those_of_all_frames(
+    cluster: Any, local: dict[str, Any], tmp_path: Path
+) -> None:
+    """The value stage's battery part on the workers: the segments of every
+    bucket count equal soh_segments over all the stored frames at once."""
+    distributed = require_module("distributed")
+    from autolien.dask_engine import battery_stage
+    from autolien.store import valuation_inputs
+    from autolien.valuation.adjust import soh_segments
+    from autolien.valuation.stage import NOMINAL_KWH
+
+    db = tmp_path / "x.duckdb"
+    shutil.copy(local["db"], db)
+    ev = valuation_inputs(db).ev
+    assert ev is not None
+    want = soh_segments(ev, nominal_kwh=NOMINAL_KWH)
+    assert want.num_rows > 0
+    assert want.column("soh").null_count < want.num_rows
+    with distributed.Client(cluster) as client:
+        for buckets in (1, 3, 7):
+            got, info = battery_stage(db, client, buckets=buckets, work_dir=tmp_path / "w")
+            assert got is not None
+            vins = set(ev.column("vin").to_pylist())
+            assert info["tasks"] == len({_bucket(v, buckets) for v in vins})
+            assert got.equals(want), buckets

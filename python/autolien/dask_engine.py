@@ -73,6 +73,7 @@ __all__ = [
     "DaskSettings",
     "EngineError",
     "WorkDir",
+    "battery_stage",
     "dask_client",
     "fuse_stage",
     "load_bucket_state",
@@ -442,6 +443,82 @@ def fuse_bucket(bucket: int, inputs: str, out: str) -> dict[str, Any]:
         "reasons": {r["values"]: r["counts"] for r in reasons},
         "events": dict(Counter(result.events.column("kind").to_pylist())),
         "cpu_s": round(time.process_time() - cpu, 3),
+    }
+
+
+# --- battery (the value stage's per-vehicle part) ------------------------------
+
+
+def soh_bucket(bucket: int, inputs: str) -> pa.Table:
+    """The task: one bucket of VINs' GB/T 32960 frames into their charge
+    segments (on a worker), in the order the store gives the frames."""
+    from .store import EV_ORDER  # noqa: PLC0415
+    from .valuation.stage import battery_segments  # noqa: PLC0415
+
+    ev = _read_parquet(_open(inputs) / f"bucket={bucket}")
+    if ev is None:
+        raise EngineError(f"{inputs}: bucket {bucket}'s EV frames are missing")
+    if "bucket" in ev.column_names:
+        ev = ev.drop_columns(["bucket"])
+    ev = ev.sort_by([(c, "ascending") for c in EV_ORDER if c in ev.column_names])
+    seg = battery_segments(ev)
+    assert seg is not None  # a bucket's file holds frames
+    return seg
+
+
+def battery_stage(
+    db: str | Path,
+    client: Any,
+    *,
+    buckets: int | None = None,
+    work_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+) -> tuple[pa.Table | None, dict[str, Any]]:
+    """The packs' charge segments as one Dask task per bucket of VINs, for
+    ``valuation_stage(segments=...)``: the value stage's work that grows
+    with the history (every EV frame is read) runs on the workers, and the
+    client gets the segments, a few rows a charge. None when the store has
+    no EV frames. ``buckets`` (default: one per 250 VINs) may change from
+    run to run: there is no state."""
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from .store import export_ev  # noqa: PLC0415
+
+    started = time.perf_counter()
+    db = Path(db)
+    inputs = _work(db, work_dir) / "ev-inputs"
+    with _local_copy(inputs) as local:
+        vins, _ = export_ev(db, local, buckets, vehicles_per_bucket=VEHICLES_PER_BUCKET)
+    if not vins:
+        inputs.rm()
+        return None, {"tasks": 0, "vins": 0}
+    run_id = uuid.uuid4().hex[:12]
+    futures = [
+        client.submit(
+            soh_bucket,
+            b,
+            inputs.url,
+            key=f"autolien-soh-bucket-{b}-{run_id}",
+            pure=False,
+            retries=1,
+        )
+        for b in sorted(vins)
+    ]
+    bar = tqdm(total=len(futures), unit="bucket", desc="battery (dask)", disable=not progress)
+    parts = []
+    for fut in futures:  # in bucket order; each VIN is in one bucket
+        parts.append(fut.result())
+        bar.update(1)
+    bar.close()
+    inputs.rm()
+    # VIN order, each VIN's segments in time order as its task gave them
+    # (Arrow's sort is stable): the rows soh_segments gives over all frames
+    seg = pa.concat_tables(parts).sort_by([("vin", "ascending")])
+    return seg, {
+        "tasks": len(futures),
+        "vins": sum(len(v) for v in vins.values()),
+        "segments": seg.num_rows,
+        "seconds": round(time.perf_counter() - started, 3),
     }
 
 

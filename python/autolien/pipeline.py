@@ -36,9 +36,11 @@ each other Arrow tables.
    self-contained.
 
 With ``engine="dask"`` (``autolien run --engine dask``), stage 1's decoding
-runs as Dask tasks over file pieces and stages 3 and 4 as Dask tasks over
-vehicle buckets (``autolien.dask_engine``), giving the same tables; every
-other stage, and every write to the store, runs here (docs/cluster.md).
+runs as Dask tasks over file pieces, stages 3 and 4 as Dask tasks over
+vehicle buckets and stage 5's battery health (the charge segments, from every
+EV frame) as tasks over VIN buckets (``autolien.dask_engine``), giving the
+same tables; the rest of each stage, and every write to the store, runs
+here (docs/cluster.md).
 
 Every stage is idempotent: a re-run over the same inputs, or after the
 process was killed anywhere, leaves the store and the ledger as one clean run
@@ -317,7 +319,15 @@ def _run(
         # the fleet clock the monitor scored to: the newest row of any source
         now = datetime.fromisoformat(mon["clock"]) if mon["clock"] else datetime.now(UTC)
         # valuation adds its battery alerts to the monitor's
-        val = valuation_stage(db, now)
+        segments = None
+        if cluster is not None:
+            from .dask_engine import battery_stage  # noqa: PLC0415
+
+            client, dask = cluster
+            segments, summary["battery"] = battery_stage(
+                db, client, buckets=dask.buckets, work_dir=dask.work_dir, progress=progress
+            )
+        val = valuation_stage(db, now, segments=segments)
         timings["value and LTV"] = time.perf_counter() - t4
         summary["valuation"] = {k: v for k, v in val.items() if not k.endswith("_table")}
     alerts, span = run_outputs(db)

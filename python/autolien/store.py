@@ -43,10 +43,12 @@ from .errors import AutolienError
 from .telemetry.store import Store, vehicle_bucket
 
 __all__ = [
+    "EV_ORDER",
     "MonitorExport",
     "PortfolioMismatchError",
     "ValuationInputs",
     "check_portfolio",
+    "export_ev",
     "export_fixes",
     "export_monitor_inputs",
     "mapped_sql",
@@ -154,7 +156,14 @@ class ValuationInputs:
     listings: pa.Table | None
 
 
-def valuation_inputs(db: str | Path) -> ValuationInputs:
+# the EV frames in one total order, so that readings of one second reach the
+# charge segments in the same order from the store and from a bucket's file
+EV_ORDER = ("vin", "time", "source_file", "offset")
+
+
+def valuation_inputs(db: str | Path, *, ev: bool = True) -> ValuationInputs:
+    """``ev`` False: without the EV frames (the caller has the charge
+    segments from elsewhere: the Dask engine's bucket tasks)."""
     with Store(db) as store:
         have = set(store.tables())
         if "loan_book" not in have:
@@ -183,11 +192,15 @@ def valuation_inputs(db: str | Path) -> ValuationInputs:
             if "monitor_features" in have
             else None
         )
-        ev = store.query("SELECT * FROM ev") if "ev" in have else None
+        frames = None
+        if ev and "ev" in have:
+            cols = store.query("SELECT * FROM ev LIMIT 0").column_names
+            order = ", ".join(_quoted(c) for c in EV_ORDER if c in cols)
+            frames = store.query(f"SELECT * FROM ev ORDER BY {order}")
         listings = (
             store.query("SELECT * FROM market_listings") if "market_listings" in have else None
         )
-    return ValuationInputs(book, km, usage, ev, listings)
+    return ValuationInputs(book, km, usage, frames, listings)
 
 
 def write_valuation(
@@ -754,6 +767,40 @@ def export_fixes(
         finally:
             store.con.unregister("_export_buckets")
     return vehicles, int(no_time.column("n")[0].as_py())
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def export_ev(
+    db: str | Path, dest: str | Path, buckets: int | None = None, *, vehicles_per_bucket: int = 250
+) -> tuple[dict[int, list[str]], int]:
+    """Writes the GB/T 32960 frames as Parquet per bucket of VINs
+    (``dest/bucket=K/*.parquet``; the charge segments are per VIN, so the
+    VIN is the key and no loan book is needed); ``dest`` is replaced.
+    Returns the VINs per bucket (none when the store has no EV frames) and
+    the bucket count."""
+    out = Path(dest)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    with Store(db) as store:
+        if "ev" not in store.tables():
+            return {}, 0
+        key = "coalesce(e.vin, '')"
+        ids = store.query(f"SELECT DISTINCT {key} AS v FROM ev e ORDER BY v").column("v")
+        if not len(ids):
+            return {}, 0
+        buckets, vins = _register_buckets(store, ids.to_pylist(), buckets, vehicles_per_bucket)
+        try:
+            target = out.as_posix().replace("'", "''")
+            store.con.execute(
+                f"COPY (SELECT e.*, b.bucket FROM ev e JOIN _export_buckets b ON b.v = {key}) "
+                f"TO '{target}' (FORMAT PARQUET, PARTITION_BY (bucket))"
+            ).fetchall()
+        finally:
+            store.con.unregister("_export_buckets")
+    return vins, buckets
 
 
 def put_fuse_outputs(db: str | Path, parts: dict[str, list[Path]]) -> None:

@@ -26,18 +26,34 @@ from .feed import DRIFT_KIND, book_model, drift_alert, feed_table, market_respon
 from .market import SUPPLY_ELASTICITY, TOM_ELASTICITY, market_index
 from .model import Valuer
 
-__all__ = ["valuation_stage"]
+__all__ = ["battery_segments", "valuation_stage"]
 
 NOMINAL_KWH = 60.0  # the simulated fleet's pack; a real book carries it per model
 RECENT_SEGMENTS = 3
 
 
+def battery_segments(ev: pa.Table | None) -> pa.Table | None:
+    """The charge segments of the packs in ``ev`` (GB/T 32960 frames), per
+    VIN in VIN order: None without frames. Each VIN's segments depend on its
+    own frames alone, so any split of the frames by VIN gives the same rows."""
+    if ev is None or not ev.num_rows:
+        return None
+    return soh_segments(ev, nominal_kwh=NOMINAL_KWH)
+
+
 def valuation_stage(
-    db: str | Path, at: dt.datetime, *, model_dir: str | Path | None = None
+    db: str | Path,
+    at: dt.datetime,
+    *,
+    model_dir: str | Path | None = None,
+    segments: pa.Table | None = None,
 ) -> dict[str, Any]:
+    """``segments``: the packs' charge segments (``battery_segments``) when
+    the caller has worked them out already, per VIN elsewhere (the Dask
+    engine's tasks); else they are worked out here from the stored frames."""
     from ..store import valuation_inputs, write_valuation  # noqa: PLC0415
 
-    inputs = valuation_inputs(db)
+    inputs = valuation_inputs(db, ev=segments is None)
     book, km, usage, ev, listings = (
         inputs.book,
         inputs.km,
@@ -56,9 +72,9 @@ def valuation_stage(
     )
     battery = None
     health: list[dict[str, Any]] = []
-    if ev is not None and ev.num_rows:
+    seg = segments if segments is not None else battery_segments(ev)
+    if seg is not None:
         # health now: the median of each pack's last RECENT_SEGMENTS charges
-        seg = soh_segments(ev, nominal_kwh=NOMINAL_KWH)
         vin_to_id = dict(
             zip(book.column("vin").to_pylist(), book.column("vehicle_id").to_pylist(), strict=True)
         )
