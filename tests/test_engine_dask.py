@@ -161,7 +161,8 @@ def test_dask_equals_local(
     # every telemetry file decoded in a task on a worker (none here)
     files = [p for d in ("telemetry", "rtk") for p in (portfolio / d).rglob("*") if p.is_file()]
     decode = summary["ingest"]["decode"]
-    assert decode["tasks"] == len(files) == summary["ingest"]["files"]
+    assert decode["pieces"] == len(files) == summary["ingest"]["files"]
+    assert 1 <= decode["tasks"] <= decode["pieces"]
     assert decode["workers"] >= 1  # counted only from inside a worker process
     assert summary["battery"]["tasks"] >= 2
     assert summary["battery"]["segments"] > 0  # the battery's health is exercised
@@ -600,10 +601,11 @@ def test_workers_on_another_version_are_refused(
 def test_decoding_on_the_workers_stores_what_local_decoding_stores(
     cluster: Any, portfolio: Path, tmp_path: Path
 ) -> None:
-    """Ingest with DaskDecode: a JT/T 808 day file cut into many pieces, a
-    window of 1 and of 3 pieces in flight, the same rows, rejects and
-    manifest as decoding here; a file that cannot be read after them
-    stops ingest with the local engine's error, the files before it stored."""
+    """Ingest with DaskDecode: day files cut into many pieces, a piece a
+    task with one in flight, and batches of pieces with three in flight,
+    give the same rows, rejects and manifest as decoding here; a file that
+    cannot be read after them stops ingest with the local engine's error,
+    the files before it stored."""
     distributed = require_module("distributed")
     from autolien.dask_engine import DaskDecode
     from autolien.telemetry.ingest import ingest_files
@@ -624,16 +626,18 @@ def test_decoding_on_the_workers_stores_what_local_decoding_stores(
     want = ingest(tmp_path / "here.duckdb", None, files)
     assert want["summary"]["files"] == len(files)
     with distributed.Client(cluster) as client:
-        for window in (1, 3):
-            dmap = DaskDecode(client, window=window)
+        for window, batch in ((1, 1), (3, 200_000)):
+            dmap = DaskDecode(client, window=window, batch_bytes=batch)
             got = ingest(tmp_path / f"dask{window}.duckdb", dmap, files)
-            assert dmap.tasks > len(files)  # the day files went in pieces
+            assert dmap.pieces > len(files)  # the day files went in pieces
+            # a piece a task, or pieces batched into fewer tasks
+            assert (dmap.tasks == dmap.pieces) if batch == 1 else (dmap.tasks < dmap.pieces)
             assert dmap.workers  # each result came from a worker process
             for k, v in want.items():
                 assert got[k] == v if k == "summary" else got[k].equals(v), (window, k)
         bad = tmp_path / "notes.txt"
         bad.write_text("hello")
-        for decode in (None, DaskDecode(client, window=3)):
+        for decode in (None, DaskDecode(client, window=3, batch_bytes=1)):
             db = tmp_path / f"bad-{decode is None}.duckdb"
             with pytest.raises(ValueError, match="cannot tell the format"):
                 ingest(db, decode, [*files[:2], bad, *files[2:]])
