@@ -255,9 +255,11 @@ def _run(args: argparse.Namespace) -> int:
     eng = report.get("engine", {})
     if eng.get("name") == "dask":
         mon = report["monitor"]
+        dec = report["ingest"].get("decode", {})
         print(
-            f"  engine: dask, {eng['workers']} workers at {eng['scheduler']}; monitor in "
-            f"{mon['tasks']} tasks over {mon['buckets']} buckets; dashboard {eng['dashboard']}"
+            f"  engine: dask, {eng['workers']} workers at {eng['scheduler']}; decoding in "
+            f"{dec.get('tasks', 0)} tasks; monitor in {mon['tasks']} tasks over "
+            f"{mon['buckets']} buckets; dashboard {eng['dashboard']}"
         )
     return 0
 
@@ -342,8 +344,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--engine",
         choices=("local", "dask"),
         default="local",
-        help="local: this process; dask: the monitor as tasks over vehicle buckets on a Dask "
-        "cluster (needs autolien[dask]; docs/cluster.md)",
+        help="local: this process; dask: decoding, fuse, monitor and battery health as tasks "
+        "on a Dask cluster (needs autolien[dask]; docs/cluster.md)",
     )
     where = p_run.add_mutually_exclusive_group()
     where.add_argument("--scheduler", help="--engine dask: the Dask scheduler's address")
