@@ -166,6 +166,7 @@ def test_dask_equals_local(
     assert decode["workers"] >= 1  # counted only from inside a worker process
     assert summary["battery"]["tasks"] >= 2
     assert summary["battery"]["segments"] > 0  # the battery's health is exercised
+    assert summary["valuation"]["tasks"] >= 2  # the book priced in buckets
     assert summary["fuse"]["tasks"] >= 2  # the track rows are renumbered across buckets
     assert summary["fuse"]["vehicles"] == VEHICLES // 4
     _assert_same(db, summary, local)
@@ -669,4 +670,48 @@ def test_charge_segments_by_vin_bucket_equal_those_of_all_frames(
             assert got is not None
             vins = set(ev.column("vin").to_pylist())
             assert info["tasks"] == len({_bucket(v, buckets) for v in vins})
+            assert got.equals(want), buckets
+
+
+def test_the_book_priced_by_bucket_equals_one_pass(cluster: Any, local: dict[str, Any]) -> None:
+    """DaskScore: the shipped model pickled to the workers, the book split
+    into 1, 4 and 9 buckets, with usage and battery health (the market index
+    goes whole to every task; the whole run's test covers it), gives Valuer.value's table of the whole book, row for row."""
+    distributed = require_module("distributed")
+    import pickle
+
+    import pyarrow as pa
+
+    from autolien.dask_engine import DaskScore
+    from autolien.store import valuation_inputs
+    from autolien.valuation.model import Valuer
+
+    inputs = valuation_inputs(local["db"])
+    v = Valuer.load()
+    again = pickle.loads(pickle.dumps(v))
+    assert again.meta == v.meta
+    book = inputs.book
+    vehicles = book.select(
+        ["vehicle_id", "make", "model", "year", "fuel", "transmission", "engine_size_l"]
+    ).append_column("mileage_km", pa.array(np.linspace(5e3, 2e5, book.num_rows)))
+    ids = book.column("vehicle_id").to_pylist()
+    usage = pa.table(
+        {
+            "vehicle_id": ids[::2],
+            "behaviour": np.linspace(0.0, 1.0, len(ids[::2])),
+            "km_per_day": np.linspace(10.0, 300.0, len(ids[::2])),
+        }
+    )
+    battery = pa.table({"vehicle_id": ids[1::3], "soh": np.linspace(0.7, 1.0, len(ids[1::3]))})
+    at = datetime(2026, 10, 10, tzinfo=UTC)
+    want = v.value(vehicles, at, usage=usage, battery=battery)
+    # usage and battery health both move values here
+    assert set(want.column("usage_factor").to_pylist()) != {1.0}
+    assert set(want.column("battery_factor").to_pylist()) != {1.0}
+    assert again.value(vehicles, at, usage=usage, battery=battery).equals(want)
+    with distributed.Client(cluster) as client:
+        for buckets in (1, 4, 9):
+            score = DaskScore(client, buckets)
+            got = score(v, vehicles, at, usage=usage, market=None, battery=battery)
+            assert score.tasks == len({_bucket(k, buckets) for k in ids})
             assert got.equals(want), buckets

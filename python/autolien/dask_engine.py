@@ -70,6 +70,7 @@ from .telemetry.ingest import decode_piece
 
 __all__ = [
     "DaskDecode",
+    "DaskScore",
     "DaskSettings",
     "EngineError",
     "WorkDir",
@@ -520,6 +521,93 @@ def battery_stage(
         "segments": seg.num_rows,
         "seconds": round(time.perf_counter() - started, 3),
     }
+
+
+# --- value: scoring the book ---------------------------------------------------
+
+
+def value_bucket(
+    v: Any,
+    vehicles: pa.Table,
+    at: datetime,
+    usage: pa.Table | None,
+    market: pa.Table | None,
+    battery: pa.Table | None,
+) -> pa.Table:
+    """The task: one bucket of the book priced (on a worker)."""
+    return v.value(vehicles, at, usage=usage, market=market, battery=battery)
+
+
+class DaskScore:
+    """``valuation_stage``'s ``score`` on a cluster: the book split by
+    vehicle bucket (``blake2b-64(vehicle_id) mod buckets``, as the monitor's),
+    a task per bucket, and the rows put back in the book's order. The model
+    goes to the workers once (its meta and tree arrays), each task gets its
+    bucket's rows and the usage and battery rows of its vehicles; the market
+    index (a few rows per make and model) goes whole."""
+
+    def __init__(self, client: Any, buckets: int | None = None) -> None:
+        self.client = client
+        self.buckets = buckets
+        self.tasks = 0
+
+    def __call__(
+        self,
+        v: Any,
+        vehicles: pa.Table,
+        at: datetime,
+        *,
+        usage: pa.Table | None,
+        market: pa.Table | None,
+        battery: pa.Table | None,
+    ) -> pa.Table:
+        import numpy as np  # noqa: PLC0415
+        import pyarrow.compute as pc  # noqa: PLC0415
+
+        from .store import vehicle_bucket  # noqa: PLC0415
+
+        ids = vehicles.column("vehicle_id").cast(pa.string()).to_pylist()
+        n = len(ids)
+        if n == 0:
+            return value_bucket(v, vehicles, at, usage, market, battery)
+        buckets = self.buckets or max(1, -(-n // VEHICLES_PER_BUCKET))
+        of = np.array([vehicle_bucket(str(k), buckets) for k in ids], np.int64)
+
+        def rows_of(table: pa.Table | None, members: pa.Array) -> pa.Table | None:
+            if table is None:
+                return None
+            return table.filter(pc.is_in(table.column("vehicle_id").cast(pa.string()), members))
+
+        model = self.client.scatter(v, broadcast=True, hash=False)
+        run_id = uuid.uuid4().hex[:12]
+        parts = []
+        for b in np.unique(of):
+            where = np.flatnonzero(of == b)
+            members = pa.array([ids[i] for i in where], pa.string())
+            future = self.client.submit(
+                value_bucket,
+                model,
+                vehicles.take(pa.array(where)),
+                at,
+                rows_of(usage, members),
+                market,
+                rows_of(battery, members),
+                key=f"autolien-value-bucket-{b}-{run_id}",
+                pure=False,
+                retries=1,
+            )
+            parts.append((where, future))
+            self.tasks += 1
+        tables = []
+        order = []
+        for where, future in parts:
+            t = future.result()
+            # each bucket numbered its rows from 0: back to the book's rows
+            i = t.column_names.index("row")
+            tables.append(t.set_column(i, t.schema.field(i), pa.array(where, pa.int64())))
+            order.append(where)
+        out = pa.concat_tables(tables)
+        return out.take(pa.array(np.argsort(np.concatenate(order), kind="stable")))
 
 
 # --- decode -------------------------------------------------------------------

@@ -319,17 +319,20 @@ def _run(
         # the fleet clock the monitor scored to: the newest row of any source
         now = datetime.fromisoformat(mon["clock"]) if mon["clock"] else datetime.now(UTC)
         # valuation adds its battery alerts to the monitor's
-        segments = None
+        segments = score = None
         if cluster is not None:
-            from .dask_engine import battery_stage  # noqa: PLC0415
+            from .dask_engine import DaskScore, battery_stage  # noqa: PLC0415
 
             client, dask = cluster
             segments, summary["battery"] = battery_stage(
                 db, client, buckets=dask.buckets, work_dir=dask.work_dir, progress=progress
             )
-        val = valuation_stage(db, now, segments=segments)
+            score = DaskScore(client, dask.buckets)
+        val = valuation_stage(db, now, segments=segments, score=score)
         timings["value and LTV"] = time.perf_counter() - t4
         summary["valuation"] = {k: v for k, v in val.items() if not k.endswith("_table")}
+        if score is not None:
+            summary["valuation"]["tasks"] = score.tasks
     alerts, span = run_outputs(db)
     summary["alerts"] = _alert_counts(alerts)
     history_h = (span["last"] - span["first"]).total_seconds() / 3600 + 1 if span["first"] else 0.0

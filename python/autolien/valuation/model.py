@@ -83,8 +83,15 @@ class Valuer:
         self.optional_index: list[int] = self.recipe.optional_index()
         self.required: tuple[str, ...] = tuple(meta.get("required", REQUIRED))
         self.trees = compile_trees(arrays, len(meta["features"]))
+        self._arrays = arrays
         self.onnx_path = onnx_path
         self._ort: Any = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled as its model (meta and tree arrays), compiled again where it
+        # lands: a Dask worker scores its bucket of the book with the compiled
+        # trees; the ONNX path is the sender's and stays behind
+        return (Valuer, (self.meta, self._arrays, None))
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Valuer:

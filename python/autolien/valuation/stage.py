@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -26,10 +26,39 @@ from .feed import DRIFT_KIND, book_model, drift_alert, feed_table, market_respon
 from .market import SUPPLY_ELASTICITY, TOM_ELASTICITY, market_index
 from .model import Valuer
 
-__all__ = ["battery_segments", "valuation_stage"]
+__all__ = ["Scorer", "battery_segments", "score_here", "valuation_stage"]
 
 NOMINAL_KWH = 60.0  # the simulated fleet's pack; a real book carries it per model
 RECENT_SEGMENTS = 3
+
+
+class Scorer(Protocol):
+    """Prices ``vehicles`` (one row each, ``vehicle_id`` first) as
+    ``Valuer.value`` does: the same rows in the same order."""
+
+    def __call__(
+        self,
+        v: Valuer,
+        vehicles: pa.Table,
+        at: dt.datetime,
+        *,
+        usage: pa.Table | None,
+        market: pa.Table | None,
+        battery: pa.Table | None,
+    ) -> pa.Table: ...
+
+
+def score_here(
+    v: Valuer,
+    vehicles: pa.Table,
+    at: dt.datetime,
+    *,
+    usage: pa.Table | None,
+    market: pa.Table | None,
+    battery: pa.Table | None,
+) -> pa.Table:
+    """The default scorer: the whole book in one call, in this process."""
+    return v.value(vehicles, at, usage=usage, market=market, battery=battery)
 
 
 def battery_segments(ev: pa.Table | None) -> pa.Table | None:
@@ -47,10 +76,14 @@ def valuation_stage(
     *,
     model_dir: str | Path | None = None,
     segments: pa.Table | None = None,
+    score: Scorer | None = None,
 ) -> dict[str, Any]:
     """``segments``: the packs' charge segments (``battery_segments``) when
     the caller has worked them out already, per VIN elsewhere (the Dask
-    engine's tasks); else they are worked out here from the stored frames."""
+    engine's tasks); else they are worked out here from the stored frames.
+    ``score``: what prices the book (default :func:`score_here`, one
+    ``Valuer.value`` call; the Dask engine's scores buckets of the book on
+    its workers)."""
     from ..store import valuation_inputs, write_valuation  # noqa: PLC0415
 
     inputs = valuation_inputs(db, ev=segments is None)
@@ -110,7 +143,7 @@ def valuation_stage(
         if use_market and listings is not None and listings.num_rows
         else None
     )
-    values = v.value(vehicles, at, usage=usage, market=market, battery=battery)
+    values = (score or score_here)(v, vehicles, at, usage=usage, market=market, battery=battery)
     values = values.append_column("vehicle_id", book.column("vehicle_id")).append_column(
         "time", pa.array([at] * book.num_rows, pa.timestamp("us", tz="UTC"))
     )
