@@ -344,8 +344,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--engine",
         choices=("local", "dask"),
         default="local",
-        help="local: this process; dask: decoding, fuse, monitor and battery health as tasks "
-        "on a Dask cluster (needs autolien[dask]; docs/cluster.md)",
+        help="local: this process; dask: decoding, fuse, monitor, battery health and pricing "
+        "as tasks on a Dask cluster (needs autolien[dask]; docs/cluster.md)",
     )
     where = p_run.add_mutually_exclusive_group()
     where.add_argument("--scheduler", help="--engine dask: the Dask scheduler's address")

@@ -36,11 +36,11 @@ each other Arrow tables.
    self-contained.
 
 With ``engine="dask"`` (``autolien run --engine dask``), stage 1's decoding
-runs as Dask tasks over file pieces, stages 3 and 4 as Dask tasks over
-vehicle buckets and stage 5's battery health (the charge segments, from every
-EV frame) as tasks over VIN buckets (``autolien.dask_engine``), giving the
-same tables; the rest of each stage, and every write to the store, runs
-here (docs/cluster.md).
+runs as Dask tasks over file pieces, stages 3 and 4 and stage 5's pricing
+as Dask tasks over vehicle buckets, and stage 5's battery health (the charge
+segments, from every EV frame) as tasks over VIN buckets
+(``autolien.dask_engine``), giving the same tables; the rest of each stage,
+and every write to the store, runs here (docs/cluster.md).
 
 Every stage is idempotent: a re-run over the same inputs, or after the
 process was killed anywhere, leaves the store and the ledger as one clean run
