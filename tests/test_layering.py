@@ -2,7 +2,7 @@
 
 telemetry -> gnss -> entropy -> monitor -> valuation -> ledger -> report: a
 module of one stage imports from its own stage, from an earlier one, or from
-the shared modules (schemas, errors, _typing, _core, _tables, the package
+the shared modules (schemas, errors, _typing, _core, _tables, _memory, the package
 root; the store adapter sits with telemetry, whose Store it wraps); never
 from a later stage, and never from the modules that drive the stages (pipeline, cli, sim, gateway). The GPU backends sit with
 the stage they accelerate. Read from the source's imports (AST), lazy imports
@@ -19,7 +19,7 @@ import pytest
 import autolien
 
 STAGES = ("telemetry", "gnss", "entropy", "monitor", "valuation", "ledger", "report")
-SHARED = {"schemas", "errors", "_typing", "_core", "_tables", "__version__"}
+SHARED = {"schemas", "errors", "_typing", "_core", "_tables", "_memory", "__version__"}
 # The store adapter builds on telemetry.store's DuckDB Store (which knows the
 # decoded schemas), so it sits with telemetry: every later stage may use it.
 PLACED = {"store": "telemetry"}

@@ -61,6 +61,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ._memory import release_memory
 from .errors import AutolienError, LedgerCorruptError
 from .store import (
     PortfolioMismatchError,
@@ -409,5 +410,7 @@ class _Timings(dict[str, float]):
 
     def __setitem__(self, stage: str, seconds: float) -> None:
         super().__setitem__(stage, seconds)
+        # what the stage freed goes back before the next one allocates
+        release_memory()
         self.bar.set_postfix_str(f"{stage} done", refresh=False)
         self.bar.update(1)

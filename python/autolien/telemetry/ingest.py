@@ -27,6 +27,7 @@ from typing import Any, Protocol, TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .._memory import release_memory
 from ._common import DecodeResult
 from .gb32960 import decode_gb32960
 from .jt808 import decode_jt808
@@ -261,6 +262,10 @@ def ingest_files(
             new = store.append(t, kind=kind)
             if kind != "rejects":
                 summary.new_rows[kind] += new
+        del tables, batches
+        # the batch's decoded tables and the append's work space are freed:
+        # give them back, or ingest's memory grows with the day's files
+        release_memory()
 
     def hold(kind: str, t: pa.Table, source: str, vehicle: str | None) -> None:
         if vehicle is not None and "vehicle_id" in t.column_names:
