@@ -6,7 +6,7 @@ power cut or the OOM killer would).
 
 POINT is ``none`` (run to the end) or ``<where>:<n>``: the n-th call (from 1)
 of the hooked function, before it runs (``before``) or after it returned
-(``after``). The consortium's keys are derived from the member names, so that
+(``after``); ``,flush_rows=N`` after it makes ingest commit every N rows. The consortium's keys are derived from the member names, so that
 two ledgers of the same events have the same root; nothing else is changed.
 """
 
@@ -84,6 +84,13 @@ def _deterministic_keys() -> None:
 def main() -> None:
     portfolio, db, point = sys.argv[1:4]
     _deterministic_keys()
+    if "," in point:
+        # POINT,flush_rows=N: ingest commits every N rows (so a kill can
+        # fall between two of its commits)
+        point, opt = point.split(",", 1)
+        key, _, value = opt.partition("=")
+        assert key == "flush_rows", opt
+        autolien.telemetry.ingest.FLUSH_ROWS = int(value)
     if point != "none":
         where, nth = point.rsplit(":", 1)
         owner, name, when = HOOKS[where]

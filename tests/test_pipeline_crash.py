@@ -29,6 +29,8 @@ POINTS = [
     "ledger:1",
     "dashboard:1",
     "ingest-append:2",
+    # ingest commits every 5,000 rows here: killed after some commits
+    "ingest-append:9,flush_rows=5000",
     "fuse-batch:1",
     "monitor-update:1",
     "monitor-state-saved:1",
@@ -124,6 +126,16 @@ def test_a_run_killed_then_rerun_equals_a_clean_run(
     pf = tmp_path / "pf"
     shutil.copytree(pristine, pf)
     assert _run(pf, point) == -signal.SIGKILL, f"{point} was never reached"
+    if "flush_rows" in point:
+        # the kill fell between commits: some files and rows were kept
+        con = duckdb.connect(str(pf / "autolien.duckdb"), read_only=True)
+        try:
+            kept = con.sql("SELECT count(*) FROM ingested_files").fetchall()[0][0]
+            rows = con.sql("SELECT count(*) FROM locations").fetchall()[0][0]
+        finally:
+            con.close()
+        assert 0 < kept < len(list((pf / "telemetry").iterdir()))
+        assert rows > 0
     assert _run(pf, "none") == 0
     got = _state(pf)
     for table, rows in clean["store"].items():

@@ -641,15 +641,16 @@ class DaskDecode:
     The pieces travel inside their task, not scattered: the scheduler keeps
     them until the result is in, so a task whose worker dies is simply run
     again elsewhere (scattered data dies with its worker). At most
-    ``window`` tasks are in flight, so the client's memory follows the
-    window, not the day's files."""
+    ``window`` tasks are in flight (default: two per worker thread), so the
+    client's memory follows the window, not the day's files."""
 
     def __init__(
         self, client: Any, window: int | None = None, batch_bytes: int = DECODE_BATCH_BYTES
     ) -> None:
         self.client = client
-        workers = len(client.scheduler_info().get("workers", {})) or 1
-        self.window = window if window is not None else 2 * workers
+        # two tasks per worker thread: one running, one on its way
+        threads = sum(client.nthreads().values()) or 1
+        self.window = window if window is not None else 2 * threads
         if self.window < 1:
             raise ValueError("window must be at least 1")
         if batch_bytes < 1:

@@ -7,7 +7,7 @@ taken from a ``--format`` override or its extension (.jt808, .gb32960, .nmea,
 64 KiB.
 
 A file is recognised by its content, not its path: its SHA-256 goes into the
-store's ``ingested_files`` in the same transaction as its rows, and a file
+store's ``ingested_files`` in the transaction that commits its last rows, and a file
 whose digest is there already (the same portfolio reached through a copy, a
 symlink or another spelling of the path) is skipped without being decoded.
 """
@@ -226,8 +226,13 @@ def ingest_files(
     given); ``vehicle_ids`` name the vehicle of a log that carries none (an
     NMEA/UBX log), filled into its rows' null ``vehicle_id`` here, once. Files
     whose content the store holds already are skipped (``skipped_files``).
-    All of it is one transaction: a process killed part way stores nothing,
-    and the next run reads every file again.
+    The rows are committed each time FLUSH_ROWS of one table are waiting,
+    with the files finished by then in the manifest: the store holds (and
+    DuckDB keeps in memory) at most that much uncommitted. A process killed
+    part way keeps what it committed; the next run skips the files in the
+    manifest and reads the rest again, and the rows of a file cut short that
+    were committed are not stored twice (the append's de-duplication), so it
+    ends with the store of one clean run.
 
     ``decode_map`` decodes the pieces: it takes an iterator of
     ``(tag, format, bytes)`` and yields ``(tag, DecodeResult)`` in the same
@@ -285,7 +290,25 @@ def ingest_files(
         held.append(t.append_column("source_file", _repeat(source, t.num_rows)))
         waiting[kind] += t.num_rows
         if waiting[kind] >= FLUSH_ROWS:
+            checkpoint()
+
+    recorded = 0  # the entries of ``done`` in the manifest
+
+    def commit() -> None:
+        # every table flushed, then the files finished so far, in one commit
+        nonlocal recorded
+        for kind in list(pending):
             flush(kind)
+        store.record_files(done[recorded:])
+        recorded = len(done)
+        store.con.commit()
+
+    def checkpoint() -> None:
+        # one transaction held the whole ingest before: DuckDB keeps each
+        # appended batch (and the Arrow tables registered for it) until the
+        # commit, and a 10,000-vehicle fortnight peaked at 9.5 GB
+        commit()
+        store.con.begin()
 
     known = dict(store.ingested())
     total = sum(Path(p).stat().st_size for p in paths)
@@ -348,10 +371,7 @@ def ingest_files(
         # what decoded before an error is stored all the same (a file cut
         # short by the error is not noted, so a later run reads it again)
         try:
-            for kind in list(pending):
-                flush(kind)
-            store.record_files(done)
-            store.con.commit()
+            commit()
         except BaseException:
             store.con.rollback()
             # Parquet parts written for the rolled-back rows: no view shows them
