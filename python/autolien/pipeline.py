@@ -14,7 +14,8 @@ each other Arrow tables.
    store, recognised by its content digest (a file already stored is not
    read again, whatever path reaches it), source names relative to the
    portfolio, and each RTK log's vehicle (``rtk/<vehicle_id>/<day>.nmea``)
-   written onto its fixes here, once; one transaction;
+   written onto its fixes here, once; committed a million rows at a time,
+   with the files finished by then;
 2. identity (``store.put_reference``): the loan book (it maps terminal
    numbers and VINs to vehicle ids, through ``store.mapped_sql`` alone) and
    the market feed into the store;
