@@ -491,14 +491,15 @@ class MonitorStore:
                 self.con.execute(f"DROP TABLE IF EXISTS {name}").fetchall()
 
     def _append(self, name: str, table: pa.Table) -> None:
-        self.con.register("_mon_in", table)
-        try:
-            if name in self.store.tables():
-                self.con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _mon_in").fetchall()
-            else:
-                self.con.execute(f"CREATE TABLE {name} AS SELECT * FROM _mon_in").fetchall()
-        finally:
-            self.con.unregister("_mon_in")
+        # through a relation, not a registered view: DuckDB holds a table
+        # registered inside a transaction until the commit, and the run's one
+        # transaction took every block's state and features
+        sql = (
+            f"INSERT INTO {name} BY NAME SELECT * FROM _mon_in"
+            if name in self.store.tables()
+            else f"CREATE TABLE {name} AS SELECT * FROM _mon_in"
+        )
+        self.con.from_arrow(table).query("_mon_in", sql)
 
     def put_block(self, state: pa.Table, features: pa.Table | None, rejects: pa.Table) -> None:
         """A block's new state, its new feature hours and its rejects."""

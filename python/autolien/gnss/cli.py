@@ -82,15 +82,10 @@ def fuse_store(
                     i = events.schema.get_field_index(col)
                     events = events.set_column(i, col, pc.add(events.column(col), offset))
                 for name, table in zip(OUTPUT_TABLES, (track, result.parked, events), strict=True):
-                    store.con.register("_autolien_out", table)
-                    try:
-                        verb = "INSERT INTO" if start else "CREATE TABLE"
-                        sql = (
-                            f"{verb} {name} {'AS ' if not start else ''}SELECT * FROM _autolien_out"
-                        )
-                        store.con.execute(sql).fetchall()
-                    finally:
-                        store.con.unregister("_autolien_out")
+                    verb = "INSERT INTO" if start else "CREATE TABLE"
+                    sql = f"{verb} {name} {'AS ' if not start else ''}SELECT * FROM _autolien_out"
+                    # a relation, not a registered view (held until a commit)
+                    store.con.from_arrow(table).query("_autolien_out", sql)
                 reasons = pc.value_counts(result.track.column("reason")).to_pylist()
                 stats.update({r["values"]: r["counts"] for r in reasons})
                 stats["fixes"] += result.track.num_rows
