@@ -9,6 +9,7 @@ import datetime as dt
 import math
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -135,3 +136,64 @@ def test_store_runs_resumed_day_by_day_equal_one_run(fleet, tmp_path) -> None:  
     con.close()
     want = score(fleet.tracks.drop_columns(["ignition"]), fleet.odometer)
     assert got.to_pylist() == want.to_pylist()
+
+
+def test_rtk_fixes_take_the_terminals_latest_ignition_when_staged(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An RTK fix carries no ignition: staging gives it the vehicle's latest
+    terminal ACC bit at or before it, read from only the rows it can match
+    (the new ones and each vehicle's last at or before ``since``). Checked
+    against a brute-force search over every terminal row."""
+    from autolien.store import MonitorStore
+    from autolien.telemetry.store import Store
+
+    rng = np.random.default_rng(11)
+    t0 = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
+    since = t0 + dt.timedelta(days=3)
+    loc, fix = [], []
+    for v in range(6):
+        tid = f"T{v}"
+        # vehicle 0: its last terminal row is two days before `since`, none after;
+        # vehicle 5: no terminal rows at all
+        n = 0 if v == 5 else 3 if v == 0 else 80
+        loc += [
+            (tid, t0 + dt.timedelta(seconds=round(s)), int(rng.integers(0, 2)))
+            for s in sorted(rng.uniform(0, 3 * 86400 if v == 0 else 5 * 86400, n))
+        ]
+        fix += [
+            (tid, t0 + dt.timedelta(seconds=round(s)))
+            for s in sorted(rng.uniform(3 * 86400 + 1, 5 * 86400, 40))
+        ]
+    db = tmp_path / "s.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute(
+        "CREATE TABLE locations (terminal_id VARCHAR, time TIMESTAMPTZ, lat DOUBLE, lon DOUBLE, "
+        "speed_kmh DOUBLE, status BIGINT, mileage_km DOUBLE)"
+    )
+    con.executemany(
+        "INSERT INTO locations VALUES (?, ?, 30.0, 120.0, 0.0, ?, NULL)", [list(r) for r in loc]
+    )
+    con.execute(
+        "CREATE TABLE gnss_track (vehicle_id VARCHAR, time TIMESTAMPTZ, lat DOUBLE, lon DOUBLE, "
+        "ve_mps DOUBLE, vn_mps DOUBLE, used BOOLEAN)"
+    )
+    con.executemany(
+        "INSERT INTO gnss_track VALUES (?, ?, 30.0, 120.0, 0.0, 0.0, true)", [list(r) for r in fix]
+    )
+    con.close()
+    with Store(db) as store:
+        ms = MonitorStore(store)
+        got = ms.read(since, 4, [])
+        assert got.newer["gnss_track"] == len(fix)
+        rows = store.query("SELECT vehicle_id, time, ignition FROM _mon_tracks ORDER BY ALL")
+    want = []
+    for v, t in sorted(fix):
+        before = [(lt, ig) for lv, lt, ig in loc if lv == v and lt <= t]
+        want.append((v, t, bool(max(before)[1] & 1) if before else None))
+    staged = [
+        (r["vehicle_id"], r["time"], r["ignition"])
+        for r in rows.to_pylist()
+        if r["vehicle_id"] in {v for v, _ in fix}
+    ]
+    assert staged == want
+    assert {w[2] for w in want if w[0] == "T0"} != {None}  # the old row was found
+    assert {w[2] for w in want if w[0] == "T5"} == {None}

@@ -369,11 +369,24 @@ class MonitorStore:
         if rtk:
             rtk_new = f"SELECT * FROM ({rtk}) WHERE {newer}"
             if loc:
-                # an RTK log has no ignition: take the terminal's latest ACC bit
+                # an RTK log has no ignition: take the terminal's latest ACC
+                # bit. A new fix's match is a terminal row of its vehicle at or
+                # after that vehicle's last row at or before ``since``: only
+                # those rows enter the join, so a daily run does not build it
+                # over the whole history (the match is the same).
+                ign = f"SELECT vehicle_id, time, ignition FROM ({loc})"
+                ign_new = (
+                    f"WITH _ign AS ({ign}), "
+                    f"_rv AS (SELECT DISTINCT vehicle_id FROM ({rtk_new})), "
+                    "_i AS (SELECT * FROM _ign WHERE vehicle_id IN (SELECT vehicle_id FROM _rv)), "
+                    "_t0 AS (SELECT vehicle_id, max(time) AS t0 FROM _i "
+                    "WHERE time <= getvariable('_monitor_since') GROUP BY vehicle_id) "
+                    "SELECT _i.* FROM _i LEFT JOIN _t0 USING (vehicle_id) "
+                    "WHERE _t0.t0 IS NULL OR _i.time >= _t0.t0"
+                )
                 rtk_new = (
                     "SELECT r.vehicle_id, r.time, r.lat, r.lon, r.speed_kmh, i.ignition, r.used "
-                    f"FROM ({rtk_new}) r ASOF LEFT JOIN "
-                    f"(SELECT vehicle_id, time, ignition FROM ({loc})) i "
+                    f"FROM ({rtk_new}) r ASOF LEFT JOIN ({ign_new}) i "
                     "ON r.vehicle_id = i.vehicle_id AND r.time >= i.time"
                 )
             track = rtk_new
