@@ -214,3 +214,85 @@ def test_page_limits_keep_the_most_severe(report: tuple[Path, dict], tmp_path: P
     assert body.count("<tr>") == 1
     assert body.count(f"data-v='{top_level}'") == 1  # the one row kept is the most severe
     assert "the 1 most severe" in page
+
+
+def test_vehicle_pages_show_their_own_rows(report: tuple[Path, dict], tmp_path: Path) -> None:
+    """Each page's series are its own vehicle's rows as the store holds them
+    (a mix-up of the per-vehicle ranges would show a neighbour's), and a
+    rebuild writes the same bytes (ties in time are ordered)."""
+    import math
+
+    import duckdb
+
+    from autolien.report.dashboard import build_dashboard
+
+    _, summary = report
+    db = summary["db"]
+    build_dashboard(db, tmp_path / "a")
+    build_dashboard(db, tmp_path / "b")
+    page = (tmp_path / "a" / "index.html").read_bytes()
+    assert page == (tmp_path / "b" / "index.html").read_bytes()
+    raw = page.decode().split('<script id="data" type="application/json">', 1)[1]
+    data = json.loads(raw.split("</script>", 1)[0])
+    con = duckdb.connect(db, read_only=True)
+    checked = 0
+    for vid, p in data["vehicles"].items():
+        if "features" not in p:
+            continue
+        want = [
+            v
+            for (v,) in con.sql(
+                "SELECT location_entropy FROM monitor_features WHERE vehicle_id = ? ORDER BY hour",
+                params=[vid],
+            ).fetchall()
+        ]
+        got = p["features"]["data"][2]["y"]  # band high, band low, then the feature
+        assert len(got) == len(want)
+        for g, w in zip(got, want, strict=True):
+            if w is None or math.isnan(w):
+                assert g is None
+            else:
+                assert g == pytest.approx(w, abs=0.6e-4)
+        (n,) = con.sql(
+            "SELECT count(*) FROM locations l JOIN loan_book b USING (terminal_id) "
+            "WHERE b.vehicle_id = ?",
+            params=[vid],
+        ).fetchall()[0]
+        track = p["track"]["data"][0]
+        assert len(track["x"]) == min(n, 3000)
+        assert (track["x"][0], track["y"][0]) == (0.0, 0.0)  # km from its own first fix
+        checked += 1
+    con.close()
+    assert checked >= 2
+
+
+def test_vehicle_ranges_and_json_values() -> None:
+    import itertools
+    import math
+
+    import numpy as np
+    import pyarrow as pa
+
+    from autolien.report import figures
+    from autolien.report.dashboard import _ranges
+
+    rng = np.random.default_rng(3)
+    ids = sorted(f"V{int(i):03d}" for i in rng.integers(0, 40, 500))
+    want, at = {}, 0
+    for k, g in itertools.groupby(ids):
+        n = len(list(g))
+        want[k], at = (at, n), at + n
+    chunked = pa.chunked_array([ids[:123], ids[123:]])
+    assert _ranges(chunked) == want
+    with pytest.raises(ValueError, match="grouped"):
+        _ranges(pa.chunked_array([["a", "b", "a"]]))
+    # NaN and infinities become null; finite values round as Python rounds them
+    v = np.r_[rng.normal(0, 50, 300), np.nan, np.inf, -np.inf]
+    got = figures._nullable(v, 3)
+    assert got[-3:] == [None, None, None]
+    assert all(
+        abs(g - round(float(x), 3)) <= 0.5e-3 * 1.0001
+        for g, x in zip(got[:-3], v[:-3], strict=True)
+    )
+    assert all(isinstance(g, float) for g in got[:-3])
+    assert not any(isinstance(g, float) and not math.isfinite(g) for g in got)

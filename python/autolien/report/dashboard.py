@@ -86,43 +86,44 @@ def build_dashboard(
         if track is not None and track.num_rows
         else {}
     )
-    tv = np.asarray(tcols["vehicle_id"].to_pylist()) if tcols else np.zeros(0, str)
-    fv = np.asarray(feats.column("vehicle_id").to_pylist()) if feats.num_rows else np.zeros(0, str)
+    # the track and the features come ordered by vehicle: each vehicle's rows
+    # are one range, found once (not a comparison of every row per page)
+    t_rng = _ranges(tcols["vehicle_id"]) if tcols else {}
+    f_rng = _ranges(feats.column("vehicle_id")) if feats.num_rows else {}
+    vals: dict[str, list[dict[str, Any]]] = {}
+    if valuations is not None and valuations.num_rows:
+        for r in valuations.select(
+            [
+                "vehicle_id",
+                "time",
+                "base_value",
+                "usage_factor",
+                "market_factor",
+                "battery_factor",
+                "value",
+            ]
+        ).to_pylist():
+            vals.setdefault(r["vehicle_id"], []).append(r)
     by_vehicle: dict[str, list[dict[str, Any]]] = {}
     for a in got.vehicle_alerts:
         by_vehicle.setdefault(a["vehicle_id"], []).append(a)
     for vid in ids:
         va = by_vehicle.get(vid, [])
         page: dict[str, Any] = {"alerts": text.vehicle_alerts(va, tz_h)}
-        sel = np.flatnonzero(tv == vid)
-        if sel.size:
-            lat = np.asarray(tcols["lat"].take(pa.array(sel)).to_numpy(zero_copy_only=False), float)
-            lon = np.asarray(tcols["lon"].take(pa.array(sel)).to_numpy(zero_copy_only=False), float)
-            th = figures.thin(sel.size, figures.MAX_TRACK_POINTS)
+        if vid in t_rng:
+            t0, n = t_rng[vid]
+            lat = np.asarray(tcols["lat"].slice(t0, n).to_numpy(), float)
+            lon = np.asarray(tcols["lon"].slice(t0, n).to_numpy(), float)
+            th = figures.thin(n, figures.MAX_TRACK_POINTS)
             page["track"] = figures.track_figure(lat, lon, th, va)
-            mk = tcols["mileage_km"].take(pa.array(sel)).to_numpy(zero_copy_only=False)
-            times = [t.isoformat() for t in tcols["time"].take(pa.array(sel[th])).to_pylist()]
-            fi = np.flatnonzero(fv == vid)
-            if fi.size:
-                vf = feats.take(pa.array(fi))
+            mk = tcols["mileage_km"].slice(t0, n).to_numpy()
+            times = figures.iso_times(tcols["time"].slice(t0, n).take(pa.array(th)))
+            if vid in f_rng:
+                vf = feats.slice(*f_rng[vid])
                 page["odometer"] = figures.odometer_figure(times, mk, th, vf)
                 page["features"] = figures.features_figure(vf)
-        if valuations is not None and valuations.num_rows:
-            vv = [
-                r
-                for r in valuations.select(
-                    [
-                        "vehicle_id",
-                        "time",
-                        "base_value",
-                        "usage_factor",
-                        "market_factor",
-                        "battery_factor",
-                        "value",
-                    ]
-                ).to_pylist()
-                if r["vehicle_id"] == vid
-            ]
+        if vals:
+            vv = vals.get(vid, [])
             cur = book_currency.get(vid, "")
             if len(vv) == 1:
                 page["valuation_text"] = text.valuation_text(vv[0], cur, tz_h)
@@ -173,6 +174,19 @@ def build_dashboard(
         ),
         "bytes": len(page_html),
     }
+
+
+def _ranges(ids: pa.ChunkedArray) -> dict[str, tuple[int, int]]:
+    """(first row, row count) of each id in ``ids``, which are grouped (sorted)."""
+    enc = ids.combine_chunks().dictionary_encode()
+    codes = np.asarray(enc.indices.to_numpy(zero_copy_only=False))
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    ends = np.r_[starts[1:], codes.size]
+    names = enc.dictionary.to_pylist()
+    out = {names[codes[a]]: (int(a), int(b - a)) for a, b in zip(starts, ends, strict=True)}
+    if len(out) != starts.size:
+        raise ValueError("rows are not grouped by vehicle")
+    return out
 
 
 _TEMPLATE = """<!doctype html>

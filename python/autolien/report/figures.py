@@ -36,19 +36,31 @@ LEVEL_COLOURS = {"warning": "#f0ad4e", "alert": "#d9534f", "emergency": "#7b1fa2
 MAX_TRACK_POINTS = 3000
 
 
-def _xy(
-    lat: np.ndarray, lon: np.ndarray, lat0: float, lon0: float
-) -> tuple[list[float], list[float]]:
+class _Ready(list):  # type: ignore[type-arg]
+    """A list already fit for JSON (no NaN, no arrays): ``_plain`` passes it
+    through instead of visiting each value again (times and series of a
+    250-page dashboard are millions of values)."""
+
+
+def _xy(lat: np.ndarray, lon: np.ndarray, lat0: float, lon0: float) -> tuple[Any, Any]:
     """Local east/north in km (equirectangular about the first fix)."""
     k = 111.195
     x = (lon - lon0) * k * math.cos(math.radians(lat0))
     y = (lat - lat0) * k
-    return np.round(x, 4).tolist(), np.round(y, 4).tolist()
+    return _nullable(x), _nullable(y)
 
 
-def _nullable(a: np.ndarray, digits: int = 4) -> list[float | None]:
-    """Values for JSON, NaN as null (plotly draws a gap)."""
-    return [None if math.isnan(v) else round(float(v), digits) for v in a]
+def _nullable(a: np.ndarray, digits: int = 4) -> _Ready:
+    """Values for JSON, rounded, NaN and infinities as null (plotly draws a gap)."""
+    a = np.asarray(a, float)
+    out = np.round(a, digits).astype(object)
+    out[~np.isfinite(a)] = None
+    return _Ready(out.tolist())
+
+
+def iso_times(times: pa.Array | pa.ChunkedArray) -> _Ready:
+    """ISO 8601 strings of timestamps, as ``datetime.isoformat`` writes them."""
+    return _Ready(t.isoformat() for t in times.to_pylist())
 
 
 def thin(n: int, most: int) -> np.ndarray:
@@ -84,6 +96,8 @@ def _plain(v: Any) -> Any:
         return v.tolist()
     if isinstance(v, float):
         return v if math.isfinite(v) else None
+    if isinstance(v, _Ready):
+        return v
     if isinstance(v, list):
         return [
             _plain(x)
@@ -270,13 +284,13 @@ def odometer_figure(
         odo_traces.append(
             _Scatter(
                 x=times,
-                y=np.round(m[th] - np.nanmin(m[:1]), 2).tolist(),
+                y=_nullable(m[th] - np.nanmin(m[:1]), 2),
                 name="odometer (km since first fix)",
             )
         )
-    fh = [h.isoformat() for h in vf.column("hour").to_pylist()]
+    fh = iso_times(vf.column("hour"))
     cum = np.cumsum(np.nan_to_num(_fcol(vf, "km_track")))
-    odo_traces.append(_Scatter(x=fh, y=np.round(cum, 2).tolist(), name="track distance (km)"))
+    odo_traces.append(_Scatter(x=fh, y=_nullable(cum, 2), name="track distance (km)"))
     f = _Fig(odo_traces)
     f.update_layout(
         title={"text": "Odometer against track distance"},
@@ -290,14 +304,14 @@ def odometer_figure(
 
 def features_figure(vf: pa.Table) -> dict[str, Any]:
     """The hourly features ``vf``, one panel each, with their baseline band."""
-    fh = [h.isoformat() for h in vf.column("hour").to_pylist()]
+    fh = iso_times(vf.column("hour"))
     ftr = []
     for k, name in enumerate(FEATURES):
         med, mad = _fcol(vf, f"{name}_median"), _fcol(vf, f"{name}_mad")
         ax = "" if k == 0 else str(k + 1)
         on = {"x": fh, "mode": "lines", "xaxis": f"x{ax}", "yaxis": f"y{ax}"}
-        band_hi = np.round(med + 3 * 1.4826 * mad, 4)
-        band_lo = np.round(med - 3 * 1.4826 * mad, 4)
+        band_hi = med + 3 * 1.4826 * mad
+        band_lo = med - 3 * 1.4826 * mad
         ftr += [
             _Scatter(**on, y=_nullable(band_hi), line={"width": 0}, showlegend=False),
             _Scatter(

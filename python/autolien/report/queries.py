@@ -143,9 +143,11 @@ def load(db: str | Path, *, max_vehicles: int, max_alert_rows: int) -> Dashboard
                 "SELECT terminal_id AS vehicle_id, time, lat, lon, mileage_km FROM locations",
                 ("time", "lat", "lon", "mileage_km"),
             )
+            # ORDER BY ALL: a terminal can report two positions in one second;
+            # a total order keeps the thinned track the same from run to run
             track = store.query(
                 f"SELECT * FROM ({located}) WHERE vehicle_id IN (SELECT v FROM _dash_ids) "
-                "ORDER BY vehicle_id, time"
+                "ORDER BY ALL"
             )
         elif "gnss_track" in have:
             track = store.query(
