@@ -191,3 +191,54 @@ def test_batched_appends_store_what_file_by_file_appends_store(
             .to_pylist()
         )
     assert n == 0
+
+
+def test_known_files_are_recognised_by_their_stat_without_hashing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+    import os
+    import shutil
+    import time
+
+    from autolien.telemetry import ingest as ing
+
+    hashed: list[str] = []
+    digest = ing.file_digest
+    monkeypatch.setattr(ing, "file_digest", lambda p: hashed.append(Path(p).name) or digest(p))
+    files = [jt808_capture(tmp_path), gb_capture(tmp_path)]
+    db = tmp_path / "s.duckdb"
+
+    def ingest(**kw: bool) -> ing.IngestSummary:
+        hashed.clear()
+        with Store(db) as store:
+            return ing.ingest_files(files, store, **kw)
+
+    first = ingest()
+    assert (first.files, first.hashed_files) == (2, 2)
+    # a daily rerun over the same directory reads none of the known files
+    again = ingest()
+    assert (again.files, again.skipped_files, again.hashed_files, hashed) == (0, 2, 0, [])
+    with Store(db) as store:
+        cached = {v[5] for v in store.file_stats().values()}
+    assert cached == {hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in files}
+    # content changed in place, its size and mtime put back: the ctime moved,
+    # so it is hashed, and its new content goes in
+    time.sleep(0.05)  # past the file system's timestamp granularity
+    f = Path(files[0])
+    st = f.stat()
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 0x55
+    f.write_bytes(bytes(data))
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    changed = ingest()
+    assert (changed.files, changed.skipped_files, hashed) == (1, 1, [f.name])
+    # --rehash, a damaged cache and a cache without the store's manifest: all hash
+    assert ingest(rehash=True).hashed_files == 2
+    cache = Path(str(db) + ".files.parquet")
+    cache.write_bytes(b"not parquet")
+    assert (ingest().hashed_files, ingest().hashed_files) == (2, 0)
+    shutil.copy(cache, tmp_path / "other.duckdb.files.parquet")
+    db = tmp_path / "other.duckdb"
+    fresh = ingest()
+    assert (fresh.files, fresh.hashed_files) == (2, 2)

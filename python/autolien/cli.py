@@ -34,7 +34,9 @@ def _ingest(args: argparse.Namespace) -> int:
     from .telemetry.ingest import ingest_files  # noqa: PLC0415
 
     with Store(args.db) as store:
-        summary = ingest_files(args.files, store, fmt=args.format, progress=not args.quiet)
+        summary = ingest_files(
+            args.files, store, fmt=args.format, progress=not args.quiet, rehash=args.rehash
+        )
     report = summary.to_json()
     if args.json:
         print(json.dumps(report, indent=2))
@@ -279,6 +281,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p_ing.add_argument("--json", action="store_true", help="print the summary as JSON")
     p_ing.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_ing.add_argument(
+        "--rehash",
+        action="store_true",
+        help="hash every file, also those whose path, size and times match an earlier run's",
+    )
     p_ing.set_defaults(func=_ingest)
     p_fuse = sub.add_parser(
         "fuse", help="fuse the store's GNSS fixes: tracks, parked episodes, events"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import mmap
+import os
 import re
 import time
 from collections import Counter
@@ -183,6 +184,7 @@ class IngestSummary:
     rejects: Counter[str] = field(default_factory=Counter)  # by decoder:reason
     formats: Counter[str] = field(default_factory=Counter)
     skipped_files: int = 0  # content already in the store (or twice in this call)
+    hashed_files: int = 0  # files read to hash them (the others matched the stat cache)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -198,6 +200,7 @@ class IngestSummary:
             # (true duplicates: the same reading; see Store.append)
             "duplicate_rows": {k: n - self.new_rows.get(k, 0) for k, n in self.rows.items()},
             "skipped_files": self.skipped_files,
+            "hashed_files": self.hashed_files,
             "rejects": dict(self.rejects),
         }
 
@@ -206,6 +209,17 @@ def file_digest(path: str | Path) -> str:
     """SHA-256 (hex) of a file's contents: how ingest recognises a file."""
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _stat(path: Path) -> tuple[str, tuple[int, int, int, int, int]]:
+    st = path.stat()
+    return os.path.realpath(path), (
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+        st.st_ino,
+        st.st_dev,
+    )
 
 
 def ingest_files(
@@ -218,6 +232,7 @@ def ingest_files(
     names: Sequence[str] | None = None,
     vehicle_ids: Sequence[str | None] | None = None,
     decode_map: DecodeMap | None = None,
+    rehash: bool = False,
 ) -> IngestSummary:
     """Decodes each file and appends its rows and rejects to the store
     (JT/T 808 files over ``chunk_bytes`` a piece at a time).
@@ -226,6 +241,10 @@ def ingest_files(
     given); ``vehicle_ids`` name the vehicle of a log that carries none (an
     NMEA/UBX log), filled into its rows' null ``vehicle_id`` here, once. Files
     whose content the store holds already are skipped (``skipped_files``).
+    A file is known by the SHA-256 of its content; one whose real path, size,
+    mtime, ctime, inode and device match those it had when an earlier run
+    hashed it is not read again (the store's stat cache, ``hashed_files``
+    counts the others); ``rehash`` hashes every file.
     The rows are committed each time FLUSH_ROWS of one table are waiting,
     with the files finished by then in the manifest: the store holds (and
     DuckDB keeps in memory) at most that much uncommitted. A process killed
@@ -311,6 +330,8 @@ def ingest_files(
         store.con.begin()
 
     known = dict(store.ingested())
+    stats = store.file_stats()
+    seen: dict[str, tuple[int, int, int, int, int, str]] = {}
     total = sum(Path(p).stat().st_size for p in paths)
     bar = tqdm(total=total, unit="B", unit_scale=True, desc="ingest", disable=not progress)
 
@@ -319,8 +340,15 @@ def ingest_files(
         for n, p in enumerate(paths):
             path = Path(p)
             name = names[n] if names is not None else str(path)
-            size = path.stat().st_size
-            digest = file_digest(path)
+            real, st = _stat(path)
+            size = st[0]
+            hit = stats.get(real)
+            if not rehash and hit is not None and hit[:5] == st and hit[5] in known:
+                digest = hit[5]
+            else:
+                digest = file_digest(path)
+                summary.hashed_files += 1
+            seen[real] = (*st, digest)
             if digest in known:
                 summary.skipped_files += 1
                 bar.update(size)
@@ -378,5 +406,9 @@ def ingest_files(
             store.discard_uncommitted()
             raise
     bar.close()
+    # after the commit: an entry names a content the manifest holds
+    if seen:
+        stats.update(seen)
+        store.save_file_stats(stats)
     summary.seconds = time.perf_counter() - start
     return summary

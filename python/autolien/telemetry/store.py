@@ -589,6 +589,54 @@ class Store:
             ],
         )
 
+    # -- the stat cache of ingested files ---------------------------------------
+    # Ingest recognises a file by the SHA-256 of its content. Hashing every
+    # file of a portfolio directory again on each daily run grows with the
+    # history (a 100,000-vehicle fortnight is tens of GB), so a file whose
+    # real path, size, mtime, ctime, inode and device match a file hashed
+    # before is taken to hold the content it held then (as git and rsync
+    # do). The cache sits beside the database, outside its tables: losing or
+    # damaging it costs a re-hash, never a row, and a digest it gives counts
+    # only if the manifest holds it.
+    _STAT_COLUMNS = ("path", "size", "mtime_ns", "ctime_ns", "inode", "device", "digest")
+
+    def _stat_cache_path(self) -> Path | None:
+        return None if self.path.startswith(":memory:") else Path(self.path + ".files.parquet")
+
+    def file_stats(self) -> dict[str, tuple[int, int, int, int, int, str]]:
+        """Real path -> (size, mtime_ns, ctime_ns, inode, device, digest) of the
+        files ingest hashed before (empty without a cache, or with a damaged one)."""
+        p = self._stat_cache_path()
+        if p is None or not p.exists():
+            return {}
+        try:
+            t = pq.read_table(p, columns=list(self._STAT_COLUMNS))
+        except (OSError, pa.ArrowException):
+            return {}
+        cols = [t.column(c).to_pylist() for c in self._STAT_COLUMNS]
+        return {row[0]: tuple(row[1:]) for row in zip(*cols, strict=True)}
+
+    def save_file_stats(self, stats: dict[str, tuple[int, int, int, int, int, str]]) -> None:
+        """Replaces the stat cache (written whole, then renamed into place)."""
+        p = self._stat_cache_path()
+        if p is None:
+            return
+        paths = sorted(stats)
+        rows = [stats[k] for k in paths]
+        types = (pa.int64(), pa.int64(), pa.int64(), pa.uint64(), pa.uint64(), pa.string())
+        t = pa.table(
+            {
+                "path": pa.array(paths, pa.string()),
+                **{
+                    c: pa.array([r[i] for r in rows], types[i])
+                    for i, c in enumerate(self._STAT_COLUMNS[1:])
+                },
+            }
+        )
+        tmp = p.with_name(p.name + f".{os.getpid()}.tmp")
+        pq.write_table(t, tmp)
+        os.replace(tmp, p)
+
     def ingested(self) -> dict[str, str]:
         """Digest -> the name each ingested file content was first stored under."""
         if MANIFEST not in self.tables():
