@@ -203,21 +203,32 @@ class Monitor:
 
     def features(self) -> pa.Table:
         """The hourly feature rows scored so far (one row per vehicle-hour)."""
-        parts = []
-        for vid, v in self._vehicles.items():
-            for rows in v.feature_rows:
-                n = rows["hour"].size
-                cols: dict[str, Any] = {
-                    "vehicle_id": pa.array([vid] * n, pa.string()),
-                    "hour": pa.array(rows["hour"] * HOUR * 1_000_000, pa.int64()).cast(TIME_TYPE),
-                }
-                cols.update({k: pa.array(x) for k, x in rows.items() if k != "hour"})
-                parts.append(pa.table(cols))
-        if not parts:
+        # columns joined across vehicles first, then one table: a table per
+        # vehicle cost more than the rows did
+        chunks = [
+            (vid, rows)
+            for vid, v in self._vehicles.items()
+            for rows in v.feature_rows
+            if rows["hour"].size
+        ]
+        if not chunks:
             return pa.table(
                 {"vehicle_id": pa.array([], pa.string()), "hour": pa.array([], TIME_TYPE)}
             )
-        return pa.concat_tables(parts).sort_by([("vehicle_id", "ascending"), ("hour", "ascending")])
+        names = list(chunks[0][1])
+        if any(list(rows) != names for _, rows in chunks):
+            raise ValueError("feature rows of one monitor must have the same columns")
+        sizes = [rows["hour"].size for _, rows in chunks]
+        vids = pa.array([vid for vid, _ in chunks], pa.string())
+        hour = np.concatenate([rows["hour"] for _, rows in chunks])
+        cols: dict[str, Any] = {
+            "vehicle_id": vids.take(pa.array(np.repeat(np.arange(len(chunks)), sizes))),
+            "hour": pa.array(hour * HOUR * 1_000_000, pa.int64()).cast(TIME_TYPE),
+        }
+        for k in names:
+            if k != "hour":
+                cols[k] = pa.array(np.concatenate([rows[k] for _, rows in chunks]))
+        return pa.table(cols).sort_by([("vehicle_id", "ascending"), ("hour", "ascending")])
 
     # -- state as Arrow ----------------------------------------------------
     def state_table(self) -> pa.Table:
