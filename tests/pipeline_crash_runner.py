@@ -6,7 +6,9 @@ power cut or the OOM killer would).
 
 POINT is ``none`` (run to the end) or ``<where>:<n>``: the n-th call (from 1)
 of the hooked function, before it runs (``before``) or after it returned
-(``after``); ``,flush_rows=N`` after it makes ingest commit every N rows. The consortium's keys are derived from the member names, so that
+(``after``); ``,flush_rows=N`` after it makes ingest commit every N rows,
+``,batch=N`` makes the monitor score N vehicles a block and commit its
+staging every block. The consortium's keys are derived from the member names, so that
 two ledgers of the same events have the same root; nothing else is changed.
 """
 
@@ -24,6 +26,7 @@ import autolien.ledger.stage
 import autolien.monitor.cli
 import autolien.report
 import autolien.report.queries
+import autolien.store
 import autolien.telemetry.ingest
 import autolien.telemetry.store
 import autolien.valuation.stage
@@ -45,6 +48,7 @@ HOOKS: dict[str, tuple[Any, str, str]] = {
     "ingest-append": (autolien.telemetry.store.Store, "append", "after"),
     "fuse-batch": (autolien.gnss.cli, "fuse", "after"),
     "monitor-update": (Monitor, "update", "after"),
+    "monitor-block": (autolien.store.MonitorStore, "put_block", "after"),
     "monitor-state-saved": (autolien.monitor.cli, "_save_state", "after"),
     "valuation-battery": (autolien.valuation.stage, "_alert_rows", "after"),
     "ledger-pledge": (AssetLedger, "register_pledge", "after"),
@@ -89,8 +93,14 @@ def main() -> None:
         # fall between two of its commits)
         point, opt = point.split(",", 1)
         key, _, value = opt.partition("=")
-        assert key == "flush_rows", opt
-        autolien.telemetry.ingest.FLUSH_ROWS = int(value)
+        assert key in ("flush_rows", "batch"), opt
+        if key == "flush_rows":
+            autolien.telemetry.ingest.FLUSH_ROWS = int(value)
+        else:  # POINT,batch=N: the monitor's blocks are N vehicles, each committed
+            kw = autolien.monitor.cli.monitor_store.__kwdefaults__
+            assert kw is not None
+            kw["batch"] = int(value)
+            autolien.store.STAGE_COMMIT_VEHICLES = int(value)
     if point != "none":
         where, nth = point.rsplit(":", 1)
         owner, name, when = HOOKS[where]

@@ -33,6 +33,8 @@ POINTS = [
     "ingest-append:9,flush_rows=5000",
     "fuse-batch:1",
     "monitor-update:1",
+    # the monitor stages 3 vehicles a block here: killed after two blocks' commits
+    "monitor-block:2,batch=3",
     "monitor-state-saved:1",
     "valuation-battery:1",
     "ledger-pledge:5",
@@ -136,6 +138,17 @@ def test_a_run_killed_then_rerun_equals_a_clean_run(
             con.close()
         assert 0 < kept < len(list((pf / "telemetry").iterdir()))
         assert rows > 0
+    if "batch" in point:
+        # two blocks of three vehicles were staged and committed; the
+        # monitor's outputs and state were not touched
+        con = duckdb.connect(str(pf / "autolien.duckdb"), read_only=True)
+        try:
+            staged = con.sql("SELECT count(*) FROM _monitor_state_new").fetchall()[0][0]
+            names = {r[0] for r in con.sql("SHOW TABLES").fetchall()}
+        finally:
+            con.close()
+        assert staged == 6
+        assert not names & {"monitor_state", "monitor_features", "alerts"}
     assert _run(pf, "none") == 0
     got = _state(pf)
     for table, rows in clean["store"].items():
