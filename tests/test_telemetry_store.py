@@ -242,3 +242,27 @@ def test_known_files_are_recognised_by_their_stat_without_hashing(
     db = tmp_path / "other.duckdb"
     fresh = ingest()
     assert (fresh.files, fresh.hashed_files) == (2, 2)
+
+
+def test_store_memory_limit_from_the_argument_or_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import duckdb
+
+    from autolien.telemetry.store import MEMORY_LIMIT_ENV
+
+    def setting(con: duckdb.DuckDBPyConnection) -> str:
+        return str(con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0])
+
+    # what DuckDB itself makes of the same setting
+    peer = duckdb.connect(":memory:", config={"memory_limit": "300MB"})
+    with Store(tmp_path / "a.duckdb", memory_limit="300MB") as store:
+        assert setting(store.con) == setting(peer)
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "300MB")
+    with Store(tmp_path / "b.duckdb") as store:
+        assert setting(store.con) == setting(peer)
+    monkeypatch.delenv(MEMORY_LIMIT_ENV)
+    with Store(tmp_path / "c.duckdb") as store:
+        assert setting(store.con) == setting(duckdb.connect(":memory:"))
+    with pytest.raises(ValueError, match="not a DuckDB memory size"):
+        Store(tmp_path / "d.duckdb", memory_limit="lots")

@@ -71,7 +71,10 @@ from .jt808 import LOCATION_SCHEMA
 from .nmea import FIX_SCHEMA
 from .obd import OBD_SCHEMA
 
-__all__ = ["LAYOUTS", "Store", "vehicle_bucket"]
+__all__ = ["LAYOUTS", "MEMORY_LIMIT_ENV", "Store", "vehicle_bucket"]
+
+# the DuckDB memory limit of every Store that is not given one
+MEMORY_LIMIT_ENV = "AUTOLIEN_DUCKDB_MEMORY_LIMIT"
 
 # table -> (schema, vehicle expression, what else tells two readings of one
 # vehicle at one time apart); {t} stands for the table alias
@@ -192,7 +195,9 @@ class Store:
     ``layout`` ("duckdb" or "parquet", see the module's docstring) applies to
     a store without telemetry yet; None: ``DEFAULT_LAYOUT``. A store that
     has telemetry keeps the layout it has, and asking for the other one is a
-    ValueError."""
+    ValueError. ``memory_limit`` (else ``$AUTOLIEN_DUCKDB_MEMORY_LIMIT``, else
+    DuckDB's default of 80% of RAM) bounds DuckDB's memory: its cache, and
+    its in-memory tables, which it then spills to disk."""
 
     def __init__(
         self,
@@ -200,12 +205,28 @@ class Store:
         *,
         read_only: bool = False,
         layout: str | None = None,
+        memory_limit: str | None = None,
     ) -> None:
         if layout is not None and layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         self.path = str(path)
         self.read_only = read_only
-        self.con = duckdb.connect(self.path, read_only=read_only)
+        # DuckDB's own default is 80% of RAM, for its cache and its
+        # in-memory tables: a process that also holds Arrow data can bound it
+        limit = memory_limit or os.environ.get(MEMORY_LIMIT_ENV) or None
+        try:
+            self.con = duckdb.connect(
+                self.path,
+                read_only=read_only,
+                config={"memory_limit": limit} if limit else {},
+            )
+        except duckdb.Error as e:
+            if limit and "memory" in str(e).lower():
+                raise ValueError(
+                    f"memory_limit {limit!r} (from the argument or ${MEMORY_LIMIT_ENV}) "
+                    f"is not a DuckDB memory size such as '4GB' or '25%': {e}"
+                ) from e
+            raise
         # the part files the last append's de-duplication read: the history it touched
         self.parts_read: list[str] = []
         self._written: list[str] = []
