@@ -298,6 +298,8 @@ MONITOR_STATE = "monitor_state"
 # committed every STAGE_COMMIT_VEHICLES vehicles
 _MON_STAGING = ("_monitor_state_new", "_monitor_features_new", "_monitor_rejects_new")
 STAGE_COMMIT_VEHICLES = 2000
+# the run's input rows, by block (MonitorStore.read)
+_MON_INPUTS = ("_mon_tracks", "_mon_odo", "_mon_tracks_new", "_mon_odo_new")
 _MON_META = "monitor_state"
 
 
@@ -366,7 +368,14 @@ class MonitorStore:
     def read(self, since: dt.datetime | None, batch: int, known: list[str]) -> MonitorRead:
         """Stages the rows newer than ``since`` (all rows without it) for
         ``known`` vehicles (those with state) and every vehicle with such
-        rows, ``batch`` vehicles a block."""
+        rows, ``batch`` vehicles a block.
+
+        The staged rows are tables of the database, not temporary ones:
+        committed, DuckDB holds them compressed and can write them out,
+        where a temporary table stays in memory (a backfill stages every
+        row: 1.3 GB at 3,000 vehicles x 14 days). ``commit`` and
+        ``rollback`` drop them, and a run killed first leaves them to the
+        next run, which replaces them."""
         con = self.con
         loc, odo, rtk = self._sources()
         if loc is None and rtk is None and not odo:
@@ -412,7 +421,7 @@ class MonitorStore:
             )
         cols = ", ".join(_MON_TRACK_COLS)
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE _mon_tracks_new AS "
+            "CREATE OR REPLACE TABLE _mon_tracks_new AS "
             + (f"SELECT {cols} FROM ({track})" if track else f"SELECT {cols} FROM ({_EMPTY_TRACK})")
         ).fetchall()
         odo_sql = (
@@ -421,7 +430,7 @@ class MonitorStore:
             else "SELECT NULL::VARCHAR AS vehicle_id, NULL::TIMESTAMPTZ AS time, "
             "NULL::DOUBLE AS odometer_km WHERE false"
         )
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _mon_odo_new AS {odo_sql}").fetchall()
+        con.execute(f"CREATE OR REPLACE TABLE _mon_odo_new AS {odo_sql}").fetchall()
         new_ids = self.store.query(
             "SELECT DISTINCT vehicle_id AS v FROM (SELECT vehicle_id FROM _mon_tracks_new "
             "UNION ALL SELECT vehicle_id FROM _mon_odo_new) WHERE vehicle_id IS NOT NULL"
@@ -438,7 +447,7 @@ class MonitorStore:
             for name in ("tracks", "odo"):
                 # block first: a block's rows lie together, so its scan is short
                 con.execute(
-                    f"CREATE OR REPLACE TEMP TABLE _mon_{name} AS SELECT b.blk, s.* "
+                    f"CREATE OR REPLACE TABLE _mon_{name} AS SELECT b.blk, s.* "
                     f"FROM _mon_{name}_new s JOIN _mon_blocks b USING (vehicle_id) "
                     "ORDER BY ALL"
                 ).fetchall()
@@ -522,8 +531,8 @@ class MonitorStore:
         self._uncommitted = 0
         self._drop_staging()
 
-    def _drop_staging(self) -> None:
-        for name in _MON_STAGING:
+    def _drop_staging(self, inputs: bool = False) -> None:
+        for name in (*_MON_STAGING, *(_MON_INPUTS if inputs else ())):
             self.con.execute(f"DROP TABLE IF EXISTS {name}").fetchall()
 
     def _append(self, name: str, table: pa.Table) -> None:
@@ -601,6 +610,8 @@ class MonitorStore:
                 self.con.execute(
                     f"ALTER TABLE _monitor_state_new RENAME TO {MONITOR_STATE}"
                 ).fetchall()
+            for name in _MON_INPUTS:
+                self.con.execute(f"DROP TABLE IF EXISTS {name}").fetchall()
             self.store.set_meta(_MON_META, json.dumps(meta, sort_keys=True))
             self.con.commit()
         except BaseException:
@@ -608,12 +619,13 @@ class MonitorStore:
             raise
 
     def rollback(self) -> None:
-        """Drops what a failed run staged (the outputs were never touched)."""
+        """Drops what a failed run staged, its input rows included (the
+        outputs were never touched)."""
         self._staging = False
         with contextlib.suppress(duckdb.Error):
             self.con.rollback()  # the staging transaction, if one was open
         with contextlib.suppress(duckdb.Error):
-            self._drop_staging()
+            self._drop_staging(inputs=True)
 
     def count(self, name: str) -> int:
         return int(self.store.query(f"SELECT count(*) AS n FROM {name}").column("n")[0].as_py())
