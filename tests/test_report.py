@@ -296,3 +296,27 @@ def test_vehicle_ranges_and_json_values() -> None:
     )
     assert all(isinstance(g, float) for g in got[:-3])
     assert not any(isinstance(g, float) and not math.isfinite(g) for g in got)
+
+
+def test_iso_times_write_what_datetime_isoformat_writes() -> None:
+    import datetime as dt
+
+    import numpy as np
+    import pyarrow as pa
+
+    from autolien.report.figures import iso_times
+
+    rng = np.random.default_rng(8)
+    us = rng.integers(-2_000_000_000, 4_000_000_000, 2000) * 1_000_000
+    us[::3] += rng.integers(1, 1_000_000, us[::3].size)  # some with microseconds
+    for unit, div in (("us", 1), ("ms", 1000), ("s", 1_000_000)):
+        arr = pa.array(us // div, pa.timestamp(unit, tz="UTC"))
+        want = [t.isoformat() for t in arr.to_pylist()]
+        assert iso_times(arr) == want
+        assert iso_times(pa.chunked_array([arr[:700], arr[700:]])) == want
+    # other zones and nulls keep datetime's own text
+    other = pa.array([0, None], pa.timestamp("s", tz="Asia/Shanghai"))
+    assert iso_times(other) == [
+        dt.datetime(1970, 1, 1, 8, tzinfo=dt.timezone(dt.timedelta(hours=8))).isoformat(),
+        None,
+    ]

@@ -59,8 +59,25 @@ def _nullable(a: np.ndarray, digits: int = 4) -> _Ready:
 
 
 def iso_times(times: pa.Array | pa.ChunkedArray) -> _Ready:
-    """ISO 8601 strings of timestamps, as ``datetime.isoformat`` writes them."""
-    return _Ready(t.isoformat() for t in times.to_pylist())
+    """ISO 8601 strings of timestamps, as ``datetime.isoformat`` writes them
+    (UTC ones without nulls in numpy's formatter: a page of 250 vehicles
+    is about a million of them)."""
+    typ = times.type
+    if (
+        not pa.types.is_timestamp(typ)
+        or typ.tz not in ("UTC", "+00:00")
+        or times.null_count
+        or not len(times)
+    ):
+        return _Ready(t.isoformat() if t is not None else None for t in times.to_pylist())
+    us = np.asarray(times.cast(pa.timestamp("us", tz=typ.tz)).to_numpy()).astype("datetime64[us]")
+    whole = us.astype(np.int64) % 1_000_000 == 0
+    text = np.where(
+        whole,
+        np.datetime_as_string(us, unit="s"),
+        np.datetime_as_string(us, unit="us"),
+    )
+    return _Ready(np.char.add(text, "+00:00").tolist())
 
 
 def thin(n: int, most: int) -> np.ndarray:
