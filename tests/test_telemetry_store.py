@@ -216,6 +216,10 @@ def test_known_files_are_recognised_by_their_stat_without_hashing(
 
     first = ingest()
     assert (first.files, first.hashed_files) == (2, 2)
+    # just written: within the racy window, so not cached and hashed again
+    assert ingest().hashed_files == 2
+    monkeypatch.setattr(ing, "RACY_NS", -(10**12))  # every file old enough, for this test
+    ingest()
     # a daily rerun over the same directory reads none of the known files
     again = ingest()
     assert (again.files, again.skipped_files, again.hashed_files, hashed) == (0, 2, 0, [])

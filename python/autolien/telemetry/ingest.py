@@ -69,6 +69,11 @@ EXTENSIONS = {
 # day file of 100,000 terminals peaked at 17 GB decoded whole.
 CHUNK_BYTES = 64 << 20
 FLUSH_ROWS = 1_000_000
+# A file changed within a timestamp tick of being stat'ed keeps its stat (a
+# coarse clock, or a file system that keeps seconds): one whose mtime or
+# ctime is this close to the run's start is not cached, so the next run
+# hashes it again (git's "racy" entries)
+RACY_NS = 2_000_000_000
 
 
 def _pieces(data: Any, kind: str, chunk: int) -> Iterator[tuple[int, bytes, bool]]:
@@ -331,6 +336,7 @@ def ingest_files(
 
     known = dict(store.ingested())
     stats = store.file_stats()
+    racy_before = time.time_ns() - RACY_NS
     seen: dict[str, tuple[int, int, int, int, int, str]] = {}
     total = sum(Path(p).stat().st_size for p in paths)
     bar = tqdm(total=total, unit="B", unit_scale=True, desc="ingest", disable=not progress)
@@ -348,7 +354,8 @@ def ingest_files(
             else:
                 digest = file_digest(path)
                 summary.hashed_files += 1
-            seen[real] = (*st, digest)
+            if max(st[1], st[2]) < racy_before:
+                seen[real] = (*st, digest)
             if digest in known:
                 summary.skipped_files += 1
                 bar.update(size)
