@@ -197,3 +197,25 @@ def test_rtk_fixes_take_the_terminals_latest_ignition_when_staged(tmp_path) -> N
     assert staged == want
     assert {w[2] for w in want if w[0] == "T0"} != {None}  # the old row was found
     assert {w[2] for w in want if w[0] == "T5"} == {None}
+
+
+def test_a_first_run_without_scored_hours_does_not_stop_the_next(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A first run over too little data scores no hour; the feature table it
+    creates empty must take the next run's hours (it had two columns, and
+    every later run failed on the insert), and the two runs equal one."""
+    f = simulate_fleet(8, 3, seed=5, anomaly_day=1)
+    t0 = pc.min(f.tracks.column("time")).as_py()
+    db = str(tmp_path / "m.duckdb")
+    _store(db, f, t0 + dt.timedelta(minutes=20))
+    assert monitor_store(db, batch=2, state=True)["hours_scored"] == 0
+    _store(db, f, None)
+    second = monitor_store(db, batch=2, state=True)
+    one = str(tmp_path / "one.duckdb")
+    _store(one, f, None)
+    whole = monitor_store(one, batch=2, state=True)
+    assert second["hours_scored"] == whole["hours_scored"] > 0
+    assert _tables(db) == _tables(one)
+    con = duckdb.connect(db, read_only=True)
+    left = {r[0] for r in con.sql("SHOW TABLES").fetchall()} - {"fixes", "ev"}
+    con.close()
+    assert all(not t.startswith("_") for t in left), left  # no staging left behind

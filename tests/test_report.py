@@ -314,7 +314,9 @@ def test_iso_times_write_what_datetime_isoformat_writes() -> None:
         want = [t.isoformat() for t in arr.to_pylist()]
         assert iso_times(arr) == want
         assert iso_times(pa.chunked_array([arr[:700], arr[700:]])) == want
-    # other zones and nulls keep datetime's own text
+    # nanoseconds, other zones and nulls keep datetime's own text
+    ns = pa.array([1_500_000_000_123_456_789, 0], pa.timestamp("ns", tz="UTC"))
+    assert iso_times(ns) == [x.isoformat() for x in ns.to_pylist()]
     other = pa.array([0, None], pa.timestamp("s", tz="Asia/Shanghai"))
     assert iso_times(other) == [
         dt.datetime(1970, 1, 1, 8, tzinfo=dt.timezone(dt.timedelta(hours=8))).isoformat(),

@@ -242,6 +242,20 @@ def test_known_files_are_recognised_by_their_stat_without_hashing(
     cache = Path(str(db) + ".files.parquet")
     cache.write_bytes(b"not parquet")
     assert (ingest().hashed_files, ingest().hashed_files) == (2, 0)
+
+    # a cache that cannot be written: a warning, the rows are stored all the same
+    def fail(self: Store, stats: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Store, "save_file_stats", fail)
+    extra = tmp_path / "extra.bin"
+    extra.write_bytes(Path(files[0]).read_bytes()[: len(data) // 3])
+    files.append(extra)
+    with pytest.warns(RuntimeWarning, match="stat cache"):
+        assert ingest().files == 1
+    monkeypatch.undo()
+    monkeypatch.setattr(ing, "RACY_NS", -(10**12))
+    files.pop()
     shutil.copy(cache, tmp_path / "other.duckdb.files.parquet")
     db = tmp_path / "other.duckdb"
     fresh = ingest()
@@ -270,3 +284,8 @@ def test_store_memory_limit_from_the_argument_or_the_environment(
         assert setting(store.con) == setting(duckdb.connect(":memory:"))
     with pytest.raises(ValueError, match="not a DuckDB memory size"):
         Store(tmp_path / "d.duckdb", memory_limit="lots")
+    with pytest.raises(ValueError, match="not a DuckDB memory size"):
+        Store(tmp_path / "d.duckdb", memory_limit="1XB")
+    # another failure is DuckDB's own, even with "memory" in the path
+    with pytest.raises(duckdb.Error):
+        Store(tmp_path / "memory_missing.duckdb", memory_limit="1GB", read_only=True)

@@ -531,8 +531,8 @@ class MonitorStore:
         self._uncommitted = 0
         self._drop_staging()
 
-    def _drop_staging(self, inputs: bool = False) -> None:
-        for name in (*_MON_STAGING, *(_MON_INPUTS if inputs else ())):
+    def _drop_staging(self) -> None:
+        for name in _MON_STAGING:
             self.con.execute(f"DROP TABLE IF EXISTS {name}").fetchall()
 
     def _append(self, name: str, table: pa.Table) -> None:
@@ -615,7 +615,8 @@ class MonitorStore:
             self.store.set_meta(_MON_META, json.dumps(meta, sort_keys=True))
             self.con.commit()
         except BaseException:
-            self.con.rollback()
+            with contextlib.suppress(duckdb.Error):  # none open after a failed commit
+                self.con.rollback()
             raise
 
     def rollback(self) -> None:
@@ -624,8 +625,9 @@ class MonitorStore:
         self._staging = False
         with contextlib.suppress(duckdb.Error):
             self.con.rollback()  # the staging transaction, if one was open
-        with contextlib.suppress(duckdb.Error):
-            self._drop_staging(inputs=True)
+        for name in (*_MON_STAGING, *_MON_INPUTS):
+            with contextlib.suppress(duckdb.Error):
+                self.con.execute(f"DROP TABLE IF EXISTS {name}").fetchall()
 
     def count(self, name: str) -> int:
         return int(self.store.query(f"SELECT count(*) AS n FROM {name}").column("n")[0].as_py())

@@ -108,10 +108,10 @@ def monitor_store(
                 "row_counts": got.counts,
                 "config": asdict(fleet.config),
             }
+            _save_state(io, a, run_meta)
         except BaseException:
             io.rollback()
             raise
-        _save_state(io, a, run_meta)
         out = {
             "alerts": a,
             "hours": io.count("monitor_features"),

@@ -50,6 +50,8 @@ HOURLY_FEATURES = (
     "score",
     "cusum",
 )
+# the baseline band columns of a feature row, in the order _score_hours writes them
+FEATURE_BANDS = tuple(f"{f}_{q}" for f in (*ENTROPY_FEATURES, "km_24h") for q in ("median", "mad"))
 # The highest level persistence can raise each kind to (docs/monitor.md).
 KIND_CAP = {
     "entropy_increase": 1,
@@ -463,11 +465,7 @@ class Vehicle:
         away = np.full(nh, np.nan)
         score = np.full(nh, np.nan)
         cus = np.full(nh, np.nan)
-        band = {
-            f"{f}_{q}": np.full(nh, np.nan)
-            for f in (*ENTROPY_FEATURES, "km_24h")
-            for q in ("median", "mad")
-        }
+        band = {b: np.full(nh, np.nan) for b in FEATURE_BANDS}
         for f, v in feats.items():
             H[f][pos] = v
         # one block per UTC day: the baseline is fixed within a day

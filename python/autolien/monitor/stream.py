@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 from .._tables import seconds
 from ..schemas import ALERTS_SCHEMA, LEVELS, REJECTS_SCHEMA, TIME_TYPE
 from .config import MonitorConfig
-from .engine import Alert, Vehicle, derive_vehicles
+from .engine import FEATURE_BANDS, HOURLY_FEATURES, Alert, Vehicle, derive_vehicles
 from .features import HOUR
 
 __all__ = ["ALERTS_SCHEMA", "REJECTS_SCHEMA", "Monitor", "score"]
@@ -212,8 +212,16 @@ class Monitor:
             if rows["hour"].size
         ]
         if not chunks:
+            # every column, as scored hours have them: a store's table created
+            # from no hours takes later runs' hours
+            floats = ("km_track", *HOURLY_FEATURES, *FEATURE_BANDS)
             return pa.table(
-                {"vehicle_id": pa.array([], pa.string()), "hour": pa.array([], TIME_TYPE)}
+                {
+                    "vehicle_id": pa.array([], pa.string()),
+                    "hour": pa.array([], TIME_TYPE),
+                    "n_fixes": pa.array([], pa.int64()),
+                    **{f: pa.array([], pa.float64()) for f in floats},
+                }
             )
         names = list(chunks[0][1])
         if any(list(rows) != names for _, rows in chunks):

@@ -65,6 +65,7 @@ def iso_times(times: pa.Array | pa.ChunkedArray) -> _Ready:
     typ = times.type
     if (
         not pa.types.is_timestamp(typ)
+        or typ.unit == "ns"
         or typ.tz not in ("UTC", "+00:00")
         or times.null_count
         or not len(times)

@@ -19,6 +19,7 @@ import mmap
 import os
 import re
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -416,6 +417,14 @@ def ingest_files(
     # after the commit: an entry names a content the manifest holds
     if seen:
         stats.update(seen)
-        store.save_file_stats(stats)
+        try:
+            store.save_file_stats(stats)
+        except OSError as e:
+            warnings.warn(
+                f"the stat cache of {store.path} was not written ({e}); "
+                "the next run hashes these files again",
+                RuntimeWarning,
+                stacklevel=2,
+            )
     summary.seconds = time.perf_counter() - start
     return summary

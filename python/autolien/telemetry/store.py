@@ -221,7 +221,8 @@ class Store:
                 config={"memory_limit": limit} if limit else {},
             )
         except duckdb.Error as e:
-            if limit and "memory" in str(e).lower():
+            msg = str(e).lower()
+            if limit and ("memory must have" in msg or "unit for memory" in msg):
                 raise ValueError(
                     f"memory_limit {limit!r} (from the argument or ${MEMORY_LIMIT_ENV}) "
                     f"is not a DuckDB memory size such as '4GB' or '25%': {e}"
@@ -655,8 +656,11 @@ class Store:
             }
         )
         tmp = p.with_name(p.name + f".{os.getpid()}.tmp")
-        pq.write_table(t, tmp)
-        os.replace(tmp, p)
+        try:
+            pq.write_table(t, tmp)
+            os.replace(tmp, p)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def ingested(self) -> dict[str, str]:
         """Digest -> the name each ingested file content was first stored under."""
