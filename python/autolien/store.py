@@ -333,7 +333,7 @@ class MonitorStore:
     """The monitor stage's reads and writes of the store.
 
     ``read`` copies the rows newer than the last run's clock, once, into
-    temporary tables numbered by vehicle block; ``block`` hands out one
+    staging tables numbered by vehicle block; ``block`` hands out one
     block's rows (the scan is bounded by the block, not by the history);
     ``state`` reads the saved state of a block's vehicles. ``write`` starts
     the run's writes: the new state, the new feature hours and the rejects
@@ -345,7 +345,7 @@ class MonitorStore:
         self.store = store
         self.con = store.con
         self._seq: dict[str, int] = {}
-        self._created: set[str] = set()
+        self._staged: set[str] = set()  # staging tables this run created
         self._fresh = False
         self._n = 0  # state rows staged this run
         self._staging = False  # a staging transaction is open
@@ -521,29 +521,44 @@ class MonitorStore:
         them into place in one transaction. Committed, DuckDB keeps them as
         table data it can write out and evict; in the run's one transaction
         they were its local storage, in memory until the commit (16 MB a
-        block of 200 vehicles: 1 GB of a 10,000-vehicle daily run). A commit
-        a block cost a quarter more monitor time in checkpoints. A run killed before ``commit``
-        leaves the outputs and the state as they were; its staging tables are
-        dropped by the next run."""
+        block of 200 vehicles: 1 GB of a 10,000-vehicle daily run); a commit
+        every block cost a quarter more monitor time in checkpoints. A run
+        killed before ``commit`` leaves the outputs and the state as they
+        were; its staging tables are dropped by the next run."""
         self._fresh = fresh
         self._n = 0
         self._staging = False
         self._uncommitted = 0
-        self._drop_staging()
+        self._staged = set()
+        self._drop(_MON_STAGING)
 
-    def _drop_staging(self) -> None:
-        for name in _MON_STAGING:
-            self.con.execute(f"DROP TABLE IF EXISTS {name}").fetchall()
+    def _drop(self, names: tuple[str, ...], *, quiet: bool = False) -> None:
+        """Drops the tables ``names`` that exist; ``quiet``: each on its own,
+        whatever the others do (a failed run's clean-up)."""
+        for name in names:
+            try:
+                self.con.execute(f"DROP TABLE IF EXISTS {name}").fetchall()
+            except duckdb.Error:
+                if not quiet:
+                    raise
 
-    def _append(self, name: str, table: pa.Table) -> None:
+    def _append(self, name: str, table: pa.Table, exists: bool | None = None) -> None:
         # through a relation, not a registered view: DuckDB holds a table
         # registered inside a transaction until the commit
+        if exists is None:
+            exists = name in self.store.tables()
         sql = (
             f"INSERT INTO {name} BY NAME SELECT * FROM _mon_in"
-            if name in self.store.tables()
+            if exists
             else f"CREATE TABLE {name} AS SELECT * FROM _mon_in"
         )
         self.con.from_arrow(table).query("_mon_in", sql)
+
+    def _stage(self, name: str, table: pa.Table) -> None:
+        # the staging tables were dropped by ``write``: this run knows which
+        # exist without asking the catalog on every block
+        self._append(name, table, exists=name in self._staged)
+        self._staged.add(name)
 
     def put_block(self, state: pa.Table, features: pa.Table | None, rejects: pa.Table) -> None:
         """A block's new state, its new feature hours and its rejects, staged
@@ -553,11 +568,11 @@ class MonitorStore:
             self.con.begin()
             self._staging = True
         try:
-            self._append("_monitor_state_new", state.append_column("seq", seq))
+            self._stage("_monitor_state_new", state.append_column("seq", seq))
             if features is not None and features.num_rows:
-                self._append("_monitor_features_new", features)
+                self._stage("_monitor_features_new", features)
             if rejects.num_rows:
-                self._append("_monitor_rejects_new", rejects)
+                self._stage("_monitor_rejects_new", rejects)
         except BaseException:
             self._staging = False
             self.con.rollback()
@@ -583,35 +598,29 @@ class MonitorStore:
         self._commit_staged()
         self.con.begin()
         try:
-            if self._fresh:
-                for name in MONITOR_OUTPUTS:
-                    self.con.execute(f"DROP TABLE IF EXISTS {name}").fetchall()
-            self.con.execute("DROP TABLE IF EXISTS alerts").fetchall()
+            self._drop(MONITOR_OUTPUTS if self._fresh else ("alerts",))
             self._append("alerts", alerts)
             have = set(self.store.tables())
             for staged, name in (
                 ("_monitor_features_new", "monitor_features"),
                 ("_monitor_rejects_new", "monitor_rejects"),
             ):
-                if staged not in have:
-                    continue
-                if name in have:
+                if staged not in self._staged:
+                    if name not in have:  # no rows this run nor before: created empty
+                        self._append(name, empty[name], exists=False)
+                elif name in have:
                     self.con.execute(
                         f"INSERT INTO {name} BY NAME SELECT * FROM {staged}"
                     ).fetchall()
                     self.con.execute(f"DROP TABLE {staged}").fetchall()
                 else:
                     self.con.execute(f"ALTER TABLE {staged} RENAME TO {name}").fetchall()
-            for name, table in empty.items():
-                if name not in self.store.tables():
-                    self._append(name, table)
-            self.con.execute(f"DROP TABLE IF EXISTS {MONITOR_STATE}").fetchall()
-            if "_monitor_state_new" in self.store.tables():
+            self._drop((MONITOR_STATE,))
+            if "_monitor_state_new" in self._staged:
                 self.con.execute(
                     f"ALTER TABLE _monitor_state_new RENAME TO {MONITOR_STATE}"
                 ).fetchall()
-            for name in _MON_INPUTS:
-                self.con.execute(f"DROP TABLE IF EXISTS {name}").fetchall()
+            self._drop(_MON_INPUTS)
             self.store.set_meta(_MON_META, json.dumps(meta, sort_keys=True))
             self.con.commit()
         except BaseException:
@@ -625,9 +634,7 @@ class MonitorStore:
         self._staging = False
         with contextlib.suppress(duckdb.Error):
             self.con.rollback()  # the staging transaction, if one was open
-        for name in (*_MON_STAGING, *_MON_INPUTS):
-            with contextlib.suppress(duckdb.Error):
-                self.con.execute(f"DROP TABLE IF EXISTS {name}").fetchall()
+        self._drop((*_MON_STAGING, *_MON_INPUTS), quiet=True)
 
     def count(self, name: str) -> int:
         return int(self.store.query(f"SELECT count(*) AS n FROM {name}").column("n")[0].as_py())

@@ -50,10 +50,11 @@ def _xy(lat: np.ndarray, lon: np.ndarray, lat0: float, lon0: float) -> tuple[Any
     return _nullable(x), _nullable(y)
 
 
-def _nullable(a: np.ndarray, digits: int = 4) -> _Ready:
-    """Values for JSON, rounded, NaN and infinities as null (plotly draws a gap)."""
+def _nullable(a: np.ndarray, digits: int | None = 4) -> _Ready:
+    """Values for JSON, rounded (unless ``digits`` is None), NaN and
+    infinities as null (plotly draws a gap)."""
     a = np.asarray(a, float)
-    out = np.round(a, digits).astype(object)
+    out = (a if digits is None else np.round(a, digits)).astype(object)
     out[~np.isfinite(a)] = None
     return _Ready(out.tolist())
 
@@ -108,9 +109,7 @@ def _plain(v: Any) -> Any:
     """JSON-ready: arrays to lists, NaN and infinities to null."""
     if isinstance(v, np.ndarray):
         if v.dtype.kind == "f":
-            out = v.astype(object)
-            out[~np.isfinite(v)] = None
-            return out.tolist()
+            return _nullable(v, None)
         return v.tolist()
     if isinstance(v, float):
         return v if math.isfinite(v) else None

@@ -339,7 +339,9 @@ def ingest_files(
     stats = store.file_stats()
     racy_before = time.time_ns() - RACY_NS
     seen: dict[str, tuple[int, int, int, int, int, str]] = {}
-    total = sum(Path(p).stat().st_size for p in paths)
+    # each file's stat, once: the progress total and the cache check read it
+    stat_of = [_stat(Path(p)) for p in paths]
+    total = sum(st[0] for _, st in stat_of)
     bar = tqdm(total=total, unit="B", unit_scale=True, desc="ingest", disable=not progress)
 
     def pieces() -> Iterator[tuple[_Piece, str, bytes]]:
@@ -347,7 +349,7 @@ def ingest_files(
         for n, p in enumerate(paths):
             path = Path(p)
             name = names[n] if names is not None else str(path)
-            real, st = _stat(path)
+            real, st = stat_of[n]
             size = st[0]
             hit = stats.get(real)
             if not rehash and hit is not None and hit[:5] == st and hit[5] in known:

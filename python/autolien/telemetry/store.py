@@ -235,6 +235,9 @@ class Store:
         in_memory = self.path in ("", ":memory:") or self.path.startswith(":memory:")
         db = Path(self.path).resolve()
         self.parts_root: Path | None = None if in_memory else db.with_name(db.stem + ".parts")
+        self._stat_cache: Path | None = (
+            None if in_memory else db.with_name(db.name + ".files.parquet")
+        )
         try:
             self.layout = self._choose_layout(layout)
             if self.layout == "parquet":
@@ -622,13 +625,10 @@ class Store:
     # only if the manifest holds it.
     _STAT_COLUMNS = ("path", "size", "mtime_ns", "ctime_ns", "inode", "device", "digest")
 
-    def _stat_cache_path(self) -> Path | None:
-        return None if self.path.startswith(":memory:") else Path(self.path + ".files.parquet")
-
     def file_stats(self) -> dict[str, tuple[int, int, int, int, int, str]]:
         """Real path -> (size, mtime_ns, ctime_ns, inode, device, digest) of the
         files ingest hashed before (empty without a cache, or with a damaged one)."""
-        p = self._stat_cache_path()
+        p = self._stat_cache
         if p is None or not p.exists():
             return {}
         try:
@@ -640,7 +640,7 @@ class Store:
 
     def save_file_stats(self, stats: dict[str, tuple[int, int, int, int, int, str]]) -> None:
         """Replaces the stat cache (written whole, then renamed into place)."""
-        p = self._stat_cache_path()
+        p = self._stat_cache
         if p is None:
             return
         paths = sorted(stats)
