@@ -25,6 +25,12 @@ The table's daily row is the fastest repeat; every repeat's wall time is
 listed under it.
 
     python bench/bench_scale.py --sizes 3000 --snapshot /tmp/snap --repeats 3
+        [--run-engine dask --run-workers 2]
+
+With ``--run-engine dask`` both runs go through ``autolien run --engine
+dask`` on a local cluster of ``--run-workers`` processes (its own
+snapshot: the engines keep their monitor state apart); the workers' peak
+RSS (the largest) and CPU are recorded beside the client's.
 
 ``--engine dask`` measures the Dask engine's monitor stage instead (the stage
 it distributes; ingest, valuation, ledger and dashboard stay on the client):
@@ -62,21 +68,25 @@ _CHILD = r"""
 import json, resource, sys, time
 from autolien.pipeline import run_portfolio
 root, db, prof, out = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+kw = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {}
 t0 = time.perf_counter()
 if prof:
     import cProfile, pstats
     p = cProfile.Profile()
     p.enable()
-s = run_portfolio(root, db)
+s = run_portfolio(root, db, **kw)
 if prof:
     p.disable()
     p.dump_stats(prof)
 wall = time.perf_counter() - t0
 ru = resource.getrusage(resource.RUSAGE_SELF)
 rss = ru.ru_maxrss * 1024
+# a local Dask cluster's workers are this process's children, ended by now
+kids = resource.getrusage(resource.RUSAGE_CHILDREN)
 with open(out, "w") as f:
     json.dump({"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss": rss, "timings_s": s["timings_s"],
-               "new_rows": s["ingest"]["new_rows"]}, f)
+               "new_rows": s["ingest"]["new_rows"], "worker_cpu_s": kids.ru_utime + kids.ru_stime,
+               "worker_peak_rss": kids.ru_maxrss * 1024}, f)
 """
 
 
@@ -106,7 +116,9 @@ def _link_days(src: Path, work: Path, days: list[str]) -> None:
             os.symlink(p, dst)
 
 
-def run_once(work: Path, profile: Path | None = None) -> dict[str, Any]:
+def run_once(
+    work: Path, profile: Path | None = None, run_kw: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """One ``autolien run`` in its own process; with ``profile``, sampled by
     py-spy (collapsed stacks, ``<profile>.txt``) when it is installed, else
     under cProfile (``<profile>.prof``, which slows Python-bound stages)."""
@@ -118,6 +130,8 @@ def run_once(work: Path, profile: Path | None = None) -> dict[str, Any]:
     else:
         cmd.append(f"{profile}.prof" if profile else "")
     cmd.append(str(result))
+    if run_kw:
+        cmd.append(json.dumps(run_kw))
     load = _load()
     out = subprocess.run(cmd, check=False, capture_output=True, text=True)
     if out.returncode != 0:
@@ -205,10 +219,13 @@ def measure_snapshot(
     seed: int,
     profile_dir: Path | None,
     repeats: int,
+    run_kw: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``measure`` with the backfill kept in ``snap`` (made there once) and
-    the daily run repeated on fresh copies of it."""
-    home = snap / f"n{vehicles}x{history}s{seed}"
+    the daily run repeated on fresh copies of it; ``run_kw`` go to
+    ``run_portfolio`` (the Dask engine's runs keep their own snapshot)."""
+    tag = "".join(f"-{k}{v}" for k, v in sorted((run_kw or {}).items()))
+    home = snap / f"n{vehicles}x{history}s{seed}{tag}"
     src, base, facts = home / "src", home / "backfilled", home / "backfill.json"
     if not facts.exists():
         shutil.rmtree(home, ignore_errors=True)
@@ -222,7 +239,8 @@ def measure_snapshot(
         _link_days(src, base, days[:history])
         print(f"N={vehicles:,}: simulated in {sim_s:.0f} s (load {_load()})", flush=True)
         prof = (profile_dir / f"backfill{vehicles}") if profile_dir else None
-        rec = run_once(base, prof)
+        rec = run_once(base, prof, run_kw)
+        rec["engine"] = (run_kw or {}).get("engine", "local")
         rec["vehicle_days_per_s"] = vehicles * history / rec["wall_s"]
         facts.write_text(json.dumps({"simulate_s": sim_s, "backfill": rec}))
     kept = json.loads(facts.read_text())
@@ -236,7 +254,8 @@ def measure_snapshot(
         shutil.copytree(base, work, symlinks=True)
         _link_days(src, work, days[history:])
         prof = (profile_dir / f"daily{vehicles}") if profile_dir and i == 0 else None
-        rec = run_once(work, prof)
+        rec = run_once(work, prof, run_kw)
+        rec["engine"] = (run_kw or {}).get("engine", "local")
         rec["vehicle_days_per_s"] = vehicles / rec["wall_s"]
         runs.append(rec)
         print(f"N={vehicles:,} daily repeat {i + 1}: {rec['wall_s']:.1f} s", flush=True)
@@ -261,6 +280,8 @@ def exponent(results: list[dict[str, Any]], run: str) -> float | None:
 
 
 def table(results: list[dict[str, Any]], label: str) -> str:
+    # a Dask engine's run: its local cluster's workers ran the monitor
+    workers = any(r[run].get("engine") == "dask" for r in results for run in ("backfill", "daily"))
     stages = []
     for r in results:
         for run in ("backfill", "daily"):
@@ -274,6 +295,7 @@ def table(results: list[dict[str, Any]], label: str) -> str:
         "CPU s",
         *stages,
         "peak RSS MB",
+        *(["worker peak RSS MB"] if workers else []),
         "vehicle-days/s",
         "load 1/5/15 min",
     ]
@@ -293,6 +315,7 @@ def table(results: list[dict[str, Any]], label: str) -> str:
                 f"{x['cpu_s']:.1f}" if "cpu_s" in x else "",
                 *(f"{x['timings_s'].get(s, 0):.1f}" for s in stages),
                 f"{x['peak_rss'] / 2**20:.0f}",
+                *([f"{x.get('worker_peak_rss', 0) / 2**20:.0f}"] if workers else []),
                 f"{x['vehicle_days_per_s']:.0f}",
                 x["load_before"],
             ]
@@ -582,6 +605,13 @@ def main(argv: list[str] | None = None) -> int:
         help="keep each size's backfilled store here (reused) and time the daily run on copies",
     )
     ap.add_argument("--repeats", type=int, default=1, help="--snapshot: daily runs, each on a copy")
+    ap.add_argument(
+        "--run-engine",
+        choices=("local", "dask"),
+        default="local",
+        help="--snapshot: the engine of the runs (dask: a local cluster of --run-workers)",
+    )
+    ap.add_argument("--run-workers", type=int, default=2, help="--run-engine dask")
     args = ap.parse_args(argv)
     if args.engine == "dask":
         return main_dask(args)
@@ -592,8 +622,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for n in sorted(args.sizes):
             if args.snapshot is not None:
+                run_kw = (
+                    {"engine": "dask", "workers": args.run_workers}
+                    if args.run_engine == "dask"
+                    else None
+                )
                 r = measure_snapshot(
-                    n, args.history, args.snapshot, args.seed, args.profile, args.repeats
+                    n, args.history, args.snapshot, args.seed, args.profile, args.repeats, run_kw
                 )
             else:
                 r = measure(n, args.history, base, args.seed, args.profile, keep=args.keep)

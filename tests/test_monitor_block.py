@@ -226,10 +226,13 @@ def test_trailing_sums_side_by_side_equal_one_column_at_a_time() -> None:
         "c": rng.integers(0, 99, (rows, 5)),
         "d": rng.uniform(size=rows) / 7,
     }
-    pos = np.arange(rows - 30, rows)
-    got = _trailing_all(H, tuple(H), 24, pos)
-    for f, v in H.items():
-        _same(got[f], _trailing(v, 24, pos), f)
+    # the newest hours of a long history (only the rows their windows read
+    # are gathered), hours at its start, one hour, none
+    for a, b in ((rows - 30, rows), (0, 10), (5, 40), (rows - 1, rows), (7, 7)):
+        pos = np.arange(a, b)
+        got = _trailing_all(H, tuple(H), 24, pos)
+        for f, v in H.items():
+            _same(got[f], _trailing(v, 24, pos), f"{f} [{a}, {b})")
 
 
 def _cells(rng: np.random.Generator, hours: int, h0: int) -> dict[str, np.ndarray]:
@@ -307,3 +310,48 @@ def _nan_rows(t: pa.Table) -> list[tuple]:
         tuple("NaN" if isinstance(x, float) and math.isnan(x) else x for x in r.values())
         for r in t.to_pylist()
     ]
+
+
+def test_nearest_cell_equals_the_full_distance_matrix() -> None:
+    """The away distance (nearest baseline cell, ranked by dot product and
+    measured again by haversine) is the minimum of the full points x cells
+    great-circle matrix it replaced, bit for bit: on a city's cell grid with
+    points at cell centres, between two cells (ties), repeated cells, far
+    away, near the poles and the antimeridian, and NaN points."""
+    from autolien.gnss import distance_m
+    from autolien.monitor.engine import nearest_m
+
+    rng = np.random.default_rng(5)
+    cell_deg = 0.0018  # about 200 m
+    gi, gj = np.meshgrid(np.arange(-20, 21), np.arange(-20, 21))
+    clat = 31.2 + cell_deg * gi.ravel()
+    clon = 121.5 + cell_deg * gj.ravel()
+    clat = np.r_[clat, clat[:7]]  # repeated cells
+    clon = np.r_[clon, clon[:7]]
+    pts_lat = np.r_[
+        31.2 + rng.normal(0, 0.03, 300),
+        clat[rng.integers(0, clat.size, 50)],  # at a centre
+        31.2 + cell_deg * (rng.integers(-20, 20, 50) + 0.5),  # between two rows
+        rng.uniform(-89.9, 89.9, 50),  # anywhere
+        np.nan,
+        31.2,
+    ]
+    pts_lon = np.r_[
+        121.5 + rng.normal(0, 0.03, 300),
+        clon[rng.integers(0, clon.size, 50)],
+        121.5 + cell_deg * (rng.integers(-20, 20, 50) + 0.5),
+        rng.uniform(-180, 180, 50),
+        121.5,
+        np.nan,
+    ]
+    full = distance_m(pts_lat[:, None], pts_lon[:, None], clat[None, :], clon[None, :])
+    want = np.where(np.isnan(pts_lat) | np.isnan(pts_lon), np.nan, full.min(axis=1))
+    np.testing.assert_array_equal(nearest_m(pts_lat, pts_lon, clat, clon), want)
+    # cells at the poles and across the antimeridian
+    plat = np.array([89.99, -89.99, 0.0, 0.0, 45.0])
+    plon = np.array([0.0, 179.999, 179.9999, -179.9999, -179.99])
+    qlat = np.array([89.999, 89.99, -89.99, 0.0, 0.0, 45.0, 45.0])
+    qlon = np.array([90.0, 180.0, -179.999, 180.0, -180.0, 179.99, 179.995])
+    full = distance_m(qlat[:, None], qlon[:, None], plat[None, :], plon[None, :])
+    np.testing.assert_array_equal(nearest_m(qlat, qlon, plat, plon), full.min(axis=1))
+    assert np.isnan(nearest_m(np.array([31.0]), np.array([121.0]), np.zeros(0), np.zeros(0))).all()
