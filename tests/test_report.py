@@ -3,6 +3,7 @@ without script errors, every chart renders, and a screenshot shows them."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -117,8 +118,16 @@ def _titles_and_axes(dom: str, charts: int) -> None:
 
 
 def _figures(page: Path) -> dict:
+    """The page's data, each trace's x as the page's script gives it to
+    plotly (a vehicle page's hourly traces share its ``hours``)."""
     raw = page.read_text().split('<script id="data" type="application/json">', 1)[1]
-    return json.loads(raw.split("</script>", 1)[0])
+    data = json.loads(raw.split("</script>", 1)[0])
+    for p in data["vehicles"].values():
+        for k in ("track", "odometer", "features", "valuation"):
+            for t in p.get(k, {}).get("data", []):
+                if t.get("x") == "@hours":
+                    t["x"] = p["hours"]
+    return data
 
 
 def test_no_chart_plots_a_single_point(report: tuple[Path, dict]) -> None:
@@ -151,6 +160,13 @@ def test_vehicle_page_charts_and_ledger_proofs(report: tuple[Path, dict], tmp_pa
     assert '<div id="errors"></div>' in dom
     assert dom.count('class="main-svg"') >= 3 * 2  # track, features, odometer
     _titles_and_axes(dom, charts=3)
+    # the hourly traces drawn at their dates (the page's shared hours put
+    # back by its script), not at one category named by the reference
+    assert 'data-unformatted="@hours"' not in dom
+    for fig in ("vfeatures", "vodometer"):
+        part = dom.split(f'id="{fig}"', 1)[1].split('<div id="v', 1)[0]
+        ticks = re.findall(r'data-unformatted="([A-Z][a-z]{2} \d{1,2})', part)
+        assert len(ticks) >= 2, (fig, ticks)
     # evidence reads as labelled values with units and local times, not JSON
     evidence = re.findall(r"<dt>([^<]+)</dt><dd>([^<]+)</dd>", dom)
     assert evidence
@@ -225,6 +241,7 @@ def test_vehicle_pages_show_their_own_rows(report: tuple[Path, dict], tmp_path: 
     import duckdb
 
     from autolien.report.dashboard import build_dashboard
+    from autolien.report.figures import FEATURES
 
     _, summary = report
     db = summary["db"]
@@ -232,8 +249,7 @@ def test_vehicle_pages_show_their_own_rows(report: tuple[Path, dict], tmp_path: 
     build_dashboard(db, tmp_path / "b")
     page = (tmp_path / "a" / "index.html").read_bytes()
     assert page == (tmp_path / "b" / "index.html").read_bytes()
-    raw = page.decode().split('<script id="data" type="application/json">', 1)[1]
-    data = json.loads(raw.split("</script>", 1)[0])
+    data = _figures(tmp_path / "a" / "index.html")
     con = duckdb.connect(db, read_only=True)
     checked = 0
     for vid, p in data["vehicles"].items():
@@ -248,6 +264,17 @@ def test_vehicle_pages_show_their_own_rows(report: tuple[Path, dict], tmp_path: 
         ]
         got = p["features"]["data"][2]["y"]  # band high, band low, then the feature
         assert len(got) == len(want)
+        # every hourly trace at the store's hours (the page's one shared copy)
+        hours = [
+            h.astimezone(dt.UTC).isoformat()
+            for (h,) in con.sql(
+                "SELECT hour FROM monitor_features WHERE vehicle_id = ? ORDER BY hour",
+                params=[vid],
+            ).fetchall()
+        ]
+        hourly = [*p["features"]["data"], p["odometer"]["data"][-1]]
+        assert len(hourly) == 3 * len(FEATURES) + 1
+        assert all(t["x"] == hours for t in hourly)
         for g, w in zip(got, want, strict=True):
             if w is None or math.isnan(w):
                 assert g is None

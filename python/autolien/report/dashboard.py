@@ -120,6 +120,7 @@ def build_dashboard(
             times = figures.iso_times(tcols["time"].slice(t0, n).take(pa.array(th)))
             if vid in f_rng:
                 vf = feats.slice(*f_rng[vid])
+                page["hours"] = figures.shared_hours(vf)
                 page["odometer"] = figures.odometer_figure(times, mk, th, vf)
                 page["features"] = figures.features_figure(vf)
         if vals:
@@ -159,6 +160,7 @@ def build_dashboard(
         overview=overview_divs,
         rows="\n".join(table_rows),
         data=json.dumps(data, separators=(",", ":")).replace("</", "<\\/"),
+        hours_ref=figures.HOURS_REF,
     )
     (out / "index.html").write_text(page_html)
     return {
@@ -219,7 +221,8 @@ var d=document.getElementById('errors');if(d)d.textContent=window.__errors.join(
 <script>
 var DATA=JSON.parse(document.getElementById('data').textContent);
 function esc(t){{return String(t).replace(/&/g,'&amp;').replace(/</g,'&lt;');}}
-function plot(id,fig){{if(fig){{if(!fig.layout.template){{fig.layout.template=DATA.template;}}Plotly.newPlot(id,fig.data,fig.layout,{{responsive:true}});}}
+function plot(id,fig,page){{if(fig){{if(!fig.layout.template){{fig.layout.template=DATA.template;}}
+fig.data.forEach(function(t){{if(t.x==='{hours_ref}'){{t.x=page.hours;}}}});Plotly.newPlot(id,fig.data,fig.layout,{{responsive:true}});}}
 else{{document.getElementById(id).innerHTML='';}}}}
 Object.keys(DATA.overview).forEach(function(k){{plot(k,DATA.overview[k]);}});
 document.querySelectorAll('#alerts th').forEach(function(th,i){{th.addEventListener('click',function(){{
@@ -234,7 +237,7 @@ function show(){{var m=location.hash.match(/vehicle=([^&]+)/);var v=m&&DATA.vehi
  '</span> '+esc(a.kind)+' opened '+esc(a.opened)+(a.closed?' closed '+esc(a.closed):' (open)')+'; '+esc(a.score)+'<dl>'+
  a.evidence.map(function(p){{return '<dt>'+esc(p[0])+'</dt><dd>'+esc(p[1])+'</dd>';}}).join('')+'</dl></div>';}}).join('');
  document.getElementById('vvaltext').textContent=v.valuation_text||'';
- plot('vvaluation',v.valuation);plot('vtrack',v.track);plot('vfeatures',v.features);plot('vodometer',v.odometer);
+ plot('vvaluation',v.valuation,v);plot('vtrack',v.track,v);plot('vfeatures',v.features,v);plot('vodometer',v.odometer,v);
  document.getElementById('vledger').innerHTML='<tr><th>seq</th><th>event</th><th>time</th><th>inclusion proof</th></tr>'+
  v.ledger.map(function(e){{return '<tr><td>'+e.seq+'</td><td>'+e.type+'</td><td>'+e.time+'</td><td>'+e.proof+'</td></tr>';}}).join('');}}
 window.addEventListener('hashchange',show);show();
