@@ -219,3 +219,137 @@ def test_a_first_run_without_scored_hours_does_not_stop_the_next(tmp_path) -> No
     left = {r[0] for r in con.sql("SHOW TABLES").fetchall()} - {"fixes", "ev"}
     con.close()
     assert all(not t.startswith("_") for t in left), left  # no staging left behind
+
+
+def _nan_marked(x: object) -> object:
+    if isinstance(x, float) and math.isnan(x):
+        return "NaN"
+    if isinstance(x, list):
+        return [_nan_marked(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _nan_marked(v) for k, v in x.items()}
+    return x
+
+
+def _monitor_tables(path: str) -> dict[str, list]:
+    """Every monitor table of the store, row by row in a total order, list
+    values included, NaN as a marker (unequal to itself otherwise)."""
+    con = duckdb.connect(path, read_only=True)
+    try:
+        return {
+            t: _nan_marked(
+                con.sql(f"SELECT * FROM {t} ORDER BY {order}").to_arrow_table().to_pylist()
+            )  # type: ignore[misc]
+            for t, order in (
+                ("monitor_state", "seq"),
+                ("alerts", "ALL"),
+                ("monitor_features", "ALL"),
+                ("monitor_rejects", "ALL"),
+            )
+        }
+    finally:
+        con.close()
+
+
+def test_blocks_scored_on_worker_processes_equal_one_process(fleet, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Blocks of vehicles scored on two spawned worker processes, resumed
+    day by day, leave the store (state, alerts, feature hours, rejects) a
+    run in this process leaves, value for value."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from autolien.monitor import cli
+
+    pools = []
+
+    class Counted(ProcessPoolExecutor):
+        def __init__(self, *a, **kw) -> None:  # type: ignore[no-untyped-def]
+            pools.append(a)
+            super().__init__(*a, **kw)
+
+    monkeypatch.setattr(cli, "ProcessPoolExecutor", Counted)
+
+    t0 = pc.min(fleet.tracks.column("time")).as_py()
+    dbs = {}
+    for workers in (1, 2):
+        db = str(tmp_path / f"w{workers}.duckdb")
+        for day in (20, 23, None):
+            _store(db, fleet, None if day is None else t0 + dt.timedelta(days=day))
+            # one vehicle a block: 12 blocks, enough for two workers
+            assert cli.MIN_BLOCKS_PER_WORKER * 2 <= 12
+            monitor_store(db, batch=1, state=True, workers=workers)
+        dbs[workers] = _monitor_tables(db)
+        assert len(pools) == (0 if workers == 1 else 3)  # a pool each run, when asked
+    assert dbs[2] == dbs[1]
+    con = duckdb.connect(str(tmp_path / "w2.duckdb"), read_only=True)
+    assert con.sql("SELECT count(*) FROM alerts").fetchall()[0][0] >= 6
+    con.close()
+
+
+def test_a_failed_block_on_a_worker_leaves_the_store_as_it_was(fleet, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A block that fails on a worker (here: one vehicle's saved state is
+    damaged) fails the run with the worker's error; the outputs and the
+    state stay as the last run left them, and nothing staged is left."""
+    db = str(tmp_path / "bad.duckdb")
+    t0 = pc.min(fleet.tracks.column("time")).as_py()
+    _store(db, fleet, t0 + dt.timedelta(days=20))
+    monitor_store(db, batch=1, state=True, workers=2)
+    before = _monitor_tables(db)
+    con = duckdb.connect(db)
+    con.execute(
+        "UPDATE monitor_state SET base = '{not json' "
+        "WHERE vehicle_id = (SELECT max(vehicle_id) FROM monitor_state)"
+    ).fetchall()
+    con.close()
+    damaged = _monitor_tables(db)
+    _store(db, fleet, None)
+    with pytest.raises(ValueError, match="Expecting property name"):
+        monitor_store(db, batch=1, state=True, workers=2)
+    after = _monitor_tables(db)
+    assert after == damaged
+    assert after["alerts"] == before["alerts"]
+    con = duckdb.connect(db, read_only=True)
+    left = {r[0] for r in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
+    con.close()
+    assert not {t for t in left if t.startswith("_mon")}, left
+
+
+def test_an_unguarded_script_is_not_run_again_by_the_workers(fleet, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A script without ``if __name__ == "__main__"`` that runs the monitor
+    on worker processes runs once: spawned workers would otherwise execute
+    it again, each on the same store."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "s.duckdb"
+    _store(str(db), fleet, None)
+    log = tmp_path / "runs.log"
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from autolien.monitor.cli import monitor_store\n"
+        f"open({str(log)!r}, 'a').write('run\\n')\n"
+        f"r = monitor_store({str(db)!r}, batch=1, state=True, workers=2)\n"
+        "print(r['vehicles'], r['alerts'])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=600, check=False
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert log.read_text() == "run\n"
+    assert out.stdout.split()[0] == "12"
+
+
+def test_worker_count_from_the_environment(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    from autolien.monitor.cli import WORKERS_ENV, default_workers
+
+    monkeypatch.setenv(WORKERS_ENV, "3")
+    assert default_workers() == 3
+    for bad, why in (("0", "at least 1"), ("two", "whole number")):
+        monkeypatch.setenv(WORKERS_ENV, bad)
+        with pytest.raises(ValueError, match=why):
+            default_workers()
+    monkeypatch.delenv(WORKERS_ENV)
+    assert default_workers() == len(os.sched_getaffinity(0))
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        monitor_store(str(tmp_path / "x.duckdb"), workers=0)

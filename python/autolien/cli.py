@@ -99,7 +99,7 @@ def _fuse(args: argparse.Namespace) -> int:
 def _monitor(args: argparse.Namespace) -> int:
     from .monitor.cli import monitor_store  # noqa: PLC0415
 
-    report = monitor_store(args.db, batch=args.batch, progress=not args.quiet)
+    report = monitor_store(args.db, batch=args.batch, progress=not args.quiet, workers=args.workers)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -307,6 +307,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--db", default="autolien.duckdb", help="DuckDB database file (from `ingest`/`fuse`)"
     )
     p_mon.add_argument("--batch", type=int, default=200, help="vehicles per batch")
+    p_mon.add_argument(
+        "--workers",
+        type=int,
+        help="processes that score the batches (default: the usable cores, or "
+        "AUTOLIEN_MONITOR_WORKERS; a store of few batches is scored in this process)",
+    )
     p_mon.add_argument("--json", action="store_true", help="print the summary as JSON")
     p_mon.add_argument("--quiet", action="store_true", help="no progress bar")
     p_mon.set_defaults(func=_monitor)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Generator, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict
 from datetime import UTC, datetime
+from multiprocessing import get_context
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -20,6 +26,50 @@ if TYPE_CHECKING:
 # hours and rejects added (a run without saved state starts them afresh).
 OUTPUT_TABLES = ("alerts", "monitor_features", "monitor_rejects")
 STATE_VERSION = 1
+# Blocks are scored on worker processes only when there are at least this
+# many per worker: a worker's start (numpy, Arrow and autolien imported
+# afresh) costs about a second, more than a small store's whole monitor.
+MIN_BLOCKS_PER_WORKER = 4
+WORKERS_ENV = "AUTOLIEN_MONITOR_WORKERS"
+
+# (alerts, state, feature hours, rejects, the monitor's clock after the block)
+_Scored = tuple[pa.Table, pa.Table, pa.Table, pa.Table, float | None]
+
+
+def _score_block(
+    config: MonitorConfig,
+    now: float | None,
+    state: pa.Table | None,
+    tracks: pa.Table,
+    odo: pa.Table,
+    clock: Any,
+    part: list[str],
+) -> _Scored:
+    """One block of vehicles from its saved state: what the loop of
+    ``monitor_store`` does for a block, on its own monitor (vehicles are
+    independent, and every block runs under the same fleet clock), so that
+    it can run on a worker process."""
+    fleet = Monitor(config)
+    fleet.now = now
+    fleet.load_state(state)
+    fleet.update(tracks, odo, now=clock, vehicles=part)
+    alerts = fleet.alerts()
+    st, feats, rej = fleet.release()
+    return alerts, st, feats, rej, fleet.now
+
+
+def default_workers() -> int:
+    """``AUTOLIEN_MONITOR_WORKERS``, else the cores this process may use."""
+    env = os.environ.get(WORKERS_ENV)
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            raise ValueError(f"{WORKERS_ENV} must be a whole number, got {env!r}") from None
+        if n < 1:
+            raise ValueError(f"{WORKERS_ENV} must be at least 1, got {n}")
+        return n
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _save_state(io: MonitorStore, alerts: pa.Table, meta: dict[str, Any]) -> None:
@@ -30,6 +80,71 @@ def _save_state(io: MonitorStore, alerts: pa.Table, meta: dict[str, Any]) -> Non
     )
 
 
+@contextlib.contextmanager
+def _main_not_rerun() -> Iterator[None]:
+    """While worker processes start: a spawned process runs the parent's
+    main script again (as ``__mp_main__``) unless the script guards its work
+    with ``if __name__ == "__main__"``; an unguarded script that runs the
+    pipeline would run it again in every worker, on the same store. Hiding
+    where the main module came from makes the workers import only what
+    the task needs (``autolien.monitor.cli``)."""
+    main = sys.modules.get("__main__")
+    saved: dict[str, Any] = {
+        k: main.__dict__[k] for k in ("__file__", "__spec__") if main and k in main.__dict__
+    }
+    try:
+        if main is not None:
+            main.__dict__.pop("__file__", None)
+            main.__dict__["__spec__"] = None
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.pop("__spec__", None)
+            main.__dict__.update(saved)
+
+
+def _scored(
+    io: MonitorStore,
+    parts: list[list[str]],
+    config: MonitorConfig,
+    now: float | None,
+    clock: Any,
+    workers: int,
+) -> Generator[tuple[_Scored, int], None, None]:
+    """Each block scored, with the rows it read, in block order: here, or
+    on ``workers`` processes with the next blocks' inputs read while they
+    work."""
+
+    def inputs(blk: int) -> tuple[int, tuple[Any, ...]]:
+        part = parts[blk]
+        tracks, odo = io.block(blk)
+        state = io.state(part)
+        return tracks.num_rows + odo.num_rows, (config, now, state, tracks, odo, clock, part)
+
+    if workers <= 1:
+        for blk in range(len(parts)):
+            rows, args = inputs(blk)
+            yield _score_block(*args), rows
+        return
+    # spawned, not forked: this process holds DuckDB's threads and locks
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+    try:
+        flight: deque[tuple[Future[_Scored], int]] = deque()
+        for blk in range(len(parts)):
+            rows, args = inputs(blk)
+            with _main_not_rerun():  # a submit starts a worker when none is idle
+                flight.append((pool.submit(_score_block, *args), rows))
+            if len(flight) > workers:
+                fut, n = flight.popleft()
+                yield fut.result(), n
+        while flight:
+            fut, n = flight.popleft()
+            yield fut.result(), n
+    finally:
+        # a failed block (or a failed write of one) stops the rest
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def monitor_store(
     db: str,
     *,
@@ -37,6 +152,7 @@ def monitor_store(
     progress: bool = False,
     config: MonitorConfig | None = None,
     state: bool = False,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Scores every vehicle of the store and writes ``alerts``,
     ``monitor_features`` and ``monitor_rejects``; returns a summary.
@@ -55,13 +171,23 @@ def monitor_store(
     forward, new feature hours and rejects are added to those of earlier
     runs, and the result equals one run over everything. Rows that arrived
     since but are older than that clock are counted as late (``late_rows``),
-    not scored."""
+    not scored.
+
+    The blocks are scored on ``workers`` processes (default
+    :func:`default_workers`: the usable cores, or
+    ``AUTOLIEN_MONITOR_WORKERS``) when there are at least
+    ``MIN_BLOCKS_PER_WORKER`` blocks a worker, else here; this process reads
+    each block's rows and state and writes its results, in block order, so
+    the store ends the same either way. At most ``workers + 1`` blocks are
+    in flight."""
     from tqdm import tqdm  # noqa: PLC0415 - only the CLI needs it
 
     from ..store import MonitorStore, open_store  # noqa: PLC0415
 
     if batch < 1:
         raise ValueError("batch must be at least 1")
+    if workers is not None and workers < 1:
+        raise ValueError("workers must be at least 1")
     started = time.perf_counter()
     with open_store(db) as store:
         io = MonitorStore(store)
@@ -87,19 +213,24 @@ def monitor_store(
         alerts = []
         rows = hours = n_rejects = 0
         bar = tqdm(total=len(ids), unit="vehicle", desc="monitor", disable=not progress)
+        parts = [ids[i : i + batch] for i in range(0, len(ids), batch)]
+        n_workers = workers if workers is not None else default_workers()
+        if len(parts) < MIN_BLOCKS_PER_WORKER * max(n_workers, 2):
+            n_workers = 1
+        start_now = fleet.now
         try:
-            for blk, i in enumerate(range(0, len(ids), batch)):
-                part = ids[i : i + batch]
-                fleet.load_state(io.state(part))
-                tracks, odo = io.block(blk)
-                fleet.update(tracks, odo, now=clock, vehicles=part)
-                rows += tracks.num_rows + odo.num_rows
-                alerts.append(fleet.alerts())
-                st, feats, rej = fleet.release()
-                hours += feats.num_rows
-                n_rejects += rej.num_rows
-                io.put_block(st, feats, rej)
-                bar.update(len(part))
+            scored = _scored(io, parts, fleet.config, start_now, clock, n_workers)
+            try:
+                for part, ((al, st, feats, rej, now), n) in zip(parts, scored, strict=True):
+                    rows += n
+                    alerts.append(al)
+                    hours += feats.num_rows
+                    n_rejects += rej.num_rows
+                    io.put_block(st, feats, rej)
+                    fleet.now = now
+                    bar.update(len(part))
+            finally:
+                scored.close()  # the workers stop before the rollback
             bar.close()
             a = pa.concat_tables(alerts) if alerts else Monitor().alerts()
             run_meta = {
