@@ -203,40 +203,6 @@ def _history_h(hours: I64, block: F64) -> I64:
     return out
 
 
-def _unit(lat: F64, lon: F64) -> F64:
-    la, lo = np.radians(lat), np.radians(lon)
-    c = np.cos(la)
-    return np.stack([c * np.cos(lo), c * np.sin(lo), np.sin(la)], axis=1)
-
-
-# Squared chords (unit sphere) within this of the smallest are measured
-# again as great circles: a dot product near 1 resolves the squared chord
-# to about 1e-15, so every cell that could be the nearest is in the band.
-_CHORD2_BAND = 1e-13
-
-
-def nearest_m(lat: F64, lon: F64, clat: F64, clon: F64) -> F64:
-    """Great-circle distance from each point to the nearest of the cells
-    (NaN for a point with a NaN coordinate): the value the minimum of the
-    full points x cells ``distance_m`` matrix gives. The cells are ranked by
-    the dot product of unit vectors (one matrix product; the central angle
-    falls as it rises) and only the few within ``_CHORD2_BAND`` of the best
-    are measured by haversine: the full matrix cost 1.7 s of a
-    3,000-vehicle daily run's 15 s monitor."""
-    out = np.full(lat.shape, np.nan)
-    ok = np.flatnonzero(~(np.isnan(lat) | np.isnan(lon)))
-    if not ok.size or not clat.size:
-        return out
-    chord2 = 2.0 - 2.0 * (_unit(lat[ok], lon[ok]) @ _unit(clat, clon).T)
-    near = chord2 <= chord2.min(axis=1, keepdims=True) + _CHORD2_BAND
-    r, c = np.nonzero(near)
-    d = distance_m(lat[ok][r], lon[ok][r], clat[c], clon[c])
-    best = np.full(ok.size, np.inf)
-    np.minimum.at(best, r, d)
-    out[ok] = best
-    return out
-
-
 def derive_vehicles(vehicles: list[Vehicle], h_end: int) -> Block:
     """One block derivation of the buffers of ``vehicles`` (each due at
     ``h_end``, all with the same config): vehicle i of the list is entry i
@@ -525,7 +491,8 @@ class Vehicle:
             # a terminal that sleeps while parked still leaves it there.
             lat, lon = self._carry_position(H["last_lat"][pos[sl]], H["last_lon"][pos[sl]])
             if blat.size:
-                away[sl] = nearest_m(lat, lon, blat, blon) / 1e3
+                dist = distance_m(lat[:, None], lon[:, None], blat[None, :], blon[None, :])
+                away[sl] = np.where(np.isnan(lat), np.nan, dist.min(axis=1) / 1e3)
             H["away_km"][pos[sl]] = away[sl]
             t_end = (np.arange(h_a + j, h_a + je, dtype=np.float64) + 1) * HOUR
             # the most km_24h of the windows that ended mileage_confirm_h to
