@@ -29,8 +29,9 @@ listed under it.
 
 With ``--run-engine dask`` both runs go through ``autolien run --engine
 dask`` on a local cluster of ``--run-workers`` processes (its own
-snapshot: the engines keep their monitor state apart); the workers' peak
-RSS (the largest) and CPU are recorded beside the client's.
+snapshot: the engines keep their monitor state apart). The peak RSS of
+the largest worker process (the monitor's, or the cluster's) is recorded
+beside the run's own.
 
 ``--engine dask`` measures the Dask engine's monitor stage instead (the stage
 it distributes; ingest, valuation, ledger and dashboard stay on the client):
@@ -280,8 +281,10 @@ def exponent(results: list[dict[str, Any]], run: str) -> float | None:
 
 
 def table(results: list[dict[str, Any]], label: str) -> str:
-    # a Dask engine's run: its local cluster's workers ran the monitor
-    workers = any(r[run].get("engine") == "dask" for r in results for run in ("backfill", "daily"))
+    # runs with worker processes (the monitor's, or a local Dask cluster's)
+    workers = any(
+        r[run].get("worker_peak_rss", 0) > 0 for r in results for run in ("backfill", "daily")
+    )
     stages = []
     for r in results:
         for run in ("backfill", "daily"):
