@@ -29,9 +29,11 @@ listed under it.
 
 With ``--run-engine dask`` both runs go through ``autolien run --engine
 dask`` on a local cluster of ``--run-workers`` processes (its own
-snapshot: the engines keep their monitor state apart). The peak RSS of
-the largest worker process (the monitor's, or the cluster's) is recorded
-beside the run's own.
+snapshot: the engines keep their monitor state apart). Worker processes
+(the monitor's, or the cluster's) are sampled every 0.25 s from /proc: the
+largest worker's RSS, and the largest sum of the run's and its workers'
+RSS (their own ru_maxrss would start at the parent's RSS when they were
+spawned, which Linux keeps from before the exec).
 
 ``--engine dask`` measures the Dask engine's monitor stage instead (the stage
 it distributes; ingest, valuation, ledger and dashboard stay on the client):
@@ -66,10 +68,41 @@ from pathlib import Path
 from typing import Any
 
 _CHILD = r"""
-import json, resource, sys, time
+import json, os, resource, sys, threading, time
 from autolien.pipeline import run_portfolio
 root, db, prof, out = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 kw = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {}
+
+def rss(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        return 0
+
+def children():
+    me, out = os.getpid(), []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == me:
+                        out.append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+# Worker processes' memory, sampled: their ru_maxrss starts at this
+# process's RSS when they were spawned (Linux keeps the high-water mark
+# from before exec), so it says nothing about the workers themselves.
+peak = {"worker": 0, "tree": 0}
+done = threading.Event()
+def sample():
+    while not done.wait(0.25):
+        kids = [rss(k) for k in children()]
+        peak["worker"] = max([peak["worker"], *kids])
+        peak["tree"] = max(peak["tree"], rss(os.getpid()) + sum(kids))
+threading.Thread(target=sample, daemon=True).start()
 t0 = time.perf_counter()
 if prof:
     import cProfile, pstats
@@ -81,13 +114,14 @@ if prof:
     p.dump_stats(prof)
 wall = time.perf_counter() - t0
 ru = resource.getrusage(resource.RUSAGE_SELF)
-rss = ru.ru_maxrss * 1024
-# a local Dask cluster's workers are this process's children, ended by now
+done.set()
+# the monitor's workers (or a local Dask cluster's) are this process's children, ended by now
 kids = resource.getrusage(resource.RUSAGE_CHILDREN)
 with open(out, "w") as f:
-    json.dump({"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss": rss, "timings_s": s["timings_s"],
-               "new_rows": s["ingest"]["new_rows"], "worker_cpu_s": kids.ru_utime + kids.ru_stime,
-               "worker_peak_rss": kids.ru_maxrss * 1024}, f)
+    json.dump({"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss": ru.ru_maxrss * 1024,
+               "timings_s": s["timings_s"], "new_rows": s["ingest"]["new_rows"],
+               "worker_cpu_s": kids.ru_utime + kids.ru_stime, "worker_peak_rss": peak["worker"],
+               "tree_peak_rss": peak["tree"]}, f)
 """
 
 
@@ -298,7 +332,7 @@ def table(results: list[dict[str, Any]], label: str) -> str:
         "CPU s",
         *stages,
         "peak RSS MB",
-        *(["worker peak RSS MB"] if workers else []),
+        *(["worker peak RSS MB", "all processes' peak RSS MB"] if workers else []),
         "vehicle-days/s",
         "load 1/5/15 min",
     ]
@@ -318,7 +352,14 @@ def table(results: list[dict[str, Any]], label: str) -> str:
                 f"{x['cpu_s']:.1f}" if "cpu_s" in x else "",
                 *(f"{x['timings_s'].get(s, 0):.1f}" for s in stages),
                 f"{x['peak_rss'] / 2**20:.0f}",
-                *([f"{x.get('worker_peak_rss', 0) / 2**20:.0f}"] if workers else []),
+                *(
+                    [
+                        f"{x.get('worker_peak_rss', 0) / 2**20:.0f}",
+                        f"{x.get('tree_peak_rss', 0) / 2**20:.0f}",
+                    ]
+                    if workers
+                    else []
+                ),
                 f"{x['vehicle_days_per_s']:.0f}",
                 x["load_before"],
             ]
