@@ -310,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_mon.add_argument(
         "--workers",
         type=int,
-        help="processes that score the batches (default: the usable cores, or "
+        help="processes that score the batches (default: the usable cores, at most 4, or "
         "AUTOLIEN_MONITOR_WORKERS; a store of few batches is scored in this process)",
     )
     p_mon.add_argument("--json", action="store_true", help="print the summary as JSON")
