@@ -379,3 +379,64 @@ def test_saved_state_stored_out_of_order_resumes_the_same(fleet, tmp_path) -> No
         monitor_store(db, batch=3, state=True, workers=1)
         out[name] = _monitor_tables(db)
     assert out["reversed"] == out["ordered"]
+
+
+def test_a_worker_killed_mid_run_fails_the_run_and_the_rerun_is_clean(fleet, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A worker process killed while it scores (the OOM killer, an
+    operator) fails the run with the pool's error; the store keeps the last
+    run's outputs and state, and the next run gives what one clean run
+    gives."""
+    import os
+    import signal
+    import threading
+    import time
+    from concurrent.futures.process import BrokenProcessPool
+
+    def workers_of(pid: int) -> list[int]:
+        out = []
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    with open(f"/proc/{d}/stat") as f:
+                        stat = f.read().rsplit(")", 1)[1].split()
+                    with open(f"/proc/{d}/cmdline", "rb") as f:
+                        cmd = f.read()
+                except OSError:
+                    continue
+                if int(stat[1]) == pid and b"spawn_main" in cmd:
+                    out.append(int(d))
+        return out
+
+    t0 = pc.min(fleet.tracks.column("time")).as_py()
+    clean = str(tmp_path / "clean.duckdb")
+    db = str(tmp_path / "killed.duckdb")
+    for path in (clean, db):
+        _store(path, fleet, t0 + dt.timedelta(days=20))
+        monitor_store(path, batch=1, state=True, workers=1)
+        _store(path, fleet, None)
+    before = _monitor_tables(db)
+    killed: list[int] = []
+
+    def kill_a_worker() -> None:
+        end = time.monotonic() + 120
+        while time.monotonic() < end and not killed:
+            for w in workers_of(os.getpid()):
+                os.kill(w, signal.SIGKILL)
+                killed.append(w)
+                break
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_a_worker)
+    killer.start()
+    with pytest.raises(BrokenProcessPool):
+        monitor_store(db, batch=1, state=True, workers=2)
+    killer.join()
+    assert killed
+    assert _monitor_tables(db) == before
+    con = duckdb.connect(db, read_only=True)
+    left = {r[0] for r in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
+    con.close()
+    assert not {t for t in left if t.startswith("_mon")}, left
+    monitor_store(db, batch=1, state=True, workers=2)
+    monitor_store(clean, batch=1, state=True, workers=1)
+    assert _monitor_tables(db) == _monitor_tables(clean)
