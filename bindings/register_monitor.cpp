@@ -194,4 +194,27 @@ void register_monitor(py::module_& m) {
         py::arg("hour").noconvert(), py::arg("cell").noconvert(), py::arg("secs").noconvert(), py::arg("h_a"),
         py::arg("h_b"), py::arg("context_h"), py::arg("lag_h"), py::arg("baseline_h"),
         "One vehicle's location entropy and new-place share per hour from its (hour, cell, seconds) table.");
+    m.def(
+        "monitor_baseline",
+        [](const carray<std::int64_t>& hour, const carray<std::int64_t>& n, const carray<std::int64_t>& n_odo,
+           const carray<double>& values, const carray<std::int64_t>& cell_hour,
+           const carray<std::int64_t>& cell, std::int64_t lo, std::int64_t hi, std::int64_t home_days) {
+            if (values.ndim() != 2)
+                throw std::invalid_argument("values must be a 2-D array (rows x columns)");
+            const auto cols = static_cast<std::size_t>(values.shape(1));
+            const std::span<const double> vs{values.data(), static_cast<std::size_t>(values.size())};
+            const auto hs = view(hour, "hour"), ns = view(n, "n"), os = view(n_odo, "n_odo");
+            const auto ch = view(cell_hour, "cell_hour"), cs = view(cell, "cell");
+            am::Baseline r;
+            {
+                const py::gil_scoped_release nogil;
+                r = am::baseline(hs, ns, os, vs, cols, ch, cs, lo, hi, home_days);
+            }
+            return py::make_tuple(col(r.median), col(r.mad), col(r.count), col(r.span_h), col(r.cells));
+        },
+        py::arg("hour").noconvert(), py::arg("n").noconvert(), py::arg("n_odo").noconvert(),
+        py::arg("values").noconvert(), py::arg("cell_hour").noconvert(), py::arg("cell").noconvert(),
+        py::arg("lo"), py::arg("hi"), py::arg("home_days"),
+        "One vehicle's baseline for a day: median, MAD, count and history span per column, and the familiar "
+        "cells.");
 }

@@ -269,3 +269,68 @@ def location(C: dict[str, np.ndarray], h_a: int, h_b: int, c: MonitorConfig) -> 
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(tot > 0, new / tot, np.nan)
     return loc, share
+
+
+def baseline(
+    H: dict[str, np.ndarray], cells: dict[str, np.ndarray], lo: int, hi: int, home_days: int
+) -> tuple[F64, F64, I64, I64, I64]:
+    """Vehicle._baseline's numpy form before the core kernel: per column of
+    the baseline block (the entropy features and km_24h), the median, MAD,
+    count and history span over the rows of [lo, hi) with data, and the
+    cells visited on at least ``home_days`` UTC days in [lo, hi)."""
+    from autolien.monitor.engine import ENTROPY_FEATURES
+
+    sel = (H["hour"] >= lo) & (H["hour"] < hi) & (H["n"] + H["n_odo"] > 0)
+    names = (*ENTROPY_FEATURES, "km_24h")
+    block = np.stack([H[f][sel] for f in names], axis=1)
+    med, cnt = _col_median(block)
+    mad, _ = _col_median(np.abs(block - med))
+    span = _history_h(H["hour"][sel], block)
+    cs = (cells["hour"] >= lo) & (cells["hour"] < hi)
+    cell, dayn = cells["cell"][cs], cells["hour"][cs] // 24
+    order = np.lexsort((dayn, cell))
+    cell, dayn = cell[order], dayn[order]
+    first = (
+        np.r_[True, (cell[1:] != cell[:-1]) | (dayn[1:] != dayn[:-1])]
+        if cell.size
+        else cell.astype(bool)
+    )
+    uniq, days = np.unique(cell[first], return_counts=True)
+    return med, mad, cnt, span, uniq[days >= home_days]
+
+
+def _col_median(a: F64) -> tuple[F64, I64]:
+    """Median of each column ignoring NaN (NaN where a column has none)."""
+    cnt = (~np.isnan(a)).sum(axis=0)
+    if a.shape[0] == 0:
+        return np.full(a.shape[1], np.nan), cnt
+    srt = np.sort(a, axis=0)  # NaN sorts last
+    cols = np.arange(a.shape[1])
+    lo = srt[np.maximum((cnt - 1) // 2, 0), cols]
+    hi = srt[np.maximum(cnt // 2, 0), cols]
+    return np.where(cnt > 0, (lo + hi) / 2, np.nan), cnt
+
+
+def _history_h(hours: I64, block: F64) -> I64:
+    """Per column: the elapsed history its values cover, in hours. Each UTC
+    day with a value counts whole (24 h), except the first, which counts
+    from its first hour with a value. A terminal that reports every few
+    minutes around the clock gets the hours with data, as before; one that
+    reports only while driving (a few hours a day, asleep while parked)
+    gets the days it drove, so a week of driving is a week of history.
+    Days without any value count nothing. (All columns in one pass: the
+    days with a value are marked in a days x columns table.)"""
+    valid = ~np.isnan(block)
+    out = np.zeros(block.shape[1], dtype=np.int64)
+    if not valid.any():
+        return out
+    days, inv = np.unique(hours // 24, return_inverse=True)
+    seen = np.zeros((days.size, block.shape[1]), dtype=bool)
+    r, col = np.nonzero(valid)
+    seen[inv[r], col] = True
+    n_days = seen.sum(axis=0)
+    big = np.iinfo(np.int64).max
+    first = np.where(valid, hours[:, None], big).min(axis=0)
+    has = n_days > 0
+    out[has] = 24 * n_days[has] - (first[has] - (first[has] // 24) * 24)
+    return out

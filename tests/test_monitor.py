@@ -439,18 +439,26 @@ def test_bad_input_raises_clear_errors() -> None:
     assert dataclasses.replace(MonitorConfig(), away_km=10).away_km == 10
 
 
-def test_column_median_matches_numpy_nanmedian() -> None:
-    from autolien.monitor.engine import _col_median
+def test_baseline_median_and_mad_match_numpy_nanmedian() -> None:
+    """The core baseline's median and MAD per column against numpy's
+    nanmedian (every row in the period, NaN for a missing value)."""
+    from autolien import _core
 
     rng = np.random.default_rng(4)
     for rows in (1, 2, 37, 336):
-        a = rng.normal(size=(rows, 6))
+        a = rng.normal(size=(rows, 7))
         a[rng.uniform(size=a.shape) < 0.3] = np.nan
         a[:, 5] = np.nan
-        med, cnt = _col_median(a)
+        hour = np.arange(480_000, 480_000 + rows, dtype=np.int64)
+        ones = np.ones(rows, np.int64)
+        none = np.zeros(0, np.int64)
+        med, mad, cnt, _, _ = _core.monitor_baseline(hour, ones, ones, a, none, none, 0, 10**9, 1)
         ok = cnt > 0
-        np.testing.assert_array_equal(med[ok], np.nanmedian(a[:, ok], axis=0))
+        with np.errstate(all="ignore"):
+            np.testing.assert_array_equal(med[ok], np.nanmedian(a[:, ok], axis=0))
+            np.testing.assert_array_equal(mad[ok], np.nanmedian(np.abs(a[:, ok] - med[ok]), axis=0))
         assert np.isnan(med[~ok]).all()
+        assert np.isnan(mad[~ok]).all()
         np.testing.assert_array_equal(cnt, (~np.isnan(a)).sum(axis=0))
 
 

@@ -21,10 +21,10 @@ import pytest
 from autolien import _core
 from autolien.monitor import Monitor, stream
 from autolien.monitor.config import MonitorConfig
-from autolien.monitor.engine import _history_h, _trailing, _trailing_all
+from autolien.monitor.engine import _trailing, _trailing_all
 from autolien.monitor.features import HOUR, Derived, derive_block
 from autolien.sim import simulate_fleet
-from monitor_reference import cell_dwell, derive, history_h, hourly, location
+from monitor_reference import _history_h, cell_dwell, derive, history_h, hourly, location
 
 T0 = 1_700_000_000.0
 
@@ -310,3 +310,73 @@ def _nan_rows(t: pa.Table) -> list[tuple]:
         tuple("NaN" if isinstance(x, float) and math.isnan(x) else x for x in r.values())
         for r in t.to_pylist()
     ]
+
+
+def _history(rng: np.random.Generator, rows: int, h0: int) -> dict[str, np.ndarray]:
+    """Hourly history rows as Vehicle.hist keeps them: one per hour, some
+    without data (n + n_odo = 0), features NaN now and then, whole columns
+    NaN, repeated values (median ties)."""
+    from autolien.monitor.engine import ENTROPY_FEATURES
+
+    H: dict[str, np.ndarray] = {
+        "hour": np.arange(h0, h0 + rows, dtype=np.int64),
+        "n": np.where(rng.random(rows) < 0.3, 0, rng.integers(1, 200, rows)).astype(np.int64),
+        "n_odo": np.where(rng.random(rows) < 0.7, 0, rng.integers(1, 5, rows)).astype(np.int64),
+    }
+    for k, f in enumerate((*ENTROPY_FEATURES, "km_24h")):
+        v = np.round(rng.gamma(2.0, 1.5, rows), 1 if k % 2 else 6)  # rounded: ties
+        v[rng.random(rows) < rng.uniform(0, 0.6)] = np.nan
+        if k == 3 and rows % 2:
+            v[:] = np.nan  # a feature never measured
+        H[f] = v
+    return H
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_baseline_kernel_equals_the_numpy_form(seed: int) -> None:
+    """The baseline (cpp/src/monitor/block.cpp) equals the numpy code it
+    replaced (tests/monitor_reference.py), value for value: medians and
+    MADs, counts, history spans, the familiar cells; over whole periods,
+    periods cut at any hour, ones before or after every row, empty ones."""
+    from autolien.monitor.engine import ENTROPY_FEATURES
+    from monitor_reference import baseline as reference
+
+    rng = np.random.default_rng(seed)
+    h0 = 471_000 + seed * 5  # not a UTC midnight
+    rows = int(rng.integers(0, 420))
+    H = _history(rng, rows, h0)
+    C = _cells(rng, rows, h0)
+    names = (*ENTROPY_FEATURES, "km_24h")
+    for lo, hi in (
+        (h0 - 10, h0 + rows + 10),
+        (h0 + 17, h0 + rows - 30),
+        (h0 + 24 * 3, h0 + 24 * 3 + 1),
+        (h0 - 100, h0),
+        (h0 + rows, h0 + rows + 50),
+        (h0 + 40, h0 + 40),
+    ):
+        for home_days in (0, 1, 2, 3):
+            got = _core.monitor_baseline(
+                H["hour"],
+                H["n"],
+                H["n_odo"],
+                np.stack([H[f] for f in names], axis=1),
+                C["hour"],
+                C["cell"],
+                lo,
+                hi,
+                home_days,
+            )
+            want = reference(H, C, lo, hi, home_days)
+            for what, g, w in zip(
+                ("median", "mad", "count", "span", "cells"), got, want, strict=True
+            ):
+                _same(g, np.asarray(w, dtype=g.dtype), f"{what} [{lo}, {hi}) home_days {home_days}")
+    with pytest.raises(ValueError, match="same length"):
+        _core.monitor_baseline(
+            H["hour"], H["n"][:0], H["n_odo"], np.zeros((rows, 7)), C["hour"], C["cell"], 0, 1, 1
+        )
+    with pytest.raises(ValueError, match="home_days"):
+        _core.monitor_baseline(
+            H["hour"], H["n"], H["n_odo"], np.zeros((rows, 7)), C["hour"], C["cell"], 0, 1, -1
+        )

@@ -265,3 +265,20 @@ def monitor_location(
     lag_h: int,
     baseline_h: int,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]: ...
+def monitor_baseline(
+    hour: NDArray[np.int64],
+    n: NDArray[np.int64],
+    n_odo: NDArray[np.int64],
+    values: NDArray[np.float64],
+    cell_hour: NDArray[np.int64],
+    cell: NDArray[np.int64],
+    lo: int,
+    hi: int,
+    home_days: int,
+) -> tuple[
+    NDArray[np.float64],
+    NDArray[np.float64],
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.int64],
+]: ...

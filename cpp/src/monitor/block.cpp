@@ -334,4 +334,83 @@ LocationColumns location_features(std::span<const std::int64_t> hour, std::span<
     return out;
 }
 
+namespace {
+
+// numpy's median of a column (engine._col_median): NaN without values
+double middle(std::vector<double>& v) {
+    if (v.empty())
+        return std::nan("");
+    std::sort(v.begin(), v.end());
+    const std::size_t k = v.size();
+    return (v[(k - 1) / 2] + v[k / 2]) / 2;
+}
+
+} // namespace
+
+Baseline baseline(std::span<const std::int64_t> hour, std::span<const std::int64_t> n,
+                  std::span<const std::int64_t> n_odo, std::span<const double> values, std::size_t cols,
+                  std::span<const std::int64_t> cell_hour, std::span<const std::int64_t> cell,
+                  std::int64_t lo, std::int64_t hi, std::int64_t home_days) {
+    const std::size_t rows = hour.size();
+    if (n.size() != rows || n_odo.size() != rows || values.size() != rows * cols)
+        throw std::invalid_argument("hour, n, n_odo and the rows of values must have the same length");
+    if (cell_hour.size() != cell.size())
+        throw std::invalid_argument("cell_hour and cell must have the same length");
+    if (home_days < 0)
+        throw std::invalid_argument("home_days must be >= 0");
+    std::vector<std::size_t> sel;
+    for (std::size_t i = 0; i < rows; ++i)
+        if (hour[i] >= lo && hour[i] < hi && n[i] + n_odo[i] > 0)
+            sel.push_back(i);
+    Baseline out{std::vector<double>(cols),
+                 std::vector<double>(cols),
+                 std::vector<std::int64_t>(cols),
+                 std::vector<std::int64_t>(cols),
+                 {}};
+    std::vector<double> v, dev;
+    std::vector<std::int64_t> days;
+    for (std::size_t c = 0; c < cols; ++c) {
+        v.clear();
+        days.clear();
+        std::int64_t first = 0;
+        for (const auto i : sel) {
+            const double x = values[i * cols + c];
+            if (std::isnan(x))
+                continue;
+            if (v.empty() || hour[i] < first)
+                first = hour[i];
+            v.push_back(x);
+            days.push_back(floor_div(hour[i], 24));
+        }
+        out.count[c] = static_cast<std::int64_t>(v.size());
+        dev.clear();
+        const double med = middle(v); // sorts v; the deviations do not depend on the order
+        for (const auto x : v)
+            dev.push_back(std::abs(x - med));
+        out.median[c] = med;
+        out.mad[c] = middle(dev);
+        if (!days.empty()) {
+            std::sort(days.begin(), days.end());
+            const auto n_days = std::unique(days.begin(), days.end()) - days.begin();
+            out.span_h[c] = 24 * n_days - (first - floor_div(first, 24) * 24);
+        }
+    }
+    // the familiar area: distinct (cell, day) pairs, then days per cell
+    std::vector<std::pair<std::int64_t, std::int64_t>> visits;
+    for (std::size_t i = 0; i < cell.size(); ++i)
+        if (cell_hour[i] >= lo && cell_hour[i] < hi)
+            visits.emplace_back(cell[i], floor_div(cell_hour[i], 24));
+    std::sort(visits.begin(), visits.end());
+    visits.erase(std::unique(visits.begin(), visits.end()), visits.end());
+    for (std::size_t k = 0; k < visits.size();) {
+        std::size_t e = k;
+        while (e < visits.size() && visits[e].first == visits[k].first)
+            ++e;
+        if (static_cast<std::int64_t>(e - k) >= home_days)
+            out.cells.push_back(visits[k].first);
+        k = e;
+    }
+    return out;
+}
+
 } // namespace autolien::monitor

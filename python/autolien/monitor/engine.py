@@ -166,43 +166,6 @@ def _trailing_all(
     return out
 
 
-def _col_median(a: F64) -> tuple[F64, I64]:
-    """Median of each column ignoring NaN (NaN where a column has none)."""
-    cnt = (~np.isnan(a)).sum(axis=0)
-    if a.shape[0] == 0:
-        return np.full(a.shape[1], np.nan), cnt
-    srt = np.sort(a, axis=0)  # NaN sorts last
-    cols = np.arange(a.shape[1])
-    lo = srt[np.maximum((cnt - 1) // 2, 0), cols]
-    hi = srt[np.maximum(cnt // 2, 0), cols]
-    return np.where(cnt > 0, (lo + hi) / 2, np.nan), cnt
-
-
-def _history_h(hours: I64, block: F64) -> I64:
-    """Per column: the elapsed history its values cover, in hours. Each UTC
-    day with a value counts whole (24 h), except the first, which counts
-    from its first hour with a value. A terminal that reports every few
-    minutes around the clock gets the hours with data, as before; one that
-    reports only while driving (a few hours a day, asleep while parked)
-    gets the days it drove, so a week of driving is a week of history.
-    Days without any value count nothing. (All columns in one pass: the
-    days with a value are marked in a days x columns table.)"""
-    valid = ~np.isnan(block)
-    out = np.zeros(block.shape[1], dtype=np.int64)
-    if not valid.any():
-        return out
-    days, inv = np.unique(hours // 24, return_inverse=True)
-    seen = np.zeros((days.size, block.shape[1]), dtype=bool)
-    r, col = np.nonzero(valid)
-    seen[inv[r], col] = True
-    n_days = seen.sum(axis=0)
-    big = np.iinfo(np.int64).max
-    first = np.where(valid, hours[:, None], big).min(axis=0)
-    has = n_days > 0
-    out[has] = 24 * n_days[has] - (first[has] - (first[has] // 24) * 24)
-    return out
-
-
 def derive_vehicles(vehicles: list[Vehicle], h_end: int) -> Block:
     """One block derivation of the buffers of ``vehicles`` (each due at
     ``h_end``, all with the same config): vehicle i of the list is entry i
@@ -400,12 +363,21 @@ class Vehicle:
         self.baseline_day = day
         lo, hi = day - c.lag_h - c.baseline_h, day - c.lag_h
         H = self.hist
-        sel = (H["hour"] >= lo) & (H["hour"] < hi) & (H["n"] + H["n_odo"] > 0)
         names = (*ENTROPY_FEATURES, "km_24h")
-        block = np.stack([H[f][sel] for f in names], axis=1)
-        med, cnt = _col_median(block)
-        mad, _ = _col_median(np.abs(block - med))
-        span = _history_h(H["hour"][sel], block)
+        # one core call (cpp/src/monitor/block.cpp; the numpy form it
+        # replaced is tests/monitor_reference.py's baseline): a fifth of the
+        # per-vehicle scoring was these twenty-odd small numpy calls
+        med, mad, cnt, span, cells = _core.monitor_baseline(
+            np.ascontiguousarray(H["hour"], dtype=np.int64),
+            np.ascontiguousarray(H["n"], dtype=np.int64),
+            np.ascontiguousarray(H["n_odo"], dtype=np.int64),
+            np.stack([H[f] for f in names], axis=1).astype(np.float64, copy=False),
+            np.ascontiguousarray(self.cells["hour"], dtype=np.int64),
+            np.ascontiguousarray(self.cells["cell"], dtype=np.int64),
+            int(lo),
+            int(hi),
+            int(c.home_days),
+        )
         self.base = {
             f: (
                 float(med[i]),
@@ -415,17 +387,7 @@ class Vehicle:
             for i, f in enumerate(names)
         }
         # the familiar area: cells visited on at least home_days distinct days
-        cs = (self.cells["hour"] >= lo) & (self.cells["hour"] < hi)
-        cell, dayn = self.cells["cell"][cs], self.cells["hour"][cs] // 24
-        order = np.lexsort((dayn, cell))
-        cell, dayn = cell[order], dayn[order]
-        first = (
-            np.r_[True, (cell[1:] != cell[:-1]) | (dayn[1:] != dayn[:-1])]
-            if cell.size
-            else cell.astype(bool)
-        )
-        cells, days = np.unique(cell[first], return_counts=True)
-        self.base_cells = cell_centers(cells[days >= c.home_days], c.cell_m)
+        self.base_cells = cell_centers(cells, c.cell_m)
 
     def _score_hours(self, h_a: int, h_b: int) -> list[Signal]:
         c = self.cfg

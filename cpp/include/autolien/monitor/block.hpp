@@ -107,4 +107,22 @@ LocationColumns location_features(std::span<const std::int64_t> hour, std::span<
                                   std::span<const std::int64_t> secs, std::int64_t h_a, std::int64_t h_b,
                                   std::int64_t context_h, std::int64_t lag_h, std::int64_t baseline_h);
 
+// One vehicle's baseline for a day (engine.Vehicle._baseline): over the
+// hourly rows with lo <= hour < hi and n + n_odo > 0, for each column of
+// `values` (rows x cols, row-major; NaN for no value), the median and the
+// median absolute deviation of its values (numpy's: the mean of the two
+// middle values), their count and the elapsed history they cover in hours
+// (each UTC day with a value counts 24 h, the first from its first hour);
+// and the familiar cells: those of the (hour, cell) table visited in
+// [lo, hi) on at least home_days distinct UTC days, ascending. Throws
+// std::invalid_argument on mismatched lengths or home_days < 0.
+struct Baseline {
+    std::vector<double> median, mad;
+    std::vector<std::int64_t> count, span_h, cells;
+};
+Baseline baseline(std::span<const std::int64_t> hour, std::span<const std::int64_t> n,
+                  std::span<const std::int64_t> n_odo, std::span<const double> values, std::size_t cols,
+                  std::span<const std::int64_t> cell_hour, std::span<const std::int64_t> cell,
+                  std::int64_t lo, std::int64_t hi, std::int64_t home_days);
+
 } // namespace autolien::monitor
