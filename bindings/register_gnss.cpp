@@ -454,4 +454,21 @@ void register_gnss_geofence(py::module_& m) {
         py::arg("lat1").noconvert(), py::arg("lon1").noconvert(), py::arg("lat2").noconvert(),
         py::arg("lon2").noconvert(), py::arg("radius_m"),
         "Great-circle (haversine) distance in metres between point pairs, element-wise.");
+    m.def(
+        "great_circle_nearest_m",
+        [](const carray<double>& lat, const carray<double>& lon, const carray<double>& to_lat,
+           const carray<double>& to_lon, double radius_m) {
+            const std::span<const double> a{lat.data(), std::size_t(lat.size())},
+                b{lon.data(), std::size_t(lon.size())}, c{to_lat.data(), std::size_t(to_lat.size())},
+                d{to_lon.data(), std::size_t(to_lon.size())};
+            std::vector<double> out;
+            {
+                py::gil_scoped_release nogil;
+                out = ag::nearest_m(a, b, c, d, radius_m);
+            }
+            return to_numpy(std::move(out));
+        },
+        py::arg("lat").noconvert(), py::arg("lon").noconvert(), py::arg("to_lat").noconvert(),
+        py::arg("to_lon").noconvert(), py::arg("radius_m"),
+        "Great-circle distance in metres from each point to the nearest target (min over targets).");
 }

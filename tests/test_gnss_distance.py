@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyproj
+import pytest
 
-from autolien.gnss import EARTH_M, distance_m
+from autolien.gnss import EARTH_M, distance_m, nearest_distance_m
 
 
 def test_distance_matches_pyproj_on_the_sphere() -> None:
@@ -32,3 +33,46 @@ def test_hand_computed_distances_broadcasting_and_nan() -> None:
     assert np.all(m[0] == m[2])
     assert np.isnan(distance_m(np.nan, 0.0, 1.0, 1.0))
     assert np.isclose(distance_m(0.0, 0.0, 1.0, 0.0, radius_m=1.0), np.pi / 180)
+
+
+def test_nearest_distance_is_the_minimum_of_the_distance_matrix() -> None:
+    """Each point's distance to its nearest target equals the minimum of
+    its row of the full ``distance_m`` matrix, bit for bit (the same core
+    haversine, and a minimum is exact): a city's grid of cells with points
+    at cell centres and halfway between (ties), far points, the poles and
+    the antimeridian; NaN where a row holds a NaN, +inf without targets."""
+    rng = np.random.default_rng(5)
+    gi, gj = np.meshgrid(np.arange(-15, 16), np.arange(-15, 16))
+    to_lat = np.r_[31.2 + 0.0018 * gi.ravel(), 89.99, -89.99, 0.0, 0.0]
+    to_lon = np.r_[121.5 + 0.0018 * gj.ravel(), 0.0, 179.999, 179.9999, -179.9999]
+    lat = np.r_[
+        31.2 + rng.normal(0, 0.03, 200),
+        to_lat[rng.integers(0, to_lat.size, 30)],
+        31.2 + 0.0018 * (rng.integers(-15, 15, 30) + 0.5),
+        rng.uniform(-90, 90, 30),
+        89.999,
+        0.0,
+        np.nan,
+        31.2,
+    ]
+    lon = np.r_[
+        121.5 + rng.normal(0, 0.03, 200),
+        to_lon[rng.integers(0, to_lon.size, 30)],
+        121.5 + 0.0018 * (rng.integers(-15, 15, 30) + 0.5),
+        rng.uniform(-180, 180, 30),
+        90.0,
+        180.0,
+        121.5,
+        np.nan,
+    ]
+    full = distance_m(lat[:, None], lon[:, None], to_lat[None, :], to_lon[None, :])
+    got = nearest_distance_m(lat, lon, to_lat, to_lon)
+    np.testing.assert_array_equal(got, full.min(axis=1))
+    assert np.isnan(got[-2:]).all()
+    # a NaN target: NaN everywhere, as numpy's min gives
+    assert np.isnan(
+        nearest_distance_m(lat[:3], lon[:3], np.r_[to_lat, np.nan], np.r_[to_lon, 1.0])
+    ).all()
+    assert (nearest_distance_m(lat[:3], lon[:3], [], []) == np.inf).all()
+    with pytest.raises(ValueError, match="same length"):
+        nearest_distance_m(lat, lon[:-1], to_lat, to_lon)

@@ -125,6 +125,13 @@ def great_circle_m(
     lon2: NDArray[np.float64],
     radius_m: float,
 ) -> NDArray[np.float64]: ...
+def great_circle_nearest_m(
+    lat: NDArray[np.float64],
+    lon: NDArray[np.float64],
+    to_lat: NDArray[np.float64],
+    to_lon: NDArray[np.float64],
+    radius_m: float,
+) -> NDArray[np.float64]: ...
 def fence_locate(
     fence_lon: NDArray[np.float64],
     fence_lat: NDArray[np.float64],

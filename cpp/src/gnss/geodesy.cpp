@@ -2,7 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numbers>
+#include <span>
+#include <stdexcept>
+#include <vector>
 
 // Double precision throughout. What limits a round trip is the cancellation in
 // differences of ECEF coordinates of about 6.4e6 m (an ulp there is 9.3e-10 m),
@@ -30,6 +34,24 @@ double great_circle_m(double lat1_deg, double lon1_deg, double lat2_deg, double 
     const double sp = std::sin(dp / 2), sl = std::sin(dl / 2);
     const double a = sp * sp + std::cos(p1) * std::cos(p2) * sl * sl;
     return 2.0 * radius_m * std::asin(std::sqrt(std::clamp(a, 0.0, 1.0)));
+}
+
+std::vector<double> nearest_m(std::span<const double> lat, std::span<const double> lon,
+                              std::span<const double> to_lat, std::span<const double> to_lon,
+                              double radius_m) {
+    if (lon.size() != lat.size() || to_lon.size() != to_lat.size())
+        throw std::invalid_argument("lat and lon (and to_lat and to_lon) must have the same length");
+    std::vector<double> out(lat.size(), std::numeric_limits<double>::infinity());
+    for (std::size_t i = 0; i < lat.size(); ++i)
+        for (std::size_t j = 0; j < to_lat.size(); ++j) {
+            const double d = great_circle_m(lat[i], lon[i], to_lat[j], to_lon[j], radius_m);
+            if (std::isnan(d)) {
+                out[i] = d;
+                break;
+            }
+            out[i] = std::min(out[i], d);
+        }
+    return out;
 }
 
 Vec3 geodetic_to_ecef(double lat_deg, double lon_deg, double h) noexcept {

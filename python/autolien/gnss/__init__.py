@@ -25,7 +25,7 @@ from .fusion import (
     FusionResult,
     fuse,
 )
-from .geodesy import EARTH_M, distance_m
+from .geodesy import EARTH_M, distance_m, nearest_distance_m
 from .geofence import FENCE_KINDS, GEOFENCE_EVENTS_SCHEMA, geofence_events
 
 __all__ = [
@@ -42,4 +42,5 @@ __all__ = [
     "distance_m",
     "fuse",
     "geofence_events",
+    "nearest_distance_m",
 ]

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import _core
 from ..entropy import rolling_perm_entropy, shannon_counts
-from ..gnss import distance_m
+from ..gnss import nearest_distance_m
 from .config import MonitorConfig
 from .detectors import (
     ENTROPY,
@@ -453,8 +453,9 @@ class Vehicle:
             # a terminal that sleeps while parked still leaves it there.
             lat, lon = self._carry_position(H["last_lat"][pos[sl]], H["last_lon"][pos[sl]])
             if blat.size:
-                dist = distance_m(lat[:, None], lon[:, None], blat[None, :], blon[None, :])
-                away[sl] = np.where(np.isnan(lat), np.nan, dist.min(axis=1) / 1e3)
+                away[sl] = np.where(
+                    np.isnan(lat), np.nan, nearest_distance_m(lat, lon, blat, blon) / 1e3
+                )
             H["away_km"][pos[sl]] = away[sl]
             t_end = (np.arange(h_a + j, h_a + je, dtype=np.float64) + 1) * HOUR
             # the most km_24h of the windows that ended mileage_confirm_h to

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <array>
+#include <span>
+#include <vector>
 
 namespace autolien::gnss {
 
@@ -21,6 +23,14 @@ Vec3 ecef_to_geodetic(const Vec3& xyz) noexcept;
 // antipodal and coincident points stay finite). NaN in, NaN out.
 double great_circle_m(double lat1_deg, double lon1_deg, double lat2_deg, double lon2_deg,
                       double radius_m) noexcept;
+
+// For each point, the great-circle distance to the nearest of the targets:
+// the minimum of its row of great_circle_m, NaN where that row holds a NaN
+// (as numpy's min), +infinity without targets. Throws std::invalid_argument
+// on mismatched lengths.
+std::vector<double> nearest_m(std::span<const double> lat, std::span<const double> lon,
+                              std::span<const double> to_lat, std::span<const double> to_lon,
+                              double radius_m);
 
 // A local east-north-up frame at a reference point.
 class EnuFrame {
