@@ -35,7 +35,7 @@ from .envelope import (
     signing_bytes,
 )
 from .jcs import canonicalize
-from .log import _commit, _validate, read_truncations, revoked_checkpoints
+from .log import Replay, _commit, _validate, read_truncations, revoked_checkpoints
 from .merkle import HashName, MerkleLog, verify_consistency
 from .note import (
     ALG_COSIGNATURE_V1,
@@ -175,7 +175,11 @@ PARALLEL_AUDIT_MIN = 50_000
 
 
 def audit(
-    path: str | os.PathLike[str], *, verify_signatures: bool = True, workers: int | None = None
+    path: str | os.PathLike[str],
+    *,
+    verify_signatures: bool = True,
+    workers: int | None = None,
+    replay: Replay | None = None,
 ) -> AuditReport:
     """Re-checks a ledger directory from its bytes alone, without the lock.
 
@@ -188,6 +192,10 @@ def audit(
     byte offset and reason, the first as ``first_bad``. Entry signatures are
     checked on ``workers`` processes (default: one per core) when the log has
     at least 50,000 entries.
+
+    ``replay``: a :class:`~autolien.ledger.log.Replay` slot that receives the
+    books and events of a ledger that passes, so that a writer opening it
+    next does not replay the entries again (the pipeline's pre-run audit).
     """
     p = Path(path)
     problems: list[dict[str, Any]] = []
@@ -225,6 +233,7 @@ def audit(
     n_workers = workers or os.cpu_count() or 1
     parallel = verify_signatures and n_workers > 1 and len(scan.records) >= PARALLEL_AUDIT_MIN
     books = _Books()
+    events: list[dict[str, Any]] = []
     entry_bad: dict[str, Any] | None = None
     for i, payload in enumerate(scan.records):
         try:
@@ -237,6 +246,7 @@ def audit(
             entry_bad = {"index": i, "reason": f"{type(e).__name__}: {e}"}
             break
         _commit(books, result, ev=ev)
+        events.append(ev)
     if parallel and books.consortium is not None:
         cons = books.consortium
         keys = {name: v.public_key for name, v in cons.members.items()}
@@ -316,6 +326,9 @@ def audit(
         | {"revoked_checkpoints": len(rec["revoked_checkpoints"])}
         for rec in truncations
     ]
+    if replay is not None and not problems:
+        # only a ledger that passed every check is handed on
+        replay.put(config, log.size, log.root(), books, events)
     return report(
         log,
         scan.torn_bytes + cp_scan.torn_bytes,

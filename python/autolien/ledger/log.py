@@ -56,7 +56,60 @@ from .merkle import HashName, MerkleLog
 from .note import Checkpoint, NoteSigner, NoteVerifier, open_note, sign_note
 from .storage import DirLock, RecordFile, fsync_dir, scan_records
 
-__all__ = ["LedgerLog", "read_truncations", "revoked_checkpoints"]
+__all__ = ["LedgerLog", "Replay", "read_truncations", "revoked_checkpoints"]
+
+
+class Replay:
+    """Hands a ledger's replay (the books and events rebuilt from its entries)
+    from one reader to the next in one process, so that a run which audits,
+    writes and then reports on a ledger replays it once, not three times
+    (each replay reads the whole history: its cost grows with the ledger's age).
+
+    What is handed over is keyed by the tree head it was replayed from: the
+    entry count and the Merkle root. An opener adopts it only when the files
+    it has just read and hashed give the same head under the same LEDGER.json;
+    a root names its exact entries (RFC 6962), and the replay is a function
+    of the entries alone, so equal heads mean an equal replay. Anything else
+    (an entry appended, cut or changed since) is replayed from the files as
+    without it. Every check that does not depend on the replay (framing,
+    checkpoints, truncations, the audit's signatures) still runs.
+
+    Single use: an open takes what the slot holds, matched or not, and a
+    ledger opened with the slot puts its final state back when it closes."""
+
+    def __init__(self) -> None:
+        self._held: tuple[dict[str, Any], int, bytes, _Books, list[dict[str, Any]]] | None = None
+
+    @property
+    def held(self) -> bool:
+        """Whether the slot holds a replay."""
+        return self._held is not None
+
+    def put(
+        self,
+        config: Mapping[str, Any],
+        size: int,
+        root: bytes,
+        books: _Books,
+        events: list[dict[str, Any]],
+    ) -> None:
+        if len(events) != size:
+            msg = f"a replay of {size} entries holds {len(events)} events"
+            raise ValueError(msg)
+        self._held = (dict(config), size, bytes(root), books, events)
+
+    def take(
+        self, config: Mapping[str, Any], size: int, root: bytes
+    ) -> tuple[_Books, list[dict[str, Any]]] | None:
+        """The books and events if they were replayed from this head; the slot
+        is empty afterwards either way."""
+        held, self._held = self._held, None
+        if held is None:
+            return None
+        h_config, h_size, h_root, books, events = held
+        if h_config != dict(config) or h_size != size or h_root != root:
+            return None
+        return books, events
 
 
 def _check_authorization(books: _Books, ev: dict[str, Any], asset: lc.Asset | None) -> None:
@@ -243,9 +296,17 @@ class LedgerLog:
     """A durable consortium ledger in a directory: the log, its replay and its
     checkpoints. Use :class:`~autolien.ledger.assets.AssetLedger`."""
 
-    def __init__(self, path: Path, *, operator: NoteSigner | None, read_only: bool) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        operator: NoteSigner | None,
+        read_only: bool,
+        replay: Replay | None = None,
+    ) -> None:
         self.path = path
         self.read_only = read_only
+        self._replay = replay
         self.config = read_config(path)
         if operator is None and (path / OPERATOR_KEY).exists() and not read_only:
             operator = NoteSigner.from_skey((path / OPERATOR_KEY).read_text().strip())
@@ -318,17 +379,26 @@ class LedgerLog:
         *,
         operator: NoteSigner | None = None,
         read_only: bool = False,
+        replay: Replay | None = None,
     ) -> Self:
         """Opens a ledger. Every file is read and checked first (framing, the
         replay, every stored checkpoint's signature, size and root);
         LedgerCorruptError, naming the file and byte offset, leaves them as
         they were. Only then does a writer (which holds the directory lock)
-        cut a torn tail, which never holds a complete record."""
-        return cls(Path(path), operator=operator, read_only=read_only)
+        cut a torn tail, which never holds a complete record.
+
+        ``replay``: a :class:`Replay` slot. Its books and events are adopted
+        instead of replaying the entries when they were replayed from the
+        head the files give now; ``close`` puts this ledger's back."""
+        return cls(Path(path), operator=operator, read_only=read_only, replay=replay)
 
     def close(self) -> None:
-        """Closes the files and releases the lock; safe to call twice."""
+        """Closes the files and releases the lock; safe to call twice. A
+        ledger opened with a :class:`Replay` slot puts its replay there."""
         entries, cps, lock = (getattr(self, n, None) for n in ("_entries", "_cps", "_lock"))
+        slot, self._replay = getattr(self, "_replay", None), None
+        if slot is not None and getattr(self, "_loaded", False):
+            slot.put(self.config, self._log.size, self._log.root(), self._books, self._events)
         self._entries = self._cps = None
         self._lock = None
         if entries is not None:
@@ -362,7 +432,14 @@ class LedgerLog:
         self._log.extend(scan.records)
         self._books = _Books()
         self._events: list[dict[str, Any]] = []
-        for i, payload in enumerate(scan.records):
+        adopted = (
+            self._replay.take(self.config, self._log.size, self._log.root())
+            if self._replay is not None
+            else None
+        )
+        if adopted is not None:
+            self._books, self._events = adopted
+        for i, payload in enumerate(() if adopted is not None else scan.records):
             try:
                 # Open trusts framing CRCs and the signed checkpoint's root;
                 # audit() also re-checks canonical form and every signature.
@@ -417,6 +494,7 @@ class LedgerLog:
             self._cps = RecordFile(cps_path)
             if cp_scan.torn_bytes:
                 self._cps.truncate(cp_scan.end)
+        self._loaded = True
 
     # --- properties ---------------------------------------------------------
 

@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from .assets import AssetLedger
 from .lifecycle import FINAL, State, parse_time
+from .log import Replay
 from .note import Checkpoint, NoteSigner
 
 __all__ = ["VALUE_CHANGE", "ledger_stage", "material_valuation"]
@@ -69,6 +70,7 @@ def ledger_stage(
     members: Sequence[NoteSigner],
     values: pa.Table | None = None,
     ltv_table: pa.Table | None = None,
+    replay: Replay | None = None,
 ) -> dict[str, Any]:
     """Records what is new and returns counts, the tree size, root and checkpoint.
 
@@ -76,12 +78,14 @@ def ledger_stage(
     to them as lenders; the first ``threshold`` approve each disposal.
     ``values`` (``vehicle_id``, ``value``) become ``valuation_updated`` events
     at ``now``; LTV levels of alert and above (``ltv_table``) become alerts
-    whose id names the level, so a level is raised once."""
+    whose id names the level, so a level is raised once. ``replay``: the
+    pre-run audit's :class:`~autolien.ledger.log.Replay` slot (adopted when
+    the ledger is as audited; the final state goes back into it)."""
     if not members:
         msg = "the ledger stage needs the consortium members' signers"
         raise ValueError(msg)
     root = Path(path)
-    led = AssetLedger.open(root)
+    led = AssetLedger.open(root, replay=replay)
     start = led.size
     try:
         counts = {

@@ -17,13 +17,16 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from . import figures, queries, text
 from .text import SCORE_UNITS, evidence_items, local, score_text, tz_name
+
+if TYPE_CHECKING:
+    from ..ledger.log import Replay
 
 __all__ = ["SCORE_UNITS", "build_dashboard", "evidence_items", "score_text"]
 
@@ -38,6 +41,7 @@ def build_dashboard(
     detection: dict[str, Any] | None = None,
     history_days: float | None = None,
     tz_offset_h: float | None = None,
+    ledger_replay: Replay | None = None,
 ) -> dict[str, Any]:
     """Writes ``out_dir/index.html`` from the store; returns what it holds.
 
@@ -49,7 +53,9 @@ def build_dashboard(
     ``autolien run`` summary counts them. ``detection`` (the run's detection
     quality, when the portfolio has ground truth) adds a recall/precision
     table; times show in fleet-local time (``tz_offset_h``, default the
-    monitor's). A series of one point is shown as a number, not a chart."""
+    monitor's). A series of one point is shown as a number, not a chart.
+    ``ledger_replay``: a :class:`~autolien.ledger.log.Replay` slot to open
+    the ledger with (the pipeline hands on its ledger stage's)."""
     from ..monitor.config import MonitorConfig  # noqa: PLC0415
 
     tz_h = MonitorConfig().tz_offset_h if tz_offset_h is None else tz_offset_h
@@ -69,7 +75,9 @@ def build_dashboard(
     )
     vins, book_currency = got.vins, got.book_currency
     ledger = queries.ledger_rows(
-        Path(ledger_dir) if ledger_dir else None, {v: vins[v] for v in ids if v in vins}
+        Path(ledger_dir) if ledger_dir else None,
+        {v: vins[v] for v in ids if v in vins},
+        ledger_replay,
     )
     for entries in ledger.values():
         for e in entries:

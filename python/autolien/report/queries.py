@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    from ..ledger.log import Replay
 
 __all__ = ["DashboardData", "ledger_rows", "load"]
 
@@ -172,17 +175,20 @@ def load(db: str | Path, *, max_vehicles: int, max_alert_rows: int) -> Dashboard
     )
 
 
-def ledger_rows(ledger_dir: Path | None, vins: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+def ledger_rows(
+    ledger_dir: Path | None, vins: dict[str, str], replay: Replay | None = None
+) -> dict[str, list[dict[str, Any]]]:
     """The ledger history of each vehicle (by its VIN's live pledge), each
     entry's inclusion proof checked against the current root; {} without a
-    ledger."""
+    ledger. ``replay``: a :class:`~autolien.ledger.log.Replay` slot to open
+    the ledger with (the pipeline's, filled by its ledger stage)."""
     from ..ledger import AssetLedger, verify_inclusion  # noqa: PLC0415
     from ..ledger.assets import CONFIG  # noqa: PLC0415
 
     if ledger_dir is None or not (ledger_dir / CONFIG).exists():
         return {}
     out: dict[str, list[dict[str, Any]]] = {}
-    led = AssetLedger.open(ledger_dir, read_only=True)
+    led = AssetLedger.open(ledger_dir, read_only=True, replay=replay)
     try:
         size, root = led.size, led.root()
         for vid, vin in vins.items():
