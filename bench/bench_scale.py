@@ -519,6 +519,7 @@ def measure_dask(
             time.process_time() - c0,
         )
         db.unlink()
+        shutil.rmtree(f"{db}.monitor", ignore_errors=True)  # its saved state
     else:
         # the monitor's wall time inside the local run (no CPU figure)
         local_mon = (known["local_timings_s"]["monitor"], None)

@@ -57,12 +57,20 @@ def prep(n: int, history: int, base: Path) -> None:
 
     db = work / "store.duckdb"
     ingest(db)
-    shutil.copy(db, base / "backfill_base.duckdb")
+    _copy_store(db, base / "backfill_base.duckdb")
     monitor_store(str(db), state=True)
     _link_days(src, work, days[history:])
     ingest(db)
-    shutil.copy(db, base / "daily_base.duckdb")
+    _copy_store(db, base / "daily_base.duckdb")
     (base / "prep.json").write_text(json.dumps({"vehicles": n, "history_days": history}))
+
+
+def _copy_store(src: Path, dst: Path) -> None:
+    """A store is its database file and the monitor's state beside it."""
+    shutil.copy(src, dst)
+    shutil.rmtree(f"{dst}.monitor", ignore_errors=True)
+    if Path(f"{src}.monitor").is_dir():
+        shutil.copytree(f"{src}.monitor", f"{dst}.monitor")
 
 
 def run(base: Path, which: str, profile: str | None) -> dict[str, Any]:
@@ -75,7 +83,7 @@ def run(base: Path, which: str, profile: str | None) -> dict[str, Any]:
     # the backfill scores the history, the daily run the day after it
     vd = meta["vehicles"] * (1 if which == "daily" else meta["history_days"])
     db = base / f"timed_{which}.duckdb"
-    shutil.copy(base / f"{which}_base.duckdb", db)
+    _copy_store(base / f"{which}_base.duckdb", db)
     inside = [0.0]
     update = stream.Monitor.update
 
@@ -100,10 +108,13 @@ def run(base: Path, which: str, profile: str | None) -> dict[str, Any]:
     con = duckdb.connect(str(db), read_only=True)
     hashes = {
         t: con.execute(f"select count(*), sum(hash(x)) from {t} x").fetchone()
-        for t in ("alerts", "monitor_features", "monitor_state")
+        for t in ("alerts", "monitor_features", "monitor_state_index")
     }
+    # the saved state's file is named by its content
+    hashes["state_file"] = sorted(p.name for p in Path(f"{db}.monitor").iterdir())
     con.close()
     os.remove(db)
+    shutil.rmtree(f"{db}.monitor", ignore_errors=True)
     return {
         "run": which,
         "vehicle_days": vd,

@@ -231,24 +231,55 @@ def _nan_marked(x: object) -> object:
     return x
 
 
+def _saved_state(path: str) -> pa.Table | None:
+    """The store's saved monitor state (its file, in its order)."""
+    from autolien.store import MonitorStore
+    from autolien.telemetry import Store
+
+    with Store(path, read_only=True) as s:
+        return MonitorStore(s).saved_state()
+
+
 def _monitor_tables(path: str) -> dict[str, list]:
-    """Every monitor table of the store, row by row in a total order, list
-    values included, NaN as a marker (unequal to itself otherwise)."""
+    """Every monitor table of the store and its saved state, row by row in
+    a total order, list values included, NaN as a marker (unequal to itself
+    otherwise)."""
+    state = _saved_state(path)
+    if state is not None:
+        state = state.sort_by("vehicle_id")
     con = duckdb.connect(path, read_only=True)
     try:
         return {
-            t: _nan_marked(
-                con.sql(f"SELECT * FROM {t} ORDER BY {order}").to_arrow_table().to_pylist()
-            )  # type: ignore[misc]
-            for t, order in (
-                ("monitor_state", "seq"),
-                ("alerts", "ALL"),
-                ("monitor_features", "ALL"),
-                ("monitor_rejects", "ALL"),
-            )
+            "state": [] if state is None else _nan_marked(state.to_pylist()),  # type: ignore[dict-item]
+            **{
+                t: _nan_marked(
+                    con.sql(f"SELECT * FROM {t} ORDER BY ALL").to_arrow_table().to_pylist()
+                )  # type: ignore[misc]
+                for t in ("alerts", "monitor_features", "monitor_rejects")
+            },
         }
     finally:
         con.close()
+
+
+def _rewrite_state(path: str, change) -> None:  # type: ignore[no-untyped-def]
+    """Rewrites the store's state file in place, batch by batch (the index
+    stays valid), through ``change(batch) -> batch``: damage done by hand."""
+    import json
+
+    con = duckdb.connect(path, read_only=True)
+    meta = json.loads(
+        con.sql("SELECT value FROM store_meta WHERE key = 'monitor_state'").fetchall()[0][0]
+    )
+    con.close()
+    f = f"{path}.monitor/{meta['state_file']}"
+    with pa.memory_map(f) as src:
+        r = ipc.open_file(src)
+        batches = [r.get_batch(i) for i in range(r.num_record_batches)]
+        schema = r.schema
+    with ipc.new_file(f, schema) as w:
+        for b in batches:
+            w.write_batch(change(b))
 
 
 def test_blocks_scored_on_worker_processes_equal_one_process(fleet, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -294,13 +325,20 @@ def test_a_failed_block_on_a_worker_leaves_the_store_as_it_was(fleet, tmp_path) 
     _store(db, fleet, t0 + dt.timedelta(days=20))
     monitor_store(db, batch=1, state=True, workers=2)
     before = _monitor_tables(db)
-    con = duckdb.connect(db)
-    con.execute(
-        "UPDATE monitor_state SET base = '{not json' "
-        "WHERE vehicle_id = (SELECT max(vehicle_id) FROM monitor_state)"
-    ).fetchall()
-    con.close()
+    last = max(r["vehicle_id"] for r in before["state"])
+
+    def damage(b: pa.RecordBatch) -> pa.RecordBatch:
+        ids = b.column(b.schema.get_field_index("vehicle_id")).to_pylist()
+        i = b.schema.get_field_index("base")
+        base = [
+            ("{not json" if v == last else x)
+            for v, x in zip(ids, b.column(i).to_pylist(), strict=True)
+        ]
+        return b.set_column(i, b.schema.field(i), pa.array(base, pa.string()))
+
+    _rewrite_state(db, damage)
     damaged = _monitor_tables(db)
+    assert damaged["state"] != before["state"]
     _store(db, fleet, None)
     with pytest.raises(ValueError, match="Expecting property name"):
         monitor_store(db, batch=1, state=True, workers=2)
@@ -311,6 +349,10 @@ def test_a_failed_block_on_a_worker_leaves_the_store_as_it_was(fleet, tmp_path) 
     left = {r[0] for r in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
     con.close()
     assert not {t for t in left if t.startswith("_mon")}, left
+    # the failed run's own state file is gone; the last run's is kept
+    import pathlib
+
+    assert len(list(pathlib.Path(db + ".monitor").iterdir())) == 1
 
 
 def test_an_unguarded_script_is_not_run_again_by_the_workers(fleet, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -355,30 +397,74 @@ def test_worker_count_from_the_environment(monkeypatch, tmp_path) -> None:  # ty
         monitor_store(str(tmp_path / "x.duckdb"), workers=0)
 
 
-def test_saved_state_stored_out_of_order_resumes_the_same(fleet, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """The state is read without a sort in the database: rows stored out of
-    their seq order (a table rewritten by hand or by a maintenance job) are
-    put back in order, and the next run equals a run on the ordered table."""
+def test_vehicles_that_appear_later_shift_the_blocks_and_resume_the_same(fleet, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Blocks are cut from the sorted vehicle ids, so vehicles first seen in
+    a later run move every block after them: a block's saved rows then come
+    from parts of two batches of the last run's state file. The resumed run
+    equals one run over the same rows."""
+    from types import SimpleNamespace
+
+    from autolien.store import MonitorStore
+    from autolien.telemetry import Store
+
     t0 = pc.min(fleet.tracks.column("time")).as_py()
-    out = {}
-    for name in ("ordered", "reversed"):
-        db = str(tmp_path / f"{name}.duckdb")
-        _store(db, fleet, t0 + dt.timedelta(days=20))
-        monitor_store(db, batch=3, state=True, workers=1)
-        if name == "reversed":
-            con = duckdb.connect(db)
-            con.execute(
-                "CREATE TABLE _r AS SELECT * FROM monitor_state ORDER BY seq DESC"
-            ).fetchall()
-            con.execute("DROP TABLE monitor_state").fetchall()
-            con.execute("ALTER TABLE _r RENAME TO monitor_state").fetchall()
-            first = con.sql("SELECT seq FROM monitor_state LIMIT 1").fetchall()[0][0]
-            con.close()
-            assert first > 0  # stored out of order
-        _store(db, fleet, None)
-        monitor_store(db, batch=3, state=True, workers=1)
-        out[name] = _monitor_tables(db)
-    assert out["reversed"] == out["ordered"]
+    cut = t0 + dt.timedelta(days=20)
+    ids = sorted(set(fleet.tracks.column("vehicle_id").to_pylist()))
+    late = pa.array([ids[1], ids[6]])
+
+    def later(tab: pa.Table) -> pa.Table:
+        # the late vehicles have no rows before the cut
+        keep = pc.or_(
+            pc.invert(pc.is_in(tab.column("vehicle_id"), late)),
+            pc.greater_equal(tab.column("time"), pa.scalar(cut, tab.column("time").type)),
+        )
+        return tab.filter(keep)
+
+    f = SimpleNamespace(tracks=later(fleet.tracks), odometer=later(fleet.odometer))
+    inc, one = str(tmp_path / "inc.duckdb"), str(tmp_path / "one.duckdb")
+    _store(inc, f, cut)
+    monitor_store(inc, batch=3, state=True, workers=1)
+    with Store(inc, read_only=True) as s:
+        ms = MonitorStore(s)
+        ms.meta()
+        first = ms.state_ids()
+        where = dict(ms._where)
+    assert len(first) == len(ids) - 2
+    # the second run's second block (ids[3:6]) lies across two batches
+    assert {where[v][0] for v in ids[3:6]} == {0, 1}
+    _store(inc, f, None)
+    monitor_store(inc, batch=3, state=True, workers=1)
+    _store(one, f, None)
+    monitor_store(one, batch=3, state=True, workers=1)
+    assert _monitor_tables(inc) == _monitor_tables(one)
+    assert len(_monitor_tables(one)["state"]) == len(ids)
+
+
+def test_a_state_file_gone_missing_scores_the_history_again(fleet, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A database copied without its ``.monitor`` directory names a state
+    file that is not there: the next run warns and scores the whole history
+    afresh (nothing is lost: the rows are in the store), which equals one
+    run; state files no meta names are deleted."""
+    import pathlib
+    import shutil
+
+    t0 = pc.min(fleet.tracks.column("time")).as_py()
+    db, one = str(tmp_path / "m.duckdb"), str(tmp_path / "one.duckdb")
+    _store(db, fleet, t0 + dt.timedelta(days=20))
+    monitor_store(db, batch=4, state=True)
+    shutil.rmtree(db + ".monitor")
+    stray = pathlib.Path(db + ".monitor")
+    stray.mkdir()
+    (stray / "state-000099.arrow").write_bytes(b"left by a killed run")
+    _store(db, fleet, None)
+    with pytest.warns(RuntimeWarning, match="is missing"):
+        monitor_store(db, batch=4, state=True)
+    _store(one, fleet, None)
+    monitor_store(one, batch=4, state=True)
+    assert _monitor_tables(db) == _monitor_tables(one)
+    left = [p.name for p in stray.iterdir()]
+    assert len(left) == 1
+    assert left != ["state-000099.arrow"]
 
 
 def test_a_worker_killed_mid_run_fails_the_run_and_the_rerun_is_clean(fleet, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -82,7 +82,11 @@ def _state(portfolio: Path) -> dict[str, Any]:
     finally:
         con.close()
     rep = audit(portfolio / "ledger")
+    side = portfolio / "autolien.duckdb.monitor"
     return {
+        # the monitor's state file, named by its content: the same state, the
+        # same one file (a killed run's is gone)
+        "state_files": sorted(p.name for p in side.iterdir()) if side.is_dir() else [],
         "store": store,
         "ledger": (rep.ok, rep.entries, rep.root, rep.checkpoints),
         "checkpoint": (portfolio / "ledger" / "checkpoint.note").read_text(),
@@ -139,16 +143,22 @@ def test_a_run_killed_then_rerun_equals_a_clean_run(
         assert 0 < kept < len(list((pf / "telemetry").iterdir()))
         assert rows > 0
     if ",batch=" in point:
-        # two blocks of three vehicles were staged and committed; the
-        # monitor's outputs and state were not touched
+        # two blocks of three vehicles were staged and committed, their
+        # state written to a file no meta names; the monitor's outputs and
+        # state were not touched
         con = duckdb.connect(str(pf / "autolien.duckdb"), read_only=True)
         try:
-            staged = con.sql("SELECT count(*) FROM _monitor_state_new").fetchall()[0][0]
+            staged = con.sql(
+                "SELECT count(DISTINCT vehicle_id) FROM _monitor_features_new"
+            ).fetchall()[0][0]
             names = {r[0] for r in con.sql("SHOW TABLES").fetchall()}
         finally:
             con.close()
         assert staged == 6
-        assert not names & {"monitor_state", "monitor_features", "alerts"}
+        assert not names & {"monitor_state_index", "monitor_features", "alerts"}
+        left = [p.name for p in (pf / "autolien.duckdb.monitor").iterdir()]
+        assert len(left) == 1
+        assert left[0].startswith("state-tmp-")
     assert _run(pf, "none") == 0
     got = _state(pf)
     for table, rows in clean["store"].items():

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 # Tables written back into the store: alerts replaced on every run, feature
 # hours and rejects added (a run without saved state starts them afresh).
 OUTPUT_TABLES = ("alerts", "monitor_features", "monitor_rejects")
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: the state in an Arrow file beside the database
 # Blocks are scored on worker processes only when there are at least this
 # many per worker: a worker's start (numpy, Arrow and autolien imported
 # afresh) costs about a second, more than a small store's whole monitor.
