@@ -400,8 +400,10 @@ def test_worker_count_from_the_environment(monkeypatch, tmp_path) -> None:  # ty
 def test_vehicles_that_appear_later_shift_the_blocks_and_resume_the_same(fleet, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Blocks are cut from the sorted vehicle ids, so vehicles first seen in
     a later run move every block after them: a block's saved rows then come
-    from parts of two batches of the last run's state file. The resumed run
-    equals one run over the same rows."""
+    from parts of two batches of the last run's state file, and, in the run
+    after (a new vehicle's row was added after its block's saved ones), out
+    of their order in the file. The resumed runs equal one run over the
+    same rows."""
     from types import SimpleNamespace
 
     from autolien.store import MonitorStore
@@ -432,6 +434,13 @@ def test_vehicles_that_appear_later_shift_the_blocks_and_resume_the_same(fleet, 
     assert len(first) == len(ids) - 2
     # the second run's second block (ids[3:6]) lies across two batches
     assert {where[v][0] for v in ids[3:6]} == {0, 1}
+    _store(inc, f, cut + dt.timedelta(days=2))
+    monitor_store(inc, batch=3, state=True, workers=1)
+    with Store(inc, read_only=True) as s:
+        ms = MonitorStore(s)
+        ms.meta()
+        order = ms.state_ids()
+    assert order[:3] != sorted(order[:3])  # the late vehicle's row came last
     _store(inc, f, None)
     monitor_store(inc, batch=3, state=True, workers=1)
     _store(one, f, None)
