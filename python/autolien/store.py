@@ -34,12 +34,14 @@ import math
 import os
 import shutil
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyarrow import ipc
 
 from .errors import AutolienError
@@ -53,6 +55,7 @@ __all__ = [
     "PortfolioMismatchError",
     "ValuationInputs",
     "check_portfolio",
+    "ev_frame_blocks",
     "export_ev",
     "export_fixes",
     "export_monitor_inputs",
@@ -164,6 +167,48 @@ class ValuationInputs:
 # the EV frames in one total order, so that readings of one second reach the
 # charge segments in the same order from the store and from a bucket's file
 EV_ORDER = ("vin", "time", "source_file", "offset")
+# rows a streamed read of the EV frames hands over at a time (ev_frame_blocks)
+EV_BLOCK_ROWS = 1 << 17
+
+
+def ev_frame_blocks(db: str | Path, *, rows: int | None = None) -> Iterator[pa.Table]:
+    """The stored EV frames in ``EV_ORDER``, as tables of whole VINs of
+    about ``rows`` rows each (one VIN's frames are never split), streamed:
+    the valuation's battery part works VIN by VIN, so it never needs the
+    whole history in memory at once (1.0 million frames, 270 MB as Arrow,
+    at 10,000 vehicles after 14 days). Nothing without an ``ev`` table.
+    ``rows`` defaults to ``EV_BLOCK_ROWS``."""
+    rows = EV_BLOCK_ROWS if rows is None else rows
+    if rows < 1:
+        raise ValueError("rows must be at least 1")
+    with Store(db) as store:
+        if "ev" not in store.tables():
+            return
+        cols = store.query("SELECT * FROM ev LIMIT 0")
+        order = ", ".join(_quoted(c) for c in EV_ORDER if c in cols.column_names)
+        # timestamps as Store.query gives them (UTC)
+        schema = cols.schema
+        reader = store.con.sql(f"SELECT * FROM ev ORDER BY {order}").to_arrow_reader(rows)
+        held: list[pa.Table] = []
+        for batch in reader:
+            if not batch.num_rows:
+                continue
+            held.append(pa.Table.from_batches([batch]).cast(schema))
+            t = pa.concat_tables(held)
+            vin = t.column("vin")
+            # the last VIN may go on in the next batch: kept back (DuckDB
+            # sorts nulls last)
+            last = vin[-1]
+            keep = int(
+                pc.index(vin, last).as_py()
+                if last.is_valid
+                else pc.sum(pc.is_valid(vin)).as_py() or 0
+            )
+            if keep > 0:
+                yield t.slice(0, keep).combine_chunks()
+            held = [t.slice(keep)]
+        if held and held[0].num_rows:
+            yield pa.concat_tables(held).combine_chunks()
 
 
 def valuation_inputs(db: str | Path, *, ev: bool = True) -> ValuationInputs:

@@ -148,7 +148,22 @@ def _scored(
             yield fut.result(), n
     finally:
         # a failed block (or a failed write of one) stops the rest
+        _end_broken_workers(pool)
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _end_broken_workers(pool: ProcessPoolExecutor) -> None:
+    """Kills the workers of a pool a dead worker broke. CPython 3.11's pool
+    terminates the workers it knows of when one dies, but a worker that a
+    submit started in the meantime is not among them: it runs its block and
+    waits to send the result, which nothing reads any more, while the pool's
+    shutdown waits for its feeder thread, stuck sending it the next block.
+    The run hung there, not failed (seen in CI, worker killed by SIGKILL)."""
+    if not getattr(pool, "_broken", False):
+        return
+    for p in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(Exception):
+            p.kill()
 
 
 def monitor_store(

@@ -84,16 +84,16 @@ def valuation_stage(
     ``score``: what prices the book (default :func:`score_here`, one
     ``Valuer.value`` call; the Dask engine's scores buckets of the book on
     its workers)."""
-    from ..store import valuation_inputs, write_valuation  # noqa: PLC0415
+    from ..store import ev_frame_blocks, valuation_inputs, write_valuation  # noqa: PLC0415
 
-    inputs = valuation_inputs(db, ev=segments is None)
-    book, km, usage, ev, listings = (
-        inputs.book,
-        inputs.km,
-        inputs.usage,
-        inputs.ev,
-        inputs.listings,
-    )
+    inputs = valuation_inputs(db, ev=False)
+    book, km, usage, listings = inputs.book, inputs.km, inputs.usage, inputs.listings
+    if segments is None:
+        # a block of whole VINs at a time: each VIN's segments depend on its
+        # own frames alone, so the blocks' rows, in VIN order, are those of
+        # all frames at once, without the whole history in memory
+        parts = [s for t in ev_frame_blocks(db) if (s := battery_segments(t)) is not None]
+        segments = pa.concat_tables(parts) if parts else None
     v, vdir, feed, own = _model(db, book, listings, at, model_dir)
     kmap = dict(zip(km.column("vehicle_id").to_pylist(), km.column("km").to_pylist(), strict=True))
     vehicles = book.select(
@@ -105,7 +105,7 @@ def valuation_stage(
     )
     battery = None
     health: list[dict[str, Any]] = []
-    seg = segments if segments is not None else battery_segments(ev)
+    seg = segments
     if seg is not None:
         # health now: the median of each pack's last RECENT_SEGMENTS charges
         vin_to_id = dict(
