@@ -535,3 +535,33 @@ def test_a_worker_killed_mid_run_fails_the_run_and_the_rerun_is_clean(fleet, tmp
     monitor_store(db, batch=1, state=True, workers=2)
     monitor_store(clean, batch=1, state=True, workers=1)
     assert _monitor_tables(db) == _monitor_tables(clean)
+
+
+def _sleep_long() -> None:
+    import time
+
+    time.sleep(120)
+
+
+def test_the_workers_of_a_broken_pool_are_ended_before_its_shutdown() -> None:
+    """A worker a submit started after another died is not among those
+    CPython 3.11's pool terminates, and the pool's shutdown then waits on
+    it for ever (a CI run hung so): ``_end_broken_workers`` kills every
+    worker of a broken pool, and leaves a healthy pool's alone."""
+    from multiprocessing import get_context
+    from types import SimpleNamespace
+
+    from autolien.monitor.cli import _end_broken_workers
+
+    ctx = get_context("spawn")
+    for broken in (False, True):
+        p = ctx.Process(target=_sleep_long, daemon=True)
+        p.start()
+        try:
+            pool = SimpleNamespace(_broken=broken, _processes={p.pid: p})
+            _end_broken_workers(pool)  # type: ignore[arg-type]
+            p.join(timeout=10 if broken else 0.5)
+            assert p.is_alive() is (not broken)
+        finally:
+            p.kill()
+            p.join()
