@@ -64,9 +64,6 @@ import pyarrow.parquet as pq
 
 from ._memory import release_memory
 from .errors import AutolienError, LedgerCorruptError
-
-if TYPE_CHECKING:
-    from .ledger.log import Replay
 from .store import (
     PortfolioMismatchError,
     check_portfolio,
@@ -75,6 +72,9 @@ from .store import (
     run_outputs,
     stored_counts,
 )
+
+if TYPE_CHECKING:
+    from .ledger.log import Replay
 
 __all__ = ["IDENTITY_FILE", "PortfolioMismatchError", "portfolio_identity", "run_portfolio"]
 

@@ -44,6 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import ipc
 
+from ._fs import fsync_dir
 from .errors import AutolienError
 
 # one bucket hash for the telemetry's Parquet partitions and the Dask exchange
@@ -414,7 +415,6 @@ class MonitorStore:
         self.con = store.con
         self._staged: set[str] = set()  # staging tables this run created
         self._fresh = False
-        self._n = 0  # state rows staged this run
         self._staging = False  # a staging transaction is open
         self._uncommitted = 0  # vehicles staged since its last commit
         self._meta: dict[str, Any] | None = None
@@ -446,12 +446,9 @@ class MonitorStore:
         file), or None. A meta whose state file is gone (a database copied
         without its ``.monitor`` directory) is None, with a warning: the run
         then scores the whole history again, as a first run would."""
-        import json  # noqa: PLC0415
-
-        raw = self.store.meta(_MON_META)
-        if raw is None:
+        if self.store.meta(_MON_META) is None:
             return None
-        out: dict[str, Any] = json.loads(raw)
+        out = self._committed_meta()
         name = out.get("state_file")
         if name is not None and not (self.state_dir / name).is_file():
             warnings.warn(
@@ -675,7 +672,6 @@ class MonitorStore:
         were; its staging tables are dropped by the next run, and its state
         file (no meta names it) here."""
         self._fresh = fresh
-        self._n = 0
         self._staging = False
         self._uncommitted = 0
         self._staged = set()
@@ -753,11 +749,7 @@ class MonitorStore:
                 h.update(chunk)
         self._file = f"state-{h.hexdigest()}.arrow"
         os.replace(tmp, self.state_dir / self._file)
-        fd = os.open(self.state_dir, os.O_RDONLY)
-        try:
-            os.fsync(fd)  # the file's name is durable before a commit names it
-        finally:
-            os.close(fd)
+        fsync_dir(self.state_dir)  # the name is durable before a commit names it
         return self._file
 
     def _abandon_state(self) -> None:
@@ -817,7 +809,6 @@ class MonitorStore:
             self._staging = False
             self.con.rollback()
             raise
-        self._n += state.num_rows
         self._uncommitted += state.num_rows
         if self._uncommitted >= STAGE_COMMIT_VEHICLES:
             self._commit_staged()
@@ -870,7 +861,7 @@ class MonitorStore:
                     self.con.execute(f"DROP TABLE {staged}").fetchall()
                 else:
                     self.con.execute(f"ALTER TABLE {staged} RENAME TO {name}").fetchall()
-            self._drop((MONITOR_STATE, "_monitor_state_new", MONITOR_STATE_INDEX))
+            self._drop((MONITOR_STATE, MONITOR_STATE_INDEX))
             self._append(MONITOR_STATE_INDEX, index, exists=False)
             self._drop(_MON_INPUTS)
             self.store.set_meta(_MON_META, json.dumps(meta, sort_keys=True))

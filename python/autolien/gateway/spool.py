@@ -35,6 +35,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._fs import fsync_dir
+
 __all__ = ["PROTOCOLS", "Record", "Spool", "SpoolFull", "SpoolReader", "encode_record"]
 
 PROTOCOLS = {1: "jt808", 2: "gb32960"}
@@ -84,14 +86,6 @@ def _seg_name(n: int) -> str:
     return f"seg-{n:012d}.wal"
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Spool:
     """A directory of write-ahead segments (see the module docstring)."""
 
@@ -120,7 +114,7 @@ class Spool:
         # each run appends to a fresh segment: the old ones are only read
         self.active = max([*segs, self.stored[0]]) + 1
         self._file = open(self.dir / _seg_name(self.active), "ab")  # noqa: SIM115 - held open
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         self.committed = (self.active, 0)  # durable up to here
         self._recount()
 
@@ -201,7 +195,7 @@ class Spool:
         self._file.close()
         self.active += 1
         self._file = open(self.dir / _seg_name(self.active), "ab")  # noqa: SIM115 - held open
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         self.committed = (self.active, 0)
 
     def close(self) -> None:
@@ -299,7 +293,7 @@ class SpoolReader:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.dir / "stored.json")
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         self.stored = pos
         segs = self.segments()
         for n in segs[:-1]:  # never the newest: the acceptor may be writing it

@@ -437,9 +437,11 @@ class LedgerLog:
             if self._replay is not None
             else None
         )
+        to_replay = scan.records
         if adopted is not None:
             self._books, self._events = adopted
-        for i, payload in enumerate(() if adopted is not None else scan.records):
+            to_replay = []  # replayed from these very entries already
+        for i, payload in enumerate(to_replay):
             try:
                 # Open trusts framing CRCs and the signed checkpoint's root;
                 # audit() also re-checks canonical form and every signature.

@@ -42,6 +42,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._fs import fsync_dir
 from ..errors import LedgerCorruptError, LedgerLockedError
 
 __all__ = [
@@ -176,14 +177,6 @@ def _header_candidates(data: bytes, start: int) -> Iterator[int]:
             break
         yield q
     yield from range(max(start, n - 3), n + 1)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class RecordFile:
