@@ -11,6 +11,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -400,3 +402,19 @@ def test_fuzz_units_never_cost_the_vehicle_unit(rest: bytes) -> None:
     if tail:
         assert row["units_error_offset"] == len(data) - len(tail)
         assert row["units_error"] in ("unknown_unit", "cut_short")
+
+
+def test_flag_names_follow_the_mask_bits() -> None:
+    # the vectorised flag lists against a plain reading of each mask's bits
+    from autolien.telemetry.gb32960 import SCALARS, _flags
+
+    names = [name for name, _ in SCALARS]
+    rng = np.random.default_rng(7)
+    masks = rng.integers(0, 1 << len(names), size=500, dtype=np.uint64)
+    masks[:3] = [0, (1 << len(names)) - 1, 1 << (len(names) - 1)]
+    masks[3] |= np.uint64(1) << np.uint64(63)  # a bit past the last field names nothing
+    want = [[names[i] for i in range(len(names)) if (int(m) >> i) & 1] for m in masks]
+    got = _flags(masks)
+    assert got.type == pa.list_(pa.string())
+    assert got.to_pylist() == want
+    assert _flags(np.zeros(0, np.uint64)).to_pylist() == []

@@ -877,3 +877,19 @@ def test_fuzz_terminal_numbers(terminal: bytes) -> None:
         digits.lstrip("0") or "0",
         digits.isdigit(),
     )
+
+
+def test_control_fields_stay_on_their_rows_in_a_mixed_stream() -> None:
+    # the server vectors back to back, twice: control replies among location
+    # reports; each message row carries the fields its own frame decoded alone
+    vs = vec("yzh-") * 2
+    stream = b"".join(bytes.fromhex(v["hex"]) for v in vs)
+    got = decode_jt808(stream).messages.to_pylist()
+    want = [one(v["hex"]).messages.to_pylist()[0] for v in vs]
+    assert len(got) == len(want)
+    control = [k for k in want[0] if k.startswith(("reply_", "token", "plate_", "imei"))]
+    assert control
+    for g, w in zip(got, want, strict=True):
+        assert {k: g[k] for k in control} == {k: w[k] for k in control}
+    assert any(w["reply_serial"] is not None for w in want)
+    assert any(w["msg_id"] == 0x0200 for w in want)

@@ -137,12 +137,24 @@ def _time(t: np.ndarray) -> pa.Array:
     return pa.array(t, mask=t == np.iinfo(np.int64).min).cast(TIME_TYPE)
 
 
+_SCALAR_NAMES = pa.array([name for name, _ in SCALARS], pa.string())
+
+
 def _flags(masks: np.ndarray) -> pa.Array:
-    names = [name for name, _ in SCALARS]
-    return pa.array(
-        [[names[i] for i in range(len(names)) if (m >> i) & 1] for m in masks.tolist()],
-        pa.list_(pa.string()),
-    )
+    """The names of each mask's set bits (bit i: ``SCALARS[i]``), in bit
+    order: a row loop in Python cost 0.35 s for a 10,000-vehicle day file."""
+    k = len(_SCALAR_NAMES)
+    m = np.asarray(masks).astype(np.uint64)
+    bits = ((m[:, None] >> np.arange(k, dtype=np.uint64)[None, :]) & np.uint64(1)).astype(bool)
+    offsets = np.zeros(m.size + 1, np.int32)
+    np.cumsum(bits.sum(axis=1), out=offsets[1:])
+    # nonzero walks the matrix row by row: each row's bits in ascending order
+    names = _SCALAR_NAMES.take(pa.array(np.nonzero(bits)[1].astype(np.int32)))
+    return pa.ListArray.from_arrays(pa.array(offsets), names, type=pa.list_(pa.string()))
+
+
+def _empty_as_null(a: pa.Array) -> pa.Array:
+    return pc.if_else(pc.equal(a, ""), pa.scalar(None, pa.string()), a)
 
 
 def decode_gb32960(data: Any) -> DecodeResult:
@@ -162,9 +174,7 @@ def decode_gb32960(data: Any) -> DecodeResult:
             "vin": vins,
             "time": _time(fr["time_us"]),
             **{f.name: generated_column(frame_cols[f.name], f) for f in _FRAME_GENERATED},
-            "iccid": pa.array(
-                [s or None for s in binary_array(fr["iccid"], pa.string()).to_pylist()], pa.string()
-            ),
+            "iccid": _empty_as_null(binary_array(fr["iccid"], pa.string())),
             "ress_codes": pa.array(fr["ress_codes"], pa.list_(pa.string())),
             "data": binary_array(fr["data"]),
             "data_error": data_error,

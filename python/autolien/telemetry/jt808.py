@@ -201,12 +201,18 @@ def decode_jt808(data: Any, *, subpackage_window: int = 1024) -> DecodeResult:
     bodies = binary_array(msg["body"])
     v2019 = msg["v2019"].astype(bool)
     n_msg = len(msg["msg_id"])
-    control: dict[str, list[Any]] = {k: [None] * n_msg for k in _CONTROL_FIELDS}
-    # Only the few control messages have fields to read; location bodies do not.
-    for i in np.flatnonzero(np.isin(msg["msg_id"], list(_CONTROL_IDS))).tolist():
+    # Only the few control messages have fields to read; location bodies do
+    # not. Their values are gathered for those rows alone and spread out by
+    # one take: columns of a million Python Nones cost 0.2 s a 64 MiB piece.
+    ctrl = np.flatnonzero(np.isin(msg["msg_id"], list(_CONTROL_IDS)))
+    control: dict[str, list[Any]] = {k: [None] * ctrl.size for k in _CONTROL_FIELDS}
+    for j, i in enumerate(ctrl.tolist()):
         fields = _control_fields(int(msg["msg_id"][i]), bool(v2019[i]), bodies[i].as_py())
         for k, value in fields.items():
-            control[k][i] = value
+            control[k][j] = value
+    slot = np.full(n_msg, -1, np.int64)
+    slot[ctrl] = np.arange(ctrl.size)
+    spread = pa.array(slot, mask=slot < 0)
     if len(msg["body_error"][0]):
         errors = binary_array(msg["body_error"], pa.string())
         body_error = pc.if_else(pc.equal(errors, ""), None, errors)
@@ -221,7 +227,10 @@ def decode_jt808(data: Any, *, subpackage_window: int = 1024) -> DecodeResult:
             "version_flag": pa.array(msg["version_flag"].astype(bool)),
             "body": bodies,
             "body_error": body_error,
-            **{k: pa.array(control[k], MESSAGE_SCHEMA.field(k).type) for k in _CONTROL_FIELDS},
+            **{
+                k: pa.array(control[k], MESSAGE_SCHEMA.field(k).type).take(spread)
+                for k in _CONTROL_FIELDS
+            },
         },
         schema=MESSAGE_SCHEMA,
     )
