@@ -262,6 +262,42 @@ def test_known_files_are_recognised_by_their_stat_without_hashing(
     assert (fresh.files, fresh.hashed_files) == (2, 2)
 
 
+def test_stat_cache_keys_are_the_real_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the cache's key and stat, with real directories cached, against
+    # os.path.realpath and os.stat of each file: plain, a link, a link to a
+    # link, inside a linked directory, relative, and through ".."
+    import os
+
+    from autolien.telemetry import ingest as ing
+
+    real = tmp_path / "real"
+    (real / "sub").mkdir(parents=True)
+    (real / "a.bin").write_bytes(b"a")
+    (real / "sub" / "b.bin").write_bytes(b"bb")
+    (tmp_path / "link.bin").symlink_to(real / "a.bin")
+    (tmp_path / "link2.bin").symlink_to(tmp_path / "link.bin")
+    (tmp_path / "dirlink").symlink_to(real / "sub")
+    monkeypatch.chdir(real)
+    paths = [
+        real / "a.bin",
+        tmp_path / "link.bin",
+        tmp_path / "link2.bin",
+        tmp_path / "dirlink" / "b.bin",
+        Path("a.bin"),
+        Path("sub/../a.bin"),
+        Path("sub") / "b.bin",
+    ]
+    cache: dict[str, str] = {}
+    for p in paths:
+        key, st = ing._stat(p, cache)
+        ref = os.stat(p)
+        assert key == os.path.realpath(p), p
+        assert st == (ref.st_size, ref.st_mtime_ns, ref.st_ctime_ns, ref.st_ino, ref.st_dev)
+        assert ing._stat(p) == (key, st)
+
+
 def test_store_memory_limit_from_the_argument_or_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,6 +18,7 @@ import hashlib
 import mmap
 import os
 import re
+import stat
 import time
 import warnings
 from collections import Counter
@@ -217,9 +218,27 @@ def file_digest(path: str | Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def _stat(path: Path) -> tuple[str, tuple[int, int, int, int, int]]:
-    st = path.stat()
-    return os.path.realpath(path), (
+def _stat(
+    path: Path, real_dirs: dict[str, str] | None = None
+) -> tuple[str, tuple[int, int, int, int, int]]:
+    """A file's real path and the stat fields the cache compares.
+    ``real_dirs`` caches the real path of each parent directory: a run
+    stats every file of the book's history, and ``os.path.realpath``
+    walks each path component by component (0.1 ms a file; 7,500 files a
+    run at 10,000 vehicles). A file that is not itself a link is its real
+    directory plus its name."""
+    st = os.lstat(path)
+    name = os.path.basename(path)
+    if real_dirs is None or stat.S_ISLNK(st.st_mode) or name in ("", ".", ".."):
+        real = os.path.realpath(path)
+        if stat.S_ISLNK(st.st_mode):
+            st = os.stat(path)
+    else:
+        parent = os.path.dirname(path)
+        if parent not in real_dirs:
+            real_dirs[parent] = os.path.realpath(parent or ".")
+        real = os.path.join(real_dirs[parent], name)
+    return real, (
         st.st_size,
         st.st_mtime_ns,
         st.st_ctime_ns,
@@ -340,7 +359,8 @@ def ingest_files(
     racy_before = time.time_ns() - RACY_NS
     seen: dict[str, tuple[int, int, int, int, int, str]] = {}
     # each file's stat, once: the progress total and the cache check read it
-    stat_of = [_stat(Path(p)) for p in paths]
+    real_dirs: dict[str, str] = {}
+    stat_of = [_stat(Path(p), real_dirs) for p in paths]
     total = sum(st[0] for _, st in stat_of)
     bar = tqdm(total=total, unit="B", unit_scale=True, desc="ingest", disable=not progress)
 
