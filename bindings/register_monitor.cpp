@@ -7,8 +7,12 @@
 #include <cstdint>
 #include <span>
 #include <stdexcept>
+#include <string>
+#include <tuple>
+#include <utility>
 
 #include "autolien/monitor/block.hpp"
+#include "autolien/monitor/score.hpp"
 #include "columns.hpp"
 
 namespace py = pybind11;
@@ -76,6 +80,14 @@ am::DeriveParams params_of(const py::dict& p) {
 
 template <typename T> py::array_t<T> col(std::vector<T>& v) {
     return to_numpy(std::move(v));
+}
+
+// A rows x cols array as its row-major values and its column count.
+template <typename T>
+std::pair<std::span<const T>, std::size_t> matrix(const carray<T>& a, std::size_t rows, const char* name) {
+    if (a.ndim() != 2 || static_cast<std::size_t>(a.shape(0)) != rows)
+        throw std::invalid_argument(std::string(name) + " must be a 2-D array of one row per hour");
+    return {{a.data(), static_cast<std::size_t>(a.size())}, static_cast<std::size_t>(a.shape(1))};
 }
 
 } // namespace
@@ -217,4 +229,149 @@ void register_monitor(py::module_& m) {
         py::arg("lo"), py::arg("hi"), py::arg("home_days"),
         "One vehicle's baseline for a day: median, MAD, count and history span per column, and the familiar "
         "cells.");
+
+    m.def(
+        "monitor_window_features",
+        [](const carray<std::int64_t>& n, const carray<double>& dist_km, const carray<double>& moving_s,
+           const carray<double>& night_s, const carray<double>& speeding_s, const carray<double>& odo_km,
+           const carray<std::int64_t>& harsh_accel, const carray<std::int64_t>& harsh_brake,
+           const carray<std::int64_t>& n_odo, const carray<std::int64_t>& speed_hist,
+           const carray<std::int64_t>& turn_hist, const carray<std::int64_t>& stop_hist, std::size_t first,
+           std::int64_t k) {
+            am::WindowInput in;
+            in.n = view(n, "n");
+            const std::size_t rows = in.n.size();
+            in.dist_km = view(dist_km, "dist_km");
+            in.moving_s = view(moving_s, "moving_s");
+            in.night_s = view(night_s, "night_s");
+            in.speeding_s = view(speeding_s, "speeding_s");
+            in.odo_km = view(odo_km, "odo_km");
+            in.harsh_accel = view(harsh_accel, "harsh_accel");
+            in.harsh_brake = view(harsh_brake, "harsh_brake");
+            in.n_odo = view(n_odo, "n_odo");
+            std::tie(in.speed_hist, in.speed_bins) = matrix(speed_hist, rows, "speed_hist");
+            std::tie(in.turn_hist, in.turn_bins) = matrix(turn_hist, rows, "turn_hist");
+            std::tie(in.stop_hist, in.stop_bins) = matrix(stop_hist, rows, "stop_hist");
+            in.first = first;
+            in.k = k;
+            am::WindowFeatures f;
+            {
+                const py::gil_scoped_release nogil;
+                f = am::window_features(in);
+            }
+            py::dict out;
+            out["n"] = col(f.n);
+            out["speed_entropy"] = col(f.speed_entropy);
+            out["turn_entropy"] = col(f.turn_entropy);
+            out["stop_entropy"] = col(f.stop_entropy);
+            out["night_share"] = col(f.night_share);
+            out["km_track_24h"] = col(f.km_track);
+            out["km_odo_24h"] = col(f.km_odo);
+            out["km_24h"] = col(f.km_24h);
+            out["behaviour_arg"] = col(f.behaviour_arg);
+            out["moving"] = col(f.moving);
+            return out;
+        },
+        py::arg("n").noconvert(), py::arg("dist_km").noconvert(), py::arg("moving_s").noconvert(),
+        py::arg("night_s").noconvert(), py::arg("speeding_s").noconvert(), py::arg("odo_km").noconvert(),
+        py::arg("harsh_accel").noconvert(), py::arg("harsh_brake").noconvert(), py::arg("n_odo").noconvert(),
+        py::arg("speed_hist").noconvert(), py::arg("turn_hist").noconvert(), py::arg("stop_hist").noconvert(),
+        py::arg("first"), py::arg("k"),
+        "One vehicle's trailing-window features of its history rows [first, rows).");
+    m.def(
+        "monitor_mileage",
+        [](const carray<double>& km, const carray<double>& track, const carray<double>& odo,
+           const carray<double>& fixes, const carray<double>& earlier, double median, double mad,
+           std::int64_t count, std::int64_t min_baseline_h, double mad_floor_km, double warn_km_month,
+           double z, double freeze_track_km, double rollback_km, double mismatch_low, double mismatch_high,
+           bool confirm) {
+            const am::MileageInput in{view(km, "km"),
+                                      view(track, "track"),
+                                      view(odo, "odo"),
+                                      view(fixes, "fixes"),
+                                      view(earlier, "earlier"),
+                                      median,
+                                      mad,
+                                      count};
+            const am::MileageParams p{min_baseline_h, mad_floor_km, warn_km_month, z,      freeze_track_km,
+                                      rollback_km,    mismatch_low, mismatch_high, confirm};
+            am::MileageFlags f;
+            {
+                const py::gil_scoped_release nogil;
+                f = am::mileage_flags(in, p);
+            }
+            py::dict out;
+            out["excess"] = col(f.excess);
+            out["z"] = col(f.z);
+            out["ratio"] = col(f.ratio);
+            out["jump"] = col(f.jump);
+            out["more"] = col(f.more);
+            out["frozen"] = col(f.frozen);
+            out["mismatch"] = col(f.mismatch);
+            return out;
+        },
+        py::arg("km").noconvert(), py::arg("track").noconvert(), py::arg("odo").noconvert(),
+        py::arg("fixes").noconvert(), py::arg("earlier").noconvert(), py::arg("median"), py::arg("mad"),
+        py::arg("count"), py::arg("min_baseline_h"), py::arg("mad_floor_km"), py::arg("warn_km_month"),
+        py::arg("z"), py::arg("freeze_track_km"), py::arg("rollback_km"), py::arg("mismatch_low"),
+        py::arg("mismatch_high"), py::arg("confirm"),
+        "The mileage detector's tests over one day's hours of one vehicle.");
+    m.def(
+        "monitor_entropy",
+        [](const carray<double>& values, const carray<double>& median, const carray<double>& mad,
+           const carray<double>& z_floor, const carray<std::int64_t>& count, const carray<bool>& place,
+           const carray<double>& t_end, const carray<double>& away, const carray<bool>& driving_more,
+           std::int64_t min_baseline_h, double hold_s, double away_km, double cusum_k, double cusum_h,
+           double hour_s, double cusum, double cusum_since, double mileage_flag_t) {
+            am::EntropyInput in;
+            in.t_end = view(t_end, "t_end");
+            std::tie(in.values, in.cols) = matrix(values, in.t_end.size(), "values");
+            in.median = view(median, "median");
+            in.mad = view(mad, "mad");
+            in.z_floor = view(z_floor, "z_floor");
+            in.count = view(count, "count");
+            in.place = flags(place, "place");
+            in.away = view(away, "away");
+            in.driving_more = flags(driving_more, "driving_more");
+            const am::EntropyParams p{min_baseline_h, hold_s, away_km, cusum_k, cusum_h, hour_s};
+            const am::EntropyState s{cusum, cusum_since, mileage_flag_t};
+            am::EntropyScores r;
+            {
+                const py::gil_scoped_release nogil;
+                r = am::entropy_scores(in, p, s);
+            }
+            const auto hours = static_cast<py::ssize_t>(in.t_end.size());
+            const auto cols = static_cast<py::ssize_t>(in.cols);
+            py::dict out;
+            out["z"] = col(r.z).reshape({hours, cols});
+            out["explained"] = col(r.explained).reshape({hours, cols});
+            out["score"] = col(r.score);
+            out["cusum"] = col(r.cusum);
+            out["since"] = col(r.since);
+            out["end"] = py::make_tuple(r.end.cusum, r.end.cusum_since, r.end.mileage_flag_t);
+            return out;
+        },
+        py::arg("values").noconvert(), py::arg("median").noconvert(), py::arg("mad").noconvert(),
+        py::arg("z_floor").noconvert(), py::arg("count").noconvert(), py::arg("place").noconvert(),
+        py::arg("t_end").noconvert(), py::arg("away").noconvert(), py::arg("driving_more").noconvert(),
+        py::arg("min_baseline_h"), py::arg("hold_s"), py::arg("away_km"), py::arg("cusum_k"),
+        py::arg("cusum_h"), py::arg("hour_s"), py::arg("cusum"), py::arg("cusum_since"),
+        py::arg("mileage_flag_t"),
+        "The entropy detector's z-scores, score and CUSUM over one day's hours of one vehicle.");
+    m.def(
+        "monitor_relocation",
+        [](const carray<double>& away, std::size_t hours, double away_km, std::int64_t context_h,
+           std::int64_t away_hours, std::int64_t emergency_h, std::int64_t streak) {
+            const auto a = view(away, "away");
+            const am::RelocationParams p{away_km, context_h, away_hours, emergency_h};
+            am::RelocationFlags r;
+            {
+                const py::gil_scoped_release nogil;
+                r = am::relocation_flags(a, hours, p, streak);
+            }
+            return py::make_tuple(col(r.n_away), col(r.streak), col(r.level), r.end_streak);
+        },
+        py::arg("away").noconvert(), py::arg("hours"), py::arg("away_km"), py::arg("context_h"),
+        py::arg("away_hours"), py::arg("emergency_h"), py::arg("streak"),
+        "The relocation detector's away counts, streaks and levels over one day's hours of one vehicle.");
 }

@@ -1,9 +1,17 @@
 """The monitor's per-vehicle numpy derivation as it was before the block
 kernel (autolien.monitor.features at commit 085fd56: derive, hourly, and the
 cell dwell of engine.Vehicle._append_history, its _history_h and _location), kept as the independent
-reference the C++ block kernel is tested against (tests/test_monitor_block.py)."""
+reference the C++ block kernel is tested against (tests/test_monitor_block.py).
+Also the hourly scoring's numpy forms before the score kernels (commit
+5e91568: engine._trailing and _trailing_all and the window features of
+Vehicle._score_hours; the arithmetic of detectors/mileage.py, entropy.py
+with its explained_features, and relocation.py), which
+tests/test_monitor_score.py holds cpp/src/monitor/score.cpp to."""
 
 from __future__ import annotations
+
+import math
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -334,3 +342,228 @@ def _history_h(hours: I64, block: F64) -> I64:
     has = n_days > 0
     out[has] = 24 * n_days[has] - (first[has] - (first[has] // 24) * 24)
     return out
+
+
+# -- the hourly scoring before cpp/src/monitor/score.cpp ------------------
+
+
+def _trailing(a: np.ndarray, k: int, positions: I64) -> np.ndarray:
+    """Sum of a[p-k+1 .. p] for each position, added in a fixed order so that
+    a shorter stored history gives the same floating-point result.
+    ``positions`` is a run of consecutive indices: each term is then a view."""
+    out = np.zeros((positions.size, *a.shape[1:]), dtype=a.dtype)
+    if not positions.size:
+        return out
+    lo, hi = int(positions[0]), int(positions[-1]) + 1
+    if hi - lo != positions.size:
+        raise ValueError("positions must be consecutive")
+    for s in range(k):
+        # rows p - s for p in [lo, hi); those before the history add nothing
+        a0, a1 = lo - s, hi - s
+        if a1 <= 0:
+            break
+        skip = max(0, -a0)
+        out[skip:] += a[a0 + skip : a1]
+    return out
+
+
+def _trailing_all(
+    H: dict[str, np.ndarray], names: tuple[str, ...], k: int, positions: I64
+) -> dict[str, np.ndarray]:
+    """``_trailing`` of several columns, those of one dtype side by side in
+    one matrix: each element adds the same terms in the same order as alone."""
+    out: dict[str, np.ndarray] = {}
+    groups: dict[np.dtype[Any], list[str]] = {}
+    for f in names:
+        groups.setdefault(H[f].dtype, []).append(f)
+    # only the rows the windows read go into the matrix (not the whole
+    # history): the same terms, added in the same order
+    lo = max(0, int(positions[0]) - k + 1) if positions.size else 0
+    hi = int(positions[-1]) + 1 if positions.size else 0
+    for fs in groups.values():
+        rows = hi - lo
+        mat = np.concatenate(
+            [H[f][lo:hi].reshape(rows, math.prod(H[f].shape[1:])) for f in fs], axis=1
+        )
+        tr = _trailing(mat, k, positions - lo)
+        at = 0
+        for f in fs:
+            w = math.prod(H[f].shape[1:])
+            out[f] = tr[:, at : at + w].reshape(positions.size, *H[f].shape[1:])
+            at += w
+    return out
+
+
+WINDOW_SUMS = (
+    "n",
+    "dist_km",
+    "moving_s",
+    "night_s",
+    "speeding_s",
+    "harsh_accel",
+    "harsh_brake",
+    "odo_km",
+    "n_odo",
+)
+WINDOW_HISTS = ("speed_hist", "turn_hist", "stop_hist")
+
+
+def window_features(H: dict[str, np.ndarray], pos: I64, k: int) -> dict[str, np.ndarray]:
+    """Vehicle._score_hours' trailing-window features (and the fixes of each
+    window, "n")."""
+    both = _trailing_all(H, WINDOW_SUMS + WINDOW_HISTS, k, pos)
+    sums = {f: both[f] for f in WINDOW_SUMS}
+    hists = {f: both[f] for f in WINDOW_HISTS}
+    feats: dict[str, np.ndarray] = {
+        "n": sums["n"],
+        "turn_entropy": shannon_counts(hists["turn_hist"]),
+        "speed_entropy": shannon_counts(hists["speed_hist"]),
+        "stop_entropy": shannon_counts(hists["stop_hist"]),
+    }
+    with np.errstate(divide="ignore", invalid="ignore"):
+        feats["night_share"] = np.where(
+            sums["moving_s"] > 0, sums["night_s"] / sums["moving_s"], np.nan
+        )
+        km_track = sums["dist_km"]
+        km_odo = np.where(sums["n_odo"] > 0, sums["odo_km"], np.nan)
+        feats["km_track_24h"] = km_track
+        feats["km_odo_24h"] = km_odo
+        feats["km_24h"] = np.where(sums["n_odo"] >= 2, sums["odo_km"], km_track)
+        per100 = np.where(km_track > 1.0, 100.0 / km_track, 0.0)
+        speeding = np.where(sums["moving_s"] > 0, sums["speeding_s"] / sums["moving_s"], 0.0)
+        feats["behaviour"] = np.where(
+            sums["moving_s"] > 0,
+            np.exp(
+                -(
+                    sums["harsh_accel"] * per100 / 10.0
+                    + sums["harsh_brake"] * per100 / 5.0
+                    + 2.0 * speeding
+                )
+            ),
+            np.nan,
+        )
+    return feats
+
+
+def mileage_flags(
+    km: F64,
+    track: F64,
+    odo: F64,
+    fixes: np.ndarray,
+    earlier: F64,
+    base: tuple[float, float, int],
+    c: MonitorConfig,
+) -> dict[str, np.ndarray]:
+    """detectors/mileage.py's tests over one day's hours."""
+    med, mad, cnt = base
+    jump = np.zeros(km.size, dtype=bool)
+    excess = km - med
+    z = (
+        excess / max(1.4826 * mad, c.mileage_mad_floor_km)
+        if cnt >= c.min_baseline_h
+        else excess * np.nan
+    )
+    with np.errstate(invalid="ignore"):
+        if cnt >= c.min_baseline_h:
+            jump = (excess * 30 >= c.mileage_warn_km_month) & (z >= c.mileage_z)
+        more = jump.copy()
+        if c.mileage_confirm_h and cnt >= c.min_baseline_h:
+            jump &= (earlier - med) * 30 >= c.mileage_warn_km_month
+        checked = (
+            ~np.isnan(odo)
+            & (fixes > 0)
+            & ((track >= c.freeze_track_km) | (odo >= c.freeze_track_km))
+        )
+        frozen = checked & (odo < c.rollback_km)
+        ratio = np.where(checked & ~frozen, odo / np.where(track > 0, track, 1.0), 1.0)
+        mismatch = checked & ~frozen & ((ratio < c.mismatch_low) | (ratio > c.mismatch_high))
+    return {
+        "excess": excess,
+        "z": z,
+        "ratio": ratio,
+        "jump": jump,
+        "more": more,
+        "frozen": frozen,
+        "mismatch": mismatch,
+    }
+
+
+ENTROPY_PLACE = ("location_entropy", "new_place_share")
+
+
+def entropy_scores(
+    feats: dict[str, F64],
+    base: dict[str, tuple[float, float, int]],
+    t_end: F64,
+    jump: npt.NDArray[np.bool_],
+    away: F64,
+    state: list[float],
+    c: MonitorConfig,
+) -> dict[str, np.ndarray]:
+    """detectors/entropy.py's z-scores, explained features, score and CUSUM
+    over one day's hours; ``state`` is [cusum, cusum_since, mileage_flag_t],
+    updated in place."""
+    from autolien.monitor.engine import ENTROPY_FEATURES
+
+    place = [ENTROPY_FEATURES.index(f) for f in ENTROPY_PLACE]
+    driving = [i for i in range(len(ENTROPY_FEATURES)) if i not in place]
+    n = t_end.size
+    explained = np.zeros((n, len(ENTROPY_FEATURES)), dtype=bool)
+    hold = c.close_after_h * HOUR
+    if n:
+        flag = np.maximum(np.maximum.accumulate(np.where(jump, t_end, -np.inf)), state[2])
+        state[2] = float(flag[-1])
+        explained[:, driving] = (t_end - flag < hold)[:, None]
+    with np.errstate(invalid="ignore"):
+        far = np.nan_to_num(away, nan=0.0) >= c.away_km
+    explained[:, place] |= far[:, None]
+    z = np.full((n, len(ENTROPY_FEATURES)), np.nan)
+    for i, f in enumerate(ENTROPY_FEATURES):
+        med, mad, cnt = base.get(f, (np.nan, np.nan, 0))
+        if cnt < c.min_baseline_h:
+            continue
+        floor = {"new_place_share": c.share_z_floor, "stop_entropy": c.stop_z_floor}.get(
+            f, c.entropy_z_floor
+        )
+        z[:, i] = (feats[f] - med) / max(1.4826 * mad, floor)
+    zs_all = z.copy()
+    z[explained] = np.nan
+    valid = (~np.isnan(z)).sum(axis=1)
+    top = -np.sort(-np.where(np.isnan(z), -np.inf, np.clip(z, 0.0, 10.0)), axis=1)[:, :2]
+    with np.errstate(invalid="ignore"):
+        sc = np.where(
+            valid >= 2, (top[:, 0] + top[:, 1]) / 2, np.where(valid == 1, top[:, 0], np.nan)
+        )
+    cus = np.zeros(n)
+    since = np.zeros(n)
+    for i in range(n):
+        if np.isnan(sc[i]):
+            state[0] = max(0.0, state[0] - c.cusum_k)
+        else:
+            was = state[0]
+            state[0] = min(max(0.0, state[0] + float(sc[i]) - c.cusum_k), 3 * c.cusum_h)
+            if was == 0.0 and state[0] > 0.0:
+                state[1] = float(t_end[i]) - HOUR
+        cus[i] = state[0]
+        since[i] = state[1]
+    return {"z": zs_all, "explained": explained, "score": sc, "cusum": cus, "since": since}
+
+
+def relocation_flags(
+    away_hist: F64, pos: I64, streak: int, c: MonitorConfig
+) -> tuple[I64, I64, I64, int]:
+    """detectors/relocation.py's away counts, streaks and levels (-1: no
+    signal) of the history rows ``pos`` (one day's hours) of a vehicle's
+    away_km history."""
+    flag = np.nan_to_num(away_hist, nan=0.0) >= c.away_km
+    cs = np.r_[0, np.cumsum(flag)]
+    n_away = cs[pos + 1] - cs[np.maximum(pos + 1 - c.context_h, 0)]
+    streaks = np.zeros(pos.size, dtype=np.int64)
+    level = np.full(pos.size, -1, dtype=np.int64)
+    for i in range(pos.size):
+        is_away = bool(flag[pos[i]])
+        streak = streak + 1 if is_away else 0
+        streaks[i] = streak
+        if is_away and n_away[i] >= c.away_hours:
+            level[i] = 2 if streak >= c.away_emergency_h else 1
+    return n_away, streaks, level, streak

@@ -21,10 +21,18 @@ import pytest
 from autolien import _core
 from autolien.monitor import Monitor, stream
 from autolien.monitor.config import MonitorConfig
-from autolien.monitor.engine import _trailing, _trailing_all
 from autolien.monitor.features import HOUR, Derived, derive_block
 from autolien.sim import simulate_fleet
-from monitor_reference import _history_h, cell_dwell, derive, history_h, hourly, location
+from monitor_reference import (
+    _history_h,
+    _trailing,
+    _trailing_all,
+    cell_dwell,
+    derive,
+    history_h,
+    hourly,
+    location,
+)
 
 T0 = 1_700_000_000.0
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import _core
-from ..entropy import rolling_perm_entropy, shannon_counts
+from ..entropy import rolling_perm_entropy
 from ..gnss import nearest_distance_m
 from .config import MonitorConfig
 from .detectors import (
@@ -117,53 +117,6 @@ def _take(a: dict[str, np.ndarray], sel: Any) -> dict[str, np.ndarray]:
 
 def _empty_track() -> dict[str, np.ndarray]:
     return {k: np.zeros(0) for k in ("t", "lat", "lon", "speed", "ignition")}
-
-
-def _trailing(a: np.ndarray, k: int, positions: I64) -> np.ndarray:
-    """Sum of a[p-k+1 .. p] for each position, added in a fixed order so that
-    a shorter stored history gives the same floating-point result.
-    ``positions`` is a run of consecutive indices: each term is then a view."""
-    out = np.zeros((positions.size, *a.shape[1:]), dtype=a.dtype)
-    if not positions.size:
-        return out
-    lo, hi = int(positions[0]), int(positions[-1]) + 1
-    if hi - lo != positions.size:
-        raise ValueError("positions must be consecutive")
-    for s in range(k):
-        # rows p - s for p in [lo, hi); those before the history add nothing
-        a0, a1 = lo - s, hi - s
-        if a1 <= 0:
-            break
-        skip = max(0, -a0)
-        out[skip:] += a[a0 + skip : a1]
-    return out
-
-
-def _trailing_all(
-    H: dict[str, np.ndarray], names: tuple[str, ...], k: int, positions: I64
-) -> dict[str, np.ndarray]:
-    """``_trailing`` of several columns, those of one dtype side by side in
-    one matrix: each element adds the same terms in the same order as alone."""
-    out: dict[str, np.ndarray] = {}
-    groups: dict[np.dtype[Any], list[str]] = {}
-    for f in names:
-        groups.setdefault(H[f].dtype, []).append(f)
-    # only the rows the windows read go into the matrix (not the whole
-    # history): the same terms, added in the same order
-    lo = max(0, int(positions[0]) - k + 1) if positions.size else 0
-    hi = int(positions[-1]) + 1 if positions.size else 0
-    for fs in groups.values():
-        rows = hi - lo
-        mat = np.concatenate(
-            [H[f][lo:hi].reshape(rows, math.prod(H[f].shape[1:])) for f in fs], axis=1
-        )
-        tr = _trailing(mat, k, positions - lo)
-        at = 0
-        for f in fs:
-            w = math.prod(H[f].shape[1:])
-            out[f] = tr[:, at : at + w].reshape(positions.size, *H[f].shape[1:])
-            at += w
-    return out
 
 
 def derive_vehicles(vehicles: list[Vehicle], h_end: int) -> Block:
@@ -393,41 +346,10 @@ class Vehicle:
         c = self.cfg
         H = self.hist
         pos = np.arange(H["hour"].size - (h_b - h_a), H["hour"].size)
-        k = c.context_h
-        both = _trailing_all(H, _SUMS + _HISTS, k, pos)
-        sums = {f: both[f] for f in _SUMS}
-        hists = {f: both[f] for f in _HISTS}
-        feats: dict[str, F64] = {
-            "turn_entropy": shannon_counts(hists["turn_hist"]),
-            "heading_entropy": self._heading,
-            "speed_entropy": shannon_counts(hists["speed_hist"]),
-            "stop_entropy": shannon_counts(hists["stop_hist"]),
-        }
+        feats, fixes = self._window_features(pos)
         loc, new_share = self._location(h_a, h_b)
         feats["location_entropy"] = loc
         feats["new_place_share"] = new_share
-        with np.errstate(divide="ignore", invalid="ignore"):
-            feats["night_share"] = np.where(
-                sums["moving_s"] > 0, sums["night_s"] / sums["moving_s"], np.nan
-            )
-            km_track = sums["dist_km"]
-            km_odo = np.where(sums["n_odo"] > 0, sums["odo_km"], np.nan)
-            feats["km_track_24h"] = km_track
-            feats["km_odo_24h"] = km_odo
-            feats["km_24h"] = np.where(sums["n_odo"] >= 2, sums["odo_km"], km_track)
-            per100 = np.where(km_track > 1.0, 100.0 / km_track, 0.0)
-            speeding = np.where(sums["moving_s"] > 0, sums["speeding_s"] / sums["moving_s"], 0.0)
-            feats["behaviour"] = np.where(
-                sums["moving_s"] > 0,
-                np.exp(
-                    -(
-                        sums["harsh_accel"] * per100 / 10.0
-                        + sums["harsh_brake"] * per100 / 5.0
-                        + 2.0 * speeding
-                    )
-                ),
-                np.nan,
-            )
         signals: list[Signal] = []
         nh = h_b - h_a
         away = np.full(nh, np.nan)
@@ -479,7 +401,7 @@ class Vehicle:
                 score,
                 cus,
                 np.zeros(0, bool),
-                sums["n"][sl],
+                fixes[sl],
             )
             # mileage first (it sets driving_more, which the entropy score
             # reads); its signals go after the entropy ones where times tie
@@ -500,6 +422,52 @@ class Vehicle:
             }
         )
         return signals
+
+    def _window_features(self, pos: I64) -> tuple[dict[str, F64], F64]:
+        """The trailing-window features of the history rows ``pos`` (the
+        scored hours) and the fixes in each window, in one core call
+        (cpp/src/monitor/score.cpp; the numpy form it replaced is
+        tests/monitor_reference.py's window_features)."""
+        H = self.hist
+        k = self.cfg.context_h
+        lo, hi = max(0, int(pos[0]) - k + 1), int(pos[-1]) + 1
+
+        def f(name: str) -> F64:
+            return np.ascontiguousarray(H[name][lo:hi], dtype=np.float64)
+
+        def i(name: str) -> I64:
+            return np.ascontiguousarray(H[name][lo:hi], dtype=np.int64)
+
+        w = _core.monitor_window_features(
+            i("n"),
+            f("dist_km"),
+            f("moving_s"),
+            f("night_s"),
+            f("speeding_s"),
+            f("odo_km"),
+            i("harsh_accel"),
+            i("harsh_brake"),
+            i("n_odo"),
+            i("speed_hist"),
+            i("turn_hist"),
+            i("stop_hist"),
+            int(pos[0]) - lo,
+            int(k),
+        )
+        # numpy's exp, as before (its SIMD exp is not libm's)
+        behaviour = np.where(w["moving"].view(bool), np.exp(-w["behaviour_arg"]), np.nan)
+        feats: dict[str, F64] = {
+            "turn_entropy": w["turn_entropy"],
+            "heading_entropy": self._heading,
+            "speed_entropy": w["speed_entropy"],
+            "stop_entropy": w["stop_entropy"],
+            "night_share": w["night_share"],
+            "km_track_24h": w["km_track_24h"],
+            "km_odo_24h": w["km_odo_24h"],
+            "km_24h": w["km_24h"],
+            "behaviour": behaviour,
+        }
+        return feats, w["n"]
 
     def _carry_position(self, lat: F64, lon: F64) -> tuple[F64, F64]:
         """Forward-fills hours without a fix from the last position seen

@@ -7,15 +7,16 @@ import math
 from typing import TYPE_CHECKING
 
 import numpy as np
-import numpy.typing as npt
 
-from ..features import F64, HOUR
+from ... import _core
+from ..features import HOUR
 from .base import HourBlock, Signal
 
 if TYPE_CHECKING:
+    from ..config import MonitorConfig
     from ..engine import Vehicle
 
-__all__ = ["ENTROPY_FEATURES", "EntropyIncrease", "explained_features"]
+__all__ = ["ENTROPY_FEATURES", "EntropyIncrease"]
 
 ENTROPY_FEATURES = (
     "turn_entropy",
@@ -26,56 +27,64 @@ ENTROPY_FEATURES = (
     "new_place_share",
 )
 _PLACE = [ENTROPY_FEATURES.index("location_entropy"), ENTROPY_FEATURES.index("new_place_share")]
-# what driving more explains: other roads, other speeds, more stops
-_DRIVING = [i for i in range(len(ENTROPY_FEATURES)) if i not in _PLACE]
+# the features standing far away explains; driving more explains the others
+# (other roads, other speeds, more stops)
+_PLACE_MASK = np.isin(np.arange(len(ENTROPY_FEATURES)), _PLACE)
 
 
 class EntropyIncrease:
-    """Reads ``driving_more``, which the mileage detector sets: run it after that one."""
+    """Reads ``driving_more``, which the mileage detector sets: run it after that one.
+
+    A feature whose rise a concurrent detector already explains is left out
+    of the score, hour by hour. Driving much more (an hour in the last
+    ``close_after_h`` met the mileage jump test, confirmed or not) means
+    more and longer trips on other roads at other speeds: the speed, turn,
+    heading and stop features; the entropy alert then rests on where the
+    vehicle goes (location entropy and the new-place share), which a change
+    of usage (a rental's fares all over town) moves far more than an extra
+    trip on the usual pattern does. Standing far from every familiar place
+    (the relocation detector's own input, ``away_km``) puts all the dwell
+    time in new cells: location entropy and the new-place share."""
 
     kinds: tuple[str, ...] = ("entropy_increase",)
 
     def detect(self, v: Vehicle, b: HourBlock) -> list[Signal]:
         sl, t_end, feats, score, cus = b.sl, b.t_end, b.feats, b.score, b.cus
-        jump, away = b.driving_more, b.away
         c = v.cfg
-        n = t_end.size
-        z = np.full((n, len(ENTROPY_FEATURES)), np.nan)
-        explained = explained_features(v, t_end, jump, away)
-        for i, f in enumerate(ENTROPY_FEATURES):
-            med, mad, cnt = v.base.get(f, (math.nan, math.nan, 0))
-            if cnt < c.min_baseline_h:
-                continue
-            floor = {"new_place_share": c.share_z_floor, "stop_entropy": c.stop_z_floor}.get(
-                f, c.entropy_z_floor
-            )
-            z[:, i] = (feats[f][sl] - med) / max(1.4826 * mad, floor)
-        zs_all = z.copy()
-        z[explained] = np.nan
-        # the mean of the two largest increases: misuse moves several
-        # features at once, noise in one feature alone does not count double
-        valid = (~np.isnan(z)).sum(axis=1)
-        top = -np.sort(-np.where(np.isnan(z), -np.inf, np.clip(z, 0.0, 10.0)), axis=1)[:, :2]
-        with np.errstate(invalid="ignore"):
-            sc = np.where(
-                valid >= 2, (top[:, 0] + top[:, 1]) / 2, np.where(valid == 1, top[:, 0], np.nan)
-            )
+        base = [v.base.get(f, (math.nan, math.nan, 0)) for f in ENTROPY_FEATURES]
+        # the z-scores, what is explained, the score and the CUSUM in one
+        # core call (cpp/src/monitor/score.cpp; the numpy form it replaced
+        # is tests/monitor_reference.py's entropy_scores)
+        r = _core.monitor_entropy(
+            np.stack([feats[f][sl] for f in ENTROPY_FEATURES], axis=1),
+            np.array([m for m, _, _ in base], dtype=np.float64),
+            np.array([d for _, d, _ in base], dtype=np.float64),
+            np.array([_floor(c, f) for f in ENTROPY_FEATURES], dtype=np.float64),
+            np.array([n for _, _, n in base], dtype=np.int64),
+            _PLACE_MASK,
+            np.ascontiguousarray(t_end, dtype=np.float64),
+            np.ascontiguousarray(b.away, dtype=np.float64),
+            np.ascontiguousarray(b.driving_more, dtype=bool),
+            int(c.min_baseline_h),
+            float(c.close_after_h * HOUR),
+            float(c.away_km),
+            float(c.cusum_k),
+            float(c.cusum_h),
+            float(HOUR),
+            float(v.cusum),
+            float(v.cusum_since),
+            float(v.mileage_flag_t),
+        )
+        v.cusum, v.cusum_since, v.mileage_flag_t = r["end"]
+        sc, cs = r["score"], r["cusum"]
         score[sl] = sc
+        cus[sl] = cs
         out: list[Signal] = []
-        for i in range(n):
-            if math.isnan(sc[i]):
-                # an hour with nothing to score (a window without data: a long
-                # silence) is no evidence of change: the sum falls by its
-                # allowance, so a stale sum cannot signal when data returns
-                v.cusum = max(0.0, v.cusum - c.cusum_k)
-            else:
-                was = v.cusum
-                v.cusum = min(max(0.0, v.cusum + float(sc[i]) - c.cusum_k), 3 * c.cusum_h)
-                if was == 0.0 and v.cusum > 0.0:  # the run of windows that drives the score starts
-                    v.cusum_since = float(t_end[i]) - HOUR
-            cus[sl.start + i] = v.cusum
-            if math.isnan(sc[i]) or v.cusum < c.cusum_h:
-                continue
+        fired = np.flatnonzero(~np.isnan(sc) & (cs >= c.cusum_h))
+        if not fired.size:
+            return out
+        zs_all, explained, since = r["z"], r["explained"].view(bool), r["since"]
+        for i in fired.tolist():
             te = float(t_end[i])
             zs = {
                 f: round(float(zs_all[i, k]), 3)
@@ -86,44 +95,22 @@ class EntropyIncrease:
             ev = {
                 "z": zs,
                 "score": float(sc[i]),
-                "cusum": v.cusum,
+                "cusum": float(cs[i]),
                 "window_h": c.context_h,
-                "windows_from": v.cusum_since,
+                "windows_from": float(since[i]),
                 "windows_to": te,
                 # features left out of the score: another detector explains them
                 "explained": [f for k, f in enumerate(ENTROPY_FEATURES) if explained[i, k]],
             }
             seg = (te - c.context_h * HOUR, te)  # the path the buffer holds: the latest window
-            out.append(Signal(te, "entropy_increase", 0, v.cusum, ev, seg, v._path_fn(seg)))
+            out.append(Signal(te, "entropy_increase", 0, float(cs[i]), ev, seg, v._path_fn(seg)))
         return out
 
 
-def explained_features(
-    v: Vehicle, t_end: F64, jump: npt.NDArray[np.bool_], away: F64
-) -> npt.NDArray[np.bool_]:
-    """Per hour and entropy feature: is its rise already explained by a
-    concurrent detector, and so left out of the entropy score? Driving
-    much more (an hour in the last ``close_after_h`` met the mileage
-    jump test, confirmed or not; ``jump`` flags them) means more and
-    longer trips on other roads at other speeds: the speed, turn,
-    heading and stop features; the entropy alert then rests on where
-    the vehicle goes (location entropy and the new-place share), which
-    a change of usage (a rental's fares all over town) moves far more
-    than an extra trip on the usual pattern does. Standing far from
-    every familiar place (the relocation detector's own input,
-    ``away_km``) puts all the dwell time in new cells: location entropy
-    and the new-place share."""
-    c = v.cfg
-    n = t_end.size
-    out = np.zeros((n, len(ENTROPY_FEATURES)), dtype=bool)
-    hold = c.close_after_h * HOUR
-    if n:
-        # the end of the latest flagged hour so far, hour by hour (hours only
-        # move forward, so the latest is the largest)
-        flag = np.maximum(np.maximum.accumulate(np.where(jump, t_end, -np.inf)), v.mileage_flag_t)
-        v.mileage_flag_t = float(flag[-1])
-        out[:, _DRIVING] = (t_end - flag < hold)[:, None]
-    with np.errstate(invalid="ignore"):
-        far = np.nan_to_num(away, nan=0.0) >= c.away_km
-    out[:, _PLACE] |= far[:, None]
-    return out
+def _floor(c: MonitorConfig, f: str) -> float:
+    """The smallest robust scale of a feature's z-score."""
+    return float(
+        {"new_place_share": c.share_z_floor, "stop_entropy": c.stop_z_floor}.get(
+            f, c.entropy_z_floor
+        )
+    )

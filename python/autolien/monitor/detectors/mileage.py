@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ... import _core
 from ..features import HOUR
 from .base import HourBlock, Signal
 
@@ -38,33 +39,37 @@ class Mileage:
             feats["km_track_24h"][sl],
             feats["km_odo_24h"][sl],
         )  # odo is NaN without readings
-        jump = np.zeros(t_end.size, dtype=bool)
-        excess = km - med
-        z = (
-            excess / max(1.4826 * mad, c.mileage_mad_floor_km)
-            if cnt >= c.min_baseline_h
-            else excess * np.nan
+        # the jump test (with and without its confirming day), freeze and
+        # mismatch in one core call (cpp/src/monitor/score.cpp; the numpy
+        # form it replaced is tests/monitor_reference.py's mileage_flags).
+        # Either source having run freeze_track_km is enough to compare
+        # them: an odometer that leaps while the track barely moves (a
+        # vehicle that drives little) is the mismatch too; with no fix in the
+        # window there is no track to compare with.
+        r = _core.monitor_mileage(
+            np.ascontiguousarray(km, dtype=np.float64),
+            np.ascontiguousarray(track, dtype=np.float64),
+            np.ascontiguousarray(odo, dtype=np.float64),
+            np.ascontiguousarray(b.fixes, dtype=np.float64),
+            np.ascontiguousarray(earlier, dtype=np.float64),
+            float(med),
+            float(mad),
+            int(cnt),
+            int(c.min_baseline_h),
+            float(c.mileage_mad_floor_km),
+            float(c.mileage_warn_km_month),
+            float(c.mileage_z),
+            float(c.freeze_track_km),
+            float(c.rollback_km),
+            float(c.mismatch_low),
+            float(c.mismatch_high),
+            bool(c.mileage_confirm_h),
         )
-        with np.errstate(invalid="ignore"):
-            if cnt >= c.min_baseline_h:
-                jump = (excess * 30 >= c.mileage_warn_km_month) & (z >= c.mileage_z)
-            # the vehicle drives much more: what the entropy score leaves out
-            # (_explained) whether or not the jump is confirmed yet
-            more = jump.copy()
-            if c.mileage_confirm_h and cnt >= c.min_baseline_h:
-                jump &= (earlier - med) * 30 >= c.mileage_warn_km_month
-            # either source having run freeze_track_km is enough to compare
-            # them: an odometer that leaps while the track barely moves (a
-            # vehicle that drives little) is the mismatch too; with no fix
-            # in the window there is no track to compare with
-            checked = (
-                ~np.isnan(odo)
-                & (b.fixes > 0)
-                & ((track >= c.freeze_track_km) | (odo >= c.freeze_track_km))
-            )
-            frozen = checked & (odo < c.rollback_km)
-            ratio = np.where(checked & ~frozen, odo / np.where(track > 0, track, 1.0), 1.0)
-            mismatch = checked & ~frozen & ((ratio < c.mismatch_low) | (ratio > c.mismatch_high))
+        excess, z, ratio = r["excess"], r["z"], r["ratio"]
+        jump, frozen, mismatch = (r[k].view(bool) for k in ("jump", "frozen", "mismatch"))
+        # the vehicle drives much more: what the entropy score leaves out,
+        # whether or not the jump is confirmed yet
+        more = r["more"].view(bool)
         # an excess held on two separate days is the lasting change that
         # persistence would raise to an alert a day later anyway
         lvl = 1 if c.mileage_confirm_h else 0

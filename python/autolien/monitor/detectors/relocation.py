@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ... import _core
 from ..features import HOUR
 from .base import HourBlock, Signal
 
@@ -21,22 +22,30 @@ class Relocation:
     def detect(self, v: Vehicle, b: HourBlock) -> list[Signal]:
         P, t_end, away = b.pos, b.t_end, b.away
         c = v.cfg
-        flag = np.nan_to_num(v.hist["away_km"], nan=0.0) >= c.away_km
-        cs = np.r_[0, np.cumsum(flag)]
-        n_away = cs[P + 1] - cs[np.maximum(P + 1 - c.context_h, 0)]
+        # the away hours of each hour's context window and the streak, in
+        # one core call (cpp/src/monitor/score.cpp; the numpy form it
+        # replaced is tests/monitor_reference.py's relocation_flags): the
+        # history rows the first window reaches back to, then the day's
+        lo = max(0, int(P[0]) + 1 - int(c.context_h))
+        n_away, streak, level, v.away_streak = _core.monitor_relocation(
+            np.ascontiguousarray(v.hist["away_km"][lo : int(P[-1]) + 1], dtype=np.float64),
+            int(P.size),
+            float(c.away_km),
+            int(c.context_h),
+            int(c.away_hours),
+            int(c.away_emergency_h),
+            int(v.away_streak),
+        )
         out: list[Signal] = []
-        for i in range(t_end.size):
-            is_away = bool(flag[P[i]])
-            v.away_streak = v.away_streak + 1 if is_away else 0
-            if not is_away or n_away[i] < c.away_hours:
-                continue
+        for i in np.flatnonzero(level >= 0).tolist():
             te = float(t_end[i])
-            lvl = 2 if v.away_streak >= c.away_emergency_h else 1
             seg = (te - c.context_h * HOUR, te)
             ev = {
                 "away_km": float(away[i]),
                 "away_hours_in_window": int(n_away[i]),
-                "away_streak_h": v.away_streak,
+                "away_streak_h": int(streak[i]),
             }
-            out.append(Signal(te, "relocation", lvl, float(away[i]), ev, seg, v._path_fn(seg)))
+            out.append(
+                Signal(te, "relocation", int(level[i]), float(away[i]), ev, seg, v._path_fn(seg))
+            )
         return out
