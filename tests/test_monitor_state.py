@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 
 import duckdb
 import numpy as np
@@ -315,6 +316,29 @@ def test_blocks_scored_on_worker_processes_equal_one_process(fleet, tmp_path, mo
             super().__init__(*a, **kw)
 
     monkeypatch.setattr(cli, "ProcessPoolExecutor", Counted)
+    # the workers read their saved state from the file and hand the new
+    # state back in files of a temporary directory, removed after the run
+    import tempfile
+
+    from autolien.store import MonitorStore
+
+    spills: list[str] = []
+    refs: list[object] = []
+
+    class Spill(tempfile.TemporaryDirectory):  # type: ignore[type-arg]
+        def __init__(self, *a, **kw) -> None:  # type: ignore[no-untyped-def]
+            super().__init__(*a, **kw)
+            spills.append(self.name)
+
+    state_ref = MonitorStore.state_ref
+
+    def counted_ref(self, ids):  # type: ignore[no-untyped-def]
+        got = state_ref(self, ids)
+        refs.append(got)
+        return got
+
+    monkeypatch.setattr(cli.tempfile, "TemporaryDirectory", Spill)
+    monkeypatch.setattr(MonitorStore, "state_ref", counted_ref)
 
     t0 = pc.min(fleet.tracks.column("time")).as_py()
     dbs = {}
@@ -328,6 +352,12 @@ def test_blocks_scored_on_worker_processes_equal_one_process(fleet, tmp_path, mo
         dbs[workers] = _monitor_tables(db)
         assert len(pools) == (0 if workers == 1 else 2)  # a pool each run, when asked
     assert dbs[2] == dbs[1]
+    assert len(spills) == 2
+    assert not any(os.path.exists(d) for d in spills)
+    # the first worker run had no saved state; the resumed one sent every block's place
+    assert len(refs) == 24
+    assert refs[:12] == [None] * 12
+    assert all(r is not None for r in refs[12:])
     con = duckdb.connect(str(tmp_path / "w2.duckdb"), read_only=True)
     assert con.sql("SELECT count(*) FROM alerts").fetchall()[0][0] >= 6
     con.close()
