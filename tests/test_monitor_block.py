@@ -380,6 +380,23 @@ def test_baseline_kernel_equals_the_numpy_form(seed: int) -> None:
                 ("median", "mad", "count", "span", "cells"), got, want, strict=True
             ):
                 _same(g, np.asarray(w, dtype=g.dtype), f"{what} [{lo}, {hi}) home_days {home_days}")
+            # rows out of hour order (the kernel's sorted fast paths do not apply)
+            ph, pc_ = rng.permutation(rows), rng.permutation(C["hour"].size)
+            got = _core.monitor_baseline(
+                H["hour"][ph],
+                H["n"][ph],
+                H["n_odo"][ph],
+                np.stack([H[f][ph] for f in names], axis=1),
+                C["hour"][pc_],
+                C["cell"][pc_],
+                lo,
+                hi,
+                home_days,
+            )
+            for what, g, w in zip(
+                ("median", "mad", "count", "span", "cells"), got, want, strict=True
+            ):
+                _same(g, np.asarray(w, dtype=g.dtype), f"{what} shuffled [{lo}, {hi})")
     with pytest.raises(ValueError, match="same length"):
         _core.monitor_baseline(
             H["hour"], H["n"][:0], H["n_odo"], np.zeros((rows, 7)), C["hour"], C["cell"], 0, 1, 1

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <tuple>
+#include <unordered_map>
 #include <utility>
 
 #include "autolien/entropy/entropy.hpp"
@@ -336,13 +337,18 @@ LocationColumns location_features(std::span<const std::int64_t> hour, std::span<
 
 namespace {
 
-// numpy's median of a column (engine._col_median): NaN without values
+// numpy's median of a column (engine._col_median): NaN without values. The
+// two middle values by selection, not a sort: the same two values, so the
+// same mean (v is reordered).
 double middle(std::vector<double>& v) {
     if (v.empty())
         return std::nan("");
-    std::sort(v.begin(), v.end());
     const std::size_t k = v.size();
-    return (v[(k - 1) / 2] + v[k / 2]) / 2;
+    const auto lo = v.begin() + static_cast<std::ptrdiff_t>((k - 1) / 2);
+    std::nth_element(v.begin(), lo, v.end());
+    const double a = *lo;
+    const double b = (k % 2 == 1) ? a : *std::min_element(lo + 1, v.end());
+    return (a + b) / 2;
 }
 
 } // namespace
@@ -384,18 +390,41 @@ Baseline baseline(std::span<const std::int64_t> hour, std::span<const std::int64
         }
         out.count[c] = static_cast<std::int64_t>(v.size());
         dev.clear();
-        const double med = middle(v); // sorts v; the deviations do not depend on the order
+        const double med = middle(v); // reorders v; the deviations do not depend on the order
         for (const auto x : v)
             dev.push_back(std::abs(x - med));
         out.median[c] = med;
         out.mad[c] = middle(dev);
         if (!days.empty()) {
-            std::sort(days.begin(), days.end());
+            // the history comes in hour order: sorted already, as a rule
+            if (!std::is_sorted(days.begin(), days.end()))
+                std::sort(days.begin(), days.end());
             const auto n_days = std::unique(days.begin(), days.end()) - days.begin();
             out.span_h[c] = 24 * n_days - (first - floor_div(first, 24) * 24);
         }
     }
     // the familiar area: distinct (cell, day) pairs, then days per cell
+    if (std::is_sorted(cell_hour.begin(), cell_hour.end())) {
+        // hour order (how the monitor keeps the table): a cell's visits come
+        // day by day, so a new day for a cell is one that differs from its
+        // last; no sort of the pairs (a fifth of the baseline's time)
+        std::unordered_map<std::int64_t, std::pair<std::int64_t, std::int64_t>> seen; // last day, days
+        for (std::size_t i = 0; i < cell.size(); ++i) {
+            if (cell_hour[i] < lo || cell_hour[i] >= hi)
+                continue;
+            const std::int64_t day = floor_div(cell_hour[i], 24);
+            auto [it, fresh] = seen.try_emplace(cell[i], day, 1);
+            if (!fresh && it->second.first != day) {
+                it->second.first = day;
+                ++it->second.second;
+            }
+        }
+        for (const auto& [c, dn] : seen)
+            if (dn.second >= home_days)
+                out.cells.push_back(c);
+        std::sort(out.cells.begin(), out.cells.end());
+        return out;
+    }
     std::vector<std::pair<std::int64_t, std::int64_t>> visits;
     for (std::size_t i = 0; i < cell.size(); ++i)
         if (cell_hour[i] >= lo && cell_hour[i] < hi)
