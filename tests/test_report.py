@@ -349,3 +349,57 @@ def test_iso_times_write_what_datetime_isoformat_writes() -> None:
         dt.datetime(1970, 1, 1, 8, tzinfo=dt.timezone(dt.timedelta(hours=8))).isoformat(),
         None,
     ]
+
+
+def test_mapped_rows_of_a_few_vehicles_equal_the_whole_mapping_filtered(tmp_path: Path) -> None:
+    """``mapped_sql(..., only=)`` (the dashboard's few vehicles) filters the
+    telemetry by the keys that can map to them before the join: the rows
+    equal the whole mapping filtered by vehicle id, for a terminal in the
+    book, one the book lacks (its id is its own), one whose number is
+    another vehicle's id but which the book maps elsewhere, and VINs."""
+    import duckdb
+
+    from autolien.store import mapped_sql
+
+    con = duckdb.connect(str(tmp_path / "m.duckdb"))
+    con.execute("CREATE TABLE loan_book (vehicle_id VARCHAR, terminal_id VARCHAR, vin VARCHAR)")
+    con.execute(
+        "INSERT INTO loan_book VALUES ('A', 't1', 'V1'), ('B', 't2', 'V2'), ('C', 'A', 'V3')"
+    )
+    con.execute("CREATE TABLE locations (terminal_id VARCHAR, time INTEGER, lat DOUBLE)")
+    con.execute(
+        "INSERT INTO locations SELECT k, i, i * 0.5 FROM (VALUES ('t1'), ('t2'), ('A'), ('t9'), "
+        "('B')) v(k), range(5) r(i)"
+    )
+    con.execute("CREATE TABLE ev (vin VARCHAR, time INTEGER, soc DOUBLE)")
+    con.execute(
+        "INSERT INTO ev SELECT k, i, i FROM (VALUES ('V1'), ('V2'), ('V3'), ('t9')) v(k), range(3) r(i)"
+    )
+    con.execute("CREATE TABLE ids (v VARCHAR)")
+    for src, cols in (
+        ("SELECT terminal_id AS vehicle_id, time, lat FROM locations", ("time", "lat")),
+        ("SELECT vin AS vehicle_id, time, soc FROM ev", ("time", "soc")),
+    ):
+        for ids in (["A"], ["A", "t9"], ["B", "C"], ["nobody"], []):
+            con.execute("DELETE FROM ids")
+            if ids:
+                con.executemany("INSERT INTO ids VALUES (?)", [[i] for i in ids])
+            whole = con.sql(
+                f"SELECT * FROM ({mapped_sql(src, cols)}) WHERE vehicle_id IN (SELECT v FROM ids) "
+                "ORDER BY ALL"
+            ).fetchall()
+            few = con.sql(
+                f"SELECT * FROM ({mapped_sql(src, cols, only='SELECT v FROM ids')}) ORDER BY ALL"
+            ).fetchall()
+            assert few == whole, (src, ids)
+            assert {r[0] for r in few} <= set(ids)
+    # the book maps t1 to A, and terminal "A" belongs to C: A's rows are t1's
+    con.execute("DELETE FROM ids")
+    con.execute("INSERT INTO ids VALUES ('A')")
+    loc = mapped_sql(
+        "SELECT terminal_id AS vehicle_id, time, lat FROM locations",
+        ("time", "lat"),
+        only="SELECT v FROM ids",
+    )
+    assert con.sql(f"SELECT count(*) FROM ({loc})").fetchall() == [(5,)]
+    con.close()

@@ -136,21 +136,33 @@ def stored_counts(store: Store) -> dict[str, int]:
 _KEYS = {"locations": "terminal_id", "ev": "vin"}
 
 
-def mapped_sql(sql: str, columns: tuple[str, ...]) -> str:
+def mapped_sql(sql: str, columns: tuple[str, ...], *, only: str | None = None) -> str:
     """``sql`` (a SELECT from ``locations`` or ``ev`` whose first column is
     ``<terminal_id|vin> AS vehicle_id``) with the loan book's ``vehicle_id``
     in place of the terminal number or VIN; a key the book lacks stays as it
     is. ``columns`` are the other columns the SELECT gives. The one place
-    where telemetry keys become vehicle ids."""
+    where telemetry keys become vehicle ids.
+
+    ``only`` (a query of one column of vehicle ids) keeps the rows of those
+    vehicles, and filters the source by the keys that can map to them
+    before the join: the dashboard's few vehicles read their rows, not a
+    join over every row of the history (0.5-0.7 s -> 0.16 s for 32 M rows)."""
     key = next((k for table, k in _KEYS.items() if f"FROM {table}" in sql), None)
     if key is None:
-        return sql
+        return sql if only is None else f"SELECT * FROM ({sql}) WHERE vehicle_id IN ({only})"
     inner = sql.replace(f"{key} AS vehicle_id", f"{key} AS _key")
+    if only is not None:
+        # a key maps to its book's vehicle, or is the id itself when the book lacks it
+        inner = (
+            f"SELECT * FROM ({inner}) WHERE _key IN (SELECT {key} FROM loan_book "
+            f"WHERE vehicle_id IN ({only}) UNION ALL {only})"
+        )
     rest = ", ".join(c for c in columns if c in sql.split(" FROM ", maxsplit=1)[0])
-    return (
+    out = (
         f"SELECT coalesce(lb.vehicle_id, s._key) AS vehicle_id, {rest} FROM ({inner}) s "
         f"LEFT JOIN loan_book lb ON lb.{key} = s._key"
     )
+    return out if only is None else f"SELECT * FROM ({out}) WHERE vehicle_id IN ({only})"
 
 
 @dataclass

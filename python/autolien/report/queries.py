@@ -117,9 +117,11 @@ def load(db: str | Path, *, max_vehicles: int, max_alert_rows: int) -> Dashboard
             else pa.table({})
         )
         fleet_km = (
+            # grouped by the date, formatted after: strftime on every feature
+            # hour was two thirds of this query (3.6 M rows at 10,000 vehicles)
             store.query(
-                "SELECT strftime(hour, '%Y-%m-%d') AS d, sum(coalesce(km_track, 0)) AS km "
-                "FROM monitor_features GROUP BY d ORDER BY d"
+                "SELECT strftime(day, '%Y-%m-%d') AS d, km FROM (SELECT CAST(hour AS DATE) AS day, "
+                "sum(coalesce(km_track, 0)) AS km FROM monitor_features GROUP BY day) ORDER BY d"
             ).to_pylist()
             if "monitor_features" in have
             else []
@@ -145,13 +147,11 @@ def load(db: str | Path, *, max_vehicles: int, max_alert_rows: int) -> Dashboard
             located = mapped_sql(
                 "SELECT terminal_id AS vehicle_id, time, lat, lon, mileage_km FROM locations",
                 ("time", "lat", "lon", "mileage_km"),
+                only="SELECT v FROM _dash_ids",
             )
             # ORDER BY ALL: a terminal can report two positions in one second;
             # a total order keeps the thinned track the same from run to run
-            track = store.query(
-                f"SELECT * FROM ({located}) WHERE vehicle_id IN (SELECT v FROM _dash_ids) "
-                "ORDER BY ALL"
-            )
+            track = store.query(f"SELECT * FROM ({located}) ORDER BY ALL")
         elif "gnss_track" in have:
             track = store.query(
                 "SELECT vehicle_id, time, lat, lon, NULL::DOUBLE AS mileage_km FROM gnss_track "
