@@ -18,7 +18,7 @@ __all__ = ["DashboardData", "ledger_rows", "load"]
 
 @dataclass
 class DashboardData:
-    """What :func:`load` read: the alert counts and list, the chosen
+    """What :func:`load` read: the alert counts and list (no paths), the chosen
     vehicles (``ids``) and their alerts, features, valuations and tracks,
     and the fleet aggregates."""
 
@@ -88,8 +88,11 @@ def load(db: str | Path, *, max_vehicles: int, max_alert_rows: int) -> Dashboard
             "count(*) FILTER (WHERE level = 'warning') AS warning, "
             "count(DISTINCT vehicle_id) AS vehicles, max(last_signal) AS last_signal FROM alerts"
         ).to_pylist()[0]
+        # the list's columns: not the paths (a list of timestamped points
+        # each, made into Python objects for nothing: most of the list's time)
         alerts = store.query(
-            f"SELECT * FROM alerts ORDER BY level_code DESC, opened LIMIT {int(max_alert_rows)}"
+            "SELECT * EXCLUDE (path) FROM alerts ORDER BY level_code DESC, opened "
+            f"LIMIT {int(max_alert_rows)}"
         )
         per_day = store.query(
             "SELECT strftime(opened, '%Y-%m-%d') AS d, level, count(*) AS n FROM alerts "
