@@ -235,12 +235,13 @@ def valuation_inputs(db: str | Path, *, ev: bool = True) -> ValuationInputs:
                 f"{db} has no loan_book; valuation needs the pledged vehicles' attributes"
             )
         book = store.query("SELECT * FROM loan_book ORDER BY vehicle_id")
-        # the monitor's odometer sources, keyed as the monitor keys them;
-        # only the book's vehicles are valued
-        odo_parts = list(_source_sql(have)[1].values())
+        # the monitor's odometer sources, keyed as the monitor keys them,
+        # each key's latest reading first; only the book's vehicles are
+        # valued. Readings tied at the latest time: the larger (reruns agree).
+        odo_parts = [mapped_sql(q, _MON_COLS) for t, q in _LATEST_ODOMETERS if t in have]
         km = (
             store.query(
-                "SELECT vehicle_id, arg_max(odometer_km, time) AS km FROM ("
+                "SELECT vehicle_id, arg_max(odometer_km, (time, odometer_km)) AS km FROM ("
                 f"{' UNION ALL '.join(odo_parts)}) WHERE vehicle_id IN "
                 "(SELECT vehicle_id FROM loan_book) GROUP BY vehicle_id"
             )
@@ -342,15 +343,27 @@ _MON_LOCATIONS = (
     "SELECT terminal_id AS vehicle_id, time, lat, lon, speed_kmh, (status & 1) = 1 AS ignition "
     "FROM locations"
 )
-_MON_ODOMETERS = (
+# (table, key, odometer column) of each odometer source
+_ODOMETER_SOURCES = (("locations", "terminal_id", "mileage_km"), ("ev", "vin", "odometer_km"))
+_MON_ODOMETERS = tuple(
+    (t, f"SELECT {k} AS vehicle_id, time, {c} AS odometer_km FROM {t} WHERE {c} IS NOT NULL")
+    for t, k, c in _ODOMETER_SOURCES
+)
+# Each key's latest reading, before the loan book maps keys to vehicles:
+# mapping every reading of the history first made the valuation's latest
+# odometer a join over all of them (0.9-1.4 s at 10,000 vehicles x 15 days;
+# this is 0.2 s). Readings tied at the latest time: the largest, so that
+# the choice does not depend on the scan's order (arg_max took any one).
+_LATEST_ODOMETERS = tuple(
     (
-        "locations",
+        t,
         (
-            "SELECT terminal_id AS vehicle_id, time, mileage_km AS odometer_km FROM locations "
-            "WHERE mileage_km IS NOT NULL"
+            f"SELECT {k} AS vehicle_id, time, max({c}) AS odometer_km FROM {t} "
+            f"JOIN (SELECT {k} AS _k, max(time) AS _t FROM {t} WHERE {c} IS NOT NULL "
+            f"GROUP BY {k}) ON {k} = _k AND time = _t WHERE {c} IS NOT NULL GROUP BY {k}, time"
         ),
-    ),
-    ("ev", "SELECT vin AS vehicle_id, time, odometer_km FROM ev WHERE odometer_km IS NOT NULL"),
+    )
+    for t, k, c in _ODOMETER_SOURCES
 )
 _MON_TRACK_COLS = ("vehicle_id", "time", "lat", "lon", "speed_kmh", "ignition", "used")
 _MON_COLS = ("time", "lat", "lon", "speed_kmh", "ignition", "odometer_km")
