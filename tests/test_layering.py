@@ -19,7 +19,17 @@ import pytest
 import autolien
 
 STAGES = ("telemetry", "gnss", "entropy", "monitor", "valuation", "ledger", "report")
-SHARED = {"schemas", "errors", "_typing", "_core", "_tables", "_memory", "_fs", "__version__"}
+SHARED = {
+    "schemas",
+    "errors",
+    "_typing",
+    "_core",
+    "_tables",
+    "_memory",
+    "_fs",
+    "_spawn",
+    "__version__",
+}
 # The store adapter builds on telemetry.store's DuckDB Store (which knows the
 # decoded schemas), so it sits with telemetry: every later stage may use it.
 PLACED = {"store": "telemetry"}

@@ -638,6 +638,35 @@ def test_parallel_audit_finds_the_same_first_bad_entry(
     assert parallel.first_bad["index"] == 8
 
 
+def test_an_unguarded_script_that_audits_on_workers_runs_once(
+    tmp_path: Path, cons: Consortium
+) -> None:
+    """A script without ``if __name__ == "__main__"`` that audits a ledger
+    on worker processes (the pipeline's pre-run audit does, from
+    ``PARALLEL_AUDIT_MIN`` entries) runs once: spawned workers would
+    otherwise execute it again, each auditing (and spawning) anew."""
+    led = new_ledger(tmp_path, cons)
+    for seed in range(1, 3):
+        defaulted(led, cons, seed)
+    led.close()
+    log = tmp_path / "runs.log"
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import autolien.ledger.auditor as a\n"
+        "from autolien.ledger.assets import audit\n"
+        "a.PARALLEL_AUDIT_MIN = 1\n"
+        f"open({str(log)!r}, 'a').write('run\\n')\n"
+        f"r = audit({str(tmp_path / 'ledger')!r}, workers=2)\n"
+        "print(r.ok, r.entries)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=600, check=False
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert log.read_text() == "run\n"
+    assert out.stdout.split()[0] == "True"
+
+
 def test_record_many_is_all_or_nothing_and_places_triggers(
     tmp_path: Path, cons: Consortium
 ) -> None:

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .._spawn import main_not_rerun
 from ..errors import AutolienError, LedgerCorruptError, SignatureError
 from . import lifecycle as lc
 from .envelope import (
@@ -163,10 +164,13 @@ def _parallel_signature_check(
 
     chunk = max(1, -(-len(payloads) // (workers * 4)))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [
-            pool.submit(_first_bad_signature, payloads[i : i + chunk], first_index + i, keys)
-            for i in range(0, len(payloads), chunk)
-        ]
+        # an unguarded script that audits (or runs the pipeline) is not run
+        # again by each worker as it starts
+        with main_not_rerun():
+            futures = [
+                pool.submit(_first_bad_signature, payloads[i : i + chunk], first_index + i, keys)
+                for i in range(0, len(payloads), chunk)
+            ]
         found = [r for f in futures if (r := f.result()) is not None]
     return min(found) if found else None
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import tempfile
 import time
 from collections import Counter, deque
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from pyarrow import ipc
 
+from .._spawn import main_not_rerun
 from .config import MonitorConfig
 from .stream import Monitor
 
@@ -108,29 +108,6 @@ def _save_state(io: MonitorStore, alerts: pa.Table, meta: dict[str, Any]) -> Non
     )
 
 
-@contextlib.contextmanager
-def _main_not_rerun() -> Iterator[None]:
-    """While worker processes start: a spawned process runs the parent's
-    main script again (as ``__mp_main__``) unless the script guards its work
-    with ``if __name__ == "__main__"``; an unguarded script that runs the
-    pipeline would run it again in every worker, on the same store. Hiding
-    where the main module came from makes the workers import only what
-    the task needs (``autolien.monitor.cli``)."""
-    main = sys.modules.get("__main__")
-    saved: dict[str, Any] = {
-        k: main.__dict__[k] for k in ("__file__", "__spec__") if main and k in main.__dict__
-    }
-    try:
-        if main is not None:
-            main.__dict__.pop("__file__", None)
-            main.__dict__["__spec__"] = None
-        yield
-    finally:
-        if main is not None:
-            main.__dict__.pop("__spec__", None)
-            main.__dict__.update(saved)
-
-
 def _scored(
     io: MonitorStore,
     parts: list[list[str]],
@@ -163,7 +140,7 @@ def _scored(
         for blk in range(len(parts)):
             rows, args = inputs(blk, False)
             out = os.path.join(spill.name, f"state-{blk}.arrow")
-            with _main_not_rerun():  # a submit starts a worker when none is idle
+            with main_not_rerun():  # a submit starts a worker when none is idle
                 flight.append((pool.submit(_score_block, *(*args, out)), rows))
             if len(flight) > workers:
                 fut, n = flight.popleft()
