@@ -273,6 +273,14 @@ def test_location_features_equal_the_numpy_grouping(seed: int) -> None:
         want_loc, want_share = location(C, h_a, h_b, cfg)
         _same(loc, want_loc, f"entropy {h_a}-{h_b}")
         _same(share, want_share, f"new-place share {h_a}-{h_b}")
+        # rows out of hour order (the kernel sorts them itself)
+        p = rng.permutation(C["hour"].size)
+        loc, share = _core.monitor_location(
+            C["hour"][p], C["cell"][p], C["secs"][p], h_a, h_b, cfg.context_h, cfg.lag_h,
+            cfg.baseline_h,
+        )  # fmt: skip
+        _same(loc, want_loc, f"entropy shuffled {h_a}-{h_b}")
+        _same(share, want_share, f"new-place share shuffled {h_a}-{h_b}")
     empty = {k: v[:0] for k, v in C.items()}
     loc, share = _core.monitor_location(
         empty["hour"], empty["cell"], empty["secs"], 5, 8, 24, 24, 336

@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include "autolien/entropy/entropy.hpp"
@@ -283,20 +285,27 @@ LocationColumns location_features(std::span<const std::int64_t> hour, std::span<
             throw std::invalid_argument("counts must be >= 0");
     const auto nh = static_cast<std::size_t>(h_b - h_a);
     LocationColumns out{std::vector<double>(nh, std::nan("")), std::vector<double>(nh, std::nan(""))};
-    // rows by hour (for the windows) and by (cell, hour) (for "visited before")
-    std::vector<std::size_t> by_hour(n), by_cell(n);
+    // rows by hour (for the windows); the monitor keeps the table in hour order
+    std::vector<std::size_t> by_hour(n);
     for (std::size_t i = 0; i < n; ++i)
-        by_hour[i] = by_cell[i] = i;
-    std::stable_sort(by_hour.begin(), by_hour.end(), [&](auto a, auto b) { return hour[a] < hour[b]; });
-    std::sort(by_cell.begin(), by_cell.end(),
-              [&](auto a, auto b) { return cell[a] != cell[b] ? cell[a] < cell[b] : hour[a] < hour[b]; });
-    const auto visited = [&](std::int64_t c, std::int64_t lo, std::int64_t last) {
-        // a row of cell c with lo <= hour <= last?
-        auto it =
-            std::lower_bound(by_cell.begin(), by_cell.end(), std::pair{c, lo}, [&](auto i, const auto& key) {
-                return cell[i] != key.first ? cell[i] < key.first : hour[i] < key.second;
-            });
-        return it != by_cell.end() && cell[*it] == c && hour[*it] <= last;
+        by_hour[i] = i;
+    if (!std::is_sorted(hour.begin(), hour.end()))
+        std::stable_sort(by_hour.begin(), by_hour.end(), [&](auto a, auto b) { return hour[a] < hour[b]; });
+    // the cells visited in the baseline period of the current UTC day, built
+    // once a day (a sort of every row by cell per call was a third of this)
+    std::int64_t familiar_day = std::numeric_limits<std::int64_t>::min();
+    std::unordered_set<std::int64_t> familiar;
+    const auto visited_before = [&](std::int64_t day) -> const std::unordered_set<std::int64_t>& {
+        if (day != familiar_day) {
+            familiar_day = day;
+            familiar.clear();
+            const std::int64_t lo = day - lag_h - baseline_h, last = day - lag_h - 1;
+            auto it = std::lower_bound(by_hour.begin(), by_hour.end(), lo,
+                                       [&](std::size_t i, std::int64_t h) { return hour[i] < h; });
+            for (; it != by_hour.end() && hour[*it] <= last; ++it)
+                familiar.insert(cell[*it]);
+        }
+        return familiar;
     };
     std::vector<std::pair<std::int64_t, std::int64_t>> win; // (cell, seconds) of one window
     std::vector<std::int64_t> counts;
@@ -313,8 +322,7 @@ LocationColumns location_features(std::span<const std::int64_t> hour, std::span<
         for (std::size_t k = lo_i; k < hi_i; ++k)
             win.emplace_back(cell[by_hour[k]], secs[by_hour[k]]);
         std::sort(win.begin(), win.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-        const std::int64_t day = floor_div(tgt, 24) * 24;
-        const std::int64_t lo = day - lag_h - baseline_h, last = day - lag_h - 1;
+        const auto& seen = visited_before(floor_div(tgt, 24) * 24);
         counts.clear();
         std::int64_t tot = 0, fresh = 0;
         for (std::size_t k = 0; k < win.size();) {
@@ -324,7 +332,7 @@ LocationColumns location_features(std::span<const std::int64_t> hour, std::span<
                 s += win[k].second;
             counts.push_back(s);
             tot += s;
-            if (!visited(c, lo, last))
+            if (seen.count(c) == 0)
                 fresh += s;
         }
         // the core's Shannon entropy, over the cells in ascending order as numpy grouped them
