@@ -337,10 +337,12 @@ def test_iso_times_write_what_datetime_isoformat_writes() -> None:
     us = rng.integers(-2_000_000_000, 4_000_000_000, 2000) * 1_000_000
     us[::3] += rng.integers(1, 1_000_000, us[::3].size)  # some with microseconds
     for unit, div in (("us", 1), ("ms", 1000), ("s", 1_000_000)):
-        arr = pa.array(us // div, pa.timestamp(unit, tz="UTC"))
-        want = [t.isoformat() for t in arr.to_pylist()]
-        assert iso_times(arr) == want
-        assert iso_times(pa.chunked_array([arr[:700], arr[700:]])) == want
+        # the names of UTC (DuckDB's session zone is "Etc/UTC")
+        for tz in ("UTC", "Etc/UTC", "+00:00", "GMT", "Zulu"):
+            arr = pa.array(us // div, pa.timestamp(unit, tz=tz))
+            want = [t.isoformat() for t in arr.to_pylist()]
+            assert iso_times(arr) == want, tz
+            assert iso_times(pa.chunked_array([arr[:700], arr[700:]])) == want
     # nanoseconds, other zones and nulls keep datetime's own text
     ns = pa.array([1_500_000_000_123_456_789, 0], pa.timestamp("ns", tz="UTC"))
     assert iso_times(ns) == [x.isoformat() for x in ns.to_pylist()]

@@ -66,6 +66,26 @@ def _nullable(a: np.ndarray, digits: int | None = 4) -> _Ready:
     return _Ready(out.tolist())
 
 
+# zone names that are UTC all year (DuckDB hands out its session zone,
+# "Etc/UTC" by default: the fast path had missed every stored time)
+_UTC_NAMES = frozenset(
+    (
+        "UTC",
+        "+00:00",
+        "Etc/UTC",
+        "Etc/UCT",
+        "Etc/Universal",
+        "Etc/Zulu",
+        "UCT",
+        "Universal",
+        "Zulu",
+        "GMT",
+        "Etc/GMT",
+        "Etc/Greenwich",
+    )
+)
+
+
 def iso_times(times: pa.Array | pa.ChunkedArray) -> _Ready:
     """ISO 8601 strings of timestamps, as ``datetime.isoformat`` writes them
     (UTC ones without nulls in numpy's formatter: a page of 250 vehicles
@@ -74,7 +94,7 @@ def iso_times(times: pa.Array | pa.ChunkedArray) -> _Ready:
     if (
         not pa.types.is_timestamp(typ)
         or typ.unit == "ns"
-        or typ.tz not in ("UTC", "+00:00")
+        or typ.tz not in _UTC_NAMES
         or times.null_count
         or not len(times)
     ):
