@@ -19,6 +19,7 @@ import numpy.typing as npt
 from autolien.entropy import shannon_counts
 from autolien.gnss import distance_m
 from autolien.monitor.config import MonitorConfig
+from autolien.monitor.engine import _HISTS, _SUMS
 from autolien.monitor.features import (
     F64,
     HOUR,
@@ -394,26 +395,12 @@ def _trailing_all(
     return out
 
 
-WINDOW_SUMS = (
-    "n",
-    "dist_km",
-    "moving_s",
-    "night_s",
-    "speeding_s",
-    "harsh_accel",
-    "harsh_brake",
-    "odo_km",
-    "n_odo",
-)
-WINDOW_HISTS = ("speed_hist", "turn_hist", "stop_hist")
-
-
 def window_features(H: dict[str, np.ndarray], pos: I64, k: int) -> dict[str, np.ndarray]:
     """Vehicle._score_hours' trailing-window features (and the fixes of each
     window, "n")."""
-    both = _trailing_all(H, WINDOW_SUMS + WINDOW_HISTS, k, pos)
-    sums = {f: both[f] for f in WINDOW_SUMS}
-    hists = {f: both[f] for f in WINDOW_HISTS}
+    both = _trailing_all(H, _SUMS + _HISTS, k, pos)
+    sums = {f: both[f] for f in _SUMS}
+    hists = {f: both[f] for f in _HISTS}
     feats: dict[str, np.ndarray] = {
         "n": sums["n"],
         "turn_entropy": shannon_counts(hists["turn_hist"]),
