@@ -176,6 +176,17 @@ def _write_part(job: tuple[pa.Table, Path]) -> Path:
     return final
 
 
+def _kept(con: duckdb.DuckDBPyConnection, seq: pa.Table, sql: str, params: list[Any]) -> np.ndarray:
+    """The batch positions (``_autolien_seq``, ascending) that ``sql`` keeps,
+    with the batch registered as ``_autolien_new`` on ``con`` while it runs."""
+    con.register("_autolien_new", seq)
+    try:
+        got = con.execute(sql, params).fetchnumpy()["s"]
+    finally:
+        con.unregister("_autolien_new")
+    return np.sort(np.asarray(got, dtype=np.int64))
+
+
 def _sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
@@ -509,24 +520,13 @@ class Store:
             # on a second connection outside the caller's transaction: a batch
             # registered inside a transaction stays referenced by DuckDB's
             # catalog until the commit, which held every batch of a day file.
-            side = self._side()
-            side.register("_autolien_new", seq)
-            try:
-                got = side.execute(keep_sql, params).fetchnumpy()["s"]
-            finally:
-                side.unregister("_autolien_new")
+            keep = _kept(self._side(), seq, keep_sql, params)
             # the new rows are taken from the batch itself, so the part
             # holds the decoder's values and types, not a round trip's
-            keep = np.sort(np.asarray(got, dtype=np.int64))
             if len(keep):
                 self._store_new(kind, table, keep, code, key_of)
             return len(keep)
-        self.con.register("_autolien_new", seq)
-        try:
-            got = self.con.execute(keep_sql, params).fetchnumpy()["s"]
-        finally:
-            self.con.unregister("_autolien_new")
-        keep = np.sort(np.asarray(got, dtype=np.int64))
+        keep = _kept(self.con, seq, keep_sql, params)
         if not len(keep):
             return 0
         # the new rows in batch order (file order: time-ordered row groups)
