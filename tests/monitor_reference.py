@@ -2,6 +2,8 @@
 kernel (autolien.monitor.features at commit 085fd56: derive, hourly, and the
 cell dwell of engine.Vehicle._append_history, its _history_h and _location), kept as the independent
 reference the C++ block kernel is tested against (tests/test_monitor_block.py).
+The heading entropy of engine.Vehicle._heading_entropy (commit 1cd85de), one
+vehicle at a time, before it moved into the block (features._heading_hours).
 Also the hourly scoring's numpy forms before the score kernels (commit
 5e91568: engine._trailing and _trailing_all and the window features of
 Vehicle._score_hours; the arithmetic of detectors/mileage.py, entropy.py
@@ -16,7 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from autolien.entropy import shannon_counts
+from autolien.entropy import rolling_perm_entropy, shannon_counts
 from autolien.gnss import distance_m
 from autolien.monitor.config import MonitorConfig
 from autolien.monitor.engine import _HISTS, _SUMS
@@ -554,3 +556,21 @@ def relocation_flags(
         if is_away and n_away[i] >= c.away_hours:
             level[i] = 2 if streak >= c.away_emergency_h else 1
     return n_away, streaks, level, streak
+
+
+def heading_entropy(d: Derived, h_a: int, h_b: int, context_h: int) -> F64:
+    """Normalised permutation entropy (order 3) of the turn series over the
+    context window ending at each hour's last fix."""
+    nh = h_b - h_a
+    out = np.full(nh, np.nan)
+    if d.t.size < 3:
+        return out
+    span = float(context_h * HOUR)
+    pe = rolling_perm_entropy(d.turn, span, order=3, delay=1, normalize=True, times=d.t)
+    hs = np.floor(d.t / HOUR).astype(np.int64)
+    sel = np.flatnonzero((hs >= h_a) & (hs < h_b))
+    if sel.size:
+        hh = hs[sel] - h_a
+        ends = np.flatnonzero(np.r_[hh[1:] != hh[:-1], True])
+        out[hh[ends]] = pe[sel[ends]]
+    return out

@@ -266,6 +266,42 @@ def test_time_windows_equal_batch(gaps: list[float], span: float, seed: int) -> 
         )
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    sizes=st.lists(st.integers(0, 60), min_size=1, max_size=6),
+    span=st.floats(5, 300),
+    seed=st.integers(0, 1000),
+)
+def test_grouped_rolling_perm_equals_one_call_per_group(
+    sizes: list[int], span: float, seed: int
+) -> None:
+    # each group is a series of its own: no window reaches back into the
+    # group before it (whose times run on into this one's)
+    rng = np.random.default_rng(seed)
+    xs = [rng.integers(0, 6, k).astype(float) for k in sizes]
+    ts = [np.cumsum(rng.uniform(0, 20, k)) for k in sizes]
+    offsets = np.r_[0, np.cumsum(sizes)]
+    x, t = np.concatenate(xs), np.concatenate(ts)
+    for normalize in (False, True):
+        got = ent.rolling_perm_entropy(x, span, 3, times=t, normalize=normalize, offsets=offsets)
+        want = [
+            ent.rolling_perm_entropy(a, span, 3, times=b, normalize=normalize)
+            for a, b in zip(xs, ts, strict=True)
+        ]
+        np.testing.assert_array_equal(got, np.concatenate(want))
+    counted = ent.rolling_perm_entropy(x, 7, 3, offsets=offsets)
+    np.testing.assert_array_equal(
+        counted, np.concatenate([ent.rolling_perm_entropy(a, 7, 3) for a in xs])
+    )
+
+
+def test_grouped_rolling_perm_rejects_bad_offsets() -> None:
+    x = np.arange(10.0)
+    for bad in ([0, 11], [1, 10], [0, 6, 4, 10], []):
+        with pytest.raises(ValueError, match="offsets"):
+            ent.rolling_perm_entropy(x, 3, offsets=bad)
+
+
 def test_long_rolling_run_does_not_drift() -> None:
     x = np.random.default_rng(2).standard_normal(400_000)
     got = ent.rolling_perm_entropy(x, 256, order=5)

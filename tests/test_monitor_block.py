@@ -1,7 +1,8 @@
 """The monitor's block kernel (``features.derive_block``, C++
 cpp/src/monitor/block.cpp) against the per-vehicle numpy code it replaced
 (tests/monitor_reference.py, kept from before the kernel): every derived
-sample, every hourly sum and histogram and every (hour, cell) dwell must be
+sample, every hourly sum and histogram, every (hour, cell) dwell and each
+hour's heading entropy must be
 the same value, bit for bit, on random multi-vehicle blocks with the edge
 cases the monitor meets (one-fix and empty vehicles, unmeasured speeds,
 repeated times, hours cut at the block's ends, carried stationary runs,
@@ -29,6 +30,7 @@ from monitor_reference import (
     _trailing_all,
     cell_dwell,
     derive,
+    heading_entropy,
     history_h,
     hourly,
     location,
@@ -110,6 +112,18 @@ def _check(blk_in: dict, cfg: MonitorConfig) -> None:
             _same(rows[k], v, f"vehicle {i} hourly {k}")
         for k, v in cell_dwell(ref, h_a, h_b).items():
             _same(cells[k], v, f"vehicle {i} cells {k}")
+    # the heading entropy needs each vehicle's fixes in time order
+    if any(
+        (np.diff(blk_in["t"][int(off[i]) : int(off[i + 1])]) < 0).any() for i in range(off.size - 1)
+    ):
+        with pytest.raises(ValueError, match="decrease"):
+            blk.heading_of(0)
+        return
+    for i in range(off.size - 1):
+        d, _, _ = blk.vehicle(i)
+        h_a, h_b = int(blk_in["h_a"][i]), int(blk_in["h_b"][i])
+        want_pe = heading_entropy(d, h_a, h_b, cfg.context_h)
+        _same(blk.heading_of(i), want_pe, f"vehicle {i} heading entropy")
 
 
 @pytest.mark.parametrize("seed", range(6))

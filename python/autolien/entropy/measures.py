@@ -268,6 +268,7 @@ def rolling_perm_entropy(
     times: ArrayLike | None = None,
     fixed_point: bool = False,
     backend: str = "cpu",
+    offsets: ArrayLike | None = None,
 ) -> npt.NDArray[np.float64]:
     """Permutation entropy of the window ending at each sample.
 
@@ -279,10 +280,21 @@ def rolling_perm_entropy(
     ``fixed_point=True`` computes the entropy in integer arithmetic (units of
     2^-32 bits, within 2^-31 bits of the exact value; docs/gpu.md), the same
     bits on the CPU and the GPU. ``backend="gpu"`` (needs ``fixed_point``)
-    runs on the device, ``"auto"`` does when one is usable."""
+    runs on the device, ``"auto"`` does when one is usable.
+
+    ``offsets`` (n + 1 indices from 0 to len(x), not decreasing) makes each
+    ``x[offsets[i]:offsets[i + 1]]`` a series of its own, in one call: no
+    window reaches across a group's start (ValueError for bad offsets)."""
     a = _series(x)
     count, span, t = _window(window, times, a.size)
-    offsets = np.array([0, a.size], dtype=np.int64)
+    offsets = (
+        np.array([0, a.size], dtype=np.int64)
+        if offsets is None
+        else np.ascontiguousarray(offsets, dtype=np.int64)
+    )
+    if a.size == 0 and offsets.size >= 1 and not offsets.any():
+        # nothing to window (the core would read an empty `times` as a count window)
+        return np.zeros(0)
     order = _int(order, "order", 2)
     delay = _int(delay, "delay", 1)
     if _on_gpu(backend, fixed_point):

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from .. import _core
-from ..entropy import rolling_perm_entropy
 from ..gnss import nearest_distance_m
 from .config import MonitorConfig
 from .detectors import (
@@ -237,12 +236,13 @@ class Vehicle:
         if block is None:
             block = (derive_vehicles([self], h_end), 0)
         d, rows, new_cells = block[0].vehicle(block[1])
+        heading = block[0].heading_of(block[1])
         if rows["hour"].size != h_b - h_a:
             raise ValueError("the block was derived for other hours")
         rows = dict(rows)
         scan = Scan(d, h_a, h_b, self._odometer(rows, h_a, h_b))
         signals = [s for det in SCAN_DETECTORS for s in det.detect(self, scan)]
-        self._append_history(rows, d, h_a, h_b, new_cells)
+        self._append_history(rows, heading, h_a, h_b, new_cells)
         signals += self._score_hours(h_a, h_b)
         self._trim(d, h_b)
         self.h_done = h_b
@@ -273,7 +273,7 @@ class Vehicle:
     def _append_history(
         self,
         rows: dict[str, np.ndarray],
-        d: Any,
+        heading: F64,
         h_a: int,
         h_b: int,
         new_cells: dict[str, np.ndarray],
@@ -288,24 +288,7 @@ class Vehicle:
         for f in HOURLY_FEATURES:
             rows[f] = np.full(h_b - h_a, np.nan)
         self.hist = _concat(self.hist, rows)
-        self._heading = self._heading_entropy(d, h_a, h_b)
-
-    def _heading_entropy(self, d: Any, h_a: int, h_b: int) -> F64:
-        """Normalised permutation entropy (order 3) of the turn series over the
-        context window ending at each hour's last fix."""
-        nh = h_b - h_a
-        out = np.full(nh, np.nan)
-        if d.t.size < 3:
-            return out
-        span = float(self.cfg.context_h * HOUR)
-        pe = rolling_perm_entropy(d.turn, span, order=3, delay=1, normalize=True, times=d.t)
-        hs = np.floor(d.t / HOUR).astype(np.int64)
-        sel = np.flatnonzero((hs >= h_a) & (hs < h_b))
-        if sel.size:
-            hh = hs[sel] - h_a
-            ends = np.flatnonzero(np.r_[hh[1:] != hh[:-1], True])
-            out[hh[ends]] = pe[sel[ends]]
-        return out
+        self._heading = heading
 
     def _baseline(self, day: int) -> None:
         """Median/MAD of each scored feature, and the visited cells, over the

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import _core
+from ..entropy import rolling_perm_entropy
 from ..gnss import EARTH_M
 from .config import MonitorConfig
 
@@ -137,6 +138,20 @@ class Block:
     hour_offsets: I64
     cells: dict[str, I64]
     cell_offsets: I64
+    h_a: I64
+    context_s: float
+    _heading: F64 | None = None
+
+    def heading_of(self, i: int) -> F64:
+        """Vehicle i's hourly heading entropy (a view; see _heading_hours).
+        Computed for the whole block at the first call: it needs each
+        vehicle's samples in time order (ValueError otherwise), which the
+        rest of the derivation does not."""
+        if self._heading is None:
+            self._heading = _heading_hours(
+                self.d, self.offsets, self.h_a, self.hour_offsets, self.context_s
+            )
+        return self._heading[int(self.hour_offsets[i]) : int(self.hour_offsets[i + 1])]
 
     def vehicle(self, i: int) -> tuple[Derived, dict[str, np.ndarray], dict[str, I64]]:
         """Vehicle i's derived samples, hourly rows and cell dwell (views)."""
@@ -277,7 +292,34 @@ def derive_block(
         h["hour_offsets"],
         {"hour": h["cell_hour"], "cell": h["cell"], "secs": h["cell_secs"]},
         h["cell_offsets"],
+        _i64(h_a),
+        float(cfg.context_h * HOUR),
     )
+
+
+def _heading_hours(d: Derived, offs: I64, h_a: I64, hour_offsets: I64, span: float) -> F64:
+    """Normalised permutation entropy (order 3) of the turn series over the
+    context window ending at each hour's last sample, for every vehicle of
+    a block in one core call (per vehicle it was a sixth of the per-vehicle
+    history update); NaN for an hour without samples and for a vehicle with
+    fewer than three."""
+    out = np.full(int(hour_offsets[-1]), np.nan)
+    nv = offs.size - 1
+    if nv == 0 or d.t.size == 0:
+        return out
+    pe = rolling_perm_entropy(d.turn, span, 3, 1, normalize=True, times=d.t, offsets=offs)
+    sizes = np.diff(offs)
+    veh = np.repeat(np.arange(nv), sizes)
+    hs = np.floor(d.t / HOUR).astype(np.int64)
+    ha = h_a[veh]
+    nh = np.diff(hour_offsets)[veh]
+    sel = np.flatnonzero((hs >= ha) & (hs < ha + nh) & (sizes[veh] >= 3))
+    if sel.size:
+        row = hour_offsets[:-1][veh[sel]] + hs[sel] - ha[sel]
+        # samples come by vehicle, then time: an hour's last is where the row changes
+        last = np.flatnonzero(np.r_[row[1:] != row[:-1], True])
+        out[row[last]] = pe[sel[last]]
+    return out
 
 
 def derive(
