@@ -51,10 +51,45 @@ def _hist_names() -> tuple[str, ...]:
 def _lists(arrays: list[np.ndarray], typ: pa.DataType) -> pa.Array:
     offsets = np.zeros(len(arrays) + 1, np.int64)
     np.cumsum([a.size for a in arrays], out=offsets[1:])
-    values = np.concatenate(arrays) if arrays else np.zeros(0)
+    values = np.concatenate(arrays, axis=None) if arrays else np.zeros(0)
     return pa.LargeListArray.from_arrays(
         pa.array(offsets, pa.int64()), pa.array(values.astype(typ.to_pandas_dtype()), typ)
     )
+
+
+def _flat(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A list column's values (one writable copy for the whole column) and
+    offsets into them: each row is then a view, not a copy of its own."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    off = col.offsets.to_numpy()
+    lo, hi = int(off[0]), int(off[-1])
+    values = np.array(col.values.to_numpy(zero_copy_only=False)[lo:hi])
+    return values, off - lo
+
+
+def _rows(values: np.ndarray, off: np.ndarray) -> list[np.ndarray]:
+    return [values[a:b] for a, b in zip(off[:-1].tolist(), off[1:].tolist(), strict=True)]
+
+
+def _padded(
+    values: np.ndarray, off: np.ndarray, n: np.ndarray, bins: int | None
+) -> list[np.ndarray]:
+    """Each row of a history column as ``n`` rows: a row that keeps only its
+    last rows (only the dropped window read the others) is zero-filled in
+    front, for all vehicles at once."""
+    if bins:
+        values, off = values.reshape(-1, bins), off // bins
+    k = np.diff(off)
+    if np.array_equal(k, n):
+        return _rows(values, off)
+    start = np.zeros(n.size + 1, np.int64)
+    np.cumsum(n, out=start[1:])
+    out = np.zeros((int(start[-1]), *values.shape[1:]), values.dtype)
+    # row j of vehicle i's kept rows goes to start[i] + n[i] - k[i] + j
+    dest = np.repeat(start[:-1] + n - k - off[:-1], k) + np.arange(int(off[-1]))
+    out[dest] = values
+    return _rows(out, start)
 
 
 def _alert_json(a: Alert) -> dict[str, Any]:
@@ -112,14 +147,13 @@ def vehicle_table(vehicles: list[Vehicle]) -> pa.Table:
     cols["gap_end"] = _lists([np.array([g[0] for g in v.gaps]) for v in vehicles], pa.float64())
     cols["gap_len"] = _lists([np.array([g[1] for g in v.gaps]) for v in vehicles], pa.float64())
     cols["has_hist"] = pa.array([bool(v.hist) for v in vehicles], pa.bool_())
+    no_hist = np.zeros(0)
     for f in _hist_names():
         typ = pa.int64() if f in _INT_HIST else pa.float64()
-        parts = []
-        for v in vehicles:
-            a = v.hist.get(f, np.zeros(0))
-            if f not in _LONG:
-                a = a[-k:]  # older rows are never read again
-            parts.append(np.ascontiguousarray(a).reshape(-1))
+        # older rows of the short columns are never read again
+        parts = [v.hist.get(f, no_hist) for v in vehicles]
+        if f not in _LONG:
+            parts = [a[-k:] for a in parts]
         cols[f"hist_{f}"] = _lists(parts, typ)
     for f in _FLOATS:
         cols[f] = pa.array([float(getattr(v, f)) for v in vehicles], pa.float64())
@@ -150,10 +184,7 @@ def load_vehicles(table: pa.Table, cfg: MonitorConfig) -> list[Vehicle]:
     py = {name: table.column(name) for name in table.column_names}
 
     def lists(name: str) -> list[np.ndarray]:
-        col = py[name].combine_chunks()
-        values = col.values.to_numpy(zero_copy_only=False)
-        off = col.offsets.to_numpy()
-        return [values[off[i] : off[i + 1]].copy() for i in range(len(col))]
+        return _rows(*_flat(py[name]))
 
     def scalars(name: str) -> list[Any]:
         return list(py[name].to_pylist())
@@ -165,7 +196,8 @@ def load_vehicles(table: pa.Table, cfg: MonitorConfig) -> list[Vehicle]:
     base_lat, base_lon = lists("base_lat"), lists("base_lon")
     gap_end, gap_len = lists("gap_end"), lists("gap_len")
     has_hist = scalars("has_hist")
-    hist = {f: lists(f"hist_{f}") for f in _hist_names()}
+    n_hours = np.diff(_flat(py["hist_hour"])[1])
+    hist = {f: _padded(*_flat(py[f"hist_{f}"]), n_hours, _BINS.get(f)) for f in _hist_names()}
     sc = {f: scalars(f) for f in (*_FLOATS, *_OPT_FLOATS, *_OPT_INTS)}
     away, sent = scalars("away_streak"), scalars("silence_sent")
     llat, llon, lvin = scalars("last_lat"), scalars("last_lon"), scalars("last_vin")
@@ -180,17 +212,7 @@ def load_vehicles(table: pa.Table, cfg: MonitorConfig) -> list[Vehicle]:
         v.base_cells = (base_lat[i], base_lon[i])
         v.gaps = list(zip(gap_end[i].tolist(), gap_len[i].tolist(), strict=True))
         if has_hist[i]:
-            n = hist["hour"][i].size
-            h: dict[str, np.ndarray] = {}
-            for f, a in hist.items():
-                x = a[i]
-                bins = _BINS.get(f)
-                if bins:
-                    x = x.reshape(-1, bins)
-                if x.shape[0] < n:  # rows only the dropped window read
-                    x = np.concatenate([np.zeros((n - x.shape[0], *x.shape[1:]), x.dtype), x])
-                h[f] = x
-            v.hist = h
+            v.hist = {f: a[i] for f, a in hist.items()}
         for f in _FLOATS:
             setattr(v, f, float(sc[f][i]))
         for f in (*_OPT_FLOATS, *_OPT_INTS):
@@ -201,10 +223,12 @@ def load_vehicles(table: pa.Table, cfg: MonitorConfig) -> list[Vehicle]:
             math.nan if llon[i] is None else llon[i],
         )
         v.last_vin = lvin[i]
-        v.vins = [(float(t), str(s)) for t, s in json.loads(vins[i])]
+        v.vins = [(float(t), str(s)) for t, s in json.loads(vins[i])] if vins[i] != "[]" else []
         v.base = {k: (float(m), float(d), int(c)) for k, (m, d, c) in json.loads(base[i]).items()}
-        for d in json.loads(a_open[i]):
-            v.open[d["kind"]] = _alert(vid, d)
-        v.closed = [_alert(vid, d) for d in json.loads(a_closed[i])]
+        if a_open[i] != "[]":
+            for d in json.loads(a_open[i]):
+                v.open[d["kind"]] = _alert(vid, d)
+        if a_closed[i] != "[]":
+            v.closed = [_alert(vid, d) for d in json.loads(a_closed[i])]
         out.append(v)
     return out
