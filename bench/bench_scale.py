@@ -95,14 +95,36 @@ def children():
 # Worker processes' memory, sampled: their ru_maxrss starts at this
 # process's RSS when they were spawned (Linux keeps the high-water mark
 # from before exec), so it says nothing about the workers themselves.
-peak = {"worker": 0, "tree": 0}
+peak = {"worker": 0, "tree": 0, "stage_tree": 0}
 done = threading.Event()
 def sample():
     while not done.wait(0.25):
         kids = [rss(k) for k in children()]
         peak["worker"] = max([peak["worker"], *kids])
-        peak["tree"] = max(peak["tree"], rss(os.getpid()) + sum(kids))
+        tree = rss(os.getpid()) + sum(kids)
+        peak["tree"] = max(peak["tree"], tree)
+        peak["stage_tree"] = max(peak["stage_tree"], tree)
 threading.Thread(target=sample, daemon=True).start()
+
+# each stage's own peak: this process's high-water mark (VmHWM, exact),
+# reset as each stage ends (Linux: 5 into clear_refs), and the sampled peak
+# of this process and its workers together
+def hwm():
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM:"))
+stage_peak = {}
+import autolien.pipeline as _pl
+_set = _pl._Timings.__setitem__
+def _stage_done(self, stage, seconds):
+    stage_peak[stage] = [hwm(), max(peak["stage_tree"], hwm())]
+    peak["stage_tree"] = 0
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    _set(self, stage, seconds)
+_pl._Timings.__setitem__ = _stage_done
 t0 = time.perf_counter()
 if prof:
     import cProfile, pstats
@@ -118,10 +140,12 @@ done.set()
 # the monitor's workers (or a local Dask cluster's) are this process's children, ended by now
 kids = resource.getrusage(resource.RUSAGE_CHILDREN)
 with open(out, "w") as f:
-    json.dump({"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss": ru.ru_maxrss * 1024,
+    # ru_maxrss is the same high-water mark, which each stage's end resets
+    top = max([hwm(), *(v[0] for v in stage_peak.values())])
+    json.dump({"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss": top,
                "timings_s": s["timings_s"], "new_rows": s["ingest"]["new_rows"],
                "worker_cpu_s": kids.ru_utime + kids.ru_stime, "worker_peak_rss": peak["worker"],
-               "tree_peak_rss": peak["tree"]}, f)
+               "tree_peak_rss": peak["tree"], "stage_peak_rss": stage_peak}, f)
 """
 
 
@@ -364,6 +388,29 @@ def table(results: list[dict[str, Any]], label: str) -> str:
                 x["load_before"],
             ]
             lines.append("| " + " | ".join(cells) + " |")
+    staged = [r for r in results if r["daily"].get("stage_peak_rss")]
+    if staged:
+        names = list(staged[0]["daily"]["stage_peak_rss"])
+        lines += [
+            "",
+            (
+                "Peak RSS by stage, MB (this process's high-water mark, reset as each stage "
+                "ends; in brackets with its worker processes, sampled every 0.25 s):"
+            ),
+            "",
+            "| N | run | " + " | ".join(names) + " |",
+            "|" + "---|" * (len(names) + 2),
+        ]
+        for r in staged:
+            for run in ("backfill", "daily"):
+                sp = r[run].get("stage_peak_rss")
+                if not sp:
+                    continue
+                cells = [
+                    f"{sp[k][0] / 2**20:.0f} ({sp[k][1] / 2**20:.0f})" if k in sp else ""
+                    for k in names
+                ]
+                lines.append(f"| {r['vehicles']:,} | {run} | " + " | ".join(cells) + " |")
     for r in results:
         walls = r["daily"].get("repeats_wall_s")
         if walls and len(walls) > 1:
