@@ -92,6 +92,10 @@ def fuse_store(
                 stats["parked"] += result.parked.num_rows
                 kinds.update(result.events.column("kind").to_pylist())
                 bar.update(chunk.num_rows)
+                # before the next batch's query: else two batches' fixes and
+                # tracks are held at once (a batch is 1.5 M fixes at 10,000
+                # vehicles after 15 days)
+                del fixes, result, track, events
         if plot is not None:
             _plot(store, plot, plot_vehicle, ids)
     seconds = time.perf_counter() - started
