@@ -217,6 +217,45 @@ def test_rtk_fixes_take_the_terminals_latest_ignition_when_staged(tmp_path) -> N
     assert {w[2] for w in want if w[0] == "T5"} == {None}
 
 
+@pytest.mark.parametrize("rows", [1, 7, 1 << 16])
+def test_blocks_read_in_one_pass_equal_a_query_per_block(fleet, tmp_path, rows) -> None:  # type: ignore[no-untyped-def]
+    """The scoring loop reads the staged rows block by block from one scan
+    of each staging table (``MonitorStore.blocks``): the same tables as a
+    query per block (``block``), empty blocks (vehicles with state but no
+    new rows) included, whatever the scan's batch size, and a staging table
+    out of block order is an error, not a wrong cut."""
+    from autolien.store import MonitorStore
+    from autolien.telemetry import Store
+
+    db = str(tmp_path / "b.duckdb")
+    t0 = pc.min(fleet.tracks.column("time")).as_py()
+    _store(db, fleet, t0 + dt.timedelta(days=3))
+    ids = sorted(set(fleet.tracks.column("vehicle_id").to_pylist()))
+    # known vehicles without new rows: a block of their own at each end and between
+    known = ["0-a", "0-b", "0-c", *ids[:5], "M-1", "M-2", "M-3", "zz-1", "zz-2"]
+    with Store(db) as store:
+        ms = MonitorStore(store)
+        got = ms.read(None, 3, known)
+        n = -(-len(got.ids) // 3)
+        want = [ms.block(b) for b in range(n)]
+        assert sum(t.num_rows for t, _ in want) > 0
+        assert any(t.num_rows == 0 and o.num_rows == 0 for t, o in want)
+        streamed = list(ms.blocks(n, rows=rows))
+        assert len(streamed) == n
+        for b, ((t, o), (wt, wo)) in enumerate(zip(streamed, want, strict=True)):
+            assert t.schema == wt.schema, b
+            assert o.schema == wo.schema, b
+            assert t.equals(wt), b
+            assert o.equals(wo), b
+        # one block more than staged: it comes empty
+        assert [x.num_rows for pair in list(ms.blocks(n + 1))[n:] for x in pair] == [0, 0]
+        store.con.execute(
+            "CREATE OR REPLACE TABLE _mon_odo AS SELECT * FROM _mon_odo ORDER BY blk DESC"
+        ).fetchall()
+        with pytest.raises(RuntimeError, match="out of block order"):
+            list(ms.blocks(n))
+
+
 def test_a_first_run_without_scored_hours_does_not_stop_the_next(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A first run over too little data scores no hour; the feature table it
     creates empty must take the next run's hours (it had two columns, and

@@ -34,12 +34,13 @@ import math
 import os
 import shutil
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import ipc
@@ -366,6 +367,50 @@ _LATEST_ODOMETERS = tuple(
     for t, k, c in _ODOMETER_SOURCES
 )
 _MON_TRACK_COLS = ("vehicle_id", "time", "lat", "lon", "speed_kmh", "ignition", "used")
+_MON_ODO_COLS = ("vehicle_id", "time", "odometer_km")
+
+
+def _staged_blocks(
+    store: Store, table: str, cols: tuple[str, ...], n: int, rows: int
+) -> Iterator[pa.Table]:
+    """Blocks 0..n-1 of a staging table, in one scan on a cursor of its own
+    (the run's writes go on on the store's connection meanwhile)."""
+    names = ", ".join(cols)
+    schema = store.query(f"SELECT {names} FROM {table} LIMIT 0").schema
+    cur = store.con.cursor()
+    try:
+        reader = cur.sql(f"SELECT blk, {names} FROM {table}").to_arrow_reader(rows)
+        held: list[pa.Table] = []  # the rows of block `blk` so far
+        blk = 0
+        for batch in reader:
+            b = batch.column(0).to_numpy()
+            if not b.size:
+                continue
+            if b[0] < blk or (b[1:] < b[:-1]).any() or b[-1] >= n:
+                raise RuntimeError(f"the monitor's staging table {table} is out of block order")
+            rows = pa.Table.from_batches([batch]).drop_columns(["blk"])
+            start = 0
+            while start < b.size:
+                here = int(b[start])
+                while blk < here:  # the blocks before it are complete
+                    yield _block_table(held, schema)
+                    held, blk = [], blk + 1
+                end = int(np.searchsorted(b, here, side="right"))
+                held.append(rows.slice(start, end - start))
+                start = end
+        while blk < n:
+            yield _block_table(held, schema)
+            held, blk = [], blk + 1
+    finally:
+        cur.close()
+
+
+def _block_table(parts: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    # as Store.query gives it: timestamps in UTC
+    t = pa.concat_tables(parts) if parts else schema.empty_table()
+    return t.cast(schema).combine_chunks()
+
+
 _MON_COLS = ("time", "lat", "lon", "speed_kmh", "ignition", "odometer_km")
 MONITOR_OUTPUTS = ("alerts", "monitor_features", "monitor_rejects")
 # the list-column state table of earlier versions (dropped by the next commit)
@@ -663,9 +708,25 @@ class MonitorStore:
             [blk],
         )
         odo = self.store.query(
-            "SELECT vehicle_id, time, odometer_km FROM _mon_odo WHERE blk = ? ORDER BY ALL", [blk]
+            f"SELECT {', '.join(_MON_ODO_COLS)} FROM _mon_odo WHERE blk = ? ORDER BY ALL", [blk]
         )
         return tracks, odo
+
+    def blocks(
+        self, n: int, *, rows: int = 1 << 16
+    ) -> Generator[tuple[pa.Table, pa.Table], None, None]:
+        """``block(0)`` to ``block(n - 1)``, the same tables, from one pass
+        over each staging table instead of a query per block: each query
+        scanned and sorted again, and its cost grew with the staged rows, so
+        all of them together grew with the square of the fleet (3.4 s of a
+        30,000-vehicle daily monitor). The staging tables were written in
+        their ORDER BY ALL, which a scan keeps (DuckDB preserves insertion
+        order unless ``preserve_insertion_order`` is off); a block number
+        that goes back raises RuntimeError rather than cut wrongly. ``rows``:
+        the scan's batch size."""
+        tracks = _staged_blocks(self.store, "_mon_tracks", _MON_TRACK_COLS, n, rows)
+        odo = _staged_blocks(self.store, "_mon_odo", _MON_ODO_COLS, n, rows)
+        yield from zip(tracks, odo, strict=True)
 
     def state_ids(self) -> list[str]:
         """The vehicles with saved state, in the state file's order (call

@@ -7,7 +7,7 @@ import os
 import tempfile
 import time
 from collections import Counter, deque
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -120,15 +120,27 @@ def _scored(
     on ``workers`` processes with the next blocks' inputs read while they
     work."""
 
+    # the blocks' rows in one pass over the staged rows, read as they are needed
+    staged = io.blocks(len(parts))
+
     def inputs(blk: int, here: bool) -> tuple[int, tuple[Any, ...]]:
         part = parts[blk]
-        tracks, odo = io.block(blk)
+        tracks, odo = next(staged)
         # a worker reads its rows of the state file itself
         state = io.state(part) if here else io.state_ref(part)
         return tracks.num_rows + odo.num_rows, (config, now, state, tracks, odo, clock, part)
 
+    try:
+        yield from _scored_blocks(inputs, len(parts), workers)
+    finally:
+        staged.close()  # its cursors, before a rollback drops what they read
+
+
+def _scored_blocks(
+    inputs: Callable[[int, bool], tuple[int, tuple[Any, ...]]], n: int, workers: int
+) -> Generator[tuple[_Scored, int], None, None]:
     if workers <= 1:
-        for blk in range(len(parts)):
+        for blk in range(n):
             rows, args = inputs(blk, True)
             yield _score_block(*args), rows
         return
@@ -137,17 +149,17 @@ def _scored(
     spill = tempfile.TemporaryDirectory(prefix="autolien-monitor-")
     try:
         flight: deque[tuple[Future[_Scored], int]] = deque()
-        for blk in range(len(parts)):
+        for blk in range(n):
             rows, args = inputs(blk, False)
             out = os.path.join(spill.name, f"state-{blk}.arrow")
             with main_not_rerun():  # a submit starts a worker when none is idle
                 flight.append((pool.submit(_score_block, *(*args, out)), rows))
             if len(flight) > workers:
-                fut, n = flight.popleft()
-                yield fut.result(), n
+                fut, k = flight.popleft()
+                yield fut.result(), k
         while flight:
-            fut, n = flight.popleft()
-            yield fut.result(), n
+            fut, k = flight.popleft()
+            yield fut.result(), k
     finally:
         # a failed block (or a failed write of one) stops the rest
         _end_broken_workers(pool)
