@@ -388,7 +388,7 @@ def _staged_blocks(
                 continue
             if b[0] < blk or (b[1:] < b[:-1]).any() or b[-1] >= n:
                 raise RuntimeError(f"the monitor's staging table {table} is out of block order")
-            rows = pa.Table.from_batches([batch]).drop_columns(["blk"])
+            got = pa.Table.from_batches([batch]).drop_columns(["blk"])
             start = 0
             while start < b.size:
                 here = int(b[start])
@@ -396,7 +396,7 @@ def _staged_blocks(
                     yield _block_table(held, schema)
                     held, blk = [], blk + 1
                 end = int(np.searchsorted(b, here, side="right"))
-                held.append(rows.slice(start, end - start))
+                held.append(got.slice(start, end - start))
                 start = end
         while blk < n:
             yield _block_table(held, schema)
@@ -542,6 +542,8 @@ class MonitorStore:
         self._staged: set[str] = set()  # staging tables this run created
         self._fresh = False
         self._staging = False  # a staging transaction is open
+        # blocks' feature hours and rejects, by staging table, not yet inserted
+        self._pending: dict[str, list[pa.Table]] = {}
         self._uncommitted = 0  # vehicles staged since its last commit
         self._meta: dict[str, Any] | None = None
         # the last run's state file, and each vehicle's (batch, row) in it
@@ -805,6 +807,7 @@ class MonitorStore:
         self._fresh = fresh
         self._staging = False
         self._uncommitted = 0
+        self._pending = {}
         self._staged = set()
         self._drop(_MON_STAGING)
         self._collect_state_files()
@@ -928,24 +931,29 @@ class MonitorStore:
         """A block's new state (into this run's state file), its new feature
         hours and its rejects, staged (committed, not yet in the outputs)."""
         self._put_state(state)
-        if not self._staging:
-            self.con.begin()
-            self._staging = True
-        try:
-            if features is not None and features.num_rows:
-                self._stage("_monitor_features_new", features)
-            if rejects.num_rows:
-                self._stage("_monitor_rejects_new", rejects)
-        except BaseException:
-            self._staging = False
-            self.con.rollback()
-            raise
+        # held here and inserted once a commit's worth: an insert per block
+        # was 2.5 s of a 30,000-vehicle daily monitor (150 blocks)
+        if features is not None and features.num_rows:
+            self._pending.setdefault("_monitor_features_new", []).append(features)
+        if rejects.num_rows:
+            self._pending.setdefault("_monitor_rejects_new", []).append(rejects)
         self._uncommitted += state.num_rows
         if self._uncommitted >= STAGE_COMMIT_VEHICLES:
             self._commit_staged()
 
     def _commit_staged(self) -> None:
-        if self._staging:
+        pending, self._pending = self._pending, {}
+        if pending:
+            self.con.begin()
+            self._staging = True
+            try:
+                for name, parts in pending.items():
+                    # every block's tables have the same columns (Monitor.features)
+                    self._stage(name, pa.concat_tables(parts))
+            except BaseException:
+                self._staging = False
+                self.con.rollback()
+                raise
             self.con.commit()
             self._staging = False
         self._uncommitted = 0
@@ -1009,6 +1017,7 @@ class MonitorStore:
         """Drops what a failed run staged, its input rows included (the
         outputs were never touched)."""
         self._staging = False
+        self._pending = {}
         with contextlib.suppress(duckdb.Error):
             self.con.rollback()  # the staging transaction, if one was open
         self._drop((*_MON_STAGING, *_MON_INPUTS), quiet=True)
