@@ -14,6 +14,19 @@ from .fusion import FusionConfig, FusionResult, fuse
 
 # Tables written back into the store (replaced on every run).
 OUTPUT_TABLES = ("gnss_track", "gnss_parked", "gnss_events")
+# the columns of a fix that `fuse` reads (height_m, else altitude_m)
+FUSE_COLUMNS = (
+    "time",
+    "lat",
+    "lon",
+    "height_m",
+    "altitude_m",
+    "quality",
+    "sigma_n_m",
+    "sigma_e_m",
+    "sigma_u_m",
+    "speed_kmh",
+)
 
 
 def fuse_store(
@@ -46,6 +59,10 @@ def fuse_store(
                 f"{db} has no fixes table; run `autolien ingest` on NMEA/UBX captures first"
             )
         key = "coalesce(vehicle_id, 'file:' || source_file)"
+        # only what the filter reads: the rest of a fix (its source names,
+        # NMEA status strings, ...) was most of each batch's bytes
+        have = store.query("SELECT * FROM fixes LIMIT 0").column_names
+        cols = ", ".join(f'"{c}"' for c in FUSE_COLUMNS if c in have)
         vehicles = store.query(
             f"SELECT DISTINCT {key} AS v FROM fixes WHERE time IS NOT NULL ORDER BY v"
         )
@@ -64,7 +81,7 @@ def fuse_store(
                 store.con.register("_autolien_batch", chunk)
                 try:
                     fixes = store.query(
-                        f"""SELECT {key} AS vehicle_id, * EXCLUDE (vehicle_id) FROM fixes
+                        f"""SELECT {key} AS vehicle_id, {cols} FROM fixes
                         WHERE time IS NOT NULL AND {key} IN (SELECT v FROM _autolien_batch)
                         ORDER BY vehicle_id, time, source, "offset" """
                     )
