@@ -21,7 +21,7 @@ from autolien.pipeline import run_portfolio
 from autolien.sim.portfolio import write_portfolio
 from autolien.store import ev_frame_blocks, valuation_inputs
 from autolien.telemetry import Store
-from autolien.valuation.adjust import soh_segments
+from autolien.valuation.adjust import EV_COLUMNS, soh_segments
 from autolien.valuation.stage import NOMINAL_KWH, valuation_stage
 
 
@@ -56,6 +56,14 @@ def test_blocks_hold_every_frame_once_in_order_and_never_split_a_vin(pf: Path, r
     if rows == 1:
         assert len(blocks) == n_vins  # one VIN a block
     assert len(blocks) <= n_vins
+    # only the columns the segments read (those the table has), in the same blocks
+    some = list(ev_frame_blocks(db, rows=rows, columns=EV_COLUMNS))
+    names = [c for c in EV_COLUMNS if c in whole.column_names]
+    assert len(names) == len(EV_COLUMNS)
+    assert [b.num_rows for b in some] == [b.num_rows for b in blocks]
+    assert pa.concat_tables(some).equals(whole.select(names))
+    first = next(iter(ev_frame_blocks(db, rows=rows, columns=["soc_pct", "no_such"])))
+    assert first.column_names == ["vin", "soc_pct"]
 
 
 def test_segments_and_the_stage_equal_those_of_all_frames(
@@ -69,6 +77,8 @@ def test_segments_and_the_stage_equal_those_of_all_frames(
         [soh_segments(b, nominal_kwh=NOMINAL_KWH) for b in ev_frame_blocks(db, rows=50)]
     )
     assert got.equals(want)
+    narrow = ev_frame_blocks(db, rows=50, columns=EV_COLUMNS)
+    assert pa.concat_tables([soh_segments(b, nominal_kwh=NOMINAL_KWH) for b in narrow]).equals(want)
     # the stage, blocks of about 50 rows, against the stage given the
     # segments of all frames (what it worked out itself before)
     with Store(db) as s:
@@ -113,6 +123,13 @@ def test_a_vin_left_null_comes_last_in_its_own_block(tmp_path: Path) -> None:
     blocks = list(ev_frame_blocks(db, rows=1))
     assert [b.column("vin").to_pylist() for b in blocks] == [["A"], ["B", "B"], [None, None]]
     assert [b.column("soc").to_pylist() for b in blocks] == [[3.0], [4.0, 1.0], [5.0, 2.0]]
+    # batches that end inside a VIN, or inside the nulls: the same whole VINs
+    for rows in (2, 3, 4):
+        got = [b.column("vin").to_pylist() for b in ev_frame_blocks(db, rows=rows)]
+        assert [v for g in got for v in g] == ["A", "B", "B", None, None]
+        # no VIN (nor the nulls) in two blocks
+        sets = [set(map(str, g)) for g in got]
+        assert all(not (sets[i] & sets[j]) for i in range(len(sets)) for j in range(i))
     with pytest.raises(ValueError, match="at least 1"):
         list(ev_frame_blocks(db, rows=0))
     assert list(ev_frame_blocks(tmp_path / "none.duckdb")) == []

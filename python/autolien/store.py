@@ -34,7 +34,7 @@ import math
 import os
 import shutil
 import warnings
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -186,13 +186,16 @@ EV_ORDER = ("vin", "time", "source_file", "offset")
 EV_BLOCK_ROWS = 1 << 17
 
 
-def ev_frame_blocks(db: str | Path, *, rows: int | None = None) -> Iterator[pa.Table]:
+def ev_frame_blocks(
+    db: str | Path, *, rows: int | None = None, columns: Sequence[str] | None = None
+) -> Iterator[pa.Table]:
     """The stored EV frames in ``EV_ORDER``, as tables of whole VINs of
     about ``rows`` rows each (one VIN's frames are never split), streamed:
     the valuation's battery part works VIN by VIN, so it never needs the
     whole history in memory at once (1.0 million frames, 270 MB as Arrow,
     at 10,000 vehicles after 14 days). Nothing without an ``ev`` table.
-    ``rows`` defaults to ``EV_BLOCK_ROWS``."""
+    ``rows`` defaults to ``EV_BLOCK_ROWS``; ``columns``: only those of them
+    the table has (``vin`` always), else every column."""
     rows = EV_BLOCK_ROWS if rows is None else rows
     if rows < 1:
         raise ValueError("rows must be at least 1")
@@ -201,29 +204,49 @@ def ev_frame_blocks(db: str | Path, *, rows: int | None = None) -> Iterator[pa.T
             return
         cols = store.query("SELECT * FROM ev LIMIT 0")
         order = ", ".join(_quoted(c) for c in EV_ORDER if c in cols.column_names)
+        if columns is not None:
+            wanted = ["vin", *(c for c in columns if c != "vin" and c in cols.column_names)]
+            cols = cols.select(wanted)
         # timestamps as Store.query gives them (UTC)
         schema = cols.schema
-        reader = store.con.sql(f"SELECT * FROM ev ORDER BY {order}").to_arrow_reader(rows)
+        names = ", ".join(_quoted(c) for c in schema.names)
+        reader = store.con.sql(f"SELECT {names} FROM ev ORDER BY {order}").to_arrow_reader(rows)
+        # the rows of the last VIN seen, which may go on in the next batch
         held: list[pa.Table] = []
+        held_vin: pa.Scalar | None = None
         for batch in reader:
             if not batch.num_rows:
                 continue
-            held.append(pa.Table.from_batches([batch]).cast(schema))
-            t = pa.concat_tables(held)
+            t = pa.Table.from_batches([batch]).cast(schema)
             vin = t.column("vin")
-            # the last VIN may go on in the next batch: kept back (DuckDB
-            # sorts nulls last)
             last = vin[-1]
+            # where this batch's last VIN begins in it (DuckDB sorts nulls
+            # last); only this batch is searched, so a VIN spread over many
+            # batches costs no more than its rows
             keep = int(
                 pc.index(vin, last).as_py()
                 if last.is_valid
                 else pc.sum(pc.is_valid(vin)).as_py() or 0
             )
             if keep > 0:
-                yield t.slice(0, keep).combine_chunks()
-            held = [t.slice(keep)]
-        if held and held[0].num_rows:
+                yield pa.concat_tables([*held, t.slice(0, keep)]).combine_chunks()
+                held = [t.slice(keep)]
+            elif held and not _same_vin(vin[0], held_vin):
+                yield pa.concat_tables(held).combine_chunks()
+                held = [t]
+            else:
+                held.append(t)
+            held_vin = last
+        if held:
             yield pa.concat_tables(held).combine_chunks()
+
+
+def _same_vin(a: pa.Scalar, b: pa.Scalar | None) -> bool:
+    if b is None:
+        return False
+    if not a.is_valid or not b.is_valid:
+        return not a.is_valid and not b.is_valid
+    return bool(a.as_py() == b.as_py())
 
 
 def valuation_inputs(db: str | Path, *, ev: bool = True) -> ValuationInputs:

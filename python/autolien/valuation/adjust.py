@@ -24,6 +24,7 @@ from .data import make_model_keys
 __all__ = [
     "BATTERY_LEVELS",
     "BATTERY_SHARE",
+    "EV_COLUMNS",
     "LTV_LEVELS",
     "NORMAL_FADE_PER_YEAR",
     "SOH_PLAUSIBLE",
@@ -88,8 +89,21 @@ def battery_factor(
     return np.asarray(np.clip(f, 1.0 - share, 1.0 + share / 10), np.float64)
 
 
+# the GB/T 32960 columns soh_segments reads (the cell voltages when present)
+EV_COLUMNS = (
+    "vin",
+    "time",
+    "soc_pct",
+    "pack_current_a",
+    "pack_voltage_v",
+    "charging_status",
+    "max_cell_v",
+    "min_cell_v",
+)
+
+
 def _ev_arrays(ev: pa.Table) -> dict[str, Any]:
-    need = ("vin", "time", "soc_pct", "pack_current_a", "pack_voltage_v", "charging_status")
+    need = EV_COLUMNS[:6]
     missing = [c for c in need if c not in ev.column_names]
     if missing:
         raise ValueError(f"EV table lacks {', '.join(missing)}")

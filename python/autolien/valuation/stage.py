@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
-from .adjust import battery_alerts, ltv, soh_segments
+from .adjust import EV_COLUMNS, battery_alerts, ltv, soh_segments
 from .feed import DRIFT_KIND, book_model, drift_alert, feed_table, market_response
 from .market import SUPPLY_ELASTICITY, TOM_ELASTICITY, market_index
 from .model import Valuer
@@ -92,7 +92,10 @@ def valuation_stage(
         # a block of whole VINs at a time: each VIN's segments depend on its
         # own frames alone, so the blocks' rows, in VIN order, are those of
         # all frames at once, without the whole history in memory
-        parts = [s for t in ev_frame_blocks(db) if (s := battery_segments(t)) is not None]
+        # only the columns the segments read: the frames' other columns
+        # (temperatures, motors, ...) were most of each block's bytes
+        blocks = ev_frame_blocks(db, columns=EV_COLUMNS)
+        parts = [s for t in blocks if (s := battery_segments(t)) is not None]
         segments = pa.concat_tables(parts) if parts else None
     v, vdir, feed, own = _model(db, book, listings, at, model_dir)
     kmap = dict(zip(km.column("vehicle_id").to_pylist(), km.column("km").to_pylist(), strict=True))
