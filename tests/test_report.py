@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -291,6 +292,45 @@ def test_vehicle_pages_show_their_own_rows(report: tuple[Path, dict], tmp_path: 
         checked += 1
     con.close()
     assert checked >= 2
+
+
+def test_the_dashboards_reads_bound_duckdbs_cache(
+    report: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page's reads scan the stored history once; DuckDB's default
+    cache (80% of RAM) was the dashboard's whole peak. Its store is opened
+    with DASHBOARD_MEMORY_LIMIT, or with $AUTOLIEN_DUCKDB_MEMORY_LIMIT when
+    that is set."""
+    import duckdb
+
+    import autolien.telemetry as tel
+    from autolien.report import queries
+
+    db = report[0].parent.parent / "x.duckdb"
+    seen: list[str] = []
+
+    class Spy(tel.Store):  # type: ignore[misc]
+        def __init__(self, *a: Any, **k: Any) -> None:
+            super().__init__(*a, **k)
+            seen.append(self.con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0])
+
+    def setting(limit: str) -> str:
+        con = duckdb.connect(config={"memory_limit": limit})
+        try:
+            return str(con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0])
+        finally:
+            con.close()
+
+    monkeypatch.setattr(tel, "Store", Spy)
+    for env, want in ((None, queries.DASHBOARD_MEMORY_LIMIT), ("1GB", "1GB")):
+        if env is None:
+            monkeypatch.delenv("AUTOLIEN_DUCKDB_MEMORY_LIMIT", raising=False)
+        else:
+            monkeypatch.setenv("AUTOLIEN_DUCKDB_MEMORY_LIMIT", env)
+        got = queries.load(db, max_vehicles=3, max_alert_rows=5)
+        assert got.ids
+        assert seen[-1] == setting(want)
+    assert setting(queries.DASHBOARD_MEMORY_LIMIT) != setting("1GB")
 
 
 def test_vehicle_ranges_and_json_values() -> None:
