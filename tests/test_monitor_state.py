@@ -256,6 +256,39 @@ def test_blocks_read_in_one_pass_equal_a_query_per_block(fleet, tmp_path, rows) 
             list(ms.blocks(n))
 
 
+def test_the_monitors_store_runs_under_its_memory_limit(fleet, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """DuckDB's memory in the monitor stage is mostly a cache of the staging
+    tables it wrote: its store is opened with MONITOR_MEMORY_LIMIT, or with
+    $AUTOLIEN_DUCKDB_MEMORY_LIMIT when that is set."""
+    import autolien.store as store_mod
+    from autolien.monitor.cli import MONITOR_MEMORY_LIMIT
+
+    seen: list[str] = []
+
+    class Spy(store_mod.Store):  # type: ignore[misc]
+        def __init__(self, *a, **k) -> None:  # type: ignore[no-untyped-def]
+            super().__init__(*a, **k)
+            seen.append(self.con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0])
+
+    def setting(limit: str) -> str:
+        con = duckdb.connect(config={"memory_limit": limit})
+        try:
+            return str(con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0])
+        finally:
+            con.close()
+
+    monkeypatch.setattr(store_mod, "Store", Spy)
+    db = str(tmp_path / "m.duckdb")
+    _store(db, fleet, None)
+    monkeypatch.delenv("AUTOLIEN_DUCKDB_MEMORY_LIMIT", raising=False)
+    monitor_store(db, state=True, workers=1)
+    assert seen[-1] == setting(MONITOR_MEMORY_LIMIT)
+    monkeypatch.setenv("AUTOLIEN_DUCKDB_MEMORY_LIMIT", "3GB")
+    monitor_store(db, state=True, workers=1)
+    assert seen[-1] == setting("3GB")
+    assert setting("3GB") != setting(MONITOR_MEMORY_LIMIT)
+
+
 def test_a_first_run_without_scored_hours_does_not_stop_the_next(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A first run over too little data scores no hour; the feature table it
     creates empty must take the next run's hours (it had two columns, and

@@ -81,8 +81,10 @@ class PortfolioMismatchError(AutolienError, ValueError):
     """The database (or ledger) belongs to another portfolio."""
 
 
-def open_store(db: str | Path, *, read_only: bool = False) -> Store:
-    return Store(db, read_only=read_only)
+def open_store(
+    db: str | Path, *, read_only: bool = False, memory_limit: str | None = None
+) -> Store:
+    return Store(db, read_only=read_only, memory_limit=memory_limit)
 
 
 def check_portfolio(db: Path, pid: str) -> None:

@@ -4,7 +4,6 @@ loadable at any fleet size."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,7 +13,13 @@ import pyarrow as pa
 if TYPE_CHECKING:
     from ..ledger.log import Replay
 
-__all__ = ["DASHBOARD_MEMORY_LIMIT", "DashboardData", "dashboard_memory_limit", "ledger_rows", "load"]
+__all__ = [
+    "DASHBOARD_MEMORY_LIMIT",
+    "DashboardData",
+    "dashboard_memory_limit",
+    "ledger_rows",
+    "load",
+]
 
 
 @dataclass
@@ -81,9 +86,9 @@ def dashboard_memory_limit() -> str | None:
     """DuckDB's memory limit for the dashboard's reads:
     ``$AUTOLIEN_DUCKDB_MEMORY_LIMIT`` when set (None here: the store reads
     it), else ``DASHBOARD_MEMORY_LIMIT``."""
-    from ..telemetry.store import MEMORY_LIMIT_ENV  # noqa: PLC0415
+    from ..telemetry.store import bounded_memory_limit  # noqa: PLC0415
 
-    return None if os.environ.get(MEMORY_LIMIT_ENV) else DASHBOARD_MEMORY_LIMIT
+    return bounded_memory_limit(DASHBOARD_MEMORY_LIMIT)
 
 
 def load(db: str | Path, *, max_vehicles: int, max_alert_rows: int) -> DashboardData:

@@ -71,10 +71,19 @@ from .jt808 import LOCATION_SCHEMA
 from .nmea import FIX_SCHEMA
 from .obd import OBD_SCHEMA
 
-__all__ = ["LAYOUTS", "MEMORY_LIMIT_ENV", "Store", "vehicle_bucket"]
+__all__ = ["LAYOUTS", "MEMORY_LIMIT_ENV", "Store", "bounded_memory_limit", "vehicle_bucket"]
 
 # the DuckDB memory limit of every Store that is not given one
 MEMORY_LIMIT_ENV = "AUTOLIEN_DUCKDB_MEMORY_LIMIT"
+
+
+def bounded_memory_limit(default: str) -> str | None:
+    """A stage's own DuckDB memory limit, ``default``, unless
+    ``$AUTOLIEN_DUCKDB_MEMORY_LIMIT`` is set (None then: the store reads
+    it). For stages whose DuckDB memory is a cache of what they scanned or
+    wrote once, which DuckDB's default (80% of RAM) lets grow with the book."""
+    return None if os.environ.get(MEMORY_LIMIT_ENV) else default
+
 
 # table -> (schema, vehicle expression, what else tells two readings of one
 # vehicle at one time apart); {t} stands for the table alias
