@@ -543,8 +543,9 @@ class MonitorStore:
     """The monitor stage's reads and writes of the store.
 
     ``read`` copies the rows newer than the last run's clock, once, into
-    staging tables numbered by vehicle block; ``block`` hands out one
-    block's rows (the scan is bounded by the block, not by the history);
+    staging tables numbered by vehicle block; ``blocks`` hands out the
+    blocks' rows in order from one scan of them (``block``: one block's, by
+    a query of its own);
     ``state`` reads the saved state of a block's vehicles. ``write`` starts
     the run's writes: the new state, the new feature hours and the rejects
     are staged block by block (``put_block``); ``commit`` moves them into
