@@ -262,22 +262,10 @@ def test_the_monitors_store_runs_under_its_memory_limit(fleet, tmp_path, monkeyp
     $AUTOLIEN_DUCKDB_MEMORY_LIMIT when that is set."""
     import autolien.store as store_mod
     from autolien.monitor.cli import MONITOR_MEMORY_LIMIT
+    from memory_limits import memory_setting as setting
+    from memory_limits import spy_store_limits
 
-    seen: list[str] = []
-
-    class Spy(store_mod.Store):  # type: ignore[misc]
-        def __init__(self, *a, **k) -> None:  # type: ignore[no-untyped-def]
-            super().__init__(*a, **k)
-            seen.append(self.con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0])
-
-    def setting(limit: str) -> str:
-        con = duckdb.connect(config={"memory_limit": limit})
-        try:
-            return str(con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0])
-        finally:
-            con.close()
-
-    monkeypatch.setattr(store_mod, "Store", Spy)
+    seen = spy_store_limits(monkeypatch, store_mod)
     db = str(tmp_path / "m.duckdb")
     _store(db, fleet, None)
     monkeypatch.delenv("AUTOLIEN_DUCKDB_MEMORY_LIMIT", raising=False)

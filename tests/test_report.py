@@ -10,7 +10,6 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -301,27 +300,13 @@ def test_the_dashboards_reads_bound_duckdbs_cache(
     cache (80% of RAM) was the dashboard's whole peak. Its store is opened
     with DASHBOARD_MEMORY_LIMIT, or with $AUTOLIEN_DUCKDB_MEMORY_LIMIT when
     that is set."""
-    import duckdb
-
     import autolien.telemetry as tel
     from autolien.report import queries
+    from memory_limits import memory_setting as setting
+    from memory_limits import spy_store_limits
 
     db = report[0].parent.parent / "x.duckdb"
-    seen: list[str] = []
-
-    class Spy(tel.Store):  # type: ignore[misc]
-        def __init__(self, *a: Any, **k: Any) -> None:
-            super().__init__(*a, **k)
-            seen.append(self.con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0])
-
-    def setting(limit: str) -> str:
-        con = duckdb.connect(config={"memory_limit": limit})
-        try:
-            return str(con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0])
-        finally:
-            con.close()
-
-    monkeypatch.setattr(tel, "Store", Spy)
+    seen = spy_store_limits(monkeypatch, tel)
     for env, want in ((None, queries.DASHBOARD_MEMORY_LIMIT), ("1GB", "1GB")):
         if env is None:
             monkeypatch.delenv("AUTOLIEN_DUCKDB_MEMORY_LIMIT", raising=False)

@@ -548,7 +548,8 @@ class MonitorStore:
     a query of its own);
     ``state`` reads the saved state of a block's vehicles. ``write`` starts
     the run's writes: the new state, the new feature hours and the rejects
-    are staged block by block (``put_block``); ``commit`` moves them into
+    are staged as blocks come (``put_block``; the hours and rejects go into
+    the staging tables a commit's worth at a time); ``commit`` moves them into
     place with the alerts and the run's meta, in one transaction. A run
     killed before ``commit`` leaves the outputs as they were.
 
