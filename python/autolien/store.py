@@ -397,7 +397,7 @@ _MON_ODO_COLS = ("vehicle_id", "time", "odometer_km")
 
 def _staged_blocks(
     store: Store, table: str, cols: tuple[str, ...], n: int, rows: int
-) -> Iterator[pa.Table]:
+) -> Generator[pa.Table, None, None]:
     """Blocks 0..n-1 of a staging table, in one scan on a cursor of its own
     (the run's writes go on on the store's connection meanwhile)."""
     names = ", ".join(cols)
@@ -755,7 +755,12 @@ class MonitorStore:
         the scan's batch size."""
         tracks = _staged_blocks(self.store, "_mon_tracks", _MON_TRACK_COLS, n, rows)
         odo = _staged_blocks(self.store, "_mon_odo", _MON_ODO_COLS, n, rows)
-        yield from zip(tracks, odo, strict=True)
+        try:
+            yield from zip(tracks, odo, strict=True)
+        finally:
+            # their cursors, now: a zip does not close what it reads
+            tracks.close()
+            odo.close()
 
     def state_ids(self) -> list[str]:
         """The vehicles with saved state, in the state file's order (call
