@@ -139,13 +139,32 @@ def test_store_runs_resumed_day_by_day_equal_one_run(fleet, tmp_path) -> None:  
     assert got.to_pylist() == want.to_pylist()
 
 
-def test_rtk_fixes_take_the_terminals_latest_ignition_when_staged(tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("lookback_days", "book", "drop"),
+    [
+        # vehicle 0 (last terminal row 2 days before since) and vehicle 5 (no
+        # terminal rows) read their older rows by key; with and without a book
+        (1, False, ()),
+        (1, True, ()),
+        # every RTK vehicle has a terminal row in the span: the span alone
+        (10, False, ("T5",)),
+        (10, True, ("T5",)),
+    ],
+)
+def test_rtk_fixes_take_the_terminals_latest_ignition_when_staged(
+    tmp_path, monkeypatch, lookback_days, book, drop
+) -> None:  # type: ignore[no-untyped-def]
     """An RTK fix carries no ignition: staging gives it the vehicle's latest
     terminal ACC bit at or before it, read from only the rows it can match
-    (the new ones and each vehicle's last at or before ``since``). Checked
-    against a brute-force search over every terminal row."""
+    (the new ones and each vehicle's last at or before ``since``): the rows
+    in a span before ``since`` (``IGNITION_LOOKBACK``), and for a vehicle
+    whose terminal sent nothing in it, its older rows. Checked against a
+    brute-force search over every terminal row."""
+    import autolien.store as store_mod
     from autolien.store import MonitorStore, _monitor_sources
     from autolien.telemetry.store import Store
+
+    monkeypatch.setattr(store_mod, "IGNITION_LOOKBACK", dt.timedelta(days=lookback_days))
 
     rng = np.random.default_rng(11)
     t0 = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
@@ -181,14 +200,27 @@ def test_rtk_fixes_take_the_terminals_latest_ignition_when_staged(tmp_path) -> N
         "CREATE TABLE gnss_track (vehicle_id VARCHAR, time TIMESTAMPTZ, lat DOUBLE, lon DOUBLE, "
         "ve_mps DOUBLE, vn_mps DOUBLE, used BOOLEAN)"
     )
+    fix = [r for r in fix if r[0] not in drop]
+    # with a loan book the fixes carry the book's vehicle ids, the terminals their numbers
+    vid = (lambda tid: "V" + tid[1:]) if book else (lambda tid: tid)
     con.executemany(
-        "INSERT INTO gnss_track VALUES (?, ?, 30.0, 120.0, 0.0, 0.0, true)", [list(r) for r in fix]
+        "INSERT INTO gnss_track VALUES (?, ?, 30.0, 120.0, 0.0, 0.0, true)",
+        [[vid(v), t] for v, t in fix],
     )
+    if book:
+        con.execute("CREATE TABLE loan_book (vehicle_id VARCHAR, terminal_id VARCHAR, vin VARCHAR)")
+        con.executemany(
+            "INSERT INTO loan_book VALUES (?, ?, ?)",
+            [[vid(f"T{v}"), f"T{v}", f"VIN{v}"] for v in range(6)],
+        )
     con.close()
     with Store(db) as store:
         ms = MonitorStore(store)
         got = ms.read(since, 4, [])
         assert got.newer["gnss_track"] == len(fix)
+        # the vehicles whose older rows were read by key
+        uncovered = store.query("SELECT vehicle_id FROM _mon_uncovered ORDER BY 1")
+        assert uncovered.column(0).to_pylist() == ([] if drop else [vid("T0"), vid("T5")])
         rows = store.query("SELECT vehicle_id, time, ignition FROM _mon_tracks ORDER BY ALL")
         # the Dask export's sources join the same way, over every fix
         track, _ = _monitor_sources(store)
@@ -201,7 +233,7 @@ def test_rtk_fixes_take_the_terminals_latest_ignition_when_staged(tmp_path) -> N
     for v, t in sorted(fix):
         before = [(lt, ig) for lv, lt, ig in loc if lv == v and lt <= t]
         # the latest second's readings, the greatest bit among them
-        want.append((v, t, bool(max(before)[1] & 1) if before else None))
+        want.append((vid(v), t, bool(max(before)[1] & 1) if before else None))
     tied = {(lv, lt) for lv, lt, _ in ties}
     latest = [(v, max(lt for lv, lt, _ in loc if lv == v and lt <= t)) for v, t in fix if v != "T5"]
     # many fixes read a tied second: which row the join takes decides them
@@ -210,11 +242,12 @@ def test_rtk_fixes_take_the_terminals_latest_ignition_when_staged(tmp_path) -> N
         staged = [
             (r["vehicle_id"], r["time"], r["ignition"])
             for r in got_rows.to_pylist()
-            if r["vehicle_id"] in {v for v, _ in fix}
+            if r["vehicle_id"] in {vid(v) for v, _ in fix}
         ]
         assert staged == want
-    assert {w[2] for w in want if w[0] == "T0"} != {None}  # the old row was found
-    assert {w[2] for w in want if w[0] == "T5"} == {None}
+    assert {w[2] for w in want if w[0] == vid("T0")} != {None}  # the old row was found
+    if "T5" not in drop:
+        assert {w[2] for w in want if w[0] == vid("T5")} == {None}
 
 
 @pytest.mark.parametrize("rows", [1, 7, 1 << 16])

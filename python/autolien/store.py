@@ -392,6 +392,9 @@ _LATEST_ODOMETERS = tuple(
     for t, k, c in _ODOMETER_SOURCES
 )
 _MON_TRACK_COLS = ("vehicle_id", "time", "lat", "lon", "speed_kmh", "ignition", "used")
+# how far before the last run's clock a daily run looks for the terminal
+# rows that give new RTK fixes their ignition (MonitorStore._ignition_rows)
+IGNITION_LOOKBACK = dt.timedelta(days=2)
 _MON_ODO_COLS = ("vehicle_id", "time", "odometer_km")
 
 
@@ -620,6 +623,44 @@ class MonitorStore:
         loc, odo, rtk = _source_sql(set(self.store.tables()))
         return loc, list(odo.values()), rtk
 
+    def _ignition_rows(self, ign: str, rtk_new: str, since: dt.datetime | None) -> str:
+        """The terminal rows (of ``ign``) of the RTK vehicles with new fixes
+        (``_rv``) that can hold a new fix's latest ACC bit, as SQL: those
+        after ``since - IGNITION_LOOKBACK``, and all rows of the few vehicles
+        whose terminal sent nothing in that span before ``since`` (their
+        latest row at or before ``since`` is older). Every vehicle's latest
+        row at or before ``since`` and all after it are among them, as over
+        the whole history, which every daily run had scanned for this
+        (0.5-0.9 s of 0.75-1.2 at 10,000 vehicles after 15 days)."""
+        rv = "vehicle_id IN (SELECT vehicle_id FROM _rv)"
+        if since is None:
+            return f"SELECT * FROM _ign WHERE {rv}"
+        self.con.execute(
+            "SET VARIABLE _monitor_lookback = ?", [since - IGNITION_LOOKBACK]
+        ).fetchall()
+        after = "time > getvariable('_monitor_lookback')"
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _mon_uncovered AS SELECT DISTINCT vehicle_id "
+            f"FROM ({rtk_new}) WHERE vehicle_id IS NOT NULL AND vehicle_id NOT IN ("
+            f"SELECT vehicle_id FROM ({ign}) WHERE {after} "
+            "AND time <= getvariable('_monitor_since') AND vehicle_id IS NOT NULL)"
+        ).fetchall()
+        window = f"SELECT * FROM _ign WHERE {rv} AND {after}"
+        n = self.store.query("SELECT count(*) AS n FROM _mon_uncovered").column("n")[0].as_py()
+        if not n:
+            return window
+        # their older rows, read by their terminals' keys before the book's join
+        only = "SELECT vehicle_id FROM _mon_uncovered"
+        older = (
+            mapped_sql(_MON_LOCATIONS, _MON_COLS, only=only)
+            if "loan_book" in self.store.tables()
+            else f"SELECT * FROM ({_MON_LOCATIONS}) WHERE vehicle_id IN ({only})"
+        )
+        return (
+            f"{window} UNION ALL SELECT vehicle_id, time, ignition FROM ({older}) "
+            "WHERE NOT (" + after + ")"
+        )
+
     def read(self, since: dt.datetime | None, batch: int, known: list[str]) -> MonitorRead:
         """Stages the rows newer than ``since`` (all rows without it) for
         ``known`` vehicles (those with state) and every vehicle with such
@@ -653,7 +694,7 @@ class MonitorStore:
                 ign_new = (
                     f"WITH _ign AS ({ign}), "
                     f"_rv AS (SELECT DISTINCT vehicle_id FROM ({rtk_new})), "
-                    "_i AS (SELECT * FROM _ign WHERE vehicle_id IN (SELECT vehicle_id FROM _rv)), "
+                    f"_i AS ({self._ignition_rows(ign, rtk_new, since)}), "
                     "_t0 AS (SELECT vehicle_id, max(time) AS t0 FROM _i "
                     "WHERE time <= getvariable('_monitor_since') GROUP BY vehicle_id) "
                     "SELECT _i.* FROM _i LEFT JOIN _t0 USING (vehicle_id) "
