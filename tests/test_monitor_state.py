@@ -254,7 +254,7 @@ def test_rtk_fixes_take_the_terminals_latest_ignition_when_staged(
 def test_blocks_read_in_one_pass_equal_a_query_per_block(fleet, tmp_path, rows) -> None:  # type: ignore[no-untyped-def]
     """The scoring loop reads the staged rows block by block from one scan
     of each staging table (``MonitorStore.blocks``): the same tables as a
-    query per block (``block``), empty blocks (vehicles with state but no
+    query per block, empty blocks (vehicles with state but no
     new rows) included, whatever the scan's batch size, and a staging table
     out of block order is an error, not a wrong cut."""
     from autolien.store import MonitorStore
@@ -270,7 +270,20 @@ def test_blocks_read_in_one_pass_equal_a_query_per_block(fleet, tmp_path, rows) 
         ms = MonitorStore(store)
         got = ms.read(None, 3, known)
         n = -(-len(got.ids) // 3)
-        want = [ms.block(b) for b in range(n)]
+        # the reference: a query per block
+        track_cols = "vehicle_id, time, lat, lon, speed_kmh, ignition, used"
+        want = [
+            (
+                store.query(
+                    f"SELECT {track_cols} FROM _mon_tracks WHERE blk = ? ORDER BY ALL", [b]
+                ),
+                store.query(
+                    "SELECT vehicle_id, time, odometer_km FROM _mon_odo WHERE blk = ? ORDER BY ALL",
+                    [b],
+                ),
+            )
+            for b in range(n)
+        ]
         assert sum(t.num_rows for t, _ in want) > 0
         assert any(t.num_rows == 0 and o.num_rows == 0 for t, o in want)
         streamed = list(ms.blocks(n, rows=rows))

@@ -547,8 +547,7 @@ class MonitorStore:
 
     ``read`` copies the rows newer than the last run's clock, once, into
     staging tables numbered by vehicle block; ``blocks`` hands out the
-    blocks' rows in order from one scan of them (``block``: one block's, by
-    a query of its own);
+    blocks' rows in order from one scan of them;
     ``state`` reads the saved state of a block's vehicles. ``write`` starts
     the run's writes: the new state, the new feature hours and the rejects
     are staged as blocks come (``put_block``; the hours and rejects go into
@@ -571,7 +570,6 @@ class MonitorStore:
         self.con = store.con
         self._staged: set[str] = set()  # staging tables this run created
         self._fresh = False
-        self._staging = False  # a staging transaction is open
         # blocks' feature hours and rejects, by staging table, not yet inserted
         self._pending: dict[str, list[pa.Table]] = {}
         self._uncommitted = 0  # vehicles staged since its last commit
@@ -769,24 +767,13 @@ class MonitorStore:
             counts[name], new_counts[name] = int(row["n"]), int(row["m"])
         return MonitorRead(ids, clock.as_py() if clock.is_valid else None, counts, new_counts)
 
-    def block(self, blk: int) -> tuple[pa.Table, pa.Table]:
-        """One block's tracks and odometer readings (ORDER BY ALL: distinct
-        readings in one second come in one fixed order, so a re-run or an
-        incremental one scores the same rows the same way)."""
-        tracks = self.store.query(
-            f"SELECT {', '.join(_MON_TRACK_COLS)} FROM _mon_tracks WHERE blk = ? ORDER BY ALL",
-            [blk],
-        )
-        odo = self.store.query(
-            f"SELECT {', '.join(_MON_ODO_COLS)} FROM _mon_odo WHERE blk = ? ORDER BY ALL", [blk]
-        )
-        return tracks, odo
-
     def blocks(
         self, n: int, *, rows: int = 1 << 16
     ) -> Generator[tuple[pa.Table, pa.Table], None, None]:
-        """``block(0)`` to ``block(n - 1)``, the same tables, from one pass
-        over each staging table instead of a query per block: each query
+        """Blocks 0 to n - 1: each one's tracks and odometer readings in
+        ORDER BY ALL (distinct readings in one second come in one fixed
+        order, so a re-run or an incremental one scores the same rows the
+        same way), from one pass over each staging table. A query per block
         scanned and sorted again, and its cost grew with the staged rows, so
         all of them together grew with the square of the fleet (3.4 s of a
         30,000-vehicle daily monitor). The staging tables were written in
@@ -878,7 +865,6 @@ class MonitorStore:
         were; its staging tables are dropped by the next run, and its state
         file (no meta names it) here."""
         self._fresh = fresh
-        self._staging = False
         self._uncommitted = 0
         self._pending = {}
         self._staged = set()
@@ -1018,17 +1004,14 @@ class MonitorStore:
         pending, self._pending = self._pending, {}
         if pending:
             self.con.begin()
-            self._staging = True
             try:
                 for name, parts in pending.items():
                     # every block's tables have the same columns (Monitor.features)
                     self._stage(name, pa.concat_tables(parts))
             except BaseException:
-                self._staging = False
                 self.con.rollback()
                 raise
             self.con.commit()
-            self._staging = False
         self._uncommitted = 0
 
     def commit(self, alerts: pa.Table, empty: dict[str, pa.Table], meta: dict[str, Any]) -> None:
@@ -1089,7 +1072,6 @@ class MonitorStore:
     def rollback(self) -> None:
         """Drops what a failed run staged, its input rows included (the
         outputs were never touched)."""
-        self._staging = False
         self._pending = {}
         with contextlib.suppress(duckdb.Error):
             self.con.rollback()  # the staging transaction, if one was open

@@ -196,8 +196,9 @@ def load_vehicles(table: pa.Table, cfg: MonitorConfig) -> list[Vehicle]:
     base_lat, base_lon = lists("base_lat"), lists("base_lon")
     gap_end, gap_len = lists("gap_end"), lists("gap_len")
     has_hist = scalars("has_hist")
-    n_hours = np.diff(_flat(py["hist_hour"])[1])
-    hist = {f: _padded(*_flat(py[f"hist_{f}"]), n_hours, _BINS.get(f)) for f in _hist_names()}
+    flat = {f: _flat(py[f"hist_{f}"]) for f in _hist_names()}
+    n_hours = np.diff(flat["hour"][1])
+    hist = {f: _padded(*flat[f], n_hours, _BINS.get(f)) for f in flat}
     sc = {f: scalars(f) for f in (*_FLOATS, *_OPT_FLOATS, *_OPT_INTS)}
     away, sent = scalars("away_streak"), scalars("silence_sent")
     llat, llon, lvin = scalars("last_lat"), scalars("last_lon"), scalars("last_vin")

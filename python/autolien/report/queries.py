@@ -16,7 +16,6 @@ if TYPE_CHECKING:
 __all__ = [
     "DASHBOARD_MEMORY_LIMIT",
     "DashboardData",
-    "dashboard_memory_limit",
     "ledger_rows",
     "load",
 ]
@@ -82,15 +81,6 @@ class DashboardData:
 DASHBOARD_MEMORY_LIMIT = "512MB"
 
 
-def dashboard_memory_limit() -> str | None:
-    """DuckDB's memory limit for the dashboard's reads:
-    ``$AUTOLIEN_DUCKDB_MEMORY_LIMIT`` when set (None here: the store reads
-    it), else ``DASHBOARD_MEMORY_LIMIT``."""
-    from ..telemetry.store import bounded_memory_limit  # noqa: PLC0415
-
-    return bounded_memory_limit(DASHBOARD_MEMORY_LIMIT)
-
-
 def load(db: str | Path, *, max_vehicles: int, max_alert_rows: int) -> DashboardData:
     """Reads what the page shows from the store (read-only); ValueError
     without an alerts table. Vehicle pages go to the ``max_vehicles``
@@ -98,8 +88,10 @@ def load(db: str | Path, *, max_vehicles: int, max_alert_rows: int) -> Dashboard
     ``max_alert_rows`` most severe alerts."""
     from ..store import mapped_sql  # noqa: PLC0415
     from ..telemetry import Store  # noqa: PLC0415
+    from ..telemetry.store import bounded_memory_limit  # noqa: PLC0415
 
-    with Store(db, read_only=True, memory_limit=dashboard_memory_limit()) as store:
+    limit = bounded_memory_limit(DASHBOARD_MEMORY_LIMIT)
+    with Store(db, read_only=True, memory_limit=limit) as store:
         have = set(store.tables())
         if "alerts" not in have:
             raise ValueError(

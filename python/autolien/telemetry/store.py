@@ -540,11 +540,11 @@ class Store:
             return 0
         # the new rows in batch order (file order: time-ordered row groups)
         new = table if len(keep) == table.num_rows else table.take(pa.array(keep))
-        self.con.register("_autolien_new_rows", new)
-        try:
-            self.con.execute(f"INSERT INTO {kind} SELECT * FROM _autolien_new_rows").fetchall()
-        finally:
-            self.con.unregister("_autolien_new_rows")
+        # through a relation, not a registered view: DuckDB holds a table
+        # registered inside a transaction until the commit
+        self.con.from_arrow(new).query(
+            "_autolien_new_rows", f"INSERT INTO {kind} SELECT * FROM _autolien_new_rows"
+        )
         return len(keep)
 
     def _side(self) -> duckdb.DuckDBPyConnection:
