@@ -82,7 +82,8 @@ test-fast:
 	$(PY) -m pytest tests -x -q
 
 BENCH_ARGS := --benchmark-only --benchmark-columns=min,median,iqr,rounds -q -p no:cacheprovider
-# The gate times in CPU seconds, which a busy machine does not stretch, and
+# The gate times in CPU seconds, which a busy machine stretches less than wall
+# time (ratios timed while it was busy are reported, not gated), and
 # keys baselines by CPU model and core count (bench/gate.py). BASELINE=path
 # overrides the file.
 GATE_TIMER := --benchmark-timer=time.process_time

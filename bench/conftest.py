@@ -22,6 +22,14 @@ saves as a baseline and checks against. Each entry also records whether it
 ran on one thread: the share of the process's CPU time that other threads
 used between ``tag`` and the end of the test (``time.process_time`` against
 ``time.thread_time``), which load on the machine does not change.
+
+Each entry also records how busy the machine was meanwhile: the share of all
+its cores' time (``/proc/stat``, steal included) that went to other processes
+in that window. CPU seconds do not hold still under contention everywhere:
+where the virtual cores share physical ones with the load, a probe's
+single-thread ratio fell by 37% under one spinning process per core, while on
+another host it did not move. The gate does not judge ratios timed on a busy
+machine (``bench/gate.py``).
 """
 
 from __future__ import annotations
@@ -62,6 +70,10 @@ SUMMARY_PATH = Path(
 # Other threads' share of the CPU time above which an entry is multi-threaded.
 OTHER_THREADS_LIMIT = 0.05
 _cpu_start: dict[int, tuple[float, float]] = {}
+# (wall, machine busy + steal seconds, this process's own CPU seconds) at tag.
+_load_start: dict[int, tuple[float, float, float]] = {}
+# Windows shorter than this are not judged: /proc/stat counts in 10 ms ticks.
+LOAD_MIN_WINDOW_S = 0.2
 # Memory that grows faster than this power of the input is reported as a defect.
 MEMORY_EXPONENT_LIMIT = 1.15
 
@@ -97,6 +109,45 @@ def _reset_peak() -> bool:
     return True
 
 
+def _machine_cpu_seconds() -> float | None:
+    """CPU seconds the whole machine spent busy since boot (steal included), or None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu" or len(fields) < 8:
+        return None
+    v = [int(x) for x in fields[1:]]
+    # user nice system idle iowait irq softirq steal (guest time is inside user)
+    busy = v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    t = os.times()
+    # children that were waited for (a pool shut down inside the benchmark) count as ours
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def other_load(
+    start: tuple[float, float, float], end: tuple[float, float, float], cores: int
+) -> float | None:
+    """The share of the machine's core time other processes used between two samples."""
+    wall = end[0] - start[0]
+    if wall < LOAD_MIN_WINDOW_S or cores < 1:
+        return None
+    others = (end[1] - start[1]) - (end[2] - start[2])
+    return min(1.0, max(0.0, others / (wall * cores)))
+
+
+def _load_sample() -> tuple[float, float, float] | None:
+    busy = _machine_cpu_seconds()
+    if busy is None:
+        return None
+    return time.perf_counter(), busy, _own_cpu_seconds()
+
+
 def tag(
     benchmark: Any,
     role: str,
@@ -116,21 +167,32 @@ def tag(
         info["rss_before_kib"] = _status_kib("VmRSS")
     benchmark.extra_info.update(info)
     _cpu_start[id(benchmark)] = (time.process_time(), time.thread_time())
+    sample = _load_sample()
+    if sample is not None:
+        _load_start[id(benchmark)] = sample
 
 
 @pytest.fixture(autouse=True)
 def _peak_memory(request: pytest.FixtureRequest) -> Any:
     yield
     bench = request.node.funcargs.get("benchmark") if hasattr(request.node, "funcargs") else None
-    if bench is not None and "rss_before_kib" in bench.extra_info:
+    if bench is None:
+        return
+    if "rss_before_kib" in bench.extra_info:
         bench.extra_info["peak_extra_kib"] = max(
             0, _status_kib("VmHWM") - bench.extra_info["rss_before_kib"]
         )
-    start = _cpu_start.pop(id(bench), None) if bench is not None else None
+    start = _cpu_start.pop(id(bench), None)
     if start is not None:
         process = time.process_time() - start[0]
         other = process - (time.thread_time() - start[1])
         bench.extra_info["other_threads_cpu_share"] = other / process if process > 0 else 0.0
+    load_start = _load_start.pop(id(bench), None)
+    load_end = _load_sample() if load_start is not None else None
+    if load_start is not None and load_end is not None:
+        load = other_load(load_start, load_end, os.cpu_count() or 1)
+        if load is not None:
+            bench.extra_info["machine_other_load"] = load
 
 
 def _stats(bench: Any) -> tuple[float, float] | None:
@@ -141,6 +203,11 @@ def _stats(bench: Any) -> tuple[float, float] | None:
         return None
     iqr = getattr(inner, "iqr", 0.0) or 0.0
     return float(med), float(iqr) / float(med)
+
+
+def _busier(a: float | None, b: float | None) -> float | None:
+    known = [x for x in (a, b) if x is not None]
+    return max(known) if known else None
 
 
 def _fit_exponent(points: list[tuple[float, float]]) -> float | None:
@@ -181,6 +248,7 @@ def summarize(benchmarks: list[Any]) -> dict[str, Any]:
                     if "other_threads_cpu_share" in info
                     else None
                 ),
+                "other_load": info.get("machine_other_load"),
             }
         )
     ratios = []
@@ -207,6 +275,8 @@ def summarize(benchmarks: list[Any]) -> dict[str, Any]:
                         "spread": math.hypot(o["spread"], p["spread"]),
                         # like-for-like single thread: neither side used other threads
                         "single_thread": bool(o["single_thread"] and p["single_thread"]),
+                        # the busier of the two windows (None: not measured)
+                        "other_load": _busier(o["other_load"], p["other_load"]),
                         "shown": paired or o is best,
                     }
                 )
