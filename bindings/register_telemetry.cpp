@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <optional>
 #include <type_traits>
 #include <vector>
 
@@ -266,4 +267,26 @@ void register_telemetry(py::module_& m) {
         },
         py::arg("data"), py::arg("subpackage_window") = 1024,
         "Decodes JT/T 808 frames; returns dicts of column arrays (messages, locations, rejects).");
+    m.def(
+        "jt808_safe_cut",
+        [](const py::object& data, long long target, long long subpackage_window) -> py::object {
+            if (subpackage_window < 1)
+                throw std::invalid_argument("subpackage_window must be >= 1");
+            if (target < 0)
+                throw std::invalid_argument("target must be >= 0");
+            const BytesView v = BytesView::require(data, "data");
+            std::optional<std::size_t> cut;
+            {
+                const py::gil_scoped_release nogil;
+                jt::Options opt;
+                opt.subpackage_window = static_cast<std::size_t>(subpackage_window);
+                cut = jt::safe_cut({v.data(), v.size()}, static_cast<std::size_t>(target), opt);
+            }
+            if (!cut)
+                return py::none();
+            return py::int_(*cut);
+        },
+        py::arg("data"), py::arg("target"), py::arg("subpackage_window") = 1024,
+        "The end of the first frame at or past target after which no split message waits for "
+        "parts (None: none before the data ends): a cut there decodes as the whole does.");
 }

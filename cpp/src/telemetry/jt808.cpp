@@ -110,6 +110,23 @@ class Decoder {
     Decoder(std::span<const std::uint8_t> data, const Options& opt) : data_(data), opt_(opt) {}
 
     Result run() {
+        frames(SIZE_MAX);
+        expire_all();
+        return std::move(out_);
+    }
+
+    // Frames only as far as the pending split messages need (see safe_cut):
+    // no rows, no rejects.
+    std::optional<std::size_t> scan(std::size_t target) {
+        scan_ = true;
+        return frames(target);
+    }
+
+  private:
+    // Walks the frames. Returns the position after the first frame that ends
+    // at or past `target` with no split message waiting for parts; the
+    // decoder then holds nothing but counters, so the input can be cut there.
+    std::optional<std::size_t> frames(std::size_t target) {
         const std::size_t n = data_.size();
         std::size_t pos = 0;
         std::size_t junk_start = SIZE_MAX;
@@ -121,38 +138,63 @@ class Decoder {
                 continue;
             }
             flush_junk(junk_start, pos);
-            std::size_t end = pos + 1;
-            while (end < n && data_[end] != kFlag)
-                ++end;
-            if (end >= n) {
+            const auto* close =
+                static_cast<const std::uint8_t*>(std::memchr(data_.data() + pos + 1, kFlag, n - pos - 1));
+            if (close == nullptr) {
                 reject(pos, Reason::truncated, "frame has no closing 0x7E (truncated input)", pos, n);
                 pos = n;
                 break;
             }
+            const auto end = static_cast<std::size_t>(close - data_.data());
             if (end == pos + 1) { // 7E 7E: the second flag opens the next frame
                 pos = end;
                 continue;
             }
             frame(pos, end);
             pos = end + 1;
+            if (pos >= target && pending_.empty())
+                return pos;
         }
         flush_junk(junk_start, pos);
-        expire_all();
-        return std::move(out_);
+        return std::nullopt;
     }
 
-  private:
     void flush_junk(std::size_t& start, std::size_t end) {
+        if (scan_) {
+            start = SIZE_MAX;
+            return;
+        }
         autolien::flush_junk(out_.rejects, data_, start, end, "0x7E frame");
     }
 
     void reject(std::uint64_t offset, Reason r, std::string msg, std::size_t b, std::size_t e) {
+        if (scan_)
+            return;
         add_reject(out_.rejects, data_, offset, r, std::move(msg), b, e);
+    }
+
+    // Whether the frame may be part of a split message: false only when its
+    // unescaped properties have bit 13 clear. Anything odd goes the full way.
+    bool maybe_part(std::size_t start, std::size_t end) const {
+        std::uint8_t h[4];
+        std::size_t k = 0;
+        for (std::size_t i = start + 1; k < 4 && i < end; ++k) {
+            std::uint8_t b = data_[i++];
+            if (b == kEsc) {
+                if (i >= end || (data_[i] != 0x01 && data_[i] != 0x02))
+                    return true;
+                b = data_[i++] == 0x01 ? kEsc : kFlag;
+            }
+            h[k] = b;
+        }
+        return k < 4 || ((h[2] >> 5) & 1) != 0;
     }
 
     void frame(std::size_t start, std::size_t end) {
         ++frame_no_;
         expire_old();
+        if (scan_ && !maybe_part(start, end))
+            return;
         const std::size_t raw_end = end + 1;
         buf_.clear();
         // Unescape in runs: copy up to the next 0x7D, then translate it.
@@ -253,6 +295,12 @@ class Decoder {
         if (it == pending_.end())
             it = pending_.emplace(key, Pending{frame_no_, start, m.pkg_total, {}, {}}).first;
         Pending& pend = it->second;
+        if (scan_) { // which parts arrived is all a scan needs
+            pend.parts[m.pkg_index] = Message{};
+            if (pend.parts.size() >= pend.total)
+                pending_.erase(it);
+            return;
+        }
         pend.raw.insert(pend.raw.end(), data_.begin() + static_cast<std::ptrdiff_t>(start),
                         data_.begin() + static_cast<std::ptrdiff_t>(raw_end));
         pend.parts[m.pkg_index] = std::move(m);
@@ -288,6 +336,8 @@ class Decoder {
     }
 
     void expire(Pending& pend, const std::string& why) {
+        if (scan_)
+            return;
         out_.rejects.push_back({pend.offset, Reason::subpackage_timeout,
                                 "split message: " + std::to_string(pend.parts.size()) + " of " +
                                     std::to_string(pend.total) + " parts; " + why,
@@ -369,6 +419,7 @@ class Decoder {
     Result out_;
     std::vector<std::uint8_t> buf_;
     std::uint64_t frame_no_ = 0;
+    bool scan_ = false;
     std::map<std::tuple<std::string, std::uint16_t, std::uint16_t, std::uint16_t>, Pending> pending_;
 };
 
@@ -519,6 +570,11 @@ std::string decode_location_body(std::span<const std::uint8_t> body, Locations& 
 
 Result decode(std::span<const std::uint8_t> data, const Options& options) {
     return Decoder(data, options).run();
+}
+
+std::optional<std::size_t> safe_cut(std::span<const std::uint8_t> data, std::size_t target,
+                                    const Options& options) {
+    return Decoder(data, options).scan(target);
 }
 
 } // namespace autolien::telemetry::jt808

@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 from .._memory import release_memory
 from ._common import DecodeResult
 from .gb32960 import decode_gb32960
-from .jt808 import decode_jt808
+from .jt808 import decode_jt808, safe_cut
 from .nmea import decode_nmea
 from .obd import decode_obd
 from .store import Store
@@ -65,17 +65,39 @@ EXTENSIONS = {
     ".obd": "obd",
     ".elm": "obd",
 }
-# JT/T 808 files above this size are decoded a piece at a time, cut between
-# two frames (0x7E 0x7E: one frame's end flag, the next one's start; 0x7E is
-# escaped inside frames), so memory follows the piece, not the file: a 1.3 GB
-# day file of 100,000 terminals peaked at 17 GB decoded whole.
+# JT/T 808 files above this size are decoded a piece at a time, so memory
+# follows the piece, not the file: a 1.3 GB day file of 100,000 terminals
+# peaked at 17 GB decoded whole. A piece ends after a frame past which no
+# split (multi-packet) message waits for parts (jt808.safe_cut), so the
+# pieces decode to what the whole file decodes to.
 CHUNK_BYTES = 64 << 20
+# How far past a piece's size its cut may move to find such a frame: a split
+# message completes or expires within subpackage_window frames of its first
+# part; a stream that never settles is cut between two frames as before.
+CUT_SLACK_BYTES = 8 << 20
 FLUSH_ROWS = 1_000_000
 # A file changed within a timestamp tick of being stat'ed keeps its stat (a
 # coarse clock, or a file system that keeps seconds): one whose mtime or
 # ctime is this close to the run's start is not cached, so the next run
 # hashes it again (git's "racy" entries)
 RACY_NS = 2_000_000_000
+
+
+def _cut(data: Any, start: int, target: int, n: int, chunk: int) -> int:
+    """The end of a JT/T 808 piece that starts at ``start``: the first safe
+    cut at or past ``target``, else the last frame boundary before it."""
+    limit = min(n, target + max(chunk, CUT_SLACK_BYTES))
+    with memoryview(data) as whole, whole[start:limit] as view:
+        cut = safe_cut(view, target - start)
+    if cut is not None:
+        return start + cut
+    if limit == n:  # no safe cut before the file ends: the rest is one piece
+        return n
+    # No frame within reach settles every split message: cut between two
+    # frames (0x7E 0x7E; 0x7E is escaped inside frames), and the parts on
+    # both sides of it are rejected as incomplete.
+    at = data.rfind(b"\x7e\x7e", start, target)
+    return at + 1 if at > start else n  # no boundary: the rest in one piece
 
 
 def _pieces(data: Any, kind: str, chunk: int) -> Iterator[tuple[int, bytes, bool]]:
@@ -88,8 +110,7 @@ def _pieces(data: Any, kind: str, chunk: int) -> Iterator[tuple[int, bytes, bool
     while start < n:
         end = min(start + chunk, n)
         if end < n:
-            cut = data.rfind(b"\x7e\x7e", start, end)
-            end = cut + 1 if cut > start else n  # no boundary: the rest in one piece
+            end = _cut(data, start, end, n, chunk)
         yield start, data[start:end], end >= n
         if isinstance(data, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
             # the piece is decoded: let its pages go, or the mapping stays

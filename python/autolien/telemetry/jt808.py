@@ -56,7 +56,14 @@ from ._common import (
 )
 from ._raw import Jt808Locations
 
-__all__ = ["ITEMS_ERRORS", "LOCATION_SCHEMA", "MESSAGE_SCHEMA", "REASONS", "decode_jt808"]
+__all__ = [
+    "ITEMS_ERRORS",
+    "LOCATION_SCHEMA",
+    "MESSAGE_SCHEMA",
+    "REASONS",
+    "decode_jt808",
+    "safe_cut",
+]
 
 REASONS = {
     1: "junk",
@@ -188,6 +195,18 @@ def _extras(loc: Jt808Locations) -> pa.Array:
     return pa.ListArray.from_arrays(
         pa.array(loc["extra_start"], pa.int32()), structs, type=EXTRA_TYPE
     )
+
+
+def safe_cut(data: Any, target: int, *, subpackage_window: int = 1024) -> int | None:
+    """Where a stream of frames can be cut at or past ``target`` so that its
+    two sides decode apart as it decodes whole: the end of the first frame
+    there after which no split (multi-packet) message waits for parts.
+
+    ``data`` must start where no split message waits either (the stream's
+    start, or an earlier safe cut). ``None`` when no such frame ends before
+    ``data`` does. Only frames whose properties may carry the split bit are
+    read beyond their flags, so this costs a small part of a decode."""
+    return _core.jt808_safe_cut(read_input(data), target, subpackage_window)
 
 
 def decode_jt808(data: Any, *, subpackage_window: int = 1024) -> DecodeResult:

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <tuple>
@@ -157,6 +158,17 @@ struct Result {
 // Decodes a byte stream of frames. Never throws on bad input: every byte is
 // either in a decoded message or in a reject.
 Result decode(std::span<const std::uint8_t> data, const Options& options = {});
+
+// Where a byte stream can be cut so that decoding the two sides apart gives
+// what decoding it whole gives: the end of the first frame that ends at or
+// past `target` (a position in `data`, which must start where no split
+// message waits for parts: at the input's start or at an earlier safe cut)
+// after which no split message waits for parts. Between such frames the
+// decoder holds no state but counters. std::nullopt when there is none
+// before the data ends. Reads the frames' headers only where bit 13 (split)
+// may be set, so it costs a small part of a decode.
+std::optional<std::size_t> safe_cut(std::span<const std::uint8_t> data, std::size_t target,
+                                    const Options& options = {});
 
 // Decodes one 0x0200 body into `out` (used for 0x0200 and each 0x0704 item).
 // Returns an empty string on success, else why the body is bad.
