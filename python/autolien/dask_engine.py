@@ -633,7 +633,7 @@ DECODE_BATCH_BYTES = 16 << 20
 
 class DaskDecode:
     """``ingest_files``' ``decode_map`` on a cluster: file pieces (whole
-    files, or 64 MiB pieces of a big JT/T 808 day file) are decoded in
+    files, or 16 MiB pieces of a big JT/T 808 day file) are decoded in
     tasks of about ``batch_bytes`` each; the client still reads the files,
     de-duplicates, and appends the rows to the store in file order, one
     writer as in the local engine.
