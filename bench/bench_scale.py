@@ -16,6 +16,15 @@ Not part of ``make test``: N = 1,000 takes minutes, N = 10,000 tens of them.
     python bench/bench_scale.py --sizes 1000 10000 [--history 14] [--json out.json]
         [--write-doc docs/pipeline.md --label after] [--profile 10000]
 
+``--prune-sources`` deletes each simulated file as soon as the ingest's
+manifest names it (just before that commit), so that the disk must hold the
+store and what is not yet ingested, not the store and all 15 days of files:
+100,000 vehicles are about 19 GB of files and a 23 GB store. Deleting a file
+costs the run milliseconds; the figures are the same.
+``--backfill-memory-limit 6GB`` bounds DuckDB in the backfill run only (its
+default is 80% of the machine's memory, beside the decoders' own); the daily
+run keeps each stage's own limits.
+
 ``--snapshot DIR`` keeps each size's simulated portfolio and backfilled
 working directory in DIR (reused when it is there) and times the daily run
 ``--repeats`` times, each on a fresh copy of that directory: the daily
@@ -125,6 +134,22 @@ def _stage_done(self, stage, seconds):
         pass
     _set(self, stage, seconds)
 _pl._Timings.__setitem__ = _stage_done
+if os.environ.get("AUTOLIEN_BENCH_PRUNE") == "1":
+    # --prune-sources: a source file goes once the manifest names it (the
+    # bench's own simulated copy, behind the run's symlink)
+    import autolien.telemetry.store as _ts
+    _record = _ts.Store.record_files
+    def _record_and_prune(self, files):
+        _record(self, files)
+        for f in files:
+            link = os.path.join(root, f[3])
+            real = os.path.realpath(link)
+            for x in (real, link):
+                try:
+                    os.unlink(x)
+                except OSError:
+                    pass
+    _ts.Store.record_files = _record_and_prune
 t0 = time.perf_counter()
 if prof:
     import cProfile, pstats
@@ -176,7 +201,12 @@ def _link_days(src: Path, work: Path, days: list[str]) -> None:
 
 
 def run_once(
-    work: Path, profile: Path | None = None, run_kw: dict[str, Any] | None = None
+    work: Path,
+    profile: Path | None = None,
+    run_kw: dict[str, Any] | None = None,
+    *,
+    prune: bool = False,
+    memory_limit: str | None = None,
 ) -> dict[str, Any]:
     """One ``autolien run`` in its own process; with ``profile``, sampled by
     py-spy (collapsed stacks, ``<profile>.txt``) when it is installed, else
@@ -192,7 +222,10 @@ def run_once(
     if run_kw:
         cmd.append(json.dumps(run_kw))
     load = _load()
-    out = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    env = {**os.environ, "AUTOLIEN_BENCH_PRUNE": "1" if prune else "0"}
+    if memory_limit:
+        env["AUTOLIEN_DUCKDB_MEMORY_LIMIT"] = memory_limit
+    out = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env)
     if out.returncode != 0:
         msg = f"autolien run on {work} failed ({out.returncode}):\n{out.stderr[-4000:]}"
         raise RuntimeError(msg)
@@ -240,6 +273,8 @@ def measure(
     profile_dir: Path | None,
     *,
     keep: bool = False,
+    prune: bool = False,
+    backfill_memory_limit: str | None = None,
 ) -> dict[str, Any]:
     src = base / f"src{vehicles}"
     sim_s = simulate(src, vehicles, history + 1, seed)
@@ -252,11 +287,15 @@ def measure(
     _link_days(src, work, days[:history])
     prof = (profile_dir / f"backfill{vehicles}") if profile_dir else None
     print(f"N={vehicles:,}: simulated in {sim_s:.0f} s (load {_load()})", flush=True)
-    backfill = run_once(work, prof)
+    backfill = run_once(work, prof, prune=prune, memory_limit=backfill_memory_limit)
+    if prune:
+        left = [q for q in src.rglob("*") if q.is_file() and q.parts[-2:][0] != src.name]
+        days_left = {q.stem for q in left if q.suffix in (".jt808", ".nmea")}
+        print(f"N={vehicles:,}: --prune-sources left the days {sorted(days_left)}", flush=True)
     print(f"N={vehicles:,} backfill done: {json.dumps(backfill)}", flush=True)
     _link_days(src, work, days[history:])
     prof = (profile_dir / f"daily{vehicles}") if profile_dir else None
-    daily = run_once(work, prof)
+    daily = run_once(work, prof, prune=prune)
     backfill["vehicle_days_per_s"] = vehicles * history / backfill["wall_s"]
     daily["vehicle_days_per_s"] = vehicles / daily["wall_s"]
     if not keep:
@@ -704,7 +743,20 @@ def main(argv: list[str] | None = None) -> int:
         help="--snapshot: the engine of the runs (dask: a local cluster of --run-workers)",
     )
     ap.add_argument("--run-workers", type=int, default=2, help="--run-engine dask")
+    ap.add_argument(
+        "--prune-sources",
+        action="store_true",
+        help="delete each simulated file once the ingest's manifest names it (a disk that "
+        "holds the store, but not the store and the simulated files together)",
+    )
+    ap.add_argument(
+        "--backfill-memory-limit",
+        help="AUTOLIEN_DUCKDB_MEMORY_LIMIT for the backfill run only (e.g. 6GB); the daily "
+        "run keeps each stage's own",
+    )
     args = ap.parse_args(argv)
+    if args.prune_sources and (args.snapshot is not None or args.keep):
+        ap.error("--prune-sources deletes the simulated files: not with --snapshot or --keep")
     if args.engine == "dask":
         return main_dask(args)
     base = Path(tempfile.mkdtemp(prefix="autolien-scale-", dir=args.tmp))
@@ -723,7 +775,16 @@ def main(argv: list[str] | None = None) -> int:
                     n, args.history, args.snapshot, args.seed, args.profile, args.repeats, run_kw
                 )
             else:
-                r = measure(n, args.history, base, args.seed, args.profile, keep=args.keep)
+                r = measure(
+                    n,
+                    args.history,
+                    base,
+                    args.seed,
+                    args.profile,
+                    keep=args.keep,
+                    prune=args.prune_sources,
+                    backfill_memory_limit=args.backfill_memory_limit,
+                )
             results.append(r)
             for run in ("backfill", "daily"):
                 x = r[run]
