@@ -15,20 +15,21 @@ from typing import Any
 
 import pytest
 
-spec = importlib.util.spec_from_file_location(
-    "gate", Path(__file__).parent.parent / "bench" / "gate.py"
-)
-assert spec is not None
-assert spec.loader is not None
-gate = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(gate)
-_conf_spec = importlib.util.spec_from_file_location(
-    "bench_conftest", Path(__file__).parent.parent / "bench" / "conftest.py"
-)
-assert _conf_spec is not None
-assert _conf_spec.loader is not None
-bench_conftest = importlib.util.module_from_spec(_conf_spec)
-_conf_spec.loader.exec_module(bench_conftest)
+
+def _bench_module(name: str, file: str) -> Any:
+    """A module of bench/ (not a package) by its path."""
+    spec = importlib.util.spec_from_file_location(
+        name, Path(__file__).parent.parent / "bench" / file
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+gate = _bench_module("gate", "gate.py")
+bench_conftest = _bench_module("bench_conftest", "conftest.py")
 
 
 def run(

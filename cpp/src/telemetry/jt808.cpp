@@ -349,6 +349,8 @@ class Decoder {
     // rejected; one that yields some keeps them and says what it could not read.
     void deliver(Message&& m, std::span<const std::uint8_t> body, std::size_t start, std::size_t raw_end,
                  std::vector<std::uint8_t> raw_override) {
+        if (scan_) // a whole message: nothing waits on it
+            return;
         const auto index = static_cast<std::uint32_t>(out_.messages.size());
         std::string err;
         if (m.encryption & 1) {
