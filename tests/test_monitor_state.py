@@ -718,3 +718,25 @@ def test_the_workers_of_a_broken_pool_are_ended_before_its_shutdown() -> None:
         finally:
             p.kill()
             p.join()
+
+
+def test_a_submit_that_races_a_dead_worker_fails_as_the_broken_pool() -> None:
+    """A worker killed while a submit starts another: the pool's teardown
+    closes the pipes the new worker was to inherit, and the spawn raised
+    ValueError (seen in CI). ``_submit`` raises the pool's error instead;
+    any other failure of a submit, or of a healthy pool, is raised as it is."""
+    from concurrent.futures.process import BrokenProcessPool
+    from types import SimpleNamespace
+
+    from autolien.monitor.cli import _submit
+
+    def spawn_fails(*_: object) -> None:
+        raise ValueError("bad value(s) in fds_to_keep")
+
+    broken = SimpleNamespace(_broken="A child process terminated abruptly", submit=spawn_fails)
+    with pytest.raises(BrokenProcessPool, match="terminated abruptly") as info:
+        _submit(broken, print)  # type: ignore[arg-type]
+    assert isinstance(info.value.__cause__, ValueError)
+    healthy = SimpleNamespace(_broken=False, submit=spawn_fails)
+    with pytest.raises(ValueError, match="fds_to_keep"):
+        _submit(healthy, print)  # type: ignore[arg-type]

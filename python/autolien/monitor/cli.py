@@ -9,6 +9,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Generator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
 from datetime import UTC, datetime
 from multiprocessing import get_context
@@ -160,7 +161,7 @@ def _scored_blocks(
             rows, args = inputs(blk, False)
             out = os.path.join(spill.name, f"state-{blk}.arrow")
             with main_not_rerun():  # a submit starts a worker when none is idle
-                flight.append((pool.submit(_score_block, *(*args, out)), rows))
+                flight.append((_submit(pool, _score_block, *args, out), rows))
             if len(flight) > workers:
                 fut, k = flight.popleft()
                 yield fut.result(), k
@@ -172,6 +173,21 @@ def _scored_blocks(
         _end_broken_workers(pool)
         pool.shutdown(wait=True, cancel_futures=True)
         spill.cleanup()
+
+
+def _submit(pool: ProcessPoolExecutor, fn: Callable[..., _Scored], *args: Any) -> Future[_Scored]:
+    """``pool.submit``, where a worker that died while the submit started
+    another (CPython 3.11 starts workers on demand) fails as the pool's
+    error: the pool's teardown closes the pipes the new worker was to
+    inherit, and the spawn raised ``ValueError: bad value(s) in
+    fds_to_keep`` instead (seen in CI, worker killed by SIGKILL)."""
+    try:
+        return pool.submit(fn, *args)
+    except (OSError, ValueError) as e:
+        broken = getattr(pool, "_broken", False)
+        if broken:
+            raise BrokenProcessPool(broken) from e
+        raise
 
 
 def _end_broken_workers(pool: ProcessPoolExecutor) -> None:
