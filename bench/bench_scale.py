@@ -289,8 +289,7 @@ def measure(
     print(f"N={vehicles:,}: simulated in {sim_s:.0f} s (load {_load()})", flush=True)
     backfill = run_once(work, prof, prune=prune, memory_limit=backfill_memory_limit)
     if prune:
-        left = [q for q in src.rglob("*") if q.is_file() and q.parts[-2:][0] != src.name]
-        days_left = {q.stem for q in left if q.suffix in (".jt808", ".nmea")}
+        days_left = {q.stem for q in src.rglob("*") if q.suffix in (".jt808", ".nmea")}
         print(f"N={vehicles:,}: --prune-sources left the days {sorted(days_left)}", flush=True)
     print(f"N={vehicles:,} backfill done: {json.dumps(backfill)}", flush=True)
     _link_days(src, work, days[history:])

@@ -69,9 +69,10 @@ SUMMARY_PATH = Path(
 )
 # Other threads' share of the CPU time above which an entry is multi-threaded.
 OTHER_THREADS_LIMIT = 0.05
-_cpu_start: dict[int, tuple[float, float]] = {}
-# (wall, machine busy + steal seconds, this process's own CPU seconds) at tag.
-_load_start: dict[int, tuple[float, float, float]] = {}
+# Per benchmark, at tag: (process CPU, thread CPU) seconds, and the machine
+# sample (wall, machine busy + steal seconds, this process's own CPU seconds)
+# where /proc/stat is readable.
+_start: dict[int, tuple[tuple[float, float], tuple[float, float, float] | None]] = {}
 # Windows shorter than this are not judged: /proc/stat counts in 10 ms ticks.
 LOAD_MIN_WINDOW_S = 0.2
 # Memory that grows faster than this power of the input is reported as a defect.
@@ -166,10 +167,7 @@ def tag(
     if _reset_peak():
         info["rss_before_kib"] = _status_kib("VmRSS")
     benchmark.extra_info.update(info)
-    _cpu_start[id(benchmark)] = (time.process_time(), time.thread_time())
-    sample = _load_sample()
-    if sample is not None:
-        _load_start[id(benchmark)] = sample
+    _start[id(benchmark)] = ((time.process_time(), time.thread_time()), _load_sample())
 
 
 @pytest.fixture(autouse=True)
@@ -182,12 +180,13 @@ def _peak_memory(request: pytest.FixtureRequest) -> Any:
         bench.extra_info["peak_extra_kib"] = max(
             0, _status_kib("VmHWM") - bench.extra_info["rss_before_kib"]
         )
-    start = _cpu_start.pop(id(bench), None)
-    if start is not None:
-        process = time.process_time() - start[0]
-        other = process - (time.thread_time() - start[1])
-        bench.extra_info["other_threads_cpu_share"] = other / process if process > 0 else 0.0
-    load_start = _load_start.pop(id(bench), None)
+    start = _start.pop(id(bench), None)
+    if start is None:
+        return
+    (cpu, thread), load_start = start
+    process = time.process_time() - cpu
+    other = process - (time.thread_time() - thread)
+    bench.extra_info["other_threads_cpu_share"] = other / process if process > 0 else 0.0
     load_end = _load_sample() if load_start is not None else None
     if load_start is not None and load_end is not None:
         load = other_load(load_start, load_end, os.cpu_count() or 1)

@@ -282,9 +282,9 @@ def compare(
     return failures, notes
 
 
-def busy_load(base_ratio: dict[str, Any], now_ratio: dict[str, Any]) -> float | None:
-    """The busier side's other-process load when it is over BUSY_LIMIT, else None."""
-    loads = [r.get("other_load") for r in (base_ratio, now_ratio)]
+def busy_load(*ratios: dict[str, Any]) -> float | None:
+    """The busiest ratio's other-process load when it is over BUSY_LIMIT, else None."""
+    loads = [r.get("other_load") for r in ratios]
     worst = max((x for x in loads if x is not None), default=None)
     return worst if worst is not None and worst > BUSY_LIMIT else None
 
@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             f"baseline saved to {path}: {len(now['ratios'])} ratios, "
             f"{len(now['growth'])} growth exponents, {len(now['instructions'])} instruction counts"
         )
-        busy = [k for k, r in now["ratios"].items() if busy_load(r, r) is not None]
+        busy = [k for k, r in now["ratios"].items() if busy_load(r) is not None]
         if busy:
             print(
                 f"warning: {len(busy)} ratio(s) were timed on a busy machine and will not be "

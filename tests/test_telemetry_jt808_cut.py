@@ -18,7 +18,6 @@ from __future__ import annotations
 import random
 import re
 import struct
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,10 +33,7 @@ from autolien.telemetry import ingest as ingest_mod
 from autolien.telemetry._common import DecodeResult
 from autolien.telemetry.ingest import ingest_files
 from autolien.telemetry.jt808 import decode_jt808, safe_cut
-
-
-def _escape(payload: bytes) -> bytes:
-    return b"\x7e" + payload.replace(b"\x7d", b"\x7d\x01").replace(b"\x7e", b"\x7d\x02") + b"\x7e"
+from test_gateway import bxor, escape, gmt8, location_body
 
 
 def _frame(
@@ -53,17 +49,12 @@ def _frame(
     if part:
         head += struct.pack(">HH", *part)
     payload = head + body
-    check = 0
-    for b in payload:
-        check ^= b
-    return _escape(payload + bytes([check ^ (0x55 if bad_check else 0)]))
+    return escape(payload + bytes([bxor(payload) ^ (0x55 if bad_check else 0)]))
 
 
 def _location(t: float, k: int) -> bytes:
-    when = bytes.fromhex(time.strftime("%y%m%d%H%M%S", time.gmtime(t + 8 * 3600)))
-    lat, lon = round((31.2 + k * 1e-4) * 1e6), round((121.4 + k * 1e-4) * 1e6)
-    body = struct.pack(">IIIIHHH", 0, 0x3, lat, lon, 50, 400, 90) + when
-    return body + struct.pack(">BBI", 0x01, 4, 1000 + k)
+    # the mileage item is 1000 + k tenths of a km: each location's own k
+    return location_body(31.2 + k * 1e-4, 121.4 + k * 1e-4, gmt8(t), 100 + k / 10)
 
 
 @dataclass

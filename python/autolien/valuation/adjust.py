@@ -25,6 +25,7 @@ __all__ = [
     "BATTERY_LEVELS",
     "BATTERY_SHARE",
     "EV_COLUMNS",
+    "EV_REQUIRED",
     "LTV_LEVELS",
     "NORMAL_FADE_PER_YEAR",
     "SOH_PLAUSIBLE",
@@ -89,22 +90,14 @@ def battery_factor(
     return np.asarray(np.clip(f, 1.0 - share, 1.0 + share / 10), np.float64)
 
 
-# the GB/T 32960 columns soh_segments reads (the cell voltages when present)
-EV_COLUMNS = (
-    "vin",
-    "time",
-    "soc_pct",
-    "pack_current_a",
-    "pack_voltage_v",
-    "charging_status",
-    "max_cell_v",
-    "min_cell_v",
-)
+# the GB/T 32960 columns soh_segments needs, and all it reads (the cell
+# voltages too, when present)
+EV_REQUIRED = ("vin", "time", "soc_pct", "pack_current_a", "pack_voltage_v", "charging_status")
+EV_COLUMNS = (*EV_REQUIRED, "max_cell_v", "min_cell_v")
 
 
 def _ev_arrays(ev: pa.Table) -> dict[str, Any]:
-    need = EV_COLUMNS[:6]
-    missing = [c for c in need if c not in ev.column_names]
+    missing = [c for c in EV_REQUIRED if c not in ev.column_names]
     if missing:
         raise ValueError(f"EV table lacks {', '.join(missing)}")
     t = ev.sort_by([("vin", "ascending"), ("time", "ascending")])
