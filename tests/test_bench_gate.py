@@ -294,12 +294,13 @@ def test_busy_machine_passes_and_a_real_2x_slowdown_fails(tmp_path: Path) -> Non
     # The gate widens its tolerance with the measured spread (2 x the combined
     # spread); a pair of runs that a VM hiccup made noisy (72% once) cannot
     # tell a 2x slowdown from noise, so such a pair is measured again (at
-    # most twice) before the slowdown is judged.
+    # most four times: a noisy host gave three such pairs in a row once)
+    # before the slowdown is judged.
     # Against a baseline from another CPU model the slowdown fails on its
     # like-for-like single-thread ratio alone, on the 40% band: 10 points from
     # a clean -50%, so this judgement is retried on a noisy pair as well.
     one_thread = ["gate-probe | n=20000 | extend, 1 thread / hashlib loop"]
-    for attempt in range(3):
+    for attempt in range(5):
         if attempt:
             quiet = _bench_run(tmp_path, f"quiet{attempt}")
         slow = _bench_run(tmp_path, f"slow{attempt}", slowdown=2)
