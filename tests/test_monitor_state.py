@@ -139,6 +139,7 @@ def test_store_runs_resumed_day_by_day_equal_one_run(fleet, tmp_path) -> None:  
     assert got.to_pylist() == want.to_pylist()
 
 
+@pytest.mark.parametrize("sliced", [False, True])
 @pytest.mark.parametrize(
     ("lookback_days", "book", "drop"),
     [
@@ -152,19 +153,22 @@ def test_store_runs_resumed_day_by_day_equal_one_run(fleet, tmp_path) -> None:  
     ],
 )
 def test_rtk_fixes_take_the_terminals_latest_ignition_when_staged(
-    tmp_path, monkeypatch, lookback_days, book, drop
+    tmp_path, monkeypatch, lookback_days, book, drop, sliced
 ) -> None:  # type: ignore[no-untyped-def]
     """An RTK fix carries no ignition: staging gives it the vehicle's latest
     terminal ACC bit at or before it, read from only the rows it can match
     (the new ones and each vehicle's last at or before ``since``): the rows
     in a span before ``since`` (``IGNITION_LOOKBACK``), and for a vehicle
     whose terminal sent nothing in it, its older rows. Checked against a
-    brute-force search over every terminal row."""
+    brute-force search over every terminal row, staged at once and
+    ``sliced`` (a slice of vehicles at a time, each with its own search)."""
     import autolien.store as store_mod
     from autolien.store import MonitorStore, _monitor_sources
     from autolien.telemetry.store import Store
 
     monkeypatch.setattr(store_mod, "IGNITION_LOOKBACK", dt.timedelta(days=lookback_days))
+    if sliced:
+        monkeypatch.setattr(store_mod, "STAGE_SLICE_ROWS", 50)
 
     rng = np.random.default_rng(11)
     t0 = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
@@ -216,12 +220,19 @@ def test_rtk_fixes_take_the_terminals_latest_ignition_when_staged(
     con.close()
     with Store(db) as store:
         ms = MonitorStore(store)
-        got = ms.read(since, 4, [])
+        got = ms.read(since, 2, [])
         assert got.newer["gnss_track"] == len(fix)
-        # the vehicles whose older rows were read by key
-        uncovered = store.query("SELECT vehicle_id FROM _mon_uncovered ORDER BY 1")
-        assert uncovered.column(0).to_pylist() == ([] if drop else [vid("T0"), vid("T5")])
-        rows = store.query("SELECT vehicle_id, time, ignition FROM _mon_tracks ORDER BY ALL")
+        if sliced:
+            assert ms._slices is not None
+            assert len(ms._slices) == 3
+            n = -(-len(got.ids) // 2)
+            tracks = pa.concat_tables(t for t, _ in ms.blocks(n))
+            rows = tracks.select(["vehicle_id", "time", "ignition"])
+        else:
+            # the vehicles whose older rows were read by key
+            uncovered = store.query("SELECT vehicle_id FROM _mon_uncovered ORDER BY 1")
+            assert uncovered.column(0).to_pylist() == ([] if drop else [vid("T0"), vid("T5")])
+            rows = store.query("SELECT vehicle_id, time, ignition FROM _mon_tracks ORDER BY ALL")
         # the Dask export's sources join the same way, over every fix
         track, _ = _monitor_sources(store)
         assert track is not None
@@ -300,6 +311,84 @@ def test_blocks_read_in_one_pass_equal_a_query_per_block(fleet, tmp_path, rows) 
         ).fetchall()
         with pytest.raises(RuntimeError, match="out of block order"):
             list(ms.blocks(n))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_runs_staged_a_slice_of_blocks_at_a_time_equal_runs_staged_at_once(
+    fleet, tmp_path, monkeypatch, workers
+) -> None:  # type: ignore[no-untyped-def]
+    """A run with more new rows than ``STAGE_SLICE_ROWS`` stages them a
+    slice of vehicle blocks at a time (a backfill's whole history staged and
+    sorted at once filled a disk): the first run and the resumed day-by-day
+    runs leave every output and the saved state as runs staged at once do,
+    on one process and on workers."""
+    import autolien.store as store_mod
+    from autolien.monitor import cli
+    from autolien.store import MonitorStore
+
+    t0 = pc.min(fleet.tracks.column("time")).as_py()
+    days = (20, 23, None)
+    want = {}
+    for day in days:
+        path = str(tmp_path / "whole.duckdb")
+        _store(path, fleet, None if day is None else t0 + dt.timedelta(days=day))
+        monitor_store(path, batch=2, state=True, workers=1)
+        want[day] = _monitor_tables(path)
+    staged: list[tuple[int, int]] = []
+    stage = MonitorStore._stage_slice
+
+    def counted(self, first, end):  # type: ignore[no-untyped-def]
+        staged.append((first, end))
+        stage(self, first, end)
+
+    monkeypatch.setattr(MonitorStore, "_stage_slice", counted)
+    monkeypatch.setattr(cli, "MIN_BLOCKS_PER_WORKER", 1)
+    # a tenth of the first run's rows: about ten slices; a few for a day's
+    monkeypatch.setattr(store_mod, "STAGE_SLICE_ROWS", fleet.tracks.num_rows // 10)
+    path = str(tmp_path / "sliced.duckdb")
+    for day in days:
+        staged.clear()
+        _store(path, fleet, None if day is None else t0 + dt.timedelta(days=day))
+        rep = monitor_store(path, batch=2, state=True, workers=workers)
+        assert rep["vehicles"] == 12
+        # the slices cover the blocks once, in order
+        assert len(staged) > 1
+        assert [a for a, _ in staged] == [0] + [b for _, b in staged[:-1]]
+        assert staged[-1][1] == 6
+        assert _monitor_tables(path) == want[day], day
+    assert want[None]["alerts"]
+
+
+def test_a_sliced_read_finds_the_vehicles_and_clock_a_whole_one_does(
+    fleet, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The sliced read takes its vehicles and clock from the sources, not
+    from staged rows: an odometer reading newer than every track row sets
+    the clock, and a vehicle with readings alone gets a block, as in a read
+    that stages at once."""
+    import autolien.store as store_mod
+    from autolien.store import MonitorStore
+    from autolien.telemetry import Store
+
+    db = str(tmp_path / "c.duckdb")
+    _store(db, fleet, None)
+    last = pc.max(fleet.tracks.column("time")).as_py()
+    con = duckdb.connect(db)
+    con.execute(
+        "INSERT INTO ev VALUES ('ODO-ONLY', ?, 10.0), ('V00500000', ?, 99.0)",
+        [last - dt.timedelta(days=1), last + dt.timedelta(hours=5)],
+    ).fetchall()
+    con.close()
+    got = {}
+    for limit in (10**12, 1000):
+        monkeypatch.setattr(store_mod, "STAGE_SLICE_ROWS", limit)
+        with Store(db) as store:
+            ms = MonitorStore(store)
+            got[limit] = ms.read(None, 3, ["KNOWN-1"])
+            assert (ms._slices is not None) == (limit == 1000)
+    assert got[1000] == got[10**12]
+    assert got[1000].clock == last + dt.timedelta(hours=5)
+    assert {"ODO-ONLY", "KNOWN-1"} <= set(got[1000].ids)
 
 
 def test_the_monitors_store_runs_under_its_memory_limit(fleet, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

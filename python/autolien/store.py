@@ -399,17 +399,17 @@ _MON_ODO_COLS = ("vehicle_id", "time", "odometer_km")
 
 
 def _staged_blocks(
-    store: Store, table: str, cols: tuple[str, ...], n: int, rows: int
+    store: Store, table: str, cols: tuple[str, ...], n: int, rows: int, first: int = 0
 ) -> Generator[pa.Table, None, None]:
-    """Blocks 0..n-1 of a staging table, in one scan on a cursor of its own
-    (the run's writes go on on the store's connection meanwhile)."""
+    """Blocks ``first``..n-1 of a staging table, in one scan on a cursor of
+    its own (the run's writes go on on the store's connection meanwhile)."""
     names = ", ".join(cols)
     schema = store.query(f"SELECT {names} FROM {table} LIMIT 0").schema
     cur = store.con.cursor()
     try:
         reader = cur.sql(f"SELECT blk, {names} FROM {table}").to_arrow_reader(rows)
         held: list[pa.Table] = []  # the rows of block `blk` so far
-        blk = 0
+        blk = first
         for batch in reader:
             b = batch.column(0).to_numpy()
             if not b.size:
@@ -458,20 +458,35 @@ _MON_STAGING = ("_monitor_state_new", "_monitor_features_new", "_monitor_rejects
 STAGE_COMMIT_VEHICLES = 2000
 # the run's input rows, by block (MonitorStore.read)
 _MON_INPUTS = ("_mon_tracks", "_mon_odo", "_mon_tracks_new", "_mon_odo_new")
+# A run that reads more new rows than this (the sources' rows newer than the
+# last run's clock, all rows on a first run) stages them a slice of
+# vehicle blocks at a time, each slice's rows just before its blocks are
+# scored: staged whole and sorted, a 100,000-vehicle backfill's ~300 M rows
+# filled the disk with DuckDB's spill. Each slice reads the sources again
+# (the few slices of a backfill), so smaller runs stage once.
+STAGE_SLICE_ROWS = 100_000_000
 _MON_META = "monitor_state"
 
 
-def _source_sql(have: set[str]) -> tuple[str | None, dict[str, str], str | None]:
+def _source_sql(
+    have: set[str], only: str | None = None
+) -> tuple[str | None, dict[str, str], str | None]:
     """The monitor's sources among the tables ``have``, as SQL: the
     terminals' positions, the odometers by table, the RTK track; with a loan
-    book, terminal numbers and VINs become the book's vehicle ids. The local
-    monitor and the Dask export both read through this."""
+    book, terminal numbers and VINs become the book's vehicle ids. ``only``
+    (a query of one column of vehicle ids) keeps those vehicles' rows. The
+    local monitor and the Dask export both read through this."""
     odo = {t: q for t, q in _MON_ODOMETERS if t in have}
     loc = _MON_LOCATIONS if "locations" in have else None
     if "loan_book" in have:
-        loc = loc and mapped_sql(loc, _MON_COLS)
-        odo = {t: mapped_sql(q, _MON_COLS) for t, q in odo.items()}
+        loc = loc and mapped_sql(loc, _MON_COLS, only=only)
+        odo = {t: mapped_sql(q, _MON_COLS, only=only) for t, q in odo.items()}
+    elif only is not None:
+        loc = loc and f"SELECT * FROM ({loc}) WHERE vehicle_id IN ({only})"
+        odo = {t: f"SELECT * FROM ({q}) WHERE vehicle_id IN ({only})" for t, q in odo.items()}
     rtk = _MON_FUSED if "gnss_track" in have else _MON_FIXES if "fixes" in have else None
+    if rtk is not None and only is not None:
+        rtk = f"SELECT * FROM ({rtk}) WHERE vehicle_id IN ({only})"
     return loc, odo, rtk
 
 
@@ -584,6 +599,12 @@ class MonitorStore:
         self._writer: ipc.RecordBatchFileWriter | None = None
         self._index: list[pa.Table] = []
         self._tmp = ""
+        # what ``read`` found for ``blocks``: a sliced run's vehicles and its
+        # slices ((first, end) block ranges; None: all staged by ``read``)
+        self._since: dt.datetime | None = None
+        self._batch_size = 1
+        self._ids: list[str] = []
+        self._slices: list[tuple[int, int]] | None = None
 
     @property
     def state_dir(self) -> Path:
@@ -659,30 +680,20 @@ class MonitorStore:
             "WHERE NOT (" + after + ")"
         )
 
-    def read(self, since: dt.datetime | None, batch: int, known: list[str]) -> MonitorRead:
-        """Stages the rows newer than ``since`` (all rows without it) for
-        ``known`` vehicles (those with state) and every vehicle with such
-        rows, ``batch`` vehicles a block.
-
-        The staged rows are tables of the database, not temporary ones:
-        committed, DuckDB holds them compressed and can write them out,
-        where a temporary table stays in memory (a backfill stages every
-        row: 1.3 GB at 3,000 vehicles x 14 days). ``commit`` and
-        ``rollback`` drop them, and a run killed first leaves them to the
-        next run, which replaces them."""
-        con = self.con
-        loc, odo, rtk = self._sources()
-        if loc is None and rtk is None and not odo:
-            raise ValueError(
-                f"{self.store.path} has no tracks or odometer readings; "
-                "run `autolien ingest` (and `fuse`) first"
-            )
-        con.execute("SET VARIABLE _monitor_since = ?", [since]).fetchall()
+    def _inputs_sql(
+        self, since: dt.datetime | None, only: str | None = None, *, ignition: bool = True
+    ) -> tuple[str, str]:
+        """The run's input rows as SQL: the tracks (``_MON_TRACK_COLS``) and
+        the odometer readings newer than ``since`` (all without it), of the
+        vehicles ``only`` (a query of their ids) or of all. Without
+        ``ignition`` the RTK fixes' ACC bit is left out (the same rows, for
+        their ids and times). Call with ``_monitor_since`` set."""
+        loc, odo, rtk = _source_sql(set(self.store.tables()), only)
         newer = "(getvariable('_monitor_since') IS NULL OR time > getvariable('_monitor_since'))"
         track = None
         if rtk:
             rtk_new = f"SELECT * FROM ({rtk}) WHERE {newer}"
-            if loc:
+            if loc and ignition:
                 # an RTK log has no ignition: take the terminal's latest ACC
                 # bit. A new fix's match is a terminal row of its vehicle at or
                 # after that vehicle's last row at or before ``since``: only
@@ -710,45 +721,19 @@ class MonitorStore:
                 else loc_new
             )
         cols = ", ".join(_MON_TRACK_COLS)
-        con.execute(
-            "CREATE OR REPLACE TABLE _mon_tracks_new AS "
-            + (f"SELECT {cols} FROM ({track})" if track else f"SELECT {cols} FROM ({_EMPTY_TRACK})")
-        ).fetchall()
+        track = f"SELECT {cols} FROM ({track or _EMPTY_TRACK})"
         odo_sql = (
-            " UNION ALL ".join(f"SELECT * FROM ({q}) WHERE {newer}" for q in odo)
+            " UNION ALL ".join(f"SELECT * FROM ({q}) WHERE {newer}" for q in odo.values())
             if odo
             else "SELECT NULL::VARCHAR AS vehicle_id, NULL::TIMESTAMPTZ AS time, "
             "NULL::DOUBLE AS odometer_km WHERE false"
         )
-        con.execute(f"CREATE OR REPLACE TABLE _mon_odo_new AS {odo_sql}").fetchall()
-        new_ids = self.store.query(
-            "SELECT DISTINCT vehicle_id AS v FROM (SELECT vehicle_id FROM _mon_tracks_new "
-            "UNION ALL SELECT vehicle_id FROM _mon_odo_new) WHERE vehicle_id IS NOT NULL"
-        )
-        ids = sorted(set(new_ids.column("v").to_pylist()) | set(known))
-        blocks = pa.table(
-            {
-                "vehicle_id": pa.array(ids, pa.string()),
-                "blk": pa.array([i // batch for i in range(len(ids))], pa.int64()),
-            }
-        )
-        con.register("_mon_blocks", blocks)
-        try:
-            for name in ("tracks", "odo"):
-                # block first: a block's rows lie together, so its scan is short
-                con.execute(
-                    f"CREATE OR REPLACE TABLE _mon_{name} AS SELECT b.blk, s.* "
-                    f"FROM _mon_{name}_new s JOIN _mon_blocks b USING (vehicle_id) "
-                    "ORDER BY ALL"
-                ).fetchall()
-                con.execute(f"DROP TABLE _mon_{name}_new").fetchall()
-        finally:
-            con.unregister("_mon_blocks")
-        clock = self.store.query(
-            "SELECT max(t) AS t FROM (SELECT max(time) AS t FROM _mon_tracks "
-            "UNION ALL SELECT max(time) FROM _mon_odo)"
-        ).column("t")[0]
-        # row counts of the sources as stored (no identity join: it keeps every row)
+        return track, odo_sql
+
+    def _counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Each source's row count as stored (no identity join: it keeps
+        every row) and how many are newer than ``_monitor_since``."""
+        newer = "(getvariable('_monitor_since') IS NULL OR time > getvariable('_monitor_since'))"
         counts: dict[str, int] = {}
         new_counts: dict[str, int] = {}
         have = set(self.store.tables())
@@ -765,7 +750,115 @@ class MonitorStore:
                 f"SELECT count(*) AS n, count(*) FILTER (WHERE {newer}) AS m FROM ({q})"
             ).to_pylist()[0]
             counts[name], new_counts[name] = int(row["n"]), int(row["m"])
+        return counts, new_counts
+
+    def read(self, since: dt.datetime | None, batch: int, known: list[str]) -> MonitorRead:
+        """Stages the rows newer than ``since`` (all rows without it) for
+        ``known`` vehicles (those with state) and every vehicle with such
+        rows, ``batch`` vehicles a block.
+
+        The staged rows are tables of the database, not temporary ones:
+        committed, DuckDB holds them compressed and can write them out,
+        where a temporary table stays in memory (a backfill stages every
+        row: 1.3 GB at 3,000 vehicles x 14 days). ``commit`` and
+        ``rollback`` drop them, and a run killed first leaves them to the
+        next run, which replaces them. With more than ``STAGE_SLICE_ROWS``
+        new rows, only the vehicles and the clock are read here, and
+        ``blocks`` stages a slice of blocks at a time."""
+        con = self.con
+        loc, odo, rtk = self._sources()
+        if loc is None and rtk is None and not odo:
+            raise ValueError(
+                f"{self.store.path} has no tracks or odometer readings; "
+                "run `autolien ingest` (and `fuse`) first"
+            )
+        con.execute("SET VARIABLE _monitor_since = ?", [since]).fetchall()
+        counts, new_counts = self._counts()
+        self._since, self._batch_size, self._slices = since, batch, None
+        if sum(new_counts.values()) > STAGE_SLICE_ROWS:
+            return self._read_sliced(since, batch, known, counts, new_counts)
+        track, odo_sql = self._inputs_sql(since)
+        con.execute(f"CREATE OR REPLACE TABLE _mon_tracks_new AS {track}").fetchall()
+        con.execute(f"CREATE OR REPLACE TABLE _mon_odo_new AS {odo_sql}").fetchall()
+        new_ids = self.store.query(
+            "SELECT DISTINCT vehicle_id AS v FROM (SELECT vehicle_id FROM _mon_tracks_new "
+            "UNION ALL SELECT vehicle_id FROM _mon_odo_new) WHERE vehicle_id IS NOT NULL"
+        )
+        ids = sorted(set(new_ids.column("v").to_pylist()) | set(known))
+        con.register("_mon_blocks", self._block_table(ids, 0))
+        try:
+            for name in ("tracks", "odo"):
+                # block first: a block's rows lie together, so its scan is short
+                con.execute(
+                    f"CREATE OR REPLACE TABLE _mon_{name} AS SELECT b.blk, s.* "
+                    f"FROM _mon_{name}_new s JOIN _mon_blocks b USING (vehicle_id) "
+                    "ORDER BY ALL"
+                ).fetchall()
+                con.execute(f"DROP TABLE _mon_{name}_new").fetchall()
+        finally:
+            con.unregister("_mon_blocks")
+        clock = self.store.query(
+            "SELECT max(t) AS t FROM (SELECT max(time) AS t FROM _mon_tracks "
+            "UNION ALL SELECT max(time) FROM _mon_odo)"
+        ).column("t")[0]
         return MonitorRead(ids, clock.as_py() if clock.is_valid else None, counts, new_counts)
+
+    def _block_table(self, ids: list[str], first: int) -> pa.Table:
+        """``ids`` with their block numbers, the first in block ``first``."""
+        batch = self._batch_size
+        return pa.table(
+            {
+                "vehicle_id": pa.array(ids, pa.string()),
+                "blk": pa.array([first + i // batch for i in range(len(ids))], pa.int64()),
+            }
+        )
+
+    def _read_sliced(
+        self,
+        since: dt.datetime | None,
+        batch: int,
+        known: list[str],
+        counts: dict[str, int],
+        new_counts: dict[str, int],
+    ) -> MonitorRead:
+        """``read`` for a run too big to stage at once: the vehicles with new
+        rows and the newest row's time from one pass over the sources (no
+        ignition join, no sort), and the blocks cut into slices of about
+        ``STAGE_SLICE_ROWS`` rows each, which ``blocks`` stages in turn."""
+        track, odo_sql = self._inputs_sql(since, ignition=False)
+        got = self.store.query(
+            "SELECT vehicle_id AS v, max(time) AS t FROM (SELECT vehicle_id, time FROM "
+            f"({track}) UNION ALL SELECT vehicle_id, time FROM ({odo_sql})) "
+            "WHERE vehicle_id IS NOT NULL GROUP BY vehicle_id"
+        )
+        ids = sorted(set(got.column("v").to_pylist()) | set(known))
+        times = got.column("t")
+        clock = pc.max(times).as_py() if times.null_count < len(times) else None
+        n_blocks = -(-len(ids) // batch)
+        n_slices = -(-sum(new_counts.values()) // STAGE_SLICE_ROWS)
+        step = max(1, -(-n_blocks // n_slices))
+        self._ids = ids
+        self._slices = [(b, min(b + step, n_blocks)) for b in range(0, n_blocks, step)]
+        return MonitorRead(ids, clock, counts, new_counts)
+
+    def _stage_slice(self, first: int, end: int) -> None:
+        """Stages blocks ``first`` to ``end`` - 1 of a sliced run as ``read``
+        stages all of a smaller one (the same rows in the same order)."""
+        con = self.con
+        batch = self._batch_size
+        con.register(
+            "_mon_blocks", self._block_table(self._ids[first * batch : end * batch], first)
+        )
+        try:
+            con.execute("SET VARIABLE _monitor_since = ?", [self._since]).fetchall()
+            track, odo_sql = self._inputs_sql(self._since, "SELECT vehicle_id FROM _mon_blocks")
+            for name, sql in (("tracks", track), ("odo", odo_sql)):
+                con.execute(
+                    f"CREATE OR REPLACE TABLE _mon_{name} AS SELECT b.blk, s.* "
+                    f"FROM ({sql}) s JOIN _mon_blocks b USING (vehicle_id) ORDER BY ALL"
+                ).fetchall()
+        finally:
+            con.unregister("_mon_blocks")
 
     def blocks(
         self, n: int, *, rows: int = 1 << 16
@@ -780,15 +873,22 @@ class MonitorStore:
         their ORDER BY ALL, which a scan keeps (DuckDB preserves insertion
         order unless ``preserve_insertion_order`` is off); a block number
         that goes back raises RuntimeError rather than cut wrongly. ``rows``:
-        the scan's batch size."""
-        tracks = _staged_blocks(self.store, "_mon_tracks", _MON_TRACK_COLS, n, rows)
-        odo = _staged_blocks(self.store, "_mon_odo", _MON_ODO_COLS, n, rows)
-        try:
-            yield from zip(tracks, odo, strict=True)
-        finally:
-            # their cursors, now: a zip does not close what it reads
-            tracks.close()
-            odo.close()
+        the scan's batch size. A sliced run (``read``) stages each slice
+        when its first block is asked for, in place of the last slice."""
+        slices = self._slices if self._slices is not None else [(0, n)]
+        if slices and slices[-1][1] != n:
+            raise ValueError(f"the run has {slices[-1][1]} blocks, not {n}")
+        for first, end in slices:
+            if self._slices is not None:
+                self._stage_slice(first, end)
+            tracks = _staged_blocks(self.store, "_mon_tracks", _MON_TRACK_COLS, end, rows, first)
+            odo = _staged_blocks(self.store, "_mon_odo", _MON_ODO_COLS, end, rows, first)
+            try:
+                yield from zip(tracks, odo, strict=True)
+            finally:
+                # their cursors, now: a zip does not close what it reads
+                tracks.close()
+                odo.close()
 
     def state_ids(self) -> list[str]:
         """The vehicles with saved state, in the state file's order (call
