@@ -178,12 +178,33 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def _sim_record(src: Path) -> Path:
+    return src.parent / f"{src.name}.sim.json"
+
+
 def simulate(src: Path, vehicles: int, days: int, seed: int) -> float:
+    """Simulates the portfolio into ``src`` and records what it is beside it
+    (``<src>.sim.json``: size, days, seed, seconds), for ``--sim``."""
     from autolien.sim.portfolio import write_portfolio
 
     t0 = time.perf_counter()
     write_portfolio(src, vehicles, days, seed=seed)
-    return time.perf_counter() - t0
+    took = time.perf_counter() - t0
+    rec = {"vehicles": vehicles, "days": days, "seed": seed, "simulate_s": took}
+    _sim_record(src).write_text(json.dumps(rec))
+    return took
+
+
+def simulated(src: Path, vehicles: int, days: int, seed: int) -> float:
+    """The seconds that simulating ``src`` took, from its record, after
+    checking that it is the portfolio asked for (a 100,000-vehicle one
+    takes 40 minutes: a run that failed after it need not make it again)."""
+    rec = json.loads(_sim_record(src).read_text())
+    want = {"vehicles": vehicles, "days": days, "seed": seed}
+    got = {k: rec.get(k) for k in want}
+    if got != want:
+        raise SystemExit(f"--sim {src} holds {got}, not {want}")
+    return float(rec["simulate_s"])
 
 
 def _link_days(src: Path, work: Path, days: list[str]) -> None:
@@ -275,9 +296,14 @@ def measure(
     keep: bool = False,
     prune: bool = False,
     backfill_memory_limit: str | None = None,
+    sim: Path | None = None,
 ) -> dict[str, Any]:
-    src = base / f"src{vehicles}"
-    sim_s = simulate(src, vehicles, history + 1, seed)
+    if sim is not None:
+        src = sim
+        sim_s = simulated(src, vehicles, history + 1, seed)
+    else:
+        src = base / f"src{vehicles}"
+        sim_s = simulate(src, vehicles, history + 1, seed)
     days = sorted(p.stem for p in (src / "telemetry").glob("*.jt808"))
     work = base / f"work{vehicles}"
     work.mkdir()
@@ -299,7 +325,8 @@ def measure(
     daily["vehicle_days_per_s"] = vehicles / daily["wall_s"]
     if not keep:
         shutil.rmtree(work, ignore_errors=True)
-        shutil.rmtree(src, ignore_errors=True)
+        if sim is None:
+            shutil.rmtree(src, ignore_errors=True)
     return {
         "vehicles": vehicles,
         "history_days": history,
@@ -753,9 +780,19 @@ def main(argv: list[str] | None = None) -> int:
         help="AUTOLIEN_DUCKDB_MEMORY_LIMIT for the backfill run only (e.g. 6GB); the daily "
         "run keeps each stage's own",
     )
+    ap.add_argument(
+        "--sim",
+        type=Path,
+        help="a portfolio an earlier run simulated (kept with --keep; one size, "
+        "not --snapshot): its record beside it must match the size, days and seed",
+    )
     args = ap.parse_args(argv)
-    if args.prune_sources and (args.snapshot is not None or args.keep):
-        ap.error("--prune-sources deletes the simulated files: not with --snapshot or --keep")
+    if args.prune_sources and (args.snapshot is not None or args.keep or args.sim):
+        ap.error(
+            "--prune-sources deletes the simulated files: not with --snapshot, --keep or --sim"
+        )
+    if args.sim is not None and (len(args.sizes) != 1 or args.snapshot is not None):
+        ap.error("--sim is one portfolio: one --sizes, not with --snapshot")
     if args.engine == "dask":
         return main_dask(args)
     base = Path(tempfile.mkdtemp(prefix="autolien-scale-", dir=args.tmp))
@@ -783,6 +820,7 @@ def main(argv: list[str] | None = None) -> int:
                     keep=args.keep,
                     prune=args.prune_sources,
                     backfill_memory_limit=args.backfill_memory_limit,
+                    sim=args.sim,
                 )
             results.append(r)
             for run in ("backfill", "daily"):
