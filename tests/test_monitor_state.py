@@ -13,6 +13,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from pyarrow import ipc
 
@@ -163,7 +164,7 @@ def test_rtk_fixes_take_the_terminals_latest_ignition_when_staged(
     brute-force search over every terminal row, staged at once and
     ``sliced`` (a slice of vehicles at a time, each with its own search)."""
     import autolien.store as store_mod
-    from autolien.store import MonitorStore, _monitor_sources
+    from autolien.store import MonitorStore, export_monitor_inputs
     from autolien.telemetry.store import Store
 
     monkeypatch.setattr(store_mod, "IGNITION_LOOKBACK", dt.timedelta(days=lookback_days))
@@ -233,13 +234,13 @@ def test_rtk_fixes_take_the_terminals_latest_ignition_when_staged(
             uncovered = store.query("SELECT vehicle_id FROM _mon_uncovered ORDER BY 1")
             assert uncovered.column(0).to_pylist() == ([] if drop else [vid("T0"), vid("T5")])
             rows = store.query("SELECT vehicle_id, time, ignition FROM _mon_tracks ORDER BY ALL")
-        # the Dask export's sources join the same way, over every fix
-        track, _ = _monitor_sources(store)
-        assert track is not None
-        exported = store.query(
-            f"SELECT vehicle_id, time, ignition FROM ({track}) WHERE time > ? ORDER BY ALL",
-            [since],
-        )
+    # the Dask engine's export stages the same rows the same way
+    export_monitor_inputs(db, tmp_path / "export", 1, since=since)
+    exported = (
+        pq.read_table(tmp_path / "export" / "tracks")
+        .select(["vehicle_id", "time", "ignition"])
+        .sort_by([("vehicle_id", "ascending"), ("time", "ascending"), ("ignition", "ascending")])
+    )
     want = []
     for v, t in sorted(fix):
         before = [(lt, ig) for lv, lt, ig in loc if lv == v and lt <= t]

@@ -1227,14 +1227,9 @@ def _register_buckets(
 
 
 def _monitor_sources(store: Store) -> tuple[str | None, dict[str, str]]:
-    # the same sources as the local monitor (_source_sql); an RTK log has no
-    # ignition, so it takes the terminal's latest ACC bit
+    """The monitor's sources over the whole history, without the RTK fixes'
+    ignition (the same rows: for the export's vehicles, clock and counts)."""
     loc, odo, rtk = _source_sql(set(store.tables()))
-    if rtk and loc:
-        rtk = _with_ignition(rtk, f"SELECT vehicle_id, time, ignition FROM ({loc})")
-    if rtk:
-        store.con.execute(f"CREATE OR REPLACE TEMP TABLE _export_rtk AS {rtk}").fetchall()
-        rtk = "SELECT * FROM _export_rtk"
     if rtk and loc:
         track: str | None = (
             f"SELECT * FROM ({rtk}) UNION ALL SELECT *, true AS used FROM ({loc}) "
@@ -1289,11 +1284,9 @@ def export_monitor_inputs(
             name: int(store.query(f"SELECT count(*) AS n FROM ({q})").column("n")[0].as_py())
             for name, q in sources.items()
         }
-        where = ""
         late = 0
         if since is not None:
             store.con.execute("SET VARIABLE _export_since = ?", [since]).fetchall()
-            where = " AND time > getvariable('_export_since')"
             prev = previous_counts or {}
             for name, q in sources.items():
                 newer = store.query(
@@ -1301,16 +1294,20 @@ def export_monitor_inputs(
                 )
                 late += max(0, counts[name] - prev.get(name, 0) - newer.column("n")[0].as_py())
         buckets, vehicles = _register_buckets(store, ids, buckets, vehicles_per_bucket)
+        # the rows themselves as the local monitor stages them: the new ones,
+        # the RTK fixes' ignition searched among the terminal rows that can
+        # hold it, not joined over the whole history and then filtered
+        store.con.execute("SET VARIABLE _monitor_since = ?", [since]).fetchall()
+        new_track, new_odo = MonitorStore(store)._inputs_sql(since)
         try:
-            parts = {"tracks": [track] if track else [], "odometer": list(odo.values())}
-            for name, qs in parts.items():
-                if not qs:
+            parts = {"tracks": new_track if track else None, "odometer": new_odo if odo else None}
+            for name, rows in parts.items():
+                if rows is None:
                     continue
-                rows = " UNION ALL ".join(f"SELECT * FROM ({q})" for q in qs)
                 target = (out / name).as_posix().replace("'", "''")
                 store.con.execute(
                     f"COPY (SELECT s.*, b.bucket FROM ({rows}) s JOIN _export_buckets b "
-                    f"ON b.v = s.vehicle_id WHERE true{where}) TO '{target}' "
+                    f"ON b.v = s.vehicle_id) TO '{target}' "
                     "(FORMAT PARQUET, PARTITION_BY (bucket))"
                 ).fetchall()
         finally:
