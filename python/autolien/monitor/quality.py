@@ -79,6 +79,9 @@ def _us(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return np.asarray(col.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.float64) / 1e6
 
 
+_ALERT_COLUMNS = ["vehicle_id", "kind", "level", "level_code"]
+
+
 def detection_quality(
     alerts: pa.Table,
     truth: pa.Table,
@@ -106,8 +109,15 @@ def detection_quality(
     ``measurable`` False and a ``note`` that says why."""
     cfg = config or MonitorConfig()
     t0 = _sec(eval_start)
-    A = alerts.to_pylist()
+    # only the columns read below: the alerts table carries each alert's
+    # evidence, and a national book's history holds hundreds of thousands
+    A = alerts.select(_ALERT_COLUMNS).to_pylist() if alerts.num_rows else []
     opened = _us(alerts.column("opened")) if alerts.num_rows else np.zeros(0)
+    # alert open times and levels by (vehicle, kind), so that each anomaly
+    # looks at its own vehicle's alerts, not at every alert
+    by_key: dict[tuple[str, str], list[tuple[float, int]]] = {}
+    for o, a in zip(opened, A, strict=True):
+        by_key.setdefault((a["vehicle_id"], a["kind"]), []).append((float(o), a["level_code"]))
     truth_rows = truth.to_pylist()
     starts = _us(truth.column("start")) if truth.num_rows else np.zeros(0)
     need_s = baseline_need_h(cfg) * 3600.0
@@ -143,16 +153,14 @@ def detection_quality(
             continue
         k["n"] += 1
         hits = [
-            (o, a)
-            for o, a in zip(opened, A, strict=True)
-            if a["vehicle_id"] == r["vehicle_id"]
-            and a["kind"] == r["kind"]
-            and s - 3600 <= o <= s + horizon_h * 3600
+            (o, code)
+            for o, code in by_key.get((r["vehicle_id"], r["kind"]), ())
+            if s - 3600 <= o <= s + horizon_h * 3600
         ]
         if hits:
             k["detected"] += 1
             k["delays_h"].append((min(o for o, _ in hits) - s) / 3600)
-            best = max(a["level_code"] for _, a in hits)
+            best = max(code for _, code in hits)
             k["level_ok"] += int(best >= LEVELS.index(r["expected_level"]))
     summary: dict[str, Any] = {"anomalies": {}, "alert_kinds": {}, "normal_emergencies": 0}
     for name, k in per_kind.items():
