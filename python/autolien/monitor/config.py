@@ -40,8 +40,8 @@ class MonitorConfig:
     entropy_z_floor: float = 0.25  # bits: the smallest robust scale of an entropy feature
     stop_z_floor: float = 0.75  # bits: stop entropy rests on a few stops a day
     share_z_floor: float = 0.05  # the same for the new-place share
-    cusum_k: float = 2.5  # allowance per hour, in robust z units
-    cusum_h: float = 24.0  # decision threshold
+    cusum_k: float = 3.0  # allowance per hour, in robust z units
+    cusum_h: float = 24.0  # decision threshold (the CUSUM is capped at 3x it)
     # mileage
     mileage_warn_km_month: float = 1500.0  # excess over baseline, as km/month
     mileage_z: float = 3.5  # modified z-score (Iglewicz & Hoaglin)
