@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -322,7 +323,8 @@ void register_monitor(py::module_& m) {
            const carray<double>& z_floor, const carray<std::int64_t>& count, const carray<bool>& place,
            const carray<double>& t_end, const carray<double>& away, const carray<bool>& driving_more,
            std::int64_t min_baseline_h, double hold_s, double away_km, double cusum_k, double cusum_h,
-           double hour_s, double cusum, double cusum_since, double mileage_flag_t) {
+           double hour_s, double cusum, double cusum_since, double mileage_flag_t, double slow_k,
+           double slow_h, double slow, double slow_since) {
             am::EntropyInput in;
             in.t_end = view(t_end, "t_end");
             std::tie(in.values, in.cols) = matrix(values, in.t_end.size(), "values");
@@ -333,8 +335,9 @@ void register_monitor(py::module_& m) {
             in.place = flags(place, "place");
             in.away = view(away, "away");
             in.driving_more = flags(driving_more, "driving_more");
-            const am::EntropyParams p{min_baseline_h, hold_s, away_km, cusum_k, cusum_h, hour_s};
-            const am::EntropyState s{cusum, cusum_since, mileage_flag_t};
+            const am::EntropyParams p{min_baseline_h, hold_s, away_km, cusum_k,
+                                      cusum_h,        hour_s, slow_k,  slow_h};
+            const am::EntropyState s{cusum, cusum_since, mileage_flag_t, slow, slow_since};
             am::EntropyScores r;
             {
                 const py::gil_scoped_release nogil;
@@ -348,7 +351,10 @@ void register_monitor(py::module_& m) {
             out["score"] = col(r.score);
             out["cusum"] = col(r.cusum);
             out["since"] = col(r.since);
-            out["end"] = py::make_tuple(r.end.cusum, r.end.cusum_since, r.end.mileage_flag_t);
+            out["slow"] = col(r.slow);
+            out["slow_since"] = col(r.slow_since);
+            out["end"] = py::make_tuple(r.end.cusum, r.end.cusum_since, r.end.mileage_flag_t, r.end.slow,
+                                        r.end.slow_since);
             return out;
         },
         py::arg("values").noconvert(), py::arg("median").noconvert(), py::arg("mad").noconvert(),
@@ -356,8 +362,9 @@ void register_monitor(py::module_& m) {
         py::arg("t_end").noconvert(), py::arg("away").noconvert(), py::arg("driving_more").noconvert(),
         py::arg("min_baseline_h"), py::arg("hold_s"), py::arg("away_km"), py::arg("cusum_k"),
         py::arg("cusum_h"), py::arg("hour_s"), py::arg("cusum"), py::arg("cusum_since"),
-        py::arg("mileage_flag_t"),
-        "The entropy detector's z-scores, score and CUSUM over one day's hours of one vehicle.");
+        py::arg("mileage_flag_t"), py::arg("slow_k") = 0.0, py::arg("slow_h") = 0.0, py::arg("slow") = 0.0,
+        py::arg("slow_since") = std::numeric_limits<double>::quiet_NaN(),
+        "The entropy detector's z-scores, score and two CUSUM charts over one day's hours of one vehicle.");
     m.def(
         "monitor_relocation",
         [](const carray<double>& away, std::size_t hours, double away_km, std::int64_t context_h,

@@ -489,9 +489,9 @@ def entropy_scores(
     state: list[float],
     c: MonitorConfig,
 ) -> dict[str, np.ndarray]:
-    """detectors/entropy.py's z-scores, explained features, score and CUSUM
-    over one day's hours; ``state`` is [cusum, cusum_since, mileage_flag_t],
-    updated in place."""
+    """detectors/entropy.py's z-scores, explained features, score and both
+    CUSUM charts over one day's hours; ``state`` is [cusum, cusum_since,
+    mileage_flag_t, slow, slow_since], updated in place."""
     from autolien.monitor.engine import ENTROPY_FEATURES
 
     place = [ENTROPY_FEATURES.index(f) for f in ENTROPY_PLACE]
@@ -523,19 +523,26 @@ def entropy_scores(
         sc = np.where(
             valid >= 2, (top[:, 0] + top[:, 1]) / 2, np.where(valid == 1, top[:, 0], np.nan)
         )
-    cus = np.zeros(n)
-    since = np.zeros(n)
-    for i in range(n):
-        if np.isnan(sc[i]):
-            state[0] = max(0.0, state[0] - c.cusum_k)
-        else:
-            was = state[0]
-            state[0] = min(max(0.0, state[0] + float(sc[i]) - c.cusum_k), 3 * c.cusum_h)
-            if was == 0.0 and state[0] > 0.0:
-                state[1] = float(t_end[i]) - HOUR
-        cus[i] = state[0]
-        since[i] = state[1]
-    return {"z": zs_all, "explained": explained, "score": sc, "cusum": cus, "since": since}
+    charts = {"cusum": (0, 1, c.cusum_k, c.cusum_h), "slow": (3, 4, c.cusum_slow_k, c.cusum_slow_h)}
+    out: dict[str, np.ndarray] = {"z": zs_all, "explained": explained, "score": sc}
+    for name, (at, at_since, k, h) in charts.items():
+        cus = np.zeros(n)
+        since = np.zeros(n)
+        for i in range(n):
+            if h <= 0:
+                pass  # no such chart: its state stays as it was
+            elif np.isnan(sc[i]):
+                state[at] = max(0.0, state[at] - k)
+            else:
+                was = state[at]
+                state[at] = min(max(0.0, state[at] + float(sc[i]) - k), 3 * h)
+                if was == 0.0 and state[at] > 0.0:
+                    state[at_since] = float(t_end[i]) - HOUR
+            cus[i] = state[at]
+            since[i] = state[at_since]
+        out[name] = cus
+        out["since" if name == "cusum" else "slow_since"] = since
+    return out
 
 
 def relocation_flags(

@@ -22,7 +22,9 @@ import pytest
 
 from autolien.monitor import Monitor, MonitorConfig, score
 from autolien.monitor.quality import detection_quality
+from autolien.schemas import TIME_TYPE
 from autolien.sim import simulate_fleet
+from autolien.sim.behaviour import simulate_vehicle
 
 T0 = 1_790_784_000.0  # 2026-09-30T16:00Z, local (UTC+8) midnight
 HOME = (31.20, 121.40)
@@ -342,10 +344,10 @@ def test_entropy_alerts_on_a_large_normal_fleet_stay_rare() -> None:
     # false entropy alerts that the 100,000-vehicle run showed (0.56 a
     # hundred normal vehicles, 74% precision) needs a fleet this size to
     # show at all. A normal vehicle's odd weekend day feeds the 24 trailing
-    # windows that hold it into the CUSUM; with the allowance at 2.5 these
-    # fleets raise 5 false alerts (78% precision), at 3.0 none (docs/
-    # monitor.md, "The entropy CUSUM at fleet scale"). Every rental is still
-    # found at its level.
+    # windows that hold it into the CUSUM; with one chart at k = 2.5, h = 24
+    # these fleets raise 5 false alerts (78% precision), with the two charts
+    # none (docs/monitor.md, "The entropy CUSUM at fleet scale"). Every
+    # rental is still found at its level.
     true = false = 0
     for seed in (1, 2, 3):
         f = simulate_fleet(600, 15, seed=seed, anomaly_day=9, anomalies={"rental": 6})
@@ -358,6 +360,41 @@ def test_entropy_alerts_on_a_large_normal_fleet_stay_rare() -> None:
         true, false = true + e["true"], false + e["false"]
     assert true == 18
     assert false <= 1  # precision at least 18/19 = 95%
+
+
+@pytest.mark.parametrize(("seed", "index"), [(1039, 148), (1198, 219)])
+def test_a_weak_lasting_change_of_usage_is_found_by_the_slow_chart(seed: int, index: int) -> None:
+    # two of 1,600 simulated rentals (docs/monitor.md, "The entropy CUSUM at
+    # fleet scale"): their mileage jump leaves only the place features in
+    # the score, which holds about 3 for days, under the fast chart's
+    # allowance. The slow chart finds them at their level; without it
+    # (cusum_slow_h = 0) nothing is raised for them.
+    cols, start = simulate_vehicle(seed, index, "rental", 15, 9)
+    n = cols["time"].size
+    vid = pa.array(["R"] * n)
+    time = pa.array(cols["time"]).cast(TIME_TYPE)
+    tracks = pa.table(
+        {
+            "vehicle_id": vid,
+            "time": time,
+            "lat": cols["lat"],
+            "lon": cols["lon"],
+            "speed_kmh": cols["speed_kmh"],
+            "ignition": pa.array(cols["ignition"] > 0),
+        }
+    )
+    odo = pa.table({"vehicle_id": vid, "time": time, "odometer_km": cols["odometer_km"]})
+
+    def levels(cfg: MonitorConfig) -> list[tuple[str, str]]:
+        return [
+            (a["level"], json.loads(a["evidence"])["chart"])
+            for a in score(tracks, odo, config=cfg).to_pylist()
+            if a["kind"] == "entropy_increase"
+            and start - 3600 <= a["opened"].timestamp() <= start + 168 * 3600
+        ]
+
+    assert levels(MonitorConfig()) == [("alert", "slow")]
+    assert levels(MonitorConfig(cusum_slow_h=0.0)) == []
 
 
 # -- one odd day of driving against a lasting change ------------------------

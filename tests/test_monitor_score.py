@@ -166,10 +166,11 @@ def test_entropy_kernel_equals_the_numpy_form_day_after_day(seed: int) -> None:
             float(rng.choice([0.0, 0.05, 0.3])),
             (400 if kind > 1 else 50),  # some too short to score
         )
-    mine = [0.0, float("nan"), -np.inf]  # cusum, cusum_since, mileage_flag_t
+    # cusum, cusum_since, mileage_flag_t, slow, slow_since
+    mine = [0.0, float("nan"), -np.inf, 0.0, float("nan")]
     ref = list(mine)
     h0 = 480_000
-    peak = 0.0
+    peak = slow_peak = 0.0
     for day in range(5):
         t_end = (h0 + day * 24 + np.arange(24) + 1.0) * HOUR
         # quiet days, then a rise in several features at once (the CUSUM
@@ -203,18 +204,23 @@ def test_entropy_kernel_equals_the_numpy_form_day_after_day(seed: int) -> None:
             float(c.cusum_k),
             float(c.cusum_h),
             float(HOUR),
-            *mine,
+            *mine[:3],
+            float(c.cusum_slow_k),
+            float(c.cusum_slow_h),
+            *mine[3:],
         )
         mine = list(got["end"])
         peak = max(peak, float(got["cusum"].max()))
+        slow_peak = max(slow_peak, float(got["slow"].max()))
         want = entropy_scores(feats, base, t_end, jump, away, ref, c)
-        for k in ("z", "score", "cusum", "since"):
+        for k in ("z", "score", "cusum", "since", "slow", "slow_since"):
             _bits(got[k], want[k], f"{k} day {day}")
         _bits(got["explained"], want["explained"], f"explained day {day}")
         _bits(np.array(mine), np.array(ref), f"state after day {day}")
     # the CUSUM crossed its threshold (the detector signals); a flagged hour
     # was carried from the first day
     assert peak >= c.cusum_h
+    assert slow_peak >= c.cusum_slow_h
     assert ref[2] > -np.inf
     with pytest.raises(ValueError, match="one row per hour"):
         _core.monitor_entropy(

@@ -830,3 +830,25 @@ def test_a_submit_that_races_a_dead_worker_fails_as_the_broken_pool() -> None:
     healthy = SimpleNamespace(_broken=False, submit=spawn_fails)
     with pytest.raises(ValueError, match="fds_to_keep"):
         _submit(healthy, print)  # type: ignore[arg-type]
+
+
+def test_the_slow_charts_state_resumes_and_an_older_state_loads_without_it(fleet) -> None:  # type: ignore[no-untyped-def]
+    m = Monitor()
+    m.update(fleet.tracks, fleet.odometer)
+    st = m.state_table()
+
+    def slow(mon: Monitor) -> dict[str, tuple]:
+        return {
+            vid: tuple("NaN" if math.isnan(x) else x for x in (v.cusum_slow, v.cusum_slow_since))
+            for vid, v in mon._vehicles.items()
+        }
+
+    want = slow(m)
+    assert any(c > 0 for c, _ in want.values())  # the rental's chart is running
+    resumed = Monitor()
+    resumed.load_state(_through_ipc(st))
+    assert slow(resumed) == want
+    # a state saved before the slow chart existed: it starts from zero
+    older = Monitor()
+    older.load_state(_through_ipc(st.drop_columns(["cusum_slow", "cusum_slow_since"])))
+    assert set(slow(older).values()) == {(0.0, "NaN")}

@@ -327,6 +327,10 @@ def monitor_entropy(
     cusum: float,
     cusum_since: float,
     mileage_flag_t: float,
+    slow_k: float = 0.0,
+    slow_h: float = 0.0,
+    slow: float = 0.0,
+    slow_since: float = ...,
 ) -> dict[str, Any]: ...
 def monitor_relocation(
     away: NDArray[np.float64],

@@ -29,6 +29,19 @@ void need(bool ok, const char* what) {
         throw std::invalid_argument(what);
 }
 
+// One hour of a CUSUM chart: an hour with nothing to score lowers it by its
+// allowance; `since` is the start of the run that left zero.
+void chart(double& cusum, double& since, double sc, double k, double h, double t_start) {
+    if (std::isnan(sc)) {
+        cusum = py_max(0.0, cusum - k);
+        return;
+    }
+    const double was = cusum;
+    cusum = py_min(py_max(0.0, cusum + sc - k), 3 * h);
+    if (was == 0.0 && cusum > 0.0)
+        since = t_start;
+}
+
 // The sum over the window of each scored row, added from zero newest first
 // (engine._trailing's order).
 template <typename T>
@@ -157,6 +170,8 @@ EntropyScores entropy_scores(const EntropyInput& in, const EntropyParams& p, Ent
     out.score.assign(n, kNaN);
     out.cusum.resize(n);
     out.since.resize(n);
+    out.slow.resize(n);
+    out.slow_since.resize(n);
     std::vector<double> scale(cols);
     for (std::size_t c = 0; c < cols; ++c)
         scale[c] = py_max(1.4826 * in.mad[c], in.z_floor[c]);
@@ -194,16 +209,13 @@ EntropyScores entropy_scores(const EntropyInput& in, const EntropyParams& p, Ent
         // features at once, noise in one feature alone does not count double
         const double sc = valid >= 2 ? (top0 + top1) / 2 : valid == 1 ? top0 : kNaN;
         out.score[j] = sc;
-        if (std::isnan(sc)) {
-            s.cusum = py_max(0.0, s.cusum - p.cusum_k);
-        } else {
-            const double was = s.cusum;
-            s.cusum = py_min(py_max(0.0, s.cusum + sc - p.cusum_k), 3 * p.cusum_h);
-            if (was == 0.0 && s.cusum > 0.0)
-                s.cusum_since = in.t_end[j] - p.hour_s;
-        }
+        chart(s.cusum, s.cusum_since, sc, p.cusum_k, p.cusum_h, in.t_end[j] - p.hour_s);
         out.cusum[j] = s.cusum;
         out.since[j] = s.cusum_since;
+        if (p.slow_h > 0)
+            chart(s.slow, s.slow_since, sc, p.slow_k, p.slow_h, in.t_end[j] - p.hour_s);
+        out.slow[j] = s.slow;
+        out.slow_since[j] = s.slow_since;
     }
     out.end = s;
     return out;

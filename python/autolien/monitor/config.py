@@ -42,6 +42,9 @@ class MonitorConfig:
     share_z_floor: float = 0.05  # the same for the new-place share
     cusum_k: float = 3.0  # allowance per hour, in robust z units
     cusum_h: float = 24.0  # decision threshold (the CUSUM is capped at 3x it)
+    # a second chart of the same score for weak, lasting changes (0: none)
+    cusum_slow_k: float = 2.0
+    cusum_slow_h: float = 72.0
     # mileage
     mileage_warn_km_month: float = 1500.0  # excess over baseline, as km/month
     mileage_z: float = 3.5  # modified z-score (Iglewicz & Hoaglin)

@@ -150,6 +150,8 @@ def derive_vehicles(vehicles: list[Vehicle], h_end: int) -> Block:
 class Vehicle:
     # a class default too, so that a state pickled before it existed loads
     mileage_flag_t = -math.inf  # end of the last hour whose mileage was a jump's
+    cusum_slow = 0.0
+    cusum_slow_since = math.nan
 
     def __init__(self, vehicle_id: str, cfg: MonitorConfig) -> None:
         self.id = vehicle_id
@@ -169,6 +171,8 @@ class Vehicle:
         self.cusum = 0.0
         self.cusum_since = math.nan
         self.mileage_flag_t = -math.inf
+        self.cusum_slow = 0.0  # the entropy score's second, slow chart
+        self.cusum_slow_since = math.nan
         self.away_streak = 0
         self.baseline_day: int | None = None
         self.base: dict[str, tuple[float, float, int]] = {}
@@ -546,13 +550,15 @@ class Vehicle:
 
     def _signal(self, s: Signal, changed: dict[str, Alert]) -> None:
         c = self.cfg
-        if s.kind == "entropy_increase" and s.evidence.get("windows_from", -math.inf) >= (
-            self.place_change - c.context_h * HOUR
+        if s.kind == "entropy_increase" and (
+            s.evidence.get("windows_from", -math.inf) >= self.place_change - c.context_h * HOUR
+            or (s.evidence.get("chart") == "slow" and self.place_change <= s.time)
         ):
             # A vehicle towed or relocated stands in new places, which raises
             # the new-place share and location entropy for days: the towing
             # or relocation alert already explains the run of windows that
-            # began with it. One incident, one alert.
+            # began with it, and the slow chart's long run that it pushed over
+            # the threshold. One incident, one alert.
             why = next((self.open[k] for k in _EXPLAINS_ENTROPY if k in self.open), None)
             if why is not None:
                 why.evidence["entropy_signals_explained"] = (

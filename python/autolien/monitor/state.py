@@ -37,6 +37,8 @@ _BINS = {"speed_hist": SPEED_BINS, "turn_hist": TURN_BINS, "stop_hist": STOP_BIN
 _LONG = ("hour", "n", "n_odo", *ENTROPY_FEATURES, "km_24h")
 _INT_HIST = ("hour", "n", "n_odo", "harsh_accel", "harsh_brake", *_BINS)
 _FLOATS = ("run_carry", "cusum", "cusum_since", "mileage_flag_t", "place_change")
+# added since: a state table saved before has none, and loads with the defaults
+_LATER_FLOATS = {"cusum_slow": 0.0, "cusum_slow_since": math.nan}
 _OPT_FLOATS = ("last_seen", "silence_from")
 _OPT_INTS = ("h_done", "baseline_day")
 
@@ -155,7 +157,7 @@ def vehicle_table(vehicles: list[Vehicle]) -> pa.Table:
         if f not in _LONG:
             parts = [a[-k:] for a in parts]
         cols[f"hist_{f}"] = _lists(parts, typ)
-    for f in _FLOATS:
+    for f in (*_FLOATS, *_LATER_FLOATS):
         cols[f] = pa.array([float(getattr(v, f)) for v in vehicles], pa.float64())
     for f in _OPT_FLOATS:
         cols[f] = pa.array([getattr(v, f) for v in vehicles], pa.float64())
@@ -200,6 +202,8 @@ def load_vehicles(table: pa.Table, cfg: MonitorConfig) -> list[Vehicle]:
     n_hours = np.diff(flat["hour"][1])
     hist = {f: _padded(*flat[f], n_hours, _BINS.get(f)) for f in flat}
     sc = {f: scalars(f) for f in (*_FLOATS, *_OPT_FLOATS, *_OPT_INTS)}
+    for f, default in _LATER_FLOATS.items():
+        sc[f] = scalars(f) if f in py else [default] * len(ids)
     away, sent = scalars("away_streak"), scalars("silence_sent")
     llat, llon, lvin = scalars("last_lat"), scalars("last_lon"), scalars("last_vin")
     vins, base = scalars("vins"), scalars("base")
@@ -214,7 +218,7 @@ def load_vehicles(table: pa.Table, cfg: MonitorConfig) -> list[Vehicle]:
         v.gaps = list(zip(gap_end[i].tolist(), gap_len[i].tolist(), strict=True))
         if has_hist[i]:
             v.hist = {f: a[i] for f, a in hist.items()}
-        for f in _FLOATS:
+        for f in (*_FLOATS, *_LATER_FLOATS):
             setattr(v, f, float(sc[f][i]))
         for f in (*_OPT_FLOATS, *_OPT_INTS):
             setattr(v, f, sc[f][i])

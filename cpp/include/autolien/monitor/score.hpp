@@ -77,19 +77,22 @@ struct EntropyInput {
     std::span<const double> t_end, away; // per hour
     std::span<const std::uint8_t> driving_more;
 };
+// Two CUSUM charts of the one score: (cusum_k, cusum_h) for strong changes,
+// (slow_k, slow_h) for weak lasting ones (slow_h <= 0: none). Each is capped
+// at 3x its threshold.
 struct EntropyParams {
     std::int64_t min_baseline_h = 0;
-    double hold_s = 0, away_km = 0, cusum_k = 0, cusum_h = 0, hour_s = 3600;
+    double hold_s = 0, away_km = 0, cusum_k = 0, cusum_h = 0, hour_s = 3600, slow_k = 0, slow_h = 0;
 };
 struct EntropyState {
-    double cusum = 0, cusum_since = 0, mileage_flag_t = 0;
+    double cusum = 0, cusum_since = 0, mileage_flag_t = 0, slow = 0, slow_since = 0;
 };
 // Per hour: every column's robust z (NaN without a baseline), whether it is
 // explained, the score (the mean of the two largest clipped unexplained z,
-// NaN with none), the CUSUM after the hour and the start of its run; and
+// NaN with none), each chart after the hour and the start of its run; and
 // the state after the last hour.
 struct EntropyScores {
-    std::vector<double> z, score, cusum, since;
+    std::vector<double> z, score, cusum, since, slow, slow_since;
     std::vector<std::uint8_t> explained;
     EntropyState end;
 };

@@ -1,5 +1,6 @@
-"""Entropy increase: a CUSUM of the two largest robust z-scores of the
-trajectory entropies against the vehicle's baseline."""
+"""Entropy increase: two CUSUM charts of the mean of the two largest
+robust z-scores of the trajectory entropies against the vehicle's baseline,
+one for strong changes and one for weak, lasting ones."""
 
 from __future__ import annotations
 
@@ -74,18 +75,35 @@ class EntropyIncrease:
             float(v.cusum),
             float(v.cusum_since),
             float(v.mileage_flag_t),
+            float(c.cusum_slow_k),
+            float(c.cusum_slow_h),
+            float(v.cusum_slow),
+            float(v.cusum_slow_since),
         )
-        v.cusum, v.cusum_since, v.mileage_flag_t = r["end"]
-        sc, cs = r["score"], r["cusum"]
+        v.cusum, v.cusum_since, v.mileage_flag_t, v.cusum_slow, v.cusum_slow_since = r["end"]
+        sc, cs, slow = r["score"], r["cusum"], r["slow"]
         score[sl] = sc
         cus[sl] = cs
         out: list[Signal] = []
-        fired = np.flatnonzero(~np.isnan(sc) & (cs >= c.cusum_h))
+        # A one-off odd day lifts the 24 trailing windows that hold it: the
+        # fast chart's allowance is above what such a day sustains, and the
+        # slow chart, with a lower allowance, needs a sum three times the
+        # fast one's, more than one such day makes (docs/monitor.md, "The
+        # entropy CUSUM at fleet scale").
+        fast_on = cs >= c.cusum_h
+        slow_on = slow >= c.cusum_slow_h if c.cusum_slow_h > 0 else np.zeros(cs.size, bool)
+        fired = np.flatnonzero(~np.isnan(sc) & (fast_on | slow_on))
         if not fired.size:
             return out
-        zs_all, explained, since = r["z"], r["explained"].view(bool), r["since"]
+        zs_all, explained = r["z"], r["explained"].view(bool)
+        since, slow_since = r["since"], r["slow_since"]
         for i in fired.tolist():
             te = float(t_end[i])
+            # the chart that signals: the fast one when it is at its
+            # threshold, else the slow one; its value and its run of windows
+            fast = bool(fast_on[i])
+            value = float(cs[i]) if fast else float(slow[i])
+            start = float(since[i]) if fast else float(slow_since[i])
             zs = {
                 f: round(float(zs_all[i, k]), 3)
                 for k, f in enumerate(ENTROPY_FEATURES)
@@ -96,14 +114,16 @@ class EntropyIncrease:
                 "z": zs,
                 "score": float(sc[i]),
                 "cusum": float(cs[i]),
+                "cusum_slow": float(slow[i]),
+                "chart": "fast" if fast else "slow",
                 "window_h": c.context_h,
-                "windows_from": float(since[i]),
+                "windows_from": start,
                 "windows_to": te,
                 # features left out of the score: another detector explains them
                 "explained": [f for k, f in enumerate(ENTROPY_FEATURES) if explained[i, k]],
             }
             seg = (te - c.context_h * HOUR, te)  # the path the buffer holds: the latest window
-            out.append(Signal(te, "entropy_increase", 0, float(cs[i]), ev, seg, v._path_fn(seg)))
+            out.append(Signal(te, "entropy_increase", 0, value, ev, seg, v._path_fn(seg)))
         return out
 
 
