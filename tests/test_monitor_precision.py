@@ -22,9 +22,8 @@ import pytest
 
 from autolien.monitor import Monitor, MonitorConfig, score
 from autolien.monitor.quality import detection_quality
-from autolien.schemas import TIME_TYPE
 from autolien.sim import simulate_fleet
-from autolien.sim.behaviour import simulate_vehicle
+from autolien.sim.behaviour import simulate_vehicle, vehicle_tables
 
 T0 = 1_790_784_000.0  # 2026-09-30T16:00Z, local (UTC+8) midnight
 HOME = (31.20, 121.40)
@@ -370,20 +369,7 @@ def test_a_weak_lasting_change_of_usage_is_found_by_the_slow_chart(seed: int, in
     # allowance. The slow chart finds them at their level; without it
     # (cusum_slow_h = 0) nothing is raised for them.
     cols, start = simulate_vehicle(seed, index, "rental", 15, 9)
-    n = cols["time"].size
-    vid = pa.array(["R"] * n)
-    time = pa.array(cols["time"]).cast(TIME_TYPE)
-    tracks = pa.table(
-        {
-            "vehicle_id": vid,
-            "time": time,
-            "lat": cols["lat"],
-            "lon": cols["lon"],
-            "speed_kmh": cols["speed_kmh"],
-            "ignition": pa.array(cols["ignition"] > 0),
-        }
-    )
-    odo = pa.table({"vehicle_id": vid, "time": time, "odometer_km": cols["odometer_km"]})
+    tracks, odo = vehicle_tables([("R", cols)])
 
     def levels(cfg: MonitorConfig) -> list[tuple[str, str]]:
         return [

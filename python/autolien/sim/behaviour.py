@@ -16,7 +16,15 @@ import pyarrow as pa
 
 from ..schemas import TIME_TYPE
 
-__all__ = ["ANOMALIES", "EPOCH", "EXPECTED_LEVEL", "Fleet", "simulate_fleet", "simulate_vehicle"]
+__all__ = [
+    "ANOMALIES",
+    "EPOCH",
+    "EXPECTED_LEVEL",
+    "Fleet",
+    "simulate_fleet",
+    "simulate_vehicle",
+    "vehicle_tables",
+]
 
 # The monitor kind and the level each injected behaviour must reach.
 ANOMALIES = {
@@ -265,6 +273,32 @@ def simulate_vehicle(
     return cols, start
 
 
+def vehicle_tables(
+    tracks: list[tuple[str, dict[str, np.ndarray]]],
+) -> tuple[pa.Table, pa.Table]:
+    """The monitor's track and odometer tables of ``(vehicle_id, columns)``
+    pairs, each as ``simulate_vehicle`` returns its columns."""
+    n = [c["time"].size for _, c in tracks]
+    ids = pa.array(np.repeat([v for v, _ in tracks], n))
+    time = pa.array(np.concatenate([c["time"] for _, c in tracks])).cast(TIME_TYPE)
+    cat = {
+        k: np.concatenate([c[k] for _, c in tracks])
+        for k in ("lat", "lon", "speed_kmh", "odometer_km", "ignition")
+    }
+    track_table = pa.table(
+        {
+            "vehicle_id": ids,
+            "time": time,
+            "lat": cat["lat"],
+            "lon": cat["lon"],
+            "speed_kmh": cat["speed_kmh"],
+            "ignition": pa.array(cat["ignition"] > 0),
+        }
+    )
+    odo_table = pa.table({"vehicle_id": ids, "time": time, "odometer_km": cat["odometer_km"]})
+    return track_table, odo_table
+
+
 def simulate_fleet(
     n_vehicles: int = 30,
     days: int = 30,
@@ -296,24 +330,7 @@ def simulate_fleet(
         tracks.append((vid, cols))
         if label is not None:
             truth.append((vid, label, ANOMALIES[label], int(start * 1e6), EXPECTED_LEVEL[label]))
-    n = [c["time"].size for _, c in tracks]
-    ids = pa.array(np.repeat([v for v, _ in tracks], n))
-    time = pa.array(np.concatenate([c["time"] for _, c in tracks])).cast(TIME_TYPE)
-    cat = {
-        k: np.concatenate([c[k] for _, c in tracks])
-        for k in ("lat", "lon", "speed_kmh", "odometer_km", "ignition")
-    }
-    track_table = pa.table(
-        {
-            "vehicle_id": ids,
-            "time": time,
-            "lat": cat["lat"],
-            "lon": cat["lon"],
-            "speed_kmh": cat["speed_kmh"],
-            "ignition": pa.array(cat["ignition"] > 0),
-        }
-    )
-    odo_table = pa.table({"vehicle_id": ids, "time": time, "odometer_km": cat["odometer_km"]})
+    track_table, odo_table = vehicle_tables(tracks)
     tv, ta, tk, ts, tl = zip(*truth, strict=True) if truth else ((), (), (), (), ())
     truth_table = pa.table(
         {
