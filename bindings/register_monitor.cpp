@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "autolien/monitor/block.hpp"
+#include "autolien/monitor/fleet.hpp"
 #include "autolien/monitor/score.hpp"
 #include "columns.hpp"
 
@@ -89,6 +90,39 @@ std::pair<std::span<const T>, std::size_t> matrix(const carray<T>& a, std::size_
     if (a.ndim() != 2 || static_cast<std::size_t>(a.shape(0)) != rows)
         throw std::invalid_argument(std::string(name) + " must be a 2-D array of one row per hour");
     return {{a.data(), static_cast<std::size_t>(a.size())}, static_cast<std::size_t>(a.shape(1))};
+}
+
+// A column of a dict argument, as the exact dtype and C order (noconvert
+// for a dict: the Python layer casts).
+template <typename T>
+std::span<const T> entry(const py::dict& d, const char* name, std::size_t* cols = nullptr) {
+    if (!d.contains(name))
+        throw std::invalid_argument(std::string("columns lack '") + name + "'");
+    const py::object o = d[name];
+    if (!py::isinstance<carray<T>>(o))
+        throw py::type_error(std::string("column '") + name + "' must be a C-contiguous array of " +
+                             py::str(py::dtype::of<T>()).cast<std::string>());
+    const auto a = py::reinterpret_borrow<carray<T>>(o);
+    if (cols != nullptr) {
+        if (a.ndim() != 2)
+            throw std::invalid_argument(std::string(name) + " must be a 2-D array");
+        *cols = static_cast<std::size_t>(a.shape(1));
+    } else if (a.ndim() != 1) {
+        throw std::invalid_argument(std::string(name) + " must be a 1-D array");
+    }
+    return {a.data(), static_cast<std::size_t>(a.size())};
+}
+
+double number(const py::dict& p, const char* k) {
+    if (!p.contains(k))
+        throw std::invalid_argument(std::string("params lacks '") + k + "'");
+    return p[k].cast<double>();
+}
+
+std::int64_t whole(const py::dict& p, const char* k) {
+    if (!p.contains(k))
+        throw std::invalid_argument(std::string("params lacks '") + k + "'");
+    return p[k].cast<std::int64_t>();
 }
 
 } // namespace
@@ -381,4 +415,147 @@ void register_monitor(py::module_& m) {
         py::arg("away").noconvert(), py::arg("hours"), py::arg("away_km"), py::arg("context_h"),
         py::arg("away_hours"), py::arg("emergency_h"), py::arg("streak"),
         "The relocation detector's away counts, streaks and levels over one day's hours of one vehicle.");
+    m.def(
+        "monitor_score_block",
+        [](const py::dict& c, const py::dict& prm) {
+            am::ScoreBlockInput in;
+            in.row_offsets = entry<std::int64_t>(c, "row_offsets");
+            in.first = entry<std::int64_t>(c, "first");
+            in.hour = entry<std::int64_t>(c, "hour");
+            in.n = entry<std::int64_t>(c, "n");
+            in.n_odo = entry<std::int64_t>(c, "n_odo");
+            in.harsh_accel = entry<std::int64_t>(c, "harsh_accel");
+            in.harsh_brake = entry<std::int64_t>(c, "harsh_brake");
+            in.dist_km = entry<double>(c, "dist_km");
+            in.moving_s = entry<double>(c, "moving_s");
+            in.night_s = entry<double>(c, "night_s");
+            in.speeding_s = entry<double>(c, "speeding_s");
+            in.odo_km = entry<double>(c, "odo_km");
+            in.last_lat = entry<double>(c, "last_lat");
+            in.last_lon = entry<double>(c, "last_lon");
+            in.speed_hist = entry<std::int64_t>(c, "speed_hist", &in.speed_bins);
+            in.turn_hist = entry<std::int64_t>(c, "turn_hist", &in.turn_bins);
+            in.stop_hist = entry<std::int64_t>(c, "stop_hist", &in.stop_bins);
+            std::size_t scored_cols = 0;
+            in.scored = entry<double>(c, "scored", &scored_cols);
+            if (scored_cols != am::kScoredCols)
+                throw std::invalid_argument("scored must be rows x 8");
+            in.heading = entry<double>(c, "heading");
+            in.cell_offsets = entry<std::int64_t>(c, "cell_offsets");
+            in.cell_hour = entry<std::int64_t>(c, "cell_hour");
+            in.cell = entry<std::int64_t>(c, "cell");
+            in.cell_secs = entry<std::int64_t>(c, "cell_secs");
+            in.cusum = entry<double>(c, "cusum");
+            in.cusum_since = entry<double>(c, "cusum_since");
+            in.mileage_flag_t = entry<double>(c, "mileage_flag_t");
+            in.slow = entry<double>(c, "cusum_slow");
+            in.slow_since = entry<double>(c, "cusum_slow_since");
+            in.last_lat0 = entry<double>(c, "last_lat0");
+            in.last_lon0 = entry<double>(c, "last_lon0");
+            in.away_streak = entry<std::int64_t>(c, "away_streak");
+            const auto z_floor = entry<double>(c, "z_floor");
+            const auto place = entry<bool>(c, "place");
+            if (z_floor.size() != am::kEntropyCols || place.size() != am::kEntropyCols)
+                throw std::invalid_argument("z_floor and place need one value per entropy feature (6)");
+
+            am::ScoreBlockParams p;
+            p.context_h = whole(prm, "context_h");
+            p.lag_h = whole(prm, "lag_h");
+            p.baseline_h = whole(prm, "baseline_h");
+            p.home_days = whole(prm, "home_days");
+            p.min_baseline_samples = whole(prm, "min_baseline_samples");
+            p.min_baseline_h = whole(prm, "min_baseline_h");
+            p.confirm_h = whole(prm, "mileage_confirm_h");
+            p.cell_m = number(prm, "cell_m");
+            p.earth_m = number(prm, "earth_m");
+            p.hour_s = number(prm, "hour_s");
+            p.mileage = {p.min_baseline_h,
+                         number(prm, "mileage_mad_floor_km"),
+                         number(prm, "mileage_warn_km_month"),
+                         number(prm, "mileage_z"),
+                         number(prm, "freeze_track_km"),
+                         number(prm, "rollback_km"),
+                         number(prm, "mismatch_low"),
+                         number(prm, "mismatch_high"),
+                         p.confirm_h > 0};
+            p.entropy = {p.min_baseline_h,
+                         number(prm, "hold_s"),
+                         number(prm, "away_km"),
+                         number(prm, "cusum_k"),
+                         number(prm, "cusum_h"),
+                         p.hour_s,
+                         number(prm, "cusum_slow_k"),
+                         number(prm, "cusum_slow_h")};
+            p.relocation = {number(prm, "away_km"), p.context_h, whole(prm, "away_hours"),
+                            whole(prm, "away_emergency_h")};
+            for (std::size_t k = 0; k < am::kEntropyCols; ++k) {
+                p.z_floor[k] = z_floor[k];
+                p.place[k] = place[k] ? 1 : 0;
+            }
+            am::ScoreBlock r;
+            {
+                const py::gil_scoped_release nogil;
+                r = am::score_block(in, p);
+            }
+            const auto hours = static_cast<py::ssize_t>(r.fixes.size());
+            const auto nv = static_cast<py::ssize_t>(r.end_cusum.size());
+            const auto ecols = static_cast<py::ssize_t>(am::kEntropyCols);
+            const auto bcols = static_cast<py::ssize_t>(am::kBaseCols);
+            py::dict out;
+            out["hour_offsets"] = col(r.hour_offsets);
+            out["fixes"] = col(r.fixes);
+            out["speed_entropy"] = col(r.speed_entropy);
+            out["turn_entropy"] = col(r.turn_entropy);
+            out["stop_entropy"] = col(r.stop_entropy);
+            out["night_share"] = col(r.night_share);
+            out["km_track_24h"] = col(r.km_track);
+            out["km_odo_24h"] = col(r.km_odo);
+            out["km_24h"] = col(r.km_24h);
+            out["behaviour_arg"] = col(r.behaviour_arg);
+            out["moving"] = col(r.moving);
+            out["location_entropy"] = col(r.location_entropy);
+            out["new_place_share"] = col(r.new_place_share);
+            out["away_km"] = col(r.away);
+            out["earlier"] = col(r.earlier);
+            out["t_end"] = col(r.t_end);
+            out["base_median"] = col(r.base_median).reshape({hours, bcols});
+            out["base_mad"] = col(r.base_mad).reshape({hours, bcols});
+            out["base_n"] = col(r.base_n).reshape({hours, bcols});
+            out["excess"] = col(r.excess);
+            out["mileage_z"] = col(r.mileage_z);
+            out["ratio"] = col(r.ratio);
+            out["jump"] = col(r.jump);
+            out["more"] = col(r.more);
+            out["frozen"] = col(r.frozen);
+            out["mismatch"] = col(r.mismatch);
+            out["z"] = col(r.z).reshape({hours, ecols});
+            out["explained"] = col(r.explained).reshape({hours, ecols});
+            out["score"] = col(r.score);
+            out["cusum"] = col(r.cusum);
+            out["since"] = col(r.since);
+            out["slow"] = col(r.slow);
+            out["slow_since"] = col(r.slow_since);
+            out["n_away"] = col(r.n_away);
+            out["streak"] = col(r.streak);
+            out["level"] = col(r.level);
+            out["end_cusum"] = col(r.end_cusum);
+            out["end_cusum_since"] = col(r.end_cusum_since);
+            out["end_mileage_flag_t"] = col(r.end_mileage_flag_t);
+            out["end_cusum_slow"] = col(r.end_slow);
+            out["end_cusum_slow_since"] = col(r.end_slow_since);
+            out["end_lat"] = col(r.end_lat);
+            out["end_lon"] = col(r.end_lon);
+            out["end_away_streak"] = col(r.end_away_streak);
+            out["base_day"] = col(r.base_day);
+            out["day_median"] = col(r.day_median).reshape({nv, bcols});
+            out["day_mad"] = col(r.day_mad).reshape({nv, bcols});
+            out["day_n"] = col(r.day_n).reshape({nv, bcols});
+            out["day_cell_offsets"] = col(r.day_cell_offsets);
+            out["day_cells"] = col(r.day_cells);
+            return out;
+        },
+        py::arg("columns"), py::arg("params"),
+        "The hourly scoring of a block of vehicles in one call: window and location features, day by day "
+        "the baseline, away distance and the mileage, entropy and relocation detectors' arithmetic, and each "
+        "vehicle's state after its last hour.");
 }

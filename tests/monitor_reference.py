@@ -21,7 +21,7 @@ import numpy.typing as npt
 from autolien.entropy import rolling_perm_entropy, shannon_counts
 from autolien.gnss import distance_m
 from autolien.monitor.config import MonitorConfig
-from autolien.monitor.engine import _HISTS, _SUMS
+from autolien.monitor.engine import _HISTS, _SUMS, ENTROPY_FEATURES
 from autolien.monitor.features import (
     F64,
     HOUR,
@@ -581,3 +581,256 @@ def heading_entropy(d: Derived, h_a: int, h_b: int, context_h: int) -> F64:
         ends = np.flatnonzero(np.r_[hh[1:] != hh[:-1], True])
         out[hh[ends]] = pe[sel[ends]]
     return out
+
+
+def score_hours(
+    H: dict[str, np.ndarray],
+    C: dict[str, np.ndarray],
+    first: int,
+    heading: F64,
+    state: dict[str, float],
+    c: MonitorConfig,
+) -> dict[str, np.ndarray]:
+    """Vehicle._score_hours as it was before the block kernel (commit
+    e947b73), one vehicle in numpy with the reference forms above: the new
+    history rows [first, rows) of ``H`` (every hourly column, and the scored
+    feature columns of the rows before) with the dwell table ``C``, day by
+    day. ``state`` (``STATE_KEYS`` and away_streak) is updated in place. Returns per new
+    row the features, the day's baseline (median, MAD, n), away, the
+    confirming window's km and each detector's arithmetic."""
+    from autolien.gnss import nearest_distance_m
+    from autolien.monitor.engine import ENTROPY_FEATURES
+    from autolien.monitor.features import cell_centers
+
+    names = (*ENTROPY_FEATURES, "km_24h")
+    H = {k: v.copy() for k, v in H.items()}
+    rows = H["hour"].size
+    pos = np.arange(first, rows)
+    nh = pos.size
+    h_a = int(H["hour"][first])
+    h_b = h_a + nh
+    w = window_features(H, pos, c.context_h)
+    loc, share = location(C, h_a, h_b, c)
+    feats = {
+        "turn_entropy": w["turn_entropy"],
+        "heading_entropy": heading,
+        "speed_entropy": w["speed_entropy"],
+        "location_entropy": loc,
+        "stop_entropy": w["stop_entropy"],
+        "new_place_share": share,
+        "km_24h": w["km_24h"],
+    }
+    for f, v in feats.items():
+        H[f][pos] = v
+    out: dict[str, np.ndarray] = {
+        "fixes": w["n"],
+        "km_track_24h": w["km_track_24h"],
+        "km_odo_24h": w["km_odo_24h"],
+        "km_24h": w["km_24h"],
+        "away_km": np.full(nh, np.nan),
+        "earlier": np.full(nh, np.nan),
+        "t_end": (np.arange(h_a, h_b, dtype=np.float64) + 1) * HOUR,
+        "base_median": np.full((nh, 7), np.nan),
+        "base_mad": np.full((nh, 7), np.nan),
+        "base_n": np.zeros((nh, 7), dtype=np.int64),
+    }
+    parts: dict[str, list[np.ndarray]] = {}
+    ent = [state[k] for k in STATE_KEYS[:5]]
+    j = 0
+    while j < nh:
+        day = ((h_a + j) // 24) * 24
+        je = min(nh, day + 24 - h_a)
+        sl = slice(j, je)
+        med, mad, cnt, span, cells = baseline(
+            H, C, day - c.lag_h - c.baseline_h, day - c.lag_h, c.home_days
+        )
+        n = np.where(cnt >= c.min_baseline_samples, span, 0)
+        out["base_median"][sl] = med
+        out["base_mad"][sl] = mad
+        out["base_n"][sl] = n
+        base = {f: (float(med[i]), float(mad[i]), int(n[i])) for i, f in enumerate(names)}
+        blat, blon = cell_centers(cells, c.cell_m)
+        # hours without a fix: where the vehicle was last seen
+        lat, lon = H["last_lat"][pos[sl]].copy(), H["last_lon"][pos[sl]].copy()
+        for i in range(lat.size):
+            if np.isnan(lat[i]):
+                lat[i], lon[i] = state["lat"], state["lon"]
+            else:
+                state["lat"], state["lon"] = float(lat[i]), float(lon[i])
+        if blat.size:
+            d = nearest_distance_m(lat, lon, blat, blon) / 1e3
+            out["away_km"][sl] = np.where(np.isnan(lat), np.nan, d)
+        H["away_km"][pos[sl]] = out["away_km"][sl]
+        for i in range(j, je):
+            back = [pos[i] - lag for lag in range(c.mileage_confirm_h, 2 * c.mileage_confirm_h)]
+            vals = [H["km_24h"][b] for b in back if b >= 0 and not np.isnan(H["km_24h"][b])]
+            out["earlier"][i] = max(vals) if vals else np.nan
+        m = mileage_flags(
+            w["km_24h"][sl],
+            w["km_track_24h"][sl],
+            w["km_odo_24h"][sl],
+            w["n"][sl].astype(np.float64),
+            out["earlier"][sl],
+            base["km_24h"],
+            c,
+        )
+        e = entropy_scores(
+            {f: feats[f][sl] for f in ENTROPY_FEATURES},
+            base,
+            out["t_end"][sl],
+            m["more"],
+            out["away_km"][sl],
+            ent,
+            c,
+        )
+        n_away, streak, level, state["away_streak"] = relocation_flags(
+            H["away_km"], pos[sl], int(state["away_streak"]), c
+        )
+        for k, v in {
+            **{f"mileage_{k}" if k == "z" else k: v for k, v in m.items()},
+            **e,
+            "n_away": n_away,
+            "streak": streak,
+            "level": level,
+        }.items():
+            parts.setdefault(k, []).append(v)
+        j = je
+    for k, v in parts.items():
+        out[k] = np.concatenate(v)
+    out.update({f: feats[f] for f in ("turn_entropy", "speed_entropy", "stop_entropy")})
+    out["location_entropy"], out["new_place_share"] = loc, share
+    out["night_share"] = w["night_share"]
+    state.update(zip(STATE_KEYS[:5], ent, strict=True))
+    return out
+
+
+# --- random vehicles for the block scoring kernel (tests and bench) -------
+
+# a vehicle's scoring state, as score_hours keeps it and the kernel returns
+# it (``end_<key>``), beside its away streak
+STATE_KEYS = (
+    "cusum",
+    "cusum_since",
+    "mileage_flag_t",
+    "cusum_slow",
+    "cusum_slow_since",
+    "lat",
+    "lon",
+)
+
+
+def random_history(rng: np.random.Generator, rows: int) -> dict[str, np.ndarray]:
+    """Hourly rows as Vehicle.hist keeps them: sums, histograms, some hours
+    without fixes, without moving time or without odometer readings."""
+    quiet = rng.random(rows) < 0.3
+    moving = rng.uniform(0, 3600, rows) * (rng.random(rows) < 0.7)
+    H = {
+        "n": np.where(quiet, 0, rng.integers(1, 400, rows)).astype(np.int64),
+        "dist_km": np.where(quiet, 0.0, rng.exponential(8.0, rows)),
+        "moving_s": np.where(quiet, 0.0, moving),
+        "night_s": np.where(
+            quiet, 0.0, moving * rng.uniform(0, 1, rows) * (rng.random(rows) < 0.3)
+        ),
+        "speeding_s": np.where(quiet, 0.0, moving * rng.uniform(0, 0.2, rows)),
+        "harsh_accel": rng.integers(0, 4, rows).astype(np.int64),
+        "harsh_brake": rng.integers(0, 3, rows).astype(np.int64),
+        "odo_km": rng.exponential(9.0, rows) * (rng.random(rows) < 0.6),
+        "n_odo": rng.integers(0, 4, rows).astype(np.int64),
+    }
+    for name, bins in (("speed_hist", 14), ("turn_hist", 12), ("stop_hist", 11)):
+        h = rng.integers(0, 30, (rows, bins)).astype(np.int64)
+        h[rng.random(rows) < 0.4] = 0  # hours without moving steps or stops
+        H[name] = h
+    return H
+
+
+def random_vehicle(
+    rng: np.random.Generator, rows: int, nh: int
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, float]]:
+    """One vehicle's history as the block kernel reads it: hourly rows with
+    positions (hours without a fix NaN; some far from home), the scored
+    columns of the rows before the new ``nh`` (some NaN), a dwell table of a
+    few familiar cells and some new ones, and a detector state."""
+    H = random_history(rng, rows)
+    h0 = int(rng.integers(480_000, 480_024)) + 24 * int(rng.integers(0, 3))
+    H["hour"] = np.arange(h0, h0 + rows, dtype=np.int64)
+    home = np.array([31.23, 121.47]) + rng.normal(0, 0.05, 2)
+    far = rng.random(rows) < (0.5 if rng.random() < 0.3 else 0.02)
+    lat = home[0] + rng.normal(0, 0.03, rows) + np.where(far, 0.9, 0.0)
+    lon = home[1] + rng.normal(0, 0.03, rows)
+    none = H["n"] == 0
+    H["last_lat"] = np.where(none, np.nan, lat)
+    H["last_lon"] = np.where(none, np.nan, lon)
+    old = np.arange(rows) < rows - nh
+    for f in ENTROPY_FEATURES:
+        v = rng.uniform(0, 1 if f == "new_place_share" else 3, rows)
+        H[f] = np.where(old & (rng.random(rows) > 0.1), v, np.nan)
+    H["km_24h"] = np.where(old, rng.exponential(40.0, rows) * rng.choice([1.0, 4.0], rows), np.nan)
+    H["away_km"] = np.where(old, np.where(far, 95.0, rng.uniform(0, 5, rows)), np.nan)
+    # dwell: the hour's cell, and a second one now and then
+    cells = cell_ids(np.where(none, home[0], lat), np.where(none, home[1], lon), 1000.0)
+    extra = rng.random(rows) < 0.3
+    C = {
+        "hour": np.r_[H["hour"], H["hour"][extra]],
+        "cell": np.r_[cells, cells[extra] + 1],
+        "secs": np.r_[rng.integers(1, 3600, rows), rng.integers(0, 600, int(extra.sum()))],
+    }
+    order = np.lexsort((C["cell"], C["hour"]))
+    C = {k: v[order].astype(np.int64) for k, v in C.items()}
+    state = {
+        "cusum": float(rng.choice([0.0, rng.uniform(0, 30), 70.0])),
+        "cusum_since": float(rng.choice([np.nan, (h0 - 5) * HOUR])),
+        "mileage_flag_t": float(rng.choice([-np.inf, (h0 + rows - nh - 3) * HOUR])),
+        "cusum_slow": float(rng.choice([0.0, rng.uniform(0, 80)])),
+        "cusum_slow_since": float(rng.choice([np.nan, (h0 - 9) * HOUR])),
+        "lat": float(rng.choice([np.nan, home[0]])),
+        "lon": float(home[1]),
+        "away_streak": int(rng.integers(0, 80)),
+    }
+    return H, C, state
+
+
+def block_columns(
+    vs: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, float]]],
+    first: list[int],
+    headings: list[F64],
+    c: MonitorConfig,
+) -> dict[str, np.ndarray]:
+    """The columns of ``_core.monitor_score_block`` for vehicles ``vs``
+    (history, dwell table, state), each new from row ``first[i]``."""
+    from autolien.monitor.detectors.entropy import _PLACE_MASK, _floor
+    from autolien.monitor.engine import ENTROPY_FEATURES
+
+    scored = (*ENTROPY_FEATURES, "km_24h", "away_km")
+    cols: dict[str, np.ndarray] = {
+        "row_offsets": np.r_[0, np.cumsum([H["hour"].size for H, _, _ in vs])].astype(np.int64),
+        "first": np.array(first, dtype=np.int64),
+        "cell_offsets": np.r_[0, np.cumsum([C["hour"].size for _, C, _ in vs])].astype(np.int64),
+        "scored": np.ascontiguousarray(
+            np.column_stack([np.concatenate([H[f] for H, _, _ in vs]) for f in scored])
+        ),
+        "heading": np.concatenate(headings).astype(np.float64),
+        "away_streak": np.array([s["away_streak"] for _, _, s in vs], dtype=np.int64),
+        "z_floor": np.array([_floor(c, f) for f in ENTROPY_FEATURES]),
+        "place": _PLACE_MASK,
+    }
+    ints = (
+        "hour",
+        "n",
+        "n_odo",
+        "harsh_accel",
+        "harsh_brake",
+        "speed_hist",
+        "turn_hist",
+        "stop_hist",
+    )
+    for k in ints:
+        cols[k] = np.concatenate([H[k] for H, _, _ in vs]).astype(np.int64)
+    for k in ("dist_km", "moving_s", "night_s", "speeding_s", "odo_km", "last_lat", "last_lon"):
+        cols[k] = np.concatenate([H[k] for H, _, _ in vs]).astype(np.float64)
+    for k, src in (("cell_hour", "hour"), ("cell", "cell"), ("cell_secs", "secs")):
+        cols[k] = np.concatenate([C[src] for _, C, _ in vs]).astype(np.int64)
+    names = dict(zip(STATE_KEYS, (*STATE_KEYS[:5], "last_lat0", "last_lon0"), strict=True))
+    for k, name in names.items():
+        cols[name] = np.array([s[k] for _, _, s in vs], dtype=np.float64)
+    return cols

@@ -18,9 +18,19 @@ import pytest
 from autolien import _core
 from autolien.monitor.config import MonitorConfig
 from autolien.monitor.detectors.entropy import _PLACE_MASK, _floor
-from autolien.monitor.engine import ENTROPY_FEATURES, Vehicle
+from autolien.monitor.engine import ENTROPY_FEATURES, _kernel_params
 from autolien.monitor.features import HOUR
-from monitor_reference import entropy_scores, mileage_flags, relocation_flags, window_features
+from monitor_reference import (
+    STATE_KEYS,
+    block_columns,
+    entropy_scores,
+    mileage_flags,
+    random_history,
+    random_vehicle,
+    relocation_flags,
+    score_hours,
+    window_features,
+)
 
 
 def _bits(a: np.ndarray, b: np.ndarray, what: str) -> None:
@@ -36,48 +46,35 @@ def _bits(a: np.ndarray, b: np.ndarray, what: str) -> None:
         assert np.array_equal(a.astype(np.int64), b.astype(np.int64)), what
 
 
-def _history(rng: np.random.Generator, rows: int) -> dict[str, np.ndarray]:
-    """Hourly rows as Vehicle.hist keeps them: sums, histograms, some hours
-    without fixes, without moving time or without odometer readings."""
-    quiet = rng.random(rows) < 0.3
-    moving = rng.uniform(0, 3600, rows) * (rng.random(rows) < 0.7)
-    H = {
-        "n": np.where(quiet, 0, rng.integers(1, 400, rows)).astype(np.int64),
-        "dist_km": np.where(quiet, 0.0, rng.exponential(8.0, rows)),
-        "moving_s": np.where(quiet, 0.0, moving),
-        "night_s": np.where(
-            quiet, 0.0, moving * rng.uniform(0, 1, rows) * (rng.random(rows) < 0.3)
-        ),
-        "speeding_s": np.where(quiet, 0.0, moving * rng.uniform(0, 0.2, rows)),
-        "harsh_accel": rng.integers(0, 4, rows).astype(np.int64),
-        "harsh_brake": rng.integers(0, 3, rows).astype(np.int64),
-        "odo_km": rng.exponential(9.0, rows) * (rng.random(rows) < 0.6),
-        "n_odo": rng.integers(0, 4, rows).astype(np.int64),
-    }
-    for name, bins in (("speed_hist", 14), ("turn_hist", 12), ("stop_hist", 11)):
-        h = rng.integers(0, 30, (rows, bins)).astype(np.int64)
-        h[rng.random(rows) < 0.4] = 0  # hours without moving steps or stops
-        H[name] = h
-    return H
+def _window(H: dict[str, np.ndarray], pos: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    """The kernel as the block scoring calls it: the k - 1 rows before the
+    first scored one and the scored rows."""
+    lo, hi = max(0, int(pos[0]) - k + 1), int(pos[-1]) + 1
+    w = _core.monitor_window_features(
+        *(np.ascontiguousarray(H[f][lo:hi], dtype=np.int64 if f in _INTS else np.float64)
+          for f in ("n", "dist_km", "moving_s", "night_s", "speeding_s", "odo_km", "harsh_accel",
+                    "harsh_brake", "n_odo", "speed_hist", "turn_hist", "stop_hist")),
+        int(pos[0]) - lo, k,
+    )  # fmt: skip
+    w["behaviour"] = np.where(w["moving"].view(bool), np.exp(-w["behaviour_arg"]), np.nan)
+    return w
+
+
+_INTS = ("n", "harsh_accel", "harsh_brake", "n_odo", "speed_hist", "turn_hist", "stop_hist")
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_window_features_equal_the_numpy_form(seed: int) -> None:
     rng = np.random.default_rng(seed)
     rows = int(rng.integers(30, 200))
-    H = _history(rng, rows)
+    H = random_history(rng, rows)
     for k in (1, 5, 24):
-        cfg = dataclasses.replace(MonitorConfig(), context_h=k)
-        v = Vehicle("v", cfg)
-        v.hist = H
-        v._heading = rng.uniform(0, 1, rows)
         # the newest hours of a long history, hours at its start, one hour
         for a, b in ((rows - 30, rows), (0, 10), (5, 40), (rows - 1, rows), (0, 1)):
             pos = np.arange(a, b)
-            v._heading = rng.uniform(0, 1, b - a)
-            got, fixes = v._window_features(pos)
+            got = _window(H, pos, k)
             want = window_features(H, pos, k)
-            _bits(fixes, want["n"], f"fixes k={k} [{a}, {b})")
+            _bits(got["n"], want["n"], f"fixes k={k} [{a}, {b})")
             for f in (
                 "turn_entropy",
                 "speed_entropy",
@@ -89,7 +86,6 @@ def test_window_features_equal_the_numpy_form(seed: int) -> None:
                 "behaviour",
             ):
                 _bits(got[f], want[f], f"{f} k={k} [{a}, {b})")
-            assert got["heading_entropy"] is v._heading
     with pytest.raises(ValueError, match="one value per row"):
         _core.monitor_window_features(
             H["n"], H["dist_km"][:-1], H["moving_s"], H["night_s"], H["speeding_s"],
@@ -264,3 +260,69 @@ def test_relocation_kernel_equals_the_numpy_form_day_after_day(seed: int) -> Non
         assert mine == ref
     with pytest.raises(ValueError, match="day's hours last"):
         _core.monitor_relocation(np.zeros(3), 4, 50.0, 24, 12, 72, 0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_block_scoring_equals_the_numpy_form_vehicle_by_vehicle(seed: int) -> None:
+    """The block kernel (cpp/src/monitor/fleet.cpp, engine.score_block)
+    against the per-vehicle numpy form of Vehicle._score_hours it replaced
+    (monitor_reference.score_hours), every output of every vehicle bit for
+    bit: blocks of vehicles with short and long histories, new hours that
+    cross days or start mid-day, a whole history new, one new hour,
+    baselines too short to score, hours away, CUSUM runs carried in."""
+    rng = np.random.default_rng(seed)
+    for cfg in (
+        MonitorConfig(),
+        dataclasses.replace(MonitorConfig(), mileage_confirm_h=0, cusum_slow_h=0.0),
+        dataclasses.replace(MonitorConfig(), context_h=6, min_baseline_h=48, home_days=2),
+    ):
+        nv = 6
+        shapes = [(int(rng.integers(200, 520)), int(rng.choice([1, 7, 24, 40]))) for _ in range(nv)]
+        shapes[0] = (60, 60)  # everything new: no baseline yet
+        vs = [random_vehicle(rng, rows, nh) for rows, nh in shapes]
+        headings = [rng.uniform(0, 1, n) for _, n in shapes]
+        cols = block_columns(vs, [r - n for r, n in shapes], headings, cfg)
+        got = _core.monitor_score_block(cols, _kernel_params(cfg))
+        fired = 0
+        for i, ((H, C, state), (rows, nh)) in enumerate(zip(vs, shapes, strict=True)):
+            want = score_hours(H, C, rows - nh, headings[i], state, cfg)
+            sl = slice(int(got["hour_offsets"][i]), int(got["hour_offsets"][i + 1]))
+            assert sl.stop - sl.start == nh
+            for k, w in want.items():
+                _bits(got[k][sl], w, f"{k} of vehicle {i}")
+            for k in STATE_KEYS:
+                _bits(got[f"end_{k}"][i : i + 1], np.array([state[k]]), f"end {k} of vehicle {i}")
+            assert got["end_away_streak"][i] == state["away_streak"]
+            fired += int(
+                (got["level"][sl] >= 0).sum()
+                + got["jump"][sl].sum()
+                + (got["cusum"][sl] >= cfg.cusum_h).sum()
+            )
+        # the draw reaches the detectors, not only their quiet paths
+        assert fired > 0
+
+
+def test_block_scoring_rejects_inconsistent_input() -> None:
+    rng = np.random.default_rng(7)
+    H, C, state = random_vehicle(rng, 100, 10)
+    cfg = MonitorConfig()
+    cols = block_columns([(H, C, state)], [90], [np.zeros(10)], cfg)
+    params = _kernel_params(cfg)
+    assert _core.monitor_score_block(cols, params)["fixes"].size == 10
+    bad = [
+        ({"hour": np.r_[H["hour"][:50], H["hour"][51:], H["hour"][-1] + 5]}, "consecutive hours"),
+        ({"first": np.array([101], dtype=np.int64)}, "within the vehicle's rows"),
+        ({"heading": np.zeros(9)}, "one value per new row"),
+        ({"dist_km": H["dist_km"][:-1]}, "one value per row"),
+        ({"row_offsets": np.array([0, 100, 90], dtype=np.int64)}, "must not decrease"),
+        ({"scored": np.zeros((100, 7))}, "rows x 8"),
+    ]
+    for change, match in bad:
+        with pytest.raises(ValueError, match=match):
+            _core.monitor_score_block({**cols, **change}, params)
+    with pytest.raises(TypeError, match="C-contiguous array of int64"):
+        _core.monitor_score_block({**cols, "n": H["n"].astype(np.int32)}, params)
+    with pytest.raises(ValueError, match="columns lack 'cell'"):
+        _core.monitor_score_block({k: v for k, v in cols.items() if k != "cell"}, params)
+    with pytest.raises(ValueError, match="params lacks 'cusum_h'"):
+        _core.monitor_score_block(cols, {k: v for k, v in params.items() if k != "cusum_h"})

@@ -1,6 +1,6 @@
 # Hand-written stub of the compiled module; tests/test_core_stub.py checks that
 # its names match dir(_core).
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -332,6 +332,10 @@ def monitor_entropy(
     slow: float = 0.0,
     slow_since: float = ...,
 ) -> dict[str, Any]: ...
+def monitor_score_block(
+    columns: Mapping[str, NDArray[Any]],
+    params: Mapping[str, float],
+) -> dict[str, NDArray[Any]]: ...
 def monitor_relocation(
     away: NDArray[np.float64],
     hours: int,

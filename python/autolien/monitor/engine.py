@@ -1,7 +1,8 @@
 """One vehicle's monitoring state: a bounded buffer of recent rows, hourly
-history for the baselines, detector state and its alerts. ``advance`` takes
-new rows and the fleet clock and returns the alert changes; batch scoring is
-one ``advance`` over everything, streaming is many."""
+history for the baselines, detector state and its alerts. ``advance_block``
+scores the new hours of a block of vehicles (one derivation and one scoring
+call into the core for the whole block) and returns each one's signals;
+batch scoring is one advance over everything, streaming is many."""
 
 from __future__ import annotations
 
@@ -13,30 +14,37 @@ from typing import Any
 import numpy as np
 
 from .. import _core
-from ..gnss import nearest_distance_m
+from ..gnss import EARTH_M
 from .config import MonitorConfig
 from .detectors import (
-    ENTROPY,
     ENTROPY_FEATURES,
-    MILEAGE,
-    RELOCATION,
+    HOUR_DETECTORS,
     SCAN_DETECTORS,
     SILENCE,
-    HourBlock,
     Scan,
+    ScoredHours,
     Signal,
     silence,
 )
+from .detectors.entropy import _PLACE_MASK, _floor
 from .features import (
     F64,
     HOUR,
-    I64,
     Block,
     cell_centers,
     derive_block,
 )
 
-__all__ = ["ENTROPY_FEATURES", "HOURLY_FEATURES", "KIND_CAP", "Alert", "Signal", "Vehicle"]
+__all__ = [
+    "ENTROPY_FEATURES",
+    "HOURLY_FEATURES",
+    "KIND_CAP",
+    "Alert",
+    "Signal",
+    "Vehicle",
+    "advance_block",
+    "score_block",
+]
 
 HOURLY_FEATURES = (
     *ENTROPY_FEATURES,
@@ -147,6 +155,138 @@ def derive_vehicles(vehicles: list[Vehicle], h_end: int) -> Block:
     )
 
 
+@dataclass
+class _Pending:
+    """A vehicle between the two halves of an advance."""
+
+    d: Any
+    h_a: int
+    h_b: int
+    heading: F64
+    signals: list[Signal]
+
+
+# the features the baseline scores (the kernel's first seven scored
+# columns), and the scored columns a history row keeps for the kernel
+_BASE_FEATURES = (*ENTROPY_FEATURES, "km_24h")
+_SCORED = (*_BASE_FEATURES, "away_km")
+_HIST_INTS = ("hour", "n", "n_odo", "harsh_accel", "harsh_brake")
+_HIST_FLOATS = ("dist_km", "moving_s", "night_s", "speeding_s", "odo_km", "last_lat", "last_lon")
+_HISTOGRAMS = ("speed_hist", "turn_hist", "stop_hist")
+
+
+def _kernel_params(c: MonitorConfig) -> dict[str, float]:
+    return {
+        "context_h": c.context_h,
+        "lag_h": c.lag_h,
+        "baseline_h": c.baseline_h,
+        "home_days": c.home_days,
+        "min_baseline_samples": c.min_baseline_samples,
+        "min_baseline_h": c.min_baseline_h,
+        "mileage_confirm_h": int(c.mileage_confirm_h),
+        "cell_m": c.cell_m,
+        "earth_m": EARTH_M,
+        "hour_s": HOUR,
+        "mileage_mad_floor_km": c.mileage_mad_floor_km,
+        "mileage_warn_km_month": c.mileage_warn_km_month,
+        "mileage_z": c.mileage_z,
+        "freeze_track_km": c.freeze_track_km,
+        "rollback_km": c.rollback_km,
+        "mismatch_low": c.mismatch_low,
+        "mismatch_high": c.mismatch_high,
+        "hold_s": c.close_after_h * HOUR,
+        "away_km": c.away_km,
+        "cusum_k": c.cusum_k,
+        "cusum_h": c.cusum_h,
+        "cusum_slow_k": c.cusum_slow_k,
+        "cusum_slow_h": c.cusum_slow_h,
+        "away_hours": c.away_hours,
+        "away_emergency_h": c.away_emergency_h,
+    }
+
+
+def score_block(vehicles: list[Vehicle], pending: list[_Pending]) -> dict[str, np.ndarray]:
+    """The new hours of every vehicle of a block scored in one core call
+    (cpp/src/monitor/fleet.cpp): their window and location features, and
+    day by day the baseline, the away distance and the mileage, entropy and
+    relocation detectors' arithmetic, with each vehicle's state carried.
+    Python gathers the histories into columns and hands back each
+    vehicle's rows; it loops over hours only where a detector flags one."""
+    c = vehicles[0].cfg
+    hs = [v.hist for v in vehicles]
+    sizes = np.array([h["hour"].size for h in hs], dtype=np.int64)
+    row_offsets = np.zeros(len(hs) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=row_offsets[1:])
+    cells = [v.cells for v in vehicles]
+    cell_offsets = np.zeros(len(hs) + 1, dtype=np.int64)
+    np.cumsum([x["hour"].size for x in cells], out=cell_offsets[1:])
+
+    def cat(src: list[dict[str, np.ndarray]], k: str, dtype: Any) -> np.ndarray:
+        return np.ascontiguousarray(np.concatenate([x[k] for x in src]), dtype=dtype)
+
+    def state(get: Any, dtype: Any = np.float64) -> np.ndarray:
+        return np.array([get(v) for v in vehicles], dtype=dtype)
+
+    cols: dict[str, np.ndarray] = {
+        "row_offsets": row_offsets,
+        "first": sizes - np.array([p.h_b - p.h_a for p in pending], dtype=np.int64),
+        **{k: cat(hs, k, np.int64) for k in (*_HIST_INTS, *_HISTOGRAMS)},
+        **{k: cat(hs, k, np.float64) for k in _HIST_FLOATS},
+        "scored": np.ascontiguousarray(
+            np.column_stack([cat(hs, k, np.float64) for k in _SCORED]), dtype=np.float64
+        ),
+        "heading": np.ascontiguousarray(
+            np.concatenate([p.heading for p in pending]), dtype=np.float64
+        ),
+        "cell_offsets": cell_offsets,
+        "cell_hour": cat(cells, "hour", np.int64),
+        "cell": cat(cells, "cell", np.int64),
+        "cell_secs": cat(cells, "secs", np.int64),
+        "cusum": state(lambda v: v.cusum),
+        "cusum_since": state(lambda v: v.cusum_since),
+        "mileage_flag_t": state(lambda v: v.mileage_flag_t),
+        "cusum_slow": state(lambda v: v.cusum_slow),
+        "cusum_slow_since": state(lambda v: v.cusum_slow_since),
+        "last_lat0": state(lambda v: v.last_pos[0]),
+        "last_lon0": state(lambda v: v.last_pos[1]),
+        "away_streak": state(lambda v: v.away_streak, np.int64),
+        "z_floor": np.array([_floor(c, f) for f in ENTROPY_FEATURES], dtype=np.float64),
+        "place": _PLACE_MASK,
+    }
+    res: dict[str, np.ndarray] = _core.monitor_score_block(cols, _kernel_params(c))
+    # numpy's exp, as before (its SIMD exp is not libm's)
+    res["behaviour"] = np.where(res["moving"].view(bool), np.exp(-res["behaviour_arg"]), np.nan)
+    # the hours some detector flags, and so the vehicles that build signals
+    fast_on = res["cusum"] >= c.cusum_h
+    slow_on = res["slow"] >= c.cusum_slow_h if c.cusum_slow_h > 0 else False
+    flag = (
+        (~np.isnan(res["score"]) & (fast_on | slow_on))
+        | res["jump"].view(bool)
+        | res["frozen"].view(bool)
+        | res["mismatch"].view(bool)
+        | (res["level"] >= 0)
+    )
+    per = np.concatenate([[0], np.cumsum(flag, dtype=np.int64)])
+    res["flagged"] = per[res["hour_offsets"][1:]] > per[res["hour_offsets"][:-1]]
+    return res
+
+
+def advance_block(
+    vehicles: list[Vehicle], h_end: int, block: Block | None = None
+) -> list[list[Signal]]:
+    """Scores the hours [h_done, h_end) of each of ``vehicles`` (all due at
+    ``h_end``, one config); returns each one's signals in time order.
+    ``block`` is their derivation (``derive_vehicles``, vehicle i of the list
+    entry i of the block), else it is derived here."""
+    if not vehicles:
+        return []
+    if block is None:
+        block = derive_vehicles(vehicles, h_end)
+    pending = [v._begin(h_end, block, j) for j, v in enumerate(vehicles)]
+    res = score_block(vehicles, pending)
+    return [v._finish(p, res, j) for j, (v, p) in enumerate(zip(vehicles, pending, strict=True))]
+
+
 class Vehicle:
     # a class default too, so that a state pickled before it existed loads
     mileage_flag_t = -math.inf  # end of the last hour whose mileage was a jump's
@@ -230,26 +370,81 @@ class Vehicle:
         """Whether ``advance(h_end)`` has hours to score."""
         return self.h_done is not None and h_end > self.h_done
 
-    def advance(self, h_end: int, block: tuple[Block, int] | None = None) -> list[Signal]:
-        """Scores the hours [h_done, h_end); returns their signals in time
-        order. ``block`` is this vehicle's derivation within a fleet block
-        (``derive_vehicles``), else it is derived here alone: the same numbers."""
-        if self.h_done is None or h_end <= self.h_done:
+    def advance(self, h_end: int) -> list[Signal]:
+        """Scores the hours [h_done, h_end) alone; returns their signals in
+        time order (``advance_block`` of this one vehicle: the same numbers
+        as within any block)."""
+        if not self.due(h_end):
             return []
+        return advance_block([self], h_end)[0]
+
+    def _begin(self, h_end: int, block: Block, j: int) -> _Pending:
+        """The first half of an advance: the scan detectors over the buffer,
+        and the new hours appended to the history (unscored)."""
+        assert self.h_done is not None
         h_a, h_b = self.h_done, h_end
-        if block is None:
-            block = (derive_vehicles([self], h_end), 0)
-        d, rows, new_cells = block[0].vehicle(block[1])
-        heading = block[0].heading_of(block[1])
+        d, rows, new_cells = block.vehicle(j)
+        heading = block.heading_of(j)
         if rows["hour"].size != h_b - h_a:
             raise ValueError("the block was derived for other hours")
         rows = dict(rows)
         scan = Scan(d, h_a, h_b, self._odometer(rows, h_a, h_b))
         signals = [s for det in SCAN_DETECTORS for s in det.detect(self, scan)]
-        self._append_history(rows, heading, h_a, h_b, new_cells)
-        signals += self._score_hours(h_a, h_b)
-        self._trim(d, h_b)
-        self.h_done = h_b
+        self._append_history(rows, h_a, h_b, new_cells)
+        return _Pending(d, h_a, h_b, heading, signals)
+
+    def _finish(self, p: _Pending, res: dict[str, np.ndarray], j: int) -> list[Signal]:
+        """The second half: this vehicle's rows of the block's scores into
+        its history, feature rows and state; the hour detectors' signals."""
+        c = self.cfg
+        o0, o1 = int(res["hour_offsets"][j]), int(res["hour_offsets"][j + 1])
+        sl = slice(o0, o1)
+        H = self.hist
+        nh = p.h_b - p.h_a
+        pos = slice(H["hour"].size - nh, H["hour"].size)
+        for f in HOURLY_FEATURES:
+            if f != "heading_entropy":
+                H[f][pos] = res[f][sl]
+        H["heading_entropy"][pos] = p.heading
+        ok = res["base_n"][sl] >= c.min_baseline_h
+        band = {}
+        for k, f in enumerate(_BASE_FEATURES):
+            band[f"{f}_median"] = np.where(ok[:, k], res["base_median"][sl, k], np.nan)
+            band[f"{f}_mad"] = np.where(ok[:, k], res["base_mad"][sl, k], np.nan)
+        self.feature_rows.append(
+            {
+                "hour": H["hour"][pos],
+                "n_fixes": H["n"][pos],
+                "km_track": H["dist_km"][pos],
+                **{f: H[f][pos] for f in HOURLY_FEATURES},
+                **band,
+            }
+        )
+        self.cusum = float(res["end_cusum"][j])
+        self.cusum_since = float(res["end_cusum_since"][j])
+        self.mileage_flag_t = float(res["end_mileage_flag_t"][j])
+        self.cusum_slow = float(res["end_cusum_slow"][j])
+        self.cusum_slow_since = float(res["end_cusum_slow_since"][j])
+        self.away_streak = int(res["end_away_streak"][j])
+        self.last_pos = (float(res["end_lat"][j]), float(res["end_lon"][j]))
+        # the last scored day's baseline, kept with the state
+        self.baseline_day = int(res["base_day"][j])
+        self.base = {
+            f: (
+                float(res["day_median"][j, k]),
+                float(res["day_mad"][j, k]),
+                int(res["day_n"][j, k]),
+            )
+            for k, f in enumerate(_BASE_FEATURES)
+        }
+        c0, c1 = int(res["day_cell_offsets"][j]), int(res["day_cell_offsets"][j + 1])
+        self.base_cells = cell_centers(res["day_cells"][c0:c1], c.cell_m)
+        signals = p.signals
+        if res["flagged"][j]:
+            scored = ScoredHours(res, sl)
+            signals += [s for det in HOUR_DETECTORS for s in det.detect(self, scored)]
+        self._trim(p.d, p.h_b)
+        self.h_done = p.h_b
         signals.sort(key=lambda s: s.time)
         return signals
 
@@ -277,7 +472,6 @@ class Vehicle:
     def _append_history(
         self,
         rows: dict[str, np.ndarray],
-        heading: F64,
         h_a: int,
         h_b: int,
         new_cells: dict[str, np.ndarray],
@@ -292,200 +486,6 @@ class Vehicle:
         for f in HOURLY_FEATURES:
             rows[f] = np.full(h_b - h_a, np.nan)
         self.hist = _concat(self.hist, rows)
-        self._heading = heading
-
-    def _baseline(self, day: int) -> None:
-        """Median/MAD of each scored feature, and the visited cells, over the
-        baseline period before `day` (hours), computed once per day."""
-        c = self.cfg
-        if self.baseline_day == day:
-            return
-        self.baseline_day = day
-        lo, hi = day - c.lag_h - c.baseline_h, day - c.lag_h
-        H = self.hist
-        names = (*ENTROPY_FEATURES, "km_24h")
-        # one core call (cpp/src/monitor/block.cpp; the numpy form it
-        # replaced is tests/monitor_reference.py's baseline): a fifth of the
-        # per-vehicle scoring was these twenty-odd small numpy calls
-        med, mad, cnt, span, cells = _core.monitor_baseline(
-            np.ascontiguousarray(H["hour"], dtype=np.int64),
-            np.ascontiguousarray(H["n"], dtype=np.int64),
-            np.ascontiguousarray(H["n_odo"], dtype=np.int64),
-            np.stack([H[f] for f in names], axis=1).astype(np.float64, copy=False),
-            np.ascontiguousarray(self.cells["hour"], dtype=np.int64),
-            np.ascontiguousarray(self.cells["cell"], dtype=np.int64),
-            int(lo),
-            int(hi),
-            int(c.home_days),
-        )
-        self.base = {
-            f: (
-                float(med[i]),
-                float(mad[i]),
-                int(span[i]) if cnt[i] >= c.min_baseline_samples else 0,
-            )
-            for i, f in enumerate(names)
-        }
-        # the familiar area: cells visited on at least home_days distinct days
-        self.base_cells = cell_centers(cells, c.cell_m)
-
-    def _score_hours(self, h_a: int, h_b: int) -> list[Signal]:
-        c = self.cfg
-        H = self.hist
-        pos = np.arange(H["hour"].size - (h_b - h_a), H["hour"].size)
-        feats, fixes = self._window_features(pos)
-        loc, new_share = self._location(h_a, h_b)
-        feats["location_entropy"] = loc
-        feats["new_place_share"] = new_share
-        signals: list[Signal] = []
-        nh = h_b - h_a
-        away = np.full(nh, np.nan)
-        score = np.full(nh, np.nan)
-        cus = np.full(nh, np.nan)
-        band = {b: np.full(nh, np.nan) for b in FEATURE_BANDS}
-        for f, v in feats.items():
-            H[f][pos] = v
-        # one block per UTC day: the baseline is fixed within a day
-        j = 0
-        while j < nh:
-            day = ((h_a + j) // 24) * 24
-            je = min(nh, day + 24 - h_a)
-            sl = slice(j, je)
-            self._baseline(day)
-            for f in (*ENTROPY_FEATURES, "km_24h"):
-                med, mad, n = self.base[f]
-                if n >= c.min_baseline_h:
-                    band[f"{f}_median"][sl] = med
-                    band[f"{f}_mad"][sl] = mad
-            blat, blon = self.base_cells
-            # An hour without fixes is spent where the vehicle was last seen:
-            # a terminal that sleeps while parked still leaves it there.
-            lat, lon = self._carry_position(H["last_lat"][pos[sl]], H["last_lon"][pos[sl]])
-            if blat.size:
-                away[sl] = np.where(
-                    np.isnan(lat), np.nan, nearest_distance_m(lat, lon, blat, blon) / 1e3
-                )
-            H["away_km"][pos[sl]] = away[sl]
-            t_end = (np.arange(h_a + j, h_a + je, dtype=np.float64) + 1) * HOUR
-            # the most km_24h of the windows that ended mileage_confirm_h to
-            # 2 * mileage_confirm_h earlier: each lies wholly before the
-            # current window, so two separate days carry the excess (every
-            # hour has a history row)
-            lags = np.arange(int(c.mileage_confirm_h), 2 * int(c.mileage_confirm_h))
-            back = pos[sl][:, None] - lags[None, :]
-            earlier = np.fmax.reduce(
-                np.where(back >= 0, H["km_24h"][np.maximum(back, 0)], np.nan),
-                axis=1,
-                initial=np.nan,
-            )
-            blk = HourBlock(
-                sl,
-                pos[sl],
-                t_end,
-                feats,
-                away[sl],
-                earlier,
-                score,
-                cus,
-                np.zeros(0, bool),
-                fixes[sl],
-            )
-            # mileage first (it sets driving_more, which the entropy score
-            # reads); its signals go after the entropy ones where times tie
-            mileage = MILEAGE.detect(self, blk)
-            signals += ENTROPY.detect(self, blk)
-            signals += mileage
-            signals += RELOCATION.detect(self, blk)
-            j = je
-        H["score"][pos] = score
-        H["cusum"][pos] = cus
-        self.feature_rows.append(
-            {
-                "hour": H["hour"][pos],
-                "n_fixes": H["n"][pos],
-                "km_track": H["dist_km"][pos],
-                **{f: H[f][pos] for f in HOURLY_FEATURES},
-                **band,
-            }
-        )
-        return signals
-
-    def _window_features(self, pos: I64) -> tuple[dict[str, F64], F64]:
-        """The trailing-window features of the history rows ``pos`` (the
-        scored hours) and the fixes in each window, in one core call
-        (cpp/src/monitor/score.cpp; the numpy form it replaced is
-        tests/monitor_reference.py's window_features)."""
-        H = self.hist
-        k = self.cfg.context_h
-        lo, hi = max(0, int(pos[0]) - k + 1), int(pos[-1]) + 1
-
-        def f(name: str) -> F64:
-            return np.ascontiguousarray(H[name][lo:hi], dtype=np.float64)
-
-        def i(name: str) -> I64:
-            return np.ascontiguousarray(H[name][lo:hi], dtype=np.int64)
-
-        w = _core.monitor_window_features(
-            i("n"),
-            f("dist_km"),
-            f("moving_s"),
-            f("night_s"),
-            f("speeding_s"),
-            f("odo_km"),
-            i("harsh_accel"),
-            i("harsh_brake"),
-            i("n_odo"),
-            i("speed_hist"),
-            i("turn_hist"),
-            i("stop_hist"),
-            int(pos[0]) - lo,
-            int(k),
-        )
-        # numpy's exp, as before (its SIMD exp is not libm's)
-        behaviour = np.where(w["moving"].view(bool), np.exp(-w["behaviour_arg"]), np.nan)
-        feats: dict[str, F64] = {
-            "turn_entropy": w["turn_entropy"],
-            "heading_entropy": self._heading,
-            "speed_entropy": w["speed_entropy"],
-            "stop_entropy": w["stop_entropy"],
-            "night_share": w["night_share"],
-            "km_track_24h": w["km_track_24h"],
-            "km_odo_24h": w["km_odo_24h"],
-            "km_24h": w["km_24h"],
-            "behaviour": behaviour,
-        }
-        return feats, w["n"]
-
-    def _carry_position(self, lat: F64, lon: F64) -> tuple[F64, F64]:
-        """Forward-fills hours without a fix from the last position seen
-        (kept across calls, so streaming fills as batch does)."""
-        lat, lon = lat.copy(), lon.copy()
-        seen = np.flatnonzero(~np.isnan(lat))
-        idx = np.maximum.accumulate(np.where(~np.isnan(lat), np.arange(lat.size), -1))
-        fill = idx < 0
-        lat[~fill], lon[~fill] = lat[idx[~fill]], lon[idx[~fill]]
-        lat[fill], lon[fill] = self.last_pos
-        if seen.size:
-            self.last_pos = (float(lat[seen[-1]]), float(lon[seen[-1]]))
-        return lat, lon
-
-    def _location(self, h_a: int, h_b: int) -> tuple[F64, F64]:
-        """Location entropy (bits of dwell time per cell) over each hour's
-        context window, and the share of that time in cells the baseline
-        period never visited (one core call: cpp/src/monitor/block.cpp)."""
-        c = self.cfg
-        C = self.cells
-        loc, share = _core.monitor_location(
-            np.ascontiguousarray(C["hour"], dtype=np.int64),
-            np.ascontiguousarray(C["cell"], dtype=np.int64),
-            np.ascontiguousarray(C["secs"], dtype=np.int64),
-            int(h_a),
-            int(h_b),
-            int(c.context_h),
-            int(c.lag_h),
-            int(c.baseline_h),
-        )
-        return loc, share
 
     # -- evidence and trimming --------------------------------------------
     def _path_fn(self, seg: tuple[float, float]) -> Any:

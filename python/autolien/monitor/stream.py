@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 from .._tables import seconds
 from ..schemas import ALERTS_SCHEMA, LEVELS, REJECTS_SCHEMA, TIME_TYPE
 from .config import MonitorConfig
-from .engine import FEATURE_BANDS, HOURLY_FEATURES, Alert, Vehicle, derive_vehicles
+from .engine import FEATURE_BANDS, HOURLY_FEATURES, Alert, Vehicle, advance_block
 from .features import HOUR
 
 __all__ = ["ALERTS_SCHEMA", "REJECTS_SCHEMA", "Monitor", "score"]
@@ -173,8 +173,9 @@ class Monitor:
         )
         order = known + [v for v in per if v not in self._vehicles]
         # Vehicles are independent: each takes its rows and its silence
-        # signals, then the due ones are derived BLOCK at a time in one core
-        # call, then each advances and applies in turn, in the same order.
+        # signals, then the due ones are derived and scored BLOCK at a time
+        # (a core call each), then each applies its signals in turn, in the
+        # same order.
         for i in range(0, len(order), BLOCK):
             part = []
             for vid in order[i : i + BLOCK]:
@@ -184,12 +185,9 @@ class Monitor:
                 signals += veh.silence_until(clock)
                 part.append((veh, signals, veh.h_done))
             due = [veh for veh, _, _ in part if veh.due(h_end)]
-            block = derive_vehicles(due, h_end) if due else None
-            at = {id(veh): j for j, veh in enumerate(due)}
+            scored = dict(zip(map(id, due), advance_block(due, h_end), strict=True))
             for veh, early, h_a in part:
-                signals = early
-                if block is not None and id(veh) in at:
-                    signals += veh.advance(h_end, (block, at[id(veh)]))
+                signals = early + scored.get(id(veh), [])
                 ends = [float((h + 1) * HOUR) for h in range(h_a, h_end)] if h_a is not None else []
                 signals.sort(key=lambda s: s.time)
                 veh.apply(signals, ends, changed)

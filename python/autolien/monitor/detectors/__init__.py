@@ -1,13 +1,14 @@
 """The monitor's detectors, one module each, behind one protocol
-(``base.Detector``): per advance over the buffer (``Scan``), per day block of
-scored hours (``HourBlock``), or against the fleet clock (device silence).
+(``base.Detector``): per advance over the buffer (``Scan``), over a vehicle's hours scored
+by the block kernel (``ScoredHours``), or against the fleet clock (device
+silence).
 ``engine.Vehicle`` holds the state and calls them in a fixed order
 (docs/monitor.md)."""
 
 from __future__ import annotations
 
 from . import silence
-from .base import Detector, HourBlock, Scan, Signal
+from .base import Detector, Scan, ScoredHours, Signal
 from .entropy import ENTROPY_FEATURES, EntropyIncrease
 from .jumps import PositionJump
 from .mileage import Mileage
@@ -28,12 +29,12 @@ __all__ = [
     "Detector",
     "DeviceSilence",
     "EntropyIncrease",
-    "HourBlock",
     "Mileage",
     "OdometerRollback",
     "PositionJump",
     "Relocation",
     "Scan",
+    "ScoredHours",
     "Signal",
     "Towing",
     "VinChange",
@@ -50,5 +51,6 @@ SCAN_DETECTORS: tuple[Detector[Scan], ...] = (
 MILEAGE = Mileage()
 ENTROPY = EntropyIncrease()
 RELOCATION = Relocation()
-HOUR_DETECTORS: tuple[Detector[HourBlock], ...] = (MILEAGE, ENTROPY, RELOCATION)
+# in this order: their signals keep it where times tie
+HOUR_DETECTORS: tuple[Detector[ScoredHours], ...] = (ENTROPY, MILEAGE, RELOCATION)
 SILENCE = DeviceSilence()

@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
-import numpy.typing as npt
 
-from ..features import F64, I64, Derived
+from ..features import Derived
 
 if TYPE_CHECKING:
     from ..engine import Vehicle
 
-__all__ = ["Detector", "HourBlock", "Scan", "Signal"]
+__all__ = ["Detector", "Scan", "ScoredHours", "Signal"]
 
 
 @dataclass
@@ -41,24 +40,17 @@ class Scan:
 
 
 @dataclass
-class HourBlock:
-    """The scored hours of one UTC day within an advance (the baseline is
-    fixed within a day): ``sl`` indexes the advance's hours, ``pos`` the
-    vehicle's history rows, ``t_end`` each hour's end; ``feats`` are the
-    advance's hourly features. The entropy detector writes ``score`` and
-    ``cus`` (the advance's columns); the mileage detector sets
-    ``driving_more``, which the entropy detector reads."""
+class ScoredHours:
+    """One vehicle's scored hours within a block (``engine.score_block``,
+    one core call for the block): ``cols`` are the block's per-hour result
+    columns and ``sl`` this vehicle's rows of them; ``b[name]`` is its view
+    of a column. The hour detectors read these to build their signals."""
 
+    cols: dict[str, np.ndarray]
     sl: slice
-    pos: I64
-    t_end: F64
-    feats: dict[str, F64]
-    away: F64
-    earlier: F64
-    score: F64
-    cus: F64
-    driving_more: npt.NDArray[np.bool_]
-    fixes: F64  # fixes in each hour's context window
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.cols[name][self.sl]
 
 
 C_contra = TypeVar("C_contra", contravariant=True)
@@ -66,7 +58,7 @@ C_contra = TypeVar("C_contra", contravariant=True)
 
 class Detector(Protocol[C_contra]):
     """A detector names the alert kinds it raises and turns a vehicle's state
-    and a context (a ``Scan``, an ``HourBlock``, or the fleet clock) into
+    and a context (a ``Scan``, ``ScoredHours``, or the fleet clock) into
     signals. The state it reads and updates lives on the vehicle, so a
     detector holds none and one instance serves every vehicle."""
 

@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ... import _core
 from ..features import HOUR
-from .base import HourBlock, Signal
+from .base import ScoredHours, Signal
 
 if TYPE_CHECKING:
     from ..config import MonitorConfig
@@ -34,7 +33,7 @@ _PLACE_MASK = np.isin(np.arange(len(ENTROPY_FEATURES)), _PLACE)
 
 
 class EntropyIncrease:
-    """Reads ``driving_more``, which the mileage detector sets: run it after that one.
+    """Builds the signals of the hours either chart is at its threshold.
 
     A feature whose rise a concurrent detector already explains is left out
     of the score, hour by hour. Driving much more (an hour in the last
@@ -49,41 +48,13 @@ class EntropyIncrease:
 
     kinds: tuple[str, ...] = ("entropy_increase",)
 
-    def detect(self, v: Vehicle, b: HourBlock) -> list[Signal]:
-        sl, t_end, feats, score, cus = b.sl, b.t_end, b.feats, b.score, b.cus
-        c = v.cfg
-        base = [v.base.get(f, (math.nan, math.nan, 0)) for f in ENTROPY_FEATURES]
-        # the z-scores, what is explained, the score and the CUSUM in one
-        # core call (cpp/src/monitor/score.cpp; the numpy form it replaced
+    def detect(self, v: Vehicle, b: ScoredHours) -> list[Signal]:
+        # the z-scores, what is explained, the score and both CUSUM charts
+        # come from the block kernel (cpp/src/monitor/fleet.cpp, which calls
+        # score.cpp's entropy_scores day by day; the numpy form it replaced
         # is tests/monitor_reference.py's entropy_scores)
-        r = _core.monitor_entropy(
-            np.stack([feats[f][sl] for f in ENTROPY_FEATURES], axis=1),
-            np.array([m for m, _, _ in base], dtype=np.float64),
-            np.array([d for _, d, _ in base], dtype=np.float64),
-            np.array([_floor(c, f) for f in ENTROPY_FEATURES], dtype=np.float64),
-            np.array([n for _, _, n in base], dtype=np.int64),
-            _PLACE_MASK,
-            np.ascontiguousarray(t_end, dtype=np.float64),
-            np.ascontiguousarray(b.away, dtype=np.float64),
-            np.ascontiguousarray(b.driving_more, dtype=bool),
-            int(c.min_baseline_h),
-            float(c.close_after_h * HOUR),
-            float(c.away_km),
-            float(c.cusum_k),
-            float(c.cusum_h),
-            float(HOUR),
-            float(v.cusum),
-            float(v.cusum_since),
-            float(v.mileage_flag_t),
-            float(c.cusum_slow_k),
-            float(c.cusum_slow_h),
-            float(v.cusum_slow),
-            float(v.cusum_slow_since),
-        )
-        v.cusum, v.cusum_since, v.mileage_flag_t, v.cusum_slow, v.cusum_slow_since = r["end"]
-        sc, cs, slow = r["score"], r["cusum"], r["slow"]
-        score[sl] = sc
-        cus[sl] = cs
+        c = v.cfg
+        t_end, sc, cs, slow = b["t_end"], b["score"], b["cusum"], b["slow"]
         out: list[Signal] = []
         # A one-off odd day lifts the 24 trailing windows that hold it: the
         # fast chart's allowance is above what such a day sustains, and the
@@ -95,8 +66,8 @@ class EntropyIncrease:
         fired = np.flatnonzero(~np.isnan(sc) & (fast_on | slow_on))
         if not fired.size:
             return out
-        zs_all, explained = r["z"], r["explained"].view(bool)
-        since, slow_since = r["since"], r["slow_since"]
+        zs_all, explained = b["z"], b["explained"].view(bool)
+        since, slow_since = b["since"], b["slow_since"]
         for i in fired.tolist():
             te = float(t_end[i])
             # the chart that signals: the fast one when it is at its
