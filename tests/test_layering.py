@@ -12,6 +12,7 @@ inside functions included.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,60 @@ def test_the_check_sees_a_climb(tmp_path: Path) -> None:
 )
 def test_layer(module: str, want: str) -> None:
     assert layer(module) == want
+
+
+# The one store adapter: autolien.store (a package) and the telemetry Store it builds on.
+ADAPTER = ("autolien.store", "autolien.telemetry.store")
+_SQL = re.compile(
+    r"\b(SELECT\s.+\sFROM|INSERT\s+INTO|CREATE\s+(OR\s+REPLACE\s+)?(TABLE|VIEW)|DROP\s+(TABLE|VIEW)|DELETE\s+FROM|COPY\s)",
+    re.DOTALL,
+)
+
+
+def store_access(root: Path = ROOT) -> list[str]:
+    """Each place a stage module outside the store adapter imports DuckDB
+    or holds SQL (a string constant, f-strings included)."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        module = _module(path, root)
+        if layer(module) not in STAGES or module.startswith(ADAPTER):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                mods = [node.module or ""]
+            else:
+                mods = []
+            if any(m.split(".")[0] == "duckdb" for m in mods):
+                found.append(f"{module}:{node.lineno} imports duckdb")
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and _SQL.search(node.value)
+            ):
+                found.append(f"{module}:{node.lineno} holds SQL")
+    return found
+
+
+def test_no_stage_writes_sql_of_its_own() -> None:
+    # issue 17.1: every read and write of DuckDB goes through the store adapter
+    assert store_access() == []
+
+
+def test_the_sql_check_sees_a_query(tmp_path: Path) -> None:
+    pkg = tmp_path / "autolien"
+    for sub in ("gnss", "store", "report"):
+        (pkg / sub).mkdir(parents=True)
+        (pkg / sub / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "gnss" / "x.py").write_text(
+        "def f(con, t):\n    import duckdb\n    return con.sql(f'SELECT * FROM {t} WHERE a')\n"
+    )
+    (pkg / "report" / "y.py").write_text("Q = 'DROP TABLE IF EXISTS z'\nN = 'select the rows'\n")
+    (pkg / "store" / "z.py").write_text("import duckdb\nQ = 'SELECT a FROM b'\n")
+    assert store_access(pkg) == [
+        "autolien.gnss.x:2 imports duckdb",
+        "autolien.gnss.x:3 holds SQL",
+        "autolien.report.y:1 holds SQL",
+    ]

@@ -300,13 +300,12 @@ def test_the_dashboards_reads_bound_duckdbs_cache(
     cache (80% of RAM) was the dashboard's whole peak. Its store is opened
     with DASHBOARD_MEMORY_LIMIT, or with $AUTOLIEN_DUCKDB_MEMORY_LIMIT when
     that is set."""
-    import autolien.telemetry as tel
-    from autolien.report import queries
+    from autolien.store import dashboard as queries
     from memory_limits import memory_setting as setting
     from memory_limits import spy_store_limits
 
     db = report[0].parent.parent / "x.duckdb"
-    seen = spy_store_limits(monkeypatch, tel)
+    seen = spy_store_limits(monkeypatch, queries)
     for env, want in ((None, queries.DASHBOARD_MEMORY_LIMIT), ("1GB", "1GB")):
         if env is None:
             monkeypatch.delenv("AUTOLIEN_DUCKDB_MEMORY_LIMIT", raising=False)

@@ -1026,25 +1026,9 @@ def monitor_stage(
 def _summary(
     db: Path, export: Any, rows: int, buckets: int, tasks: int, started: float
 ) -> dict[str, Any]:
-    from .store import open_store  # noqa: PLC0415
+    from .store import monitor_counts  # noqa: PLC0415
 
-    with open_store(db, read_only=True) as store:
-        have = set(store.tables())
-        a = (
-            store.query("SELECT level, kind, closed FROM alerts")
-            if "alerts" in have
-            else pa.table({"level": [], "kind": [], "closed": []})
-        )
-        hours = (
-            store.query("SELECT count(*) AS n FROM monitor_features").column("n")[0].as_py()
-            if "monitor_features" in have
-            else 0
-        )
-        rejects = (
-            store.query("SELECT count(*) AS n FROM monitor_rejects").column("n")[0].as_py()
-            if "monitor_rejects" in have
-            else 0
-        )
+    a, hours, rejects = monitor_counts(db)
     return {
         "vehicles": sum(len(v) for v in export.vehicles.values()),
         "rows": rows,

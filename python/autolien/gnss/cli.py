@@ -10,10 +10,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..store.fuse import FUSE_OUTPUT_TABLES, FuseStore
 from .fusion import FusionConfig, FusionResult, fuse
 
 # Tables written back into the store (replaced on every run).
-OUTPUT_TABLES = ("gnss_track", "gnss_parked", "gnss_events")
+OUTPUT_TABLES = FUSE_OUTPUT_TABLES
 # the columns of a fix that `fuse` reads (height_m, else altitude_m)
 FUSE_COLUMNS = (
     "time",
@@ -48,45 +49,18 @@ def fuse_store(
     """
     from tqdm import tqdm  # noqa: PLC0415 - only the CLI needs it
 
-    from ..telemetry import Store  # noqa: PLC0415
-
     if batch < 1:
         raise ValueError("batch must be at least 1")
     started = time.perf_counter()
-    with Store(db) as store:
-        if "fixes" not in store.tables():
-            raise ValueError(
-                f"{db} has no fixes table; run `autolien ingest` on NMEA/UBX captures first"
-            )
-        key = "coalesce(vehicle_id, 'file:' || source_file)"
-        # only what the filter reads: the rest of a fix (its source names,
-        # NMEA status strings, ...) was most of each batch's bytes
-        have = store.query("SELECT * FROM fixes LIMIT 0").column_names
-        cols = ", ".join(f'"{c}"' for c in FUSE_COLUMNS if c in have)
-        vehicles = store.query(
-            f"SELECT DISTINCT {key} AS v FROM fixes WHERE time IS NOT NULL ORDER BY v"
-        )
-        ids = vehicles.column("v").to_pylist()
-        # Rows without a time (NMEA before any date) cannot be placed in a track.
-        no_time = (
-            store.query("SELECT count(*) AS n FROM fixes WHERE time IS NULL").column("n")[0].as_py()
-        )
-        for name in OUTPUT_TABLES:
-            store.con.execute(f"DROP TABLE IF EXISTS {name}").fetchall()
+    with FuseStore(db) as store:
+        ids = store.vehicles()
+        no_time = store.undated()
+        store.reset()
         stats: Counter[str] = Counter()
         kinds: Counter[str] = Counter()
+        first = True
         with tqdm(total=len(ids), unit="vehicle", desc="fuse", disable=not progress) as bar:
-            for start in range(0, len(ids), batch):
-                chunk = pa.table({"v": ids[start : start + batch]})
-                store.con.register("_autolien_batch", chunk)
-                try:
-                    fixes = store.query(
-                        f"""SELECT {key} AS vehicle_id, {cols} FROM fixes
-                        WHERE time IS NOT NULL AND {key} IN (SELECT v FROM _autolien_batch)
-                        ORDER BY vehicle_id, time, source, "offset" """
-                    )
-                finally:
-                    store.con.unregister("_autolien_batch")
+            for n, fixes in store.batches(ids, batch, FUSE_COLUMNS):
                 result = fuse(fixes, smooth=smooth, config=config)
                 # Stored evidence rows index gnss_track's `row` column across batches.
                 offset = stats["fixes"]
@@ -98,21 +72,19 @@ def fuse_store(
                 for col in ("evidence_first_row", "evidence_last_row"):
                     i = events.schema.get_field_index(col)
                     events = events.set_column(i, col, pc.add(events.column(col), offset))
-                for name, table in zip(OUTPUT_TABLES, (track, result.parked, events), strict=True):
-                    verb = "INSERT INTO" if start else "CREATE TABLE"
-                    sql = f"{verb} {name} {'AS ' if not start else ''}SELECT * FROM _autolien_out"
-                    # a relation, not a registered view (held until a commit)
-                    store.con.from_arrow(table).query("_autolien_out", sql)
+                out = dict(zip(OUTPUT_TABLES, (track, result.parked, events), strict=True))
+                store.append(out, first=first)
+                first = False
                 reasons = pc.value_counts(result.track.column("reason")).to_pylist()
                 stats.update({r["values"]: r["counts"] for r in reasons})
                 stats["fixes"] += result.track.num_rows
                 stats["parked"] += result.parked.num_rows
                 kinds.update(result.events.column("kind").to_pylist())
-                bar.update(chunk.num_rows)
+                bar.update(n)
                 # before the next batch's query: else two batches' fixes and
                 # tracks are held at once (a batch is 1.5 M fixes at 10,000
                 # vehicles after 15 days)
-                del fixes, result, track, events
+                del fixes, result, track, events, out
         if plot is not None:
             _plot(store, plot, plot_vehicle, ids)
     seconds = time.perf_counter() - started
@@ -129,7 +101,7 @@ def fuse_store(
     }
 
 
-def _plot(store: Any, path: str, vehicle: str | None, ids: list[str]) -> None:
+def _plot(store: FuseStore, path: str, vehicle: str | None, ids: list[str]) -> None:
     from .plot import track_svg  # noqa: PLC0415
 
     if not ids:
@@ -137,14 +109,13 @@ def _plot(store: Any, path: str, vehicle: str | None, ids: list[str]) -> None:
     vehicle = vehicle if vehicle is not None else ids[0]
     if vehicle not in ids:
         raise ValueError(f"no vehicle {vehicle!r} in the store")
-    params = [vehicle]
-    track = store.query('SELECT * FROM gnss_track WHERE vehicle_id = ? ORDER BY "row"', params)
+    got = store.vehicle(vehicle)
+    track = got["gnss_track"]
     first = track.column("row")[0].as_py() if track.num_rows else 0
-    events = store.query("SELECT * FROM gnss_events WHERE vehicle_id = ?", params)
+    events = got["gnss_events"]
     for col in ("evidence_first_row", "evidence_last_row"):
         i = events.schema.get_field_index(col)
         events = events.set_column(i, col, pc.subtract(events.column(col), first))
-    parked = store.query("SELECT * FROM gnss_parked WHERE vehicle_id = ?", params)
-    result = FusionResult(track.drop_columns(["row"]), parked, events)
+    result = FusionResult(track.drop_columns(["row"]), got["gnss_parked"], events)
     with open(path, "w", encoding="utf-8") as f:
         f.write(track_svg(result, vehicle=vehicle))

@@ -8,7 +8,8 @@ band, odometer against track distance, and its ledger history with each
 entry's inclusion proof checked against the current root. Vehicle pages are
 plotted in the browser from embedded data when selected (``#vehicle=<id>``).
 
-This module assembles the page; the data comes from queries.py, the figures
+This module assembles the page; the data comes from the store adapter
+(``autolien.store.dashboard``) and the ledger (queries.py), the figures
 from figures.py and the words from text.py.
 """
 
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from ..store import dashboard as store_reads
 from . import figures, queries, text
 from .text import SCORE_UNITS, evidence_items, local, score_text, tz_name
 
@@ -65,7 +67,7 @@ def build_dashboard(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    got = queries.load(db, max_vehicles=max_vehicles, max_alert_rows=max_alert_rows)
+    got = store_reads.load(db, max_vehicles=max_vehicles, max_alert_rows=max_alert_rows)
     counts, ids, feats, track, valuations = (
         got.counts,
         got.ids,

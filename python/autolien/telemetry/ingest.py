@@ -369,14 +369,14 @@ def ingest_files(
             flush(kind)
         store.record_files(done[recorded:])
         recorded = len(done)
-        store.con.commit()
+        store.commit()
 
     def checkpoint() -> None:
         # one transaction held the whole ingest before: DuckDB keeps each
         # appended batch (and the Arrow tables registered for it) until the
         # commit, and a 10,000-vehicle fortnight peaked at 9.5 GB
         commit()
-        store.con.begin()
+        store.begin()
 
     known = dict(store.ingested())
     stats = store.file_stats()
@@ -427,7 +427,7 @@ def ingest_files(
                     data.close()
 
     start = time.perf_counter()
-    store.con.begin()
+    store.begin()
     try:
         decoded = 0
         for tag, result in (decode_map or decode_here)(pieces()):
@@ -455,7 +455,7 @@ def ingest_files(
         try:
             commit()
         except BaseException:
-            store.con.rollback()
+            store.rollback()
             # Parquet parts written for the rolled-back rows: no view shows them
             store.discard_uncommitted()
             raise

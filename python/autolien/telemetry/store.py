@@ -280,6 +280,17 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # An ingest commits every million rows or so (telemetry.ingest): the
+    # transaction is its to open, commit and roll back.
+    def begin(self) -> None:
+        self.con.begin()
+
+    def commit(self) -> None:
+        self.con.commit()
+
+    def rollback(self) -> None:
+        self.con.rollback()
+
     def _run(self, sql: str) -> list[Any]:
         # DuckDB results hold the connection until fetched: always consume them.
         return self.con.execute(sql).fetchall()

@@ -14,7 +14,9 @@ SQL of their own.
 * the valuation stage's inputs and outputs (``valuation_inputs``,
   ``write_valuation``);
 * what the run reads back for its summary (``stored_counts``,
-  ``run_outputs``);
+  ``run_outputs``, ``monitor_counts``);
+* the fuse stage's batches and outputs (``store.fuse``) and the dashboard's
+  reads (``store.dashboard``), each a module of this package;
 * the Dask engine's exchange with its workers (``vehicle_bucket``,
   ``export_fixes``, ``put_fuse_outputs``, ``export_monitor_inputs``,
   ``put_monitor_outputs``): the fuse and monitor stages' inputs written as
@@ -45,11 +47,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import ipc
 
-from ._fs import fsync_dir
-from .errors import AutolienError
+from .._fs import fsync_dir
+from ..errors import AutolienError
 
 # one bucket hash for the telemetry's Parquet partitions and the Dask exchange
-from .telemetry.store import Store, vehicle_bucket
+from ..telemetry.store import Store, vehicle_bucket
 
 __all__ = [
     "EV_ORDER",
@@ -63,6 +65,7 @@ __all__ = [
     "export_fixes",
     "export_monitor_inputs",
     "mapped_sql",
+    "monitor_counts",
     "open_store",
     "put_fuse_outputs",
     "put_monitor_outputs",
@@ -133,6 +136,24 @@ def stored_counts(store: Store) -> dict[str, int]:
         for t in TELEMETRY_TABLES
         if t in have
     }
+
+
+def monitor_counts(db: str | Path) -> tuple[pa.Table, int, int]:
+    """What a monitor run left, for its summary: the alerts' level, kind and
+    closing time, the feature hours and the rejects (empty without them)."""
+    with open_store(db, read_only=True) as store:
+        have = set(store.tables())
+
+        def count(t: str) -> int:
+            q = f"SELECT count(*) AS n FROM {t}"
+            return int(store.query(q).column("n")[0].as_py()) if t in have else 0
+
+        alerts = (
+            store.query("SELECT level, kind, closed FROM alerts")
+            if "alerts" in have
+            else pa.table({"level": [], "kind": [], "closed": []})
+        )
+        return alerts, count("monitor_features"), count("monitor_rejects")
 
 
 # source table -> (its key column, the key the loan book holds it under)
