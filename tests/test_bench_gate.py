@@ -269,6 +269,11 @@ def _bench_run(tmp: Path, name: str, slowdown: int = 1) -> dict[str, Any]:
     return gate.snapshot(json.loads(summary.read_text()), {})  # type: ignore[no-any-return]
 
 
+def _busy(run: dict[str, Any]) -> bool:
+    """Whether any ratio of a bench run was timed on a busy machine."""
+    return any((r.get("other_load") or 0.0) > gate.BUSY_LIMIT for r in run["ratios"].values())
+
+
 @pytest.mark.slow
 def test_busy_machine_passes_and_a_real_2x_slowdown_fails(tmp_path: Path) -> None:
     quiet = _bench_run(tmp_path, "quiet")
@@ -299,6 +304,9 @@ def test_busy_machine_passes_and_a_real_2x_slowdown_fails(tmp_path: Path) -> Non
     # Against a baseline from another CPU model the slowdown fails on its
     # like-for-like single-thread ratio alone, on the 40% band: 10 points from
     # a clean -50%, so this judgement is retried on a noisy pair as well.
+    # Load from outside the test (another job on a shared machine) makes the
+    # gate refuse to judge, rightly: such a pair is measured again too, and
+    # if every pair was busy the slowdown cannot be judged here at all.
     one_thread = ["gate-probe | n=20000 | extend, 1 thread / hashlib loop"]
     for attempt in range(5):
         if attempt:
@@ -308,8 +316,15 @@ def test_busy_machine_passes_and_a_real_2x_slowdown_fails(tmp_path: Path) -> Non
         foreign = json.loads(json.dumps(quiet))
         foreign["machine"]["cpu"] = "Some Other CPU"
         foreign_failures, foreign_notes = gate.compare(foreign, slow, 0.25)
-        if len(failures) == 2 and [f.split(":")[0] for f in foreign_failures] == one_thread:
+        busy_pair = _busy(quiet) or _busy(slow)
+        if (
+            not busy_pair
+            and len(failures) == 2
+            and [f.split(":")[0] for f in foreign_failures] == one_thread
+        ):
             break
+    if busy_pair:
+        pytest.skip(f"the machine was busy from outside in all 5 quiet/slow pairs: {notes}")
     assert len(failures) == 2, notes  # both of our entries, on this machine
     assert [f.split(":")[0] for f in foreign_failures] == one_thread, foreign_notes
     # ... and the busy run passes against the foreign baseline too.
