@@ -4,6 +4,7 @@ anomaly, recall, level reached and delays, so that a precision gain can be
 checked against what it costs.
 
     python bench/monitor_precision.py [SEEDS] [MILEAGE_CONFIRM_H]
+    python bench/monitor_precision.py --fleet FLEETS [FIRST_SEED] [SIZE]
 
 * ``mixed``: SEEDS fleets of 30 vehicles for 30 days, two of each anomaly
   from day 18 (the bench/monitor_quality.py portfolio);
@@ -16,12 +17,21 @@ Counting is autolien.monitor.quality.detection_quality's (MEANT / RELATED),
 alerts judged from the anomaly day on. MILEAGE_CONFIRM_H (default: the
 config's, 24) sets ``MonitorConfig.mileage_confirm_h``; 0 is the
 unconfirmed single-window test. docs/monitor.md quotes the output.
+
+``--fleet`` measures one large portfolio the way docs/monitor.md's
+100,000-vehicle check did ("The entropy CUSUM at fleet scale"): FLEETS
+fleets of SIZE vehicles (default 200 of 500, seeds from FIRST_SEED,
+default 1000) for 15 days, 8 of each anomaly from day 9, each fleet
+simulated and scored on a worker process (one per core). False alerts
+too rare for the small portfolios add up there.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import multiprocessing
+import os
 import sys
 from collections import Counter
 from typing import Any
@@ -72,38 +82,65 @@ def _level_delays(alerts: Any, truth: Any) -> dict[str, list[float]]:
     return out
 
 
+def _fleet(
+    job: tuple[int, int, int, dict[str, int], MonitorConfig | None, int | None],
+) -> dict[str, Any]:
+    """One fleet simulated and scored: its counts and delays, to add up."""
+    seed, n, days, anomalies, config, day = job
+    anomaly_day = day if day is not None else (18 if days == 30 else days * 2 // 3)
+    f = simulate_fleet(n, days, seed=seed, anomaly_day=anomaly_day, anomalies=anomalies)
+    alerts = score(f.tracks, f.odometer, config=config)
+    eval_start = EPOCH + dt.timedelta(days=anomaly_day)
+    q = detection_quality(alerts, f.truth, eval_start=eval_start)
+    injected = set(f.truth.column("vehicle_id").to_pylist())
+    return {
+        "q": q,
+        "to_level": _level_delays(alerts, f.truth),
+        "above_warning": sum(
+            1
+            for a in alerts.to_pylist()
+            if a["vehicle_id"] not in injected and a["level"] != "warning"
+        ),
+    }
+
+
 def measure(
-    fleets: list[tuple[int, int, int, dict[str, int]]], config: MonitorConfig | None = None
+    fleets: list[tuple[int, int, int, dict[str, int]]],
+    config: MonitorConfig | None = None,
+    *,
+    anomaly_day: int | None = None,
+    processes: int = 1,
 ) -> dict[str, Any]:
     per: dict[str, dict[str, list[float]]] = {}
     kinds: dict[str, Counter[str]] = {}
     normal_above_warning = 0
-    for seed, n, days, anomalies in fleets:
-        anomaly_day = 18 if days == 30 else days * 2 // 3
-        f = simulate_fleet(n, days, seed=seed, anomaly_day=anomaly_day, anomalies=anomalies)
-        alerts = score(f.tracks, f.odometer, config=config)
-        eval_start = EPOCH + dt.timedelta(days=anomaly_day)
-        q = detection_quality(alerts, f.truth, eval_start=eval_start)
-        injected = set(f.truth.column("vehicle_id").to_pylist())
-        normal_above_warning += sum(
-            1
-            for a in alerts.to_pylist()
-            if a["vehicle_id"] not in injected and a["level"] != "warning"
-        )
-        to_level = _level_delays(alerts, f.truth)
-        for name, v in q["anomalies"].items():
-            p = per.setdefault(
-                name, {"n": [], "found": [], "level": [], "delay": [], "level_delay": []}
-            )
-            p["level_delay"] += to_level.get(name, [])
-            p["n"].append(v["n"])
-            p["found"].append(v["detected"])
-            p["level"].append((v["level_reached"] or 0.0) * v["n"])
-            p["delay"] += v["delays_h"]
-        for kind, v in q["alert_kinds"].items():
-            kinds.setdefault(kind, Counter()).update(
-                {k: v[k] for k in ("alerts", "true", "related", "false")}
-            )
+    jobs = [(*f, config, anomaly_day) for f in fleets]
+    if processes > 1:
+        pool = multiprocessing.get_context("spawn").Pool(processes)
+        results: Any = pool.imap_unordered(_fleet, jobs)
+    else:
+        pool, results = None, map(_fleet, jobs)
+    try:
+        for got in results:
+            q, to_level = got["q"], got["to_level"]
+            normal_above_warning += got["above_warning"]
+            for name, v in q["anomalies"].items():
+                p = per.setdefault(
+                    name, {"n": [], "found": [], "level": [], "delay": [], "level_delay": []}
+                )
+                p["level_delay"] += to_level.get(name, [])
+                p["n"].append(v["n"])
+                p["found"].append(v["detected"])
+                p["level"].append((v["level_reached"] or 0.0) * v["n"])
+                p["delay"] += v["delays_h"]
+            for kind, v in q["alert_kinds"].items():
+                kinds.setdefault(kind, Counter()).update(
+                    {k: v[k] for k in ("alerts", "true", "related", "false")}
+                )
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
     return {
         "precision": {
             k: {
@@ -144,5 +181,16 @@ def main(seeds: int = 3, mileage_confirm_h: int | None = None) -> dict[str, Any]
     return {name: measure(fleets, cfg) for name, fleets in _portfolios(seeds).items()}
 
 
+def fleet_scale(fleets: int = 200, first_seed: int = 1000, size: int = 500) -> dict[str, Any]:
+    """docs/monitor.md's fleet-scale check: ``fleets`` x ``size`` vehicles."""
+    jobs = [
+        (s, size, 15, dict.fromkeys(ANOMALIES, 8)) for s in range(first_seed, first_seed + fleets)
+    ]
+    return measure(jobs, MonitorConfig(), anomaly_day=9, processes=os.cpu_count() or 1)
+
+
 if __name__ == "__main__":
-    print(json.dumps(main(*[int(a) for a in sys.argv[1:3]]), indent=1))
+    if sys.argv[1:2] == ["--fleet"]:
+        print(json.dumps(fleet_scale(*[int(a) for a in sys.argv[2:5]]), indent=1))
+    else:
+        print(json.dumps(main(*[int(a) for a in sys.argv[1:3]]), indent=1))
