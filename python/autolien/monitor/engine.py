@@ -367,16 +367,8 @@ class Vehicle:
 
     # -- hourly scoring ----------------------------------------------------
     def due(self, h_end: int) -> bool:
-        """Whether ``advance(h_end)`` has hours to score."""
+        """Whether ``advance_block`` to ``h_end`` has hours to score."""
         return self.h_done is not None and h_end > self.h_done
-
-    def advance(self, h_end: int) -> list[Signal]:
-        """Scores the hours [h_done, h_end) alone; returns their signals in
-        time order (``advance_block`` of this one vehicle: the same numbers
-        as within any block)."""
-        if not self.due(h_end):
-            return []
-        return advance_block([self], h_end)[0]
 
     def _begin(self, h_end: int, block: Block, j: int) -> _Pending:
         """The first half of an advance: the scan detectors over the buffer,
