@@ -38,6 +38,12 @@ template <typename T> void append(std::vector<T>& to, const std::vector<T>& from
     to.insert(to.end(), from.begin(), from.end());
 }
 
+// A day's results into the block's columns from row `at` (`width` values a row).
+template <typename T>
+void put(std::vector<T>& to, const std::vector<T>& from, std::size_t at, std::size_t width = 1) {
+    std::copy(from.begin(), from.end(), to.begin() + static_cast<std::ptrdiff_t>(at * width));
+}
+
 void check(const ScoreBlockInput& in) {
     need(!in.row_offsets.empty() && in.row_offsets.front() == 0, "row_offsets must start at 0");
     const std::size_t nv = in.row_offsets.size() - 1;
@@ -189,6 +195,7 @@ void score_vehicle(const ScoreBlockInput& in, const ScoreBlockParams& p, std::si
     const auto hours = rows_of(in.hour, r0, r1);
     const auto n = rows_of(in.n, r0, r1), n_odo = rows_of(in.n_odo, r0, r1);
     Baseline base;
+    std::array<std::int64_t, kBaseCols> bn{};
     std::int64_t day = 0;
     std::vector<double> blat, blon, lat, lon, dist;
     // one block per UTC day: the baseline is fixed within a day
@@ -198,7 +205,6 @@ void score_vehicle(const ScoreBlockInput& in, const ScoreBlockParams& p, std::si
         const std::size_t m = je - j;
         base = baseline(hours, n, n_odo, base_vals, kBaseCols, ch, cc, day - p.lag_h - p.baseline_h,
                         day - p.lag_h, p.home_days);
-        std::array<std::int64_t, kBaseCols> bn{};
         for (std::size_t f = 0; f < kBaseCols; ++f)
             bn[f] = base.count[f] >= p.min_baseline_samples ? base.span_h[f] : 0;
         for (std::size_t i = j; i < je; ++i)
@@ -263,16 +269,13 @@ void score_vehicle(const ScoreBlockInput& in, const ScoreBlockParams& p, std::si
         const MileageInput mi{sub(out.km_24h),  sub(out.km_track),   sub(out.km_odo),  fixes_d,
                               sub(out.earlier), base.median[kKmCol], base.mad[kKmCol], bn[kKmCol]};
         const MileageFlags mf = mileage_flags(mi, mp);
-        std::copy(mf.excess.begin(), mf.excess.end(),
-                  out.excess.begin() + static_cast<std::ptrdiff_t>(o + j));
-        std::copy(mf.z.begin(), mf.z.end(), out.mileage_z.begin() + static_cast<std::ptrdiff_t>(o + j));
-        std::copy(mf.ratio.begin(), mf.ratio.end(), out.ratio.begin() + static_cast<std::ptrdiff_t>(o + j));
-        std::copy(mf.jump.begin(), mf.jump.end(), out.jump.begin() + static_cast<std::ptrdiff_t>(o + j));
-        std::copy(mf.more.begin(), mf.more.end(), out.more.begin() + static_cast<std::ptrdiff_t>(o + j));
-        std::copy(mf.frozen.begin(), mf.frozen.end(),
-                  out.frozen.begin() + static_cast<std::ptrdiff_t>(o + j));
-        std::copy(mf.mismatch.begin(), mf.mismatch.end(),
-                  out.mismatch.begin() + static_cast<std::ptrdiff_t>(o + j));
+        put(out.excess, mf.excess, o + j);
+        put(out.mileage_z, mf.z, o + j);
+        put(out.ratio, mf.ratio, o + j);
+        put(out.jump, mf.jump, o + j);
+        put(out.more, mf.more, o + j);
+        put(out.frozen, mf.frozen, o + j);
+        put(out.mismatch, mf.mismatch, o + j);
 
         std::vector<double> vals(m * kEntropyCols);
         for (std::size_t i = 0; i < m; ++i)
@@ -294,16 +297,13 @@ void score_vehicle(const ScoreBlockInput& in, const ScoreBlockParams& p, std::si
         ei.driving_more = mf.more;
         const EntropyScores es = entropy_scores(ei, ep, st);
         st = es.end;
-        std::copy(es.z.begin(), es.z.end(),
-                  out.z.begin() + static_cast<std::ptrdiff_t>((o + j) * kEntropyCols));
-        std::copy(es.explained.begin(), es.explained.end(),
-                  out.explained.begin() + static_cast<std::ptrdiff_t>((o + j) * kEntropyCols));
-        std::copy(es.score.begin(), es.score.end(), out.score.begin() + static_cast<std::ptrdiff_t>(o + j));
-        std::copy(es.cusum.begin(), es.cusum.end(), out.cusum.begin() + static_cast<std::ptrdiff_t>(o + j));
-        std::copy(es.since.begin(), es.since.end(), out.since.begin() + static_cast<std::ptrdiff_t>(o + j));
-        std::copy(es.slow.begin(), es.slow.end(), out.slow.begin() + static_cast<std::ptrdiff_t>(o + j));
-        std::copy(es.slow_since.begin(), es.slow_since.end(),
-                  out.slow_since.begin() + static_cast<std::ptrdiff_t>(o + j));
+        put(out.z, es.z, o + j, kEntropyCols);
+        put(out.explained, es.explained, o + j, kEntropyCols);
+        put(out.score, es.score, o + j);
+        put(out.cusum, es.cusum, o + j);
+        put(out.since, es.since, o + j);
+        put(out.slow, es.slow, o + j);
+        put(out.slow_since, es.slow_since, o + j);
 
         // relocation: the away hours of each window, from the rows the
         // day's first window reaches back to
@@ -316,11 +316,9 @@ void score_vehicle(const ScoreBlockInput& in, const ScoreBlockParams& p, std::si
             aw[r - alo] = S[r * kScoredCols + kAwayCol];
         const RelocationFlags rf = relocation_flags(aw, m, p.relocation, away_streak);
         away_streak = rf.end_streak;
-        std::copy(rf.n_away.begin(), rf.n_away.end(),
-                  out.n_away.begin() + static_cast<std::ptrdiff_t>(o + j));
-        std::copy(rf.streak.begin(), rf.streak.end(),
-                  out.streak.begin() + static_cast<std::ptrdiff_t>(o + j));
-        std::copy(rf.level.begin(), rf.level.end(), out.level.begin() + static_cast<std::ptrdiff_t>(o + j));
+        put(out.n_away, rf.n_away, o + j);
+        put(out.streak, rf.streak, o + j);
+        put(out.level, rf.level, o + j);
         j = je;
     }
     out.end_cusum[v] = st.cusum;
@@ -335,7 +333,7 @@ void score_vehicle(const ScoreBlockInput& in, const ScoreBlockParams& p, std::si
     for (std::size_t f = 0; f < kBaseCols; ++f) {
         out.day_median[v * kBaseCols + f] = base.median[f];
         out.day_mad[v * kBaseCols + f] = base.mad[f];
-        out.day_n[v * kBaseCols + f] = base.count[f] >= p.min_baseline_samples ? base.span_h[f] : 0;
+        out.day_n[v * kBaseCols + f] = bn[f];
     }
     out.day_cells.insert(out.day_cells.end(), base.cells.begin(), base.cells.end());
 }
@@ -358,10 +356,15 @@ ScoreBlock score_block(const ScoreBlockInput& in, const ScoreBlockParams& p) {
     const std::size_t nv = in.row_offsets.size() - 1;
     ScoreBlock out;
     out.hour_offsets.assign(nv + 1, 0);
-    for (auto* col : {&out.end_cusum, &out.end_cusum_since, &out.end_mileage_flag_t, &out.end_slow,
-                      &out.end_slow_since, &out.end_lat, &out.end_lon})
-        col->assign(nv, kNaN);
-    out.end_away_streak.assign(nv, 0);
+    // the state passes through a vehicle with nothing to score
+    out.end_cusum.assign(in.cusum.begin(), in.cusum.end());
+    out.end_cusum_since.assign(in.cusum_since.begin(), in.cusum_since.end());
+    out.end_mileage_flag_t.assign(in.mileage_flag_t.begin(), in.mileage_flag_t.end());
+    out.end_slow.assign(in.slow.begin(), in.slow.end());
+    out.end_slow_since.assign(in.slow_since.begin(), in.slow_since.end());
+    out.end_lat.assign(in.last_lat0.begin(), in.last_lat0.end());
+    out.end_lon.assign(in.last_lon0.begin(), in.last_lon0.end());
+    out.end_away_streak.assign(in.away_streak.begin(), in.away_streak.end());
     out.base_day.assign(nv, std::numeric_limits<std::int64_t>::min());
     out.day_median.assign(nv * kBaseCols, kNaN);
     out.day_mad.assign(nv * kBaseCols, kNaN);
@@ -371,17 +374,6 @@ ScoreBlock score_block(const ScoreBlockInput& in, const ScoreBlockParams& p) {
     for (std::size_t v = 0; v < nv; ++v) {
         const std::size_t nh = static_cast<std::size_t>(in.row_offsets[v + 1] - in.row_offsets[v]) -
                                static_cast<std::size_t>(in.first[v]);
-        if (nh == 0) {
-            // nothing to score: the state passes through
-            out.end_cusum[v] = in.cusum[v];
-            out.end_cusum_since[v] = in.cusum_since[v];
-            out.end_mileage_flag_t[v] = in.mileage_flag_t[v];
-            out.end_slow[v] = in.slow[v];
-            out.end_slow_since[v] = in.slow_since[v];
-            out.end_lat[v] = in.last_lat0[v];
-            out.end_lon[v] = in.last_lon0[v];
-            out.end_away_streak[v] = in.away_streak[v];
-        }
         score_vehicle(in, p, v, head_at, out);
         head_at += nh;
         out.hour_offsets[v + 1] = static_cast<std::int64_t>(out.fixes.size());

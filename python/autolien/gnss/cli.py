@@ -13,8 +13,6 @@ import pyarrow.compute as pc
 from ..store.fuse import FUSE_OUTPUT_TABLES, FuseStore
 from .fusion import FusionConfig, FusionResult, fuse
 
-# Tables written back into the store (replaced on every run).
-OUTPUT_TABLES = FUSE_OUTPUT_TABLES
 # the columns of a fix that `fuse` reads (height_m, else altitude_m)
 FUSE_COLUMNS = (
     "time",
@@ -72,7 +70,7 @@ def fuse_store(
                 for col in ("evidence_first_row", "evidence_last_row"):
                     i = events.schema.get_field_index(col)
                     events = events.set_column(i, col, pc.add(events.column(col), offset))
-                out = dict(zip(OUTPUT_TABLES, (track, result.parked, events), strict=True))
+                out = dict(zip(FUSE_OUTPUT_TABLES, (track, result.parked, events), strict=True))
                 store.append(out, first=first)
                 first = False
                 reasons = pc.value_counts(result.track.column("reason")).to_pylist()
@@ -97,7 +95,7 @@ def fuse_store(
         "reasons": dict(stats),
         "events": dict(kinds),
         "seconds": round(seconds, 3),
-        "tables": list(OUTPUT_TABLES),
+        "tables": list(FUSE_OUTPUT_TABLES),
     }
 
 

@@ -17,8 +17,11 @@ from .. import _core
 from ..gnss import EARTH_M
 from .config import MonitorConfig
 from .detectors import (
+    ENTROPY,
     ENTROPY_FEATURES,
     HOUR_DETECTORS,
+    MILEAGE,
+    RELOCATION,
     SCAN_DETECTORS,
     SILENCE,
     Scan,
@@ -256,16 +259,9 @@ def score_block(vehicles: list[Vehicle], pending: list[_Pending]) -> dict[str, n
     res: dict[str, np.ndarray] = _core.monitor_score_block(cols, _kernel_params(c))
     # numpy's exp, as before (its SIMD exp is not libm's)
     res["behaviour"] = np.where(res["moving"].view(bool), np.exp(-res["behaviour_arg"]), np.nan)
-    # the hours some detector flags, and so the vehicles that build signals
-    fast_on = res["cusum"] >= c.cusum_h
-    slow_on = res["slow"] >= c.cusum_slow_h if c.cusum_slow_h > 0 else False
-    flag = (
-        (~np.isnan(res["score"]) & (fast_on | slow_on))
-        | res["jump"].view(bool)
-        | res["frozen"].view(bool)
-        | res["mismatch"].view(bool)
-        | (res["level"] >= 0)
-    )
+    # the hours some detector flags (its own test), and so the vehicles
+    # that build signals
+    flag = np.logical_or.reduce([det.fires(res, c) for det in (ENTROPY, MILEAGE, RELOCATION)])
     per = np.concatenate([[0], np.cumsum(flag, dtype=np.int64)])
     res["flagged"] = per[res["hour_offsets"][1:]] > per[res["hour_offsets"][:-1]]
     return res

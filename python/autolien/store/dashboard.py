@@ -36,37 +36,24 @@ class DashboardData:
     ltv_t: pa.Table | None
     track: pa.Table | None
 
+    def _per_vehicle(self, column: str) -> dict[str, str]:
+        """A loan-book column by vehicle; {} without the book or the column."""
+        book = self.book
+        if book is None or column not in book.column_names:
+            return {}
+        return dict(
+            zip(book.column("vehicle_id").to_pylist(), book.column(column).to_pylist(), strict=True)
+        )
+
     @property
     def vins(self) -> dict[str, str]:
         """VIN per vehicle, from the loan book."""
-        book = self.book
-        return (
-            dict(
-                zip(
-                    book.column("vehicle_id").to_pylist(),
-                    book.column("vin").to_pylist(),
-                    strict=True,
-                )
-            )
-            if book is not None
-            else {}
-        )
+        return self._per_vehicle("vin")
 
     @property
     def book_currency(self) -> dict[str, str]:
         """The loan's currency per vehicle, where the book has one."""
-        book = self.book
-        return (
-            dict(
-                zip(
-                    book.column("vehicle_id").to_pylist(),
-                    book.column("currency").to_pylist(),
-                    strict=True,
-                )
-            )
-            if book is not None and "currency" in book.column_names
-            else {}
-        )
+        return self._per_vehicle("currency")
 
 
 # The page's reads scan the history once (the tracks of its vehicles: every

@@ -5,9 +5,10 @@ one for strong changes and one for weak, lasting ones."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..features import HOUR
 from .base import ScoredHours, Signal
@@ -48,6 +49,15 @@ class EntropyIncrease:
 
     kinds: tuple[str, ...] = ("entropy_increase",)
 
+    @staticmethod
+    def fires(b: Any, c: MonitorConfig) -> npt.NDArray[np.bool_]:
+        """The scored hours either chart is at its threshold (``b``: the
+        block's result columns, or one vehicle's ``ScoredHours``)."""
+        sc, cs, slow = b["score"], b["cusum"], b["slow"]
+        slow_on = slow >= c.cusum_slow_h if c.cusum_slow_h > 0 else np.zeros(cs.size, bool)
+        out: npt.NDArray[np.bool_] = ~np.isnan(sc) & ((cs >= c.cusum_h) | slow_on)
+        return out
+
     def detect(self, v: Vehicle, b: ScoredHours) -> list[Signal]:
         # the z-scores, what is explained, the score and both CUSUM charts
         # come from the block kernel (cpp/src/monitor/fleet.cpp, which calls
@@ -61,11 +71,10 @@ class EntropyIncrease:
         # slow chart, with a lower allowance, needs a sum three times the
         # fast one's, more than one such day makes (docs/monitor.md, "The
         # entropy CUSUM at fleet scale").
-        fast_on = cs >= c.cusum_h
-        slow_on = slow >= c.cusum_slow_h if c.cusum_slow_h > 0 else np.zeros(cs.size, bool)
-        fired = np.flatnonzero(~np.isnan(sc) & (fast_on | slow_on))
+        fired = np.flatnonzero(self.fires(b, c))
         if not fired.size:
             return out
+        fast_on = cs >= c.cusum_h
         zs_all, explained = b["z"], b["explained"].view(bool)
         since, slow_since = b["since"], b["slow_since"]
         for i in fired.tolist():

@@ -4,9 +4,10 @@ odometer/track mismatch, over the trailing 24 h window of each hour."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..features import HOUR
 from .base import ScoredHours, Signal
@@ -15,6 +16,7 @@ from .base import ScoredHours, Signal
 KM_COL = 6
 
 if TYPE_CHECKING:
+    from ..config import MonitorConfig
     from ..engine import Vehicle
 
 __all__ = ["Mileage"]
@@ -22,6 +24,15 @@ __all__ = ["Mileage"]
 
 class Mileage:
     kinds: tuple[str, ...] = ("mileage_jump", "odometer_freeze", "odometer_mismatch")
+
+    @staticmethod
+    def fires(b: Any, _c: MonitorConfig) -> npt.NDArray[np.bool_]:
+        """The scored hours with a jump, freeze or mismatch (``b``: the
+        block's result columns, or one vehicle's ``ScoredHours``)."""
+        out: npt.NDArray[np.bool_] = (
+            b["jump"].view(bool) | b["frozen"].view(bool) | b["mismatch"].view(bool)
+        )
+        return out
 
     def detect(self, v: Vehicle, b: ScoredHours) -> list[Signal]:
         """Mileage, freeze and mismatch signals. With ``mileage_confirm_h``
@@ -43,7 +54,7 @@ class Mileage:
         confirmed or not), which it leaves the driving features out of."""
         c = v.cfg
         jump, frozen, mismatch = (b[k].view(bool) for k in ("jump", "frozen", "mismatch"))
-        hits = np.flatnonzero(jump | frozen | mismatch)
+        hits = np.flatnonzero(self.fires(b, c))
         out: list[Signal] = []
         if not hits.size:
             return out

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..features import HOUR
 from .base import ScoredHours, Signal
 
 if TYPE_CHECKING:
+    from ..config import MonitorConfig
     from ..engine import Vehicle
 
 __all__ = ["Relocation"]
@@ -18,17 +20,24 @@ __all__ = ["Relocation"]
 class Relocation:
     kinds: tuple[str, ...] = ("relocation",)
 
+    @staticmethod
+    def fires(b: Any, _c: MonitorConfig) -> npt.NDArray[np.bool_]:
+        """The scored hours with an away level (``b``: the block's result
+        columns, or one vehicle's ``ScoredHours``)."""
+        out: npt.NDArray[np.bool_] = b["level"] >= 0
+        return out
+
     def detect(self, v: Vehicle, b: ScoredHours) -> list[Signal]:
         # the away hours of each hour's context window and the streak come
         # from the block kernel (cpp/src/monitor/fleet.cpp, which calls
         # score.cpp's relocation_flags day by day; the numpy form it
         # replaced is tests/monitor_reference.py's relocation_flags)
-        level = b["level"]
-        hits = np.flatnonzero(level >= 0)
+        c = v.cfg
+        hits = np.flatnonzero(self.fires(b, c))
         out: list[Signal] = []
         if not hits.size:
             return out
-        c = v.cfg
+        level = b["level"]
         t_end, away, n_away, streak = b["t_end"], b["away_km"], b["n_away"], b["streak"]
         for i in hits.tolist():
             te = float(t_end[i])
